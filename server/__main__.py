@@ -1,0 +1,52 @@
+"""Commands: ``python -m server web`` runs the web process, ``python -m server token USER`` mints a token."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from shared.auth import mint, resolve_secret
+from shared.config import load_settings
+from shared.errors import ConfigError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m server")
+    sub = parser.add_subparsers(dest="command", required=True)
+    web = sub.add_parser("web", help="run the web server (uvicorn) in the foreground")
+    web.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    tok = sub.add_parser("token", help="print a token for a user")
+    tok.add_argument("user_id")
+    tok.add_argument("--days", type=float, default=30, help="validity in days (0: never expires)")
+    tok.add_argument("--admin", action="store_true", help="include the admin claim (playground)")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "token":
+        secret, _ = resolve_secret(settings)
+        ttl = int(args.days * 86400) or None
+        print(mint(secret, args.user_id, ttl_s=ttl, admin=args.admin))
+        return 0
+    import uvicorn
+
+    uvicorn.run(
+        "server.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=args.workers,
+        ws="websockets-sansio",
+        ws_max_size=1 << 20,
+        ws_ping_interval=20,
+        ws_ping_timeout=20,
+        log_level=settings.log_level,
+        lifespan="on",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""The ASGI application: HTTP API, WebSocket endpoint, pages."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from server.context import Services
+from server.http_api import chat_error_handler, json_response, routes
+from shared.auth import resolve_secret
+from shared.config import Settings, load_settings
+from shared.errors import ChatError
+from shared.redis_client import connect
+from shared.store import Store
+
+log = logging.getLogger(__name__)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "bad_request"}.get(exc.status_code, "bad_request")
+    return json_response({"code": code, "message": exc.detail}, exc.status_code)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """The web application for ``settings`` (read from the environment when None)."""
+    settings = settings or load_settings()
+    secret, dev_mode = resolve_secret(settings)
+    redis = connect(settings.redis_url)
+    services = Services(
+        settings=settings, redis=redis, store=Store(redis), secret=secret, dev_mode=dev_mode
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await redis.aclose()
+
+    app = Starlette(
+        routes=routes(services),
+        lifespan=lifespan,
+        exception_handlers={ChatError: chat_error_handler, HTTPException: _http_error},
+    )
+    app.state.services = services
+    return app

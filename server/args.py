@@ -1,0 +1,78 @@
+"""Arguments of every query and mutation: msgspec Structs, validated at the edge."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+from shared.records import Part, Role, Status, ThreadStatus
+from shared.store import PaginationOpts
+
+Title = Annotated[str, msgspec.Meta(max_length=500)]
+Summary = Annotated[str, msgspec.Meta(max_length=20_000)]
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+Text = Annotated[str, msgspec.Meta(max_length=500_000)]
+
+
+class _Args(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class ThreadsCreate(_Args):
+    title: Title = ""
+    summary: Summary = ""
+    metadata: dict[str, Any] = {}
+
+
+class ThreadsUpdate(_Args):
+    thread_id: Id
+    title: Title | None = None
+    summary: Summary | None = None
+    status: ThreadStatus | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class ThreadRef(_Args):
+    thread_id: Id
+
+
+class ThreadsList(_Args):
+    pagination_opts: PaginationOpts = msgspec.field(default_factory=PaginationOpts)
+
+
+class InputMessage(_Args):
+    role: Role = "user"
+    content: Text | list[Part] = ""
+
+
+class MessagesSend(_Args):
+    thread_id: Id
+    prompt: Text | None = None
+    message: InputMessage | None = None
+    agent_name: Annotated[str, msgspec.Meta(max_length=100)] | None = None
+    generate: bool = True
+    client_message_id: Id | None = None
+    order: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    prompt_message_id: Id | None = None
+
+
+class MessagesDelete(_Args):
+    message_ids: Annotated[list[Id], msgspec.Meta(min_length=1, max_length=500)]
+
+
+class MessagesDeleteRange(_Args):
+    thread_id: Id
+    start_order: Annotated[int, msgspec.Meta(ge=0)]
+    end_order: Annotated[int, msgspec.Meta(ge=0)]
+    start_step_order: Annotated[int, msgspec.Meta(ge=0)] = 0
+    end_step_order: Annotated[int, msgspec.Meta(ge=0)] = 0
+
+
+class MessagesList(_Args):
+    thread_id: Id
+    pagination_opts: PaginationOpts = msgspec.field(default_factory=PaginationOpts)
+    exclude_tool_messages: bool = False
+    statuses: list[Status] | None = None
+    streams: bool = False
+    stream_cursors: dict[str, Annotated[int, msgspec.Meta(ge=0)]] = {}

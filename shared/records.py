@@ -1,0 +1,112 @@
+"""Stored records and their parts: msgspec Structs, camelCase as the browser sees them.
+
+New fields always get defaults so that older stored data still decodes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+Role = Literal["user", "assistant", "tool", "system"]
+Status = Literal["pending", "success", "failed"]
+ThreadStatus = Literal["active", "archived"]
+
+
+class _Record(msgspec.Struct, rename="camel", kw_only=True):
+    pass
+
+
+class TextPart(_Record, tag="text", tag_field="type"):
+    text: str
+
+
+class ReasoningPart(_Record, tag="reasoning", tag_field="type"):
+    text: str
+
+
+class ToolCallPart(_Record, tag="tool-call", tag_field="type"):
+    tool_call_id: str
+    tool_name: str
+    args: Any = None
+
+
+class ToolResultPart(_Record, tag="tool-result", tag_field="type"):
+    tool_call_id: str
+    tool_name: str
+    result: Any = None
+    is_error: bool = False
+
+
+class ObjectPart(_Record, tag="object", tag_field="type"):
+    object: Any = None
+
+
+class FilePart(_Record, tag="file", tag_field="type"):
+    url: str
+    mime_type: str = "application/octet-stream"
+    filename: str | None = None
+
+
+Part = TextPart | ReasoningPart | ToolCallPart | ToolResultPart | ObjectPart | FilePart
+
+
+class Usage(_Record):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class Thread(_Record):
+    thread_id: str
+    user_id: str
+    title: str = ""
+    summary: str = ""
+    status: ThreadStatus = "active"
+    metadata: dict[str, Any] = {}
+    created_at: int = 0
+    updated_at: int = 0
+
+
+class Message(_Record):
+    # order/stepOrder come right after the ids: the save script fills them in
+    # place of ORDER_PLACEHOLDER (see shared.store.messages).
+    message_id: str
+    thread_id: str
+    order: int = -1
+    step_order: int = -1
+    user_id: str = ""
+    role: Role = "user"
+    status: Status = "success"
+    text: str = ""
+    parts: list[Part] = []
+    agent_name: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    usage: Usage | None = None
+    error: str | None = None
+    client_message_id: str | None = None
+    finish_reason: str | None = None
+    created_at: int = 0
+
+    @property
+    def is_tool(self) -> bool:
+        """A tool message: role tool, or an assistant step made only of tool calls."""
+        if self.role == "tool":
+            return True
+        return bool(self.parts) and all(
+            isinstance(p, (ToolCallPart, ToolResultPart)) for p in self.parts
+        )
+
+
+ORDER_PLACEHOLDER = b'"order":-1,"stepOrder":-1'
+
+message_encoder = msgspec.json.Encoder()
+message_decoder = msgspec.json.Decoder(Message)
+thread_metadata_decoder = msgspec.json.Decoder(dict[str, Any])
+
+
+def text_of(parts: list[Part]) -> str:
+    """The concatenated text parts of a message."""
+    return "".join(p.text for p in parts if isinstance(p, TextPart))

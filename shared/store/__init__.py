@@ -1,0 +1,33 @@
+"""Durable storage of threads and messages in Redis."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+
+from shared.store._scripts import Scripts
+from shared.store.messages import MessageStore
+from shared.store.pagination import MAX_PAGE, Page, PaginationOpts
+from shared.store.threads import ThreadStore
+
+__all__ = ["MAX_PAGE", "Page", "PaginationOpts", "Store"]
+
+
+class Store:
+    """Threads and messages over one Redis client."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+        scripts = Scripts(redis)
+        self.threads = ThreadStore(redis, scripts)
+        self.messages = MessageStore(redis, scripts, self.threads)
+
+    async def delete_thread(self, thread_id: str, user_id: str) -> None:
+        """Delete a thread and everything of it."""
+        await self.threads.delete(thread_id, user_id)
+
+    async def delete_user(self, user_id: str) -> int:
+        """Delete every thread of a user; return how many."""
+        ids = await self.threads.all_ids(user_id)
+        for thread_id in ids:
+            await self.delete_thread(thread_id, user_id)
+        return len(ids)

@@ -1,0 +1,26 @@
+"""The Lua scripts of the store, loaded once per client."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+
+_DIR = Path(__file__).parent / "lua"
+_SOURCES = {p.stem: p.read_text() for p in _DIR.glob("*.lua")}
+
+
+class Scripts:
+    """Each script of ``lua/`` as an attribute, run with EVALSHA (loaded on first use)."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self._scripts: dict[str, AsyncScript] = {
+            name: redis.register_script(src) for name, src in _SOURCES.items()
+        }
+
+    def __getattr__(self, name: str) -> AsyncScript:
+        try:
+            return self._scripts[name]
+        except KeyError:
+            raise AttributeError(name) from None

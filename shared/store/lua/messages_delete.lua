@@ -1,0 +1,23 @@
+-- Delete messages by id, or by score range when ARGV[2] == 'range'.
+-- KEYS: thread, msgs, idx, idx_notool
+-- ARGV: channel 'ids' id...   |   channel 'range' min maxExclusive
+if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOTFOUND thread') end
+local ids
+if ARGV[2] == 'range' then
+  ids = redis.call('ZRANGEBYSCORE', KEYS[3], ARGV[3], '(' .. ARGV[4])
+else
+  ids = {}
+  for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
+end
+local count = 0
+for _, id in ipairs(ids) do
+  count = count + redis.call('HDEL', KEYS[2], id)
+  redis.call('ZREM', KEYS[3], id)
+  redis.call('ZREM', KEYS[4], id)
+end
+local v = tonumber(redis.call('HGET', KEYS[1], 'version'))
+if count > 0 then
+  v = redis.call('HINCRBY', KEYS[1], 'version', 1)
+  redis.call('PUBLISH', ARGV[1], v)
+end
+return {count, v}

@@ -1,0 +1,11 @@
+-- KEYS: thread, <other thread keys...>, user_threads, user_state
+-- ARGV: threadId threadChannel userChannel
+local n = #KEYS
+if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOTFOUND thread') end
+local v = tonumber(redis.call('HGET', KEYS[1], 'version')) + 1
+for i = 1, n - 2 do redis.call('UNLINK', KEYS[i]) end
+redis.call('ZREM', KEYS[n - 1], ARGV[1])
+local uv = redis.call('HINCRBY', KEYS[n], 'version', 1)
+redis.call('PUBLISH', ARGV[2], v)
+redis.call('PUBLISH', ARGV[3], uv)
+return {v, uv}

@@ -1,0 +1,211 @@
+"""Messages: one encoded record each in a per-thread hash, indexed by (order, stepOrder).
+
+The index score is ``order * STEP_SPAN + stepOrder``: newest first is a reverse
+range, a cursor is the score of the last message of a page, and a range
+deletion is a score range.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+import redis.asyncio as aioredis
+
+from shared import keys
+from shared.errors import BadRequest, NotFound
+from shared.ids import new_message_id, thread_of_message
+from shared.records import (
+    ORDER_PLACEHOLDER,
+    Message,
+    Status,
+    message_decoder,
+    message_encoder,
+)
+from shared.redis_client import redis_errors
+from shared.store._scripts import Scripts
+from shared.store.pagination import Page, score_bound
+from shared.store.threads import ThreadStore, now_ms
+
+STEP_SPAN = 1 << 20
+MAX_BATCH = 500
+
+
+def score(order: int, step_order: int = 0) -> int:
+    return order * STEP_SPAN + step_order
+
+
+def _encode_unordered(message: Message) -> bytes:
+    body = message_encoder.encode(message)
+    if ORDER_PLACEHOLDER not in body:
+        raise AssertionError("Message must encode order and stepOrder as -1 first")
+    return body
+
+
+class MessageStore:
+    """Save, read, list and delete messages; every write notifies the thread's subscribers."""
+
+    def __init__(self, redis: aioredis.Redis, scripts: Scripts, threads: ThreadStore) -> None:
+        self._redis = redis
+        self._scripts = scripts
+        self._threads = threads
+
+    @staticmethod
+    def _thread_keys(thread_id: str) -> list[str]:
+        return [
+            keys.thread(thread_id),
+            keys.messages(thread_id),
+            keys.message_index(thread_id),
+            keys.message_index_no_tools(thread_id),
+        ]
+
+    async def save(
+        self,
+        thread_id: str,
+        user_id: str | None,
+        messages: Sequence[Message],
+        *,
+        prompt_message_id: str | None = None,
+        order: int | None = None,
+    ) -> tuple[int, list[Message]]:
+        """Save ``messages`` atomically; return (thread version, the saved messages).
+
+        A user message opens the thread's next order at stepOrder 0; any other takes
+        the next stepOrder of the current order (the prompt's when ``prompt_message_id``
+        is given). With ``order``, every message takes the next stepOrder of that order.
+        With ``user_id`` the thread must be that user's (NotFound otherwise); None skips
+        the check (trusted server-side code) and keeps the thread owner's id.
+        """
+        if not messages:
+            raise BadRequest("no messages to save")
+        if len(messages) > MAX_BATCH:
+            raise BadRequest(f"at most {MAX_BATCH} messages in one batch")
+        if order is not None and order < 0:
+            raise BadRequest("order must be >= 0")
+        if user_id is None:
+            user_id = (await self._threads.get(thread_id)).user_id
+        created = now_ms()
+        args: list[object] = [keys.thread_channel(thread_id), prompt_message_id or "", len(messages), user_id]
+        prepared: list[Message] = []
+        for message in messages:
+            m = message.__copy__()
+            m.message_id = m.message_id or new_message_id(thread_id)
+            if thread_of_message(m.message_id) != thread_id:
+                raise BadRequest(f"messageId {m.message_id} is not of thread {thread_id}")
+            m.thread_id, m.user_id = thread_id, user_id
+            m.created_at = m.created_at or created
+            m.order, m.step_order = -1, -1
+            kind = "explicit" if order is not None else ("user" if m.role == "user" else "step")
+            args += [kind, order if order is not None else "", m.message_id,
+                     "1" if m.is_tool else "0", _encode_unordered(m)]
+            prepared.append(m)
+        with redis_errors():
+            out = await self._scripts.messages_save(keys=self._thread_keys(thread_id), args=args)
+        version = int(out[0])
+        for i, m in enumerate(prepared):
+            m.order, m.step_order = int(out[1 + 2 * i]), int(out[2 + 2 * i])
+        return version, prepared
+
+    async def replace(self, thread_id: str, messages: Iterable[Message]) -> int:
+        """Store new contents of existing messages (status, text, parts); return the version."""
+        args: list[object] = [keys.thread_channel(thread_id)]
+        for m in messages:
+            args += [m.message_id, "1" if m.is_tool else "0", message_encoder.encode(m)]
+        with redis_errors():
+            return int(await self._scripts.message_replace(keys=self._thread_keys(thread_id), args=args))
+
+    async def get(self, message_id: str, user_id: str | None = None) -> Message:
+        """One message; NotFound when missing or, with ``user_id``, of another user's thread."""
+        thread_id = thread_of_message(message_id)
+        with redis_errors():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hget(keys.thread(thread_id), "userId")
+                pipe.hget(keys.messages(thread_id), message_id)
+                owner, body = await pipe.execute()
+        if body is None or owner is None or (user_id is not None and owner.decode() != user_id):
+            raise NotFound(f"message {message_id} not found")
+        return message_decoder.decode(body)
+
+    async def list(
+        self,
+        thread_id: str,
+        user_id: str | None,
+        *,
+        num_items: int = 20,
+        cursor: str | None = None,
+        exclude_tool_messages: bool = False,
+        statuses: Sequence[Status] | None = None,
+    ) -> tuple[int, Page[Message]]:
+        """(thread version, a page of messages newest first), from one consistent read."""
+        index = (keys.message_index_no_tools if exclude_tool_messages else keys.message_index)(thread_id)
+        wanted = set(statuses) if statuses else None
+        bound = score_bound(cursor)
+        found: list[Message] = []
+        version = 0
+        last_score = cursor or ""
+        while True:
+            limit = num_items + 1 - len(found) if wanted is None else max(num_items * 2, 50)
+            with redis_errors():
+                owner, raw_version, hits, bodies = await self._scripts.messages_page(
+                    keys=[keys.thread(thread_id), keys.messages(thread_id), index],
+                    args=[bound, limit],
+                )
+            if user_id is not None and owner.decode() != user_id:
+                raise NotFound(f"thread {thread_id} not found")
+            version = version or int(raw_version)
+            exhausted = len(hits) // 2 < limit
+            for i, body in enumerate(bodies):
+                if body is None:
+                    continue
+                m = message_decoder.decode(body)
+                if wanted is not None and m.status not in wanted:
+                    last_score = hits[2 * i + 1].decode()
+                    continue
+                if len(found) == num_items:
+                    return version, Page(page=found, continue_cursor=last_score, is_done=False)
+                found.append(m)
+                last_score = hits[2 * i + 1].decode()
+            if exhausted:
+                return version, Page(page=found, continue_cursor=last_score, is_done=True)
+            bound = f"({last_score}"
+
+    async def delete(self, message_ids: Sequence[str], user_id: str | None) -> tuple[int, dict[str, int]]:
+        """Delete messages by id; return (count deleted, {threadId: new version})."""
+        by_thread: dict[str, list[str]] = defaultdict(list)
+        for mid in message_ids:
+            by_thread[thread_of_message(mid)].append(mid)
+        for thread_id in by_thread:
+            await self._threads.get(thread_id, user_id)
+        total, versions = 0, {}
+        for thread_id, ids in by_thread.items():
+            with redis_errors():
+                count, version = await self._scripts.messages_delete(
+                    keys=self._thread_keys(thread_id), args=[keys.thread_channel(thread_id), "ids", *ids]
+                )
+            total += int(count)
+            versions[thread_id] = int(version)
+        return total, versions
+
+    async def delete_range(
+        self,
+        thread_id: str,
+        user_id: str | None,
+        *,
+        start_order: int,
+        end_order: int,
+        start_step_order: int = 0,
+        end_step_order: int = 0,
+    ) -> tuple[int, int]:
+        """Delete (startOrder, startStepOrder) inclusive to (endOrder, endStepOrder) exclusive."""
+        low, high = score(start_order, start_step_order), score(end_order, end_step_order)
+        if min(start_order, end_order, start_step_order, end_step_order) < 0 or high < low:
+            raise BadRequest("range must be non-negative with end after start")
+        await self._threads.get(thread_id, user_id)
+        with redis_errors():
+            count, version = await self._scripts.messages_delete(
+                keys=self._thread_keys(thread_id),
+                args=[keys.thread_channel(thread_id), "range", low, high],
+            )
+        return int(count), int(version)
+
+

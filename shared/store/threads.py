@@ -1,0 +1,159 @@
+"""Threads: one Redis hash each, indexed per user by creation sequence."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+import redis.asyncio as aioredis
+
+from shared import keys
+from shared.errors import NotFound
+from shared.ids import new_thread_id
+from shared.records import Thread, ThreadStatus, thread_metadata_decoder
+from shared.redis_client import redis_errors
+from shared.store._scripts import Scripts
+from shared.store.pagination import Page, score_bound
+
+_json = msgspec.json.Encoder()
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _thread_from_hash(raw: dict[bytes, bytes]) -> Thread:
+    get = lambda name: raw.get(name.encode(), b"").decode()
+    return Thread(
+        thread_id=get("threadId"),
+        user_id=get("userId"),
+        title=get("title"),
+        summary=get("summary"),
+        status=get("status") or "active",  # type: ignore[arg-type]
+        metadata=thread_metadata_decoder.decode(raw.get(b"metadata") or b"{}"),
+        created_at=int(get("createdAt") or 0),
+        updated_at=int(get("updatedAt") or 0),
+    )
+
+
+class ThreadStore:
+    """Create, read, update, delete and list threads; every write notifies subscribers."""
+
+    def __init__(self, redis: aioredis.Redis, scripts: Scripts) -> None:
+        self._redis = redis
+        self._scripts = scripts
+
+    async def create(
+        self,
+        user_id: str,
+        *,
+        title: str = "",
+        summary: str = "",
+        metadata: dict[str, Any] | None = None,
+    ) -> Thread:
+        """Create a thread owned by ``user_id``."""
+        thread = Thread(
+            thread_id=new_thread_id(),
+            user_id=user_id,
+            title=title,
+            summary=summary,
+            metadata=metadata or {},
+            created_at=now_ms(),
+        )
+        thread.updated_at = thread.created_at
+        with redis_errors():
+            await self._scripts.thread_create(
+                keys=[keys.thread(thread.thread_id), keys.user_threads(user_id), keys.user_state(user_id)],
+                args=[
+                    thread.thread_id, user_id, title, summary, thread.status,
+                    _json.encode(thread.metadata), thread.created_at, keys.user_channel(user_id),
+                ],
+            )
+        return thread
+
+    async def get(self, thread_id: str, user_id: str | None = None) -> Thread:
+        """The thread; NotFound when missing or, with ``user_id``, owned by someone else."""
+        return (await self.get_versioned(thread_id, user_id))[1]
+
+    async def get_versioned(self, thread_id: str, user_id: str | None = None) -> tuple[int, Thread]:
+        """(the thread's version, the thread), read together."""
+        with redis_errors():
+            raw = await self._redis.hgetall(keys.thread(thread_id))
+        if not raw or (user_id is not None and raw.get(b"userId", b"").decode() != user_id):
+            raise NotFound(f"thread {thread_id} not found")
+        return int(raw.get(b"version", b"0")), _thread_from_hash(raw)
+
+    async def version(self, thread_id: str) -> int:
+        """The thread's change counter (0 when it does not exist)."""
+        with redis_errors():
+            raw = await self._redis.hget(keys.thread(thread_id), "version")
+        return int(raw or 0)
+
+    async def update(
+        self,
+        thread_id: str,
+        user_id: str,
+        *,
+        title: str | None = None,
+        summary: str | None = None,
+        status: ThreadStatus | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Thread:
+        """Change the given fields of the user's thread; return it as it now is."""
+        await self.get(thread_id, user_id)
+        fields: list[Any] = []
+        for name, value in (("title", title), ("summary", summary), ("status", status)):
+            if value is not None:
+                fields += [name, value]
+        if metadata is not None:
+            fields += ["metadata", _json.encode(metadata)]
+        with redis_errors():
+            await self._scripts.thread_update(
+                keys=[keys.thread(thread_id), keys.user_state(user_id)],
+                args=[keys.thread_channel(thread_id), keys.user_channel(user_id), now_ms(), *fields],
+            )
+        return await self.get(thread_id, user_id)
+
+    async def delete(self, thread_id: str, user_id: str, extra_keys: list[str] = ()) -> None:  # type: ignore[assignment]
+        """Delete the user's thread with everything of it (messages, streams...)."""
+        await self.get(thread_id, user_id)
+        with redis_errors():
+            await self._scripts.thread_delete(
+                keys=[*keys.thread_keys(thread_id), *extra_keys,
+                      keys.user_threads(user_id), keys.user_state(user_id)],
+                args=[thread_id, keys.thread_channel(thread_id), keys.user_channel(user_id)],
+            )
+
+    async def list(
+        self, user_id: str, *, num_items: int = 20, cursor: str | None = None
+    ) -> tuple[int, Page[Thread]]:
+        """(user list version, a page of the user's threads, newest first)."""
+        with redis_errors():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hget(keys.user_state(user_id), "version")
+                pipe.zrevrangebyscore(
+                    keys.user_threads(user_id), score_bound(cursor), "-inf",
+                    start=0, num=num_items + 1, withscores=True,
+                )
+                version, hits = await pipe.execute()
+            more = len(hits) > num_items
+            hits = hits[:num_items]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for member, _ in hits:
+                    pipe.hgetall(keys.thread(member.decode()))
+                raws = await pipe.execute()
+        threads = [_thread_from_hash(raw) for raw in raws if raw]
+        next_cursor = str(int(hits[-1][1])) if hits else (cursor or "")
+        return int(version or 0), Page(page=threads, continue_cursor=next_cursor, is_done=not more)
+
+    async def list_version(self, user_id: str) -> int:
+        with redis_errors():
+            raw = await self._redis.hget(keys.user_state(user_id), "version")
+        return int(raw or 0)
+
+    async def all_ids(self, user_id: str) -> list[str]:
+        """Every thread id of the user."""
+        with redis_errors():
+            ids = await self._redis.zrange(keys.user_threads(user_id), 0, -1)
+        return [i.decode() for i in ids]

@@ -1,0 +1,83 @@
+"""Fixtures: a real Valkey server for the whole session (or TEST_REDIS_URL), flushed per test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from shared.redis_client import connect
+from shared.store import Store
+from tests.support import procs
+
+TEST_SECRET = "test-secret-0123456789abcdef0123456789"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a Redis-compatible server used only by this test run."""
+    given = os.environ.get("TEST_REDIS_URL")
+    if given:
+        yield given
+        return
+    proc, port = procs.start_valkey(tmp_path_factory.mktemp("valkey"))
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        procs.stop(proc)
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> str:
+    """The test server, emptied before the test."""
+    client = redis.Redis.from_url(redis_server)
+    client.flushdb()
+    client.close()
+    return redis_server
+
+
+@pytest.fixture
+async def store(redis_url: str) -> AsyncIterator[Store]:
+    client = connect(redis_url)
+    try:
+        yield Store(client)
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+def output_dir() -> Path:
+    path = Path(os.environ.get("TEST_OUTPUT_DIR", procs.ROOT / "test-output"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def web_server(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of one real uvicorn web process for the session."""
+    log = tmp_path_factory.mktemp("web") / "web.log"
+    proc, port = procs.start_web(redis_server, auth_secret=TEST_SECRET, log=log)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        procs.stop(proc)
+
+
+@pytest.fixture
+def web(web_server: str, redis_url: str) -> str:
+    """The session's web server, with an empty database."""
+    return web_server
+
+
+def token_for(user_id: str, **kw: object) -> str:
+    from shared.auth import mint
+
+    return mint(TEST_SECRET, user_id, **kw)  # type: ignore[arg-type]

@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import httpx
+
+from tests.conftest import token_for
+
+
+def client(web: str, user: str | None = "alice") -> httpx.Client:
+    headers = {"Authorization": f"Bearer {token_for(user)}"} if user else {}
+    return httpx.Client(base_url=web, headers=headers, timeout=10)
+
+
+def test_healthz_answers_once_redis_is_reachable(web: str) -> None:
+    assert httpx.get(f"{web}/healthz").json() == {"ok": True}
+
+
+def test_thread_crud_and_messages_without_generation(web: str) -> None:
+    with client(web) as c:
+        r = c.post("/api/threads", json={"title": "Hello", "metadata": {"a": 1}})
+        assert r.status_code == 201
+        tid = r.json()["threadId"]
+        assert c.get(f"/api/threads/{tid}").json()["title"] == "Hello"
+        assert c.patch(f"/api/threads/{tid}", json={"title": "Renamed"}).json()["title"] == "Renamed"
+        r = c.post(f"/api/threads/{tid}/messages", json={"prompt": "hi", "generate": False})
+        assert r.status_code == 201 and r.json()["order"] == 1
+        human = c.post(f"/api/threads/{tid}/messages", json={
+            "message": {"role": "assistant", "content": "a person answers"},
+            "agentName": "support", "generate": False, "order": 1,
+        }).json()
+        page = c.get(f"/api/threads/{tid}/messages", params={"numItems": 10}).json()
+        assert [(m["text"], m["order"], m["stepOrder"]) for m in page["page"]] == [
+            ("a person answers", 1, 1), ("hi", 1, 0)
+        ]
+        assert page["page"][0]["messageId"] == human["messageId"]
+        assert page["page"][0]["agentName"] == "support" and page["isDone"] is True
+        listed = c.get("/api/threads").json()
+        assert [t["threadId"] for t in listed["page"]] == [tid]
+        assert c.delete(f"/api/threads/{tid}").json() == {"deleted": True}
+        assert c.get(f"/api/threads/{tid}").status_code == 404
+
+
+def test_missing_and_bad_tokens_are_401(web: str) -> None:
+    with client(web, None) as c:
+        r = c.get("/api/threads")
+        assert r.status_code == 401 and r.json()["code"] == "unauthorized"
+        r = c.get("/api/threads", headers={"Authorization": "Bearer not.a.jwt"})
+        assert r.status_code == 401
+        expired = token_for("alice", ttl_s=-5)
+        r = c.get("/api/threads", headers={"Authorization": f"Bearer {expired}"})
+        assert r.status_code == 401 and "expired" in r.json()["message"]
+
+
+def test_bad_body_is_400_naming_the_field(web: str) -> None:
+    with client(web) as c:
+        r = c.post("/api/threads", json={"title": 5})
+        assert r.status_code == 400 and "`title`" in r.json()["message"]
+        r = c.post("/api/threads", content=b"{not json")
+        assert r.status_code == 400 and r.json()["code"] == "bad_request"
+        tid = c.post("/api/threads", json={}).json()["threadId"]
+        r = c.post(f"/api/threads/{tid}/messages", json={"generate": False})
+        assert r.status_code == 400 and "prompt" in r.json()["message"]
+        r = c.post(f"/api/threads/{tid}/messages", json={"prompt": "x", "generate": "no"})
+        assert r.status_code == 400 and "`generate`" in r.json()["message"]
+        r = c.post(f"/api/threads/{tid}/messages", json={"prompt": "x", "surprise": 1})
+        assert r.status_code == 400 and "surprise" in r.json()["message"]
+        r = c.get(f"/api/threads/{tid}/messages", params={"numItems": 1000})
+        assert r.status_code == 400 and "numItems" in r.json()["message"]
+        r = c.get(f"/api/threads/{tid}/messages", params={"cursor": "zz"})
+        assert r.status_code == 400
+
+
+def test_another_users_thread_is_404_everywhere(web: str) -> None:
+    with client(web, "alice") as alice, client(web, "bob") as bob:
+        tid = alice.post("/api/threads", json={"title": "private"}).json()["threadId"]
+        alice.post(f"/api/threads/{tid}/messages", json={"prompt": "secret", "generate": False})
+        for r in (
+            bob.get(f"/api/threads/{tid}"),
+            bob.patch(f"/api/threads/{tid}", json={"title": "x"}),
+            bob.delete(f"/api/threads/{tid}"),
+            bob.get(f"/api/threads/{tid}/messages"),
+            bob.post(f"/api/threads/{tid}/messages", json={"prompt": "x", "generate": False}),
+        ):
+            assert r.status_code == 404 and r.json()["code"] == "not_found"
+        assert bob.get("/api/threads").json()["page"] == []
+        assert alice.get(f"/api/threads/{tid}").json()["title"] == "private"
+
+
+def test_oversized_body_is_413(web: str) -> None:
+    with client(web) as c:
+        tid = c.post("/api/threads", json={}).json()["threadId"]
+        big = {"prompt": "x" * (1 << 20), "generate": False}
+        r = c.post(f"/api/threads/{tid}/messages", json=big)
+        assert r.status_code == 413 and r.json()["code"] == "too_large"
+        assert c.get(f"/api/threads/{tid}/messages").json()["page"] == []
+
+
+def test_unknown_route_and_method_are_json_errors(web: str) -> None:
+    with client(web) as c:
+        assert c.get("/api/nothing").json()["code"] == "not_found"
+        assert c.put("/api/threads").status_code == 405
+
+
+def test_idempotency_key_runs_a_post_once(web: str) -> None:
+    with client(web) as c:
+        tid = c.post("/api/threads", json={}).json()["threadId"]
+        body = {"prompt": "once", "generate": False}
+        first = c.post(f"/api/threads/{tid}/messages", json=body, headers={"Idempotency-Key": "k1"})
+        again = c.post(f"/api/threads/{tid}/messages", json=body, headers={"Idempotency-Key": "k1"})
+        assert first.json() == again.json()
+        assert len(c.get(f"/api/threads/{tid}/messages").json()["page"]) == 1

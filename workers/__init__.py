@@ -1,0 +1,1 @@
+"""RQ workers: generation jobs, index jobs."""

@@ -1,0 +1,32 @@
+"""``python -m workers generation|index``: the RQ worker processes of one queue."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+from shared.config import load_settings
+from shared.errors import ConfigError
+from workers.queues import GENERATION, INDEX, wait_for_redis
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1 or argv[0] not in (GENERATION, INDEX):
+        print(f"usage: python -m workers {GENERATION}|{INDEX}", file=sys.stderr)
+        return 2
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    queue = argv[0]
+    wait_for_redis(settings.redis_url).close()
+    rq = shutil.which("rq", path=os.path.dirname(sys.executable)) or "rq"
+    count = settings.workers if queue == GENERATION else 1
+    os.execv(rq, [rq, "worker-pool", "-n", str(count), "-u", settings.redis_url, queue])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
