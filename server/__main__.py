@@ -39,9 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         port=settings.port,
         workers=args.workers,
         ws="websockets-sansio",
-        ws_max_size=1 << 20,
-        ws_ping_interval=20,
-        ws_ping_timeout=20,
+        ws_max_size=16 << 20,  # frames over 1 MiB get too_large from the session
+        ws_ping_interval=settings.ws_ping_interval_s,
+        ws_ping_timeout=settings.ws_ping_timeout_s,
         log_level=settings.log_level,
         lifespan="on",
     )

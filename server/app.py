@@ -10,9 +10,14 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
 
 from server.context import Services
+from server.fanout import ChangeListener
 from server.http_api import chat_error_handler, json_response, routes
+from server.live import LiveQueries
+from server.ws.session import Session
 from shared.auth import resolve_secret
 from shared.config import Settings, load_settings
 from shared.errors import ChatError
@@ -28,6 +33,19 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return json_response({"code": code, "message": exc.detail}, exc.status_code)
 
 
+class _LazyUpstream:
+    """The listener, made after the registry that it feeds."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    async def ref(self, channels: list[str]) -> None:
+        await self._services.listener.ref(channels)
+
+    def unref(self, channels: list[str]) -> None:
+        self._services.listener.unref(channels)
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     """The web application for ``settings`` (read from the environment when None)."""
     settings = settings or load_settings()
@@ -39,13 +57,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        live = LiveQueries(upstream=_LazyUpstream(services))
+        services.live = live
+        services.listener = ChangeListener(redis, live.notify, live.refresh_all)
+        services.listener.start()
         try:
             yield
         finally:
+            await services.listener.stop()
             await redis.aclose()
 
+    async def websocket_endpoint(websocket: WebSocket) -> None:
+        await Session(websocket, services, services.live).run()
+
     app = Starlette(
-        routes=routes(services),
+        routes=[*routes(services), WebSocketRoute("/ws", websocket_endpoint)],
         lifespan=lifespan,
         exception_handlers={ChatError: chat_error_handler, HTTPException: _http_error},
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -22,6 +22,9 @@ class Services:
     secret: str
     dev_mode: bool
     generation: Any = None  # set once the generation pipeline is wired in
+    live: Any = None  # server.live.LiveQueries, made at start-up
+    listener: Any = None  # server.fanout.ChangeListener, made at start-up
+    sessions: set[Any] = field(default_factory=set)  # open WebSocket sessions
 
 
 @dataclass(slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import msgspec
@@ -15,7 +16,15 @@ from server.idempotency import run_once
 from server.mutations import MUTATIONS, Outcome
 from server.queries import QUERIES
 from shared.auth import bearer, verify
-from shared.errors import BadRequest, ChatError, Internal, TooLarge, from_validation, status_of
+from shared.errors import (
+    BadRequest,
+    ChatError,
+    Forbidden,
+    Internal,
+    TooLarge,
+    from_validation,
+    status_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -136,10 +145,25 @@ class Endpoints:
             return await self._mutate(request, "messages.send", {**await _body(request), **ref}, 201)
         return await self._query(request, "messages.list", {**_query_params(request), **ref})
 
+    async def stats(self, request: Request) -> Response:
+        """Live counters of this process (admin tokens only)."""
+        ctx = self._context(request)
+        if not ctx.identity.admin:
+            raise Forbidden("stats need an admin token")
+        s = self.services
+        return json_response({
+            "pid": os.getpid(),
+            "sessions": len(s.sessions),
+            "liveQueries": len(s.live) if s.live is not None else 0,
+            "queryRuns": s.live.runs if s.live is not None else 0,
+            "channels": len(s.listener.channels) if s.listener is not None else 0,
+            "listenerReconnects": s.listener.reconnects if s.listener is not None else 0,
+        })
+
     async def healthz(self, request: Request) -> Response:
         try:
             await self.services.redis.ping()
-        except Exception as exc:  # noqa: BLE001 - any failure means not healthy
+        except Exception as exc:
             return json_response({"ok": False, "redis": str(exc)}, 503)
         return json_response({"ok": True})
 
@@ -148,6 +172,7 @@ def routes(services: Services) -> list[Route]:
     e = Endpoints(services)
     return [
         Route("/healthz", e.healthz, methods=["GET"]),
+        Route("/api/stats", e.stats, methods=["GET"]),
         Route("/api/threads", e.threads, methods=["GET", "POST"]),
         Route("/api/threads/{thread_id}", e.thread, methods=["GET", "PATCH", "DELETE"]),
         Route("/api/threads/{thread_id}/messages", e.messages, methods=["GET", "POST"]),

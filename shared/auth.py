@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import jwt
@@ -16,14 +17,13 @@ SECRET_FILE = "auth_secret"
 MAX_USER_ID = 128
 
 
+@dataclass(frozen=True, slots=True)
 class Identity:
-    """Who a token speaks for."""
+    """Who a token speaks for, and until when (epoch seconds)."""
 
-    __slots__ = ("admin", "user_id")
-
-    def __init__(self, user_id: str, admin: bool = False) -> None:
-        self.user_id = user_id
-        self.admin = admin
+    user_id: str
+    admin: bool = False
+    expires_at: float | None = None
 
 
 def resolve_secret(settings: Settings) -> tuple[str, bool]:
@@ -61,7 +61,9 @@ def verify(secret: str, token: str) -> Identity:
     sub = claims.get("sub")
     if not isinstance(sub, str) or not 1 <= len(sub) <= MAX_USER_ID or not sub.isprintable():
         raise Unauthorized("token subject must be a printable user id of 1-128 characters")
-    return Identity(sub, admin=claims.get("admin") is True)
+    exp = claims.get("exp")
+    return Identity(sub, admin=claims.get("admin") is True,
+                    expires_at=float(exp) if isinstance(exp, (int, float)) else None)
 
 
 def bearer(header: str | None) -> str:

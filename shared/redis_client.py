@@ -11,15 +11,21 @@ import redis.exceptions as rexc
 from shared.errors import ChatError, Conflict, Internal, NotFound, Unavailable
 
 
-def connect(url: str, *, max_connections: int = 64) -> aioredis.Redis:
-    """An asyncio Redis client (bytes in and out) for ``url``."""
-    return aioredis.Redis.from_url(
+def connect(url: str, *, max_connections: int = 64, wait_s: float = 10.0) -> aioredis.Redis:
+    """An asyncio Redis client (bytes in and out) for ``url``.
+
+    The pool is bounded and blocking: past ``max_connections`` a command waits
+    (up to ``wait_s``) for a free connection instead of failing at once.
+    """
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
+        timeout=wait_s,
         socket_keepalive=True,
         health_check_interval=30,
         socket_connect_timeout=5,
     )
+    return aioredis.Redis.from_pool(pool)
 
 
 @contextlib.contextmanager

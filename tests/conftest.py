@@ -71,10 +71,30 @@ def web_server(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> I
         procs.stop(proc)
 
 
+@pytest.fixture(scope="session")
+def web_server_b(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A second web process on the same Redis (for cross-process tests)."""
+    log = tmp_path_factory.mktemp("web-b") / "web.log"
+    proc, port = procs.start_web(redis_server, auth_secret=TEST_SECRET, log=log)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        procs.stop(proc)
+
+
 @pytest.fixture
 def web(web_server: str, redis_url: str) -> str:
     """The session's web server, with an empty database."""
     return web_server
+
+
+@pytest.fixture
+def web_b(web_server_b: str, redis_url: str) -> str:
+    return web_server_b
+
+
+def admin_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {token_for('ops', admin=True)}"}
 
 
 def token_for(user_id: str, **kw: object) -> str:

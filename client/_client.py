@@ -1,0 +1,266 @@
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import random
+import secrets
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import msgspec
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+
+log = logging.getLogger("client")
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
+
+
+class MutationError(Exception):
+    """A mutation answered ok:false."""
+
+    def __init__(self, code: str, message: str, retry_after_ms: int | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.retry_after_ms = retry_after_ms
+
+
+class SubscriptionError(Exception):
+    """The server dropped a subscription with an error."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class Subscription:
+    """A live query: iterate to get each new value (a slow reader sees the latest)."""
+
+    def __init__(self, client: Client, sub_id: str, query: str, args: dict[str, Any]) -> None:
+        self._client = client
+        self.id = sub_id
+        self.query = query
+        self.args = args
+        self.version = -1
+        self.value: Any = None
+        self.error: SubscriptionError | None = None
+        self.on_frame: Callable[[dict[str, Any]], None] | None = None
+        self._seen = -1
+        self._changed = asyncio.Event()
+
+    def _result(self, frame: dict[str, Any]) -> None:
+        if frame["version"] >= self.version:
+            self.version, self.value = frame["version"], frame["value"]
+            self._changed.set()
+
+    def _failed(self, frame: dict[str, Any]) -> None:
+        self.error = SubscriptionError(frame.get("code", "internal"), frame.get("message", ""))
+        self._changed.set()
+
+    async def next(self, timeout: float | None = None) -> Any:
+        """The next value not yet returned (waits for one)."""
+        while True:
+            if self.error is not None:
+                raise self.error
+            if self.version != -1 and self.version != self._seen:
+                self._seen = self.version
+                return self.value
+            self._changed.clear()
+            await asyncio.wait_for(self._changed.wait(), timeout)
+
+    async def wait_for(self, predicate: Callable[[Any], bool], timeout: float = 10.0) -> Any:
+        """The first value (current or future) for which ``predicate`` holds."""
+        async with asyncio.timeout(timeout):
+            while True:
+                if self.version != -1 and predicate(self.value):
+                    self._seen = self.version
+                    return self.value
+                await self.next()
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Any]:
+        while True:
+            yield await self.next()
+
+    async def close(self) -> None:
+        await self._client._unsubscribe(self)
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class Client:
+    """One connection (kept alive across reconnects) to a threadline server."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str | Callable[[], str],
+        *,
+        client_id: str | None = None,
+        backoff: tuple[float, float] = (0.05, 5.0),
+        open_timeout: float = 10.0,
+    ) -> None:
+        self.url = url
+        self._token = token
+        self.client_id = client_id or "py-" + secrets.token_hex(8)
+        self._backoff = backoff
+        self._open_timeout = open_timeout
+        self._ids = itertools.count(1)
+        self._prefix = secrets.token_hex(4)
+        self._subs: dict[str, Subscription] = {}
+        self._pending: dict[str, tuple[str, dict[str, Any], asyncio.Future[Any]]] = {}
+        self._ws: ClientConnection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+        self._closed = False
+        self.user_id: str | None = None
+        self.session_id: str | None = None
+        self.connects = 0
+        self.last_error: str | None = None
+
+    async def __aenter__(self) -> Client:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self, timeout: float = 10.0) -> None:
+        """Connect (and keep reconnecting); returns once the first connect succeeded."""
+        self._task = asyncio.create_task(self._run(), name="client-run")
+        wait = asyncio.create_task(self._connected.wait())
+        done, _ = await asyncio.wait({wait, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if wait not in done:
+            wait.cancel()
+            await self.close()
+            raise ConnectionError(f"could not connect to {self.url}: {self.last_error}")
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        for _, _, fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(ConnectionError("client closed"))
+
+    async def drop_connection(self) -> None:
+        """Close the socket as a network failure would (the client reconnects)."""
+        if self._ws is not None:
+            await self._ws.close()
+
+    def _next_id(self, kind: str) -> str:
+        return f"{kind}{self._prefix}-{next(self._ids)}"
+
+    def subscribe(self, query: str, args: dict[str, Any] | None = None) -> Subscription:
+        sub = Subscription(self, self._next_id("s"), query, args or {})
+        self._subs[sub.id] = sub
+        self._send_now({"type": "subscribe", "id": sub.id, "query": query, "args": sub.args})
+        return sub
+
+    async def _unsubscribe(self, sub: Subscription) -> None:
+        if self._subs.pop(sub.id, None) is not None:
+            self._send_now({"type": "unsubscribe", "id": sub.id})
+
+    async def mutate(self, name: str, args: dict[str, Any] | None = None, *,
+                     request_id: str | None = None, timeout: float = 30.0) -> Any:
+        """Run a mutation exactly once (resent after reconnects); its value or MutationError."""
+        rid = request_id or self._next_id("m")
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = (name, args or {}, fut)
+        self._send_now({"type": "mutate", "id": rid, "name": name, "args": args or {}})
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), timeout)
+        finally:
+            if fut.done():
+                self._pending.pop(rid, None)
+
+    def _send_now(self, frame: dict[str, Any]) -> None:
+        ws = self._ws
+        if ws is None or not self._connected.is_set():
+            return  # sent on (re)connect
+        asyncio.get_running_loop().create_task(self._send(ws, frame))
+
+    @staticmethod
+    async def _send(ws: ClientConnection, frame: dict[str, Any]) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await ws.send(_encode(frame).decode())
+
+    async def _run(self) -> None:
+        attempt = 0
+        while not self._closed:
+            try:
+                async with connect(self.url, open_timeout=self._open_timeout, max_size=None) as ws:
+                    token = self._token() if callable(self._token) else self._token
+                    await ws.send(_encode({"type": "connect", "protocol": 1, "token": token,
+                                           "clientId": self.client_id}).decode())
+                    first = _decode(await asyncio.wait_for(ws.recv(), self._open_timeout))
+                    if first.get("type") != "connected":
+                        self.last_error = f"{first.get('code')}: {first.get('message')}"
+                        if first.get("code") == "unauthorized" and not callable(self._token):
+                            return  # a fixed token the server refuses will not get better
+                        raise ConnectionError(self.last_error)
+                    self.user_id, self.session_id = first["userId"], first["sessionId"]
+                    self._ws = ws
+                    self.connects += 1
+                    attempt = 0
+                    for sub in list(self._subs.values()):
+                        await ws.send(_encode({"type": "subscribe", "id": sub.id, "query": sub.query,
+                                               "args": sub.args}).decode())
+                    for rid, (name, args, _) in list(self._pending.items()):
+                        await ws.send(_encode({"type": "mutate", "id": rid, "name": name,
+                                               "args": args}).decode())
+                    self._connected.set()
+                    async for raw in ws:
+                        self._dispatch(_decode(raw))
+            except asyncio.CancelledError:
+                raise
+            except (OSError, websockets.WebSocketException, ConnectionError, TimeoutError) as exc:
+                self.last_error = self.last_error or repr(exc)
+            finally:
+                self._ws = None
+                self._connected.clear()
+            if self._closed:
+                return
+            low, high = self._backoff
+            delay = min(high, low * (2 ** attempt)) * (0.5 + random.random() / 2)
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    def _dispatch(self, frame: dict[str, Any]) -> None:
+        kind = frame.get("type")
+        if kind == "result":
+            sub = self._subs.get(frame["id"])
+            if sub is not None:
+                sub._result(frame)
+        elif kind == "mutated":
+            entry = self._pending.get(frame["id"])
+            if entry is not None and not entry[2].done():
+                if frame.get("ok"):
+                    entry[2].set_result(frame.get("value"))
+                else:
+                    err = frame.get("error") or {}
+                    entry[2].set_exception(MutationError(err.get("code", "internal"), err.get("message", ""),
+                                                         err.get("retryAfterMs")))
+        elif kind == "error":
+            sub = self._subs.pop(frame.get("id") or "", None)
+            if sub is not None:
+                sub._failed(frame)
+            else:
+                log.warning("server error: %s", frame)
+        else:
+            sub = self._subs.get(frame.get("id") or "")
+            if sub is not None and sub.on_frame is not None:
+                sub.on_frame(frame)

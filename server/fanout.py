@@ -1,0 +1,140 @@
+"""The one Redis pub/sub listener of a web process.
+
+It subscribes upstream to a channel when the first local query needs it and
+unsubscribes when the last one goes. Redis pub/sub is at-most-once: after any
+reconnect every live query is re-run, since notices may have been lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Callable
+
+import redis.asyncio as aioredis
+import redis.exceptions as rexc
+
+log = logging.getLogger(__name__)
+
+BACKOFF_S = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+CONFIRM_TIMEOUT_S = 5.0
+
+
+class ChangeListener:
+    """Routes change notices from Redis to ``on_notice(channel, version)``."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        on_notice: Callable[[str, int | None], None],
+        on_resync: Callable[[], None],
+    ) -> None:
+        self._redis = redis
+        self._on_notice = on_notice
+        self._on_resync = on_resync
+        self._pubsub = redis.pubsub()
+        self._refs: Counter[str] = Counter()
+        self._confirmed: dict[str, asyncio.Event] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self.reconnects = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._listen(), name="change-listener")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(Exception):
+            await self._pubsub.aclose()
+
+    @property
+    def channels(self) -> set[str]:
+        return set(self._refs)
+
+    async def ref(self, channels: list[str]) -> None:
+        """Take an interest in channels; returns once Redis confirmed the subscription."""
+        new = [ch for ch in channels if self._refs[ch] == 0]
+        for ch in channels:
+            self._refs[ch] += 1
+        if new:
+            for ch in new:
+                self._confirmed.setdefault(ch, asyncio.Event())
+            try:
+                await self._pubsub.subscribe(*new)
+            except (rexc.ConnectionError, rexc.TimeoutError, OSError):
+                # The listener reconnects and resubscribes (redis-py keeps the set).
+                log.warning("subscribe failed; the listener will resubscribe")
+            self._wake.set()
+        waits = [self._confirmed[ch].wait() for ch in channels if ch in self._confirmed]
+        if waits:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*waits), CONFIRM_TIMEOUT_S)
+
+    def unref(self, channels: list[str]) -> None:
+        """Drop an interest; the last one unsubscribes upstream."""
+        gone = []
+        for ch in channels:
+            self._refs[ch] -= 1
+            if self._refs[ch] <= 0:
+                del self._refs[ch]
+                self._confirmed.pop(ch, None)
+                gone.append(ch)
+        if gone:
+            asyncio.get_running_loop().create_task(self._unsubscribe(gone))
+
+    async def _unsubscribe(self, channels: list[str]) -> None:
+        still_gone = [ch for ch in channels if ch not in self._refs]
+        if still_gone:
+            with contextlib.suppress(Exception):
+                await self._pubsub.unsubscribe(*still_gone)
+
+    async def _listen(self) -> None:
+        attempt = 0
+        lost = False
+        while True:
+            try:
+                if not self._pubsub.subscribed:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                msg = await self._pubsub.get_message(timeout=1.0)
+                if lost:
+                    lost, attempt = False, 0
+                    self.reconnects += 1
+                    log.info("change listener reconnected; re-running live queries")
+                    self._on_resync()
+                if msg is None:
+                    continue
+                self._handle(msg)
+            except asyncio.CancelledError:
+                raise
+            except (rexc.ConnectionError, rexc.TimeoutError, OSError) as exc:
+                lost = True
+                delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
+                attempt += 1
+                log.warning("change listener lost Redis (%s); retrying in %.2fs", exc, delay)
+                await asyncio.sleep(delay)
+            except Exception:
+                log.exception("change listener error")
+                await asyncio.sleep(0.1)
+
+    def _handle(self, msg: dict[str, object]) -> None:
+        kind = msg["type"]
+        channel = msg["channel"]
+        name = channel.decode() if isinstance(channel, bytes) else str(channel)
+        if kind == "subscribe":
+            event = self._confirmed.get(name)
+            if event is not None:
+                event.set()
+        elif kind == "message":
+            data = msg["data"]
+            try:
+                version: int | None = int(data)  # type: ignore[call-overload]
+            except (TypeError, ValueError):
+                version = None
+            self._on_notice(name, version)

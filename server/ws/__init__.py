@@ -1,0 +1,1 @@
+"""The WebSocket protocol (see PROTOCOL.md): frames, sessions, the endpoint."""

@@ -1,0 +1,363 @@
+"""One WebSocket connection: connect handshake, subscriptions, mutations, bounded sending.
+
+Frames are read by one task; subscribe/unsubscribe/mutate run in arrival order on
+a second; a third writes the outgoing queue. The queue is bounded: a client that
+stops reading is disconnected instead of growing the server's memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import time
+from dataclasses import dataclass
+
+import msgspec
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from server.context import Context, Services
+from server.idempotency import run_once
+from server.live import LiveQueries, SharedQuery
+from server.mutations import MUTATIONS
+from server.queries import QUERIES
+from server.ws import frames
+from shared.auth import verify
+from shared.errors import BadRequest, ChatError, Internal, TooLarge, Unauthorized, from_validation
+from shared.ids import new_session_id
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 10.0
+WORK_QUEUE = 256
+BAD_FRAMES_ALLOWED = 50
+BAD_FRAMES_WINDOW_S = 10.0
+
+
+class CloseCode:
+    BAD_FIRST_FRAME = 4400
+    UNAUTHORIZED = 4401
+    CONNECT_TIMEOUT = 4408
+    TOO_SLOW = 4413
+    FLOOD = 4429
+
+
+class State(enum.Enum):
+    CONNECTING = "connecting"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+_ALLOWED = {
+    State.CONNECTING: {State.OPEN, State.CLOSED},
+    State.OPEN: {State.CLOSED},
+    State.CLOSED: set(),
+}
+
+
+@dataclass(eq=False, slots=True)
+class _Sub:
+    id: str
+    sq: SharedQuery | None = None
+    version: int = -1
+    value: str | None = None
+
+
+class _Close:
+    __slots__ = ("code", "reason")
+
+    def __init__(self, code: int, reason: str) -> None:
+        self.code = code
+        self.reason = reason
+
+
+class Session:
+    """The server side of one connected tab."""
+
+    def __init__(self, websocket: WebSocket, services: Services, live: LiveQueries) -> None:
+        self.ws = websocket
+        self.services = services
+        self.live = live
+        self.state = State.CONNECTING
+        self.session_id = new_session_id()
+        self.ctx: Context | None = None
+        self.client_key = ""
+        self.subs: dict[str, _Sub] = {}
+        self._out: asyncio.Queue[tuple[_Sub | None, str] | _Close] = asyncio.Queue(
+            services.settings.ws_send_queue
+        )
+        self._work: asyncio.Queue[frames.ClientFrame] = asyncio.Queue(WORK_QUEUE)
+        self._done = asyncio.Event()
+        self._bad: list[float] = []
+
+    def _to(self, state: State) -> None:
+        if state not in _ALLOWED[self.state]:
+            raise RuntimeError(f"illegal session transition {self.state.value} -> {state.value}")
+        self.state = state
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def run(self) -> None:
+        await self.ws.accept()
+        if not await self._handshake():
+            return
+        tasks = [
+            asyncio.create_task(self._read(), name="ws-read"),
+            asyncio.create_task(self._process(), name="ws-process"),
+            asyncio.create_task(self._write(), name="ws-write"),
+            asyncio.create_task(self._done.wait(), name="ws-done"),
+        ]
+        expiry = self._schedule_expiry()
+        self.services.sessions.add(self)
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if expiry is not None:
+                expiry.cancel()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(BaseException):
+                    await task
+            self._cleanup()
+            self.services.sessions.discard(self)
+
+    async def _handshake(self) -> bool:
+        try:
+            message = await asyncio.wait_for(self.ws.receive(), CONNECT_TIMEOUT_S)
+        except TimeoutError:
+            await self._refuse(BadRequest("no connect frame in time"), CloseCode.CONNECT_TIMEOUT)
+            return False
+        if message["type"] == "websocket.disconnect":
+            self._to(State.CLOSED)
+            return False
+        text = message.get("text")
+        try:
+            if text is None or len(text) > frames.MAX_FRAME:
+                raise msgspec.DecodeError("not a text frame")
+            frame = frames.decode_frame(text)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            await self._refuse(BadRequest(f"the first frame must be connect: {exc}"), CloseCode.BAD_FIRST_FRAME)
+            return False
+        if not isinstance(frame, frames.Connect):
+            await self._refuse(BadRequest("the first frame must be connect"), CloseCode.BAD_FIRST_FRAME)
+            return False
+        if frame.protocol != frames.PROTOCOL_VERSION:
+            await self._refuse(BadRequest(f"unsupported protocol {frame.protocol}"), CloseCode.BAD_FIRST_FRAME)
+            return False
+        try:
+            identity = verify(self.services.secret, frame.token)
+        except Unauthorized as exc:
+            await self._refuse(exc, CloseCode.UNAUTHORIZED)
+            return False
+        self.ctx = Context(self.services, identity)
+        self.client_key = f"{identity.user_id}:{frame.client_id}"
+        self._to(State.OPEN)
+        await self.ws.send_text(frames.connected(identity.user_id, self.session_id, int(time.time() * 1000)))
+        return True
+
+    async def _refuse(self, exc: ChatError, code: int) -> None:
+        with contextlib.suppress(Exception):
+            await self.ws.send_text(frames.error(exc))
+            await self.ws.close(code, exc.message[:120])
+        self._to(State.CLOSED)
+
+    def _schedule_expiry(self) -> asyncio.TimerHandle | None:
+        assert self.ctx is not None
+        exp = self.ctx.identity.expires_at
+        if exp is None:
+            return None
+        delay = max(0.0, exp - time.time())
+        return asyncio.get_running_loop().call_later(
+            delay, self._close_soon, CloseCode.UNAUTHORIZED, "token expired", Unauthorized("token expired")
+        )
+
+    def _close_soon(self, code: int, reason: str, exc: ChatError | None = None) -> None:
+        if exc is not None:
+            self._send(None, frames.error(exc))
+        with contextlib.suppress(asyncio.QueueFull):
+            self._out.put_nowait(_Close(code, reason))
+
+    def _cleanup(self) -> None:
+        if self.state is not State.CLOSED:
+            self._to(State.CLOSED)
+        for sub in self.subs.values():
+            if sub.sq is not None:
+                self.live.unsubscribe(sub.sq, self, sub.id)
+        self.subs.clear()
+
+    # -- the three loops -----------------------------------------------------
+
+    async def _read(self) -> None:
+        while True:
+            try:
+                message = await self.ws.receive()
+            except WebSocketDisconnect:
+                return
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is None:
+                self._bad_frame(BadRequest("frames must be JSON text"))
+                continue
+            if len(text) > frames.MAX_FRAME // 4 and len(text.encode()) > frames.MAX_FRAME:
+                _, ident = frames.envelope(text)
+                self._bad_frame(TooLarge(f"frame over {frames.MAX_FRAME} bytes"), ident)
+                continue
+            try:
+                frame = frames.decode_frame(text)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                kind, ident = frames.envelope(text)
+                err = from_validation(exc)
+                if kind == "mutate" and ident is not None:
+                    self._send(None, frames.dumps(
+                        {"type": "mutated", "id": ident, "ok": False, "error": err.to_dict()}))
+                    self._count_bad()
+                else:
+                    self._bad_frame(err, ident)
+                continue
+            if isinstance(frame, frames.Ping):
+                self._send(None, frames.pong(frame.t))
+            elif isinstance(frame, frames.Connect):
+                self._bad_frame(BadRequest("already connected"))
+            else:
+                try:
+                    self._work.put_nowait(frame)
+                except asyncio.QueueFull:
+                    self._close_soon(CloseCode.FLOOD, "too many frames in flight")
+                    return
+
+    async def _process(self) -> None:
+        while True:
+            frame = await self._work.get()
+            try:
+                if isinstance(frame, frames.Subscribe):
+                    await self._subscribe(frame)
+                elif isinstance(frame, frames.Unsubscribe):
+                    self._unsubscribe(frame.id)
+                elif isinstance(frame, frames.Mutate):
+                    await self._mutate(frame)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("frame %s failed", type(frame).__name__)
+                self._send(None, frames.error(Internal("internal error"), getattr(frame, "id", None)))
+
+    async def _write(self) -> None:
+        while True:
+            item = await self._out.get()
+            if isinstance(item, _Close):
+                with contextlib.suppress(Exception):
+                    await self.ws.close(item.code, item.reason)
+                return
+            sub, text = item
+            if sub is not None and self.subs.get(sub.id) is not sub:
+                continue  # unsubscribed meanwhile: no more frames carry that id
+            try:
+                await self.ws.send_text(text)
+            except (WebSocketDisconnect, RuntimeError, OSError):
+                return
+
+    # -- frames --------------------------------------------------------------
+
+    async def _subscribe(self, f: frames.Subscribe) -> None:
+        assert self.ctx is not None
+        if f.id in self.subs:
+            self._send(None, frames.error(BadRequest(f"subscription id {f.id!r} is in use"), f.id))
+            return
+        if len(self.subs) >= self.services.settings.ws_max_subscriptions:
+            limit = self.services.settings.ws_max_subscriptions
+            self._send(None, frames.error(BadRequest(f"at most {limit} subscriptions per connection"), f.id))
+            return
+        query = QUERIES.get(f.query)
+        if query is None:
+            self._send(None, frames.error(BadRequest(f"unknown query {f.query!r}"), f.id))
+            return
+        try:
+            args = msgspec.json.decode(f.args, type=query.args_type)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            self._send(None, frames.error(from_validation(exc), f.id))
+            return
+        sub = self.subs[f.id] = _Sub(f.id)
+        try:
+            sub.sq = await self.live.subscribe(self.ctx, query, args, self, f.id)
+        except ChatError as exc:
+            if self.subs.get(f.id) is sub:
+                del self.subs[f.id]
+            self._send(None, frames.error(exc, f.id))
+
+    def _unsubscribe(self, sub_id: str) -> None:
+        sub = self.subs.pop(sub_id, None)
+        if sub is not None and sub.sq is not None:
+            self.live.unsubscribe(sub.sq, self, sub_id)
+
+    async def _mutate(self, f: frames.Mutate) -> None:
+        assert self.ctx is not None
+        ctx = self.ctx
+        mutation = MUTATIONS.get(f.name)
+        if mutation is None:
+            return self._mutated_error(f.id, BadRequest(f"unknown mutation {f.name!r}"))
+        try:
+            args = msgspec.json.decode(f.args, type=mutation.args_type)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            return self._mutated_error(f.id, from_validation(exc))
+        try:
+            outcome, _ = await run_once(
+                self.services.redis, self.client_key, f.id, self.services.settings.idempotency_ttl_s,
+                lambda: mutation.handler(ctx, args),
+            )
+        except ChatError as exc:
+            return self._mutated_error(f.id, exc)
+        if outcome.ok and outcome.channels:
+            # Read your writes: this connection's changed results go out before `mutated`.
+            mine = {sub.sq for sub in self.subs.values() if sub.sq is not None}
+            changed = mine & self.live.affected(outcome.channels)
+            if changed:
+                await asyncio.gather(*(self.live.refresh(sq) for sq in changed))
+        self._send(None, frames.mutated(f.id, outcome))
+        return None
+
+    def _mutated_error(self, request_id: str, exc: ChatError) -> None:
+        self._send(None, frames.dumps({"type": "mutated", "id": request_id, "ok": False, "error": exc.to_dict()}))
+
+    # -- delivery (called by LiveQueries) -------------------------------------
+
+    def deliver_result(self, sub_id: str, version: int, value: str) -> None:
+        sub = self.subs.get(sub_id)
+        if sub is None or version <= sub.version:
+            return
+        unchanged = value is sub.value
+        sub.version, sub.value = version, value
+        if unchanged:
+            return
+        self._send(sub, frames.result(sub_id, version, value))
+
+    def deliver_error(self, sub_id: str, error: ChatError) -> None:
+        sub = self.subs.pop(sub_id, None)
+        if sub is not None:
+            self._send(None, frames.error(error, sub_id))
+
+    def _send(self, sub: _Sub | None, text: str) -> None:
+        if self.state is not State.OPEN:
+            return
+        try:
+            self._out.put_nowait((sub, text))
+        except asyncio.QueueFull:
+            log.warning("session %s is not reading; disconnecting it", self.session_id)
+            self._to(State.CLOSED)
+            self._done.set()
+
+    def _bad_frame(self, exc: ChatError, sub_id: str | None = None) -> None:
+        self._send(None, frames.error(exc, sub_id))
+        self._count_bad()
+
+    def _count_bad(self) -> None:
+        now = time.monotonic()
+        self._bad = [t for t in self._bad if now - t < BAD_FRAMES_WINDOW_S]
+        self._bad.append(now)
+        if len(self._bad) > BAD_FRAMES_ALLOWED:
+            self._close_soon(CloseCode.FLOOD, "too many bad frames")
+
+
+__all__ = ["CloseCode", "Session", "State"]

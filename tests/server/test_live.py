@@ -1,0 +1,136 @@
+"""Shared live queries and the change listener, in-process against a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from server import args as A
+from server.context import Context, Services
+from server.fanout import ChangeListener
+from server.live import LiveQueries
+from server.queries import QUERIES
+from shared.auth import Identity
+from shared.config import load_settings
+from shared.errors import ChatError
+from shared.records import Message
+from shared.store import Store
+
+pytestmark = pytest.mark.anyio
+
+
+class Tab:
+    """A subscriber that records what it is sent."""
+
+    def __init__(self) -> None:
+        self.results: list[tuple[str, int, str]] = []
+        self.errors: list[tuple[str, ChatError]] = []
+
+    def deliver_result(self, sub_id: str, version: int, value: str) -> None:
+        self.results.append((sub_id, version, value))
+
+    def deliver_error(self, sub_id: str, error: ChatError) -> None:
+        self.errors.append((sub_id, error))
+
+
+@pytest.fixture
+async def live(store: Store) -> AsyncIterator[tuple[LiveQueries, ChangeListener, Context]]:
+    services = Services(settings=load_settings({}), redis=store.redis, store=store, secret="x" * 32, dev_mode=False)
+    holder: dict[str, ChangeListener] = {}
+
+    class Up:
+        async def ref(self, channels: list[str]) -> None:
+            await holder["l"].ref(channels)
+
+        def unref(self, channels: list[str]) -> None:
+            holder["l"].unref(channels)
+
+    registry = LiveQueries(Up())
+    listener = ChangeListener(store.redis.client(), registry.notify, registry.refresh_all)
+    holder["l"] = listener
+    listener.start()
+    try:
+        yield registry, listener, Context(services, Identity("alice"))
+    finally:
+        await listener.stop()
+
+
+async def eventually(check, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.01)
+
+
+def text(m: str) -> Message:
+    return Message(message_id="", thread_id="", text=m)
+
+
+async def test_identical_subscriptions_share_one_value_encoded_once(live, store: Store) -> None:  # type: ignore[no-untyped-def]
+    registry, _, ctx = live
+    t = await store.threads.create("alice")
+    q = QUERIES["messages.list"]
+    tabs = [Tab() for _ in range(20)]
+    for i, tab in enumerate(tabs):
+        await registry.subscribe(ctx, q, A.MessagesList(thread_id=t.thread_id), tab, f"s{i}")
+    assert len(registry) == 1 and registry.runs == 1
+    await store.messages.save(t.thread_id, "alice", [text("hi")])
+    await eventually(lambda: all(len(tab.results) == 2 for tab in tabs))
+    assert registry.runs == 2
+    values = {id(tab.results[-1][2]) for tab in tabs}
+    assert len(values) == 1  # the very same encoded object for every subscriber
+
+
+async def test_a_burst_of_writes_is_coalesced(live, store: Store) -> None:  # type: ignore[no-untyped-def]
+    registry, _, ctx = live
+    t = await store.threads.create("alice")
+    tab = Tab()
+    await registry.subscribe(ctx, QUERIES["messages.list"], A.MessagesList(thread_id=t.thread_id), tab, "s")
+    await asyncio.gather(*(store.messages.save(t.thread_id, "alice", [text(str(i))]) for i in range(100)))
+    await eventually(lambda: '"order":100' in tab.results[-1][2])
+    await asyncio.sleep(0.2)
+    assert registry.runs < 30, registry.runs  # 100 notices, a handful of runs
+    versions = [v for _, v, _ in tab.results]
+    assert versions == sorted(versions)
+
+
+async def test_upstream_subscribe_on_first_interest_unsubscribe_on_last(live, store: Store) -> None:  # type: ignore[no-untyped-def]
+    registry, listener, ctx = live
+    t = await store.threads.create("alice")
+    q, a = QUERIES["messages.list"], A.MessagesList(thread_id=t.thread_id)
+    one, two = Tab(), Tab()
+    sq = await registry.subscribe(ctx, q, a, one, "s")
+    await registry.subscribe(ctx, q, a, two, "s")
+    assert len(listener.channels) == 1
+    registry.unsubscribe(sq, one, "s")
+    assert len(listener.channels) == 1
+    registry.unsubscribe(sq, two, "s")
+    assert listener.channels == set() and len(registry) == 0
+    await eventually(lambda: not listener._pubsub.channels)
+
+
+async def test_after_the_listener_reconnects_every_query_is_rerun(live, store: Store) -> None:  # type: ignore[no-untyped-def]
+    registry, listener, ctx = live
+    t = await store.threads.create("alice")
+    tab = Tab()
+    await registry.subscribe(ctx, QUERIES["messages.list"], A.MessagesList(thread_id=t.thread_id), tab, "s")
+    runs = registry.runs
+    await store.redis.client_kill_filter(_type="pubsub")
+    # a write while the listener is down: its notice is lost, the re-run finds it
+    await store.messages.save(t.thread_id, "alice", [text("while away")])
+    await eventually(lambda: listener.reconnects >= 1)
+    await eventually(lambda: any("while away" in v for _, _, v in tab.results))
+    assert registry.runs > runs
+    await store.messages.save(t.thread_id, "alice", [text("after")])
+    await eventually(lambda: '"after"' in tab.results[-1][2])
+
+
+async def test_a_failing_query_is_dropped_with_an_error(live, store: Store) -> None:  # type: ignore[no-untyped-def]
+    registry, _, ctx = live
+    t = await store.threads.create("alice")
+    tab = Tab()
+    await registry.subscribe(ctx, QUERIES["threads.get"], A.ThreadRef(thread_id=t.thread_id), tab, "s")
+    await store.delete_thread(t.thread_id, "alice")
+    await eventually(lambda: bool(tab.errors))
+    assert tab.errors[0][1].code == "not_found" and len(registry) == 0
