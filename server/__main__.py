@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         ws_max_size=16 << 20,  # frames over 1 MiB get too_large from the session
         ws_ping_interval=settings.ws_ping_interval_s,
         ws_ping_timeout=settings.ws_ping_timeout_s,
+        ws_per_message_deflate=settings.ws_compression,
         log_level=settings.log_level,
         lifespan="on",
     )

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
+from server import gc_tuning
 from server.context import Services
 from server.fanout import ChangeListener
 from server.http_api import chat_error_handler, json_response, routes
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         services.live = live
         services.listener = ChangeListener(redis, live.notify, live.refresh_all)
         services.listener.start()
+        gc_tuning.tune(settings.gc_thresholds)
         try:
             yield
         finally:

@@ -12,6 +12,7 @@ import contextlib
 import enum
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
 
 import msgspec
@@ -75,6 +76,11 @@ class _Close:
 class Session:
     """The server side of one connected tab."""
 
+    __slots__ = (
+        "__weakref__", "_bad", "_main", "_out", "_processor", "_work", "_writer",
+        "client_key", "ctx", "live", "services", "session_id", "state", "subs", "ws",
+    )
+
     def __init__(self, websocket: WebSocket, services: Services, live: LiveQueries) -> None:
         self.ws = websocket
         self.services = services
@@ -84,12 +90,13 @@ class Session:
         self.ctx: Context | None = None
         self.client_key = ""
         self.subs: dict[str, _Sub] = {}
-        self._out: asyncio.Queue[tuple[_Sub | None, str] | _Close] = asyncio.Queue(
-            services.settings.ws_send_queue
-        )
-        self._work: asyncio.Queue[frames.ClientFrame] = asyncio.Queue(WORK_QUEUE)
-        self._done = asyncio.Event()
-        self._bad: list[float] = []
+        # Queues exist only while frames wait in them: an idle session holds neither.
+        self._out: deque[tuple[_Sub | None, str] | _Close] | None = None
+        self._work: deque[frames.ClientFrame] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._processor: asyncio.Task[None] | None = None
+        self._main: asyncio.Task[object] | None = None
+        self._bad: list[float] | None = None
 
     def _to(self, state: State) -> None:
         if state not in _ALLOWED[self.state]:
@@ -99,27 +106,25 @@ class Session:
     # -- lifecycle -----------------------------------------------------------
 
     async def run(self) -> None:
+        """Serve the connection until it closes. An idle session holds no task but this one."""
         await self.ws.accept()
         if not await self._handshake():
             return
-        tasks = [
-            asyncio.create_task(self._read(), name="ws-read"),
-            asyncio.create_task(self._process(), name="ws-process"),
-            asyncio.create_task(self._write(), name="ws-write"),
-            asyncio.create_task(self._done.wait(), name="ws-done"),
-        ]
+        self._main = asyncio.current_task()
         expiry = self._schedule_expiry()
         self.services.sessions.add(self)
         try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            await self._read()
+        except asyncio.CancelledError:
+            if self.state is not State.CLOSED or self._main is None:
+                raise
+            self._main.uncancel()  # we dropped this session ourselves (it stopped reading)
         finally:
             if expiry is not None:
                 expiry.cancel()
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(BaseException):
-                    await task
+            for task in (self._writer, self._processor):
+                if task is not None:
+                    task.cancel()
             self._cleanup()
             self.services.sessions.discard(self)
 
@@ -176,8 +181,16 @@ class Session:
     def _close_soon(self, code: int, reason: str, exc: ChatError | None = None) -> None:
         if exc is not None:
             self._send(None, frames.error(exc))
-        with contextlib.suppress(asyncio.QueueFull):
-            self._out.put_nowait(_Close(code, reason))
+        if self.state is State.OPEN:
+            self._queue_out(_Close(code, reason))
+
+    def _drop(self) -> None:
+        """End a session that stopped reading: no close handshake can get through."""
+        log.warning("session %s is not reading; disconnecting it", self.session_id)
+        self._to(State.CLOSED)
+        self._out = None
+        if self._main is not None:
+            self._main.cancel()
 
     def _cleanup(self) -> None:
         if self.state is not State.CLOSED:
@@ -187,7 +200,7 @@ class Session:
                 self.live.unsubscribe(sub.sq, self, sub.id)
         self.subs.clear()
 
-    # -- the three loops -----------------------------------------------------
+    # -- reading, processing, writing -------------------------------------------
 
     async def _read(self) -> None:
         while True:
@@ -211,8 +224,7 @@ class Session:
                 kind, ident = frames.envelope(text)
                 err = from_validation(exc)
                 if kind == "mutate" and ident is not None:
-                    self._send(None, frames.dumps(
-                        {"type": "mutated", "id": ident, "ok": False, "error": err.to_dict()}))
+                    self._mutated_error(ident, err)
                     self._count_bad()
                 else:
                     self._bad_frame(err, ident)
@@ -221,43 +233,67 @@ class Session:
                 self._send(None, frames.pong(frame.t))
             elif isinstance(frame, frames.Connect):
                 self._bad_frame(BadRequest("already connected"))
+            elif self._work is not None and len(self._work) >= WORK_QUEUE:
+                self._close_soon(CloseCode.FLOOD, "too many frames in flight")
+                return
             else:
-                try:
-                    self._work.put_nowait(frame)
-                except asyncio.QueueFull:
-                    self._close_soon(CloseCode.FLOOD, "too many frames in flight")
-                    return
+                if self._work is None:
+                    self._work = deque()
+                self._work.append(frame)
+                if self._processor is None:
+                    self._processor = asyncio.create_task(self._process())
 
     async def _process(self) -> None:
-        while True:
-            frame = await self._work.get()
-            try:
-                if isinstance(frame, frames.Subscribe):
-                    await self._subscribe(frame)
-                elif isinstance(frame, frames.Unsubscribe):
-                    self._unsubscribe(frame.id)
-                elif isinstance(frame, frames.Mutate):
-                    await self._mutate(frame)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("frame %s failed", type(frame).__name__)
-                self._send(None, frames.error(Internal("internal error"), getattr(frame, "id", None)))
+        """Run queued frames in arrival order; exits when there are none."""
+        try:
+            while self._work:
+                frame = self._work.popleft()
+                if not self._work:
+                    self._work = None
+                try:
+                    if isinstance(frame, frames.Subscribe):
+                        await self._subscribe(frame)
+                    elif isinstance(frame, frames.Unsubscribe):
+                        self._unsubscribe(frame.id)
+                    elif isinstance(frame, frames.Mutate):
+                        await self._mutate(frame)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("frame %s failed", type(frame).__name__)
+                    self._send(None, frames.error(Internal("internal error"), getattr(frame, "id", None)))
+        finally:
+            self._processor = None
+
+    def _queue_out(self, item: tuple[_Sub | None, str] | _Close) -> None:
+        if self._out is None:
+            self._out = deque()
+        self._out.append(item)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write())
 
     async def _write(self) -> None:
-        while True:
-            item = await self._out.get()
-            if isinstance(item, _Close):
-                with contextlib.suppress(Exception):
-                    await self.ws.close(item.code, item.reason)
-                return
-            sub, text = item
-            if sub is not None and self.subs.get(sub.id) is not sub:
-                continue  # unsubscribed meanwhile: no more frames carry that id
-            try:
-                await self.ws.send_text(text)
-            except (WebSocketDisconnect, RuntimeError, OSError):
-                return
+        """Send queued frames in order; exits when there are none."""
+        try:
+            while self._out:
+                item = self._out.popleft()
+                if not self._out:
+                    self._out = None
+                if isinstance(item, _Close):
+                    with contextlib.suppress(Exception):
+                        await self.ws.close(item.code, item.reason)
+                    self._out = None
+                    return
+                sub, text = item
+                if sub is not None and self.subs.get(sub.id) is not sub:
+                    continue  # unsubscribed meanwhile: no more frames carry that id
+                try:
+                    await self.ws.send_text(text)
+                except (WebSocketDisconnect, RuntimeError, OSError):
+                    self._out = None
+                    return
+        finally:
+            self._writer = None
 
     # -- frames --------------------------------------------------------------
 
@@ -341,12 +377,10 @@ class Session:
     def _send(self, sub: _Sub | None, text: str) -> None:
         if self.state is not State.OPEN:
             return
-        try:
-            self._out.put_nowait((sub, text))
-        except asyncio.QueueFull:
-            log.warning("session %s is not reading; disconnecting it", self.session_id)
-            self._to(State.CLOSED)
-            self._done.set()
+        if self._out is not None and len(self._out) >= self.services.settings.ws_send_queue:
+            self._drop()
+            return
+        self._queue_out((sub, text))
 
     def _bad_frame(self, exc: ChatError, sub_id: str | None = None) -> None:
         self._send(None, frames.error(exc, sub_id))
@@ -354,7 +388,7 @@ class Session:
 
     def _count_bad(self) -> None:
         now = time.monotonic()
-        self._bad = [t for t in self._bad if now - t < BAD_FRAMES_WINDOW_S]
+        self._bad = [t for t in self._bad or () if now - t < BAD_FRAMES_WINDOW_S]
         self._bad.append(now)
         if len(self._bad) > BAD_FRAMES_ALLOWED:
             self._close_soon(CloseCode.FLOOD, "too many bad frames")
