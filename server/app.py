@@ -16,8 +16,11 @@ from starlette.websockets import WebSocket
 from server import gc_tuning
 from server.context import Services
 from server.fanout import ChangeListener
+from server.generation import GenerationQueue
 from server.http_api import chat_error_handler, json_response, routes
 from server.live import LiveQueries
+from server.reaper import StreamReaper
+from server.stream_relay import StreamRelay
 from server.ws.session import Session
 from shared.auth import resolve_secret
 from shared.config import Settings, load_settings
@@ -58,15 +61,23 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        live = LiveQueries(upstream=_LazyUpstream(services))
-        services.live = live
-        services.listener = ChangeListener(redis, live.notify, live.refresh_all)
+        relay = StreamRelay(services.store)
+        live = LiveQueries(upstream=_LazyUpstream(services), relay=relay)
+        services.live, services.relay = live, relay
+        services.listener = ChangeListener(redis, live.on_message, live.refresh_all)
         services.listener.start()
+        services.generation = GenerationQueue(settings, services.store)
+        reaper = StreamReaper(services.store, stale_ms=settings.stream_stale_ms,
+                              grace_ms=settings.stream_grace_ms)
+        services.reaper = reaper
+        reaper.start()
         gc_tuning.tune(settings.gc_thresholds)
         try:
             yield
         finally:
+            await reaper.stop()
             await services.listener.stop()
+            services.generation.close()
             await redis.aclose()
 
     async def websocket_endpoint(websocket: WebSocket) -> None:

@@ -76,3 +76,14 @@ class MessagesList(_Args):
     statuses: list[Status] | None = None
     streams: bool = False
     stream_cursors: dict[str, Annotated[int, msgspec.Meta(ge=0)]] = {}
+
+
+class StreamsAbort(_Args):
+    stream_id: Id | None = None
+    thread_id: Id | None = None
+
+
+class MessagesRegenerate(_Args):
+    message_id: Id
+    agent_name: Annotated[str, msgspec.Meta(max_length=100)] | None = None
+    attempt: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = "1"

@@ -25,6 +25,8 @@ class Services:
     live: Any = None  # server.live.LiveQueries, made at start-up
     listener: Any = None  # server.fanout.ChangeListener, made at start-up
     sessions: set[Any] = field(default_factory=set)  # open WebSocket sessions
+    relay: Any = None  # server.stream_relay.StreamRelay
+    reaper: Any = None  # server.reaper.StreamReaper
 
 
 @dataclass(slots=True)

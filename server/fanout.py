@@ -23,16 +23,16 @@ CONFIRM_TIMEOUT_S = 5.0
 
 
 class ChangeListener:
-    """Routes change notices from Redis to ``on_notice(channel, version)``."""
+    """Routes every message of the channels it holds to ``on_message(channel, data)``."""
 
     def __init__(
         self,
         redis: aioredis.Redis,
-        on_notice: Callable[[str, int | None], None],
+        on_message: Callable[[str, bytes], None],
         on_resync: Callable[[], None],
     ) -> None:
         self._redis = redis
-        self._on_notice = on_notice
+        self._on_message = on_message
         self._on_resync = on_resync
         self._pubsub = redis.pubsub()
         self._refs: Counter[str] = Counter()
@@ -133,8 +133,4 @@ class ChangeListener:
                 event.set()
         elif kind == "message":
             data = msg["data"]
-            try:
-                version: int | None = int(data)  # type: ignore[call-overload]
-            except (TypeError, ValueError):
-                version = None
-            self._on_notice(name, version)
+            self._on_message(name, data if isinstance(data, bytes) else str(data).encode())

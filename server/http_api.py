@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from server.context import Context, Services
@@ -21,10 +22,12 @@ from shared.errors import (
     ChatError,
     Forbidden,
     Internal,
+    NotFound,
     TooLarge,
     from_validation,
     status_of,
 )
+from shared.store.streams import thread_of_stream
 
 log = logging.getLogger(__name__)
 
@@ -160,12 +163,48 @@ class Endpoints:
             "listenerReconnects": s.listener.reconnects if s.listener is not None else 0,
         })
 
+    async def abort(self, request: Request) -> Response:
+        return await self._mutate(request, "streams.abort", {"threadId": request.path_params["thread_id"]})
+
+    async def stream_events(self, request: Request) -> Response:
+        """A stream's deltas as Server-Sent Events (``id:`` = seq; honours Last-Event-ID)."""
+        ctx = self._context(request)
+        stream_id = request.path_params["stream_id"]
+        thread_id = thread_of_stream(stream_id)
+        await ctx.store.threads.get(thread_id, ctx.user_id)
+        if not await ctx.store.streams.get(stream_id):
+            raise NotFound(f"stream {stream_id} not found")
+        last = request.headers.get("last-event-id", "0")
+        if not last.isdigit():
+            raise BadRequest("Last-Event-ID must be a seq number")
+        return StreamingResponse(sse_deltas(ctx, thread_id, stream_id, int(last), request),
+                                 media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
     async def healthz(self, request: Request) -> Response:
         try:
             await self.services.redis.ping()
         except Exception as exc:
             return json_response({"ok": False, "redis": str(exc)}, 503)
         return json_response({"ok": True})
+
+
+async def sse_deltas(ctx: Context, thread_id: str, stream_id: str, after: int,
+                     request: Request) -> AsyncIterator[bytes]:
+    """Replay the log after ``after``, then follow it until the stream ends."""
+    streams = ctx.store.streams
+    while True:
+        for seq, parts in await streams.log(thread_id, stream_id, after=after):
+            yield b"id: %d\nevent: delta\ndata: {\"seq\":%d,\"parts\":%s}\n\n" % (seq, seq, parts)
+            after = seq
+        info = await streams.get(stream_id)
+        if info.get("status") != "streaming" and int(info.get("seq", "0")) <= after:
+            status = info.get("status", "aborted")
+            yield b"event: end\ndata: {\"status\":\"%s\",\"seq\":%d}\n\n" % (status.encode(), after)
+            return
+        if await request.is_disconnected():
+            return
+        await ctx.store.streams.wait_for_delta(thread_id, stream_id, after, timeout_ms=1000)
 
 
 def routes(services: Services) -> list[Route]:
@@ -176,6 +215,8 @@ def routes(services: Services) -> list[Route]:
         Route("/api/threads", e.threads, methods=["GET", "POST"]),
         Route("/api/threads/{thread_id}", e.thread, methods=["GET", "PATCH", "DELETE"]),
         Route("/api/threads/{thread_id}/messages", e.messages, methods=["GET", "POST"]),
+        Route("/api/threads/{thread_id}/abort", e.abort, methods=["POST"]),
+        Route("/api/streams/{stream_id}", e.stream_events, methods=["GET"]),
     ]
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Callable
 from typing import Any, Protocol
 
 import msgspec
 
 from server.context import Context
 from server.queries import Query
+from server.stream_relay import StreamRelay
+from shared import keys
 from shared.errors import ChatError, Internal
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,9 @@ RETRY_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 class Subscriber(Protocol):
     """What a shared query delivers to (a WebSocket session)."""
 
-    def deliver_result(self, sub_id: str, version: int, value: str) -> None: ...
+    def deliver_result(self, sub_id: str, version: int, value: str, streams: dict[str, int]) -> None: ...
+
+    def deliver_deltas(self, sub_id: str, stream_id: str, tails: list[str]) -> None: ...
 
     def deliver_error(self, sub_id: str, error: ChatError) -> None: ...
 
@@ -56,6 +59,7 @@ class SharedQuery:
         "key",
         "query",
         "ready",
+        "stream_seqs",
         "subscribers",
         "task",
         "value",
@@ -75,13 +79,17 @@ class SharedQuery:
         self.dirty = False
         self.ready = asyncio.Event()
         self.failed: ChatError | None = None
+        self.stream_seqs: dict[str, int] = {}  # seq of each stream as of ``value``
 
 
 class LiveQueries:
     """The registry of shared queries of this process."""
 
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(self, upstream: Upstream, relay: StreamRelay | None = None) -> None:
         self._upstream = upstream
+        self._relay = relay
+        if relay is not None:
+            relay.live = self
         self._by_key: dict[Key, SharedQuery] = {}
         self._by_channel: dict[str, set[SharedQuery]] = defaultdict(set)
         self.runs = 0  # query executions, for tests and metrics
@@ -126,7 +134,7 @@ class LiveQueries:
             if sq.failed is not None:
                 raise sq.failed
         assert sq.value is not None
-        who.deliver_result(sub_id, sq.version, sq.value)
+        who.deliver_result(sub_id, sq.version, sq.value, sq.stream_seqs)
         return sq
 
     def unsubscribe(self, sq: SharedQuery, who: Subscriber, sub_id: str) -> None:
@@ -137,6 +145,18 @@ class LiveQueries:
                 del sq.subscribers[who]
         if not sq.subscribers and self._by_key.get(sq.key) is sq:
             self._drop(sq)
+
+    def on_message(self, channel: str, data: bytes) -> None:
+        """What the change listener hears: deltas go to the relay, notices re-run queries."""
+        if channel.startswith(keys.DELTA_CHANNEL_PREFIX):
+            if self._relay is not None:
+                self._relay.on_delta(data)
+            return
+        try:
+            version: int | None = int(data)
+        except ValueError:
+            version = None
+        self.notify(channel, version)
 
     def notify(self, channel: str, version: int | None) -> None:
         """A change notice from Redis: re-run (coalesced) what depends on ``channel``."""
@@ -154,6 +174,12 @@ class LiveQueries:
         self._schedule(sq)
         if sq.task is not None:
             await asyncio.shield(sq.task)
+
+    def relay_logs(self, sq: SharedQuery) -> dict[str, Any]:
+        """The relay's stream logs for the thread of ``sq`` (empty without streams)."""
+        if self._relay is None or not getattr(sq.args, "streams", False):
+            return {}
+        return self._relay.logs(sq.args.thread_id)
 
     def affected(self, channels: list[str]) -> set[SharedQuery]:
         out: set[SharedQuery] = set()
@@ -196,16 +222,23 @@ class LiveQueries:
         version, value = await sq.query.run(sq.ctx, sq.args)
         if version < sq.version:
             return  # an older read finishing late: versions never go back
+        streams = value.get("streams") if isinstance(value, dict) else None
+        if streams is not None and self._relay is not None:
+            # the deltas up to each listed seq must be at hand before the result goes out
+            await self._relay.ensure(sq.args.thread_id, streams)
+        if version < sq.version:
+            return
         sq.version = version
         encoded = _encode(value).decode()
         if encoded != sq.value:
             sq.value = encoded
+            sq.stream_seqs = {s.stream_id: s.seq for s in streams} if streams is not None else {}
 
     def _broadcast(self, sq: SharedQuery) -> None:
         assert sq.value is not None
         for who, ids in list(sq.subscribers.items()):
             for sub_id in list(ids):
-                who.deliver_result(sub_id, sq.version, sq.value)
+                who.deliver_result(sub_id, sq.version, sq.value, sq.stream_seqs)
 
     def _fail(self, sq: SharedQuery, exc: ChatError) -> None:
         sq.failed = exc
@@ -224,9 +257,9 @@ class LiveQueries:
                     group.discard(sq)
                     if not group:
                         del self._by_channel[ch]
+                        if self._relay is not None and ch.startswith(keys.DELTA_CHANNEL_PREFIX):
+                            self._relay.forget(sq.args.thread_id)
             self._upstream.unref(sq.channels)
         if sq.task is not None and sq.task is not asyncio.current_task():
             sq.task.cancel()
 
-
-OnNotice = Callable[[str, int | None], None]

@@ -11,6 +11,7 @@ from server.context import Context
 from shared import keys
 from shared.errors import BadRequest, Unavailable
 from shared.records import Message, Part, TextPart, text_of
+from shared.store.streams import thread_of_stream
 
 
 @dataclass(slots=True)
@@ -85,8 +86,10 @@ def _message_of(a: A.MessagesSend) -> Message:
     text = text_of(parts)
     if not parts or (role == "user" and not text.strip()):
         raise BadRequest("the message is empty")
-    if a.generate and role != "user":
-        raise BadRequest("`generate` needs a user message; send other roles with generate:false")
+    if a.generate and role not in ("user", "tool"):
+        raise BadRequest("`generate` needs a user message (or a tool result); send others with generate:false")
+    if a.generate and role == "tool" and a.prompt_message_id is None:
+        raise BadRequest("a tool result continues a generation: give the `promptMessageId` it answers")
     return Message(
         message_id="",
         thread_id=a.thread_id,
@@ -102,18 +105,58 @@ def _message_of(a: A.MessagesSend) -> Message:
 async def send_message(ctx: Context, a: A.MessagesSend) -> Outcome:
     message = _message_of(a)
     generation = ctx.services.generation
-    if a.generate and generation is None:
-        raise Unavailable("generation is not available on this server; send generate:false")
+    agent = None
+    if a.generate:
+        if generation is None:
+            raise Unavailable("generation is not available on this server; send generate:false")
+        agent = generation.agent(a.agent_name)
+        await ctx.store.threads.get(a.thread_id, ctx.user_id)
+        if message.role == "user":
+            await generation.before_send(a.thread_id, agent)
     version, (saved,) = await ctx.store.messages.save(
         a.thread_id, ctx.user_id, [message], order=a.order, prompt_message_id=a.prompt_message_id
     )
-    if a.generate:
-        await generation.enqueue(ctx, saved, a.agent_name)
+    if agent is not None:
+        prompt = saved
+        if saved.role == "tool":
+            assert a.prompt_message_id is not None
+            prompt = await ctx.store.messages.get(a.prompt_message_id, ctx.user_id)
+        await generation.enqueue(prompt, agent, trigger_id=saved.message_id)
     return Outcome(
         {"messageId": saved.message_id, "order": saved.order},
         version,
         [keys.thread_channel(a.thread_id)],
     )
+
+
+@mutation("messages.regenerate", A.MessagesRegenerate)
+async def regenerate(ctx: Context, a: A.MessagesRegenerate) -> Outcome:
+    """Answer an existing user message again; its earlier pending replies become failed."""
+    generation = ctx.services.generation
+    if generation is None:
+        raise Unavailable("generation is not available on this server")
+    prompt = await ctx.store.messages.get(a.message_id, ctx.user_id)
+    if prompt.role != "user":
+        raise BadRequest("only a user message can be answered again")
+    agent = generation.agent(a.agent_name)
+    await generation.before_send(prompt.thread_id, agent)
+    await generation.enqueue(prompt, agent, trigger_id=f"{prompt.message_id}-{a.attempt}")
+    version = await ctx.store.threads.version(prompt.thread_id)
+    return Outcome({"messageId": prompt.message_id}, version, [])
+
+
+@mutation("streams.abort", A.StreamsAbort)
+async def abort_streams(ctx: Context, a: A.StreamsAbort) -> Outcome:
+    if (a.stream_id is None) == (a.thread_id is None):
+        raise BadRequest("give exactly one of `streamId` or `threadId`")
+    thread_id = a.thread_id or thread_of_stream(a.stream_id or "")
+    await ctx.store.threads.get(thread_id, ctx.user_id)
+    ids = [a.stream_id] if a.stream_id else await ctx.store.streams.active_ids(thread_id)
+    aborted = 0
+    for stream_id in ids:
+        aborted += await ctx.store.streams.abort(thread_id, stream_id)
+    version = await ctx.store.threads.version(thread_id)
+    return Outcome({"aborted": aborted}, version, [keys.thread_channel(thread_id)])
 
 
 @mutation("messages.delete", A.MessagesDelete)

@@ -9,6 +9,7 @@ from typing import Any
 from server import args as A
 from server.context import Context
 from shared import keys
+from shared.store import StreamInfo
 
 Runner = Callable[[Context, Any], Awaitable[tuple[int, Any]]]
 Channels = Callable[[Context, Any], list[str]]
@@ -54,14 +55,26 @@ async def get_thread(ctx: Context, a: A.ThreadRef) -> tuple[int, Any]:
     return await ctx.store.threads.get_versioned(a.thread_id, ctx.user_id)
 
 
-@query("messages.list", A.MessagesList, _thread_channel)
+def _messages_channels(ctx: Context, a: A.MessagesList) -> list[str]:
+    if a.streams:
+        return [keys.thread_channel(a.thread_id), keys.delta_channel(a.thread_id)]
+    return [keys.thread_channel(a.thread_id)]
+
+
+@query("messages.list", A.MessagesList, _messages_channels)
 async def list_messages(ctx: Context, a: A.MessagesList) -> tuple[int, Any]:
     opts = a.pagination_opts
-    return await ctx.store.messages.list(
+    streams: list[StreamInfo] | None = [] if a.streams else None
+    version, page = await ctx.store.messages.list(
         a.thread_id,
         ctx.user_id,
         num_items=opts.num_items,
         cursor=opts.cursor,
         exclude_tool_messages=a.exclude_tool_messages,
         statuses=a.statuses,
+        streams=streams,
     )
+    if streams is None:
+        return version, page
+    return version, {"page": page.page, "continueCursor": page.continue_cursor,
+                     "isDone": page.is_done, "streams": streams}

@@ -37,6 +37,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid
     ws_ping_interval_s: Annotated[float, msgspec.Meta(gt=0)] = 20.0
     ws_ping_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 20.0
     ws_compression: bool = False
+    stream_stale_ms: Annotated[int, msgspec.Meta(ge=1000)] = 15_000
+    stream_grace_ms: Annotated[int, msgspec.Meta(ge=0)] = 60_000
     gc_thresholds: Annotated[str, msgspec.Meta(pattern=r"^\d+,\d+,\d+$")] = "10000,10,10"
     idempotency_ttl_s: Annotated[int, msgspec.Meta(ge=86400)] = 86400 * 2
     log_level: str = "info"

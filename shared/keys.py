@@ -38,14 +38,56 @@ def message_index_no_tools(thread_id: str) -> str:
     return f"{_t(thread_id)}:idx:notool"
 
 
+def thread_streams(thread_id: str) -> str:
+    """Sorted set of the thread's streams (in flight and recently ended), scored like messages."""
+    return f"{_t(thread_id)}:streams"
+
+
+def stream(thread_id: str, stream_id: str) -> str:
+    """Hash: one generation's stream record (status, seq, order, heartbeat...)."""
+    return f"{_t(thread_id)}:stream:{stream_id}"
+
+
+def stream_text(thread_id: str, stream_id: str) -> str:
+    """String: the stream's text so far (appended with every delta)."""
+    return f"{_t(thread_id)}:stream:{stream_id}:text"
+
+
+def stream_log(thread_id: str, stream_id: str) -> str:
+    """Redis Stream: the deltas, entry id ``0-<seq>``: the replay log."""
+    return f"{_t(thread_id)}:stream:{stream_id}:log"
+
+
+def stream_keys(thread_id: str, stream_id: str) -> list[str]:
+    return [stream(thread_id, stream_id), stream_text(thread_id, stream_id), stream_log(thread_id, stream_id)]
+
+
+def generation_lock(thread_id: str) -> str:
+    """String: held by the worker generating in this thread (one at a time per thread)."""
+    return f"{_t(thread_id)}:genlock"
+
+
 def thread_keys(thread_id: str) -> list[str]:
-    """Every key that belongs to one thread (for deleting it whole)."""
+    """Every fixed key of one thread (streams' own keys are listed by the store)."""
     return [
         thread(thread_id),
         messages(thread_id),
         message_index(thread_id),
         message_index_no_tools(thread_id),
+        thread_streams(thread_id),
+        generation_lock(thread_id),
     ]
+
+
+def delta_channel(thread_id: str) -> str:
+    """Pub/sub channel of live deltas of every stream of one thread."""
+    return f"{DELTA_CHANNEL_PREFIX}{{t:{thread_id}}}"
+
+
+DELTA_CHANNEL_PREFIX = f"{PREFIX}:dlt:"
+ACTIVE_STREAMS = f"{PREFIX}:streams:active"  # zset "threadId/streamId" -> last heartbeat ms
+ENDED_STREAMS = f"{PREFIX}:streams:ended"  # zset "threadId/streamId" -> ended at ms
+REAPER_LOCK = f"{PREFIX}:streams:reaper"
 
 
 def thread_channel(thread_id: str) -> str:
@@ -73,4 +115,3 @@ def idempotency(client_id: str, request_id: str) -> str:
     return f"{PREFIX}:idem:{{c:{client_id}}}:{request_id}"
 
 
-CHANNEL_PATTERN_PREFIX = f"{PREFIX}:chg:"

@@ -63,6 +63,8 @@ class _Sub:
     sq: SharedQuery | None = None
     version: int = -1
     value: str | None = None
+    cursors: dict[str, int] | None = None  # last delta seq sent, per stream
+    resume: set[str] | None = None  # streams whose cursor the client gave (replay, don't skip)
 
 
 class _Close:
@@ -316,6 +318,11 @@ class Session:
             self._send(None, frames.error(from_validation(exc), f.id))
             return
         sub = self.subs[f.id] = _Sub(f.id)
+        cursors = getattr(args, "stream_cursors", None)
+        if cursors:
+            # per-subscriber state, not part of what identical subscriptions share
+            sub.cursors, sub.resume = dict(cursors), set(cursors)
+            args.stream_cursors = {}
         try:
             sub.sq = await self.live.subscribe(self.ctx, query, args, self, f.id)
         except ChatError as exc:
@@ -359,7 +366,7 @@ class Session:
 
     # -- delivery (called by LiveQueries) -------------------------------------
 
-    def deliver_result(self, sub_id: str, version: int, value: str) -> None:
+    def deliver_result(self, sub_id: str, version: int, value: str, streams: dict[str, int]) -> None:
         sub = self.subs.get(sub_id)
         if sub is None or version <= sub.version:
             return
@@ -368,6 +375,36 @@ class Session:
         if unchanged:
             return
         self._send(sub, frames.result(sub_id, version, value))
+        if not streams:
+            return
+        cursors = sub.cursors if sub.cursors is not None else {}
+        sub.cursors = cursors
+        resume = sub.resume or set()
+        for stream_id, seq in streams.items():
+            if stream_id not in resume:
+                # the result carries the text up to `seq`: deltas continue after it
+                cursors[stream_id] = max(cursors.get(stream_id, 0), seq)
+        sub.resume = None
+        relay_logs = self.live.relay_logs(sub.sq) if sub.sq is not None else {}
+        for stream_id in streams:
+            slog = relay_logs.get(stream_id)
+            if slog is not None:
+                self.deliver_deltas(sub_id, stream_id, slog.tails)
+
+    def deliver_deltas(self, sub_id: str, stream_id: str, tails: list[str]) -> None:
+        """Send the deltas after this subscription's cursor (never one twice, never a gap)."""
+        sub = self.subs.get(sub_id)
+        if sub is None:
+            return
+        if sub.cursors is None:
+            sub.cursors = {}
+        cursor = sub.cursors.get(stream_id, 0)
+        if cursor >= len(tails):
+            return
+        head = f'{{"type":"delta","id":{frames.dumps(sub_id)}'
+        for seq in range(cursor + 1, len(tails) + 1):
+            self._send(sub, head + tails[seq - 1])
+        sub.cursors[stream_id] = len(tails)
 
     def deliver_error(self, sub_id: str, error: ChatError) -> None:
         sub = self.subs.pop(sub_id, None)

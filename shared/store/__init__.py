@@ -7,9 +7,10 @@ import redis.asyncio as aioredis
 from shared.store._scripts import Scripts
 from shared.store.messages import MessageStore
 from shared.store.pagination import MAX_PAGE, Page, PaginationOpts
+from shared.store.streams import StreamInfo, StreamStore
 from shared.store.threads import ThreadStore
 
-__all__ = ["MAX_PAGE", "Page", "PaginationOpts", "Store"]
+__all__ = ["MAX_PAGE", "Page", "PaginationOpts", "Store", "StreamInfo"]
 
 
 class Store:
@@ -20,10 +21,12 @@ class Store:
         scripts = Scripts(redis)
         self.threads = ThreadStore(redis, scripts)
         self.messages = MessageStore(redis, scripts, self.threads)
+        self.streams = StreamStore(redis, scripts)
 
     async def delete_thread(self, thread_id: str, user_id: str) -> None:
-        """Delete a thread and everything of it."""
-        await self.threads.delete(thread_id, user_id)
+        """Delete a thread and everything of it (messages, streams and their logs)."""
+        await self.threads.get(thread_id, user_id)
+        await self.threads.delete(thread_id, user_id, await self.streams.all_keys(thread_id))
 
     async def delete_user(self, user_id: str) -> int:
         """Delete every thread of a user; return how many."""

@@ -19,6 +19,13 @@ class Scripts:
             name: redis.register_script(src) for name, src in _SOURCES.items()
         }
 
+    def stream_read_call(self, thread_id: str, client: aioredis.Redis) -> object:
+        """The streams_read script for one thread, on ``client`` (a pipeline is fine)."""
+        from shared import keys
+
+        prefix = keys.stream(thread_id, "")
+        return self._scripts["streams_read"](keys=[keys.thread_streams(thread_id)], args=[prefix], client=client)
+
     def __getattr__(self, name: str) -> AsyncScript:
         try:
             return self._scripts[name]

@@ -25,6 +25,7 @@ from shared.records import (
 from shared.redis_client import redis_errors
 from shared.store._scripts import Scripts
 from shared.store.pagination import Page, score_bound
+from shared.store.streams import StreamInfo, parse_streams
 from shared.store.threads import ThreadStore, now_ms
 
 STEP_SPAN = 1 << 20
@@ -135,8 +136,14 @@ class MessageStore:
         cursor: str | None = None,
         exclude_tool_messages: bool = False,
         statuses: Sequence[Status] | None = None,
+        streams: list[StreamInfo] | None = None,
     ) -> tuple[int, Page[Message]]:
-        """(thread version, a page of messages newest first), from one consistent read."""
+        """(thread version, a page of messages newest first), from one consistent read.
+
+        With a ``streams`` list, the thread's streams are read in the same atomic
+        step as the first page and put into it, so a stream and its final message
+        are never both missing.
+        """
         index = (keys.message_index_no_tools if exclude_tool_messages else keys.message_index)(thread_id)
         wanted = set(statuses) if statuses else None
         bound = score_bound(cursor)
@@ -145,11 +152,18 @@ class MessageStore:
         last_score = cursor or ""
         while True:
             limit = num_items + 1 - len(found) if wanted is None else max(num_items * 2, 50)
+            page_keys = [keys.thread(thread_id), keys.messages(thread_id), index]
             with redis_errors():
-                owner, raw_version, hits, bodies = await self._scripts.messages_page(
-                    keys=[keys.thread(thread_id), keys.messages(thread_id), index],
-                    args=[bound, limit],
-                )
+                if streams is not None and not version:
+                    async with self._redis.pipeline(transaction=True) as pipe:
+                        await self._scripts.messages_page(keys=page_keys, args=[bound, limit], client=pipe)
+                        await self._scripts.stream_read_call(thread_id, pipe)
+                        (owner, raw_version, hits, bodies), rows = await pipe.execute()
+                    streams.extend(parse_streams(rows))
+                else:
+                    owner, raw_version, hits, bodies = await self._scripts.messages_page(
+                        keys=page_keys, args=[bound, limit]
+                    )
             if user_id is not None and owner.decode() != user_id:
                 raise NotFound(f"thread {thread_id} not found")
             version = version or int(raw_version)

@@ -28,8 +28,11 @@ class Tab:
         self.results: list[tuple[str, int, str]] = []
         self.errors: list[tuple[str, ChatError]] = []
 
-    def deliver_result(self, sub_id: str, version: int, value: str) -> None:
+    def deliver_result(self, sub_id: str, version: int, value: str, streams: dict[str, int]) -> None:
         self.results.append((sub_id, version, value))
+
+    def deliver_deltas(self, sub_id: str, stream_id: str, tails: list[str]) -> None:
+        pass
 
     def deliver_error(self, sub_id: str, error: ChatError) -> None:
         self.errors.append((sub_id, error))
@@ -48,7 +51,7 @@ async def live(store: Store) -> AsyncIterator[tuple[LiveQueries, ChangeListener,
             holder["l"].unref(channels)
 
     registry = LiveQueries(Up())
-    listener = ChangeListener(store.redis.client(), registry.notify, registry.refresh_all)
+    listener = ChangeListener(store.redis.client(), registry.on_message, registry.refresh_all)
     holder["l"] = listener
     listener.start()
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -27,13 +28,29 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeou
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    if proc.poll() is None:
-        proc.terminate()
+    """Stop a process (and its process group when it leads one)."""
+    try:
+        group = os.getpgid(proc.pid) == proc.pid
+    except ProcessLookupError:
+        group = False
+    if proc.poll() is None or group:
+        _signal(proc, signal.SIGTERM, group)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            pass
+        _signal(proc, signal.SIGKILL, group)
+        proc.wait()
+
+
+def _signal(proc: subprocess.Popen[bytes], sig: int, group: bool) -> None:
+    try:
+        if group:
+            os.killpg(proc.pid, sig)
+        elif proc.poll() is None:
+            proc.send_signal(sig)
+    except ProcessLookupError:
+        pass
 
 
 def start_valkey(data_dir: Path, *, persist: bool = False, port: int | None = None) -> tuple[subprocess.Popen[bytes], int]:

@@ -1,0 +1,66 @@
+"""The bundled example app: agents that run with no API key (the mock model) or any
+OpenAI-compatible endpoint. Point APP_MODULE at your own module to define yours."""
+
+from __future__ import annotations
+
+import msgspec
+
+from shared.agents import Agent, ToolContext, human_tool, tool
+
+
+class WeatherArgs(msgspec.Struct):
+    city: str
+    unit: str = "celsius"
+
+
+class AddArgs(msgspec.Struct):
+    a: float
+    b: float
+
+
+class ApprovalArgs(msgspec.Struct):
+    question: str
+
+
+@tool("The current weather in a city")
+def get_weather(ctx: ToolContext, args: WeatherArgs) -> dict[str, object]:
+    # A deterministic stand-in for a weather service (no network here).
+    temp = 5 + sum(map(ord, args.city.lower())) % 25
+    if args.unit == "fahrenheit":
+        temp = round(temp * 9 / 5 + 32)
+    return {"city": args.city, "temperature": temp, "unit": args.unit, "sky": "clear"}
+
+
+@tool("Add two numbers")
+def add(ctx: ToolContext, args: AddArgs) -> float:
+    return args.a + args.b
+
+
+ask_human = human_tool("ask_human", "Ask a person to approve or answer before going on", ApprovalArgs)
+
+
+class TripPlan(msgspec.Struct):
+    destination: str
+    days: int
+    activities: list[str]
+
+
+assistant = Agent(
+    name="assistant",
+    instructions="You are a concise, friendly assistant.",
+)
+
+weather = Agent(
+    name="weather",
+    instructions="You answer questions about the weather. Use the tools; never guess.",
+    tools=[get_weather, add, ask_human],
+    max_steps=5,
+)
+
+planner = Agent(
+    name="planner",
+    instructions="You plan trips. Answer with the requested JSON only.",
+    output=TripPlan,
+)
+
+AGENTS = [assistant, weather, planner]

@@ -1,0 +1,87 @@
+"""Finds generations whose worker died and ends them; removes ended streams' logs.
+
+Workers heartbeat every 0.5 s. A stream silent for STREAM_STALE_MS is aborted
+and its reply stored as ``failed`` with the text streamed so far, so every
+subscriber sees it end within seconds rather than RQ's minutes. Ended streams
+stay listed for STREAM_GRACE_MS, then their keys go, in bounded batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+
+from shared import keys
+from shared.errors import ChatError, NotFound
+from shared.records import TextPart
+from shared.store import Store
+
+log = logging.getLogger(__name__)
+
+SWEEP_S = 1.0
+BATCH = 100
+
+
+class StreamReaper:
+    def __init__(self, store: Store, *, stale_ms: int, grace_ms: int) -> None:
+        self._store = store
+        self._stale_ms = stale_ms
+        self._grace_ms = grace_ms
+        self._task: asyncio.Task[None] | None = None
+        self._token = secrets.token_hex(8)
+        self.reaped = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="stream-reaper")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_S)
+            try:
+                # one process sweeps at a time; finishing is idempotent anyway
+                if await self._store.redis.set(keys.REAPER_LOCK, self._token, nx=True, px=int(SWEEP_S * 3000)):
+                    await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("stream reaper pass failed")
+
+    async def sweep(self) -> int:
+        """End every stale stream; expire ended ones. Returns how many were ended."""
+        ended = 0
+        for thread_id, stream_id in await self._store.streams.stale(self._stale_ms, BATCH):
+            try:
+                ended += await self._end(thread_id, stream_id)
+            except ChatError:
+                log.exception("could not end stale stream %s", stream_id)
+        await self._store.streams.expire_ended(self._grace_ms, BATCH)
+        self.reaped += ended
+        return ended
+
+    async def _end(self, thread_id: str, stream_id: str) -> int:
+        info = await self._store.streams.get(stream_id)
+        if not info:
+            await self._store.streams.forget_active(thread_id, stream_id)
+            return 0
+        text = await self._store.streams.text(thread_id, stream_id)
+        try:
+            reply = await self._store.messages.get(info["messageId"])
+        except NotFound:
+            replies = []
+        else:
+            reply.status, reply.error = "failed", "the worker generating this reply stopped"
+            reply.text = text
+            reply.parts = [TextPart(text=text)] if text else []
+            replies = [reply]
+        done = await self._store.streams.finish(thread_id, stream_id, replies, status="aborted")
+        if done:
+            log.warning("stream %s had no heartbeat for %d ms: ended it", stream_id, self._stale_ms)
+        return int(done)

@@ -1,0 +1,171 @@
+"""Agents are Python: instructions, model, tools, context and storage options.
+
+An app module (APP_MODULE) lists its agents in ``AGENTS``; web and workers import
+the same definitions. Tools are callables whose arguments are a msgspec Struct;
+their JSON schema comes from msgspec.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any, Literal
+
+import msgspec
+
+from shared.errors import BadRequest
+from shared.models.base import RawHandler
+from shared.records import Usage
+
+
+class SearchOptions(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    limit: int = 10
+    text_search: bool = False
+    vector_search: bool = False
+    message_range: dict[str, int] = msgspec.field(default_factory=lambda: {"before": 2, "after": 1})
+    vector_score_threshold: float | None = None
+
+
+class ContextOptions(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    """What the model sees besides the prompt (as in the reference)."""
+
+    recent_messages: int = 100
+    exclude_tool_messages: bool = True
+    search_options: SearchOptions | None = None
+    search_other_threads: bool = False
+
+
+SaveMessages = Literal["all", "none", "promptAndOutput"]
+DoubleTexting = Literal["enqueue", "interrupt", "reject"]
+
+
+@dataclass(frozen=True, slots=True)
+class UsageEvent:
+    """Handed to an agent's usage handler after every model call."""
+
+    user_id: str
+    thread_id: str
+    agent_name: str
+    model: str
+    provider: str
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class ToolContext:
+    """What a tool knows about the call it serves."""
+
+    user_id: str
+    thread_id: str
+    prompt_message_id: str
+    agent: Agent
+    tool_call_id: str
+
+
+ToolHandler = Callable[[ToolContext, Any], Any | Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """A function the model may call. ``handler=None`` means a person answers it."""
+
+    name: str
+    description: str
+    args_type: type
+    handler: ToolHandler | None = None
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description,
+                         "parameters": inline_schema(self.args_type)},
+        }
+
+    def parse_args(self, raw: str) -> Any:
+        return msgspec.json.decode(raw or "{}", type=self.args_type)
+
+
+def tool(description: str, *, name: str | None = None) -> Callable[[ToolHandler], Tool]:
+    """Make a Tool of ``fn(ctx, args: SomeStruct)``; the Struct gives the JSON schema."""
+
+    def wrap(fn: ToolHandler) -> Tool:
+        params = list(inspect.signature(fn).parameters.values())
+        hints = inspect.get_annotations(fn, eval_str=True)
+        if len(params) != 2 or params[1].name not in hints:
+            raise TypeError(f"tool {fn.__name__} must be fn(ctx, args: SomeStruct)")
+        return Tool(name or fn.__name__, description, hints[params[1].name], fn)
+
+    return wrap
+
+
+def human_tool(name: str, description: str, args_type: type) -> Tool:
+    """A tool with no handler: the generation stops with the call until a person answers."""
+    return Tool(name, description, args_type, None)
+
+
+@dataclass(slots=True)
+class Agent:
+    name: str
+    instructions: str = "You are a helpful assistant."
+    model: str | None = None  # None: LLM_MODEL, or the mock without LLM_BASE_URL
+    tools: list[Tool] = field(default_factory=list)
+    context_options: ContextOptions = field(default_factory=ContextOptions)
+    save_messages: SaveMessages = "promptAndOutput"
+    max_steps: int = 1
+    temperature: float | None = None
+    max_tokens: int | None = None
+    max_retries: int = 3
+    chunking: str = "word"  # "word", "line", or a regex whose matches end a chunk
+    throttle_ms: int = 100
+    double_texting: DoubleTexting = "enqueue"
+    output: type | None = None  # structured output: a msgspec type
+    usage_handler: Callable[[UsageEvent], Any] | None = None
+    raw_handler: RawHandler | None = None
+
+    def tool_named(self, name: str) -> Tool | None:
+        return next((t for t in self.tools if t.name == name), None)
+
+
+def inline_schema(tp: Any) -> dict[str, Any]:
+    """msgspec's JSON schema with every $ref resolved (what model APIs accept)."""
+    schema = msgspec.json.schema(tp)
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return resolve(defs[node["$ref"].rsplit("/", 1)[1]])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    return resolve(schema)
+
+
+@cache
+def load_agents(app_module: str) -> dict[str, Agent]:
+    """The agents of an app module (its AGENTS list), by name; the first is the default."""
+    module = importlib.import_module(app_module)
+    found = getattr(module, "AGENTS", None)
+    if found is None:
+        found = [v for v in vars(module).values() if isinstance(v, Agent)]
+    agents = {a.name: a for a in found}
+    if not agents:
+        raise RuntimeError(f"{app_module} defines no agents")
+    return agents
+
+
+def agent_named(app_module: str, name: str | None) -> Agent:
+    """The named agent (the module's first when None); BadRequest when unknown."""
+    agents = load_agents(app_module)
+    if name is None:
+        return next(iter(agents.values()))
+    try:
+        return agents[name]
+    except KeyError:
+        raise BadRequest(f"unknown agent {name!r}; known: {', '.join(agents)}") from None

@@ -1,0 +1,1 @@
+"""Generation: context, model call, deltas, tools, final save."""

@@ -1,0 +1,98 @@
+"""Where a delta gets written: buffered parts flushed on a timer and at every step end.
+
+Text is cut at chunk boundaries (word / line / regex) and flushed at most every
+``throttle_ms``; the end of a step flushes everything, so no tail is ever lost.
+Each flush appends one delta (next seq) to the stream's log and publishes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from shared.chunking import Chunker
+from shared.records import ObjectPart, Part, ReasoningPart, TextPart
+from shared.store.streams import StreamStore
+
+_encode = msgspec.json.Encoder().encode
+
+
+class DeltaWriter:
+    def __init__(
+        self,
+        streams: StreamStore,
+        thread_id: str,
+        stream_id: str,
+        *,
+        chunking: str = "word",
+        throttle_ms: int = 100,
+        object_of: Callable[[], Any] | None = None,
+    ) -> None:
+        self._streams = streams
+        self._thread_id = thread_id
+        self.stream_id = stream_id
+        self._chunker = Chunker(chunking)
+        self._throttle = max(0.0, throttle_ms / 1000)
+        self._object_of = object_of
+        self._last_object: Any = None
+        self._pending: list[Part] = []
+        self._lock = asyncio.Lock()
+        self._timer: asyncio.Task[None] | None = None
+        self.seq = 0
+        self.aborted = asyncio.Event()
+
+    def start(self) -> None:
+        self._timer = asyncio.create_task(self._tick(), name="delta-timer")
+
+    async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer
+
+    def text(self, text: str) -> None:
+        self._add(TextPart, text)
+
+    def reasoning(self, text: str) -> None:
+        self._add(ReasoningPart, text)
+
+    def part(self, part: Part) -> None:
+        self._pending.append(part)
+
+    def _add(self, kind: type[TextPart] | type[ReasoningPart], text: str) -> None:
+        if self._pending and type(self._pending[-1]) is kind:
+            self._pending[-1].text += text  # type: ignore[union-attr]
+        else:
+            self._pending.append(kind(text=text))
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self._throttle)
+            await self.flush(final=False)
+
+    async def flush(self, *, final: bool = True) -> None:
+        """Write what is buffered as one delta (on a timer: text only up to a chunk boundary)."""
+        async with self._lock:
+            parts, keep = self._pending, []
+            if not final and parts and isinstance(parts[-1], TextPart):
+                now, rest = self._chunker.split(parts[-1].text)
+                parts = parts[:-1] + ([TextPart(text=now)] if now else [])
+                keep = [TextPart(text=rest)] if rest else []
+            if self._object_of is not None:
+                obj = self._object_of()
+                if obj is not None and obj != self._last_object:
+                    self._last_object = obj
+                    parts = [*parts, ObjectPart(object=obj)]
+            self._pending = keep
+            if not parts:
+                return
+            text = "".join(p.text for p in parts if isinstance(p, TextPart))
+            seq = await self._streams.append(self._thread_id, self.stream_id, _encode(parts), text)
+            if seq == 0:
+                self.aborted.set()
+            else:
+                self.seq = seq

@@ -1,0 +1,285 @@
+"""One generation: open a stream, call the model step by step, run tools, save the reply.
+
+Steps: the reply of each step is saved as ``pending`` when the step starts (it
+gets the prompt's order and the next stepOrder); a step that calls tools is then
+saved as ``success``, each tool result follows at the next stepOrder, and the
+loop goes on until the model stops calling tools or ``max_steps``. The last
+message and the end of the stream are stored in one atomic step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import msgspec
+
+from shared.agents import Agent, ToolContext, UsageEvent, inline_schema
+from shared.config import Settings
+from shared.errors import ChatError
+from shared.generation.context import fetch_context_messages, reply_parts, to_chat_messages
+from shared.generation.deltas import DeltaWriter
+from shared.models import ChatRequest, Finish, Model, ReasoningDelta, TextDelta, ToolCall, model_for
+from shared.partial_json import parse_partial
+from shared.records import Message, ToolCallPart, ToolResultPart, Usage
+from shared.store import Store
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_S = 0.5
+Outcome = Literal["finished", "aborted", "failed", "waiting"]
+
+
+@dataclass(slots=True)
+class GenerationResult:
+    """How a generation ended: its stream, the messages it saved, the reply's text/object."""
+
+    stream_id: str
+    outcome: Outcome
+    messages: list[Message] = field(default_factory=list)
+    text: str = ""
+    object: Any = None
+    usage: Usage = field(default_factory=Usage)
+
+
+@dataclass(slots=True)
+class _Step:
+    text: str = ""
+    reasoning: str = ""
+    calls: list[ToolCall] = field(default_factory=list)
+    usage: Usage | None = None
+    finish: str = "stop"
+
+
+class Generation:
+    """Answers ``prompt`` in its thread with ``agent``; see the module docstring."""
+
+    def __init__(self, store: Store, settings: Settings, agent: Agent, prompt: Message,
+                 model: Model | None = None) -> None:
+        self.store = store
+        self.settings = settings
+        self.agent = agent
+        self.prompt = prompt
+        self.thread_id = prompt.thread_id
+        self.model = model or model_for(settings, agent.model, max_retries=agent.max_retries)
+        self._abort = asyncio.Event()
+        self._saved: list[Message] = []
+        self._usage = Usage()
+
+    async def run(self) -> GenerationResult:
+        await self._supersede_pending_replies()
+        reply = await self._new_reply()
+        stream_id = await self.store.streams.open(reply, agent_name=self.agent.name,
+                                                  prompt_message_id=self.prompt.message_id)
+        step = _Step()
+        writer = DeltaWriter(self.store.streams, self.thread_id, stream_id,
+                             chunking=self.agent.chunking, throttle_ms=self.agent.throttle_ms,
+                             object_of=(lambda: parse_partial(step.text)) if self.agent.output else None)
+        heartbeat = asyncio.create_task(self._heartbeat(stream_id, writer))
+        writer.start()
+        try:
+            for number in range(self.agent.max_steps):
+                step = _Step()
+                writer._object_of = (lambda s=step: parse_partial(s.text)) if self.agent.output else None
+                try:
+                    aborted = await self._call_model(step, writer)
+                except ChatError as exc:
+                    await writer.flush()
+                    return await self._end(stream_id, reply, step, "failed", error=exc.message)
+                await writer.flush()
+                if aborted or writer.aborted.is_set():
+                    return await self._end(stream_id, reply, step, "aborted", error="aborted")
+                self._count_usage(step)
+                if not step.calls:
+                    return await self._end(stream_id, reply, step, "finished")
+                reply = self._complete(reply, step)
+                await self.store.messages.replace(self.thread_id, [reply])
+                self._saved.append(reply)
+                waiting = await self._run_tools(step, writer)
+                await writer.flush()
+                if waiting or number == self.agent.max_steps - 1:
+                    await self.store.streams.finish(self.thread_id, stream_id, [])
+                    return self._result(stream_id, "waiting" if waiting else "finished", step)
+                reply = await self._new_reply()
+            return self._result(stream_id, "finished", step)
+        finally:
+            heartbeat.cancel()
+            await writer.close()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    # -- steps -----------------------------------------------------------------
+
+    async def _call_model(self, step: _Step, writer: DeltaWriter) -> bool:
+        """Stream one model call into ``step``; True when aborted meanwhile."""
+        context = await fetch_context_messages(self.store, self.thread_id, self.prompt,
+                                               self.agent.context_options)
+        request = ChatRequest(
+            messages=to_chat_messages(self.agent, context),
+            tools=[t.schema for t in self.agent.tools],
+            response_format=self._response_format(),
+            temperature=self.agent.temperature,
+            max_tokens=self.agent.max_tokens,
+            raw_handler=self.agent.raw_handler,
+        )
+
+        async def consume() -> None:
+            async for event in self.model.stream(request):
+                if isinstance(event, TextDelta):
+                    step.text += event.text
+                    writer.text(event.text)
+                elif isinstance(event, ReasoningDelta):
+                    step.reasoning += event.text
+                    writer.reasoning(event.text)
+                elif isinstance(event, ToolCall):
+                    step.calls.append(event)
+                    writer.part(ToolCallPart(tool_call_id=event.id, tool_name=event.name,
+                                             args=_loads(event.arguments)))
+                elif isinstance(event, Finish):
+                    step.usage, step.finish = event.usage, event.reason
+
+        model_task = asyncio.create_task(consume())
+        stop = asyncio.create_task(self._abort.wait())
+        stop_writer = asyncio.create_task(writer.aborted.wait())
+        try:
+            done, _ = await asyncio.wait({model_task, stop, stop_writer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            stop_writer.cancel()
+        if model_task in done:
+            model_task.result()
+            return False
+        model_task.cancel()  # closes the HTTP stream to the model
+        with contextlib.suppress(BaseException):
+            await model_task
+        return True
+
+    async def _run_tools(self, step: _Step, writer: DeltaWriter) -> bool:
+        """Run the step's tool calls, saving each result; True when a person must answer one."""
+        waiting = False
+        for call in step.calls:
+            tool = self.agent.tool_named(call.name)
+            if tool is not None and tool.handler is None:
+                waiting = True
+                continue
+            result, is_error = await self._call_tool(call)
+            part = ToolResultPart(tool_call_id=call.id, tool_name=call.name, result=result, is_error=is_error)
+            message = Message(message_id="", thread_id=self.thread_id, role="tool", parts=[part],
+                              agent_name=self.agent.name)
+            _, saved = await self.store.messages.save(self.thread_id, None, [message],
+                                                      prompt_message_id=self.prompt.message_id)
+            self._saved.extend(saved)
+            writer.part(part)
+        return waiting
+
+    async def _call_tool(self, call: ToolCall) -> tuple[Any, bool]:
+        tool = self.agent.tool_named(call.name)
+        if tool is None:
+            return f"unknown tool {call.name!r}", True
+        try:
+            args = tool.parse_args(call.arguments)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            return f"invalid arguments for {call.name}: {exc}", True
+        ctx = ToolContext(user_id=self.prompt.user_id, thread_id=self.thread_id,
+                          prompt_message_id=self.prompt.message_id, agent=self.agent, tool_call_id=call.id)
+        assert tool.handler is not None
+        try:
+            if inspect.iscoroutinefunction(tool.handler):
+                result = await tool.handler(ctx, args)
+            else:
+                result = await asyncio.to_thread(tool.handler, ctx, args)
+            return msgspec.to_builtins(result), False
+        except Exception as exc:  # a failing tool is a result the model sees, not a crashed job
+            log.info("tool %s raised %r", call.name, exc)
+            return f"{type(exc).__name__}: {exc}", True
+
+    # -- messages --------------------------------------------------------------
+
+    async def _supersede_pending_replies(self) -> None:
+        """Re-running a prompt fails its earlier pending replies (as the reference does)."""
+        _, page = await self.store.messages.list(self.thread_id, None, num_items=100,
+                                                 cursor=str((self.prompt.order + 1) << 20), statuses=["pending"])
+        stale = [m for m in page.page if m.order == self.prompt.order and m.role == "assistant"]
+        for m in stale:
+            m.status, m.error = "failed", "superseded by a newer generation"
+        if stale:
+            await self.store.messages.replace(self.thread_id, stale)
+
+    async def _new_reply(self) -> Message:
+        pending = Message(message_id="", thread_id=self.thread_id, role="assistant", status="pending",
+                          agent_name=self.agent.name, model=self.model.name, provider=self.model.provider)
+        _, (saved,) = await self.store.messages.save(self.thread_id, None, [pending],
+                                                     prompt_message_id=self.prompt.message_id)
+        return saved
+
+    def _complete(self, reply: Message, step: _Step, obj: Any = None) -> Message:
+        calls = [ToolCallPart(tool_call_id=c.id, tool_name=c.name, args=_loads(c.arguments)) for c in step.calls]
+        done = reply.__copy__()
+        done.status = "success"
+        done.text = step.text
+        done.parts = reply_parts(step.text, step.reasoning, calls, obj)
+        done.usage = step.usage
+        done.finish_reason = step.finish
+        return done
+
+    async def _end(self, stream_id: str, reply: Message, step: _Step, outcome: Outcome,
+                   error: str | None = None) -> GenerationResult:
+        obj = None
+        if outcome == "finished" and self.agent.output is not None:
+            try:
+                obj = msgspec.to_builtins(msgspec.json.decode(step.text, type=self.agent.output))
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                outcome, error = "failed", f"the reply does not match the output type: {exc}"
+        final = self._complete(reply, step, obj)
+        if outcome != "finished":
+            final.status, final.error = "failed", error
+        await self.store.streams.finish(self.thread_id, stream_id, [final],
+                                        status="finished" if outcome == "finished" else "aborted")
+        self._saved.append(final)
+        result = self._result(stream_id, outcome, step)
+        result.object = obj
+        return result
+
+    def _result(self, stream_id: str, outcome: Outcome, step: _Step) -> GenerationResult:
+        return GenerationResult(stream_id=stream_id, outcome=outcome, messages=self._saved,
+                                text=step.text, usage=self._usage)
+
+    def _response_format(self) -> dict[str, Any] | None:
+        if self.agent.output is None:
+            return None
+        return {"type": "json_schema", "json_schema": {
+            "name": getattr(self.agent.output, "__name__", "output"), "schema": inline_schema(self.agent.output)}}
+
+    def _count_usage(self, step: _Step) -> None:
+        if step.usage is None:
+            return
+        u = self._usage
+        u.prompt_tokens += step.usage.prompt_tokens
+        u.completion_tokens += step.usage.completion_tokens
+        u.total_tokens += step.usage.total_tokens
+        if self.agent.usage_handler is not None:
+            try:
+                self.agent.usage_handler(UsageEvent(
+                    user_id=self.prompt.user_id, thread_id=self.thread_id, agent_name=self.agent.name,
+                    model=self.model.name, provider=self.model.provider, usage=step.usage))
+            except Exception:
+                log.exception("usage handler of %s failed", self.agent.name)
+
+    async def _heartbeat(self, stream_id: str, writer: DeltaWriter) -> None:
+        while True:
+            status = await self.store.streams.heartbeat(self.thread_id, stream_id)
+            if status != "streaming":
+                self._abort.set()
+                return
+            await asyncio.sleep(HEARTBEAT_S)
+
+
+def _loads(raw: str) -> Any:
+    try:
+        return msgspec.json.decode(raw or "{}")
+    except msgspec.DecodeError:
+        return raw

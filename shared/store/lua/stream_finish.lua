@@ -1,0 +1,22 @@
+-- End a stream and store its final message(s) in one step: subscribers see both together.
+-- KEYS: thread, msgs, idx, idx_notool, stream, active, ended
+-- ARGV: channel status member now, then per message: messageId isTool body
+-- Returns 0 when the stream was already finalized (by the worker or the reaper).
+if redis.call('HGET', KEYS[5], 'final') == '1' then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+for i = 5, #ARGV, 3 do
+  local id = ARGV[i]
+  if redis.call('HEXISTS', KEYS[2], id) == 1 then
+    redis.call('HSET', KEYS[2], id, ARGV[i + 2])
+    if ARGV[i + 1] == '1' then redis.call('ZREM', KEYS[4], id)
+    else redis.call('ZADD', KEYS[4], redis.call('ZSCORE', KEYS[3], id), id) end
+  end
+end
+local status = redis.call('HGET', KEYS[5], 'status')
+if status == 'streaming' or ARGV[2] == 'aborted' then status = ARGV[2] end
+redis.call('HSET', KEYS[5], 'status', status, 'final', '1', 'endedAt', ARGV[4])
+redis.call('ZREM', KEYS[6], ARGV[3])
+redis.call('ZADD', KEYS[7], ARGV[4], ARGV[3])
+local v = redis.call('HINCRBY', KEYS[1], 'version', 1)
+redis.call('PUBLISH', ARGV[1], v)
+return v

@@ -1,0 +1,202 @@
+"""Streams: one generation's live output.
+
+A stream has a record (status, seq, order, heartbeat), its text so far, and a
+Redis Stream of deltas whose entry ids are ``0-<seq>`` (the replay log). Each
+delta is appended and published in one atomic step; the end of a stream and its
+final message(s) are stored in one atomic step too. Ended streams stay listed
+for a grace period, then their keys are removed in bounded batches.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterable, Sequence
+from typing import Literal
+
+import msgspec
+import redis.asyncio as aioredis
+
+from shared import keys
+from shared.errors import BadRequest
+from shared.ids import _token
+from shared.records import Message, message_encoder
+from shared.redis_client import redis_errors
+from shared.store._scripts import Scripts
+
+StreamStatus = Literal["streaming", "finished", "aborted"]
+GRACE_MS = 60_000
+STALE_MS = 15_000
+
+
+class StreamInfo(msgspec.Struct, rename="camel", kw_only=True):
+    """A stream as ``messages.list`` with ``streams:true`` shows it."""
+
+    stream_id: str
+    order: int
+    step_order: int
+    status: StreamStatus
+    agent_name: str | None
+    text: str
+    seq: int
+    message_id: str = ""
+
+
+def new_stream_id(thread_id: str) -> str:
+    return f"{thread_id}-s{_token(5, 8)}"
+
+
+def thread_of_stream(stream_id: str) -> str:
+    thread_id, sep, rest = stream_id.partition("-s")
+    if not sep or not thread_id.startswith("t") or not rest:
+        raise BadRequest(f"invalid streamId {stream_id!r}")
+    return thread_id
+
+
+def member(thread_id: str, stream_id: str) -> str:
+    return f"{thread_id}/{stream_id}"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class StreamStore:
+    def __init__(self, redis: aioredis.Redis, scripts: Scripts) -> None:
+        self._redis = redis
+        self._scripts = scripts
+
+    async def open(self, reply: Message, *, agent_name: str | None, prompt_message_id: str) -> str:
+        """Open a stream for the pending reply message; return its id."""
+        tid = reply.thread_id
+        sid = new_stream_id(tid)
+        now = now_ms()
+        with redis_errors():
+            await self._scripts.stream_open(
+                keys=[keys.thread(tid), keys.stream(tid, sid), keys.thread_streams(tid), keys.ACTIVE_STREAMS],
+                args=[keys.thread_channel(tid), sid, reply.order, reply.step_order, agent_name or "",
+                      reply.user_id, reply.message_id, now, member(tid, sid), prompt_message_id,
+                      f"{socket.gethostname()}:{os.getpid()}"],
+            )
+        return sid
+
+    async def append(self, thread_id: str, stream_id: str, parts_json: bytes, text: str) -> int:
+        """Append and publish one delta; its seq, or 0 when the stream was aborted."""
+        with redis_errors():
+            seq, _ = await self._scripts.stream_delta(
+                keys=keys.stream_keys(thread_id, stream_id),
+                args=[keys.delta_channel(thread_id), stream_id, parts_json, text],
+            )
+        return int(seq)
+
+    async def heartbeat(self, thread_id: str, stream_id: str) -> str | None:
+        """Mark the stream alive; return its status (None when it is gone)."""
+        with redis_errors():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.zadd(keys.ACTIVE_STREAMS, {member(thread_id, stream_id): now_ms()}, xx=True)
+                pipe.hget(keys.stream(thread_id, stream_id), "status")
+                _, status = await pipe.execute()
+        return status.decode() if status else None
+
+    async def finish(self, thread_id: str, stream_id: str, messages: Iterable[Message],
+                     status: StreamStatus = "finished") -> bool:
+        """End the stream and store the final message(s) together; False if already ended."""
+        args: list[object] = [keys.thread_channel(thread_id), status, member(thread_id, stream_id), now_ms()]
+        for m in messages:
+            args += [m.message_id, "1" if m.is_tool else "0", message_encoder.encode(m)]
+        with redis_errors():
+            v = await self._scripts.stream_finish(
+                keys=[keys.thread(thread_id), keys.messages(thread_id), keys.message_index(thread_id),
+                      keys.message_index_no_tools(thread_id), keys.stream(thread_id, stream_id),
+                      keys.ACTIVE_STREAMS, keys.ENDED_STREAMS],
+                args=args,
+            )
+        return bool(v)
+
+    async def abort(self, thread_id: str, stream_id: str) -> bool:
+        """Ask a streaming generation to stop; True if it was streaming."""
+        with redis_errors():
+            return bool(await self._scripts.stream_abort(
+                keys=[keys.thread(thread_id), keys.stream(thread_id, stream_id)],
+                args=[keys.thread_channel(thread_id)],
+            ))
+
+    async def list(self, thread_id: str, client: aioredis.Redis | None = None) -> list[StreamInfo]:
+        """The thread's streams (in flight and recently ended), in (order, stepOrder) order."""
+        with redis_errors():
+            rows = await self.read_script(thread_id, client or self._redis)
+        return parse_streams(rows)
+
+    def read_script(self, thread_id: str, client: aioredis.Redis) -> object:
+        return self._scripts.stream_read_call(thread_id, client)
+
+    async def active_ids(self, thread_id: str) -> list[str]:
+        return [s.stream_id for s in await self.list(thread_id) if s.status == "streaming"]
+
+    async def get(self, stream_id: str) -> dict[str, str]:
+        tid = thread_of_stream(stream_id)
+        with redis_errors():
+            raw = await self._redis.hgetall(keys.stream(tid, stream_id))
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
+    async def log(self, thread_id: str, stream_id: str, after: int = 0,
+                  upto: int | None = None) -> list[tuple[int, bytes]]:
+        """Deltas with seq in (after, upto], as (seq, parts json)."""
+        high = f"0-{upto}" if upto is not None else "+"
+        with redis_errors():
+            entries = await self._redis.xrange(keys.stream_log(thread_id, stream_id), f"(0-{after}", high)
+        return [(int(eid.split(b"-")[1]), fields[b"p"]) for eid, fields in entries]
+
+    async def wait_for_delta(self, thread_id: str, stream_id: str, after: int, timeout_ms: int) -> None:
+        """Block until the log has an entry after ``after`` (or the timeout passes)."""
+        with redis_errors():
+            await self._redis.xread({keys.stream_log(thread_id, stream_id): f"0-{after}"},
+                                    count=1, block=timeout_ms)
+
+    async def text(self, thread_id: str, stream_id: str) -> str:
+        with redis_errors():
+            raw = await self._redis.get(keys.stream_text(thread_id, stream_id))
+        return (raw or b"").decode()
+
+    async def all_keys(self, thread_id: str) -> list[str]:
+        """Every key of every stream of the thread (for deleting the thread)."""
+        with redis_errors():
+            ids = await self._redis.zrange(keys.thread_streams(thread_id), 0, -1)
+        return [k for sid in ids for k in keys.stream_keys(thread_id, sid.decode())]
+
+    async def stale(self, older_than_ms: int = STALE_MS, limit: int = 100) -> list[tuple[str, str]]:
+        """(threadId, streamId) of streams whose worker stopped heartbeating."""
+        with redis_errors():
+            raw = await self._redis.zrangebyscore(keys.ACTIVE_STREAMS, "-inf", now_ms() - older_than_ms,
+                                                  start=0, num=limit)
+        return [tuple(m.decode().split("/", 1)) for m in raw]  # type: ignore[misc]
+
+    async def forget_active(self, thread_id: str, stream_id: str) -> None:
+        with redis_errors():
+            await self._redis.zrem(keys.ACTIVE_STREAMS, member(thread_id, stream_id))
+
+    async def expire_ended(self, grace_ms: int = GRACE_MS, limit: int = 100) -> int:
+        """Remove the keys of streams ended more than ``grace_ms`` ago, at most ``limit``."""
+        with redis_errors():
+            raw = await self._redis.zrangebyscore(keys.ENDED_STREAMS, "-inf", now_ms() - grace_ms,
+                                                  start=0, num=limit)
+            for m in raw:
+                tid, sid = m.decode().split("/", 1)
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    pipe.zrem(keys.thread_streams(tid), sid)
+                    pipe.unlink(*keys.stream_keys(tid, sid))
+                    await pipe.execute()
+                await self._redis.zrem(keys.ENDED_STREAMS, m)
+        return len(raw)
+
+
+def parse_streams(rows: Sequence[Sequence[bytes]]) -> list[StreamInfo]:
+    out = []
+    for sid, order, step, status, agent, seq, mid, text in rows:
+        out.append(StreamInfo(
+            stream_id=sid.decode(), order=int(order), step_order=int(step),
+            status=status.decode(),  # type: ignore[arg-type]
+            agent_name=agent.decode() or None, seq=int(seq), message_id=mid.decode(), text=text.decode(),
+        ))
+    return out

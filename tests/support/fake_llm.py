@@ -1,0 +1,108 @@
+"""A scripted OpenAI-compatible Chat Completions server for tests (run it as a process).
+
+POST /_script {"responses":[...]} queues what the next calls answer; with nothing
+queued a call answers "echo: <last user message>". GET /_requests lists the
+bodies received; POST /_reset forgets everything. Response kinds:
+  {"kind":"text","chunks":[...],"delay_ms":0,"usage":true}
+  {"kind":"tools","calls":[{"name":..,"arguments":"{...}"}]}
+  {"kind":"status","status":429,"retry_after":0}   (any status, then the next one)
+  {"kind":"malformed"}         a chunk that is not JSON
+  {"kind":"hang","chunks":[...]} chunks, then silence until the client goes away
+  {"kind":"disconnect","chunks":[...]}  chunks, then the connection drops
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections import deque
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+script: deque[dict[str, Any]] = deque()
+received: list[dict[str, Any]] = []
+
+
+def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+    body = {"id": "c1", "object": "chat.completion.chunk", "model": "fake",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return f"data: {json.dumps(body)}\n\n"
+
+
+def usage_chunk(n: int) -> str:
+    return "data: " + json.dumps({"id": "c1", "choices": [], "usage": {
+        "prompt_tokens": 11, "completion_tokens": n, "total_tokens": 11 + n}}) + "\n\n"
+
+
+async def completions(request: Request) -> Response:
+    body = await request.json()
+    received.append(body)
+    step = script.popleft() if script else None
+    if step is None:
+        last = next((m for m in reversed(body["messages"]) if m["role"] == "user"), {"content": ""})
+        words = f"echo: {last['content']}".split(" ")
+        step = {"kind": "text", "chunks": [w if i == 0 else " " + w for i, w in enumerate(words)]}
+    kind = step["kind"]
+    if kind == "status":
+        headers = {"Retry-After": str(step["retry_after"])} if "retry_after" in step else {}
+        return JSONResponse({"error": {"message": f"scripted {step['status']}"}}, step["status"], headers)
+
+    async def stream() -> Any:
+        delay = step.get("delay_ms", 0) / 1000
+        for piece in step.get("chunks", []):
+            if delay:
+                await asyncio.sleep(delay)
+            yield chunk({"content": piece})
+        if kind == "malformed":
+            yield "data: {not json\n\n"
+            return
+        if kind == "hang":
+            await asyncio.sleep(3600)
+        if kind == "disconnect":
+            raise ConnectionResetError("scripted disconnect")
+        if kind == "tools":
+            for i, call in enumerate(step["calls"]):
+                args = call.get("arguments", "{}")
+                yield chunk({"tool_calls": [{"index": i, "id": f"call_{i}_{len(received)}", "type": "function",
+                                             "function": {"name": call["name"], "arguments": ""}}]})
+                for j in range(0, len(args), 5):
+                    yield chunk({"tool_calls": [{"index": i, "function": {"arguments": args[j:j + 5]}}]})
+            yield chunk({}, "tool_calls")
+        else:
+            yield chunk({}, "stop")
+        yield usage_chunk(len(step.get("chunks", [])))
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(stream(), media_type="text/event-stream")
+
+
+async def set_script(request: Request) -> Response:
+    script.extend((await request.json())["responses"])
+    return JSONResponse({"queued": len(script)})
+
+
+async def requests_seen(request: Request) -> Response:
+    return JSONResponse(received)
+
+
+async def reset(request: Request) -> Response:
+    script.clear()
+    received.clear()
+    return JSONResponse({"ok": True})
+
+
+app = Starlette(routes=[
+    Route("/v1/chat/completions", completions, methods=["POST"]),
+    Route("/_script", set_script, methods=["POST"]),
+    Route("/_requests", requests_seen, methods=["GET"]),
+    Route("/_reset", reset, methods=["POST"]),
+])
+
+if __name__ == "__main__":
+    uvicorn.run(app, host="127.0.0.1", port=int(os.environ["PORT"]), log_level="warning")

@@ -1,0 +1,80 @@
+"""The whole product as real processes: Valkey, a scripted LLM, web servers, RQ workers."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from shared.embedded_redis import free_port
+from tests.support import procs
+
+SECRET = "stack-secret-0123456789abcdef0123456789"
+
+
+@dataclass
+class Stack:
+    redis_url: str
+    llm: str
+    webs: list[str]
+    logs: Path
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def web(self) -> str:
+        return self.webs[0]
+
+    def script(self, *responses: dict) -> None:  # type: ignore[type-arg]
+        httpx.post(f"{self.llm}/_script", json={"responses": list(responses)}).raise_for_status()
+
+    def llm_requests(self) -> list[dict]:  # type: ignore[type-arg]
+        return httpx.get(f"{self.llm}/_requests").json()
+
+    def reset_llm(self) -> None:
+        httpx.post(f"{self.llm}/_reset").raise_for_status()
+
+
+@contextlib.contextmanager
+def run_stack(tmp: Path, *, webs: int = 1, workers: int = 2, env: dict[str, str] | None = None) -> Iterator[Stack]:
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        valkey, rport = procs.start_valkey(tmp / "valkey")
+        started.append(valkey)
+        redis_url = f"redis://127.0.0.1:{rport}/0"
+        lport = free_port()
+        with open(tmp / "llm.log", "ab") as out:
+            llm = subprocess.Popen([sys.executable, "-m", "tests.support.fake_llm"], cwd=procs.ROOT,
+                                   env=procs.child_env(PORT=str(lport)), stdout=out, stderr=subprocess.STDOUT)
+        started.append(llm)
+        procs.wait_for_port(lport, llm)
+        common = {
+            "APP_MODULE": "tests.support.agents",
+            "LLM_BASE_URL": f"http://127.0.0.1:{lport}/v1",
+            "LLM_MODEL": "fake",
+            "STREAM_STALE_MS": "3000",
+            "STREAM_GRACE_MS": "60000",
+            "MOCK_LLM_DELAY_MS": "5",
+            "WORKERS": str(workers),
+            **(env or {}),
+        }
+        bases = []
+        for i in range(webs):
+            proc, port = procs.start_web(redis_url, auth_secret=SECRET, extra_env=common, log=tmp / f"web{i}.log")
+            started.append(proc)
+            bases.append(f"http://127.0.0.1:{port}")
+        with open(tmp / "worker.log", "ab") as out:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "workers", "generation"], cwd=procs.ROOT,
+                env=procs.child_env(REDIS_URL=redis_url, AUTH_SECRET=SECRET, **common),
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        started.append(worker)
+        yield Stack(redis_url, f"http://127.0.0.1:{lport}", bases, tmp, started)
+    finally:
+        for proc in reversed(started):
+            procs.stop(proc)
