@@ -10,6 +10,7 @@ from rq import Queue
 from shared.agents import Agent, agent_named
 from shared.config import Settings
 from shared.errors import Conflict, Unavailable
+from shared.generation.lock import join_queue, leave_queue
 from shared.records import Message
 from shared.store import Store
 from workers.generation import JOB_TIMEOUT_S, job_id
@@ -44,12 +45,14 @@ class GenerationQueue:
         """Queue the generation answering ``prompt``; the job is named after ``trigger_id``
         (the message that asked for it), so asking twice never enqueues twice."""
         jid = job_id(trigger_id or prompt.message_id)
+        await join_queue(self._store.redis, prompt.thread_id, jid)
         try:
             await asyncio.to_thread(
                 self._queue.enqueue, "workers.generation.run", prompt.thread_id, prompt.message_id, agent.name,
                 job_id=jid, job_timeout=JOB_TIMEOUT_S, result_ttl=3600, failure_ttl=86400,
             )
         except redis.RedisError as exc:
+            await leave_queue(self._store.redis, prompt.thread_id, jid)
             raise Unavailable(f"could not queue the generation: {exc}") from exc
         return jid
 

@@ -67,6 +67,11 @@ def generation_lock(thread_id: str) -> str:
     return f"{_t(thread_id)}:genlock"
 
 
+def generation_queue(thread_id: str) -> str:
+    """List: ids of the thread's generation jobs, first asked first (the FIFO of ``enqueue``)."""
+    return f"{_t(thread_id)}:genqueue"
+
+
 def thread_keys(thread_id: str) -> list[str]:
     """Every fixed key of one thread (streams' own keys are listed by the store)."""
     return [
@@ -76,6 +81,7 @@ def thread_keys(thread_id: str) -> list[str]:
         message_index_no_tools(thread_id),
         thread_streams(thread_id),
         generation_lock(thread_id),
+        generation_queue(thread_id),
     ]
 
 

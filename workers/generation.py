@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from rq import get_current_job
+
 from shared.agents import agent_named
 from shared.config import load_settings
 from shared.errors import NotFound
-from shared.generation.lock import thread_lock
+from shared.generation.lock import thread_turn
 from shared.generation.runner import Generation
 from shared.redis_client import connect
 from shared.store import Store
@@ -25,16 +27,18 @@ def job_id(trigger_message_id: str) -> str:
 
 def run(thread_id: str, prompt_message_id: str, agent_name: str | None) -> str:
     """RQ entry point: generate the reply to ``prompt_message_id``; return the outcome."""
-    return asyncio.run(generate(thread_id, prompt_message_id, agent_name))
+    job = get_current_job()
+    return asyncio.run(generate(thread_id, prompt_message_id, agent_name, job.id if job else None))
 
 
-async def generate(thread_id: str, prompt_message_id: str, agent_name: str | None) -> str:
+async def generate(thread_id: str, prompt_message_id: str, agent_name: str | None,
+                   job_id: str | None = None) -> str:
     settings = load_settings()
     redis = connect(settings.redis_url, max_connections=8)
     try:
         store = Store(redis)
         agent = agent_named(settings.app_module, agent_name)
-        async with thread_lock(redis, thread_id):
+        async with thread_turn(redis, thread_id, job_id):
             try:
                 prompt = await store.messages.get(prompt_message_id)
             except NotFound:

@@ -394,8 +394,8 @@ class Session:
     def deliver_deltas(self, sub_id: str, stream_id: str, tails: list[str]) -> None:
         """Send the deltas after this subscription's cursor (never one twice, never a gap)."""
         sub = self.subs.get(sub_id)
-        if sub is None:
-            return
+        if sub is None or sub.version < 0:
+            return  # the first result carries the text so far; deltas follow it
         if sub.cursors is None:
             sub.cursors = {}
         cursor = sub.cursors.get(stream_id, 0)

@@ -1,4 +1,11 @@
-"""One generation at a time per thread (the ``enqueue`` double-texting strategy)."""
+"""One generation at a time per thread, first asked first (the ``enqueue`` strategy).
+
+The web process appends each job id to the thread's queue when it enqueues the
+job. A job runs when it holds the thread's lock and is at the head of the queue;
+a head whose RQ job has ended (or vanished) is dropped, so a dead job never
+blocks the thread. The lock's lease is renewed while held, so a worker that dies
+frees it within LEASE_MS.
+"""
 
 from __future__ import annotations
 
@@ -12,24 +19,41 @@ import redis.asyncio as aioredis
 from shared import keys
 
 LEASE_MS = 10_000
+POLL_S = 0.05
+ENDED = {b"finished", b"failed", b"stopped", b"canceled"}
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 _EXTEND = ("if redis.call('GET', KEYS[1]) == ARGV[1] then "
            "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0")
 
 
-@contextlib.asynccontextmanager
-async def thread_lock(redis: aioredis.Redis, thread_id: str, wait_s: float = 3600.0) -> AsyncIterator[None]:
-    """Hold the thread's generation lock (waiting for the running generation to end).
+async def join_queue(redis: aioredis.Redis, thread_id: str, job_id: str) -> None:
+    """Put a job at the end of the thread's queue (before it is handed to RQ)."""
+    await redis.rpush(keys.generation_queue(thread_id), job_id)
 
-    The lease is renewed while held, so a worker that dies frees it within LEASE_MS.
-    """
+
+async def leave_queue(redis: aioredis.Redis, thread_id: str, job_id: str) -> None:
+    await redis.lrem(keys.generation_queue(thread_id), 0, job_id)
+
+
+@contextlib.asynccontextmanager
+async def thread_turn(redis: aioredis.Redis, thread_id: str, job_id: str | None,
+                      wait_s: float = 3600.0) -> AsyncIterator[None]:
+    """Wait for this job's turn in the thread, then hold the thread until the block ends."""
     key, token = keys.generation_lock(thread_id), secrets.token_hex(8)
+    queue = keys.generation_queue(thread_id)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
-    while not await redis.set(key, token, nx=True, px=LEASE_MS):
+    while True:
+        if await redis.set(key, token, nx=True, px=LEASE_MS):
+            head = await redis.lindex(queue, 0)
+            if job_id is None or head is None or head.decode() == job_id:
+                break
+            if await _ended(redis, head.decode()):
+                await redis.lrem(queue, 1, head)
+            await redis.eval(_RELEASE, 1, key, token)
         if loop.time() > deadline:
             raise TimeoutError(f"thread {thread_id} stayed busy for {wait_s}s")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(POLL_S)
 
     async def renew() -> None:
         while True:
@@ -44,4 +68,12 @@ async def thread_lock(redis: aioredis.Redis, thread_id: str, wait_s: float = 360
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await renewer
         with contextlib.suppress(Exception):
+            if job_id is not None:
+                await redis.lrem(queue, 0, job_id)
             await redis.eval(_RELEASE, 1, key, token)
+
+
+async def _ended(redis: aioredis.Redis, job_id: str) -> bool:
+    """Whether an RQ job is over (or gone): its place in the queue is void."""
+    status = await redis.hget(f"rq:job:{job_id}", "status")
+    return status is None or status in ENDED

@@ -87,10 +87,11 @@ class OpenAICompatible:
                             yield event
                         return
                 except (_Retryable, httpx.TransportError) as exc:
+                    why = f"{type(exc).__name__}: {exc}" if isinstance(exc, httpx.TransportError) else str(exc)
                     if started:
-                        raise ModelError(f"model stream broke off: {exc}") from exc
+                        raise ModelError(f"model stream broke off: {why}") from exc
                     if attempt >= self._max_retries:
-                        raise ModelError(f"model unavailable after {attempt + 1} attempts: {exc}") from exc
+                        raise ModelError(f"model unavailable after {attempt + 1} attempts: {why}") from exc
                     delay = self._backoff_s * (2 ** attempt) * (0.5 + random.random())
                     if isinstance(exc, _Retryable) and exc.retry_after is not None:
                         delay = max(delay, exc.retry_after)

@@ -56,6 +56,7 @@ def run_stack(tmp: Path, *, webs: int = 1, workers: int = 2, env: dict[str, str]
             "APP_MODULE": "tests.support.agents",
             "LLM_BASE_URL": f"http://127.0.0.1:{lport}/v1",
             "LLM_MODEL": "fake",
+            "LLM_TIMEOUT_S": "3",
             "STREAM_STALE_MS": "3000",
             "STREAM_GRACE_MS": "60000",
             "MOCK_LLM_DELAY_MS": "5",

@@ -36,3 +36,78 @@ async def test_two_tabs_on_two_processes_see_the_same_gapless_deltas(llm: Stack)
     assert finals[0]["usage"]["totalTokens"] > 0 and finals[0]["model"] == "fake"
     await a.close()
     await b.close()
+
+
+async def test_a_late_joiner_gets_the_text_so_far_then_live_deltas(llm: Stack) -> None:
+    llm.script({"kind": "text", "chunks": WORDS, "delay_ms": 30})
+    a = await open_tab(llm.web, client_id="a")
+    tid = await new_thread(a)
+    await a.subscribe("m", "messages.list", watch_args(tid))
+    await a.mutate("messages.send", {"threadId": tid, "prompt": "go", "agentName": "echo"})
+    first_delta = await a.wait(lambda f: f["type"] == "delta" and f["seq"] >= 3)
+    late = await open_tab(llm.webs[1], client_id="late")
+    first = await late.subscribe("m", "messages.list", watch_args(tid))
+    (stream,) = first["value"]["streams"]
+    assert stream["streamId"] == first_delta["streamId"] and stream["seq"] >= 3
+    frame = await late.wait_result("m", lambda v: reply_of(v, 1, ("success",)) is not None)
+    deltas = late.deltas("m", stream["streamId"])
+    assert_gapless(deltas, start=stream["seq"] + 1)
+    assert stream["text"] + delta_text(deltas) == reply_of(frame["value"], 1)["text"]
+    await a.close()
+    await late.close()
+
+
+async def test_resume_with_stream_cursors_replays_then_continues_live(llm: Stack) -> None:
+    llm.script({"kind": "text", "chunks": WORDS, "delay_ms": 30})
+    a = await open_tab(llm.web, client_id="a")
+    tid = await new_thread(a)
+    await a.subscribe("m", "messages.list", watch_args(tid))
+    await a.mutate("messages.send", {"threadId": tid, "prompt": "go", "agentName": "echo"})
+    await a.wait(lambda f: f["type"] == "delta" and f["seq"] >= 4)
+    sid = next(f for f in a.frames if f["type"] == "delta")["streamId"]
+    seen = a.deltas("m", sid)[:4]
+    await a.close()  # the tab goes away (a reload) having seen seq 1..4
+    again = await open_tab(llm.webs[1], client_id="a")
+    await again.subscribe("m", "messages.list", watch_args(tid, streamCursors={sid: 4}))
+    frame = await again.wait_result("m", lambda v: reply_of(v, 1, ("success",)) is not None)
+    rest = again.deltas("m", sid)
+    assert_gapless(rest, start=5)
+    assert delta_text(seen) + delta_text(rest) == reply_of(frame["value"], 1)["text"] == "".join(WORDS)
+    await again.close()
+
+
+async def test_sse_endpoint_replays_after_last_event_id(llm: Stack) -> None:
+    import httpx
+
+    from tests.workers.helpers import token
+
+    llm.script({"kind": "text", "chunks": WORDS[:10]})
+    a = await open_tab(llm.web, client_id="a")
+    tid = await new_thread(a)
+    await a.subscribe("m", "messages.list", watch_args(tid))
+    await a.mutate("messages.send", {"threadId": tid, "prompt": "go", "agentName": "echo"})
+    frame = await a.wait_result("m", lambda v: reply_of(v, 1, ("success",)) is not None)
+    stream = frame["value"]["streams"][0]
+    headers = {"Authorization": f"Bearer {token('alice')}", "Last-Event-ID": "2"}
+    async with httpx.AsyncClient(base_url=llm.web, timeout=10) as http:
+        body = (await http.get(f"/api/streams/{stream['streamId']}", headers=headers)).text
+        other = await http.get(f"/api/streams/{stream['streamId']}",
+                               headers={"Authorization": f"Bearer {token('bob')}"})
+    ids = [int(line[4:]) for line in body.splitlines() if line.startswith("id: ")]
+    assert ids == list(range(3, stream["seq"] + 1))
+    assert 'event: end\ndata: {"status":"finished"' in body
+    assert other.status_code == 404
+    await a.close()
+
+
+async def test_the_mock_model_streams_a_deterministic_labelled_reply(llm: Stack) -> None:
+    a = await open_tab(llm.web, client_id="a")
+    tid = await new_thread(a)
+    await a.subscribe("m", "messages.list", watch_args(tid))
+    await a.mutate("messages.send", {"threadId": tid, "prompt": "hi there", "agentName": "mock"})
+    frame = await a.wait_result("m", lambda v: reply_of(v, 1, ("success",)) is not None)
+    reply = reply_of(frame["value"], 1)
+    assert reply["text"].startswith("[mock] ") and len(reply["text"].split()) == 40
+    assert reply["model"] == "mock" and reply["provider"] == "mock"
+    assert llm.llm_requests() == []  # the scripted endpoint was never called
+    await a.close()

@@ -1,0 +1,153 @@
+"""Abort from any tab, a worker killed mid-stream, double texting, exactly-once enqueue."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import httpx
+import pytest
+import redis
+
+from tests.support.stack import Stack
+from tests.workers.helpers import new_thread, open_tab, reply_of, token, watch_args
+
+pytestmark = pytest.mark.anyio
+
+SLOW = {"kind": "hang", "chunks": ["partial ", "text ", "so ", "far "], "delay_ms": 10}
+
+
+async def test_abort_from_another_tab_keeps_the_partial_text_as_failed(llm: Stack) -> None:
+    llm.script(SLOW)
+    a = await open_tab(llm.webs[0], client_id="a")
+    b = await open_tab(llm.webs[1], client_id="b")
+    tid = await new_thread(a)
+    await a.subscribe("m", "messages.list", watch_args(tid))
+    await a.mutate("messages.send", {"threadId": tid, "prompt": "go", "agentName": "echo"})
+    await a.wait(lambda f: f["type"] == "delta" and "far" in str(f["parts"]))
+    loop = asyncio.get_running_loop()
+    asked = loop.time()
+    out = await b.mutate("streams.abort", {"threadId": tid})
+    assert out["value"] == {"aborted": 1}
+    frame = await a.wait_result("m", lambda v: reply_of(v, 1, ("failed",)) is not None)
+    took = loop.time() - asked
+    reply = reply_of(frame["value"], 1)
+    assert reply["text"] == "partial text so far " and reply["error"] == "aborted"
+    assert frame["value"]["streams"][0]["status"] == "aborted"
+    print(f"abort -> failed message at the subscriber: {took * 1000:.0f} ms")
+    await a.close()
+    await b.close()
+
+
+async def test_http_abort_stops_the_generation(llm: Stack) -> None:
+    llm.script(SLOW)
+    a = await open_tab(llm.web, client_id="a")
+    tid = await new_thread(a)
+    await a.subscribe("m", "messages.list", watch_args(tid))
+    await a.mutate("messages.send", {"threadId": tid, "prompt": "go", "agentName": "echo"})
+    await a.wait(lambda f: f["type"] == "delta")
+    async with httpx.AsyncClient(base_url=llm.webs[1]) as http:
+        r = await http.post(f"/api/threads/{tid}/abort", headers={"Authorization": f"Bearer {token('alice')}"})
+    assert r.json() == {"aborted": 1}
+    await a.wait_result("m", lambda v: reply_of(v, 1, ("failed",)) is not None)
+    await a.close()
+
+
+async def test_a_worker_killed_mid_stream_is_ended_and_its_reply_failed(llm: Stack) -> None:
+    llm.script(SLOW)
+    a = await open_tab(llm.web, client_id="a")
+    tid = await new_thread(a)
+    await a.subscribe("m", "messages.list", watch_args(tid))
+    await a.mutate("messages.send", {"threadId": tid, "prompt": "go", "agentName": "echo"})
+    delta = await a.wait(lambda f: f["type"] == "delta" and "far" in str(f["parts"]))
+    client = redis.Redis.from_url(llm.redis_url)
+    from shared import keys
+
+    worker = client.hget(keys.stream(tid, delta["streamId"]), "worker").decode()
+    client.close()
+    os.kill(int(worker.rsplit(":", 1)[1]), signal.SIGKILL)
+    frame = await a.wait_result("m", lambda v: reply_of(v, 1, ("failed",)) is not None, timeout=30)
+    reply = reply_of(frame["value"], 1)
+    assert reply["text"] == "partial text so far " and "worker" in reply["error"]
+    assert frame["value"]["streams"][0]["status"] == "aborted"
+    # the thread is usable again: the next prompt is answered
+    await a.mutate("messages.send", {"threadId": tid, "prompt": "again", "agentName": "echo"})
+    await a.wait_result("m", lambda v: reply_of(v, 2, ("success",)) is not None, timeout=30)
+    await a.close()
+
+
+async def test_double_texting_reject_and_interrupt(llm: Stack) -> None:
+    a = await open_tab(llm.web, client_id="a")
+    tid = await new_thread(a)
+    await a.subscribe("m", "messages.list", watch_args(tid))
+    llm.script(SLOW)
+    await a.mutate("messages.send", {"threadId": tid, "prompt": "first", "agentName": "echo"})
+    await a.wait(lambda f: f["type"] == "delta")
+    rejected = await a.mutate("messages.send", {"threadId": tid, "prompt": "second", "agentName": "strict"})
+    assert rejected["ok"] is False and rejected["error"]["code"] == "conflict"
+    interrupted = await a.mutate("messages.send", {"threadId": tid, "prompt": "third", "agentName": "interrupting"})
+    assert interrupted["ok"] and interrupted["value"]["order"] == 2
+    frame = await a.wait_result("m", lambda v: reply_of(v, 2, ("success",)) is not None)
+    assert reply_of(frame["value"], 1)["status"] == "failed"
+    assert [m["text"] for m in frame["value"]["page"] if m["role"] == "user"] == ["third", "first"]
+    await a.close()
+
+
+async def test_enqueue_strategy_answers_prompts_one_after_another(llm: Stack) -> None:
+    llm.script({"kind": "text", "chunks": ["one ", "reply"], "delay_ms": 100},
+               {"kind": "text", "chunks": ["two ", "reply"]})
+    a = await open_tab(llm.web, client_id="a")
+    tid = await new_thread(a)
+    await a.subscribe("m", "messages.list", watch_args(tid))
+    await a.mutate("messages.send", {"threadId": tid, "prompt": "p1", "agentName": "echo"})
+    await a.mutate("messages.send", {"threadId": tid, "prompt": "p2", "agentName": "echo"})
+    frame = await a.wait_result("m", lambda v: reply_of(v, 2, ("success",)) is not None)
+    assert reply_of(frame["value"], 1)["text"] == "one reply"
+    assert reply_of(frame["value"], 2)["text"] == "two reply"
+    second_call = llm.llm_requests()[1]["messages"]
+    assert [m["content"] for m in second_call if m["role"] != "system"] == ["p1", "one reply", "p2"]
+    await a.close()
+
+
+async def test_a_resent_send_never_enqueues_twice(llm: Stack) -> None:
+    a = await open_tab(llm.web, client_id="same-tab")
+    tid = await new_thread(a)
+    await a.subscribe("m", "messages.list", watch_args(tid))
+    args = {"threadId": tid, "prompt": "once", "agentName": "echo"}
+    first = await a.mutate("messages.send", args, request_id="dup-1")
+    b = await open_tab(llm.webs[1], client_id="same-tab")
+    again = await b.mutate("messages.send", args, request_id="dup-1")
+    assert again["value"] == first["value"]
+    frame = await a.wait_result("m", lambda v: reply_of(v, 1, ("success",)) is not None)
+    await asyncio.sleep(0.5)
+    assert len(llm.llm_requests()) == 1
+    assert len([m for m in frame["value"]["page"] if m["role"] == "assistant"]) == 1
+    await a.close()
+    await b.close()
+
+
+async def test_regenerating_a_prompt_fails_its_earlier_pending_reply(llm: Stack) -> None:
+    import msgspec
+
+    from shared.records import Message
+    from shared.redis_client import connect
+    from shared.store import Store
+
+    a = await open_tab(llm.web, client_id="a")
+    tid = await new_thread(a)
+    await a.subscribe("m", "messages.list", watch_args(tid))
+    sent = await a.mutate("messages.send", {"threadId": tid, "prompt": "q", "generate": False})
+    client = connect(llm.redis_url)
+    store = Store(client)
+    await store.messages.save(tid, "alice", [Message(message_id="", thread_id=tid, role="assistant",
+                                                     status="pending")],
+                              prompt_message_id=sent["value"]["messageId"])
+    await client.aclose()
+    await a.mutate("messages.regenerate", {"messageId": sent["value"]["messageId"], "agentName": "echo"})
+    frame = await a.wait_result("m", lambda v: reply_of(v, 1, ("success",)) is not None)
+    replies = sorted((m for m in frame["value"]["page"] if m["role"] == "assistant"), key=lambda m: m["stepOrder"])
+    assert [(m["stepOrder"], m["status"]) for m in replies] == [(1, "failed"), (2, "success")]
+    assert replies[0]["error"] == "superseded by a newer generation"
+    assert msgspec.json.encode(replies[1]["text"])
+    await a.close()
