@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -31,13 +31,17 @@ class DeltaWriter:
         chunking: str = "word",
         throttle_ms: int = 100,
         object_of: Callable[[], Any] | None = None,
+        sink: Callable[[list[Part]], Awaitable[None]] | None = None,
     ) -> None:
+        """``sink``: where deltas go instead of the stream (in-process use, nothing stored)."""
         self._streams = streams
         self._thread_id = thread_id
         self.stream_id = stream_id
         self._chunker = Chunker(chunking)
         self._throttle = max(0.0, throttle_ms / 1000)
         self._object_of = object_of
+        self._sink = sink
+        self.tap: Callable[[list[Part]], None] | None = None  # sees every delta, stored or not
         self._last_object: Any = None
         self._pending: list[Part] = []
         self._lock = asyncio.Lock()
@@ -89,6 +93,12 @@ class DeltaWriter:
                     parts = [*parts, ObjectPart(object=obj)]
             self._pending = keep
             if not parts:
+                return
+            if self.tap is not None:
+                self.tap(parts)
+            if self._sink is not None:
+                self.seq += 1
+                await self._sink(parts)
                 return
             text = "".join(p.text for p in parts if isinstance(p, TextPart))
             seq = await self._streams.append(self._thread_id, self.stream_id, _encode(parts), text)

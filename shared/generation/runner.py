@@ -59,26 +59,37 @@ class Generation:
     """Answers ``prompt`` in its thread with ``agent``; see the module docstring."""
 
     def __init__(self, store: Store, settings: Settings, agent: Agent, prompt: Message,
-                 model: Model | None = None) -> None:
+                 model: Model | None = None, *, persist: bool = True,
+                 extra_context: list[Message] | None = None) -> None:
+        """``persist=False`` (saveMessages "none"): nothing is saved and no stream is opened;
+        the prompt and the reply live only in the result."""
         self.store = store
         self.settings = settings
         self.agent = agent
         self.prompt = prompt
         self.thread_id = prompt.thread_id
         self.model = model or model_for(settings, agent.model, max_retries=agent.max_retries)
+        self.persist = persist
+        self._extra = extra_context or []
         self._abort = asyncio.Event()
         self._saved: list[Message] = []
         self._usage = Usage()
+        self.on_delta: Any = None  # optional callback(parts) for in-process streaming
 
     async def run(self) -> GenerationResult:
-        await self._supersede_pending_replies()
+        if self.persist:
+            await self._supersede_pending_replies()
         reply = await self._new_reply()
-        stream_id = await self.store.streams.open(reply, agent_name=self.agent.name,
-                                                  prompt_message_id=self.prompt.message_id)
+        stream_id = ""
+        if self.persist:
+            stream_id = await self.store.streams.open(reply, agent_name=self.agent.name,
+                                                      prompt_message_id=self.prompt.message_id)
         step = _Step()
         writer = DeltaWriter(self.store.streams, self.thread_id, stream_id,
                              chunking=self.agent.chunking, throttle_ms=self.agent.throttle_ms,
-                             object_of=(lambda: parse_partial(step.text)) if self.agent.output else None)
+                             object_of=(lambda: parse_partial(step.text)) if self.agent.output else None,
+                             sink=None if self.persist else self._memory_sink)
+        writer.tap = self.on_delta
         heartbeat = asyncio.create_task(self._heartbeat(stream_id, writer))
         writer.start()
         try:
@@ -97,12 +108,14 @@ class Generation:
                 if not step.calls:
                     return await self._end(stream_id, reply, step, "finished")
                 reply = self._complete(reply, step)
-                await self.store.messages.replace(self.thread_id, [reply])
+                if self.persist:
+                    await self.store.messages.replace(self.thread_id, [reply])
                 self._saved.append(reply)
                 waiting = await self._run_tools(step, writer)
                 await writer.flush()
                 if waiting or number == self.agent.max_steps - 1:
-                    await self.store.streams.finish(self.thread_id, stream_id, [])
+                    if self.persist:
+                        await self.store.streams.finish(self.thread_id, stream_id, [])
                     return self._result(stream_id, "waiting" if waiting else "finished", step)
                 reply = await self._new_reply()
             return self._result(stream_id, "finished", step)
@@ -116,8 +129,13 @@ class Generation:
 
     async def _call_model(self, step: _Step, writer: DeltaWriter) -> bool:
         """Stream one model call into ``step``; True when aborted meanwhile."""
-        context = await fetch_context_messages(self.store, self.thread_id, self.prompt,
-                                               self.agent.context_options)
+        if self.persist:
+            context = await fetch_context_messages(self.store, self.thread_id, self.prompt,
+                                                   self.agent.context_options)
+        else:
+            stored = await fetch_context_messages(self.store, self.thread_id, _AFTER_ALL,
+                                                  self.agent.context_options) if self.thread_id else []
+            context = [*stored, *self._extra, self.prompt, *self._saved]
         request = ChatRequest(
             messages=to_chat_messages(self.agent, context),
             tools=[t.schema for t in self.agent.tools],
@@ -170,9 +188,10 @@ class Generation:
             part = ToolResultPart(tool_call_id=call.id, tool_name=call.name, result=result, is_error=is_error)
             message = Message(message_id="", thread_id=self.thread_id, role="tool", parts=[part],
                               agent_name=self.agent.name)
-            _, saved = await self.store.messages.save(self.thread_id, None, [message],
-                                                      prompt_message_id=self.prompt.message_id)
-            self._saved.extend(saved)
+            if self.persist:
+                _, (message,) = await self.store.messages.save(self.thread_id, None, [message],
+                                                               prompt_message_id=self.prompt.message_id)
+            self._saved.append(message)
             writer.part(part)
         return waiting
 
@@ -212,9 +231,14 @@ class Generation:
     async def _new_reply(self) -> Message:
         pending = Message(message_id="", thread_id=self.thread_id, role="assistant", status="pending",
                           agent_name=self.agent.name, model=self.model.name, provider=self.model.provider)
+        if not self.persist:
+            return pending
         _, (saved,) = await self.store.messages.save(self.thread_id, None, [pending],
                                                      prompt_message_id=self.prompt.message_id)
         return saved
+
+    async def _memory_sink(self, parts: list[Any]) -> None:
+        """Deltas of a generation that stores nothing go only to ``on_delta``."""
 
     def _complete(self, reply: Message, step: _Step, obj: Any = None) -> Message:
         calls = [ToolCallPart(tool_call_id=c.id, tool_name=c.name, args=_loads(c.arguments)) for c in step.calls]
@@ -237,8 +261,9 @@ class Generation:
         final = self._complete(reply, step, obj)
         if outcome != "finished":
             final.status, final.error = "failed", error
-        await self.store.streams.finish(self.thread_id, stream_id, [final],
-                                        status="finished" if outcome == "finished" else "aborted")
+        if self.persist:
+            await self.store.streams.finish(self.thread_id, stream_id, [final],
+                                            status="finished" if outcome == "finished" else "aborted")
         self._saved.append(final)
         result = self._result(stream_id, outcome, step)
         result.object = obj
@@ -270,12 +295,17 @@ class Generation:
                 log.exception("usage handler of %s failed", self.agent.name)
 
     async def _heartbeat(self, stream_id: str, writer: DeltaWriter) -> None:
+        if not self.persist:
+            return
         while True:
             status = await self.store.streams.heartbeat(self.thread_id, stream_id)
             if status != "streaming":
                 self._abort.set()
                 return
             await asyncio.sleep(HEARTBEAT_S)
+
+
+_AFTER_ALL = Message(message_id="", thread_id="", order=1 << 32)  # bounds context: every stored message
 
 
 def _loads(raw: str) -> Any:

@@ -1,0 +1,87 @@
+"""The Python API for server-side code, in-process against a real Valkey with the mock model."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+
+import msgspec
+import pytest
+
+from app.example import add, assistant
+from shared.config import load_settings
+from threadline import Agent, Threadline
+
+pytestmark = pytest.mark.anyio
+
+MOCK = Agent(name="m", model="mock", throttle_ms=5)
+
+
+class Trip(msgspec.Struct):
+    city: str
+    days: int
+
+
+@pytest.fixture
+async def tl(redis_url: str) -> AsyncIterator[Threadline]:
+    settings = load_settings({"REDIS_URL": redis_url, "MOCK_LLM_DELAY_MS": "1", "MOCK_LLM_WORDS": "12"})
+    async with Threadline(settings) as api:
+        yield api
+
+
+async def test_generate_text_saves_prompt_and_reply(tl: Threadline) -> None:
+    thread = await tl.create_thread("alice", title="api")
+    result = await thread.generate_text(MOCK, "hello there")
+    assert result.outcome == "finished" and result.text.startswith("[mock]")
+    page = await thread.messages()
+    assert [(m.role, m.order, m.step_order, m.status) for m in page.page] == [
+        ("assistant", 1, 1, "success"), ("user", 1, 0, "success")]
+    assert page.page[0].text == result.text and result.usage.total_tokens > 0
+
+
+async def test_save_messages_none_stores_nothing(tl: Threadline) -> None:
+    thread = await tl.create_thread("alice")
+    result = await thread.generate_text(dataclasses.replace(MOCK, save_messages="none"), "quiet")
+    assert result.text.startswith("[mock]") and result.stream_id == ""
+    assert (await thread.messages()).page == []
+
+
+async def test_stream_text_yields_what_is_saved(tl: Threadline) -> None:
+    thread = await tl.create_thread("alice")
+    stream = thread.stream_text(MOCK, "stream please")
+    pieces = [piece async for piece in stream]
+    assert len(pieces) >= 2
+    assert stream.result is not None and "".join(pieces) == stream.result.text
+    assert (await thread.messages()).page[0].text == stream.result.text
+
+
+async def test_generate_and_stream_objects(tl: Threadline) -> None:
+    thread = await tl.create_thread("alice")
+    obj = await thread.generate_object(MOCK, "plan", output=Trip)
+    assert obj == {"city": "mock", "days": 1}
+    stream = thread.stream_object(MOCK, "plan again", output=Trip)
+    partials = [p async for p in stream]
+    assert partials[-1] == stream.result.object == {"city": "mock", "days": 1}  # type: ignore[union-attr]
+
+
+async def test_a_tool_loop_in_process(tl: Threadline) -> None:
+    thread = await tl.create_thread("alice")
+    agent = Agent(name="calc", model="mock", tools=[add], max_steps=3, throttle_ms=5)
+    result = await thread.generate_text(agent, 'tool:add {"a": 2, "b": 3}')
+    page = await thread.messages()
+    roles = [(m.role, m.step_order) for m in reversed(page.page)]
+    assert roles == [("user", 0), ("assistant", 1), ("tool", 2), ("assistant", 3)]
+    assert page.page[1].parts[0].result == 5.0  # type: ignore[union-attr]
+    assert result.outcome == "finished"
+
+
+async def test_human_agent_reply_and_context(tl: Threadline) -> None:
+    thread = await tl.create_thread("alice")
+    prompt = await thread.save_message("I need a person")
+    human = await thread.save_message("A person here.", role="assistant", agent_name="support", order=prompt.order)
+    assert (human.order, human.step_order, human.agent_name) == (1, 1, "support")
+    later = await thread.save_message("thanks")
+    context = await thread.fetch_context_messages(assistant, later.message_id)
+    assert [m.text for m in context] == ["I need a person", "A person here.", "thanks"]
+    again = await tl.continue_thread(thread.thread_id, "alice")
+    assert again.thread.title == thread.thread.title

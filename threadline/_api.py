@@ -1,0 +1,203 @@
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
+
+from shared.agents import Agent, agent_named
+from shared.config import Settings, load_settings
+from shared.errors import BadRequest
+from shared.generation.context import fetch_context_messages
+from shared.generation.lock import thread_turn
+from shared.generation.runner import Generation, GenerationResult
+from shared.partial_json import parse_partial
+from shared.records import Message, Part, Role, TextPart, Thread, text_of
+from shared.redis_client import connect
+from shared.store import Page, Store
+
+
+class Threadline:
+    """Threads, messages and agents over one Redis connection pool."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.redis = connect(settings.redis_url)
+        self.store = Store(self.redis)
+
+    @classmethod
+    def from_env(cls) -> Threadline:
+        return cls(load_settings())
+
+    async def __aenter__(self) -> Threadline:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    def agent(self, agent: Agent | str | None) -> Agent:
+        """An Agent as given, or by name from APP_MODULE (the first one for None)."""
+        return agent if isinstance(agent, Agent) else agent_named(self.settings.app_module, agent)
+
+    async def create_thread(self, user_id: str, *, title: str = "", summary: str = "",
+                            metadata: dict[str, Any] | None = None) -> ThreadHandle:
+        thread = await self.store.threads.create(user_id, title=title, summary=summary, metadata=metadata)
+        return ThreadHandle(self, thread)
+
+    async def continue_thread(self, thread_id: str, user_id: str | None = None) -> ThreadHandle:
+        """A handle on an existing thread (NotFound when missing or, with user_id, not theirs)."""
+        return ThreadHandle(self, await self.store.threads.get(thread_id, user_id))
+
+
+class ThreadHandle:
+    """One thread: save messages, generate or stream text and objects with an agent."""
+
+    def __init__(self, tl: Threadline, thread: Thread) -> None:
+        self._tl = tl
+        self.thread = thread
+
+    @property
+    def thread_id(self) -> str:
+        return self.thread.thread_id
+
+    @property
+    def user_id(self) -> str:
+        return self.thread.user_id
+
+    async def save_message(self, text: str | None = None, *, role: Role = "user", parts: list[Part] | None = None,
+                           agent_name: str | None = None, order: int | None = None,
+                           prompt_message_id: str | None = None) -> Message:
+        """Save one message (a human agent's reply: role assistant with agent_name)."""
+        parts = parts if parts is not None else [TextPart(text=text or "")]
+        message = Message(message_id="", thread_id=self.thread_id, role=role, text=text or text_of(parts),
+                          parts=parts, agent_name=agent_name)
+        _, (saved,) = await self._tl.store.messages.save(self.thread_id, self.user_id, [message], order=order,
+                                                         prompt_message_id=prompt_message_id)
+        return saved
+
+    async def save_messages(self, messages: list[Message], *, prompt_message_id: str | None = None) -> list[Message]:
+        _, saved = await self._tl.store.messages.save(self.thread_id, self.user_id, messages,
+                                                      prompt_message_id=prompt_message_id)
+        return saved
+
+    async def messages(self, *, num_items: int = 20, cursor: str | None = None) -> Page[Message]:
+        _, page = await self._tl.store.messages.list(self.thread_id, self.user_id, num_items=num_items,
+                                                     cursor=cursor)
+        return page
+
+    async def fetch_context_messages(self, agent: Agent | str | None, prompt_message_id: str) -> list[Message]:
+        """What the agent's context options give the model for that prompt (oldest first)."""
+        prompt = await self._tl.store.messages.get(prompt_message_id, self.user_id)
+        return await fetch_context_messages(self._tl.store, self.thread_id, prompt,
+                                            self._tl.agent(agent).context_options)
+
+    async def generate_text(self, agent: Agent | str | None, prompt: str | None = None, *,
+                            prompt_message_id: str | None = None,
+                            messages: list[Message] | None = None) -> GenerationResult:
+        """Answer ``prompt`` (saved first, per the agent's saveMessages) or an existing message."""
+        generation = await self._generation(self._tl.agent(agent), prompt, prompt_message_id, messages)
+        return await self._run(generation)
+
+    def stream_text(self, agent: Agent | str | None, prompt: str | None = None, *,
+                    prompt_message_id: str | None = None, messages: list[Message] | None = None) -> TextStream:
+        """Like generate_text, iterating over text pieces as they are flushed."""
+        return TextStream(self, self._tl.agent(agent), prompt, prompt_message_id, messages)
+
+    async def generate_object(self, agent: Agent | str | None, prompt: str, output: type | None = None, *,
+                              messages: list[Message] | None = None) -> Any:
+        """The validated object the agent answers with (``output`` overrides the agent's type)."""
+        chosen = self._with_output(agent, output)
+        result = await self._run(await self._generation(chosen, prompt, None, messages))
+        if result.outcome != "finished":
+            raise BadRequest(f"no object: {result.messages[-1].error if result.messages else result.outcome}")
+        return result.object
+
+    def stream_object(self, agent: Agent | str | None, prompt: str, output: type | None = None, *,
+                      messages: list[Message] | None = None) -> ObjectStream:
+        """Iterate over partial objects as they stream; ``.result`` holds the final one."""
+        return ObjectStream(self, self._with_output(agent, output), prompt, None, messages)
+
+    def _with_output(self, agent: Agent | str | None, output: type | None) -> Agent:
+        chosen = self._tl.agent(agent)
+        if output is not None:
+            chosen = dataclasses.replace(chosen, output=output)
+        if chosen.output is None:
+            raise BadRequest(f"agent {chosen.name!r} has no output type; pass output=")
+        return chosen
+
+    async def _generation(self, agent: Agent, prompt: str | None, prompt_message_id: str | None,
+                          messages: list[Message] | None) -> Generation:
+        if (prompt is None) == (prompt_message_id is None):
+            raise BadRequest("give exactly one of prompt or prompt_message_id")
+        store, persist = self._tl.store, agent.save_messages != "none"
+        extra = [m.__copy__() for m in messages or []]
+        if prompt_message_id is not None:
+            prompt_message = await store.messages.get(prompt_message_id, self.user_id)
+        elif persist:
+            if agent.save_messages == "all" and extra:
+                extra = await self.save_messages(extra)
+            prompt_message = await self.save_message(prompt)
+        else:
+            prompt_message = Message(message_id="", thread_id=self.thread_id, user_id=self.user_id,
+                                     text=prompt or "", parts=[TextPart(text=prompt or "")])
+        context = extra if not (persist and agent.save_messages == "all") else []
+        return Generation(store, self._tl.settings, agent, prompt_message, persist=persist, extra_context=context)
+
+    async def _run(self, generation: Generation) -> GenerationResult:
+        if not generation.persist:
+            return await generation.run()
+        async with thread_turn(self._tl.redis, self.thread_id, None):
+            return await generation.run()
+
+
+class _Streaming:
+    """Runs a generation in the background while the caller iterates its deltas."""
+
+    def __init__(self, handle: ThreadHandle, agent: Agent, prompt: str | None, prompt_message_id: str | None,
+                 messages: list[Message] | None) -> None:
+        self._handle = handle
+        self._args = (agent, prompt, prompt_message_id, messages)
+        self._queue: asyncio.Queue[list[Part] | None] = asyncio.Queue()
+        self._task: asyncio.Task[GenerationResult] | None = None
+        self.result: GenerationResult | None = None
+
+    async def _parts(self) -> AsyncIterator[list[Part]]:
+        generation = await self._handle._generation(*self._args)
+        generation.on_delta = self._queue.put_nowait
+        self._task = asyncio.create_task(self._handle._run(generation))
+        self._task.add_done_callback(lambda _: self._queue.put_nowait(None))
+        while (parts := await self._queue.get()) is not None:
+            yield parts
+        self.result = await self._task
+
+
+class TextStream(_Streaming):
+    """``async for piece in stream``: text as it is flushed; then ``stream.result``."""
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._texts()
+
+    async def _texts(self) -> AsyncIterator[str]:
+        async for parts in self._parts():
+            text = "".join(p.text for p in parts if isinstance(p, TextPart))
+            if text:
+                yield text
+
+
+class ObjectStream(_Streaming):
+    """``async for partial in stream``: the object as it grows; then ``stream.result.object``."""
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._objects()
+
+    async def _objects(self) -> AsyncIterator[Any]:
+        text, last = "", None
+        async for parts in self._parts():
+            text += "".join(p.text for p in parts if isinstance(p, TextPart))
+            obj = parse_partial(text)
+            if obj is not None and obj != last:
+                last = obj
+                yield obj
