@@ -24,7 +24,10 @@ def main(argv: list[str]) -> int:
     wait_for_redis(settings.redis_url).close()
     rq = shutil.which("rq", path=os.path.dirname(sys.executable)) or "rq"
     count = settings.workers if queue == GENERATION else 1
-    os.execv(rq, [rq, "worker-pool", "-n", str(count), "-u", settings.redis_url, queue])
+    argv = [rq, "worker-pool", "-n", str(count), "-u", settings.redis_url]
+    if queue == GENERATION:
+        argv += ["-w", "workers.worker.GenerationWorker"]
+    os.execv(rq, [*argv, queue])
     return 0
 
 

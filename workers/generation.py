@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 from rq import get_current_job
 
@@ -25,26 +27,46 @@ def job_id(trigger_message_id: str) -> str:
     return f"gen-{trigger_message_id}"
 
 
+class _Runtime:
+    """What a worker process keeps from one job to the next: settings, an event loop, a pool."""
+
+    def __init__(self) -> None:
+        self.settings = load_settings()
+        self.loop = asyncio.new_event_loop()
+        self.store: Store | None = None
+
+    def run(self, coro: Coroutine[Any, Any, str]) -> str:
+        try:
+            return self.loop.run_until_complete(coro)
+        except BaseException:
+            for task in asyncio.all_tasks(self.loop):  # e.g. a job timeout: leave nothing behind
+                task.cancel()
+            raise
+
+
+_runtime: _Runtime | None = None
+
+
 def run(thread_id: str, prompt_message_id: str, agent_name: str | None) -> str:
     """RQ entry point: generate the reply to ``prompt_message_id``; return the outcome."""
+    global _runtime
+    if _runtime is None:
+        _runtime = _Runtime()
     job = get_current_job()
-    return asyncio.run(generate(thread_id, prompt_message_id, agent_name, job.id if job else None))
+    return _runtime.run(generate(_runtime, thread_id, prompt_message_id, agent_name, job.id if job else None))
 
 
-async def generate(thread_id: str, prompt_message_id: str, agent_name: str | None,
+async def generate(rt: _Runtime, thread_id: str, prompt_message_id: str, agent_name: str | None,
                    job_id: str | None = None) -> str:
-    settings = load_settings()
-    redis = connect(settings.redis_url, max_connections=8)
-    try:
-        store = Store(redis)
-        agent = agent_named(settings.app_module, agent_name)
-        async with thread_turn(redis, thread_id, job_id):
-            try:
-                prompt = await store.messages.get(prompt_message_id)
-            except NotFound:
-                log.info("prompt %s is gone; nothing to answer", prompt_message_id)
-                return "gone"
-            result = await Generation(store, settings, agent, prompt).run()
-        return result.outcome
-    finally:
-        await redis.aclose()
+    if rt.store is None:
+        rt.store = Store(connect(rt.settings.redis_url, max_connections=8))
+    store = rt.store
+    agent = agent_named(rt.settings.app_module, agent_name)
+    async with thread_turn(store.redis, thread_id, job_id):
+        try:
+            prompt = await store.messages.get(prompt_message_id)
+        except NotFound:
+            log.info("prompt %s is gone; nothing to answer", prompt_message_id)
+            return "gone"
+        result = await Generation(store, rt.settings, agent, prompt).run()
+    return result.outcome

@@ -45,6 +45,7 @@ class DeltaWriter:
         self._last_object: Any = None
         self._pending: list[Part] = []
         self._lock = asyncio.Lock()
+        self._ready = asyncio.Event()  # something is buffered
         self._timer: asyncio.Task[None] | None = None
         self.seq = 0
         self.aborted = asyncio.Event()
@@ -66,17 +67,23 @@ class DeltaWriter:
 
     def part(self, part: Part) -> None:
         self._pending.append(part)
+        self._ready.set()
 
     def _add(self, kind: type[TextPart] | type[ReasoningPart], text: str) -> None:
         if self._pending and type(self._pending[-1]) is kind:
             self._pending[-1].text += text  # type: ignore[union-attr]
         else:
             self._pending.append(kind(text=text))
+        self._ready.set()
 
     async def _tick(self) -> None:
+        """Flush as soon as something is buffered, then at most once per throttle interval."""
         while True:
-            await asyncio.sleep(self._throttle)
+            await self._ready.wait()
             await self.flush(final=False)
+            if not self._pending:
+                self._ready.clear()
+            await asyncio.sleep(self._throttle)
 
     async def flush(self, *, final: bool = True) -> None:
         """Write what is buffered as one delta (on a timer: text only up to a chunk boundary)."""

@@ -1,10 +1,11 @@
 """One generation at a time per thread, first asked first (the ``enqueue`` strategy).
 
 The web process appends each job id to the thread's queue when it enqueues the
-job. A job runs when it holds the thread's lock and is at the head of the queue;
-a head whose RQ job has ended (or vanished) is dropped, so a dead job never
-blocks the thread. The lock's lease is renewed while held, so a worker that dies
-frees it within LEASE_MS.
+job. A job runs when it holds the thread's lock and is at the head of the queue.
+While a job waits or runs it keeps an "alive" key fresh; a head that is not
+alive and no longer queued in RQ (ended, or its worker died) is dropped, so a
+dead job never blocks the thread. The lock's lease is renewed while held, so a
+worker that dies frees it within LEASE_MS.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from shared import keys
 
 LEASE_MS = 10_000
 POLL_S = 0.05
-ENDED = {b"finished", b"failed", b"stopped", b"canceled"}
+ALIVE_MS = 3_000
+WAITING = {b"queued", b"deferred", b"scheduled"}
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 _EXTEND = ("if redis.call('GET', KEYS[1]) == ARGV[1] then "
            "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0")
@@ -43,37 +45,63 @@ async def thread_turn(redis: aioredis.Redis, thread_id: str, job_id: str | None,
     queue = keys.generation_queue(thread_id)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
-    while True:
-        if await redis.set(key, token, nx=True, px=LEASE_MS):
-            head = await redis.lindex(queue, 0)
-            if job_id is None or head is None or head.decode() == job_id:
-                break
-            if await _ended(redis, head.decode()):
-                await redis.lrem(queue, 1, head)
-            await redis.eval(_RELEASE, 1, key, token)
-        if loop.time() > deadline:
-            raise TimeoutError(f"thread {thread_id} stayed busy for {wait_s}s")
-        await asyncio.sleep(POLL_S)
-
-    async def renew() -> None:
-        while True:
-            await asyncio.sleep(LEASE_MS / 3000)
-            await redis.eval(_EXTEND, 1, key, token, LEASE_MS)
-
-    renewer = asyncio.create_task(renew())
+    alive = asyncio.create_task(_keep_alive(redis, job_id)) if job_id is not None else None
+    holding = False
     try:
-        yield
+        while True:
+            if await redis.set(key, token, nx=True, px=LEASE_MS):
+                head = await redis.lindex(queue, 0)
+                if job_id is None or head is None or head.decode() == job_id:
+                    break
+                if await redis.lpos(queue, job_id) is None:
+                    # taken for dead while starting up (before our alive key): back in front
+                    await redis.lpush(queue, job_id)
+                elif await _void(redis, head.decode()):
+                    await redis.lrem(queue, 1, head)
+                await redis.eval(_RELEASE, 1, key, token)
+            if loop.time() > deadline:
+                raise TimeoutError(f"thread {thread_id} stayed busy for {wait_s}s")
+            await asyncio.sleep(POLL_S)
+        holding = True
+        renewer = asyncio.create_task(_renew(redis, key, token))
+        try:
+            yield
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await renewer
     finally:
-        renewer.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await renewer
+        if alive is not None:
+            alive.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await alive
         with contextlib.suppress(Exception):
             if job_id is not None:
                 await redis.lrem(queue, 0, job_id)
-            await redis.eval(_RELEASE, 1, key, token)
+                await redis.delete(_alive_key(job_id))
+            if holding:
+                await redis.eval(_RELEASE, 1, key, token)
 
 
-async def _ended(redis: aioredis.Redis, job_id: str) -> bool:
-    """Whether an RQ job is over (or gone): its place in the queue is void."""
+def _alive_key(job_id: str) -> str:
+    return f"{keys.PREFIX}:genalive:{job_id}"
+
+
+async def _keep_alive(redis: aioredis.Redis, job_id: str | None) -> None:
+    while True:
+        await redis.set(_alive_key(job_id or ""), b"1", px=ALIVE_MS)
+        await asyncio.sleep(ALIVE_MS / 3000)
+
+
+async def _renew(redis: aioredis.Redis, key: str, token: str) -> None:
+    while True:
+        await asyncio.sleep(LEASE_MS / 3000)
+        await redis.eval(_EXTEND, 1, key, token, LEASE_MS)
+
+
+async def _void(redis: aioredis.Redis, job_id: str) -> bool:
+    """Whether a queued job id no longer stands for work to come (ended, gone, or dead)."""
+    if await redis.exists(_alive_key(job_id)):
+        return False
     status = await redis.hget(f"rq:job:{job_id}", "status")
-    return status is None or status in ENDED
+    return status is None or status not in WAITING

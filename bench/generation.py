@@ -1,0 +1,169 @@
+"""Generation benchmark (prints figures; asserts nothing about time).
+
+1. Mock model at 0 ms delay: from `messages.send` to the first delta at a
+   subscriber, and to the final result, over 200 runs (one at a time).
+2. 50 concurrent generations, 10 subscribers each (on one web process): deltas
+   delivered per second, and how many seqs were missed or duplicated (must be 0).
+
+    .venv/bin/python -m bench.generation
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import uvloop
+import websockets
+
+from bench.support import pct, redis_url
+from server import gc_tuning
+from shared.auth import mint
+from tests.support import procs
+
+SECRET = "bench-secret-0123456789abcdef0123456789"
+RUNS = int(os.environ.get("BENCH_RUNS", "200"))
+CONCURRENT = int(os.environ.get("BENCH_CONCURRENT", "50"))
+WATCHERS = int(os.environ.get("BENCH_WATCHERS", "10"))
+
+
+class Tab:
+    def __init__(self, ws: websockets.ClientConnection) -> None:
+        self.ws = ws
+        self.frames: list[tuple[float, dict]] = []  # type: ignore[type-arg]
+        self.event = asyncio.Event()
+        self.task = asyncio.create_task(self._read())
+
+    @classmethod
+    async def open(cls, url: str, user: str, cid: str) -> Tab:
+        ws = await websockets.connect(url, max_size=None, ping_interval=None)
+        await ws.send(json.dumps({"type": "connect", "protocol": 1, "token": mint(SECRET, user), "clientId": cid}))
+        await ws.recv()
+        return cls(ws)
+
+    async def _read(self) -> None:
+        async for raw in self.ws:
+            self.frames.append((time.perf_counter(), json.loads(raw)))
+            self.event.set()
+
+    async def wait(self, pred, timeout: float = 60.0) -> tuple[float, dict]:  # type: ignore[no-untyped-def, type-arg]
+        start = 0
+        async with asyncio.timeout(timeout):
+            while True:
+                for i in range(start, len(self.frames)):
+                    if pred(self.frames[i][1]):
+                        return self.frames[i]
+                start = len(self.frames)
+                self.event.clear()
+                await self.event.wait()
+
+    async def send(self, frame: dict) -> None:  # type: ignore[type-arg]
+        await self.ws.send(json.dumps(frame))
+
+
+def finished(order: int):  # type: ignore[no-untyped-def]
+    def pred(f: dict) -> bool:  # type: ignore[type-arg]
+        return f["type"] == "result" and any(
+            m["order"] == order and m["role"] == "assistant" and m["status"] == "success" for m in f["value"]["page"])
+    return pred
+
+
+async def latency(url: str) -> tuple[list[float], list[float]]:
+    tab = await Tab.open(url, "lat", "lat")
+    await tab.send({"type": "mutate", "id": "c", "name": "threads.create", "args": {}})
+    tid = (await tab.wait(lambda f: f.get("id") == "c"))[1]["value"]["threadId"]
+    await tab.send({"type": "subscribe", "id": "m", "query": "messages.list",
+                    "args": {"threadId": tid, "streams": True, "paginationOpts": {"numItems": 5}}})
+    await tab.wait(lambda f: f.get("id") == "m")
+    first, final = [], []
+    for i in range(RUNS + 5):
+        t0 = time.perf_counter()
+        await tab.send({"type": "mutate", "id": f"s{i}", "name": "messages.send",
+                        "args": {"threadId": tid, "prompt": f"run {i}", "agentName": "assistant"}})
+        t_delta, _ = await tab.wait(lambda f: f["type"] == "delta")
+        t_done, _ = await tab.wait(finished(i + 1))
+        if i >= 5:  # warm-up runs (imports, connections) are not counted
+            first.append((t_delta - t0) * 1000)
+            final.append((t_done - t0) * 1000)
+        tab.frames.clear()
+    await tab.ws.close()
+    return first, final
+
+
+async def concurrent(url: str) -> tuple[float, int, int, int]:
+    writers = [await Tab.open(url, f"u{i}", f"w{i}") for i in range(CONCURRENT)]
+    tids = []
+    for i, w in enumerate(writers):
+        await w.send({"type": "mutate", "id": "c", "name": "threads.create", "args": {}})
+        tids.append((await w.wait(lambda f: f.get("id") == "c"))[1]["value"]["threadId"])
+    watchers: list[list[Tab]] = []
+    for i, tid in enumerate(tids):
+        group = [await Tab.open(url, f"u{i}", f"u{i}-tab{j}") for j in range(WATCHERS)]
+        for tab in group:
+            await tab.send({"type": "subscribe", "id": "m", "query": "messages.list",
+                            "args": {"threadId": tid, "streams": True, "paginationOpts": {"numItems": 5}}})
+            await tab.wait(lambda f: f.get("id") == "m")
+        watchers.append(group)
+    t0 = time.perf_counter()
+    for w, tid in zip(writers, tids, strict=True):
+        await w.send({"type": "mutate", "id": "go", "name": "messages.send",
+                      "args": {"threadId": tid, "prompt": "go", "agentName": "assistant"}})
+    for group in watchers:
+        for tab in group:
+            await tab.wait(finished(1), timeout=120)
+    elapsed = time.perf_counter() - t0
+    deltas = missed = dupes = 0
+    for group in watchers:
+        for tab in group:
+            seqs = [f["seq"] for _, f in tab.frames if f["type"] == "delta"]
+            deltas += len(seqs)
+            dupes += len(seqs) - len(set(seqs))
+            expected = max(seqs) if seqs else 0
+            missed += expected - len(set(seqs))
+    for tab in [*writers, *(t for g in watchers for t in g)]:
+        await tab.ws.close()
+    return deltas / elapsed, deltas, missed, dupes
+
+
+async def run(redis: str, tmp: Path, delay_ms: int, words: int, workers: int) -> str:
+    env = {"MOCK_LLM_DELAY_MS": str(delay_ms), "MOCK_LLM_WORDS": str(words), "WORKERS": str(workers)}
+    web, port = procs.start_web(redis, auth_secret=SECRET, extra_env=env, log=tmp / "web.log")
+    with open(tmp / "worker.log", "ab") as out:
+        worker = subprocess.Popen([sys.executable, "-m", "workers", "generation"], cwd=procs.ROOT,
+                                  env=procs.child_env(REDIS_URL=redis, AUTH_SECRET=SECRET, **env),
+                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    await asyncio.sleep(3 + workers * 0.1)  # let the pool start
+    return f"ws://127.0.0.1:{port}/ws", web, worker  # type: ignore[return-value]
+
+
+async def main() -> None:
+    gc_tuning.tune("10000,10,10")
+    with redis_url() as redis, tempfile.TemporaryDirectory() as tmp:
+        url, web, worker = await run(redis, Path(tmp), 0, 40, 2)  # type: ignore[misc]
+        try:
+            first, final = await latency(url)
+        finally:
+            procs.stop(worker)
+            procs.stop(web)
+        print(f"mock model at 0 ms, {RUNS} runs: messages.send -> first delta p50 {pct(first, 50):.1f} ms, "
+              f"p99 {pct(first, 99):.1f} ms; -> final result p50 {pct(final, 50):.1f} ms, "
+              f"p99 {pct(final, 99):.1f} ms   (target first-delta p50 <= 25 ms)")
+        url, web, worker = await run(redis, Path(tmp), 20, 40, CONCURRENT)  # type: ignore[misc]
+        try:
+            rate, total, missed, dupes = await concurrent(url)
+        finally:
+            procs.stop(worker)
+            procs.stop(web)
+        print(f"{CONCURRENT} concurrent generations x {WATCHERS} subscribers (mock, 40 words, 20 ms/word, "
+              f"{CONCURRENT} worker processes): {rate:,.0f} deltas/s delivered ({total:,} in all); "
+              f"missed seqs {missed}, duplicated seqs {dupes}   (target 0 and 0)")
+
+
+if __name__ == "__main__":
+    uvloop.run(main())
