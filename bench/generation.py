@@ -142,6 +142,24 @@ async def run(redis: str, tmp: Path, delay_ms: int, words: int, workers: int) ->
     return f"ws://127.0.0.1:{port}/ws", web, worker  # type: ignore[return-value]
 
 
+def worker_rss_mb(group: int) -> float:
+    """Mean RSS of the worker processes in the pool's process group (the pool itself excluded)."""
+    sizes = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == group:
+            continue
+        try:
+            if os.getpgid(int(entry.name)) != group:
+                continue
+            status = (entry / "status").read_text()
+        except (OSError, ProcessLookupError):
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                sizes.append(int(line.split()[1]) / 1024)
+    return sum(sizes) / len(sizes) if sizes else 0.0
+
+
 async def main() -> None:
     gc_tuning.tune("10000,10,10")
     with redis_url() as redis, tempfile.TemporaryDirectory() as tmp:
@@ -157,12 +175,14 @@ async def main() -> None:
         url, web, worker = await run(redis, Path(tmp), 20, 40, CONCURRENT)  # type: ignore[misc]
         try:
             rate, total, missed, dupes = await concurrent(url)
+            rss = worker_rss_mb(worker.pid)
         finally:
             procs.stop(worker)
             procs.stop(web)
         print(f"{CONCURRENT} concurrent generations x {WATCHERS} subscribers (mock, 40 words, 20 ms/word, "
               f"{CONCURRENT} worker processes): {rate:,.0f} deltas/s delivered ({total:,} in all); "
               f"missed seqs {missed}, duplicated seqs {dupes}   (target 0 and 0)")
+        print(f"generation worker memory: {rss:.0f} MB RSS per worker process (one reply at a time each)")
 
 
 if __name__ == "__main__":
