@@ -60,26 +60,25 @@ def output_dir() -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def web_server(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL of one real uvicorn web process for the session."""
-    log = tmp_path_factory.mktemp("web") / "web.log"
-    proc, port = procs.start_web(redis_server, auth_secret=TEST_SECRET, log=log)
+def _web_process(redis_server: str, tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[str]:
+    proc, port = procs.start_web(redis_server, auth_secret=TEST_SECRET,
+                                 log=tmp_path_factory.mktemp(name) / "web.log")
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
         procs.stop(proc)
+
+
+@pytest.fixture(scope="session")
+def web_server(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of one real uvicorn web process for the session."""
+    yield from _web_process(redis_server, tmp_path_factory, "web")
 
 
 @pytest.fixture(scope="session")
 def web_server_b(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A second web process on the same Redis (for cross-process tests)."""
-    log = tmp_path_factory.mktemp("web-b") / "web.log"
-    proc, port = procs.start_web(redis_server, auth_secret=TEST_SECRET, log=log)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        procs.stop(proc)
+    yield from _web_process(redis_server, tmp_path_factory, "web-b")
 
 
 @pytest.fixture

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from tests.support.stack import Stack
-from tests.workers.helpers import assert_gapless, delta_text, new_thread, open_tab, reply_of, watch_args
+from tests.workers.helpers import (
+    assert_gapless,
+    delta_text,
+    new_thread,
+    open_tab,
+    reply_of,
+    watch_args,
+)
 
 pytestmark = pytest.mark.anyio
 
