@@ -99,7 +99,7 @@ async def latency(url: str) -> tuple[list[float], list[float]]:
 async def concurrent(url: str) -> tuple[float, int, int, int]:
     writers = [await Tab.open(url, f"u{i}", f"w{i}") for i in range(CONCURRENT)]
     tids = []
-    for i, w in enumerate(writers):
+    for w in writers:
         await w.send({"type": "mutate", "id": "c", "name": "threads.create", "args": {}})
         tids.append((await w.wait(lambda f: f.get("id") == "c"))[1]["value"]["threadId"])
     watchers: list[list[Tab]] = []

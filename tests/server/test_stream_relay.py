@@ -56,7 +56,7 @@ async def test_a_live_delta_after_a_gap_is_sent_only_after_the_missing_ones(stor
 
 async def test_ensure_loads_a_streams_log_up_to_its_seq(store: Store) -> None:
     tid, sid, _ = await open_stream(store)
-    for i in range(3):
+    for _ in range(3):
         await store.streams.append(tid, sid, b'[{"type":"text","text":"x"}]', "x")
     relay = StreamRelay(store)
     await relay.ensure(tid, [StreamInfo(stream_id=sid, order=1, step_order=1, status="streaming",
