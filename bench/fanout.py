@@ -33,6 +33,7 @@ from shared.embedded_redis import free_port
 from tests.support import procs
 
 SECRET = "bench-secret-0123456789abcdef0123456789"
+NO_LIMIT = {"RATE_LIMIT_SENDS_PER_MINUTE": "0"}  # load tests measure delivery, not the limiter
 N = int(os.environ.get("BENCH_SUBSCRIBERS", "1000"))
 IDLE = int(os.environ.get("BENCH_IDLE", "5000"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "100"))
@@ -193,7 +194,7 @@ async def peer(redis: str, value: object) -> dict[str, float]:
 
 async def idle_memory(redis: str) -> tuple[float, int]:
     with tempfile.TemporaryDirectory() as tmp:
-        proc, port = procs.start_web(redis, auth_secret=SECRET, log=Path(tmp) / "web.log")
+        proc, port = procs.start_web(redis, auth_secret=SECRET, log=Path(tmp) / "web.log", extra_env=NO_LIMIT)
         try:
             url = f"ws://127.0.0.1:{port}/ws"
             token = mint(SECRET, "idle")
@@ -221,7 +222,7 @@ async def main() -> None:
     parts = set(os.environ.get("BENCH_PARTS", "fanout,memory").split(","))
     with redis_url() as redis, tempfile.TemporaryDirectory() as tmp:
         if "fanout" in parts:
-            proc, port = procs.start_web(redis, auth_secret=SECRET, log=Path(tmp) / "web.log")
+            proc, port = procs.start_web(redis, auth_secret=SECRET, log=Path(tmp) / "web.log", extra_env=NO_LIMIT)
             try:
                 mine, value = await ours(f"http://127.0.0.1:{port}")
             finally:

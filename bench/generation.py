@@ -28,6 +28,7 @@ from shared.auth import mint
 from tests.support import procs
 
 SECRET = "bench-secret-0123456789abcdef0123456789"
+NO_LIMIT = {"RATE_LIMIT_SENDS_PER_MINUTE": "0"}  # load tests measure delivery, not the limiter
 RUNS = int(os.environ.get("BENCH_RUNS", "200"))
 CONCURRENT = int(os.environ.get("BENCH_CONCURRENT", "50"))
 WATCHERS = int(os.environ.get("BENCH_WATCHERS", "10"))
@@ -132,7 +133,8 @@ async def concurrent(url: str) -> tuple[float, int, int, int]:
 
 
 async def run(redis: str, tmp: Path, delay_ms: int, words: int, workers: int) -> str:
-    env = {"MOCK_LLM_DELAY_MS": str(delay_ms), "MOCK_LLM_WORDS": str(words), "WORKERS": str(workers)}
+    env = {"MOCK_LLM_DELAY_MS": str(delay_ms), "MOCK_LLM_WORDS": str(words), "WORKERS": str(workers),
+           **NO_LIMIT}
     web, port = procs.start_web(redis, auth_secret=SECRET, extra_env=env, log=tmp / "web.log")
     with open(tmp / "worker.log", "ab") as out:
         worker = subprocess.Popen([sys.executable, "-m", "workers", "generation"], cwd=procs.ROOT,

@@ -25,6 +25,7 @@ from server.ws.session import Session
 from shared.auth import resolve_secret
 from shared.config import Settings, load_settings
 from shared.errors import ChatError
+from shared.ratelimit import RateLimiter
 from shared.redis_client import connect
 from shared.store import Store
 
@@ -55,8 +56,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
     secret, dev_mode = resolve_secret(settings)
     redis = connect(settings.redis_url)
+    store = Store(redis)
     services = Services(
-        settings=settings, redis=redis, store=Store(redis), secret=secret, dev_mode=dev_mode
+        settings=settings, redis=redis, store=store, secret=secret, dev_mode=dev_mode,
+        limiter=RateLimiter(redis, store.scripts, per_minute=settings.rate_limit_sends_per_minute,
+                            burst=settings.rate_limit_burst),
     )
 
     @contextlib.asynccontextmanager

@@ -26,6 +26,7 @@ class Services:
     listener: Any = None  # server.fanout.ChangeListener, made at start-up
     sessions: set[Any] = field(default_factory=set)  # open WebSocket sessions
     relay: Any = None  # server.stream_relay.StreamRelay
+    limiter: Any = None  # shared.ratelimit.RateLimiter
     reaper: Any = None  # server.reaper.StreamReaper
 
 

@@ -104,6 +104,8 @@ def _message_of(a: A.MessagesSend) -> Message:
 @mutation("messages.send", A.MessagesSend)
 async def send_message(ctx: Context, a: A.MessagesSend) -> Outcome:
     message = _message_of(a)
+    if ctx.services.limiter is not None:
+        await ctx.services.limiter.check(ctx.user_id, "send")
     generation = ctx.services.generation
     agent = None
     if a.generate:

@@ -116,6 +116,11 @@ def user_channel(user_id: str) -> str:
     return f"{PREFIX}:chg:{{u:{user_id}}}"
 
 
+def rate_limit(user_id: str, action: str) -> str:
+    """Hash: a token bucket (tokens, at) for one user's action."""
+    return f"{_u(user_id)}:rl:{action}"
+
+
 def idempotency(client_id: str, request_id: str) -> str:
     """String: the first outcome of one (clientId, request id) mutation."""
     return f"{PREFIX}:idem:{{c:{client_id}}}:{request_id}"

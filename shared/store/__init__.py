@@ -18,7 +18,7 @@ class Store:
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
-        scripts = Scripts(redis)
+        self.scripts = scripts = Scripts(redis)
         self.threads = ThreadStore(redis, scripts)
         self.messages = MessageStore(redis, scripts, self.threads)
         self.streams = StreamStore(redis, scripts)

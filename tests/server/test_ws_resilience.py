@@ -18,7 +18,8 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture(scope="module")
 def tight_web(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    env = {"WS_SEND_QUEUE": "8", "WS_PING_INTERVAL_S": "0.5", "WS_PING_TIMEOUT_S": "0.5"}
+    env = {"WS_SEND_QUEUE": "8", "WS_PING_INTERVAL_S": "0.5", "WS_PING_TIMEOUT_S": "0.5",
+           "RATE_LIMIT_SENDS_PER_MINUTE": "0"}
     proc, port = procs.start_web(redis_server, auth_secret=TEST_SECRET, extra_env=env,
                                  log=tmp_path_factory.mktemp("tight") / "web.log")
     try:

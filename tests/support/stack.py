@@ -60,6 +60,7 @@ def run_stack(tmp: Path, *, webs: int = 1, workers: int = 2, env: dict[str, str]
             "STREAM_STALE_MS": "3000",
             "STREAM_GRACE_MS": "60000",
             "MOCK_LLM_DELAY_MS": "5",
+            "RATE_LIMIT_SENDS_PER_MINUTE": "0",
             "WORKERS": str(workers),
             **(env or {}),
         }
