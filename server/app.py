@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
-from server import gc_tuning
+from server import admin_api, gc_tuning, pages
 from server.context import Services
 from server.fanout import ChangeListener
 from server.generation import GenerationQueue
@@ -88,7 +88,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await Session(websocket, services, services.live).run()
 
     app = Starlette(
-        routes=[*routes(services), WebSocketRoute("/ws", websocket_endpoint)],
+        routes=[*routes(services), *admin_api.routes(services), *pages.routes(services),
+                WebSocketRoute("/ws", websocket_endpoint)],
         lifespan=lifespan,
         exception_handlers={ChatError: chat_error_handler, HTTPException: _http_error},
     )

@@ -96,7 +96,7 @@ def _message_of(a: A.MessagesSend) -> Message:
         role=role,  # type: ignore[arg-type]
         text=text,
         parts=parts,
-        agent_name=a.agent_name,
+        agent_name=a.agent_name if role != "user" else None,  # who wrote it, not who answers
         client_message_id=a.client_message_id,
     )
 

@@ -111,6 +111,9 @@ def user_state(user_id: str) -> str:
     return f"{_u(user_id)}:state"
 
 
+USERS = f"{PREFIX}:users"  # zset userId -> last thread creation ms (the playground's user list)
+
+
 def user_channel(user_id: str) -> str:
     """Pub/sub channel of change notices for one user's thread list."""
     return f"{PREFIX}:chg:{{u:{user_id}}}"

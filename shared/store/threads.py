@@ -64,7 +64,8 @@ class ThreadStore:
         thread.updated_at = thread.created_at
         with redis_errors():
             await self._scripts.thread_create(
-                keys=[keys.thread(thread.thread_id), keys.user_threads(user_id), keys.user_state(user_id)],
+                keys=[keys.thread(thread.thread_id), keys.user_threads(user_id), keys.user_state(user_id),
+                      keys.USERS],
                 args=[
                     thread.thread_id, user_id, title, summary, thread.status,
                     _json.encode(thread.metadata), thread.created_at, keys.user_channel(user_id),
@@ -151,6 +152,12 @@ class ThreadStore:
         with redis_errors():
             raw = await self._redis.hget(keys.user_state(user_id), "version")
         return int(raw or 0)
+
+    async def users(self, limit: int = 200) -> list[str]:
+        """User ids that created threads, most recent first."""
+        with redis_errors():
+            raw = await self._redis.zrevrange(keys.USERS, 0, limit - 1)
+        return [u.decode() for u in raw]
 
     async def all_ids(self, user_id: str) -> list[str]:
         """Every thread id of the user."""

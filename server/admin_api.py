@@ -1,0 +1,125 @@
+"""The playground's API: browse any user's threads, try agents and context options.
+
+Every route needs a token with the admin claim (``python -m server token ops --admin``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from server.context import Context, Services
+from server.http_api import _body, _convert, json_response
+from server.mutations import MUTATIONS
+from shared.agents import ContextOptions, SaveMessages, agent_named, load_agents
+from shared.auth import Identity, bearer, verify
+from shared.errors import BadRequest, Forbidden
+from shared.generation.context import fetch_context_messages, to_chat_messages
+from shared.generation.runner import Generation
+from shared.records import Message, TextPart
+
+
+class AdminSend(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    prompt: str
+    agent_name: str | None = None
+    save_messages: SaveMessages = "promptAndOutput"
+
+
+class ContextQuery(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    agent_name: str | None = None
+    prompt_message_id: str | None = None
+    context_options: ContextOptions | None = None
+
+
+def _agents_view(app_module: str) -> list[dict[str, Any]]:
+    out = []
+    for a in load_agents(app_module).values():
+        out.append({"name": a.name, "model": a.model, "instructions": a.instructions,
+                    "tools": [t.name for t in a.tools], "maxSteps": a.max_steps, "saveMessages": a.save_messages,
+                    "contextOptions": msgspec.to_builtins(a.context_options), "doubleTexting": a.double_texting,
+                    "output": getattr(a.output, "__name__", None)})
+    return out
+
+
+def routes(services: Services) -> list[Route]:
+    def admin(request: Request) -> Identity:
+        identity = verify(services.secret, bearer(request.headers.get("authorization")))
+        if not identity.admin:
+            raise Forbidden("the playground needs a token with the admin claim")
+        return identity
+
+    def user(request: Request) -> Identity:
+        return verify(services.secret, bearer(request.headers.get("authorization")))
+
+    async def agents(request: Request) -> Response:
+        user(request)
+        return json_response({"agents": _agents_view(services.settings.app_module)})
+
+    async def users(request: Request) -> Response:
+        admin(request)
+        return json_response({"users": await services.store.threads.users()})
+
+    async def user_threads(request: Request) -> Response:
+        admin(request)
+        _, page = await services.store.threads.list(request.path_params["user_id"], num_items=100)
+        return json_response(page)
+
+    async def thread_messages(request: Request) -> Response:
+        admin(request)
+        tid = request.path_params["thread_id"]
+        num = request.query_params.get("numItems", "50")
+        if not num.isdigit() or not 1 <= int(num) <= 100:
+            raise BadRequest("`numItems` must be 1-100")
+        streams: list[Any] = []
+        _, page = await services.store.messages.list(tid, None, num_items=int(num),
+                                                     cursor=request.query_params.get("cursor"), streams=streams)
+        return json_response({"page": page.page, "continueCursor": page.continue_cursor,
+                              "isDone": page.is_done, "streams": streams})
+
+    async def send(request: Request) -> Response:
+        admin(request)
+        args = _convert(await _body(request), AdminSend)
+        thread = await services.store.threads.get(request.path_params["thread_id"])
+        owner = Context(services, Identity(thread.user_id))
+        if args.save_messages == "none":
+            agent = dataclasses.replace(agent_named(services.settings.app_module, args.agent_name),
+                                        save_messages="none")
+            prompt = Message(message_id="", thread_id=thread.thread_id, user_id=thread.user_id,
+                             text=args.prompt, parts=[TextPart(text=args.prompt)])
+            result = await Generation(services.store, services.settings, agent, prompt, persist=False).run()
+            return json_response({"saved": False, "outcome": result.outcome, "text": result.text,
+                                  "usage": result.usage})
+        send_args = _convert({"threadId": thread.thread_id, "prompt": args.prompt, "agentName": args.agent_name},
+                             MUTATIONS["messages.send"].args_type)
+        outcome = await MUTATIONS["messages.send"].handler(owner, send_args)
+        return json_response({"saved": True, **outcome.value})
+
+    async def context(request: Request) -> Response:
+        admin(request)
+        q = _convert(await _body(request), ContextQuery)
+        tid = request.path_params["thread_id"]
+        agent = agent_named(services.settings.app_module, q.agent_name)
+        if q.context_options is not None:
+            agent = dataclasses.replace(agent, context_options=q.context_options)
+        if q.prompt_message_id:
+            prompt = await services.store.messages.get(q.prompt_message_id)
+        else:  # as if a new prompt came now: every stored message counts
+            prompt = Message(message_id="", thread_id=tid, order=1 << 32)
+            await services.store.threads.get(tid)
+        messages = await fetch_context_messages(services.store, tid, prompt, agent.context_options)
+        return json_response({"agent": agent.name, "contextOptions": agent.context_options,
+                              "messages": messages, "chat": to_chat_messages(agent, messages)})
+
+    return [
+        Route("/api/agents", agents, methods=["GET"]),
+        Route("/api/admin/users", users, methods=["GET"]),
+        Route("/api/admin/users/{user_id}/threads", user_threads, methods=["GET"]),
+        Route("/api/admin/threads/{thread_id}/messages", thread_messages, methods=["GET"]),
+        Route("/api/admin/threads/{thread_id}/send", send, methods=["POST"]),
+        Route("/api/admin/threads/{thread_id}/context", context, methods=["POST"]),
+    ]

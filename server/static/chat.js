@@ -1,0 +1,203 @@
+import { ChatClient, SmoothText } from "/client.js";
+
+const $ = (id) => document.getElementById(id);
+const state = { client: null, view: null, threadId: null, threads: [], smooth: new Map(), elements: new Map(),
+                bannerTimer: null };
+
+async function token() {
+  const hash = new URLSearchParams(location.hash.slice(1));
+  if (hash.get("token")) {
+    localStorage.setItem("threadline.token", hash.get("token"));
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  const saved = localStorage.getItem("threadline.token");
+  if (saved) return saved;
+  const dev = await fetch("/api/dev-token");
+  if (dev.ok) return (await dev.json()).token;
+  return null;
+}
+
+function showBanner(text, retryAfterMs) {
+  clearInterval(state.bannerTimer);
+  const banner = $("banner");
+  const until = retryAfterMs ? Date.now() + retryAfterMs : 0;
+  const paint = () => {
+    const left = Math.max(0, Math.ceil((until - Date.now()) / 1000));
+    banner.textContent = until ? `${text} You can retry in ${left}s.` : text;
+    if (until && left === 0) { clearInterval(state.bannerTimer); banner.classList.remove("shown"); }
+  };
+  paint();
+  banner.classList.add("shown");
+  if (until) state.bannerTimer = setInterval(paint, 250);
+}
+
+function renderThreads() {
+  const list = $("threads");
+  list.replaceChildren(...state.threads.map((t) => {
+    const li = document.createElement("li");
+    li.dataset.testid = "thread";
+    li.dataset.threadId = t.threadId;
+    li.className = t.threadId === state.threadId ? "selected" : "";
+    const name = document.createElement("span");
+    name.textContent = t.title || "Untitled";
+    const rename = document.createElement("button");
+    rename.textContent = "✎";
+    rename.title = "Rename";
+    rename.dataset.testid = "rename";
+    rename.onclick = async (e) => {
+      e.stopPropagation();
+      const title = prompt("New title", t.title);
+      if (title !== null) await state.client.mutate("threads.update", { threadId: t.threadId, title });
+    };
+    const del = document.createElement("button");
+    del.textContent = "×";
+    del.title = "Delete";
+    del.dataset.testid = "delete";
+    del.onclick = async (e) => {
+      e.stopPropagation();
+      if (!confirm(`Delete "${t.title || "Untitled"}"?`)) return;
+      await state.client.mutate("threads.delete", { threadId: t.threadId });
+      if (state.threadId === t.threadId) selectThread(null);
+    };
+    li.append(name, rename, del);
+    li.onclick = () => selectThread(t.threadId);
+    return li;
+  }));
+  const current = state.threads.find((t) => t.threadId === state.threadId);
+  $("title").textContent = current ? current.title || "Untitled" : "Pick or start a chat";
+}
+
+function selectThread(threadId) {
+  if (state.view) state.view.close();
+  state.view = null;
+  state.threadId = threadId;
+  state.elements.clear();
+  state.smooth.clear();
+  if (threadId) {
+    location.hash = "thread=" + threadId;
+    $("messages").replaceChildren();
+    state.view = state.client.watchThread(threadId, renderMessages, { numItems: 30 });
+  } else {
+    $("messages").replaceChildren(Object.assign(document.createElement("p"), { className: "empty", textContent: "No chat selected." }));
+  }
+  renderThreads();
+}
+
+function messageElement(m) {
+  let el = state.elements.get(m.messageId);
+  if (!el) {
+    el = document.createElement("div");
+    el.append(document.createElement("span"));
+    state.elements.set(m.messageId, el);
+  }
+  el.className = `msg ${m.role}`;
+  el.dataset.testid = "message";
+  el.dataset.role = m.role;
+  el.dataset.status = m.streaming ? "streaming" : m.status;
+  el.dataset.messageId = m.messageId;
+  if (m.clientMessageId) el.dataset.clientMessageId = m.clientMessageId;
+  const body = el.firstChild;
+  body.dataset.testid = "text";
+  if (m.role === "assistant" && (m.streaming || state.smooth.has(m.messageId))) {
+    let smooth = state.smooth.get(m.messageId);
+    if (!smooth) {
+      smooth = new SmoothText((text) => { body.textContent = text; });
+      state.smooth.set(m.messageId, smooth);
+    }
+    smooth.update(m.text || "", { streaming: !!m.streaming });
+    body.classList.toggle("cursor", !!m.streaming);
+  } else if (m.role === "tool") {
+    body.textContent = (m.parts || []).map((p) => `${p.toolName} → ${JSON.stringify(p.result)}`).join("\n");
+  } else {
+    body.textContent = m.text || describeParts(m.parts || []);
+  }
+  for (const extra of [...el.children].slice(1)) extra.remove();
+  const calls = (m.parts || m.toolParts || []).filter((p) => p.type === "tool-call");
+  for (const p of calls) {
+    el.append(Object.assign(document.createElement("span"), { className: "tool-part", textContent: `${p.toolName}(${JSON.stringify(p.args)})` }));
+  }
+  if (m.status === "failed" || m.error) {
+    const text = m.error || "failed";
+    el.append(Object.assign(document.createElement("span"), { className: "error", textContent: text }));
+    el.lastChild.dataset.testid = "error";
+  }
+  if (m.role === "assistant" && !m.streaming && m.agentName) {
+    el.append(Object.assign(document.createElement("span"), { className: "meta", textContent: `${m.agentName}${m.model ? " · " + m.model : ""}` }));
+  }
+  return el;
+}
+
+function describeParts(parts) {
+  return parts.map((p) => (p.type === "object" ? JSON.stringify(p.object, null, 2) : p.text || "")).join("");
+}
+
+function renderMessages(view) {
+  const box = $("messages");
+  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+  const previousHeight = box.scrollHeight;
+  const shown = view.messages();
+  const keep = new Set(shown.map((m) => m.messageId));
+  for (const [id, el] of state.elements) if (!keep.has(id)) { el.remove(); state.elements.delete(id); state.smooth.delete(id); }
+  const children = [];
+  if (!view.isDone) children.push(Object.assign(document.createElement("p"), { id: "older", textContent: "Scroll up for older messages" }));
+  for (const m of shown) children.push(messageElement(m));
+  box.replaceChildren(...children);
+  if (atBottom) box.scrollTop = box.scrollHeight;
+  else if (state.loadingOlder) box.scrollTop += box.scrollHeight - previousHeight;
+  state.loadingOlder = false;
+  $("stop").hidden = !view.streaming();
+  if (view.error) showBanner(view.error.message);
+}
+
+async function send(event) {
+  event.preventDefault();
+  const text = $("prompt").value.trim();
+  if (!text || !state.view) return;
+  $("prompt").value = "";
+  try {
+    await state.view.sendMessage(text, { agentName: $("agent").value || undefined });
+  } catch (error) {
+    showBanner(error.code === "rate_limited" ? "You are sending too fast." : `Could not send: ${error.message}`,
+               error.retryAfterMs);
+  }
+}
+
+async function main() {
+  const tok = await token();
+  if (!tok) {
+    $("signin").style.display = "block";
+    $("composer").style.display = "none";
+    $("messages").style.display = "none";
+    $("token-save").onclick = () => { localStorage.setItem("threadline.token", $("token-input").value.trim()); location.reload(); };
+    return;
+  }
+  const proto = location.protocol === "https:" ? "wss:" : "ws:";
+  state.client = new ChatClient(`${proto}//${location.host}/ws`, { token: tok });
+  window.threadline = state;  // for debugging and tests
+  state.client.onStatus((status) => {
+    $("conn").textContent = status;
+    if (status === "unauthorized") { localStorage.removeItem("threadline.token"); showBanner("Your token was refused; reload to sign in again."); }
+  });
+  const agents = await fetch("/api/agents", { headers: { Authorization: `Bearer ${tok}` } });
+  if (agents.ok) {
+    for (const a of (await agents.json()).agents) $("agent").append(new Option(a.name, a.name));
+  }
+  state.client.subscribe("threads.list", { paginationOpts: { numItems: 100 } }, (value) => {
+    state.threads = value.page;
+    renderThreads();
+  });
+  $("new-thread").onclick = async () => {
+    const { threadId } = await state.client.mutate("threads.create", { title: "New chat" });
+    selectThread(threadId);
+  };
+  $("composer").onsubmit = send;
+  $("prompt").onkeydown = (e) => { if (e.key === "Enter" && !e.shiftKey) send(e); };
+  $("stop").onclick = () => state.view && state.view.abort();
+  $("messages").onscroll = () => {
+    if ($("messages").scrollTop < 30 && state.view && state.view.loadMore()) state.loadingOlder = true;
+  };
+  const wanted = new URLSearchParams(location.hash.slice(1)).get("thread");
+  if (wanted) selectThread(wanted);
+}
+
+main();

@@ -1,0 +1,111 @@
+// Types of /client.js (threadline wire protocol v1).
+
+export type Status = "connecting" | "open" | "closed" | "unauthorized";
+
+export interface Part {
+  type: "text" | "reasoning" | "tool-call" | "tool-result" | "object" | "file";
+  text?: string;
+  toolCallId?: string;
+  toolName?: string;
+  args?: unknown;
+  result?: unknown;
+  isError?: boolean;
+  object?: unknown;
+}
+
+export interface Usage { promptTokens: number; completionTokens: number; totalTokens: number; }
+
+export interface Message {
+  messageId: string;
+  threadId: string;
+  userId: string;
+  order: number;
+  stepOrder: number;
+  role: "user" | "assistant" | "tool" | "system";
+  status: "pending" | "success" | "failed";
+  text: string;
+  parts: Part[];
+  agentName?: string | null;
+  model?: string | null;
+  provider?: string | null;
+  usage?: Usage | null;
+  error?: string | null;
+  clientMessageId?: string | null;
+  createdAt: number;
+}
+
+export interface Thread {
+  threadId: string; userId: string; title: string; summary: string;
+  status: "active" | "archived"; metadata: Record<string, unknown>; createdAt: number; updatedAt: number;
+}
+
+export interface StreamInfo {
+  streamId: string; order: number; stepOrder: number; status: "streaming" | "finished" | "aborted";
+  agentName: string | null; text: string; seq: number; messageId: string;
+}
+
+export interface Page<T> { page: T[]; continueCursor: string; isDone: boolean; streams?: StreamInfo[]; }
+
+export interface DeltaFrame { type: "delta"; id: string; streamId: string; seq: number; parts: Part[]; }
+
+export declare class MutationError extends Error {
+  code: string;
+  retryAfterMs?: number;
+}
+
+export interface ClientOptions {
+  token: string | (() => string | Promise<string>);
+  clientId?: string;
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+export declare class ChatClient {
+  constructor(url: string, options: ClientOptions);
+  readonly status: Status;
+  readonly userId: string | null;
+  onStatus(fn: (status: Status) => void): () => void;
+  subscribe<T = unknown>(
+    query: string,
+    args: Record<string, unknown>,
+    onResult: (value: T, version: number) => void,
+    options?: {
+      onError?: (error: MutationError) => void;
+      onDelta?: (frame: DeltaFrame) => void;
+      cursors?: () => Record<string, number>;
+    },
+  ): () => void;
+  mutate<T = unknown>(name: string, args?: Record<string, unknown>, options?: { requestId?: string }): Promise<T>;
+  watchThread(threadId: string, onChange: (view: ThreadView) => void,
+              options?: { numItems?: number; agentName?: string }): ThreadView;
+  dropConnection(): void;
+  close(): void;
+}
+
+export interface ShownMessage extends Partial<Message> {
+  messageId: string;
+  text: string;
+  streaming?: boolean;
+  streamId?: string;
+  toolParts?: Part[];
+  object?: unknown;
+  optimistic?: boolean;
+  retryAfterMs?: number;
+  status: "pending" | "success" | "failed" | "sending";
+}
+
+export declare class ThreadView {
+  readonly threadId: string;
+  readonly isDone: boolean;
+  messages(): ShownMessage[];
+  streaming(): boolean;
+  loadMore(count?: number): boolean;
+  sendMessage(text: string, options?: { agentName?: string }): Promise<{ messageId: string; order: number }>;
+  abort(): Promise<{ aborted: number }>;
+  close(): void;
+}
+
+export declare class SmoothText {
+  constructor(onText: (text: string) => void, options?: { minCharsPerSec?: number; catchUpMs?: number });
+  update(text: string, options?: { streaming?: boolean }): void;
+}

@@ -1,0 +1,358 @@
+// threadline browser client: an ES module with no build step. See client.d.ts.
+//
+//   import { ChatClient } from "/client.js";
+//   const client = new ChatClient("ws://localhost:8000/ws", { token });
+//   const stop = client.subscribe("threads.list", {}, (value) => render(value));
+//   const { threadId } = await client.mutate("threads.create", { title: "Hi" });
+
+const PROTOCOL = 1;
+
+export class MutationError extends Error {
+  constructor(error) {
+    super(error.message || error.code);
+    this.code = error.code;
+    this.retryAfterMs = error.retryAfterMs;
+  }
+}
+
+function randomId(prefix) {
+  const bytes = new Uint8Array(8);
+  crypto.getRandomValues(bytes);
+  return prefix + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** One WebSocket kept alive across reconnects: subscriptions, mutations, deltas. */
+export class ChatClient {
+  constructor(url, { token, clientId, minBackoffMs = 100, maxBackoffMs = 10000 } = {}) {
+    this.url = url;
+    this.token = token;
+    this.clientId = clientId || sessionStorage.getItem("threadline.clientId") || randomId("tab-");
+    sessionStorage.setItem("threadline.clientId", this.clientId);
+    this.minBackoffMs = minBackoffMs;
+    this.maxBackoffMs = maxBackoffMs;
+    this.subs = new Map(); // id -> {query, args, onResult, onError, onDelta, cursors()}
+    this.pending = new Map(); // request id -> {name, args, resolve, reject}
+    this.listeners = new Set();
+    this.status = "connecting";
+    this.userId = null;
+    this.seq = 0;
+    this.attempt = 0;
+    this.closed = false;
+    this.ws = null;
+    this._open();
+  }
+
+  /** Calls fn(status) on "connecting" | "open" | "closed" | "unauthorized". Returns an unsubscribe. */
+  onStatus(fn) {
+    this.listeners.add(fn);
+    fn(this.status);
+    return () => this.listeners.delete(fn);
+  }
+
+  _setStatus(status) {
+    this.status = status;
+    for (const fn of this.listeners) fn(status);
+  }
+
+  async _open() {
+    if (this.closed) return;
+    this._setStatus("connecting");
+    const token = typeof this.token === "function" ? await this.token() : this.token;
+    const ws = new WebSocket(this.url);
+    this.ws = ws;
+    ws.onopen = () => ws.send(JSON.stringify({ type: "connect", protocol: PROTOCOL, token, clientId: this.clientId }));
+    ws.onmessage = (event) => this._frame(JSON.parse(event.data));
+    ws.onclose = (event) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      if (event.code === 4401 && typeof this.token !== "function") {
+        this._setStatus("unauthorized");
+        return;
+      }
+      this._setStatus(this.closed ? "closed" : "connecting");
+      if (this.closed) return;
+      const delay = Math.min(this.maxBackoffMs, this.minBackoffMs * 2 ** this.attempt) * (0.5 + Math.random() / 2);
+      this.attempt += 1;
+      setTimeout(() => this._open(), delay);
+    };
+  }
+
+  _frame(frame) {
+    switch (frame.type) {
+      case "connected":
+        this.userId = frame.userId;
+        this.attempt = 0;
+        this._setStatus("open");
+        // resubscribe (with stream cursors) and resend unanswered mutations with their ids
+        for (const [id, sub] of this.subs) this._sendSubscribe(id, sub);
+        for (const [id, m] of this.pending) this._send({ type: "mutate", id, name: m.name, args: m.args });
+        break;
+      case "result": {
+        const sub = this.subs.get(frame.id);
+        if (sub && frame.version >= sub.version) {
+          sub.version = frame.version;
+          sub.onResult(frame.value, frame.version);
+        }
+        break;
+      }
+      case "delta": {
+        const sub = this.subs.get(frame.id);
+        if (sub && sub.onDelta) sub.onDelta(frame);
+        break;
+      }
+      case "mutated": {
+        const m = this.pending.get(frame.id);
+        if (!m) break;
+        this.pending.delete(frame.id);
+        if (frame.ok) m.resolve(frame.value);
+        else m.reject(new MutationError(frame.error));
+        break;
+      }
+      case "error": {
+        const sub = frame.id && this.subs.get(frame.id);
+        if (sub) {
+          this.subs.delete(frame.id);
+          if (sub.onError) sub.onError(new MutationError(frame));
+        } else if (frame.code === "unauthorized") {
+          this._setStatus("unauthorized");
+        }
+        break;
+      }
+    }
+  }
+
+  _send(frame) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN && this.status === "open") {
+      this.ws.send(JSON.stringify(frame));
+      return true;
+    }
+    return false; // sent on (re)connect
+  }
+
+  _sendSubscribe(id, sub) {
+    const args = { ...sub.args };
+    const cursors = sub.cursors ? sub.cursors() : null;
+    if (cursors && Object.keys(cursors).length) args.streamCursors = cursors;
+    this._send({ type: "subscribe", id, query: sub.query, args });
+  }
+
+  /** Live query: onResult(value, version) now and on every change. Returns an unsubscribe function. */
+  subscribe(query, args, onResult, { onError, onDelta, cursors } = {}) {
+    const id = "s" + ++this.seq;
+    const sub = { query, args, onResult, onError, onDelta, cursors, version: -1 };
+    this.subs.set(id, sub);
+    this._sendSubscribe(id, sub);
+    return () => {
+      if (this.subs.delete(id)) this._send({ type: "unsubscribe", id });
+    };
+  }
+
+  /** Run a mutation exactly once (resent with the same id after a reconnect). */
+  mutate(name, args = {}, { requestId } = {}) {
+    const id = requestId || randomId("m-");
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { name, args, resolve, reject });
+      this._send({ type: "mutate", id, name, args });
+    });
+  }
+
+  /** Drop the socket as a network failure would (the client reconnects). */
+  dropConnection() {
+    if (this.ws) this.ws.close();
+  }
+
+  close() {
+    this.closed = true;
+    if (this.ws) this.ws.close();
+  }
+
+  /** A thread's messages with their live streams and this tab's optimistic messages. */
+  watchThread(threadId, onChange, { numItems = 30, agentName } = {}) {
+    return new ThreadView(this, threadId, onChange, { numItems, agentName });
+  }
+}
+
+/**
+ * Keeps one thread's messages: the server's page, the in-flight streams assembled
+ * from deltas, and optimistic messages shown until the server's copy arrives.
+ */
+export class ThreadView {
+  constructor(client, threadId, onChange, { numItems, agentName }) {
+    this.client = client;
+    this.threadId = threadId;
+    this.onChange = onChange;
+    this.numItems = numItems;
+    this.agentName = agentName;
+    this.page = [];
+    this.isDone = true;
+    this.streams = new Map(); // streamId -> {streamId, order, stepOrder, status, text, seq, parts, object, agentName}
+    this.optimistic = []; // {clientMessageId, text, status: "sending"|"failed", error, createdAt}
+    this._subscribe();
+  }
+
+  _subscribe() {
+    if (this.unsubscribe) this.unsubscribe();
+    this.unsubscribe = this.client.subscribe(
+      "messages.list",
+      { threadId: this.threadId, streams: true, paginationOpts: { numItems: this.numItems } },
+      (value) => this._result(value),
+      {
+        onDelta: (frame) => this._delta(frame),
+        onError: (error) => { this.error = error; this._emit(); },
+        cursors: () => {
+          const out = {};
+          for (const s of this.streams.values()) if (s.status === "streaming") out[s.streamId] = s.seq;
+          return out;
+        },
+      },
+    );
+  }
+
+  /** Show older messages too (up to 100 live). */
+  loadMore(count = 30) {
+    if (this.isDone || this.numItems >= 100) return false;
+    this.numItems = Math.min(100, this.numItems + count);
+    this._subscribe();
+    return true;
+  }
+
+  _result(value) {
+    this.page = value.page;
+    this.isDone = value.isDone;
+    const listed = new Set();
+    for (const s of value.streams || []) {
+      listed.add(s.streamId);
+      const mine = this.streams.get(s.streamId);
+      if (!mine || s.seq >= mine.seq) {
+        this.streams.set(s.streamId, { ...s, parts: mine && mine.seq === s.seq ? mine.parts : [], object: mine?.object });
+      } else {
+        mine.status = s.status;
+      }
+    }
+    for (const id of [...this.streams.keys()]) if (!listed.has(id)) this.streams.delete(id);
+    // an optimistic message goes exactly when the server's copy is in the page
+    const arrived = new Set(this.page.map((m) => m.clientMessageId).filter(Boolean));
+    this.optimistic = this.optimistic.filter((o) => !arrived.has(o.clientMessageId));
+    this._emit();
+  }
+
+  _delta(frame) {
+    let s = this.streams.get(frame.streamId);
+    if (!s) {
+      s = { streamId: frame.streamId, status: "streaming", text: "", seq: 0, parts: [] };
+      this.streams.set(frame.streamId, s);
+    }
+    if (frame.seq !== s.seq + 1) return; // the server never skips; a stale frame is ignored
+    s.seq = frame.seq;
+    for (const part of frame.parts) {
+      if (part.type === "text") s.text += part.text;
+      else if (part.type === "object") s.object = part.object;
+      else s.parts.push(part);
+    }
+    this._emit();
+  }
+
+  /** Messages to show, oldest first: saved ones, in-flight replies, optimistic sends. */
+  messages() {
+    const out = [];
+    const replyIds = new Set();
+    for (const s of this.streams.values()) if (s.status === "streaming") replyIds.add(s.messageId);
+    for (const m of [...this.page].reverse()) {
+      const s = [...this.streams.values()].find((x) => x.messageId === m.messageId);
+      if (s && m.status === "pending") {
+        out.push({ ...m, text: s.text, streaming: s.status === "streaming", streamId: s.streamId,
+                   toolParts: s.parts, object: s.object });
+      } else {
+        out.push(m);
+      }
+    }
+    for (const o of this.optimistic) {
+      out.push({ messageId: "optimistic:" + o.clientMessageId, role: "user", text: o.text, status: o.status,
+                 error: o.error, retryAfterMs: o.retryAfterMs, clientMessageId: o.clientMessageId, optimistic: true });
+    }
+    return out;
+  }
+
+  streaming() {
+    return [...this.streams.values()].some((s) => s.status === "streaming");
+  }
+
+  _emit() {
+    this.onChange(this);
+  }
+
+  /** Show the message at once, send it, and swap in the server's message when it arrives. */
+  async sendMessage(text, { agentName } = {}) {
+    const clientMessageId = randomId("c-");
+    const entry = { clientMessageId, text, status: "sending", createdAt: Date.now() };
+    this.optimistic.push(entry);
+    this._emit();
+    try {
+      return await this.client.mutate("messages.send", {
+        threadId: this.threadId, prompt: text, clientMessageId, agentName: agentName || this.agentName,
+      });
+    } catch (error) {
+      entry.status = "failed";
+      entry.error = error.message;
+      entry.retryAfterMs = error.retryAfterMs;
+      this._emit();
+      throw error;
+    }
+  }
+
+  /** Stop the reply being generated (from any tab). */
+  abort() {
+    return this.client.mutate("streams.abort", { threadId: this.threadId });
+  }
+
+  close() {
+    if (this.unsubscribe) this.unsubscribe();
+  }
+}
+
+/**
+ * Reveals streamed text at an adaptive pace, like the reference's useSmoothText:
+ * the further the shown text lags the received text, the faster it types.
+ */
+export class SmoothText {
+  constructor(onText, { minCharsPerSec = 30, catchUpMs = 600 } = {}) {
+    this.onText = onText;
+    this.minCharsPerSec = minCharsPerSec;
+    this.catchUpMs = catchUpMs;
+    this.target = "";
+    this.shown = 0;
+    this.frame = null;
+    this.last = 0;
+  }
+
+  /** The full text received so far (it only grows while streaming). */
+  update(text, { streaming = true } = {}) {
+    if (!text.startsWith(this.target.slice(0, this.shown))) this.shown = 0;
+    this.target = text;
+    if (!streaming) {
+      this.shown = text.length;
+      this._stop();
+      this.onText(text);
+      return;
+    }
+    if (!this.frame) {
+      this.last = performance.now();
+      this.frame = requestAnimationFrame((t) => this._tick(t));
+    }
+  }
+
+  _tick(now) {
+    const dt = Math.max(0, now - this.last) / 1000;
+    this.last = now;
+    const behind = this.target.length - this.shown;
+    const rate = Math.max(this.minCharsPerSec, behind / (this.catchUpMs / 1000));
+    this.shown = Math.min(this.target.length, this.shown + Math.max(1, Math.round(rate * dt)));
+    this.onText(this.target.slice(0, this.shown));
+    this.frame = this.shown < this.target.length ? requestAnimationFrame((t) => this._tick(t)) : null;
+  }
+
+  _stop() {
+    if (this.frame) cancelAnimationFrame(this.frame);
+    this.frame = null;
+  }
+}

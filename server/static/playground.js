@@ -1,0 +1,102 @@
+const $ = (id) => document.getElementById(id);
+const state = { token: null, user: null, thread: null, agents: [] };
+
+async function token() {
+  const hash = new URLSearchParams(location.hash.slice(1));
+  if (hash.get("token")) localStorage.setItem("threadline.adminToken", hash.get("token"));
+  const saved = localStorage.getItem("threadline.adminToken");
+  if (saved) return saved;
+  const dev = await fetch("/api/dev-token?admin=1");
+  if (dev.ok) return (await dev.json()).token;
+  const pasted = prompt("Admin token (python -m server token ops --admin)");
+  if (pasted) localStorage.setItem("threadline.adminToken", pasted);
+  return pasted;
+}
+
+async function api(path, body) {
+  const init = { headers: { Authorization: `Bearer ${state.token}`, "Content-Type": "application/json" } };
+  if (body !== undefined) Object.assign(init, { method: "POST", body: JSON.stringify(body) });
+  const res = await fetch(path, init);
+  const data = await res.json();
+  if (!res.ok) throw new Error(`${data.code}: ${data.message}`);
+  return data;
+}
+
+function list(el, items, label, selected, onPick) {
+  el.replaceChildren(...items.map((item) => {
+    const li = document.createElement("li");
+    li.textContent = label(item);
+    li.className = selected(item) ? "selected" : "";
+    li.onclick = () => onPick(item);
+    return li;
+  }));
+}
+
+async function loadUsers() {
+  const { users } = await api("/api/admin/users");
+  list($("users"), users, (u) => u, (u) => u === state.user, pickUser);
+}
+
+async function pickUser(user) {
+  state.user = user;
+  await loadUsers();
+  const { page } = await api(`/api/admin/users/${encodeURIComponent(user)}/threads`);
+  list($("pg-threads"), page, (t) => t.title || t.threadId, (t) => t.threadId === state.thread?.threadId, pickThread);
+}
+
+async function pickThread(thread) {
+  state.thread = thread;
+  $("thread-title").textContent = `Messages of “${thread.title || thread.threadId}”`;
+  await pickUser(state.user);
+  await loadMessages();
+}
+
+function content(m) {
+  const parts = (m.parts || []).filter((p) => p.type !== "text");
+  return (m.text || "") + (parts.length ? "\n" + JSON.stringify(parts, null, 1) : "") + (m.error ? `\nerror: ${m.error}` : "");
+}
+
+async function loadMessages() {
+  if (!state.thread) return;
+  const { page } = await api(`/api/admin/threads/${state.thread.threadId}/messages?numItems=100`);
+  $("rows").replaceChildren(...page.reverse().map((m) => {
+    const tr = document.createElement("tr");
+    tr.dataset.testid = "pg-row";
+    for (const v of [m.order, m.stepOrder, m.role, m.status, m.agentName || "", m.model || "",
+                     m.usage ? `${m.usage.promptTokens}+${m.usage.completionTokens}` : "", content(m)]) {
+      const td = document.createElement("td");
+      td.append(Object.assign(document.createElement("pre"), { textContent: String(v) }));
+      tr.append(td);
+    }
+    return tr;
+  }));
+}
+
+async function main() {
+  state.token = await token();
+  state.agents = (await api("/api/agents")).agents;
+  for (const sel of [$("send-agent"), $("ctx-agent")]) for (const a of state.agents) sel.append(new Option(a.name, a.name));
+  await loadUsers();
+  $("pg-send").onclick = async () => {
+    if (!state.thread) return ($("send-result").textContent = "Pick a thread first.");
+    try {
+      const out = await api(`/api/admin/threads/${state.thread.threadId}/send`,
+        { prompt: $("pg-prompt").value, agentName: $("send-agent").value, saveMessages: $("save").value });
+      $("send-result").textContent = JSON.stringify(out, null, 1);
+    } catch (e) { $("send-result").textContent = String(e); }
+    setTimeout(loadMessages, 300);
+  };
+  $("pg-context").onclick = async () => {
+    if (!state.thread) return ($("context-result").textContent = "Pick a thread first.");
+    try {
+      const out = await api(`/api/admin/threads/${state.thread.threadId}/context`, {
+        agentName: $("ctx-agent").value,
+        contextOptions: { recentMessages: Number($("recent").value), excludeToolMessages: $("exclude-tools").checked },
+      });
+      $("context-result").textContent = JSON.stringify(out.chat, null, 1);
+    } catch (e) { $("context-result").textContent = String(e); }
+  };
+  setInterval(loadMessages, 1000);  // follow generations while the page is open
+}
+
+main();

@@ -1,0 +1,179 @@
+"""The chat page in real Chromium: two tabs in sync, optimistic send, resume, stop, errors."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from shared.auth import mint
+from tests.support.stack import SECRET, Stack
+
+_users = itertools.count()
+
+# Records every text an assistant message shows, and how many copies of each user
+# message the page ever held at once (installed before the page's own scripts).
+RECORDER = """
+window.__texts = []; window.__maxCopies = {};
+new MutationObserver(() => {
+  const users = {};
+  for (const el of document.querySelectorAll('[data-testid=message][data-role=user] [data-testid=text]')) {
+    users[el.textContent] = (users[el.textContent] || 0) + 1;
+  }
+  for (const [t, n] of Object.entries(users)) window.__maxCopies[t] = Math.max(window.__maxCopies[t] || 0, n);
+  for (const el of document.querySelectorAll('[data-testid=message][data-role=assistant] [data-testid=text]')) {
+    const last = window.__texts[window.__texts.length - 1];
+    if (el.textContent && el.textContent !== last) window.__texts.push(el.textContent);
+  }
+}).observe(document, { subtree: true, childList: true, characterData: true });
+"""
+
+
+def user() -> str:
+    return f"browser-user-{next(_users)}"
+
+
+def open_chat(browser: Any, base: str, who: str, thread_id: str | None = None) -> Any:
+    page = browser.new_page(viewport={"width": 1200, "height": 800})
+    page.add_init_script(RECORDER)
+    hash_ = f"#token={mint(SECRET, who)}" + (f"&thread={thread_id}" if thread_id else "")
+    page.goto(f"{base}/{hash_}")
+    page.wait_for_selector("[data-testid=conn]:has-text('open')")
+    return page
+
+
+def new_thread(page: Any) -> str:
+    page.click("[data-testid=new-thread]")
+    page.wait_for_selector("[data-testid=thread].selected")
+    return str(page.get_attribute("[data-testid=thread].selected", "data-thread-id"))
+
+
+def send(page: Any, text: str) -> None:
+    page.fill("[data-testid=prompt]", text)
+    page.press("[data-testid=prompt]", "Enter")
+
+
+def last_reply(page: Any, status: str = "success", timeout: float = 30_000) -> str:
+    sel = f"[data-testid=message][data-role=assistant][data-status={status}] [data-testid=text]"
+    page.wait_for_selector(sel, timeout=timeout)
+    return str(page.locator(sel).last.text_content())
+
+
+def saved_reply(site: Stack, who: str, thread_id: str) -> dict[str, Any]:
+    r = httpx.get(f"{site.web}/api/threads/{thread_id}/messages",
+                  headers={"Authorization": f"Bearer {mint(SECRET, who)}"})
+    return next(m for m in r.json()["page"] if m["role"] == "assistant")
+
+
+def test_a_message_sent_in_one_tab_streams_into_both(site: Stack, browser: Any, shots: Path) -> None:
+    who = user()
+    a = open_chat(browser, site.webs[0], who)
+    tid = new_thread(a)
+    b = open_chat(browser, site.webs[1], who)
+    b.click(f"[data-testid=thread][data-thread-id='{tid}']")
+    send(a, "Hello from tab A")
+    for page in (a, b):
+        page.wait_for_selector("[data-testid=message][data-status=streaming]", timeout=15_000)
+        page.wait_for_selector("[data-testid=message][data-role=user]:has-text('Hello from tab A')")
+    a.screenshot(path=str(shots / "chat-streaming.png"))
+    texts = [last_reply(page) for page in (a, b)]
+    assert texts[0] == texts[1] == saved_reply(site, who, tid)["text"]
+    assert texts[0].startswith("[mock]") and len(texts[0].split()) == 60
+    a.screenshot(path=str(shots / "chat.png"))
+    a.close()
+    b.close()
+
+
+def test_the_optimistic_message_shows_at_once_and_never_twice(site: Stack, browser: Any) -> None:
+    page = open_chat(browser, site.web, user())
+    new_thread(page)
+    shown_at_once = page.evaluate("""() => {
+        document.querySelector('[data-testid=prompt]').value = 'optimistic hello';
+        document.querySelector('[data-testid=send]').click();
+        // still inside the click's task: no frame from the server can have arrived
+        const el = document.querySelector('[data-testid=message][data-role=user][data-status=sending]');
+        return el ? el.textContent : null;
+    }""")
+    assert shown_at_once == "optimistic hello"
+    page.wait_for_selector("[data-testid=message][data-role=user][data-status=success]:has-text('optimistic hello')")
+    last_reply(page)
+    assert page.evaluate("window.__maxCopies['optimistic hello']") == 1
+    assert page.locator("[data-testid=message][data-role=user]").count() == 1
+    page.close()
+
+
+def test_reload_mid_stream_resumes_the_text_without_a_gap(site: Stack, browser: Any) -> None:
+    who = user()
+    page = open_chat(browser, site.web, who)
+    tid = new_thread(page)
+    send(page, "a long answer please")
+    page.wait_for_function("window.__texts.some(t => t.split(' ').length > 8)", timeout=15_000)
+    page.reload()
+    page.wait_for_selector("[data-testid=conn]:has-text('open')")
+    final = last_reply(page)
+    texts = page.evaluate("window.__texts")
+    assert final == saved_reply(site, who, tid)["text"]
+    assert texts and all(final.startswith(t.rstrip("▍")) for t in texts), texts
+    page.close()
+
+
+def test_a_dropped_connection_resumes_from_the_stream_cursor(site: Stack, browser: Any) -> None:
+    who = user()
+    page = open_chat(browser, site.web, who)
+    tid = new_thread(page)
+    send(page, "keep going")
+    page.wait_for_function("window.__texts.some(t => t.split(' ').length > 8)", timeout=15_000)
+    page.evaluate("window.threadline.client.dropConnection()")
+    final = last_reply(page)
+    assert final == saved_reply(site, who, tid)["text"]
+    assert all(final.startswith(t) for t in page.evaluate("window.__texts"))
+    page.close()
+
+
+def test_stop_aborts_the_reply_and_keeps_the_partial_text(site: Stack, browser: Any) -> None:
+    who = user()
+    page = open_chat(browser, site.web, who)
+    tid = new_thread(page)
+    send(page, "stop me")
+    page.wait_for_selector("[data-testid=stop]:visible", timeout=15_000)
+    page.wait_for_function("window.__texts.some(t => t.split(' ').length > 5)")
+    page.click("[data-testid=stop]")
+    page.wait_for_selector("[data-testid=message][data-role=assistant][data-status=failed] [data-testid=error]",
+                           timeout=10_000)
+    saved = saved_reply(site, who, tid)
+    assert saved["status"] == "failed" and saved["error"] == "aborted"
+    assert 0 < len(saved["text"].split()) < 60
+    assert page.locator("[data-testid=stop]").is_hidden()
+    page.close()
+
+
+def test_a_rate_limited_send_says_when_to_retry(site: Stack, browser: Any, shots: Path) -> None:
+    page = open_chat(browser, site.web, user())
+    new_thread(page)
+    for i in range(4):
+        send(page, f"burst {i}")
+    page.wait_for_selector("[data-testid=banner].shown:has-text('retry in')", timeout=10_000)
+    assert "too fast" in str(page.text_content("[data-testid=banner]"))
+    failed = page.locator("[data-testid=message][data-role=user][data-status=failed] [data-testid=error]")
+    failed.first.wait_for()
+    assert "retry in" in str(failed.first.text_content())
+    page.screenshot(path=str(shots / "chat-rate-limited.png"))
+    page.close()
+
+
+def test_threads_sidebar_creates_renames_and_deletes_live(site: Stack, browser: Any) -> None:
+    who = user()
+    a = open_chat(browser, site.webs[0], who)
+    b = open_chat(browser, site.webs[1], who)
+    tid = new_thread(a)
+    b.wait_for_selector(f"[data-testid=thread][data-thread-id='{tid}']")
+    a.once("dialog", lambda d: d.accept("Renamed chat"))
+    a.click(f"[data-testid=thread][data-thread-id='{tid}'] [data-testid=rename]")
+    b.wait_for_selector(f"[data-testid=thread][data-thread-id='{tid}']:has-text('Renamed chat')")
+    a.once("dialog", lambda d: d.accept())
+    a.click(f"[data-testid=thread][data-thread-id='{tid}'] [data-testid=delete]")
+    b.wait_for_selector(f"[data-testid=thread][data-thread-id='{tid}']", state="detached")
+    a.close()
+    b.close()

@@ -1,0 +1,49 @@
+"""The playground in real Chromium, with an admin token."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from shared.auth import mint
+from tests.support.stack import SECRET, Stack
+
+
+def test_playground_browses_a_users_threads_sends_and_shows_context(site: Stack, browser: Any, shots: Path) -> None:
+    who = "playground-user"
+    headers = {"Authorization": f"Bearer {mint(SECRET, who)}"}
+    tid = httpx.post(f"{site.web}/api/threads", json={"title": "Inspect me"}, headers=headers).json()["threadId"]
+    httpx.post(f"{site.web}/api/threads/{tid}/messages", json={"prompt": "first question", "generate": False},
+               headers=headers).raise_for_status()
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{site.web}/playground#token={mint(SECRET, 'ops', admin=True)}")
+    page.click(f"[data-testid=users] li:has-text('{who}')")
+    page.click("[data-testid=pg-threads] li:has-text('Inspect me')")
+    page.wait_for_selector("[data-testid=pg-row]:has-text('first question')")
+    page.select_option("[data-testid=pg-agent]", "assistant")
+    page.fill("[data-testid=pg-prompt]", "second question")
+    page.click("[data-testid=pg-send]")
+    page.wait_for_selector("[data-testid=pg-send-result]:has-text('messageId')")
+    page.wait_for_selector("[data-testid=pg-row]:has-text('success'):has-text('[mock]')", timeout=20_000)
+    rows = [r.locator("td").all_text_contents() for r in page.locator("[data-testid=pg-row]").all()]
+    reply = next(cells for cells in rows if cells[2] == "assistant")
+    assert reply[:6] == ["2", "1", "assistant", "success", "assistant", "mock"]
+    assert next(cells for cells in rows if cells[7] == "second question")[4] == ""
+    page.fill("[data-testid=pg-recent]", "1")
+    page.click("[data-testid=pg-context]")
+    page.wait_for_selector("[data-testid=pg-context-result]:has-text('system')")
+    context = str(page.text_content("[data-testid=pg-context-result]"))
+    assert "[mock]" in context and "first question" not in context  # recentMessages: 1
+    page.select_option("[data-testid=pg-save]", "none")
+    page.fill("[data-testid=pg-prompt]", "dry run")
+    page.click("[data-testid=pg-send]")
+    page.wait_for_selector("[data-testid=pg-send-result]:has-text('\"saved\": false')", timeout=20_000)
+    page.screenshot(path=str(shots / "playground.png"))
+    page.close()
+
+
+def test_playground_api_refuses_a_token_without_the_admin_claim(site: Stack) -> None:
+    r = httpx.get(f"{site.web}/api/admin/users", headers={"Authorization": f"Bearer {mint(SECRET, 'ops')}"})
+    assert r.status_code == 403 and r.json()["code"] == "forbidden"
