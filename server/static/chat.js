@@ -8,7 +8,9 @@ async function token() {
   const hash = new URLSearchParams(location.hash.slice(1));
   if (hash.get("token")) {
     localStorage.setItem("threadline.token", hash.get("token"));
-    history.replaceState(null, "", location.pathname + location.search);
+    hash.delete("token");  // keep the token out of the address bar, keep the rest (thread=)
+    const rest = hash.toString();
+    history.replaceState(null, "", location.pathname + location.search + (rest ? "#" + rest : ""));
   }
   const saved = localStorage.getItem("threadline.token");
   if (saved) return saved;

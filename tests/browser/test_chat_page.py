@@ -31,6 +31,26 @@ new MutationObserver(() => {
 """
 
 
+def seed_notes(redis_url: str, thread_id: str, who: str, count: int) -> None:
+    """Many messages at once, straight through the store (the HTTP API would rate-limit them)."""
+    import asyncio
+
+    from shared.records import Message
+    from shared.redis_client import connect
+    from shared.store import Store
+
+    async def go() -> None:
+        client = connect(redis_url)
+        notes = [Message(message_id="", thread_id="", role="assistant", text=f"note {i}") for i in range(count)]
+        await Store(client).messages.save(thread_id, who, notes)
+        await client.aclose()
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:  # Playwright's sync API holds this thread's event loop
+        pool.submit(asyncio.run, go()).result()
+
+
 def user() -> str:
     return f"browser-user-{next(_users)}"
 
@@ -177,3 +197,33 @@ def test_threads_sidebar_creates_renames_and_deletes_live(site: Stack, browser: 
     b.wait_for_selector(f"[data-testid=thread][data-thread-id='{tid}']", state="detached")
     a.close()
     b.close()
+
+
+def test_an_optimistic_message_sent_while_offline_arrives_once(site: Stack, browser: Any) -> None:
+    page = open_chat(browser, site.web, user())
+    new_thread(page)
+    page.evaluate("""() => {
+        window.threadline.client.dropConnection();
+        document.querySelector('[data-testid=prompt]').value = 'sent while offline';
+        document.querySelector('[data-testid=send]').click();
+    }""")
+    page.wait_for_selector("[data-testid=message][data-role=user][data-status=sending]:has-text('sent while offline')")
+    page.wait_for_selector("[data-testid=conn]:has-text('open')")
+    page.wait_for_selector("[data-testid=message][data-role=user][data-status=success]:has-text('sent while offline')")
+    last_reply(page)
+    assert page.evaluate("window.__maxCopies['sent while offline']") == 1
+    page.close()
+
+
+def test_scrolling_up_loads_older_messages(site: Stack, browser: Any) -> None:
+    who = user()
+    headers = {"Authorization": f"Bearer {mint(SECRET, who)}"}
+    tid = httpx.post(f"{site.web}/api/threads", json={"title": "long"}, headers=headers).json()["threadId"]
+    seed_notes(site.redis_url, tid, who, 45)
+    page = open_chat(browser, site.web, who, thread_id=tid)
+    page.wait_for_selector("[data-testid=message]:has-text('note 44')")
+    assert page.locator("[data-testid=message]").count() == 30
+    page.evaluate("document.querySelector('[data-testid=messages]').scrollTop = 0")
+    page.wait_for_selector("[data-testid=message]:has-text('note 0')")
+    assert page.locator("[data-testid=message]").count() == 45
+    page.close()
