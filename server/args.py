@@ -87,3 +87,29 @@ class MessagesRegenerate(_Args):
     message_id: Id
     agent_name: Annotated[str, msgspec.Meta(max_length=100)] | None = None
     attempt: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = "1"
+
+
+class SnippetsAdd(_Args):
+    thread_id: Id
+    kind: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    content: Text
+    target: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+    summary: Summary | None = None
+    message_id: Id | None = None
+
+
+class SnippetsDelete(_Args):
+    snippet_id: Id
+
+
+class SnippetsList(_Args):
+    thread_id: Id
+    pagination_opts: PaginationOpts = msgspec.field(default_factory=PaginationOpts)
+
+
+class ContextFetch(_Args):
+    thread_id: Id
+    agent_name: Annotated[str, msgspec.Meta(max_length=100)] | None = None
+    prompt: Text | None = None
+    target_message_id: Id | None = None
+    context_options: dict[str, Any] | None = None

@@ -182,3 +182,22 @@ async def delete_message_range(ctx: Context, a: A.MessagesDeleteRange) -> Outcom
         end_step_order=a.end_step_order,
     )
     return Outcome({"deleted": count}, version, [keys.thread_channel(a.thread_id)])
+
+
+@mutation("snippets.add", A.SnippetsAdd)
+async def add_snippet(ctx: Context, a: A.SnippetsAdd) -> Outcome:
+    if a.message_id is not None:
+        message = await ctx.store.messages.get(a.message_id, ctx.user_id)
+        if message.thread_id != a.thread_id:
+            raise BadRequest("messageId is not a message of this thread")
+    version, snippet = await ctx.store.snippets.add(
+        a.thread_id, ctx.user_id, kind=a.kind, content=a.content, target=a.target, summary=a.summary,
+        message_id=a.message_id)
+    return Outcome({"snippetId": snippet.snippet_id}, version, [keys.thread_channel(a.thread_id)])
+
+
+@mutation("snippets.delete", A.SnippetsDelete)
+async def delete_snippet(ctx: Context, a: A.SnippetsDelete) -> Outcome:
+    version, deleted = await ctx.store.snippets.delete(a.snippet_id, ctx.user_id)
+    thread_id = a.snippet_id.partition("-n")[0]
+    return Outcome({"deleted": deleted}, version, [keys.thread_channel(thread_id)])

@@ -78,3 +78,9 @@ async def list_messages(ctx: Context, a: A.MessagesList) -> tuple[int, Any]:
         return version, page
     return version, {"page": page.page, "continueCursor": page.continue_cursor,
                      "isDone": page.is_done, "streams": streams}
+
+
+@query("snippets.list", A.SnippetsList, _thread_channel)
+async def list_snippets(ctx: Context, a: A.SnippetsList) -> tuple[int, Any]:
+    opts = a.pagination_opts
+    return await ctx.store.snippets.list(a.thread_id, ctx.user_id, num_items=opts.num_items, cursor=opts.cursor)

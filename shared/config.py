@@ -28,6 +28,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid
     llm_base_url: str | None = None
     llm_api_key: str | None = None
     llm_model: str | None = None
+    embedding_base_url: str | None = None  # unset: LLM_BASE_URL when EMBEDDING_MODEL is set
+    embedding_model: str | None = None  # unset: the built-in hashing embedder
+    embedding_api_key: str | None = None
     llm_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 60.0
     app_module: str = "app.example"
     mock_llm_words: NonNegative = 40

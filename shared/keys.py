@@ -67,6 +67,16 @@ def generation_lock(thread_id: str) -> str:
     return f"{_t(thread_id)}:genlock"
 
 
+def snippets(thread_id: str) -> str:
+    """Hash: snippetId -> encoded Snippet."""
+    return f"{_t(thread_id)}:snippets"
+
+
+def snippet_index(thread_id: str) -> str:
+    """Sorted set of snippetIds by a per-thread sequence (newest last)."""
+    return f"{_t(thread_id)}:snippets:idx"
+
+
 def generation_queue(thread_id: str) -> str:
     """List: ids of the thread's generation jobs, first asked first (the FIFO of ``enqueue``)."""
     return f"{_t(thread_id)}:genqueue"
@@ -82,6 +92,8 @@ def thread_keys(thread_id: str) -> list[str]:
         thread_streams(thread_id),
         generation_lock(thread_id),
         generation_queue(thread_id),
+        snippets(thread_id),
+        snippet_index(thread_id),
     ]
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
+from shared.memory.ops import MemoryOps
 from shared.store._scripts import Scripts
 from shared.store.messages import MessageStore
 from shared.store.pagination import MAX_PAGE, Page, PaginationOpts
+from shared.store.snippets import SnippetStore
 from shared.store.streams import StreamInfo, StreamStore
 from shared.store.threads import ThreadStore
 
@@ -19,14 +21,17 @@ class Store:
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
         self.scripts = scripts = Scripts(redis)
+        self.memory = MemoryOps(redis)
         self.threads = ThreadStore(redis, scripts)
-        self.messages = MessageStore(redis, scripts, self.threads)
-        self.streams = StreamStore(redis, scripts)
+        self.messages = MessageStore(redis, scripts, self.threads, self.memory)
+        self.streams = StreamStore(redis, scripts, self.memory)
+        self.snippets = SnippetStore(redis, scripts, self.threads, self.memory)
 
     async def delete_thread(self, thread_id: str, user_id: str) -> None:
         """Delete a thread and everything of it (messages, streams and their logs)."""
         await self.threads.get(thread_id, user_id)
         await self.threads.delete(thread_id, user_id, await self.streams.all_keys(thread_id))
+        await self.memory.thread_deleted(thread_id)
 
     async def delete_user(self, user_id: str) -> int:
         """Delete every thread of a user; return how many."""

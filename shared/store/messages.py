@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from shared import keys
 from shared.errors import BadRequest, NotFound
 from shared.ids import new_message_id, thread_of_message
+from shared.memory.ops import MemoryOps
 from shared.records import (
     ORDER_PLACEHOLDER,
     Message,
@@ -46,10 +47,11 @@ def _encode_unordered(message: Message) -> bytes:
 class MessageStore:
     """Save, read, list and delete messages; every write notifies the thread's subscribers."""
 
-    def __init__(self, redis: aioredis.Redis, scripts: Scripts, threads: ThreadStore) -> None:
+    def __init__(self, redis: aioredis.Redis, scripts: Scripts, threads: ThreadStore, memory: MemoryOps) -> None:
         self._redis = redis
         self._scripts = scripts
         self._threads = threads
+        self._memory = memory
 
     @staticmethod
     def _thread_keys(thread_id: str) -> list[str]:
@@ -105,15 +107,27 @@ class MessageStore:
         version = int(out[0])
         for i, m in enumerate(prepared):
             m.order, m.step_order = int(out[1 + 2 * i]), int(out[2 + 2 * i])
+        await self._memory.saved(prepared)
         return version, prepared
+
+    async def in_orders(self, thread_id: str, start_order: int, end_order: int) -> list[Message]:
+        """Messages with start_order <= order <= end_order, oldest first."""
+        with redis_errors():
+            ids = await self._redis.zrangebyscore(keys.message_index(thread_id), score(start_order),
+                                                  f"({score(end_order + 1)}")
+            bodies = await self._redis.hmget(keys.messages(thread_id), ids) if ids else []
+        return [message_decoder.decode(b) for b in bodies if b is not None]
 
     async def replace(self, thread_id: str, messages: Iterable[Message]) -> int:
         """Store new contents of existing messages (status, text, parts); return the version."""
+        messages = list(messages)
         args: list[object] = [keys.thread_channel(thread_id)]
         for m in messages:
             args += [m.message_id, "1" if m.is_tool else "0", message_encoder.encode(m)]
         with redis_errors():
-            return int(await self._scripts.message_replace(keys=self._thread_keys(thread_id), args=args))
+            version = int(await self._scripts.message_replace(keys=self._thread_keys(thread_id), args=args))
+        await self._memory.saved(messages)
+        return version
 
     async def get(self, message_id: str, user_id: str | None = None) -> Message:
         """One message; NotFound when missing or, with ``user_id``, of another user's thread."""
@@ -193,9 +207,10 @@ class MessageStore:
         total, versions = 0, {}
         for thread_id, ids in by_thread.items():
             with redis_errors():
-                count, version = await self._scripts.messages_delete(
+                count, version, gone = await self._scripts.messages_delete(
                     keys=self._thread_keys(thread_id), args=[keys.thread_channel(thread_id), "ids", *ids]
                 )
+            await self._memory.deleted(g.decode() for g in gone)
             total += int(count)
             versions[thread_id] = int(version)
         return total, versions
@@ -216,10 +231,11 @@ class MessageStore:
             raise BadRequest("range must be non-negative with end after start")
         await self._threads.get(thread_id, user_id)
         with redis_errors():
-            count, version = await self._scripts.messages_delete(
+            count, version, gone = await self._scripts.messages_delete(
                 keys=self._thread_keys(thread_id),
                 args=[keys.thread_channel(thread_id), "range", low, high],
             )
+        await self._memory.deleted(g.decode() for g in gone)
         return int(count), int(version)
 
 

@@ -1,4 +1,4 @@
--- Delete messages by id, or by score range when ARGV[2] == 'range'.
+-- Delete messages by id, or by score range when ARGV[2] == 'range'. Returns {count, version, ids}.
 -- KEYS: thread, msgs, idx, idx_notool
 -- ARGV: channel 'ids' id...   |   channel 'range' min maxExclusive
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOTFOUND thread') end
@@ -10,8 +10,12 @@ else
   for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
 end
 local count = 0
+local gone = {}
 for _, id in ipairs(ids) do
-  count = count + redis.call('HDEL', KEYS[2], id)
+  if redis.call('HDEL', KEYS[2], id) == 1 then
+    count = count + 1
+    gone[#gone + 1] = id
+  end
   redis.call('ZREM', KEYS[3], id)
   redis.call('ZREM', KEYS[4], id)
 end
@@ -20,4 +24,4 @@ if count > 0 then
   v = redis.call('HINCRBY', KEYS[1], 'version', 1)
   redis.call('PUBLISH', ARGV[1], v)
 end
-return {count, v}
+return {count, v, gone}

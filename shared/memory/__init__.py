@@ -1,0 +1,1 @@
+"""Memory: message and snippet embeddings in Qdrant, hybrid (dense + sparse) search."""
