@@ -32,6 +32,7 @@ class AdminSend(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fie
 
 class ContextQuery(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
     agent_name: str | None = None
+    prompt: str | None = None
     prompt_message_id: str | None = None
     context_options: ContextOptions | None = None
 
@@ -109,9 +110,11 @@ def routes(services: Services) -> list[Route]:
         if q.prompt_message_id:
             prompt = await services.store.messages.get(q.prompt_message_id)
         else:  # as if a new prompt came now: every stored message counts
-            prompt = Message(message_id="", thread_id=tid, order=1 << 32)
-            await services.store.threads.get(tid)
-        messages = await fetch_context_messages(services.store, tid, prompt, agent.context_options)
+            thread = await services.store.threads.get(tid)
+            prompt = Message(message_id="", thread_id=tid, user_id=thread.user_id, order=1 << 32,
+                             text=q.prompt or "")
+        messages = await fetch_context_messages(services.store, tid, prompt, agent.context_options,
+                                                services.memory)
         return json_response({"agent": agent.name, "contextOptions": agent.context_options,
                               "messages": messages, "chat": to_chat_messages(agent, messages)})
 

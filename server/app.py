@@ -25,6 +25,7 @@ from server.ws.session import Session
 from shared.auth import resolve_secret
 from shared.config import Settings, load_settings
 from shared.errors import ChatError
+from shared.memory.search import memory_search_for
 from shared.ratelimit import RateLimiter
 from shared.redis_client import connect
 from shared.store import Store
@@ -93,5 +94,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
         exception_handlers={ChatError: chat_error_handler, HTTPException: _http_error},
     )
+    services.memory = memory_search_for(settings, store)
     app.state.services = services
     return app

@@ -27,6 +27,7 @@ class Services:
     sessions: set[Any] = field(default_factory=set)  # open WebSocket sessions
     relay: Any = None  # server.stream_relay.StreamRelay
     limiter: Any = None  # shared.ratelimit.RateLimiter
+    memory: Any = None  # shared.memory.search.MemorySearch
     reaper: Any = None  # server.reaper.StreamReaper
 
 

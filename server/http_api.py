@@ -163,6 +163,11 @@ class Endpoints:
             "listenerReconnects": s.listener.reconnects if s.listener is not None else 0,
         })
 
+    async def context(self, request: Request) -> Response:
+        """POST {agentName?, prompt?, targetMessageId?, contextOptions?}: the context it would get."""
+        return await self._query(request, "context.fetch",
+                                 {**await _body(request), "threadId": request.path_params["thread_id"]})
+
     async def abort(self, request: Request) -> Response:
         return await self._mutate(request, "streams.abort", {"threadId": request.path_params["thread_id"]})
 
@@ -216,6 +221,7 @@ def routes(services: Services) -> list[Route]:
         Route("/api/threads/{thread_id}", e.thread, methods=["GET", "PATCH", "DELETE"]),
         Route("/api/threads/{thread_id}/messages", e.messages, methods=["GET", "POST"]),
         Route("/api/threads/{thread_id}/abort", e.abort, methods=["POST"]),
+        Route("/api/threads/{thread_id}/context", e.context, methods=["POST"]),
         Route("/api/streams/{stream_id}", e.stream_events, methods=["GET"]),
     ]
 

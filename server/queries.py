@@ -6,6 +6,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from server import args as A
 from server.context import Context
 from shared import keys
@@ -84,3 +86,32 @@ async def list_messages(ctx: Context, a: A.MessagesList) -> tuple[int, Any]:
 async def list_snippets(ctx: Context, a: A.SnippetsList) -> tuple[int, Any]:
     opts = a.pagination_opts
     return await ctx.store.snippets.list(a.thread_id, ctx.user_id, num_items=opts.num_items, cursor=opts.cursor)
+
+
+@query("context.fetch", A.ContextFetch, _thread_channel)
+async def fetch_context(ctx: Context, a: A.ContextFetch) -> tuple[int, Any]:
+    """The context an agent would get: for ``targetMessageId`` (only earlier messages
+    count), or for a new ``prompt``; ``contextOptions`` overrides the agent's."""
+    import dataclasses
+
+    from shared.agents import ContextOptions, agent_named
+    from shared.errors import from_validation
+    from shared.generation.context import fetch_context_messages, to_chat_messages
+    from shared.records import Message
+
+    version, thread = await ctx.store.threads.get_versioned(a.thread_id, ctx.user_id)
+    agent = agent_named(ctx.services.settings.app_module, a.agent_name)
+    if a.context_options is not None:
+        try:
+            options = msgspec.convert(a.context_options, ContextOptions)
+        except msgspec.ValidationError as exc:
+            raise from_validation(exc) from exc
+        agent = dataclasses.replace(agent, context_options=options)
+    if a.target_message_id is not None:
+        prompt = await ctx.store.messages.get(a.target_message_id, ctx.user_id)
+    else:
+        prompt = Message(message_id="", thread_id=a.thread_id, user_id=thread.user_id, order=1 << 32,
+                         text=a.prompt or "")
+    messages = await fetch_context_messages(ctx.store, a.thread_id, prompt, agent.context_options,
+                                            ctx.services.memory)
+    return version, {"agentName": agent.name, "messages": messages, "chat": to_chat_messages(agent, messages)}

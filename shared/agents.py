@@ -29,6 +29,14 @@ class SearchOptions(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown
     vector_score_threshold: float | None = None
 
 
+class SnippetOptions(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    """Which thread snippets reach the context: the most recent ones and those matching the prompt."""
+
+    recent: int = 3
+    search: bool = True
+    limit: int = 3
+
+
 class ContextOptions(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
     """What the model sees besides the prompt (as in the reference)."""
 
@@ -36,6 +44,7 @@ class ContextOptions(msgspec.Struct, rename="camel", kw_only=True, forbid_unknow
     exclude_tool_messages: bool = True
     search_options: SearchOptions | None = None
     search_other_threads: bool = False
+    snippets: SnippetOptions | None = msgspec.field(default_factory=SnippetOptions)
 
 
 SaveMessages = Literal["all", "none", "promptAndOutput"]

@@ -11,6 +11,7 @@ from shared.errors import BadRequest
 from shared.generation.context import fetch_context_messages
 from shared.generation.lock import thread_turn
 from shared.generation.runner import Generation, GenerationResult
+from shared.memory.search import memory_search_for
 from shared.partial_json import parse_partial
 from shared.records import Message, Part, Role, TextPart, Thread, text_of
 from shared.redis_client import connect
@@ -24,6 +25,7 @@ class Threadline:
         self.settings = settings
         self.redis = connect(settings.redis_url)
         self.store = Store(self.redis)
+        self.memory = memory_search_for(settings, self.store)
 
     @classmethod
     def from_env(cls) -> Threadline:
@@ -83,6 +85,13 @@ class ThreadHandle:
                                                       prompt_message_id=prompt_message_id)
         return saved
 
+    async def add_snippet(self, kind: str, content: str, *, target: str | None = None,
+                          summary: str | None = None, message_id: str | None = None) -> Any:
+        """Keep a reference snippet (e.g. a canvas edit) in the thread's memory."""
+        _, snippet = await self._tl.store.snippets.add(self.thread_id, self.user_id, kind=kind, content=content,
+                                                       target=target, summary=summary, message_id=message_id)
+        return snippet
+
     async def messages(self, *, num_items: int = 20, cursor: str | None = None) -> Page[Message]:
         _, page = await self._tl.store.messages.list(self.thread_id, self.user_id, num_items=num_items,
                                                      cursor=cursor)
@@ -92,7 +101,7 @@ class ThreadHandle:
         """What the agent's context options give the model for that prompt (oldest first)."""
         prompt = await self._tl.store.messages.get(prompt_message_id, self.user_id)
         return await fetch_context_messages(self._tl.store, self.thread_id, prompt,
-                                            self._tl.agent(agent).context_options)
+                                            self._tl.agent(agent).context_options, self._tl.memory)
 
     async def generate_text(self, agent: Agent | str | None, prompt: str | None = None, *,
                             prompt_message_id: str | None = None,
@@ -144,7 +153,8 @@ class ThreadHandle:
             prompt_message = Message(message_id="", thread_id=self.thread_id, user_id=self.user_id,
                                      text=prompt or "", parts=[TextPart(text=prompt or "")])
         context = extra if not (persist and agent.save_messages == "all") else []
-        return Generation(store, self._tl.settings, agent, prompt_message, persist=persist, extra_context=context)
+        return Generation(store, self._tl.settings, agent, prompt_message, persist=persist, extra_context=context,
+                          memory=self._tl.memory)
 
     async def _run(self, generation: Generation) -> GenerationResult:
         if not generation.persist:

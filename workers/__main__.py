@@ -22,6 +22,11 @@ def main(argv: list[str]) -> int:
         return 2
     queue = argv[0]
     wait_for_redis(settings.redis_url).close()
+    if queue == INDEX:
+        from workers.index import run
+
+        run()
+        return 0
     rq = shutil.which("rq", path=os.path.dirname(sys.executable)) or "rq"
     count = settings.workers if queue == GENERATION else 1
     argv = [rq, "worker-pool", "-n", str(count), "-u", settings.redis_url]

@@ -14,6 +14,7 @@ from shared.config import load_settings
 from shared.errors import NotFound
 from shared.generation.lock import thread_turn
 from shared.generation.runner import Generation
+from shared.memory.search import MemorySearch, memory_search_for
 from shared.redis_client import connect
 from shared.store import Store
 
@@ -34,6 +35,7 @@ class _Runtime:
         self.settings = load_settings()
         self.loop = asyncio.new_event_loop()
         self.store: Store | None = None
+        self.memory: MemorySearch | None = None
 
     def run(self, coro: Coroutine[Any, Any, str]) -> str:
         try:
@@ -60,6 +62,7 @@ async def generate(rt: _Runtime, thread_id: str, prompt_message_id: str, agent_n
                    job_id: str | None = None) -> str:
     if rt.store is None:
         rt.store = Store(connect(rt.settings.redis_url, max_connections=8))
+        rt.memory = memory_search_for(rt.settings, rt.store)
     store = rt.store
     agent = agent_named(rt.settings.app_module, agent_name)
     async with thread_turn(store.redis, thread_id, job_id):
@@ -68,5 +71,6 @@ async def generate(rt: _Runtime, thread_id: str, prompt_message_id: str, agent_n
         except NotFound:
             log.info("prompt %s is gone; nothing to answer", prompt_message_id)
             return "gone"
-        result = await Generation(store, rt.settings, agent, prompt).run()
+        await store.memory.saved([prompt])  # embed it now if that was missed
+        result = await Generation(store, rt.settings, agent, prompt, memory=rt.memory).run()
     return result.outcome

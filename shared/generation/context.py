@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from shared.agents import Agent, ContextOptions
+from shared.errors import ChatError
+from shared.memory.search import MemorySearch
 from shared.records import (
     Message,
     ObjectPart,
@@ -17,17 +20,39 @@ from shared.records import (
 from shared.store import Store
 from shared.store.messages import STEP_SPAN
 
+log = logging.getLogger(__name__)
+
 
 async def fetch_context_messages(
-    store: Store, thread_id: str, prompt: Message, options: ContextOptions
+    store: Store, thread_id: str, prompt: Message, options: ContextOptions,
+    memory: MemorySearch | None = None,
 ) -> list[Message]:
-    """Recent messages up to and including the prompt's order, oldest first.
+    """What the model sees before the instructions are added, in this order:
+    search results (ranked by fused score), the thread's snippets, then the recent
+    messages up to and including the prompt's order (oldest first).
 
     Only messages before the prompt's order count (so regenerating an old reply
     works), plus what the prompt's order already holds (earlier steps of this
     reply). Tool messages of earlier orders are left out when the options say so;
-    pending (in-flight) replies never count.
+    pending (in-flight) replies never count. Without ``memory`` (or when it cannot
+    be reached) there are no search results and only the recent snippets.
     """
+    recent = await _recent_messages(store, thread_id, prompt, options)
+    found: list[Message] = []
+    snippet_hits: list[dict[str, Any]] = []
+    if memory is not None and prompt.text.strip():
+        try:
+            found = await _search_messages(store, memory, prompt, options, {m.message_id for m in recent})
+            snippet_hits = await _search_snippets(store, memory, prompt, options)
+        except ChatError as exc:
+            log.warning("memory search unavailable, answering without it: %s", exc.message)
+    snippets = await _snippets_message(store, thread_id, options, snippet_hits)
+    return [*found, *snippets, *recent]
+
+
+async def _recent_messages(
+    store: Store, thread_id: str, prompt: Message, options: ContextOptions
+) -> list[Message]:
     cursor = str((prompt.order + 1) * STEP_SPAN)
     found: list[Message] = []
     while len(found) < options.recent_messages:
@@ -44,6 +69,63 @@ async def fetch_context_messages(
             break
         cursor = page.continue_cursor
     return list(reversed(found[: options.recent_messages]))
+
+
+async def _search_messages(store: Store, memory: MemorySearch, prompt: Message, options: ContextOptions,
+                           already: set[str]) -> list[Message]:
+    so = options.search_options
+    if so is None or not (so.text_search or so.vector_search):
+        return []
+    hits = await memory.search({
+        "userId": prompt.user_id, "threadId": prompt.thread_id, "text": prompt.text, "beforeOrder": prompt.order,
+        "otherThreads": options.search_other_threads, "limit": so.limit, "textSearch": so.text_search,
+        "vector": so.vector_search, "threshold": so.vector_score_threshold, "kinds": ["message"]})
+    before, after = so.message_range.get("before", 0), so.message_range.get("after", 0)
+    out: list[Message] = []
+    seen = set(already)
+    for hit in hits:  # best fused score first; each hit with its neighbours, in their order
+        order, tid = int(hit["order"]), str(hit["threadId"])
+        high = order + after if tid != prompt.thread_id else min(order + after, prompt.order - 1)
+        for m in await store.messages.in_orders(tid, max(0, order - before), high):
+            if m.message_id in seen or m.user_id != prompt.user_id or m.status != "success":
+                continue
+            if options.exclude_tool_messages and m.is_tool:
+                continue
+            seen.add(m.message_id)
+            out.append(m)
+    return out
+
+
+async def _search_snippets(store: Store, memory: MemorySearch, prompt: Message,
+                           options: ContextOptions) -> list[dict[str, Any]]:
+    so = options.snippets
+    if so is None or not so.search or so.limit <= 0:
+        return []
+    if await store.snippets.count(prompt.thread_id) <= so.recent:
+        return []  # the recent ones are all there is
+    return await memory.search({
+        "userId": prompt.user_id, "threadId": prompt.thread_id, "text": prompt.text, "beforeOrder": None,
+        "otherThreads": False, "limit": so.limit, "kinds": ["snippet"]})
+
+
+async def _snippets_message(store: Store, thread_id: str, options: ContextOptions,
+                            hits: list[dict[str, Any]]) -> list[Message]:
+    so = options.snippets
+    if so is None or not thread_id:
+        return []
+    chosen = {s.snippet_id: s for s in await store.snippets.recent(thread_id, so.recent)} if so.recent > 0 else {}
+    for hit in hits:
+        sid = str(hit.get("snippetId"))
+        if sid not in chosen:
+            try:
+                chosen[sid] = await store.snippets.get(sid)
+            except ChatError:
+                continue  # deleted meanwhile
+    if not chosen:
+        return []
+    lines = "\n".join(f"- {s.text}" for s in sorted(chosen.values(), key=lambda s: s.created_at))
+    text = "Reference notes kept for this thread (earlier edits and the like):\n" + lines
+    return [Message(message_id="", thread_id=thread_id, role="system", text=text, parts=[TextPart(text=text)])]
 
 
 def _content(m: Message) -> str:

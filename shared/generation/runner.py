@@ -23,6 +23,7 @@ from shared.config import Settings
 from shared.errors import ChatError
 from shared.generation.context import fetch_context_messages, reply_parts, to_chat_messages
 from shared.generation.deltas import DeltaWriter
+from shared.memory.search import MemorySearch
 from shared.models import ChatRequest, Finish, Model, ReasoningDelta, TextDelta, ToolCall, model_for
 from shared.partial_json import parse_partial
 from shared.records import Message, ToolCallPart, ToolResultPart, Usage
@@ -60,7 +61,7 @@ class Generation:
 
     def __init__(self, store: Store, settings: Settings, agent: Agent, prompt: Message,
                  model: Model | None = None, *, persist: bool = True,
-                 extra_context: list[Message] | None = None) -> None:
+                 extra_context: list[Message] | None = None, memory: MemorySearch | None = None) -> None:
         """``persist=False`` (saveMessages "none"): nothing is saved and no stream is opened;
         the prompt and the reply live only in the result."""
         self.store = store
@@ -70,6 +71,7 @@ class Generation:
         self.thread_id = prompt.thread_id
         self.model = model or model_for(settings, agent.model, max_retries=agent.max_retries)
         self.persist = persist
+        self.memory = memory
         self._extra = extra_context or []
         self._abort = asyncio.Event()
         self._saved: list[Message] = []
@@ -131,7 +133,7 @@ class Generation:
         """Stream one model call into ``step``; True when aborted meanwhile."""
         if self.persist:
             context = await fetch_context_messages(self.store, self.thread_id, self.prompt,
-                                                   self.agent.context_options)
+                                                   self.agent.context_options, self.memory)
         else:
             stored = await fetch_context_messages(self.store, self.thread_id, _AFTER_ALL,
                                                   self.agent.context_options) if self.thread_id else []

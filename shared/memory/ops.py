@@ -17,6 +17,7 @@ from shared.records import Message
 
 OPS = f"{keys.PREFIX}:vec:ops"
 RPC = f"{keys.PREFIX}:vec:rpc"
+ALIVE = f"{keys.PREFIX}:vec:alive"  # kept fresh by a running index process
 
 
 def indexable(m: Message) -> bool:

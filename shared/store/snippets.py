@@ -108,6 +108,10 @@ class SnippetStore:
         nxt = str(int(hits[-1][1])) if hits else (cursor or "")
         return version, Page(page=page, continue_cursor=nxt, is_done=not more)
 
+    async def count(self, thread_id: str) -> int:
+        with redis_errors():
+            return int(await self._redis.zcard(keys.snippet_index(thread_id)))
+
     async def recent(self, thread_id: str, count: int) -> list[Snippet]:
         _, page = await self.list(thread_id, None, num_items=max(1, min(count, 100)))
         return page.page[:count]

@@ -7,7 +7,7 @@ import os
 import msgspec
 import redis
 
-from shared.agents import Agent, ToolContext, UsageEvent, human_tool, tool
+from shared.agents import Agent, ContextOptions, SearchOptions, ToolContext, UsageEvent, human_tool, tool
 
 
 class CityArgs(msgspec.Struct):
@@ -47,4 +47,7 @@ AGENTS = [
     Agent(name="strict", double_texting="reject"),
     Agent(name="interrupting", double_texting="interrupt"),
     Agent(name="mock", model="mock", throttle_ms=20),
+    Agent(name="recall", instructions="Use what you remember.", context_options=ContextOptions(
+        recent_messages=2, search_options=SearchOptions(limit=3, text_search=True, vector_search=True,
+                                                        message_range={"before": 0, "after": 0}))),
 ]

@@ -82,6 +82,43 @@ async def completions(request: Request) -> Response:
     return StreamingResponse(stream(), media_type="text/event-stream")
 
 
+CONCEPTS = [
+    {"car", "cars", "automobile", "automobiles", "vehicle", "sedan"},
+    {"cheap", "inexpensive", "affordable", "budget", "bargain"},
+    {"holiday", "vacation", "trip", "getaway", "journey"},
+    {"dog", "dogs", "puppy", "canine"},
+    {"title", "heading", "headline", "caption"},
+    {"weather", "forecast", "climate"},
+]
+DIM = 64
+
+
+def concept_vector(text: str) -> list[float]:
+    """Synonyms share a dimension (so a paraphrase is near); other words hash into the rest."""
+    import hashlib
+    import math
+    import re
+
+    vec = [0.0] * DIM
+    for word in re.findall(r"\w+", text.lower()):
+        for i, group in enumerate(CONCEPTS):
+            if word in group:
+                vec[i] += 3.0
+                break
+        else:
+            h = int(hashlib.md5(word.encode()).hexdigest(), 16)
+            vec[len(CONCEPTS) + h % (DIM - len(CONCEPTS))] += 0.3
+    norm = math.sqrt(sum(v * v for v in vec)) or 1.0
+    return [v / norm for v in vec]
+
+
+async def embeddings(request: Request) -> Response:
+    body = await request.json()
+    inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+    return JSONResponse({"object": "list", "model": body["model"], "data": [
+        {"object": "embedding", "index": i, "embedding": concept_vector(t)} for i, t in enumerate(inputs)]})
+
+
 async def set_script(request: Request) -> Response:
     script.extend((await request.json())["responses"])
     return JSONResponse({"queued": len(script)})
@@ -99,6 +136,7 @@ async def reset(request: Request) -> Response:
 
 app = Starlette(routes=[
     Route("/v1/chat/completions", completions, methods=["POST"]),
+    Route("/v1/embeddings", embeddings, methods=["POST"]),
     Route("/_script", set_script, methods=["POST"]),
     Route("/_requests", requests_seen, methods=["GET"]),
     Route("/_reset", reset, methods=["POST"]),

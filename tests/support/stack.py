@@ -40,7 +40,8 @@ class Stack:
 
 
 @contextlib.contextmanager
-def run_stack(tmp: Path, *, webs: int = 1, workers: int = 2, env: dict[str, str] | None = None) -> Iterator[Stack]:
+def run_stack(tmp: Path, *, webs: int = 1, workers: int = 2, env: dict[str, str] | None = None,
+              index: bool = False) -> Iterator[Stack]:
     started: list[subprocess.Popen[bytes]] = []
     try:
         valkey, rport = procs.start_valkey(tmp / "valkey")
@@ -76,6 +77,13 @@ def run_stack(tmp: Path, *, webs: int = 1, workers: int = 2, env: dict[str, str]
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )
         started.append(worker)
+        if index:
+            with open(tmp / "index.log", "ab") as out:
+                started.append(subprocess.Popen(
+                    [sys.executable, "-m", "workers", "index"], cwd=procs.ROOT,
+                    env=procs.child_env(REDIS_URL=redis_url, AUTH_SECRET=SECRET, DATA_DIR=str(tmp / "data"),
+                                        **common),
+                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
         yield Stack(redis_url, f"http://127.0.0.1:{lport}", bases, tmp, started)
     finally:
         for proc in reversed(started):
