@@ -82,7 +82,7 @@ def test_message_range_brings_the_neighbours_of_a_hit(mem: Stack) -> None:
 def test_search_other_threads_never_returns_another_users_messages(mem: Stack) -> None:
     with http(mem, "cat") as cat, http(mem, "dan") as dan:
         dan_tid, _ = thread_with(dan, ["dan's secret is quokkafruit"])
-        other, _ = thread_with(cat, ["cat also likes quokkafruit"], "older")
+        _older, _ = thread_with(cat, ["cat also likes quokkafruit"], "older")
         tid, _ = thread_with(cat, FILLER, "current")
         eventually(lambda: context(dan, dan_tid, "quokkafruit", **search(True, True)))
         got = eventually(lambda: context(cat, tid, "quokkafruit", searchOtherThreads=True, **search(True, True)))

@@ -7,7 +7,15 @@ import os
 import msgspec
 import redis
 
-from shared.agents import Agent, ContextOptions, SearchOptions, ToolContext, UsageEvent, human_tool, tool
+from shared.agents import (
+    Agent,
+    ContextOptions,
+    SearchOptions,
+    ToolContext,
+    UsageEvent,
+    human_tool,
+    tool,
+)
 
 
 class CityArgs(msgspec.Struct):
