@@ -132,6 +132,7 @@ class Agent:
     throttle_ms: int = 100
     double_texting: DoubleTexting = "enqueue"
     output: type | None = None  # structured output: a msgspec type
+    context_budget_chars: int | None = None  # over it, the oldest messages are summarized into the thread summary
     usage_handler: Callable[[UsageEvent], Any] | None = None
     raw_handler: RawHandler | None = None
 

@@ -12,8 +12,8 @@ from workers.queues import GENERATION, INDEX, wait_for_redis
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1 or argv[0] not in (GENERATION, INDEX):
-        print(f"usage: python -m workers {GENERATION}|{INDEX}", file=sys.stderr)
+    if len(argv) != 1 or argv[0] not in (GENERATION, INDEX, "reembed"):
+        print(f"usage: python -m workers {GENERATION}|{INDEX}|reembed", file=sys.stderr)
         return 2
     try:
         settings = load_settings()
@@ -22,6 +22,11 @@ def main(argv: list[str]) -> int:
         return 2
     queue = argv[0]
     wait_for_redis(settings.redis_url).close()
+    if queue == "reembed":
+        from workers.reembed import run as reembed
+
+        reembed()
+        return 0
     if queue == INDEX:
         from workers.index import run
 

@@ -31,7 +31,7 @@ def open_index(settings: Settings) -> VectorIndex:
         return VectorIndex(QdrantClient(url=settings.qdrant_url), server=True)
     path = Path(settings.data_dir) / "qdrant"
     path.mkdir(parents=True, exist_ok=True)
-    return VectorIndex(QdrantClient(path=str(path)), server=False)
+    return VectorIndex(QdrantClient(path=str(path)), server=False, mirror=settings.memory_search == "mirror")
 
 
 async def ops_loop(indexer: Indexer, redis: object) -> None:

@@ -26,7 +26,7 @@ from shared.generation.deltas import DeltaWriter
 from shared.memory.search import MemorySearch
 from shared.models import ChatRequest, Finish, Model, ReasoningDelta, TextDelta, ToolCall, model_for
 from shared.partial_json import parse_partial
-from shared.records import Message, ToolCallPart, ToolResultPart, Usage
+from shared.records import Message, TextPart, ToolCallPart, ToolResultPart, Usage
 from shared.store import Store
 
 log = logging.getLogger(__name__)
@@ -134,6 +134,7 @@ class Generation:
         if self.persist:
             context = await fetch_context_messages(self.store, self.thread_id, self.prompt,
                                                    self.agent.context_options, self.memory)
+            context = await self._within_budget(context)
         else:
             stored = await fetch_context_messages(self.store, self.thread_id, _AFTER_ALL,
                                                   self.agent.context_options) if self.thread_id else []
@@ -217,6 +218,52 @@ class Generation:
         except Exception as exc:  # a failing tool is a result the model sees, not a crashed job
             log.info("tool %s raised %r", call.name, exc)
             return f"{type(exc).__name__}: {exc}", True
+
+    async def _within_budget(self, context: list[Message]) -> list[Message]:
+        """Apply the thread's summary, and fold the oldest messages into it when over budget.
+
+        Messages up to ``summarizedThroughOrder`` (thread metadata) are replaced by the
+        thread's summary; when the rest still exceeds ``context_budget_chars``, the oldest
+        of them are summarized (by the agent's model) into the summary instead of being
+        silently cut.
+        """
+        budget = self.agent.context_budget_chars
+        if budget is None:
+            return context
+        thread = await self.store.threads.get(self.thread_id)
+        through = int(thread.metadata.get("summarizedThroughOrder", 0) or 0)
+        summary = thread.summary
+        kept = [m for m in context if m.role == "system" or m.order > through or m.order < 0]
+        while _chars(kept) + len(summary) > budget:
+            older = sorted({m.order for m in kept if 0 < m.order < self.prompt.order})
+            if not older:
+                break
+            cut = older[0]
+            folded = [m for m in kept if m.order == cut]
+            summary = await self._summarize(summary, folded)
+            through = max(through, cut)
+            kept = [m for m in kept if m.order != cut]
+        if through > int(thread.metadata.get("summarizedThroughOrder", 0) or 0):
+            await self.store.threads.update(self.thread_id, thread.user_id, summary=summary,
+                                            metadata={**thread.metadata, "summarizedThroughOrder": through})
+        if not summary:
+            return kept
+        note = f"Summary of the earlier conversation: {summary}"
+        return [Message(message_id="", thread_id=self.thread_id, role="system", text=note,
+                        parts=[TextPart(text=note)]), *kept]
+
+    async def _summarize(self, summary: str, messages: list[Message]) -> str:
+        transcript = "\n".join(f"{m.role}: {m.text}" for m in messages if m.text)
+        request = ChatRequest(messages=[
+            {"role": "system", "content": "Update the running summary of a conversation. Keep every fact "
+                                          "that may matter later; answer with the summary only."},
+            {"role": "user", "content": f"Summary so far: {summary or '(none)'}\n\nNew messages:\n{transcript}"},
+        ], temperature=0)
+        text = ""
+        async for event in self.model.stream(request):
+            if isinstance(event, TextDelta):
+                text += event.text
+        return text.strip() or summary
 
     # -- messages --------------------------------------------------------------
 
@@ -305,6 +352,10 @@ class Generation:
                 self._abort.set()
                 return
             await asyncio.sleep(HEARTBEAT_S)
+
+
+def _chars(messages: list[Message]) -> int:
+    return sum(len(m.text) for m in messages)
 
 
 _AFTER_ALL = Message(message_id="", thread_id="", order=1 << 32)  # bounds context: every stored message

@@ -42,10 +42,14 @@ class Hit:
 
 
 class VectorIndex:
-    def __init__(self, client: QdrantClient, *, server: bool) -> None:
+    """Collections, writes and hybrid search; ``mirror=True`` (embedded store, single writer)
+    answers searches from in-memory mirrors (see shared.memory.mirror)."""
+
+    def __init__(self, client: QdrantClient, *, server: bool, mirror: bool = False) -> None:
         self.client = client
         self.server = server
         self._known: set[str] = set()
+        self._mirrors: dict[str, Any] = {} if mirror else None  # type: ignore[assignment]
 
     def ensure(self, model: str, dim: int) -> str:
         name = collection_name(model, dim)
@@ -64,6 +68,10 @@ class VectorIndex:
                                     ("kind", qm.PayloadSchemaType.KEYWORD),
                                     ("order", qm.PayloadSchemaType.INTEGER)):
                     self.client.create_payload_index(name, field, kind)
+        if self._mirrors is not None and name not in self._mirrors:
+            from shared.memory.mirror import Mirror
+
+            self._mirrors[name] = Mirror.load(self.client, name, dim)
         self._known.add(name)
         return name
 
@@ -73,6 +81,8 @@ class VectorIndex:
     def upsert(self, collection: str, points: list[Point]) -> None:
         if not points:
             return
+        if self._mirrors is not None:
+            self._mirrors[collection].upsert(points)
         self.client.upsert(collection, points=[
             qm.PointStruct(id=point_id(p.ref), payload=p.payload, vector={
                 DENSE: p.dense, SPARSE: qm.SparseVector(indices=p.sparse[0], values=p.sparse[1])})
@@ -81,11 +91,15 @@ class VectorIndex:
 
     def delete_refs(self, refs: list[str]) -> None:
         ids: list[qm.ExtendedPointId] = [point_id(r) for r in refs]
+        for mirror in (self._mirrors or {}).values():
+            mirror.delete_refs(refs)
         for name in self.collections():
             self.client.delete(name, points_selector=qm.PointIdsList(points=ids))
 
     def delete_where(self, key: str, value: str) -> None:
         flt = qm.Filter(must=[qm.FieldCondition(key=key, match=qm.MatchValue(value=value))])
+        for mirror in (self._mirrors or {}).values():
+            mirror.delete_where(key, value)
         for name in self.collections():
             self.client.delete(name, points_selector=qm.FilterSelector(filter=flt))
 
@@ -117,6 +131,10 @@ class VectorIndex:
         kinds: tuple[str, ...] = ("message",),
     ) -> list[Hit]:
         """Hybrid search ranked by fused (RRF) score; never another user's points."""
+        if self._mirrors is not None:
+            return self._mirrors[collection].search(  # type: ignore[no-any-return]
+                user_id=user_id, thread_id=thread_id, before_order=before_order, other_threads=other_threads,
+                dense=dense, sparse=sparse, limit=limit, score_threshold=score_threshold, kinds=kinds)
         same = [qm.FieldCondition(key="threadId", match=qm.MatchValue(value=thread_id))]
         if before_order is not None:
             same.append(qm.FieldCondition(key="order", range=qm.Range(lt=before_order)))

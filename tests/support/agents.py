@@ -55,6 +55,7 @@ AGENTS = [
     Agent(name="strict", double_texting="reject"),
     Agent(name="interrupting", double_texting="interrupt"),
     Agent(name="mock", model="mock", throttle_ms=20),
+    Agent(name="brief", instructions="Short.", context_budget_chars=40),
     Agent(name="recall", instructions="Use what you remember.", context_options=ContextOptions(
         recent_messages=2, search_options=SearchOptions(limit=3, text_search=True, vector_search=True,
                                                         message_range={"before": 0, "after": 0}))),

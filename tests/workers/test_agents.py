@@ -147,3 +147,29 @@ async def test_unknown_agent_is_a_bad_request_and_saves_nothing(llm: Stack) -> N
     page = await tab.subscribe("m", "messages.list", {"threadId": tid})
     assert page["value"]["page"] == []
     await tab.close()
+
+
+async def test_over_budget_the_oldest_messages_are_summarized_into_the_thread(llm: Stack) -> None:
+    import httpx
+
+    from tests.workers.helpers import token
+
+    tab = await open_tab(llm.web, client_id="t")
+    tid = await new_thread(tab)
+    await tab.subscribe("m", "messages.list", watch_args(tid))
+    for text in ("my name is Ada and I like owls", "I live in Porto"):
+        await tab.mutate("messages.send", {"threadId": tid, "prompt": text, "generate": False})
+    llm.script({"kind": "text", "chunks": ["Ada likes owls."]},               # summary of order 1
+               {"kind": "text", "chunks": ["Ada likes owls; lives in Porto."]},  # then of order 2
+               {"kind": "text", "chunks": ["Hello Ada."]})                     # the reply
+    await tab.mutate("messages.send", {"threadId": tid, "prompt": "who am I, in brief?", "agentName": "brief"})
+    await tab.wait_result("m", lambda v: reply_of(v, 3, ("success",)) is not None)
+    async with httpx.AsyncClient(base_url=llm.web) as http:
+        thread = (await http.get(f"/api/threads/{tid}", headers={"Authorization": f"Bearer {token('alice')}"})).json()
+    assert thread["summary"] == "Ada likes owls; lives in Porto."
+    assert thread["metadata"]["summarizedThroughOrder"] == 2
+    reply_request = llm.llm_requests()[-1]["messages"]
+    contents = [m["content"] for m in reply_request]
+    assert "Summary of the earlier conversation: Ada likes owls; lives in Porto." in contents
+    assert "my name is Ada and I like owls" not in contents and contents[-1] == "who am I, in brief?"
+    await tab.close()
