@@ -99,12 +99,14 @@ async def in_process(rng: random.Random) -> tuple[list[float], list[float]]:
         name = plain.ensure(emb.model, emb.dim)
         texts = [sentence(rng, i) for i in range(COUNT)]
         points = [Point(f"m{i}", emb.embed_one(t), document_vector(t),
-                        {"userId": "bench", "threadId": f"t{i % 20}", "kind": "message", "order": i})
+                        {"ref": f"m{i}", "userId": "bench", "threadId": f"t{i % 20}", "kind": "message",
+                         "order": i})
                   for i, t in enumerate(texts)]
         for start in range(0, COUNT, 1000):
             plain.upsert(name, points[start:start + 1000])
         mirrored = VectorIndex(plain.client, server=False, mirror=True)
         mirrored.ensure(emb.model, emb.dim)
+        assert len(mirrored._mirrors[name]) == COUNT  # every point is in the mirror
 
         def timed(index: VectorIndex, n: int) -> list[float]:
             samples = []

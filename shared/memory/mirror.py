@@ -41,7 +41,9 @@ class Mirror:
         return int(self._alive.sum())
 
     def upsert(self, points: list[Point]) -> None:
-        latest = {point_id(p.ref): p for p in points}  # a batch may name a point twice: the last wins
+        self._upsert({point_id(p.ref): p for p in points})  # a batch may name a point twice: the last wins
+
+    def _upsert(self, latest: dict[str, Point]) -> None:
         new_rows = []
         for pid, p in latest.items():
             row = self._slot.get(pid)
@@ -145,9 +147,9 @@ class Mirror:
         while True:
             points, offset = client.scroll(collection, limit=1000, offset=offset, with_payload=True,
                                            with_vectors=True)
-            mirror.upsert([Point(str((p.payload or {}).get("ref")), list(p.vector[DENSE]),
-                                 (list(p.vector[SPARSE].indices), list(p.vector[SPARSE].values)),
-                                 p.payload or {}) for p in points])
+            mirror._upsert({str(p.id): Point(str((p.payload or {}).get("ref", p.id)), list(p.vector[DENSE]),
+                                             (list(p.vector[SPARSE].indices), list(p.vector[SPARSE].values)),
+                                             p.payload or {}) for p in points})
             if offset is None:
                 return mirror
 

@@ -186,3 +186,29 @@ def test_a_generation_sees_search_results_in_its_context(mem: Stack) -> None:
         assert "my favourite colour is vermilionish" in contents
         assert contents[-1] == "what is my favourite colour vermilionish?"
         assert contents.index("my favourite colour is vermilionish") < len(contents) - 2
+
+
+def test_reembed_queues_every_message_and_snippet_again(mem: Stack) -> None:
+    import subprocess
+    import sys
+
+    import redis
+
+    from shared.memory.ops import OPS
+    from tests.support import procs
+
+    with http(mem, "hal") as c:
+        tid, _ = thread_with(c, ["first note about walruses", "second note about walruses"])
+        eventually(lambda: len(context(c, tid, "walruses", **search(True, False))) == 2)
+        client = redis.Redis.from_url(mem.redis_url)
+        client.rpush(OPS, f"t:{tid}")  # drop the thread's vectors; its messages stay in the store
+        client.close()
+        eventually(lambda: context(c, tid, "walruses", **search(True, False)) == [])
+    out = subprocess.run([sys.executable, "-m", "workers", "reembed"], cwd=procs.ROOT, capture_output=True,
+                         text=True, env=procs.child_env(REDIS_URL=mem.redis_url), timeout=60)
+    assert out.returncode == 0, out.stderr
+    queued = int(out.stdout.split("queued ")[1].split(" messages")[0])
+    assert queued >= 2  # every stored message of every user, these two among them
+    with http(mem, "hal") as c:
+        got = eventually(lambda: context(c, tid, "walruses", **search(True, False)))
+    assert set(got) == {"first note about walruses", "second note about walruses"}

@@ -72,3 +72,15 @@ def test_mirror_follows_deletes(tmp_path: Path) -> None:
     mirrored.delete_where("threadId", "t0")
     assert all(h.payload["threadId"] != "t0" for h in mirrored.search(name, **kw))
     plain.client.close()
+
+
+def test_loading_keeps_every_point_even_without_a_ref_in_the_payload(tmp_path: Path) -> None:
+    emb = HashingEmbedder(16)
+    plain = VectorIndex(QdrantClient(path=str(tmp_path)), server=False)
+    name = plain.ensure(emb.model, emb.dim)
+    plain.upsert(name, [Point(f"m{i}", emb.embed_one(f"w{i}"), document_vector(f"w{i}"),
+                              {"userId": "u", "threadId": "t", "kind": "message", "order": i}) for i in range(50)])
+    mirrored = VectorIndex(plain.client, server=False, mirror=True)
+    mirrored.ensure(emb.model, emb.dim)
+    assert len(mirrored._mirrors[name]) == 50
+    plain.client.close()
