@@ -11,6 +11,7 @@ from server.context import Context
 from shared import keys
 from shared.errors import BadRequest, Unavailable
 from shared.records import Message, Part, TextPart, text_of
+from shared.store.snippets import thread_of_snippet
 from shared.store.streams import thread_of_stream
 
 
@@ -199,5 +200,5 @@ async def add_snippet(ctx: Context, a: A.SnippetsAdd) -> Outcome:
 @mutation("snippets.delete", A.SnippetsDelete)
 async def delete_snippet(ctx: Context, a: A.SnippetsDelete) -> Outcome:
     version, deleted = await ctx.store.snippets.delete(a.snippet_id, ctx.user_id)
-    thread_id = a.snippet_id.partition("-n")[0]
+    thread_id = thread_of_snippet(a.snippet_id)
     return Outcome({"deleted": deleted}, version, [keys.thread_channel(thread_id)])

@@ -29,18 +29,32 @@ def new_thread_id() -> str:
     return "t" + _token(7, 10)
 
 
+# A thread's messages, streams and snippets carry their thread's id:
+# ``<threadId>-<tag><suffix>``, so each of them names the Cluster slot of its thread.
+MESSAGE, STREAM, SNIPPET = "m", "s", "n"
+_NAMES = {MESSAGE: "messageId", STREAM: "streamId", SNIPPET: "snippetId"}
+
+
+def new_child_id(thread_id: str, tag: str) -> str:
+    """A new id of a message, stream or snippet (``tag``) of ``thread_id``."""
+    return f"{thread_id}-{tag}{_token(5, 8)}"
+
+
+def thread_of(child_id: str, tag: str) -> str:
+    """The thread id inside a message, stream or snippet id; BadRequest when it is not one."""
+    thread_id, sep, rest = child_id.partition("-" + tag)
+    if not sep or not thread_id.startswith("t") or not rest:
+        raise BadRequest(f"invalid {_NAMES[tag]} {child_id!r}")
+    return thread_id
+
+
 def new_message_id(thread_id: str) -> str:
-    """A new message id of ``thread_id``: ``<threadId>-<suffix>``."""
-    return f"{thread_id}-m{_token(5, 8)}"
+    return new_child_id(thread_id, MESSAGE)
+
+
+def thread_of_message(message_id: str) -> str:
+    return thread_of(message_id, MESSAGE)
 
 
 def new_session_id() -> str:
     return "s" + _token(7, 10)
-
-
-def thread_of_message(message_id: str) -> str:
-    """The thread id inside a message id; BadRequest when it is not one."""
-    thread_id, sep, rest = message_id.partition("-m")
-    if not sep or not thread_id.startswith("t") or not rest:
-        raise BadRequest(f"invalid messageId {message_id!r}")
-    return thread_id

@@ -33,6 +33,13 @@ function showBanner(text, retryAfterMs) {
   if (until) state.bannerTimer = setInterval(paint, 250);
 }
 
+function iconButton(label, title, testid, onClick) {
+  const button = Object.assign(document.createElement("button"), { textContent: label, title });
+  button.dataset.testid = testid;
+  button.onclick = (e) => { e.stopPropagation(); onClick(); };
+  return button;
+}
+
 function renderThreads() {
   const list = $("threads");
   list.replaceChildren(...state.threads.map((t) => {
@@ -42,25 +49,15 @@ function renderThreads() {
     li.className = t.threadId === state.threadId ? "selected" : "";
     const name = document.createElement("span");
     name.textContent = t.title || "Untitled";
-    const rename = document.createElement("button");
-    rename.textContent = "✎";
-    rename.title = "Rename";
-    rename.dataset.testid = "rename";
-    rename.onclick = async (e) => {
-      e.stopPropagation();
+    const rename = iconButton("✎", "Rename", "rename", async () => {
       const title = prompt("New title", t.title);
       if (title !== null) await state.client.mutate("threads.update", { threadId: t.threadId, title });
-    };
-    const del = document.createElement("button");
-    del.textContent = "×";
-    del.title = "Delete";
-    del.dataset.testid = "delete";
-    del.onclick = async (e) => {
-      e.stopPropagation();
+    });
+    const del = iconButton("×", "Delete", "delete", async () => {
       if (!confirm(`Delete "${t.title || "Untitled"}"?`)) return;
       await state.client.mutate("threads.delete", { threadId: t.threadId });
       if (state.threadId === t.threadId) selectThread(null);
-    };
+    });
     li.append(name, rename, del);
     li.onclick = () => selectThread(t.threadId);
     return li;

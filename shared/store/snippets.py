@@ -13,8 +13,8 @@ import msgspec
 import redis.asyncio as aioredis
 
 from shared import keys
-from shared.errors import BadRequest, NotFound
-from shared.ids import _token
+from shared.errors import NotFound
+from shared.ids import SNIPPET, new_child_id, thread_of
 from shared.memory.ops import MemoryOps
 from shared.redis_client import redis_errors
 from shared.store._scripts import Scripts
@@ -45,14 +45,11 @@ _decode = msgspec.json.Decoder(Snippet).decode
 
 
 def new_snippet_id(thread_id: str) -> str:
-    return f"{thread_id}-n{_token(5, 8)}"
+    return new_child_id(thread_id, SNIPPET)
 
 
 def thread_of_snippet(snippet_id: str) -> str:
-    thread_id, sep, rest = snippet_id.partition("-n")
-    if not sep or not thread_id.startswith("t") or not rest:
-        raise BadRequest(f"invalid snippetId {snippet_id!r}")
-    return thread_id
+    return thread_of(snippet_id, SNIPPET)
 
 
 class SnippetStore:

@@ -19,8 +19,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from shared import keys
-from shared.errors import BadRequest
-from shared.ids import _token
+from shared.ids import STREAM, new_child_id, thread_of
 from shared.memory.ops import MemoryOps
 from shared.records import Message, message_encoder
 from shared.redis_client import redis_errors
@@ -45,14 +44,11 @@ class StreamInfo(msgspec.Struct, rename="camel", kw_only=True):
 
 
 def new_stream_id(thread_id: str) -> str:
-    return f"{thread_id}-s{_token(5, 8)}"
+    return new_child_id(thread_id, STREAM)
 
 
 def thread_of_stream(stream_id: str) -> str:
-    thread_id, sep, rest = stream_id.partition("-s")
-    if not sep or not thread_id.startswith("t") or not rest:
-        raise BadRequest(f"invalid streamId {stream_id!r}")
-    return thread_id
+    return thread_of(stream_id, STREAM)
 
 
 def member(thread_id: str, stream_id: str) -> str:

@@ -81,6 +81,16 @@ def last_reply(page: Any, status: str = "success", timeout: float = 30_000) -> s
     return str(page.locator(sel).last.text_content())
 
 
+def streaming_reply(site: Stack, browser: Any, prompt: str, words: int) -> tuple[Any, str, str]:
+    """(page, user, thread) with a reply streaming that already shows more than ``words`` words."""
+    who = user()
+    page = open_chat(browser, site.web, who)
+    tid = new_thread(page)
+    send(page, prompt)
+    page.wait_for_function(f"window.__texts.some(t => t.split(' ').length > {words})", timeout=15_000)
+    return page, who, tid
+
+
 def saved_reply(site: Stack, who: str, thread_id: str) -> dict[str, Any]:
     r = httpx.get(f"{site.web}/api/threads/{thread_id}/messages",
                   headers={"Authorization": f"Bearer {mint(SECRET, who)}"})
@@ -125,11 +135,7 @@ def test_the_optimistic_message_shows_at_once_and_never_twice(site: Stack, brows
 
 
 def test_reload_mid_stream_resumes_the_text_without_a_gap(site: Stack, browser: Any) -> None:
-    who = user()
-    page = open_chat(browser, site.web, who)
-    tid = new_thread(page)
-    send(page, "a long answer please")
-    page.wait_for_function("window.__texts.some(t => t.split(' ').length > 8)", timeout=15_000)
+    page, who, tid = streaming_reply(site, browser, "a long answer please", 8)
     page.reload()
     page.wait_for_selector("[data-testid=conn]:has-text('open')")
     final = last_reply(page)
@@ -140,11 +146,7 @@ def test_reload_mid_stream_resumes_the_text_without_a_gap(site: Stack, browser: 
 
 
 def test_a_dropped_connection_resumes_from_the_stream_cursor(site: Stack, browser: Any) -> None:
-    who = user()
-    page = open_chat(browser, site.web, who)
-    tid = new_thread(page)
-    send(page, "keep going")
-    page.wait_for_function("window.__texts.some(t => t.split(' ').length > 8)", timeout=15_000)
+    page, who, tid = streaming_reply(site, browser, "keep going", 8)
     page.evaluate("window.threadline.client.dropConnection()")
     final = last_reply(page)
     assert final == saved_reply(site, who, tid)["text"]
@@ -153,12 +155,8 @@ def test_a_dropped_connection_resumes_from_the_stream_cursor(site: Stack, browse
 
 
 def test_stop_aborts_the_reply_and_keeps_the_partial_text(site: Stack, browser: Any) -> None:
-    who = user()
-    page = open_chat(browser, site.web, who)
-    tid = new_thread(page)
-    send(page, "stop me")
-    page.wait_for_selector("[data-testid=stop]:visible", timeout=15_000)
-    page.wait_for_function("window.__texts.some(t => t.split(' ').length > 5)")
+    page, who, tid = streaming_reply(site, browser, "stop me", 5)
+    page.wait_for_selector("[data-testid=stop]:visible")
     page.click("[data-testid=stop]")
     page.wait_for_selector("[data-testid=message][data-role=assistant][data-status=failed] [data-testid=error]",
                            timeout=10_000)

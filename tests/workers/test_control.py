@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from tests.support.stack import Stack
+from tests.support.wsutil import Tab
 from tests.workers.helpers import new_thread, open_tab, reply_of, token, watch_args
 
 pytestmark = pytest.mark.anyio
@@ -18,14 +19,20 @@ pytestmark = pytest.mark.anyio
 SLOW = {"kind": "hang", "chunks": ["partial ", "text ", "so ", "far "], "delay_ms": 10}
 
 
-async def test_abort_from_another_tab_keeps_the_partial_text_as_failed(llm: Stack) -> None:
+async def slow_reply(llm: Stack, base: str, client_id: str = "a") -> tuple[Tab, str, dict]:  # type: ignore[type-arg]
+    """A tab watching a thread whose reply streamed "partial text so far " and hangs there."""
     llm.script(SLOW)
-    a = await open_tab(llm.webs[0], client_id="a")
+    tab = await open_tab(base, client_id=client_id)
+    tid = await new_thread(tab)
+    await tab.subscribe("m", "messages.list", watch_args(tid))
+    await tab.mutate("messages.send", {"threadId": tid, "prompt": "go", "agentName": "echo"})
+    delta = await tab.wait(lambda f: f["type"] == "delta" and "far" in str(f["parts"]))
+    return tab, tid, delta
+
+
+async def test_abort_from_another_tab_keeps_the_partial_text_as_failed(llm: Stack) -> None:
+    a, tid, _ = await slow_reply(llm, llm.webs[0])
     b = await open_tab(llm.webs[1], client_id="b")
-    tid = await new_thread(a)
-    await a.subscribe("m", "messages.list", watch_args(tid))
-    await a.mutate("messages.send", {"threadId": tid, "prompt": "go", "agentName": "echo"})
-    await a.wait(lambda f: f["type"] == "delta" and "far" in str(f["parts"]))
     loop = asyncio.get_running_loop()
     asked = loop.time()
     out = await b.mutate("streams.abort", {"threadId": tid})
@@ -41,12 +48,7 @@ async def test_abort_from_another_tab_keeps_the_partial_text_as_failed(llm: Stac
 
 
 async def test_http_abort_stops_the_generation(llm: Stack) -> None:
-    llm.script(SLOW)
-    a = await open_tab(llm.web, client_id="a")
-    tid = await new_thread(a)
-    await a.subscribe("m", "messages.list", watch_args(tid))
-    await a.mutate("messages.send", {"threadId": tid, "prompt": "go", "agentName": "echo"})
-    await a.wait(lambda f: f["type"] == "delta")
+    a, tid, _ = await slow_reply(llm, llm.web)
     async with httpx.AsyncClient(base_url=llm.webs[1]) as http:
         r = await http.post(f"/api/threads/{tid}/abort", headers={"Authorization": f"Bearer {token('alice')}"})
     assert r.json() == {"aborted": 1}
@@ -55,12 +57,7 @@ async def test_http_abort_stops_the_generation(llm: Stack) -> None:
 
 
 async def test_a_worker_killed_mid_stream_is_ended_and_its_reply_failed(llm: Stack) -> None:
-    llm.script(SLOW)
-    a = await open_tab(llm.web, client_id="a")
-    tid = await new_thread(a)
-    await a.subscribe("m", "messages.list", watch_args(tid))
-    await a.mutate("messages.send", {"threadId": tid, "prompt": "go", "agentName": "echo"})
-    delta = await a.wait(lambda f: f["type"] == "delta" and "far" in str(f["parts"]))
+    a, tid, delta = await slow_reply(llm, llm.web)
     client = redis.Redis.from_url(llm.redis_url)
     from shared import keys
 
