@@ -184,7 +184,11 @@ export class ThreadView {
     this.numItems = numItems;
     this.agentName = agentName;
     this.page = [];
-    this.isDone = true;
+    this.older = []; // messages older than the live window (newest first), loaded page by page
+    this.olderCursor = null;
+    this.olderDone = false;
+    this.loadingOlder = false;
+    this.liveDone = true;
     this.streams = new Map(); // streamId -> {streamId, order, stepOrder, status, text, seq, parts, object, agentName}
     this.optimistic = []; // {clientMessageId, text, status: "sending"|"failed", error, createdAt}
     this._subscribe();
@@ -208,17 +212,50 @@ export class ThreadView {
     );
   }
 
-  /** Show older messages too (up to 100 live). */
+  get isDone() {
+    return this.liveDone || this.olderDone;
+  }
+
+  /** Show older messages too: the live window grows to 100, then older pages are fetched once each. */
   loadMore(count = 30) {
-    if (this.isDone || this.numItems >= 100) return false;
-    this.numItems = Math.min(100, this.numItems + count);
-    this._subscribe();
+    if (this.isDone || this.loadingOlder) return false;
+    if (this.numItems < 100) {
+      this.numItems = Math.min(100, this.numItems + count);
+      this._subscribe();
+      return true;
+    }
+    this.loadingOlder = true;
+    const cursor = this.olderCursor || this.liveCursor;
+    const stop = this.client.subscribe(
+      "messages.list",
+      { threadId: this.threadId, paginationOpts: { numItems: count, cursor } },
+      (value) => {
+        stop();
+        const known = new Set(this.older.map((m) => m.messageId));
+        this.older.push(...value.page.filter((m) => !known.has(m.messageId)));
+        this.olderCursor = value.continueCursor;
+        this.olderDone = value.isDone;
+        this.loadingOlder = false;
+        this._emit();
+      },
+      { onError: () => { this.loadingOlder = false; } },
+    );
     return true;
   }
 
   _result(value) {
+    if (this.numItems >= 100 && this.page.length && value.page.length) {
+      // messages that fell off the end of the live window are older, not deleted: keep them
+      const oldest = value.page[value.page.length - 1];
+      const kept = new Set(value.page.map((m) => m.messageId));
+      const fell = this.page.filter((m) => !kept.has(m.messageId) &&
+        (m.order < oldest.order || (m.order === oldest.order && m.stepOrder < oldest.stepOrder)));
+      const known = new Set(this.older.map((m) => m.messageId));
+      this.older.unshift(...fell.filter((m) => !known.has(m.messageId)));
+    }
     this.page = value.page;
-    this.isDone = value.isDone;
+    this.liveDone = value.isDone;
+    if (!this.olderCursor) this.liveCursor = value.continueCursor;
     const listed = new Set();
     for (const s of value.streams || []) {
       listed.add(s.streamId);
@@ -255,8 +292,8 @@ export class ThreadView {
   /** Messages to show, oldest first: saved ones, in-flight replies, optimistic sends. */
   messages() {
     const out = [];
-    const replyIds = new Set();
-    for (const s of this.streams.values()) if (s.status === "streaming") replyIds.add(s.messageId);
+    const live = new Set(this.page.map((m) => m.messageId));
+    for (const m of [...this.older].reverse()) if (!live.has(m.messageId)) out.push(m);
     for (const m of [...this.page].reverse()) {
       const s = [...this.streams.values()].find((x) => x.messageId === m.messageId);
       if (s && m.status === "pending") {

@@ -213,6 +213,23 @@ def test_an_optimistic_message_sent_while_offline_arrives_once(site: Stack, brow
     page.close()
 
 
+def test_scrolling_up_goes_past_the_live_window_to_the_first_message(site: Stack, browser: Any) -> None:
+    who = user()
+    headers = {"Authorization": f"Bearer {mint(SECRET, who)}"}
+    tid = httpx.post(f"{site.web}/api/threads", json={"title": "very long"}, headers=headers).json()["threadId"]
+    seed_notes(site.redis_url, tid, who, 160)
+    page = open_chat(browser, site.web, who, thread_id=tid)
+    page.wait_for_selector("[data-testid=message]:has-text('note 159')")
+    for _ in range(40):
+        if page.locator("[data-testid=message]:has-text('note 0')").count():
+            break
+        page.evaluate("document.querySelector('[data-testid=messages]').scrollTop = 0")
+        page.wait_for_timeout(150)
+    texts = page.locator("[data-testid=message] [data-testid=text]").all_text_contents()
+    assert texts == [f"note {i}" for i in range(160)]  # all of them, in order, once each
+    page.close()
+
+
 def test_scrolling_up_loads_older_messages(site: Stack, browser: Any) -> None:
     who = user()
     headers = {"Authorization": f"Bearer {mint(SECRET, who)}"}
