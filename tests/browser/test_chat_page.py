@@ -213,13 +213,19 @@ def test_an_optimistic_message_sent_while_offline_arrives_once(site: Stack, brow
     page.close()
 
 
-def test_scrolling_up_goes_past_the_live_window_to_the_first_message(site: Stack, browser: Any) -> None:
+def long_thread(site: Stack, browser: Any, count: int) -> Any:
+    """A page open on a thread of ``count`` notes ("note 0".."note N"), scrolled to the newest."""
     who = user()
     headers = {"Authorization": f"Bearer {mint(SECRET, who)}"}
-    tid = httpx.post(f"{site.web}/api/threads", json={"title": "very long"}, headers=headers).json()["threadId"]
-    seed_notes(site.redis_url, tid, who, 160)
+    tid = httpx.post(f"{site.web}/api/threads", json={"title": "long"}, headers=headers).json()["threadId"]
+    seed_notes(site.redis_url, tid, who, count)
     page = open_chat(browser, site.web, who, thread_id=tid)
-    page.wait_for_selector("[data-testid=message]:has-text('note 159')")
+    page.wait_for_selector(f"[data-testid=message]:has-text('note {count - 1}')")
+    return page
+
+
+def test_scrolling_up_goes_past_the_live_window_to_the_first_message(site: Stack, browser: Any) -> None:
+    page = long_thread(site, browser, 160)
     for _ in range(40):
         if page.locator("[data-testid=message]:has-text('note 0')").count():
             break
@@ -231,12 +237,7 @@ def test_scrolling_up_goes_past_the_live_window_to_the_first_message(site: Stack
 
 
 def test_scrolling_up_loads_older_messages(site: Stack, browser: Any) -> None:
-    who = user()
-    headers = {"Authorization": f"Bearer {mint(SECRET, who)}"}
-    tid = httpx.post(f"{site.web}/api/threads", json={"title": "long"}, headers=headers).json()["threadId"]
-    seed_notes(site.redis_url, tid, who, 45)
-    page = open_chat(browser, site.web, who, thread_id=tid)
-    page.wait_for_selector("[data-testid=message]:has-text('note 44')")
+    page = long_thread(site, browser, 45)
     assert page.locator("[data-testid=message]").count() == 30
     page.evaluate("document.querySelector('[data-testid=messages]').scrollTop = 0")
     page.wait_for_selector("[data-testid=message]:has-text('note 0')")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.stack import Stack
+from tests.support.wsutil import Tab
 from tests.workers.helpers import (
     assert_gapless,
     delta_text,
@@ -45,13 +46,19 @@ async def test_two_tabs_on_two_processes_see_the_same_gapless_deltas(llm: Stack)
     await b.close()
 
 
-async def test_a_late_joiner_gets_the_text_so_far_then_live_deltas(llm: Stack) -> None:
+async def reply_under_way(llm: Stack, seq: int) -> tuple[Tab, str, dict]:  # type: ignore[type-arg]
+    """A tab watching a thread whose 30-word reply has streamed at least ``seq`` deltas."""
     llm.script({"kind": "text", "chunks": WORDS, "delay_ms": 30})
-    a = await open_tab(llm.web, client_id="a")
-    tid = await new_thread(a)
-    await a.subscribe("m", "messages.list", watch_args(tid))
-    await a.mutate("messages.send", {"threadId": tid, "prompt": "go", "agentName": "echo"})
-    first_delta = await a.wait(lambda f: f["type"] == "delta" and f["seq"] >= 3)
+    tab = await open_tab(llm.web, client_id="a")
+    tid = await new_thread(tab)
+    await tab.subscribe("m", "messages.list", watch_args(tid))
+    await tab.mutate("messages.send", {"threadId": tid, "prompt": "go", "agentName": "echo"})
+    delta = await tab.wait(lambda f: f["type"] == "delta" and f["seq"] >= seq)
+    return tab, tid, delta
+
+
+async def test_a_late_joiner_gets_the_text_so_far_then_live_deltas(llm: Stack) -> None:
+    a, tid, first_delta = await reply_under_way(llm, 3)
     late = await open_tab(llm.webs[1], client_id="late")
     first = await late.subscribe("m", "messages.list", watch_args(tid))
     (stream,) = first["value"]["streams"]
@@ -65,13 +72,8 @@ async def test_a_late_joiner_gets_the_text_so_far_then_live_deltas(llm: Stack) -
 
 
 async def test_resume_with_stream_cursors_replays_then_continues_live(llm: Stack) -> None:
-    llm.script({"kind": "text", "chunks": WORDS, "delay_ms": 30})
-    a = await open_tab(llm.web, client_id="a")
-    tid = await new_thread(a)
-    await a.subscribe("m", "messages.list", watch_args(tid))
-    await a.mutate("messages.send", {"threadId": tid, "prompt": "go", "agentName": "echo"})
-    await a.wait(lambda f: f["type"] == "delta" and f["seq"] >= 4)
-    sid = next(f for f in a.frames if f["type"] == "delta")["streamId"]
+    a, tid, delta = await reply_under_way(llm, 4)
+    sid = delta["streamId"]
     seen = a.deltas("m", sid)[:4]
     await a.close()  # the tab goes away (a reload) having seen seq 1..4
     again = await open_tab(llm.webs[1], client_id="a")
