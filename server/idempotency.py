@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,7 +25,8 @@ from shared.redis_client import redis_errors
 
 LEASE_MS = 30_000
 POLL_S = 0.02
-PENDING = b"\x00pending"
+PENDING = b"\x00pending:"  # + the claim's token
+_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 TRANSIENT = {"unavailable", "internal"}
 
 
@@ -57,9 +59,10 @@ async def run_once(
 ) -> tuple[StoredOutcome, bool]:
     """(the outcome, whether it is a replay of an earlier execution)."""
     key = keys.idempotency(client_id, request_id)
+    claim = PENDING + secrets.token_hex(8).encode()
     while True:
         with redis_errors():
-            claimed = await redis.set(key, PENDING, nx=True, px=LEASE_MS)
+            claimed = await redis.set(key, claim, nx=True, px=LEASE_MS)
         if claimed:
             break
         stored = await _wait_for(redis, key)
@@ -70,11 +73,11 @@ async def run_once(
     except ChatError as exc:
         result = exc
     except BaseException:
-        await _release(redis, key)
+        await _release(redis, key, claim)
         raise
     stored = outcome_of(result)
     if isinstance(result, ChatError) and result.code in TRANSIENT:
-        await _release(redis, key)
+        await _release(redis, key, claim)
     else:
         with redis_errors():
             await redis.set(key, _encode(stored), ex=ttl_s)
@@ -90,12 +93,13 @@ async def _wait_for(redis: aioredis.Redis, key: str) -> StoredOutcome | None:
             raw = await redis.get(key)
         if raw is None:
             return None
-        if raw != PENDING:
+        if not raw.startswith(PENDING):
             return _decode(raw)
         await asyncio.sleep(POLL_S)
     raise Unavailable("the first attempt of this request is still running; retry later")
 
 
-async def _release(redis: aioredis.Redis, key: str) -> None:
+async def _release(redis: aioredis.Redis, key: str, claim: bytes) -> None:
+    """Give the claim up, unless its lease ran out and another request holds the key now."""
     with contextlib.suppress(Exception):  # the lease expires anyway
-        await redis.delete(key)
+        await redis.eval(_RELEASE, 1, key, claim)

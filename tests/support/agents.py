@@ -35,6 +35,12 @@ def boom(ctx: ToolContext, args: CityArgs) -> str:
 approve = human_tool("approve", "Ask a person", CityArgs)
 
 
+def record_raw(kind: str, body: object) -> None:
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    client.rpush("test:raw", msgspec.json.encode({"kind": kind, "body": body}))
+    client.close()
+
+
 def record_usage(event: UsageEvent) -> None:
     client = redis.Redis.from_url(os.environ["REDIS_URL"])
     client.rpush("test:usage", msgspec.json.encode({
@@ -55,6 +61,7 @@ AGENTS = [
     Agent(name="strict", double_texting="reject"),
     Agent(name="interrupting", double_texting="interrupt"),
     Agent(name="mock", model="mock", throttle_ms=20),
+    Agent(name="raw", raw_handler=record_raw),
     Agent(name="brief", instructions="Short.", context_budget_chars=40),
     Agent(name="recall", instructions="Use what you remember.", context_options=ContextOptions(
         recent_messages=2, search_options=SearchOptions(limit=3, text_search=True, vector_search=True,

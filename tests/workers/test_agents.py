@@ -173,3 +173,18 @@ async def test_over_budget_the_oldest_messages_are_summarized_into_the_thread(ll
     assert "Summary of the earlier conversation: Ada likes owls; lives in Porto." in contents
     assert "my name is Ada and I like owls" not in contents and contents[-1] == "who am I, in brief?"
     await tab.close()
+
+
+async def test_the_raw_handler_sees_the_request_and_every_chunk(llm: Stack) -> None:
+    client = redis.Redis.from_url(llm.redis_url)
+    client.delete("test:raw")
+    llm.script({"kind": "text", "chunks": ["one ", "two"]})
+    tab, _, _ = await run_prompt(llm, "raw", "hello raw")
+    seen = [json.loads(x) for x in client.lrange("test:raw", 0, -1)]
+    client.close()
+    assert seen[0]["kind"] == "request" and seen[0]["body"]["messages"][-1]["content"] == "hello raw"
+    chunks = [s["body"] for s in seen[1:]]
+    assert all(s["kind"] == "chunk" for s in seen[1:])
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c.get("choices")) == "one two"
+    assert any(c.get("usage") for c in chunks)
+    await tab.close()
