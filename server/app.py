@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         services.listener.start()
         services.generation = GenerationQueue(settings, services.store)
         reaper = StreamReaper(services.store, stale_ms=settings.stream_stale_ms,
-                              grace_ms=settings.stream_grace_ms)
+                              grace_ms=settings.stream_grace_ms, generation=services.generation)
         services.reaper = reaper
         reaper.start()
         gc_tuning.tune(settings.gc_thresholds)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from typing import Any
 
 from shared import keys
 from shared.errors import ChatError, NotFound
@@ -24,9 +25,13 @@ SWEEP_S = 1.0
 BATCH = 100
 
 
+RETRY_TTL_S = 86400
+
+
 class StreamReaper:
-    def __init__(self, store: Store, *, stale_ms: int, grace_ms: int) -> None:
+    def __init__(self, store: Store, *, stale_ms: int, grace_ms: int, generation: Any = None) -> None:
         self._store = store
+        self._generation = generation  # server.generation.GenerationQueue, for agents that retry
         self._stale_ms = stale_ms
         self._grace_ms = grace_ms
         self._task: asyncio.Task[None] | None = None
@@ -84,4 +89,29 @@ class StreamReaper:
         done = await self._store.streams.finish(thread_id, stream_id, replies, status="aborted")
         if done:
             log.warning("stream %s had no heartbeat for %d ms: ended it", stream_id, self._stale_ms)
+            await self._retry(thread_id, info)
         return int(done)
+
+    async def _retry(self, thread_id: str, info: dict[str, str]) -> None:
+        """Answer the prompt again when the agent asks for it (``on_worker_death="retry"``)."""
+        if self._generation is None or not info.get("promptMessageId"):
+            return
+        try:
+            agent = self._generation.agent(info.get("agentName") or None)
+        except ChatError:
+            return
+        if agent.on_worker_death != "retry":
+            return
+        prompt_id = info["promptMessageId"]
+        key = f"{keys.PREFIX}:{{t:{thread_id}}}:retries:{prompt_id}"
+        attempt = int(await self._store.redis.incr(key))
+        await self._store.redis.expire(key, RETRY_TTL_S)
+        if attempt > agent.max_worker_retries:
+            log.warning("not retrying %s again: %d retries already", prompt_id, attempt - 1)
+            return
+        try:
+            prompt = await self._store.messages.get(prompt_id)
+        except NotFound:
+            return
+        await self._generation.enqueue(prompt, agent, trigger_id=f"{prompt_id}-retry{attempt}")
+        log.warning("retrying the reply to %s (attempt %d)", prompt_id, attempt)

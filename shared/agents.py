@@ -133,6 +133,8 @@ class Agent:
     double_texting: DoubleTexting = "enqueue"
     output: type | None = None  # structured output: a msgspec type
     context_budget_chars: int | None = None  # over it, the oldest messages are summarized into the thread summary
+    on_worker_death: Literal["fail", "retry"] = "fail"  # a reply whose worker died: failed, or answered again
+    max_worker_retries: int = 1
     usage_handler: Callable[[UsageEvent], Any] | None = None
     raw_handler: RawHandler | None = None
 

@@ -62,6 +62,7 @@ AGENTS = [
     Agent(name="interrupting", double_texting="interrupt"),
     Agent(name="mock", model="mock", throttle_ms=20),
     Agent(name="raw", raw_handler=record_raw),
+    Agent(name="resilient", on_worker_death="retry", max_worker_retries=1),
     Agent(name="brief", instructions="Short.", context_budget_chars=40),
     Agent(name="recall", instructions="Use what you remember.", context_options=ContextOptions(
         recent_messages=2, search_options=SearchOptions(limit=3, text_search=True, vector_search=True,

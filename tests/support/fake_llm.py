@@ -42,8 +42,9 @@ def usage_chunk(n: int) -> str:
 
 async def completions(request: Request) -> Response:
     body = await request.json()
-    received.append(body)
     step = script.popleft() if script else None
+    body["_served"] = step["kind"] if step else "echo"
+    received.append(body)
     if step is None:
         last = next((m for m in reversed(body["messages"]) if m["role"] == "user"), {"content": ""})
         words = f"echo: {last['content']}".split(" ")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from typing import Any
 
 import websockets
@@ -54,7 +55,6 @@ class Tab:
         self.frames: list[dict[str, Any]] = []
         self._changed = asyncio.Event()
         self._reader = asyncio.create_task(self._read())
-        self._n = 0
 
     @classmethod
     async def open(cls, base: str, user: str = "alice", client_id: str = "tab") -> Tab:
@@ -72,8 +72,8 @@ class Tab:
         await send(self.ws, frame)
 
     async def mutate(self, name: str, args: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
-        self._n += 1
-        rid = request_id or f"req-{self._n}-{id(self)}"
+        # unique for good: a reused id under the same clientId would (rightly) replay an old outcome
+        rid = request_id or f"req-{uuid.uuid4().hex}"
         await self.send({"type": "mutate", "id": rid, "name": name, "args": args})
         return await self.wait(lambda f: f["type"] == "mutated" and f["id"] == rid)
 

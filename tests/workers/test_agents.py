@@ -17,7 +17,10 @@ def by_step(value: dict, order: int = 1) -> list[dict]:  # type: ignore[type-arg
     return sorted((m for m in value["page"] if m["order"] == order), key=lambda m: m["stepOrder"])
 
 
-async def run_prompt(llm: Stack, agent: str, prompt: str = "go", order: int = 1):  # type: ignore[no-untyped-def]
+async def run_prompt(llm: Stack, agent: str, prompt: str | None = None, order: int = 1):  # type: ignore[no-untyped-def]
+    import uuid
+
+    prompt = prompt or f"go {uuid.uuid4().hex[:8]}"
     tab = await open_tab(llm.web, client_id="t")
     tid = await new_thread(tab)
     await tab.subscribe("m", "messages.list", watch_args(tid))
@@ -134,7 +137,8 @@ async def test_model_failures_fail_the_reply_with_a_clear_error(llm: Stack, scri
     llm.script(*script)
     tab, _, frame = await run_prompt(llm, "echo")
     reply = reply_of(frame["value"], 1)
-    assert reply["status"] == "failed" and error in reply["error"], reply
+    served = [(r["messages"][-1].get("content"), r["_served"]) for r in llm.llm_requests()]
+    assert reply["status"] == "failed" and error in reply["error"], (reply, served)
     assert frame["value"]["streams"][-1]["status"] == "aborted"
     await tab.close()
 

@@ -148,3 +148,22 @@ async def test_regenerating_a_prompt_fails_its_earlier_pending_reply(llm: Stack)
     assert replies[0]["error"] == "superseded by a newer generation"
     assert msgspec.json.encode(replies[1]["text"])
     await a.close()
+
+
+async def test_an_agent_that_retries_answers_again_after_its_worker_died(llm: Stack) -> None:
+    llm.script(SLOW, {"kind": "text", "chunks": ["second ", "try"]})
+    a = await open_tab(llm.web, client_id="a")
+    tid = await new_thread(a)
+    await a.subscribe("m", "messages.list", watch_args(tid))
+    await a.mutate("messages.send", {"threadId": tid, "prompt": "go", "agentName": "resilient"})
+    delta = await a.wait(lambda f: f["type"] == "delta" and "far" in str(f["parts"]))
+    client = redis.Redis.from_url(llm.redis_url)
+    from shared import keys
+
+    worker = client.hget(keys.stream(tid, delta["streamId"]), "worker").decode()
+    client.close()
+    os.kill(int(worker.rsplit(":", 1)[1]), signal.SIGKILL)
+    frame = await a.wait_result("m", lambda v: reply_of(v, 1, ("success",)) is not None, timeout=40)
+    replies = sorted((m for m in frame["value"]["page"] if m["role"] == "assistant"), key=lambda m: m["stepOrder"])
+    assert [(m["status"], m["text"]) for m in replies] == [("failed", "partial text so far "), ("success", "second try")]
+    await a.close()
