@@ -16,10 +16,10 @@ from starlette.routing import Route
 from server.context import Context, Services
 from server.http_api import _body, _convert, json_response
 from server.mutations import MUTATIONS
-from shared.agents import ContextOptions, SaveMessages, agent_named, load_agents
+from server.queries import QUERIES
+from shared.agents import SaveMessages, agent_named, load_agents
 from shared.auth import Identity, bearer, verify
 from shared.errors import BadRequest, Forbidden
-from shared.generation.context import fetch_context_messages, to_chat_messages
 from shared.generation.runner import Generation
 from shared.records import Message, TextPart
 
@@ -28,13 +28,6 @@ class AdminSend(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fie
     prompt: str
     agent_name: str | None = None
     save_messages: SaveMessages = "promptAndOutput"
-
-
-class ContextQuery(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
-    agent_name: str | None = None
-    prompt: str | None = None
-    prompt_message_id: str | None = None
-    context_options: ContextOptions | None = None
 
 
 def _agents_view(app_module: str) -> list[dict[str, Any]]:
@@ -101,22 +94,14 @@ def routes(services: Services) -> list[Route]:
         return json_response({"saved": True, **outcome.value})
 
     async def context(request: Request) -> Response:
+        """The context.fetch query, for any user's thread (as its owner)."""
         admin(request)
-        q = _convert(await _body(request), ContextQuery)
         tid = request.path_params["thread_id"]
-        agent = agent_named(services.settings.app_module, q.agent_name)
-        if q.context_options is not None:
-            agent = dataclasses.replace(agent, context_options=q.context_options)
-        if q.prompt_message_id:
-            prompt = await services.store.messages.get(q.prompt_message_id)
-        else:  # as if a new prompt came now: every stored message counts
-            thread = await services.store.threads.get(tid)
-            prompt = Message(message_id="", thread_id=tid, user_id=thread.user_id, order=1 << 32,
-                             text=q.prompt or "")
-        messages = await fetch_context_messages(services.store, tid, prompt, agent.context_options,
-                                                services.memory)
-        return json_response({"agent": agent.name, "contextOptions": agent.context_options,
-                              "messages": messages, "chat": to_chat_messages(agent, messages)})
+        thread = await services.store.threads.get(tid)
+        query = QUERIES["context.fetch"]
+        args = _convert({**await _body(request), "threadId": tid}, query.args_type)
+        _, value = await query.run(Context(services, Identity(thread.user_id)), args)
+        return json_response(value)
 
     return [
         Route("/api/agents", agents, methods=["GET"]),

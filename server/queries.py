@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +12,10 @@ import msgspec
 from server import args as A
 from server.context import Context
 from shared import keys
+from shared.agents import ContextOptions, agent_named
+from shared.errors import from_validation
+from shared.generation.context import fetch_context_messages, to_chat_messages
+from shared.records import Message
 from shared.store import StreamInfo
 
 Runner = Callable[[Context, Any], Awaitable[tuple[int, Any]]]
@@ -92,13 +97,6 @@ async def list_snippets(ctx: Context, a: A.SnippetsList) -> tuple[int, Any]:
 async def fetch_context(ctx: Context, a: A.ContextFetch) -> tuple[int, Any]:
     """The context an agent would get: for ``targetMessageId`` (only earlier messages
     count), or for a new ``prompt``; ``contextOptions`` overrides the agent's."""
-    import dataclasses
-
-    from shared.agents import ContextOptions, agent_named
-    from shared.errors import from_validation
-    from shared.generation.context import fetch_context_messages, to_chat_messages
-    from shared.records import Message
-
     version, thread = await ctx.store.threads.get_versioned(a.thread_id, ctx.user_id)
     agent = agent_named(ctx.services.settings.app_module, a.agent_name)
     if a.context_options is not None:

@@ -96,8 +96,7 @@ class Generation:
         writer.start()
         try:
             for number in range(self.agent.max_steps):
-                step = _Step()
-                writer._object_of = (lambda s=step: parse_partial(s.text)) if self.agent.output else None
+                step = _Step()  # the writer's object_of reads this variable: it follows each step
                 try:
                     aborted = await self._call_model(step, writer)
                 except ChatError as exc:
