@@ -106,6 +106,9 @@ DELTA_CHANNEL_PREFIX = f"{PREFIX}:dlt:"
 ACTIVE_STREAMS = f"{PREFIX}:streams:active"  # zset "threadId/streamId" -> last heartbeat ms
 ENDED_STREAMS = f"{PREFIX}:streams:ended"  # zset "threadId/streamId" -> ended at ms
 REAPER_LOCK = f"{PREFIX}:streams:reaper"
+VECTOR_OPS = f"{PREFIX}:vec:ops"  # list of embedding ops (shared.memory.ops), queued by the write scripts
+VECTOR_RPC = f"{PREFIX}:vec:rpc"  # list of search requests to the index process
+VECTOR_ALIVE = f"{PREFIX}:vec:alive"  # kept fresh by a running index process
 
 
 def thread_channel(thread_id: str) -> str:

@@ -23,15 +23,14 @@ class Store:
         self.scripts = scripts = Scripts(redis)
         self.memory = MemoryOps(redis)
         self.threads = ThreadStore(redis, scripts)
-        self.messages = MessageStore(redis, scripts, self.threads, self.memory)
-        self.streams = StreamStore(redis, scripts, self.memory)
-        self.snippets = SnippetStore(redis, scripts, self.threads, self.memory)
+        self.messages = MessageStore(redis, scripts, self.threads)
+        self.streams = StreamStore(redis, scripts)
+        self.snippets = SnippetStore(redis, scripts, self.threads)
 
     async def delete_thread(self, thread_id: str, user_id: str) -> None:
         """Delete a thread and everything of it (messages, streams and their logs)."""
         await self.threads.get(thread_id, user_id)
         await self.threads.delete(thread_id, user_id, await self.streams.all_keys(thread_id))
-        await self.memory.thread_deleted(thread_id)
 
     async def delete_user(self, user_id: str) -> int:
         """Delete every thread of a user; return how many."""

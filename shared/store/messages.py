@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from shared import keys
 from shared.errors import BadRequest, NotFound
 from shared.ids import new_message_id, thread_of_message
-from shared.memory.ops import MemoryOps
+from shared.memory.ops import index_flag
 from shared.records import (
     ORDER_PLACEHOLDER,
     Message,
@@ -47,11 +47,10 @@ def _encode_unordered(message: Message) -> bytes:
 class MessageStore:
     """Save, read, list and delete messages; every write notifies the thread's subscribers."""
 
-    def __init__(self, redis: aioredis.Redis, scripts: Scripts, threads: ThreadStore, memory: MemoryOps) -> None:
+    def __init__(self, redis: aioredis.Redis, scripts: Scripts, threads: ThreadStore) -> None:
         self._redis = redis
         self._scripts = scripts
         self._threads = threads
-        self._memory = memory
 
     @staticmethod
     def _thread_keys(thread_id: str) -> list[str]:
@@ -60,6 +59,7 @@ class MessageStore:
             keys.messages(thread_id),
             keys.message_index(thread_id),
             keys.message_index_no_tools(thread_id),
+            keys.VECTOR_OPS,
         ]
 
     async def save(
@@ -100,14 +100,13 @@ class MessageStore:
             m.order, m.step_order = -1, -1
             kind = "explicit" if order is not None else ("user" if m.role == "user" else "step")
             args += [kind, order if order is not None else "", m.message_id,
-                     "1" if m.is_tool else "0", _encode_unordered(m)]
+                     "1" if m.is_tool else "0", index_flag(m), _encode_unordered(m)]
             prepared.append(m)
         with redis_errors():
             out = await self._scripts.messages_save(keys=self._thread_keys(thread_id), args=args)
         version = int(out[0])
         for i, m in enumerate(prepared):
             m.order, m.step_order = int(out[1 + 2 * i]), int(out[2 + 2 * i])
-        await self._memory.saved(prepared)
         return version, prepared
 
     async def in_orders(self, thread_id: str, start_order: int, end_order: int) -> list[Message]:
@@ -120,14 +119,11 @@ class MessageStore:
 
     async def replace(self, thread_id: str, messages: Iterable[Message]) -> int:
         """Store new contents of existing messages (status, text, parts); return the version."""
-        messages = list(messages)
         args: list[object] = [keys.thread_channel(thread_id)]
         for m in messages:
-            args += [m.message_id, "1" if m.is_tool else "0", message_encoder.encode(m)]
+            args += [m.message_id, "1" if m.is_tool else "0", index_flag(m), message_encoder.encode(m)]
         with redis_errors():
-            version = int(await self._scripts.message_replace(keys=self._thread_keys(thread_id), args=args))
-        await self._memory.saved(messages)
-        return version
+            return int(await self._scripts.message_replace(keys=self._thread_keys(thread_id), args=args))
 
     async def get(self, message_id: str, user_id: str | None = None) -> Message:
         """One message; NotFound when missing or, with ``user_id``, of another user's thread."""
@@ -207,10 +203,9 @@ class MessageStore:
         total, versions = 0, {}
         for thread_id, ids in by_thread.items():
             with redis_errors():
-                count, version, gone = await self._scripts.messages_delete(
+                count, version = await self._scripts.messages_delete(
                     keys=self._thread_keys(thread_id), args=[keys.thread_channel(thread_id), "ids", *ids]
                 )
-            await self._memory.deleted(g.decode() for g in gone)
             total += int(count)
             versions[thread_id] = int(version)
         return total, versions
@@ -231,11 +226,10 @@ class MessageStore:
             raise BadRequest("range must be non-negative with end after start")
         await self._threads.get(thread_id, user_id)
         with redis_errors():
-            count, version, gone = await self._scripts.messages_delete(
+            count, version = await self._scripts.messages_delete(
                 keys=self._thread_keys(thread_id),
                 args=[keys.thread_channel(thread_id), "range", low, high],
             )
-        await self._memory.deleted(g.decode() for g in gone)
         return int(count), int(version)
 
 

@@ -15,7 +15,6 @@ import redis.asyncio as aioredis
 from shared import keys
 from shared.errors import NotFound
 from shared.ids import SNIPPET, new_child_id, thread_of
-from shared.memory.ops import MemoryOps
 from shared.redis_client import redis_errors
 from shared.store._scripts import Scripts
 from shared.store.pagination import Page, score_bound
@@ -53,14 +52,13 @@ def thread_of_snippet(snippet_id: str) -> str:
 
 
 class SnippetStore:
-    def __init__(self, redis: aioredis.Redis, scripts: Scripts, threads: ThreadStore, memory: MemoryOps) -> None:
+    def __init__(self, redis: aioredis.Redis, scripts: Scripts, threads: ThreadStore) -> None:
         self._redis = redis
         self._scripts = scripts
         self._threads = threads
-        self._memory = memory
 
     def _keys(self, thread_id: str) -> list[str]:
-        return [keys.thread(thread_id), keys.snippets(thread_id), keys.snippet_index(thread_id)]
+        return [keys.thread(thread_id), keys.snippets(thread_id), keys.snippet_index(thread_id), keys.VECTOR_OPS]
 
     async def add(self, thread_id: str, user_id: str, *, kind: str, content: str, target: str | None = None,
                   summary: str | None = None, message_id: str | None = None) -> tuple[int, Snippet]:
@@ -70,17 +68,15 @@ class SnippetStore:
         with redis_errors():
             version, _ = await self._scripts.snippet_write(
                 keys=self._keys(thread_id),
-                args=[keys.thread_channel(thread_id), snippet.snippet_id, _encode(snippet), user_id])
-        await self._memory.snippet_saved(thread_id, snippet.snippet_id)
+                args=[keys.thread_channel(thread_id), snippet.snippet_id, _encode(snippet), user_id, thread_id])
         return int(version), snippet
 
     async def delete(self, snippet_id: str, user_id: str | None) -> tuple[int, bool]:
         thread_id = thread_of_snippet(snippet_id)
         with redis_errors():
             version, changed = await self._scripts.snippet_write(
-                keys=self._keys(thread_id), args=[keys.thread_channel(thread_id), snippet_id, "", user_id or ""])
-        if changed:
-            await self._memory.snippet_deleted([snippet_id])
+                keys=self._keys(thread_id),
+                args=[keys.thread_channel(thread_id), snippet_id, "", user_id or "", thread_id])
         return int(version), bool(changed)
 
     async def get(self, snippet_id: str) -> Snippet:

@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 
 from shared import keys
 from shared.ids import STREAM, new_child_id, thread_of
-from shared.memory.ops import MemoryOps
+from shared.memory.ops import index_flag
 from shared.records import Message, message_encoder
 from shared.redis_client import redis_errors
 from shared.store._scripts import Scripts
@@ -60,10 +60,9 @@ def now_ms() -> int:
 
 
 class StreamStore:
-    def __init__(self, redis: aioredis.Redis, scripts: Scripts, memory: MemoryOps) -> None:
+    def __init__(self, redis: aioredis.Redis, scripts: Scripts) -> None:
         self._redis = redis
         self._scripts = scripts
-        self._memory = memory
 
     async def open(self, reply: Message, *, agent_name: str | None, prompt_message_id: str) -> str:
         """Open a stream for the pending reply message; return its id."""
@@ -100,19 +99,16 @@ class StreamStore:
     async def finish(self, thread_id: str, stream_id: str, messages: Iterable[Message],
                      status: StreamStatus = "finished") -> bool:
         """End the stream and store the final message(s) together; False if already ended."""
-        messages = list(messages)
         args: list[object] = [keys.thread_channel(thread_id), status, member(thread_id, stream_id), now_ms()]
         for m in messages:
-            args += [m.message_id, "1" if m.is_tool else "0", message_encoder.encode(m)]
+            args += [m.message_id, "1" if m.is_tool else "0", index_flag(m), message_encoder.encode(m)]
         with redis_errors():
             v = await self._scripts.stream_finish(
                 keys=[keys.thread(thread_id), keys.messages(thread_id), keys.message_index(thread_id),
                       keys.message_index_no_tools(thread_id), keys.stream(thread_id, stream_id),
-                      keys.ACTIVE_STREAMS, keys.ENDED_STREAMS],
+                      keys.ACTIVE_STREAMS, keys.ENDED_STREAMS, keys.VECTOR_OPS],
                 args=args,
             )
-        if v:
-            await self._memory.saved(messages)
         return bool(v)
 
     async def abort(self, thread_id: str, stream_id: str) -> bool:

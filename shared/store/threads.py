@@ -122,7 +122,7 @@ class ThreadStore:
         with redis_errors():
             await self._scripts.thread_delete(
                 keys=[*keys.thread_keys(thread_id), *extra_keys,
-                      keys.user_threads(user_id), keys.user_state(user_id)],
+                      keys.user_threads(user_id), keys.user_state(user_id), keys.VECTOR_OPS],
                 args=[thread_id, keys.thread_channel(thread_id), keys.user_channel(user_id)],
             )
 

@@ -1,14 +1,15 @@
 -- Replace the stored body of existing messages (status, text, parts...), keeping order.
--- KEYS: thread, msgs, idx, idx_notool   ARGV: channel, then per message: messageId isTool body
+-- KEYS: thread, msgs, idx, idx_notool, vector_ops   ARGV: channel, then per message: messageId isTool index body
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOTFOUND thread') end
-for i = 2, #ARGV, 3 do
+for i = 2, #ARGV, 4 do
   if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 0 then
     return redis.error_reply('NOTFOUND message ' .. ARGV[i])
   end
 end
-for i = 2, #ARGV, 3 do
+for i = 2, #ARGV, 4 do
   local id = ARGV[i]
-  redis.call('HSET', KEYS[2], id, ARGV[i + 2])
+  redis.call('HSET', KEYS[2], id, ARGV[i + 3])
+  if ARGV[i + 2] == '1' then redis.call('RPUSH', KEYS[5], 'u:' .. id) end
   if ARGV[i + 1] == '1' then
     redis.call('ZREM', KEYS[4], id)
   else

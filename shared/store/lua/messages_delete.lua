@@ -1,5 +1,5 @@
--- Delete messages by id, or by score range when ARGV[2] == 'range'. Returns {count, version, ids}.
--- KEYS: thread, msgs, idx, idx_notool
+-- Delete messages by id, or by score range when ARGV[2] == 'range'. Returns {count, version}.
+-- KEYS: thread, msgs, idx, idx_notool, vector_ops (each deleted id is queued to lose its vector)
 -- ARGV: channel 'ids' id...   |   channel 'range' min maxExclusive
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOTFOUND thread') end
 local ids
@@ -15,6 +15,7 @@ for _, id in ipairs(ids) do
   if redis.call('HDEL', KEYS[2], id) == 1 then
     count = count + 1
     gone[#gone + 1] = id
+    redis.call('RPUSH', KEYS[5], 'd:' .. id)
   end
   redis.call('ZREM', KEYS[3], id)
   redis.call('ZREM', KEYS[4], id)
@@ -24,4 +25,4 @@ if count > 0 then
   v = redis.call('HINCRBY', KEYS[1], 'version', 1)
   redis.call('PUBLISH', ARGV[1], v)
 end
-return {count, v, gone}
+return {count, v}

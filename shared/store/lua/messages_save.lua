@@ -1,6 +1,7 @@
 -- Save a batch of messages, giving each its order and stepOrder.
--- KEYS: thread, msgs, idx, idx_notool
--- ARGV: channel promptMessageId count userId, then per message: kind explicitOrder messageId isTool body
+-- KEYS: thread, msgs, idx, idx_notool, vector_ops
+-- ARGV: channel promptMessageId count userId, then per message: kind explicitOrder messageId isTool index body
+--   index '1': queue the message for embedding (in this same step)
 --   kind: "user" opens the next order at stepOrder 0; "step" takes the next stepOrder
 --   of the current order (the prompt's, else the last opened); "explicit" the next
 --   stepOrder of explicitOrder. body holds the placeholder "order":-1,"stepOrder":-1.
@@ -18,7 +19,7 @@ end
 
 local count = tonumber(ARGV[3])
 for i = 0, count - 1 do
-  local id = ARGV[5 + i * 5 + 2]
+  local id = ARGV[5 + i * 6 + 2]
   if redis.call('HEXISTS', KEYS[2], id) == 1 then
     return redis.error_reply('CONFLICT message ' .. id .. ' exists')
   end
@@ -35,8 +36,8 @@ end
 
 local out = {}
 for i = 0, count - 1 do
-  local base = 5 + i * 5
-  local kind, id, is_tool, body = ARGV[base], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4]
+  local base = 5 + i * 6
+  local kind, id, is_tool, index, body = ARGV[base], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4], ARGV[base + 5]
   local step
   if kind == 'user' then
     max_order = max_order + 1
@@ -63,6 +64,7 @@ for i = 0, count - 1 do
   redis.call('HSET', KEYS[2], id, body)
   redis.call('ZADD', KEYS[3], score, id)
   if is_tool == '0' then redis.call('ZADD', KEYS[4], score, id) end
+  if index == '1' then redis.call('RPUSH', KEYS[5], 'u:' .. id) end
   out[#out + 1] = cur
   out[#out + 1] = step
 end

@@ -1,13 +1,14 @@
 -- End a stream and store its final message(s) in one step: subscribers see both together.
--- KEYS: thread, msgs, idx, idx_notool, stream, active, ended
--- ARGV: channel status member now, then per message: messageId isTool body
+-- KEYS: thread, msgs, idx, idx_notool, stream, active, ended, vector_ops
+-- ARGV: channel status member now, then per message: messageId isTool index body
 -- Returns 0 when the stream was already finalized (by the worker or the reaper).
 if redis.call('HGET', KEYS[5], 'final') == '1' then return 0 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-for i = 5, #ARGV, 3 do
+for i = 5, #ARGV, 4 do
   local id = ARGV[i]
   if redis.call('HEXISTS', KEYS[2], id) == 1 then
-    redis.call('HSET', KEYS[2], id, ARGV[i + 2])
+    redis.call('HSET', KEYS[2], id, ARGV[i + 3])
+    if ARGV[i + 2] == '1' then redis.call('RPUSH', KEYS[8], 'u:' .. id) end
     if ARGV[i + 1] == '1' then redis.call('ZREM', KEYS[4], id)
     else redis.call('ZADD', KEYS[4], redis.call('ZSCORE', KEYS[3], id), id) end
   end
