@@ -22,6 +22,7 @@ from shared.auth import Identity, bearer, verify
 from shared.errors import BadRequest, Forbidden
 from shared.generation.runner import Generation
 from shared.records import Message, TextPart
+from shared.store.pagination import parse_digits
 
 
 class AdminSend(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
@@ -67,7 +68,7 @@ def routes(services: Services) -> list[Route]:
         admin(request)
         tid = request.path_params["thread_id"]
         num = request.query_params.get("numItems", "50")
-        if not num.isdigit() or not 1 <= int(num) <= 100:
+        if not 1 <= parse_digits(num, "numItems", 100):
             raise BadRequest("`numItems` must be 1-100")
         streams: list[Any] = []
         _, page = await services.store.messages.list(tid, None, num_items=int(num),

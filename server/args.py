@@ -8,11 +8,13 @@ import msgspec
 
 from shared.records import Part, Role, Status, ThreadStatus
 from shared.store import PaginationOpts
+from shared.store.pagination import Order
 
 Title = Annotated[str, msgspec.Meta(max_length=500)]
 Summary = Annotated[str, msgspec.Meta(max_length=20_000)]
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 Text = Annotated[str, msgspec.Meta(max_length=500_000)]
+StepOrder = Annotated[int, msgspec.Meta(ge=0, lt=1 << 20)]
 
 
 class _Args(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
@@ -53,7 +55,7 @@ class MessagesSend(_Args):
     agent_name: Annotated[str, msgspec.Meta(max_length=100)] | None = None
     generate: bool = True
     client_message_id: Id | None = None
-    order: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    order: Order | None = None
     prompt_message_id: Id | None = None
 
 
@@ -63,10 +65,10 @@ class MessagesDelete(_Args):
 
 class MessagesDeleteRange(_Args):
     thread_id: Id
-    start_order: Annotated[int, msgspec.Meta(ge=0)]
-    end_order: Annotated[int, msgspec.Meta(ge=0)]
-    start_step_order: Annotated[int, msgspec.Meta(ge=0)] = 0
-    end_step_order: Annotated[int, msgspec.Meta(ge=0)] = 0
+    start_order: Order
+    end_order: Order
+    start_step_order: StepOrder = 0
+    end_step_order: StepOrder = 0
 
 
 class MessagesList(_Args):
@@ -75,7 +77,7 @@ class MessagesList(_Args):
     exclude_tool_messages: bool = False
     statuses: list[Status] | None = None
     streams: bool = False
-    stream_cursors: dict[str, Annotated[int, msgspec.Meta(ge=0)]] = {}
+    stream_cursors: Annotated[dict[Id, Order], msgspec.Meta(max_length=1000)] = {}
 
 
 class StreamsAbort(_Args):

@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from shared.auth import Identity
 from shared.config import Settings
 from shared.store import Store
+from shared.store.guard import Guard
 
 
 @dataclass(slots=True)
@@ -37,7 +38,7 @@ class Context:
 
     services: Services
     identity: Identity
-
+    guard: Guard | None = None  # set while a mutation a client may resend runs
     @property
     def store(self) -> Store:
         return self.services.store

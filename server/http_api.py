@@ -27,6 +27,8 @@ from shared.errors import (
     from_validation,
     status_of,
 )
+from shared.json_depth import check_depth
+from shared.store.pagination import MAX_PAGE, parse_digits
 from shared.store.streams import thread_of_stream
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,7 @@ def error_response(exc: ChatError) -> Response:
 
 async def _body(request: Request) -> dict[str, Any]:
     length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+    if length is not None and (not (length.isascii() and length.isdigit()) or int(length) > MAX_BODY):
         raise TooLarge(f"request body over {MAX_BODY} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -59,9 +61,10 @@ async def _body(request: Request) -> dict[str, Any]:
     raw = b"".join(chunks)
     if not raw.strip():
         return {}
+    check_depth(raw)
     try:
         body = msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise BadRequest(f"body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise BadRequest("body must be a JSON object")
@@ -80,9 +83,7 @@ def _query_params(request: Request) -> dict[str, Any]:
     out: dict[str, Any] = {}
     opts: dict[str, Any] = {}
     if "numItems" in q:
-        if not q["numItems"].isdigit():
-            raise BadRequest("`numItems` must be a whole number")
-        opts["numItems"] = int(q["numItems"])
+        opts["numItems"] = parse_digits(q["numItems"], "numItems", MAX_PAGE)
     if "cursor" in q:
         opts["cursor"] = q["cursor"]
     if opts:
@@ -121,8 +122,8 @@ class Endpoints:
         if not 1 <= len(key) <= 128:
             raise BadRequest("Idempotency-Key must have 1-128 characters")
         stored, _ = await run_once(
-            self.services.redis, f"http:{ctx.user_id}", key,
-            self.services.settings.idempotency_ttl_s, lambda: m.handler(ctx, args),
+            self.services.redis, ctx, ("http", key), self.services.settings.idempotency_ttl_s,
+            lambda guarded: m.handler(guarded, args),
         )
         if not stored.ok:
             assert stored.error is not None
@@ -179,10 +180,8 @@ class Endpoints:
         await ctx.store.threads.get(thread_id, ctx.user_id)
         if not await ctx.store.streams.get(stream_id):
             raise NotFound(f"stream {stream_id} not found")
-        last = request.headers.get("last-event-id", "0")
-        if not last.isdigit():
-            raise BadRequest("Last-Event-ID must be a seq number")
-        return StreamingResponse(sse_deltas(ctx, thread_id, stream_id, int(last), request),
+        last = parse_digits(request.headers.get("last-event-id", "0"), "Last-Event-ID")
+        return StreamingResponse(sse_deltas(ctx, thread_id, stream_id, last, request),
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

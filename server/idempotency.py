@@ -1,32 +1,31 @@
-"""Exactly-once mutations: the first outcome of (clientId, requestId) is kept and replayed.
+"""Exactly-once mutations: the first outcome of a request is kept and replayed.
 
-A request first claims its key with a short lease (SET NX PX). The process that
-holds the claim runs the mutation and stores the outcome for at least 24 hours;
-a duplicate that arrives meanwhile, on any process, waits for that outcome.
-Outcomes of transient failures (unavailable, internal) are not kept, so a retry
-runs again; a claim whose process died expires with its lease.
+A request is named by an unambiguous digest of (transport, user, client, request
+id). Its writes are guarded (shared.store.guard): each write script records its
+own result in the same atomic step as the change, so a resend after any crash
+(a killed web process, a restarted Redis) replays the first write instead of
+repeating it, and finishes whatever the first attempt had not done yet (e.g.
+enqueueing the reply, which is idempotent by job id). The outcome sent to the
+client is then kept for the TTL, and a later resend gets it at once. Outcomes
+of transient failures (unavailable, internal) are not kept, so a retry runs again.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import secrets
+import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
 
+from server.context import Context
 from server.mutations import Outcome
 from shared import keys
-from shared.errors import ChatError, Unavailable
+from shared.errors import ChatError
 from shared.redis_client import redis_errors
+from shared.store.guard import Guard
 
-LEASE_MS = 30_000
-POLL_S = 0.02
-PENDING = b"\x00pending:"  # + the claim's token
-_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 TRANSIENT = {"unavailable", "internal"}
 
 
@@ -52,54 +51,31 @@ def outcome_of(result: Outcome | ChatError) -> StoredOutcome:
 
 async def run_once(
     redis: aioredis.Redis,
-    client_id: str,
-    request_id: str,
+    ctx: Context,
+    request: tuple[str, ...],
     ttl_s: int,
-    execute: Callable[[], Awaitable[Outcome]],
+    execute: Callable[[Context], Awaitable[Outcome]],
 ) -> tuple[StoredOutcome, bool]:
-    """(the outcome, whether it is a replay of an earlier execution)."""
-    key = keys.idempotency(client_id, request_id)
-    claim = PENDING + secrets.token_hex(8).encode()
-    while True:
-        with redis_errors():
-            claimed = await redis.set(key, claim, nx=True, px=LEASE_MS)
-        if claimed:
-            break
-        stored = await _wait_for(redis, key)
-        if stored is not None:
-            return stored, True
+    """(the outcome, whether it is a replay of an earlier one).
+
+    ``request`` names the request (transport, client, id); the user is added
+    here, so no two users' requests can share a record.
+    """
+    digest = keys.request_digest(*request, ctx.user_id)
+    key = keys.outcome(ctx.user_id, digest)
+    with redis_errors():
+        raw = await redis.hget(key, "o")
+    if raw is not None:
+        return _decode(raw), True
     try:
-        result: Outcome | ChatError = await execute()
+        result: Outcome | ChatError = await execute(dataclasses.replace(ctx, guard=Guard(digest, ttl_s)))
     except ChatError as exc:
         result = exc
-    except BaseException:
-        await _release(redis, key, claim)
-        raise
     stored = outcome_of(result)
-    if isinstance(result, ChatError) and result.code in TRANSIENT:
-        await _release(redis, key, claim)
-    else:
+    if not (isinstance(result, ChatError) and result.code in TRANSIENT):
         with redis_errors():
-            await redis.set(key, _encode(stored), ex=ttl_s)
+            async with redis.pipeline(transaction=True) as pipe:
+                pipe.hset(key, "o", _encode(stored))
+                pipe.expire(key, ttl_s)
+                await pipe.execute()
     return stored, False
-
-
-async def _wait_for(redis: aioredis.Redis, key: str) -> StoredOutcome | None:
-    """The stored outcome once it is there; None when the claim vanished (run it again)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + LEASE_MS / 1000 + 1
-    while loop.time() < deadline:
-        with redis_errors():
-            raw = await redis.get(key)
-        if raw is None:
-            return None
-        if not raw.startswith(PENDING):
-            return _decode(raw)
-        await asyncio.sleep(POLL_S)
-    raise Unavailable("the first attempt of this request is still running; retry later")
-
-
-async def _release(redis: aioredis.Redis, key: str, claim: bytes) -> None:
-    """Give the claim up, unless its lease ran out and another request holds the key now."""
-    with contextlib.suppress(Exception):  # the lease expires anyway
-        await redis.eval(_RELEASE, 1, key, claim)

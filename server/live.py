@@ -24,8 +24,8 @@ from shared.errors import ChatError, Internal
 log = logging.getLogger(__name__)
 
 _encode = msgspec.json.Encoder().encode
-TRANSIENT = {"unavailable", "internal"}
-RETRY_S = (0.2, 0.5, 1.0, 2.0, 5.0)
+# Only an unreachable store is worth waiting for; anything else ends the subscription at once.
+RETRY_S = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0)  # then the subscription fails with `unavailable`
 
 
 class Subscriber(Protocol):
@@ -202,8 +202,8 @@ class LiveQueries:
                 await self._run(sq)
                 attempt = 0
             except ChatError as exc:
-                if exc.code in TRANSIENT:
-                    await asyncio.sleep(RETRY_S[min(attempt, len(RETRY_S) - 1)])
+                if exc.code == "unavailable" and attempt < len(RETRY_S):
+                    await asyncio.sleep(RETRY_S[attempt])
                     attempt += 1
                     sq.dirty = True
                     continue

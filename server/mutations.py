@@ -11,6 +11,7 @@ from server.context import Context
 from shared import keys
 from shared.errors import BadRequest, Unavailable
 from shared.records import Message, Part, TextPart, text_of
+from shared.store.guard import recorded
 from shared.store.snippets import thread_of_snippet
 from shared.store.streams import thread_of_stream
 
@@ -48,7 +49,7 @@ def mutation(name: str, args_type: type) -> Callable[[Handler], Handler]:
 @mutation("threads.create", A.ThreadsCreate)
 async def create_thread(ctx: Context, a: A.ThreadsCreate) -> Outcome:
     thread = await ctx.store.threads.create(
-        ctx.user_id, title=a.title, summary=a.summary, metadata=a.metadata
+        ctx.user_id, title=a.title, summary=a.summary, metadata=a.metadata, guard=ctx.guard
     )
     version = await ctx.store.threads.list_version(ctx.user_id)
     return Outcome({"threadId": thread.thread_id}, version, [keys.user_channel(ctx.user_id)])
@@ -67,7 +68,7 @@ async def update_thread(ctx: Context, a: A.ThreadsUpdate) -> Outcome:
 
 @mutation("threads.delete", A.ThreadRef)
 async def delete_thread(ctx: Context, a: A.ThreadRef) -> Outcome:
-    await ctx.store.delete_thread(a.thread_id, ctx.user_id)
+    await ctx.store.delete_thread(a.thread_id, ctx.user_id, ctx.guard)
     version = await ctx.store.threads.list_version(ctx.user_id)
     return Outcome(
         {"deleted": True}, version, [keys.thread_channel(a.thread_id), keys.user_channel(ctx.user_id)]
@@ -105,7 +106,10 @@ def _message_of(a: A.MessagesSend) -> Message:
 @mutation("messages.send", A.MessagesSend)
 async def send_message(ctx: Context, a: A.MessagesSend) -> Outcome:
     message = _message_of(a)
-    if ctx.services.limiter is not None:
+    record = ctx.guard.thread(a.thread_id) if ctx.guard is not None else None
+    # a resend that finishes its first attempt was admitted then: no second rate-limit or double-texting check
+    resumed = await recorded(ctx.store.redis, record)
+    if ctx.services.limiter is not None and not resumed:
         await ctx.services.limiter.check(ctx.user_id, "send")
     generation = ctx.services.generation
     agent = None
@@ -114,10 +118,11 @@ async def send_message(ctx: Context, a: A.MessagesSend) -> Outcome:
             raise Unavailable("generation is not available on this server; send generate:false")
         agent = generation.agent(a.agent_name)
         await ctx.store.threads.get(a.thread_id, ctx.user_id)
-        if message.role == "user":
+        if message.role == "user" and not resumed:
             await generation.before_send(a.thread_id, agent)
     version, (saved,) = await ctx.store.messages.save(
-        a.thread_id, ctx.user_id, [message], order=a.order, prompt_message_id=a.prompt_message_id
+        a.thread_id, ctx.user_id, [message], order=a.order, prompt_message_id=a.prompt_message_id,
+        guard=ctx.guard,
     )
     if agent is not None:
         prompt = saved
@@ -141,6 +146,8 @@ async def regenerate(ctx: Context, a: A.MessagesRegenerate) -> Outcome:
     prompt = await ctx.store.messages.get(a.message_id, ctx.user_id)
     if prompt.role != "user":
         raise BadRequest("only a user message can be answered again")
+    if ctx.services.limiter is not None:  # every mutation that starts a generation counts
+        await ctx.services.limiter.check(ctx.user_id, "send")
     agent = generation.agent(a.agent_name)
     await generation.before_send(prompt.thread_id, agent)
     await generation.enqueue(prompt, agent, trigger_id=f"{prompt.message_id}-{a.attempt}")
@@ -157,14 +164,14 @@ async def abort_streams(ctx: Context, a: A.StreamsAbort) -> Outcome:
     ids = [a.stream_id] if a.stream_id else await ctx.store.streams.active_ids(thread_id)
     aborted = 0
     for stream_id in ids:
-        aborted += await ctx.store.streams.abort(thread_id, stream_id)
+        aborted += await ctx.store.streams.abort(thread_id, stream_id, ctx.guard)
     version = await ctx.store.threads.version(thread_id)
     return Outcome({"aborted": aborted}, version, [keys.thread_channel(thread_id)])
 
 
 @mutation("messages.delete", A.MessagesDelete)
 async def delete_messages(ctx: Context, a: A.MessagesDelete) -> Outcome:
-    count, versions = await ctx.store.messages.delete(a.message_ids, ctx.user_id)
+    count, versions = await ctx.store.messages.delete(a.message_ids, ctx.user_id, ctx.guard)
     return Outcome(
         {"deleted": count},
         max(versions.values(), default=0),
@@ -181,6 +188,7 @@ async def delete_message_range(ctx: Context, a: A.MessagesDeleteRange) -> Outcom
         end_order=a.end_order,
         start_step_order=a.start_step_order,
         end_step_order=a.end_step_order,
+        guard=ctx.guard,
     )
     return Outcome({"deleted": count}, version, [keys.thread_channel(a.thread_id)])
 
@@ -193,12 +201,12 @@ async def add_snippet(ctx: Context, a: A.SnippetsAdd) -> Outcome:
             raise BadRequest("messageId is not a message of this thread")
     version, snippet = await ctx.store.snippets.add(
         a.thread_id, ctx.user_id, kind=a.kind, content=a.content, target=a.target, summary=a.summary,
-        message_id=a.message_id)
+        message_id=a.message_id, guard=ctx.guard)
     return Outcome({"snippetId": snippet.snippet_id}, version, [keys.thread_channel(a.thread_id)])
 
 
 @mutation("snippets.delete", A.SnippetsDelete)
 async def delete_snippet(ctx: Context, a: A.SnippetsDelete) -> Outcome:
-    version, deleted = await ctx.store.snippets.delete(a.snippet_id, ctx.user_id)
+    version, deleted = await ctx.store.snippets.delete(a.snippet_id, ctx.user_id, ctx.guard)
     thread_id = thread_of_snippet(a.snippet_id)
     return Outcome({"deleted": deleted}, version, [keys.thread_channel(thread_id)])

@@ -12,7 +12,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -20,27 +20,29 @@ from shared.errors import BadRequest
 from shared.models.base import RawHandler
 from shared.records import Usage
 
+Count = Annotated[int, msgspec.Meta(ge=0, le=10_000)]
+
 
 class SearchOptions(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
-    limit: int = 10
+    limit: Count = 10
     text_search: bool = False
     vector_search: bool = False
-    message_range: dict[str, int] = msgspec.field(default_factory=lambda: {"before": 2, "after": 1})
+    message_range: dict[str, Count] = msgspec.field(default_factory=lambda: {"before": 2, "after": 1})
     vector_score_threshold: float | None = None
 
 
 class SnippetOptions(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
     """Which thread snippets reach the context: the most recent ones and those matching the prompt."""
 
-    recent: int = 3
+    recent: Count = 3
     search: bool = True
-    limit: int = 3
+    limit: Count = 3
 
 
 class ContextOptions(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
     """What the model sees besides the prompt (as in the reference)."""
 
-    recent_messages: int = 100
+    recent_messages: Count = 100
     exclude_tool_messages: bool = True
     search_options: SearchOptions | None = None
     search_other_threads: bool = False

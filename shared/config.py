@@ -39,6 +39,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid
     workers: Positive = 2
     ws_max_subscriptions: Positive = 200
     ws_send_queue: Positive = 1000
+    ws_send_queue_bytes: Annotated[int, msgspec.Meta(ge=64 << 10)] = 4 << 20
     ws_ping_interval_s: Annotated[float, msgspec.Meta(gt=0)] = 20.0
     ws_ping_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 20.0
     ws_compression: bool = False

@@ -7,6 +7,8 @@ A thread's keys share the hash tag ``{t:<threadId>}`` and a user's keys share
 
 from __future__ import annotations
 
+import hashlib
+
 PREFIX = "tl"
 
 
@@ -139,8 +141,30 @@ def rate_limit(user_id: str, action: str) -> str:
     return f"{_u(user_id)}:rl:{action}"
 
 
-def idempotency(client_id: str, request_id: str) -> str:
-    """String: the first outcome of one (clientId, request id) mutation."""
-    return f"{PREFIX}:idem:{{c:{client_id}}}:{request_id}"
+def request_digest(*parts: str) -> str:
+    """An unambiguous name for one request: its parts (transport, user, client, id), length-prefixed.
+
+    No choice of user id, client id or request id can make two requests share it.
+    """
+    h = hashlib.sha256()
+    for part in parts:
+        raw = part.encode()
+        h.update(len(raw).to_bytes(4, "big"))
+        h.update(raw)
+    return h.hexdigest()[:40]
 
 
+def outcome(user_id: str, digest: str) -> str:
+    """Hash: the outcome sent for one request (field ``o``) of this user, kept for the TTL."""
+    return f"{_u(user_id)}:idem:{digest}"
+
+
+def write_record(digest: str, *, thread_id: str | None = None, user_id: str | None = None,
+                 step: str = "") -> str:
+    """Hash: the result of one guarded write (field ``r``), in the slot of what it writes.
+
+    Written by the write's own script, so either the change and its record exist or neither.
+    """
+    assert (thread_id is None) != (user_id is None)
+    base = _t(thread_id) if thread_id is not None else _u(user_id or "")
+    return f"{base}:idem:{digest}" + (f":{step}" if step else "")

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import re
 from collections.abc import Iterator
 
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
 
 from shared.errors import ChatError, Conflict, Internal, NotFound, Unavailable
+
+log = logging.getLogger(__name__)
+# a script's own refusal, also when a pipeline wraps it ("Command # 1 (EVALSHA ...) of pipeline caused error: ...")
+_SCRIPT_REPLY = re.compile(r"""(?:^|error: \(?['"]?)(NOTFOUND|CONFLICT)\b ?([^'"]*)""")
 
 
 def connect(url: str, *, max_connections: int = 64, wait_s: float = 10.0) -> aioredis.Redis:
@@ -30,19 +36,25 @@ def connect(url: str, *, max_connections: int = 64, wait_s: float = 10.0) -> aio
 
 @contextlib.contextmanager
 def redis_errors() -> Iterator[None]:
-    """Turn Redis errors into ChatErrors: script replies NOTFOUND/CONFLICT keep their meaning."""
+    """Turn Redis errors into ChatErrors: script replies NOTFOUND/CONFLICT keep their meaning.
+
+    Anything else becomes ``internal`` or ``unavailable`` with a fixed message: what
+    the storage said is logged, never shown to a client.
+    """
     try:
         yield
     except ChatError:
         raise
     except rexc.ResponseError as exc:
-        text = str(exc)
-        if text.startswith("NOTFOUND"):
-            raise NotFound(text.removeprefix("NOTFOUND ")) from exc
-        if text.startswith("CONFLICT"):
-            raise Conflict(text.removeprefix("CONFLICT ")) from exc
-        raise Internal(f"storage error: {text}") from exc
+        hit = _SCRIPT_REPLY.search(str(exc))
+        if hit is not None:
+            kind, detail = hit.groups()
+            raise (NotFound if kind == "NOTFOUND" else Conflict)(detail.strip() or kind.lower()) from exc
+        log.error("storage error: %s", exc)
+        raise Internal("storage error") from exc
     except (rexc.ConnectionError, rexc.TimeoutError, OSError) as exc:
-        raise Unavailable(f"storage unreachable: {exc}") from exc
+        log.warning("storage unreachable: %s", exc)
+        raise Unavailable("storage unreachable; retry later") from exc
     except rexc.RedisError as exc:
-        raise Internal(f"storage error: {exc}") from exc
+        log.error("storage error: %s", exc)
+        raise Internal("storage error") from exc

@@ -9,6 +9,7 @@ import msgspec
 
 from server.idempotency import StoredOutcome
 from shared.errors import ChatError
+from shared.json_depth import top_level_strings
 
 PROTOCOL_VERSION = 1
 MAX_FRAME = 1 << 20
@@ -63,13 +64,20 @@ _encode = msgspec.json.Encoder().encode
 
 
 def envelope(raw: str | bytes) -> tuple[str | None, str | None]:
-    """(type, id) of a frame that did not decode as a whole, when they can be read."""
+    """(type, id) of a frame that did not decode as a whole, when they can be read.
+
+    Falls back to reading the top-level members alone, so a mutate too deep or with a
+    bad escape elsewhere (e.g. a lone surrogate) is still answered by its id.
+    """
     try:
         env = _decode_envelope(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return None, None
-    kind = env.type if isinstance(env.type, str) else None
-    ident = env.id if isinstance(env.id, str) and 0 < len(env.id) <= 128 else None
+        kind, ident = env.type, env.id
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+        members = top_level_strings(text, ("type", "id"))
+        kind, ident = members.get("type"), members.get("id")
+    kind = kind if isinstance(kind, str) else None
+    ident = ident if isinstance(ident, str) and 0 < len(ident) <= 128 and ident.isprintable() else None
     return kind, ident
 
 

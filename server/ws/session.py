@@ -1,8 +1,10 @@
 """One WebSocket connection: connect handshake, subscriptions, mutations, bounded sending.
 
 Frames are read by one task; subscribe/unsubscribe/mutate run in arrival order on
-a second; a third writes the outgoing queue. The queue is bounded: a client that
-stops reading is disconnected instead of growing the server's memory.
+a second; a third writes the outgoing queue. The queue is bounded in frames and
+in bytes: a client that stops reading is disconnected (its socket aborted at
+once) instead of growing the server's memory. Every way out of a session
+releases its live queries.
 """
 
 from __future__ import annotations
@@ -27,13 +29,16 @@ from server.ws import frames
 from shared.auth import verify
 from shared.errors import BadRequest, ChatError, Internal, TooLarge, Unauthorized, from_validation
 from shared.ids import new_session_id
+from shared.json_depth import check_depth
 
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10.0
+CLOSE_TIMEOUT_S = 2.0
 WORK_QUEUE = 256
 BAD_FRAMES_ALLOWED = 50
 BAD_FRAMES_WINDOW_S = 10.0
+READ_YOUR_WRITES_S = 5.0
 
 
 class CloseCode:
@@ -79,8 +84,8 @@ class Session:
     """The server side of one connected tab."""
 
     __slots__ = (
-        "__weakref__", "_bad", "_main", "_out", "_processor", "_work", "_writer",
-        "client_key", "ctx", "live", "services", "session_id", "state", "subs", "ws",
+        "__weakref__", "_bad", "_main", "_out", "_out_bytes", "_processor", "_work", "_writer",
+        "client_id", "ctx", "live", "services", "session_id", "state", "subs", "ws",
     )
 
     def __init__(self, websocket: WebSocket, services: Services, live: LiveQueries) -> None:
@@ -90,10 +95,11 @@ class Session:
         self.state = State.CONNECTING
         self.session_id = new_session_id()
         self.ctx: Context | None = None
-        self.client_key = ""
+        self.client_id = ""
         self.subs: dict[str, _Sub] = {}
         # Queues exist only while frames wait in them: an idle session holds neither.
         self._out: deque[tuple[_Sub | None, str] | _Close] | None = None
+        self._out_bytes = 0  # characters of the frames in _out (a bound, not an exact byte count)
         self._work: deque[frames.ClientFrame] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._processor: asyncio.Task[None] | None = None
@@ -159,7 +165,7 @@ class Session:
             await self._refuse(exc, CloseCode.UNAUTHORIZED)
             return False
         self.ctx = Context(self.services, identity)
-        self.client_key = f"{identity.user_id}:{frame.client_id}"
+        self.client_id = frame.client_id
         self._to(State.OPEN)
         await self.ws.send_text(frames.connected(identity.user_id, self.session_id, int(time.time() * 1000)))
         return True
@@ -190,9 +196,31 @@ class Session:
         """End a session that stopped reading: no close handshake can get through."""
         log.warning("session %s is not reading; disconnecting it", self.session_id)
         self._to(State.CLOSED)
-        self._out = None
+        self._out, self._out_bytes = None, 0
+        self._abort_transport()
         if self._main is not None:
             self._main.cancel()
+
+    def _abort_transport(self) -> None:
+        """Close the socket now, dropping unsent bytes (asyncio's close() would wait for them)."""
+        protocol = getattr(self.ws._send, "__self__", None)  # uvicorn's protocol object
+        transport = getattr(protocol, "transport", None)
+        if transport is not None and hasattr(transport, "abort"):
+            transport.abort()
+
+    async def _close_now(self, code: int, reason: str) -> None:
+        """Stop all work of this session and close with ``code`` (abort if the peer won't take it)."""
+        for task in (self._processor, self._writer):
+            if task is not None:
+                task.cancel()
+        self._work, self._out, self._out_bytes = None, None, 0
+        if self.state is State.OPEN:
+            self._to(State.CLOSED)
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await self.ws.close(code, reason)
+        except Exception:
+            self._abort_transport()
 
     def _cleanup(self) -> None:
         if self.state is not State.CLOSED:
@@ -216,27 +244,20 @@ class Session:
             if text is None:
                 self._bad_frame(BadRequest("frames must be JSON text"))
                 continue
-            if len(text) > frames.MAX_FRAME // 4 and len(text.encode()) > frames.MAX_FRAME:
-                _, ident = frames.envelope(text)
-                self._bad_frame(TooLarge(f"frame over {frames.MAX_FRAME} bytes"), ident)
-                continue
             try:
+                if len(text) > frames.MAX_FRAME // 4 and len(text.encode("utf-8", "replace")) > frames.MAX_FRAME:
+                    raise TooLarge(f"frame over {frames.MAX_FRAME} bytes")
+                check_depth(text)
                 frame = frames.decode_frame(text)
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                kind, ident = frames.envelope(text)
-                err = from_validation(exc)
-                if kind == "mutate" and ident is not None:
-                    self._mutated_error(ident, err)
-                    self._count_bad()
-                else:
-                    self._bad_frame(err, ident)
+            except (msgspec.DecodeError, msgspec.ValidationError, ChatError, RecursionError) as exc:
+                self._refuse_frame(text, exc)
                 continue
             if isinstance(frame, frames.Ping):
                 self._send(None, frames.pong(frame.t))
             elif isinstance(frame, frames.Connect):
                 self._bad_frame(BadRequest("already connected"))
             elif self._work is not None and len(self._work) >= WORK_QUEUE:
-                self._close_soon(CloseCode.FLOOD, "too many frames in flight")
+                await self._close_now(CloseCode.FLOOD, "too many frames in flight")
                 return
             else:
                 if self._work is None:
@@ -263,7 +284,10 @@ class Session:
                     raise
                 except Exception:
                     log.exception("frame %s failed", type(frame).__name__)
-                    self._send(None, frames.error(Internal("internal error"), getattr(frame, "id", None)))
+                    if isinstance(frame, frames.Mutate):
+                        self._mutated_error(frame.id, Internal("internal error"))
+                    else:
+                        self._send(None, frames.error(Internal("internal error"), getattr(frame, "id", None)))
         finally:
             self._processor = None
 
@@ -280,11 +304,13 @@ class Session:
             while self._out:
                 item = self._out.popleft()
                 if not self._out:
-                    self._out = None
+                    self._out, self._out_bytes = None, 0
+                elif not isinstance(item, _Close):
+                    self._out_bytes -= len(item[1])
                 if isinstance(item, _Close):
                     with contextlib.suppress(Exception):
                         await self.ws.close(item.code, item.reason)
-                    self._out = None
+                    self._out, self._out_bytes = None, 0
                     return
                 sub, text = item
                 if sub is not None and self.subs.get(sub.id) is not sub:
@@ -292,7 +318,7 @@ class Session:
                 try:
                     await self.ws.send_text(text)
                 except (WebSocketDisconnect, RuntimeError, OSError):
-                    self._out = None
+                    self._out, self._out_bytes = None, 0
                     return
         finally:
             self._writer = None
@@ -314,7 +340,7 @@ class Session:
             return
         try:
             args = msgspec.json.decode(f.args, type=query.args_type)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
             self._send(None, frames.error(from_validation(exc), f.id))
             return
         sub = self.subs[f.id] = _Sub(f.id)
@@ -324,11 +350,17 @@ class Session:
             sub.cursors, sub.resume = dict(cursors), set(cursors)
             args.stream_cursors = {}
         try:
-            sub.sq = await self.live.subscribe(self.ctx, query, args, self, f.id)
+            sq = await self.live.subscribe(self.ctx, query, args, self, f.id)
         except ChatError as exc:
             if self.subs.get(f.id) is sub:
                 del self.subs[f.id]
             self._send(None, frames.error(exc, f.id))
+            return
+        if self.state is not State.OPEN or self.subs.get(f.id) is not sub:
+            # the session ended while the query ran (a cancellation can be lost in a race)
+            self.live.unsubscribe(sq, self, f.id)
+            return
+        sub.sq = sq
 
     def _unsubscribe(self, sub_id: str) -> None:
         sub = self.subs.pop(sub_id, None)
@@ -343,12 +375,12 @@ class Session:
             return self._mutated_error(f.id, BadRequest(f"unknown mutation {f.name!r}"))
         try:
             args = msgspec.json.decode(f.args, type=mutation.args_type)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
             return self._mutated_error(f.id, from_validation(exc))
         try:
             outcome, _ = await run_once(
-                self.services.redis, self.client_key, f.id, self.services.settings.idempotency_ttl_s,
-                lambda: mutation.handler(ctx, args),
+                self.services.redis, ctx, ("ws", self.client_id, f.id), self.services.settings.idempotency_ttl_s,
+                lambda guarded: mutation.handler(guarded, args),
             )
         except ChatError as exc:
             return self._mutated_error(f.id, exc)
@@ -357,7 +389,10 @@ class Session:
             mine = {sub.sq for sub in self.subs.values() if sub.sq is not None}
             changed = mine & self.live.affected(outcome.channels)
             if changed:
-                await asyncio.gather(*(self.live.refresh(sq) for sq in changed))
+                # a result the store cannot give now must not hold back the answer
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(READ_YOUR_WRITES_S):
+                        await asyncio.gather(*(self.live.refresh(sq) for sq in changed))
         self._send(None, frames.mutated(f.id, outcome))
         return None
 
@@ -414,10 +449,28 @@ class Session:
     def _send(self, sub: _Sub | None, text: str) -> None:
         if self.state is not State.OPEN:
             return
-        if self._out is not None and len(self._out) >= self.services.settings.ws_send_queue:
+        settings = self.services.settings
+        if self._out is not None and (len(self._out) >= settings.ws_send_queue
+                                      or self._out_bytes + len(text) > settings.ws_send_queue_bytes):
             self._drop()
             return
+        self._out_bytes += len(text)
         self._queue_out((sub, text))
+
+    def _refuse_frame(self, text: str, exc: Exception) -> None:
+        """Answer a frame that cannot be read: a mutate by its id with `mutated`, others with `error`."""
+        if isinstance(exc, ChatError):
+            err = exc
+        elif isinstance(exc, RecursionError):
+            err = BadRequest("JSON nested too deeply")
+        else:
+            err = from_validation(exc)  # type: ignore[arg-type]
+        kind, ident = frames.envelope(text)
+        if kind == "mutate" and ident is not None:
+            self._mutated_error(ident, err)
+            self._count_bad()
+        else:
+            self._bad_frame(err, ident)
 
     def _bad_frame(self, exc: ChatError, sub_id: str | None = None) -> None:
         self._send(None, frames.error(exc, sub_id))

@@ -6,6 +6,7 @@ import redis.asyncio as aioredis
 
 from shared.memory.ops import MemoryOps
 from shared.store._scripts import Scripts
+from shared.store.guard import Guard
 from shared.store.messages import MessageStore
 from shared.store.pagination import MAX_PAGE, Page, PaginationOpts
 from shared.store.snippets import SnippetStore
@@ -27,10 +28,9 @@ class Store:
         self.streams = StreamStore(redis, scripts)
         self.snippets = SnippetStore(redis, scripts, self.threads)
 
-    async def delete_thread(self, thread_id: str, user_id: str) -> None:
-        """Delete a thread and everything of it (messages, streams and their logs)."""
-        await self.threads.get(thread_id, user_id)
-        await self.threads.delete(thread_id, user_id, await self.streams.all_keys(thread_id))
+    async def delete_thread(self, thread_id: str, user_id: str, guard: Guard | None = None) -> None:
+        """Delete the user's thread and everything of it (messages, streams and their logs)."""
+        await self.threads.delete(thread_id, user_id, await self.streams.all_keys(thread_id), guard)
 
     async def delete_user(self, user_id: str) -> int:
         """Delete every thread of a user; return how many."""

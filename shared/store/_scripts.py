@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
+
+from shared.store.guard import GUARD_HEAD, GUARD_TAIL, Record
 
 _DIR = Path(__file__).parent / "lua"
 _SOURCES = {p.stem: p.read_text() for p in _DIR.glob("*.lua")}
@@ -18,6 +22,16 @@ class Scripts:
         self._scripts: dict[str, AsyncScript] = {
             name: redis.register_script(src) for name, src in _SOURCES.items()
         }
+        self._guarded: dict[str, AsyncScript] = {
+            name: redis.register_script(GUARD_HEAD + src + GUARD_TAIL) for name, src in _SOURCES.items()
+        }
+
+    async def run(self, name: str, keys: Sequence[str], args: Sequence[Any],
+                  record: Record | None = None) -> Any:
+        """Run script ``name``; with a ``record``, at most once for it (see shared.store.guard)."""
+        if record is None:
+            return await self._scripts[name](keys=list(keys), args=list(args))
+        return await self._guarded[name](keys=[record.key, *keys], args=[record.ttl_s, *args])
 
     def stream_read_call(self, thread_id: str, client: aioredis.Redis) -> object:
         """The streams_read script for one thread, on ``client`` (a pipeline is fine)."""

@@ -25,6 +25,7 @@ from shared.records import (
 )
 from shared.redis_client import redis_errors
 from shared.store._scripts import Scripts
+from shared.store.guard import Guard
 from shared.store.pagination import Page, score_bound
 from shared.store.streams import StreamInfo, parse_streams
 from shared.store.threads import ThreadStore, now_ms
@@ -70,6 +71,7 @@ class MessageStore:
         *,
         prompt_message_id: str | None = None,
         order: int | None = None,
+        guard: Guard | None = None,
     ) -> tuple[int, list[Message]]:
         """Save ``messages`` atomically; return (thread version, the saved messages).
 
@@ -77,7 +79,8 @@ class MessageStore:
         the next stepOrder of the current order (the prompt's when ``prompt_message_id``
         is given). With ``order``, every message takes the next stepOrder of that order.
         With ``user_id`` the thread must be that user's (NotFound otherwise); None skips
-        the check (trusted server-side code) and keeps the thread owner's id.
+        the check (trusted server-side code) and keeps the thread owner's id. With a
+        ``guard`` the batch is saved once: a resend gets the first save's ids and orders.
         """
         if not messages:
             raise BadRequest("no messages to save")
@@ -103,10 +106,12 @@ class MessageStore:
                      "1" if m.is_tool else "0", index_flag(m), _encode_unordered(m)]
             prepared.append(m)
         with redis_errors():
-            out = await self._scripts.messages_save(keys=self._thread_keys(thread_id), args=args)
+            out = await self._scripts.run("messages_save", self._thread_keys(thread_id), args,
+                                          guard.thread(thread_id) if guard is not None else None)
         version = int(out[0])
         for i, m in enumerate(prepared):
-            m.order, m.step_order = int(out[1 + 2 * i]), int(out[2 + 2 * i])
+            m.message_id = out[1 + 3 * i].decode()
+            m.order, m.step_order = int(out[2 + 3 * i]), int(out[3 + 3 * i])
         return version, prepared
 
     async def in_orders(self, thread_id: str, start_order: int, end_order: int) -> list[Message]:
@@ -193,7 +198,8 @@ class MessageStore:
                 return version, Page(page=found, continue_cursor=last_score, is_done=True)
             bound = f"({last_score}"
 
-    async def delete(self, message_ids: Sequence[str], user_id: str | None) -> tuple[int, dict[str, int]]:
+    async def delete(self, message_ids: Sequence[str], user_id: str | None,
+                     guard: Guard | None = None) -> tuple[int, dict[str, int]]:
         """Delete messages by id; return (count deleted, {threadId: new version})."""
         by_thread: dict[str, list[str]] = defaultdict(list)
         for mid in message_ids:
@@ -203,9 +209,9 @@ class MessageStore:
         total, versions = 0, {}
         for thread_id, ids in by_thread.items():
             with redis_errors():
-                count, version = await self._scripts.messages_delete(
-                    keys=self._thread_keys(thread_id), args=[keys.thread_channel(thread_id), "ids", *ids]
-                )
+                count, version = await self._scripts.run(
+                    "messages_delete", self._thread_keys(thread_id), [keys.thread_channel(thread_id), "ids", *ids],
+                    guard.thread(thread_id) if guard is not None else None)
             total += int(count)
             versions[thread_id] = int(version)
         return total, versions
@@ -219,6 +225,7 @@ class MessageStore:
         end_order: int,
         start_step_order: int = 0,
         end_step_order: int = 0,
+        guard: Guard | None = None,
     ) -> tuple[int, int]:
         """Delete (startOrder, startStepOrder) inclusive to (endOrder, endStepOrder) exclusive."""
         low, high = score(start_order, start_step_order), score(end_order, end_step_order)
@@ -226,10 +233,9 @@ class MessageStore:
             raise BadRequest("range must be non-negative with end after start")
         await self._threads.get(thread_id, user_id)
         with redis_errors():
-            count, version = await self._scripts.messages_delete(
-                keys=self._thread_keys(thread_id),
-                args=[keys.thread_channel(thread_id), "range", low, high],
-            )
+            count, version = await self._scripts.run(
+                "messages_delete", self._thread_keys(thread_id), [keys.thread_channel(thread_id), "range", low, high],
+                guard.thread(thread_id) if guard is not None else None)
         return int(count), int(version)
 
 

@@ -11,6 +11,16 @@ from shared.errors import BadRequest
 T = TypeVar("T")
 
 MAX_PAGE = 100
+MAX_ORDER = (1 << 31) - 1  # orders, stepOrders and seqs stay far inside a double's exact integers
+MAX_CURSOR = 1 << 53
+Order = Annotated[int, msgspec.Meta(ge=0, le=MAX_ORDER)]
+
+
+def parse_digits(text: str, name: str, maximum: int = MAX_ORDER) -> int:
+    """A whole number written in ASCII digits, at most ``maximum``; BadRequest otherwise."""
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(maximum)) or int(text) > maximum:
+        raise BadRequest(f"`{name}` must be a whole number from 0 to {maximum}")
+    return int(text)
 
 
 class PaginationOpts(msgspec.Struct, rename="camel", kw_only=True):
@@ -28,6 +38,4 @@ def score_bound(cursor: str | None) -> str:
     """The exclusive upper score bound a cursor stands for ('+inf' for the first page)."""
     if cursor is None or cursor == "":
         return "+inf"
-    if not cursor.isdigit():
-        raise BadRequest(f"invalid cursor {cursor!r}")
-    return f"({cursor}"
+    return f"({parse_digits(cursor, 'cursor', MAX_CURSOR)}"

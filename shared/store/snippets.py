@@ -17,6 +17,7 @@ from shared.errors import NotFound
 from shared.ids import SNIPPET, new_child_id, thread_of
 from shared.redis_client import redis_errors
 from shared.store._scripts import Scripts
+from shared.store.guard import Guard
 from shared.store.pagination import Page, score_bound
 from shared.store.threads import ThreadStore, now_ms
 
@@ -61,22 +62,27 @@ class SnippetStore:
         return [keys.thread(thread_id), keys.snippets(thread_id), keys.snippet_index(thread_id), keys.VECTOR_OPS]
 
     async def add(self, thread_id: str, user_id: str, *, kind: str, content: str, target: str | None = None,
-                  summary: str | None = None, message_id: str | None = None) -> tuple[int, Snippet]:
+                  summary: str | None = None, message_id: str | None = None,
+                  guard: Guard | None = None) -> tuple[int, Snippet]:
         snippet = Snippet(snippet_id=new_snippet_id(thread_id), thread_id=thread_id, kind=kind, content=content,
                           target=target, summary=summary, message_id=message_id, user_id=user_id,
                           created_at=now_ms())
         with redis_errors():
-            version, _ = await self._scripts.snippet_write(
-                keys=self._keys(thread_id),
-                args=[keys.thread_channel(thread_id), snippet.snippet_id, _encode(snippet), user_id, thread_id])
+            version, _, snippet_id = await self._scripts.run(
+                "snippet_write", self._keys(thread_id),
+                [keys.thread_channel(thread_id), snippet.snippet_id, _encode(snippet), user_id, thread_id],
+                guard.thread(thread_id) if guard is not None else None)
+        snippet.snippet_id = snippet_id.decode()
         return int(version), snippet
 
-    async def delete(self, snippet_id: str, user_id: str | None) -> tuple[int, bool]:
+    async def delete(self, snippet_id: str, user_id: str | None,
+                     guard: Guard | None = None) -> tuple[int, bool]:
         thread_id = thread_of_snippet(snippet_id)
         with redis_errors():
-            version, changed = await self._scripts.snippet_write(
-                keys=self._keys(thread_id),
-                args=[keys.thread_channel(thread_id), snippet_id, "", user_id or "", thread_id])
+            version, changed, _ = await self._scripts.run(
+                "snippet_write", self._keys(thread_id),
+                [keys.thread_channel(thread_id), snippet_id, "", user_id or "", thread_id],
+                guard.thread(thread_id) if guard is not None else None)
         return int(version), bool(changed)
 
     async def get(self, snippet_id: str) -> Snippet:

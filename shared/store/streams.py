@@ -24,6 +24,7 @@ from shared.memory.ops import index_flag
 from shared.records import Message, message_encoder
 from shared.redis_client import redis_errors
 from shared.store._scripts import Scripts
+from shared.store.guard import Guard
 
 StreamStatus = Literal["streaming", "finished", "aborted"]
 GRACE_MS = 60_000
@@ -111,13 +112,13 @@ class StreamStore:
             )
         return bool(v)
 
-    async def abort(self, thread_id: str, stream_id: str) -> bool:
+    async def abort(self, thread_id: str, stream_id: str, guard: Guard | None = None) -> bool:
         """Ask a streaming generation to stop; True if it was streaming."""
         with redis_errors():
-            return bool(await self._scripts.stream_abort(
-                keys=[keys.thread(thread_id), keys.stream(thread_id, stream_id)],
-                args=[keys.thread_channel(thread_id)],
-            ))
+            return bool(await self._scripts.run(
+                "stream_abort", [keys.thread(thread_id), keys.stream(thread_id, stream_id)],
+                [keys.thread_channel(thread_id)],
+                guard.thread(thread_id, stream_id) if guard is not None else None))
 
     async def list(self, thread_id: str, client: aioredis.Redis | None = None) -> list[StreamInfo]:
         """The thread's streams (in flight and recently ended), in (order, stepOrder) order."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -14,6 +15,7 @@ from shared.ids import new_thread_id
 from shared.records import Thread, ThreadStatus, thread_metadata_decoder
 from shared.redis_client import redis_errors
 from shared.store._scripts import Scripts
+from shared.store.guard import Guard
 from shared.store.pagination import Page, score_bound
 
 _json = msgspec.json.Encoder()
@@ -51,8 +53,9 @@ class ThreadStore:
         title: str = "",
         summary: str = "",
         metadata: dict[str, Any] | None = None,
+        guard: Guard | None = None,
     ) -> Thread:
-        """Create a thread owned by ``user_id``."""
+        """Create a thread owned by ``user_id`` (once per ``guard``: a resend gets the same thread)."""
         thread = Thread(
             thread_id=new_thread_id(),
             user_id=user_id,
@@ -63,14 +66,18 @@ class ThreadStore:
         )
         thread.updated_at = thread.created_at
         with redis_errors():
-            await self._scripts.thread_create(
+            _, thread_id, created_at = await self._scripts.run(
+                "thread_create",
                 keys=[keys.thread(thread.thread_id), keys.user_threads(user_id), keys.user_state(user_id),
                       keys.USERS],
                 args=[
                     thread.thread_id, user_id, title, summary, thread.status,
                     _json.encode(thread.metadata), thread.created_at, keys.user_channel(user_id),
                 ],
+                record=guard.user(user_id) if guard is not None else None,
             )
+        thread.thread_id = thread_id.decode()
+        thread.created_at = thread.updated_at = int(created_at)
         return thread
 
     async def get(self, thread_id: str, user_id: str | None = None) -> Thread:
@@ -116,14 +123,16 @@ class ThreadStore:
             )
         return await self.get(thread_id, user_id)
 
-    async def delete(self, thread_id: str, user_id: str, extra_keys: list[str] = ()) -> None:  # type: ignore[assignment]
+    async def delete(self, thread_id: str, user_id: str, extra_keys: Sequence[str] = (),
+                     guard: Guard | None = None) -> None:
         """Delete the user's thread with everything of it (messages, streams...)."""
-        await self.get(thread_id, user_id)
         with redis_errors():
-            await self._scripts.thread_delete(
+            await self._scripts.run(
+                "thread_delete",
                 keys=[*keys.thread_keys(thread_id), *extra_keys,
                       keys.user_threads(user_id), keys.user_state(user_id), keys.VECTOR_OPS],
-                args=[thread_id, keys.thread_channel(thread_id), keys.user_channel(user_id)],
+                args=[thread_id, user_id, keys.thread_channel(thread_id), keys.user_channel(user_id)],
+                record=guard.thread(thread_id) if guard is not None else None,
             )
 
     async def list(

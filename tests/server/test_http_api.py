@@ -108,3 +108,27 @@ def test_idempotency_key_runs_a_post_once(web: str) -> None:
         again = c.post(f"/api/threads/{tid}/messages", json=body, headers={"Idempotency-Key": "k1"})
         assert first.json() == again.json()
         assert len(c.get(f"/api/threads/{tid}/messages").json()["page"]) == 1
+
+
+def test_hostile_bodies_and_numbers_get_json_400s_never_storage_errors(web: str) -> None:
+    with client(web) as c:
+        tid = c.post("/api/threads", json={}).json()["threadId"]
+        deep = '{"title":"x","metadata":{"a":' + "[" * 5000 + "]" * 5000 + "}}"
+        bad = [
+            c.post("/api/threads", content=deep, headers={"Content-Type": "application/json"}),
+            c.get(f"/api/threads/{tid}/messages", params={"numItems": "\u00b2"}),
+            c.get(f"/api/threads/{tid}/messages", params={"cursor": "\u00b2"}),
+            c.get(f"/api/threads/{tid}/messages", params={"cursor": "9" * 20}),
+            c.get("/api/threads", params={"cursor": "1" * 30}),
+            c.post(f"/api/threads/{tid}/messages", json={"prompt": "x", "generate": False, "order": 10 ** 30}),
+        ]
+        sent = c.post(f"/api/threads/{tid}/messages", json={"prompt": "x", "generate": False})
+        assert sent.status_code == 201
+        for last in ("\u00b2".encode(), b"9" * 20):
+            bad.append(c.get(f"/api/streams/{tid}-sx", headers={"Last-Event-ID": last}))
+        for r in bad:
+            assert r.status_code in (400, 404), (r.request.url, r.status_code, r.text)
+            body = r.json()
+            assert body["code"] in ("bad_request", "not_found"), body
+            assert "storage" not in body["message"].lower() and "Traceback" not in r.text
+        assert bad[0].status_code == 400 and bad[1].status_code == 400

@@ -62,7 +62,7 @@ async def test_outcomes_are_kept_at_least_24_hours(web: str, redis_url: str) -> 
     ws = await open_raw(web, client_id="ttl-tab")
     await make_thread(ws)
     client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match="tl:idem:*"))
+    keys = list(client.scan_iter(match="tl:*:idem:*"))
     assert keys and all(client.ttl(k) >= 24 * 3600 for k in keys)
     client.close()
     await ws.close()
@@ -146,14 +146,52 @@ async def test_another_users_thread_is_not_found_for_queries_and_mutations(web: 
     await bob.close()
 
 
-async def test_deleting_a_thread_ends_its_subscriptions_with_not_found(web: str) -> None:
+@pytest.mark.parametrize("streams", [False, True])
+async def test_deleting_a_thread_ends_its_subscriptions_with_not_found(web: str, streams: bool) -> None:
     ws = await open_raw(web)
     tid = await make_thread(ws)
-    await send(ws, {"type": "subscribe", "id": "s", "query": "messages.list", "args": {"threadId": tid}})
+    await send(ws, {"type": "subscribe", "id": "s", "query": "messages.list",
+                    "args": {"threadId": tid, "streams": streams}})
+    await recv(ws)
+    await send(ws, {"type": "subscribe", "id": "t", "query": "threads.get", "args": {"threadId": tid}})
     await recv(ws)
     await send(ws, {"type": "mutate", "id": "del", "name": "threads.delete", "args": {"threadId": tid}})
-    frames = [await recv(ws), await recv(ws)]
-    assert {f["type"] for f in frames} == {"error", "mutated"}
-    err = next(f for f in frames if f["type"] == "error")
-    assert (err["id"], err["code"]) == ("s", "not_found")
+    frames = [await recv(ws), await recv(ws), await recv(ws)]
+    assert sorted(f["type"] for f in frames) == ["error", "error", "mutated"]
+    assert {(f["id"], f["code"]) for f in frames if f["type"] == "error"} == {("s", "not_found"), ("t", "not_found")}
+    assert frames[-1]["type"] == "mutated" and frames[-1]["ok"]
+    await no_frame(ws)
     await ws.close()
+
+
+async def test_request_ids_of_different_users_and_transports_never_collide(web: str) -> None:
+    import httpx
+
+    from tests.conftest import token_for
+
+    async def ws_create(user: str, client_id: str, rid: str) -> str:
+        ws = await open_raw(web, user, client_id)
+        await send(ws, {"type": "mutate", "id": rid, "name": "threads.create", "args": {"title": user}})
+        frame = await until(ws, lambda f: f["type"] == "mutated")
+        await ws.close()
+        assert frame["ok"], frame
+        return frame["value"]["threadId"]
+
+    def http_create(user: str, key: str) -> str:
+        r = httpx.post(f"{web}/api/threads", json={"title": user},
+                       headers={"Authorization": f"Bearer {token_for(user)}", "Idempotency-Key": key})
+        assert r.status_code == 201, r.text
+        return r.json()["threadId"]
+
+    def owner(user: str, thread_id: str) -> int:
+        return httpx.get(f"{web}/api/threads/{thread_id}",
+                         headers={"Authorization": f"Bearer {token_for(user)}"}).status_code
+
+    # a user named "http" over WebSocket, with another user's name as clientId, vs that user over HTTP
+    ws_thread = await ws_create("http", "alice", "K1")
+    http_thread = http_create("alice", "K1")
+    assert ws_thread != http_thread and owner("alice", http_thread) == 200
+    # "alice" with clientId "x:tab" vs "alice:x" with clientId "tab"
+    a = await ws_create("alice", "x:tab", "K2")
+    b = await ws_create("alice:x", "tab", "K2")
+    assert a != b and owner("alice:x", b) == 200 and owner("alice", b) == 404

@@ -9,7 +9,7 @@ import pytest
 import websockets
 
 from tests.conftest import token_for
-from tests.support.wsutil import open_raw, recv, send
+from tests.support.wsutil import open_raw, recv, send, until
 
 pytestmark = pytest.mark.anyio
 
@@ -108,13 +108,62 @@ async def test_wrong_argument_types_name_the_field(web: str) -> None:
     await ws.close()
 
 
-async def test_frames_over_1_mib_get_too_large(web: str) -> None:
+async def test_frames_over_1_mib_get_too_large_up_to_the_transport_limit(web: str) -> None:
     ws = await open_raw(web)
-    huge = json.dumps({"type": "mutate", "id": "big", "name": "threads.create",
-                       "args": {"title": "x" * (1 << 20)}})
-    await ws.send(huge)
+    for size in (1 << 20, 5 << 20, 15 << 20):
+        await ws.send(json.dumps({"type": "mutate", "id": f"big-{size}", "name": "threads.create",
+                                  "args": {"title": "x" * size}}))
+        frame = await recv(ws)
+        assert (frame["type"], frame["id"], frame["ok"], frame["error"]["code"]) == (
+            "mutated", f"big-{size}", False, "too_large")
+    await ws.send(json.dumps({"type": "subscribe", "id": "big-sub", "query": "threads.list",
+                              "args": {"pad": "x" * (2 << 20)}}))
     frame = await recv(ws)
-    assert (frame["type"], frame["code"], frame.get("id")) == ("error", "too_large", "big")
+    assert (frame["type"], frame["code"], frame.get("id")) == ("error", "too_large", "big-sub")
+    await usable(ws)
+    await ws.close()
+
+
+async def test_every_unreadable_mutate_is_answered_by_its_id(web: str) -> None:
+    ws = await open_raw(web)
+    deep = "[" * 5000 + "]" * 5000
+    bad = {
+        "surrogate": '{"type":"mutate","id":"surrogate","name":"threads.create","args":{"title":"x\\ud800"}}',
+        "deep": '{"type":"mutate","id":"deep","name":"threads.create","args":{"metadata":{"a":' + deep + "}}}",
+        "deep-70": '{"type":"mutate","id":"deep-70","name":"threads.create","args":{"metadata":{"a":'
+                   + "[" * 70 + "]" * 70 + "}}}",
+        "huge-order": '{"type":"mutate","id":"huge-order","name":"messages.send",'
+                      '"args":{"threadId":"t1","prompt":"x","order":1000000000000000000000000000000}}',
+    }
+    for rid, raw in bad.items():
+        await ws.send(raw)
+        frame = await until(ws, lambda f, rid=rid: f.get("id") == rid)
+        assert (frame["type"], frame["ok"], frame["error"]["code"]) == ("mutated", False, "bad_request"), frame
+    await ws.send(json.dumps({"type": "subscribe", "id": "deep-sub", "query": "threads.list",
+                              "args": {"x": json.loads("[" * 100 + "]" * 100)}}))
+    frame = await until(ws, lambda f: f.get("id") == "deep-sub")
+    assert (frame["type"], frame["code"]) == ("error", "bad_request")
+    await usable(ws)
+    await ws.close()
+
+
+async def test_cursors_and_counts_accept_ascii_digits_in_range_only(web: str) -> None:
+    ws = await open_raw(web)
+    await send(ws, {"type": "mutate", "id": "mk", "name": "threads.create", "args": {}})
+    tid = (await until(ws, lambda f: f.get("id") == "mk"))["value"]["threadId"]
+    cases = [{"cursor": "\u00b2"}, {"cursor": "9" * 20}, {"cursor": "-1"}, {"cursor": "1e5"},
+             {"numItems": 10 ** 30}, {"numItems": 0}]
+    for i, opts in enumerate(cases):
+        await ws.send(json.dumps({"type": "subscribe", "id": f"c{i}", "query": "messages.list",
+                                  "args": {"threadId": tid, "paginationOpts": opts}}))
+        frame = await until(ws, lambda f, i=i: f.get("id") == f"c{i}")
+        assert (frame["type"], frame["code"]) == ("error", "bad_request"), (opts, frame)
+        assert "storage" not in frame["message"].lower()
+    for i, order in enumerate((10 ** 30, 2 ** 63, -1, 2 ** 31)):
+        await send(ws, {"type": "mutate", "id": f"o{i}", "name": "messages.send",
+                        "args": {"threadId": tid, "prompt": "x", "generate": False, "order": order}})
+        frame = await until(ws, lambda f, i=i: f.get("id") == f"o{i}")
+        assert frame["error"]["code"] == "bad_request", frame
     await usable(ws)
     await ws.close()
 

@@ -189,3 +189,18 @@ async def test_bad_cursor_is_a_bad_request(store: Store) -> None:
     t = await store.threads.create("alice")
     with pytest.raises(BadRequest):
         await store.messages.list(t.thread_id, "alice", cursor="abc")
+
+
+async def test_a_guarded_save_happens_once_and_replays_its_ids_and_orders(store: Store) -> None:
+    from shared.store.guard import Guard
+
+    t = await store.threads.create("alice")
+    guard = Guard("d" * 40, 3600)
+    v1, (first,) = await store.messages.save(t.thread_id, "alice", [user("hi")], guard=guard)
+    v2, (again,) = await store.messages.save(t.thread_id, "alice", [user("hi")], guard=guard)
+    assert (again.message_id, again.order, v2) == (first.message_id, first.order, v1)
+    _, page = await store.messages.list(t.thread_id, "alice")
+    assert [m.message_id for m in page.page] == [first.message_id]
+    # another request is another save
+    _, (other,) = await store.messages.save(t.thread_id, "alice", [user("hi")], guard=Guard("e" * 40, 3600))
+    assert other.order == first.order + 1

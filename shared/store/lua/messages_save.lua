@@ -1,4 +1,4 @@
--- Save a batch of messages, giving each its order and stepOrder.
+-- Save a batch of messages, giving each its order and stepOrder. Returns {version, id, order, stepOrder, ...}.
 -- KEYS: thread, msgs, idx, idx_notool, vector_ops
 -- ARGV: channel promptMessageId count userId, then per message: kind explicitOrder messageId isTool index body
 --   index '1': queue the message for embedding (in this same step)
@@ -65,6 +65,7 @@ for i = 0, count - 1 do
   redis.call('ZADD', KEYS[3], score, id)
   if is_tool == '0' then redis.call('ZADD', KEYS[4], score, id) end
   if index == '1' then redis.call('RPUSH', KEYS[5], 'u:' .. id) end
+  out[#out + 1] = id
   out[#out + 1] = cur
   out[#out + 1] = step
 end

@@ -1,5 +1,5 @@
 -- Add (body given) or delete (body '') a snippet. KEYS: thread, snippets, snippet_index, vector_ops
--- ARGV: channel snippetId body userId threadId  ->  {version, changed}
+-- ARGV: channel snippetId body userId threadId  ->  {version, changed, snippetId}
 local owner = redis.call('HGET', KEYS[1], 'userId')
 if not owner or (ARGV[4] ~= '' and owner ~= ARGV[4]) then return redis.error_reply('NOTFOUND thread') end
 local changed
@@ -19,4 +19,4 @@ if changed == 1 then
   v = redis.call('HINCRBY', KEYS[1], 'version', 1)
   redis.call('PUBLISH', ARGV[1], v)
 end
-return {v, changed}
+return {v, changed, ARGV[2]}

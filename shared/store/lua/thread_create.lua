@@ -1,4 +1,4 @@
--- KEYS: thread, user_threads, user_state, users   ARGV: threadId userId title summary status metadata now userChannel
+-- KEYS: thread, user_threads, user_state, users   ARGV: threadId userId title summary status metadata now userChannel  ->  {userVersion, threadId, createdAt}
 if redis.call('EXISTS', KEYS[1]) == 1 then return redis.error_reply('CONFLICT thread exists') end
 redis.call('HSET', KEYS[1], 'threadId', ARGV[1], 'userId', ARGV[2], 'title', ARGV[3],
   'summary', ARGV[4], 'status', ARGV[5], 'metadata', ARGV[6], 'createdAt', ARGV[7],
@@ -8,4 +8,4 @@ redis.call('ZADD', KEYS[2], seq, ARGV[1])
 local uv = redis.call('HINCRBY', KEYS[3], 'version', 1)
 redis.call('ZADD', KEYS[4], ARGV[7], ARGV[2])
 redis.call('PUBLISH', ARGV[8], uv)
-return uv
+return {uv, ARGV[1], ARGV[7]}
