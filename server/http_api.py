@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,6 +17,7 @@ from server.context import Context, Services
 from server.idempotency import run_once
 from server.mutations import MUTATIONS, Outcome
 from server.queries import QUERIES
+from shared import keys
 from shared.auth import bearer, verify
 from shared.errors import (
     BadRequest,
@@ -34,6 +36,7 @@ from shared.store.streams import thread_of_stream
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1 << 20
+WORKER_STALE_MS = 15_000  # three missed heartbeats (workers.worker.HEARTBEAT_S)
 _encode = msgspec.json.Encoder().encode
 
 
@@ -185,11 +188,27 @@ class Endpoints:
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
+    async def readyz(self, request: Request) -> Response:
+        """200 when Redis answers, a generation worker heartbeated lately and the index is alive."""
+        now = int(time.time() * 1000)
+        try:
+            async with self.services.redis.pipeline(transaction=False) as pipe:
+                pipe.zcount(keys.GENERATION_WORKERS, now - WORKER_STALE_MS, "+inf")
+                pipe.exists(keys.VECTOR_ALIVE)
+                workers, index = await pipe.execute()
+        except Exception as exc:
+            log.warning("readiness: Redis unreachable: %s", exc)
+            return json_response({"ok": False, "redis": False, "generationWorkers": 0, "index": False}, 503)
+        ready = workers > 0 and bool(index)
+        return json_response({"ok": ready, "redis": True, "generationWorkers": workers, "index": bool(index)},
+                             200 if ready else 503)
+
     async def healthz(self, request: Request) -> Response:
         try:
             await self.services.redis.ping()
         except Exception as exc:
-            return json_response({"ok": False, "redis": str(exc)}, 503)
+            log.warning("health: Redis unreachable: %s", exc)
+            return json_response({"ok": False, "redis": "unreachable"}, 503)
         return json_response({"ok": True})
 
 
@@ -215,6 +234,7 @@ def routes(services: Services) -> list[Route]:
     e = Endpoints(services)
     return [
         Route("/healthz", e.healthz, methods=["GET"]),
+        Route("/readyz", e.readyz, methods=["GET"]),
         Route("/api/stats", e.stats, methods=["GET"]),
         Route("/api/threads", e.threads, methods=["GET", "POST"]),
         Route("/api/threads/{thread_id}", e.thread, methods=["GET", "PATCH", "DELETE"]),

@@ -111,6 +111,7 @@ REAPER_LOCK = f"{PREFIX}:streams:reaper"
 VECTOR_OPS = f"{PREFIX}:vec:ops"  # list of embedding ops (shared.memory.ops), queued by the write scripts
 VECTOR_RPC = f"{PREFIX}:vec:rpc"  # list of search requests to the index process
 VECTOR_ALIVE = f"{PREFIX}:vec:alive"  # kept fresh by a running index process
+GENERATION_WORKERS = f"{PREFIX}:workers:generation"  # zset worker name -> last heartbeat ms
 
 
 def thread_channel(thread_id: str) -> str:

@@ -5,14 +5,56 @@ one Redis pool kept across jobs, with the generation code imported up front:
 this takes tens of milliseconds off the time to a reply's first delta. A job
 that dies takes its worker with it; ``rq worker-pool`` starts a new one, the
 stream reaper ends the reply, and the thread's queue skips the dead job.
+
+Each worker process also heartbeats every few seconds into one sorted set, so
+readiness (``/readyz``) can tell whether any generation worker is alive now,
+not only within RQ's minutes-long worker TTL.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from typing import Any
+
 from rq.worker import SimpleWorker
 
 import workers.generation  # noqa: F401 - preload the job's code in the worker
+from shared import keys
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_S = 5.0
+FORGET_AFTER_MS = 3_600_000  # entries of workers gone this long are removed
+
+
+def heartbeat_once(connection: Any, name: str) -> None:
+    now = int(time.time() * 1000)
+    with connection.pipeline(transaction=False) as pipe:
+        pipe.zadd(keys.GENERATION_WORKERS, {name: now})
+        pipe.zremrangebyscore(keys.GENERATION_WORKERS, "-inf", now - FORGET_AFTER_MS)
+        pipe.execute()
 
 
 class GenerationWorker(SimpleWorker):
-    pass
+    def bootstrap(self, *args: Any, **kwargs: Any) -> None:
+        super().bootstrap(*args, **kwargs)
+        self._beating = threading.Event()
+        threading.Thread(target=self._beat, name="heartbeat", daemon=True).start()
+
+    def _beat(self) -> None:
+        while not self._beating.is_set():
+            try:
+                heartbeat_once(self.connection, self.name)
+            except Exception as exc:  # Redis away: the next beat tries again
+                log.warning("worker heartbeat failed: %s", exc)
+            self._beating.wait(HEARTBEAT_S)
+
+    def teardown(self) -> None:
+        self._beating.set()
+        try:
+            self.connection.zrem(keys.GENERATION_WORKERS, self.name)
+        except Exception as exc:
+            log.warning("could not unregister worker heartbeat: %s", exc)
+        super().teardown()

@@ -70,3 +70,76 @@ def test_data_written_through_run_survive_a_restart(tmp_path: Path) -> None:
         assert [m["text"] for m in page] == ["remember me"]
     finally:
         interrupt(proc)
+
+
+def children(pid: int) -> dict[str, int]:
+    """The launcher's processes by kind (redis, web, worker, index)."""
+    kinds = {"valkey": "redis", "server web": "web", "worker-pool": "worker", "workers generation": "worker",
+             "workers index": "index"}
+    found: dict[str, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) != pid:
+            continue
+        for needle, kind in kinds.items():
+            if needle in cmdline:
+                found[kind] = int(entry.name)
+    return found
+
+
+def wait_ready(base: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError("never ready")
+
+
+def test_run_restarts_every_kind_of_process_that_dies(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {token_for('alice')}"}
+    log = tmp_path / "launch.log"
+    proc = launch(tmp_path / "data", port, log)
+    try:
+        wait_healthy(base, proc)
+        wait_ready(base)
+        tid = httpx.post(f"{base}/api/threads", json={"title": "kept"}, headers=headers).json()["threadId"]
+        for kind in ("redis", "web", "worker", "index"):
+            deadline = time.monotonic() + 30
+            while set(before := children(proc.pid)) != {"redis", "web", "worker", "index"}:
+                assert time.monotonic() < deadline, before  # (a process may be restarting after the last kill)
+                time.sleep(0.1)
+            wait_ready(base)
+            os.kill(before[kind], signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while children(proc.pid).get(kind) in (None, before[kind]):
+                assert time.monotonic() < deadline, f"{kind} was not restarted"
+                time.sleep(0.1)
+            wait_ready(base)
+            assert httpx.get(f"{base}/api/threads/{tid}", headers=headers).json()["title"] == "kept"
+        # and the restarted stack answers a prompt end to end
+        sent = httpx.post(f"{base}/api/threads/{tid}/messages", json={"prompt": "still there?"}, headers=headers)
+        assert sent.status_code == 201
+        deadline = time.monotonic() + 30
+        while True:
+            page = httpx.get(f"{base}/api/threads/{tid}/messages", headers=headers).json()["page"]
+            if any(m["role"] == "assistant" and m["status"] == "success" for m in page):
+                break
+            assert time.monotonic() < deadline, page
+            time.sleep(0.2)
+    finally:
+        interrupt(proc)
+    text = log.read_text()
+    for kind in ("redis", "web", "worker", "index"):
+        assert f"{kind} exited with code" in text

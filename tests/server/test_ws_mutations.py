@@ -195,3 +195,19 @@ async def test_request_ids_of_different_users_and_transports_never_collide(web: 
     a = await ws_create("alice", "x:tab", "K2")
     b = await ws_create("alice:x", "tab", "K2")
     assert a != b and owner("alice:x", b) == 200 and owner("alice", b) == 404
+
+
+async def test_regenerate_counts_against_the_send_rate_limit(web: str) -> None:
+    ws = await open_raw(web, client_id="regen-tab")
+    tid = await make_thread(ws, "regen")
+    await send(ws, {"type": "mutate", "id": "first", "name": "messages.send",
+                    "args": {"threadId": tid, "prompt": "answer me", "generate": False}})
+    mid = (await until(ws, lambda f: f.get("id") == "first"))["value"]["messageId"]
+    codes = []
+    for i in range(30):  # the default bucket holds 20
+        await send(ws, {"type": "mutate", "id": f"regen-{i}", "name": "messages.regenerate",
+                        "args": {"messageId": mid, "attempt": str(i)}})
+        frame = await until(ws, lambda f, i=i: f.get("id") == f"regen-{i}")
+        codes.append("ok" if frame["ok"] else frame["error"]["code"])
+    assert "rate_limited" in codes and codes[0] == "ok"
+    await ws.close()
