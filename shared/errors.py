@@ -87,8 +87,10 @@ class ConfigError(Exception):
     """An environment variable is missing or invalid; the message names it."""
 
 
-def from_validation(exc: msgspec.ValidationError | msgspec.DecodeError) -> BadRequest:
+def from_validation(exc: msgspec.ValidationError | msgspec.DecodeError | RecursionError) -> BadRequest:
     """A msgspec error as a BadRequest whose message names the field at fault."""
+    if isinstance(exc, RecursionError):
+        return BadRequest("JSON nested too deeply")
     return BadRequest(str(exc).replace("`$.", "`").replace("`$`", "the body"))
 
 

@@ -459,12 +459,7 @@ class Session:
 
     def _refuse_frame(self, text: str, exc: Exception) -> None:
         """Answer a frame that cannot be read: a mutate by its id with `mutated`, others with `error`."""
-        if isinstance(exc, ChatError):
-            err = exc
-        elif isinstance(exc, RecursionError):
-            err = BadRequest("JSON nested too deeply")
-        else:
-            err = from_validation(exc)  # type: ignore[arg-type]
+        err = exc if isinstance(exc, ChatError) else from_validation(exc)  # type: ignore[arg-type]
         kind, ident = frames.envelope(text)
         if kind == "mutate" and ident is not None:
             self._mutated_error(ident, err)
