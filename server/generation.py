@@ -11,6 +11,7 @@ from shared.agents import Agent, agent_named
 from shared.config import Settings
 from shared.errors import Conflict, Unavailable
 from shared.generation.lock import join_queue, leave_queue
+from shared.models.providers import provider_named
 from shared.records import Message
 from shared.store import Store
 from workers.generation import JOB_TIMEOUT_S, job_id
@@ -27,7 +28,11 @@ class GenerationQueue:
         self._queue = Queue(GENERATION, connection=self._redis)
 
     def agent(self, name: str | None) -> Agent:
-        return agent_named(self._settings.app_module, name)
+        """The named agent; BadRequest for an unknown agent or an agent naming an unknown provider."""
+        agent = agent_named(self._settings.app_module, name)
+        if agent.model != "mock" and agent.provider is not None:
+            provider_named(self._settings, agent.provider)
+        return agent
 
     async def before_send(self, thread_id: str, agent: Agent) -> None:
         """Apply the agent's double-texting strategy to a message about to be sent."""

@@ -122,7 +122,7 @@ def human_tool(name: str, description: str, args_type: type) -> Tool:
 class Agent:
     name: str
     instructions: str = "You are a helpful assistant."
-    model: str | None = None  # None: LLM_MODEL, or the mock without LLM_BASE_URL
+    model: str | None = None  # None: LLM_MODEL, or the mock without any provider
     tools: list[Tool] = field(default_factory=list)
     context_options: ContextOptions = field(default_factory=ContextOptions)
     save_messages: SaveMessages = "promptAndOutput"
@@ -137,28 +137,72 @@ class Agent:
     context_budget_chars: int | None = None  # over it, the oldest messages are summarized into the thread summary
     on_worker_death: Literal["fail", "retry"] = "fail"  # a reply whose worker died: failed, or answered again
     max_worker_retries: int = 1
-    usage_handler: Callable[[UsageEvent], Any] | None = None
-    raw_handler: RawHandler | None = None
+    usage_handler: Callable[[UsageEvent], Any] | None = None  # sync or async
+    raw_handler: RawHandler | None = None  # (RawEvent) or (kind, payload); sync or async
+    provider: str | None = None  # a name from the app's PROVIDERS; None: `default` (LLM_BASE_URL)
+    provider_options: dict[str, Any] = field(default_factory=dict)  # body fields for this agent's calls
 
     def tool_named(self, name: str) -> Tool | None:
         return next((t for t in self.tools if t.name == name), None)
 
 
 def inline_schema(tp: Any) -> dict[str, Any]:
-    """msgspec's JSON schema with every $ref resolved (what model APIs accept)."""
+    """msgspec's JSON schema with its $refs resolved in place (what model APIs accept best).
+
+    A recursive type cannot be written out in full: its recursive references stay
+    ``$ref``s into the ``$defs`` kept beside them.
+    """
     schema = msgspec.json.schema(tp)
     defs = schema.pop("$defs", {})
+    kept: set[str] = set()
 
-    def resolve(node: Any) -> Any:
+    def resolve(node: Any, path: tuple[str, ...]) -> Any:
         if isinstance(node, dict):
             if "$ref" in node:
-                return resolve(defs[node["$ref"].rsplit("/", 1)[1]])
-            return {k: resolve(v) for k, v in node.items()}
+                name = node["$ref"].rsplit("/", 1)[1]
+                if name in path:
+                    kept.add(name)
+                    return node
+                return resolve(defs[name], (*path, name))
+            return {k: resolve(v, path) for k, v in node.items()}
         if isinstance(node, list):
-            return [resolve(v) for v in node]
+            return [resolve(v, path) for v in node]
         return node
 
-    return resolve(schema)
+    out = resolve(schema, ())
+    if kept:
+        out["$defs"] = {name: resolve(defs[name], (name,)) for name in sorted(kept)}
+    return out
+
+
+def strict_schema(schema: dict[str, Any]) -> dict[str, Any] | None:
+    """``schema`` made ready for ``strict: true`` output, or None when strict mode cannot express it.
+
+    Strict mode needs every object to list all its properties as required and to
+    forbid others; a type with optional fields (defaults) is sent non-strict.
+    """
+    def walk(node: Any) -> Any:
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        if not isinstance(node, dict):
+            return node
+        out = {k: walk(v) for k, v in node.items()}
+        if out.get("type") == "object" or "properties" in out:
+            props = out.get("properties", {})
+            if set(out.get("required", [])) != set(props) or out.get("additionalProperties") not in (None, False):
+                raise _NotStrict
+            out["additionalProperties"] = False
+            out["required"] = list(props)
+        return out
+
+    try:
+        return walk(schema)  # type: ignore[no-any-return]
+    except _NotStrict:
+        return None
+
+
+class _NotStrict(Exception):
+    pass
 
 
 @cache

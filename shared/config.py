@@ -31,6 +31,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid
     embedding_base_url: str | None = None  # unset: LLM_BASE_URL when EMBEDDING_MODEL is set
     embedding_model: str | None = None  # unset: the built-in hashing embedder
     embedding_api_key: str | None = None
+    embedding_provider: str | None = None  # a provider of the app module for /embeddings
     memory_search: Literal["mirror", "qdrant"] = "mirror"  # embedded store: search in memory, or via local mode
     llm_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 60.0
     app_module: str = "app.example"

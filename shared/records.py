@@ -39,6 +39,17 @@ class ToolResultPart(_Record, tag="tool-result", tag_field="type"):
     is_error: bool = False
 
 
+class ToolCallDeltaPart(_Record, tag="tool-call-delta", tag_field="type"):
+    """Delta only (never stored): a piece of a tool call's arguments as the model writes them.
+
+    The whole call follows as a ``tool-call`` part once its arguments are complete.
+    """
+
+    tool_call_id: str
+    tool_name: str
+    args_text_delta: str
+
+
 class ObjectPart(_Record, tag="object", tag_field="type"):
     object: Any = None
 
@@ -49,13 +60,22 @@ class FilePart(_Record, tag="file", tag_field="type"):
     filename: str | None = None
 
 
-Part = TextPart | ReasoningPart | ToolCallPart | ToolResultPart | ObjectPart | FilePart
+class RefusalPart(_Record, tag="refusal", tag_field="type"):
+    """The model declined to answer (OpenAI's ``refusal``); the reply is failed with it."""
+
+    text: str
+
+
+Part = (TextPart | ReasoningPart | ToolCallPart | ToolResultPart | ObjectPart | FilePart | RefusalPart
+        | ToolCallDeltaPart)
 
 
 class Usage(_Record):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+    cached_tokens: int = 0  # of prompt_tokens, served from the provider's prompt cache
+    reasoning_tokens: int = 0  # of completion_tokens, spent thinking
 
 
 class Thread(_Record):

@@ -12,6 +12,7 @@ from shared.generation.context import fetch_context_messages
 from shared.generation.lock import thread_turn
 from shared.generation.runner import Generation, GenerationResult
 from shared.memory.search import memory_search_for
+from shared.models.providers import provider_named
 from shared.partial_json import parse_partial
 from shared.records import Message, Part, Role, TextPart, Thread, text_of
 from shared.redis_client import connect
@@ -40,9 +41,22 @@ class Threadline:
     async def close(self) -> None:
         await self.redis.aclose()
 
-    def agent(self, agent: Agent | str | None) -> Agent:
-        """An Agent as given, or by name from APP_MODULE (the first one for None)."""
-        return agent if isinstance(agent, Agent) else agent_named(self.settings.app_module, agent)
+    def agent(self, agent: Agent | str | None, *, model: str | None = None, provider: str | None = None,
+              options: dict[str, Any] | None = None) -> Agent:
+        """An Agent as given, or by name from APP_MODULE (the first one for None).
+
+        ``model``, ``provider`` and ``options`` (body fields such as ``reasoning_effort``)
+        override the agent's for one call.
+        """
+        chosen = agent if isinstance(agent, Agent) else agent_named(self.settings.app_module, agent)
+        if model is None and provider is None and not options:
+            return chosen
+        if provider is not None:
+            provider_named(self.settings, provider)  # an unknown name fails here, clearly
+        return dataclasses.replace(
+            chosen, model=model if model is not None else chosen.model,
+            provider=provider if provider is not None else chosen.provider,
+            provider_options={**chosen.provider_options, **(options or {})})
 
     async def create_thread(self, user_id: str, *, title: str = "", summary: str = "",
                             metadata: dict[str, Any] | None = None) -> ThreadHandle:
@@ -104,30 +118,37 @@ class ThreadHandle:
                                             self._tl.agent(agent).context_options, self._tl.memory)
 
     async def generate_text(self, agent: Agent | str | None, prompt: str | None = None, *,
-                            prompt_message_id: str | None = None,
-                            messages: list[Message] | None = None) -> GenerationResult:
-        """Answer ``prompt`` (saved first, per the agent's saveMessages) or an existing message."""
-        generation = await self._generation(self._tl.agent(agent), prompt, prompt_message_id, messages)
+                            prompt_message_id: str | None = None, messages: list[Message] | None = None,
+                            model: str | None = None, provider: str | None = None, options: dict[str, Any] | None = None) -> GenerationResult:
+        """Answer ``prompt`` (saved first, per the agent's saveMessages) or an existing message.
+
+        ``model``, ``provider`` and ``options`` override the agent's for this call.
+        """
+        chosen = self._tl.agent(agent, model=model, provider=provider, options=options)
+        generation = await self._generation(chosen, prompt, prompt_message_id, messages)
         return await self._run(generation)
 
     def stream_text(self, agent: Agent | str | None, prompt: str | None = None, *,
-                    prompt_message_id: str | None = None, messages: list[Message] | None = None) -> TextStream:
+                    prompt_message_id: str | None = None, messages: list[Message] | None = None,
+                    model: str | None = None, provider: str | None = None, options: dict[str, Any] | None = None) -> TextStream:
         """Like generate_text, iterating over text pieces as they are flushed."""
-        return TextStream(self, self._tl.agent(agent), prompt, prompt_message_id, messages)
+        chosen = self._tl.agent(agent, model=model, provider=provider, options=options)
+        return TextStream(self, chosen, prompt, prompt_message_id, messages)
 
     async def generate_object(self, agent: Agent | str | None, prompt: str, output: type | None = None, *,
-                              messages: list[Message] | None = None) -> Any:
+                              messages: list[Message] | None = None, model: str | None = None, provider: str | None = None, options: dict[str, Any] | None = None) -> Any:
         """The validated object the agent answers with (``output`` overrides the agent's type)."""
-        chosen = self._with_output(agent, output)
+        chosen = self._with_output(self._tl.agent(agent, model=model, provider=provider, options=options), output)
         result = await self._run(await self._generation(chosen, prompt, None, messages))
         if result.outcome != "finished":
             raise BadRequest(f"no object: {result.messages[-1].error if result.messages else result.outcome}")
         return result.object
 
     def stream_object(self, agent: Agent | str | None, prompt: str, output: type | None = None, *,
-                      messages: list[Message] | None = None) -> ObjectStream:
+                      messages: list[Message] | None = None, model: str | None = None, provider: str | None = None, options: dict[str, Any] | None = None) -> ObjectStream:
         """Iterate over partial objects as they stream; ``.result`` holds the final one."""
-        return ObjectStream(self, self._with_output(agent, output), prompt, None, messages)
+        chosen = self._tl.agent(agent, model=model, provider=provider, options=options)
+        return ObjectStream(self, self._with_output(chosen, output), prompt, None, messages)
 
     def _with_output(self, agent: Agent | str | None, output: type | None) -> Agent:
         chosen = self._tl.agent(agent)

@@ -3,7 +3,7 @@
 export type Status = "connecting" | "open" | "closed" | "unauthorized";
 
 export interface Part {
-  type: "text" | "reasoning" | "tool-call" | "tool-result" | "object" | "file";
+  type: "text" | "reasoning" | "tool-call" | "tool-result" | "object" | "file" | "refusal" | "tool-call-delta";
   text?: string;
   toolCallId?: string;
   toolName?: string;
@@ -11,9 +11,13 @@ export interface Part {
   result?: unknown;
   isError?: boolean;
   object?: unknown;
+  argsTextDelta?: string; // tool-call-delta (deltas only)
 }
 
-export interface Usage { promptTokens: number; completionTokens: number; totalTokens: number; }
+export interface Usage {
+  promptTokens: number; completionTokens: number; totalTokens: number;
+  cachedTokens?: number; reasoningTokens?: number;
+}
 
 export interface Message {
   messageId: string;
@@ -30,6 +34,7 @@ export interface Message {
   provider?: string | null;
   usage?: Usage | null;
   error?: string | null;
+  finishReason?: string | null;
   clientMessageId?: string | null;
   createdAt: number;
 }
@@ -88,6 +93,7 @@ export interface ShownMessage extends Partial<Message> {
   streaming?: boolean;
   streamId?: string;
   toolParts?: Part[];
+  toolInput?: Record<string, string>; // toolCallId -> arguments text so far
   object?: unknown;
   optimistic?: boolean;
   retryAfterMs?: number;

@@ -284,7 +284,11 @@ export class ThreadView {
     for (const part of frame.parts) {
       if (part.type === "text") s.text += part.text;
       else if (part.type === "object") s.object = part.object;
-      else s.parts.push(part);
+      else if (part.type === "tool-call-delta") {
+        // a tool call's arguments as the model writes them; the whole call follows as "tool-call"
+        s.toolInput = s.toolInput || {};
+        s.toolInput[part.toolCallId] = (s.toolInput[part.toolCallId] || "") + part.argsTextDelta;
+      } else s.parts.push(part);
     }
     this._emit();
   }
@@ -298,7 +302,7 @@ export class ThreadView {
       const s = [...this.streams.values()].find((x) => x.messageId === m.messageId);
       if (s && m.status === "pending") {
         out.push({ ...m, text: s.text, streaming: s.status === "streaming", streamId: s.streamId,
-                   toolParts: s.parts, object: s.object });
+                   toolParts: s.parts, toolInput: s.toolInput || {}, object: s.object });
       } else {
         out.push(m);
       }

@@ -137,8 +137,13 @@ def _content(m: Message) -> str:
     return ""
 
 
-def to_chat_messages(agent: Agent, messages: list[Message]) -> list[dict[str, Any]]:
-    """The OpenAI chat shape, instructions first; unpaired tool calls/results are dropped."""
+def to_chat_messages(agent: Agent, messages: list[Message], *,
+                     reasoning_in_history: bool = False) -> list[dict[str, Any]]:
+    """The OpenAI chat shape, instructions first; unpaired tool calls/results are dropped.
+
+    ``reasoning_in_history``: an assistant turn that called tools carries its
+    reasoning back as ``reasoning_content`` (DeepSeek's thinking mode needs it).
+    """
     calls = {p.tool_call_id for m in messages for p in m.parts if isinstance(p, ToolCallPart)}
     results = {p.tool_call_id for m in messages for p in m.parts if isinstance(p, ToolResultPart)}
     out: list[dict[str, Any]] = [{"role": "system", "content": agent.instructions}] if agent.instructions else []
@@ -161,6 +166,9 @@ def to_chat_messages(agent: Agent, messages: list[Message]) -> list[dict[str, An
             entry: dict[str, Any] = {"role": "assistant", "content": text or None}
             if tool_calls:
                 entry["tool_calls"] = tool_calls
+                reasoning = "".join(p.text for p in m.parts if isinstance(p, ReasoningPart))
+                if reasoning_in_history and reasoning:
+                    entry["reasoning_content"] = reasoning
             out.append(entry)
             continue
         text = "".join(p.text for p in m.parts if isinstance(p, TextPart)) or m.text

@@ -18,15 +18,24 @@ from typing import Any, Literal
 
 import msgspec
 
-from shared.agents import Agent, ToolContext, UsageEvent, inline_schema
+from shared.agents import Agent, ToolContext, UsageEvent, inline_schema, strict_schema
 from shared.config import Settings
 from shared.errors import ChatError
 from shared.generation.context import fetch_context_messages, reply_parts, to_chat_messages
 from shared.generation.deltas import DeltaWriter
 from shared.memory.search import MemorySearch
 from shared.models import ChatRequest, Finish, Model, ReasoningDelta, TextDelta, ToolCall, model_for
+from shared.models.base import RawEvent, RefusalDelta, ToolCallDelta
 from shared.partial_json import parse_partial
-from shared.records import Message, TextPart, ToolCallPart, ToolResultPart, Usage
+from shared.records import (
+    Message,
+    RefusalPart,
+    TextPart,
+    ToolCallDeltaPart,
+    ToolCallPart,
+    ToolResultPart,
+    Usage,
+)
 from shared.store import Store
 
 log = logging.getLogger(__name__)
@@ -54,6 +63,7 @@ class _Step:
     calls: list[ToolCall] = field(default_factory=list)
     usage: Usage | None = None
     finish: str = "stop"
+    refusal: str = ""
 
 
 class Generation:
@@ -69,7 +79,8 @@ class Generation:
         self.agent = agent
         self.prompt = prompt
         self.thread_id = prompt.thread_id
-        self.model = model or model_for(settings, agent.model, max_retries=agent.max_retries)
+        self.model = model or model_for(settings, agent.model, provider=agent.provider,
+                                        max_retries=agent.max_retries)
         self.persist = persist
         self.memory = memory
         self._extra = extra_context or []
@@ -105,7 +116,10 @@ class Generation:
                 await writer.flush()
                 if aborted or writer.aborted.is_set():
                     return await self._end(stream_id, reply, step, "aborted", error="aborted")
-                self._count_usage(step)
+                await self._count_usage(step)
+                if step.refusal:
+                    return await self._end(stream_id, reply, step, "failed",
+                                           error=f"the model refused: {step.refusal}")
                 if not step.calls:
                     return await self._end(stream_id, reply, step, "finished")
                 reply = self._complete(reply, step)
@@ -139,12 +153,14 @@ class Generation:
                                                   self.agent.context_options) if self.thread_id else []
             context = [*stored, *self._extra, self.prompt, *self._saved]
         request = ChatRequest(
-            messages=to_chat_messages(self.agent, context),
+            messages=to_chat_messages(self.agent, context,
+                                      reasoning_in_history=getattr(self.model, "reasoning_in_history", False)),
             tools=[t.schema for t in self.agent.tools],
             response_format=self._response_format(),
             temperature=self.agent.temperature,
             max_tokens=self.agent.max_tokens,
-            raw_handler=self.agent.raw_handler,
+            options=dict(self.agent.provider_options),
+            raw=self._raw if self.agent.raw_handler is not None else None,
         )
 
         async def consume() -> None:
@@ -155,6 +171,11 @@ class Generation:
                 elif isinstance(event, ReasoningDelta):
                     step.reasoning += event.text
                     writer.reasoning(event.text)
+                elif isinstance(event, RefusalDelta):
+                    step.refusal += event.text
+                elif isinstance(event, ToolCallDelta):
+                    writer.part(ToolCallDeltaPart(tool_call_id=event.id, tool_name=event.name,
+                                                  args_text_delta=event.arguments))
                 elif isinstance(event, ToolCall):
                     step.calls.append(event)
                     writer.part(ToolCallPart(tool_call_id=event.id, tool_name=event.name,
@@ -257,7 +278,7 @@ class Generation:
             {"role": "system", "content": "Update the running summary of a conversation. Keep every fact "
                                           "that may matter later; answer with the summary only."},
             {"role": "user", "content": f"Summary so far: {summary or '(none)'}\n\nNew messages:\n{transcript}"},
-        ], temperature=0)
+        ], temperature=0, options=dict(self.agent.provider_options))
         text = ""
         async for event in self.model.stream(request):
             if isinstance(event, TextDelta):
@@ -294,14 +315,16 @@ class Generation:
         done.status = "success"
         done.text = step.text
         done.parts = reply_parts(step.text, step.reasoning, calls, obj)
+        if step.refusal:
+            done.parts.append(RefusalPart(text=step.refusal))
         done.usage = step.usage
-        done.finish_reason = step.finish
+        done.finish_reason = "refusal" if step.refusal else step.finish
         return done
 
     async def _end(self, stream_id: str, reply: Message, step: _Step, outcome: Outcome,
                    error: str | None = None) -> GenerationResult:
         obj = None
-        if outcome == "finished" and self.agent.output is not None:
+        if outcome == "finished" and self.agent.output is not None and not step.refusal:
             try:
                 obj = msgspec.to_builtins(msgspec.json.decode(step.text, type=self.agent.output))
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -322,25 +345,37 @@ class Generation:
                                 text=step.text, usage=self._usage)
 
     def _response_format(self) -> dict[str, Any] | None:
+        """JSON-schema output; ``strict`` where the schema allows it (the provider may drop it)."""
         if self.agent.output is None:
             return None
-        return {"type": "json_schema", "json_schema": {
-            "name": getattr(self.agent.output, "__name__", "output"), "schema": inline_schema(self.agent.output)}}
+        schema = inline_schema(self.agent.output)
+        strict = strict_schema(schema)
+        name = getattr(self.agent.output, "__name__", "output")
+        if strict is not None:
+            return {"type": "json_schema", "json_schema": {"name": name, "schema": strict, "strict": True}}
+        return {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}
 
-    def _count_usage(self, step: _Step) -> None:
+    async def _count_usage(self, step: _Step) -> None:
         if step.usage is None:
             return
         u = self._usage
-        u.prompt_tokens += step.usage.prompt_tokens
-        u.completion_tokens += step.usage.completion_tokens
-        u.total_tokens += step.usage.total_tokens
+        for name in ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens"):
+            setattr(u, name, getattr(u, name) + getattr(step.usage, name))
         if self.agent.usage_handler is not None:
-            try:
-                self.agent.usage_handler(UsageEvent(
-                    user_id=self.prompt.user_id, thread_id=self.thread_id, agent_name=self.agent.name,
-                    model=self.model.name, provider=self.model.provider, usage=step.usage))
-            except Exception:
-                log.exception("usage handler of %s failed", self.agent.name)
+            await _call_handler(self.agent.usage_handler, UsageEvent(
+                user_id=self.prompt.user_id, thread_id=self.thread_id, agent_name=self.agent.name,
+                model=self.model.name, provider=self.model.provider, usage=step.usage))
+
+    async def _raw(self, kind: str, payload: Any) -> None:
+        handler = self.agent.raw_handler
+        if handler is None:
+            return
+        if _takes_two(handler):
+            await _call_handler(handler, kind, payload)
+            return
+        await _call_handler(handler, RawEvent(kind, payload, user_id=self.prompt.user_id,
+                                              thread_id=self.thread_id, agent_name=self.agent.name,
+                                              provider=self.model.provider, model=self.model.name))
 
     async def _heartbeat(self, stream_id: str, writer: DeltaWriter) -> None:
         if not self.persist:
@@ -351,6 +386,26 @@ class Generation:
                 self._abort.set()
                 return
             await asyncio.sleep(HEARTBEAT_S)
+
+
+async def _call_handler(handler: Any, *args: Any) -> None:
+    """Run an app's handler, sync or async; a failing one is logged and never breaks the reply."""
+    try:
+        result = handler(*args)
+        if inspect.isawaitable(result):
+            await result
+    except Exception:
+        log.exception("handler %s failed", getattr(handler, "__name__", handler))
+
+
+def _takes_two(handler: Any) -> bool:
+    """A raw handler written as (kind, payload) rather than (event)."""
+    try:
+        params = [p for p in inspect.signature(handler).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        return False
+    return len(params) >= 2
 
 
 def _chars(messages: list[Message]) -> int:

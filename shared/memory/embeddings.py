@@ -6,8 +6,10 @@ own collection.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
+import random
 import re
 from typing import Protocol
 
@@ -15,6 +17,8 @@ import httpx
 
 from shared.config import Settings
 from shared.errors import Unavailable
+from shared.models.openai_compat import RETRY_STATUS, retry_after_s
+from shared.models.providers import Provider, provider_named
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -55,33 +59,62 @@ class HashingEmbedder:
 
 
 class OpenAIEmbedder:
-    """POST {base}/embeddings in batches."""
+    """POST {base}/embeddings in batches, on the provider's pooled client, retrying 429/5xx."""
 
-    def __init__(self, base_url: str, model: str, api_key: str | None = None, batch: int = 64) -> None:
+    def __init__(self, provider: Provider, model: str, batch: int = 64, max_retries: int = 3,
+                 backoff_s: float = 0.5) -> None:
         self.model = model
-        self._url = base_url.rstrip("/") + "/embeddings"
-        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._provider = provider
+        self._url = provider.base_url.rstrip("/") + "/embeddings"
         self._batch = batch
+        self._max_retries = max_retries
+        self._backoff_s = backoff_s
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         out: list[list[float]] = []
-        async with httpx.AsyncClient(timeout=60) as client:
-            for start in range(0, len(texts), self._batch):
-                chunk = texts[start:start + self._batch]
-                try:
-                    r = await client.post(self._url, json={"model": self.model, "input": chunk},
-                                          headers=self._headers)
-                    r.raise_for_status()
-                except httpx.HTTPError as exc:
-                    raise Unavailable(f"embedding endpoint failed: {exc}") from exc
-                data = sorted(r.json()["data"], key=lambda d: d["index"])
-                out += [d["embedding"] for d in data]
+        for start in range(0, len(texts), self._batch):
+            out += await self._post(texts[start:start + self._batch])
         return out
+
+    async def _post(self, chunk: list[str]) -> list[list[float]]:
+        client = self._provider.client()
+        for attempt in range(self._max_retries + 1):
+            wait: float | None = None
+            try:
+                r = await client.post(self._url, json={"model": self.model, "input": chunk}, timeout=60)
+                if r.status_code == 200:
+                    data = sorted(r.json()["data"], key=lambda d: d["index"])
+                    return [d["embedding"] for d in data]
+                if r.status_code not in RETRY_STATUS:
+                    raise Unavailable(f"embedding endpoint answered {r.status_code}: {r.text[:300]}")
+                wait = retry_after_s(r.headers)
+                why = f"HTTP {r.status_code}"
+            except httpx.TransportError as exc:
+                why = f"{type(exc).__name__}: {exc}"
+            if attempt == self._max_retries:
+                raise Unavailable(f"embedding endpoint failed after {attempt + 1} attempts: {why}")
+            delay = self._backoff_s * (2 ** attempt) * (0.5 + random.random())
+            await asyncio.sleep(min(max(delay, wait or 0.0), 60.0))
+        raise AssertionError("unreachable")
 
 
 def embedder_for(settings: Settings) -> Embedder:
-    """The configured endpoint when EMBEDDING_MODEL is set, else the hashing embedder."""
-    base = settings.embedding_base_url or settings.llm_base_url
-    if settings.embedding_model and base:
-        return OpenAIEmbedder(base, settings.embedding_model, settings.embedding_api_key or settings.llm_api_key)
-    return HashingEmbedder()
+    """The configured endpoint when EMBEDDING_MODEL is set, else the hashing embedder.
+
+    The endpoint is EMBEDDING_PROVIDER (a provider of the app module), else
+    EMBEDDING_BASE_URL, else the ``default`` provider (LLM_BASE_URL).
+    """
+    if not settings.embedding_model:
+        return HashingEmbedder()
+    if settings.embedding_provider:
+        provider = provider_named(settings, settings.embedding_provider)
+    elif settings.embedding_base_url:
+        provider = Provider("embeddings", settings.embedding_base_url,
+                            settings.embedding_api_key or settings.llm_api_key)
+    else:
+        provider = provider_named(settings, None)
+        if provider is not None and settings.embedding_api_key:
+            provider = Provider(provider.name, provider.base_url, settings.embedding_api_key, provider.headers)
+    if provider is None:
+        return HashingEmbedder()
+    return OpenAIEmbedder(provider, settings.embedding_model)

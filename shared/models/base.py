@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -11,7 +11,7 @@ from shared.records import Usage
 
 
 class ModelError(Unavailable):
-    """The model failed (after retries): HTTP errors, malformed streams, timeouts."""
+    """The model failed (after retries): HTTP errors, error events, malformed or cut streams."""
 
 
 @dataclass(slots=True)
@@ -22,6 +22,21 @@ class TextDelta:
 @dataclass(slots=True)
 class ReasoningDelta:
     text: str
+
+
+@dataclass(slots=True)
+class RefusalDelta:
+    text: str
+
+
+@dataclass(slots=True)
+class ToolCallDelta:
+    """A fragment of a tool call's arguments as it arrives (``index``: the call's place in the step)."""
+
+    index: int
+    id: str
+    name: str
+    arguments: str
 
 
 @dataclass(slots=True)
@@ -39,8 +54,24 @@ class Finish:
     usage: Usage | None = None
 
 
-Event = TextDelta | ReasoningDelta | ToolCall | Finish
-RawHandler = Callable[[str, Any], None]
+Event = TextDelta | ReasoningDelta | RefusalDelta | ToolCallDelta | ToolCall | Finish
+
+
+@dataclass(slots=True)
+class RawEvent:
+    """What a raw handler sees: the request body sent, or one decoded chunk received."""
+
+    kind: str  # "request" or "chunk"
+    payload: Any
+    user_id: str = ""
+    thread_id: str = ""
+    agent_name: str = ""
+    provider: str = ""
+    model: str = ""
+
+
+# Either (kind, payload) or (RawEvent); sync or async.
+RawHandler = Callable[..., Any | Awaitable[Any]]
 
 
 @dataclass(slots=True)
@@ -52,7 +83,8 @@ class ChatRequest:
     response_format: dict[str, Any] | None = None
     temperature: float | None = None
     max_tokens: int | None = None
-    raw_handler: RawHandler | None = None  # sees ("request", body) and ("chunk", event)
+    options: dict[str, Any] = field(default_factory=dict)  # provider-specific body fields (reasoning_effort...)
+    raw: Callable[[str, Any], Awaitable[None]] | None = None  # sees ("request", body) and ("chunk", chunk)
 
 
 class Model(Protocol):

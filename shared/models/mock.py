@@ -31,8 +31,8 @@ class MockModel:
         self._delay = delay_ms / 1000
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Event]:
-        if request.raw_handler:
-            request.raw_handler("request", {"model": "mock", "messages": request.messages})
+        if request.raw is not None:
+            await request.raw("request", {"model": "mock", "messages": request.messages})
         last_user = next((m for m in reversed(request.messages) if m["role"] == "user"), None)
         prompt = _text(last_user.get("content") if last_user else "")
         last = request.messages[-1] if request.messages else {}

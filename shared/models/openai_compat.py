@@ -1,168 +1,185 @@
-"""Any OpenAI-compatible Chat Completions endpoint, streamed over httpx (SSE)."""
+"""Any OpenAI-compatible Chat Completions endpoint, streamed over httpx (SSE).
+
+Parameters adapt to the model and the server: OpenAI's reasoning models get
+``max_completion_tokens`` and no ``temperature``; a 400/422 that names a
+parameter the server does not take (``stream_options``, ``max_tokens``,
+``temperature``, ``strict``...) is answered by sending the call once more
+without it, and the provider remembers that for the model. 429/5xx and
+connection errors are retried with backoff before the first token, honouring
+``retry-after-ms`` and ``Retry-After`` (seconds or an HTTP date).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 import random
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 
-from shared.models.base import (
-    ChatRequest,
-    Event,
-    Finish,
-    ModelError,
-    ReasoningDelta,
-    TextDelta,
-    ToolCall,
-)
-from shared.records import Usage
+from shared.models.base import ChatRequest, Event, ModelError
+from shared.models.chunks import ChunkReader, error_text
+from shared.models.providers import Provider, is_reasoning_model
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+# what to drop when a 400/422 names it: (words in the error, the parameter)
+_ADAPTABLE = (
+    ("stream_options", "stream_options"),
+    ("max_completion_tokens", "max_tokens"),
+    ("max_tokens", "max_tokens"),
+    ("temperature", "temperature"),
+    ("strict", "strict"),
+)
 
 
 class OpenAICompatible:
-    """Streams a chat completion; retries 429/5xx/connection errors before the first token."""
-
-    provider = "openai-compatible"
+    """Streams a chat completion from one provider's model; see the module docstring."""
 
     def __init__(
         self,
-        base_url: str,
+        provider: Provider,
         model: str,
         *,
-        api_key: str | None = None,
         max_retries: int = 3,
         backoff_s: float = 0.5,
         timeout: httpx.Timeout | None = None,
-        client: httpx.AsyncClient | None = None,
     ) -> None:
         self.name = model
-        self._url = base_url.rstrip("/") + "/chat/completions"
-        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.provider = provider.name
+        self._provider = provider
+        self.reasoning_in_history = provider.wants_reasoning_in_history()
+        self._url = provider.base_url.rstrip("/") + "/chat/completions"
         self._max_retries = max_retries
         self._backoff_s = backoff_s
         self._timeout = timeout or httpx.Timeout(connect=10.0, read=60.0, write=30.0, pool=10.0)
-        self._client = client
+
+    @property
+    def refused(self) -> set[str]:
+        return self._provider.refused.setdefault(self.name, set())
 
     def body(self, request: ChatRequest) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": self.name,
-            "messages": request.messages,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
+        refused = self.refused
+        reasoning = is_reasoning_model(self.name)
+        body: dict[str, Any] = {"model": self.name, "messages": request.messages, "stream": True}
+        if self._provider.stream_options is not False and "stream_options" not in refused:
+            body["stream_options"] = {"include_usage": True}
         if request.tools:
             body["tools"] = request.tools
         if request.response_format is not None:
-            body["response_format"] = request.response_format
-        if request.temperature is not None:
+            body["response_format"] = _without_strict(request.response_format, "strict" in refused
+                                                      or not self._provider.strict_output)
+        if request.temperature is not None and not reasoning and "temperature" not in refused:
             body["temperature"] = request.temperature
         if request.max_tokens is not None:
-            body["max_tokens"] = request.max_tokens
+            key = "max_completion_tokens" if reasoning or "max_tokens" in refused else "max_tokens"
+            body[key] = request.max_tokens
+        body.update(self._provider.options)
+        body.update(request.options)
         return body
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Event]:
-        body = self.body(request)
-        if request.raw_handler:
-            request.raw_handler("request", body)
-        client = self._client or httpx.AsyncClient(timeout=self._timeout)
-        try:
-            attempt = 0
-            while True:
-                started = False
-                try:
-                    async with client.stream("POST", self._url, json=body, headers=self._headers,
-                                             timeout=self._timeout) as response:
-                        if response.status_code != 200:
-                            text = (await response.aread()).decode(errors="replace")[:500]
-                            retry = response.status_code in RETRY_STATUS
-                            raise _Retryable(response.status_code, text, _retry_after(response)) if retry \
-                                else ModelError(f"model answered {response.status_code}: {text}")
-                        async for event in _events(response, request):
+        client = self._provider.client()
+        attempt = 0
+        adapted: set[str] = set()
+        while True:
+            body = self.body(request)
+            if request.raw is not None:
+                await request.raw("request", body)
+            started = False
+            try:
+                async with client.stream("POST", self._url, json=body, timeout=self._timeout) as response:
+                    if response.status_code != 200:
+                        text = (await response.aread()).decode(errors="replace")[:2000]
+                        param = _refused_param(response.status_code, text, body)
+                        if param is not None and param not in adapted:
+                            adapted.add(param)
+                            self.refused.add(param)
+                            continue  # once more without it
+                        if response.status_code in RETRY_STATUS:
+                            raise _Retryable(response.status_code, text, retry_after_s(response.headers))
+                        raise ModelError(f"model answered {response.status_code}: {_message(text)}")
+                    reader = ChunkReader(self._provider.think_tags)
+                    async for line in response.aiter_lines():
+                        events, chunk = reader.line(line)
+                        if chunk is not None and request.raw is not None:
+                            await request.raw("chunk", chunk)
+                        for event in events:
                             started = True
                             yield event
-                        return
-                except (_Retryable, httpx.TransportError) as exc:
-                    why = f"{type(exc).__name__}: {exc}" if isinstance(exc, httpx.TransportError) else str(exc)
-                    if started:
-                        raise ModelError(f"model stream broke off: {why}") from exc
-                    if attempt >= self._max_retries:
-                        raise ModelError(f"model unavailable after {attempt + 1} attempts: {why}") from exc
-                    delay = self._backoff_s * (2 ** attempt) * (0.5 + random.random())
-                    if isinstance(exc, _Retryable) and exc.retry_after is not None:
-                        delay = max(delay, exc.retry_after)
-                    attempt += 1
-                    await asyncio.sleep(min(delay, 30.0))
-        finally:
-            if self._client is None:
-                await client.aclose()
+                        if reader.done:
+                            break
+                    for event in reader.end():
+                        yield event
+                    return
+            except (_Retryable, httpx.TransportError) as exc:
+                why = f"{type(exc).__name__}: {exc}" if isinstance(exc, httpx.TransportError) else str(exc)
+                if started:
+                    raise ModelError(f"model stream broke off: {why}") from exc
+                if attempt >= self._max_retries:
+                    raise ModelError(f"model unavailable after {attempt + 1} attempts: {why}") from exc
+                delay = self._backoff_s * (2 ** attempt) * (0.5 + random.random())
+                if isinstance(exc, _Retryable) and exc.retry_after is not None:
+                    delay = max(delay, exc.retry_after)
+                attempt += 1
+                await asyncio.sleep(min(delay, 60.0))
 
 
 class _Retryable(Exception):
     def __init__(self, status: int, text: str, retry_after: float | None) -> None:
-        super().__init__(f"HTTP {status}: {text}")
+        super().__init__(f"HTTP {status}: {_message(text)}")
         self.retry_after = retry_after
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    raw = response.headers.get("retry-after")
+def _message(text: str) -> str:
     try:
-        return float(raw) if raw is not None else None
+        return error_text(json.loads(text))
     except ValueError:
+        return text[:500]
+
+
+def _refused_param(status: int, text: str, body: dict[str, Any]) -> str | None:
+    """The parameter a 400/422 says the server does not take, when we sent it."""
+    if status not in (400, 422):
         return None
-
-
-async def _events(response: httpx.Response, request: ChatRequest) -> AsyncIterator[Event]:
-    calls: dict[int, dict[str, str]] = {}
-    finish_reason = "stop"
-    usage: Usage | None = None
-    done = False
-    async for line in response.aiter_lines():
-        if not line or line.startswith(":"):
+    lower = text.lower()
+    for words, param in _ADAPTABLE:
+        if words not in lower:
             continue
-        if not line.startswith("data:"):
-            continue  # event:/id:/retry: fields carry nothing we need
-        data = line[5:].strip()
-        if data == "[DONE]":
-            done = True
-            break
+        sent = param in body or (param == "max_tokens" and "max_completion_tokens" in body) or (
+            param == "strict" and bool((body.get("response_format") or {}).get("json_schema", {}).get("strict")))
+        if sent:
+            return param
+    return None
+
+
+def _without_strict(response_format: dict[str, Any], drop: bool) -> dict[str, Any]:
+    if not drop or "json_schema" not in response_format:
+        return response_format
+    schema = {k: v for k, v in response_format["json_schema"].items() if k != "strict"}
+    return {**response_format, "json_schema": schema}
+
+
+def retry_after_s(headers: httpx.Headers) -> float | None:
+    """Seconds to wait from ``retry-after-ms``, or ``Retry-After`` in seconds or as an HTTP date."""
+    ms = headers.get("retry-after-ms")
+    if ms is not None:
         try:
-            chunk = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise ModelError(f"malformed stream chunk: {data[:200]!r}") from exc
-        if not isinstance(chunk, dict):
-            raise ModelError(f"malformed stream chunk: {data[:200]!r}")
-        if request.raw_handler:
-            request.raw_handler("chunk", chunk)
-        if "error" in chunk:
-            raise ModelError(f"model error: {chunk['error']}")
-        if chunk.get("usage"):
-            u = chunk["usage"]
-            usage = Usage(prompt_tokens=int(u.get("prompt_tokens") or 0),
-                          completion_tokens=int(u.get("completion_tokens") or 0),
-                          total_tokens=int(u.get("total_tokens") or 0))
-        for choice in chunk.get("choices") or []:
-            delta = choice.get("delta") or {}
-            if delta.get("content"):
-                yield TextDelta(delta["content"])
-            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-            if reasoning:
-                yield ReasoningDelta(reasoning)
-            for frag in delta.get("tool_calls") or []:
-                slot = calls.setdefault(int(frag.get("index", 0)), {"id": "", "name": "", "arguments": ""})
-                slot["id"] = frag.get("id") or slot["id"]
-                fn = frag.get("function") or {}
-                slot["name"] += fn.get("name") or ""
-                slot["arguments"] += fn.get("arguments") or ""
-            if choice.get("finish_reason"):
-                finish_reason = choice["finish_reason"]
-    if not done and finish_reason == "stop" and not calls and usage is None:
-        raise ModelError("model stream ended without [DONE]")
-    for index in sorted(calls):
-        c = calls[index]
-        yield ToolCall(id=c["id"] or f"call_{index}", name=c["name"], arguments=c["arguments"] or "{}")
-    yield Finish(reason="tool_calls" if calls else finish_reason, usage=usage)
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

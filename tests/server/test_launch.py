@@ -26,17 +26,18 @@ def launch(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def wait_healthy(base: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+def wait_healthy(base: str, proc: subprocess.Popen[bytes], timeout: float = 60, path: str = "/healthz") -> None:
+    """Until ``path`` answers 200 (``/readyz``: workers and the index are up too)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, "launcher exited early"
         try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+            if httpx.get(f"{base}{path}", timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    raise TimeoutError("web never became healthy")
+    raise TimeoutError(f"{path} never answered 200")
 
 
 def interrupt(proc: subprocess.Popen[bytes]) -> int:
@@ -93,18 +94,6 @@ def children(pid: int) -> dict[str, int]:
     return found
 
 
-def wait_ready(base: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError("never ready")
-
-
 def test_run_restarts_every_kind_of_process_that_dies(tmp_path: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -112,21 +101,20 @@ def test_run_restarts_every_kind_of_process_that_dies(tmp_path: Path) -> None:
     log = tmp_path / "launch.log"
     proc = launch(tmp_path / "data", port, log)
     try:
-        wait_healthy(base, proc)
-        wait_ready(base)
+        wait_healthy(base, proc, path="/readyz")
         tid = httpx.post(f"{base}/api/threads", json={"title": "kept"}, headers=headers).json()["threadId"]
         for kind in ("redis", "web", "worker", "index"):
             deadline = time.monotonic() + 30
             while set(before := children(proc.pid)) != {"redis", "web", "worker", "index"}:
                 assert time.monotonic() < deadline, before  # (a process may be restarting after the last kill)
                 time.sleep(0.1)
-            wait_ready(base)
+            wait_healthy(base, proc, path="/readyz")
             os.kill(before[kind], signal.SIGKILL)
             deadline = time.monotonic() + 30
             while children(proc.pid).get(kind) in (None, before[kind]):
                 assert time.monotonic() < deadline, f"{kind} was not restarted"
                 time.sleep(0.1)
-            wait_ready(base)
+            wait_healthy(base, proc, path="/readyz")
             assert httpx.get(f"{base}/api/threads/{tid}", headers=headers).json()["title"] == "kept"
         # and the restarted stack answers a prompt end to end
         sent = httpx.post(f"{base}/api/threads/{tid}/messages", json={"prompt": "still there?"}, headers=headers)

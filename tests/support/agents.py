@@ -16,6 +16,8 @@ from shared.agents import (
     human_tool,
     tool,
 )
+from shared.models.base import RawEvent
+from shared.models.providers import Provider
 
 
 class CityArgs(msgspec.Struct):
@@ -54,6 +56,41 @@ class Plan(msgspec.Struct):
     days: int
 
 
+class LoosePlan(msgspec.Struct):
+    city: str
+    note: str = ""  # optional: strict mode cannot express it
+
+
+async def record_usage_async(event: UsageEvent) -> None:
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(os.environ["REDIS_URL"])
+    await client.rpush("test:usage-async", msgspec.json.encode({
+        "provider": event.provider, "model": event.model, "agent": event.agent_name, "user": event.user_id,
+        "cached": event.usage.cached_tokens, "reasoning": event.usage.reasoning_tokens}))
+    await client.aclose()
+
+
+async def record_raw_event(event: RawEvent) -> None:
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(os.environ["REDIS_URL"])
+    await client.rpush("test:raw-async", msgspec.json.encode({
+        "kind": event.kind, "provider": event.provider, "model": event.model, "thread": event.thread_id}))
+    await client.aclose()
+
+
+def failing_usage(event: UsageEvent) -> None:
+    raise RuntimeError("the app's usage handler is broken")
+
+
+PROVIDERS = [
+    # DeepSeek's thinking mode, reached at the test server: reasoning goes back with tool calls
+    Provider("deepseek", os.environ.get("LLM_BASE_URL", "http://127.0.0.1:9/v1"), api_key="ds-key",
+             headers={"X-Provider": "deepseek"}, reasoning_in_history=True, options={"thinking_budget": 512}),
+]
+
+
 AGENTS = [
     Agent(name="echo", instructions="Be brief.", usage_handler=record_usage, throttle_ms=20),
     Agent(name="tools", instructions="Use tools.", tools=[weather, boom, approve], max_steps=4, throttle_ms=20),
@@ -64,6 +101,15 @@ AGENTS = [
     Agent(name="raw", raw_handler=record_raw),
     Agent(name="resilient", on_worker_death="retry", max_worker_retries=1),
     Agent(name="brief", instructions="Short.", context_budget_chars=40),
+    Agent(name="reasoner", model="o3-mini", temperature=0.2, max_tokens=100),
+    Agent(name="custom-reasoner", model="my-reasoner-v1", max_tokens=50, temperature=0.5),
+    Agent(name="mistral", model="mistral-small-latest"),
+    Agent(name="groq", model="llama-3.3-70b-versatile"),
+    Agent(name="deepseek", provider="deepseek", model="deepseek-reasoner", tools=[weather], max_steps=3,
+          throttle_ms=10, provider_options={"reasoning_effort": "high"}),
+    Agent(name="loose", output=LoosePlan, throttle_ms=10),
+    Agent(name="observed", usage_handler=record_usage_async, raw_handler=record_raw_event),
+    Agent(name="broken-handler", usage_handler=failing_usage),
     Agent(name="recall", instructions="Use what you remember.", context_options=ContextOptions(
         recent_messages=2, search_options=SearchOptions(limit=3, text_search=True, vector_search=True,
                                                         message_range={"before": 0, "after": 0}))),

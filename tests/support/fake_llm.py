@@ -5,7 +5,9 @@ queued a call answers "echo: <last user message>". GET /_requests lists the
 bodies received; POST /_reset forgets everything. Response kinds:
   {"kind":"text","chunks":[...],"delay_ms":0,"usage":true}
   {"kind":"tools","calls":[{"name":..,"arguments":"{...}"}]}
-  {"kind":"status","status":429,"retry_after":0}   (any status, then the next one)
+  {"kind":"status","status":429,"retry_after":0,"body":{...},"headers":{...}}   (any status, then the next one)
+  {"kind":"transcript","name":"ollama_parallel_tools"}   replay transcripts/<name>.sse verbatim,
+        one SSE event (blank-line separated block) at a time
   {"kind":"malformed"}         a chunk that is not JSON
   {"kind":"hang","chunks":[...]} chunks, then silence until the client goes away
   {"kind":"disconnect","chunks":[...]}  chunks, then the connection drops
@@ -17,6 +19,7 @@ import asyncio
 import json
 import os
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -44,6 +47,7 @@ async def completions(request: Request) -> Response:
     body = await request.json()
     step = script.popleft() if script else None
     body["_served"] = step["kind"] if step else "echo"
+    body["_headers"] = {k: request.headers[k] for k in ("authorization", "x-provider") if k in request.headers}
     received.append(body)
     if step is None:
         last = next((m for m in reversed(body["messages"]) if m["role"] == "user"), {"content": ""})
@@ -52,7 +56,11 @@ async def completions(request: Request) -> Response:
     kind = step["kind"]
     if kind == "status":
         headers = {"Retry-After": str(step["retry_after"])} if "retry_after" in step else {}
-        return JSONResponse({"error": {"message": f"scripted {step['status']}"}}, step["status"], headers)
+        headers.update(step.get("headers", {}))
+        payload = step.get("body", {"error": {"message": f"scripted {step['status']}"}})
+        return JSONResponse(payload, step["status"], headers)
+    if kind == "transcript":
+        return StreamingResponse(replay(step["name"]), media_type="text/event-stream")
 
     async def stream() -> Any:
         delay = step.get("delay_ms", 0) / 1000
@@ -81,6 +89,21 @@ async def completions(request: Request) -> Response:
         yield "data: [DONE]\n\n"
 
     return StreamingResponse(stream(), media_type="text/event-stream")
+
+
+TRANSCRIPTS = Path(__file__).parent / "transcripts"
+
+
+async def replay(name: str) -> Any:
+    """A recorded stream, event by event, as the server family sent it."""
+    text = (TRANSCRIPTS / f"{name}.sse").read_text()
+    for block in text.split("\n\n"):
+        if block.strip():
+            await asyncio.sleep(0.002)
+            yield block.strip("\n") + "\n\n"
+
+
+embedding_failures: deque[int] = deque()
 
 
 CONCEPTS = [
@@ -115,6 +138,9 @@ def concept_vector(text: str) -> list[float]:
 
 async def embeddings(request: Request) -> Response:
     body = await request.json()
+    if embedding_failures:
+        return JSONResponse({"error": {"message": "scripted"}}, embedding_failures.popleft(),
+                            {"Retry-After": "0"})
     inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
     return JSONResponse({"object": "list", "model": body["model"], "data": [
         {"object": "embedding", "index": i, "embedding": concept_vector(t)} for i, t in enumerate(inputs)]})
@@ -129,9 +155,16 @@ async def requests_seen(request: Request) -> Response:
     return JSONResponse(received)
 
 
+async def fail_embeddings(request: Request) -> Response:
+    """POST {"statuses":[429, 503]}: the next embedding calls answer these."""
+    embedding_failures.extend((await request.json())["statuses"])
+    return JSONResponse({"queued": len(embedding_failures)})
+
+
 async def reset(request: Request) -> Response:
     script.clear()
     received.clear()
+    embedding_failures.clear()
     return JSONResponse({"ok": True})
 
 
@@ -141,6 +174,7 @@ app = Starlette(routes=[
     Route("/_script", set_script, methods=["POST"]),
     Route("/_requests", requests_seen, methods=["GET"]),
     Route("/_reset", reset, methods=["POST"]),
+    Route("/_fail_embeddings", fail_embeddings, methods=["POST"]),
 ])
 
 if __name__ == "__main__":

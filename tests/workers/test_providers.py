@@ -1,0 +1,265 @@
+"""Conformance with real model servers: recorded stream transcripts of each server family,
+replayed by the loopback OpenAI-compatible server, through the whole pipeline.
+
+Each test checks what is stored and what a subscriber sees.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgspec
+import pytest
+import redis
+
+from tests.support.stack import Stack
+from tests.workers.helpers import delta_text
+from tests.workers.test_agents import by_step, run_prompt
+
+pytestmark = pytest.mark.anyio
+
+
+def transcript(name: str) -> dict[str, str]:
+    return {"kind": "transcript", "name": name}
+
+
+def final(frame: dict[str, Any]) -> dict[str, Any]:
+    return max((m for m in frame["value"]["page"] if m["role"] == "assistant"), key=lambda m: m["stepOrder"])
+
+
+def deltas_of(tab: Any, frame: dict[str, Any]) -> list[dict[str, Any]]:
+    stream_id = frame["value"]["streams"][-1]["streamId"]
+    return [d for d in tab.frames if d["type"] == "delta" and d["streamId"] == stream_id]
+
+
+def tool_results(frame: dict[str, Any]) -> list[Any]:
+    return [m["parts"][0]["result"]["city"] for m in by_step(frame["value"]) if m["role"] == "tool"]
+
+
+@pytest.mark.parametrize("name", ["ollama_parallel_tools", "gemini_parallel_tools", "openai_parallel_tools"])
+async def test_parallel_tool_calls_of_every_family_run_as_separate_calls(llm: Stack, name: str) -> None:
+    llm.script(transcript(name), {"kind": "text", "chunks": ["Both ", "sunny."]})
+    tab, _, frame = await run_prompt(llm, "tools")
+    assert tool_results(frame) == ["Oslo", "Paris"]
+    assert final(frame)["text"] == "Both sunny."
+    second = llm.llm_requests()[1]["messages"]
+    assert [m["role"] for m in second[-3:]] == ["assistant", "tool", "tool"]
+    assert [c["function"]["name"] for c in second[-3]["tool_calls"]] == ["weather", "weather"]
+    await tab.close()
+
+
+async def test_tool_arguments_stream_as_deltas_before_the_whole_call(llm: Stack) -> None:
+    llm.script(transcript("openai_parallel_tools"), {"kind": "text", "chunks": ["ok"]})
+    tab, _, frame = await run_prompt(llm, "tools")
+    kinds = [p["type"] for d in tab.frames if d["type"] == "delta" for p in d["parts"]]
+    assert "tool-call-delta" in kinds and kinds.index("tool-call-delta") < kinds.index("tool-call")
+    pieces = [p for d in tab.frames if d["type"] == "delta" for p in d["parts"] if p["type"] == "tool-call-delta"]
+    oslo = "".join(p["argsTextDelta"] for p in pieces if p["toolCallId"] == "call_Oslo1")
+    assert json.loads(oslo) == {"city": "Oslo"}
+    stored = [p for m in frame["value"]["page"] for p in m["parts"]]
+    assert not any(p["type"] == "tool-call-delta" for p in stored)  # deltas only
+    await tab.close()
+
+
+@pytest.mark.parametrize(("name", "message", "partial"), [
+    ("llamacpp_error_midstream", "exceeds the available context size", "Once upon"),
+    ("vllm_error_chunk", "out of KV cache blocks", "Hello"),
+])
+async def test_an_error_event_mid_stream_fails_the_reply_with_the_servers_message(
+        llm: Stack, name: str, message: str, partial: str) -> None:
+    llm.script(transcript(name))
+    tab, _, frame = await run_prompt(llm, "echo")
+    reply = final(frame)
+    assert reply["status"] == "failed" and message in reply["error"]
+    assert reply["text"] == partial
+    assert frame["value"]["streams"][-1]["status"] == "aborted"
+    await tab.close()
+
+
+@pytest.mark.parametrize(("agent", "status", "body"), [
+    ("mistral", 422, {"object": "error", "message": {"detail": [{"type": "extra_forbidden",
+     "loc": ["body", "stream_options"], "msg": "Extra inputs are not permitted", "input": {"include_usage": True}}]},
+     "type": "invalid_request_message_error", "code": None}),
+    ("groq", 400, {"error": {"message": "'stream_options' : property 'stream_options' is unsupported",
+                             "type": "invalid_request_error"}}),
+])
+async def test_a_server_that_rejects_stream_options_gets_the_call_again_without_it(
+        llm: Stack, agent: str, status: int, body: dict[str, Any]) -> None:
+    llm.script({"kind": "status", "status": status, "body": body}, transcript("groq_text_usage"))
+    tab, _, frame = await run_prompt(llm, agent)
+    reply = final(frame)
+    assert (reply["status"], reply["text"]) == ("success", "Fast answer.")
+    first, second = llm.llm_requests()[:2]
+    assert "stream_options" in first and "stream_options" not in second
+    assert reply["usage"]["totalTokens"] == 25  # Groq's x_groq usage
+    await tab.close()
+
+
+async def test_think_tags_are_reasoning_and_the_stored_text_is_the_answer_only(llm: Stack) -> None:
+    llm.script(transcript("ollama_think_tags"))
+    tab, _, frame = await run_prompt(llm, "echo")
+    reply = final(frame)
+    assert reply["text"] == "2 + 2 = 4."
+    reasoning = [p["text"] for p in reply["parts"] if p["type"] == "reasoning"]
+    assert reasoning and "That is simple." in reasoning[0]
+    assert delta_text(deltas_of(tab, frame)) == "2 + 2 = 4."  # text deltas add up to the saved text
+    await tab.close()
+
+
+async def test_a_finish_reason_without_usage_or_done_completes_the_reply(llm: Stack) -> None:
+    llm.script(transcript("finish_without_done"))
+    tab, _, frame = await run_prompt(llm, "echo")
+    assert (final(frame)["status"], final(frame)["text"]) == ("success", "All done.")
+    await tab.close()
+
+
+async def test_a_refusal_is_shown_as_the_replys_refusal(llm: Stack) -> None:
+    llm.script(transcript("openai_refusal"))
+    tab, _, frame = await run_prompt(llm, "planner")
+    reply = final(frame)
+    assert reply["status"] == "failed" and reply["finishReason"] == "refusal"
+    assert reply["error"] == "the model refused: I'm sorry, I can't help with that."
+    assert {"type": "refusal", "text": "I'm sorry, I can't help with that."} in reply["parts"]
+    await tab.close()
+
+
+async def test_a_tool_call_cut_off_by_the_length_limit_is_not_run(llm: Stack) -> None:
+    llm.script(transcript("openai_length_in_tool_call"))
+    tab, _, frame = await run_prompt(llm, "tools")
+    reply = final(frame)
+    assert reply["status"] == "failed" and "cut off" in reply["error"]
+    assert not [m for m in frame["value"]["page"] if m["role"] == "tool"]
+    await tab.close()
+
+
+async def test_reasoning_models_get_max_completion_tokens_and_no_temperature(llm: Stack) -> None:
+    tab, _, frame = await run_prompt(llm, "reasoner")
+    body = llm.llm_requests()[0]
+    assert body["max_completion_tokens"] == 100 and "max_tokens" not in body and "temperature" not in body
+    assert final(frame)["status"] == "success"
+    await tab.close()
+
+
+async def test_parameters_a_server_names_in_a_400_are_adapted_once_each(llm: Stack) -> None:
+    llm.script(
+        {"kind": "status", "status": 400, "body": {"error": {
+            "message": "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                       "Use 'max_completion_tokens' instead.",
+            "type": "invalid_request_error", "param": "max_tokens", "code": "unsupported_parameter"}}},
+        {"kind": "status", "status": 400, "body": {"error": {
+            "message": "Unsupported value: 'temperature' does not support 0.5 with this model. "
+                       "Only the default (1) value is supported.",
+            "type": "invalid_request_error", "param": "temperature", "code": "unsupported_value"}}},
+        {"kind": "text", "chunks": ["fine"]},
+    )
+    tab, _, frame = await run_prompt(llm, "custom-reasoner")
+    first, second, third = llm.llm_requests()[:3]
+    assert (first["max_tokens"], first["temperature"]) == (50, 0.5)
+    assert second["max_completion_tokens"] == 50 and "max_tokens" not in second and second["temperature"] == 0.5
+    assert third["max_completion_tokens"] == 50 and "temperature" not in third
+    assert final(frame)["text"] == "fine"
+    await tab.close()
+
+
+async def test_deepseek_gets_its_reasoning_back_on_tool_call_turns(llm: Stack, stack: Stack) -> None:
+    llm.script(transcript("deepseek_reasoner_tool_call"), transcript("deepseek_reasoner_answer"))
+    tab, _, frame = await run_prompt(llm, "deepseek")
+    assert final(frame)["text"] == "It is sunny in Oslo."
+    first, second = llm.llm_requests()[:2]
+    turn = next(m for m in second["messages"] if m.get("tool_calls"))
+    assert turn["reasoning_content"] == "The user wants Oslo's weather. I should call the tool."
+    assert first["_headers"] == {"authorization": "Bearer ds-key", "x-provider": "deepseek"}
+    assert (first["reasoning_effort"], first["thinking_budget"]) == ("high", 512)  # agent and provider options
+    call_step = by_step(frame["value"])[1]
+    assert (call_step["usage"]["cachedTokens"], call_step["usage"]["reasoningTokens"]) == (64, 18)
+    assert call_step["provider"] == "deepseek"
+    await tab.close()
+
+
+async def test_structured_output_is_strict_when_the_schema_allows_it(llm: Stack) -> None:
+    llm.script(transcript("openai_structured_output"), {"kind": "text", "chunks": ['{"city": "Rome"}']})
+    tab, _, frame = await run_prompt(llm, "planner")
+    fmt = llm.llm_requests()[0]["response_format"]["json_schema"]
+    assert fmt["strict"] is True and fmt["schema"]["additionalProperties"] is False
+    assert {"type": "object", "object": {"city": "Oslo", "days": 3}} in final(frame)["parts"]
+    tab2, _, frame2 = await run_prompt(llm, "loose")
+    assert "strict" not in llm.llm_requests()[1]["response_format"]["json_schema"]
+    assert final(frame2)["status"] == "success"
+    await tab.close()
+    await tab2.close()
+
+
+@pytest.mark.parametrize(("name", "text", "usage"), [
+    ("openai_text_usage", "Hello there.", {"promptTokens": 2048, "cachedTokens": 1024, "reasoningTokens": 64}),
+    ("anthropic_compat_text", "Hi from Claude.", {"promptTokens": 12, "completionTokens": 6}),
+    ("groq_text_usage", "Fast answer.", {"totalTokens": 25}),
+    ("azure_text_usage", "From Azure.", {"promptTokens": 9, "totalTokens": 12}),
+    ("openrouter_text_usage", "Routed reply.", {"totalTokens": 18}),
+    ("lmstudio_text_usage", "Local model.", {"totalTokens": 23}),
+])
+async def test_happy_text_path_per_family_with_usage(llm: Stack, name: str, text: str,
+                                                    usage: dict[str, int]) -> None:
+    llm.script(transcript(name))
+    tab, _, frame = await run_prompt(llm, "echo")
+    reply = final(frame)
+    assert (reply["status"], reply["text"]) == ("success", text)
+    assert {k: reply["usage"][k] for k in usage} == usage
+    await tab.close()
+
+
+async def test_async_usage_and_raw_handlers_are_awaited_with_who_and_where(llm: Stack) -> None:
+    r = redis.Redis.from_url(llm.redis_url)
+    r.delete("test:usage-async", "test:raw-async")
+    llm.script(transcript("openai_text_usage"))
+    tab, tid, frame = await run_prompt(llm, "observed")
+    assert final(frame)["status"] == "success"
+    usage = [msgspec.json.decode(x) for x in r.lrange("test:usage-async", 0, -1)]
+    assert usage == [{"provider": "default", "model": "fake", "agent": "observed", "user": "alice",
+                      "cached": 1024, "reasoning": 64}]
+    raw = [msgspec.json.decode(x) for x in r.lrange("test:raw-async", 0, -1)]
+    assert raw[0] == {"kind": "request", "provider": "default", "model": "fake", "thread": tid}
+    assert {e["kind"] for e in raw[1:]} == {"chunk"}
+    await tab.close()
+
+
+async def test_a_failing_usage_handler_never_breaks_the_reply(llm: Stack) -> None:
+    tab, _, frame = await run_prompt(llm, "broken-handler")
+    assert final(frame)["status"] == "success"
+    await tab.close()
+
+
+async def test_the_embedder_retries_429_and_5xx_on_one_pooled_client(llm: Stack) -> None:
+    import httpx
+
+    from shared.errors import Unavailable
+    from shared.memory.embeddings import OpenAIEmbedder
+    from shared.models.providers import Provider
+
+    provider = Provider("embeddings", f"{llm.llm}/v1")
+    embedder = OpenAIEmbedder(provider, "concepts", backoff_s=0.01)
+    httpx.post(f"{llm.llm}/_fail_embeddings", json={"statuses": [429, 503]}).raise_for_status()
+    vectors = await embedder.embed(["cheap car", "affordable automobile"])
+    assert len(vectors) == 2 and len(vectors[0]) == 64
+    assert provider.client() is provider.client()  # one pooled client per provider and loop
+    httpx.post(f"{llm.llm}/_fail_embeddings", json={"statuses": [400]}).raise_for_status()
+    with pytest.raises(Unavailable, match="answered 400"):
+        await embedder.embed(["x"])  # not retried: a 400 will not get better
+    await provider.client().aclose()
+
+
+async def test_python_api_calls_override_model_and_options_per_call(llm: Stack) -> None:
+    from shared.config import load_settings
+    from shared.errors import BadRequest
+    from threadline import Threadline
+
+    settings = load_settings({"REDIS_URL": llm.redis_url, "APP_MODULE": "tests.support.agents",
+                              "LLM_BASE_URL": f"{llm.llm}/v1", "LLM_MODEL": "fake"})
+    async with Threadline(settings) as tl:
+        thread = await tl.create_thread("alice")
+        result = await thread.generate_text("echo", "hi there", model="override-model", options={"seed": 7})
+        assert result.outcome == "finished" and result.text == "echo: hi there"
+        body = llm.llm_requests()[-1]
+        assert (body["model"], body["seed"]) == ("override-model", 7)
+        with pytest.raises(BadRequest, match="unknown provider"):
+            await thread.generate_text("echo", "again", provider="nowhere")
