@@ -27,7 +27,7 @@ import uvloop
 import websockets
 
 from bench.support import pct, redis_url
-from server import gc_tuning
+from shared import gc_tuning
 from shared.auth import mint
 from shared.embedded_redis import free_port
 from tests.support import procs

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
-from server import admin_api, gc_tuning, pages
+from server import admin_api, pages
 from server.context import Services
 from server.fanout import ChangeListener
 from server.generation import GenerationQueue
@@ -22,6 +22,7 @@ from server.live import LiveQueries
 from server.reaper import StreamReaper
 from server.stream_relay import StreamRelay
 from server.ws.session import Session
+from shared import gc_tuning
 from shared.auth import resolve_secret
 from shared.config import Settings, load_settings
 from shared.errors import ChatError

@@ -3,29 +3,40 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import redis
 from rq import Queue
+from rq.job import Job
 
+from shared import keys
 from shared.agents import Agent, agent_named
 from shared.config import Settings
 from shared.errors import Conflict, Unavailable
-from shared.generation.lock import join_queue, leave_queue
 from shared.models.providers import provider_named
 from shared.records import Message
 from shared.store import Store
-from workers.generation import JOB_TIMEOUT_S, job_id
+from workers.generation import job_id
 from workers.queues import GENERATION
+
+BATCH = 200  # jobs handed to RQ in one pipeline
 
 
 class GenerationQueue:
-    """Enqueues one RQ job per prompt, named after the message that triggered it."""
+    """Enqueues one RQ job per prompt, named after the message that triggered it.
+
+    Jobs asked for at about the same time go to RQ together (``enqueue_many`` in
+    one pipeline, on a thread: RQ's client is synchronous), so a burst of sends
+    costs a few round trips instead of one per prompt.
+    """
 
     def __init__(self, settings: Settings, store: Store) -> None:
         self._settings = settings
         self._store = store
         self._redis = redis.Redis.from_url(settings.redis_url)
         self._queue = Queue(GENERATION, connection=self._redis)
+        self._pending: list[tuple[Any, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     def agent(self, name: str | None) -> Agent:
         """The named agent; BadRequest for an unknown agent or an agent naming an unknown provider."""
@@ -50,16 +61,51 @@ class GenerationQueue:
         """Queue the generation answering ``prompt``; the job is named after ``trigger_id``
         (the message that asked for it), so asking twice never enqueues twice."""
         jid = job_id(trigger_id or prompt.message_id)
-        await join_queue(self._store.redis, prompt.thread_id, jid)
+        data = Queue.prepare_data(
+            "workers.generation.run", (prompt.thread_id, prompt.message_id, agent.name),
+            job_id=jid, timeout=self._settings.generation_timeout_s, result_ttl=3600, failure_ttl=86400,
+        )
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append(((prompt.thread_id, data), done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
         try:
-            await asyncio.to_thread(
-                self._queue.enqueue, "workers.generation.run", prompt.thread_id, prompt.message_id, agent.name,
-                job_id=jid, job_timeout=JOB_TIMEOUT_S, result_ttl=3600, failure_ttl=86400,
-            )
+            await done
         except redis.RedisError as exc:
-            await leave_queue(self._store.redis, prompt.thread_id, jid)
             raise Unavailable(f"could not queue the generation: {exc}") from exc
         return jid
+
+    async def _flush(self) -> None:
+        """Hand what is pending to RQ, a batch at a time, until nothing is left."""
+        while self._pending:
+            batch, self._pending = self._pending[:BATCH], self._pending[BATCH:]
+            unique = {data.job_id: (tid, data) for (tid, data), _ in batch}  # a resend in one batch: one job
+            try:
+                await asyncio.to_thread(self._enqueue_many, list(unique.values()))
+            except redis.RedisError as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+            else:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
+    def _enqueue_many(self, jobs: list[tuple[str, Any]]) -> None:
+        """In one transaction: each job joins its thread's queue (first asked, first answered),
+        then RQ's queue; either all of it happens or none."""
+        with self._redis.pipeline(transaction=False) as check:
+            for _, data in jobs:
+                check.exists(f"{Job.redis_job_namespace_prefix}{data.job_id}")
+            known = check.execute()
+        jobs = [job for job, exists in zip(jobs, known, strict=True) if not exists]  # a resend: queued already
+        if not jobs:
+            return
+        with self._redis.pipeline() as pipe:
+            for thread_id, data in jobs:
+                pipe.rpush(keys.generation_queue(thread_id), data.job_id)
+            self._queue.enqueue_many([data for _, data in jobs], pipeline=pipe)
+            pipe.execute()
 
     def close(self) -> None:
         self._redis.close()

@@ -117,8 +117,8 @@ async def send_message(ctx: Context, a: A.MessagesSend) -> Outcome:
         if generation is None:
             raise Unavailable("generation is not available on this server; send generate:false")
         agent = generation.agent(a.agent_name)
-        await ctx.store.threads.get(a.thread_id, ctx.user_id)
-        if message.role == "user" and not resumed:
+        if message.role == "user" and not resumed and agent.double_texting != "enqueue":
+            await ctx.store.threads.get(a.thread_id, ctx.user_id)  # (the save checks it too, but later)
             await generation.before_send(a.thread_id, agent)
     version, (saved,) = await ctx.store.messages.save(
         a.thread_id, ctx.user_id, [message], order=a.order, prompt_message_id=a.prompt_message_id,

@@ -38,6 +38,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid
     mock_llm_words: NonNegative = 40
     mock_llm_delay_ms: NonNegative = 30
     workers: Positive = 2
+    worker_concurrency: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 256
+    worker_drain_s: Annotated[float, msgspec.Meta(ge=0)] = 25.0
+    generation_timeout_s: Annotated[int, msgspec.Meta(ge=1)] = 3600  # RQ job timeout of one reply
     ws_max_subscriptions: Positive = 200
     ws_send_queue: Positive = 1000
     ws_send_queue_bytes: Annotated[int, msgspec.Meta(ge=64 << 10)] = 4 << 20

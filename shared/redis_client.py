@@ -9,12 +9,24 @@ from collections.abc import Iterator
 
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
+from redis.driver_info import DriverInfo
 
 from shared.errors import ChatError, Conflict, Internal, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
 # a script's own refusal, also when a pipeline wraps it ("Command # 1 (EVALSHA ...) of pipeline caused error: ...")
 _SCRIPT_REPLY = re.compile(r"""(?:^|error: \(?['"]?)(NOTFOUND|CONFLICT)\b ?([^'"]*)""")
+
+
+_DRIVER: DriverInfo | None = None
+
+
+def _driver() -> DriverInfo:
+    """CLIENT SETINFO data, made once: redis-py would read package metadata for every new connection."""
+    global _DRIVER
+    if _DRIVER is None:
+        _DRIVER = DriverInfo()
+    return _DRIVER
 
 
 def connect(url: str, *, max_connections: int = 64, wait_s: float = 10.0) -> aioredis.Redis:
@@ -30,6 +42,7 @@ def connect(url: str, *, max_connections: int = 64, wait_s: float = 10.0) -> aio
         socket_keepalive=True,
         health_check_interval=30,
         socket_connect_timeout=5,
+        driver_info=_driver(),
     )
     return aioredis.Redis.from_pool(pool)
 

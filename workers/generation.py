@@ -20,9 +20,6 @@ from shared.store import Store
 
 log = logging.getLogger(__name__)
 
-JOB_TIMEOUT_S = 3600
-
-
 def job_id(trigger_message_id: str) -> str:
     """Jobs are named after the message that asked for them: a resent mutation never enqueues twice."""
     return f"gen-{trigger_message_id}"
@@ -31,22 +28,27 @@ def job_id(trigger_message_id: str) -> str:
 class _Runtime:
     """What a worker process keeps from one job to the next: settings, an event loop, a pool."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_connections: int = 8) -> None:
         self.settings = load_settings()
-        self.loop = asyncio.new_event_loop()
+        self.max_connections = max_connections
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.store: Store | None = None
         self.memory: MemorySearch | None = None
 
     def run(self, coro: Coroutine[Any, Any, str]) -> str:
+        """Run one job on this process's kept loop (for one-job-at-a-time workers)."""
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
         try:
-            return self.loop.run_until_complete(coro)
+            return self._loop.run_until_complete(coro)
         except BaseException:
-            for task in asyncio.all_tasks(self.loop):  # e.g. a job timeout: leave nothing behind
+            for task in asyncio.all_tasks(self._loop):  # e.g. a job timeout: leave nothing behind
                 task.cancel()
             raise
 
 
 _runtime: _Runtime | None = None
+_shared_runtime: _Runtime | None = None  # of the concurrent worker's loop
 
 
 def run(thread_id: str, prompt_message_id: str, agent_name: str | None) -> str:
@@ -58,10 +60,21 @@ def run(thread_id: str, prompt_message_id: str, agent_name: str | None) -> str:
     return _runtime.run(generate(_runtime, thread_id, prompt_message_id, agent_name, job.id if job else None))
 
 
+async def arun(thread_id: str, prompt_message_id: str, agent_name: str | None, job_id: str | None = None) -> str:
+    """The same job on a running loop, for workers that run many at once (workers.concurrent)."""
+    global _shared_runtime
+    if _shared_runtime is None:
+        _shared_runtime = _Runtime(max_connections=256)
+    return await generate(_shared_runtime, thread_id, prompt_message_id, agent_name, job_id)
+
+
+run.async_impl = arun  # type: ignore[attr-defined]
+
+
 async def generate(rt: _Runtime, thread_id: str, prompt_message_id: str, agent_name: str | None,
                    job_id: str | None = None) -> str:
     if rt.store is None:
-        rt.store = Store(connect(rt.settings.redis_url, max_connections=8))
+        rt.store = Store(connect(rt.settings.redis_url, max_connections=rt.max_connections))
         rt.memory = memory_search_for(rt.settings, rt.store)
     store = rt.store
     agent = agent_named(rt.settings.app_module, agent_name)

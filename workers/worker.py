@@ -1,10 +1,11 @@
 """The RQ worker class for generation jobs.
 
-Jobs run in the worker process itself (no fork per job), on one event loop and
-one Redis pool kept across jobs, with the generation code imported up front:
-this takes tens of milliseconds off the time to a reply's first delta. A job
-that dies takes its worker with it; ``rq worker-pool`` starts a new one, the
-stream reaper ends the reply, and the thread's queue skips the dead job.
+A generation mostly waits on the model, so one worker process runs up to
+WORKER_CONCURRENCY of them at once on one event loop (workers.concurrent), with
+the generation code imported up front and one Redis pool and one HTTP client
+per provider shared by all of them. A process that dies takes its replies with
+it; ``rq worker-pool`` starts a new one, the stream reaper ends (or retries)
+the replies within STREAM_STALE_MS, and each thread's queue skips the dead jobs.
 
 Each worker process also heartbeats every few seconds into one sorted set, so
 readiness (``/readyz``) can tell whether any generation worker is alive now,
@@ -18,10 +19,10 @@ import threading
 import time
 from typing import Any
 
-from rq.worker import SimpleWorker
-
 import workers.generation  # noqa: F401 - preload the job's code in the worker
-from shared import keys
+from shared import gc_tuning, keys
+from shared.config import load_settings
+from workers.concurrent import ConcurrentWorker
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,14 @@ def heartbeat_once(connection: Any, name: str) -> None:
         pipe.execute()
 
 
-class GenerationWorker(SimpleWorker):
+class GenerationWorker(ConcurrentWorker):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        settings = load_settings()
+        kwargs.setdefault("concurrency", settings.worker_concurrency)
+        kwargs.setdefault("drain_s", settings.worker_drain_s)
+        super().__init__(*args, **kwargs)
+        gc_tuning.tune(settings.gc_thresholds)  # hundreds of replies' objects: fewer full collections
+
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
         super().bootstrap(*args, **kwargs)
         self._beating = threading.Event()

@@ -1,7 +1,7 @@
 """One generation at a time per thread, first asked first (the ``enqueue`` strategy).
 
-The web process appends each job id to the thread's queue when it enqueues the
-job. A job runs when it holds the thread's lock and is at the head of the queue.
+The web process appends each job id to the thread's queue in the same
+transaction as it hands the job to RQ (server.generation). A job runs when it holds the thread's lock and is at the head of the queue.
 While a job waits or runs it keeps an "alive" key fresh; a head that is not
 alive and no longer queued in RQ (ended, or its worker died) is dropped, so a
 dead job never blocks the thread. The lock's lease is renewed while held, so a
@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 import redis.asyncio as aioredis
 
 from shared import keys
+from shared.generation.pulse import pulse_for
 
 LEASE_MS = 10_000
 POLL_S = 0.05
@@ -26,15 +27,6 @@ WAITING = {b"queued", b"deferred", b"scheduled"}
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 _EXTEND = ("if redis.call('GET', KEYS[1]) == ARGV[1] then "
            "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0")
-
-
-async def join_queue(redis: aioredis.Redis, thread_id: str, job_id: str) -> None:
-    """Put a job at the end of the thread's queue (before it is handed to RQ)."""
-    await redis.rpush(keys.generation_queue(thread_id), job_id)
-
-
-async def leave_queue(redis: aioredis.Redis, thread_id: str, job_id: str) -> None:
-    await redis.lrem(keys.generation_queue(thread_id), 0, job_id)
 
 
 @contextlib.asynccontextmanager
@@ -88,9 +80,15 @@ def _alive_key(job_id: str) -> str:
 
 
 async def _keep_alive(redis: aioredis.Redis, job_id: str | None) -> None:
-    while True:
-        await redis.set(_alive_key(job_id or ""), b"1", px=ALIVE_MS)
-        await asyncio.sleep(ALIVE_MS / 3000)
+    """Mark the job alive now, then with every other job of the process (see shared.generation.pulse)."""
+    key = _alive_key(job_id or "")
+    await redis.set(key, b"1", px=ALIVE_MS)
+    pulse = pulse_for(redis)
+    pulse.keep(key, ALIVE_MS)
+    try:
+        await asyncio.Event().wait()  # until cancelled
+    finally:
+        pulse.drop(key)
 
 
 async def _renew(redis: aioredis.Redis, key: str, token: str) -> None:

@@ -23,6 +23,7 @@ from shared.config import Settings
 from shared.errors import ChatError
 from shared.generation.context import fetch_context_messages, reply_parts, to_chat_messages
 from shared.generation.deltas import DeltaWriter
+from shared.generation.pulse import pulse_for
 from shared.memory.search import MemorySearch
 from shared.models import ChatRequest, Finish, Model, ReasoningDelta, TextDelta, ToolCall, model_for
 from shared.models.base import RawEvent, RefusalDelta, ToolCallDelta
@@ -40,7 +41,7 @@ from shared.store import Store
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_S = 0.5
+STOPPED = "the reply was stopped before it finished (the worker shut down or the job ran out of time)"
 Outcome = Literal["finished", "aborted", "failed", "waiting"]
 
 
@@ -134,11 +135,30 @@ class Generation:
                     return self._result(stream_id, "waiting" if waiting else "finished", step)
                 reply = await self._new_reply()
             return self._result(stream_id, "finished", step)
+        except asyncio.CancelledError:
+            await self._stopped(stream_id, reply, step)
+            raise
         finally:
             heartbeat.cancel()
             await writer.close()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
+
+    async def _stopped(self, stream_id: str, reply: Message, step: _Step) -> None:
+        """The job was cancelled (worker shutdown, job timeout): end the reply cleanly.
+
+        An agent with ``on_worker_death="retry"`` has its stream handed to the reaper,
+        which answers the prompt again; otherwise the reply is failed with the text so far.
+        """
+        if not self.persist or not stream_id:
+            return
+        try:
+            if self.agent.on_worker_death == "retry":
+                await self.store.streams.orphan(self.thread_id, stream_id)
+            else:
+                await self._end(stream_id, reply, step, "failed", error=STOPPED)
+        except Exception:
+            log.exception("could not end the stopped reply in stream %s", stream_id)
 
     # -- steps -----------------------------------------------------------------
 
@@ -378,14 +398,17 @@ class Generation:
                                               provider=self.model.provider, model=self.model.name))
 
     async def _heartbeat(self, stream_id: str, writer: DeltaWriter) -> None:
+        """Keep the stream alive (with every other stream of this process, in one round trip
+        per beat) until it is no longer ``streaming``: then the reply stops."""
         if not self.persist:
             return
-        while True:
-            status = await self.store.streams.heartbeat(self.thread_id, stream_id)
-            if status != "streaming":
-                self._abort.set()
-                return
-            await asyncio.sleep(HEARTBEAT_S)
+        pulse = pulse_for(self.store.redis)
+        stopped = pulse.watch(self.thread_id, stream_id)
+        try:
+            await stopped.wait()
+            self._abort.set()
+        finally:
+            pulse.unwatch(self.thread_id, stream_id)
 
 
 async def _call_handler(handler: Any, *args: Any) -> None:

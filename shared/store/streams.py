@@ -9,6 +9,7 @@ for a grace period, then their keys are removed in bounded batches.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import time
@@ -60,10 +61,57 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+class _Appends:
+    """Deltas of every stream of this process, sent to Redis together.
+
+    A delta waits at most for the pipeline already on its way: while one
+    pipeline is out, the next fills up, so a process writing hundreds of streams
+    sends a few pipelines per tick instead of a round trip per delta. Each delta
+    is still its own atomic script call, in the order it was asked for.
+    """
+
+    def __init__(self, redis: aioredis.Redis, scripts: Scripts) -> None:
+        self._redis = redis
+        self._scripts = scripts
+        self._pending: list[tuple[list[str], list[object], asyncio.Future[object]]] = []
+        self._sender: asyncio.Task[None] | None = None
+
+    async def call(self, keys_: list[str], args: list[object]) -> object:
+        done: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self._pending.append((keys_, args, done))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send())
+        return await done
+
+    async def _send(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for keys_, args, _ in batch:
+                        await self._scripts.stream_delta(keys=keys_, args=args, client=pipe)
+                    results = await pipe.execute(raise_on_error=False)
+            except BaseException as exc:  # the connection failed: every delta of the batch did
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for (_, _, done), result in zip(batch, results, strict=True):
+                if done.done():
+                    continue
+                if isinstance(result, Exception):
+                    done.set_exception(result)
+                else:
+                    done.set_result(result)
+
+
 class StreamStore:
     def __init__(self, redis: aioredis.Redis, scripts: Scripts) -> None:
         self._redis = redis
         self._scripts = scripts
+        self._appends = _Appends(redis, scripts)
 
     async def open(self, reply: Message, *, agent_name: str | None, prompt_message_id: str) -> str:
         """Open a stream for the pending reply message; return its id."""
@@ -82,10 +130,8 @@ class StreamStore:
     async def append(self, thread_id: str, stream_id: str, parts_json: bytes, text: str) -> int:
         """Append and publish one delta; its seq, or 0 when the stream was aborted."""
         with redis_errors():
-            seq, _ = await self._scripts.stream_delta(
-                keys=keys.stream_keys(thread_id, stream_id),
-                args=[keys.delta_channel(thread_id), stream_id, parts_json, text],
-            )
+            seq, _ = await self._appends.call(  # type: ignore[misc]
+                keys.stream_keys(thread_id, stream_id), [keys.delta_channel(thread_id), stream_id, parts_json, text])
         return int(seq)
 
     async def heartbeat(self, thread_id: str, stream_id: str) -> str | None:
@@ -96,6 +142,11 @@ class StreamStore:
                 pipe.hget(keys.stream(thread_id, stream_id), "status")
                 _, status = await pipe.execute()
         return status.decode() if status else None
+
+    async def orphan(self, thread_id: str, stream_id: str) -> None:
+        """Hand the stream to the reaper now, as if its worker had died (it ends or retries it)."""
+        with redis_errors():
+            await self._redis.zadd(keys.ACTIVE_STREAMS, {member(thread_id, stream_id): 0}, xx=True)
 
     async def finish(self, thread_id: str, stream_id: str, messages: Iterable[Message],
                      status: StreamStatus = "finished") -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import msgspec
 import redis
@@ -35,6 +36,17 @@ def boom(ctx: ToolContext, args: CityArgs) -> str:
 
 
 approve = human_tool("approve", "Ask a person", CityArgs)
+
+
+@tool("Blocks its thread until the test sets test:release")
+def block(ctx: ToolContext, args: CityArgs) -> str:
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    client.set("test:block-started", ctx.thread_id)
+    deadline = time.monotonic() + 30
+    while not client.exists("test:release") and time.monotonic() < deadline:
+        time.sleep(0.05)  # a synchronous tool that blocks: it must not stall the event loop
+    client.close()
+    return "released"
 
 
 def record_raw(kind: str, body: object) -> None:
@@ -98,6 +110,8 @@ AGENTS = [
     Agent(name="strict", double_texting="reject"),
     Agent(name="interrupting", double_texting="interrupt"),
     Agent(name="mock", model="mock", throttle_ms=20),
+    Agent(name="blocker", model="mock", tools=[block], max_steps=2, throttle_ms=20),
+    Agent(name="mock-retry", model="mock", throttle_ms=20, on_worker_death="retry", max_worker_retries=1),
     Agent(name="raw", raw_handler=record_raw),
     Agent(name="resilient", on_worker_death="retry", max_worker_retries=1),
     Agent(name="brief", instructions="Short.", context_budget_chars=40),

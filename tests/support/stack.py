@@ -24,6 +24,18 @@ class Stack:
     webs: list[str]
     logs: Path
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # what every process of the stack was given
+
+    def start_worker(self, name: str = "worker-extra", **env: str) -> subprocess.Popen[bytes]:
+        """Another generation worker process (its own process group), with ``env`` on top."""
+        with open(self.logs / f"{name}.log", "ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "workers", "generation"], cwd=procs.ROOT,
+                env=procs.child_env(REDIS_URL=self.redis_url, AUTH_SECRET=SECRET, **{**self.env, **env}),
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        self.procs.append(proc)
+        return proc
 
     @property
     def web(self) -> str:
@@ -41,7 +53,8 @@ class Stack:
 
 @contextlib.contextmanager
 def run_stack(tmp: Path, *, webs: int = 1, workers: int = 2, env: dict[str, str] | None = None,
-              index: bool = False) -> Iterator[Stack]:
+              index: bool = False, worker: bool = True) -> Iterator[Stack]:
+    """``worker=False``: no generation worker (start them with ``Stack.start_worker``)."""
     started: list[subprocess.Popen[bytes]] = []
     try:
         valkey, rport = procs.start_valkey(tmp / "valkey")
@@ -70,13 +83,13 @@ def run_stack(tmp: Path, *, webs: int = 1, workers: int = 2, env: dict[str, str]
             proc, port = procs.start_web(redis_url, auth_secret=SECRET, extra_env=common, log=tmp / f"web{i}.log")
             started.append(proc)
             bases.append(f"http://127.0.0.1:{port}")
-        with open(tmp / "worker.log", "ab") as out:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "workers", "generation"], cwd=procs.ROOT,
-                env=procs.child_env(REDIS_URL=redis_url, AUTH_SECRET=SECRET, **common),
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-        started.append(worker)
+        if worker:
+            with open(tmp / "worker.log", "ab") as out:
+                started.append(subprocess.Popen(
+                    [sys.executable, "-m", "workers", "generation"], cwd=procs.ROOT,
+                    env=procs.child_env(REDIS_URL=redis_url, AUTH_SECRET=SECRET, **common),
+                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                ))
         if index:
             with open(tmp / "index.log", "ab") as out:
                 started.append(subprocess.Popen(
@@ -84,7 +97,7 @@ def run_stack(tmp: Path, *, webs: int = 1, workers: int = 2, env: dict[str, str]
                     env=procs.child_env(REDIS_URL=redis_url, AUTH_SECRET=SECRET, DATA_DIR=str(tmp / "data"),
                                         **common),
                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
-        yield Stack(redis_url, f"http://127.0.0.1:{lport}", bases, tmp, started)
+        yield Stack(redis_url, f"http://127.0.0.1:{lport}", bases, tmp, started, common)
     finally:
         for proc in reversed(started):
             procs.stop(proc)

@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
+import redis
+from rq import Queue
 
+from shared import keys
 from tests.support.stack import Stack, run_stack
+from workers.queues import GENERATION
 
 
 @pytest.fixture(scope="package")
@@ -14,7 +19,23 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield s
 
 
+def settle(stack: Stack, timeout: float = 30.0) -> None:
+    """Wait until no generation is queued or streaming (an earlier test's retry would take this
+    test's scripted model answers). A killed worker's job may stay in RQ's started registry for
+    a while: streams and jobs' alive keys tell whether something still runs."""
+    conn = redis.Redis.from_url(stack.redis_url)
+    queue = Queue(GENERATION, connection=conn)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        waiting = next(conn.scan_iter(match=f"{keys.PREFIX}:genalive:*", count=1000), None)  # in a thread's turn
+        if queue.count == 0 and conn.zcard(keys.ACTIVE_STREAMS) == 0 and waiting is None:
+            break
+        time.sleep(0.05)
+    conn.close()
+
+
 @pytest.fixture
 def llm(stack: Stack) -> Stack:
+    settle(stack)
     stack.reset_llm()
     return stack

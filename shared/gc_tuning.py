@@ -1,4 +1,4 @@
-"""Garbage-collector settings for a web process holding thousands of connections.
+"""Garbage-collector settings for processes holding thousands of connections or replies.
 
 CPython's default thresholds run collections so often that the full ones, which
 walk every tracked object (each connection holds hundreds), stall fan-out for
