@@ -26,7 +26,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.command == "token":
-        secret, _ = resolve_secret(settings)
+        try:
+            secret, _ = resolve_secret(settings, create=False)
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         ttl = int(args.days * 86400) or None
         print(mint(secret, args.user_id, ttl_s=ttl, admin=args.admin))
         return 0

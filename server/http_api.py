@@ -92,10 +92,19 @@ def _query_params(request: Request) -> dict[str, Any]:
     if opts:
         out["paginationOpts"] = opts
     if "excludeToolMessages" in q:
-        out["excludeToolMessages"] = q["excludeToolMessages"].lower() in ("1", "true", "yes")
+        out["excludeToolMessages"] = _flag(q["excludeToolMessages"], "excludeToolMessages")
     if "statuses" in q:
         out["statuses"] = [s for s in q["statuses"].split(",") if s]
+    if "streams" in q:  # the thread's streams (ids for GET /api/streams/{id}), as on the WebSocket
+        out["streams"] = _flag(q["streams"], "streams")
     return out
+
+
+def _flag(value: str, name: str) -> bool:
+    lowered = value.lower()
+    if lowered not in ("1", "true", "yes", "0", "false", "no"):
+        raise BadRequest(f"`{name}` must be true or false")
+    return lowered in ("1", "true", "yes")
 
 
 class Endpoints:

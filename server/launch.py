@@ -1,33 +1,45 @@
 """Run every process of the product in the foreground (``scripts/run``), supervised.
 
-Without REDIS_URL, the embedded Valkey server runs too, persisting under DATA_DIR.
-Without AUTH_SECRET, a secret is kept under DATA_DIR and a dev token is printed.
+Without REDIS_URL, the embedded Valkey server runs too, persisting under DATA_DIR,
+and its URL is recorded in DATA_DIR/stack.json while it runs, so that the Python
+API and ``python -m workers reembed`` on the same DATA_DIR find it.
+Without AUTH_SECRET, a secret is kept under DATA_DIR (dev mode: every process
+reads it there, and the chat page signs in by itself) and a dev token is printed.
 A process that dies is restarted with backoff (see server.supervisor).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
 
+import msgspec
+
 from server.supervisor import Supervisor
 from shared import embedded_redis
 from shared.auth import mint, resolve_secret
-from shared.config import load_settings
+from shared.config import load_settings, stack_file
+from shared.errors import ConfigError
 
 DEV_USER = "dev"
 
 
 def main() -> int:
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     data_dir = Path(settings.data_dir)
     secret, dev_mode = resolve_secret(settings)
-    env = dict(os.environ, AUTH_SECRET=secret, PYTHONUNBUFFERED="1")
-    if dev_mode:
-        env["DEV_MODE"] = "1"
+    # In dev mode the children read the secret from DATA_DIR themselves: passing it as
+    # AUTH_SECRET would take them out of dev mode.
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
     supervisor = Supervisor()
-    if not os.environ.get("REDIS_URL"):
+    embedded = not os.environ.get("REDIS_URL")
+    if embedded:
         port = embedded_redis.free_port()
         env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
         supervisor.add("redis", embedded_redis.command(port, data_dir / "valkey", persist=True), env)
@@ -41,7 +53,16 @@ def main() -> int:
         print(f"dev token for user {DEV_USER!r} (valid 30 days):\n  {token}", flush=True)
         print(f"  curl -H 'Authorization: Bearer {token}' "
               f"http://{settings.host}:{settings.port}/api/threads", flush=True)
-    return supervisor.run()
+    record = stack_file(settings.data_dir)
+    if embedded:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        record.write_bytes(msgspec.json.encode({"redisUrl": env["REDIS_URL"], "pid": os.getpid()}))
+    try:
+        return supervisor.run()
+    finally:
+        if embedded:
+            with contextlib.suppress(OSError):
+                record.unlink()
 
 
 if __name__ == "__main__":

@@ -116,18 +116,22 @@ class Supervisor:
         self._stopping.set()
 
     def _stop_all(self) -> None:
+        """SIGTERM to everything but the store, wait, then the store: it goes last, so the
+        others finish their writes instead of failing on a store that is gone."""
         running = [p for p in self.programs if p.proc is not None and p.proc.poll() is None]
-        # the store goes last, so the others can finish their writes
-        order = [p for p in running if p.name != "redis"] + [p for p in running if p.name == "redis"]
-        for p in order:
-            assert p.proc is not None
-            self._signal_group(p.proc, signal.SIGTERM)
-            try:
-                p.proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.say("system", f"{p.name} did not stop in {STOP_TIMEOUT_S:.0f}s; killing it")
-            self._signal_group(p.proc, signal.SIGKILL)
-            p.proc.wait()
+        for wave in ([p for p in running if p.name != "redis"], [p for p in running if p.name == "redis"]):
+            for p in wave:
+                assert p.proc is not None
+                self._signal_group(p.proc, signal.SIGTERM)
+            deadline = time.monotonic() + STOP_TIMEOUT_S
+            for p in wave:
+                assert p.proc is not None
+                try:
+                    p.proc.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    self.say("system", f"{p.name} did not stop in {STOP_TIMEOUT_S:.0f}s; killing it")
+                self._signal_group(p.proc, signal.SIGKILL)
+                p.proc.wait()
         for p in self.programs:
             for pump in p.pumps:
                 pump.join(timeout=1)

@@ -10,7 +10,7 @@ from pathlib import Path
 import jwt
 
 from shared.config import Settings
-from shared.errors import Unauthorized
+from shared.errors import ConfigError, Unauthorized
 
 ALGORITHM = "HS256"
 SECRET_FILE = "auth_secret"
@@ -26,11 +26,18 @@ class Identity:
     expires_at: float | None = None
 
 
-def resolve_secret(settings: Settings) -> tuple[str, bool]:
-    """(secret, dev_mode). Without AUTH_SECRET, one is kept under DATA_DIR (dev mode)."""
+def resolve_secret(settings: Settings, *, create: bool = True) -> tuple[str, bool]:
+    """(secret, dev_mode). Without AUTH_SECRET, one is kept under DATA_DIR (dev mode).
+
+    ``create=False``: ConfigError when DATA_DIR holds no secret yet (a token minted
+    with a new secret would be refused by the server that has the old one).
+    """
     if settings.auth_secret:
         return settings.auth_secret, False
     path = Path(settings.data_dir) / SECRET_FILE
+    if not path.exists() and not create:
+        raise ConfigError(f"no AUTH_SECRET and no dev secret in {path}: set AUTH_SECRET, or DATA_DIR to the "
+                          "directory scripts/run uses")
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")

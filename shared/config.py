@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Literal
 
 import msgspec
@@ -34,7 +35,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid
     embedding_provider: str | None = None  # a provider of the app module for /embeddings
     memory_search: Literal["mirror", "qdrant"] = "mirror"  # embedded store: search in memory, or via local mode
     llm_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 60.0
-    app_module: str = "app.example"
+    app_module: str = "threadline.example"
     mock_llm_words: NonNegative = 40
     mock_llm_delay_ms: NonNegative = 30
     workers: Positive = 2
@@ -53,10 +54,28 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid
     stream_grace_ms: Annotated[int, msgspec.Meta(ge=0)] = 60_000
     gc_thresholds: Annotated[str, msgspec.Meta(pattern=r"^\d+,\d+,\d+$")] = "10000,10,10"
     idempotency_ttl_s: Annotated[int, msgspec.Meta(ge=86400)] = 86400 * 2
-    log_level: str = "info"
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
 
 
 _FIELD = re.compile(r"`\$\.([A-Z_]+)`")
+_SECRET = re.compile(r"SECRET|KEY|TOKEN|PASSWORD")
+STACK_FILE = "stack.json"  # where a running scripts/run records how to reach it (see stack_file)
+
+
+def stack_file(data_dir: str) -> Path:
+    """The file in which ``scripts/run`` records the URL of its embedded Valkey while it runs."""
+    return Path(data_dir) / STACK_FILE
+
+
+def _running_stack_redis(env: Mapping[str, str]) -> str | None:
+    """REDIS_URL of the stack ``scripts/run`` runs on DATA_DIR, when one runs."""
+    path = stack_file(env.get("DATA_DIR") or "./data")
+    try:
+        record = msgspec.json.decode(path.read_bytes())
+        os.kill(int(record["pid"]), 0)  # a record left by a launcher that was killed is stale
+        return str(record["redisUrl"])
+    except (OSError, msgspec.DecodeError, KeyError, TypeError, ValueError):
+        return None
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -64,11 +83,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     names = {f.encode_name for f in msgspec.structs.fields(Settings)}
     raw = {k: v for k, v in env.items() if k in names and v != ""}
+    if "REDIS_URL" not in raw:
+        running = _running_stack_redis(env)
+        if running is not None:
+            raw["REDIS_URL"] = running
     try:
         return msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:
         match = _FIELD.search(str(exc))
         name = match.group(1) if match else "?"
-        raise ConfigError(
-            f"invalid environment variable {name}={raw.get(name)!r}: {exc}"
-        ) from exc
+        shown = "(hidden)" if _SECRET.search(name) else repr(raw.get(name))
+        why = str(exc).split(" - at ")[0]
+        raise ConfigError(f"invalid environment variable {name}={shown}: {why}") from exc

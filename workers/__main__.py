@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 
 from shared.config import load_settings
@@ -32,12 +31,12 @@ def main(argv: list[str]) -> int:
 
         run()
         return 0
-    rq = shutil.which("rq", path=os.path.dirname(sys.executable)) or "rq"
     count = settings.workers if queue == GENERATION else 1
-    argv = [rq, "worker-pool", "-n", str(count), "-u", settings.redis_url]
+    # RQ's command line on this very interpreter (an `rq` on PATH may belong to another one)
+    argv = [sys.executable, "-m", "rq.cli", "worker-pool", "-n", str(count), "-u", settings.redis_url]
     if queue == GENERATION:
         argv += ["-w", "workers.worker.GenerationWorker"]
-    os.execv(rq, [*argv, queue])
+    os.execv(sys.executable, [*argv, queue])
     return 0
 
 

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from client import Client, MutationError, SubscriptionError
 from tests.conftest import token_for
 from tests.support.tcpproxy import Proxy
+from threadline import Client, MutationError, SubscriptionError
 
 pytestmark = pytest.mark.anyio
 

@@ -132,3 +132,14 @@ def test_hostile_bodies_and_numbers_get_json_400s_never_storage_errors(web: str)
             assert body["code"] in ("bad_request", "not_found"), body
             assert "storage" not in body["message"].lower() and "Traceback" not in r.text
         assert bad[0].status_code == 400 and bad[1].status_code == 400
+
+
+def test_messages_over_http_list_the_threads_streams_when_asked(web: str) -> None:
+    with client(web) as c:
+        tid = c.post("/api/threads", json={}).json()["threadId"]
+        c.post(f"/api/threads/{tid}/messages", json={"prompt": "hi", "generate": False}).raise_for_status()
+        plain = c.get(f"/api/threads/{tid}/messages").json()
+        assert "streams" not in plain
+        with_streams = c.get(f"/api/threads/{tid}/messages", params={"streams": "true"}).json()
+        assert with_streams["streams"] == [] and len(with_streams["page"]) == 1
+        assert c.get(f"/api/threads/{tid}/messages", params={"streams": "maybe"}).status_code == 400

@@ -131,3 +131,51 @@ def test_run_restarts_every_kind_of_process_that_dies(tmp_path: Path) -> None:
     text = log.read_text()
     for kind in ("redis", "web", "worker", "index"):
         assert f"{kind} exited with code" in text
+
+
+def test_run_without_auth_secret_is_dev_mode_and_records_its_redis(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = child_env(DATA_DIR=str(tmp_path / "data"), PORT=str(port))
+    for name in ("REDIS_URL", "AUTH_SECRET"):
+        env.pop(name, None)
+    with open(tmp_path / "launch.log", "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "server.launch"], env=env, cwd=ROOT,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_healthy(base, proc)
+        dev = httpx.get(f"{base}/api/dev-token")
+        assert dev.status_code == 200 and dev.json()["userId"] == "dev"  # the chat page signs in with it
+        assert httpx.get(f"{base}/api/threads", headers={"Authorization": f"Bearer {dev.json()['token']}"}
+                         ).status_code == 200
+        # the Python API and tools on the same DATA_DIR find the running stack's Redis
+        from shared.config import load_settings
+
+        found = load_settings({"DATA_DIR": str(tmp_path / "data")}).redis_url
+        assert found != "redis://127.0.0.1:6379/0" and httpx.get(f"{base}/readyz").json()["redis"]
+        token = subprocess.run([sys.executable, "-m", "server", "token", "alice"], env=env, cwd=ROOT,
+                               capture_output=True, text=True)
+        assert token.returncode == 0
+        assert httpx.get(f"{base}/api/threads", headers={"Authorization": f"Bearer {token.stdout.strip()}"}
+                         ).status_code == 200
+    finally:
+        interrupt(proc)
+    assert not (tmp_path / "data" / "stack.json").exists()
+
+
+def test_config_errors_are_one_line_exit_2_and_never_show_a_secret(tmp_path: Path) -> None:
+    cases = [({"AUTH_SECRET": "too-short-secret-value"}, "AUTH_SECRET"), ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL"),
+             ({"PORT": "eighty"}, "PORT")]
+    for extra, name in cases:
+        env = child_env(DATA_DIR=str(tmp_path / "data"), **extra)
+        env.pop("REDIS_URL", None)
+        done = subprocess.run([sys.executable, "-m", "server.launch"], env=env, cwd=ROOT, capture_output=True,
+                              text=True, timeout=60)
+        lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+        assert done.returncode == 2 and len(lines) == 1 and name in lines[0], lines
+        assert "too-short-secret-value" not in lines[0]
+    env = child_env(DATA_DIR=str(tmp_path / "elsewhere"))
+    env.pop("AUTH_SECRET", None)
+    minted = subprocess.run([sys.executable, "-m", "server", "token", "alice"], env=env, cwd=ROOT,
+                            capture_output=True, text=True)
+    assert minted.returncode == 2 and "no AUTH_SECRET" in minted.stderr  # no silent new secret

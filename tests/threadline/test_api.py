@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import msgspec
 import pytest
 
-from app.example import add, assistant
 from shared.config import load_settings
 from threadline import Agent, Threadline
+from threadline.example import add, assistant
 
 pytestmark = pytest.mark.anyio
 

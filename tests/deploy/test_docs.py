@@ -1,0 +1,38 @@
+"""docs/protocol.md names everything the server speaks."""
+
+from __future__ import annotations
+
+import re
+
+from server.mutations import MUTATIONS
+from server.queries import QUERIES
+from server.ws.session import CloseCode
+from shared.errors import ChatError
+from tests.support.procs import ROOT
+
+DOC = (ROOT / "docs" / "protocol.md").read_text()
+
+
+def test_every_query_and_mutation_is_documented() -> None:
+    for name in [*QUERIES, *MUTATIONS]:
+        assert f"`{name}`" in DOC, name
+
+
+def test_every_error_and_close_code_is_documented() -> None:
+    for cls in ChatError.__subclasses__():
+        assert f"`{cls.code}`" in DOC, cls.code
+    for name, code in vars(CloseCode).items():
+        if name.isupper() and name != "TOO_SLOW":  # a dropped socket is aborted, no code reaches the peer
+            assert f"| {code} |" in DOC, name
+
+
+def test_every_http_route_is_documented() -> None:
+    from server.app import create_app
+
+    app = create_app()
+    documented = re.findall(r"`(?:GET|POST|PATCH|DELETE)(?:/[A-Z]+)* ([^` ?]+)", DOC)
+    doc_paths = {re.sub(r"\{[^}]+\}", "{}", p) for p in documented} | {"/playground", "/client.js", "/client.d.ts", "/static"}
+    for route in app.routes:
+        path = re.sub(r"\{[^}]+\}", "{}", getattr(route, "path", ""))
+        if path and path != "/ws":
+            assert path in doc_paths, path
