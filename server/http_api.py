@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from rq import Queue
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -17,7 +19,7 @@ from server.context import Context, Services
 from server.idempotency import run_once
 from server.mutations import MUTATIONS, Outcome
 from server.queries import QUERIES
-from shared import keys
+from shared import keys, metrics
 from shared.auth import bearer, verify
 from shared.errors import (
     BadRequest,
@@ -32,6 +34,7 @@ from shared.errors import (
 from shared.json_depth import check_depth
 from shared.store.pagination import MAX_PAGE, parse_digits
 from shared.store.streams import thread_of_stream
+from workers.queues import GENERATION
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +132,12 @@ class Endpoints:
         args = _convert(data, m.args_type)
         key = request.headers.get("idempotency-key")
         if key is None:
-            outcome: Outcome = await m.handler(ctx, args)
+            try:
+                outcome: Outcome = await m.handler(ctx, args)
+            except ChatError as exc:
+                metrics.mutations.labels(name, exc.code).inc()
+                raise
+            metrics.mutations.labels(name, "ok").inc()
             return json_response(outcome.value, status)
         if not 1 <= len(key) <= 128:
             raise BadRequest("Idempotency-Key must have 1-128 characters")
@@ -137,6 +145,7 @@ class Endpoints:
             self.services.redis, ctx, ("http", key), self.services.settings.idempotency_ttl_s,
             lambda guarded: m.handler(guarded, args),
         )
+        metrics.mutations.labels(name, "ok" if stored.ok else str((stored.error or {}).get("code"))).inc()
         if not stored.ok:
             assert stored.error is not None
             return Response(_encode(stored.error), status_of(stored.error["code"]), media_type="application/json")
@@ -212,6 +221,24 @@ class Endpoints:
         return json_response({"ok": ready, "redis": True, "generationWorkers": workers, "index": bool(index)},
                              200 if ready else 503)
 
+    async def metrics(self, request: Request) -> Response:
+        """Prometheus text format: this process's metrics, plus queue depths read from Redis now."""
+        s = self.services
+        metrics.connections.set(len(s.sessions))
+        metrics.subscriptions.set(sum(len(session.subs) for session in list(s.sessions)))
+        metrics.live_queries.set(len(s.live) if s.live is not None else 0)
+        try:
+            async with s.redis.pipeline(transaction=False) as pipe:
+                pipe.llen(f"{Queue.redis_queue_namespace_prefix}{GENERATION}")
+                pipe.llen(keys.VECTOR_OPS)
+                generation, ops = await pipe.execute()
+            metrics.queue_depth.labels(GENERATION).set(generation)
+            metrics.queue_depth.labels("index").set(ops)
+            metrics.index_lag.set(ops)
+        except Exception as exc:  # the process's own metrics still answer
+            log.warning("metrics: Redis unreachable: %s", exc)
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
     async def healthz(self, request: Request) -> Response:
         try:
             await self.services.redis.ping()
@@ -244,6 +271,7 @@ def routes(services: Services) -> list[Route]:
     return [
         Route("/healthz", e.healthz, methods=["GET"]),
         Route("/readyz", e.readyz, methods=["GET"]),
+        Route("/metrics", e.metrics, methods=["GET"]),
         Route("/api/stats", e.stats, methods=["GET"]),
         Route("/api/threads", e.threads, methods=["GET", "POST"]),
         Route("/api/threads/{thread_id}", e.thread, methods=["GET", "PATCH", "DELETE"]),

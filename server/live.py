@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from typing import Any, Protocol
 
@@ -18,7 +19,7 @@ import msgspec
 from server.context import Context
 from server.queries import Query
 from server.stream_relay import StreamRelay
-from shared import keys
+from shared import keys, metrics
 from shared.errors import ChatError, Internal
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class SharedQuery:
         "dirty",
         "failed",
         "key",
+        "noticed",
         "query",
         "ready",
         "stream_seqs",
@@ -80,6 +82,7 @@ class SharedQuery:
         self.ready = asyncio.Event()
         self.failed: ChatError | None = None
         self.stream_seqs: dict[str, int] = {}  # seq of each stream as of ``value``
+        self.noticed = 0.0  # when the oldest change not yet sent was heard
 
 
 class LiveQueries:
@@ -190,6 +193,8 @@ class LiveQueries:
     def _schedule(self, sq: SharedQuery) -> None:
         if self._by_key.get(sq.key) is not sq:
             return
+        if not sq.dirty and not sq.noticed:
+            sq.noticed = time.perf_counter()
         sq.dirty = True
         if sq.task is None or sq.task.done():
             sq.task = asyncio.create_task(self._refresh_loop(sq))
@@ -216,10 +221,15 @@ class LiveQueries:
                 self._fail(sq, Internal("query failed"))
                 return
             self._broadcast(sq)
+            if sq.noticed:
+                metrics.fanout_seconds.observe(time.perf_counter() - sq.noticed)
+                sq.noticed = 0.0
 
     async def _run(self, sq: SharedQuery) -> None:
         self.runs += 1
-        version, value = await sq.query.run(sq.ctx, sq.args)
+        metrics.query_runs.inc()
+        with metrics.query_seconds.time():
+            version, value = await sq.query.run(sq.ctx, sq.args)
         if version < sq.version:
             return  # an older read finishing late: versions never go back
         streams = value.get("streams") if isinstance(value, dict) else None

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Coroutine
 from typing import Any
 
 from rq import get_current_job
 
+from shared import metrics
 from shared.agents import agent_named
 from shared.config import load_settings
 from shared.errors import NotFound
@@ -85,5 +87,14 @@ async def generate(rt: _Runtime, thread_id: str, prompt_message_id: str, agent_n
             log.info("prompt %s is gone; nothing to answer", prompt_message_id)
             return "gone"
         await store.memory.saved([prompt])  # embed it now if that was missed
-        result = await Generation(store, rt.settings, agent, prompt, memory=rt.memory).run()
+        started = time.perf_counter()
+        metrics.in_flight.inc()
+        outcome = "stopped"
+        try:
+            result = await Generation(store, rt.settings, agent, prompt, memory=rt.memory).run()
+            outcome = result.outcome
+        finally:
+            metrics.in_flight.dec()
+            metrics.generations.labels(agent.name, outcome).inc()
+            metrics.generation_seconds.labels(agent.name).observe(time.perf_counter() - started)
     return result.outcome

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from qdrant_client import QdrantClient
 
+from shared import metrics
 from shared.config import Settings, load_settings
 from shared.errors import ChatError
 from shared.memory.embeddings import embedder_for
@@ -42,6 +43,8 @@ async def ops_loop(indexer: Indexer, redis: object) -> None:
         batch = [item[1].decode()] + [b.decode() for b in (await redis.lpop(OPS, BATCH - 1) or [])]  # type: ignore[attr-defined]
         try:
             await indexer.apply(batch)
+            metrics.index_ops.inc(len(batch))
+            metrics.index_lag.set(await redis.llen(OPS))  # type: ignore[attr-defined]
         except ChatError as exc:  # e.g. the embedding endpoint is down: try these again later
             log.warning("indexing failed (%s); retrying in 2s", exc.message)
             await redis.rpush(OPS, *batch)  # type: ignore[attr-defined]
@@ -79,6 +82,7 @@ async def keep_alive(redis: object) -> None:
 async def main() -> None:
     settings = load_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    metrics.serve(settings.metrics_port)
     store = Store(connect(settings.redis_url, max_connections=16))
     indexer = Indexer(store, embedder_for(settings), open_index(settings))
     log.info("index process ready (%s, embedder %s)",

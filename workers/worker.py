@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 import workers.generation  # noqa: F401 - preload the job's code in the worker
-from shared import gc_tuning, keys
+from shared import gc_tuning, keys, metrics
 from shared.config import load_settings
 from workers.concurrent import ConcurrentWorker
 
@@ -45,6 +45,7 @@ class GenerationWorker(ConcurrentWorker):
         kwargs.setdefault("drain_s", settings.worker_drain_s)
         super().__init__(*args, **kwargs)
         gc_tuning.tune(settings.gc_thresholds)  # hundreds of replies' objects: fewer full collections
+        metrics.serve(settings.metrics_port)
 
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
         super().bootstrap(*args, **kwargs)

@@ -26,6 +26,7 @@ from server.live import LiveQueries, SharedQuery
 from server.mutations import MUTATIONS
 from server.queries import QUERIES
 from server.ws import frames
+from shared import metrics
 from shared.auth import verify
 from shared.errors import BadRequest, ChatError, Internal, TooLarge, Unauthorized, from_validation
 from shared.ids import new_session_id
@@ -317,6 +318,8 @@ class Session:
                     continue  # unsubscribed meanwhile: no more frames carry that id
                 try:
                     await self.ws.send_text(text)
+                    metrics.frames_sent.inc()
+                    metrics.bytes_sent.inc(len(text))
                 except (WebSocketDisconnect, RuntimeError, OSError):
                     self._out, self._out_bytes = None, 0
                     return
@@ -394,6 +397,7 @@ class Session:
                     async with asyncio.timeout(READ_YOUR_WRITES_S):
                         await asyncio.gather(*(self.live.refresh(sq) for sq in changed))
         self._send(None, frames.mutated(f.id, outcome))
+        metrics.mutations.labels(f.name, "ok" if outcome.ok else (outcome.error or {}).get("code", "error")).inc()
         return None
 
     def _mutated_error(self, request_id: str, exc: ChatError) -> None:
@@ -439,6 +443,7 @@ class Session:
         head = f'{{"type":"delta","id":{frames.dumps(sub_id)}'
         for seq in range(cursor + 1, len(tails) + 1):
             self._send(sub, head + tails[seq - 1])
+        metrics.deltas_relayed.inc(len(tails) - cursor)
         sub.cursors[stream_id] = len(tails)
 
     def deliver_error(self, sub_id: str, error: ChatError) -> None:

@@ -13,11 +13,13 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import msgspec
 
+from shared import metrics
 from shared.agents import Agent, ToolContext, UsageEvent, inline_schema, strict_schema
 from shared.config import Settings
 from shared.errors import ChatError
@@ -183,8 +185,16 @@ class Generation:
             raw=self._raw if self.agent.raw_handler is not None else None,
         )
 
+        labels = (self.model.provider, self.model.name)
+        called = time.perf_counter()
+        first = True
+
         async def consume() -> None:
+            nonlocal first
             async for event in self.model.stream(request):
+                if first:
+                    first = False
+                    metrics.model_first_token.labels(*labels).observe(time.perf_counter() - called)
                 if isinstance(event, TextDelta):
                     step.text += event.text
                     writer.text(event.text)
@@ -212,7 +222,13 @@ class Generation:
             stop.cancel()
             stop_writer.cancel()
         if model_task in done:
-            model_task.result()
+            try:
+                model_task.result()
+            except ChatError:
+                metrics.model_errors.labels(*labels).inc()
+                raise
+            finally:
+                metrics.model_seconds.labels(*labels).observe(time.perf_counter() - called)
             return False
         model_task.cancel()  # closes the HTTP stream to the model
         with contextlib.suppress(BaseException):
@@ -381,6 +397,9 @@ class Generation:
         u = self._usage
         for name in ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens"):
             setattr(u, name, getattr(u, name) + getattr(step.usage, name))
+            if name != "total_tokens" and getattr(step.usage, name):
+                metrics.tokens.labels(self.model.provider, self.model.name, name.removesuffix("_tokens")).inc(
+                    getattr(step.usage, name))
         if self.agent.usage_handler is not None:
             await _call_handler(self.agent.usage_handler, UsageEvent(
                 user_id=self.prompt.user_id, thread_id=self.thread_id, agent_name=self.agent.name,
