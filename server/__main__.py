@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import uvicorn
 
+    from shared import logs
+
+    logs.setup("web", settings.log_level, settings.log_json)
     uvicorn.run(
         "server.app:create_app",
         factory=True,
@@ -48,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         ws_ping_timeout=settings.ws_ping_timeout_s,
         ws_per_message_deflate=settings.ws_compression,
         log_level=settings.log_level,
+        log_config=None,  # our handler (shared.logs) formats uvicorn's records too
         lifespan="on",
     )
     return 0

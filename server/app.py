@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import WebSocketRoute
@@ -20,6 +21,7 @@ from server.generation import GenerationQueue
 from server.http_api import chat_error_handler, json_response, routes
 from server.live import LiveQueries
 from server.reaper import StreamReaper
+from server.request_ids import RequestIds
 from server.stream_relay import StreamRelay
 from server.ws.session import Session
 from shared import gc_tuning
@@ -94,6 +96,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 WebSocketRoute("/ws", websocket_endpoint)],
         lifespan=lifespan,
         exception_handlers={ChatError: chat_error_handler, HTTPException: _http_error},
+        middleware=[Middleware(RequestIds)],
     )
     services.memory = memory_search_for(settings, store)
     app.state.services = services

@@ -54,6 +54,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid
     stream_grace_ms: Annotated[int, msgspec.Meta(ge=0)] = 60_000
     gc_thresholds: Annotated[str, msgspec.Meta(pattern=r"^\d+,\d+,\d+$")] = "10000,10,10"
     idempotency_ttl_s: Annotated[int, msgspec.Meta(ge=86400)] = 86400 * 2
+    log_json: bool = False  # JSON lines instead of text, in every process
     metrics_port: Port | None = None  # workers and the index serve /metrics from this port upwards
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
 

@@ -28,17 +28,19 @@ from shared.errors import ChatError
 from shared.generation.runner import GenerationResult
 from shared.records import Message, Thread, Usage
 from threadline._api import ObjectStream, TextStream, ThreadHandle, Threadline
-from threadline._client import Client, MutationError, Subscription, SubscriptionError
+from threadline._client import Client, Delta, MutationError, Result, Subscription, SubscriptionError
 
 __all__ = [
     "Agent",
     "ChatError",
     "Client",
     "ContextOptions",
+    "Delta",
     "GenerationResult",
     "Message",
     "MutationError",
     "ObjectStream",
+    "Result",
     "SearchOptions",
     "Subscription",
     "SubscriptionError",

@@ -19,6 +19,7 @@ import logging
 import random
 import secrets
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -50,8 +51,38 @@ class SubscriptionError(Exception):
         self.message = message
 
 
+@dataclass(frozen=True, slots=True)
+class Result:
+    """A subscription's new value."""
+
+    version: int
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """A piece of a reply being generated (``messages.list`` with ``streams: true``)."""
+
+    stream_id: str
+    seq: int
+    parts: list[dict[str, Any]]
+
+    @property
+    def text(self) -> str:
+        return "".join(p.get("text", "") for p in self.parts if p.get("type") == "text")
+
+
+Event = Result | Delta
+
+
 class Subscription:
-    """A live query: iterate to get each new value (a slow reader sees the latest)."""
+    """A live query: iterate to get each new value (a slow reader sees the latest), or
+    iterate ``events()`` to get every result and every stream delta, in order.
+
+    With ``streams: true`` the subscription remembers the last seq of each stream,
+    and after a reconnect resubscribes with those cursors: deltas go on where they
+    were, never twice and never with a gap.
+    """
 
     def __init__(self, client: Client, sub_id: str, query: str, args: dict[str, Any]) -> None:
         self._client = client
@@ -62,17 +93,63 @@ class Subscription:
         self.value: Any = None
         self.error: SubscriptionError | None = None
         self.on_frame: Callable[[dict[str, Any]], None] | None = None
+        self.cursors: dict[str, int] = {}  # last seq received per stream
+        self._resuming: set[str] = set()  # streams resubscribed with a cursor (until the next result)
         self._seen = -1
         self._changed = asyncio.Event()
+        self._events: asyncio.Queue[Event | SubscriptionError] | None = None
+
+    def resubscribe_args(self) -> dict[str, Any]:
+        """The args to subscribe with again after a reconnect (with the stream cursors)."""
+        if self.args.get("streams") and self.cursors:
+            self._resuming = set(self.cursors)  # their deltas are replayed after the cursor
+            return {**self.args, "streamCursors": {**self.args.get("streamCursors", {}), **self.cursors}}
+        return self.args
 
     def _result(self, frame: dict[str, Any]) -> None:
         if frame["version"] >= self.version:
             self.version, self.value = frame["version"], frame["value"]
+            value = frame["value"]
+            if isinstance(value, dict):
+                for stream in value.get("streams") or []:  # the result carries the text up to this seq
+                    sid = stream.get("streamId")
+                    if sid and sid not in self._resuming and stream.get("seq", 0) > self.cursors.get(sid, 0):
+                        self.cursors[sid] = stream["seq"]
+                self._resuming = set()
             self._changed.set()
+            if self._events is not None:
+                self._events.put_nowait(Result(frame["version"], frame["value"]))
+
+    def _delta(self, frame: dict[str, Any]) -> None:
+        sid, seq = frame["streamId"], frame["seq"]
+        if seq <= self.cursors.get(sid, 0):
+            return
+        self.cursors[sid] = seq
+        if self._events is not None:
+            self._events.put_nowait(Delta(sid, seq, frame.get("parts", [])))
 
     def _failed(self, frame: dict[str, Any]) -> None:
         self.error = SubscriptionError(frame.get("code", "internal"), frame.get("message", ""))
         self._changed.set()
+        if self._events is not None:
+            self._events.put_nowait(self.error)
+
+    def events(self) -> AsyncIterator[Event]:
+        """Every ``Result`` and ``Delta`` from now on, in the order they arrived (the
+        current value first, if there is one). Raises SubscriptionError when dropped."""
+        if self._events is None:
+            self._events = asyncio.Queue()
+            if self.version != -1:
+                self._events.put_nowait(Result(self.version, self.value))
+        return self._iterate_events(self._events)
+
+    @staticmethod
+    async def _iterate_events(queue: asyncio.Queue[Event | SubscriptionError]) -> AsyncIterator[Event]:
+        while True:
+            item = await queue.get()
+            if isinstance(item, SubscriptionError):
+                raise item
+            yield item
 
     async def next(self, timeout: float | None = None) -> Any:
         """The next value not yet returned (waits for one)."""
@@ -230,7 +307,7 @@ class Client:
                     attempt = 0
                     for sub in list(self._subs.values()):
                         await ws.send(_encode({"type": "subscribe", "id": sub.id, "query": sub.query,
-                                               "args": sub.args}).decode())
+                                               "args": sub.resubscribe_args()}).decode())
                     for rid, (name, args, _) in list(self._pending.items()):
                         await ws.send(_encode({"type": "mutate", "id": rid, "name": name,
                                                "args": args}).decode())
@@ -274,5 +351,7 @@ class Client:
                 log.warning("server error: %s", frame)
         else:
             sub = self._subs.get(frame.get("id") or "")
+            if sub is not None and kind == "delta":
+                sub._delta(frame)
             if sub is not None and sub.on_frame is not None:
                 sub.on_frame(frame)

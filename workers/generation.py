@@ -10,7 +10,7 @@ from typing import Any
 
 from rq import get_current_job
 
-from shared import metrics
+from shared import logs, metrics
 from shared.agents import agent_named
 from shared.config import load_settings
 from shared.errors import NotFound
@@ -79,6 +79,7 @@ async def generate(rt: _Runtime, thread_id: str, prompt_message_id: str, agent_n
         rt.store = Store(connect(rt.settings.redis_url, max_connections=rt.max_connections))
         rt.memory = memory_search_for(rt.settings, rt.store)
     store = rt.store
+    logs.job_id.set(job_id or "")  # every record of this job carries it
     agent = agent_named(rt.settings.app_module, agent_name)
     async with thread_turn(store.redis, thread_id, job_id):
         try:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from qdrant_client import QdrantClient
 
-from shared import metrics
+from shared import logs, metrics
 from shared.config import Settings, load_settings
 from shared.errors import ChatError
 from shared.memory.embeddings import embedder_for
@@ -81,7 +81,7 @@ async def keep_alive(redis: object) -> None:
 
 async def main() -> None:
     settings = load_settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logs.setup("index", settings.log_level, settings.log_json)
     metrics.serve(settings.metrics_port)
     store = Store(connect(settings.redis_url, max_connections=16))
     indexer = Indexer(store, embedder_for(settings), open_index(settings))

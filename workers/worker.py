@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 import workers.generation  # noqa: F401 - preload the job's code in the worker
-from shared import gc_tuning, keys, metrics
+from shared import gc_tuning, keys, logs, metrics
 from shared.config import load_settings
 from workers.concurrent import ConcurrentWorker
 
@@ -44,6 +44,7 @@ class GenerationWorker(ConcurrentWorker):
         kwargs.setdefault("concurrency", settings.worker_concurrency)
         kwargs.setdefault("drain_s", settings.worker_drain_s)
         super().__init__(*args, **kwargs)
+        logs.setup("worker", settings.log_level, settings.log_json)
         gc_tuning.tune(settings.gc_thresholds)  # hundreds of replies' objects: fewer full collections
         metrics.serve(settings.metrics_port)
 

@@ -26,7 +26,7 @@ from server.live import LiveQueries, SharedQuery
 from server.mutations import MUTATIONS
 from server.queries import QUERIES
 from server.ws import frames
-from shared import metrics
+from shared import logs, metrics
 from shared.auth import verify
 from shared.errors import BadRequest, ChatError, Internal, TooLarge, Unauthorized, from_validation
 from shared.ids import new_session_id
@@ -274,6 +274,7 @@ class Session:
                 frame = self._work.popleft()
                 if not self._work:
                     self._work = None
+                logs.request_id.set(f"{self.session_id}/{getattr(frame, 'id', '')}")
                 try:
                     if isinstance(frame, frames.Subscribe):
                         await self._subscribe(frame)

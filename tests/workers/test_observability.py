@@ -58,3 +58,34 @@ async def test_web_and_worker_metrics_count_what_happened(tmp_path: Path) -> Non
         assert value(worker, "threadline_tokens_total", provider="mock", model="mock", kind="completion") > 0
         assert value(worker, "threadline_generations_in_flight") == 0
         await tab.close()
+
+
+@pytest.mark.timeout(120)
+async def test_log_records_carry_their_request_and_job_ids(tmp_path: Path) -> None:
+    import json
+
+    with run_stack(tmp_path, env={"LOG_JSON": "true"}) as stack:
+        tab: Tab = await open_tab(stack.web, client_id="logs")
+        tid = await new_thread(tab)
+        await tab.subscribe("m", "messages.list", watch_args(tid))
+        stack.script({"kind": "tools", "calls": [{"name": "boom", "arguments": '{"city": "Oslo"}'}]},
+                     {"kind": "text", "chunks": ["ok"]})
+        await tab.mutate("messages.send", {"threadId": tid, "prompt": "use the tool", "agentName": "tools"})
+        await tab.wait_result("m", lambda v: reply_of(v, 1, ("success",)) is not None)
+        r = httpx.get(f"{stack.web}/api/threads/{tid}", headers={"X-Request-Id": "req-abc-123"})
+        assert r.headers["x-request-id"] == "req-abc-123"
+        await tab.close()
+
+        def records(name: str) -> list[dict]:  # type: ignore[type-arg]
+            out = []
+            for line in (tmp_path / name).read_text().splitlines():
+                if line.startswith("{"):
+                    out.append(json.loads(line))
+            return out
+
+        deadline = time.monotonic() + 10
+        while not any(rec.get("requestId") == "req-abc-123" for rec in records("web0.log")):
+            assert time.monotonic() < deadline, records("web0.log")[-5:]
+            time.sleep(0.1)
+        tool_logs = [rec for rec in records("worker.log") if "tool boom raised" in rec["msg"]]
+        assert tool_logs and tool_logs[0]["jobId"].startswith("gen-") and tool_logs[0]["process"] == "worker"
