@@ -15,12 +15,25 @@ from tests.conftest import TEST_SECRET, token_for
 from tests.support import procs
 
 
-def programs() -> list[str]:
-    """Indented code blocks of README.md that are whole programs (they call asyncio.run)."""
+def python_blocks() -> list[str]:
+    """Indented code blocks of README.md that are Python (they start with an import)."""
     text = (procs.ROOT / "README.md").read_text()
-    blocks = re.findall(r"\n\n((?:(?:    .*)?\n)+)", text)
-    out = [textwrap.dedent(b) for b in blocks if "asyncio.run(" in b]
-    return [b for b in out if b.lstrip().startswith(("import", "from"))]
+    blocks = [textwrap.dedent(b) for b in re.findall(r"\n\n((?:(?:    .*)?\n)+)", text)]
+    return [b for b in blocks if b.lstrip().startswith(("import ", "from ")) and "import {" not in b]
+
+
+def programs() -> list[str]:
+    """The README's whole programs (they call asyncio.run)."""
+    return [b for b in python_blocks() if "asyncio.run(" in b]
+
+
+def test_every_other_python_block_runs_as_an_app_module() -> None:
+    modules = [b for b in python_blocks() if "asyncio.run(" not in b]
+    assert len(modules) >= 2  # the agents and the providers examples
+    for source in modules:
+        namespace: dict[str, object] = {"__name__": "readme_snippet"}
+        exec(compile(source, "README.md", "exec"), namespace)  # our own README
+        assert namespace.get("AGENTS"), source[:80]
 
 
 @pytest.fixture(scope="module")

@@ -63,6 +63,7 @@ def test_data_written_through_run_survive_a_restart(tmp_path: Path) -> None:
     finally:
         interrupt(proc)
     assert "worker started" in log.read_text() and "redis started" in log.read_text()
+    assert "Traceback" not in log.read_text()  # Ctrl-C stops everything quietly, the store last
     proc = launch(tmp_path / "data", port, log)
     try:
         wait_healthy(base, proc)
