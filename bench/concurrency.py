@@ -24,7 +24,7 @@ from pathlib import Path
 import uvloop
 
 from bench.generation import SECRET, Tab, finished
-from bench.support import pct, redis_url
+from bench.support import group_rss_mb, pct, redis_url
 from shared import gc_tuning
 from tests.support import procs
 
@@ -34,22 +34,9 @@ DELAY_MS = int(os.environ.get("BENCH_DELAY_MS", "20"))
 ENV = {"MOCK_LLM_DELAY_MS": str(DELAY_MS), "MOCK_LLM_WORDS": str(WORDS), "RATE_LIMIT_SENDS_PER_MINUTE": "0"}
 
 
-def group_rss_mb(group: int) -> float:
-    """Total RSS of every process in a process group (the worker pool and its workers)."""
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if os.getpgid(int(entry.name)) != group:
-                continue
-            status = (entry / "status").read_text()
-        except (OSError, ProcessLookupError):
-            continue
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1]) / 1024
-    return total
+def workers_rss_mb(group: int) -> float:
+    """Total RSS of the worker pool and its workers."""
+    return sum(group_rss_mb(group).values())
 
 
 def cpu_seconds() -> dict[str, float]:
@@ -89,13 +76,13 @@ async def open_users(url: str, n: int, tag: str) -> list[tuple[Tab, str]]:
 
 async def wave(url: str, n: int, worker_group: int) -> dict[str, float]:
     users = await open_users(url, n, f"c{n}-")
-    idle_rss = group_rss_mb(worker_group)
+    idle_rss = workers_rss_mb(worker_group)
     peak = [idle_rss]
     sampling = True
 
     async def sample() -> None:
         while sampling:
-            peak[0] = max(peak[0], group_rss_mb(worker_group))
+            peak[0] = max(peak[0], workers_rss_mb(worker_group))
             await asyncio.sleep(0.1)
 
     sampler = asyncio.create_task(sample())

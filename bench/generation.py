@@ -23,7 +23,7 @@ from pathlib import Path
 import uvloop
 import websockets
 
-from bench.support import pct, redis_url
+from bench.support import group_rss_mb, pct, redis_url
 from shared import gc_tuning
 from shared.auth import mint
 from tests.support import procs
@@ -147,19 +147,7 @@ async def run(redis: str, tmp: Path, delay_ms: int, words: int, workers: int) ->
 
 def worker_rss_mb(group: int) -> float:
     """Mean RSS of the worker processes in the pool's process group (the pool itself excluded)."""
-    sizes = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == group:
-            continue
-        try:
-            if os.getpgid(int(entry.name)) != group:
-                continue
-            status = (entry / "status").read_text()
-        except (OSError, ProcessLookupError):
-            continue
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                sizes.append(int(line.split()[1]) / 1024)
+    sizes = [mb for pid, mb in group_rss_mb(group).items() if pid != group]
     return sum(sizes) / len(sizes) if sizes else 0.0
 
 

@@ -31,3 +31,21 @@ def pct(samples: list[float], p: float) -> float:
     if len(samples) == 1:
         return samples[0]
     return statistics.quantiles(samples, n=1000, method="inclusive")[int(p * 10) - 1]
+
+
+def group_rss_mb(group: int) -> dict[int, float]:
+    """RSS in MB of every process of a process group (e.g. a worker pool and its workers), by pid."""
+    sizes: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry.name)) != group:
+                continue
+            status = (entry / "status").read_text()
+        except (OSError, ProcessLookupError):
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                sizes[int(entry.name)] = int(line.split()[1]) / 1024
+    return sizes
