@@ -66,3 +66,89 @@ def test_each_readme_program_runs(index: int, web_for_snippets: tuple[str, int],
                           timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip()
+
+
+def shell_blocks() -> list[list[str]]:
+    """The README's shell command blocks, as lists of commands (comments dropped, continuations joined)."""
+    text = (procs.ROOT / "README.md").read_text()
+    out = []
+    for block in re.findall(r"\n\n((?:(?:    .*)?\n)+)", text):
+        body = textwrap.dedent(block).replace("\\\n", " ")
+        lines = [re.sub(r"\s+#.*$", "", line).strip() for line in body.splitlines() if line.strip()]
+        if lines and re.match(r"^(scripts/|\.venv/bin/|curl )", lines[0]):
+            out.append(lines)
+    return out
+
+
+@pytest.mark.timeout(300)
+def test_readme_commands_run_as_written(tmp_path: Path) -> None:
+    """scripts/run, the token commands and the curl lines, in order (the port is a free one, not 8000)."""
+    import json
+    import os
+    import signal
+    import time
+
+    import httpx
+
+    from shared.embedded_redis import free_port
+
+    blocks = shell_blocks()
+    flat = [cmd for block in blocks for cmd in block]
+    assert "scripts/run" in flat and "scripts/test" in flat
+    port = free_port()
+    env = procs.child_env(DATA_DIR=str(tmp_path / "data"), PORT=str(port))
+    for name in ("AUTH_SECRET", "REDIS_URL", "LLM_BASE_URL", "APP_MODULE"):
+        env.pop(name, None)
+    with open(tmp_path / "run.log", "ab") as out:
+        run = subprocess.Popen(["bash", "-c", "scripts/run"], cwd=procs.ROOT, env=env, stdout=out,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 200  # a first scripts/run may install the base dependencies
+        while True:
+            assert run.poll() is None, (tmp_path / "run.log").read_text()[-2000:]
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        tokens = [cmd for cmd in flat if " -m server token " in cmd]
+        assert len(tokens) == 2
+        minted = [subprocess.run(["bash", "-c", cmd], cwd=procs.ROOT, env=env, capture_output=True, text=True,
+                                 check=True).stdout.strip() for cmd in tokens]
+        env["TOKEN"] = minted[0]
+        curls = [cmd.replace("localhost:8000", f"127.0.0.1:{port}") for cmd in flat if cmd.startswith("curl ")]
+        assert len(curls) == 2
+        made = subprocess.run(["bash", "-c", curls[0]], env=env, capture_output=True, text=True, check=True)
+        env["TID"] = json.loads(made.stdout)["threadId"]
+        sent = subprocess.run(["bash", "-c", curls[1]], env=env, capture_output=True, text=True, check=True)
+        assert json.loads(sent.stdout)["order"] == 1
+        admin = httpx.get(f"http://127.0.0.1:{port}/api/stats", headers={"Authorization": f"Bearer {minted[1]}"})
+        assert admin.status_code == 200  # the --admin token has the admin claim
+    finally:
+        os.killpg(run.pid, signal.SIGINT)
+        try:
+            run.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(run.pid, signal.SIGKILL)
+
+
+SMALL = {"BENCH_RUNS": "5", "BENCH_CONCURRENT": "3", "BENCH_WATCHERS": "2", "BENCH_SIZES": "10", "BENCH_WORDS": "10",
+         "BENCH_MESSAGES": "200", "BENCH_SEARCHES": "10", "BENCH_SUBSCRIBERS": "20", "BENCH_IDLE": "20",
+         "BENCH_ROUNDS": "5"}
+
+
+@pytest.mark.timeout(900)
+def test_readme_bench_commands_run_as_written_at_small_sizes() -> None:
+    """Each benchmark command of the README runs (with its documented size knobs turned down)."""
+    benches = [cmd for block in shell_blocks() for cmd in block if "-m bench." in cmd]
+    assert len(benches) >= 5
+    env = procs.child_env(**SMALL)
+    for name in ("REDIS_URL", "LLM_BASE_URL", "APP_MODULE", "AUTH_SECRET"):
+        env.pop(name, None)
+    for cmd in benches:
+        done = subprocess.run(["bash", "-c", cmd], cwd=procs.ROOT, env=env, capture_output=True, text=True,
+                              timeout=400)
+        assert done.returncode == 0, (cmd, done.stdout[-1500:], done.stderr[-1500:])
+        assert re.search(r"\d", done.stdout), cmd  # it printed figures
