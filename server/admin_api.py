@@ -67,11 +67,11 @@ def routes(services: Services) -> list[Route]:
     async def thread_messages(request: Request) -> Response:
         admin(request)
         tid = request.path_params["thread_id"]
-        num = request.query_params.get("numItems", "50")
-        if not 1 <= parse_digits(num, "numItems", 100):
+        num = parse_digits(request.query_params.get("numItems", "50"), "numItems", 100)
+        if num < 1:
             raise BadRequest("`numItems` must be 1-100")
         streams: list[Any] = []
-        _, page = await services.store.messages.list(tid, None, num_items=int(num),
+        _, page = await services.store.messages.list(tid, None, num_items=num,
                                                      cursor=request.query_params.get("cursor"), streams=streams)
         return json_response({"page": page.page, "continueCursor": page.continue_cursor,
                               "isDone": page.is_done, "streams": streams})

@@ -39,6 +39,7 @@ class Context:
     services: Services
     identity: Identity
     guard: Guard | None = None  # set while a mutation a client may resend runs
+
     @property
     def store(self) -> Store:
         return self.services.store

@@ -82,7 +82,7 @@ class GenerationQueue:
             unique = {data.job_id: (tid, data) for (tid, data), _ in batch}  # a resend in one batch: one job
             try:
                 await asyncio.to_thread(self._enqueue_many, list(unique.values()))
-            except redis.RedisError as exc:
+            except Exception as exc:  # each waiting enqueue gets it (Unavailable for Redis errors)
                 for _, done in batch:
                     if not done.done():
                         done.set_exception(exc)

@@ -11,7 +11,7 @@ from server.context import Context
 from shared import keys
 from shared.errors import BadRequest, Unavailable
 from shared.records import Message, Part, TextPart, text_of
-from shared.store.guard import recorded
+from shared.store.guard import in_thread, recorded
 from shared.store.snippets import thread_of_snippet
 from shared.store.streams import thread_of_stream
 
@@ -106,7 +106,7 @@ def _message_of(a: A.MessagesSend) -> Message:
 @mutation("messages.send", A.MessagesSend)
 async def send_message(ctx: Context, a: A.MessagesSend) -> Outcome:
     message = _message_of(a)
-    record = ctx.guard.thread(a.thread_id) if ctx.guard is not None else None
+    record = in_thread(ctx.guard, a.thread_id)
     # a resend that finishes its first attempt was admitted then: no second rate-limit or double-texting check
     resumed = await recorded(ctx.store.redis, record)
     if ctx.services.limiter is not None and not resumed:

@@ -84,7 +84,7 @@ class Supervisor:
         self._signal_group(p.proc, signal.SIGKILL)  # what it left behind goes with it
         ran = now - p.started_at
         p.failures = 0 if ran >= STABLE_S else p.failures + 1
-        delay = BACKOFF_S[min(max(p.failures - 1, 0), len(BACKOFF_S) - 1)] if p.failures else BACKOFF_S[0]
+        delay = BACKOFF_S[min(max(p.failures - 1, 0), len(BACKOFF_S) - 1)]
         p.restart_at = now + delay
         p.restarts += 1
         self.say("system", f"{p.name} exited with code {code} after {ran:.1f}s; restarting in {delay:.1f}s "

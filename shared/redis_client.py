@@ -18,15 +18,8 @@ log = logging.getLogger(__name__)
 _SCRIPT_REPLY = re.compile(r"""(?:^|error: \(?['"]?)(NOTFOUND|CONFLICT)\b ?([^'"]*)""")
 
 
-_DRIVER: DriverInfo | None = None
-
-
-def _driver() -> DriverInfo:
-    """CLIENT SETINFO data, made once: redis-py would read package metadata for every new connection."""
-    global _DRIVER
-    if _DRIVER is None:
-        _DRIVER = DriverInfo()
-    return _DRIVER
+# CLIENT SETINFO data, made once: redis-py would read package metadata for every new connection
+_DRIVER = DriverInfo()
 
 
 def connect(url: str, *, max_connections: int = 64, wait_s: float = 10.0) -> aioredis.Redis:
@@ -42,7 +35,7 @@ def connect(url: str, *, max_connections: int = 64, wait_s: float = 10.0) -> aio
         socket_keepalive=True,
         health_check_interval=30,
         socket_connect_timeout=5,
-        driver_info=_driver(),
+        driver_info=_DRIVER,
     )
     return aioredis.Redis.from_pool(pool)
 

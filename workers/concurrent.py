@@ -40,24 +40,26 @@ from rq.timeouts import JobTimeoutException
 from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
 
-DEFAULT_CONCURRENCY = 256
+from shared.config import load_settings
+
 HEARTBEAT_EVERY_S = 20.0
 SLOT_POLL_S = 1.0
 WAKE_SIGNAL = signal.SIGUSR1
 
 
 class ConcurrentWorker(SimpleWorker):
-    """Up to ``concurrency`` jobs at once on one event loop (WORKER_CONCURRENCY)."""
+    """Up to ``concurrency`` jobs at once on one event loop (default: WORKER_CONCURRENCY and
+    WORKER_DRAIN_S from the settings)."""
 
     def __init__(self, *args: Any, concurrency: int | None = None, drain_s: float | None = None,
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.concurrency = concurrency or int(os.environ.get("WORKER_CONCURRENCY", DEFAULT_CONCURRENCY))
-        self.drain_s = drain_s if drain_s is not None else float(os.environ.get("WORKER_DRAIN_S", "25"))
+        settings = load_settings()
+        self.concurrency = concurrency or settings.worker_concurrency
+        self.drain_s = drain_s if drain_s is not None else settings.worker_drain_s
         self._slots = threading.BoundedSemaphore(self.concurrency)
         self._tasks: dict[str, asyncio.Task[Any]] = {}  # execution id -> task (touched on the loop only)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread: threading.Thread | None = None
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(32, self.concurrency // 2),
                                                            thread_name_prefix="job-sync")
         self._books = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="rq-books")
@@ -78,8 +80,7 @@ class ConcurrentWorker(SimpleWorker):
                 ready.set()
                 loop.run_forever()
 
-            self._loop_thread = threading.Thread(target=serve, name="job-loop", daemon=True)
-            self._loop_thread.start()
+            threading.Thread(target=serve, name="job-loop", daemon=True).start()
             ready.wait()
             assert self._loop is not None
             self._loop.call_soon_threadsafe(lambda: self._loop.create_task(self._heartbeats()))  # type: ignore[union-attr]
@@ -162,7 +163,7 @@ class ConcurrentWorker(SimpleWorker):
         while True:
             await asyncio.sleep(HEARTBEAT_EVERY_S)
             for execution in list(self.executions.values()):
-                job = execution._job if getattr(execution, "_job", None) is not None else None
+                job = getattr(execution, "_job", None)
                 if job is None:
                     continue
                 try:

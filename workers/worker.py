@@ -40,10 +40,8 @@ def heartbeat_once(connection: Any, name: str) -> None:
 
 class GenerationWorker(ConcurrentWorker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        settings = load_settings()
-        kwargs.setdefault("concurrency", settings.worker_concurrency)
-        kwargs.setdefault("drain_s", settings.worker_drain_s)
         super().__init__(*args, **kwargs)
+        settings = load_settings()
         logs.setup("worker", settings.log_level, settings.log_json)
         gc_tuning.tune(settings.gc_thresholds)  # hundreds of replies' objects: fewer full collections
         metrics.serve(settings.metrics_port)

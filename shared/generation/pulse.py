@@ -10,7 +10,6 @@ ended by the reaper).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import weakref
 
@@ -95,11 +94,3 @@ def pulse_for(redis: aioredis.Redis) -> Pulse:
         pulse = by_client[id(redis)] = Pulse(redis)
     return pulse
 
-
-async def stop_all() -> None:
-    """Cancel the pulses of the running loop (tests, shutdown)."""
-    for pulse in _pulses.get(asyncio.get_running_loop(), {}).values():
-        if pulse._task is not None:
-            pulse._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pulse._task

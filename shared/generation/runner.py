@@ -91,6 +91,7 @@ class Generation:
         self._saved: list[Message] = []
         self._usage = Usage()
         self.on_delta: Any = None  # optional callback(parts) for in-process streaming
+        self._raw_two: bool | None = None  # the raw handler takes (kind, payload), not (event)
 
     async def run(self) -> GenerationResult:
         if self.persist:
@@ -409,7 +410,9 @@ class Generation:
         handler = self.agent.raw_handler
         if handler is None:
             return
-        if _takes_two(handler):
+        if self._raw_two is None:
+            self._raw_two = _takes_two(handler)
+        if self._raw_two:
             await _call_handler(handler, kind, payload)
             return
         await _call_handler(handler, RawEvent(kind, payload, user_id=self.prompt.user_id,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
-import random
 import re
 from typing import Protocol
 
@@ -17,7 +16,7 @@ import httpx
 
 from shared.config import Settings
 from shared.errors import Unavailable
-from shared.models.openai_compat import RETRY_STATUS, retry_after_s
+from shared.models.openai_compat import RETRY_STATUS, backoff_s, retry_after_s
 from shared.models.providers import Provider, provider_named
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -93,8 +92,7 @@ class OpenAIEmbedder:
                 why = f"{type(exc).__name__}: {exc}"
             if attempt == self._max_retries:
                 raise Unavailable(f"embedding endpoint failed after {attempt + 1} attempts: {why}")
-            delay = self._backoff_s * (2 ** attempt) * (0.5 + random.random())
-            await asyncio.sleep(min(max(delay, wait or 0.0), 60.0))
+            await asyncio.sleep(backoff_s(self._backoff_s, attempt, wait))
         raise AssertionError("unreachable")
 
 

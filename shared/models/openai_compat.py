@@ -121,11 +121,9 @@ class OpenAICompatible:
                     raise ModelError(f"model stream broke off: {why}") from exc
                 if attempt >= self._max_retries:
                     raise ModelError(f"model unavailable after {attempt + 1} attempts: {why}") from exc
-                delay = self._backoff_s * (2 ** attempt) * (0.5 + random.random())
-                if isinstance(exc, _Retryable) and exc.retry_after is not None:
-                    delay = max(delay, exc.retry_after)
+                wait = exc.retry_after if isinstance(exc, _Retryable) else None
+                await asyncio.sleep(backoff_s(self._backoff_s, attempt, wait))
                 attempt += 1
-                await asyncio.sleep(min(delay, 60.0))
 
 
 class _Retryable(Exception):
@@ -161,6 +159,13 @@ def _without_strict(response_format: dict[str, Any], drop: bool) -> dict[str, An
         return response_format
     schema = {k: v for k, v in response_format["json_schema"].items() if k != "strict"}
     return {**response_format, "json_schema": schema}
+
+
+def backoff_s(base_s: float, attempt: int, retry_after: float | None = None) -> float:
+    """How long to wait before retry ``attempt`` (0-based): jittered exponential backoff,
+    at least what the server asked for, at most a minute."""
+    delay = base_s * (2 ** attempt) * (0.5 + random.random())
+    return min(max(delay, retry_after or 0.0), 60.0)
 
 
 def retry_after_s(headers: httpx.Headers) -> float | None:

@@ -43,6 +43,11 @@ class Guard:
         return Record(keys.write_record(self.digest, user_id=user_id, step=step), self.ttl_s)
 
 
+def in_thread(guard: Guard | None, thread_id: str, step: str = "") -> Record | None:
+    """The record of a write in ``thread_id`` for ``guard``, or None for an unguarded write."""
+    return guard.thread(thread_id, step) if guard is not None else None
+
+
 async def recorded(redis: aioredis.Redis, record: Record | None) -> bool:
     """Whether the write of ``record`` already happened (a resend finishing the first attempt)."""
     if record is None:

@@ -25,7 +25,7 @@ from shared.records import (
 )
 from shared.redis_client import redis_errors
 from shared.store._scripts import Scripts
-from shared.store.guard import Guard
+from shared.store.guard import Guard, in_thread
 from shared.store.pagination import Page, score_bound
 from shared.store.streams import StreamInfo, parse_streams
 from shared.store.threads import ThreadStore, now_ms
@@ -107,7 +107,7 @@ class MessageStore:
             prepared.append(m)
         with redis_errors():
             out = await self._scripts.run("messages_save", self._thread_keys(thread_id), args,
-                                          guard.thread(thread_id) if guard is not None else None)
+                                          in_thread(guard, thread_id))
         version = int(out[0])
         for i, m in enumerate(prepared):
             m.message_id = out[1 + 3 * i].decode()
@@ -211,7 +211,7 @@ class MessageStore:
             with redis_errors():
                 count, version = await self._scripts.run(
                     "messages_delete", self._thread_keys(thread_id), [keys.thread_channel(thread_id), "ids", *ids],
-                    guard.thread(thread_id) if guard is not None else None)
+                    in_thread(guard, thread_id))
             total += int(count)
             versions[thread_id] = int(version)
         return total, versions
@@ -235,7 +235,7 @@ class MessageStore:
         with redis_errors():
             count, version = await self._scripts.run(
                 "messages_delete", self._thread_keys(thread_id), [keys.thread_channel(thread_id), "range", low, high],
-                guard.thread(thread_id) if guard is not None else None)
+                in_thread(guard, thread_id))
         return int(count), int(version)
 
 

@@ -17,7 +17,7 @@ from shared.errors import NotFound
 from shared.ids import SNIPPET, new_child_id, thread_of
 from shared.redis_client import redis_errors
 from shared.store._scripts import Scripts
-from shared.store.guard import Guard
+from shared.store.guard import Guard, in_thread
 from shared.store.pagination import Page, score_bound
 from shared.store.threads import ThreadStore, now_ms
 
@@ -71,7 +71,7 @@ class SnippetStore:
             version, _, snippet_id = await self._scripts.run(
                 "snippet_write", self._keys(thread_id),
                 [keys.thread_channel(thread_id), snippet.snippet_id, _encode(snippet), user_id, thread_id],
-                guard.thread(thread_id) if guard is not None else None)
+                in_thread(guard, thread_id))
         snippet.snippet_id = snippet_id.decode()
         return int(version), snippet
 
@@ -82,7 +82,7 @@ class SnippetStore:
             version, changed, _ = await self._scripts.run(
                 "snippet_write", self._keys(thread_id),
                 [keys.thread_channel(thread_id), snippet_id, "", user_id or "", thread_id],
-                guard.thread(thread_id) if guard is not None else None)
+                in_thread(guard, thread_id))
         return int(version), bool(changed)
 
     async def get(self, snippet_id: str) -> Snippet:

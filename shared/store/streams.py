@@ -25,7 +25,7 @@ from shared.memory.ops import index_flag
 from shared.records import Message, message_encoder
 from shared.redis_client import redis_errors
 from shared.store._scripts import Scripts
-from shared.store.guard import Guard
+from shared.store.guard import Guard, in_thread
 
 StreamStatus = Literal["streaming", "finished", "aborted"]
 GRACE_MS = 60_000
@@ -134,15 +134,6 @@ class StreamStore:
                 keys.stream_keys(thread_id, stream_id), [keys.delta_channel(thread_id), stream_id, parts_json, text])
         return int(seq)
 
-    async def heartbeat(self, thread_id: str, stream_id: str) -> str | None:
-        """Mark the stream alive; return its status (None when it is gone)."""
-        with redis_errors():
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.zadd(keys.ACTIVE_STREAMS, {member(thread_id, stream_id): now_ms()}, xx=True)
-                pipe.hget(keys.stream(thread_id, stream_id), "status")
-                _, status = await pipe.execute()
-        return status.decode() if status else None
-
     async def orphan(self, thread_id: str, stream_id: str) -> None:
         """Hand the stream to the reaper now, as if its worker had died (it ends or retries it)."""
         with redis_errors():
@@ -169,7 +160,7 @@ class StreamStore:
             return bool(await self._scripts.run(
                 "stream_abort", [keys.thread(thread_id), keys.stream(thread_id, stream_id)],
                 [keys.thread_channel(thread_id)],
-                guard.thread(thread_id, stream_id) if guard is not None else None))
+                in_thread(guard, thread_id, stream_id)))
 
     async def list(self, thread_id: str, client: aioredis.Redis | None = None) -> list[StreamInfo]:
         """The thread's streams (in flight and recently ended), in (order, stepOrder) order."""

@@ -15,7 +15,7 @@ from shared.ids import new_thread_id
 from shared.records import Thread, ThreadStatus, thread_metadata_decoder
 from shared.redis_client import redis_errors
 from shared.store._scripts import Scripts
-from shared.store.guard import Guard
+from shared.store.guard import Guard, in_thread
 from shared.store.pagination import Page, score_bound
 
 _json = msgspec.json.Encoder()
@@ -132,7 +132,7 @@ class ThreadStore:
                 keys=[*keys.thread_keys(thread_id), *extra_keys,
                       keys.user_threads(user_id), keys.user_state(user_id), keys.VECTOR_OPS],
                 args=[thread_id, user_id, keys.thread_channel(thread_id), keys.user_channel(user_id)],
-                record=guard.thread(thread_id) if guard is not None else None,
+                record=in_thread(guard, thread_id),
             )
 
     async def list(

@@ -16,9 +16,13 @@ from tests.conftest import TEST_SECRET, token_for
 from tests.support.procs import ROOT, child_env
 
 
-def launch(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = child_env(DATA_DIR=str(data_dir), PORT=str(port), AUTH_SECRET=TEST_SECRET)
+def launch(data_dir: Path, port: int, log: Path, *, secret: str | None = TEST_SECRET) -> subprocess.Popen[bytes]:
+    """``python -m server.launch`` with its embedded Valkey; ``secret=None``: dev mode."""
+    env = child_env(DATA_DIR=str(data_dir), PORT=str(port))
     env.pop("REDIS_URL", None)
+    env.pop("AUTH_SECRET", None)
+    if secret is not None:
+        env["AUTH_SECRET"] = secret
     with open(log, "ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "server.launch"], env=env, cwd=ROOT,
@@ -137,12 +141,9 @@ def test_run_restarts_every_kind_of_process_that_dies(tmp_path: Path) -> None:
 def test_run_without_auth_secret_is_dev_mode_and_records_its_redis(tmp_path: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    proc = launch(tmp_path / "data", port, tmp_path / "launch.log", secret=None)
     env = child_env(DATA_DIR=str(tmp_path / "data"), PORT=str(port))
-    for name in ("REDIS_URL", "AUTH_SECRET"):
-        env.pop(name, None)
-    with open(tmp_path / "launch.log", "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "server.launch"], env=env, cwd=ROOT,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    env.pop("AUTH_SECRET", None)
     try:
         wait_healthy(base, proc)
         dev = httpx.get(f"{base}/api/dev-token")
