@@ -7,17 +7,14 @@ from typing import Any
 
 import redis
 from rq import Queue
-from rq.job import Job
 
-from shared import keys
+from shared import jobs, keys
 from shared.agents import Agent, agent_named
 from shared.config import Settings
 from shared.errors import Conflict, Unavailable
 from shared.models.providers import provider_named
 from shared.records import Message
 from shared.store import Store
-from workers.generation import job_id
-from workers.queues import GENERATION
 
 BATCH = 200  # jobs handed to RQ in one pipeline
 
@@ -34,7 +31,7 @@ class GenerationQueue:
         self._settings = settings
         self._store = store
         self._redis = redis.Redis.from_url(settings.redis_url)
-        self._queue = Queue(GENERATION, connection=self._redis)
+        self._queue = Queue(jobs.GENERATION, connection=self._redis)
         self._pending: list[tuple[Any, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -60,10 +57,11 @@ class GenerationQueue:
     async def enqueue(self, prompt: Message, agent: Agent, trigger_id: str | None = None) -> str:
         """Queue the generation answering ``prompt``; the job is named after ``trigger_id``
         (the message that asked for it), so asking twice never enqueues twice."""
-        jid = job_id(trigger_id or prompt.message_id)
+        jid = jobs.job_id(trigger_id or prompt.message_id)
         data = Queue.prepare_data(
-            "workers.generation.run", (prompt.thread_id, prompt.message_id, agent.name),
-            job_id=jid, timeout=self._settings.generation_timeout_s, result_ttl=3600, failure_ttl=86400,
+            jobs.GENERATE, (prompt.thread_id, prompt.message_id, agent.name),
+            job_id=jid, timeout=self._settings.generation_timeout_s,
+            result_ttl=jobs.RESULT_TTL_S, failure_ttl=jobs.FAILURE_TTL_S,
         )
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append(((prompt.thread_id, data), done))
@@ -91,20 +89,20 @@ class GenerationQueue:
                     if not done.done():
                         done.set_result(None)
 
-    def _enqueue_many(self, jobs: list[tuple[str, Any]]) -> None:
+    def _enqueue_many(self, batch: list[tuple[str, Any]]) -> None:
         """In one transaction: each job joins its thread's queue (first asked, first answered),
         then RQ's queue; either all of it happens or none."""
         with self._redis.pipeline(transaction=False) as check:
-            for _, data in jobs:
-                check.exists(f"{Job.redis_job_namespace_prefix}{data.job_id}")
+            for _, data in batch:
+                check.exists(jobs.job_key(data.job_id))
             known = check.execute()
-        jobs = [job for job, exists in zip(jobs, known, strict=True) if not exists]  # a resend: queued already
-        if not jobs:
+        todo = [job for job, exists in zip(batch, known, strict=True) if not exists]  # a resend: queued already
+        if not todo:
             return
         with self._redis.pipeline() as pipe:
-            for thread_id, data in jobs:
+            for thread_id, data in todo:
                 pipe.rpush(keys.generation_queue(thread_id), data.job_id)
-            self._queue.enqueue_many([data for _, data in jobs], pipeline=pipe)
+            self._queue.enqueue_many([data for _, data in todo], pipeline=pipe)
             pipe.execute()
 
     def close(self) -> None:

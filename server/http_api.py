@@ -10,7 +10,6 @@ from typing import Any
 
 import msgspec
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from rq import Queue
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -19,7 +18,7 @@ from server.context import Context, Services
 from server.idempotency import run_once
 from server.mutations import MUTATIONS, Outcome
 from server.queries import QUERIES
-from shared import keys, metrics
+from shared import jobs, keys, metrics
 from shared.auth import bearer, verify
 from shared.errors import (
     BadRequest,
@@ -34,7 +33,6 @@ from shared.errors import (
 from shared.json_depth import check_depth
 from shared.store.pagination import MAX_PAGE, parse_digits
 from shared.store.streams import thread_of_stream
-from workers.queues import GENERATION
 
 log = logging.getLogger(__name__)
 
@@ -229,10 +227,10 @@ class Endpoints:
         metrics.live_queries.set(len(s.live) if s.live is not None else 0)
         try:
             async with s.redis.pipeline(transaction=False) as pipe:
-                pipe.llen(f"{Queue.redis_queue_namespace_prefix}{GENERATION}")
+                pipe.llen(jobs.queue_key(jobs.GENERATION))
                 pipe.llen(keys.VECTOR_OPS)
                 generation, ops = await pipe.execute()
-            metrics.queue_depth.labels(GENERATION).set(generation)
+            metrics.queue_depth.labels(jobs.GENERATION).set(generation)
             metrics.queue_depth.labels("index").set(ops)
             metrics.index_lag.set(ops)
         except Exception as exc:  # the process's own metrics still answer

@@ -103,9 +103,11 @@ class StreamReaper:
         if agent.on_worker_death != "retry":
             return
         prompt_id = info["promptMessageId"]
-        key = f"{keys.PREFIX}:{{t:{thread_id}}}:retries:{prompt_id}"
-        attempt = int(await self._store.redis.incr(key))
-        await self._store.redis.expire(key, RETRY_TTL_S)
+        key = keys.generation_retries(thread_id)
+        async with self._store.redis.pipeline(transaction=True) as pipe:
+            pipe.hincrby(key, prompt_id, 1)
+            pipe.expire(key, RETRY_TTL_S)
+            attempt, _ = await pipe.execute()
         if attempt > agent.max_worker_retries:
             log.warning("not retrying %s again: %d retries already", prompt_id, attempt - 1)
             return

@@ -31,7 +31,7 @@ def messages(thread_id: str) -> str:
 
 
 def message_index(thread_id: str) -> str:
-    """Sorted set of messageIds scored by order * STEP_SPAN + stepOrder."""
+    """Sorted set of messageIds scored by (order, stepOrder): shared.store.score."""
     return f"{_t(thread_id)}:idx"
 
 
@@ -64,6 +64,15 @@ def stream_keys(thread_id: str, stream_id: str) -> list[str]:
     return [stream(thread_id, stream_id), stream_text(thread_id, stream_id), stream_log(thread_id, stream_id)]
 
 
+def stream_key_parts(thread_id: str) -> tuple[str, str]:
+    """(prefix, text suffix): ``stream()`` is prefix + id and ``stream_text()`` adds the suffix.
+
+    For the one script that walks a thread's streams by id (streams_read.lua).
+    """
+    prefix = stream(thread_id, "")
+    return prefix, stream_text(thread_id, "")[len(prefix):]
+
+
 def generation_lock(thread_id: str) -> str:
     """String: held by the worker generating in this thread (one at a time per thread)."""
     return f"{_t(thread_id)}:genlock"
@@ -84,6 +93,16 @@ def generation_queue(thread_id: str) -> str:
     return f"{_t(thread_id)}:genqueue"
 
 
+def generation_retries(thread_id: str) -> str:
+    """Hash: promptMessageId -> how often the reaper retried its reply (agents with on_worker_death=retry)."""
+    return f"{_t(thread_id)}:retries"
+
+
+def generation_alive(job_id: str) -> str:
+    """String with a short TTL: the job still waits for or holds its thread's turn."""
+    return f"{PREFIX}:genalive:{job_id}"
+
+
 def thread_keys(thread_id: str) -> list[str]:
     """Every fixed key of one thread (streams' own keys are listed by the store)."""
     return [
@@ -94,6 +113,7 @@ def thread_keys(thread_id: str) -> list[str]:
         thread_streams(thread_id),
         generation_lock(thread_id),
         generation_queue(thread_id),
+        generation_retries(thread_id),
         snippets(thread_id),
         snippet_index(thread_id),
     ]
@@ -111,6 +131,12 @@ REAPER_LOCK = f"{PREFIX}:streams:reaper"
 VECTOR_OPS = f"{PREFIX}:vec:ops"  # list of embedding ops (shared.memory.ops), queued by the write scripts
 VECTOR_RPC = f"{PREFIX}:vec:rpc"  # list of search requests to the index process
 VECTOR_ALIVE = f"{PREFIX}:vec:alive"  # kept fresh by a running index process
+
+
+def vector_rpc_reply(token: str) -> str:
+    """List: the index process's answer to one search request."""
+    return f"{VECTOR_RPC}:reply:{token}"
+
 GENERATION_WORKERS = f"{PREFIX}:workers:generation"  # zset worker name -> last heartbeat ms
 
 

@@ -22,10 +22,6 @@ from shared.store import Store
 
 log = logging.getLogger(__name__)
 
-def job_id(trigger_message_id: str) -> str:
-    """Jobs are named after the message that asked for them: a resent mutation never enqueues twice."""
-    return f"gen-{trigger_message_id}"
-
 
 class _Runtime:
     """What a worker process keeps from one job to the next: settings, an event loop, a pool."""

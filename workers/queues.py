@@ -6,9 +6,9 @@ import time
 
 import redis
 
-GENERATION = "generation"
-INDEX = "index"
-QUEUES = (GENERATION, INDEX)
+from shared.jobs import GENERATION, INDEX, QUEUES
+
+__all__ = ["GENERATION", "INDEX", "QUEUES", "wait_for_redis"]
 
 
 def wait_for_redis(url: str, timeout_s: float = 60.0) -> redis.Redis:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from server.args import Id
 from server.idempotency import StoredOutcome
 from shared.errors import ChatError
 from shared.json_depth import top_level_strings
@@ -14,7 +15,6 @@ from shared.json_depth import top_level_strings
 PROTOCOL_VERSION = 1
 MAX_FRAME = 1 << 20
 
-Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 ClientId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 

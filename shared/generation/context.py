@@ -18,7 +18,7 @@ from shared.records import (
     ToolResultPart,
 )
 from shared.store import Store
-from shared.store.messages import STEP_SPAN
+from shared.store.score import after_order
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ async def fetch_context_messages(
 async def _recent_messages(
     store: Store, thread_id: str, prompt: Message, options: ContextOptions
 ) -> list[Message]:
-    cursor = str((prompt.order + 1) * STEP_SPAN)
+    cursor = after_order(prompt.order)
     found: list[Message] = []
     while len(found) < options.recent_messages:
         _, page = await store.messages.list(

@@ -18,13 +18,12 @@ from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
 
-from shared import keys
+from shared import jobs, keys
 from shared.generation.pulse import pulse_for
 
 LEASE_MS = 10_000
 POLL_S = 0.05
 ALIVE_MS = 3_000
-WAITING = {b"queued", b"deferred", b"scheduled"}
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 _EXTEND = ("if redis.call('GET', KEYS[1]) == ARGV[1] then "
            "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0")
@@ -71,18 +70,14 @@ async def thread_turn(redis: aioredis.Redis, thread_id: str, job_id: str | None,
         with contextlib.suppress(Exception):
             if job_id is not None:
                 await redis.lrem(queue, 0, job_id)
-                await redis.delete(_alive_key(job_id))
+                await redis.delete(keys.generation_alive(job_id))
             if holding:
                 await redis.eval(_RELEASE, 1, key, token)
 
 
-def _alive_key(job_id: str) -> str:
-    return f"{keys.PREFIX}:genalive:{job_id}"
-
-
 async def _keep_alive(redis: aioredis.Redis, job_id: str | None) -> None:
     """Mark the job alive now, then with every other job of the process (see shared.generation.pulse)."""
-    key = _alive_key(job_id or "")
+    key = keys.generation_alive(job_id or "")
     await redis.set(key, b"1", px=ALIVE_MS)
     pulse = pulse_for(redis)
     pulse.keep(key, ALIVE_MS)
@@ -100,7 +95,7 @@ async def _renew(redis: aioredis.Redis, key: str, token: str) -> None:
 
 async def _void(redis: aioredis.Redis, job_id: str) -> bool:
     """Whether a queued job id no longer stands for work to come (ended, gone, or dead)."""
-    if await redis.exists(_alive_key(job_id)):
+    if await redis.exists(keys.generation_alive(job_id)):
         return False
-    status = await redis.hget(f"rq:job:{job_id}", "status")
-    return status is None or status not in WAITING
+    status = await redis.hget(jobs.job_key(job_id), "status")
+    return status is None or status not in jobs.WAITING

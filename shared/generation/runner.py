@@ -40,6 +40,7 @@ from shared.records import (
     Usage,
 )
 from shared.store import Store
+from shared.store.score import after_order
 
 log = logging.getLogger(__name__)
 
@@ -327,7 +328,7 @@ class Generation:
     async def _supersede_pending_replies(self) -> None:
         """Re-running a prompt fails its earlier pending replies (as the reference does)."""
         _, page = await self.store.messages.list(self.thread_id, None, num_items=100,
-                                                 cursor=str((self.prompt.order + 1) << 20), statuses=["pending"])
+                                                 cursor=after_order(self.prompt.order), statuses=["pending"])
         stale = [m for m in page.page if m.order == self.prompt.order and m.role == "assistant"]
         for m in stale:
             m.status, m.error = "failed", "superseded by a newer generation"

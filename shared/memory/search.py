@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
+from shared import keys
 from shared.config import Settings
 from shared.errors import Unavailable
 from shared.memory.ops import ALIVE, RPC
@@ -32,7 +33,7 @@ class RemoteSearch:
         self._redis = redis
 
     async def search(self, request: dict[str, Any]) -> list[dict[str, Any]]:
-        reply = f"{RPC}:reply:{secrets.token_hex(8)}"
+        reply = keys.vector_rpc_reply(secrets.token_hex(8))
         with redis_errors():
             if not await self._redis.exists(ALIVE):
                 raise Unavailable("no index process is running (`python -m workers index`)")

@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 from shared.store.guard import GUARD_HEAD, GUARD_TAIL, Record
+from shared.store.score import LUA_PRELUDE
 
 _DIR = Path(__file__).parent / "lua"
 _SOURCES = {p.stem: p.read_text() for p in _DIR.glob("*.lua")}
@@ -20,10 +21,10 @@ class Scripts:
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self._scripts: dict[str, AsyncScript] = {
-            name: redis.register_script(src) for name, src in _SOURCES.items()
+            name: redis.register_script(LUA_PRELUDE + src) for name, src in _SOURCES.items()
         }
         self._guarded: dict[str, AsyncScript] = {
-            name: redis.register_script(GUARD_HEAD + src + GUARD_TAIL) for name, src in _SOURCES.items()
+            name: redis.register_script(LUA_PRELUDE + GUARD_HEAD + src + GUARD_TAIL) for name, src in _SOURCES.items()
         }
 
     async def run(self, name: str, keys: Sequence[str], args: Sequence[Any],
@@ -37,8 +38,8 @@ class Scripts:
         """The streams_read script for one thread, on ``client`` (a pipeline is fine)."""
         from shared import keys
 
-        prefix = keys.stream(thread_id, "")
-        return self._scripts["streams_read"](keys=[keys.thread_streams(thread_id)], args=[prefix], client=client)
+        return self._scripts["streams_read"](keys=[keys.thread_streams(thread_id)],
+                                             args=list(keys.stream_key_parts(thread_id)), client=client)
 
     def __getattr__(self, name: str) -> AsyncScript:
         try:

@@ -1,8 +1,6 @@
 """Messages: one encoded record each in a per-thread hash, indexed by (order, stepOrder).
 
-The index score is ``order * STEP_SPAN + stepOrder``: newest first is a reverse
-range, a cursor is the score of the last message of a page, and a range
-deletion is a score range.
+The index is scored by (order, stepOrder): see shared.store.score.
 """
 
 from __future__ import annotations
@@ -27,15 +25,11 @@ from shared.redis_client import redis_errors
 from shared.store._scripts import Scripts
 from shared.store.guard import Guard, in_thread
 from shared.store.pagination import Page, score_bound
+from shared.store.score import score
 from shared.store.streams import StreamInfo, parse_streams
 from shared.store.threads import ThreadStore, now_ms
 
-STEP_SPAN = 1 << 20
 MAX_BATCH = 500
-
-
-def score(order: int, step_order: int = 0) -> int:
-    return order * STEP_SPAN + step_order
 
 
 def _encode_unordered(message: Message) -> bytes:

@@ -5,7 +5,6 @@
 --   kind: "user" opens the next order at stepOrder 0; "step" takes the next stepOrder
 --   of the current order (the prompt's, else the last opened); "explicit" the next
 --   stepOrder of explicitOrder. body holds the placeholder "order":-1,"stepOrder":-1.
-local SPAN = 1048576
 local PLACEHOLDER = '"order":-1,"stepOrder":-1'
 local owner = redis.call('HGET', KEYS[1], 'userId')
 if not owner or (ARGV[4] ~= '' and owner ~= ARGV[4]) then return redis.error_reply('NOTFOUND thread') end
@@ -60,7 +59,7 @@ for i = 0, count - 1 do
   local s, e = string.find(body, PLACEHOLDER, 1, true)
   body = string.sub(body, 1, s - 1) .. '"order":' .. string.format('%d', cur) ..
     ',"stepOrder":' .. string.format('%d', step) .. string.sub(body, e + 1)
-  local score = string.format('%d', cur * SPAN + step)
+  local score = score_of(cur, step)
   redis.call('HSET', KEYS[2], id, body)
   redis.call('ZADD', KEYS[3], score, id)
   if is_tool == '0' then redis.call('ZADD', KEYS[4], score, id) end

@@ -3,7 +3,7 @@
 redis.call('HSET', KEYS[2], 'streamId', ARGV[2], 'order', ARGV[3], 'stepOrder', ARGV[4],
   'agentName', ARGV[5], 'userId', ARGV[6], 'messageId', ARGV[7], 'status', 'streaming',
   'seq', 0, 'startedAt', ARGV[8], 'heartbeat', ARGV[8], 'promptMessageId', ARGV[10], 'worker', ARGV[11])
-redis.call('ZADD', KEYS[3], tonumber(ARGV[3]) * 1048576 + tonumber(ARGV[4]), ARGV[2])
+redis.call('ZADD', KEYS[3], score_of(tonumber(ARGV[3]), tonumber(ARGV[4])), ARGV[2])
 redis.call('ZADD', KEYS[4], ARGV[8], ARGV[9])
 local v = redis.call('HINCRBY', KEYS[1], 'version', 1)
 redis.call('PUBLISH', ARGV[1], v)

@@ -1,0 +1,63 @@
+"""The reaper: a stale stream's reply ends as failed; an agent that retries is asked again,
+at most its number of retries, and the retry count goes with the thread."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.reaper import StreamReaper
+from shared import keys
+from shared.agents import Agent
+from shared.records import Message
+from shared.store import Store
+from tests.server.test_stream_relay import open_stream
+
+pytestmark = pytest.mark.anyio
+
+
+class Enqueued:
+    """Stands in for the web process's generation queue: records what the reaper asks for."""
+
+    def __init__(self, agent: Agent) -> None:
+        self._agent = agent
+        self.asked: list[tuple[str, str | None]] = []
+
+    def agent(self, name: str | None) -> Agent:
+        return self._agent
+
+    async def enqueue(self, prompt: Message, agent: Agent, trigger_id: str | None = None) -> str:
+        self.asked.append((prompt.message_id, trigger_id))
+        return f"gen-{trigger_id}"
+
+
+async def stale(store: Store, tid: str, sid: str) -> None:
+    await store.redis.zadd(keys.ACTIVE_STREAMS, {f"{tid}/{sid}": 1})  # last heartbeat long ago
+
+
+async def test_a_retrying_agent_is_asked_again_once_and_its_count_leaves_with_the_thread(store: Store) -> None:
+    queue = Enqueued(Agent(name="a", on_worker_death="retry", max_worker_retries=1))
+    reaper = StreamReaper(store, stale_ms=1000, grace_ms=60_000, generation=queue)
+    tid, sid, reply = await open_stream(store)
+    prompt_id = (await store.streams.get(sid))["promptMessageId"]
+    await stale(store, tid, sid)
+    assert await reaper.sweep() == 1
+    assert queue.asked == [(prompt_id, f"{prompt_id}-retry1")]
+    assert await store.redis.hget(keys.generation_retries(tid), prompt_id) == b"1"
+
+    # the retry's own stream dies too: no third attempt
+    second = await store.streams.open(reply, agent_name="a", prompt_message_id=prompt_id)
+    await stale(store, tid, second)
+    assert await reaper.sweep() == 1
+    assert len(queue.asked) == 1
+
+    await store.threads.delete(tid, "alice")
+    assert not await store.redis.exists(keys.generation_retries(tid))
+
+
+async def test_an_agent_that_fails_is_not_asked_again(store: Store) -> None:
+    queue = Enqueued(Agent(name="a"))
+    reaper = StreamReaper(store, stale_ms=1000, grace_ms=60_000, generation=queue)
+    tid, sid, reply = await open_stream(store)
+    await stale(store, tid, sid)
+    assert await reaper.sweep() == 1
+    assert queue.asked == [] and (await store.messages.get(reply.message_id)).status == "failed"
