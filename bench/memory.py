@@ -14,8 +14,11 @@ import sys
 import tempfile
 import time
 
+import msgspec
+
 from bench.support import pct, redis_url
 from shared.memory.ops import OPS
+from shared.memory.rpc import SearchRequest
 from shared.memory.search import RemoteSearch
 from shared.records import Message
 from shared.redis_client import connect
@@ -61,14 +64,14 @@ async def main() -> None:
             rpc, text_only = [], []
             for i in range(SEARCHES):
                 q = " ".join(rng.choices(VOCAB, k=4))
-                req = {"userId": "bench", "threadId": thread_ids[i % 20], "text": q, "otherThreads": True,
-                       "limit": 10, "textSearch": True, "vector": True}
+                req = SearchRequest(user_id="bench", thread_id=thread_ids[i % 20], text=q, other_threads=True,
+                                    limit=10, text_search=True, vector_search=True)
                 t = time.perf_counter()
                 hits = await search.search(req)
                 rpc.append((time.perf_counter() - t) * 1000)
                 assert hits
                 t = time.perf_counter()
-                await search.search({**req, "vector": False})
+                await search.search(msgspec.structs.replace(req, vector_search=False))
                 text_only.append((time.perf_counter() - t) * 1000)
         finally:
             procs.stop(index)

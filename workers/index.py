@@ -7,10 +7,11 @@ second one fails on the store's lock). With QDRANT_URL, run as many as needed.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from pathlib import Path
 
+import msgspec
+import redis.asyncio as aioredis
 from qdrant_client import QdrantClient
 
 from shared import logs, metrics
@@ -18,7 +19,8 @@ from shared.config import Settings, load_settings
 from shared.errors import ChatError
 from shared.memory.embeddings import embedder_for
 from shared.memory.indexer import Indexer
-from shared.memory.ops import ALIVE, OPS, RPC
+from shared.memory.ops import ALIVE, OPS, RPC, decode_op, encode_op
+from shared.memory.rpc import SearchAnswer, decode_call, encode_answer
 from shared.memory.vectors import VectorIndex
 from shared.redis_client import connect
 from shared.store import Store
@@ -35,47 +37,56 @@ def open_index(settings: Settings) -> VectorIndex:
     return VectorIndex(QdrantClient(path=str(path)), server=False, mirror=settings.memory_search == "mirror")
 
 
-async def ops_loop(indexer: Indexer, redis: object) -> None:
+async def ops_loop(indexer: Indexer, redis: aioredis.Redis) -> None:
     while True:
-        item = await redis.blpop([OPS], timeout=1)  # type: ignore[attr-defined]
+        item = await redis.blpop([OPS], timeout=1)
         if item is None:
             continue
-        batch = [item[1].decode()] + [b.decode() for b in (await redis.lpop(OPS, BATCH - 1) or [])]  # type: ignore[attr-defined]
+        raw = [item[1], *(await redis.lpop(OPS, BATCH - 1) or [])]
+        batch = [op for op in map(decode_op, raw) if op is not None]
+        if len(batch) < len(raw):
+            log.warning("dropped %d index ops this version cannot read", len(raw) - len(batch))
         try:
             await indexer.apply(batch)
             metrics.index_ops.inc(len(batch))
-            metrics.index_lag.set(await redis.llen(OPS))  # type: ignore[attr-defined]
+            metrics.index_lag.set(await redis.llen(OPS))
         except ChatError as exc:  # e.g. the embedding endpoint is down: try these again later
             log.warning("indexing failed (%s); retrying in 2s", exc.message)
-            await redis.rpush(OPS, *batch)  # type: ignore[attr-defined]
+            await redis.rpush(OPS, *map(encode_op, batch))
             await asyncio.sleep(2)
         except Exception:
             log.exception("indexing a batch of %d ops failed", len(batch))
 
 
-async def rpc_loop(indexer: Indexer, redis: object) -> None:
+async def rpc_loop(indexer: Indexer, redis: aioredis.Redis) -> None:
     async def answer(raw: bytes) -> None:
-        req = json.loads(raw)
         try:
-            body = {"ok": True, "hits": await indexer.search(req)}
+            call = decode_call(raw)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            log.warning("ignoring a search call this version cannot read")
+            return
+        try:
+            body = SearchAnswer(ok=True, hits=await indexer.search(call.request))
         except Exception as exc:
             log.exception("search failed")
-            body = {"ok": False, "error": str(exc)}
-        await redis.rpush(req["reply"], json.dumps(body))  # type: ignore[attr-defined]
-        await redis.expire(req["reply"], 30)  # type: ignore[attr-defined]
+            body = SearchAnswer(ok=False, error=str(exc))
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(call.reply, encode_answer(body))
+            pipe.expire(call.reply, 30)
+            await pipe.execute()
 
     running: set[asyncio.Task[None]] = set()
     while True:
-        item = await redis.blpop([RPC], timeout=1)  # type: ignore[attr-defined]
+        item = await redis.blpop([RPC], timeout=1)
         if item is not None:
             task = asyncio.create_task(answer(item[1]))
             running.add(task)
             task.add_done_callback(running.discard)
 
 
-async def keep_alive(redis: object) -> None:
+async def keep_alive(redis: aioredis.Redis) -> None:
     while True:
-        await redis.set(ALIVE, b"1", px=5000)  # type: ignore[attr-defined]
+        await redis.set(ALIVE, b"1", px=5000)
         await asyncio.sleep(1)
 
 

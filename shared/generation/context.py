@@ -8,6 +8,7 @@ from typing import Any
 
 from shared.agents import Agent, ContextOptions
 from shared.errors import ChatError
+from shared.memory.rpc import Hit, SearchRequest
 from shared.memory.search import MemorySearch
 from shared.records import (
     Message,
@@ -39,7 +40,7 @@ async def fetch_context_messages(
     """
     recent = await _recent_messages(store, thread_id, prompt, options)
     found: list[Message] = []
-    snippet_hits: list[dict[str, Any]] = []
+    snippet_hits: list[Hit] = []
     if memory is not None and prompt.text.strip():
         try:
             found = await _search_messages(store, memory, prompt, options, {m.message_id for m in recent})
@@ -76,15 +77,15 @@ async def _search_messages(store: Store, memory: MemorySearch, prompt: Message, 
     so = options.search_options
     if so is None or not (so.text_search or so.vector_search):
         return []
-    hits = await memory.search({
-        "userId": prompt.user_id, "threadId": prompt.thread_id, "text": prompt.text, "beforeOrder": prompt.order,
-        "otherThreads": options.search_other_threads, "limit": so.limit, "textSearch": so.text_search,
-        "vector": so.vector_search, "threshold": so.vector_score_threshold, "kinds": ["message"]})
+    hits = await memory.search(SearchRequest(
+        user_id=prompt.user_id, thread_id=prompt.thread_id, text=prompt.text, before_order=prompt.order,
+        other_threads=options.search_other_threads, limit=so.limit, text_search=so.text_search,
+        vector_search=so.vector_search, threshold=so.vector_score_threshold, kinds=("message",)))
     before, after = so.message_range.get("before", 0), so.message_range.get("after", 0)
     out: list[Message] = []
     seen = set(already)
     for hit in hits:  # best fused score first; each hit with its neighbours, in their order
-        order, tid = int(hit["order"]), str(hit["threadId"])
+        order, tid = hit.order, hit.thread_id
         high = order + after if tid != prompt.thread_id else min(order + after, prompt.order - 1)
         for m in await store.messages.in_orders(tid, max(0, order - before), high):
             if m.message_id in seen or m.user_id != prompt.user_id or m.status != "success":
@@ -97,26 +98,25 @@ async def _search_messages(store: Store, memory: MemorySearch, prompt: Message, 
 
 
 async def _search_snippets(store: Store, memory: MemorySearch, prompt: Message,
-                           options: ContextOptions) -> list[dict[str, Any]]:
+                           options: ContextOptions) -> list[Hit]:
     so = options.snippets
     if so is None or not so.search or so.limit <= 0:
         return []
     if await store.snippets.count(prompt.thread_id) <= so.recent:
         return []  # the recent ones are all there is
-    return await memory.search({
-        "userId": prompt.user_id, "threadId": prompt.thread_id, "text": prompt.text, "beforeOrder": None,
-        "otherThreads": False, "limit": so.limit, "kinds": ["snippet"]})
+    return await memory.search(SearchRequest(
+        user_id=prompt.user_id, thread_id=prompt.thread_id, text=prompt.text, limit=so.limit, kinds=("snippet",)))
 
 
 async def _snippets_message(store: Store, thread_id: str, options: ContextOptions,
-                            hits: list[dict[str, Any]]) -> list[Message]:
+                            hits: list[Hit]) -> list[Message]:
     so = options.snippets
     if so is None or not thread_id:
         return []
     chosen = {s.snippet_id: s for s in await store.snippets.recent(thread_id, so.recent)} if so.recent > 0 else {}
     for hit in hits:
-        sid = str(hit.get("snippetId"))
-        if sid not in chosen:
+        sid = hit.snippet_id
+        if sid is not None and sid not in chosen:
             try:
                 chosen[sid] = await store.snippets.get(sid)
             except ChatError:

@@ -14,7 +14,8 @@ from typing import Any
 
 from shared.errors import NotFound
 from shared.memory.embeddings import Embedder
-from shared.memory.ops import indexable
+from shared.memory.ops import IndexOp, indexable
+from shared.memory.rpc import Hit, SearchRequest, hit_of
 from shared.memory.sparse import document_vector, query_vector
 from shared.memory.vectors import Point, VectorIndex
 from shared.store import Store
@@ -40,19 +41,18 @@ class Indexer:
     async def _q(self, fn: Any, *args: Any, **kw: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: fn(*args, **kw))
 
-    async def apply(self, ops: list[str]) -> int:
+    async def apply(self, ops: list[IndexOp]) -> int:
         """Apply a batch of ops (see shared.memory.ops); return how many documents were embedded."""
         last: dict[str, str] = {}
         threads: set[str] = set()
         for op in ops:
-            kind, _, ref = op.partition(":")
-            if kind == "t":
-                threads.add(ref)
+            if op.kind == "forget_thread":
+                threads.add(op.ref)
             else:
-                last[ref] = kind
+                last[op.ref] = op.kind
         for thread_id in threads:
             await self._q(self.index.delete_where, "threadId", thread_id)
-        gone = [ref.split("/")[-1] for ref, kind in last.items() if kind in ("d", "x")]
+        gone = [ref.split("/")[-1] for ref, kind in last.items() if kind in ("forget_message", "forget_snippet")]
         if gone:
             await self._q(self.index.delete_refs, gone)
         docs = []
@@ -65,7 +65,7 @@ class Indexer:
 
     async def _doc(self, kind: str, ref: str) -> Doc | None:
         try:
-            if kind == "u":
+            if kind == "embed_message":
                 m = await self.store.messages.get(ref)
                 if not indexable(m):
                     return None
@@ -73,7 +73,7 @@ class Indexer:
                     "ref": m.message_id, "kind": "message", "userId": m.user_id, "threadId": m.thread_id,
                     "messageId": m.message_id, "order": m.order, "stepOrder": m.step_order,
                     "createdAt": m.created_at})
-            if kind == "s":
+            if kind == "embed_snippet":
                 s = await self.store.snippets.get(ref.split("/", 1)[1])
                 return Doc(s.snippet_id, s.text, {
                     "ref": s.snippet_id, "kind": "snippet", "userId": s.user_id, "threadId": s.thread_id,
@@ -92,19 +92,17 @@ class Indexer:
         await self._q(self.index.upsert, collection, points)
         self.indexed += len(points)
 
-    async def search(self, req: dict[str, Any]) -> list[dict[str, Any]]:
-        """Hybrid search for one request (see MemorySearch.search); payloads with fused scores."""
-        text = req["text"]
-        dense = (await self.embedder.embed([text]))[0] if req.get("vector", True) else None
-        sparse = query_vector(text) if req.get("textSearch", True) else None
+    async def search(self, req: SearchRequest) -> list[Hit]:
+        """Hybrid search for one request, best fused score first."""
+        dense = (await self.embedder.embed([req.text]))[0] if req.vector_search else None
+        sparse = query_vector(req.text) if req.text_search else None
         dim = len(dense) if dense is not None else len((await self.embedder.embed(["x"]))[0])
         collection = self.index.ensure(self.embedder.model, dim)
         hits = await self._q(
-            self.index.search, collection, user_id=req["userId"], thread_id=req["threadId"],
-            before_order=req.get("beforeOrder"), other_threads=req.get("otherThreads", False), dense=dense,
-            sparse=sparse, limit=req.get("limit", 10), score_threshold=req.get("threshold"),
-            kinds=tuple(req.get("kinds", ["message"])))
-        return [{**h.payload, "score": h.score} for h in hits]
+            self.index.search, collection, user_id=req.user_id, thread_id=req.thread_id,
+            before_order=req.before_order, other_threads=req.other_threads, dense=dense,
+            sparse=sparse, limit=req.limit, score_threshold=req.threshold, kinds=req.kinds)
+        return [hit_of(h.payload, h.score) for h in hits]
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)

@@ -1,23 +1,51 @@
-"""What the index process is told: messages to embed, vectors to remove.
+"""What the index process is told: messages and snippets to embed, vectors to remove.
 
-Ops go on one Redis list the index process drains in batches:
-``u:<messageId>`` embed a message, ``d:<messageId>`` forget one, ``t:<threadId>``
-forget a thread, ``s:<threadId>/<snippetId>`` embed a snippet, ``x:<snippetId>``
-forget a snippet. The store's write scripts queue them in the same atomic step
-as the write; this module queues them again (re-embedding, a missed prompt).
-Embedding is idempotent, so a repeated op costs only time.
+Ops go on one Redis list the index process drains in batches. Each is an
+``IndexOp`` encoded as a msgpack array ``[kind, ref]``:
+
+- ``embed_message`` (ref: messageId), ``forget_message`` (messageId),
+- ``forget_thread`` (threadId),
+- ``embed_snippet`` (``threadId/snippetId``), ``forget_snippet`` (snippetId).
+
+The store's write scripts queue them in the same atomic step as the write,
+through ``index_op`` of ``LUA_PRELUDE`` (the same array, packed in Lua); this
+module queues them again (re-embedding, a missed prompt). Embedding is
+idempotent, so a repeated op costs only time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Literal
 
+import msgspec
 import redis.asyncio as aioredis
 
 from shared import keys
 from shared.records import Message
 
 OPS, RPC, ALIVE = keys.VECTOR_OPS, keys.VECTOR_RPC, keys.VECTOR_ALIVE
+
+Kind = Literal["embed_message", "forget_message", "forget_thread", "embed_snippet", "forget_snippet"]
+
+
+class IndexOp(msgspec.Struct, array_like=True, frozen=True):
+    kind: Kind
+    ref: str
+
+
+encode_op = msgspec.msgpack.Encoder().encode
+_decode_op = msgspec.msgpack.Decoder(IndexOp).decode
+
+LUA_PRELUDE = "local function index_op(kind, ref) return cmsgpack.pack({kind, ref}) end\n"
+
+
+def decode_op(raw: bytes) -> IndexOp | None:
+    """The op, or None for one this version cannot read (logged and dropped by the caller)."""
+    try:
+        return _decode_op(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
 
 
 def indexable(m: Message) -> bool:
@@ -34,12 +62,13 @@ class MemoryOps:
     def __init__(self, redis: aioredis.Redis) -> None:
         self._redis = redis
 
-    async def _push(self, ops: list[str]) -> None:
-        if ops:
-            await self._redis.rpush(OPS, *ops)
+    async def push(self, ops: Iterable[IndexOp]) -> None:
+        encoded = [encode_op(op) for op in ops]
+        if encoded:
+            await self._redis.rpush(OPS, *encoded)
 
     async def saved(self, messages: Iterable[Message]) -> None:
-        await self._push([f"u:{m.message_id}" for m in messages if indexable(m)])
+        await self.push(IndexOp("embed_message", m.message_id) for m in messages if indexable(m))
 
     async def snippet_saved(self, thread_id: str, snippet_id: str) -> None:
-        await self._push([f"s:{thread_id}/{snippet_id}"])
+        await self.push([IndexOp("embed_snippet", f"{thread_id}/{snippet_id}")])

@@ -2,14 +2,14 @@
 
 With a Qdrant server (QDRANT_URL), a process searches it directly. In embedded
 mode only the index process may open the store, so others ask it over Redis:
-a request on one list, the answer on a reply key.
+a ``SearchCall`` on one list, the ``SearchAnswer`` on the call's reply list
+(see shared.memory.rpc).
 """
 
 from __future__ import annotations
 
-import json
 import secrets
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import redis.asyncio as aioredis
 
@@ -17,13 +17,18 @@ from shared import keys
 from shared.config import Settings
 from shared.errors import Unavailable
 from shared.memory.ops import ALIVE, RPC
+from shared.memory.rpc import Hit, SearchCall, SearchRequest, decode_answer, encode_call
 from shared.redis_client import redis_errors
+
+if TYPE_CHECKING:
+    from shared.memory.indexer import Indexer
+    from shared.store import Store
 
 RPC_TIMEOUT_S = 5
 
 
 class MemorySearch(Protocol):
-    async def search(self, request: dict[str, Any]) -> list[dict[str, Any]]: ...
+    async def search(self, request: SearchRequest) -> list[Hit]: ...
 
 
 class RemoteSearch:
@@ -32,32 +37,32 @@ class RemoteSearch:
     def __init__(self, redis: aioredis.Redis) -> None:
         self._redis = redis
 
-    async def search(self, request: dict[str, Any]) -> list[dict[str, Any]]:
+    async def search(self, request: SearchRequest) -> list[Hit]:
         reply = keys.vector_rpc_reply(secrets.token_hex(8))
         with redis_errors():
             if not await self._redis.exists(ALIVE):
                 raise Unavailable("no index process is running (`python -m workers index`)")
-            await self._redis.rpush(RPC, json.dumps({**request, "reply": reply}))
+            await self._redis.rpush(RPC, encode_call(SearchCall(request=request, reply=reply)))
             answer = await self._redis.blpop([reply], timeout=RPC_TIMEOUT_S)
         if answer is None:
             raise Unavailable("the index process did not answer (is `python -m workers index` running?)")
-        body = json.loads(answer[1])
-        if not body.get("ok"):
-            raise Unavailable(f"memory search failed: {body.get('error')}")
-        return body["hits"]  # type: ignore[no-any-return]
+        body = decode_answer(answer[1])
+        if not body.ok:
+            raise Unavailable(f"memory search failed: {body.error}")
+        return body.hits
 
 
 class DirectSearch:
     """Searches a Qdrant server from this process."""
 
-    def __init__(self, indexer: Any) -> None:
+    def __init__(self, indexer: Indexer) -> None:
         self._indexer = indexer
 
-    async def search(self, request: dict[str, Any]) -> list[dict[str, Any]]:
-        return await self._indexer.search(request)  # type: ignore[no-any-return]
+    async def search(self, request: SearchRequest) -> list[Hit]:
+        return await self._indexer.search(request)
 
 
-def memory_search_for(settings: Settings, store: Any) -> MemorySearch:
+def memory_search_for(settings: Settings, store: Store) -> MemorySearch:
     if settings.qdrant_url:
         from qdrant_client import QdrantClient
 

@@ -9,11 +9,13 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
+from shared.memory.ops import LUA_PRELUDE as OPS_PRELUDE
 from shared.store.guard import GUARD_HEAD, GUARD_TAIL, Record
-from shared.store.score import LUA_PRELUDE
+from shared.store.score import LUA_PRELUDE as SCORE_PRELUDE
 
 _DIR = Path(__file__).parent / "lua"
 _SOURCES = {p.stem: p.read_text() for p in _DIR.glob("*.lua")}
+_PRELUDE = SCORE_PRELUDE + OPS_PRELUDE  # what every script may use (formats defined in Python)
 
 
 class Scripts:
@@ -21,10 +23,10 @@ class Scripts:
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self._scripts: dict[str, AsyncScript] = {
-            name: redis.register_script(LUA_PRELUDE + src) for name, src in _SOURCES.items()
+            name: redis.register_script(_PRELUDE + src) for name, src in _SOURCES.items()
         }
         self._guarded: dict[str, AsyncScript] = {
-            name: redis.register_script(LUA_PRELUDE + GUARD_HEAD + src + GUARD_TAIL) for name, src in _SOURCES.items()
+            name: redis.register_script(_PRELUDE + GUARD_HEAD + src + GUARD_TAIL) for name, src in _SOURCES.items()
         }
 
     async def run(self, name: str, keys: Sequence[str], args: Sequence[Any],

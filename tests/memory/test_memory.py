@@ -96,17 +96,18 @@ def index_hits(stack: Stack, user: str, thread_id: str, text: str) -> list[str]:
     """What the index process itself returns (ids), asked the way the product asks it."""
     import asyncio
 
+    from shared.memory.rpc import SearchRequest
     from shared.memory.search import RemoteSearch
     from shared.redis_client import connect
 
     async def ask() -> list[str]:
         client = connect(stack.redis_url)
         try:
-            hits = await RemoteSearch(client).search({"userId": user, "threadId": thread_id, "text": text,
-                                                      "textSearch": True, "vector": False, "limit": 10})
+            hits = await RemoteSearch(client).search(SearchRequest(user_id=user, thread_id=thread_id, text=text,
+                                                                   text_search=True, vector_search=False, limit=10))
         finally:
             await client.aclose()
-        return [h["messageId"] for h in hits]
+        return [h.message_id or "" for h in hits]
 
     return asyncio.run(ask())
 
@@ -194,14 +195,14 @@ def test_reembed_queues_every_message_and_snippet_again(mem: Stack) -> None:
 
     import redis
 
-    from shared.memory.ops import OPS
+    from shared.memory.ops import OPS, IndexOp, encode_op
     from tests.support import procs
 
     with http(mem, "hal") as c:
         tid, _ = thread_with(c, ["first note about walruses", "second note about walruses"])
         eventually(lambda: len(context(c, tid, "walruses", **search(True, False))) == 2)
         client = redis.Redis.from_url(mem.redis_url)
-        client.rpush(OPS, f"t:{tid}")  # drop the thread's vectors; its messages stay in the store
+        client.rpush(OPS, encode_op(IndexOp("forget_thread", tid)))  # drop the thread's vectors; its messages stay in the store
         client.close()
         eventually(lambda: context(c, tid, "walruses", **search(True, False)) == [])
     out = subprocess.run([sys.executable, "-m", "workers", "reembed"], cwd=procs.ROOT, capture_output=True,

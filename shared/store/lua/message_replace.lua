@@ -9,7 +9,7 @@ end
 for i = 2, #ARGV, 4 do
   local id = ARGV[i]
   redis.call('HSET', KEYS[2], id, ARGV[i + 3])
-  if ARGV[i + 2] == '1' then redis.call('RPUSH', KEYS[5], 'u:' .. id) end
+  if ARGV[i + 2] == '1' then redis.call('RPUSH', KEYS[5], index_op('embed_message', id)) end
   if ARGV[i + 1] == '1' then
     redis.call('ZREM', KEYS[4], id)
   else

@@ -15,7 +15,7 @@ for _, id in ipairs(ids) do
   if redis.call('HDEL', KEYS[2], id) == 1 then
     count = count + 1
     gone[#gone + 1] = id
-    redis.call('RPUSH', KEYS[5], 'd:' .. id)
+    redis.call('RPUSH', KEYS[5], index_op('forget_message', id))
   end
   redis.call('ZREM', KEYS[3], id)
   redis.call('ZREM', KEYS[4], id)

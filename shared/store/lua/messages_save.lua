@@ -63,7 +63,7 @@ for i = 0, count - 1 do
   redis.call('HSET', KEYS[2], id, body)
   redis.call('ZADD', KEYS[3], score, id)
   if is_tool == '0' then redis.call('ZADD', KEYS[4], score, id) end
-  if index == '1' then redis.call('RPUSH', KEYS[5], 'u:' .. id) end
+  if index == '1' then redis.call('RPUSH', KEYS[5], index_op('embed_message', id)) end
   out[#out + 1] = id
   out[#out + 1] = cur
   out[#out + 1] = step

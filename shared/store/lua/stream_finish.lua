@@ -8,7 +8,7 @@ for i = 5, #ARGV, 4 do
   local id = ARGV[i]
   if redis.call('HEXISTS', KEYS[2], id) == 1 then
     redis.call('HSET', KEYS[2], id, ARGV[i + 3])
-    if ARGV[i + 2] == '1' then redis.call('RPUSH', KEYS[8], 'u:' .. id) end
+    if ARGV[i + 2] == '1' then redis.call('RPUSH', KEYS[8], index_op('embed_message', id)) end
     if ARGV[i + 1] == '1' then redis.call('ZREM', KEYS[4], id)
     else redis.call('ZADD', KEYS[4], redis.call('ZSCORE', KEYS[3], id), id) end
   end
