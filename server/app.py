@@ -16,13 +16,13 @@ from starlette.websockets import WebSocket
 
 from server import admin_api, pages
 from server.context import Services
+from server.delta_log import DeltaLog
 from server.fanout import ChangeListener
 from server.generation import GenerationQueue
 from server.http_api import chat_error_handler, json_response, routes
 from server.live import LiveQueries
 from server.reaper import StreamReaper
 from server.request_ids import RequestIds
-from server.stream_relay import StreamRelay
 from server.ws.session import Session
 from shared import gc_tuning
 from shared.auth import resolve_secret
@@ -42,54 +42,39 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return json_response({"code": code, "message": exc.detail}, exc.status_code)
 
 
-class _LazyUpstream:
-    """The listener, made after the registry that it feeds."""
-
-    def __init__(self, services: Services) -> None:
-        self._services = services
-
-    async def ref(self, channels: list[str]) -> None:
-        await self._services.listener.ref(channels)
-
-    def unref(self, channels: list[str]) -> None:
-        self._services.listener.unref(channels)
-
-
 def create_app(settings: Settings | None = None) -> Starlette:
     """The web application for ``settings`` (read from the environment when None)."""
     settings = settings or load_settings()
     secret, dev_mode = resolve_secret(settings)
     redis = connect(settings.redis_url)
     store = Store(redis)
+    listener = ChangeListener(redis)
+    generation = GenerationQueue(settings, store)
+    reaper = StreamReaper(store, stale_ms=settings.stream_stale_ms, grace_ms=settings.stream_grace_ms,
+                          generation=generation)
     services = Services(
         settings=settings, redis=redis, store=store, secret=secret, dev_mode=dev_mode,
+        listener=listener, live=LiveQueries(listener, DeltaLog(store)), memory=memory_search_for(settings, store),
         limiter=RateLimiter(redis, store.scripts, per_minute=settings.rate_limit_sends_per_minute,
                             burst=settings.rate_limit_burst),
+        generation=generation, reaper=reaper,
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        relay = StreamRelay(services.store)
-        live = LiveQueries(upstream=_LazyUpstream(services), relay=relay)
-        services.live, services.relay = live, relay
-        services.listener = ChangeListener(redis, live.on_message, live.refresh_all)
-        services.listener.start()
-        services.generation = GenerationQueue(settings, services.store)
-        reaper = StreamReaper(services.store, stale_ms=settings.stream_stale_ms,
-                              grace_ms=settings.stream_grace_ms, generation=services.generation)
-        services.reaper = reaper
+        listener.start()
         reaper.start()
         gc_tuning.tune(settings.gc_thresholds)
         try:
             yield
         finally:
             await reaper.stop()
-            await services.listener.stop()
-            services.generation.close()
+            await listener.stop()
+            generation.close()
             await redis.aclose()
 
     async def websocket_endpoint(websocket: WebSocket) -> None:
-        await Session(websocket, services, services.live).run()
+        await Session(websocket, services).run()
 
     app = Starlette(
         routes=[*routes(services), *admin_api.routes(services), *pages.routes(services),
@@ -98,6 +83,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
         exception_handlers={ChatError: chat_error_handler, HTTPException: _http_error},
         middleware=[Middleware(RequestIds)],
     )
-    services.memory = memory_search_for(settings, store)
     app.state.services = services
     return app

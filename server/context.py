@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 
@@ -12,24 +12,32 @@ from shared.config import Settings
 from shared.store import Store
 from shared.store.guard import Guard
 
+if TYPE_CHECKING:  # what the services are; each of these modules needs Context itself
+    from server.fanout import ChangeListener
+    from server.generation import GenerationQueue
+    from server.live import LiveQueries
+    from server.reaper import StreamReaper
+    from server.ws.session import Session
+    from shared.memory.search import MemorySearch
+    from shared.ratelimit import RateLimiter
+
 
 @dataclass(slots=True)
 class Services:
-    """One per web process."""
+    """One per web process, made by server.app before it serves (tasks start with the app)."""
 
     settings: Settings
     redis: aioredis.Redis
     store: Store
     secret: str
     dev_mode: bool
-    generation: Any = None  # set once the generation pipeline is wired in
-    live: Any = None  # server.live.LiveQueries, made at start-up
-    listener: Any = None  # server.fanout.ChangeListener, made at start-up
-    sessions: set[Any] = field(default_factory=set)  # open WebSocket sessions
-    relay: Any = None  # server.stream_relay.StreamRelay
-    limiter: Any = None  # shared.ratelimit.RateLimiter
-    memory: Any = None  # shared.memory.search.MemorySearch
-    reaper: Any = None  # server.reaper.StreamReaper
+    listener: ChangeListener
+    live: LiveQueries
+    memory: MemorySearch
+    limiter: RateLimiter | None = None  # None: sends are not rate limited
+    generation: GenerationQueue | None = None  # None: this server cannot start replies
+    reaper: StreamReaper | None = None
+    sessions: set[Session] = field(default_factory=set)  # open WebSocket sessions
 
 
 @dataclass(slots=True)

@@ -1,8 +1,11 @@
-"""The one Redis pub/sub listener of a web process.
+"""The one Redis pub/sub listener of a web process, and the router of what it hears.
 
-It subscribes upstream to a channel when the first local query needs it and
-unsubscribes when the last one goes. Redis pub/sub is at-most-once: after any
-reconnect every live query is re-run, since notices may have been lost.
+It owns channel -> listeners: a live query refs the channels it depends on
+(its change notices, and its thread's deltas if it carries streams) and hears
+every message of them. It subscribes upstream to a channel when the first
+listener refs it and unsubscribes when the last one goes. Redis pub/sub is
+at-most-once: after any reconnect every listener is told to resync (re-run),
+since messages may have been lost.
 """
 
 from __future__ import annotations
@@ -10,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter
-from collections.abc import Callable
+from collections import defaultdict
+from typing import Protocol
 
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
@@ -22,20 +25,23 @@ BACKOFF_S = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 CONFIRM_TIMEOUT_S = 5.0
 
 
-class ChangeListener:
-    """Routes every message of the channels it holds to ``on_message(channel, data)``."""
+class Listener(Protocol):
+    """What hears a channel (a live query)."""
 
-    def __init__(
-        self,
-        redis: aioredis.Redis,
-        on_message: Callable[[str, bytes], None],
-        on_resync: Callable[[], None],
-    ) -> None:
+    def heard(self, channel: str, data: bytes) -> None:
+        """A message of a channel this listener refs."""
+
+    def resync(self) -> None:
+        """Messages may have been lost (the connection to Redis was lost): catch up."""
+
+
+class ChangeListener:
+    """Routes every message of a channel to the listeners that ref it."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
         self._redis = redis
-        self._on_message = on_message
-        self._on_resync = on_resync
         self._pubsub = redis.pubsub()
-        self._refs: Counter[str] = Counter()
+        self._routes: defaultdict[str, set[Listener]] = defaultdict(set)
         self._confirmed: dict[str, asyncio.Event] = {}
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -54,13 +60,13 @@ class ChangeListener:
 
     @property
     def channels(self) -> set[str]:
-        return set(self._refs)
+        return set(self._routes)
 
-    async def ref(self, channels: list[str]) -> None:
-        """Take an interest in channels; returns once Redis confirmed the subscription."""
-        new = [ch for ch in channels if self._refs[ch] == 0]
+    async def ref(self, channels: list[str], who: Listener) -> None:
+        """Route ``channels`` to ``who``; returns once Redis confirmed the subscription."""
+        new = [ch for ch in channels if ch not in self._routes]
         for ch in channels:
-            self._refs[ch] += 1
+            self._routes[ch].add(who)
         if new:
             for ch in new:
                 self._confirmed.setdefault(ch, asyncio.Event())
@@ -75,20 +81,23 @@ class ChangeListener:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*waits), CONFIRM_TIMEOUT_S)
 
-    def unref(self, channels: list[str]) -> None:
-        """Drop an interest; the last one unsubscribes upstream."""
+    def unref(self, channels: list[str], who: Listener) -> None:
+        """Stop routing ``channels`` to ``who``; the last listener of a channel unsubscribes upstream."""
         gone = []
         for ch in channels:
-            self._refs[ch] -= 1
-            if self._refs[ch] <= 0:
-                del self._refs[ch]
+            group = self._routes.get(ch)
+            if group is None:
+                continue
+            group.discard(who)
+            if not group:
+                del self._routes[ch]
                 self._confirmed.pop(ch, None)
                 gone.append(ch)
         if gone:
             asyncio.get_running_loop().create_task(self._unsubscribe(gone))
 
     async def _unsubscribe(self, channels: list[str]) -> None:
-        still_gone = [ch for ch in channels if ch not in self._refs]
+        still_gone = [ch for ch in channels if ch not in self._routes]
         if still_gone:
             with contextlib.suppress(Exception):
                 await self._pubsub.unsubscribe(*still_gone)
@@ -107,7 +116,7 @@ class ChangeListener:
                     lost, attempt = False, 0
                     self.reconnects += 1
                     log.info("change listener reconnected; re-running live queries")
-                    self._on_resync()
+                    self._resync()
                 if msg is None:
                     continue
                 self._handle(msg)
@@ -123,6 +132,11 @@ class ChangeListener:
                 log.exception("change listener error")
                 await asyncio.sleep(0.1)
 
+    def _resync(self) -> None:
+        everyone = {who for group in self._routes.values() for who in group}
+        for who in everyone:
+            who.resync()
+
     def _handle(self, msg: dict[str, object]) -> None:
         kind = msg["type"]
         channel = msg["channel"]
@@ -133,4 +147,9 @@ class ChangeListener:
                 event.set()
         elif kind == "message":
             data = msg["data"]
-            self._on_message(name, data if isinstance(data, bytes) else str(data).encode())
+            raw = data if isinstance(data, bytes) else str(data).encode()
+            for who in list(self._routes.get(name, ())):
+                try:
+                    who.heard(name, raw)
+                except Exception:  # one listener's fault must not starve the others
+                    log.exception("a listener of %s failed", name)

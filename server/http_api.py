@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from server import frames
 from server.context import Context, Services
 from server.idempotency import run_once
 from server.mutations import MUTATIONS, Outcome
@@ -177,10 +178,10 @@ class Endpoints:
         return json_response({
             "pid": os.getpid(),
             "sessions": len(s.sessions),
-            "liveQueries": len(s.live) if s.live is not None else 0,
-            "queryRuns": s.live.runs if s.live is not None else 0,
-            "channels": len(s.listener.channels) if s.listener is not None else 0,
-            "listenerReconnects": s.listener.reconnects if s.listener is not None else 0,
+            "liveQueries": len(s.live),
+            "queryRuns": s.live.runs,
+            "channels": len(s.listener.channels),
+            "listenerReconnects": s.listener.reconnects,
         })
 
     async def context(self, request: Request) -> Response:
@@ -197,7 +198,7 @@ class Endpoints:
         stream_id = request.path_params["stream_id"]
         thread_id = thread_of_stream(stream_id)
         await ctx.store.threads.get(thread_id, ctx.user_id)
-        if not await ctx.store.streams.get(stream_id):
+        if await ctx.store.streams.get(stream_id) is None:
             raise NotFound(f"stream {stream_id} not found")
         last = parse_digits(request.headers.get("last-event-id", "0"), "Last-Event-ID")
         return StreamingResponse(sse_deltas(ctx, thread_id, stream_id, last, request),
@@ -224,7 +225,7 @@ class Endpoints:
         s = self.services
         metrics.connections.set(len(s.sessions))
         metrics.subscriptions.set(sum(len(session.subs) for session in list(s.sessions)))
-        metrics.live_queries.set(len(s.live) if s.live is not None else 0)
+        metrics.live_queries.set(len(s.live))
         try:
             async with s.redis.pipeline(transaction=False) as pipe:
                 pipe.llen(jobs.queue_key(jobs.GENERATION))
@@ -252,12 +253,11 @@ async def sse_deltas(ctx: Context, thread_id: str, stream_id: str, after: int,
     streams = ctx.store.streams
     while True:
         for seq, parts in await streams.log(thread_id, stream_id, after=after):
-            yield b"id: %d\nevent: delta\ndata: {\"seq\":%d,\"parts\":%s}\n\n" % (seq, seq, parts)
+            yield frames.sse_delta(seq, parts)
             after = seq
         info = await streams.get(stream_id)
-        if info.get("status") != "streaming" and int(info.get("seq", "0")) <= after:
-            status = info.get("status", "aborted")
-            yield b"event: end\ndata: {\"status\":\"%s\",\"seq\":%d}\n\n" % (status.encode(), after)
+        if info is None or (info.status != "streaming" and info.seq <= after):
+            yield frames.sse_end(info.status if info is not None else "aborted", after)
             return
         if await request.is_disconnected():
             return

@@ -1,9 +1,13 @@
 """Live queries: one computed value per distinct subscription per process.
 
 A SharedQuery is (query name, caller, args). Every local subscription with the
-same key shares it: a change notice re-runs it once (coalesced: notices that
+same key shares it. It listens (server.fanout routes to it) on the channels its
+query depends on: a change notice re-runs it once (coalesced: notices that
 arrive during a run cause exactly one more run), the result is encoded once,
-and each subscriber gets it only when its last sent version is older.
+and each subscriber gets it only when its last sent version is older. A query
+whose result carries streams also listens on its thread's delta channel: each
+delta goes into the process's delta log (server.delta_log), then to the
+subscribers. Results and deltas reach a subscriber through the same loop.
 """
 
 from __future__ import annotations
@@ -12,15 +16,18 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import msgspec
 
 from server.context import Context
-from server.queries import Query
-from server.stream_relay import StreamRelay
+from server.delta_log import DeltaLog
+from server.fanout import ChangeListener
+from server.queries import Query, StreamedPage
 from shared import keys, metrics
 from shared.errors import ChatError, Internal
+from shared.store.stream_records import decode_notice
 
 log = logging.getLogger(__name__)
 
@@ -32,48 +39,36 @@ RETRY_S = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0)  # then the subscription fails with `un
 class Subscriber(Protocol):
     """What a shared query delivers to (a WebSocket session)."""
 
-    def deliver_result(self, sub_id: str, version: int, value: str, streams: dict[str, int]) -> None: ...
+    def deliver_result(self, sub_id: str, version: int, value: str, streams: dict[str, int]) -> None:
+        """A new result; ``streams`` maps each stream it carries to the seq its text is as of."""
 
-    def deliver_deltas(self, sub_id: str, stream_id: str, tails: list[str]) -> None: ...
+    def deliver_deltas(self, sub_id: str, stream_id: str, parts: list[str]) -> None:
+        """The stream's deltas so far (``parts[i]`` is seq i + 1): send those after the cursor."""
 
-    def deliver_error(self, sub_id: str, error: ChatError) -> None: ...
-
-
-class Upstream(Protocol):
-    """The process's change listener (see server.fanout)."""
-
-    async def ref(self, channels: list[str]) -> None: ...
-
-    def unref(self, channels: list[str]) -> None: ...
+    def deliver_error(self, sub_id: str, error: ChatError) -> None:
+        """The subscription failed and is gone."""
 
 
 Key = tuple[str, str, bytes]
 
 
 class SharedQuery:
+    """One live query of this process and its local subscribers; see the module docstring."""
+
     __slots__ = (
-        "args",
-        "channels",
-        "ctx",
-        "dirty",
-        "failed",
-        "key",
-        "noticed",
-        "query",
-        "ready",
-        "stream_seqs",
-        "subscribers",
-        "task",
-        "value",
-        "version",
+        "args", "channels", "ctx", "delta_channel", "dirty", "failed", "key", "noticed", "query",
+        "ready", "registry", "stream_seqs", "subscribers", "task", "thread", "value", "version",
     )
 
-    def __init__(self, key: Key, query: Query, ctx: Context, args: Any, channels: list[str]) -> None:
+    def __init__(self, registry: LiveQueries, key: Key, query: Query, ctx: Context, args: Any) -> None:
+        self.registry = registry
         self.key = key
         self.query = query
         self.ctx = ctx
         self.args = args
-        self.channels = channels
+        self.thread = query.follows(args)  # whose streams the result carries, if any
+        self.delta_channel = keys.delta_channel(self.thread) if self.thread is not None else None
+        self.channels = query.channels(ctx, args) + ([self.delta_channel] if self.delta_channel else [])
         self.version = -1
         self.value: str | None = None
         self.subscribers: dict[Subscriber, set[str]] = defaultdict(set)
@@ -84,17 +79,80 @@ class SharedQuery:
         self.stream_seqs: dict[str, int] = {}  # seq of each stream as of ``value``
         self.noticed = 0.0  # when the oldest change not yet sent was heard
 
+    # -- what the change listener routes here ---------------------------------------
+
+    def heard(self, channel: str, data: bytes) -> None:
+        if channel == self.delta_channel:
+            self._heard_delta(data)
+            return
+        try:
+            version: int | None = int(data)
+        except ValueError:
+            version = None
+        if version is None or version > self.version:
+            self.registry.schedule(self)
+
+    def resync(self) -> None:
+        self.registry.schedule(self)
+
+    def _heard_delta(self, data: bytes) -> None:
+        assert self.thread is not None
+        try:
+            notice = decode_notice(data)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            log.warning("ignoring a malformed delta notice %r", data[:200])
+            return
+        deltas = self.registry.deltas
+        if deltas.add(self.thread, notice):
+            self.send_deltas(notice.stream_id)
+        else:  # a gap is being filled from Redis: the deltas go out once it is
+            asyncio.get_running_loop().create_task(self._send_when_caught_up(notice.stream_id))
+
+    async def _send_when_caught_up(self, stream_id: str) -> None:
+        assert self.thread is not None
+        await self.registry.deltas.caught_up(self.thread, stream_id)
+        self.send_deltas(stream_id)
+
+    # -- delivery -------------------------------------------------------------------
+
+    def _each(self, send: Callable[[Subscriber, str], None]) -> None:
+        """The one loop over this query's subscribers."""
+        for who, ids in list(self.subscribers.items()):
+            for sub_id in list(ids):
+                send(who, sub_id)
+
+    def send_result_to(self, who: Subscriber, sub_id: str) -> None:
+        """The current result, then the deltas of its streams after it."""
+        assert self.value is not None
+        who.deliver_result(sub_id, self.version, self.value, self.stream_seqs)
+        if self.thread is None:
+            return
+        for stream_id in self.stream_seqs:
+            parts = self.registry.deltas.parts(self.thread, stream_id)
+            if parts:
+                who.deliver_deltas(sub_id, stream_id, parts)
+
+    def send_result(self) -> None:
+        self._each(self.send_result_to)
+
+    def send_deltas(self, stream_id: str) -> None:
+        if self.thread is None:
+            return
+        parts = self.registry.deltas.parts(self.thread, stream_id)
+        if parts:
+            self._each(lambda who, sub_id: who.deliver_deltas(sub_id, stream_id, parts))
+
+    def send_error(self, exc: ChatError) -> None:
+        self._each(lambda who, sub_id: who.deliver_error(sub_id, exc))
+
 
 class LiveQueries:
     """The registry of shared queries of this process."""
 
-    def __init__(self, upstream: Upstream, relay: StreamRelay | None = None) -> None:
-        self._upstream = upstream
-        self._relay = relay
-        if relay is not None:
-            relay.live = self
+    def __init__(self, listener: ChangeListener, deltas: DeltaLog) -> None:
+        self._listener = listener
+        self.deltas = deltas
         self._by_key: dict[Key, SharedQuery] = {}
-        self._by_channel: dict[str, set[SharedQuery]] = defaultdict(set)
         self.runs = 0  # query executions, for tests and metrics
 
     def __len__(self) -> int:
@@ -105,13 +163,12 @@ class LiveQueries:
         key = (query.name, ctx.user_id, _encode(args))
         sq = self._by_key.get(key)
         if sq is None:
-            sq = SharedQuery(key, query, ctx, args, query.channels(ctx, args))
-            self._by_key[key] = sq
-            for ch in sq.channels:
-                self._by_channel[ch].add(sq)
+            sq = self._by_key[key] = SharedQuery(self, key, query, ctx, args)
+            if sq.thread is not None:
+                self.deltas.hold(sq.thread)
             sq.subscribers[who].add(sub_id)
             try:
-                await self._upstream.ref(sq.channels)
+                await self._listener.ref(sq.channels, sq)
                 await self._run(sq)
             except ChatError as exc:
                 sq.failed = exc
@@ -136,8 +193,7 @@ class LiveQueries:
                 raise
             if sq.failed is not None:
                 raise sq.failed
-        assert sq.value is not None
-        who.deliver_result(sub_id, sq.version, sq.value, sq.stream_seqs)
+        sq.send_result_to(who, sub_id)
         return sq
 
     def unsubscribe(self, sq: SharedQuery, who: Subscriber, sub_id: str) -> None:
@@ -149,48 +205,18 @@ class LiveQueries:
         if not sq.subscribers and self._by_key.get(sq.key) is sq:
             self._drop(sq)
 
-    def on_message(self, channel: str, data: bytes) -> None:
-        """What the change listener hears: deltas go to the relay, notices re-run queries."""
-        if channel.startswith(keys.DELTA_CHANNEL_PREFIX):
-            if self._relay is not None:
-                self._relay.on_delta(data)
-            return
-        try:
-            version: int | None = int(data)
-        except ValueError:
-            version = None
-        self.notify(channel, version)
-
-    def notify(self, channel: str, version: int | None) -> None:
-        """A change notice from Redis: re-run (coalesced) what depends on ``channel``."""
-        for sq in list(self._by_channel.get(channel, ())):
-            if version is None or version > sq.version:
-                self._schedule(sq)
-
-    def refresh_all(self) -> None:
-        """Re-run everything (after the listener reconnected: notices may be lost)."""
-        for sq in list(self._by_key.values()):
-            self._schedule(sq)
-
     async def refresh(self, sq: SharedQuery) -> None:
         """Re-run now and wait until subscribers have been sent the result (read your writes)."""
-        self._schedule(sq)
+        self.schedule(sq)
         if sq.task is not None:
             await asyncio.shield(sq.task)
 
-    def relay_logs(self, sq: SharedQuery) -> dict[str, Any]:
-        """The relay's stream logs for the thread of ``sq`` (empty without streams)."""
-        if self._relay is None or not getattr(sq.args, "streams", False):
-            return {}
-        return self._relay.logs(sq.args.thread_id)
+    def affected(self, channels: list[str], among: set[SharedQuery]) -> set[SharedQuery]:
+        """Which of ``among`` depend on any of ``channels``."""
+        wanted = set(channels)
+        return {sq for sq in among if not wanted.isdisjoint(sq.channels)}
 
-    def affected(self, channels: list[str]) -> set[SharedQuery]:
-        out: set[SharedQuery] = set()
-        for ch in channels:
-            out |= self._by_channel.get(ch, set())
-        return out
-
-    def _schedule(self, sq: SharedQuery) -> None:
+    def schedule(self, sq: SharedQuery) -> None:
         if self._by_key.get(sq.key) is not sq:
             return
         if not sq.dirty and not sq.noticed:
@@ -220,7 +246,7 @@ class LiveQueries:
                 log.exception("live query %s failed", sq.query.name)
                 self._fail(sq, Internal("query failed"))
                 return
-            self._broadcast(sq)
+            sq.send_result()
             if sq.noticed:
                 metrics.fanout_seconds.observe(time.perf_counter() - sq.noticed)
                 sq.noticed = 0.0
@@ -232,10 +258,11 @@ class LiveQueries:
             version, value = await sq.query.run(sq.ctx, sq.args)
         if version < sq.version:
             return  # an older read finishing late: versions never go back
-        streams = value.get("streams") if isinstance(value, dict) else None
-        if streams is not None and self._relay is not None:
+        streams = value.streams if sq.thread is not None and isinstance(value, StreamedPage) else None
+        if streams is not None:
+            assert sq.thread is not None
             # the deltas up to each listed seq must be at hand before the result goes out
-            await self._relay.ensure(sq.args.thread_id, streams)
+            await self.deltas.ensure(sq.thread, streams)
         if version < sq.version:
             return
         sq.version = version
@@ -244,32 +271,16 @@ class LiveQueries:
             sq.value = encoded
             sq.stream_seqs = {s.stream_id: s.seq for s in streams} if streams is not None else {}
 
-    def _broadcast(self, sq: SharedQuery) -> None:
-        assert sq.value is not None
-        for who, ids in list(sq.subscribers.items()):
-            for sub_id in list(ids):
-                who.deliver_result(sub_id, sq.version, sq.value, sq.stream_seqs)
-
     def _fail(self, sq: SharedQuery, exc: ChatError) -> None:
         sq.failed = exc
-        subscribers = list(sq.subscribers.items())
+        sq.send_error(exc)
         self._drop(sq)
-        for who, ids in subscribers:
-            for sub_id in ids:
-                who.deliver_error(sub_id, exc)
 
     def _drop(self, sq: SharedQuery) -> None:
         if self._by_key.get(sq.key) is sq:
             del self._by_key[sq.key]
-            for ch in sq.channels:
-                group = self._by_channel.get(ch)
-                if group is not None:
-                    group.discard(sq)
-                    if not group:
-                        del self._by_channel[ch]
-                        if self._relay is not None and ch.startswith(keys.DELTA_CHANNEL_PREFIX):
-                            self._relay.forget(sq.args.thread_id)
-            self._upstream.unref(sq.channels)
+            self._listener.unref(sq.channels, sq)
+            if sq.thread is not None:
+                self.deltas.release(sq.thread)
         if sq.task is not None and sq.task is not asyncio.current_task():
             sq.task.cancel()
-

@@ -20,24 +20,52 @@ from shared.store import StreamInfo
 
 Runner = Callable[[Context, Any], Awaitable[tuple[int, Any]]]
 Channels = Callable[[Context, Any], list[str]]
+Cursors = dict[str, int]
+
+
+class StreamedPage(msgspec.Struct, rename="camel", kw_only=True):
+    """A page of messages with the thread's streams (their text as of each stream's seq)."""
+
+    page: list[Message]
+    continue_cursor: str
+    is_done: bool
+    streams: list[StreamInfo]
+
+
+def _no_streams(args: Any) -> str | None:
+    return None
+
+
+def _shared(args: Any) -> tuple[Any, Cursors]:
+    return args, {}
 
 
 @dataclass(frozen=True, slots=True)
 class Query:
-    """A named read: its args, the change channels it depends on, and how to run it."""
+    """A named read: its args, the change channels it depends on, and how to run it.
+
+    A query whose result carries streams (a ``StreamedPage``) names the thread
+    they belong to with ``follows``: its subscribers then get those streams'
+    deltas too. ``split`` separates what a subscriber sends for itself alone
+    (the stream cursors to resume from) from the args identical subscriptions share.
+    """
 
     name: str
     args_type: type
     channels: Channels
     run: Runner
+    follows: Callable[[Any], str | None] = _no_streams
+    split: Callable[[Any], tuple[Any, Cursors]] = _shared
 
 
 QUERIES: dict[str, Query] = {}
 
 
-def query(name: str, args_type: type, channels: Channels) -> Callable[[Runner], Runner]:
+def query(name: str, args_type: type, channels: Channels, *,
+          follows: Callable[[Any], str | None] = _no_streams,
+          split: Callable[[Any], tuple[Any, Cursors]] = _shared) -> Callable[[Runner], Runner]:
     def register(fn: Runner) -> Runner:
-        QUERIES[name] = Query(name, args_type, channels, fn)
+        QUERIES[name] = Query(name, args_type, channels, fn, follows, split)
         return fn
 
     return register
@@ -62,13 +90,17 @@ async def get_thread(ctx: Context, a: A.ThreadRef) -> tuple[int, Any]:
     return await ctx.store.threads.get_versioned(a.thread_id, ctx.user_id)
 
 
-def _messages_channels(ctx: Context, a: A.MessagesList) -> list[str]:
-    if a.streams:
-        return [keys.thread_channel(a.thread_id), keys.delta_channel(a.thread_id)]
-    return [keys.thread_channel(a.thread_id)]
+def _streams_thread(a: A.MessagesList) -> str | None:
+    return a.thread_id if a.streams else None
 
 
-@query("messages.list", A.MessagesList, _messages_channels)
+def _own_cursors(a: A.MessagesList) -> tuple[A.MessagesList, Cursors]:
+    if not a.stream_cursors:
+        return a, {}
+    return msgspec.structs.replace(a, stream_cursors={}), dict(a.stream_cursors)
+
+
+@query("messages.list", A.MessagesList, _thread_channel, follows=_streams_thread, split=_own_cursors)
 async def list_messages(ctx: Context, a: A.MessagesList) -> tuple[int, Any]:
     opts = a.pagination_opts
     streams: list[StreamInfo] | None = [] if a.streams else None
@@ -83,8 +115,8 @@ async def list_messages(ctx: Context, a: A.MessagesList) -> tuple[int, Any]:
     )
     if streams is None:
         return version, page
-    return version, {"page": page.page, "continueCursor": page.continue_cursor,
-                     "isDone": page.is_done, "streams": streams}
+    return version, StreamedPage(page=page.page, continue_cursor=page.continue_cursor,
+                                 is_done=page.is_done, streams=streams)
 
 
 @query("snippets.list", A.SnippetsList, _thread_channel)

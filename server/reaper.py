@@ -18,6 +18,7 @@ from shared import keys
 from shared.errors import ChatError, NotFound
 from shared.records import TextPart
 from shared.store import Store
+from shared.store.stream_records import StreamRecord
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +74,12 @@ class StreamReaper:
 
     async def _end(self, thread_id: str, stream_id: str) -> int:
         info = await self._store.streams.get(stream_id)
-        if not info:
+        if info is None:
             await self._store.streams.forget_active(thread_id, stream_id)
             return 0
         text = await self._store.streams.text(thread_id, stream_id)
         try:
-            reply = await self._store.messages.get(info["messageId"])
+            reply = await self._store.messages.get(info.message_id)
         except NotFound:
             replies = []
         else:
@@ -92,17 +93,17 @@ class StreamReaper:
             await self._retry(thread_id, info)
         return int(done)
 
-    async def _retry(self, thread_id: str, info: dict[str, str]) -> None:
+    async def _retry(self, thread_id: str, info: StreamRecord) -> None:
         """Answer the prompt again when the agent asks for it (``on_worker_death="retry"``)."""
-        if self._generation is None or not info.get("promptMessageId"):
+        if self._generation is None or not info.prompt_message_id:
             return
         try:
-            agent = self._generation.agent(info.get("agentName") or None)
+            agent = self._generation.agent(info.agent_name or None)
         except ChatError:
             return
         if agent.on_worker_death != "retry":
             return
-        prompt_id = info["promptMessageId"]
+        prompt_id = info.prompt_message_id
         key = keys.generation_retries(thread_id)
         async with self._store.redis.pipeline(transaction=True) as pipe:
             pipe.hincrby(key, prompt_id, 1)

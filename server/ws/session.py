@@ -20,12 +20,13 @@ from dataclasses import dataclass
 import msgspec
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from server import frames
 from server.context import Context, Services
 from server.idempotency import run_once
-from server.live import LiveQueries, SharedQuery
+from server.live import SharedQuery
 from server.mutations import MUTATIONS
 from server.queries import QUERIES
-from server.ws import frames
+from server.ws import client_frames
 from shared import logs, metrics
 from shared.auth import verify
 from shared.errors import BadRequest, ChatError, Internal, TooLarge, Unauthorized, from_validation
@@ -89,10 +90,10 @@ class Session:
         "client_id", "ctx", "live", "services", "session_id", "state", "subs", "ws",
     )
 
-    def __init__(self, websocket: WebSocket, services: Services, live: LiveQueries) -> None:
+    def __init__(self, websocket: WebSocket, services: Services) -> None:
         self.ws = websocket
         self.services = services
-        self.live = live
+        self.live = services.live
         self.state = State.CONNECTING
         self.session_id = new_session_id()
         self.ctx: Context | None = None
@@ -101,7 +102,7 @@ class Session:
         # Queues exist only while frames wait in them: an idle session holds neither.
         self._out: deque[tuple[_Sub | None, str] | _Close] | None = None
         self._out_bytes = 0  # characters of the frames in _out (a bound, not an exact byte count)
-        self._work: deque[frames.ClientFrame] | None = None
+        self._work: deque[client_frames.ClientFrame] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._processor: asyncio.Task[None] | None = None
         self._main: asyncio.Task[object] | None = None
@@ -148,16 +149,16 @@ class Session:
             return False
         text = message.get("text")
         try:
-            if text is None or len(text) > frames.MAX_FRAME:
+            if text is None or len(text) > client_frames.MAX_FRAME:
                 raise msgspec.DecodeError("not a text frame")
-            frame = frames.decode_frame(text)
+            frame = client_frames.decode_frame(text)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             await self._refuse(BadRequest(f"the first frame must be connect: {exc}"), CloseCode.BAD_FIRST_FRAME)
             return False
-        if not isinstance(frame, frames.Connect):
+        if not isinstance(frame, client_frames.Connect):
             await self._refuse(BadRequest("the first frame must be connect"), CloseCode.BAD_FIRST_FRAME)
             return False
-        if frame.protocol != frames.PROTOCOL_VERSION:
+        if frame.protocol != client_frames.PROTOCOL_VERSION:
             await self._refuse(BadRequest(f"unsupported protocol {frame.protocol}"), CloseCode.BAD_FIRST_FRAME)
             return False
         try:
@@ -246,16 +247,16 @@ class Session:
                 self._bad_frame(BadRequest("frames must be JSON text"))
                 continue
             try:
-                if len(text) > frames.MAX_FRAME // 4 and len(text.encode("utf-8", "replace")) > frames.MAX_FRAME:
-                    raise TooLarge(f"frame over {frames.MAX_FRAME} bytes")
+                if len(text) > client_frames.MAX_FRAME // 4 and len(text.encode("utf-8", "replace")) > client_frames.MAX_FRAME:
+                    raise TooLarge(f"frame over {client_frames.MAX_FRAME} bytes")
                 check_depth(text)
-                frame = frames.decode_frame(text)
+                frame = client_frames.decode_frame(text)
             except (msgspec.DecodeError, msgspec.ValidationError, ChatError, RecursionError) as exc:
                 self._refuse_frame(text, exc)
                 continue
-            if isinstance(frame, frames.Ping):
+            if isinstance(frame, client_frames.Ping):
                 self._send(None, frames.pong(frame.t))
-            elif isinstance(frame, frames.Connect):
+            elif isinstance(frame, client_frames.Connect):
                 self._bad_frame(BadRequest("already connected"))
             elif self._work is not None and len(self._work) >= WORK_QUEUE:
                 await self._close_now(CloseCode.FLOOD, "too many frames in flight")
@@ -276,17 +277,17 @@ class Session:
                     self._work = None
                 logs.request_id.set(f"{self.session_id}/{getattr(frame, 'id', '')}")
                 try:
-                    if isinstance(frame, frames.Subscribe):
+                    if isinstance(frame, client_frames.Subscribe):
                         await self._subscribe(frame)
-                    elif isinstance(frame, frames.Unsubscribe):
+                    elif isinstance(frame, client_frames.Unsubscribe):
                         self._unsubscribe(frame.id)
-                    elif isinstance(frame, frames.Mutate):
+                    elif isinstance(frame, client_frames.Mutate):
                         await self._mutate(frame)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
                     log.exception("frame %s failed", type(frame).__name__)
-                    if isinstance(frame, frames.Mutate):
+                    if isinstance(frame, client_frames.Mutate):
                         self._mutated_error(frame.id, Internal("internal error"))
                     else:
                         self._send(None, frames.error(Internal("internal error"), getattr(frame, "id", None)))
@@ -329,7 +330,7 @@ class Session:
 
     # -- frames --------------------------------------------------------------
 
-    async def _subscribe(self, f: frames.Subscribe) -> None:
+    async def _subscribe(self, f: client_frames.Subscribe) -> None:
         assert self.ctx is not None
         if f.id in self.subs:
             self._send(None, frames.error(BadRequest(f"subscription id {f.id!r} is in use"), f.id))
@@ -348,11 +349,9 @@ class Session:
             self._send(None, frames.error(from_validation(exc), f.id))
             return
         sub = self.subs[f.id] = _Sub(f.id)
-        cursors = getattr(args, "stream_cursors", None)
+        args, cursors = query.split(args)  # cursors are this subscriber's own, not shared
         if cursors:
-            # per-subscriber state, not part of what identical subscriptions share
-            sub.cursors, sub.resume = dict(cursors), set(cursors)
-            args.stream_cursors = {}
+            sub.cursors, sub.resume = cursors, set(cursors)
         try:
             sq = await self.live.subscribe(self.ctx, query, args, self, f.id)
         except ChatError as exc:
@@ -371,7 +370,7 @@ class Session:
         if sub is not None and sub.sq is not None:
             self.live.unsubscribe(sub.sq, self, sub_id)
 
-    async def _mutate(self, f: frames.Mutate) -> None:
+    async def _mutate(self, f: client_frames.Mutate) -> None:
         assert self.ctx is not None
         ctx = self.ctx
         mutation = MUTATIONS.get(f.name)
@@ -391,18 +390,21 @@ class Session:
         if outcome.ok and outcome.channels:
             # Read your writes: this connection's changed results go out before `mutated`.
             mine = {sub.sq for sub in self.subs.values() if sub.sq is not None}
-            changed = mine & self.live.affected(outcome.channels)
+            changed = self.live.affected(outcome.channels, mine)
             if changed:
                 # a result the store cannot give now must not hold back the answer
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(READ_YOUR_WRITES_S):
                         await asyncio.gather(*(self.live.refresh(sq) for sq in changed))
-        self._send(None, frames.mutated(f.id, outcome))
+        if outcome.ok:
+            self._send(None, frames.mutated(f.id, value=bytes(outcome.value), version=outcome.version))
+        else:
+            self._send(None, frames.mutated_error(f.id, outcome.error or {"code": "internal", "message": ""}))
         metrics.mutations.labels(f.name, "ok" if outcome.ok else (outcome.error or {}).get("code", "error")).inc()
         return None
 
     def _mutated_error(self, request_id: str, exc: ChatError) -> None:
-        self._send(None, frames.dumps({"type": "mutated", "id": request_id, "ok": False, "error": exc.to_dict()}))
+        self._send(None, frames.mutated_error(request_id, exc))
 
     # -- delivery (called by LiveQueries) -------------------------------------
 
@@ -425,13 +427,8 @@ class Session:
                 # the result carries the text up to `seq`: deltas continue after it
                 cursors[stream_id] = max(cursors.get(stream_id, 0), seq)
         sub.resume = None
-        relay_logs = self.live.relay_logs(sub.sq) if sub.sq is not None else {}
-        for stream_id in streams:
-            slog = relay_logs.get(stream_id)
-            if slog is not None:
-                self.deliver_deltas(sub_id, stream_id, slog.tails)
 
-    def deliver_deltas(self, sub_id: str, stream_id: str, tails: list[str]) -> None:
+    def deliver_deltas(self, sub_id: str, stream_id: str, parts: list[str]) -> None:
         """Send the deltas after this subscription's cursor (never one twice, never a gap)."""
         sub = self.subs.get(sub_id)
         if sub is None or sub.version < 0:
@@ -439,13 +436,12 @@ class Session:
         if sub.cursors is None:
             sub.cursors = {}
         cursor = sub.cursors.get(stream_id, 0)
-        if cursor >= len(tails):
+        if cursor >= len(parts):
             return
-        head = f'{{"type":"delta","id":{frames.dumps(sub_id)}'
-        for seq in range(cursor + 1, len(tails) + 1):
-            self._send(sub, head + tails[seq - 1])
-        metrics.deltas_relayed.inc(len(tails) - cursor)
-        sub.cursors[stream_id] = len(tails)
+        for seq in range(cursor + 1, len(parts) + 1):
+            self._send(sub, frames.delta(sub_id, stream_id, seq, parts[seq - 1]))
+        metrics.deltas_relayed.inc(len(parts) - cursor)
+        sub.cursors[stream_id] = len(parts)
 
     def deliver_error(self, sub_id: str, error: ChatError) -> None:
         sub = self.subs.pop(sub_id, None)
@@ -466,7 +462,7 @@ class Session:
     def _refuse_frame(self, text: str, exc: Exception) -> None:
         """Answer a frame that cannot be read: a mutate by its id with `mutated`, others with `error`."""
         err = exc if isinstance(exc, ChatError) else from_validation(exc)  # type: ignore[arg-type]
-        kind, ident = frames.envelope(text)
+        kind, ident = client_frames.envelope(text)
         if kind == "mutate" and ident is not None:
             self._mutated_error(ident, err)
             self._count_bad()

@@ -12,10 +12,11 @@ from redis.commands.core import AsyncScript
 from shared.memory.ops import LUA_PRELUDE as OPS_PRELUDE
 from shared.store.guard import GUARD_HEAD, GUARD_TAIL, Record
 from shared.store.score import LUA_PRELUDE as SCORE_PRELUDE
+from shared.store.stream_records import LUA_PRELUDE as DELTA_PRELUDE
 
 _DIR = Path(__file__).parent / "lua"
 _SOURCES = {p.stem: p.read_text() for p in _DIR.glob("*.lua")}
-_PRELUDE = SCORE_PRELUDE + OPS_PRELUDE  # what every script may use (formats defined in Python)
+_PRELUDE = SCORE_PRELUDE + OPS_PRELUDE + DELTA_PRELUDE  # what every script may use (formats defined in Python)
 
 
 class Scripts:

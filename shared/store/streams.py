@@ -14,7 +14,6 @@ import os
 import socket
 import time
 from collections.abc import Iterable, Sequence
-from typing import Literal
 
 import msgspec
 import redis.asyncio as aioredis
@@ -26,23 +25,10 @@ from shared.records import Message, message_encoder
 from shared.redis_client import redis_errors
 from shared.store._scripts import Scripts
 from shared.store.guard import Guard, in_thread
+from shared.store.stream_records import StreamInfo, StreamRecord, StreamStatus
 
-StreamStatus = Literal["streaming", "finished", "aborted"]
 GRACE_MS = 60_000
 STALE_MS = 15_000
-
-
-class StreamInfo(msgspec.Struct, rename="camel", kw_only=True):
-    """A stream as ``messages.list`` with ``streams:true`` shows it."""
-
-    stream_id: str
-    order: int
-    step_order: int
-    status: StreamStatus
-    agent_name: str | None
-    text: str
-    seq: int
-    message_id: str = ""
 
 
 def new_stream_id(thread_id: str) -> str:
@@ -174,11 +160,17 @@ class StreamStore:
     async def active_ids(self, thread_id: str) -> list[str]:
         return [s.stream_id for s in await self.list(thread_id) if s.status == "streaming"]
 
-    async def get(self, stream_id: str) -> dict[str, str]:
+    async def get(self, stream_id: str) -> StreamRecord | None:
+        """The stream's record; None once it is gone (or for an id that never was)."""
         tid = thread_of_stream(stream_id)
         with redis_errors():
             raw = await self._redis.hgetall(keys.stream(tid, stream_id))
-        return {k.decode(): v.decode() for k, v in raw.items()}
+        if not raw:
+            return None
+        try:
+            return msgspec.convert({k.decode(): v.decode() for k, v in raw.items()}, StreamRecord, strict=False)
+        except msgspec.ValidationError:
+            return None  # a half-written record (its keys expiring): as good as gone
 
     async def log(self, thread_id: str, stream_id: str, after: int = 0,
                   upto: int | None = None) -> list[tuple[int, bytes]]:

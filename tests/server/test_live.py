@@ -9,12 +9,14 @@ import pytest
 
 from server import args as A
 from server.context import Context, Services
+from server.delta_log import DeltaLog
 from server.fanout import ChangeListener
 from server.live import LiveQueries
 from server.queries import QUERIES
 from shared.auth import Identity
 from shared.config import load_settings
 from shared.errors import ChatError
+from shared.memory.search import RemoteSearch
 from shared.records import Message
 from shared.store import Store
 
@@ -31,7 +33,7 @@ class Tab:
     def deliver_result(self, sub_id: str, version: int, value: str, streams: dict[str, int]) -> None:
         self.results.append((sub_id, version, value))
 
-    def deliver_deltas(self, sub_id: str, stream_id: str, tails: list[str]) -> None:
+    def deliver_deltas(self, sub_id: str, stream_id: str, parts: list[str]) -> None:
         pass
 
     def deliver_error(self, sub_id: str, error: ChatError) -> None:
@@ -40,19 +42,10 @@ class Tab:
 
 @pytest.fixture
 async def live(store: Store) -> AsyncIterator[tuple[LiveQueries, ChangeListener, Context]]:
-    services = Services(settings=load_settings({}), redis=store.redis, store=store, secret="x" * 32, dev_mode=False)
-    holder: dict[str, ChangeListener] = {}
-
-    class Up:
-        async def ref(self, channels: list[str]) -> None:
-            await holder["l"].ref(channels)
-
-        def unref(self, channels: list[str]) -> None:
-            holder["l"].unref(channels)
-
-    registry = LiveQueries(Up())
-    listener = ChangeListener(store.redis.client(), registry.on_message, registry.refresh_all)
-    holder["l"] = listener
+    listener = ChangeListener(store.redis.client())
+    registry = LiveQueries(listener, DeltaLog(store))
+    services = Services(settings=load_settings({}), redis=store.redis, store=store, secret="x" * 32, dev_mode=False,
+                        listener=listener, live=registry, memory=RemoteSearch(store.redis))
     listener.start()
     try:
         yield registry, listener, Context(services, Identity("alice"))

@@ -10,7 +10,7 @@ from shared import keys
 from shared.agents import Agent
 from shared.records import Message
 from shared.store import Store
-from tests.server.test_stream_relay import open_stream
+from tests.server.test_delta_log import open_stream
 
 pytestmark = pytest.mark.anyio
 
@@ -38,7 +38,9 @@ async def test_a_retrying_agent_is_asked_again_once_and_its_count_leaves_with_th
     queue = Enqueued(Agent(name="a", on_worker_death="retry", max_worker_retries=1))
     reaper = StreamReaper(store, stale_ms=1000, grace_ms=60_000, generation=queue)
     tid, sid, reply = await open_stream(store)
-    prompt_id = (await store.streams.get(sid))["promptMessageId"]
+    record = await store.streams.get(sid)
+    assert record is not None and record.status == "streaming"
+    prompt_id = record.prompt_message_id
     await stale(store, tid, sid)
     assert await reaper.sweep() == 1
     assert queue.asked == [(prompt_id, f"{prompt_id}-retry1")]

@@ -1,9 +1,10 @@
--- Append one delta. KEYS: stream, text, log   ARGV: deltaChannel streamId partsJson textPiece
+-- Append one delta and publish its DeltaNotice (shared.store.streams).
+-- KEYS: stream, text, log   ARGV: deltaChannel streamId partsJson textPiece
 -- Returns {seq, status}; seq 0 when the stream no longer streams (aborted: stop generating).
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'streaming' then return {0, status or 'missing'} end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('XADD', KEYS[3], '0-' .. seq, 'p', ARGV[3])
 if ARGV[4] ~= '' then redis.call('APPEND', KEYS[2], ARGV[4]) end
-redis.call('PUBLISH', ARGV[1], '{"streamId":"' .. ARGV[2] .. '","seq":' .. seq .. ',"parts":' .. ARGV[3] .. '}')
+redis.call('PUBLISH', ARGV[1], delta_notice(ARGV[2], seq, ARGV[3]))
 return {seq, status}

@@ -1,5 +1,4 @@
-"""Protocol frames. Client frames are one tagged union decoded once; server frames
-that fan out (result) are assembled from a value encoded once per change."""
+"""The frames a client sends: one tagged union, decoded once (what the server sends: server.frames)."""
 
 from __future__ import annotations
 
@@ -8,8 +7,6 @@ from typing import Annotated, Any
 import msgspec
 
 from server.args import Id
-from server.idempotency import StoredOutcome
-from shared.errors import ChatError
 from shared.json_depth import top_level_strings
 
 PROTOCOL_VERSION = 1
@@ -60,7 +57,6 @@ class _Envelope(msgspec.Struct, forbid_unknown_fields=False):
 
 
 _decode_envelope = msgspec.json.Decoder(_Envelope).decode
-_encode = msgspec.json.Encoder().encode
 
 
 def envelope(raw: str | bytes) -> tuple[str | None, str | None]:
@@ -79,34 +75,3 @@ def envelope(raw: str | bytes) -> tuple[str | None, str | None]:
     kind = kind if isinstance(kind, str) else None
     ident = ident if isinstance(ident, str) and 0 < len(ident) <= 128 and ident.isprintable() else None
     return kind, ident
-
-
-def dumps(value: Any) -> str:
-    return _encode(value).decode()
-
-
-def connected(user_id: str, session_id: str, server_time: int) -> str:
-    return dumps({"type": "connected", "userId": user_id, "sessionId": session_id, "serverTime": server_time})
-
-
-def pong(t: Any) -> str:
-    return dumps({"type": "pong", "t": t})
-
-
-def error(exc: ChatError, sub_id: str | None = None) -> str:
-    frame: dict[str, Any] = {"type": "error"}
-    if sub_id is not None:
-        frame["id"] = sub_id
-    frame.update(exc.to_dict())
-    return dumps(frame)
-
-
-def result(sub_id: str, version: int, value: str) -> str:
-    return f'{{"type":"result","id":{dumps(sub_id)},"version":{version},"value":{value}}}'
-
-
-def mutated(request_id: str, outcome: StoredOutcome) -> str:
-    head = f'{{"type":"mutated","id":{dumps(request_id)}'
-    if outcome.ok:
-        return f'{head},"ok":true,"value":{bytes(outcome.value).decode()},"version":{outcome.version}}}'
-    return f'{head},"ok":false,"error":{dumps(outcome.error)}}}'
