@@ -21,6 +21,7 @@ from shared.agents import SaveMessages, agent_named, load_agents
 from shared.auth import Identity, bearer, verify
 from shared.errors import BadRequest, Forbidden
 from shared.generation.runner import Generation
+from shared.generation.sinks import MemorySink
 from shared.records import Message, TextPart
 from shared.store.pagination import parse_digits
 
@@ -86,7 +87,8 @@ def routes(services: Services) -> list[Route]:
                                         save_messages="none")
             prompt = Message(message_id="", thread_id=thread.thread_id, user_id=thread.user_id,
                              text=args.prompt, parts=[TextPart(text=args.prompt)])
-            result = await Generation(services.store, services.settings, agent, prompt, persist=False).run()
+            sink = MemorySink(services.store, thread.thread_id)
+            result = await Generation(services.settings, agent, prompt, sink).run()
             return json_response({"saved": False, "outcome": result.outcome, "text": result.text,
                                   "usage": result.usage})
         send_args = _convert({"threadId": thread.thread_id, "prompt": args.prompt, "agentName": args.agent_name},

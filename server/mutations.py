@@ -79,12 +79,12 @@ def _message_of(a: A.MessagesSend) -> Message:
     if (a.prompt is None) == (a.message is None):
         raise BadRequest("give exactly one of `prompt` or `message`")
     if a.prompt is not None:
-        role, parts = "user", [TextPart(text=a.prompt)]
+        role, parts = "user", list[Part]([TextPart(text=a.prompt)])
     else:
         assert a.message is not None
         role = a.message.role
         content = a.message.content
-        parts = [TextPart(text=content)] if isinstance(content, str) else list[Part](content)
+        parts = list[Part]([TextPart(text=content)]) if isinstance(content, str) else list[Part](content)
     text = text_of(parts)
     if not parts or (role == "user" and not text.strip()):
         raise BadRequest("the message is empty")
@@ -124,7 +124,7 @@ async def send_message(ctx: Context, a: A.MessagesSend) -> Outcome:
         a.thread_id, ctx.user_id, [message], order=a.order, prompt_message_id=a.prompt_message_id,
         guard=ctx.guard,
     )
-    if agent is not None:
+    if agent is not None and generation is not None:
         prompt = saved
         if saved.role == "tool":
             assert a.prompt_message_id is not None

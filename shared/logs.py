@@ -28,11 +28,11 @@ class _Context(logging.Filter):
         self.process = process
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id.get()
-        record.job_id = job_id.get()
-        record.process_kind = self.process
-        ids = " ".join(f"{k}={v}" for k, v in (("req", record.request_id), ("job", record.job_id)) if v)
-        record.ids = f" [{ids}]" if ids else ""
+        req, job = request_id.get(), job_id.get()
+        ids = " ".join(f"{k}={v}" for k, v in (("req", req), ("job", job)) if v)
+        # the formatters' extra fields (LogRecord takes any attribute)
+        record.__dict__.update(request_id=req, job_id=job, process_kind=self.process,
+                               ids=f" [{ids}]" if ids else "")
         return True
 
 

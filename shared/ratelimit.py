@@ -25,9 +25,9 @@ class RateLimiter:
         if self._per_ms <= 0:
             return
         with redis_errors():
-            allowed, wait = await self._scripts.rate_limit(
-                keys=[keys.rate_limit(user_id, action)],
-                args=[self._capacity, self._per_ms, int(time.time() * 1000), 1],
+            allowed, wait = await self._scripts.run(
+                "rate_limit", [keys.rate_limit(user_id, action)],
+                [self._capacity, self._per_ms, int(time.time() * 1000), 1],
             )
         if not allowed:
             raise RateLimited(f"too many {action} requests; retry in {int(wait) / 1000:.1f}s",

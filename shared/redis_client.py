@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
@@ -64,3 +64,25 @@ def redis_errors() -> Iterator[None]:
     except rexc.RedisError as exc:
         log.error("storage error: %s", exc)
         raise Internal("storage error") from exc
+
+
+def text(value: object) -> str:
+    """A reply as text (our clients return bytes; redis-py types replies loosely)."""
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"expected a bytes or str reply, got {type(value).__name__}")
+
+
+def texts(values: Iterable[object]) -> list[str]:
+    return [text(v) for v in values]
+
+
+def as_bytes(value: object) -> bytes:
+    """A reply as bytes (see ``text``)."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    raise TypeError(f"expected a bytes or str reply, got {type(value).__name__}")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
@@ -11,6 +12,7 @@ from shared.errors import BadRequest
 from shared.generation.context import fetch_context_messages
 from shared.generation.lock import thread_turn
 from shared.generation.runner import Generation, GenerationResult
+from shared.generation.sinks import MemorySink, OnDelta, Sink, StoreSink
 from shared.memory.search import memory_search_for
 from shared.models.providers import provider_named
 from shared.partial_json import parse_partial
@@ -159,11 +161,11 @@ class ThreadHandle:
         return chosen
 
     async def _generation(self, agent: Agent, prompt: str | None, prompt_message_id: str | None,
-                          messages: list[Message] | None) -> Generation:
+                          messages: list[Message] | None, on_delta: OnDelta | None = None) -> Generation:
         if (prompt is None) == (prompt_message_id is None):
             raise BadRequest("give exactly one of prompt or prompt_message_id")
         store, persist = self._tl.store, agent.save_messages != "none"
-        extra = [m.__copy__() for m in messages or []]
+        extra = [copy.copy(m) for m in messages or []]
         if prompt_message_id is not None:
             prompt_message = await store.messages.get(prompt_message_id, self.user_id)
         elif persist:
@@ -173,12 +175,16 @@ class ThreadHandle:
         else:
             prompt_message = Message(message_id="", thread_id=self.thread_id, user_id=self.user_id,
                                      text=prompt or "", parts=[TextPart(text=prompt or "")])
-        context = extra if not (persist and agent.save_messages == "all") else []
-        return Generation(store, self._tl.settings, agent, prompt_message, persist=persist, extra_context=context,
-                          memory=self._tl.memory)
+        unsaved = extra if agent.save_messages != "all" else []  # context for this reply only
+        sink: Sink
+        if persist:
+            sink = StoreSink(store, self.thread_id, memory=self._tl.memory, extra=unsaved, on_delta=on_delta)
+        else:
+            sink = MemorySink(store, self.thread_id, extra=unsaved, on_delta=on_delta)
+        return Generation(self._tl.settings, agent, prompt_message, sink)
 
     async def _run(self, generation: Generation) -> GenerationResult:
-        if not generation.persist:
+        if not isinstance(generation.sink, StoreSink):
             return await generation.run()
         async with thread_turn(self._tl.redis, self.thread_id, None):
             return await generation.run()
@@ -196,8 +202,7 @@ class _Streaming:
         self.result: GenerationResult | None = None
 
     async def _parts(self) -> AsyncIterator[list[Part]]:
-        generation = await self._handle._generation(*self._args)
-        generation.on_delta = self._queue.put_nowait
+        generation = await self._handle._generation(*self._args, on_delta=self._queue.put_nowait)
         self._task = asyncio.create_task(self._handle._run(generation))
         self._task.add_done_callback(lambda _: self._queue.put_nowait(None))
         while (parts := await self._queue.get()) is not None:

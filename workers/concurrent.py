@@ -83,11 +83,12 @@ class ConcurrentWorker(SimpleWorker):
             threading.Thread(target=serve, name="job-loop", daemon=True).start()
             ready.wait()
             assert self._loop is not None
-            self._loop.call_soon_threadsafe(lambda: self._loop.create_task(self._heartbeats()))  # type: ignore[union-attr]
+            loop = self._loop
+            loop.call_soon_threadsafe(lambda: loop.create_task(self._heartbeats()))
         return self._loop
 
     def in_flight(self) -> int:
-        return self.concurrency - self._slots._value  # type: ignore[attr-defined]
+        return self.concurrency - self._slots._value
 
     # -- RQ's work loop, with slots ---------------------------------------------------
 

@@ -16,6 +16,7 @@ from shared.config import load_settings
 from shared.errors import NotFound
 from shared.generation.lock import thread_turn
 from shared.generation.runner import Generation
+from shared.generation.sinks import StoreSink
 from shared.memory.search import MemorySearch, memory_search_for
 from shared.redis_client import connect
 from shared.store import Store
@@ -88,7 +89,8 @@ async def generate(rt: _Runtime, thread_id: str, prompt_message_id: str, agent_n
         metrics.in_flight.inc()
         outcome = "stopped"
         try:
-            result = await Generation(store, rt.settings, agent, prompt, memory=rt.memory).run()
+            sink = StoreSink(store, thread_id, memory=rt.memory)
+            result = await Generation(rt.settings, agent, prompt, sink).run()
             outcome = result.outcome
         finally:
             metrics.in_flight.dec()

@@ -22,7 +22,7 @@ from shared.memory.indexer import Indexer
 from shared.memory.ops import ALIVE, OPS, RPC, decode_op, encode_op
 from shared.memory.rpc import SearchAnswer, decode_call, encode_answer
 from shared.memory.vectors import VectorIndex
-from shared.redis_client import connect
+from shared.redis_client import as_bytes, connect
 from shared.store import Store
 
 log = logging.getLogger("workers.index")
@@ -79,7 +79,7 @@ async def rpc_loop(indexer: Indexer, redis: aioredis.Redis) -> None:
     while True:
         item = await redis.blpop([RPC], timeout=1)
         if item is not None:
-            task = asyncio.create_task(answer(item[1]))
+            task = asyncio.create_task(answer(as_bytes(item[1])))
             running.add(task)
             task.add_done_callback(running.discard)
 

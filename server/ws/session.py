@@ -16,6 +16,7 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -344,7 +345,7 @@ class Session:
             self._send(None, frames.error(BadRequest(f"unknown query {f.query!r}"), f.id))
             return
         try:
-            args = msgspec.json.decode(f.args, type=query.args_type)
+            args: Any = msgspec.json.decode(f.args, type=query.args_type)
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
             self._send(None, frames.error(from_validation(exc), f.id))
             return
@@ -377,7 +378,7 @@ class Session:
         if mutation is None:
             return self._mutated_error(f.id, BadRequest(f"unknown mutation {f.name!r}"))
         try:
-            args = msgspec.json.decode(f.args, type=mutation.args_type)
+            args: Any = msgspec.json.decode(f.args, type=mutation.args_type)
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
             return self._mutated_error(f.id, from_validation(exc))
         try:

@@ -2,46 +2,40 @@
 
 Text is cut at chunk boundaries (word / line / regex) and flushed at most every
 ``throttle_ms``; the end of a step flushes everything, so no tail is ever lost.
-Each flush appends one delta (next seq) to the stream's log and publishes it.
+Each flush hands one delta to the generation's sink (shared.generation.sinks),
+which appends it (next seq) to the stream's log and publishes it, or keeps it in memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
-from typing import Any
-
-import msgspec
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from shared.chunking import Chunker
 from shared.records import ObjectPart, Part, ReasoningPart, TextPart
-from shared.store.streams import StreamStore
 
-_encode = msgspec.json.Encoder().encode
+
+class DeltaSink(Protocol):
+    async def append(self, stream_id: str, parts: list[Part]) -> int: ...
 
 
 class DeltaWriter:
     def __init__(
         self,
-        streams: StreamStore,
-        thread_id: str,
+        sink: DeltaSink,
         stream_id: str,
         *,
         chunking: str = "word",
         throttle_ms: int = 100,
         object_of: Callable[[], Any] | None = None,
-        sink: Callable[[list[Part]], Awaitable[None]] | None = None,
     ) -> None:
-        """``sink``: where deltas go instead of the stream (in-process use, nothing stored)."""
-        self._streams = streams
-        self._thread_id = thread_id
+        self._sink = sink
         self.stream_id = stream_id
         self._chunker = Chunker(chunking)
         self._throttle = max(0.0, throttle_ms / 1000)
         self._object_of = object_of
-        self._sink = sink
-        self.tap: Callable[[list[Part]], None] | None = None  # sees every delta, stored or not
         self._last_object: Any = None
         self._pending: list[Part] = []
         self._lock = asyncio.Lock()
@@ -71,7 +65,7 @@ class DeltaWriter:
 
     def _add(self, kind: type[TextPart] | type[ReasoningPart], text: str) -> None:
         if self._pending and type(self._pending[-1]) is kind:
-            self._pending[-1].text += text  # type: ignore[union-attr]
+            self._pending[-1].text += text
         else:
             self._pending.append(kind(text=text))
         self._ready.set()
@@ -88,10 +82,11 @@ class DeltaWriter:
     async def flush(self, *, final: bool = True) -> None:
         """Write what is buffered as one delta (on a timer: text only up to a chunk boundary)."""
         async with self._lock:
-            parts, keep = self._pending, []
+            parts: list[Part] = self._pending
+            keep: list[Part] = []
             if not final and parts and isinstance(parts[-1], TextPart):
                 now, rest = self._chunker.split(parts[-1].text)
-                parts = parts[:-1] + ([TextPart(text=now)] if now else [])
+                parts = [*parts[:-1], *([TextPart(text=now)] if now else [])]
                 keep = [TextPart(text=rest)] if rest else []
             if self._object_of is not None:
                 obj = self._object_of()
@@ -101,14 +96,7 @@ class DeltaWriter:
             self._pending = keep
             if not parts:
                 return
-            if self.tap is not None:
-                self.tap(parts)
-            if self._sink is not None:
-                self.seq += 1
-                await self._sink(parts)
-                return
-            text = "".join(p.text for p in parts if isinstance(p, TextPart))
-            seq = await self._streams.append(self._thread_id, self.stream_id, _encode(parts), text)
+            seq = await self._sink.append(self.stream_id, parts)
             if seq == 0:
                 self.aborted.set()
             else:

@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 
 from shared import jobs, keys
 from shared.generation.pulse import pulse_for
+from shared.redis_client import text
 
 LEASE_MS = 10_000
 POLL_S = 0.05
@@ -43,13 +44,13 @@ async def thread_turn(redis: aioredis.Redis, thread_id: str, job_id: str | None,
         while True:
             if await redis.set(key, token, nx=True, px=LEASE_MS):
                 head = await redis.lindex(queue, 0)
-                if job_id is None or head is None or head.decode() == job_id:
+                if job_id is None or head is None or text(head) == job_id:
                     break
                 if await redis.lpos(queue, job_id) is None:
                     # taken for dead while starting up (before our alive key): back in front
                     await redis.lpush(queue, job_id)
-                elif await _void(redis, head.decode()):
-                    await redis.lrem(queue, 1, head)
+                elif await _void(redis, text(head)):
+                    await redis.lrem(queue, 1, text(head))
                 await redis.eval(_RELEASE, 1, key, token)
             if loop.time() > deadline:
                 raise TimeoutError(f"thread {thread_id} stayed busy for {wait_s}s")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import inspect
 import logging
 import time
@@ -23,10 +24,9 @@ from shared import metrics
 from shared.agents import Agent, ToolContext, UsageEvent, inline_schema, strict_schema
 from shared.config import Settings
 from shared.errors import ChatError
-from shared.generation.context import fetch_context_messages, reply_parts, to_chat_messages
+from shared.generation.context import reply_parts, to_chat_messages
 from shared.generation.deltas import DeltaWriter
-from shared.generation.pulse import pulse_for
-from shared.memory.search import MemorySearch
+from shared.generation.sinks import Sink
 from shared.models import ChatRequest, Finish, Model, ReasoningDelta, TextDelta, ToolCall, model_for
 from shared.models.base import RawEvent, RefusalDelta, ToolCallDelta
 from shared.partial_json import parse_partial
@@ -39,8 +39,6 @@ from shared.records import (
     ToolResultPart,
     Usage,
 )
-from shared.store import Store
-from shared.store.score import after_order
 
 log = logging.getLogger(__name__)
 
@@ -71,50 +69,39 @@ class _Step:
 
 
 class Generation:
-    """Answers ``prompt`` in its thread with ``agent``; see the module docstring."""
+    """Answers ``prompt`` in its thread with ``agent``, keeping what it produces in ``sink``
+    (shared.generation.sinks: the store, or memory only); see the module docstring."""
 
-    def __init__(self, store: Store, settings: Settings, agent: Agent, prompt: Message,
-                 model: Model | None = None, *, persist: bool = True,
-                 extra_context: list[Message] | None = None, memory: MemorySearch | None = None) -> None:
-        """``persist=False`` (saveMessages "none"): nothing is saved and no stream is opened;
-        the prompt and the reply live only in the result."""
-        self.store = store
+    def __init__(self, settings: Settings, agent: Agent, prompt: Message, sink: Sink,
+                 model: Model | None = None) -> None:
         self.settings = settings
         self.agent = agent
         self.prompt = prompt
-        self.thread_id = prompt.thread_id
+        self.sink = sink
+        self.thread_id = sink.thread_id
         self.model = model or model_for(settings, agent.model, provider=agent.provider,
                                         max_retries=agent.max_retries)
-        self.persist = persist
-        self.memory = memory
-        self._extra = extra_context or []
-        self._abort = asyncio.Event()
         self._saved: list[Message] = []
         self._usage = Usage()
-        self.on_delta: Any = None  # optional callback(parts) for in-process streaming
         self._raw_two: bool | None = None  # the raw handler takes (kind, payload), not (event)
 
     async def run(self) -> GenerationResult:
-        if self.persist:
-            await self._supersede_pending_replies()
+        await self.sink.start(self.prompt)
         reply = await self._new_reply()
-        stream_id = ""
-        if self.persist:
-            stream_id = await self.store.streams.open(reply, agent_name=self.agent.name,
-                                                      prompt_message_id=self.prompt.message_id)
+        stream_id = await self.sink.open_stream(reply, self.agent.name, self.prompt)
+        async with self.sink.watch(stream_id) as stopped:
+            return await self._steps(stream_id, reply, stopped)
+
+    async def _steps(self, stream_id: str, reply: Message, stopped: asyncio.Event) -> GenerationResult:
         step = _Step()
-        writer = DeltaWriter(self.store.streams, self.thread_id, stream_id,
-                             chunking=self.agent.chunking, throttle_ms=self.agent.throttle_ms,
-                             object_of=(lambda: parse_partial(step.text)) if self.agent.output else None,
-                             sink=None if self.persist else self._memory_sink)
-        writer.tap = self.on_delta
-        heartbeat = asyncio.create_task(self._heartbeat(stream_id, writer))
+        writer = DeltaWriter(self.sink, stream_id, chunking=self.agent.chunking, throttle_ms=self.agent.throttle_ms,
+                             object_of=(lambda: parse_partial(step.text)) if self.agent.output else None)
         writer.start()
         try:
             for number in range(self.agent.max_steps):
                 step = _Step()  # the writer's object_of reads this variable: it follows each step
                 try:
-                    aborted = await self._call_model(step, writer)
+                    aborted = await self._call_model(step, writer, stopped)
                 except ChatError as exc:
                     await writer.flush()
                     return await self._end(stream_id, reply, step, "failed", error=exc.message)
@@ -128,14 +115,12 @@ class Generation:
                 if not step.calls:
                     return await self._end(stream_id, reply, step, "finished")
                 reply = self._complete(reply, step)
-                if self.persist:
-                    await self.store.messages.replace(self.thread_id, [reply])
+                await self.sink.step_done(reply)
                 self._saved.append(reply)
                 waiting = await self._run_tools(step, writer)
                 await writer.flush()
                 if waiting or number == self.agent.max_steps - 1:
-                    if self.persist:
-                        await self.store.streams.finish(self.thread_id, stream_id, [])
+                    await self.sink.finish(stream_id, [], "finished")
                     return self._result(stream_id, "waiting" if waiting else "finished", step)
                 reply = await self._new_reply()
             return self._result(stream_id, "finished", step)
@@ -143,10 +128,7 @@ class Generation:
             await self._stopped(stream_id, reply, step)
             raise
         finally:
-            heartbeat.cancel()
             await writer.close()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
 
     async def _stopped(self, stream_id: str, reply: Message, step: _Step) -> None:
         """The job was cancelled (worker shutdown, job timeout): end the reply cleanly.
@@ -154,28 +136,18 @@ class Generation:
         An agent with ``on_worker_death="retry"`` has its stream handed to the reaper,
         which answers the prompt again; otherwise the reply is failed with the text so far.
         """
-        if not self.persist or not stream_id:
-            return
         try:
-            if self.agent.on_worker_death == "retry":
-                await self.store.streams.orphan(self.thread_id, stream_id)
-            else:
+            if not (self.agent.on_worker_death == "retry" and await self.sink.orphan(stream_id)):
                 await self._end(stream_id, reply, step, "failed", error=STOPPED)
         except Exception:
             log.exception("could not end the stopped reply in stream %s", stream_id)
 
     # -- steps -----------------------------------------------------------------
 
-    async def _call_model(self, step: _Step, writer: DeltaWriter) -> bool:
+    async def _call_model(self, step: _Step, writer: DeltaWriter, stopped: asyncio.Event) -> bool:
         """Stream one model call into ``step``; True when aborted meanwhile."""
-        if self.persist:
-            context = await fetch_context_messages(self.store, self.thread_id, self.prompt,
-                                                   self.agent.context_options, self.memory)
-            context = await self._within_budget(context)
-        else:
-            stored = await fetch_context_messages(self.store, self.thread_id, _AFTER_ALL,
-                                                  self.agent.context_options) if self.thread_id else []
-            context = [*stored, *self._extra, self.prompt, *self._saved]
+        context = await self.sink.context(self.prompt, self.agent.context_options, self._saved)
+        context = await self._within_budget(context)
         request = ChatRequest(
             messages=to_chat_messages(self.agent, context,
                                       reasoning_in_history=getattr(self.model, "reasoning_in_history", False)),
@@ -216,7 +188,7 @@ class Generation:
                     step.usage, step.finish = event.usage, event.reason
 
         model_task = asyncio.create_task(consume())
-        stop = asyncio.create_task(self._abort.wait())
+        stop = asyncio.create_task(stopped.wait())
         stop_writer = asyncio.create_task(writer.aborted.wait())
         try:
             done, _ = await asyncio.wait({model_task, stop, stop_writer}, return_when=asyncio.FIRST_COMPLETED)
@@ -249,10 +221,7 @@ class Generation:
             part = ToolResultPart(tool_call_id=call.id, tool_name=call.name, result=result, is_error=is_error)
             message = Message(message_id="", thread_id=self.thread_id, role="tool", parts=[part],
                               agent_name=self.agent.name)
-            if self.persist:
-                _, (message,) = await self.store.messages.save(self.thread_id, None, [message],
-                                                               prompt_message_id=self.prompt.message_id)
-            self._saved.append(message)
+            self._saved.append(await self.sink.tool_result(message, self.prompt))
             writer.part(part)
         return waiting
 
@@ -288,9 +257,8 @@ class Generation:
         budget = self.agent.context_budget_chars
         if budget is None:
             return context
-        thread = await self.store.threads.get(self.thread_id)
-        through = int(thread.metadata.get("summarizedThroughOrder", 0) or 0)
-        summary = thread.summary
+        summary, stored_through = await self.sink.summary()
+        through = stored_through
         kept = [m for m in context if m.role == "system" or m.order > through or m.order < 0]
         while _chars(kept) + len(summary) > budget:
             older = sorted({m.order for m in kept if 0 < m.order < self.prompt.order})
@@ -301,9 +269,8 @@ class Generation:
             summary = await self._summarize(summary, folded)
             through = max(through, cut)
             kept = [m for m in kept if m.order != cut]
-        if through > int(thread.metadata.get("summarizedThroughOrder", 0) or 0):
-            await self.store.threads.update(self.thread_id, thread.user_id, summary=summary,
-                                            metadata={**thread.metadata, "summarizedThroughOrder": through})
+        if through > stored_through:
+            await self.sink.keep_summary(summary, through)
         if not summary:
             return kept
         note = f"Summary of the earlier conversation: {summary}"
@@ -325,31 +292,14 @@ class Generation:
 
     # -- messages --------------------------------------------------------------
 
-    async def _supersede_pending_replies(self) -> None:
-        """Re-running a prompt fails its earlier pending replies (as the reference does)."""
-        _, page = await self.store.messages.list(self.thread_id, None, num_items=100,
-                                                 cursor=after_order(self.prompt.order), statuses=["pending"])
-        stale = [m for m in page.page if m.order == self.prompt.order and m.role == "assistant"]
-        for m in stale:
-            m.status, m.error = "failed", "superseded by a newer generation"
-        if stale:
-            await self.store.messages.replace(self.thread_id, stale)
-
     async def _new_reply(self) -> Message:
         pending = Message(message_id="", thread_id=self.thread_id, role="assistant", status="pending",
                           agent_name=self.agent.name, model=self.model.name, provider=self.model.provider)
-        if not self.persist:
-            return pending
-        _, (saved,) = await self.store.messages.save(self.thread_id, None, [pending],
-                                                     prompt_message_id=self.prompt.message_id)
-        return saved
-
-    async def _memory_sink(self, parts: list[Any]) -> None:
-        """Deltas of a generation that stores nothing go only to ``on_delta``."""
+        return await self.sink.new_reply(pending, self.prompt)
 
     def _complete(self, reply: Message, step: _Step, obj: Any = None) -> Message:
         calls = [ToolCallPart(tool_call_id=c.id, tool_name=c.name, args=_loads(c.arguments)) for c in step.calls]
-        done = reply.__copy__()
+        done = copy.copy(reply)
         done.status = "success"
         done.text = step.text
         done.parts = reply_parts(step.text, step.reasoning, calls, obj)
@@ -370,9 +320,7 @@ class Generation:
         final = self._complete(reply, step, obj)
         if outcome != "finished":
             final.status, final.error = "failed", error
-        if self.persist:
-            await self.store.streams.finish(self.thread_id, stream_id, [final],
-                                            status="finished" if outcome == "finished" else "aborted")
+        await self.sink.finish(stream_id, [final], "finished" if outcome == "finished" else "aborted")
         self._saved.append(final)
         result = self._result(stream_id, outcome, step)
         result.object = obj
@@ -420,19 +368,6 @@ class Generation:
                                               thread_id=self.thread_id, agent_name=self.agent.name,
                                               provider=self.model.provider, model=self.model.name))
 
-    async def _heartbeat(self, stream_id: str, writer: DeltaWriter) -> None:
-        """Keep the stream alive (with every other stream of this process, in one round trip
-        per beat) until it is no longer ``streaming``: then the reply stops."""
-        if not self.persist:
-            return
-        pulse = pulse_for(self.store.redis)
-        stopped = pulse.watch(self.thread_id, stream_id)
-        try:
-            await stopped.wait()
-            self._abort.set()
-        finally:
-            pulse.unwatch(self.thread_id, stream_id)
-
 
 async def _call_handler(handler: Any, *args: Any) -> None:
     """Run an app's handler, sync or async; a failing one is logged and never breaks the reply."""
@@ -456,9 +391,6 @@ def _takes_two(handler: Any) -> bool:
 
 def _chars(messages: list[Message]) -> int:
     return sum(len(m.text) for m in messages)
-
-
-_AFTER_ALL = Message(message_id="", thread_id="", order=1 << 32)  # bounds context: every stored message
 
 
 def _loads(raw: str) -> Any:

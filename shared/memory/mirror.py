@@ -44,7 +44,7 @@ class Mirror:
         self._upsert({point_id(p.ref): p for p in points})  # a batch may name a point twice: the last wins
 
     def _upsert(self, latest: dict[str, Point]) -> None:
-        new_rows = []
+        new_rows: list[Point] = []
         for pid, p in latest.items():
             row = self._slot.get(pid)
             if row is not None:

@@ -18,7 +18,7 @@ from shared.config import Settings
 from shared.errors import Unavailable
 from shared.memory.ops import ALIVE, RPC
 from shared.memory.rpc import Hit, SearchCall, SearchRequest, decode_answer, encode_call
-from shared.redis_client import redis_errors
+from shared.redis_client import as_bytes, redis_errors
 
 if TYPE_CHECKING:
     from shared.memory.indexer import Indexer
@@ -46,7 +46,7 @@ class RemoteSearch:
             answer = await self._redis.blpop([reply], timeout=RPC_TIMEOUT_S)
         if answer is None:
             raise Unavailable("the index process did not answer (is `python -m workers index` running?)")
-        body = decode_answer(answer[1])
+        body = decode_answer(as_bytes(answer[1]))
         if not body.ok:
             raise Unavailable(f"memory search failed: {body.error}")
         return body.hits

@@ -138,7 +138,7 @@ class VectorIndex:
         same = [qm.FieldCondition(key="threadId", match=qm.MatchValue(value=thread_id))]
         if before_order is not None:
             same.append(qm.FieldCondition(key="order", range=qm.Range(lt=before_order)))
-        scope: list[qm.Condition] = [qm.Filter(must=same)]  # type: ignore[list-item]
+        scope: list[qm.Condition] = [qm.Filter(must=same)]
         if other_threads:
             scope.append(qm.Filter(must_not=[qm.FieldCondition(key="threadId",
                                                                match=qm.MatchValue(value=thread_id))]))

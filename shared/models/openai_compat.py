@@ -164,7 +164,7 @@ def _without_strict(response_format: dict[str, Any], drop: bool) -> dict[str, An
 def backoff_s(base_s: float, attempt: int, retry_after: float | None = None) -> float:
     """How long to wait before retry ``attempt`` (0-based): jittered exponential backoff,
     at least what the server asked for, at most a minute."""
-    delay = base_s * (2 ** attempt) * (0.5 + random.random())
+    delay = float(base_s * (2 ** attempt) * (0.5 + random.random()))
     return min(max(delay, retry_after or 0.0), 60.0)
 
 

@@ -10,7 +10,8 @@ from shared.store.guard import Guard
 from shared.store.messages import MessageStore
 from shared.store.pagination import MAX_PAGE, Page, PaginationOpts
 from shared.store.snippets import SnippetStore
-from shared.store.streams import StreamInfo, StreamStore
+from shared.store.stream_records import StreamInfo
+from shared.store.streams import StreamStore
 from shared.store.threads import ThreadStore
 
 __all__ = ["MAX_PAGE", "Page", "PaginationOpts", "Store", "StreamInfo"]

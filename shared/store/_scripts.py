@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 
 from shared.memory.ops import LUA_PRELUDE as OPS_PRELUDE
@@ -19,8 +20,15 @@ _SOURCES = {p.stem: p.read_text() for p in _DIR.glob("*.lua")}
 _PRELUDE = SCORE_PRELUDE + OPS_PRELUDE + DELTA_PRELUDE  # what every script may use (formats defined in Python)
 
 
+Arg = bytes | str | int | float  # what a script's ARGV holds
+
+
 class Scripts:
-    """Each script of ``lua/`` as an attribute, run with EVALSHA (loaded on first use)."""
+    """The scripts of ``lua/`` by name (the file's stem), run with EVALSHA (loaded on first use).
+
+    Every script starts with the prelude: the formats defined in Python that
+    scripts write too (the message score, index ops, delta notices).
+    """
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self._scripts: dict[str, AsyncScript] = {
@@ -30,22 +38,13 @@ class Scripts:
             name: redis.register_script(_PRELUDE + GUARD_HEAD + src + GUARD_TAIL) for name, src in _SOURCES.items()
         }
 
-    async def run(self, name: str, keys: Sequence[str], args: Sequence[Any],
+    async def run(self, name: str, keys: Sequence[str], args: Sequence[Arg],
                   record: Record | None = None) -> Any:
         """Run script ``name``; with a ``record``, at most once for it (see shared.store.guard)."""
         if record is None:
             return await self._scripts[name](keys=list(keys), args=list(args))
         return await self._guarded[name](keys=[record.key, *keys], args=[record.ttl_s, *args])
 
-    def stream_read_call(self, thread_id: str, client: aioredis.Redis) -> object:
-        """The streams_read script for one thread, on ``client`` (a pipeline is fine)."""
-        from shared import keys
-
-        return self._scripts["streams_read"](keys=[keys.thread_streams(thread_id)],
-                                             args=list(keys.stream_key_parts(thread_id)), client=client)
-
-    def __getattr__(self, name: str) -> AsyncScript:
-        try:
-            return self._scripts[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    async def queue(self, pipe: Pipeline, name: str, keys: Sequence[str], args: Sequence[Arg]) -> None:
+        """Add a run of script ``name`` to ``pipe`` (its result comes with the pipeline's)."""
+        await self._scripts[name](keys=list(keys), args=list(args), client=pipe)

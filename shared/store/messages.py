@@ -5,6 +5,7 @@ The index is scored by (order, stepOrder): see shared.store.score.
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
@@ -21,12 +22,13 @@ from shared.records import (
     message_decoder,
     message_encoder,
 )
-from shared.redis_client import redis_errors
-from shared.store._scripts import Scripts
+from shared.redis_client import redis_errors, text, texts
+from shared.store._scripts import Arg, Scripts
 from shared.store.guard import Guard, in_thread
 from shared.store.pagination import Page, score_bound
 from shared.store.score import score
-from shared.store.streams import StreamInfo, parse_streams
+from shared.store.stream_records import StreamInfo
+from shared.store.streams import parse_streams, streams_read_call
 from shared.store.threads import ThreadStore, now_ms
 
 MAX_BATCH = 500
@@ -85,10 +87,10 @@ class MessageStore:
         if user_id is None:
             user_id = (await self._threads.get(thread_id)).user_id
         created = now_ms()
-        args: list[object] = [keys.thread_channel(thread_id), prompt_message_id or "", len(messages), user_id]
+        args: list[Arg] = [keys.thread_channel(thread_id), prompt_message_id or "", len(messages), user_id]
         prepared: list[Message] = []
         for message in messages:
-            m = message.__copy__()
+            m = copy.copy(message)
             m.message_id = m.message_id or new_message_id(thread_id)
             if thread_of_message(m.message_id) != thread_id:
                 raise BadRequest(f"messageId {m.message_id} is not of thread {thread_id}")
@@ -104,7 +106,7 @@ class MessageStore:
                                           in_thread(guard, thread_id))
         version = int(out[0])
         for i, m in enumerate(prepared):
-            m.message_id = out[1 + 3 * i].decode()
+            m.message_id = text(out[1 + 3 * i])
             m.order, m.step_order = int(out[2 + 3 * i]), int(out[3 + 3 * i])
         return version, prepared
 
@@ -113,16 +115,16 @@ class MessageStore:
         with redis_errors():
             ids = await self._redis.zrangebyscore(keys.message_index(thread_id), score(start_order),
                                                   f"({score(end_order + 1)}")
-            bodies = await self._redis.hmget(keys.messages(thread_id), ids) if ids else []
+            bodies = await self._redis.hmget(keys.messages(thread_id), texts(ids)) if ids else []
         return [message_decoder.decode(b) for b in bodies if b is not None]
 
     async def replace(self, thread_id: str, messages: Iterable[Message]) -> int:
         """Store new contents of existing messages (status, text, parts); return the version."""
-        args: list[object] = [keys.thread_channel(thread_id)]
+        args: list[Arg] = [keys.thread_channel(thread_id)]
         for m in messages:
             args += [m.message_id, "1" if m.is_tool else "0", index_flag(m), message_encoder.encode(m)]
         with redis_errors():
-            return int(await self._scripts.message_replace(keys=self._thread_keys(thread_id), args=args))
+            return int(await self._scripts.run("message_replace", self._thread_keys(thread_id), args))
 
     async def get(self, message_id: str, user_id: str | None = None) -> Message:
         """One message; NotFound when missing or, with ``user_id``, of another user's thread."""
@@ -165,14 +167,13 @@ class MessageStore:
             with redis_errors():
                 if streams is not None and not version:
                     async with self._redis.pipeline(transaction=True) as pipe:
-                        await self._scripts.messages_page(keys=page_keys, args=[bound, limit], client=pipe)
-                        await self._scripts.stream_read_call(thread_id, pipe)
+                        await self._scripts.queue(pipe, "messages_page", page_keys, [bound, limit])
+                        await self._scripts.queue(pipe, "streams_read", *streams_read_call(thread_id))
                         (owner, raw_version, hits, bodies), rows = await pipe.execute()
                     streams.extend(parse_streams(rows))
                 else:
-                    owner, raw_version, hits, bodies = await self._scripts.messages_page(
-                        keys=page_keys, args=[bound, limit]
-                    )
+                    owner, raw_version, hits, bodies = await self._scripts.run(
+                        "messages_page", page_keys, [bound, limit])
             if user_id is not None and owner.decode() != user_id:
                 raise NotFound(f"thread {thread_id} not found")
             version = version or int(raw_version)

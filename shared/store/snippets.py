@@ -42,6 +42,7 @@ class Snippet(msgspec.Struct, rename="camel", kw_only=True):
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(Snippet).decode
+Snippets = list[Snippet]  # (annotations inside SnippetStore would see its method `list`)
 
 
 def new_snippet_id(thread_id: str) -> str:
@@ -111,10 +112,11 @@ class SnippetStore:
         with redis_errors():
             return int(await self._redis.zcard(keys.snippet_index(thread_id)))
 
-    async def recent(self, thread_id: str, count: int) -> list[Snippet]:
+    async def recent(self, thread_id: str, count: int) -> Snippets:
         _, page = await self.list(thread_id, None, num_items=max(1, min(count, 100)))
         return page.page[:count]
 
 
 def snippet_view(s: Snippet) -> dict[str, Any]:
-    return msgspec.to_builtins(s)
+    view: dict[str, Any] = msgspec.to_builtins(s)
+    return view

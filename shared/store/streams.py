@@ -10,10 +10,12 @@ for a grace period, then their keys are removed in bounded batches.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import os
 import socket
 import time
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
@@ -22,13 +24,23 @@ from shared import keys
 from shared.ids import STREAM, new_child_id, thread_of
 from shared.memory.ops import index_flag
 from shared.records import Message, message_encoder
-from shared.redis_client import redis_errors
-from shared.store._scripts import Scripts
+from shared.redis_client import as_bytes, redis_errors, text
+from shared.store._scripts import Arg, Scripts
 from shared.store.guard import Guard, in_thread
 from shared.store.stream_records import StreamInfo, StreamRecord, StreamStatus
 
 GRACE_MS = 60_000
 STALE_MS = 15_000
+
+
+Args = list[Arg]
+Strings = list[str]
+StreamInfos = list[StreamInfo]
+
+
+def streams_read_call(thread_id: str) -> tuple[list[str], list[Arg]]:
+    """(keys, args) of the streams_read script for one thread."""
+    return [keys.thread_streams(thread_id)], list(keys.stream_key_parts(thread_id))
 
 
 def new_stream_id(thread_id: str) -> str:
@@ -59,11 +71,11 @@ class _Appends:
     def __init__(self, redis: aioredis.Redis, scripts: Scripts) -> None:
         self._redis = redis
         self._scripts = scripts
-        self._pending: list[tuple[list[str], list[object], asyncio.Future[object]]] = []
+        self._pending: list[tuple[list[str], list[Arg], asyncio.Future[Any]]] = []
         self._sender: asyncio.Task[None] | None = None
 
-    async def call(self, keys_: list[str], args: list[object]) -> object:
-        done: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+    async def call(self, keys_: list[str], args: list[Arg]) -> Any:
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append((keys_, args, done))
         if self._sender is None or self._sender.done():
             self._sender = asyncio.create_task(self._send())
@@ -75,7 +87,7 @@ class _Appends:
             try:
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for keys_, args, _ in batch:
-                        await self._scripts.stream_delta(keys=keys_, args=args, client=pipe)
+                        await self._scripts.queue(pipe, "stream_delta", keys_, args)
                     results = await pipe.execute(raise_on_error=False)
             except BaseException as exc:  # the connection failed: every delta of the batch did
                 for _, _, done in batch:
@@ -105,9 +117,9 @@ class StreamStore:
         sid = new_stream_id(tid)
         now = now_ms()
         with redis_errors():
-            await self._scripts.stream_open(
-                keys=[keys.thread(tid), keys.stream(tid, sid), keys.thread_streams(tid), keys.ACTIVE_STREAMS],
-                args=[keys.thread_channel(tid), sid, reply.order, reply.step_order, agent_name or "",
+            await self._scripts.run(
+                "stream_open", [keys.thread(tid), keys.stream(tid, sid), keys.thread_streams(tid), keys.ACTIVE_STREAMS],
+                [keys.thread_channel(tid), sid, reply.order, reply.step_order, agent_name or "",
                       reply.user_id, reply.message_id, now, member(tid, sid), prompt_message_id,
                       f"{socket.gethostname()}:{os.getpid()}"],
             )
@@ -116,7 +128,7 @@ class StreamStore:
     async def append(self, thread_id: str, stream_id: str, parts_json: bytes, text: str) -> int:
         """Append and publish one delta; its seq, or 0 when the stream was aborted."""
         with redis_errors():
-            seq, _ = await self._appends.call(  # type: ignore[misc]
+            seq, _ = await self._appends.call(
                 keys.stream_keys(thread_id, stream_id), [keys.delta_channel(thread_id), stream_id, parts_json, text])
         return int(seq)
 
@@ -128,15 +140,16 @@ class StreamStore:
     async def finish(self, thread_id: str, stream_id: str, messages: Iterable[Message],
                      status: StreamStatus = "finished") -> bool:
         """End the stream and store the final message(s) together; False if already ended."""
-        args: list[object] = [keys.thread_channel(thread_id), status, member(thread_id, stream_id), now_ms()]
+        args: Args = [keys.thread_channel(thread_id), status, member(thread_id, stream_id), now_ms()]
         for m in messages:
             args += [m.message_id, "1" if m.is_tool else "0", index_flag(m), message_encoder.encode(m)]
         with redis_errors():
-            v = await self._scripts.stream_finish(
-                keys=[keys.thread(thread_id), keys.messages(thread_id), keys.message_index(thread_id),
-                      keys.message_index_no_tools(thread_id), keys.stream(thread_id, stream_id),
-                      keys.ACTIVE_STREAMS, keys.ENDED_STREAMS, keys.VECTOR_OPS],
-                args=args,
+            v = await self._scripts.run(
+                "stream_finish",
+                [keys.thread(thread_id), keys.messages(thread_id), keys.message_index(thread_id),
+                 keys.message_index_no_tools(thread_id), keys.stream(thread_id, stream_id),
+                 keys.ACTIVE_STREAMS, keys.ENDED_STREAMS, keys.VECTOR_OPS],
+                args,
             )
         return bool(v)
 
@@ -148,16 +161,13 @@ class StreamStore:
                 [keys.thread_channel(thread_id)],
                 in_thread(guard, thread_id, stream_id)))
 
-    async def list(self, thread_id: str, client: aioredis.Redis | None = None) -> list[StreamInfo]:
+    async def list(self, thread_id: str) -> StreamInfos:
         """The thread's streams (in flight and recently ended), in (order, stepOrder) order."""
         with redis_errors():
-            rows = await self.read_script(thread_id, client or self._redis)
+            rows = await self._scripts.run("streams_read", *streams_read_call(thread_id))
         return parse_streams(rows)
 
-    def read_script(self, thread_id: str, client: aioredis.Redis) -> object:
-        return self._scripts.stream_read_call(thread_id, client)
-
-    async def active_ids(self, thread_id: str) -> list[str]:
+    async def active_ids(self, thread_id: str) -> Strings:
         return [s.stream_id for s in await self.list(thread_id) if s.status == "streaming"]
 
     async def get(self, stream_id: str) -> StreamRecord | None:
@@ -168,17 +178,17 @@ class StreamStore:
         if not raw:
             return None
         try:
-            return msgspec.convert({k.decode(): v.decode() for k, v in raw.items()}, StreamRecord, strict=False)
+            return msgspec.convert({text(k): text(v) for k, v in raw.items()}, StreamRecord, strict=False)
         except msgspec.ValidationError:
             return None  # a half-written record (its keys expiring): as good as gone
 
     async def log(self, thread_id: str, stream_id: str, after: int = 0,
-                  upto: int | None = None) -> list[tuple[int, bytes]]:
+                  upto: int | None = None) -> builtins.list[tuple[int, bytes]]:
         """Deltas with seq in (after, upto], as (seq, parts json)."""
         high = f"0-{upto}" if upto is not None else "+"
         with redis_errors():
             entries = await self._redis.xrange(keys.stream_log(thread_id, stream_id), f"(0-{after}", high)
-        return [(int(eid.split(b"-")[1]), fields[b"p"]) for eid, fields in entries]
+        return [(int(text(eid).split("-")[1]), as_bytes((fields or {})[b"p"])) for eid, fields in entries or ()]
 
     async def wait_for_delta(self, thread_id: str, stream_id: str, after: int, timeout_ms: int) -> None:
         """Block until the log has an entry after ``after`` (or the timeout passes)."""
@@ -189,20 +199,20 @@ class StreamStore:
     async def text(self, thread_id: str, stream_id: str) -> str:
         with redis_errors():
             raw = await self._redis.get(keys.stream_text(thread_id, stream_id))
-        return (raw or b"").decode()
+        return text(raw or b"")
 
-    async def all_keys(self, thread_id: str) -> list[str]:
+    async def all_keys(self, thread_id: str) -> Strings:
         """Every key of every stream of the thread (for deleting the thread)."""
         with redis_errors():
             ids = await self._redis.zrange(keys.thread_streams(thread_id), 0, -1)
-        return [k for sid in ids for k in keys.stream_keys(thread_id, sid.decode())]
+        return [k for sid in ids for k in keys.stream_keys(thread_id, text(sid))]
 
-    async def stale(self, older_than_ms: int = STALE_MS, limit: int = 100) -> list[tuple[str, str]]:
+    async def stale(self, older_than_ms: int = STALE_MS, limit: int = 100) -> builtins.list[tuple[str, str]]:
         """(threadId, streamId) of streams whose worker stopped heartbeating."""
         with redis_errors():
             raw = await self._redis.zrangebyscore(keys.ACTIVE_STREAMS, "-inf", now_ms() - older_than_ms,
                                                   start=0, num=limit)
-        return [tuple(m.decode().split("/", 1)) for m in raw]  # type: ignore[misc]
+        return [_member_parts(m) for m in raw]
 
     async def forget_active(self, thread_id: str, stream_id: str) -> None:
         with redis_errors():
@@ -214,21 +224,22 @@ class StreamStore:
             raw = await self._redis.zrangebyscore(keys.ENDED_STREAMS, "-inf", now_ms() - grace_ms,
                                                   start=0, num=limit)
             for m in raw:
-                tid, sid = m.decode().split("/", 1)
+                tid, sid = _member_parts(m)
                 async with self._redis.pipeline(transaction=True) as pipe:
                     pipe.zrem(keys.thread_streams(tid), sid)
                     pipe.unlink(*keys.stream_keys(tid, sid))
                     await pipe.execute()
-                await self._redis.zrem(keys.ENDED_STREAMS, m)
+                await self._redis.zrem(keys.ENDED_STREAMS, text(m))
         return len(raw)
 
 
+def _member_parts(m: object) -> tuple[str, str]:
+    tid, _, sid = text(m).partition("/")
+    return tid, sid
+
+
 def parse_streams(rows: Sequence[Sequence[bytes]]) -> list[StreamInfo]:
-    out = []
-    for sid, order, step, status, agent, seq, mid, text in rows:
-        out.append(StreamInfo(
-            stream_id=sid.decode(), order=int(order), step_order=int(step),
-            status=status.decode(),  # type: ignore[arg-type]
-            agent_name=agent.decode() or None, seq=int(seq), message_id=mid.decode(), text=text.decode(),
-        ))
-    return out
+    return [msgspec.convert({"streamId": sid, "order": order, "stepOrder": step, "status": status,
+                             "agentName": agent or None, "seq": seq, "messageId": mid, "text": body},
+                            StreamInfo, strict=False)
+            for sid, order, step, status, agent, seq, mid, body in (map(text, row) for row in rows)]

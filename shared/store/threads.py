@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -13,10 +13,12 @@ from shared import keys
 from shared.errors import NotFound
 from shared.ids import new_thread_id
 from shared.records import Thread, ThreadStatus, thread_metadata_decoder
-from shared.redis_client import redis_errors
+from shared.redis_client import redis_errors, text, texts
 from shared.store._scripts import Scripts
 from shared.store.guard import Guard, in_thread
 from shared.store.pagination import Page, score_bound
+
+Strings = list[str]  # (annotations inside ThreadStore would see its method `list`)
 
 _json = msgspec.json.Encoder()
 
@@ -25,8 +27,10 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _thread_from_hash(raw: dict[bytes, bytes]) -> Thread:
-    get = lambda name: raw.get(name.encode(), b"").decode()
+def _thread_from_hash(raw: Mapping[Any, Any]) -> Thread:
+    def get(name: str) -> str:
+        return text(raw.get(name.encode(), b""))
+
     return Thread(
         thread_id=get("threadId"),
         user_id=get("userId"),
@@ -88,7 +92,7 @@ class ThreadStore:
         """(the thread's version, the thread), read together."""
         with redis_errors():
             raw = await self._redis.hgetall(keys.thread(thread_id))
-        if not raw or (user_id is not None and raw.get(b"userId", b"").decode() != user_id):
+        if not raw or (user_id is not None and text(raw.get(b"userId", b"")) != user_id):
             raise NotFound(f"thread {thread_id} not found")
         return int(raw.get(b"version", b"0")), _thread_from_hash(raw)
 
@@ -117,9 +121,9 @@ class ThreadStore:
         if metadata is not None:
             fields += ["metadata", _json.encode(metadata)]
         with redis_errors():
-            await self._scripts.thread_update(
-                keys=[keys.thread(thread_id), keys.user_state(user_id)],
-                args=[keys.thread_channel(thread_id), keys.user_channel(user_id), now_ms(), *fields],
+            await self._scripts.run(
+                "thread_update", [keys.thread(thread_id), keys.user_state(user_id)],
+                [keys.thread_channel(thread_id), keys.user_channel(user_id), now_ms(), *fields],
             )
         return await self.get(thread_id, user_id)
 
@@ -151,7 +155,7 @@ class ThreadStore:
             hits = hits[:num_items]
             async with self._redis.pipeline(transaction=False) as pipe:
                 for member, _ in hits:
-                    pipe.hgetall(keys.thread(member.decode()))
+                    pipe.hgetall(keys.thread(text(member)))
                 raws = await pipe.execute()
         threads = [_thread_from_hash(raw) for raw in raws if raw]
         next_cursor = str(int(hits[-1][1])) if hits else (cursor or "")
@@ -162,14 +166,12 @@ class ThreadStore:
             raw = await self._redis.hget(keys.user_state(user_id), "version")
         return int(raw or 0)
 
-    async def users(self, limit: int = 200) -> list[str]:
+    async def users(self, limit: int = 200) -> Strings:
         """User ids that created threads, most recent first."""
         with redis_errors():
-            raw = await self._redis.zrevrange(keys.USERS, 0, limit - 1)
-        return [u.decode() for u in raw]
+            return texts(await self._redis.zrevrange(keys.USERS, 0, limit - 1))
 
-    async def all_ids(self, user_id: str) -> list[str]:
+    async def all_ids(self, user_id: str) -> Strings:
         """Every thread id of the user."""
         with redis_errors():
-            ids = await self._redis.zrange(keys.user_threads(user_id), 0, -1)
-        return [i.decode() for i in ids]
+            return texts(await self._redis.zrange(keys.user_threads(user_id), 0, -1))

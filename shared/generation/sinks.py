@@ -1,0 +1,214 @@
+"""Where a generation keeps what it produces: the caller chooses.
+
+``StoreSink``: the reply is saved in the thread as it goes (a pending message,
+a stream of deltas every tab receives, tool results, the final message and the
+end of the stream in one step), and the stream's heartbeat tells the
+generation when it was aborted. The RQ job and the Python API with saved
+messages use it.
+
+``MemorySink``: nothing is written; the prompt and the reply live only in the
+generation's result (saveMessages "none": the playground, the Python API).
+The thread's stored messages still form the context.
+
+``extra``: messages the caller adds to the context of this reply, before the
+prompt, without saving them.
+
+Both hand every delta to ``on_delta`` when the caller gives one (in-process streaming).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
+
+import msgspec
+
+from shared.agents import ContextOptions
+from shared.generation.context import fetch_context_messages
+from shared.generation.pulse import pulse_for
+from shared.memory.search import MemorySearch
+from shared.records import Message, Part, TextPart
+from shared.store import Store
+from shared.store.score import after_order
+from shared.store.stream_records import StreamStatus
+
+OnDelta = Callable[[list[Part]], None]
+_encode = msgspec.json.Encoder().encode
+
+
+class Sink(Protocol):
+    thread_id: str
+
+    async def start(self, prompt: Message) -> None:
+        """Before anything else (a stored thread fails its earlier pending replies to this prompt)."""
+
+    async def new_reply(self, pending: Message, prompt: Message) -> Message:
+        """Keep a new pending reply message; returns it as kept (with its id and order)."""
+
+    async def open_stream(self, reply: Message, agent_name: str | None, prompt: Message) -> str:
+        """Open the reply's stream; its id ("" when nothing is streamed to the store)."""
+
+    async def context(self, prompt: Message, options: ContextOptions, produced: list[Message]) -> list[Message]:
+        """The messages the model sees before this step (``produced``: this generation's so far)."""
+
+    async def summary(self) -> tuple[str, int]:
+        """The thread's running summary and the order it covers (0: none)."""
+
+    async def keep_summary(self, summary: str, through: int) -> None:
+        """Remember a longer summary."""
+
+    async def append(self, stream_id: str, parts: list[Part]) -> int:
+        """One delta; its seq, or 0 when the stream was aborted (stop generating)."""
+
+    async def step_done(self, reply: Message) -> None:
+        """A step's reply is complete (it called tools)."""
+
+    async def tool_result(self, message: Message, prompt: Message) -> Message:
+        """Keep a tool's result; returns it as kept."""
+
+    async def finish(self, stream_id: str, messages: list[Message], status: StreamStatus) -> None:
+        """End the stream together with its final message(s)."""
+
+    async def orphan(self, stream_id: str) -> bool:
+        """Hand the stream to the reaper (its worker stops); False when there is no such thing."""
+
+    def watch(self, stream_id: str) -> contextlib.AbstractAsyncContextManager[asyncio.Event]:
+        """An event set when the stream stops streaming (aborted, or ended elsewhere)."""
+
+
+class StoreSink:
+    """Saves the reply in the thread as it goes; see the module docstring."""
+
+    def __init__(self, store: Store, thread_id: str, memory: MemorySearch | None = None,
+                 extra: list[Message] | None = None, on_delta: OnDelta | None = None) -> None:
+        self.store = store
+        self.thread_id = thread_id
+        self._memory = memory
+        self._extra = extra or []
+        self._on_delta = on_delta
+
+    async def start(self, prompt: Message) -> None:
+        _, page = await self.store.messages.list(self.thread_id, None, num_items=100,
+                                                 cursor=after_order(prompt.order), statuses=["pending"])
+        stale = [m for m in page.page if m.order == prompt.order and m.role == "assistant"]
+        for m in stale:
+            m.status, m.error = "failed", "superseded by a newer generation"
+        if stale:
+            await self.store.messages.replace(self.thread_id, stale)
+
+    async def new_reply(self, pending: Message, prompt: Message) -> Message:
+        _, (saved,) = await self.store.messages.save(self.thread_id, None, [pending],
+                                                     prompt_message_id=prompt.message_id)
+        return saved
+
+    async def open_stream(self, reply: Message, agent_name: str | None, prompt: Message) -> str:
+        return await self.store.streams.open(reply, agent_name=agent_name, prompt_message_id=prompt.message_id)
+
+    async def context(self, prompt: Message, options: ContextOptions, produced: list[Message]) -> list[Message]:
+        context = await fetch_context_messages(self.store, self.thread_id, prompt, options, self._memory)
+        if not self._extra:
+            return context
+        at = next((i for i, m in enumerate(context) if m.message_id == prompt.message_id), len(context))
+        return [*context[:at], *self._extra, *context[at:]]
+
+    async def summary(self) -> tuple[str, int]:
+        thread = await self.store.threads.get(self.thread_id)
+        return thread.summary, int(thread.metadata.get("summarizedThroughOrder", 0) or 0)
+
+    async def keep_summary(self, summary: str, through: int) -> None:
+        thread = await self.store.threads.get(self.thread_id)
+        await self.store.threads.update(self.thread_id, thread.user_id, summary=summary,
+                                        metadata={**thread.metadata, "summarizedThroughOrder": through})
+
+    async def append(self, stream_id: str, parts: list[Part]) -> int:
+        if self._on_delta is not None:
+            self._on_delta(parts)
+        text = "".join(p.text for p in parts if isinstance(p, TextPart))
+        return await self.store.streams.append(self.thread_id, stream_id, _encode(parts), text)
+
+    async def step_done(self, reply: Message) -> None:
+        await self.store.messages.replace(self.thread_id, [reply])
+
+    async def tool_result(self, message: Message, prompt: Message) -> Message:
+        _, (saved,) = await self.store.messages.save(self.thread_id, None, [message],
+                                                     prompt_message_id=prompt.message_id)
+        return saved
+
+    async def finish(self, stream_id: str, messages: list[Message], status: StreamStatus) -> None:
+        await self.store.streams.finish(self.thread_id, stream_id, messages, status=status)
+
+    async def orphan(self, stream_id: str) -> bool:
+        await self.store.streams.orphan(self.thread_id, stream_id)
+        return True
+
+    @contextlib.asynccontextmanager
+    async def watch(self, stream_id: str) -> AsyncIterator[asyncio.Event]:
+        """Heartbeats the stream (with every other stream of this process, in one round trip
+        per beat) until it is no longer ``streaming``."""
+        pulse = pulse_for(self.store.redis)
+        try:
+            yield pulse.watch(self.thread_id, stream_id)
+        finally:
+            pulse.unwatch(self.thread_id, stream_id)
+
+
+class MemorySink:
+    """Writes nothing: the reply lives in the result; see the module docstring."""
+
+    def __init__(self, store: Store, thread_id: str, extra: list[Message] | None = None,
+                 on_delta: OnDelta | None = None) -> None:
+        self.store = store
+        self.thread_id = thread_id
+        self._extra = extra or []
+        self._on_delta = on_delta
+        self._seq = 0
+
+    async def start(self, prompt: Message) -> None:
+        return None
+
+    async def new_reply(self, pending: Message, prompt: Message) -> Message:
+        return pending
+
+    async def open_stream(self, reply: Message, agent_name: str | None, prompt: Message) -> str:
+        return ""
+
+    async def context(self, prompt: Message, options: ContextOptions, produced: list[Message]) -> list[Message]:
+        stored = await fetch_context_messages(self.store, self.thread_id, _AFTER_ALL, options) \
+            if self.thread_id else []
+        return [*stored, *self._extra, prompt, *produced]
+
+    async def summary(self) -> tuple[str, int]:
+        if not self.thread_id:
+            return "", 0
+        thread = await self.store.threads.get(self.thread_id)
+        return thread.summary, int(thread.metadata.get("summarizedThroughOrder", 0) or 0)
+
+    async def keep_summary(self, summary: str, through: int) -> None:
+        return None  # an unsaved generation changes nothing in the thread
+
+    async def append(self, stream_id: str, parts: list[Part]) -> int:
+        if self._on_delta is not None:
+            self._on_delta(parts)
+        self._seq += 1
+        return self._seq
+
+    async def step_done(self, reply: Message) -> None:
+        return None
+
+    async def tool_result(self, message: Message, prompt: Message) -> Message:
+        return message
+
+    async def finish(self, stream_id: str, messages: list[Message], status: StreamStatus) -> None:
+        return None
+
+    async def orphan(self, stream_id: str) -> bool:
+        return False
+
+    @contextlib.asynccontextmanager
+    async def watch(self, stream_id: str) -> AsyncIterator[asyncio.Event]:
+        yield asyncio.Event()  # nobody can abort what is not stored
+
+
+_AFTER_ALL = Message(message_id="", thread_id="", order=1 << 32)  # bounds context: every stored message

@@ -1,0 +1,34 @@
+"""In-process fixtures for the server's modules: the services of one web process on the test Valkey."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from server.context import Context, Services
+from server.delta_log import DeltaLog
+from server.fanout import ChangeListener
+from server.live import LiveQueries
+from shared.auth import Identity
+from shared.config import load_settings
+from shared.memory.search import RemoteSearch
+from shared.store import Store
+
+
+@pytest.fixture
+async def services(store: Store) -> AsyncIterator[Services]:
+    """A web process's services without the generation queue (its listener running)."""
+    listener = ChangeListener(store.redis.client())
+    s = Services(settings=load_settings({}), redis=store.redis, store=store, secret="x" * 32, dev_mode=False,
+                 listener=listener, live=LiveQueries(listener, DeltaLog(store)), memory=RemoteSearch(store.redis))
+    listener.start()
+    try:
+        yield s
+    finally:
+        await listener.stop()
+
+
+@pytest.fixture
+def as_user(services: Services) -> Callable[[str], Context]:
+    return lambda user_id: Context(services, Identity(user_id))

@@ -1,0 +1,104 @@
+"""The structure the Layout section of the README promises, checked on the sources:
+the web process never imports the workers, no two modules import each other (directly or
+around a loop), every Redis key is built in shared/keys.py (RQ's in shared/jobs.py), and
+every server frame in server/frames.py."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("shared", "server", "workers", "threadline")
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for pkg in PACKAGES:
+        for path in (ROOT / pkg).rglob("*.py"):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            out[name] = path
+    return out
+
+
+def runtime_imports(path: Path, known: set[str], typing_too: bool = False) -> set[str]:
+    """Project modules imported when ``path`` runs (and those under ``if TYPE_CHECKING:`` with
+    ``typing_too``)."""
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+
+    def visit(nodes: list[ast.stmt]) -> None:
+        for node in nodes:
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test) and not typing_too:
+                visit(node.orelse)
+                continue
+            if isinstance(node, ast.Import):
+                found.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module)
+                found.update(f"{node.module}.{a.name}" for a in node.names)
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                inner = getattr(node, field, None)
+                if isinstance(inner, list) and not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    visit([n for n in inner if isinstance(n, ast.stmt)] +
+                          [s for h in inner if isinstance(h, ast.ExceptHandler) for s in h.body])
+
+    visit(tree.body)
+    return {m for m in found if m in known}
+
+
+def test_the_web_process_never_imports_the_workers() -> None:
+    mods = modules()
+    for name, path in mods.items():
+        if name.startswith("server"):
+            bad = {m for m in runtime_imports(path, set(mods)) if m.startswith("workers")}
+            assert not bad, f"{name} imports {bad}"
+
+
+def test_no_import_cycles() -> None:
+    mods = modules()
+    graph = {name: runtime_imports(path, set(mods)) - {name} for name, path in mods.items()}
+    # a package's __init__ importing its own submodules is how packages work: not a cycle
+    graph = {n: {m for m in deps if not m.startswith(n + ".")} for n, deps in graph.items()}
+    state: dict[str, int] = {}
+
+    def walk(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for dep in sorted(graph.get(node, ())):
+            if state.get(dep) == 1:
+                raise AssertionError("import cycle: " + " -> ".join([*trail[trail.index(dep):], dep]))
+            if dep not in state:
+                walk(dep, [*trail, dep])
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            walk(name, [name])
+
+
+def test_the_listener_and_the_delta_log_know_nothing_of_live_queries() -> None:
+    mods = modules()
+    for name in ("server.fanout", "server.delta_log"):
+        deps = runtime_imports(mods[name], set(mods), typing_too=True)
+        assert not {d for d in deps if d.startswith(("server.live", "server.ws", "server.queries"))}, name
+
+
+def test_keys_are_built_in_one_place() -> None:
+    pattern = re.compile(r"""["'](tl|rq):|\{keys\.PREFIX\}|\{PREFIX\}""")
+    for name, path in modules().items():
+        if name in ("shared.keys", "shared.jobs"):
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            assert not pattern.search(line), f"{path.relative_to(ROOT)}:{number} builds a key: {line.strip()}"
+
+
+def test_server_frames_are_built_in_one_place() -> None:
+    pattern = re.compile(r"""\{\\?["']type\\?["']:""")
+    for name, path in modules().items():
+        if not name.startswith("server") or name == "server.frames":
+            continue
+        text = path.read_text()
+        assert not pattern.search(text), f"{path.relative_to(ROOT)} builds a frame"
+        assert '"type": "' not in text or name == "server.ws.client_frames", path
