@@ -115,3 +115,47 @@ class ContextFetch(_Args):
     prompt: Text | None = None
     target_message_id: Id | None = None
     context_options: dict[str, Any] | None = None
+
+
+Namespace = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+DocKey = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")]
+MetaValue = str | int | bool
+
+
+class RagAdd(_Args):
+    key: DocKey
+    namespace: Namespace = "user"
+    content: Annotated[str, msgspec.Meta(max_length=10 << 20)] | None = None
+    content_base64: Annotated[str, msgspec.Meta(max_length=14 << 20)] | None = None
+    title: Title = ""
+    media_type: Annotated[str, msgspec.Meta(max_length=100)] = ""
+    metadata: Annotated[dict[Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")],
+                             MetaValue], msgspec.Meta(max_length=32)] = {}
+    chunk_size: Annotated[int, msgspec.Meta(ge=100, le=20_000)] = 1000
+    chunk_overlap: Annotated[int, msgspec.Meta(ge=0, le=5_000)] = 200
+
+
+class RagRef(_Args):
+    key: DocKey
+    namespace: Namespace = "user"
+
+
+class RagList(_Args):
+    namespace: Namespace = "user"
+    pagination_opts: PaginationOpts = msgspec.field(default_factory=PaginationOpts)
+
+
+class ChunkContext(_Args):
+    before: Annotated[int, msgspec.Meta(ge=0, le=5)] = 1
+    after: Annotated[int, msgspec.Meta(ge=0, le=5)] = 1
+
+
+class RagSearch(_Args):
+    query: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+    namespaces: Annotated[list[Namespace], msgspec.Meta(min_length=1, max_length=10)] = msgspec.field(
+        default_factory=lambda: ["user"])
+    limit: Annotated[int, msgspec.Meta(ge=1, le=50)] = 10
+    metadata: Annotated[dict[str, MetaValue], msgspec.Meta(max_length=32)] = {}
+    chunk_context: ChunkContext = msgspec.field(default_factory=ChunkContext)
+    text_search: bool = True
+    vector_search: bool = True

@@ -17,7 +17,7 @@ from starlette.routing import Route
 from server import frames
 from server.context import Context, Services
 from server.idempotency import run_once
-from server.mutations import MUTATIONS, Outcome
+from server.mutations import MUTATIONS, Outcome, add_document
 from server.queries import QUERIES
 from shared import jobs, keys, metrics
 from shared.auth import bearer, verify
@@ -74,6 +74,19 @@ async def _body(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequest("body must be a JSON object")
     return body
+
+
+async def _raw_body(request: Request, limit: int) -> bytes:
+    length = request.headers.get("content-length")
+    if length is not None and (not (length.isascii() and length.isdigit()) or int(length) > limit):
+        raise TooLarge(f"documents are at most {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"documents are at most {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _convert(data: dict[str, Any], args_type: type) -> Any:
@@ -168,6 +181,38 @@ class Endpoints:
         if request.method == "POST":
             return await self._mutate(request, "messages.send", {**await _body(request), **ref}, 201)
         return await self._query(request, "messages.list", {**_query_params(request), **ref})
+
+    async def documents(self, request: Request) -> Response:
+        """GET: the namespace's documents. POST: add one, as JSON (the rag.add arguments) or as the
+        raw body (PDF, HTML, Markdown, text) with ``?key=`` and optional ``title``, ``chunkSize``,
+        ``chunkOverlap``; the type is read from the bytes."""
+        namespace = request.path_params["namespace"]
+        if request.method == "GET":
+            return await self._query(request, "rag.documents", {**_query_params(request), "namespace": namespace})
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype in ("application/json", ""):
+            return await self._mutate(request, "rag.add", {**await _body(request), "namespace": namespace}, 202)
+        ctx = self._context(request)
+        q = request.query_params
+        fields: dict[str, Any] = {"namespace": namespace, "key": q.get("key", ""), "title": q.get("title", ""),
+                                  "mediaType": ctype, "content": ""}
+        for name in ("chunkSize", "chunkOverlap"):
+            if name in q:
+                fields[name] = parse_digits(q[name], name, 20_000)
+        args = _convert(fields, MUTATIONS["rag.add"].args_type)
+        content = await _raw_body(request, self.services.settings.rag_max_bytes)
+        outcome = await add_document(ctx, namespace, args.key, content, args)
+        metrics.mutations.labels("rag.add", "ok").inc()
+        return json_response(outcome.value, 202)
+
+    async def document(self, request: Request) -> Response:
+        ref = {"namespace": request.path_params["namespace"], "key": request.path_params["key"]}
+        if request.method == "DELETE":
+            return await self._mutate(request, "rag.delete", ref)
+        return await self._query(request, "rag.document", ref)
+
+    async def rag_search(self, request: Request) -> Response:
+        return await self._query(request, "rag.search", await _body(request))
 
     async def stats(self, request: Request) -> Response:
         """Live counters of this process (admin tokens only)."""
@@ -277,6 +322,9 @@ def routes(services: Services) -> list[Route]:
         Route("/api/threads/{thread_id}/abort", e.abort, methods=["POST"]),
         Route("/api/threads/{thread_id}/context", e.context, methods=["POST"]),
         Route("/api/streams/{stream_id}", e.stream_events, methods=["GET"]),
+        Route("/api/rag/search", e.rag_search, methods=["POST"]),
+        Route("/api/rag/{namespace}/documents", e.documents, methods=["GET", "POST"]),
+        Route("/api/rag/{namespace}/documents/{key:path}", e.document, methods=["GET", "DELETE"]),
     ]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,8 +11,10 @@ from typing import Any
 from server import args as A
 from server.context import Context
 from shared import keys
-from shared.errors import BadRequest, Unavailable
+from shared.errors import BadRequest, TooLarge, Unavailable
+from shared.rag.parsing import sniff
 from shared.records import Message, Part, TextPart, text_of
+from shared.store.documents import namespace_for
 from shared.store.guard import in_thread, recorded
 from shared.store.snippets import thread_of_snippet
 from shared.store.streams import thread_of_stream
@@ -210,3 +214,45 @@ async def delete_snippet(ctx: Context, a: A.SnippetsDelete) -> Outcome:
     version, deleted = await ctx.store.snippets.delete(a.snippet_id, ctx.user_id, ctx.guard)
     thread_id = thread_of_snippet(a.snippet_id)
     return Outcome({"deleted": deleted}, version, [keys.thread_channel(thread_id)])
+
+
+# -- document RAG ----------------------------------------------------------------
+
+
+def _content_of(a: A.RagAdd) -> bytes:
+    if (a.content is None) == (a.content_base64 is None):
+        raise BadRequest("give exactly one of `content` or `contentBase64`")
+    if a.content is not None:
+        return a.content.encode()
+    try:
+        return base64.b64decode(a.content_base64 or "", validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BadRequest("`contentBase64` is not valid base64") from exc
+
+
+async def add_document(ctx: Context, namespace: str, key: str, content: bytes, a: A.RagAdd) -> Outcome:
+    """Check and store a document (WebSocket and HTTP); the index process does the rest."""
+    namespace = namespace_for(ctx.identity, namespace, write=True)
+    limit = ctx.services.settings.rag_max_bytes
+    if len(content) > limit:
+        raise TooLarge(f"documents are at most {limit} bytes")
+    if not content.strip():
+        raise BadRequest("the document is empty")
+    sniff(content, a.media_type, key)  # 415 now for what cannot be a document
+    version, doc, skipped = await ctx.store.documents.add(
+        namespace, key, content, title=a.title, media_type=a.media_type, metadata=a.metadata,
+        chunk_size=a.chunk_size, chunk_overlap=a.chunk_overlap)
+    return Outcome({"namespace": namespace, "key": key, "version": doc.version, "status": doc.status,
+                    "skipped": skipped}, version, [keys.rag_channel(namespace)])
+
+
+@mutation("rag.add", A.RagAdd)
+async def rag_add(ctx: Context, a: A.RagAdd) -> Outcome:
+    return await add_document(ctx, a.namespace, a.key, _content_of(a), a)
+
+
+@mutation("rag.delete", A.RagRef)
+async def rag_delete(ctx: Context, a: A.RagRef) -> Outcome:
+    namespace = namespace_for(ctx.identity, a.namespace, write=True)
+    version, deleted = await ctx.store.documents.delete(namespace, a.key)
+    return Outcome({"deleted": deleted}, version, [keys.rag_channel(namespace)])

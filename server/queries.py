@@ -15,8 +15,10 @@ from shared import keys
 from shared.agents import ContextOptions, agent_named
 from shared.errors import from_validation
 from shared.generation.context import fetch_context_messages, to_chat_messages
+from shared.rag.search import search_documents
 from shared.records import Message
 from shared.store import StreamInfo
+from shared.store.documents import namespace_for
 
 Runner = Callable[[Context, Any], Awaitable[tuple[int, Any]]]
 Channels = Callable[[Context, Any], list[str]]
@@ -145,3 +147,42 @@ async def fetch_context(ctx: Context, a: A.ContextFetch) -> tuple[int, Any]:
     messages = await fetch_context_messages(ctx.store, a.thread_id, prompt, agent.context_options,
                                             ctx.services.memory)
     return version, {"agentName": agent.name, "messages": messages, "chat": to_chat_messages(agent, messages)}
+
+
+# -- document RAG ----------------------------------------------------------------
+
+
+def _rag_channel(ctx: Context, a: A.RagList) -> list[str]:
+    return [keys.rag_channel(namespace_for(ctx.identity, a.namespace, write=False))]
+
+
+@query("rag.documents", A.RagList, _rag_channel)
+async def rag_documents(ctx: Context, a: A.RagList) -> tuple[int, Any]:
+    """A namespace's documents with their status (pending, ready, failed), most recently changed first."""
+    namespace = namespace_for(ctx.identity, a.namespace, write=False)
+    opts = a.pagination_opts
+    return await ctx.store.documents.page(namespace, num_items=opts.num_items, cursor=opts.cursor)
+
+
+@query("rag.document", A.RagRef, _rag_channel)
+async def rag_document(ctx: Context, a: A.RagRef) -> tuple[int, Any]:
+    namespace = namespace_for(ctx.identity, a.namespace, write=False)
+    version, _ = await ctx.store.documents.page(namespace, num_items=1)
+    return version, await ctx.store.documents.get(namespace, a.key)
+
+
+def _search_channels(ctx: Context, a: A.RagSearch) -> list[str]:
+    return [keys.rag_channel(namespace_for(ctx.identity, n, write=False)) for n in a.namespaces]
+
+
+@query("rag.search", A.RagSearch, _search_channels)
+async def rag_search(ctx: Context, a: A.RagSearch) -> tuple[int, Any]:
+    """Hybrid search over the namespaces' documents: chunks with their neighbours and documents.
+    Live: it runs again when a document of those namespaces changes."""
+    namespaces = [namespace_for(ctx.identity, n, write=False) for n in a.namespaces]
+    versions = [(await ctx.store.documents.page(n, num_items=1))[0] for n in namespaces]
+    results = await search_documents(
+        ctx.store, ctx.services.memory, namespaces, a.query, limit=a.limit, metadata=a.metadata,
+        before=a.chunk_context.before, after=a.chunk_context.after, text_search=a.text_search,
+        vector_search=a.vector_search)
+    return sum(versions), {"results": results}

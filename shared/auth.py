@@ -24,6 +24,7 @@ class Identity:
     user_id: str
     admin: bool = False
     expires_at: float | None = None
+    teams: tuple[str, ...] = ()  # the ``teams`` claim: team namespaces the caller may use
 
 
 def resolve_secret(settings: Settings, *, create: bool = True) -> tuple[str, bool]:
@@ -47,9 +48,12 @@ def resolve_secret(settings: Settings, *, create: bool = True) -> tuple[str, boo
     return path.read_text().strip(), True
 
 
-def mint(secret: str, user_id: str, *, ttl_s: int | None = 30 * 86400, admin: bool = False) -> str:
+def mint(secret: str, user_id: str, *, ttl_s: int | None = 30 * 86400, admin: bool = False,
+         teams: tuple[str, ...] = ()) -> str:
     """A signed token for ``user_id`` (expiring after ``ttl_s`` seconds unless None)."""
     claims: dict[str, object] = {"sub": user_id, "iat": int(time.time())}
+    if teams:
+        claims["teams"] = list(teams)
     if ttl_s is not None:
         claims["exp"] = int(time.time()) + ttl_s
     if admin:
@@ -69,8 +73,11 @@ def verify(secret: str, token: str) -> Identity:
     if not isinstance(sub, str) or not 1 <= len(sub) <= MAX_USER_ID or not sub.isprintable():
         raise Unauthorized("token subject must be a printable user id of 1-128 characters")
     exp = claims.get("exp")
+    teams = claims.get("teams", [])
+    if not isinstance(teams, list) or not all(isinstance(t, str) and 0 < len(t) <= MAX_USER_ID for t in teams):
+        raise Unauthorized("the teams claim must be a list of team ids")
     return Identity(sub, admin=claims.get("admin") is True,
-                    expires_at=float(exp) if isinstance(exp, (int, float)) else None)
+                    expires_at=float(exp) if isinstance(exp, (int, float)) else None, teams=tuple(teams))
 
 
 def bearer(header: str | None) -> str:

@@ -33,7 +33,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid
     embedding_model: str | None = None  # unset: the built-in hashing embedder
     embedding_api_key: str | None = None
     embedding_provider: str | None = None  # a provider of the app module for /embeddings
-    memory_search: Literal["mirror", "qdrant"] = "mirror"  # embedded store: search in memory, or via local mode
     llm_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 60.0
     app_module: str = "threadline.example"
     mock_llm_words: NonNegative = 40
@@ -54,6 +53,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid
     stream_grace_ms: Annotated[int, msgspec.Meta(ge=0)] = 60_000
     gc_thresholds: Annotated[str, msgspec.Meta(pattern=r"^\d+,\d+,\d+$")] = "10000,10,10"
     idempotency_ttl_s: Annotated[int, msgspec.Meta(ge=86400)] = 86400 * 2
+    rag_max_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 10 << 20  # largest document (RAG_MAX_BYTES)
     log_json: bool = False  # JSON lines instead of text, in every process
     metrics_port: Port | None = None  # workers and the index serve /metrics from this port upwards
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"

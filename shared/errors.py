@@ -68,6 +68,11 @@ class TooLarge(ChatError):
     status = 413
 
 
+class Unsupported(ChatError):
+    code = "unsupported_media_type"
+    status = 415
+
+
 class RateLimited(ChatError):
     code = "rate_limited"
     status = 429

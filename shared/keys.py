@@ -195,3 +195,38 @@ def write_record(digest: str, *, thread_id: str | None = None, user_id: str | No
     assert (thread_id is None) != (user_id is None)
     base = _t(thread_id) if thread_id is not None else _u(user_id or "")
     return f"{base}:idem:{digest}" + (f":{step}" if step else "")
+
+
+def _ns(namespace: str) -> str:
+    return f"{PREFIX}:{{ns:{namespace}}}"
+
+
+def rag_documents(namespace: str) -> str:
+    """Hash: document key -> encoded Document record (shared.rag.documents)."""
+    return f"{_ns(namespace)}:docs"
+
+
+def rag_index(namespace: str) -> str:
+    """Sorted set of document keys by a per-namespace change sequence (newest last)."""
+    return f"{_ns(namespace)}:docs:idx"
+
+
+def rag_state(namespace: str) -> str:
+    """Hash: the namespace's version and change sequence."""
+    return f"{_ns(namespace)}:state"
+
+
+def rag_content(namespace: str, key: str) -> str:
+    """String: the bytes of a document's newest version, kept until it is indexed."""
+    return f"{_ns(namespace)}:content:{key}"
+
+
+def rag_chunks(namespace: str, key: str, version: int) -> str:
+    """Hash: chunk index -> encoded chunk (text, heading) of one version of a document."""
+    return f"{_ns(namespace)}:chunks:{key}:{version}"
+
+
+def rag_channel(namespace: str) -> str:
+    """Pub/sub channel of change notices for one namespace's documents."""
+    return f"{PREFIX}:chg:{{ns:{namespace}}}"
+

@@ -8,7 +8,7 @@ from typing import Any
 
 from shared.agents import Agent, agent_named
 from shared.config import Settings, load_settings
-from shared.errors import BadRequest
+from shared.errors import BadRequest, TooLarge
 from shared.generation.context import fetch_context_messages
 from shared.generation.lock import thread_turn
 from shared.generation.runner import Generation, GenerationResult
@@ -16,9 +16,12 @@ from shared.generation.sinks import MemorySink, OnDelta, Sink, StoreSink
 from shared.memory.search import memory_search_for
 from shared.models.providers import provider_named
 from shared.partial_json import parse_partial
+from shared.rag.parsing import sniff
+from shared.rag.search import ChunkResult, search_documents
 from shared.records import Message, Part, Role, TextPart, Thread, text_of
 from shared.redis_client import connect
 from shared.store import Page, Store
+from shared.store.documents import Document
 
 
 class Threadline:
@@ -68,6 +71,35 @@ class Threadline:
     async def continue_thread(self, thread_id: str, user_id: str | None = None) -> ThreadHandle:
         """A handle on an existing thread (NotFound when missing or, with user_id, not theirs)."""
         return ThreadHandle(self, await self.store.threads.get(thread_id, user_id))
+
+    # -- documents (RAG): trusted server code, so namespaces are given as they are ----------
+
+    async def add_document(self, namespace: str, key: str, content: bytes | str, *, title: str = "",
+                           media_type: str = "", metadata: dict[str, str | int | bool] | None = None,
+                           chunk_size: int = 1000, chunk_overlap: int = 200) -> Document:
+        """Add or replace a document in ``namespace`` (``user:<id>``, ``team:<id>``, ``global``);
+        it is ``pending`` until the index process has chunked and embedded it."""
+        data = content.encode() if isinstance(content, str) else content
+        if len(data) > self.settings.rag_max_bytes:
+            raise TooLarge(f"documents are at most {self.settings.rag_max_bytes} bytes")
+        sniff(data, media_type, key)
+        _, doc, _ = await self.store.documents.add(namespace, key, data, title=title, media_type=media_type,
+                                                   metadata=metadata, chunk_size=chunk_size,
+                                                   chunk_overlap=chunk_overlap)
+        return doc
+
+    async def document(self, namespace: str, key: str) -> Document:
+        return await self.store.documents.get(namespace, key)
+
+    async def delete_document(self, namespace: str, key: str) -> bool:
+        return (await self.store.documents.delete(namespace, key))[1]
+
+    async def search_documents(self, namespaces: list[str], query: str, *, limit: int = 10,
+                               metadata: dict[str, str | int | bool] | None = None, before: int = 1,
+                               after: int = 1) -> list[ChunkResult]:
+        """Hybrid search over the namespaces' ready documents: chunks with neighbours and their document."""
+        return await search_documents(self.store, self.memory, namespaces, query, limit=limit, metadata=metadata,
+                                      before=before, after=after)
 
 
 class ThreadHandle:

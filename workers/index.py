@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 
 import msgspec
@@ -17,39 +18,53 @@ from qdrant_client import QdrantClient
 from shared import logs, metrics
 from shared.config import Settings, load_settings
 from shared.errors import ChatError
+from shared.memory.edge import EdgeIndex
 from shared.memory.embeddings import embedder_for
 from shared.memory.indexer import Indexer
 from shared.memory.ops import ALIVE, OPS, RPC, decode_op, encode_op
 from shared.memory.rpc import SearchAnswer, decode_call, encode_answer
-from shared.memory.vectors import VectorIndex
+from shared.memory.vectors import VectorIndex, VectorStore
 from shared.redis_client import as_bytes, connect
 from shared.store import Store
+from workers.reembed import queue_everything
 
 log = logging.getLogger("workers.index")
-BATCH = 256
+BATCH = 1024  # ops per pass: a backlog (a migration) is embedded and written in large batches
+PROGRESS_S = 5.0
+FLUSH_S = 30.0  # persist the embedded engine's segments this often while writes come in
+EMBEDDED_DIR = "vectors"  # under DATA_DIR: one Qdrant Edge shard per collection
 
 
-def open_index(settings: Settings) -> VectorIndex:
+def open_index(settings: Settings) -> VectorStore:
+    """A Qdrant server with QDRANT_URL; else the embedded engine under DATA_DIR (this process only)."""
     if settings.qdrant_url:
         return VectorIndex(QdrantClient(url=settings.qdrant_url), server=True)
-    path = Path(settings.data_dir) / "qdrant"
-    path.mkdir(parents=True, exist_ok=True)
-    return VectorIndex(QdrantClient(path=str(path)), server=False, mirror=settings.memory_search == "mirror")
+    return EdgeIndex(Path(settings.data_dir) / EMBEDDED_DIR)
 
 
 async def ops_loop(indexer: Indexer, redis: aioredis.Redis) -> None:
+    told = flushed = time.monotonic()
+    dirty = False
     while True:
         item = await redis.blpop([OPS], timeout=1)
+        if dirty and time.monotonic() - flushed > FLUSH_S:
+            await indexer.flush()
+            flushed, dirty = time.monotonic(), False
         if item is None:
             continue
-        raw = [item[1], *(await redis.lpop(OPS, BATCH - 1) or [])]
+        dirty = True
+        raw = [as_bytes(item[1]), *map(as_bytes, await redis.lpop(OPS, BATCH - 1) or [])]
         batch = [op for op in map(decode_op, raw) if op is not None]
         if len(batch) < len(raw):
             log.warning("dropped %d index ops this version cannot read", len(raw) - len(batch))
         try:
             await indexer.apply(batch)
             metrics.index_ops.inc(len(batch))
-            metrics.index_lag.set(await redis.llen(OPS))
+            lag = await redis.llen(OPS)
+            metrics.index_lag.set(lag)
+            if lag and time.monotonic() - told > PROGRESS_S:  # a backlog (a migration, a re-embed)
+                told = time.monotonic()
+                log.info("indexing: %d documents embedded so far, %d ops waiting", indexer.indexed, lag)
         except ChatError as exc:  # e.g. the embedding endpoint is down: try these again later
             log.warning("indexing failed (%s); retrying in 2s", exc.message)
             await redis.rpush(OPS, *map(encode_op, batch))
@@ -90,6 +105,20 @@ async def keep_alive(redis: aioredis.Redis) -> None:
         await asyncio.sleep(1)
 
 
+async def migrate_embedded(data_dir: Path, store: Store) -> None:
+    """Vectors of the earlier embedded store (qdrant-client's local mode, DATA_DIR/qdrant) are
+    not carried over: every message and snippet is embedded again from Redis, the store of record,
+    with progress in the log. The old directory is kept, renamed, until someone removes it."""
+    old = data_dir / "qdrant"
+    if not old.is_dir():
+        return
+    log.info("migrating the embedded vector store to Qdrant Edge: re-embedding from Redis")
+    messages, snippets = await queue_everything(store)
+    old.rename(data_dir / "qdrant.migrated")
+    log.info("migration: %d messages and %d snippets queued; the old store is in %s",
+             messages, snippets, data_dir / "qdrant.migrated")
+
+
 async def main() -> None:
     settings = load_settings()
     logs.setup("index", settings.log_level, settings.log_json)
@@ -98,6 +127,8 @@ async def main() -> None:
     indexer = Indexer(store, embedder_for(settings), open_index(settings))
     log.info("index process ready (%s, embedder %s)",
              settings.qdrant_url or f"embedded store under {settings.data_dir}", indexer.embedder.model)
+    if not settings.qdrant_url:
+        await migrate_embedded(Path(settings.data_dir), store)
     await asyncio.gather(ops_loop(indexer, connect(settings.redis_url, max_connections=4)),
                          rpc_loop(indexer, connect(settings.redis_url, max_connections=4)),
                          keep_alive(store.redis))

@@ -9,38 +9,61 @@ was (drop it with Qdrant's tools once the new one is complete).
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from shared.config import load_settings
 from shared.memory.ops import OPS
 from shared.redis_client import connect
 from shared.store import Store
 
+log = logging.getLogger("workers.reembed")
 
-async def queue_everything() -> tuple[int, int]:
-    settings = load_settings()
-    client = connect(settings.redis_url)
-    store = Store(client)
+
+async def queue_everything(store: Store | None = None) -> tuple[int, int]:
+    """Queue every message and snippet of every user for embedding; (messages, snippets)."""
+    own = store is None
+    if store is None:
+        store = Store(connect(load_settings().redis_url))
+    client = store.redis
     messages = snippets = 0
     try:
-        for user in await store.threads.users(limit=1_000_000):
+        users = await store.threads.users(limit=1_000_000)
+        for n, user in enumerate(users, 1):
             for thread_id in await store.threads.all_ids(user):
-                cursor = None
-                while True:
-                    _, page = await store.messages.list(thread_id, None, num_items=100, cursor=cursor)
-                    await store.memory.saved(page.page)
-                    messages += len(page.page)
-                    if page.is_done:
-                        break
-                    cursor = page.continue_cursor
-                _, spage = await store.snippets.list(thread_id, None, num_items=100)
-                for s in spage.page:
-                    await store.memory.snippet_saved(thread_id, s.snippet_id)
-                snippets += len(spage.page)
+                messages += await _each_page(thread_id, store)
+                snippets += await _each_snippet_page(thread_id, store)
+            if n % 100 == 0 or n == len(users):
+                log.info("queued for embedding: %d of %d users, %d messages, %d snippets",
+                         n, len(users), messages, snippets)
         pending = await client.llen(OPS)
         print(f"queued {messages} messages and {snippets} snippets for embedding ({pending} ops waiting)")
     finally:
-        await client.aclose()
+        if own:
+            await client.aclose()
     return messages, snippets
+
+
+async def _each_page(thread_id: str, store: Store) -> int:
+    count, cursor = 0, None
+    while True:
+        _, page = await store.messages.list(thread_id, None, num_items=100, cursor=cursor)
+        await store.memory.saved(page.page)
+        count += len(page.page)
+        if page.is_done:
+            return count
+        cursor = page.continue_cursor
+
+
+async def _each_snippet_page(thread_id: str, store: Store) -> int:
+    count, cursor = 0, None
+    while True:  # every snippet, not only the newest page
+        _, page = await store.snippets.list(thread_id, None, num_items=100, cursor=cursor)
+        for s in page.page:
+            await store.memory.snippet_saved(thread_id, s.snippet_id)
+        count += len(page.page)
+        if page.is_done:
+            return count
+        cursor = page.continue_cursor
 
 
 def run() -> None:

@@ -7,12 +7,13 @@ own collection.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
-import math
 import re
 from typing import Protocol
 
 import httpx
+import numpy as np
 
 from shared.config import Settings
 from shared.errors import Unavailable
@@ -33,6 +34,17 @@ def _bucket(token: str, dim: int) -> tuple[int, float]:
     return h % dim, 1.0 if (h >> 63) & 1 else -1.0
 
 
+@functools.lru_cache(maxsize=200_000)
+def _word(word: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """What one word adds, as (buckets, signed weights): the word itself (weight 2) and its
+    character trigrams (1 each). Words repeat, so this is cached."""
+    i, s = _bucket("w:" + word, dim)
+    pairs = [(i, 2.0 * s)]
+    padded = f"#{word}#"
+    pairs += [_bucket("t:" + padded[j:j + 3], dim) for j in range(len(padded) - 2)]
+    return np.array([p[0] for p in pairs], dtype=np.intp), np.array([p[1] for p in pairs])
+
+
 class HashingEmbedder:
     """Deterministic, offline: words and character trigrams hashed into ``dim`` signed
     buckets, L2-normalized. Near-identical wording scores high; it knows no synonyms."""
@@ -42,19 +54,31 @@ class HashingEmbedder:
         self.model = f"hashing-v1-{dim}"
 
     def embed_one(self, text: str) -> list[float]:
-        vec = [0.0] * self.dim
-        for word in _WORD.findall(text.lower()):
-            i, s = _bucket("w:" + word, self.dim)
-            vec[i] += 2.0 * s
-            padded = f"#{word}#"
-            for j in range(len(padded) - 2):
-                i, s = _bucket("t:" + padded[j:j + 3], self.dim)
-                vec[i] += s
-        norm = math.sqrt(sum(v * v for v in vec)) or 1.0
-        return [v / norm for v in vec]
+        return self.embed_many([text])[0]
+
+    def embed_many(self, texts: list[str]) -> list[list[float]]:
+        """All texts at once: one weighted bincount over (text, bucket) pairs."""
+        owners: list[int] = []
+        buckets: list[np.ndarray] = []
+        weights: list[np.ndarray] = []
+        for row, text in enumerate(texts):
+            for word in _WORD.findall(text.lower()):
+                b, w = _word(word, self.dim)
+                owners.append(row)
+                buckets.append(b)
+                weights.append(w)
+        if not owners:
+            return [[0.0] * self.dim for _ in texts]
+        lengths = np.fromiter((len(b) for b in buckets), dtype=np.intp, count=len(buckets))
+        flat = np.repeat(np.asarray(owners, dtype=np.intp) * self.dim, lengths) + np.concatenate(buckets)
+        matrix = np.bincount(flat, weights=np.concatenate(weights), minlength=len(texts) * self.dim)
+        matrix = matrix.reshape(len(texts), self.dim)
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        return (matrix / norms).tolist()  # type: ignore[no-any-return]
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
-        return [self.embed_one(t) for t in texts]
+        return self.embed_many(texts)
 
 
 class OpenAIEmbedder:

@@ -1,7 +1,7 @@
 """Turns ops into vectors and answers searches (the index process runs this).
 
-In embedded mode this is the only place that opens the local Qdrant store;
-qdrant-client calls run on one thread.
+In embedded mode this is the only place that opens the vector shards (Qdrant
+Edge); calls into the vector store run on one thread.
 """
 
 from __future__ import annotations
@@ -12,13 +12,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from shared.errors import NotFound
+from shared.errors import BadRequest, ChatError, NotFound
 from shared.memory.embeddings import Embedder
 from shared.memory.ops import IndexOp, indexable
-from shared.memory.rpc import Hit, SearchRequest, hit_of
+from shared.memory.rpc import ChunkSearchRequest, Hit, SearchRequest, hit_of
 from shared.memory.sparse import document_vector, query_vector
-from shared.memory.vectors import Point, VectorIndex
+from shared.memory.vectors import Point, VectorStore, user_kind
+from shared.rag.parsing import Chunk, chunk, sections, sniff
+from shared.records import Message
 from shared.store import Store
+from shared.store.documents import SEP, Document, doc_id, op_ref, parse_ref
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +34,7 @@ class Doc:
 
 
 class Indexer:
-    def __init__(self, store: Store, embedder: Embedder, index: VectorIndex) -> None:
+    def __init__(self, store: Store, embedder: Embedder, index: VectorStore) -> None:
         self.store = store
         self.embedder = embedder
         self.index = index
@@ -55,33 +58,60 @@ class Indexer:
         gone = [ref.split("/")[-1] for ref, kind in last.items() if kind in ("forget_message", "forget_snippet")]
         if gone:
             await self._q(self.index.delete_refs, gone)
-        docs = []
+        wanted = [ref for ref, kind in last.items() if kind == "embed_message"]
+        docs = [_message_doc(m) for m in await self.store.messages.many(wanted) if indexable(m)]
         for ref, kind in last.items():
-            doc = await self._doc(kind, ref)
-            if doc is not None:
-                docs.append(doc)
+            if kind == "embed_snippet":
+                doc = await self._snippet_doc(ref)
+                if doc is not None:
+                    docs.append(doc)
         await self.upsert(docs)
+        for ref, kind in last.items():
+            if kind == "embed_document":
+                await self._document(*parse_ref(ref))
+            elif kind == "forget_document":
+                await self._forget_document(*parse_ref(ref))
         return len(docs)
 
-    async def _doc(self, kind: str, ref: str) -> Doc | None:
+    async def _document(self, namespace: str, key: str, version: int) -> None:
+        """Parse, chunk and embed one version of a document, then settle it (see shared.store.documents)."""
+        documents = self.store.documents
+        doc = await documents.find(namespace, key)
+        content = await documents.content(namespace, key)
+        if doc is None or doc.version != version or content is None:
+            return  # deleted, or replaced by a newer version (its own op follows)
         try:
-            if kind == "embed_message":
-                m = await self.store.messages.get(ref)
-                if not indexable(m):
-                    return None
-                return Doc(m.message_id, m.text, {
-                    "ref": m.message_id, "kind": "message", "userId": m.user_id, "threadId": m.thread_id,
-                    "messageId": m.message_id, "order": m.order, "stepOrder": m.step_order,
-                    "createdAt": m.created_at})
-            if kind == "embed_snippet":
-                s = await self.store.snippets.get(ref.split("/", 1)[1])
-                return Doc(s.snippet_id, s.text, {
-                    "ref": s.snippet_id, "kind": "snippet", "userId": s.user_id, "threadId": s.thread_id,
-                    "snippetId": s.snippet_id, "messageId": s.message_id, "order": 0, "stepOrder": 0,
-                    "createdAt": s.created_at})
+            parts = sections(content, sniff(content, doc.media_type, key))
+            chunks = chunk(parts, doc.chunk_size, doc.chunk_overlap)
+            if not chunks:
+                raise BadRequest("the document has no text")
+        except ChatError as exc:
+            log.info("document %s/%s v%d failed: %s", namespace, key, version, exc.message)
+            await documents.settle(doc, ready=False, error=exc.message)
+            return
+        await documents.put_chunks(namespace, key, version, [(c.heading, c.text) for c in chunks])
+        await self.upsert([_chunk_doc(doc, c) for c in chunks])
+        if await documents.settle(doc, ready=True, chunks=len(chunks)):
+            if doc.ready_version and doc.ready_version != version:  # the old version's points go now
+                await self._q(self.index.delete_where, "docRef", op_ref(namespace, key, doc.ready_version))
+        else:  # replaced while it was being embedded: this version is not wanted
+            await self._q(self.index.delete_where, "docRef", op_ref(namespace, key, version))
+            await documents.drop_chunks(namespace, key, version)
+
+    async def _forget_document(self, namespace: str, key: str, version: int) -> None:
+        await self._q(self.index.delete_where, "docId", doc_id(namespace, key))
+        for v in range(1, version + 1):
+            await self.store.documents.drop_chunks(namespace, key, v)
+
+    async def _snippet_doc(self, ref: str) -> Doc | None:
+        try:
+            s = await self.store.snippets.get(ref.split("/", 1)[1])
         except NotFound:
             return None  # deleted meanwhile: nothing to embed
-        return None
+        return Doc(s.snippet_id, s.text, {
+            "ref": s.snippet_id, "kind": "snippet", "userId": s.user_id, "userKind": user_kind(s.user_id, "snippet"),
+            "threadId": s.thread_id,
+            "snippetId": s.snippet_id, "messageId": s.message_id, "order": 0, "stepOrder": 0})
 
     async def upsert(self, docs: list[Doc]) -> None:
         if not docs:
@@ -92,17 +122,40 @@ class Indexer:
         await self._q(self.index.upsert, collection, points)
         self.indexed += len(points)
 
-    async def search(self, req: SearchRequest) -> list[Hit]:
+    async def search(self, req: SearchRequest | ChunkSearchRequest) -> list[Hit]:
         """Hybrid search for one request, best fused score first."""
         dense = (await self.embedder.embed([req.text]))[0] if req.vector_search else None
         sparse = query_vector(req.text) if req.text_search else None
         dim = len(dense) if dense is not None else len((await self.embedder.embed(["x"]))[0])
         collection = self.index.ensure(self.embedder.model, dim)
+        if isinstance(req, ChunkSearchRequest):
+            found = await self._q(self.index.search_chunks, collection, namespaces=list(req.namespaces),
+                                  metadata=req.metadata, dense=dense, sparse=sparse, limit=req.limit)
+            return [hit_of(h.payload, h.score) for h in found]
         hits = await self._q(
             self.index.search, collection, user_id=req.user_id, thread_id=req.thread_id,
             before_order=req.before_order, other_threads=req.other_threads, dense=dense,
             sparse=sparse, limit=req.limit, score_threshold=req.threshold, kinds=req.kinds)
         return [hit_of(h.payload, h.score) for h in hits]
 
+    async def flush(self) -> None:
+        await self._q(self.index.flush)
+
     def close(self) -> None:
         self._pool.shutdown(wait=False)
+
+
+def _message_doc(m: Message) -> Doc:
+    return Doc(m.message_id, m.text, {
+        "ref": m.message_id, "kind": "message", "userId": m.user_id, "userKind": user_kind(m.user_id, "message"),
+        "threadId": m.thread_id,
+        "messageId": m.message_id, "order": m.order, "stepOrder": m.step_order})
+
+
+def _chunk_doc(doc: Document, c: Chunk) -> Doc:
+    ref = op_ref(doc.namespace, doc.key, doc.version)
+    text = f"{doc.title}\n{c.heading}\n{c.text}" if c.heading or doc.title else c.text  # where it sits helps
+    return Doc(f"{ref}{SEP}{c.index}", text, {
+        "ref": f"{ref}{SEP}{c.index}", "kind": "chunk", "userKind": user_kind(doc.namespace, "chunk"),
+        "namespace": doc.namespace, "docKey": doc.key, "docVersion": doc.version, "docRef": ref,
+        "docId": doc_id(doc.namespace, doc.key), "chunk": c.index, "metadata": doc.metadata})

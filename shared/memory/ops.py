@@ -26,7 +26,8 @@ from shared.records import Message
 
 OPS, RPC, ALIVE = keys.VECTOR_OPS, keys.VECTOR_RPC, keys.VECTOR_ALIVE
 
-Kind = Literal["embed_message", "forget_message", "forget_thread", "embed_snippet", "forget_snippet"]
+Kind = Literal["embed_message", "forget_message", "forget_thread", "embed_snippet", "forget_snippet",
+               "embed_document", "forget_document"]
 
 
 class IndexOp(msgspec.Struct, array_like=True, frozen=True):

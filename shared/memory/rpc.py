@@ -12,10 +12,12 @@ from typing import Any, Literal
 
 import msgspec
 
-DocKind = Literal["message", "snippet"]
+DocKind = Literal["message", "snippet", "chunk"]
 
 
-class SearchRequest(msgspec.Struct, kw_only=True, frozen=True):
+class SearchRequest(msgspec.Struct, kw_only=True, frozen=True, tag="messages"):
+    """Messages and snippets of one user for an agent's context."""
+
     user_id: str
     thread_id: str
     text: str
@@ -28,21 +30,39 @@ class SearchRequest(msgspec.Struct, kw_only=True, frozen=True):
     kinds: tuple[DocKind, ...] = ("message",)
 
 
+Scalar = str | int | bool
+
+
+class ChunkSearchRequest(msgspec.Struct, kw_only=True, frozen=True, tag="chunks"):
+    """Chunks of documents in some namespaces (document RAG), optionally by metadata."""
+
+    namespaces: tuple[str, ...]
+    text: str
+    limit: int = 10
+    metadata: dict[str, Scalar] = {}
+    text_search: bool = True
+    vector_search: bool = True
+
+
 class Hit(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=False):
-    """One found document: a message, or a snippet (with its id), and its fused score."""
+    """One found thing, with its fused score: a message, a snippet, or a document's chunk."""
 
     kind: DocKind
-    user_id: str
-    thread_id: str
+    user_id: str = ""
+    thread_id: str = ""
     message_id: str | None = None
     snippet_id: str | None = None
     order: int = 0
     step_order: int = 0
+    namespace: str | None = None  # a chunk's document: namespace, key, version, and its index
+    doc_key: str | None = None
+    doc_version: int = 0
+    chunk: int = 0
     score: float = 0.0
 
 
 class SearchCall(msgspec.Struct, kw_only=True):
-    request: SearchRequest
+    request: SearchRequest | ChunkSearchRequest
     reply: str  # the list the answer goes to
 
 

@@ -17,7 +17,14 @@ from shared import keys
 from shared.config import Settings
 from shared.errors import Unavailable
 from shared.memory.ops import ALIVE, RPC
-from shared.memory.rpc import Hit, SearchCall, SearchRequest, decode_answer, encode_call
+from shared.memory.rpc import (
+    ChunkSearchRequest,
+    Hit,
+    SearchCall,
+    SearchRequest,
+    decode_answer,
+    encode_call,
+)
 from shared.redis_client import as_bytes, redis_errors
 
 if TYPE_CHECKING:
@@ -28,7 +35,7 @@ RPC_TIMEOUT_S = 5
 
 
 class MemorySearch(Protocol):
-    async def search(self, request: SearchRequest) -> list[Hit]: ...
+    async def search(self, request: SearchRequest | ChunkSearchRequest) -> list[Hit]: ...
 
 
 class RemoteSearch:
@@ -37,7 +44,7 @@ class RemoteSearch:
     def __init__(self, redis: aioredis.Redis) -> None:
         self._redis = redis
 
-    async def search(self, request: SearchRequest) -> list[Hit]:
+    async def search(self, request: SearchRequest | ChunkSearchRequest) -> list[Hit]:
         reply = keys.vector_rpc_reply(secrets.token_hex(8))
         with redis_errors():
             if not await self._redis.exists(ALIVE):
@@ -58,7 +65,7 @@ class DirectSearch:
     def __init__(self, indexer: Indexer) -> None:
         self._indexer = indexer
 
-    async def search(self, request: SearchRequest) -> list[Hit]:
+    async def search(self, request: SearchRequest | ChunkSearchRequest) -> list[Hit]:
         return await self._indexer.search(request)
 
 

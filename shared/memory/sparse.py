@@ -1,36 +1,32 @@
-"""Sparse text vectors: BM25-style term weights; Qdrant applies the IDF (modifier IDF)."""
+"""Sparse text vectors: Qdrant's BM25 (tokenizer, stopwords and stemming per language).
+
+Documents get BM25 term-frequency weights and queries one weight per distinct
+term; the IDF part is the engine's (the sparse vectors have the IDF modifier),
+so a term weighs by how rare it is in the searched corpus. The same model runs
+in every process and for both engines (Qdrant Edge embedded, a Qdrant server).
+"""
 
 from __future__ import annotations
 
-import hashlib
-import re
-from collections import Counter
+import functools
 
-_WORD = re.compile(r"\w+", re.UNICODE)
-K1, B, AVG_LEN = 1.2, 0.75, 40.0
-STOP = frozenset("a an and are as at be but by for from has have i in is it its of on or that the this to was "
-                 "were will with you your me my we our".split())
+import qdrant_edge as qe
+
+AVG_LEN = 40.0  # tokens of a typical chat message (BM25's length normalisation)
+LANGUAGE = "english"
 
 
-def terms(text: str) -> list[str]:
-    return [w for w in _WORD.findall(text.lower()) if w not in STOP]
-
-
-def term_id(term: str) -> int:
-    return int.from_bytes(hashlib.blake2b(term.encode(), digest_size=4).digest(), "big")
+@functools.cache
+def _model() -> qe.Bm25:
+    return qe.Bm25(qe.Bm25Config(avg_len=AVG_LEN, language=LANGUAGE))
 
 
 def document_vector(text: str) -> tuple[list[int], list[float]]:
-    """BM25 term-frequency weights of a stored text (the IDF part comes from Qdrant)."""
-    counts = Counter(terms(text))
-    length = sum(counts.values()) or 1
-    merged: dict[int, float] = {}
-    for term, tf in counts.items():
-        weight = tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / AVG_LEN))
-        merged[term_id(term)] = merged.get(term_id(term), 0.0) + weight
-    return list(merged), list(merged.values())
+    """BM25 term-frequency weights of a stored text (the IDF part comes from the engine)."""
+    v = _model().embed_document(text)
+    return list(v.indices), list(v.values)
 
 
 def query_vector(text: str) -> tuple[list[int], list[float]]:
-    ids = sorted({term_id(t) for t in terms(text)})
-    return ids, [1.0] * len(ids)
+    v = _model().embed_query(text)
+    return list(v.indices), list(v.values)

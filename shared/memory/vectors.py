@@ -1,7 +1,10 @@
-"""The Qdrant side: one collection per (embedding model, dimension), dense + sparse vectors.
+"""Vector stores: one collection per (embedding model, dimension), dense + sparse vectors.
 
-Synchronous qdrant-client calls: in embedded (local) mode only the index process
-opens the store, from one thread; with a Qdrant server any process may.
+Two engines with one interface (``VectorStore``): Qdrant Edge in the index
+process (embedded mode, shared.memory.edge) and a Qdrant server through
+qdrant-client (``VectorIndex``, with QDRANT_URL: any process may search it).
+Both filter the same way (the user's points; this thread before the prompt's
+order, or other threads too) and fuse dense and sparse results with RRF.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
@@ -21,6 +24,14 @@ _NS = uuid.UUID("8f3a6c1e-2d4b-4c1a-9e7f-5b6a7c8d9e0f")
 def point_id(ref: str) -> str:
     """A stable point id for a message or snippet id."""
     return str(uuid.uuid5(_NS, ref))
+
+
+Scalar = str | int | bool
+
+
+def user_kind(user_id: str, kind: str) -> str:
+    """The payload key ``userKind`` every point carries: its owner and kind in one indexed value."""
+    return f"{user_id}/{kind}"
 
 
 def collection_name(model: str, dim: int) -> str:
@@ -41,15 +52,45 @@ class Hit:
     score: float
 
 
-class VectorIndex:
-    """Collections, writes and hybrid search; ``mirror=True`` (embedded store, single writer)
-    answers searches from in-memory mirrors (see shared.memory.mirror)."""
+class VectorStore(Protocol):
+    server: bool  # a server several processes share (not an embedded engine)
 
-    def __init__(self, client: QdrantClient, *, server: bool, mirror: bool = False) -> None:
+    def ensure(self, model: str, dim: int) -> str:
+        """The collection for vectors of ``model`` (made on first use)."""
+
+    def collections(self) -> list[str]: ...
+
+    def upsert(self, collection: str, points: list[Point]) -> None: ...
+
+    def delete_refs(self, refs: list[str]) -> None:
+        """Forget these messages or snippets in every collection."""
+
+    def delete_where(self, key: str, value: str) -> None:
+        """Forget every point whose payload ``key`` is ``value`` (e.g. a thread's)."""
+
+    def count(self, collection: str) -> int: ...
+
+    def flush(self) -> None:
+        """Persist what was written (an embedded engine: so a restart replays little)."""
+
+    def search(self, collection: str, *, user_id: str, thread_id: str, before_order: int | None,
+               other_threads: bool, dense: list[float] | None, sparse: tuple[list[int], list[float]] | None,
+               limit: int, score_threshold: float | None = None,
+               kinds: tuple[str, ...] = ("message",)) -> list[Hit]: ...
+
+    def search_chunks(self, collection: str, *, namespaces: list[str], metadata: dict[str, Scalar],
+                      dense: list[float] | None, sparse: tuple[list[int], list[float]] | None,
+                      limit: int) -> list[Hit]:
+        """Document chunks of these namespaces whose metadata match, by fused score."""
+
+
+class VectorIndex:
+    """A Qdrant server (or qdrant-client's local mode, which speaks the same API) as a VectorStore."""
+
+    def __init__(self, client: QdrantClient, *, server: bool = True) -> None:
         self.client = client
         self.server = server
         self._known: set[str] = set()
-        self._mirrors: dict[str, Any] = {} if mirror else None  # type: ignore[assignment]
 
     def ensure(self, model: str, dim: int) -> str:
         name = collection_name(model, dim)
@@ -68,10 +109,6 @@ class VectorIndex:
                                     ("kind", qm.PayloadSchemaType.KEYWORD),
                                     ("order", qm.PayloadSchemaType.INTEGER)):
                     self.client.create_payload_index(name, field, kind)
-        if self._mirrors is not None and name not in self._mirrors:
-            from shared.memory.mirror import Mirror
-
-            self._mirrors[name] = Mirror.load(self.client, name, dim)
         self._known.add(name)
         return name
 
@@ -81,8 +118,6 @@ class VectorIndex:
     def upsert(self, collection: str, points: list[Point]) -> None:
         if not points:
             return
-        if self._mirrors is not None:
-            self._mirrors[collection].upsert(points)
         self.client.upsert(collection, points=[
             qm.PointStruct(id=point_id(p.ref), payload=p.payload, vector={
                 DENSE: p.dense, SPARSE: qm.SparseVector(indices=p.sparse[0], values=p.sparse[1])})
@@ -91,30 +126,19 @@ class VectorIndex:
 
     def delete_refs(self, refs: list[str]) -> None:
         ids: list[qm.ExtendedPointId] = [point_id(r) for r in refs]
-        for mirror in (self._mirrors or {}).values():
-            mirror.delete_refs(refs)
         for name in self.collections():
             self.client.delete(name, points_selector=qm.PointIdsList(points=ids))
 
     def delete_where(self, key: str, value: str) -> None:
         flt = qm.Filter(must=[qm.FieldCondition(key=key, match=qm.MatchValue(value=value))])
-        for mirror in (self._mirrors or {}).values():
-            mirror.delete_where(key, value)
         for name in self.collections():
             self.client.delete(name, points_selector=qm.FilterSelector(filter=flt))
 
     def count(self, collection: str) -> int:
         return self.client.count(collection, exact=True).count
 
-    def scroll(self, collection: str, *, user_id: str | None = None, limit: int = 100,
-               offset: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
-        """A page of stored points' payloads (for management and re-embedding)."""
-        flt = None
-        if user_id is not None:
-            flt = qm.Filter(must=[qm.FieldCondition(key="userId", match=qm.MatchValue(value=user_id))])
-        points, nxt = self.client.scroll(collection, scroll_filter=flt, limit=limit, offset=offset,
-                                         with_payload=True)
-        return [p.payload or {} for p in points], (str(nxt) if nxt is not None else None)
+    def flush(self) -> None:
+        return None  # a server persists on its own
 
     def search(
         self,
@@ -131,22 +155,29 @@ class VectorIndex:
         kinds: tuple[str, ...] = ("message",),
     ) -> list[Hit]:
         """Hybrid search ranked by fused (RRF) score; never another user's points."""
-        if self._mirrors is not None:
-            return self._mirrors[collection].search(  # type: ignore[no-any-return]
-                user_id=user_id, thread_id=thread_id, before_order=before_order, other_threads=other_threads,
-                dense=dense, sparse=sparse, limit=limit, score_threshold=score_threshold, kinds=kinds)
-        same = [qm.FieldCondition(key="threadId", match=qm.MatchValue(value=thread_id))]
-        if before_order is not None:
-            same.append(qm.FieldCondition(key="order", range=qm.Range(lt=before_order)))
-        scope: list[qm.Condition] = [qm.Filter(must=same)]
-        if other_threads:
-            scope.append(qm.Filter(must_not=[qm.FieldCondition(key="threadId",
-                                                               match=qm.MatchValue(value=thread_id))]))
-        flt = qm.Filter(
-            must=[qm.FieldCondition(key="userId", match=qm.MatchValue(value=user_id)),
-                  qm.FieldCondition(key="kind", match=qm.MatchAny(any=list(kinds)))],
-            should=scope,
-        )
+        this = qm.FieldCondition(key="threadId", match=qm.MatchValue(value=thread_id))
+        must: list[qm.Condition] = [qm.FieldCondition(key="userId", match=qm.MatchValue(value=user_id)),
+                                    qm.FieldCondition(key="kind", match=qm.MatchAny(any=list(kinds)))]
+        must_not: list[qm.Condition] = []
+        later = qm.FieldCondition(key="order", range=qm.Range(gte=before_order)) if before_order is not None else None
+        if not other_threads:  # this thread, before the prompt's order
+            must += [this] + ([qm.FieldCondition(key="order", range=qm.Range(lt=before_order))]
+                              if before_order is not None else [])
+        elif later is not None:  # every thread, but this one only before the prompt's order
+            must_not.append(qm.Filter(must=[this, later]))
+        flt = qm.Filter(must=must, must_not=must_not or None)
+        return self._query(collection, flt, dense, sparse, limit, score_threshold)
+
+    def search_chunks(self, collection: str, *, namespaces: list[str], metadata: dict[str, Scalar],
+                      dense: list[float] | None, sparse: tuple[list[int], list[float]] | None,
+                      limit: int) -> list[Hit]:
+        must: list[qm.Condition] = [
+            qm.FieldCondition(key="userKind", match=qm.MatchAny(any=[user_kind(n, "chunk") for n in namespaces]))]
+        must += [qm.FieldCondition(key=f"metadata.{k}", match=qm.MatchValue(value=v)) for k, v in metadata.items()]
+        return self._query(collection, qm.Filter(must=must), dense, sparse, limit, None)
+
+    def _query(self, collection: str, flt: qm.Filter, dense: list[float] | None,
+               sparse: tuple[list[int], list[float]] | None, limit: int, score_threshold: float | None) -> list[Hit]:
         prefetch = []
         if dense is not None:
             prefetch.append(qm.Prefetch(query=dense, using=DENSE, limit=limit * 3, filter=flt,

@@ -6,6 +6,7 @@ import redis.asyncio as aioredis
 
 from shared.memory.ops import MemoryOps
 from shared.store._scripts import Scripts
+from shared.store.documents import DocumentStore
 from shared.store.guard import Guard
 from shared.store.messages import MessageStore
 from shared.store.pagination import MAX_PAGE, Page, PaginationOpts
@@ -28,6 +29,7 @@ class Store:
         self.messages = MessageStore(redis, scripts, self.threads)
         self.streams = StreamStore(redis, scripts)
         self.snippets = SnippetStore(redis, scripts, self.threads)
+        self.documents = DocumentStore(redis, scripts)
 
     async def delete_thread(self, thread_id: str, user_id: str, guard: Guard | None = None) -> None:
         """Delete the user's thread and everything of it (messages, streams and their logs)."""

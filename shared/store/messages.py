@@ -126,6 +126,20 @@ class MessageStore:
         with redis_errors():
             return int(await self._scripts.run("message_replace", self._thread_keys(thread_id), args))
 
+    async def many(self, message_ids: Sequence[str]) -> list[Message]:
+        """The messages that exist among ``message_ids`` (any threads), read in one round trip."""
+        by_thread: defaultdict[str, list[str]] = defaultdict(list)
+        for mid in message_ids:
+            by_thread[thread_of_message(mid)].append(mid)
+        if not by_thread:
+            return []
+        with redis_errors():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for thread_id, ids in by_thread.items():
+                    pipe.hmget(keys.messages(thread_id), ids)
+                replies = await pipe.execute()
+        return [message_decoder.decode(b) for bodies in replies for b in bodies if b is not None]
+
     async def get(self, message_id: str, user_id: str | None = None) -> Message:
         """One message; NotFound when missing or, with ``user_id``, of another user's thread."""
         thread_id = thread_of_message(message_id)

@@ -119,11 +119,23 @@ def test_readme_commands_run_as_written(tmp_path: Path) -> None:
                                  check=True).stdout.strip() for cmd in tokens]
         env["TOKEN"] = minted[0]
         curls = [cmd.replace("localhost:8000", f"127.0.0.1:{port}") for cmd in flat if cmd.startswith("curl ")]
-        assert len(curls) == 2
+        assert len(curls) == 4
+        curls = sorted(curls, key=lambda c: ("/api/rag/" in c, "/search" in c, "/messages" in c))  # threads first
         made = subprocess.run(["bash", "-c", curls[0]], env=env, capture_output=True, text=True, check=True)
         env["TID"] = json.loads(made.stdout)["threadId"]
         sent = subprocess.run(["bash", "-c", curls[1]], env=env, capture_output=True, text=True, check=True)
         assert json.loads(sent.stdout)["order"] == 1
+        added = subprocess.run(["bash", "-c", curls[2]], env=env, capture_output=True, text=True, check=True)
+        assert json.loads(added.stdout)["status"] == "pending", added.stdout
+        deadline = time.monotonic() + 30  # the index process chunks and embeds it
+        while True:
+            found = subprocess.run(["bash", "-c", curls[3]], env=env, capture_output=True, text=True, check=True)
+            results = json.loads(found.stdout)["results"]
+            if results:
+                assert results[0]["key"] == "handbook.md" and "foghorn" in results[0]["text"]
+                break
+            assert time.monotonic() < deadline, found.stdout
+            time.sleep(0.2)
         admin = httpx.get(f"http://127.0.0.1:{port}/api/stats", headers={"Authorization": f"Bearer {minted[1]}"})
         assert admin.status_code == 200  # the --admin token has the admin claim
     finally:
@@ -136,7 +148,7 @@ def test_readme_commands_run_as_written(tmp_path: Path) -> None:
 
 SMALL = {"BENCH_RUNS": "5", "BENCH_CONCURRENT": "3", "BENCH_WATCHERS": "2", "BENCH_SIZES": "10", "BENCH_WORDS": "10",
          "BENCH_MESSAGES": "200", "BENCH_SEARCHES": "10", "BENCH_SUBSCRIBERS": "20", "BENCH_IDLE": "20",
-         "BENCH_ROUNDS": "5"}
+         "BENCH_ROUNDS": "5", "BENCH_POINTS": "300"}
 
 
 @pytest.mark.timeout(900)

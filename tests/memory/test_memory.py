@@ -1,4 +1,4 @@
-"""Memory between real processes: web, the index process (qdrant-client local mode), workers."""
+"""Memory between real processes: web, the index process (Qdrant Edge, embedded), workers."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ FILLER = ["the meeting moved to tuesday", "remember to water the plants", "the p
           "lunch was pasta again", "the train was late this morning", "send the invoice to finance"]
 
 
-@pytest.fixture(scope="module", params=["mirror", "qdrant"])
-def mem(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The index process searching its in-memory mirror, or qdrant-client's local mode itself."""
-    env = {"EMBEDDING_MODEL": "concepts", "MEMORY_SEARCH": request.param}
+@pytest.fixture(scope="module")
+def mem(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The index process on its embedded engine (the server path: tests/memory/test_vector_stores.py)."""
+    env = {"EMBEDDING_MODEL": "concepts"}
     with run_stack(tmp_path_factory.mktemp("mem"), webs=1, workers=1, env=env, index=True) as stack:
         yield stack
 

@@ -27,7 +27,7 @@ def settle(stack: Stack, timeout: float = 30.0) -> None:
     queue = Queue(GENERATION, connection=conn)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        waiting = next(conn.scan_iter(match=f"{keys.PREFIX}:genalive:*", count=1000), None)  # in a thread's turn
+        waiting = next(conn.scan_iter(match=keys.generation_alive("*"), count=1000), None)  # in a thread's turn
         if queue.count == 0 and conn.zcard(keys.ACTIVE_STREAMS) == 0 and waiting is None:
             break
         time.sleep(0.05)

@@ -1,0 +1,1 @@
+"""Document RAG: namespaces of documents to answer from, chunked, embedded and searched."""

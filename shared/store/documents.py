@@ -1,0 +1,225 @@
+"""Documents in namespaces: their records, contents and chunks in Redis, the store of record.
+
+A namespace is ``user:<userId>`` (its owner only), ``team:<teamId>`` (members:
+the token's ``teams`` claim) or ``global`` (everyone reads, admins write).
+Adding a document by key stores it as ``pending`` with its bytes and queues
+it for the index process in one atomic step; the same content again is
+skipped. The index process parses, chunks and embeds it, then settles it
+(``ready`` or ``failed``): the new chunks are searchable before the old
+version's go, and a failed replacement leaves the last good version searchable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any, Literal
+
+import msgspec
+import redis.asyncio as aioredis
+
+from shared import keys
+from shared.auth import Identity
+from shared.errors import BadRequest, Forbidden, NotFound
+from shared.redis_client import as_bytes, redis_errors, text
+from shared.store._scripts import Scripts
+from shared.store.pagination import Page, score_bound
+
+Status = Literal["pending", "ready", "failed"]
+SEP = "\x1f"  # between namespace, key and version in an index op's ref (neither may hold it)
+
+
+class Document(msgspec.Struct, rename="camel", kw_only=True):
+    namespace: str
+    key: str
+    title: str = ""
+    media_type: str = ""
+    status: Status = "pending"
+    version: int = -1  # the newest version asked for
+    ready_version: int = 0  # the version whose chunks are searchable (0: none yet)
+    hash: str = ""
+    size: int = 0
+    chunks: int = 0
+    metadata: dict[str, Any] = {}
+    chunk_size: int = 1000  # characters per chunk
+    chunk_overlap: int = 200  # characters a chunk shares with the one before it
+    error: str | None = None
+    created_at: int = 0
+    updated_at: int = 0
+
+
+class StoredChunk(msgspec.Struct, array_like=True):
+    heading: str
+    text: str
+
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(Document).decode
+_encode_chunk = msgspec.msgpack.Encoder().encode
+_decode_chunk = msgspec.msgpack.Decoder(StoredChunk).decode
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def namespace_for(identity: Identity, name: str, *, write: bool) -> str:
+    """The canonical namespace ``name`` stands for, if ``identity`` may use it; Forbidden otherwise.
+
+    ``user`` is the caller's own namespace.
+    """
+    if name in ("user", f"user:{identity.user_id}"):
+        return f"user:{identity.user_id}"
+    kind, _, ident = name.partition(":")
+    if kind == "global" and not ident:
+        if write and not identity.admin:
+            raise Forbidden("only admins write to the global namespace")
+        return "global"
+    if kind == "team" and ident:
+        if ident not in identity.teams and not identity.admin:
+            raise Forbidden(f"not a member of team {ident!r}")
+        return name
+    if kind == "user" and ident:
+        if not identity.admin:
+            raise Forbidden("another user's namespace")
+        return name
+    raise BadRequest("a namespace is `user`, `user:<id>`, `team:<id>` or `global`")
+
+
+def doc_id(namespace: str, key: str) -> str:
+    """A document in any version (the payload ``docId`` of its chunks)."""
+    return f"{namespace}{SEP}{key}"
+
+
+def op_ref(namespace: str, key: str, version: int) -> str:
+    """One version of a document (an index op's ref; the payload ``docRef`` of its chunks)."""
+    return f"{doc_id(namespace, key)}{SEP}{version}"
+
+
+def parse_ref(ref: str) -> tuple[str, str, int]:
+    namespace, key, version = ref.split(SEP)
+    return namespace, key, int(version)
+
+
+class DocumentStore:
+    def __init__(self, redis: aioredis.Redis, scripts: Scripts) -> None:
+        self._redis = redis
+        self._scripts = scripts
+
+    async def add(self, namespace: str, key: str, content: bytes, *, title: str = "", media_type: str = "",
+                  metadata: dict[str, Any] | None = None, chunk_size: int = 1000,
+                  chunk_overlap: int = 200) -> tuple[int, Document, bool]:
+        """(namespace version, the document, skipped: the same content was there already)."""
+        metadata = metadata or {}
+        digest = hashlib.sha256(b"\0".join([content, _encode(metadata), title.encode(), media_type.encode(),
+                                             b"%d/%d" % (chunk_size, chunk_overlap)])).hexdigest()
+        now = now_ms()
+        existing = await self.find(namespace, key)
+        doc = Document(namespace=namespace, key=key, title=title, media_type=media_type, hash=digest,
+                       size=len(content), metadata=metadata, created_at=existing.created_at if existing else now,
+                       updated_at=now, ready_version=existing.ready_version if existing else 0,
+                       chunk_size=chunk_size, chunk_overlap=chunk_overlap,
+                       chunks=existing.chunks if existing else 0)
+        with redis_errors():
+            version, doc_version, skipped = await self._scripts.run(
+                "rag_add", [keys.rag_documents(namespace), keys.rag_index(namespace), keys.rag_state(namespace),
+                            keys.rag_content(namespace, key), keys.VECTOR_OPS],
+                [keys.rag_channel(namespace), key, digest, _encode(doc), content, now,
+                 doc_id(namespace, key) + SEP])
+        if skipped:
+            found = await self.find(namespace, key)
+            assert found is not None
+            return int(version), found, True
+        doc.version = int(doc_version)
+        return int(version), doc, False
+
+    async def find(self, namespace: str, key: str) -> Document | None:
+        with redis_errors():
+            raw = await self._redis.hget(keys.rag_documents(namespace), key)
+        return _decode(raw) if raw is not None else None
+
+    async def get(self, namespace: str, key: str) -> Document:
+        doc = await self.find(namespace, key)
+        if doc is None:
+            raise NotFound(f"document {key!r} not found")
+        return doc
+
+    async def many(self, refs: list[tuple[str, str]]) -> dict[tuple[str, str], Document]:
+        """The documents named by (namespace, key), read in one round trip."""
+        if not refs:
+            return {}
+        with redis_errors():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for namespace, key in refs:
+                    pipe.hget(keys.rag_documents(namespace), key)
+                raws = await pipe.execute()
+        return {ref: _decode(raw) for ref, raw in zip(refs, raws, strict=True) if raw is not None}
+
+    async def content(self, namespace: str, key: str) -> bytes | None:
+        with redis_errors():
+            raw = await self._redis.get(keys.rag_content(namespace, key))
+        return as_bytes(raw) if raw is not None else None
+
+    async def page(self, namespace: str, *, num_items: int = 20, cursor: str | None = None) -> tuple[int, Page[Document]]:
+        """(namespace version, its documents, most recently changed first)."""
+        with redis_errors():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hget(keys.rag_state(namespace), "version")
+                pipe.zrevrangebyscore(keys.rag_index(namespace), score_bound(cursor), "-inf",
+                                      start=0, num=num_items + 1, withscores=True)
+                version, hits = await pipe.execute()
+            more = len(hits) > num_items
+            hits = hits[:num_items]
+            docs = await self._redis.hmget(keys.rag_documents(namespace), [text(h[0]) for h in hits]) if hits else []
+        page = [_decode(d) for d in docs if d is not None]
+        nxt = str(int(hits[-1][1])) if hits else (cursor or "")
+        return int(version or 0), Page(page=page, continue_cursor=nxt, is_done=not more)
+
+    async def delete(self, namespace: str, key: str) -> tuple[int, bool]:
+        with redis_errors():
+            version, deleted = await self._scripts.run(
+                "rag_delete", [keys.rag_documents(namespace), keys.rag_index(namespace), keys.rag_state(namespace),
+                               keys.rag_content(namespace, key), keys.VECTOR_OPS],
+                [keys.rag_channel(namespace), key, doc_id(namespace, key) + SEP])
+        return int(version), bool(deleted)
+
+    # -- the index process's side ------------------------------------------------
+
+    async def put_chunks(self, namespace: str, key: str, version: int, chunks: list[tuple[str, str]]) -> None:
+        """Store a version's chunks (heading, text), before they are searchable."""
+        target = keys.rag_chunks(namespace, key, version)
+        with redis_errors():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.delete(target)
+                for i in range(0, len(chunks), 500):
+                    pipe.hset(target, mapping={str(n): _encode_chunk(StoredChunk(h, t))
+                                               for n, (h, t) in enumerate(chunks[i:i + 500], start=i)})
+                await pipe.execute()
+
+    async def drop_chunks(self, namespace: str, key: str, version: int) -> None:
+        with redis_errors():
+            await self._redis.unlink(keys.rag_chunks(namespace, key, version))
+
+    async def settle(self, doc: Document, *, ready: bool, chunks: int = 0, error: str | None = None) -> bool:
+        """Record the outcome of indexing ``doc.version``; False when a newer version replaced it."""
+        settled = msgspec.structs.replace(doc, updated_at=now_ms())
+        old_chunks: list[str] = []
+        if ready:
+            if doc.ready_version and doc.ready_version != doc.version:
+                old_chunks = [keys.rag_chunks(doc.namespace, doc.key, doc.ready_version)]
+            settled = msgspec.structs.replace(settled, status="ready", ready_version=doc.version, chunks=chunks,
+                                              error=None)
+        else:
+            settled = msgspec.structs.replace(settled, status="failed", error=error)
+        with redis_errors():
+            return bool(await self._scripts.run(
+                "rag_settle", [keys.rag_documents(doc.namespace), keys.rag_state(doc.namespace),
+                               keys.rag_content(doc.namespace, doc.key), *old_chunks],
+                [keys.rag_channel(doc.namespace), doc.key, doc.version, _encode(settled)]))
+
+    async def chunk_texts(self, namespace: str, key: str, version: int, first: int, last: int) -> list[StoredChunk]:
+        """Chunks first..last (inclusive) of a version, those that exist."""
+        wanted = [str(i) for i in range(max(0, first), last + 1)]
+        with redis_errors():
+            raw = await self._redis.hmget(keys.rag_chunks(namespace, key, version), wanted)
+        return [_decode_chunk(as_bytes(r)) for r in raw if r is not None]

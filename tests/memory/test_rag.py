@@ -1,0 +1,190 @@
+"""Document RAG between real processes: documents added over HTTP and WebSocket, parsed, chunked
+and embedded by the index process, their status live, searched with neighbours and metadata
+filters; replacement, identical content, deletion, namespaces and bounds."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.auth import mint
+from tests.support.pdf import pdf_with_pages
+from tests.support.stack import SECRET, Stack, run_stack
+from tests.workers.helpers import open_tab
+
+GUIDE = """# Lighthouse handbook
+Keepers log every passing ship in the ledger.
+
+## Lamps
+The lamp is trimmed at dusk and the lens polished with a chamois cloth.
+
+## Storms
+During a storm the foghorn sounds every thirty seconds until the fog lifts.
+"""
+
+
+@pytest.fixture(scope="module")
+def rag(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with run_stack(tmp_path_factory.mktemp("rag"), webs=1, workers=1, index=True,
+                   env={"RAG_MAX_BYTES": "200000"}) as stack:
+        yield stack
+
+
+def http(stack: Stack, user: str, **claims: Any) -> httpx.Client:
+    token = mint(SECRET, user, **claims)
+    return httpx.Client(base_url=stack.web, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+
+def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition never held")
+        time.sleep(0.1)
+
+
+def ready(c: httpx.Client, namespace: str, key: str, version: int | None = None) -> dict[str, Any]:
+    def settled() -> dict[str, Any] | None:
+        doc = c.get(f"/api/rag/{namespace}/documents/{key}").json()
+        done = doc.get("status") in ("ready", "failed") and (version is None or doc["version"] == version)
+        return doc if done else None
+    return eventually(settled)  # type: ignore[no-any-return]
+
+
+def search(c: httpx.Client, query: str, **args: Any) -> list[dict[str, Any]]:
+    r = c.post("/api/rag/search", json={"query": query, **args})
+    assert r.status_code == 200, r.text
+    return r.json()["results"]  # type: ignore[no-any-return]
+
+
+def test_markdown_is_chunked_by_heading_and_found_with_its_neighbours(rag: Stack) -> None:
+    with http(rag, "alice") as c:
+        r = c.post("/api/rag/user/documents", json={"key": "handbook.md", "content": GUIDE, "title": "Handbook",
+                                                    "chunkSize": 100, "chunkOverlap": 0, "metadata": {"lang": "en"}})
+        assert r.status_code == 202 and r.json()["status"] == "pending", r.text
+        doc = ready(c, "user", "handbook.md")
+        assert doc["status"] == "ready" and doc["chunks"] >= 3 and doc["namespace"] == "user:alice"
+        (top, *_) = search(c, "foghorn storm", chunkContext={"before": 1, "after": 0})
+        assert top["key"] == "handbook.md" and "foghorn" in top["text"]
+        assert top["heading"] == "Lighthouse handbook > Storms" and top["document"]["title"] == "Handbook"
+        assert "chamois" in top["context"]  # the chunk before it comes along
+        assert search(c, "foghorn", metadata={"lang": "fr"}) == []
+        assert search(c, "foghorn", metadata={"lang": "en"})[0]["key"] == "handbook.md"
+
+
+def test_pdf_and_html_uploaded_as_they_are(rag: Stack) -> None:
+    with http(rag, "alice") as c:
+        pdf = pdf_with_pages("Quarterly tide report", "Spring tides reached record heights in March")
+        r = c.post("/api/rag/user/documents?key=tides.pdf&title=Tides", content=pdf,
+                   headers={"Content-Type": "application/pdf"})
+        assert r.status_code == 202, r.text
+        html = b"<!doctype html><html><body><h1>Ferry</h1><p>The ferry leaves at noon.</p><script>var secretword=1</script></body></html>"
+        assert c.post("/api/rag/user/documents?key=ferry.html", content=html,
+                      headers={"Content-Type": "text/html"}).status_code == 202
+        assert ready(c, "user", "tides.pdf")["status"] == "ready"
+        assert ready(c, "user", "ferry.html")["status"] == "ready"
+        assert search(c, "record spring tides")[0]["key"] == "tides.pdf"
+        assert search(c, "ferry noon")[0]["heading"] == "Ferry"
+        assert all(r["key"] != "ferry.html" for r in search(c, "secretword", vectorSearch=False))
+
+
+def test_replacing_swaps_versions_and_a_failed_replacement_keeps_the_last_good_one(rag: Stack) -> None:
+    with http(rag, "alice") as c:
+        c.post("/api/rag/user/documents", json={"key": "menu.txt", "content": "Today: pumpkin soup"})
+        assert ready(c, "user", "menu.txt")["version"] == 1
+        same = c.post("/api/rag/user/documents", json={"key": "menu.txt", "content": "Today: pumpkin soup"}).json()
+        assert same["skipped"] is True and same["version"] == 1
+        c.post("/api/rag/user/documents", json={"key": "menu.txt", "content": "Today: nettle risotto"})
+        assert ready(c, "user", "menu.txt", 2)["status"] == "ready"
+        found = search(c, "risotto")
+        assert found[0]["key"] == "menu.txt" and [r["key"] for r in found].count("menu.txt") == 1
+        assert all(r["key"] != "menu.txt" for r in search(c, "pumpkin", vectorSearch=False))
+        broken = c.post("/api/rag/user/documents?key=menu.txt", content=b"%PDF-1.4\nnot a pdf at all",
+                        headers={"Content-Type": "application/pdf"})
+        assert broken.status_code == 202
+        failed = ready(c, "user", "menu.txt", 3)
+        assert failed["status"] == "failed" and "PDF" in failed["error"] and failed["readyVersion"] == 2
+        assert search(c, "risotto")[0]["document"]["readyVersion"] == 2  # still searchable
+
+
+def test_the_status_is_a_live_query(rag: Stack) -> None:
+    async def run() -> None:
+        tab = await open_tab(rag.web, "carol")
+        try:
+            await tab.subscribe("docs", "rag.documents", {"namespace": "user"})
+            out = await tab.mutate("rag.add", {"key": "note.md", "content": "# Note\nremember the anchor chain"})
+            assert out["ok"], out
+            await tab.wait_result("docs", lambda v: v["page"] and v["page"][0]["status"] == "pending")
+            await tab.wait_result("docs", lambda v: v["page"] and v["page"][0]["status"] == "ready")
+            await tab.subscribe("found", "rag.search", {"query": "anchor chain"})
+            await tab.wait_result("found", lambda v: v["results"] and v["results"][0]["key"] == "note.md")
+            gone = await tab.mutate("rag.delete", {"key": "note.md"})
+            assert gone["ok"] and gone["value"] == {"deleted": True}
+            await tab.wait_result("found", lambda v: v["results"] == [])
+        finally:
+            await tab.close()
+
+    asyncio.run(run())
+
+
+def test_namespaces_are_checked(rag: Stack) -> None:
+    with http(rag, "alice") as alice, http(rag, "bob") as bob, http(rag, "dana", teams=("acme",)) as dana, \
+            http(rag, "root", admin=True) as admin:
+        alice.post("/api/rag/user/documents", json={"key": "diary.txt", "content": "my private harpoon diary"})
+        ready(alice, "user", "diary.txt")
+        assert search(bob, "harpoon") == []
+        assert bob.post("/api/rag/search", json={"query": "harpoon", "namespaces": ["user:alice"]}).status_code == 403
+        assert bob.get("/api/rag/user:alice/documents").status_code == 403
+        assert bob.post("/api/rag/team:acme/documents", json={"key": "k", "content": "x"}).status_code == 403
+        assert dana.post("/api/rag/team:acme/documents", json={"key": "plan", "content": "acme harbour plan"}
+                         ).status_code == 202
+        ready(dana, "team:acme", "plan")
+        assert search(dana, "harbour plan", namespaces=["team:acme"])[0]["namespace"] == "team:acme"
+        assert alice.post("/api/rag/global/documents", json={"key": "faq", "content": "x"}).status_code == 403
+        assert admin.post("/api/rag/global/documents", json={"key": "faq", "content": "opening hours are nine to five"}
+                          ).status_code == 202
+        ready(admin, "global", "faq")
+        assert search(bob, "opening hours", namespaces=["global"])[0]["key"] == "faq"
+        assert bob.delete("/api/rag/global/documents/faq").status_code == 403
+
+
+def test_bad_documents_get_clear_errors(rag: Stack) -> None:
+    with http(rag, "erin") as c:
+        big = c.post("/api/rag/user/documents?key=big.txt", content=b"a" * 300_000,
+                     headers={"Content-Type": "text/plain"})
+        assert big.status_code == 413 and big.json()["code"] == "too_large"
+        png = c.post("/api/rag/user/documents?key=pic.png", content=b"\x89PNG\r\n\x1a\n\x00\x00\xff",
+                     headers={"Content-Type": "image/png"})
+        assert png.status_code == 415
+        assert c.post("/api/rag/user/documents", json={"key": "e", "content": "   "}).status_code == 400
+        assert c.post("/api/rag/user/documents", json={"key": "bad\x01key", "content": "x"}).status_code == 400
+        assert c.post("/api/rag/user/documents", json={"key": "k", "content": "x", "chunkSize": 10}).status_code == 400
+        assert c.get("/api/rag/user/documents/nothing").status_code == 404
+        assert c.get("/api/rag/user/documents").json()["page"] == []
+
+
+def test_the_python_api(rag: Stack) -> None:
+    from shared.config import load_settings
+    from threadline import Threadline
+
+    async def run() -> None:
+        async with Threadline(load_settings({"REDIS_URL": rag.redis_url})) as tl:
+            doc = await tl.add_document("team:ops", "runbook.md", "# Restart\nrestart the beacon with the red lever",
+                                        metadata={"team": "ops"})
+            assert doc.status == "pending" and doc.version == 1
+            async with asyncio.timeout(20):
+                while (await tl.document("team:ops", "runbook.md")).status != "ready":
+                    await asyncio.sleep(0.1)
+            (hit, *_) = await tl.search_documents(["team:ops"], "red lever", metadata={"team": "ops"})
+            assert hit.key == "runbook.md" and hit.heading == "Restart" and "beacon" in hit.text
+            assert await tl.delete_document("team:ops", "runbook.md") is True
+
+    asyncio.run(run())
