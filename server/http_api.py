@@ -54,16 +54,7 @@ def error_response(exc: ChatError) -> Response:
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    length = request.headers.get("content-length")
-    if length is not None and (not (length.isascii() and length.isdigit()) or int(length) > MAX_BODY):
-        raise TooLarge(f"request body over {MAX_BODY} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise TooLarge(f"request body over {MAX_BODY} bytes")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+    raw = await _raw_body(request, MAX_BODY, f"request body over {MAX_BODY} bytes")
     if not raw.strip():
         return {}
     check_depth(raw)
@@ -76,15 +67,16 @@ async def _body(request: Request) -> dict[str, Any]:
     return body
 
 
-async def _raw_body(request: Request, limit: int) -> bytes:
+async def _raw_body(request: Request, limit: int, too_large: str) -> bytes:
+    """The body, read up to ``limit`` bytes (TooLarge, with the message ``too_large``, past it)."""
     length = request.headers.get("content-length")
     if length is not None and (not (length.isascii() and length.isdigit()) or int(length) > limit):
-        raise TooLarge(f"documents are at most {limit} bytes")
+        raise TooLarge(too_large)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise TooLarge(f"documents are at most {limit} bytes")
+            raise TooLarge(too_large)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -200,7 +192,8 @@ class Endpoints:
             if name in q:
                 fields[name] = parse_digits(q[name], name, 20_000)
         args = _convert(fields, MUTATIONS["rag.add"].args_type)
-        content = await _raw_body(request, self.services.settings.rag_max_bytes)
+        limit = self.services.settings.rag_max_bytes
+        content = await _raw_body(request, limit, f"documents are at most {limit} bytes")
         outcome = await add_document(ctx, namespace, args.key, content, args)
         metrics.mutations.labels("rag.add", "ok").inc()
         return json_response(outcome.value, 202)

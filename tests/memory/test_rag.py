@@ -5,14 +5,14 @@ filters; replacement, identical content, deletion, namespaces and bounds."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from shared.auth import mint
+from tests.memory.test_memory import eventually
 from tests.support.pdf import pdf_with_pages
 from tests.support.stack import SECRET, Stack, run_stack
 from tests.workers.helpers import open_tab
@@ -38,17 +38,6 @@ def rag(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def http(stack: Stack, user: str, **claims: Any) -> httpx.Client:
     token = mint(SECRET, user, **claims)
     return httpx.Client(base_url=stack.web, headers={"Authorization": f"Bearer {token}"}, timeout=10)
-
-
-def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition never held")
-        time.sleep(0.1)
 
 
 def ready(c: httpx.Client, namespace: str, key: str, version: int | None = None) -> dict[str, Any]:
