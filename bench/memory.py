@@ -19,7 +19,7 @@ from pathlib import Path
 import msgspec
 
 from bench.support import pct, redis_url
-from shared.memory.ops import OPS
+from shared.memory.ops import ALIVE, OPS
 from shared.memory.rpc import SearchRequest
 from shared.memory.search import RemoteSearch
 from shared.records import Message
@@ -52,6 +52,8 @@ async def main() -> None:
                                  env=procs.child_env(REDIS_URL=url, DATA_DIR=tmp), start_new_session=True,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
+            while not await client.exists(ALIVE):  # the index process is up: time indexing, not its start
+                await asyncio.sleep(0.05)
             t0 = time.perf_counter()
             for start in range(0, COUNT, 500):
                 tid = thread_ids[(start // 500) % len(thread_ids)]

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import msgspec
 import redis.asyncio as aioredis
-from qdrant_client import QdrantClient
 
 from shared import logs, metrics
 from shared.config import Settings, load_settings
@@ -23,7 +22,7 @@ from shared.memory.embeddings import embedder_for
 from shared.memory.indexer import Indexer
 from shared.memory.ops import ALIVE, OPS, RPC, decode_op, encode_op
 from shared.memory.rpc import SearchAnswer, decode_call, encode_answer
-from shared.memory.vectors import VectorIndex, VectorStore
+from shared.memory.vectors import VectorStore
 from shared.redis_client import as_bytes, connect
 from shared.store import Store
 from workers.reembed import queue_everything
@@ -38,6 +37,10 @@ EMBEDDED_DIR = "vectors"  # under DATA_DIR: one Qdrant Edge shard per collection
 def open_index(settings: Settings) -> VectorStore:
     """A Qdrant server with QDRANT_URL; else the embedded engine under DATA_DIR (this process only)."""
     if settings.qdrant_url:
+        from qdrant_client import QdrantClient
+
+        from shared.memory.server import VectorIndex
+
         return VectorIndex(QdrantClient(url=settings.qdrant_url), server=True)
     return EdgeIndex(Path(settings.data_dir) / EMBEDDED_DIR)
 

@@ -75,7 +75,7 @@ def memory_search_for(settings: Settings, store: Store) -> MemorySearch:
 
         from shared.memory.embeddings import embedder_for
         from shared.memory.indexer import Indexer
-        from shared.memory.vectors import VectorIndex
+        from shared.memory.server import VectorIndex
 
         index = VectorIndex(QdrantClient(url=settings.qdrant_url), server=True)
         return DirectSearch(Indexer(store, embedder_for(settings), index))

@@ -14,8 +14,9 @@ from qdrant_client import QdrantClient
 
 from shared.memory.edge import EdgeIndex
 from shared.memory.embeddings import HashingEmbedder
+from shared.memory.server import VectorIndex
 from shared.memory.sparse import document_vector, query_vector
-from shared.memory.vectors import Point, VectorIndex, VectorStore, user_kind
+from shared.memory.vectors import Point, VectorStore, user_kind
 
 EMB = HashingEmbedder(64)
 TEXTS = {
