@@ -230,3 +230,16 @@ def rag_channel(namespace: str) -> str:
     """Pub/sub channel of change notices for one namespace's documents."""
     return f"{PREFIX}:chg:{{ns:{namespace}}}"
 
+
+
+VECTOR_INDEXERS = f"{PREFIX}:vec:indexers"  # set: index processes that may hold taken ops
+
+
+def vector_ops_taken(owner: str) -> str:
+    """List: the ops one index process took and has not finished (given back if it dies)."""
+    return f"{PREFIX}:vec:taken:{owner}"
+
+
+def vector_indexer_alive(owner: str) -> str:
+    """String with a short TTL: the index process ``owner`` is running."""
+    return f"{PREFIX}:vec:indexer:{owner}"

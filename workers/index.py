@@ -20,16 +20,18 @@ from shared.errors import ChatError
 from shared.memory.edge import EdgeIndex
 from shared.memory.embeddings import embedder_for
 from shared.memory.indexer import Indexer
-from shared.memory.ops import ALIVE, OPS, RPC, decode_op, encode_op
+from shared.memory.ops import ALIVE, OPS, RPC, decode_op
 from shared.memory.rpc import SearchAnswer, decode_call, encode_answer
 from shared.memory.vectors import VectorStore
 from shared.redis_client import as_bytes, connect
 from shared.store import Store
+from workers.ops_queue import OpsQueue
 from workers.reembed import queue_everything
 
 log = logging.getLogger("workers.index")
 BATCH = 1024  # ops per pass: a backlog (a migration) is embedded and written in large batches
 PROGRESS_S = 5.0
+RECOVER_EVERY = 5  # heartbeats (seconds) between looks for ops held by dead index processes
 FLUSH_S = 30.0  # persist the embedded engine's segments this often while writes come in
 EMBEDDED_DIR = "vectors"  # under DATA_DIR: one Qdrant Edge shard per collection
 
@@ -45,23 +47,23 @@ def open_index(settings: Settings) -> VectorStore:
     return EdgeIndex(Path(settings.data_dir) / EMBEDDED_DIR)
 
 
-async def ops_loop(indexer: Indexer, redis: aioredis.Redis) -> None:
+async def ops_loop(indexer: Indexer, redis: aioredis.Redis, queue: OpsQueue) -> None:
     told = flushed = time.monotonic()
     dirty = False
     while True:
-        item = await redis.blpop([OPS], timeout=1)
+        raw = await queue.take(BATCH)
         if dirty and time.monotonic() - flushed > FLUSH_S:
             await indexer.flush()
             flushed, dirty = time.monotonic(), False
-        if item is None:
+        if not raw:
             continue
         dirty = True
-        raw = [as_bytes(item[1]), *map(as_bytes, await redis.lpop(OPS, BATCH - 1) or [])]
         batch = [op for op in map(decode_op, raw) if op is not None]
         if len(batch) < len(raw):
             log.warning("dropped %d index ops this version cannot read", len(raw) - len(batch))
         try:
             await indexer.apply(batch)
+            await queue.done()
             metrics.index_ops.inc(len(batch))
             lag = await redis.llen(OPS)
             metrics.index_lag.set(lag)
@@ -70,10 +72,11 @@ async def ops_loop(indexer: Indexer, redis: aioredis.Redis) -> None:
                 log.info("indexing: %d documents embedded so far, %d ops waiting", indexer.indexed, lag)
         except ChatError as exc:  # e.g. the embedding endpoint is down: try these again later
             log.warning("indexing failed (%s); retrying in 2s", exc.message)
-            await redis.rpush(OPS, *map(encode_op, batch))
+            await queue.give_back()
             await asyncio.sleep(2)
         except Exception:
             log.exception("indexing a batch of %d ops failed", len(batch))
+            await queue.done()  # a batch that fails for a bug would fail forever: dropped, and logged
 
 
 async def rpc_loop(indexer: Indexer, redis: aioredis.Redis) -> None:
@@ -102,9 +105,14 @@ async def rpc_loop(indexer: Indexer, redis: aioredis.Redis) -> None:
             task.add_done_callback(running.discard)
 
 
-async def keep_alive(redis: aioredis.Redis) -> None:
+async def keep_alive(redis: aioredis.Redis, queue: OpsQueue) -> None:
+    beats = 0
     while True:
         await redis.set(ALIVE, b"1", px=5000)
+        await queue.beat()
+        if beats % RECOVER_EVERY == 0:  # ops a dead index process held go back to the list
+            await queue.recover()
+        beats += 1
         await asyncio.sleep(1)
 
 
@@ -132,9 +140,12 @@ async def main() -> None:
              settings.qdrant_url or f"embedded store under {settings.data_dir}", indexer.embedder.model)
     if not settings.qdrant_url:
         await migrate_embedded(Path(settings.data_dir), store)
-    await asyncio.gather(ops_loop(indexer, connect(settings.redis_url, max_connections=4)),
+    ops_redis = connect(settings.redis_url, max_connections=4)
+    queue = OpsQueue(ops_redis)
+    await queue.beat()
+    await asyncio.gather(ops_loop(indexer, ops_redis, queue),
                          rpc_loop(indexer, connect(settings.redis_url, max_connections=4)),
-                         keep_alive(store.redis))
+                         keep_alive(store.redis, queue))
 
 
 def run() -> None:

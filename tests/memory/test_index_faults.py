@@ -1,0 +1,101 @@
+"""Kill the index process in the middle of a backlog, start another: every message and every
+chunk of a document ends up indexed once, none is lost (ops are taken, not popped)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+
+from shared import keys
+from shared.memory.edge import EdgeIndex
+from shared.memory.embeddings import HashingEmbedder
+from shared.records import Message
+from shared.redis_client import connect
+from shared.store import Store
+from tests.support import procs
+
+MESSAGES = 3000
+DOC = "\n\n".join(f"Paragraph {i} about harbour pilots and tide tables number {i}." for i in range(300))
+
+
+def start_index(url: str, data: Path, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "workers", "index"], cwd=procs.ROOT,
+                                env=procs.child_env(REDIS_URL=url, DATA_DIR=str(data)), stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def test_a_killed_index_process_loses_no_op(tmp_path: Path) -> None:
+    valkey, port = procs.start_valkey(tmp_path / "valkey")
+    url = f"redis://127.0.0.1:{port}/0"
+    data = tmp_path / "data"
+    sync = redis.Redis.from_url(url)
+    index: subprocess.Popen[bytes] | None = None
+    try:
+        async def fill() -> None:
+            client = connect(url)
+            store = Store(client)
+            tid = (await store.threads.create("alice")).thread_id
+            for start in range(0, MESSAGES, 500):
+                await store.messages.save(tid, "alice", [Message(message_id="", thread_id="", text=f"note w{i} here")
+                                                         for i in range(start, start + 500)])
+            await store.documents.add("user:alice", "pilots.txt", DOC.encode(), chunk_size=200, chunk_overlap=0)
+            await client.aclose()
+
+        asyncio.run(fill())
+        assert sync.llen(keys.VECTOR_OPS) == MESSAGES + 1
+
+        index = start_index(url, data, tmp_path / "index1.log")
+        deadline = time.monotonic() + 60
+        while max((sync.llen(k) for k in sync.scan_iter(match=keys.vector_ops_taken("*"))), default=0) < 100:
+            assert time.monotonic() < deadline and index.poll() is None  # wait for the middle of a batch
+            time.sleep(0.002)
+        os.killpg(index.pid, signal.SIGKILL)
+        index.wait()
+        held = sum(sync.llen(k) for k in sync.scan_iter(match=keys.vector_ops_taken("*")))
+        assert held >= 100  # the batch it was working on is kept, not lost
+
+        index = start_index(url, data, tmp_path / "index2.log")
+        deadline = time.monotonic() + 90
+        while (sync.llen(keys.VECTOR_OPS) or next(sync.scan_iter(match=keys.vector_ops_taken("*")), None)
+               or b'"status":"ready"' not in (sync.hget(keys.rag_documents("user:alice"), "pilots.txt") or b"")):
+            assert time.monotonic() < deadline, (tmp_path / "index2.log").read_text()[-2000:]
+            assert index.poll() is None
+            time.sleep(0.1)
+        index.send_signal(signal.SIGTERM)
+        index.wait(30)
+        index = None
+
+        emb = HashingEmbedder()
+        store = EdgeIndex(data / "vectors")
+        try:
+            (name,) = store.collections()
+            assert name.endswith(f"_{emb.dim}")
+            chunks = _chunks(sync)
+            assert len(chunks) > 50
+            assert store.count(name) == MESSAGES + len(chunks)  # each message and chunk once
+        finally:
+            store.close()
+    finally:
+        if index is not None:
+            procs.stop(index)
+        sync.close()
+        procs.stop(valkey)
+
+
+def _chunks(sync: redis.Redis) -> list[bytes]:
+    doc = sync.hget(keys.rag_documents("user:alice"), "pilots.txt")
+    assert doc is not None
+    import msgspec
+
+    from shared.store.documents import Document
+
+    d = msgspec.json.decode(doc, type=Document)
+    return list(sync.hkeys(keys.rag_chunks("user:alice", "pilots.txt", d.ready_version)))
