@@ -32,6 +32,7 @@ from shared.errors import (
     status_of,
 )
 from shared.json_depth import check_depth
+from shared.rag.parsing import too_large
 from shared.store.pagination import MAX_PAGE, parse_digits
 from shared.store.streams import thread_of_stream
 
@@ -193,7 +194,7 @@ class Endpoints:
                 fields[name] = parse_digits(q[name], name, 20_000)
         args = _convert(fields, MUTATIONS["rag.add"].args_type)
         limit = self.services.settings.rag_max_bytes
-        content = await _raw_body(request, limit, f"documents are at most {limit} bytes")
+        content = await _raw_body(request, limit, too_large(limit))
         outcome = await add_document(ctx, namespace, args.key, content, args)
         metrics.mutations.labels("rag.add", "ok").inc()
         return json_response(outcome.value, 202)

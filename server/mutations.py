@@ -11,8 +11,8 @@ from typing import Any
 from server import args as A
 from server.context import Context
 from shared import keys
-from shared.errors import BadRequest, TooLarge, Unavailable
-from shared.rag.parsing import sniff
+from shared.errors import BadRequest, Unavailable
+from shared.rag.parsing import check_document
 from shared.records import Message, Part, TextPart, text_of
 from shared.store.documents import namespace_for
 from shared.store.guard import in_thread, recorded
@@ -233,12 +233,7 @@ def _content_of(a: A.RagAdd) -> bytes:
 async def add_document(ctx: Context, namespace: str, key: str, content: bytes, a: A.RagAdd) -> Outcome:
     """Check and store a document (WebSocket and HTTP); the index process does the rest."""
     namespace = namespace_for(ctx.identity, namespace, write=True)
-    limit = ctx.services.settings.rag_max_bytes
-    if len(content) > limit:
-        raise TooLarge(f"documents are at most {limit} bytes")
-    if not content.strip():
-        raise BadRequest("the document is empty")
-    sniff(content, a.media_type, key)  # 415 now for what cannot be a document
+    check_document(content, ctx.services.settings.rag_max_bytes, a.media_type, key)  # 413/400/415 now
     version, doc, skipped = await ctx.store.documents.add(
         namespace, key, content, title=a.title, media_type=a.media_type, metadata=a.metadata,
         chunk_size=a.chunk_size, chunk_overlap=a.chunk_overlap)

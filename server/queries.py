@@ -167,8 +167,7 @@ async def rag_documents(ctx: Context, a: A.RagList) -> tuple[int, Any]:
 @query("rag.document", A.RagRef, _rag_channel)
 async def rag_document(ctx: Context, a: A.RagRef) -> tuple[int, Any]:
     namespace = namespace_for(ctx.identity, a.namespace, write=False)
-    version, _ = await ctx.store.documents.page(namespace, num_items=1)
-    return version, await ctx.store.documents.get(namespace, a.key)
+    return await ctx.store.documents.version(namespace), await ctx.store.documents.get(namespace, a.key)
 
 
 def _search_channels(ctx: Context, a: A.RagSearch) -> list[str]:
@@ -180,7 +179,7 @@ async def rag_search(ctx: Context, a: A.RagSearch) -> tuple[int, Any]:
     """Hybrid search over the namespaces' documents: chunks with their neighbours and documents.
     Live: it runs again when a document of those namespaces changes."""
     namespaces = [namespace_for(ctx.identity, n, write=False) for n in a.namespaces]
-    versions = [(await ctx.store.documents.page(n, num_items=1))[0] for n in namespaces]
+    versions = [await ctx.store.documents.version(n) for n in namespaces]
     results = await search_documents(
         ctx.store, ctx.services.memory, namespaces, a.query, limit=a.limit, metadata=a.metadata,
         before=a.chunk_context.before, after=a.chunk_context.after, text_search=a.text_search,

@@ -8,7 +8,7 @@ from typing import Any
 
 from shared.agents import Agent, agent_named
 from shared.config import Settings, load_settings
-from shared.errors import BadRequest, TooLarge
+from shared.errors import BadRequest
 from shared.generation.context import fetch_context_messages
 from shared.generation.lock import thread_turn
 from shared.generation.runner import Generation, GenerationResult
@@ -16,7 +16,7 @@ from shared.generation.sinks import MemorySink, OnDelta, Sink, StoreSink
 from shared.memory.search import memory_search_for
 from shared.models.providers import provider_named
 from shared.partial_json import parse_partial
-from shared.rag.parsing import sniff
+from shared.rag.parsing import check_document
 from shared.rag.search import ChunkResult, search_documents
 from shared.records import Message, Part, Role, TextPart, Thread, text_of
 from shared.redis_client import connect
@@ -80,9 +80,7 @@ class Threadline:
         """Add or replace a document in ``namespace`` (``user:<id>``, ``team:<id>``, ``global``);
         it is ``pending`` until the index process has chunked and embedded it."""
         data = content.encode() if isinstance(content, str) else content
-        if len(data) > self.settings.rag_max_bytes:
-            raise TooLarge(f"documents are at most {self.settings.rag_max_bytes} bytes")
-        sniff(data, media_type, key)
+        check_document(data, self.settings.rag_max_bytes, media_type, key)
         _, doc, _ = await self.store.documents.add(namespace, key, data, title=title, media_type=media_type,
                                                    metadata=metadata, chunk_size=chunk_size,
                                                    chunk_overlap=chunk_overlap)

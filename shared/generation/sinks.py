@@ -35,6 +35,7 @@ from shared.store.score import after_order
 from shared.store.stream_records import StreamStatus
 
 OnDelta = Callable[[list[Part]], None]
+SUMMARIZED_THROUGH = "summarizedThroughOrder"  # thread metadata: the last order the summary covers
 _encode = msgspec.json.Encoder().encode
 
 
@@ -114,13 +115,12 @@ class StoreSink:
         return [*context[:at], *self._extra, *context[at:]]
 
     async def summary(self) -> tuple[str, int]:
-        thread = await self.store.threads.get(self.thread_id)
-        return thread.summary, int(thread.metadata.get("summarizedThroughOrder", 0) or 0)
+        return await _stored_summary(self.store, self.thread_id)
 
     async def keep_summary(self, summary: str, through: int) -> None:
         thread = await self.store.threads.get(self.thread_id)
         await self.store.threads.update(self.thread_id, thread.user_id, summary=summary,
-                                        metadata={**thread.metadata, "summarizedThroughOrder": through})
+                                        metadata={**thread.metadata, SUMMARIZED_THROUGH: through})
 
     async def append(self, stream_id: str, parts: list[Part]) -> int:
         if self._on_delta is not None:
@@ -180,10 +180,7 @@ class MemorySink:
         return [*stored, *self._extra, prompt, *produced]
 
     async def summary(self) -> tuple[str, int]:
-        if not self.thread_id:
-            return "", 0
-        thread = await self.store.threads.get(self.thread_id)
-        return thread.summary, int(thread.metadata.get("summarizedThroughOrder", 0) or 0)
+        return await _stored_summary(self.store, self.thread_id) if self.thread_id else ("", 0)
 
     async def keep_summary(self, summary: str, through: int) -> None:
         return None  # an unsaved generation changes nothing in the thread
@@ -209,6 +206,11 @@ class MemorySink:
     @contextlib.asynccontextmanager
     async def watch(self, stream_id: str) -> AsyncIterator[asyncio.Event]:
         yield asyncio.Event()  # nobody can abort what is not stored
+
+
+async def _stored_summary(store: Store, thread_id: str) -> tuple[str, int]:
+    thread = await store.threads.get(thread_id)
+    return thread.summary, int(thread.metadata.get(SUMMARIZED_THROUGH, 0) or 0)
 
 
 _AFTER_ALL = Message(message_id="", thread_id="", order=1 << 32)  # bounds context: every stored message

@@ -96,12 +96,11 @@ class Indexer:
                 await self._q(self.index.delete_where, "docRef", op_ref(namespace, key, doc.ready_version))
         else:  # replaced while it was being embedded: this version is not wanted
             await self._q(self.index.delete_where, "docRef", op_ref(namespace, key, version))
-            await documents.drop_chunks(namespace, key, version)
+            await documents.drop_chunks(namespace, key, [version])
 
     async def _forget_document(self, namespace: str, key: str, version: int) -> None:
         await self._q(self.index.delete_where, "docId", doc_id(namespace, key))
-        for v in range(1, version + 1):
-            await self.store.documents.drop_chunks(namespace, key, v)
+        await self.store.documents.drop_chunks(namespace, key, range(1, version + 1))
 
     async def _snippet_doc(self, ref: str) -> Doc | None:
         try:

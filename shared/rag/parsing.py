@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Literal
 
-from shared.errors import BadRequest, Unsupported
+from shared.errors import BadRequest, TooLarge, Unsupported
 
 Kind = Literal["text", "markdown", "html", "pdf"]
 
@@ -31,6 +31,19 @@ class Chunk:
     index: int
     heading: str
     text: str
+
+
+def too_large(limit: int) -> str:
+    return f"documents are at most {limit} bytes"
+
+
+def check_document(data: bytes, limit: int, media_type: str | None = None, key: str = "") -> Kind:
+    """What a document to be added is; TooLarge, BadRequest (empty) or Unsupported before it is stored."""
+    if len(data) > limit:
+        raise TooLarge(too_large(limit))
+    if not data.strip():
+        raise BadRequest("the document is empty")
+    return sniff(data, media_type, key)
 
 
 def sniff(data: bytes, media_type: str | None = None, key: str = "") -> Kind:

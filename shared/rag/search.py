@@ -7,8 +7,6 @@ versions of a document.
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
 from shared.memory.rpc import ChunkSearchRequest, Scalar
@@ -38,21 +36,17 @@ async def search_documents(store: Store, memory: MemorySearch, namespaces: list[
         namespaces=tuple(namespaces), text=text, limit=limit, metadata=metadata or {},
         text_search=text_search, vector_search=vector_search))
     docs = await store.documents.many([(h.namespace or "", h.doc_key or "") for h in hits])
+    current = [(hit, doc) for hit in hits
+               if (doc := docs.get((hit.namespace or "", hit.doc_key or ""))) is not None
+               and doc.ready_version == hit.doc_version]  # not deleted, nor an older version on its way out
+    windows = await store.documents.chunk_windows([(doc, hit.chunk - before, hit.chunk + after)
+                                                   for hit, doc in current])
     out: list[ChunkResult] = []
-    for hit in hits:
-        doc = docs.get((hit.namespace or "", hit.doc_key or ""))
-        if doc is None or doc.ready_version != hit.doc_version:
-            continue  # deleted, or an older version on its way out
-        around = await store.documents.chunk_texts(doc.namespace, doc.key, doc.ready_version,
-                                                   hit.chunk - before, hit.chunk + after)
-        own = next((c for n, c in enumerate(around) if n == min(before, hit.chunk)), None)
+    for (hit, doc), around in zip(current, windows, strict=True):
+        own = around.get(hit.chunk)
         if own is None:
             continue
         out.append(ChunkResult(namespace=doc.namespace, key=doc.key, chunk=hit.chunk, heading=own.heading,
-                               text=own.text, context="\n".join(c.text for c in around), score=hit.score,
-                               document=doc))
+                               text=own.text, context="\n".join(c.text for _, c in sorted(around.items())),
+                               score=hit.score, document=doc))
     return out
-
-
-def view(results: list[ChunkResult]) -> list[dict[str, Any]]:
-    return [msgspec.to_builtins(r) for r in results]

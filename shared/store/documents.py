@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 import msgspec
@@ -196,9 +197,12 @@ class DocumentStore:
                                                for n, (h, t) in enumerate(chunks[i:i + 500], start=i)})
                 await pipe.execute()
 
-    async def drop_chunks(self, namespace: str, key: str, version: int) -> None:
-        with redis_errors():
-            await self._redis.unlink(keys.rag_chunks(namespace, key, version))
+    async def drop_chunks(self, namespace: str, key: str, versions: Iterable[int]) -> None:
+        """Remove the chunks of these versions of a document, in one command."""
+        names = [keys.rag_chunks(namespace, key, v) for v in versions]
+        if names:
+            with redis_errors():
+                await self._redis.unlink(*names)
 
     async def settle(self, doc: Document, *, ready: bool, chunks: int = 0, error: str | None = None) -> bool:
         """Record the outcome of indexing ``doc.version``; False when a newer version replaced it."""
@@ -217,9 +221,21 @@ class DocumentStore:
                                keys.rag_content(doc.namespace, doc.key), *old_chunks],
                 [keys.rag_channel(doc.namespace), doc.key, doc.version, _encode(settled)]))
 
-    async def chunk_texts(self, namespace: str, key: str, version: int, first: int, last: int) -> list[StoredChunk]:
-        """Chunks first..last (inclusive) of a version, those that exist."""
-        wanted = [str(i) for i in range(max(0, first), last + 1)]
+    async def chunk_windows(self, windows: Sequence[tuple[Document, int, int]]) -> list[dict[int, StoredChunk]]:
+        """For each (document, first, last): its ready version's chunks first..last (inclusive)
+        that exist, by index; all read in one round trip."""
+        if not windows:
+            return []
+        ranges = [range(max(0, first), last + 1) for _, first, last in windows]
         with redis_errors():
-            raw = await self._redis.hmget(keys.rag_chunks(namespace, key, version), wanted)
-        return [_decode_chunk(as_bytes(r)) for r in raw if r is not None]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for (doc, _, _), wanted in zip(windows, ranges, strict=True):
+                    pipe.hmget(keys.rag_chunks(doc.namespace, doc.key, doc.ready_version), [str(i) for i in wanted])
+                replies = await pipe.execute()
+        return [{i: _decode_chunk(as_bytes(r)) for i, r in zip(wanted, raw, strict=True) if r is not None}
+                for wanted, raw in zip(ranges, replies, strict=True)]
+
+    async def version(self, namespace: str) -> int:
+        """The namespace's change counter (what its live queries are versioned by)."""
+        with redis_errors():
+            return int(await self._redis.hget(keys.rag_state(namespace), "version") or 0)

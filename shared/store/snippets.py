@@ -7,8 +7,6 @@ are listed live, embedded and searched like messages, and reach the context.
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 import redis.asyncio as aioredis
 
@@ -116,7 +114,3 @@ class SnippetStore:
         _, page = await self.list(thread_id, None, num_items=max(1, min(count, 100)))
         return page.page[:count]
 
-
-def snippet_view(s: Snippet) -> dict[str, Any]:
-    view: dict[str, Any] = msgspec.to_builtins(s)
-    return view
