@@ -37,7 +37,7 @@ RRF_K = 2  # as Qdrant's default RRF
 SPARSE_FULL_SCAN = 50_000
 _INDEXES: tuple[tuple[str, Any], ...] = (
     ("userKind", qe.KeywordIndexParams(is_tenant=True)),  # "<userId>/<kind>": what every search filters on
-    ("userId", qe.PayloadSchemaType.Keyword), ("threadId", qe.PayloadSchemaType.Keyword),
+    ("threadId", qe.PayloadSchemaType.Keyword),
     ("order", qe.PayloadSchemaType.Integer),
     ("docRef", qe.PayloadSchemaType.Keyword), ("docId", qe.PayloadSchemaType.Keyword))  # a document's chunks
 
@@ -123,8 +123,8 @@ class EdgeIndex:
         shard = self._shards.get(collection)
         if shard is None:
             return []
-        mine = qe.FieldCondition("userId", match=qe.MatchValue(user_id))
-        flt = qe.Filter(must=[_user_kinds(user_id, kinds), *_scope(thread_id, before_order, other_threads)],
+        mine = _user_kinds(user_id, kinds)  # also the corpus term rarity is counted in
+        flt = qe.Filter(must=[mine, *_scope(thread_id, before_order, other_threads)],
                         must_not=_excluded(thread_id, before_order, other_threads))
         return self._query(shard, flt, qe.Filter(must=[mine]), dense, sparse, limit, score_threshold)
 

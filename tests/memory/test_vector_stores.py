@@ -96,3 +96,26 @@ def test_edge_data_survive_a_restart(tmp_path: Path) -> None:
     assert again.collections() == [name] and again.count(name) == len(TEXTS)
     assert refs(again, name, "lighthouse", dense=False) == ["m1"]
     again.close()
+
+
+def test_keyword_rarity_counts_within_the_users_own_points(tmp_path: Path) -> None:
+    """Per-user IDF (Qdrant Edge): "garden" is everywhere in another user's points but rare in
+    this user's, "coffee" the reverse; so for this user a garden match outranks a coffee match,
+    where IDF over the whole collection would rank them the other way."""
+    edge = EdgeIndex(tmp_path / "vectors")
+    name = edge.ensure(EMB.model, EMB.dim)
+    texts = {"c": ("u", "coffee note"), "g": ("u", "garden note")}
+    texts.update({f"uc{i}": ("u", f"coffee cup {i}") for i in range(6)})
+    texts.update({f"og{i}": ("other", f"garden bed {i}") for i in range(30)})
+    edge.upsert(name, [
+        Point(ref, EMB.embed_one(text), document_vector(text),
+              {"ref": ref, "userKind": user_kind(user, "message"), "threadId": "t", "order": i})
+        for i, (ref, (user, text)) in enumerate(texts.items())])
+    hits = edge.search(name, user_id="u", thread_id="t", before_order=None, other_threads=True, dense=None,
+                       sparse=query_vector("coffee garden note"), limit=10)
+    score = {h.payload["ref"]: h.score for h in hits}
+    assert max(score, key=score.__getitem__) == "g" and score["g"] > score["c"]
+    mine_other = edge.search(name, user_id="other", thread_id="t", before_order=None, other_threads=True,
+                             dense=None, sparse=query_vector("coffee garden"), limit=3)
+    assert all(h.payload["userId"] == "other" for h in mine_other)
+    edge.close()
