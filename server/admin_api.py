@@ -87,7 +87,7 @@ def routes(services: Services) -> list[Route]:
                                         save_messages="none")
             prompt = Message(message_id="", thread_id=thread.thread_id, user_id=thread.user_id,
                              text=args.prompt, parts=[TextPart(text=args.prompt)])
-            sink = MemorySink(services.store, thread.thread_id)
+            sink = MemorySink(services.store, thread.thread_id, memory=services.memory)
             result = await Generation(services.settings, agent, prompt, sink).run()
             return json_response({"saved": False, "outcome": result.outcome, "text": result.text,
                                   "usage": result.usage})
@@ -95,6 +95,10 @@ def routes(services: Services) -> list[Route]:
                              MUTATIONS["messages.send"].args_type)
         outcome = await MUTATIONS["messages.send"].handler(owner, send_args)
         return json_response({"saved": True, **outcome.value})
+
+    async def namespaces(request: Request) -> Response:
+        admin(request)
+        return json_response({"namespaces": await services.store.documents.namespaces()})
 
     async def context(request: Request) -> Response:
         """The context.fetch query, for any user's thread (as its owner)."""
@@ -110,6 +114,7 @@ def routes(services: Services) -> list[Route]:
         Route("/api/agents", agents, methods=["GET"]),
         Route("/api/admin/users", users, methods=["GET"]),
         Route("/api/admin/users/{user_id}/threads", user_threads, methods=["GET"]),
+        Route("/api/admin/namespaces", namespaces, methods=["GET"]),
         Route("/api/admin/threads/{thread_id}/messages", thread_messages, methods=["GET"]),
         Route("/api/admin/threads/{thread_id}/send", send, methods=["POST"]),
         Route("/api/admin/threads/{thread_id}/context", context, methods=["POST"]),

@@ -12,13 +12,17 @@ import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 
 from shared.errors import BadRequest
 from shared.models.base import RawHandler
 from shared.records import Usage
+from shared.store.documents import agent_namespaces
+
+if TYPE_CHECKING:
+    from shared.rag.knowledge import Knowledge, Sources
 
 Count = Annotated[int, msgspec.Meta(ge=0, le=10_000)]
 
@@ -39,6 +43,30 @@ class SnippetOptions(msgspec.Struct, rename="camel", kw_only=True, forbid_unknow
     limit: Count = 3
 
 
+Neighbours = Annotated[int, msgspec.Meta(ge=0, le=5)]
+Namespaces = Annotated[list[str], msgspec.Meta(min_length=1, max_length=16)]
+
+
+class RagOptions(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    """Prompt-based RAG: the document passages that best match the prompt reach the context,
+    numbered so the model can cite them; the reply keeps them as ``source`` parts.
+
+    ``namespaces`` are read on behalf of the prompt's user: ``user`` is theirs, ``global``
+    everyone's, ``team:<id>`` a team's (the agent, being the app's code, decides which).
+    """
+
+    namespaces: Namespaces = msgspec.field(default_factory=lambda: ["user"])
+    limit: Annotated[int, msgspec.Meta(ge=1, le=50)] = 5
+    metadata: dict[str, str | int | bool] = {}
+    before: Neighbours = 1  # neighbouring chunks given with each passage
+    after: Neighbours = 1
+    text_search: bool = True
+    vector_search: bool = True
+
+    def __post_init__(self) -> None:
+        agent_namespaces(self.namespaces, "")  # a malformed or another user's namespace fails at definition
+
+
 class ContextOptions(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
     """What the model sees besides the prompt (as in the reference)."""
 
@@ -47,6 +75,7 @@ class ContextOptions(msgspec.Struct, rename="camel", kw_only=True, forbid_unknow
     search_options: SearchOptions | None = None
     search_other_threads: bool = False
     snippets: SnippetOptions | None = msgspec.field(default_factory=SnippetOptions)
+    rag: RagOptions | None = None
 
 
 SaveMessages = Literal["all", "none", "promptAndOutput"]
@@ -67,13 +96,20 @@ class UsageEvent:
 
 @dataclass(frozen=True, slots=True)
 class ToolContext:
-    """What a tool knows about the call it serves."""
+    """What a tool knows about the call it serves.
+
+    ``knowledge`` searches documents for the prompt's user (None where no memory search is
+    reachable); ``sources`` collects what the reply drew on: a tool adds to it and the reply
+    keeps them as ``source`` parts (see shared.rag.knowledge).
+    """
 
     user_id: str
     thread_id: str
     prompt_message_id: str
     agent: Agent
     tool_call_id: str
+    knowledge: Knowledge | None = None
+    sources: Sources | None = None
 
 
 ToolHandler = Callable[[ToolContext, Any], Any | Awaitable[Any]]

@@ -226,6 +226,9 @@ def rag_chunks(namespace: str, key: str, version: int) -> str:
     return f"{_ns(namespace)}:chunks:{key}:{version}"
 
 
+RAG_NAMESPACES = f"{PREFIX}:rag:namespaces"  # set: namespaces holding at least one document
+
+
 def rag_channel(namespace: str) -> str:
     """Pub/sub channel of change notices for one namespace's documents."""
     return f"{PREFIX}:chg:{{ns:{namespace}}}"

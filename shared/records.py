@@ -60,6 +60,22 @@ class FilePart(_Record, tag="file", tag_field="type"):
     filename: str | None = None
 
 
+class SourcePart(_Record, tag="source", tag_field="type"):
+    """A document passage a reply drew on (document RAG), for the frontend to cite.
+
+    ``source_id`` is the number the model was shown ("1", "2", ...), unique within a reply.
+    """
+
+    source_id: str
+    namespace: str
+    key: str
+    title: str = ""
+    chunk: int = 0
+    heading: str = ""
+    excerpt: str = ""
+    score: float = 0.0
+
+
 class RefusalPart(_Record, tag="refusal", tag_field="type"):
     """The model declined to answer (OpenAI's ``refusal``); the reply is failed with it."""
 
@@ -67,7 +83,7 @@ class RefusalPart(_Record, tag="refusal", tag_field="type"):
 
 
 Part = (TextPart | ReasoningPart | ToolCallPart | ToolResultPart | ObjectPart | FilePart | RefusalPart
-        | ToolCallDeltaPart)
+        | SourcePart | ToolCallDeltaPart)
 
 
 class Usage(_Record):

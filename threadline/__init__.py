@@ -17,6 +17,7 @@ resend unanswered mutations with their ids.
 from shared.agents import (
     Agent,
     ContextOptions,
+    RagOptions,
     SearchOptions,
     Tool,
     ToolContext,
@@ -26,6 +27,7 @@ from shared.agents import (
 )
 from shared.errors import ChatError
 from shared.generation.runner import GenerationResult
+from shared.rag.knowledge import document_search
 from shared.records import Message, Thread, Usage
 from threadline._api import ObjectStream, TextStream, ThreadHandle, Threadline
 from threadline._client import Client, Delta, MutationError, Result, Subscription, SubscriptionError
@@ -40,6 +42,7 @@ __all__ = [
     "Message",
     "MutationError",
     "ObjectStream",
+    "RagOptions",
     "Result",
     "SearchOptions",
     "Subscription",
@@ -52,6 +55,7 @@ __all__ = [
     "ToolContext",
     "Usage",
     "UsageEvent",
+    "document_search",
     "human_tool",
     "tool",
 ]

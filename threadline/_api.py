@@ -210,7 +210,7 @@ class ThreadHandle:
         if persist:
             sink = StoreSink(store, self.thread_id, memory=self._tl.memory, extra=unsaved, on_delta=on_delta)
         else:
-            sink = MemorySink(store, self.thread_id, extra=unsaved, on_delta=on_delta)
+            sink = MemorySink(store, self.thread_id, memory=self._tl.memory, extra=unsaved, on_delta=on_delta)
         return Generation(self._tl.settings, agent, prompt_message, sink)
 
     async def _run(self, generation: Generation) -> GenerationResult:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import msgspec
 
-from shared.agents import Agent, ToolContext, human_tool, tool
+from shared.agents import Agent, ContextOptions, RagOptions, ToolContext, human_tool, tool
+from shared.rag.knowledge import document_search
 
 
 class WeatherArgs(msgspec.Struct):
@@ -63,4 +64,13 @@ planner = Agent(
     output=TripPlan,
 )
 
-AGENTS = [assistant, weather, planner]
+librarian = Agent(
+    name="librarian",
+    instructions="Answer from the passages of the user's documents and the shared ones; cite them by number.",
+    # prompt-based RAG (passages matching the prompt in the context) and tool-based RAG (a search tool)
+    context_options=ContextOptions(rag=RagOptions(namespaces=["user", "global"], limit=4)),
+    tools=[document_search(["user", "global"])],
+    max_steps=3,
+)
+
+AGENTS = [assistant, weather, planner, librarian]

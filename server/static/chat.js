@@ -115,6 +115,19 @@ function messageElement(m) {
   for (const p of calls) {
     el.append(Object.assign(document.createElement("span"), { className: "tool-part", textContent: `${p.toolName}(${JSON.stringify(p.args)})` }));
   }
+  const cited = (m.parts || []).filter((p) => p.type === "source");
+  if (cited.length) {
+    const box = Object.assign(document.createElement("div"), { className: "sources" });
+    for (const s of cited) {
+      const chip = Object.assign(document.createElement("span"), {
+        className: "source", title: s.excerpt || "",
+        textContent: `[${s.sourceId}] ${s.title || s.key}${s.heading ? " · " + s.heading : ""}`,
+      });
+      chip.dataset.testid = "source";
+      box.append(chip);
+    }
+    el.append(box);
+  }
   if (m.status === "failed" || m.error) {
     const text = m.error || "failed";
     el.append(Object.assign(document.createElement("span"), { className: "error", textContent: text }));

@@ -3,7 +3,8 @@
 export type Status = "connecting" | "open" | "closed" | "unauthorized";
 
 export interface Part {
-  type: "text" | "reasoning" | "tool-call" | "tool-result" | "object" | "file" | "refusal" | "tool-call-delta";
+  type: "text" | "reasoning" | "tool-call" | "tool-result" | "object" | "file" | "refusal" | "source"
+    | "tool-call-delta";
   text?: string;
   toolCallId?: string;
   toolName?: string;
@@ -12,6 +13,9 @@ export interface Part {
   isError?: boolean;
   object?: unknown;
   argsTextDelta?: string; // tool-call-delta (deltas only)
+  // source: a document passage the reply drew on (RAG), numbered as the model cited it
+  sourceId?: string; namespace?: string; key?: string; title?: string; chunk?: number;
+  heading?: string; excerpt?: string; score?: number;
 }
 
 export interface Usage {

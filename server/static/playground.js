@@ -1,5 +1,5 @@
 const $ = (id) => document.getElementById(id);
-const state = { token: null, user: null, thread: null, agents: [] };
+const state = { token: null, user: null, thread: null, agents: [], namespace: null };
 
 async function token() {
   const hash = new URLSearchParams(location.hash.slice(1));
@@ -44,6 +44,38 @@ async function pickUser(user) {
   list($("pg-threads"), page, (t) => t.title || t.threadId, (t) => t.threadId === state.thread?.threadId, pickThread);
 }
 
+async function loadNamespaces() {
+  const { namespaces } = await api("/api/admin/namespaces");
+  list($("pg-namespaces"), namespaces, (n) => n, (n) => n === state.namespace, pickNamespace);
+}
+
+async function pickNamespace(namespace) {
+  state.namespace = namespace;
+  await loadNamespaces();
+  $("docs-title").textContent = `Documents of ${namespace}`;
+  const { page } = await api(`/api/rag/${encodeURIComponent(namespace)}/documents?numItems=100`);
+  $("pg-documents").replaceChildren(...page.map((d) => {
+    const li = document.createElement("li");
+    li.dataset.testid = "pg-document";
+    li.append(`${d.title || d.key} — ${d.status}`, Object.assign(document.createElement("small"), {
+      textContent: [d.key, `v${d.version}`, `${d.chunks} chunk${d.chunks === 1 ? "" : "s"}`, d.mediaType, d.error]
+        .filter(Boolean).join(" · "),
+    }));
+    return li;
+  }));
+}
+
+function showPassages(messages) {
+  const sources = messages.flatMap((m) => (m.parts || []).filter((p) => p.type === "source"));
+  $("passages").replaceChildren(...sources.map((s) => {
+    const div = document.createElement("div");
+    div.dataset.testid = "pg-passage";
+    div.append(`[${s.sourceId}] ${s.title || s.key}${s.heading ? " · " + s.heading : ""}`,
+      Object.assign(document.createElement("small"), { textContent: `${s.namespace}/${s.key} #${s.chunk} · ${s.excerpt}` }));
+    return div;
+  }));
+}
+
 async function pickThread(thread) {
   state.thread = thread;
   $("thread-title").textContent = `Messages of “${thread.title || thread.threadId}”`;
@@ -77,6 +109,7 @@ async function main() {
   state.agents = (await api("/api/agents")).agents;
   for (const sel of [$("send-agent"), $("ctx-agent")]) for (const a of state.agents) sel.append(new Option(a.name, a.name));
   await loadUsers();
+  await loadNamespaces();
   $("pg-send").onclick = async () => {
     if (!state.thread) return ($("send-result").textContent = "Pick a thread first.");
     try {
@@ -89,10 +122,14 @@ async function main() {
   $("pg-context").onclick = async () => {
     if (!state.thread) return ($("context-result").textContent = "Pick a thread first.");
     try {
+      const agent = state.agents.find((a) => a.name === $("ctx-agent").value);
       const out = await api(`/api/admin/threads/${state.thread.threadId}/context`, {
-        agentName: $("ctx-agent").value,
-        contextOptions: { recentMessages: Number($("recent").value), excludeToolMessages: $("exclude-tools").checked },
+        agentName: agent.name,
+        prompt: $("ctx-prompt").value || undefined,
+        contextOptions: { ...agent.contextOptions, recentMessages: Number($("recent").value),
+                          excludeToolMessages: $("exclude-tools").checked },
       });
+      showPassages(out.messages);
       $("context-result").textContent = JSON.stringify(out.chat, null, 1);
     } catch (e) { $("context-result").textContent = String(e); }
   };

@@ -7,9 +7,10 @@ import logging
 from typing import Any
 
 from shared.agents import Agent, ContextOptions
-from shared.errors import ChatError
+from shared.errors import ChatError, Unavailable
 from shared.memory.rpc import Hit, SearchRequest
 from shared.memory.search import MemorySearch
+from shared.rag.knowledge import Knowledge, passages_message
 from shared.records import (
     Message,
     ObjectPart,
@@ -29,14 +30,15 @@ async def fetch_context_messages(
     memory: MemorySearch | None = None,
 ) -> list[Message]:
     """What the model sees before the instructions are added, in this order:
-    search results (ranked by fused score), the thread's snippets, then the recent
-    messages up to and including the prompt's order (oldest first).
+    search results (ranked by fused score), the thread's snippets, the document
+    passages that match the prompt (prompt-based RAG, shared.rag.knowledge), then the
+    recent messages up to and including the prompt's order (oldest first).
 
     Only messages before the prompt's order count (so regenerating an old reply
     works), plus what the prompt's order already holds (earlier steps of this
     reply). Tool messages of earlier orders are left out when the options say so;
     pending (in-flight) replies never count. Without ``memory`` (or when it cannot
-    be reached) there are no search results and only the recent snippets.
+    be reached) there are no search results, no passages and only the recent snippets.
     """
     recent = await _recent_messages(store, thread_id, prompt, options)
     found: list[Message] = []
@@ -48,7 +50,23 @@ async def fetch_context_messages(
         except ChatError as exc:
             log.warning("memory search unavailable, answering without it: %s", exc.message)
     snippets = await _snippets_message(store, thread_id, options, snippet_hits)
-    return [*found, *snippets, *recent]
+    passages = await passages_for(store, memory, prompt, options)
+    return [*found, *snippets, *passages, *recent]
+
+
+async def passages_for(store: Store, memory: MemorySearch | None, prompt: Message,
+                       options: ContextOptions) -> list[Message]:
+    """Prompt-based RAG: the context message of the document passages matching the prompt
+    (none without ``rag`` options, memory search, or prompt text)."""
+    if options.rag is None or memory is None or not prompt.text.strip():
+        return []
+    try:
+        results = await Knowledge(store, memory, prompt.user_id).search(options.rag, prompt.text)
+    except Unavailable as exc:
+        log.warning("document search unavailable, answering without it: %s", exc.message)
+        return []
+    message = passages_message(prompt.thread_id, results)
+    return [message] if message is not None else []
 
 
 async def _recent_messages(

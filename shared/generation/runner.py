@@ -30,9 +30,11 @@ from shared.generation.sinks import Sink
 from shared.models import ChatRequest, Finish, Model, ReasoningDelta, TextDelta, ToolCall, model_for
 from shared.models.base import RawEvent, RefusalDelta, ToolCallDelta
 from shared.partial_json import parse_partial
+from shared.rag.knowledge import Knowledge, Sources, is_passages
 from shared.records import (
     Message,
     RefusalPart,
+    SourcePart,
     TextPart,
     ToolCallDeltaPart,
     ToolCallPart,
@@ -84,6 +86,9 @@ class Generation:
         self._saved: list[Message] = []
         self._usage = Usage()
         self._raw_two: bool | None = None  # the raw handler takes (kind, payload), not (event)
+        self._sources = Sources()  # document passages this reply drew on (prompt- or tool-based RAG)
+        self._passages: Message | None = None  # the first step's, shown again at every step
+        self._knowledge = Knowledge(sink.store, sink.memory, prompt.user_id) if sink.memory is not None else None
 
     async def run(self) -> GenerationResult:
         await self.sink.start(self.prompt)
@@ -120,6 +125,8 @@ class Generation:
                 waiting = await self._run_tools(step, writer)
                 await writer.flush()
                 if waiting or number == self.agent.max_steps - 1:
+                    if self._cite(reply):  # no final message: this step's keeps the sources
+                        await self.sink.step_done(reply)
                     await self.sink.finish(stream_id, [], "finished")
                     return self._result(stream_id, "waiting" if waiting else "finished", step)
                 reply = await self._new_reply()
@@ -146,7 +153,7 @@ class Generation:
 
     async def _call_model(self, step: _Step, writer: DeltaWriter, stopped: asyncio.Event) -> bool:
         """Stream one model call into ``step``; True when aborted meanwhile."""
-        context = await self.sink.context(self.prompt, self.agent.context_options, self._saved)
+        context = self._same_passages(await self.sink.context(self.prompt, self.agent.context_options, self._saved))
         context = await self._within_budget(context)
         request = ChatRequest(
             messages=to_chat_messages(self.agent, context,
@@ -234,7 +241,8 @@ class Generation:
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             return f"invalid arguments for {call.name}: {exc}", True
         ctx = ToolContext(user_id=self.prompt.user_id, thread_id=self.thread_id,
-                          prompt_message_id=self.prompt.message_id, agent=self.agent, tool_call_id=call.id)
+                          prompt_message_id=self.prompt.message_id, agent=self.agent, tool_call_id=call.id,
+                          knowledge=self._knowledge, sources=self._sources)
         assert tool.handler is not None
         try:
             if inspect.iscoroutinefunction(tool.handler):
@@ -245,6 +253,25 @@ class Generation:
         except Exception as exc:  # a failing tool is a result the model sees, not a crashed job
             log.info("tool %s raised %r", call.name, exc)
             return f"{type(exc).__name__}: {exc}", True
+
+    def _same_passages(self, context: list[Message]) -> list[Message]:
+        """Every step sees the document passages of the first (numbered as the model first saw
+        them, which the reply's sources keep), even if the documents changed meanwhile."""
+        at = next((i for i, m in enumerate(context) if is_passages(m)), None)
+        if at is None:
+            return context
+        if self._passages is None:
+            self._passages = context[at]
+            self._sources.adopt(self._passages.parts)
+        return [*context[:at], self._passages, *context[at + 1:]]
+
+    def _cite(self, reply: Message) -> bool:
+        """Put the sources drawn on so far on ``reply``; False when there are none."""
+        sources = self._sources.parts()
+        if not sources:
+            return False
+        reply.parts = [p for p in reply.parts if not isinstance(p, SourcePart)] + list(sources)
+        return True
 
     async def _within_budget(self, context: list[Message]) -> list[Message]:
         """Apply the thread's summary, and fold the oldest messages into it when over budget.
@@ -318,6 +345,7 @@ class Generation:
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 outcome, error = "failed", f"the reply does not match the output type: {exc}"
         final = self._complete(reply, step, obj)
+        self._cite(final)
         if outcome != "finished":
             final.status, final.error = "failed", error
         await self.sink.finish(stream_id, [final], "finished" if outcome == "finished" else "aborted")

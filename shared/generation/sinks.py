@@ -26,7 +26,7 @@ from typing import Protocol
 import msgspec
 
 from shared.agents import ContextOptions
-from shared.generation.context import fetch_context_messages
+from shared.generation.context import fetch_context_messages, passages_for
 from shared.generation.pulse import pulse_for
 from shared.memory.search import MemorySearch
 from shared.records import Message, Part, TextPart
@@ -41,6 +41,8 @@ _encode = msgspec.json.Encoder().encode
 
 class Sink(Protocol):
     thread_id: str
+    store: Store
+    memory: MemorySearch | None  # memory and document search, where reachable
 
     async def start(self, prompt: Message) -> None:
         """Before anything else (a stored thread fails its earlier pending replies to this prompt)."""
@@ -86,7 +88,7 @@ class StoreSink:
                  extra: list[Message] | None = None, on_delta: OnDelta | None = None) -> None:
         self.store = store
         self.thread_id = thread_id
-        self._memory = memory
+        self.memory = memory
         self._extra = extra or []
         self._on_delta = on_delta
 
@@ -108,7 +110,7 @@ class StoreSink:
         return await self.store.streams.open(reply, agent_name=agent_name, prompt_message_id=prompt.message_id)
 
     async def context(self, prompt: Message, options: ContextOptions, produced: list[Message]) -> list[Message]:
-        context = await fetch_context_messages(self.store, self.thread_id, prompt, options, self._memory)
+        context = await fetch_context_messages(self.store, self.thread_id, prompt, options, self.memory)
         if not self._extra:
             return context
         at = next((i for i, m in enumerate(context) if m.message_id == prompt.message_id), len(context))
@@ -157,10 +159,11 @@ class StoreSink:
 class MemorySink:
     """Writes nothing: the reply lives in the result; see the module docstring."""
 
-    def __init__(self, store: Store, thread_id: str, extra: list[Message] | None = None,
-                 on_delta: OnDelta | None = None) -> None:
+    def __init__(self, store: Store, thread_id: str, memory: MemorySearch | None = None,
+                 extra: list[Message] | None = None, on_delta: OnDelta | None = None) -> None:
         self.store = store
         self.thread_id = thread_id
+        self.memory = memory
         self._extra = extra or []
         self._on_delta = on_delta
         self._seq = 0
@@ -177,7 +180,8 @@ class MemorySink:
     async def context(self, prompt: Message, options: ContextOptions, produced: list[Message]) -> list[Message]:
         stored = await fetch_context_messages(self.store, self.thread_id, _AFTER_ALL, options) \
             if self.thread_id else []
-        return [*stored, *self._extra, prompt, *produced]
+        passages = await passages_for(self.store, self.memory, prompt, options)
+        return [*stored, *passages, *self._extra, prompt, *produced]
 
     async def summary(self) -> tuple[str, int]:
         return await _stored_summary(self.store, self.thread_id) if self.thread_id else ("", 0)

@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 from shared import keys
 from shared.auth import Identity
 from shared.errors import BadRequest, Forbidden, NotFound
-from shared.redis_client import as_bytes, redis_errors, text
+from shared.redis_client import as_bytes, redis_errors, text, texts
 from shared.store._scripts import Scripts
 from shared.store.pagination import Page, score_bound
 
@@ -87,6 +87,24 @@ def namespace_for(identity: Identity, name: str, *, write: bool) -> str:
     raise BadRequest("a namespace is `user`, `user:<id>`, `team:<id>` or `global`")
 
 
+def agent_namespaces(names: Iterable[str], user_id: str) -> list[str]:
+    """The canonical namespaces ``names`` stand for when read for ``user_id``; BadRequest for
+    another user's namespace. (Agents are the app's code: which teams one reads is the app's choice;
+    callers with a token go through ``namespace_for``.)"""
+    out: list[str] = []
+    for name in names:
+        kind, _, ident = name.partition(":")
+        if name in ("user", f"user:{user_id}"):
+            namespace = f"user:{user_id}"
+        elif (kind, ident) == ("global", "") or (kind == "team" and ident):
+            namespace = name
+        else:
+            raise BadRequest(f"an agent reads the namespaces `user`, `team:<id>` and `global`, not {name!r}")
+        if namespace not in out:
+            out.append(namespace)
+    return out
+
+
 def doc_id(namespace: str, key: str) -> str:
     """A document in any version (the payload ``docId`` of its chunks)."""
     return f"{namespace}{SEP}{key}"
@@ -124,15 +142,20 @@ class DocumentStore:
         with redis_errors():
             version, doc_version, skipped = await self._scripts.run(
                 "rag_add", [keys.rag_documents(namespace), keys.rag_index(namespace), keys.rag_state(namespace),
-                            keys.rag_content(namespace, key), keys.VECTOR_OPS],
+                            keys.rag_content(namespace, key), keys.VECTOR_OPS, keys.RAG_NAMESPACES],
                 [keys.rag_channel(namespace), key, digest, _encode(doc), content, now,
-                 doc_id(namespace, key) + SEP])
+                 doc_id(namespace, key) + SEP, namespace])
         if skipped:
             found = await self.find(namespace, key)
             assert found is not None
             return int(version), found, True
         doc.version = int(doc_version)
         return int(version), doc, False
+
+    async def namespaces(self) -> list[str]:
+        """Every namespace holding a document (for operators: the playground)."""
+        with redis_errors():
+            return sorted(texts(await self._redis.smembers(keys.RAG_NAMESPACES)))
 
     async def find(self, namespace: str, key: str) -> Document | None:
         with redis_errors():
@@ -180,8 +203,8 @@ class DocumentStore:
         with redis_errors():
             version, deleted = await self._scripts.run(
                 "rag_delete", [keys.rag_documents(namespace), keys.rag_index(namespace), keys.rag_state(namespace),
-                               keys.rag_content(namespace, key), keys.VECTOR_OPS],
-                [keys.rag_channel(namespace), key, doc_id(namespace, key) + SEP])
+                               keys.rag_content(namespace, key), keys.VECTOR_OPS, keys.RAG_NAMESPACES],
+                [keys.rag_channel(namespace), key, doc_id(namespace, key) + SEP, namespace])
         return int(version), bool(deleted)
 
     # -- the index process's side ------------------------------------------------

@@ -5,6 +5,7 @@ filters; replacement, identical content, deletion, namespaces and bounds."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -177,3 +178,105 @@ def test_the_python_api(rag: Stack) -> None:
             assert await tl.delete_document("team:ops", "runbook.md") is True
 
     asyncio.run(run())
+
+
+# -- documents in agents' replies ---------------------------------------------------------------
+
+CLOCK = """# Keeper's duties
+## Clockwork
+The keeper winds the lamp's clockwork every evening at six.
+
+## Ledger
+Every passing ship goes in the ledger with its flag.
+"""
+
+
+def reply(c: httpx.Client, tid: str) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        page = c.get(f"/api/threads/{tid}/messages").json()["page"]
+        ended = [m for m in page if m["role"] == "assistant" and m["status"] != "pending"
+                 and any(p["type"] == "text" for p in m["parts"])]
+        return ended[0] if ended else None
+    return eventually(done)  # type: ignore[no-any-return]
+
+
+def sources(message: dict[str, Any]) -> list[dict[str, Any]]:
+    return [p for p in message["parts"] if p["type"] == "source"]
+
+
+def documents_for_agents(stack: Stack) -> None:
+    """fern's duties, and another user's (gus) document with the same words fern must never see."""
+    with http(stack, "fern") as fern, http(stack, "gus") as gus:
+        fern.post("/api/rag/user/documents", json={"key": "duties.md", "content": CLOCK, "title": "Duties",
+                                                   "chunkSize": 100, "chunkOverlap": 0})
+        gus.post("/api/rag/user/documents", json={"key": "gus.txt",
+                                                  "content": "gus winds his clockwork at midnight, secretly"})
+        ready(fern, "user", "duties.md")
+        ready(gus, "user", "gus.txt")
+
+
+def test_prompt_based_rag_puts_numbered_passages_in_the_context_and_sources_on_the_reply(rag: Stack) -> None:
+    documents_for_agents(rag)
+    with http(rag, "fern") as c:
+        tid = c.post("/api/threads", json={"title": "duties"}).json()["threadId"]
+        rag.reset_llm()
+        rag.script({"kind": "text", "chunks": ["At six ", "in the evening [1]."]})
+        question = "when is the clockwork wound?"
+        assert c.post(f"/api/threads/{tid}/messages", json={"prompt": question, "agentName": "librarian"}
+                      ).status_code == 201
+        answer = reply(c, tid)
+        (request,) = rag.llm_requests()
+        system = [m["content"] for m in request["messages"] if m["role"] == "system"]
+        passages = next(s for s in system if s.startswith("Passages from documents"))
+        assert "[1] Duties (Keeper's duties > Clockwork)\nThe keeper winds the lamp's clockwork" in passages
+        assert "midnight" not in passages  # another user's document never reaches the model
+        assert request["messages"][-1] == {"role": "user", "content": question}
+        assert answer["text"] == "At six in the evening [1]."
+        first = sources(answer)[0]
+        assert first["sourceId"] == "1" and first["namespace"] == "user:fern" and first["key"] == "duties.md"
+        assert first["title"] == "Duties" and first["heading"] == "Keeper's duties > Clockwork"
+        assert "clockwork every evening" in first["excerpt"]
+        assert all(s["namespace"] == "user:fern" for s in sources(answer))
+        # what the playground shows: the context an agent would get, passages and their sources included
+        view = c.post(f"/api/threads/{tid}/context", json={"agentName": "librarian", "prompt": question}).json()
+        shown = [m for m in view["messages"] if sources(m)]
+        assert shown and sources(shown[0])[0]["key"] == "duties.md"
+
+
+def test_tool_based_rag_searches_when_the_model_asks_and_keeps_what_it_found(rag: Stack) -> None:
+    documents_for_agents(rag)
+    with http(rag, "fern") as c:
+        tid = c.post("/api/threads", json={"title": "research"}).json()["threadId"]
+        rag.reset_llm()
+        rag.script({"kind": "tools", "calls": [{"name": "search_documents",
+                                                "arguments": '{"query": "ship ledger flag"}'}]},
+                   {"kind": "text", "chunks": ["Ships go in the ledger [1]."]})
+        c.post(f"/api/threads/{tid}/messages", json={"prompt": "what about ships?", "agentName": "researcher"}
+               ).raise_for_status()
+        answer = reply(c, tid)
+        first, second = rag.llm_requests()
+        assert any(t["function"]["name"] == "search_documents" for t in first["tools"])
+        (result,) = [m for m in second["messages"] if m["role"] == "tool"]
+        found = json.loads(result["content"])
+        assert found[0]["source"] == "1" and found[0]["title"] == "Duties" and "ledger" in found[0]["text"]
+        assert all("midnight" not in f["text"] for f in found)
+        assert answer["text"] == "Ships go in the ledger [1]."
+        cited = sources(answer)
+        assert cited[0]["sourceId"] == "1" and cited[0]["heading"] == "Keeper's duties > Ledger"
+        assert [s["sourceId"] for s in cited] == [str(i + 1) for i in range(len(cited))]
+
+
+def test_agents_read_only_their_users_namespaces() -> None:
+    from shared.agents import RagOptions
+    from shared.errors import BadRequest
+    from shared.rag.knowledge import document_search
+    from shared.store.documents import agent_namespaces
+
+    assert agent_namespaces(["user", "global", "team:ops", "user:fern"], "fern") == ["user:fern", "global", "team:ops"]
+    for bad in (["user:gus"], ["everyone"], ["team:"]):
+        with pytest.raises(BadRequest):
+            agent_namespaces(bad, "fern")
+        with pytest.raises(BadRequest):
+            RagOptions(namespaces=bad)
+        with pytest.raises(BadRequest):
+            document_search(bad)

@@ -11,6 +11,7 @@ import redis
 from shared.agents import (
     Agent,
     ContextOptions,
+    RagOptions,
     SearchOptions,
     ToolContext,
     UsageEvent,
@@ -19,6 +20,7 @@ from shared.agents import (
 )
 from shared.models.base import RawEvent
 from shared.models.providers import Provider
+from shared.rag.knowledge import document_search
 
 
 class CityArgs(msgspec.Struct):
@@ -127,4 +129,8 @@ AGENTS = [
     Agent(name="recall", instructions="Use what you remember.", context_options=ContextOptions(
         recent_messages=2, search_options=SearchOptions(limit=3, text_search=True, vector_search=True,
                                                         message_range={"before": 0, "after": 0}))),
+    Agent(name="librarian", instructions="Answer from the passages.", throttle_ms=10, context_options=ContextOptions(
+        recent_messages=4, rag=RagOptions(namespaces=["user", "global"], limit=2, before=0, after=0))),
+    Agent(name="researcher", instructions="Search before answering.", throttle_ms=10, max_steps=3,
+          tools=[document_search(limit=2)]),
 ]

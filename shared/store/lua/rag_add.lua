@@ -1,6 +1,6 @@
 -- Add or replace a document by key; identical content (same hash) of a document that did not fail is skipped.
--- KEYS: docs, idx, state, content, vector_ops
--- ARGV: channel key hash body(with "version":-1) content now opPrefix(namespace\31key\31)
+-- KEYS: docs, idx, state, content, vector_ops, namespaces
+-- ARGV: channel key hash body(with "version":-1) content now opPrefix(namespace\31key\31) namespace
 -- Returns {namespace version, document version, skipped 0|1}
 local old = redis.call('HGET', KEYS[1], ARGV[2])
 local version = 1
@@ -17,6 +17,7 @@ redis.call('HSET', KEYS[1], ARGV[2], body)
 redis.call('SET', KEYS[4], ARGV[5])
 local seq = redis.call('HINCRBY', KEYS[3], 'seq', 1)
 redis.call('ZADD', KEYS[2], seq, ARGV[2])
+redis.call('SADD', KEYS[6], ARGV[8])
 redis.call('RPUSH', KEYS[5], index_op('embed_document', ARGV[7] .. version))
 local v = redis.call('HINCRBY', KEYS[3], 'version', 1)
 redis.call('PUBLISH', ARGV[1], v)

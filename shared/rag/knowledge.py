@@ -1,0 +1,120 @@
+"""Documents in agents' replies (RAG), both styles of the reference.
+
+Prompt-based: an agent whose context options have ``rag`` gets the passages that best
+match the prompt in its context, numbered ``[1]``, ``[2]``... so the model can cite
+them (``passages_message``). Tool-based: ``document_search()`` is a ready tool the
+model calls with its own query. Either way the passages a reply drew on are kept
+on it as ``source`` parts, numbered as the model saw them (``Sources``).
+
+Namespaces are read on behalf of the prompt's user: ``user`` is theirs, ``global``
+everyone's, ``team:<id>`` a team's. Which teams an agent reads is the app's choice
+(agents are its code); another user's namespace is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Annotated
+
+import msgspec
+
+from shared.agents import RagOptions, Tool, ToolContext
+from shared.errors import Unavailable
+from shared.memory.search import MemorySearch
+from shared.rag.search import ChunkResult, search_documents
+from shared.records import Message, Part, SourcePart, TextPart
+from shared.store import Store
+from shared.store.documents import agent_namespaces
+
+EXCERPT_CHARS = 400  # of a passage's own chunk, kept on the reply for the frontend to show
+
+
+class Knowledge:
+    """Document search for one user's prompt."""
+
+    def __init__(self, store: Store, memory: MemorySearch, user_id: str) -> None:
+        self._store = store
+        self._memory = memory
+        self.user_id = user_id
+
+    async def search(self, options: RagOptions, text: str, *, limit: int | None = None) -> list[ChunkResult]:
+        return await search_documents(
+            self._store, self._memory, agent_namespaces(options.namespaces, self.user_id), text,
+            limit=limit or options.limit,
+            metadata=dict(options.metadata), before=options.before, after=options.after,
+            text_search=options.text_search, vector_search=options.vector_search)
+
+
+class Sources:
+    """The passages one reply drew on, numbered in the order the model first saw them."""
+
+    def __init__(self) -> None:
+        self._parts: dict[tuple[str, str, int], SourcePart] = {}
+
+    def add(self, results: Iterable[ChunkResult]) -> list[SourcePart]:
+        """Number the new ones; a passage shown before keeps its number."""
+        out: list[SourcePart] = []
+        for r in results:
+            ref = (r.namespace, r.key, r.chunk)
+            part = self._parts.get(ref)
+            if part is None:
+                part = SourcePart(source_id=str(len(self._parts) + 1), namespace=r.namespace, key=r.key,
+                                  title=r.document.title, chunk=r.chunk, heading=r.heading,
+                                  excerpt=r.text[:EXCERPT_CHARS], score=r.score)
+                self._parts[ref] = part
+            out.append(part)
+        return out
+
+    def adopt(self, parts: Iterable[Part]) -> None:
+        """Take the source parts of a context message as numbered there (before any other)."""
+        for p in parts:
+            if isinstance(p, SourcePart):
+                self._parts.setdefault((p.namespace, p.key, p.chunk), p)
+
+    def parts(self) -> list[SourcePart]:
+        return list(self._parts.values())
+
+
+def passages_message(thread_id: str, results: list[ChunkResult]) -> Message | None:
+    """The context message of prompt-based RAG: the passages, numbered, with their sources as parts."""
+    if not results:
+        return None
+    sources = Sources().add(results)
+    blocks = [f"[{s.source_id}] {_label(s)}\n{r.context}" for s, r in zip(sources, results, strict=True)]
+    text = ("Passages from documents that may help with the next message. Cite the ones you use by "
+            "their number, like [1]; if none helps, say so rather than guess.\n\n" + "\n\n".join(blocks))
+    return Message(message_id="", thread_id=thread_id, role="system", text=text, parts=[TextPart(text=text), *sources])
+
+
+def is_passages(message: Message) -> bool:
+    return message.role == "system" and any(isinstance(p, SourcePart) for p in message.parts)
+
+
+def _label(source: SourcePart) -> str:
+    name = source.title or source.key
+    return f"{name} ({source.heading})" if source.heading else name
+
+
+class DocumentQuery(msgspec.Struct, forbid_unknown_fields=True):
+    query: Annotated[str, msgspec.Meta(min_length=1, max_length=1000,
+                                       description="What to look for, in the words the documents would use")]
+    limit: Annotated[int, msgspec.Meta(ge=1, le=20, description="How many passages (default 5)")] | None = None
+
+
+def document_search(namespaces: list[str] | None = None, *, limit: int = 5, name: str = "search_documents",
+                    description: str = "Search the user's documents. Returns numbered passages; cite the ones "
+                                       "you use by their number, like [1].",
+                    metadata: dict[str, str | int | bool] | None = None) -> Tool:
+    """Tool-based RAG: a tool the model calls to search documents of ``namespaces`` (default: the user's)."""
+    options = RagOptions(namespaces=namespaces or ["user"], limit=limit, metadata=metadata or {})
+    agent_namespaces(options.namespaces, "")  # a bad name fails at definition
+
+    async def handler(ctx: ToolContext, args: DocumentQuery) -> list[dict[str, object]]:
+        if ctx.knowledge is None:
+            raise Unavailable("document search is not available here")
+        results = await ctx.knowledge.search(options, args.query, limit=args.limit)
+        sources = ctx.sources.add(results) if ctx.sources is not None else Sources().add(results)
+        return [{"source": s.source_id, "title": s.title or s.key, "heading": s.heading, "text": r.context}
+                for s, r in zip(sources, results, strict=True)]
+
+    return Tool(name, description, DocumentQuery, handler)
