@@ -105,6 +105,37 @@ def test_replacing_swaps_versions_and_a_failed_replacement_keeps_the_last_good_o
         assert search(c, "risotto")[0]["document"]["readyVersion"] == 2  # still searchable
 
 
+def test_a_document_stays_searchable_while_it_is_replaced_again_and_again(rag: Stack) -> None:
+    """Replace-by-key without a gap: searches running all along find the document in exactly one
+    version every time, never none and never two."""
+    import threading
+
+    with http(rag, "hana") as c:
+        c.post("/api/rag/user/documents", json={"key": "kiwi.txt", "content": "kiwi orchard, version 0"})
+        ready(c, "user", "kiwi.txt")
+        counts: list[int] = []
+        done = threading.Event()
+
+        def searching() -> None:
+            with http(rag, "hana") as s:
+                while not done.is_set():
+                    counts.append([r["key"] for r in search(s, "kiwi orchard")].count("kiwi.txt"))
+
+        searcher = threading.Thread(target=searching)
+        searcher.start()
+        try:
+            for n in range(1, 9):
+                c.post("/api/rag/user/documents", json={"key": "kiwi.txt", "content": f"kiwi orchard, version {n}"})
+                if n % 3 == 0:
+                    ready(c, "user", "kiwi.txt", n + 1)
+            ready(c, "user", "kiwi.txt", 9)
+        finally:
+            done.set()
+            searcher.join()
+        assert len(counts) > 20 and set(counts) == {1}, counts
+        assert "version 8" in search(c, "kiwi orchard")[0]["text"]
+
+
 def test_the_status_is_a_live_query(rag: Stack) -> None:
     async def run() -> None:
         tab = await open_tab(rag.web, "carol")
