@@ -54,6 +54,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid
     gc_thresholds: Annotated[str, msgspec.Meta(pattern=r"^\d+,\d+,\d+$")] = "10000,10,10"
     idempotency_ttl_s: Annotated[int, msgspec.Meta(ge=86400)] = 86400 * 2
     rag_max_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 10 << 20  # largest document (RAG_MAX_BYTES)
+    files_max_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 20 << 20  # largest uploaded file
+    files_types: str = ("image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain,text/markdown,"
+                        "text/csv,application/json")  # media types an upload may be (sniffed from its bytes)
+    files_bucket: str | None = None  # s3://bucket[/prefix]: files in an S3-compatible bucket, not DATA_DIR/files
+    files_s3_endpoint: str | None = None  # e.g. http://127.0.0.1:9000 for MinIO; unset: AWS
+    files_s3_region: str = "us-east-1"
+    files_s3_access_key_id: str | None = None  # unset: AWS_ACCESS_KEY_ID and the usual AWS chain
+    files_s3_secret_access_key: str | None = None
+    files_grace_s: Annotated[int, msgspec.Meta(ge=0)] = 3600  # an unreferenced file is vacuumed after this
+    files_url_ttl_s: Annotated[int, msgspec.Meta(ge=10, le=7 * 86400)] = 900  # signed download links
     log_json: bool = False  # JSON lines instead of text, in every process
     metrics_port: Port | None = None  # workers and the index serve /metrics from this port upwards
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"

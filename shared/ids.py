@@ -58,3 +58,8 @@ def thread_of_message(message_id: str) -> str:
 
 def new_session_id() -> str:
     return "s" + _token(7, 10)
+
+
+def new_file_id() -> str:
+    """A new uploaded file's id, e.g. ``f01hq...`` (23 characters; unguessable: 70 random bits)."""
+    return "f" + _token(9, 13)

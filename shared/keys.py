@@ -103,8 +103,14 @@ def generation_alive(job_id: str) -> str:
     return f"{PREFIX}:genalive:{job_id}"
 
 
+def thread_files(thread_id: str) -> str:
+    """Hash: messageId -> the ids of the files the message references (space-separated)."""
+    return f"{_t(thread_id)}:files"
+
+
 def thread_keys(thread_id: str) -> list[str]:
-    """Every fixed key of one thread (streams' own keys are listed by the store)."""
+    """Every fixed key of one thread (streams' own keys are listed by the store; its file
+    index goes with the file keys, shared.files.refs)."""
     return [
         thread(thread_id),
         messages(thread_id),
@@ -143,6 +149,19 @@ GENERATION_WORKERS = f"{PREFIX}:workers:generation"  # zset worker name -> last 
 def thread_channel(thread_id: str) -> str:
     """Pub/sub channel of change notices for one thread's messages."""
     return f"{PREFIX}:chg:{{t:{thread_id}}}"
+
+
+def user_files(user_id: str) -> str:
+    """Sorted set of a user's fileIds by upload time (ms)."""
+    return f"{_u(user_id)}:files"
+
+
+# Files (shared.files). Global keys: a message's script changes reference counts of files of any user.
+FILES = f"{PREFIX}:files"  # hash: fileId -> encoded FileRecord
+FILE_REFS = f"{PREFIX}:files:refs"  # hash: fileId -> how many messages reference it (absent: none)
+FILES_IDLE = f"{PREFIX}:files:idle"  # sorted set: unreferenced fileIds by since when (ms)
+FILE_BLOBS = f"{PREFIX}:files:blobs"  # hash: sha256 -> how many file records share that content
+FILE_BLOBS_DELETING = f"{PREFIX}:files:deleting"  # hash: sha256 -> when its deletion started (ms)
 
 
 def user_threads(user_id: str) -> str:

@@ -55,8 +55,21 @@ class ObjectPart(_Record, tag="object", tag_field="type"):
 
 
 class FilePart(_Record, tag="file", tag_field="type"):
-    url: str
+    """A file: an uploaded one by ``file_id`` (its type and name then come from the file
+    record), or one at ``url``."""
+
+    url: str = ""
     mime_type: str = "application/octet-stream"
+    filename: str | None = None
+    file_id: str | None = None
+
+
+class ImagePart(_Record, tag="image", tag_field="type"):
+    """An image: an uploaded one by ``file_id``, or one at ``url``."""
+
+    file_id: str | None = None
+    url: str = ""
+    mime_type: str = ""
     filename: str | None = None
 
 
@@ -82,7 +95,7 @@ class RefusalPart(_Record, tag="refusal", tag_field="type"):
     text: str
 
 
-Part = (TextPart | ReasoningPart | ToolCallPart | ToolResultPart | ObjectPart | FilePart | RefusalPart
+Part = (TextPart | ReasoningPart | ToolCallPart | ToolResultPart | ObjectPart | FilePart | ImagePart | RefusalPart
         | SourcePart | ToolCallDeltaPart)
 
 

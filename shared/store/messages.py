@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 
 from shared import keys
 from shared.errors import BadRequest, NotFound
+from shared.files.refs import file_keys, refs_arg
 from shared.ids import new_message_id, thread_of_message
 from shared.memory.ops import index_flag
 from shared.records import (
@@ -57,6 +58,7 @@ class MessageStore:
             keys.message_index(thread_id),
             keys.message_index_no_tools(thread_id),
             keys.VECTOR_OPS,
+            *file_keys(thread_id),
         ]
 
     async def save(
@@ -99,7 +101,7 @@ class MessageStore:
             m.order, m.step_order = -1, -1
             kind = "explicit" if order is not None else ("user" if m.role == "user" else "step")
             args += [kind, order if order is not None else "", m.message_id,
-                     "1" if m.is_tool else "0", index_flag(m), _encode_unordered(m)]
+                     "1" if m.is_tool else "0", index_flag(m), refs_arg(m), _encode_unordered(m)]
             prepared.append(m)
         with redis_errors():
             out = await self._scripts.run("messages_save", self._thread_keys(thread_id), args,
@@ -122,7 +124,7 @@ class MessageStore:
         """Store new contents of existing messages (status, text, parts); return the version."""
         args: list[Arg] = [keys.thread_channel(thread_id)]
         for m in messages:
-            args += [m.message_id, "1" if m.is_tool else "0", index_flag(m), message_encoder.encode(m)]
+            args += [m.message_id, "1" if m.is_tool else "0", index_flag(m), refs_arg(m), message_encoder.encode(m)]
         with redis_errors():
             return int(await self._scripts.run("message_replace", self._thread_keys(thread_id), args))
 

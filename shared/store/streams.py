@@ -21,6 +21,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from shared import keys
+from shared.files.refs import file_keys, refs_arg
 from shared.ids import STREAM, new_child_id, thread_of
 from shared.memory.ops import index_flag
 from shared.records import Message, message_encoder
@@ -142,13 +143,13 @@ class StreamStore:
         """End the stream and store the final message(s) together; False if already ended."""
         args: Args = [keys.thread_channel(thread_id), status, member(thread_id, stream_id), now_ms()]
         for m in messages:
-            args += [m.message_id, "1" if m.is_tool else "0", index_flag(m), message_encoder.encode(m)]
+            args += [m.message_id, "1" if m.is_tool else "0", index_flag(m), refs_arg(m), message_encoder.encode(m)]
         with redis_errors():
             v = await self._scripts.run(
                 "stream_finish",
                 [keys.thread(thread_id), keys.messages(thread_id), keys.message_index(thread_id),
                  keys.message_index_no_tools(thread_id), keys.stream(thread_id, stream_id),
-                 keys.ACTIVE_STREAMS, keys.ENDED_STREAMS, keys.VECTOR_OPS],
+                 keys.ACTIVE_STREAMS, keys.ENDED_STREAMS, keys.VECTOR_OPS, *file_keys(thread_id)],
                 args,
             )
         return bool(v)

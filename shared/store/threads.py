@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 
 from shared import keys
 from shared.errors import NotFound
+from shared.files.refs import file_keys
 from shared.ids import new_thread_id
 from shared.records import Thread, ThreadStatus, thread_metadata_decoder
 from shared.redis_client import redis_errors, text, texts
@@ -133,7 +134,7 @@ class ThreadStore:
         with redis_errors():
             await self._scripts.run(
                 "thread_delete",
-                keys=[*keys.thread_keys(thread_id), *extra_keys,
+                keys=[*keys.thread_keys(thread_id), *extra_keys, *file_keys(thread_id),
                       keys.user_threads(user_id), keys.user_state(user_id), keys.VECTOR_OPS],
                 args=[thread_id, user_id, keys.thread_channel(thread_id), keys.user_channel(user_id)],
                 record=in_thread(guard, thread_id),

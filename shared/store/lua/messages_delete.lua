@@ -1,5 +1,6 @@
 -- Delete messages by id, or by score range when ARGV[2] == 'range'. Returns {count, version}.
--- KEYS: thread, msgs, idx, idx_notool, vector_ops (each deleted id is queued to lose its vector)
+-- KEYS: thread, msgs, idx, idx_notool, vector_ops (each deleted id is queued to lose its vector),
+--   then the file keys (shared.files.refs: its files lose a reference)
 -- ARGV: channel 'ids' id...   |   channel 'range' min maxExclusive
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOTFOUND thread') end
 local ids
@@ -9,6 +10,7 @@ else
   ids = {}
   for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
 end
+local fk = {KEYS[6], KEYS[7], KEYS[8], KEYS[9]}
 local count = 0
 local gone = {}
 for _, id in ipairs(ids) do
@@ -16,6 +18,7 @@ for _, id in ipairs(ids) do
     count = count + 1
     gone[#gone + 1] = id
     redis.call('RPUSH', KEYS[5], index_op('forget_message', id))
+    files_set(fk, id, '')
   end
   redis.call('ZREM', KEYS[3], id)
   redis.call('ZREM', KEYS[4], id)

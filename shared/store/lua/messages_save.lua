@@ -1,7 +1,7 @@
 -- Save a batch of messages, giving each its order and stepOrder. Returns {version, id, order, stepOrder, ...}.
--- KEYS: thread, msgs, idx, idx_notool, vector_ops
--- ARGV: channel promptMessageId count userId, then per message: kind explicitOrder messageId isTool index body
---   index '1': queue the message for embedding (in this same step)
+-- KEYS: thread, msgs, idx, idx_notool, vector_ops, then the file keys (shared.files.refs)
+-- ARGV: channel promptMessageId count userId, then per message: kind explicitOrder messageId isTool index files body
+--   index '1': queue the message for embedding (in this same step); files: the file ids it references
 --   kind: "user" opens the next order at stepOrder 0; "step" takes the next stepOrder
 --   of the current order (the prompt's, else the last opened); "explicit" the next
 --   stepOrder of explicitOrder. body holds the placeholder "order":-1,"stepOrder":-1.
@@ -16,12 +16,15 @@ local function max_step_at(order)
   return tonumber(hit[2]) - order * SPAN
 end
 
+local fk = {KEYS[6], KEYS[7], KEYS[8], KEYS[9]}
 local count = tonumber(ARGV[3])
 for i = 0, count - 1 do
-  local id = ARGV[5 + i * 6 + 2]
+  local id = ARGV[5 + i * 7 + 2]
   if redis.call('HEXISTS', KEYS[2], id) == 1 then
     return redis.error_reply('CONFLICT message ' .. id .. ' exists')
   end
+  local missing = files_missing(fk, owner, ARGV[5 + i * 7 + 5])
+  if missing then return redis.error_reply(missing) end
 end
 
 local max_order = tonumber(redis.call('HGET', KEYS[1], 'maxOrder') or '0')
@@ -35,8 +38,8 @@ end
 
 local out = {}
 for i = 0, count - 1 do
-  local base = 5 + i * 6
-  local kind, id, is_tool, index, body = ARGV[base], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4], ARGV[base + 5]
+  local base = 5 + i * 7
+  local kind, id, is_tool, index, body = ARGV[base], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4], ARGV[base + 6]
   local step
   if kind == 'user' then
     max_order = max_order + 1
@@ -64,6 +67,7 @@ for i = 0, count - 1 do
   redis.call('ZADD', KEYS[3], score, id)
   if is_tool == '0' then redis.call('ZADD', KEYS[4], score, id) end
   if index == '1' then redis.call('RPUSH', KEYS[5], index_op('embed_message', id)) end
+  files_set(fk, id, ARGV[base + 5])
   out[#out + 1] = id
   out[#out + 1] = cur
   out[#out + 1] = step

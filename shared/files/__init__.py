@@ -1,0 +1,1 @@
+"""Files and images in messages: upload, content-addressed storage, references, vacuum."""
