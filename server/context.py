@@ -9,6 +9,7 @@ import redis.asyncio as aioredis
 
 from shared.auth import Identity
 from shared.config import Settings
+from shared.files.store import FileStore
 from shared.store import Store
 from shared.store.guard import Guard
 
@@ -34,6 +35,7 @@ class Services:
     listener: ChangeListener
     live: LiveQueries
     memory: MemorySearch
+    files: FileStore
     limiter: RateLimiter | None = None  # None: sends are not rate limited
     generation: GenerationQueue | None = None  # None: this server cannot start replies
     reaper: StreamReaper | None = None

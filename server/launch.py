@@ -47,6 +47,7 @@ def main() -> int:
     supervisor.add("web", [py, "-m", "server", "web"], env)
     supervisor.add("worker", [py, "-m", "workers", "generation"], env)
     supervisor.add("index", [py, "-m", "workers", "index"], env)
+    supervisor.add("cron", [py, "-m", "workers", "cron"], env)
     print(f"threadline: http://{settings.host}:{settings.port}/  (Redis {env['REDIS_URL']})", flush=True)
     if dev_mode:
         token = mint(secret, DEV_USER)

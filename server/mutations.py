@@ -12,8 +12,9 @@ from server import args as A
 from server.context import Context
 from shared import keys
 from shared.errors import BadRequest, Unavailable
+from shared.files.refs import file_ids
 from shared.rag.parsing import check_document
-from shared.records import Message, Part, TextPart, text_of
+from shared.records import FilePart, ImagePart, Message, Part, TextPart, text_of
 from shared.store.documents import namespace_for
 from shared.store.guard import in_thread, recorded
 from shared.store.snippets import thread_of_snippet
@@ -90,7 +91,7 @@ def _message_of(a: A.MessagesSend) -> Message:
         content = a.message.content
         parts = list[Part]([TextPart(text=content)]) if isinstance(content, str) else list[Part](content)
     text = text_of(parts)
-    if not parts or (role == "user" and not text.strip()):
+    if not parts or (role == "user" and not text.strip() and not file_ids(parts)):
         raise BadRequest("the message is empty")
     if a.generate and role not in ("user", "tool"):
         raise BadRequest("`generate` needs a user message (or a tool result); send others with generate:false")
@@ -124,6 +125,8 @@ async def send_message(ctx: Context, a: A.MessagesSend) -> Outcome:
         if message.role == "user" and not resumed and agent.double_texting != "enqueue":
             await ctx.store.threads.get(a.thread_id, ctx.user_id)  # (the save checks it too, but later)
             await generation.before_send(a.thread_id, agent)
+    if any(isinstance(p, FilePart | ImagePart) for p in message.parts):
+        message.parts = await ctx.services.files.attach(ctx.user_id, message.parts)
     version, (saved,) = await ctx.store.messages.save(
         a.thread_id, ctx.user_id, [message], order=a.order, prompt_message_id=a.prompt_message_id,
         guard=ctx.guard,

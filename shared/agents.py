@@ -177,6 +177,11 @@ class Agent:
     raw_handler: RawHandler | None = None  # (RawEvent) or (kind, payload); sync or async
     provider: str | None = None  # a name from the app's PROVIDERS; None: `default` (LLM_BASE_URL)
     provider_options: dict[str, Any] = field(default_factory=dict)  # body fields for this agent's calls
+    # files in the context (shared.files.model_input): PDFs as file inputs where the provider takes
+    # them, else their text ("auto"), or always one way; a kind the model cannot take is left out
+    # with a note in its place ("note"), or fails the reply ("fail")
+    pdf_input: Literal["auto", "file", "text"] = "auto"
+    unsupported_files: Literal["note", "fail"] = "note"
 
     def tool_named(self, name: str) -> Tool | None:
         return next((t for t in self.tools if t.name == name), None)

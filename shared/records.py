@@ -5,7 +5,7 @@ New fields always get defaults so that older stored data still decodes.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import msgspec
 
@@ -63,6 +63,8 @@ class FilePart(_Record, tag="file", tag_field="type"):
     filename: str | None = None
     file_id: str | None = None
 
+    type_name: ClassVar[str] = "file"
+
 
 class ImagePart(_Record, tag="image", tag_field="type"):
     """An image: an uploaded one by ``file_id``, or one at ``url``."""
@@ -71,6 +73,8 @@ class ImagePart(_Record, tag="image", tag_field="type"):
     url: str = ""
     mime_type: str = ""
     filename: str | None = None
+
+    type_name: ClassVar[str] = "image"
 
 
 class SourcePart(_Record, tag="source", tag_field="type"):

@@ -1,7 +1,9 @@
-"""``python -m workers generation|index``: the RQ worker processes of one queue."""
+"""``python -m workers generation|index|cron|vacuum|reembed``: the RQ worker processes of one
+queue, the cron scheduler of maintenance jobs, or a one-off job."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 
@@ -11,8 +13,8 @@ from workers.queues import GENERATION, INDEX, wait_for_redis
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1 or argv[0] not in (GENERATION, INDEX, "reembed"):
-        print(f"usage: python -m workers {GENERATION}|{INDEX}|reembed", file=sys.stderr)
+    if len(argv) != 1 or argv[0] not in (GENERATION, INDEX, "cron", "vacuum", "reembed"):
+        print(f"usage: python -m workers {GENERATION}|{INDEX}|cron|vacuum|reembed", file=sys.stderr)
         return 2
     try:
         settings = load_settings()
@@ -25,6 +27,14 @@ def main(argv: list[str]) -> int:
         from workers.reembed import run as reembed
 
         reembed()
+        return 0
+    if queue in ("cron", "vacuum"):
+        from workers import maintenance
+
+        if queue == "cron":
+            maintenance.run_cron()
+        else:
+            print(f"vacuum: {asyncio.run(maintenance.vacuum_files())} unreferenced file(s) dropped")
         return 0
     if queue == INDEX:
         from workers.index import run

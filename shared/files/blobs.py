@@ -32,6 +32,16 @@ class Blobs:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Blobs:
+        """The blob store the settings name (one per process and configuration)."""
+        key = (settings.files_bucket, settings.files_s3_endpoint, settings.files_s3_region,
+               settings.files_s3_access_key_id, settings.files_s3_secret_access_key, settings.data_dir)
+        found = _MADE.get(key)
+        if found is None:
+            found = _MADE[key] = cls._make(settings)
+        return found
+
+    @classmethod
+    def _make(cls, settings: Settings) -> Blobs:
         if not settings.files_bucket:
             root = Path(settings.data_dir) / "files"
             root.mkdir(parents=True, exist_ok=True)
@@ -95,6 +105,9 @@ class Blobs:
         except Exception as exc:
             raise _unavailable(exc) from exc
         return url
+
+
+_MADE: dict[tuple[str | None, ...], Blobs] = {}
 
 
 def _unavailable(exc: Exception) -> Unavailable:

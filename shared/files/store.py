@@ -23,10 +23,13 @@ import msgspec
 import redis.asyncio as aioredis
 
 from shared import keys
-from shared.errors import Conflict, NotFound, Unavailable
+from shared.config import Settings
+from shared.errors import BadRequest, Conflict, NotFound, Unavailable
 from shared.files.blobs import Blobs
-from shared.files.sniff import check_upload, clean_name
+from shared.files.refs import file_ids
+from shared.files.sniff import IMAGE_TYPES, check_upload, clean_name
 from shared.ids import new_file_id
+from shared.records import FilePart, ImagePart, Part
 from shared.redis_client import redis_errors, text, texts
 from shared.store._scripts import Scripts
 from shared.store.pagination import Page, score_bound
@@ -63,6 +66,34 @@ class FileStore:
         self.blobs = blobs
         self.max_bytes = max_bytes
         self.allowed = allowed
+
+    @classmethod
+    def from_settings(cls, redis: aioredis.Redis, scripts: Scripts, settings: Settings) -> FileStore:
+        return cls(redis, scripts, Blobs.from_settings(settings), max_bytes=settings.files_max_bytes,
+                   allowed=frozenset(t.strip() for t in settings.files_types.split(",") if t.strip()))
+
+    async def attach(self, user_id: str, parts: Sequence[Part]) -> list[Part]:
+        """``parts`` with their files' type and name taken from the file records (never from the
+        client); NotFound for a file that is not the user's, BadRequest for a malformed part."""
+        records = await self.many(file_ids(parts))
+        out: list[Part] = []
+        for p in parts:
+            if isinstance(p, FilePart | ImagePart):
+                if not p.file_id:
+                    if not p.url.startswith(("https://", "http://", "data:")):
+                        raise BadRequest(f"a {p.type_name} part needs a fileId (an upload) or an http(s) url")
+                    out.append(p)
+                    continue
+                record = records.get(p.file_id)
+                if record is None or record.user_id != user_id:
+                    raise NotFound(f"file {p.file_id} not found")
+                if isinstance(p, ImagePart) and record.media_type not in IMAGE_TYPES:
+                    raise BadRequest(f"file {p.file_id} is {record.media_type}, not an image: send it as a file part")
+                cls = ImagePart if isinstance(p, ImagePart) else FilePart
+                out.append(cls(file_id=record.file_id, mime_type=record.media_type, filename=record.name))
+            else:
+                out.append(p)
+        return out
 
     async def upload(self, user_id: str, name: str, data: bytes) -> FileRecord:
         """Keep ``data`` as a new file of ``user_id`` (its type read from the bytes)."""

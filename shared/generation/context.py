@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from shared.agents import Agent, ContextOptions
@@ -12,6 +13,8 @@ from shared.memory.rpc import Hit, SearchRequest
 from shared.memory.search import MemorySearch
 from shared.rag.knowledge import Knowledge, passages_message
 from shared.records import (
+    FilePart,
+    ImagePart,
     Message,
     ObjectPart,
     ReasoningPart,
@@ -155,12 +158,15 @@ def _content(m: Message) -> str:
     return ""
 
 
-def to_chat_messages(agent: Agent, messages: list[Message], *,
-                     reasoning_in_history: bool = False) -> list[dict[str, Any]]:
+def to_chat_messages(agent: Agent, messages: list[Message], *, reasoning_in_history: bool = False,
+                     attachments: Mapping[str, list[dict[str, Any]]] | None = None) -> list[dict[str, Any]]:
     """The OpenAI chat shape, instructions first; unpaired tool calls/results are dropped.
 
     ``reasoning_in_history``: an assistant turn that called tools carries its
     reasoning back as ``reasoning_content`` (DeepSeek's thinking mode needs it).
+    ``attachments``: the content blocks of file and image parts by file id or url
+    (shared.files.model_input); a user message with files becomes a list of blocks,
+    and an assistant's files are named in its text. Without them, files are named only.
     """
     calls = {p.tool_call_id for m in messages for p in m.parts if isinstance(p, ToolCallPart)}
     results = {p.tool_call_id for m in messages for p in m.parts if isinstance(p, ToolResultPart)}
@@ -179,6 +185,9 @@ def to_chat_messages(agent: Agent, messages: list[Message], *,
                 for p in m.parts if isinstance(p, ToolCallPart) and p.tool_call_id in results
             ]
             text = _content(m)
+            shown = [p.filename or p.file_id or p.url for p in m.parts if isinstance(p, FilePart | ImagePart)]
+            if shown:
+                text = (text + "\n" if text else "") + "".join(f"[{name} was shown to the user]" for name in shown)
             if not text and not tool_calls:
                 continue
             entry: dict[str, Any] = {"role": "assistant", "content": text or None}
@@ -190,7 +199,14 @@ def to_chat_messages(agent: Agent, messages: list[Message], *,
             out.append(entry)
             continue
         text = "".join(p.text for p in m.parts if isinstance(p, TextPart)) or m.text
-        if text:
+        files = [p for p in m.parts if isinstance(p, FilePart | ImagePart)]
+        if files and m.role == "user":
+            blocks = [{"type": "text", "text": text}] if text else []
+            for p in files:
+                key = p.file_id or p.url
+                blocks += (attachments or {}).get(key) or [{"type": "text", "text": f"[file {p.filename or key}]"}]
+            out.append({"role": m.role, "content": blocks})
+        elif text:
             out.append({"role": m.role, "content": text})
     return out
 

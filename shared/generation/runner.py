@@ -24,11 +24,14 @@ from shared import metrics
 from shared.agents import Agent, ToolContext, UsageEvent, inline_schema, strict_schema
 from shared.config import Settings
 from shared.errors import ChatError
+from shared.files.model_input import attachments
+from shared.files.refs import file_ids
+from shared.files.store import FileStore
 from shared.generation.context import reply_parts, to_chat_messages
 from shared.generation.deltas import DeltaWriter
 from shared.generation.sinks import Sink
 from shared.models import ChatRequest, Finish, Model, ReasoningDelta, TextDelta, ToolCall, model_for
-from shared.models.base import RawEvent, RefusalDelta, ToolCallDelta
+from shared.models.base import Inputs, RawEvent, RefusalDelta, ToolCallDelta
 from shared.partial_json import parse_partial
 from shared.rag.knowledge import Knowledge, Sources, is_passages
 from shared.records import (
@@ -89,6 +92,7 @@ class Generation:
         self._sources = Sources()  # document passages this reply drew on (prompt- or tool-based RAG)
         self._passages: Message | None = None  # the first step's, shown again at every step
         self._knowledge = Knowledge(sink.store, sink.memory, prompt.user_id) if sink.memory is not None else None
+        self._files = FileStore.from_settings(sink.store.redis, sink.store.scripts, settings)
 
     async def run(self) -> GenerationResult:
         await self.sink.start(self.prompt)
@@ -155,8 +159,10 @@ class Generation:
         """Stream one model call into ``step``; True when aborted meanwhile."""
         context = self._same_passages(await self.sink.context(self.prompt, self.agent.context_options, self._saved))
         context = await self._within_budget(context)
+        files = await attachments(self._files, context, getattr(self.model, "inputs", Inputs()), self.agent) \
+            if any(file_ids(p for m in context for p in m.parts)) else None
         request = ChatRequest(
-            messages=to_chat_messages(self.agent, context,
+            messages=to_chat_messages(self.agent, context, attachments=files,
                                       reasoning_in_history=getattr(self.model, "reasoning_in_history", False)),
             tools=[t.schema for t in self.agent.tools],
             response_format=self._response_format(),

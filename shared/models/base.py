@@ -87,6 +87,15 @@ class ChatRequest:
     raw: Callable[[str, Any], Awaitable[None]] | None = None  # sees ("request", body) and ("chunk", chunk)
 
 
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """What a model takes besides text (from its provider's flags)."""
+
+    images: bool = True
+    pdf_files: bool = False
+    fetches_urls: bool = True
+
+
 class Model(Protocol):
     name: str
     provider: str

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from shared.models.base import ChatRequest, Event, ModelError
+from shared.models.base import ChatRequest, Event, Inputs, ModelError
 from shared.models.chunks import ChunkReader, error_text
 from shared.models.providers import Provider, is_reasoning_model
 
@@ -52,6 +52,7 @@ class OpenAICompatible:
         self.provider = provider.name
         self._provider = provider
         self.reasoning_in_history = provider.wants_reasoning_in_history()
+        self.inputs = Inputs(images=provider.images, pdf_files=provider.pdf_files, fetches_urls=provider.fetches_urls)
         self._url = provider.base_url.rstrip("/") + "/chat/completions"
         self._max_retries = max_retries
         self._backoff_s = backoff_s

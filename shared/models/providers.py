@@ -18,6 +18,12 @@ Quirks a provider may switch (each has an automatic default):
   schema allows it.
 - ``options``: body fields sent with every call (e.g. ``reasoning_effort``);
   an agent's ``provider_options`` and a call's options add to them.
+- ``images``: the models take ``image_url`` content parts (a data URL, or a
+  signed URL of a bucket when ``fetches_urls``).
+- ``pdf_files``: the models take PDFs as ``file`` content parts (OpenAI's
+  file inputs); otherwise a PDF reaches them as its text.
+- ``fetches_urls``: the provider fetches image URLs itself (off for servers
+  that cannot reach the bucket: images then go as data URLs).
 """
 
 from __future__ import annotations
@@ -52,6 +58,9 @@ class Provider:
     strict_output: bool = True
     options: dict[str, Any] = field(default_factory=dict)
     timeout_s: float | None = None  # None: LLM_TIMEOUT_S
+    images: bool = True
+    pdf_files: bool = False
+    fetches_urls: bool = True
     # learned from the server's 400s, per model: parameters it does not take
     refused: dict[str, set[str]] = field(default_factory=dict, repr=False)
     _clients: dict[int, httpx.AsyncClient] = field(default_factory=dict, repr=False)

@@ -8,8 +8,8 @@ import yaml
 
 from tests.support.procs import ROOT
 
-APP = {"web", "worker", "index"}
-COMMANDS = {("server", "web"), ("workers", "generation"), ("workers", "index")}
+APP = {"web", "worker", "index", "cron"}
+COMMANDS = {("server", "web"), ("workers", "generation"), ("workers", "index"), ("workers", "cron")}
 
 
 def compose() -> dict:  # type: ignore[type-arg]

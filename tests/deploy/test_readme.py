@@ -119,12 +119,20 @@ def test_readme_commands_run_as_written(tmp_path: Path) -> None:
                                  check=True).stdout.strip() for cmd in tokens]
         env["TOKEN"] = minted[0]
         curls = [cmd.replace("localhost:8000", f"127.0.0.1:{port}") for cmd in flat if cmd.startswith("curl ")]
-        assert len(curls) == 4
-        curls = sorted(curls, key=lambda c: ("/api/rag/" in c, "/search" in c, "/messages" in c))  # threads first
+        assert len(curls) == 6
+        # threads first, then the documents, then the files
+        curls = sorted(curls, key=lambda c: ("/api/files" in c or "$FILE" in c, "/api/rag/" in c, "/search" in c,
+                                             "/messages" in c))
         made = subprocess.run(["bash", "-c", curls[0]], env=env, capture_output=True, text=True, check=True)
         env["TID"] = json.loads(made.stdout)["threadId"]
         sent = subprocess.run(["bash", "-c", curls[1]], env=env, capture_output=True, text=True, check=True)
         assert json.loads(sent.stdout)["order"] == 1
+        uploaded = subprocess.run(["bash", "-c", curls[4]], env=env, capture_output=True, text=True, check=True)
+        upload = json.loads(uploaded.stdout)
+        assert upload["mediaType"] == "text/plain" and upload["name"] == "packing.txt", uploaded.stdout
+        env["FILE"] = upload["fileId"]
+        with_file = subprocess.run(["bash", "-c", curls[5]], env=env, capture_output=True, text=True, check=True)
+        assert json.loads(with_file.stdout)["order"] == 2, with_file.stdout
         added = subprocess.run(["bash", "-c", curls[2]], env=env, capture_output=True, text=True, check=True)
         assert json.loads(added.stdout)["status"] == "pending", added.stdout
         deadline = time.monotonic() + 30  # the index process chunks and embeds it

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 
@@ -12,16 +13,19 @@ from server.fanout import ChangeListener
 from server.live import LiveQueries
 from shared.auth import Identity
 from shared.config import load_settings
+from shared.files.store import FileStore
 from shared.memory.search import RemoteSearch
 from shared.store import Store
 
 
 @pytest.fixture
-async def services(store: Store) -> AsyncIterator[Services]:
+async def services(store: Store, tmp_path: Path) -> AsyncIterator[Services]:
     """A web process's services without the generation queue (its listener running)."""
     listener = ChangeListener(store.redis.client())
-    s = Services(settings=load_settings({}), redis=store.redis, store=store, secret="x" * 32, dev_mode=False,
-                 listener=listener, live=LiveQueries(listener, DeltaLog(store)), memory=RemoteSearch(store.redis))
+    settings = load_settings({"DATA_DIR": str(tmp_path)})
+    s = Services(settings=settings, redis=store.redis, store=store, secret="x" * 32, dev_mode=False,
+                 listener=listener, live=LiveQueries(listener, DeltaLog(store)), memory=RemoteSearch(store.redis),
+                 files=FileStore.from_settings(store.redis, store.scripts, settings))
     listener.start()
     try:
         yield s

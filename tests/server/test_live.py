@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,7 @@ from server.queries import QUERIES
 from shared.auth import Identity
 from shared.config import load_settings
 from shared.errors import ChatError
+from shared.files.store import FileStore
 from shared.memory.search import RemoteSearch
 from shared.records import Message
 from shared.store import Store
@@ -41,11 +43,13 @@ class Tab:
 
 
 @pytest.fixture
-async def live(store: Store) -> AsyncIterator[tuple[LiveQueries, ChangeListener, Context]]:
+async def live(store: Store, tmp_path: Path) -> AsyncIterator[tuple[LiveQueries, ChangeListener, Context]]:
     listener = ChangeListener(store.redis.client())
     registry = LiveQueries(listener, DeltaLog(store))
-    services = Services(settings=load_settings({}), redis=store.redis, store=store, secret="x" * 32, dev_mode=False,
-                        listener=listener, live=registry, memory=RemoteSearch(store.redis))
+    settings = load_settings({"DATA_DIR": str(tmp_path)})
+    services = Services(settings=settings, redis=store.redis, store=store, secret="x" * 32, dev_mode=False,
+                        listener=listener, live=registry, memory=RemoteSearch(store.redis),
+                        files=FileStore.from_settings(store.redis, store.scripts, settings))
     listener.start()
     try:
         yield registry, listener, Context(services, Identity("alice"))

@@ -102,6 +102,9 @@ PROVIDERS = [
     # DeepSeek's thinking mode, reached at the test server: reasoning goes back with tool calls
     Provider("deepseek", os.environ.get("LLM_BASE_URL", "http://127.0.0.1:9/v1"), api_key="ds-key",
              headers={"X-Provider": "deepseek"}, reasoning_in_history=True, options={"thinking_budget": 512}),
+    # a server whose models read PDFs as file inputs, and one whose models take no images
+    Provider("pdfs", os.environ.get("LLM_BASE_URL", "http://127.0.0.1:9/v1"), pdf_files=True),
+    Provider("text-only", os.environ.get("LLM_BASE_URL", "http://127.0.0.1:9/v1"), images=False),
 ]
 
 
@@ -133,4 +136,9 @@ AGENTS = [
         recent_messages=4, rag=RagOptions(namespaces=["user", "global"], limit=2, before=0, after=0))),
     Agent(name="researcher", instructions="Search before answering.", throttle_ms=10, max_steps=3,
           tools=[document_search(limit=2)]),
+    Agent(name="viewer", instructions="Look at the files.", throttle_ms=10),  # PDFs: their text (no pdf_files)
+    Agent(name="pdf-viewer", provider="pdfs", throttle_ms=10),  # PDFs as file inputs (the provider takes them)
+    Agent(name="pdf-as-text", provider="pdfs", pdf_input="text", throttle_ms=10),
+    Agent(name="blind", provider="text-only", throttle_ms=10),  # images: a note in their place
+    Agent(name="blind-strict", provider="text-only", unsupported_files="fail", throttle_ms=10),
 ]

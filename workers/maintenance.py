@@ -1,0 +1,48 @@
+"""Maintenance jobs, run on a schedule by RQ's cron scheduler (``python -m workers cron``).
+
+The scheduler enqueues them on the generation queue: the generation workers run them
+between replies (they are short, and async like the replies).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from rq.cron import CronScheduler
+
+from shared.config import load_settings
+from shared.files.store import FileStore
+from shared.jobs import GENERATION
+from shared.redis_client import connect
+from shared.store._scripts import Scripts
+from workers.queues import wait_for_redis
+
+log = logging.getLogger(__name__)
+
+
+async def vacuum_files() -> int:
+    """Drop the files no message has referenced for FILES_GRACE_S; returns how many."""
+    settings = load_settings()
+    redis = connect(settings.redis_url)
+    try:
+        dropped = await FileStore.from_settings(redis, Scripts(redis), settings).vacuum(settings.files_grace_s)
+    finally:
+        await redis.aclose()
+    log.info("vacuum: %d unreferenced file(s) dropped", dropped)
+    return dropped
+
+
+def vacuum_interval_s(grace_s: int) -> int:
+    return max(60, grace_s // 4)
+
+
+def run_cron() -> None:
+    """RQ's cron scheduler with this app's maintenance jobs (one such process is enough; more
+    only enqueue the same jobs more often)."""
+    settings = load_settings()
+    connection = wait_for_redis(settings.redis_url)
+    cron = CronScheduler(connection=connection, logging_level=settings.log_level.upper()
+                         if settings.log_level != "trace" else "DEBUG")
+    cron.register(vacuum_files, queue_name=GENERATION, interval=vacuum_interval_s(settings.files_grace_s),
+                  job_timeout=600, name="vacuum_files")
+    cron.start()
