@@ -71,6 +71,11 @@ def routes(services: Services) -> list[Route]:
     def user_of(request: Request) -> str:
         return verify(services.secret, bearer(request.headers.get("authorization"))).user_id
 
+    def reader_of(request: Request) -> str | None:
+        """Who may read: the owner (their id), or an admin token (None: any file, for the playground)."""
+        identity = verify(services.secret, bearer(request.headers.get("authorization")))
+        return None if identity.admin else identity.user_id
+
     async def upload(request: Request) -> Response:
         """POST a file: multipart/form-data (a ``file`` field) or the bytes as the body with ``?name=``."""
         user_id = user_of(request)
@@ -93,16 +98,16 @@ def routes(services: Services) -> list[Route]:
         return json_response(await files.list(user_id, num_items=num, cursor=q.get("cursor")))
 
     async def one(request: Request) -> Response:
-        user_id = user_of(request)
         file_id = request.path_params["file_id"]
+        user_id = user_of(request)
         if request.method == "DELETE":
             await files.delete(file_id, user_id)
             return json_response({"deleted": True})
-        return json_response(await files.get(file_id, user_id))
+        return json_response(await files.get(file_id, reader_of(request)))
 
     async def link(request: Request) -> Response:
         """A short-lived signed URL for the file (FILES_URL_TTL_S)."""
-        record = await files.get(request.path_params["file_id"], user_of(request))
+        record = await files.get(request.path_params["file_id"], reader_of(request))
         ttl = settings.files_url_ttl_s
         url = await files.blobs.signed_url(record.hash, ttl)
         if url is not None:
@@ -120,7 +125,7 @@ def routes(services: Services) -> list[Route]:
                 raise Unauthorized("the link expired or is not valid")
             record = await files.get(file_id, None)
         else:
-            record = await files.get(file_id, user_of(request))
+            record = await files.get(file_id, reader_of(request))
         return await _download(record, request)
 
     async def _download(record: FileRecord, request: Request) -> Response:

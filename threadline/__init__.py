@@ -26,9 +26,10 @@ from shared.agents import (
     tool,
 )
 from shared.errors import ChatError
+from shared.files.store import FileRecord
 from shared.generation.runner import GenerationResult
 from shared.rag.knowledge import document_search
-from shared.records import Message, Thread, Usage
+from shared.records import FilePart, ImagePart, Message, TextPart, Thread, Usage
 from threadline._api import ObjectStream, TextStream, ThreadHandle, Threadline
 from threadline._client import Client, Delta, MutationError, Result, Subscription, SubscriptionError
 
@@ -38,7 +39,10 @@ __all__ = [
     "Client",
     "ContextOptions",
     "Delta",
+    "FilePart",
+    "FileRecord",
     "GenerationResult",
+    "ImagePart",
     "Message",
     "MutationError",
     "ObjectStream",
@@ -47,6 +51,7 @@ __all__ = [
     "SearchOptions",
     "Subscription",
     "SubscriptionError",
+    "TextPart",
     "TextStream",
     "Thread",
     "ThreadHandle",

@@ -9,6 +9,8 @@ from typing import Any
 from shared.agents import Agent, agent_named
 from shared.config import Settings, load_settings
 from shared.errors import BadRequest
+from shared.files.refs import file_ids
+from shared.files.store import FileRecord, FileStore
 from shared.generation.context import fetch_context_messages
 from shared.generation.lock import thread_turn
 from shared.generation.runner import Generation, GenerationResult
@@ -32,6 +34,7 @@ class Threadline:
         self.redis = connect(settings.redis_url)
         self.store = Store(self.redis)
         self.memory = memory_search_for(settings, self.store)
+        self.files = FileStore.from_settings(self.redis, self.store.scripts, settings)
 
     @classmethod
     def from_env(cls) -> Threadline:
@@ -71,6 +74,21 @@ class Threadline:
     async def continue_thread(self, thread_id: str, user_id: str | None = None) -> ThreadHandle:
         """A handle on an existing thread (NotFound when missing or, with user_id, not theirs)."""
         return ThreadHandle(self, await self.store.threads.get(thread_id, user_id))
+
+    # -- files ----------------------------------------------------------------------------
+
+    async def upload_file(self, user_id: str, name: str, data: bytes) -> FileRecord:
+        """Keep ``data`` as a file of ``user_id`` (its type read from the bytes, FILES_TYPES and
+        FILES_MAX_BYTES apply); reference it from a message with ``ImagePart(file_id=...)`` or
+        ``FilePart(file_id=...)``."""
+        return await self.files.upload(user_id, name, data)
+
+    async def file(self, file_id: str, user_id: str | None = None) -> FileRecord:
+        """A file's record (NotFound when missing or, with user_id, not theirs)."""
+        return await self.files.get(file_id, user_id)
+
+    async def read_file(self, file_id: str, user_id: str | None = None) -> bytes:
+        return await self.files.read(await self.files.get(file_id, user_id))
 
     # -- documents (RAG): trusted server code, so namespaces are given as they are ----------
 
@@ -120,6 +138,8 @@ class ThreadHandle:
                            prompt_message_id: str | None = None) -> Message:
         """Save one message (a human agent's reply: role assistant with agent_name)."""
         parts = parts if parts is not None else [TextPart(text=text or "")]
+        if file_ids(parts):  # the files' types and names come from their records
+            parts = await self._tl.files.attach(self.user_id, parts)
         message = Message(message_id="", thread_id=self.thread_id, role=role, text=text or text_of(parts),
                           parts=parts, agent_name=agent_name)
         _, (saved,) = await self._tl.store.messages.save(self.thread_id, self.user_id, [message], order=order,

@@ -115,6 +115,12 @@ function messageElement(m) {
   for (const p of calls) {
     el.append(Object.assign(document.createElement("span"), { className: "tool-part", textContent: `${p.toolName}(${JSON.stringify(p.args)})` }));
   }
+  const attached = (m.parts || []).filter((p) => p.type === "image" || p.type === "file");
+  if (attached.length) {  // kept across renders (a reply streaming next to it re-renders the list)
+    const key = attached.map((p) => p.fileId || p.url).join(" ");
+    if (el.filesKey !== key) { el.filesKey = key; el.filesBox = filesElement(attached); }
+    el.append(el.filesBox);
+  }
   const cited = (m.parts || []).filter((p) => p.type === "source");
   if (cited.length) {
     const box = Object.assign(document.createElement("div"), { className: "sources" });
@@ -137,6 +143,63 @@ function messageElement(m) {
     el.append(Object.assign(document.createElement("span"), { className: "meta", textContent: `${m.agentName}${m.model ? " · " + m.model : ""}` }));
   }
   return el;
+}
+
+/** Images inline, other files as chips; both through short-lived signed links. */
+function filesElement(parts) {
+  const box = Object.assign(document.createElement("div"), { className: "files" });
+  for (const p of parts) {
+    const name = p.filename || p.fileId || p.url;
+    const link = p.fileId ? state.client.fileUrl(p.fileId) : Promise.resolve(p.url);
+    if (p.type === "image") {
+      const img = Object.assign(document.createElement("img"), { alt: name, title: name });
+      img.dataset.testid = "message-image";
+      link.then((url) => { img.src = url; }, () => { img.alt = `${name} (unavailable)`; });
+      box.append(img);
+    } else {
+      const chip = Object.assign(document.createElement("a"), { className: "file-chip", textContent: name,
+                                                                target: "_blank", rel: "noopener" });
+      chip.dataset.testid = "message-file";
+      link.then((url) => { chip.href = url; }, () => {});
+      box.append(chip);
+    }
+  }
+  return box;
+}
+
+// -- attachments: picked, pasted or dropped files upload at once, with a preview and progress --
+
+const tray = [];  // {file, record?, progress, error?, preview?}
+
+function renderTray() {
+  const box = $("tray");
+  box.hidden = tray.length === 0;
+  box.replaceChildren(...tray.map((a) => {
+    const el = Object.assign(document.createElement("div"), { className: "attachment" + (a.error ? " failed" : "") });
+    el.dataset.testid = "attachment";
+    el.dataset.state = a.error ? "failed" : a.record ? "uploaded" : "uploading";
+    if (a.preview) el.append(Object.assign(document.createElement("img"), { src: a.preview, alt: a.file.name }));
+    el.append(Object.assign(document.createElement("span"), { className: "name", textContent: a.error || a.file.name }));
+    if (!a.record && !a.error) el.append(Object.assign(document.createElement("progress"), { max: 1, value: a.progress }));
+    el.append(iconButton("×", "Remove", "remove-attachment", () => {
+      tray.splice(tray.indexOf(a), 1);
+      if (a.preview) URL.revokeObjectURL(a.preview);
+      renderTray();
+    }));
+    return el;
+  }));
+  $("send").disabled = tray.some((a) => !a.record && !a.error);
+}
+
+function attach(files) {
+  for (const file of files) {
+    const a = { file, progress: 0, preview: file.type.startsWith("image/") ? URL.createObjectURL(file) : null };
+    tray.push(a);
+    state.client.uploadFile(file, { onProgress: (f) => { a.progress = f; renderTray(); } })
+      .then((record) => { a.record = record; }, (error) => { a.error = error.message; })
+      .finally(renderTray);
+  }
+  renderTray();
 }
 
 function describeParts(parts) {
@@ -164,10 +227,14 @@ function renderMessages(view) {
 async function send(event) {
   event.preventDefault();
   const text = $("prompt").value.trim();
-  if (!text || !state.view) return;
+  if (tray.some((a) => !a.record && !a.error)) return;  // uploads still running
+  const files = tray.filter((a) => a.record).map((a) => a.record);
+  if ((!text && !files.length) || !state.view) return;
   $("prompt").value = "";
+  tray.splice(0).forEach((a) => a.preview && URL.revokeObjectURL(a.preview));
+  renderTray();
   try {
-    await state.view.sendMessage(text, { agentName: $("agent").value || undefined });
+    await state.view.sendMessage(text, { agentName: $("agent").value || undefined, files });
   } catch (error) {
     showBanner(error.code === "rate_limited" ? "You are sending too fast." : `Could not send: ${error.message}`,
                error.retryAfterMs);
@@ -203,6 +270,19 @@ async function main() {
     selectThread(threadId);
   };
   $("composer").onsubmit = send;
+  $("attach").onclick = () => $("file-input").click();
+  $("file-input").onchange = () => { attach([...$("file-input").files]); $("file-input").value = ""; };
+  $("prompt").onpaste = (e) => {
+    const files = [...(e.clipboardData?.files || [])];
+    if (files.length) { e.preventDefault(); attach(files); }
+  };
+  const main = document.querySelector("main");
+  main.ondragover = (e) => { if (e.dataTransfer?.types.includes("Files")) { e.preventDefault(); main.classList.add("dragging"); } };
+  main.ondragleave = () => main.classList.remove("dragging");
+  main.ondrop = (e) => {
+    main.classList.remove("dragging");
+    if (e.dataTransfer?.files.length) { e.preventDefault(); attach([...e.dataTransfer.files]); }
+  };
   $("prompt").onkeydown = (e) => { if (e.key === "Enter" && !e.shiftKey) send(e); };
   $("stop").onclick = () => state.view && state.view.abort();
   $("messages").onscroll = () => {

@@ -3,7 +3,7 @@
 export type Status = "connecting" | "open" | "closed" | "unauthorized";
 
 export interface Part {
-  type: "text" | "reasoning" | "tool-call" | "tool-result" | "object" | "file" | "refusal" | "source"
+  type: "text" | "reasoning" | "tool-call" | "tool-result" | "object" | "file" | "image" | "refusal" | "source"
     | "tool-call-delta";
   text?: string;
   toolCallId?: string;
@@ -13,6 +13,7 @@ export interface Part {
   isError?: boolean;
   object?: unknown;
   argsTextDelta?: string; // tool-call-delta (deltas only)
+  fileId?: string; url?: string; mimeType?: string; filename?: string; // file, image
   // source: a document passage the reply drew on (RAG), numbered as the model cited it
   sourceId?: string; namespace?: string; key?: string; title?: string; chunk?: number;
   heading?: string; excerpt?: string; score?: number;
@@ -21,6 +22,11 @@ export interface Part {
 export interface Usage {
   promptTokens: number; completionTokens: number; totalTokens: number;
   cachedTokens?: number; reasoningTokens?: number;
+}
+
+export interface FileRecord {
+  fileId: string; userId: string; name: string; mediaType: string; size: number; hash: string;
+  createdAt: number; refs: number;
 }
 
 export interface Message {
@@ -87,6 +93,10 @@ export declare class ChatClient {
   mutate<T = unknown>(name: string, args?: Record<string, unknown>, options?: { requestId?: string }): Promise<T>;
   watchThread(threadId: string, onChange: (view: ThreadView) => void,
               options?: { numItems?: number; agentName?: string }): ThreadView;
+  /** POST /api/files (multipart); the server reads the type from the bytes. */
+  uploadFile(file: Blob, options?: { name?: string; onProgress?: (fraction: number) => void }): Promise<FileRecord>;
+  /** A short-lived signed link anyone holding it may GET (cached until a minute before it expires). */
+  fileUrl(fileId: string): Promise<string>;
   dropConnection(): void;
   close(): void;
 }
@@ -110,7 +120,8 @@ export declare class ThreadView {
   messages(): ShownMessage[];
   streaming(): boolean;
   loadMore(count?: number): boolean;
-  sendMessage(text: string, options?: { agentName?: string }): Promise<{ messageId: string; order: number }>;
+  /** ``files``: records from uploadFile; images go as image parts, others as file parts. */
+  sendMessage(text: string, options?: { agentName?: string; files?: FileRecord[] }): Promise<{ messageId: string; order: number }>;
   abort(): Promise<{ aborted: number }>;
   close(): void;
 }

@@ -166,6 +166,53 @@ export class ChatClient {
     if (this.ws) this.ws.close();
   }
 
+  /** The HTTP origin of the server this client talks to (from its WebSocket URL). */
+  get httpBase() {
+    return this.url.replace(/^ws/, "http").replace(/\/ws$/, "");
+  }
+
+  async _token() {
+    return typeof this.token === "function" ? await this.token() : this.token;
+  }
+
+  /**
+   * Upload a File or Blob: resolves to its record {fileId, name, mediaType, size, hash, ...}.
+   * onProgress(fraction) follows the upload; the server reads the type from the bytes and
+   * refuses what it does not accept (error.code "too_large", "unsupported_media_type"...).
+   */
+  async uploadFile(file, { name, onProgress } = {}) {
+    const token = await this._token();
+    const form = new FormData();
+    form.append("file", file, name || file.name || "file");
+    return await new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open("POST", `${this.httpBase}/api/files`);
+      xhr.setRequestHeader("Authorization", `Bearer ${token}`);
+      xhr.upload.onprogress = (e) => { if (onProgress && e.lengthComputable) onProgress(e.loaded / e.total); };
+      xhr.onload = () => {
+        let body = {};
+        try { body = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
+        if (xhr.status === 201) { if (onProgress) onProgress(1); resolve(body); }
+        else reject(Object.assign(new Error(body.message || `upload failed (${xhr.status})`), { code: body.code || "internal" }));
+      };
+      xhr.onerror = () => reject(Object.assign(new Error("the upload failed (network)"), { code: "unavailable" }));
+      xhr.send(form);
+    });
+  }
+
+  /** A short-lived link to a file anyone holding it may GET (for <img src>, downloads). */
+  async fileUrl(fileId) {
+    this.links = this.links || new Map();
+    const known = this.links.get(fileId);
+    if (known && known.expiresAt * 1000 - Date.now() > 60_000) return known.url;
+    const res = await fetch(`${this.httpBase}/api/files/${encodeURIComponent(fileId)}/url`,
+                            { method: "POST", headers: { Authorization: `Bearer ${await this._token()}` } });
+    if (!res.ok) throw new Error(`no link for ${fileId} (${res.status})`);
+    const link = await res.json();
+    this.links.set(fileId, link);
+    return link.url;
+  }
+
   /** A thread's messages with their live streams and this tab's optimistic messages. */
   watchThread(threadId, onChange, { numItems = 30, agentName } = {}) {
     return new ThreadView(this, threadId, onChange, { numItems, agentName });
@@ -308,7 +355,7 @@ export class ThreadView {
       }
     }
     for (const o of this.optimistic) {
-      out.push({ messageId: "optimistic:" + o.clientMessageId, role: "user", text: o.text, status: o.status,
+      out.push({ messageId: "optimistic:" + o.clientMessageId, role: "user", text: o.text, parts: o.parts, status: o.status,
                  error: o.error, retryAfterMs: o.retryAfterMs, clientMessageId: o.clientMessageId, optimistic: true });
     }
     return out;
@@ -322,15 +369,26 @@ export class ThreadView {
     this.onChange(this);
   }
 
-  /** Show the message at once, send it, and swap in the server's message when it arrives. */
-  async sendMessage(text, { agentName } = {}) {
+  /**
+   * Show the message at once, send it, and swap in the server's message when it arrives.
+   * ``files``: uploaded file records (from uploadFile) to attach: images as image parts.
+   */
+  async sendMessage(text, { agentName, files = [] } = {}) {
     const clientMessageId = randomId("c-");
-    const entry = { clientMessageId, text, status: "sending", createdAt: Date.now() };
+    const parts = [
+      ...(text ? [{ type: "text", text }] : []),
+      ...files.map((f) => ({ type: f.mediaType.startsWith("image/") ? "image" : "file", fileId: f.fileId,
+                             mimeType: f.mediaType, filename: f.name })),
+    ];
+    const entry = { clientMessageId, text, parts, status: "sending", createdAt: Date.now() };
     this.optimistic.push(entry);
     this._emit();
+    const what = files.length
+      ? { message: { role: "user", content: parts.map((p) => (p.fileId ? { type: p.type, fileId: p.fileId } : p)) } }
+      : { prompt: text };
     try {
       return await this.client.mutate("messages.send", {
-        threadId: this.threadId, prompt: text, clientMessageId, agentName: agentName || this.agentName,
+        threadId: this.threadId, ...what, clientMessageId, agentName: agentName || this.agentName,
       });
     } catch (error) {
       entry.status = "failed";

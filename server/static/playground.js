@@ -84,8 +84,27 @@ async function pickThread(thread) {
 }
 
 function content(m) {
-  const parts = (m.parts || []).filter((p) => p.type !== "text");
+  const parts = (m.parts || []).filter((p) => !["text", "file", "image"].includes(p.type));
   return (m.text || "") + (parts.length ? "\n" + JSON.stringify(parts, null, 1) : "") + (m.error ? `\nerror: ${m.error}` : "");
+}
+
+const links = new Map();  // fileId -> promise of a signed link (the page re-renders every second)
+function fileLink(fileId) {
+  if (!links.has(fileId)) links.set(fileId, api(`/api/files/${fileId}/url`, {}).then((link) => link.url));
+  return links.get(fileId);
+}
+
+/** File and image parts as links (an admin token may read any file). */
+function fileLinks(m) {
+  const files = (m.parts || []).filter((p) => p.type === "file" || p.type === "image");
+  return files.map((p) => {
+    const a = Object.assign(document.createElement("a"), { className: "pg-file", target: "_blank", rel: "noopener",
+      textContent: `${p.type}: ${p.filename || p.fileId || p.url} (${p.mimeType || "?"})` });
+    a.dataset.testid = "pg-file";
+    if (p.fileId) fileLink(p.fileId).then((url) => { a.href = url; }, () => {});
+    else a.href = p.url;
+    return a;
+  });
 }
 
 async function loadMessages() {
@@ -100,6 +119,7 @@ async function loadMessages() {
       td.append(Object.assign(document.createElement("pre"), { textContent: String(v) }));
       tr.append(td);
     }
+    tr.lastChild.append(...fileLinks(m));
     return tr;
   }));
 }

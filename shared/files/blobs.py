@@ -9,6 +9,7 @@ blob's path is its sha256, so the same bytes are stored once.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,16 @@ def blob_path(digest: str) -> str:
 class Blobs:
     """Content-addressed bytes in a local directory or a bucket (see the module docstring)."""
 
-    def __init__(self, store: Any, *, bucket: bool) -> None:
-        self._store = store
+    def __init__(self, make: Callable[[], Any], *, bucket: bool) -> None:
+        self._make_store = make  # made on first use (a directory is created only when a file comes)
+        self._made: Any = None
         self.bucket = bucket  # True: a bucket the model provider may fetch from with a signed URL
+
+    @property
+    def _store(self) -> Any:
+        if self._made is None:
+            self._made = self._make_store()
+        return self._made
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Blobs:
@@ -44,8 +52,12 @@ class Blobs:
     def _make(cls, settings: Settings) -> Blobs:
         if not settings.files_bucket:
             root = Path(settings.data_dir) / "files"
-            root.mkdir(parents=True, exist_ok=True)
-            return cls(LocalStore(str(root.resolve())), bucket=False)
+
+            def local() -> LocalStore:
+                root.mkdir(parents=True, exist_ok=True)
+                return LocalStore(str(root.resolve()))
+
+            return cls(local, bucket=False)
         url = settings.files_bucket.removeprefix("s3://")
         bucket, _, prefix = url.partition("/")
         config: dict[str, Any] = {"region": settings.files_s3_region}
@@ -56,8 +68,8 @@ class Blobs:
             config["access_key_id"] = settings.files_s3_access_key_id
             config["secret_access_key"] = settings.files_s3_secret_access_key or ""
         http = bool(settings.files_s3_endpoint and settings.files_s3_endpoint.startswith("http://"))
-        store = S3Store(bucket, prefix=prefix.strip("/") or None, client_options={"allow_http": http}, **config)
-        return cls(store, bucket=True)
+        return cls(lambda: S3Store(bucket, prefix=prefix.strip("/") or None, client_options={"allow_http": http},
+                                   **config), bucket=True)
 
     async def put(self, digest: str, data: bytes, media_type: str) -> None:
         try:

@@ -17,9 +17,10 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 
 @pytest.fixture(scope="package")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("site")
     env = {"APP_MODULE": "threadline.example", "LLM_BASE_URL": "", "MOCK_LLM_DELAY_MS": "40", "MOCK_LLM_WORDS": "60",
-           "RATE_LIMIT_SENDS_PER_MINUTE": "30", "RATE_LIMIT_BURST": "3"}
-    with run_stack(tmp_path_factory.mktemp("site"), webs=2, workers=3, env=env, index=True) as stack:
+           "RATE_LIMIT_SENDS_PER_MINUTE": "30", "RATE_LIMIT_BURST": "3", "DATA_DIR": str(tmp / "data")}
+    with run_stack(tmp, webs=2, workers=3, env=env, index=True) as stack:
         yield stack
 
 

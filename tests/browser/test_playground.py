@@ -74,6 +74,24 @@ def test_playground_lists_documents_and_shows_what_rag_puts_in_a_context(site: S
     page.close()
 
 
+def test_playground_shows_file_parts_as_links(site: Stack, browser: Any) -> None:
+    who = "file-sender"
+    headers = {"Authorization": f"Bearer {mint(SECRET, who)}"}
+    f = httpx.post(f"{site.web}/api/files?name=menu.txt", content=b"soup of the day", headers=headers).json()
+    tid = httpx.post(f"{site.web}/api/threads", json={"title": "With a file"}, headers=headers).json()["threadId"]
+    httpx.post(f"{site.web}/api/threads/{tid}/messages", headers=headers, json={"generate": False, "message": {
+        "content": [{"type": "text", "text": "see the menu"}, {"type": "file", "fileId": f["fileId"]}]}}
+               ).raise_for_status()
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{site.web}/playground#token={mint(SECRET, 'ops', admin=True)}")
+    page.click(f"[data-testid=users] li:has-text('{who}')")
+    page.click("[data-testid=pg-threads] li:has-text('With a file')")
+    link = page.wait_for_selector("[data-testid=pg-file][href*='sig=']")
+    assert link is not None and "file: menu.txt (text/plain)" in str(link.text_content())
+    assert httpx.get(str(link.get_attribute("href"))).content == b"soup of the day"
+    page.close()
+
+
 def test_playground_api_refuses_a_token_without_the_admin_claim(site: Stack) -> None:
     r = httpx.get(f"{site.web}/api/admin/users", headers={"Authorization": f"Bearer {mint(SECRET, 'ops')}"})
     assert r.status_code == 403 and r.json()["code"] == "forbidden"

@@ -94,8 +94,8 @@ def run_stack(tmp: Path, *, webs: int = 1, workers: int = 2, env: dict[str, str]
             with open(tmp / "index.log", "ab") as out:
                 started.append(subprocess.Popen(
                     [sys.executable, "-m", "workers", "index"], cwd=procs.ROOT,
-                    env=procs.child_env(REDIS_URL=redis_url, AUTH_SECRET=SECRET, DATA_DIR=str(tmp / "data"),
-                                        **common),
+                    env=procs.child_env(REDIS_URL=redis_url, AUTH_SECRET=SECRET,
+                                        **{"DATA_DIR": str(tmp / "data"), **common}),
                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
         yield Stack(redis_url, f"http://127.0.0.1:{lport}", bases, tmp, started, common)
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -23,8 +24,9 @@ class Trip(msgspec.Struct):
 
 
 @pytest.fixture
-async def tl(redis_url: str) -> AsyncIterator[Threadline]:
-    settings = load_settings({"REDIS_URL": redis_url, "MOCK_LLM_DELAY_MS": "1", "MOCK_LLM_WORDS": "12"})
+async def tl(redis_url: str, tmp_path: Path) -> AsyncIterator[Threadline]:
+    settings = load_settings({"REDIS_URL": redis_url, "MOCK_LLM_DELAY_MS": "1", "MOCK_LLM_WORDS": "12",
+                              "DATA_DIR": str(tmp_path)})
     async with Threadline(settings) as api:
         yield api
 
@@ -85,3 +87,18 @@ async def test_human_agent_reply_and_context(tl: Threadline) -> None:
     assert [m.text for m in context] == ["I need a person", "A person here.", "thanks"]
     again = await tl.continue_thread(thread.thread_id, "alice")
     assert again.thread.title == thread.thread.title
+
+
+async def test_files_in_messages(tl: Threadline) -> None:
+    from threadline import ImagePart, TextPart
+
+    png = b"\x89PNG\r\n\x1a\n" + bytes(40)
+    record = await tl.upload_file("alice", "dot.png", png)
+    assert (record.media_type, record.name, record.refs) == ("image/png", "dot.png", 0)
+    thread = await tl.create_thread("alice")
+    saved = await thread.save_message(parts=[TextPart(text="look"), ImagePart(file_id=record.file_id)])
+    assert saved.parts[1] == ImagePart(file_id=record.file_id, mime_type="image/png", filename="dot.png")
+    assert (await tl.file(record.file_id, "alice")).refs == 1
+    assert await tl.read_file(record.file_id, "alice") == png
+    result = await thread.generate_text(MOCK, prompt_message_id=saved.message_id)
+    assert result.outcome == "finished"
