@@ -22,7 +22,10 @@ from shared.records import Usage
 from shared.store.documents import agent_namespaces
 
 if TYPE_CHECKING:
+    from shared.config import Settings
+    from shared.files.store import FileStore
     from shared.rag.knowledge import Knowledge, Sources
+    from shared.records import Part
 
 Count = Annotated[int, msgspec.Meta(ge=0, le=10_000)]
 
@@ -100,7 +103,8 @@ class ToolContext:
 
     ``knowledge`` searches documents for the prompt's user (None where no memory search is
     reachable); ``sources`` collects what the reply drew on: a tool adds to it and the reply
-    keeps them as ``source`` parts (see shared.rag.knowledge).
+    keeps them as ``source`` parts (see shared.rag.knowledge). ``files`` keeps files for the
+    user and ``shown`` takes parts the final reply shows (shared.files.image_tool).
     """
 
     user_id: str
@@ -110,6 +114,9 @@ class ToolContext:
     tool_call_id: str
     knowledge: Knowledge | None = None
     sources: Sources | None = None
+    files: FileStore | None = None  # the user's files (a tool may keep what it makes)
+    shown: list[Part] | None = None  # parts the final reply shows (e.g. a generated image)
+    settings: Settings | None = None
 
 
 ToolHandler = Callable[[ToolContext, Any], Any | Awaitable[Any]]

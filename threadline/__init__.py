@@ -26,6 +26,7 @@ from shared.agents import (
     tool,
 )
 from shared.errors import ChatError
+from shared.files.image_tool import image_generation
 from shared.files.store import FileRecord
 from shared.generation.runner import GenerationResult
 from shared.rag.knowledge import document_search
@@ -62,5 +63,6 @@ __all__ = [
     "UsageEvent",
     "document_search",
     "human_tool",
+    "image_generation",
     "tool",
 ]

@@ -36,6 +36,7 @@ from shared.partial_json import parse_partial
 from shared.rag.knowledge import Knowledge, Sources, is_passages
 from shared.records import (
     Message,
+    Part,
     RefusalPart,
     SourcePart,
     TextPart,
@@ -93,6 +94,7 @@ class Generation:
         self._passages: Message | None = None  # the first step's, shown again at every step
         self._knowledge = Knowledge(sink.store, sink.memory, prompt.user_id) if sink.memory is not None else None
         self._files = FileStore.from_settings(sink.store.redis, sink.store.scripts, settings)
+        self._shown: list[Part] = []  # what tools made for the reply to show (generated images)
 
     async def run(self) -> GenerationResult:
         await self.sink.start(self.prompt)
@@ -248,7 +250,8 @@ class Generation:
             return f"invalid arguments for {call.name}: {exc}", True
         ctx = ToolContext(user_id=self.prompt.user_id, thread_id=self.thread_id,
                           prompt_message_id=self.prompt.message_id, agent=self.agent, tool_call_id=call.id,
-                          knowledge=self._knowledge, sources=self._sources)
+                          knowledge=self._knowledge, sources=self._sources, files=self._files,
+                          shown=self._shown, settings=self.settings)
         assert tool.handler is not None
         try:
             if inspect.iscoroutinefunction(tool.handler):
@@ -272,11 +275,13 @@ class Generation:
         return [*context[:at], self._passages, *context[at + 1:]]
 
     def _cite(self, reply: Message) -> bool:
-        """Put the sources drawn on so far on ``reply``; False when there are none."""
-        sources = self._sources.parts()
-        if not sources:
+        """Put what tools made to show (generated images) and the sources drawn on so far on
+        ``reply``; False when there are none."""
+        extra: list[Part] = [*self._shown, *self._sources.parts()]
+        if not extra:
             return False
-        reply.parts = [p for p in reply.parts if not isinstance(p, SourcePart)] + list(sources)
+        kept: list[Part] = [p for p in reply.parts if not isinstance(p, SourcePart) and p not in self._shown]
+        reply.parts = kept + extra
         return True
 
     async def _within_budget(self, context: list[Message]) -> list[Message]:

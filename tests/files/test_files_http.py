@@ -164,6 +164,28 @@ def test_a_model_without_image_inputs_gets_a_note_or_fails_as_the_agent_says(sit
         assert failed["status"] == "failed" and "cannot be given to the model" in failed["error"]
 
 
+def test_an_image_the_model_asks_for_is_kept_and_shown_in_the_reply(site: Stack) -> None:
+    with http(site, "jo") as c:
+        tid = c.post("/api/threads", json={"title": "paint"}).json()["threadId"]
+        site.reset_llm()
+        site.script({"kind": "tools", "calls": [{"name": "generate_image",
+                                                 "arguments": '{"prompt": "a red boat at dawn", "size": "1024x1024"}'}]},
+                    {"kind": "text", "chunks": ["Here is your boat."]})
+        c.post(f"/api/threads/{tid}/messages", json={"prompt": "draw me a boat", "agentName": "painter"}
+               ).raise_for_status()
+        answer = reply(c, tid, 2)
+        (asked,) = httpx.get(f"{site.llm}/_images").json()
+        assert asked == {"model": "gpt-image-1", "prompt": "a red boat at dawn", "n": 1, "size": "1024x1024"}
+        assert answer["text"] == "Here is your boat."
+        (image,) = [p for p in answer["parts"] if p["type"] == "image"]
+        got = c.get(f"/api/files/{image['fileId']}/content")
+        assert got.status_code == 200 and got.content.startswith(b"\x89PNG") and image["mimeType"] == "image/png"
+        assert c.get(f"/api/files/{image['fileId']}").json()["refs"] == 1  # the reply references it
+        (tool,) = [m for m in c.get(f"/api/threads/{tid}/messages").json()["page"] if m["role"] == "tool"]
+        assert tool["parts"][0]["result"] == {"fileId": image["fileId"], "mediaType": "image/png",
+                                              "shownToUser": True}
+
+
 def test_references_hold_files_until_their_messages_go(site: Stack) -> None:
     with http(site, "gil") as c, http(site, "hal") as other:
         f = upload(c, "keep.txt", b"keep me")

@@ -18,6 +18,7 @@ from shared.agents import (
     human_tool,
     tool,
 )
+from shared.files.image_tool import image_generation
 from shared.models.base import RawEvent
 from shared.models.providers import Provider
 from shared.rag.knowledge import document_search
@@ -141,4 +142,6 @@ AGENTS = [
     Agent(name="pdf-as-text", provider="pdfs", pdf_input="text", throttle_ms=10),
     Agent(name="blind", provider="text-only", throttle_ms=10),  # images: a note in their place
     Agent(name="blind-strict", provider="text-only", unsupported_files="fail", throttle_ms=10),
+    Agent(name="painter", instructions="Draw what is asked.", tools=[image_generation("gpt-image-1")], max_steps=2,
+          throttle_ms=10),
 ]

@@ -146,6 +146,28 @@ async def embeddings(request: Request) -> Response:
         {"object": "embedding", "index": i, "embedding": concept_vector(t)} for i, t in enumerate(inputs)]})
 
 
+images_received: list[dict[str, Any]] = []
+
+
+async def images(request: Request) -> Response:
+    """OpenAI's images API: a PNG whose colour comes from the prompt, as b64_json."""
+    import base64
+    import zlib
+
+    from tests.support.images import png
+
+    body = await request.json()
+    images_received.append(body)
+    h = zlib.crc32(body["prompt"].encode())
+    data = png(32, 32, (h & 255, (h >> 8) & 255, (h >> 16) & 255))
+    return JSONResponse({"created": 1, "data": [{"b64_json": base64.b64encode(data).decode(),
+                                                 "revised_prompt": body["prompt"]}]})
+
+
+async def images_seen(request: Request) -> Response:
+    return JSONResponse(images_received)
+
+
 async def set_script(request: Request) -> Response:
     script.extend((await request.json())["responses"])
     return JSONResponse({"queued": len(script)})
@@ -164,6 +186,7 @@ async def fail_embeddings(request: Request) -> Response:
 async def reset(request: Request) -> Response:
     script.clear()
     received.clear()
+    images_received.clear()
     embedding_failures.clear()
     return JSONResponse({"ok": True})
 
@@ -171,6 +194,8 @@ async def reset(request: Request) -> Response:
 app = Starlette(routes=[
     Route("/v1/chat/completions", completions, methods=["POST"]),
     Route("/v1/embeddings", embeddings, methods=["POST"]),
+    Route("/v1/images/generations", images, methods=["POST"]),
+    Route("/_images", images_seen, methods=["GET"]),
     Route("/_script", set_script, methods=["POST"]),
     Route("/_requests", requests_seen, methods=["GET"]),
     Route("/_reset", reset, methods=["POST"]),
