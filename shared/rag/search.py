@@ -2,14 +2,16 @@
 
 A hit of a version that is no longer the searchable one (replaced a moment
 ago, its points not yet gone) is left out, so a reader never sees two
-versions of a document.
+versions of a document; when the replacement settled after the search ran,
+the search runs again (the new version was searchable before it settled), so
+a document being replaced is never missing from the results.
 """
 
 from __future__ import annotations
 
 import msgspec
 
-from shared.memory.rpc import ChunkSearchRequest, Scalar
+from shared.memory.rpc import ChunkSearchRequest, Hit, Scalar
 from shared.memory.search import MemorySearch
 from shared.store import Store
 from shared.store.documents import Document
@@ -32,21 +34,45 @@ async def search_documents(store: Store, memory: MemorySearch, namespaces: list[
                            limit: int = 10, metadata: dict[str, Scalar] | None = None, before: int = 1,
                            after: int = 1, text_search: bool = True,
                            vector_search: bool = True) -> list[ChunkResult]:
-    hits = await memory.search(ChunkSearchRequest(
-        namespaces=tuple(namespaces), text=text, limit=limit, metadata=metadata or {},
-        text_search=text_search, vector_search=vector_search))
+    request = ChunkSearchRequest(namespaces=tuple(namespaces), text=text, limit=limit, metadata=metadata or {},
+                                 text_search=text_search, vector_search=vector_search)
+    for _ in range(STALE_RETRIES):
+        found, stale = await _resolve(store, await memory.search(request), before, after)
+        if not stale:
+            return found
+    return found
+
+
+STALE_RETRIES = 3
+
+
+async def _resolve(store: Store, hits: list[Hit], before: int, after: int) -> tuple[list[ChunkResult], bool]:
+    """The hits as results, and whether any was of a version replaced after the search ran (its
+    document settled a newer one meanwhile: searching again finds the newer one, which was
+    searchable before it settled)."""
     docs = await store.documents.many([(h.namespace or "", h.doc_key or "") for h in hits])
-    current = [(hit, doc) for hit in hits
-               if (doc := docs.get((hit.namespace or "", hit.doc_key or ""))) is not None
-               and doc.ready_version == hit.doc_version]  # not deleted, nor an older version on its way out
+    current: list[tuple[Hit, Document]] = []
+    outdated: set[tuple[str, str]] = set()  # documents with hits only of a version replaced meanwhile
+    for hit in hits:
+        ref = (hit.namespace or "", hit.doc_key or "")
+        doc = docs.get(ref)
+        if doc is None:
+            continue  # deleted
+        if doc.ready_version != hit.doc_version:  # an older version on its way out (or a newer one not ready)
+            if hit.doc_version < doc.ready_version:
+                outdated.add(ref)
+            continue
+        current.append((hit, doc))
+    stale = bool(outdated - {(doc.namespace, doc.key) for _, doc in current})
     windows = await store.documents.chunk_windows([(doc, hit.chunk - before, hit.chunk + after)
                                                    for hit, doc in current])
     out: list[ChunkResult] = []
     for (hit, doc), around in zip(current, windows, strict=True):
         own = around.get(hit.chunk)
-        if own is None:
+        if own is None:  # replaced between reading the record and its chunks
+            stale = True
             continue
         out.append(ChunkResult(namespace=doc.namespace, key=doc.key, chunk=hit.chunk, heading=own.heading,
                                text=own.text, context="\n".join(c.text for _, c in sorted(around.items())),
                                score=hit.score, document=doc))
-    return out
+    return out, stale

@@ -133,14 +133,12 @@ class DocumentStore:
         digest = hashlib.sha256(b"\0".join([content, _encode(metadata), title.encode(), media_type.encode(),
                                              b"%d/%d" % (chunk_size, chunk_overlap)])).hexdigest()
         now = now_ms()
-        existing = await self.find(namespace, key)
+        # version, readyVersion, chunks and createdAt (-1 here) come from the current record, in the script
         doc = Document(namespace=namespace, key=key, title=title, media_type=media_type, hash=digest,
-                       size=len(content), metadata=metadata, created_at=existing.created_at if existing else now,
-                       updated_at=now, ready_version=existing.ready_version if existing else 0,
-                       chunk_size=chunk_size, chunk_overlap=chunk_overlap,
-                       chunks=existing.chunks if existing else 0)
+                       size=len(content), metadata=metadata, created_at=-1, updated_at=now, ready_version=-1,
+                       chunk_size=chunk_size, chunk_overlap=chunk_overlap, chunks=-1)
         with redis_errors():
-            version, doc_version, skipped = await self._scripts.run(
+            version, doc_version, skipped, ready, chunks, created = await self._scripts.run(
                 "rag_add", [keys.rag_documents(namespace), keys.rag_index(namespace), keys.rag_state(namespace),
                             keys.rag_content(namespace, key), keys.VECTOR_OPS, keys.RAG_NAMESPACES],
                 [keys.rag_channel(namespace), key, digest, _encode(doc), content, now,
@@ -149,7 +147,8 @@ class DocumentStore:
             found = await self.find(namespace, key)
             assert found is not None
             return int(version), found, True
-        doc.version = int(doc_version)
+        doc.version, doc.ready_version, doc.chunks, doc.created_at = (int(doc_version), int(ready), int(chunks),
+                                                                       int(created))
         return int(version), doc, False
 
     async def namespaces(self) -> list[str]:

@@ -116,24 +116,35 @@ def test_a_document_stays_searchable_while_it_is_replaced_again_and_again(rag: S
         counts: list[int] = []
         done = threading.Event()
 
+        backwards: list[tuple[int, int]] = []
+
         def searching() -> None:
+            seen = 0
             with http(rag, "hana") as s:
                 while not done.is_set():
-                    counts.append([r["key"] for r in search(s, "kiwi orchard")].count("kiwi.txt"))
+                    found = [r for r in search(s, "kiwi orchard") if r["key"] == "kiwi.txt"]
+                    counts.append(len(found))
+                    for r in found:  # the searchable version never goes back
+                        if r["document"]["readyVersion"] < seen:
+                            backwards.append((seen, r["document"]["readyVersion"]))
+                        seen = max(seen, r["document"]["readyVersion"])
 
-        searcher = threading.Thread(target=searching)
-        searcher.start()
+        searchers = [threading.Thread(target=searching) for _ in range(3)]
+        for t in searchers:
+            t.start()
         try:
-            for n in range(1, 9):
+            for n in range(1, 25):
                 c.post("/api/rag/user/documents", json={"key": "kiwi.txt", "content": f"kiwi orchard, version {n}"})
-                if n % 3 == 0:
+                if n % 2 == 0:
                     ready(c, "user", "kiwi.txt", n + 1)
-            ready(c, "user", "kiwi.txt", 9)
+            ready(c, "user", "kiwi.txt", 25)
         finally:
             done.set()
-            searcher.join()
-        assert len(counts) > 20 and set(counts) == {1}, counts
-        assert "version 8" in search(c, "kiwi orchard")[0]["text"]
+            for t in searchers:
+                t.join()
+        assert len(counts) > 50 and set(counts) == {1}, counts
+        assert backwards == []
+        assert "version 24" in search(c, "kiwi orchard")[0]["text"]
 
 
 def test_the_status_is_a_live_query(rag: Stack) -> None:
