@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
-from server import admin_api, files_api, pages
+from server import admin_api, files_api, pages, usage_api
 from server.context import Services
 from server.delta_log import DeltaLog
 from server.fanout import ChangeListener
@@ -33,6 +33,7 @@ from shared.memory.search import memory_search_for
 from shared.ratelimit import RateLimiter
 from shared.redis_client import connect
 from shared.store import Store
+from shared.usage.ledger import UsageLedger
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         settings=settings, redis=redis, store=store, secret=secret, dev_mode=dev_mode,
         listener=listener, live=LiveQueries(listener, DeltaLog(store)), memory=memory_search_for(settings, store),
         files=FileStore.from_settings(redis, store.scripts, settings),
+        usage=UsageLedger.from_settings(redis, store.scripts, settings),
         limiter=RateLimiter(redis, store.scripts, per_minute=settings.rate_limit_sends_per_minute,
                             burst=settings.rate_limit_burst),
         generation=generation, reaper=reaper,
@@ -79,7 +81,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await Session(websocket, services).run()
 
     app = Starlette(
-        routes=[*routes(services), *files_api.routes(services), *admin_api.routes(services), *pages.routes(services),
+        routes=[*routes(services), *files_api.routes(services), *usage_api.routes(services), *admin_api.routes(services), *pages.routes(services),
                 WebSocketRoute("/ws", websocket_endpoint)],
         lifespan=lifespan,
         exception_handlers={ChatError: chat_error_handler, HTTPException: _http_error},

@@ -159,3 +159,10 @@ class RagSearch(_Args):
     chunk_context: ChunkContext = msgspec.field(default_factory=ChunkContext)
     text_search: bool = True
     vector_search: bool = True
+
+
+PeriodName = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-(\d{2}|W\d{2}|\d{2}-\d{2})$")]
+
+
+class UsageGet(_Args):
+    period: PeriodName | None = None  # None: the current billing period

@@ -12,6 +12,7 @@ from shared.config import Settings
 from shared.files.store import FileStore
 from shared.store import Store
 from shared.store.guard import Guard
+from shared.usage.ledger import UsageLedger
 
 if TYPE_CHECKING:  # what the services are; each of these modules needs Context itself
     from server.fanout import ChangeListener
@@ -36,6 +37,7 @@ class Services:
     live: LiveQueries
     memory: MemorySearch
     files: FileStore
+    usage: UsageLedger
     limiter: RateLimiter | None = None  # None: sends are not rate limited
     generation: GenerationQueue | None = None  # None: this server cannot start replies
     reaper: StreamReaper | None = None

@@ -19,6 +19,7 @@ from shared.rag.search import search_documents
 from shared.records import Message
 from shared.store import StreamInfo
 from shared.store.documents import namespace_for
+from shared.usage.ledger import check_period
 
 Runner = Callable[[Context, Any], Awaitable[tuple[int, Any]]]
 Channels = Callable[[Context, Any], list[str]]
@@ -185,3 +186,13 @@ async def rag_search(ctx: Context, a: A.RagSearch) -> tuple[int, Any]:
         before=a.chunk_context.before, after=a.chunk_context.after, text_search=a.text_search,
         vector_search=a.vector_search)
     return sum(versions), {"results": results}
+
+
+# -- usage -----------------------------------------------------------------------------
+
+
+@query("usage.get", A.UsageGet, lambda ctx, a: [keys.usage_channel(ctx.user_id)])
+async def usage_get(ctx: Context, a: A.UsageGet) -> tuple[int, Any]:
+    """The caller's usage in a billing period (the current one by default): tokens, calls and cost,
+    as a whole and by model, agent and kind. Live: it changes with every model call of theirs."""
+    return await ctx.services.usage.summary(ctx.user_id, check_period(a.period) if a.period else None)

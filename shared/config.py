@@ -64,6 +64,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid
     files_s3_secret_access_key: str | None = None
     files_grace_s: Annotated[int, msgspec.Meta(ge=0)] = 3600  # an unreferenced file is vacuumed after this
     files_url_ttl_s: Annotated[int, msgspec.Meta(ge=10, le=7 * 86400)] = 900  # signed download links
+    usage_period: Literal["month", "week", "day"] = "month"  # billing period of the usage totals (UTC)
+    usage_retention_days: Annotated[int, msgspec.Meta(ge=1)] = 400  # ledger entries older than this are trimmed
     log_json: bool = False  # JSON lines instead of text, in every process
     metrics_port: Port | None = None  # workers and the index serve /metrics from this port upwards
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"

@@ -177,6 +177,39 @@ def user_state(user_id: str) -> str:
 USERS = f"{PREFIX}:users"  # zset userId -> last thread creation ms (the playground's user list)
 
 
+def usage_log(user_id: str) -> str:
+    """Redis Stream: the user's usage ledger, one entry per model call (ids are times: trimmed by age)."""
+    return f"{_u(user_id)}:usage:log"
+
+
+def usage_totals(user_id: str, period: str) -> str:
+    """Hash: the user's usage totals of one billing period (also by model, agent and kind)."""
+    return f"{_u(user_id)}:usage:{period}"
+
+
+def usage_state(user_id: str) -> str:
+    """Hash: the version of the user's usage (live queries)."""
+    return f"{_u(user_id)}:usage:state"
+
+
+def usage_channel(user_id: str) -> str:
+    """Pub/sub channel of change notices for one user's usage."""
+    return f"{PREFIX}:chg:{{u:{user_id}}}:usage"
+
+
+def app_usage(period: str) -> str:
+    """Hash: the whole app's usage totals of one billing period (by model, agent and kind too)."""
+    return f"{PREFIX}:usage:{period}"
+
+
+USAGE_USERS = f"{PREFIX}:usage:users"  # set: every user with a ledger (the retention job walks it)
+
+
+def app_usage_users(period: str) -> str:
+    """Sorted set: users with usage in one billing period, by their cost (micro-dollars)."""
+    return f"{PREFIX}:usage:{period}:users"
+
+
 def user_channel(user_id: str) -> str:
     """Pub/sub channel of change notices for one user's thread list."""
     return f"{PREFIX}:chg:{{u:{user_id}}}"

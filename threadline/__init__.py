@@ -31,6 +31,7 @@ from shared.files.store import FileRecord
 from shared.generation.runner import GenerationResult
 from shared.rag.knowledge import document_search
 from shared.records import FilePart, ImagePart, Message, TextPart, Thread, Usage
+from shared.usage.ledger import Price
 from threadline._api import ObjectStream, TextStream, ThreadHandle, Threadline
 from threadline._client import Client, Delta, MutationError, Result, Subscription, SubscriptionError
 
@@ -47,6 +48,7 @@ __all__ = [
     "Message",
     "MutationError",
     "ObjectStream",
+    "Price",
     "RagOptions",
     "Result",
     "SearchOptions",

@@ -24,6 +24,7 @@ from shared.records import Message, Part, Role, TextPart, Thread, text_of
 from shared.redis_client import connect
 from shared.store import Page, Store
 from shared.store.documents import Document
+from shared.usage.ledger import UsageEntry, UsageLedger, UsageSummary
 
 
 class Threadline:
@@ -35,6 +36,7 @@ class Threadline:
         self.store = Store(self.redis)
         self.memory = memory_search_for(settings, self.store)
         self.files = FileStore.from_settings(self.redis, self.store.scripts, settings)
+        self.ledger = UsageLedger.from_settings(self.redis, self.store.scripts, settings)
 
     @classmethod
     def from_env(cls) -> Threadline:
@@ -74,6 +76,17 @@ class Threadline:
     async def continue_thread(self, thread_id: str, user_id: str | None = None) -> ThreadHandle:
         """A handle on an existing thread (NotFound when missing or, with user_id, not theirs)."""
         return ThreadHandle(self, await self.store.threads.get(thread_id, user_id))
+
+    # -- usage ----------------------------------------------------------------------------
+
+    async def usage(self, user_id: str | None, period: str | None = None) -> UsageSummary:
+        """A user's usage in a billing period (the current one by default), as a whole and by model,
+        agent and kind; ``user_id`` None: the whole app's."""
+        return (await self.ledger.summary(user_id, period))[1]
+
+    async def usage_entries(self, user_id: str, period: str | None = None) -> list[UsageEntry]:
+        """The user's ledger entries of a period (one per model call), oldest first."""
+        return await self.ledger.entries(user_id, period)
 
     # -- files ----------------------------------------------------------------------------
 

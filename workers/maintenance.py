@@ -1,4 +1,5 @@
-"""Maintenance jobs, run on a schedule by RQ's cron scheduler (``python -m workers cron``).
+"""Maintenance jobs (the file vacuum, the usage ledger's retention), run on a schedule by RQ's cron
+scheduler (``python -m workers cron``).
 
 The scheduler enqueues them on the generation queue: the generation workers run them
 between replies (they are short, and async like the replies).
@@ -15,6 +16,7 @@ from shared.files.store import FileStore
 from shared.jobs import GENERATION
 from shared.redis_client import connect
 from shared.store._scripts import Scripts
+from shared.usage.ledger import UsageLedger
 from workers.queues import wait_for_redis
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,18 @@ async def vacuum_files() -> int:
     return dropped
 
 
+async def trim_usage() -> int:
+    """Drop usage ledger entries older than USAGE_RETENTION_DAYS (the period totals stay)."""
+    settings = load_settings()
+    redis = connect(settings.redis_url)
+    try:
+        dropped = await UsageLedger.from_settings(redis, Scripts(redis), settings).trim(settings.usage_retention_days)
+    finally:
+        await redis.aclose()
+    log.info("usage: %d ledger entries past retention dropped", dropped)
+    return dropped
+
+
 def vacuum_interval_s(grace_s: int) -> int:
     return max(60, grace_s // 4)
 
@@ -45,4 +59,5 @@ def run_cron() -> None:
                          if settings.log_level != "trace" else "DEBUG")
     cron.register(vacuum_files, queue_name=GENERATION, interval=vacuum_interval_s(settings.files_grace_s),
                   job_timeout=600, name="vacuum_files")
+    cron.register(trim_usage, queue_name=GENERATION, cron="17 3 * * *", job_timeout=3600, name="trim_usage")
     cron.start()

@@ -45,6 +45,7 @@ from shared.records import (
     ToolResultPart,
     Usage,
 )
+from shared.usage.ledger import Kind, UsageEntry, UsageLedger
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ class Generation:
         self._knowledge = Knowledge(sink.store, sink.memory, prompt.user_id) if sink.memory is not None else None
         self._files = FileStore.from_settings(sink.store.redis, sink.store.scripts, settings)
         self._shown: list[Part] = []  # what tools made for the reply to show (generated images)
+        self._ledger = UsageLedger.from_settings(sink.store.redis, sink.store.scripts, settings)
 
     async def run(self) -> GenerationResult:
         await self.sink.start(self.prompt)
@@ -326,6 +328,8 @@ class Generation:
         async for event in self.model.stream(request):
             if isinstance(event, TextDelta):
                 text += event.text
+            elif isinstance(event, Finish) and event.usage is not None:
+                await self._record(event.usage, "summary")
         return text.strip() or summary
 
     # -- messages --------------------------------------------------------------
@@ -380,9 +384,21 @@ class Generation:
             return {"type": "json_schema", "json_schema": {"name": name, "schema": strict, "strict": True}}
         return {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}
 
+    async def _record(self, usage: Usage, kind: Kind) -> None:
+        """Keep a model call's usage in the ledger (a storage failure is logged: the reply goes on)."""
+        try:
+            await self._ledger.record(UsageEntry(
+                at=int(time.time() * 1000), user_id=self.prompt.user_id, thread_id=self.thread_id,
+                agent=self.agent.name, provider=self.model.provider, model=self.model.name, kind=kind,
+                input=usage.prompt_tokens, output=usage.completion_tokens, cached=usage.cached_tokens,
+                reasoning=usage.reasoning_tokens))
+        except ChatError as exc:
+            log.warning("usage of a %s call not recorded: %s", kind, exc.message)
+
     async def _count_usage(self, step: _Step) -> None:
         if step.usage is None:
             return
+        await self._record(step.usage, "step")
         u = self._usage
         for name in ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens"):
             setattr(u, name, getattr(u, name) + getattr(step.usage, name))

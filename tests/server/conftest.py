@@ -16,6 +16,7 @@ from shared.config import load_settings
 from shared.files.store import FileStore
 from shared.memory.search import RemoteSearch
 from shared.store import Store
+from shared.usage.ledger import UsageLedger
 
 
 @pytest.fixture
@@ -25,7 +26,8 @@ async def services(store: Store, tmp_path: Path) -> AsyncIterator[Services]:
     settings = load_settings({"DATA_DIR": str(tmp_path)})
     s = Services(settings=settings, redis=store.redis, store=store, secret="x" * 32, dev_mode=False,
                  listener=listener, live=LiveQueries(listener, DeltaLog(store)), memory=RemoteSearch(store.redis),
-                 files=FileStore.from_settings(store.redis, store.scripts, settings))
+                 files=FileStore.from_settings(store.redis, store.scripts, settings),
+                 usage=UsageLedger.from_settings(store.redis, store.scripts, settings))
     listener.start()
     try:
         yield s

@@ -21,6 +21,7 @@ from shared.files.store import FileStore
 from shared.memory.search import RemoteSearch
 from shared.records import Message
 from shared.store import Store
+from shared.usage.ledger import UsageLedger
 
 pytestmark = pytest.mark.anyio
 
@@ -49,7 +50,8 @@ async def live(store: Store, tmp_path: Path) -> AsyncIterator[tuple[LiveQueries,
     settings = load_settings({"DATA_DIR": str(tmp_path)})
     services = Services(settings=settings, redis=store.redis, store=store, secret="x" * 32, dev_mode=False,
                         listener=listener, live=registry, memory=RemoteSearch(store.redis),
-                        files=FileStore.from_settings(store.redis, store.scripts, settings))
+                        files=FileStore.from_settings(store.redis, store.scripts, settings),
+                 usage=UsageLedger.from_settings(store.redis, store.scripts, settings))
     listener.start()
     try:
         yield registry, listener, Context(services, Identity("alice"))

@@ -22,6 +22,7 @@ from shared.files.image_tool import image_generation
 from shared.models.base import RawEvent
 from shared.models.providers import Provider
 from shared.rag.knowledge import document_search
+from shared.usage.ledger import Price
 
 
 class CityArgs(msgspec.Struct):
@@ -108,6 +109,8 @@ PROVIDERS = [
     Provider("text-only", os.environ.get("LLM_BASE_URL", "http://127.0.0.1:9/v1"), images=False),
 ]
 
+
+PRICES = {"fake": Price(input=1.0, output=2.0, cached_input=0.5)}  # dollars per million tokens
 
 AGENTS = [
     Agent(name="echo", instructions="Be brief.", usage_handler=record_usage, throttle_ms=20),

@@ -1,0 +1,50 @@
+"""Usage over HTTP: a user's own usage per billing period; admins any user's, the whole app's,
+and a CSV export of the ledger entries (for invoices)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from server.context import Services
+from server.http_api import json_response
+from shared.auth import bearer, verify
+from shared.errors import Forbidden
+from shared.usage.ledger import check_period, to_csv
+
+ALL = "*"
+
+
+def routes(services: Services) -> list[Route]:
+    ledger = services.usage
+
+    async def usage(request: Request) -> Response:
+        """GET ?period= (default: the current one) &userId= (admins: any user, or * for the app)
+        &format=csv (the ledger entries)."""
+        identity = verify(services.secret, bearer(request.headers.get("authorization")))
+        q = request.query_params
+        period = check_period(q["period"]) if q.get("period") else ledger.current_period()
+        user_id = q.get("userId") or identity.user_id
+        if user_id != identity.user_id and not identity.admin:
+            raise Forbidden("only admins read another user's usage")
+        if user_id == ALL:
+            _, summary = await ledger.summary(None, period)
+            users = [{"userId": u, "costMicros": c} for u, c in await ledger.users(period)]
+            return json_response({**_as_dict(summary), "users": users})
+        if q.get("format") == "csv":
+            body = to_csv(await ledger.entries(user_id, period))
+            return Response(body, 200, {"Content-Disposition": f'attachment; filename="usage-{period}.csv"'},
+                            media_type="text/csv; charset=utf-8")
+        _, summary = await ledger.summary(user_id, period)
+        return json_response(summary)
+
+    return [Route("/api/usage", usage, methods=["GET"])]
+
+
+def _as_dict(value: object) -> dict[str, object]:
+    import msgspec
+
+    out = msgspec.to_builtins(value)
+    assert isinstance(out, dict)
+    return out

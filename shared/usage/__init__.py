@@ -1,0 +1,1 @@
+"""Spend control: the usage ledger (and, with it, what a period costs)."""
