@@ -25,6 +25,7 @@ from shared.memory.rpc import SearchAnswer, decode_call, encode_answer
 from shared.memory.vectors import VectorStore
 from shared.redis_client import as_bytes, connect
 from shared.store import Store
+from shared.usage.ledger import UsageLedger
 from workers.ops_queue import OpsQueue
 from workers.reembed import queue_everything
 
@@ -135,7 +136,8 @@ async def main() -> None:
     logs.setup("index", settings.log_level, settings.log_json)
     metrics.serve(settings.metrics_port)
     store = Store(connect(settings.redis_url, max_connections=16))
-    indexer = Indexer(store, embedder_for(settings), open_index(settings))
+    indexer = Indexer(store, embedder_for(settings), open_index(settings),
+                      UsageLedger.from_settings(store.redis, store.scripts, settings))
     log.info("index process ready (%s, embedder %s)",
              settings.qdrant_url or f"embedded store under {settings.data_dir}", indexer.embedder.model)
     if not settings.qdrant_url:

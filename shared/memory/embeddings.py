@@ -25,8 +25,12 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 class Embedder(Protocol):
     model: str
+    provider: str  # "" for the built-in hashing embedder (free: its use is not in the usage ledger)
 
     async def embed(self, texts: list[str]) -> list[list[float]]: ...
+
+    async def embed_counted(self, texts: list[str]) -> tuple[list[list[float]], int]:
+        """The vectors and the input tokens the provider counted for them."""
 
 
 def _bucket(token: str, dim: int) -> tuple[int, float]:
@@ -77,8 +81,13 @@ class HashingEmbedder:
         norms[norms == 0] = 1.0
         return (matrix / norms).tolist()  # type: ignore[no-any-return]
 
+    provider = ""
+
     async def embed(self, texts: list[str]) -> list[list[float]]:
         return self.embed_many(texts)
+
+    async def embed_counted(self, texts: list[str]) -> tuple[list[list[float]], int]:
+        return self.embed_many(texts), 0
 
 
 class OpenAIEmbedder:
@@ -87,6 +96,7 @@ class OpenAIEmbedder:
     def __init__(self, provider: Provider, model: str, batch: int = 64, max_retries: int = 3,
                  backoff_s: float = 0.5) -> None:
         self.model = model
+        self.provider = provider.name
         self._provider = provider
         self._url = provider.base_url.rstrip("/") + "/embeddings"
         self._batch = batch
@@ -94,20 +104,28 @@ class OpenAIEmbedder:
         self._backoff_s = backoff_s
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
-        out: list[list[float]] = []
-        for start in range(0, len(texts), self._batch):
-            out += await self._post(texts[start:start + self._batch])
-        return out
+        return (await self.embed_counted(texts))[0]
 
-    async def _post(self, chunk: list[str]) -> list[list[float]]:
+    async def embed_counted(self, texts: list[str]) -> tuple[list[list[float]], int]:
+        out: list[list[float]] = []
+        tokens = 0
+        for start in range(0, len(texts), self._batch):
+            vectors, used = await self._post(texts[start:start + self._batch])
+            out += vectors
+            tokens += used
+        return out, tokens
+
+    async def _post(self, chunk: list[str]) -> tuple[list[list[float]], int]:
         client = self._provider.client()
         for attempt in range(self._max_retries + 1):
             wait: float | None = None
             try:
                 r = await client.post(self._url, json={"model": self.model, "input": chunk}, timeout=60)
                 if r.status_code == 200:
-                    data = sorted(r.json()["data"], key=lambda d: d["index"])
-                    return [d["embedding"] for d in data]
+                    body = r.json()
+                    data = sorted(body["data"], key=lambda d: d["index"])
+                    usage = body.get("usage") or {}
+                    return [d["embedding"] for d in data], int(usage.get("prompt_tokens") or 0)
                 if r.status_code not in RETRY_STATUS:
                     raise Unavailable(f"embedding endpoint answered {r.status_code}: {r.text[:300]}")
                 wait = retry_after_s(r.headers)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from shared.rag.parsing import Chunk, chunk, sections, sniff
 from shared.records import Message
 from shared.store import Store
 from shared.store.documents import SEP, Document, doc_id, op_ref, parse_ref
+from shared.usage.ledger import UsageEntry, UsageLedger
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +36,12 @@ class Doc:
 
 
 class Indexer:
-    def __init__(self, store: Store, embedder: Embedder, index: VectorStore) -> None:
+    def __init__(self, store: Store, embedder: Embedder, index: VectorStore,
+                 ledger: UsageLedger | None = None) -> None:
         self.store = store
         self.embedder = embedder
         self.index = index
+        self.ledger = ledger  # embedding calls a provider bills go in the usage ledger
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="qdrant")
         self.indexed = 0
 
@@ -115,7 +119,9 @@ class Indexer:
     async def upsert(self, docs: list[Doc]) -> None:
         if not docs:
             return
-        dense = await self.embedder.embed([d.text for d in docs])
+        dense, tokens = await self.embedder.embed_counted([d.text for d in docs])
+        await self._bill(tokens, [(str(d.payload.get("userId") or d.payload.get("namespace") or ""), len(d.text))
+                                  for d in docs])
         collection = self.index.ensure(self.embedder.model, len(dense[0]))
         points = [Point(d.ref, v, document_vector(d.text), d.payload) for d, v in zip(docs, dense, strict=True)]
         await self._q(self.index.upsert, collection, points)
@@ -123,7 +129,12 @@ class Indexer:
 
     async def search(self, req: SearchRequest | ChunkSearchRequest) -> list[Hit]:
         """Hybrid search for one request, best fused score first."""
-        dense = (await self.embedder.embed([req.text]))[0] if req.vector_search else None
+        dense = None
+        if req.vector_search:
+            vectors, tokens = await self.embedder.embed_counted([req.text])
+            dense = vectors[0]
+            owner = req.user_id if isinstance(req, SearchRequest) else (req.namespaces or ("",))[0]
+            await self._bill(tokens, [(owner, 1)])
         sparse = query_vector(req.text) if req.text_search else None
         dim = len(dense) if dense is not None else len((await self.embedder.embed(["x"]))[0])
         collection = self.index.ensure(self.embedder.model, dim)
@@ -136,6 +147,29 @@ class Indexer:
             before_order=req.before_order, other_threads=req.other_threads, dense=dense,
             sparse=sparse, limit=req.limit, score_threshold=req.threshold, kinds=req.kinds)
         return [hit_of(h.payload, h.score) for h in hits]
+
+    async def _bill(self, tokens: int, shares: list[tuple[str, int]]) -> None:
+        """Record ``tokens`` of one embedding call, split among their owners by the length of
+        their texts (largest remainders, so the parts add up to the whole)."""
+        if not tokens or self.ledger is None:
+            return
+        weights: dict[str, int] = {}
+        for owner, size in shares:
+            weights[owner] = weights.get(owner, 0) + max(size, 1)
+        total = sum(weights.values())
+        exact = {owner: tokens * w / total for owner, w in weights.items()}
+        parts = {owner: int(x) for owner, x in exact.items()}
+        for owner in sorted(exact, key=lambda o: exact[o] - parts[o], reverse=True)[:tokens - sum(parts.values())]:
+            parts[owner] += 1
+        now = int(time.time() * 1000)
+        for owner, n in parts.items():
+            if not n:
+                continue
+            try:
+                await self.ledger.record(UsageEntry(at=now, user_id=owner, provider=self.embedder.provider,
+                                                    model=self.embedder.model, kind="embedding", input=n))
+            except ChatError as exc:
+                log.warning("embedding usage of %s not recorded: %s", owner, exc.message)
 
     async def flush(self) -> None:
         await self._q(self.index.flush)

@@ -78,5 +78,8 @@ def memory_search_for(settings: Settings, store: Store) -> MemorySearch:
         from shared.memory.server import VectorIndex
 
         index = VectorIndex(QdrantClient(url=settings.qdrant_url), server=True)
-        return DirectSearch(Indexer(store, embedder_for(settings), index))
+        from shared.usage.ledger import UsageLedger
+
+        ledger = UsageLedger.from_settings(store.redis, store.scripts, settings)
+        return DirectSearch(Indexer(store, embedder_for(settings), index, ledger))
     return RemoteSearch(store.redis)

@@ -213,3 +213,23 @@ def test_reembed_queues_every_message_and_snippet_again(mem: Stack) -> None:
     with http(mem, "hal") as c:
         got = eventually(lambda: context(c, tid, "walruses", **search(True, False)))
     assert set(got) == {"first note about walruses", "second note about walruses"}
+
+
+def test_embedding_calls_count_in_their_owners_usage(mem: Stack) -> None:
+    """EMBEDDING_MODEL at a provider: the tokens of each embedding call are the usage of whoever
+    owns the texts (the scripted server counts a token per word)."""
+    texts = ["the lighthouse keeper rows home", "gulls circle the harbour", "fog rolls in at dusk"]
+
+    def embedded() -> int:
+        usage = c.get("/api/usage").json()
+        return int(usage["byKind"].get("embedding", {}).get("input", 0))
+
+    with http(mem, "billy") as c:
+        tid, _ = thread_with(c, texts)
+        words = sum(len(t.split()) for t in texts)
+        eventually(lambda: embedded() >= words)
+        assert embedded() == words
+        usage = c.get("/api/usage").json()
+        assert usage["byModel"]["concepts"]["calls"] >= 1 and usage["byKind"]["embedding"]["output"] == 0
+        context(c, tid, "harbour gulls tonight", **search(False, True))  # the query is embedded too
+        assert embedded() == words + 3

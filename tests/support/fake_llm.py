@@ -143,7 +143,9 @@ async def embeddings(request: Request) -> Response:
                             {"Retry-After": "0"})
     inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
     return JSONResponse({"object": "list", "model": body["model"], "data": [
-        {"object": "embedding", "index": i, "embedding": concept_vector(t)} for i, t in enumerate(inputs)]})
+        {"object": "embedding", "index": i, "embedding": concept_vector(t)} for i, t in enumerate(inputs)],
+        "usage": {"prompt_tokens": sum(len(t.split()) for t in inputs),
+                  "total_tokens": sum(len(t.split()) for t in inputs)}})
 
 
 images_received: list[dict[str, Any]] = []
