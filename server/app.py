@@ -29,8 +29,8 @@ from shared.auth import resolve_secret
 from shared.config import Settings, load_settings
 from shared.errors import ChatError
 from shared.files.store import FileStore
+from shared.limits import Limits
 from shared.memory.search import memory_search_for
-from shared.ratelimit import RateLimiter
 from shared.redis_client import connect
 from shared.store import Store
 from shared.usage.ledger import UsageLedger
@@ -59,8 +59,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         listener=listener, live=LiveQueries(listener, DeltaLog(store)), memory=memory_search_for(settings, store),
         files=FileStore.from_settings(redis, store.scripts, settings),
         usage=UsageLedger.from_settings(redis, store.scripts, settings),
-        limiter=RateLimiter(redis, store.scripts, per_minute=settings.rate_limit_sends_per_minute,
-                            burst=settings.rate_limit_burst),
+        limiter=Limits.from_settings(redis, store.scripts, settings),
         generation=generation, reaper=reaper,
     )
 

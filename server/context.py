@@ -20,8 +20,8 @@ if TYPE_CHECKING:  # what the services are; each of these modules needs Context 
     from server.live import LiveQueries
     from server.reaper import StreamReaper
     from server.ws.session import Session
+    from shared.limits import Limits
     from shared.memory.search import MemorySearch
-    from shared.ratelimit import RateLimiter
 
 
 @dataclass(slots=True)
@@ -38,7 +38,7 @@ class Services:
     memory: MemorySearch
     files: FileStore
     usage: UsageLedger
-    limiter: RateLimiter | None = None  # None: sends are not rate limited
+    limiter: Limits | None = None  # None: nothing is rate limited
     generation: GenerationQueue | None = None  # None: this server cannot start replies
     reaper: StreamReaper | None = None
     sessions: set[Session] = field(default_factory=set)  # open WebSocket sessions

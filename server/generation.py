@@ -54,12 +54,14 @@ class GenerationQueue:
         for stream_id in active:
             await self._store.streams.abort(thread_id, stream_id)
 
-    async def enqueue(self, prompt: Message, agent: Agent, trigger_id: str | None = None) -> str:
+    async def enqueue(self, prompt: Message, agent: Agent, trigger_id: str | None = None,
+                      teams: tuple[str, ...] = ()) -> str:
         """Queue the generation answering ``prompt``; the job is named after ``trigger_id``
-        (the message that asked for it), so asking twice never enqueues twice."""
+        (the message that asked for it), so asking twice never enqueues twice. ``teams``: the
+        sender's (their team rate limits count the reply's tokens)."""
         jid = jobs.job_id(trigger_id or prompt.message_id)
         data = Queue.prepare_data(
-            jobs.GENERATE, (prompt.thread_id, prompt.message_id, agent.name),
+            jobs.GENERATE, (prompt.thread_id, prompt.message_id, agent.name, list(teams)),
             job_id=jid, timeout=self._settings.generation_timeout_s,
             result_ttl=jobs.RESULT_TTL_S, failure_ttl=jobs.FAILURE_TTL_S,
         )

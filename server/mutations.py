@@ -11,8 +11,10 @@ from typing import Any
 from server import args as A
 from server.context import Context
 from shared import keys
+from shared.agents import Agent
 from shared.errors import BadRequest, Unavailable
 from shared.files.refs import file_ids
+from shared.limits import Who, estimate_tokens
 from shared.rag.parsing import check_document
 from shared.records import FilePart, ImagePart, Message, Part, TextPart, text_of
 from shared.store.documents import namespace_for
@@ -108,20 +110,39 @@ def _message_of(a: A.MessagesSend) -> Message:
     )
 
 
+def _who(ctx: Context, agent: str) -> Who:
+    return Who(ctx.user_id, agent, ctx.identity.teams)
+
+
+async def _tokens_left_for(ctx: Context, agent: Agent, message: Message) -> None:
+    """Refuse now (rate_limited, retryAfterMs) a message whose reply the token limits could not
+    afford even on the prompt alone; the worker reserves the real estimate before each model call."""
+    limits = ctx.services.limiter
+    if limits is None or not limits.has("tokens"):
+        return
+    who = _who(ctx, agent.name)
+    estimate = estimate_tokens(len(message.text) + len(agent.instructions), agent.max_tokens)
+    await limits.take("tokens", who, estimate)
+    await limits.settle("tokens", who, -estimate)  # only a check: the generation takes its own
+
+
 @mutation("messages.send", A.MessagesSend)
 async def send_message(ctx: Context, a: A.MessagesSend) -> Outcome:
     message = _message_of(a)
     record = in_thread(ctx.guard, a.thread_id)
     # a resend that finishes its first attempt was admitted then: no second rate-limit or double-texting check
     resumed = await recorded(ctx.store.redis, record)
-    if ctx.services.limiter is not None and not resumed:
-        await ctx.services.limiter.check(ctx.user_id, "send")
     generation = ctx.services.generation
     agent = None
     if a.generate:
         if generation is None:
             raise Unavailable("generation is not available on this server; send generate:false")
         agent = generation.agent(a.agent_name)
+    if ctx.services.limiter is not None and not resumed:  # every message counts, with the agent it starts
+        await ctx.services.limiter.take("messages", _who(ctx, agent.name if agent else ""))
+        if agent is not None:
+            await _tokens_left_for(ctx, agent, message)
+    if agent is not None and generation is not None:
         if message.role == "user" and not resumed and agent.double_texting != "enqueue":
             await ctx.store.threads.get(a.thread_id, ctx.user_id)  # (the save checks it too, but later)
             await generation.before_send(a.thread_id, agent)
@@ -136,7 +157,7 @@ async def send_message(ctx: Context, a: A.MessagesSend) -> Outcome:
         if saved.role == "tool":
             assert a.prompt_message_id is not None
             prompt = await ctx.store.messages.get(a.prompt_message_id, ctx.user_id)
-        await generation.enqueue(prompt, agent, trigger_id=saved.message_id)
+        await generation.enqueue(prompt, agent, trigger_id=saved.message_id, teams=ctx.identity.teams)
     return Outcome(
         {"messageId": saved.message_id, "order": saved.order},
         version,
@@ -153,11 +174,11 @@ async def regenerate(ctx: Context, a: A.MessagesRegenerate) -> Outcome:
     prompt = await ctx.store.messages.get(a.message_id, ctx.user_id)
     if prompt.role != "user":
         raise BadRequest("only a user message can be answered again")
-    if ctx.services.limiter is not None:  # every mutation that starts a generation counts
-        await ctx.services.limiter.check(ctx.user_id, "send")
     agent = generation.agent(a.agent_name)
+    if ctx.services.limiter is not None:  # every mutation that starts a generation counts
+        await ctx.services.limiter.take("messages", _who(ctx, agent.name))
     await generation.before_send(prompt.thread_id, agent)
-    await generation.enqueue(prompt, agent, trigger_id=f"{prompt.message_id}-{a.attempt}")
+    await generation.enqueue(prompt, agent, trigger_id=f"{prompt.message_id}-{a.attempt}", teams=ctx.identity.teams)
     version = await ctx.store.threads.version(prompt.thread_id)
     return Outcome({"messageId": prompt.message_id}, version, [])
 

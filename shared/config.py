@@ -49,6 +49,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid
     ws_compression: bool = False
     rate_limit_sends_per_minute: NonNegative = 60
     rate_limit_burst: Positive = 20
+    rate_limits: str | None = None  # more rules, as JSON: [{"name", "limit", "periodS", "on", "kind", "per", ...}]
     stream_stale_ms: Annotated[int, msgspec.Meta(ge=1000)] = 15_000
     stream_grace_ms: Annotated[int, msgspec.Meta(ge=0)] = 60_000
     gc_thresholds: Annotated[str, msgspec.Meta(pattern=r"^\d+,\d+,\d+$")] = "10000,10,10"

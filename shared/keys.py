@@ -215,9 +215,9 @@ def user_channel(user_id: str) -> str:
     return f"{PREFIX}:chg:{{u:{user_id}}}"
 
 
-def rate_limit(user_id: str, action: str) -> str:
-    """Hash: a token bucket (tokens, at) for one user's action."""
-    return f"{_u(user_id)}:rl:{action}"
+def rate_limit_rule(rule: str, scope: str) -> str:
+    """Hash: one rate-limit rule's state (bucket level or window count) for one user, agent, team or '*'."""
+    return f"{PREFIX}:rl:{rule}:{scope}"
 
 
 def request_digest(*parts: str) -> str:

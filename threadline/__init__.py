@@ -29,6 +29,7 @@ from shared.errors import ChatError
 from shared.files.image_tool import image_generation
 from shared.files.store import FileRecord
 from shared.generation.runner import GenerationResult
+from shared.limits import Limit
 from shared.rag.knowledge import document_search
 from shared.records import FilePart, ImagePart, Message, TextPart, Thread, Usage
 from shared.usage.ledger import Price
@@ -45,6 +46,7 @@ __all__ = [
     "FileRecord",
     "GenerationResult",
     "ImagePart",
+    "Limit",
     "Message",
     "MutationError",
     "ObjectStream",

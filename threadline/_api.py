@@ -15,6 +15,7 @@ from shared.generation.context import fetch_context_messages
 from shared.generation.lock import thread_turn
 from shared.generation.runner import Generation, GenerationResult
 from shared.generation.sinks import MemorySink, OnDelta, Sink, StoreSink
+from shared.limits import Limits, Who
 from shared.memory.search import memory_search_for
 from shared.models.providers import provider_named
 from shared.partial_json import parse_partial
@@ -37,6 +38,7 @@ class Threadline:
         self.memory = memory_search_for(settings, self.store)
         self.files = FileStore.from_settings(self.redis, self.store.scripts, settings)
         self.ledger = UsageLedger.from_settings(self.redis, self.store.scripts, settings)
+        self.limits = Limits.from_settings(self.redis, self.store.scripts, settings)
 
     @classmethod
     def from_env(cls) -> Threadline:
@@ -184,13 +186,16 @@ class ThreadHandle:
 
     async def generate_text(self, agent: Agent | str | None, prompt: str | None = None, *,
                             prompt_message_id: str | None = None, messages: list[Message] | None = None,
-                            model: str | None = None, provider: str | None = None, options: dict[str, Any] | None = None) -> GenerationResult:
+                            model: str | None = None, provider: str | None = None, options: dict[str, Any] | None = None,
+                            rate_limited: bool = False) -> GenerationResult:
         """Answer ``prompt`` (saved first, per the agent's saveMessages) or an existing message.
 
-        ``model``, ``provider`` and ``options`` override the agent's for this call.
+        ``model``, ``provider`` and ``options`` override the agent's for this call. With
+        ``rate_limited`` the app's rate limits count it as the thread's user (RateLimited when
+        over, before anything is saved or any model call).
         """
         chosen = self._tl.agent(agent, model=model, provider=provider, options=options)
-        generation = await self._generation(chosen, prompt, prompt_message_id, messages)
+        generation = await self._generation(chosen, prompt, prompt_message_id, messages, limited=rate_limited)
         return await self._run(generation)
 
     def stream_text(self, agent: Agent | str | None, prompt: str | None = None, *,
@@ -224,9 +229,12 @@ class ThreadHandle:
         return chosen
 
     async def _generation(self, agent: Agent, prompt: str | None, prompt_message_id: str | None,
-                          messages: list[Message] | None, on_delta: OnDelta | None = None) -> Generation:
+                          messages: list[Message] | None, on_delta: OnDelta | None = None,
+                          limited: bool = False) -> Generation:
         if (prompt is None) == (prompt_message_id is None):
             raise BadRequest("give exactly one of prompt or prompt_message_id")
+        if limited:
+            await self._tl.limits.take("messages", Who(self.user_id, agent.name))
         store, persist = self._tl.store, agent.save_messages != "none"
         extra = [copy.copy(m) for m in messages or []]
         if prompt_message_id is not None:
@@ -244,7 +252,7 @@ class ThreadHandle:
             sink = StoreSink(store, self.thread_id, memory=self._tl.memory, extra=unsaved, on_delta=on_delta)
         else:
             sink = MemorySink(store, self.thread_id, memory=self._tl.memory, extra=unsaved, on_delta=on_delta)
-        return Generation(self._tl.settings, agent, prompt_message, sink)
+        return Generation(self._tl.settings, agent, prompt_message, sink, limited=limited)
 
     async def _run(self, generation: Generation) -> GenerationResult:
         if not isinstance(generation.sink, StoreSink):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from rq import get_current_job
@@ -50,28 +50,30 @@ _runtime: _Runtime | None = None
 _shared_runtime: _Runtime | None = None  # of the concurrent worker's loop
 
 
-def run(thread_id: str, prompt_message_id: str, agent_name: str | None) -> str:
+def run(thread_id: str, prompt_message_id: str, agent_name: str | None, teams: Sequence[str] = ()) -> str:
     """RQ entry point: generate the reply to ``prompt_message_id``; return the outcome."""
     global _runtime
     if _runtime is None:
         _runtime = _Runtime()
     job = get_current_job()
-    return _runtime.run(generate(_runtime, thread_id, prompt_message_id, agent_name, job.id if job else None))
+    return _runtime.run(generate(_runtime, thread_id, prompt_message_id, agent_name, job.id if job else None,
+                                 tuple(teams)))
 
 
-async def arun(thread_id: str, prompt_message_id: str, agent_name: str | None, job_id: str | None = None) -> str:
+async def arun(thread_id: str, prompt_message_id: str, agent_name: str | None, teams: Sequence[str] = (),
+               job_id: str | None = None) -> str:
     """The same job on a running loop, for workers that run many at once (workers.concurrent)."""
     global _shared_runtime
     if _shared_runtime is None:
         _shared_runtime = _Runtime(max_connections=256)
-    return await generate(_shared_runtime, thread_id, prompt_message_id, agent_name, job_id)
+    return await generate(_shared_runtime, thread_id, prompt_message_id, agent_name, job_id, tuple(teams))
 
 
 run.async_impl = arun  # type: ignore[attr-defined]
 
 
 async def generate(rt: _Runtime, thread_id: str, prompt_message_id: str, agent_name: str | None,
-                   job_id: str | None = None) -> str:
+                   job_id: str | None = None, teams: tuple[str, ...] = ()) -> str:
     if rt.store is None:
         rt.store = Store(connect(rt.settings.redis_url, max_connections=rt.max_connections))
         rt.memory = memory_search_for(rt.settings, rt.store)
@@ -90,7 +92,7 @@ async def generate(rt: _Runtime, thread_id: str, prompt_message_id: str, agent_n
         outcome = "stopped"
         try:
             sink = StoreSink(store, thread_id, memory=rt.memory)
-            result = await Generation(rt.settings, agent, prompt, sink).run()
+            result = await Generation(rt.settings, agent, prompt, sink, teams=teams, limited=True).run()
             outcome = result.outcome
         finally:
             metrics.in_flight.dec()

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import copy
 import inspect
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from shared.files.store import FileStore
 from shared.generation.context import reply_parts, to_chat_messages
 from shared.generation.deltas import DeltaWriter
 from shared.generation.sinks import Sink
+from shared.limits import Limits, Who, estimate_tokens
 from shared.models import ChatRequest, Finish, Model, ReasoningDelta, TextDelta, ToolCall, model_for
 from shared.models.base import Inputs, RawEvent, RefusalDelta, ToolCallDelta
 from shared.partial_json import parse_partial
@@ -80,7 +82,9 @@ class Generation:
     (shared.generation.sinks: the store, or memory only); see the module docstring."""
 
     def __init__(self, settings: Settings, agent: Agent, prompt: Message, sink: Sink,
-                 model: Model | None = None) -> None:
+                 model: Model | None = None, *, teams: tuple[str, ...] = (), limited: bool = False) -> None:
+        """``limited``: the app's token rate limits apply (shared.limits): each model call reserves
+        its estimate first (a refusal fails the reply before any cost) and settles on its usage."""
         self.settings = settings
         self.agent = agent
         self.prompt = prompt
@@ -97,6 +101,10 @@ class Generation:
         self._files = FileStore.from_settings(sink.store.redis, sink.store.scripts, settings)
         self._shown: list[Part] = []  # what tools made for the reply to show (generated images)
         self._ledger = UsageLedger.from_settings(sink.store.redis, sink.store.scripts, settings)
+        limits = Limits.from_settings(sink.store.redis, sink.store.scripts, settings) if limited else None
+        self._limits = limits if limits is not None and limits.has("tokens") else None
+        self._who = Who(prompt.user_id, agent.name, teams)
+        self._reserved = 0  # tokens the model call in flight reserved
 
     async def run(self) -> GenerationResult:
         await self.sink.start(self.prompt)
@@ -176,6 +184,9 @@ class Generation:
             raw=self._raw if self.agent.raw_handler is not None else None,
         )
 
+        if self._limits is not None:  # refused here: no model call, no cost
+            self._reserved = estimate_tokens(_chars(request.messages), self.agent.max_tokens)
+            await self._limits.take("tokens", self._who, self._reserved)
         labels = (self.model.provider, self.model.name)
         called = time.perf_counter()
         first = True
@@ -217,6 +228,7 @@ class Generation:
                 model_task.result()
             except ChatError:
                 metrics.model_errors.labels(*labels).inc()
+                await self._settle(step.usage)
                 raise
             finally:
                 metrics.model_seconds.labels(*labels).observe(time.perf_counter() - called)
@@ -395,7 +407,19 @@ class Generation:
         except ChatError as exc:
             log.warning("usage of a %s call not recorded: %s", kind, exc.message)
 
+    async def _settle(self, usage: Usage | None) -> None:
+        """Settle the model call's token reservation: its real usage replaces the estimate (a call
+        that failed without usage gives the reservation back)."""
+        reserved, self._reserved = self._reserved, 0
+        if self._limits is None or not reserved:
+            return
+        try:
+            await self._limits.settle("tokens", self._who, (usage.total_tokens if usage else 0) - reserved)
+        except ChatError as exc:
+            log.warning("token reservation not settled: %s", exc.message)
+
     async def _count_usage(self, step: _Step) -> None:
+        await self._settle(step.usage)
         if step.usage is None:
             return
         await self._record(step.usage, "step")
@@ -444,8 +468,21 @@ def _takes_two(handler: Any) -> bool:
     return len(params) >= 2
 
 
-def _chars(messages: list[Message]) -> int:
-    return sum(len(m.text) for m in messages)
+def _chars(messages: list[Message] | list[dict[str, Any]]) -> int:
+    """Characters of text in messages (stored, or as sent to the model: an image or file block
+    counts as 4,000, about a thousand tokens)."""
+    total = 0
+    for m in messages:
+        if isinstance(m, Message):
+            total += len(m.text)
+            continue
+        content = m.get("content")
+        if isinstance(content, str):
+            total += len(content)
+        elif isinstance(content, list):
+            total += sum(len(b.get("text", "")) if b.get("type") == "text" else 4000 for b in content)
+        total += len(json.dumps(m.get("tool_calls"))) if m.get("tool_calls") else 0
+    return total
 
 
 def _loads(raw: str) -> Any:

@@ -1,19 +1,68 @@
+"""Rate-limit rules against a real Valkey: token buckets and fixed windows, per user, agent, team
+and globally, all rules taken together or none, a correct retryAfterMs, settling a reservation."""
+
 from __future__ import annotations
+
+import time
 
 import pytest
 
 from shared.errors import RateLimited
-from shared.ratelimit import RateLimiter
+from shared.limits import Limit, Limits, Who
 from shared.store import Store
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_a_burst_passes_then_rate_limited_with_retry_after(store: Store) -> None:
-    limiter = RateLimiter(store.redis, store.scripts, per_minute=6, burst=3)
+async def refused(limits: Limits, who: Who, on: str = "messages", cost: int = 1) -> RateLimited:
+    with pytest.raises(RateLimited) as caught:
+        await limits.take(on, who, cost)  # type: ignore[arg-type]
+    return caught.value
+
+
+async def test_a_bucket_lets_a_burst_through_then_says_when(store: Store) -> None:
+    limits = Limits(store.redis, store.scripts, [Limit(name="sends", limit=6, period_s=60, burst=3)])
     for _ in range(3):
-        await limiter.check("alice", "send")
-    with pytest.raises(RateLimited) as info:
-        await limiter.check("alice", "send")
-    assert 9_000 <= (info.value.retry_after_ms or 0) <= 10_000
-    await limiter.check("bob", "send")  # buckets are per user
+        await limits.take("messages", Who("alice"))
+    error = await refused(limits, Who("alice"))
+    assert error.retry_after_ms is not None and 9_000 < error.retry_after_ms <= 10_000  # one token: 10 s
+    await limits.take("messages", Who("bob"))  # per user
+
+
+async def test_a_fixed_window_resets_at_its_end(store: Store) -> None:
+    limits = Limits(store.redis, store.scripts, [Limit(name="w", limit=2, period_s=1, kind="fixed_window")])
+    while int(time.time() * 1000) % 1000 > 700:  # not at the very end of a window
+        time.sleep(0.01)
+    await limits.take("messages", Who("alice"))
+    await limits.take("messages", Who("alice"))
+    error = await refused(limits, Who("alice"))
+    assert error.retry_after_ms is not None and 0 < error.retry_after_ms <= 1000
+    time.sleep(error.retry_after_ms / 1000 + 0.01)
+    await limits.take("messages", Who("alice"))
+
+
+async def test_scopes_agents_and_all_or_none(store: Store) -> None:
+    rules = [Limit(name="per-agent", limit=2, period_s=60, per="agent", agents=("pricey",)),
+             Limit(name="team", limit=3, period_s=60, per="team"),
+             Limit(name="everyone", limit=5, period_s=60, per="global")]
+    limits = Limits(store.redis, store.scripts, rules)
+    await limits.take("messages", Who("a", "pricey", ("blue",)))
+    await limits.take("messages", Who("b", "pricey", ("blue",)))
+    assert "per-agent" in (await refused(limits, Who("c", "pricey"))).message  # any user of that agent
+    await limits.take("messages", Who("c", "cheap", ("blue",)))  # another agent: not counted there
+    assert "`team`" in (await refused(limits, Who("d", "cheap", ("blue",)))).message
+    await limits.take("messages", Who("e", "cheap", ("red",)))
+    # four taken globally; a refusal by one rule took nothing from the others
+    await limits.take("messages", Who("f", "cheap"))
+    assert "`everyone`" in (await refused(limits, Who("g", "cheap"))).message
+
+
+async def test_token_reservations_settle_on_real_usage(store: Store) -> None:
+    limits = Limits(store.redis, store.scripts, [Limit(name="tokens", on="tokens", limit=1000, period_s=3600)])
+    await limits.take("tokens", Who("alice"), 800)  # an estimate
+    await limits.settle("tokens", Who("alice"), 100 - 800)  # it used 100: 700 come back
+    await limits.take("tokens", Who("alice"), 850)
+    error = await refused(limits, Who("alice"), "tokens", 200)
+    assert error.retry_after_ms is not None and error.retry_after_ms > 0
+    assert "more than" in (await refused(limits, Who("bob"), "tokens", 5000)).message  # never fits
+    await limits.take("messages", Who("alice"))  # no message rule: nothing to take

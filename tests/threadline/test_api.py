@@ -102,3 +102,19 @@ async def test_files_in_messages(tl: Threadline) -> None:
     assert await tl.read_file(record.file_id, "alice") == png
     result = await thread.generate_text(MOCK, prompt_message_id=saved.message_id)
     assert result.outcome == "finished"
+
+
+async def test_rate_limits_count_when_asked(redis_url: str, tmp_path: Path) -> None:
+    from shared.errors import RateLimited
+
+    settings = load_settings({"REDIS_URL": redis_url, "MOCK_LLM_DELAY_MS": "1", "MOCK_LLM_WORDS": "3",
+                              "DATA_DIR": str(tmp_path), "RATE_LIMIT_SENDS_PER_MINUTE": "60",
+                              "RATE_LIMIT_BURST": "1"})
+    async with Threadline(settings) as api:
+        thread = await api.create_thread("limited")
+        await thread.generate_text(MOCK, "one", rate_limited=True)
+        with pytest.raises(RateLimited) as refused:
+            await thread.generate_text(MOCK, "two", rate_limited=True)
+        assert refused.value.retry_after_ms and refused.value.retry_after_ms > 0
+        assert (await thread.generate_text(MOCK, "three")).outcome == "finished"  # server code, not asked
+        assert len((await thread.messages()).page) == 4  # "two" was never saved

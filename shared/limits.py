@@ -1,0 +1,154 @@
+"""Rate limits the app configures: on messages and on tokens, per user, agent, team or globally.
+
+A rule (``Limit``) is a token bucket (``limit`` per ``period_s`` on average, ``burst`` at
+once) or a fixed window (at most ``limit`` per window of ``period_s``), on messages
+(every generation started counts one) or on tokens (a reply's model calls). Rules come
+from the app module (``RATE_LIMITS = [Limit(...)]``) and the environment
+(``RATE_LIMITS``, the same as JSON), plus the default per-user send bucket
+(``RATE_LIMIT_SENDS_PER_MINUTE``, ``RATE_LIMIT_BURST``).
+
+All the rules that apply to a request are checked and taken in one Lua step (all or
+none), so limits hold across every web process, worker and machine. A refusal is
+``rate_limited`` with ``retryAfterMs``: when the tightest refusing rule will allow it.
+
+Token rules reserve an estimate before each model call (``estimate_tokens``: the
+context's characters / 4, plus the agent's ``max_tokens`` or 1,000 for the answer),
+so a reply over the limit is refused before it costs anything; the call's real usage
+then settles the reservation (the difference is given back or taken).
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Annotated, Literal
+
+import msgspec
+import redis.asyncio as aioredis
+
+from shared import keys
+from shared.config import Settings
+from shared.errors import ConfigError, RateLimited
+from shared.redis_client import redis_errors
+from shared.store._scripts import Scripts
+
+On = Literal["messages", "tokens"]
+Scope = Literal["user", "agent", "team", "global"]
+ANSWER_TOKENS = 1000  # the answer's part of an estimate when the agent sets no max_tokens
+
+
+class Limit(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, rename="camel"):
+    name: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+    limit: Annotated[int, msgspec.Meta(ge=1)]
+    period_s: Annotated[float, msgspec.Meta(gt=0)] = 60.0
+    on: On = "messages"
+    kind: Literal["token_bucket", "fixed_window"] = "token_bucket"
+    per: Scope = "user"
+    burst: Annotated[int, msgspec.Meta(ge=1)] | None = None  # a bucket's capacity (default: limit)
+    agents: tuple[str, ...] = ()  # only replies of these agents count (none given: every agent's)
+
+    def applies(self, on: On, agent: str) -> bool:
+        return self.on == on and (not self.agents or agent in self.agents)
+
+    def args(self) -> list[str | int | float]:
+        kind = "bucket" if self.kind == "token_bucket" else "window"
+        return [kind, self.limit, self.period_s * 1000, self.burst or self.limit]
+
+
+@dataclass(frozen=True, slots=True)
+class Who:
+    """Whom a request counts for: its user (with the teams of their token) and its agent."""
+
+    user_id: str
+    agent: str = ""
+    teams: tuple[str, ...] = ()
+
+
+def estimate_tokens(chars: int, max_tokens: int | None) -> int:
+    """A model call's tokens before it is made: about four characters a token for the input,
+    and the answer's cap (or ANSWER_TOKENS)."""
+    return math.ceil(chars / 4) + (max_tokens or ANSWER_TOKENS)
+
+
+class Limits:
+    def __init__(self, redis: aioredis.Redis, scripts: Scripts, rules: Sequence[Limit]) -> None:
+        self._scripts = scripts
+        self.rules = list(rules)
+
+    @classmethod
+    def from_settings(cls, redis: aioredis.Redis, scripts: Scripts, settings: Settings) -> Limits:
+        return cls(redis, scripts, rules_of(settings))
+
+    def has(self, on: On) -> bool:
+        return any(r.on == on for r in self.rules)
+
+    def _keys(self, on: On, who: Who) -> list[tuple[Limit, str]]:
+        out = []
+        for rule in self.rules:
+            if not rule.applies(on, who.agent):
+                continue
+            scopes: Iterable[str] = {"user": [who.user_id], "agent": [who.agent], "team": who.teams,
+                                     "global": ["*"]}[rule.per]
+            out += [(rule, keys.rate_limit_rule(rule.name, scope)) for scope in scopes]
+        return out
+
+    async def take(self, on: On, who: Who, cost: int = 1) -> None:
+        """Take ``cost`` from every rule on ``on`` that applies (all or none); RateLimited otherwise."""
+        found = self._keys(on, who)
+        if not found or cost <= 0:
+            return
+        with redis_errors():
+            allowed, wait, refused = await self._scripts.run(
+                "limits_take", [k for _, k in found],
+                [_now(), cost, *[a for rule, _ in found for a in rule.args()]])
+        if not allowed:
+            rule = found[int(refused) - 1][0]
+            what = "messages" if on == "messages" else "tokens"
+            if int(wait) < 0:
+                raise RateLimited(f"this needs {cost:,} {what}, more than the `{rule.name}` limit allows at once "
+                                  f"({rule.burst or rule.limit:,})")
+            raise RateLimited(f"the `{rule.name}` limit ({rule.limit:,} {what} per {rule.period_s:g} s "
+                              f"{'per ' + rule.per if rule.per != 'global' else 'in all'}) is reached; retry in "
+                              f"{int(wait) / 1000:.1f} s", retry_after_ms=int(wait))
+
+    async def settle(self, on: On, who: Who, delta: int) -> None:
+        """Take ``delta`` more (or give back, when negative) than was taken, unchecked."""
+        found = self._keys(on, who)
+        if not found or not delta:
+            return
+        with redis_errors():
+            await self._scripts.run("limits_adjust", [k for _, k in found],
+                                    [_now(), delta, *[a for rule, _ in found for a in rule.args()]])
+
+
+def rules_of(settings: Settings) -> list[Limit]:
+    return list(_rules(settings.app_module, settings.rate_limits, settings.rate_limit_sends_per_minute,
+                       settings.rate_limit_burst))
+
+
+@cache
+def _rules(app_module: str, env: str | None, sends_per_minute: int, burst: int) -> tuple[Limit, ...]:
+    found: list[Limit] = []
+    if sends_per_minute > 0:
+        found.append(Limit(name="sends", limit=sends_per_minute, period_s=60, burst=burst))
+    module_rules = getattr(importlib.import_module(app_module), "RATE_LIMITS", None) or []
+    if not all(isinstance(r, Limit) for r in module_rules):
+        raise TypeError(f"{app_module}.RATE_LIMITS must hold Limit objects")
+    found += module_rules
+    if env:
+        try:
+            found += msgspec.json.decode(env, type=list[Limit])
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise ConfigError(f"RATE_LIMITS: {exc}") from exc
+    names = [r.name for r in found]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"RATE_LIMITS: two rules share a name: {', '.join(sorted(names))}")
+    return tuple(found)
+
+
+def _now() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,79 @@
+"""Token rate limits between real processes (RATE_LIMITS from the environment): a reply over the
+limit is refused before the model is called; a global limit is one budget for two worker
+processes; reservations settle on real usage."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.auth import mint
+from tests.support.stack import SECRET, Stack, run_stack
+
+RULES = [
+    {"name": "user-tokens", "on": "tokens", "limit": 3000, "periodS": 3600},  # per user
+    {"name": "all-tokens", "on": "tokens", "limit": 2500, "periodS": 3600, "per": "global", "agents": ["raw"]},
+]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    env = {"RATE_LIMITS": json.dumps(RULES)}
+    with run_stack(tmp_path_factory.mktemp("limits"), webs=1, workers=4, env=env) as stack:
+        stack.start_worker("worker-b")
+        yield stack
+
+
+def http(stack: Stack, user: str) -> httpx.Client:
+    return httpx.Client(base_url=stack.web, headers={"Authorization": f"Bearer {mint(SECRET, user)}"}, timeout=10)
+
+
+def answer(stack: Stack, user: str, prompt: str, agent: str = "echo") -> dict[str, Any]:
+    with http(stack, user) as c:
+        tid = c.post("/api/threads", json={"title": "t"}).json()["threadId"]
+        c.post(f"/api/threads/{tid}/messages", json={"prompt": prompt, "agentName": agent}).raise_for_status()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            page = c.get(f"/api/threads/{tid}/messages").json()["page"]
+            done = [m for m in page if m["role"] == "assistant" and m["status"] != "pending"]
+            if done:
+                return done[0]  # type: ignore[no-any-return]
+            time.sleep(0.1)
+    raise AssertionError("no reply")
+
+
+def test_a_reply_over_the_limit_is_refused_before_any_model_call(site: Stack) -> None:
+    site.reset_llm()
+    with http(site, "big") as c:
+        tid = c.post("/api/threads", json={"title": "t"}).json()["threadId"]
+        huge = "tell me about " + "harbours " * 1500  # ~13,500 characters: more than 3,000 tokens
+        r = c.post(f"/api/threads/{tid}/messages", json={"prompt": huge, "agentName": "echo"})
+        assert r.status_code == 429 and r.json()["code"] == "rate_limited" and "user-tokens" in r.json()["message"]
+        assert c.get(f"/api/threads/{tid}/messages").json()["page"] == []  # nothing saved
+    assert site.llm_requests() == []  # the model was never called: it cost nothing
+    ok = answer(site, "big", "and briefly?")
+    assert ok["status"] == "success" and len(site.llm_requests()) == 1
+    for i in range(2):  # each reply reserves about 1,000 of the 3,000 and settles on its ~15
+        assert answer(site, "big", f"more {i}")["status"] == "success"
+
+
+def test_a_global_limit_is_one_budget_for_every_worker_and_settles_on_usage(site: Stack) -> None:
+    site.reset_llm()
+    slow = {"kind": "text", "chunks": ["one", " two", " three"], "delay_ms": 700}
+    site.script(slow, slow, slow)
+    # three replies at once, each reserving about 1,000 tokens of a global 2,500: one must wait
+    with ThreadPoolExecutor(3) as pool:
+        replies = list(pool.map(lambda i: answer(site, f"u{i}", f"hi {i}", "raw"), range(3)))
+    statuses = sorted(r["status"] for r in replies)
+    assert statuses == ["failed", "success", "success"], replies
+    refused = next(r for r in replies if r["status"] == "failed")  # refused in the worker, at the model call
+    assert "all-tokens" in refused["error"] and "retry in" in refused["error"]
+    assert len(site.llm_requests()) == 2
+    # the two finished replies used about 15 tokens each, not their 1,000 estimates: room again
+    assert answer(site, "u9", "again", "raw")["status"] == "success"
