@@ -166,3 +166,7 @@ PeriodName = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-(\d{2}|W\d{2}|\d{2}-\d
 
 class UsageGet(_Args):
     period: PeriodName | None = None  # None: the current billing period
+
+
+class RateLimitStatus(_Args):
+    agent_name: Annotated[str, msgspec.Meta(max_length=100)] | None = None  # None: the default agent

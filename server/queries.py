@@ -15,6 +15,7 @@ from shared import keys
 from shared.agents import ContextOptions, agent_named
 from shared.errors import from_validation
 from shared.generation.context import fetch_context_messages, to_chat_messages
+from shared.limits import LimitStatus, Who
 from shared.rag.search import search_documents
 from shared.records import Message
 from shared.store import StreamInfo
@@ -196,3 +197,19 @@ async def usage_get(ctx: Context, a: A.UsageGet) -> tuple[int, Any]:
     """The caller's usage in a billing period (the current one by default): tokens, calls and cost,
     as a whole and by model, agent and kind. Live: it changes with every model call of theirs."""
     return await ctx.services.usage.summary(ctx.user_id, check_period(a.period) if a.period else None)
+
+
+# -- rate limits -----------------------------------------------------------------------
+
+
+@query("rateLimit.status", A.RateLimitStatus, lambda ctx, a: [keys.rate_limit_channel(ctx.user_id)])
+async def rate_limit_status(ctx: Context, a: A.RateLimitStatus) -> tuple[int, Any]:
+    """May the caller send now (to this agent), and if not, when: every rule that counts their
+    messages and tokens with what is left. Live: it changes when something of theirs is taken; a
+    client counts ``retryAfterMs`` down itself (from ``at``)."""
+    agent = agent_named(ctx.services.settings.app_module, a.agent_name).name
+    limits = ctx.services.limiter
+    if limits is None:
+        return 0, LimitStatus(can_send=True, retry_after_ms=0, at=0, rules=[])
+    status = await limits.status(Who(ctx.user_id, agent, ctx.identity.teams))
+    return status.at, status

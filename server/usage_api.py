@@ -1,5 +1,5 @@
-"""Usage over HTTP: a user's own usage per billing period; admins any user's, the whole app's,
-and a CSV export of the ledger entries (for invoices)."""
+"""Spend over HTTP: a user's own usage per billing period (admins: any user's, the whole app's,
+and a CSV export of the ledger entries, for invoices), and where their rate limits stand."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from server.context import Services
-from server.http_api import json_response
+from server.context import Context, Services
+from server.http_api import _convert, json_response
+from server.queries import QUERIES
 from shared.auth import bearer, verify
 from shared.errors import Forbidden
 from shared.usage.ledger import check_period, to_csv
@@ -39,7 +40,15 @@ def routes(services: Services) -> list[Route]:
         _, summary = await ledger.summary(user_id, period)
         return json_response(summary)
 
-    return [Route("/api/usage", usage, methods=["GET"])]
+    async def rate_limit(request: Request) -> Response:
+        """GET ?agentName=: the rateLimit.status query (may the caller send now, and when)."""
+        identity = verify(services.secret, bearer(request.headers.get("authorization")))
+        query = QUERIES["rateLimit.status"]
+        args = _convert({k: v for k, v in request.query_params.items() if k == "agentName"}, query.args_type)
+        _, value = await query.run(Context(services, identity), args)
+        return json_response(value)
+
+    return [Route("/api/usage", usage, methods=["GET"]), Route("/api/rate-limit", rate_limit, methods=["GET"])]
 
 
 def _as_dict(value: object) -> dict[str, object]:

@@ -215,6 +215,11 @@ def user_channel(user_id: str) -> str:
     return f"{PREFIX}:chg:{{u:{user_id}}}"
 
 
+def rate_limit_channel(user_id: str) -> str:
+    """Pub/sub channel: something was taken from a rate limit counting this user's requests."""
+    return f"{PREFIX}:chg:{{u:{user_id}}}:rl"
+
+
 def rate_limit_rule(rule: str, scope: str) -> str:
     """Hash: one rate-limit rule's state (bucket level or window count) for one user, agent, team or '*'."""
     return f"{PREFIX}:rl:{rule}:{scope}"

@@ -59,6 +59,23 @@ class Limit(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
         return [kind, self.limit, self.period_s * 1000, self.burst or self.limit]
 
 
+class RuleState(msgspec.Struct, rename="camel", kw_only=True):
+    name: str
+    on: On
+    per: Scope
+    limit: int
+    period_s: float
+    remaining: int  # messages or tokens that may go now (a bucket below zero shows 0)
+    retry_after_ms: int  # until one more may go (0: now)
+
+
+class LimitStatus(msgspec.Struct, rename="camel", kw_only=True):
+    can_send: bool  # a message may go now (every message rule has room)
+    retry_after_ms: int  # else when it may
+    at: int  # when this was read (ms): count down from here
+    rules: list[RuleState]
+
+
 @dataclass(frozen=True, slots=True)
 class Who:
     """Whom a request counts for: its user (with the teams of their token) and its agent."""
@@ -104,7 +121,7 @@ class Limits:
         with redis_errors():
             allowed, wait, refused = await self._scripts.run(
                 "limits_take", [k for _, k in found],
-                [_now(), cost, *[a for rule, _ in found for a in rule.args()]])
+                [_now(), cost, keys.rate_limit_channel(who.user_id), *[a for rule, _ in found for a in rule.args()]])
         if not allowed:
             rule = found[int(refused) - 1][0]
             what = "messages" if on == "messages" else "tokens"
@@ -122,7 +139,28 @@ class Limits:
             return
         with redis_errors():
             await self._scripts.run("limits_adjust", [k for _, k in found],
-                                    [_now(), delta, *[a for rule, _ in found for a in rule.args()]])
+                                    [_now(), delta, keys.rate_limit_channel(who.user_id),
+                                     *[a for rule, _ in found for a in rule.args()]])
+
+    async def status(self, who: Who) -> LimitStatus:
+        """Where every rule that applies to ``who`` stands (nothing taken): whether one more message
+        may go now, and when it may if not."""
+        now = _now()
+        states: list[RuleState] = []
+        kinds: tuple[On, ...] = ("messages", "tokens")
+        for on in kinds:
+            found = self._keys(on, who)
+            if not found:
+                continue
+            with redis_errors():
+                levels = await self._scripts.run("limits_peek", [k for _, k in found],
+                                                 [now, *[a for rule, _ in found for a in rule.args()]])
+            for (rule, _), (remaining, wait) in zip(found, levels, strict=True):
+                states.append(RuleState(name=rule.name, on=rule.on, per=rule.per, limit=rule.limit,
+                                        period_s=rule.period_s, remaining=max(0, int(remaining)),
+                                        retry_after_ms=int(wait)))
+        wait = max((r.retry_after_ms for r in states if r.on == "messages"), default=0)
+        return LimitStatus(can_send=wait == 0, retry_after_ms=wait, at=now, rules=states)
 
 
 def rules_of(settings: Settings) -> list[Limit]:

@@ -188,7 +188,26 @@ function renderTray() {
     }));
     return el;
   }));
-  $("send").disabled = tray.some((a) => !a.record && !a.error);
+  updateSend();
+}
+
+// -- rate limits: the live status says when the next message may go; Send waits until then --
+
+function updateSend() {
+  const left = Math.max(0, (state.waitUntil || 0) - Date.now());
+  $("send").disabled = left > 0 || tray.some((a) => !a.record && !a.error);
+  $("send-wait").hidden = left === 0;
+  $("send-wait").textContent = left ? `You can send in ${Math.ceil(left / 1000)}s` : "";
+  return left;
+}
+
+function watchLimits() {
+  if (state.limitsSub) state.limitsSub();
+  state.limitsSub = state.client.subscribe("rateLimit.status", { agentName: $("agent").value || undefined }, (v) => {
+    state.waitUntil = v.canSend ? 0 : Date.now() + v.retryAfterMs;
+    clearInterval(state.waitTimer);
+    if (updateSend() > 0) state.waitTimer = setInterval(() => { if (updateSend() === 0) clearInterval(state.waitTimer); }, 250);
+  });
 }
 
 function attach(files) {
@@ -228,6 +247,8 @@ async function send(event) {
   event.preventDefault();
   const text = $("prompt").value.trim();
   if (tray.some((a) => !a.record && !a.error)) return;  // uploads still running
+  const wait = (state.waitUntil || 0) - Date.now();
+  if (wait > 0) return showBanner("You are sending too fast.", wait);  // the rate limit's status said so
   const files = tray.filter((a) => a.record).map((a) => a.record);
   if ((!text && !files.length) || !state.view) return;
   $("prompt").value = "";
@@ -261,6 +282,8 @@ async function main() {
   if (agents.ok) {
     for (const a of (await agents.json()).agents) $("agent").append(new Option(a.name, a.name));
   }
+  watchLimits();
+  $("agent").onchange = watchLimits;
   state.client.subscribe("threads.list", { paginationOpts: { numItems: 100 } }, (value) => {
     state.threads = value.page;
     renderThreads();

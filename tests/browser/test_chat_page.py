@@ -172,13 +172,34 @@ def test_a_rate_limited_send_says_when_to_retry(site: Stack, browser: Any, shots
     new_thread(page)
     for i in range(4):
         send(page, f"burst {i}")
+    # refused by the server, or held back by the page once the live status said the bucket is empty
     page.wait_for_selector("[data-testid=banner].shown:has-text('retry in')", timeout=10_000)
     assert "too fast" in str(page.text_content("[data-testid=banner]"))
-    failed = page.locator("[data-testid=message][data-role=user][data-status=failed] [data-testid=error]")
-    failed.first.wait_for()
-    assert "retry in" in str(failed.first.text_content())
+    page.wait_for_selector("[data-testid=send][disabled]")  # the status is live: Send waits
+    page.wait_for_selector("[data-testid=send-wait]:has-text('You can send in')")
     page.screenshot(path=str(shots / "chat-rate-limited.png"))
+    page.wait_for_selector("[data-testid=send]:not([disabled])", timeout=10_000)  # RATE_LIMIT_SENDS_PER_MINUTE=30
+    assert page.is_hidden("[data-testid=send-wait]")
+    send(page, "after the wait")
+    page.wait_for_selector("[data-testid=message][data-role=user][data-status=success]:has-text('after the wait')")
     page.close()
+
+
+def test_send_waits_for_the_rate_limit_a_second_tab_used_up(site: Stack, browser: Any) -> None:
+    """The status is live: sends from another tab empty the bucket, and this tab's Send waits."""
+    who = user()
+    a = open_chat(browser, site.web, who)
+    tid = new_thread(a)
+    b = open_chat(browser, site.webs[1], who, tid)
+    assert b.is_enabled("[data-testid=send]")
+    for i in range(3):  # RATE_LIMIT_BURST=3
+        send(a, f"from a {i}")
+    b.wait_for_selector("[data-testid=send][disabled]")
+    wait_text = str(b.text_content("[data-testid=send-wait]"))
+    assert wait_text.startswith("You can send in") and 0 < int(wait_text.split()[-1].rstrip("s")) <= 2
+    b.wait_for_selector("[data-testid=send]:not([disabled])", timeout=10_000)
+    a.close()
+    b.close()
 
 
 def test_threads_sidebar_creates_renames_and_deletes_live(site: Stack, browser: Any) -> None:

@@ -77,3 +77,14 @@ def test_a_global_limit_is_one_budget_for_every_worker_and_settles_on_usage(site
     assert len(site.llm_requests()) == 2
     # the two finished replies used about 15 tokens each, not their 1,000 estimates: room again
     assert answer(site, "u9", "again", "raw")["status"] == "success"
+
+
+def test_the_status_says_where_each_rule_stands(site: Stack) -> None:
+    with http(site, "status-user") as c:
+        status = c.get("/api/rate-limit?agentName=raw").json()
+        rules = {r["name"]: r for r in status["rules"]}
+        assert set(rules) == {"user-tokens", "all-tokens"} and status["canSend"] is True
+        assert rules["user-tokens"]["remaining"] == 3000 and rules["user-tokens"]["per"] == "user"
+        assert set(c.get("/api/rate-limit?agentName=echo").json()["rules"][0]) >= {"remaining", "retryAfterMs"}
+        assert {r["name"] for r in c.get("/api/rate-limit?agentName=echo").json()["rules"]} == {"user-tokens"}
+        assert c.get("/api/rate-limit?agentName=nobody").status_code == 400

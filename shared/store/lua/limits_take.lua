@@ -1,12 +1,13 @@
 -- Take `cost` from every rule at once, or from none: rate limits checked together.
--- KEYS: one state hash per rule   ARGV: now cost, then per rule: kind limit periodMs capacity
+-- KEYS: one state hash per rule   ARGV: now cost channel, then per rule: kind limit periodMs capacity
+--   channel: told when something was taken ('' : nobody)
 --   kind 'bucket': a token bucket refilled at limit/periodMs up to capacity;
 --   kind 'window': at most `limit` per fixed window of periodMs.
 -- Returns {allowed 1|0, retryAfterMs, index of the rule that refused (1-based, 0: none)}
 local now, cost = tonumber(ARGV[1]), tonumber(ARGV[2])
 local states, wait, refused = {}, 0, 0
 for i = 1, #KEYS do
-  local base = 3 + (i - 1) * 4
+  local base = 4 + (i - 1) * 4
   local kind, limit, period, cap = ARGV[base], tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3])
   local s = redis.call('HMGET', KEYS[i], 'v', 'at')
   local v, at = tonumber(s[1]), tonumber(s[2])
@@ -35,10 +36,11 @@ for i = 1, #KEYS do
   local kind, v, at, period, cap = unpack(states[i])
   if kind == 'bucket' then
     redis.call('HSET', KEYS[i], 'v', tostring(v - cost), 'at', now)
-    redis.call('PEXPIRE', KEYS[i], math.ceil(period * cap / tonumber(ARGV[3 + (i - 1) * 4 + 1])) + 60000)
+    redis.call('PEXPIRE', KEYS[i], math.ceil(period * cap / tonumber(ARGV[4 + (i - 1) * 4 + 1])) + 60000)
   else
     redis.call('HSET', KEYS[i], 'v', v + cost, 'at', at)
     redis.call('PEXPIRE', KEYS[i], period + 60000)
   end
 end
+if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], now) end
 return {1, 0, 0}
