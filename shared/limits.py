@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import msgspec
 import redis.asyncio as aioredis
@@ -34,7 +34,9 @@ from shared import keys
 from shared.config import Settings
 from shared.errors import ConfigError, RateLimited
 from shared.redis_client import redis_errors
-from shared.store._scripts import Scripts
+
+if TYPE_CHECKING:
+    from shared.store._scripts import Scripts
 
 On = Literal["messages", "tokens"]
 Scope = Literal["user", "agent", "team", "global"]
@@ -186,6 +188,24 @@ def _rules(app_module: str, env: str | None, sends_per_minute: int, burst: int) 
     if len(set(names)) != len(names):
         raise ConfigError(f"RATE_LIMITS: two rules share a name: {', '.join(sorted(names))}")
     return tuple(found)
+
+
+# The rule state every limits script reads (a Lua prelude: see shared.store._scripts).
+LUA_PRELUDE = """
+local function limit_rule(args, base)
+  return args[base], tonumber(args[base + 1]), tonumber(args[base + 2]), tonumber(args[base + 3])
+end
+local function limit_level(key, kind, limit, period, cap, now)
+  local s = redis.call('HMGET', key, 'v', 'at')
+  local v, at = tonumber(s[1]), tonumber(s[2])
+  if kind == 'bucket' then  -- the tokens in the bucket now (refilled since at), and now
+    return math.min(cap, (v or cap) + math.max(0, now - (at or now)) * limit / period), now
+  end
+  local w = math.floor(now / period)  -- the count in this window, and the window
+  if at ~= w then v = 0 end
+  return v or 0, w
+end
+"""
 
 
 def _now() -> int:

@@ -8,10 +8,12 @@ between replies (they are short, and async like the replies).
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
+import redis.asyncio as aioredis
 from rq.cron import CronScheduler
 
-from shared.config import load_settings
+from shared.config import Settings, load_settings
 from shared.files.store import FileStore
 from shared.jobs import GENERATION
 from shared.redis_client import connect
@@ -24,26 +26,31 @@ log = logging.getLogger(__name__)
 
 async def vacuum_files() -> int:
     """Drop the files no message has referenced for FILES_GRACE_S; returns how many."""
-    settings = load_settings()
-    redis = connect(settings.redis_url)
-    try:
-        dropped = await FileStore.from_settings(redis, Scripts(redis), settings).vacuum(settings.files_grace_s)
-    finally:
-        await redis.aclose()
+    async def vacuum(redis: aioredis.Redis, settings: Settings) -> int:
+        return await FileStore.from_settings(redis, Scripts(redis), settings).vacuum(settings.files_grace_s)
+
+    dropped = await _with_redis(vacuum)
     log.info("vacuum: %d unreferenced file(s) dropped", dropped)
     return dropped
 
 
 async def trim_usage() -> int:
     """Drop usage ledger entries older than USAGE_RETENTION_DAYS (the period totals stay)."""
+    async def trim(redis: aioredis.Redis, settings: Settings) -> int:
+        return await UsageLedger.from_settings(redis, Scripts(redis), settings).trim(settings.usage_retention_days)
+
+    dropped = await _with_redis(trim)
+    log.info("usage: %d ledger entries past retention dropped", dropped)
+    return dropped
+
+
+async def _with_redis(job: Callable[[aioredis.Redis, Settings], Awaitable[int]]) -> int:
     settings = load_settings()
     redis = connect(settings.redis_url)
     try:
-        dropped = await UsageLedger.from_settings(redis, Scripts(redis), settings).trim(settings.usage_retention_days)
+        return await job(redis, settings)
     finally:
         await redis.aclose()
-    log.info("usage: %d ledger entries past retention dropped", dropped)
-    return dropped
 
 
 def vacuum_interval_s(grace_s: int) -> int:
