@@ -141,6 +141,7 @@ async def send_message(ctx: Context, a: A.MessagesSend) -> Outcome:
     if ctx.services.limiter is not None and not resumed:  # every message counts, with the agent it starts
         await ctx.services.limiter.take("messages", _who(ctx, agent.name if agent else ""))
         if agent is not None:
+            await ctx.services.limiter.room(_who(ctx, agent.name))  # concurrency caps
             await _tokens_left_for(ctx, agent, message)
     if agent is not None and generation is not None:
         if message.role == "user" and not resumed and agent.double_texting != "enqueue":
@@ -177,6 +178,7 @@ async def regenerate(ctx: Context, a: A.MessagesRegenerate) -> Outcome:
     agent = generation.agent(a.agent_name)
     if ctx.services.limiter is not None:  # every mutation that starts a generation counts
         await ctx.services.limiter.take("messages", _who(ctx, agent.name))
+        await ctx.services.limiter.room(_who(ctx, agent.name))
     await generation.before_send(prompt.thread_id, agent)
     await generation.enqueue(prompt, agent, trigger_id=f"{prompt.message_id}-{a.attempt}", teams=ctx.identity.teams)
     version = await ctx.store.threads.version(prompt.thread_id)

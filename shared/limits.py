@@ -2,7 +2,9 @@
 
 A rule (``Limit``) is a token bucket (``limit`` per ``period_s`` on average, ``burst`` at
 once) or a fixed window (at most ``limit`` per window of ``period_s``), on messages
-(every generation started counts one) or on tokens (a reply's model calls). Rules come
+(every generation started counts one) or on tokens (a reply's model calls); or a
+concurrency cap (``kind="concurrency"``: at most ``limit`` replies in flight at once,
+each holding a lease its worker renews, so a dead worker's place comes back). Rules come
 from the app module (``RATE_LIMITS = [Limit(...)]``) and the environment
 (``RATE_LIMITS``, the same as JSON), plus the default per-user send bucket
 (``RATE_LIMIT_SENDS_PER_MINUTE``, ``RATE_LIMIT_BURST``).
@@ -19,10 +21,13 @@ then settles the reservation (the difference is given back or taken).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
+import logging
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -41,6 +46,9 @@ if TYPE_CHECKING:
 On = Literal["messages", "tokens"]
 Scope = Literal["user", "agent", "team", "global"]
 ANSWER_TOKENS = 1000  # the answer's part of an estimate when the agent sets no max_tokens
+LEASE_MS = 30_000  # a reply's place among those in flight lapses this long after its process died
+
+log = logging.getLogger(__name__)
 
 
 class Limit(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, rename="camel"):
@@ -48,13 +56,15 @@ class Limit(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     limit: Annotated[int, msgspec.Meta(ge=1)]
     period_s: Annotated[float, msgspec.Meta(gt=0)] = 60.0
     on: On = "messages"
-    kind: Literal["token_bucket", "fixed_window"] = "token_bucket"
+    kind: Literal["token_bucket", "fixed_window", "concurrency"] = "token_bucket"  # concurrency: replies at once
     per: Scope = "user"
     burst: Annotated[int, msgspec.Meta(ge=1)] | None = None  # a bucket's capacity (default: limit)
     agents: tuple[str, ...] = ()  # only replies of these agents count (none given: every agent's)
 
-    def applies(self, on: On, agent: str) -> bool:
-        return self.on == on and (not self.agents or agent in self.agents)
+    def applies(self, on: On | None, agent: str) -> bool:
+        """Counts ``on`` (None: replies in flight) for ``agent``."""
+        matches = self.kind == "concurrency" if on is None else (self.on == on and self.kind != "concurrency")
+        return matches and (not self.agents or agent in self.agents)
 
     def args(self) -> list[str | int | float]:
         kind = "bucket" if self.kind == "token_bucket" else "window"
@@ -95,17 +105,20 @@ def estimate_tokens(chars: int, max_tokens: int | None) -> int:
 
 class Limits:
     def __init__(self, redis: aioredis.Redis, scripts: Scripts, rules: Sequence[Limit]) -> None:
+        self._redis = redis
         self._scripts = scripts
+        self._renewals: set[asyncio.Task[None]] = set()
         self.rules = list(rules)
 
     @classmethod
     def from_settings(cls, redis: aioredis.Redis, scripts: Scripts, settings: Settings) -> Limits:
         return cls(redis, scripts, rules_of(settings))
 
-    def has(self, on: On) -> bool:
-        return any(r.on == on for r in self.rules)
+    def has(self, on: On | None) -> bool:
+        """Any rule on ``on`` (None: on replies in flight)."""
+        return any(r.applies(on, a) for r in self.rules for a in (r.agents or ("",)))
 
-    def _keys(self, on: On, who: Who) -> list[tuple[Limit, str]]:
+    def _keys(self, on: On | None, who: Who) -> list[tuple[Limit, str]]:
         out = []
         for rule in self.rules:
             if not rule.applies(on, who.agent):
@@ -133,6 +146,62 @@ class Limits:
             raise RateLimited(f"the `{rule.name}` limit ({rule.limit:,} {what} per {rule.period_s:g} s "
                               f"{'per ' + rule.per if rule.per != 'global' else 'in all'}) is reached; retry in "
                               f"{int(wait) / 1000:.1f} s", retry_after_ms=int(wait))
+
+    async def room(self, who: Who) -> None:
+        """RateLimited when a concurrency rule is full: ``who`` has as many replies in flight as allowed."""
+        await self._hold(who, "", 0)
+
+    @contextlib.asynccontextmanager
+    async def reply_slot(self, who: Who, holder: str, lease_ms: int = LEASE_MS) -> AsyncIterator[None]:
+        """Hold a place among the replies in flight while the body runs: waits while a concurrency
+        rule is full; the lease is renewed as it runs and lapses if its process dies."""
+        found = self._keys(None, who)
+        if not found:
+            yield
+            return
+        while True:
+            try:
+                await self._hold(who, holder, lease_ms)
+                break
+            except RateLimited:
+                await asyncio.sleep(0.2)
+        renew = asyncio.get_running_loop().create_task(self._renew([k for _, k in found], holder, lease_ms))
+        self._renewals.add(renew)
+        renew.add_done_callback(self._renewals.discard)
+        try:
+            yield
+        finally:
+            renew.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renew
+            with contextlib.suppress(Exception):
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for _, key in found:
+                        pipe.zrem(key, holder)
+                    await pipe.execute()
+
+    async def _hold(self, who: Who, holder: str, lease_ms: int) -> None:
+        found = self._keys(None, who)
+        if not found:
+            return
+        with redis_errors():
+            held, full = await self._scripts.run("limits_hold", [k for _, k in found],
+                                                 [_now(), lease_ms, holder, *[rule.limit for rule, _ in found]])
+        if not held:
+            rule = found[int(full) - 1][0]
+            raise RateLimited(f"{rule.limit} {'reply is' if rule.limit == 1 else 'replies are'} being written "
+                              f"already (the `{rule.name}` limit); retry when one ends", retry_after_ms=1000)
+
+    async def _renew(self, keys_: list[str], holder: str, lease_ms: int) -> None:
+        while True:
+            await asyncio.sleep(lease_ms / 3000)
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for key in keys_:
+                        pipe.zadd(key, {holder: _now() + lease_ms}, xx=True)
+                    await pipe.execute()
+            except Exception as exc:  # Redis away a moment: the next renewal tries again
+                log.warning("reply lease not renewed: %s", exc)
 
     async def settle(self, on: On, who: Who, delta: int) -> None:
         """Take ``delta`` more (or give back, when negative) than was taken, unchecked."""

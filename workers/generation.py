@@ -17,6 +17,7 @@ from shared.errors import NotFound
 from shared.generation.lock import thread_turn
 from shared.generation.runner import Generation
 from shared.generation.sinks import StoreSink
+from shared.limits import Limits, Who
 from shared.memory.search import MemorySearch, memory_search_for
 from shared.redis_client import connect
 from shared.store import Store
@@ -92,7 +93,9 @@ async def generate(rt: _Runtime, thread_id: str, prompt_message_id: str, agent_n
         outcome = "stopped"
         try:
             sink = StoreSink(store, thread_id, memory=rt.memory)
-            result = await Generation(rt.settings, agent, prompt, sink, teams=teams, limited=True).run()
+            limits = Limits.from_settings(store.redis, store.scripts, rt.settings)
+            async with limits.reply_slot(Who(prompt.user_id, agent.name, teams), job_id or prompt.message_id):
+                result = await Generation(rt.settings, agent, prompt, sink, teams=teams, limited=True).run()
             outcome = result.outcome
         finally:
             metrics.in_flight.dec()

@@ -66,3 +66,46 @@ async def test_token_reservations_settle_on_real_usage(store: Store) -> None:
     assert error.retry_after_ms is not None and error.retry_after_ms > 0
     assert "more than" in (await refused(limits, Who("bob"), "tokens", 5000)).message  # never fits
     await limits.take("messages", Who("alice"))  # no message rule: nothing to take
+
+
+async def test_a_concurrency_cap_holds_places_and_gives_them_back(store: Store) -> None:
+    import asyncio
+
+    limits = Limits(store.redis, store.scripts, [Limit(name="two-at-once", limit=2, kind="concurrency")])
+    who = Who("alice", "a")
+    held = asyncio.Event()
+    release = asyncio.Event()
+
+    async def reply(holder: str, lease_ms: int = 30_000) -> None:
+        async with limits.reply_slot(who, holder, lease_ms):
+            held.set()
+            await release.wait()
+
+    first = asyncio.create_task(reply("job-1"))
+    second = asyncio.create_task(reply("job-2"))
+    await held.wait()
+    await asyncio.sleep(0.1)
+    error = await refused_room(limits, who)
+    assert "two-at-once" in error.message and error.retry_after_ms == 1000
+    await limits.room(Who("bob", "a"))  # another user's replies are their own
+    third = asyncio.create_task(reply("job-3"))  # waits for a place
+    await asyncio.sleep(0.5)
+    assert not third.done()
+    release.set()
+    await asyncio.gather(first, second, third)
+    await limits.room(who)  # every place given back
+
+
+async def test_a_dead_workers_place_lapses(store: Store) -> None:
+    limits = Limits(store.redis, store.scripts, [Limit(name="one", limit=1, kind="concurrency")])
+    who = Who("carol")
+    await limits._hold(who, "killed-job", 300)  # taken, never given back (its process died)
+    await refused_room(limits, who)
+    time.sleep(0.4)
+    await limits.room(who)
+
+
+async def refused_room(limits: Limits, who: Who) -> RateLimited:
+    with pytest.raises(RateLimited) as caught:
+        await limits.room(who)
+    return caught.value

@@ -19,6 +19,7 @@ from tests.support.stack import SECRET, Stack, run_stack
 RULES = [
     {"name": "user-tokens", "on": "tokens", "limit": 3000, "periodS": 3600},  # per user
     {"name": "all-tokens", "on": "tokens", "limit": 2500, "periodS": 3600, "per": "global", "agents": ["raw"]},
+    {"name": "one-at-a-time", "kind": "concurrency", "limit": 1, "agents": ["raw"]},  # per user
 ]
 
 
@@ -88,3 +89,26 @@ def test_the_status_says_where_each_rule_stands(site: Stack) -> None:
         assert set(c.get("/api/rate-limit?agentName=echo").json()["rules"][0]) >= {"remaining", "retryAfterMs"}
         assert {r["name"] for r in c.get("/api/rate-limit?agentName=echo").json()["rules"]} == {"user-tokens"}
         assert c.get("/api/rate-limit?agentName=nobody").status_code == 400
+
+
+def test_a_concurrency_cap_refuses_a_second_reply_while_the_first_is_written(site: Stack) -> None:
+    site.reset_llm()
+    site.script({"kind": "text", "chunks": ["slow", " reply", " here"], "delay_ms": 600})
+    with http(site, "conc") as c:
+        first, second = (c.post("/api/threads", json={"title": t}).json()["threadId"] for t in ("a", "b"))
+        c.post(f"/api/threads/{first}/messages", json={"prompt": "one", "agentName": "raw"}).raise_for_status()
+        deadline = time.monotonic() + 20
+        while not any(m["role"] == "assistant" for m in c.get(f"/api/threads/{first}/messages").json()["page"]):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)  # the reply is being written: it holds the user's one place
+        r = c.post(f"/api/threads/{second}/messages", json={"prompt": "two", "agentName": "raw"})
+        assert r.status_code == 429 and "one-at-a-time" in r.json()["message"] and r.json()["retryAfterMs"] == 1000
+        assert c.post(f"/api/threads/{second}/messages", json={"prompt": "two", "agentName": "echo"}
+                      ).status_code == 201  # another agent: not capped
+        while not any(m["role"] == "assistant" and m["status"] == "success"
+                      for m in c.get(f"/api/threads/{first}/messages").json()["page"]):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.2)
+        assert c.post(f"/api/threads/{second}/messages", json={"prompt": "three", "agentName": "raw"}
+                      ).status_code == 201  # its place came back
