@@ -47,6 +47,7 @@ On = Literal["messages", "tokens"]
 Scope = Literal["user", "agent", "team", "global"]
 ANSWER_TOKENS = 1000  # the answer's part of an estimate when the agent sets no max_tokens
 LEASE_MS = 30_000  # a reply's place among those in flight lapses this long after its process died
+CAP_RETRY_MS = 1000  # when a concurrency cap is full: try again about then (a reply's end is not known)
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class Limit(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
 
 class RuleState(msgspec.Struct, rename="camel", kw_only=True):
     name: str
-    on: On
+    on: On | Literal["replies"]  # replies: a concurrency cap (replies in flight)
     per: Scope
     limit: int
     period_s: float
@@ -165,6 +166,8 @@ class Limits:
                 break
             except RateLimited:
                 await asyncio.sleep(0.2)
+        with contextlib.suppress(Exception):
+            await self._redis.publish(keys.rate_limit_channel(who.user_id), _now())
         renew = asyncio.get_running_loop().create_task(self._renew([k for _, k in found], holder, lease_ms))
         self._renewals.add(renew)
         renew.add_done_callback(self._renewals.discard)
@@ -178,6 +181,7 @@ class Limits:
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for _, key in found:
                         pipe.zrem(key, holder)
+                    pipe.publish(keys.rate_limit_channel(who.user_id), _now())  # the status changed
                     await pipe.execute()
 
     async def _hold(self, who: Who, holder: str, lease_ms: int) -> None:
@@ -190,7 +194,7 @@ class Limits:
         if not held:
             rule = found[int(full) - 1][0]
             raise RateLimited(f"{rule.limit} {'reply is' if rule.limit == 1 else 'replies are'} being written "
-                              f"already (the `{rule.name}` limit); retry when one ends", retry_after_ms=1000)
+                              f"already (the `{rule.name}` limit); retry when one ends", retry_after_ms=CAP_RETRY_MS)
 
     async def _renew(self, keys_: list[str], holder: str, lease_ms: int) -> None:
         while True:
@@ -230,7 +234,18 @@ class Limits:
                 states.append(RuleState(name=rule.name, on=rule.on, per=rule.per, limit=rule.limit,
                                         period_s=rule.period_s, remaining=max(0, int(remaining)),
                                         retry_after_ms=int(wait)))
-        wait = max((r.retry_after_ms for r in states if r.on == "messages"), default=0)
+        caps = self._keys(None, who)
+        if caps:
+            with redis_errors():
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for _, key in caps:
+                        pipe.zcount(key, now, "+inf")  # leases still running
+                    counts = await pipe.execute()
+            for (rule, _), running in zip(caps, counts, strict=True):
+                left = max(0, rule.limit - int(running))
+                states.append(RuleState(name=rule.name, on="replies", per=rule.per, limit=rule.limit,
+                                        period_s=0, remaining=left, retry_after_ms=0 if left else CAP_RETRY_MS))
+        wait = max((r.retry_after_ms for r in states if r.on != "tokens"), default=0)
         return LimitStatus(can_send=wait == 0, retry_after_ms=wait, at=now, rules=states)
 
 

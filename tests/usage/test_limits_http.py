@@ -84,7 +84,7 @@ def test_the_status_says_where_each_rule_stands(site: Stack) -> None:
     with http(site, "status-user") as c:
         status = c.get("/api/rate-limit?agentName=raw").json()
         rules = {r["name"]: r for r in status["rules"]}
-        assert set(rules) == {"user-tokens", "all-tokens"} and status["canSend"] is True
+        assert set(rules) == {"user-tokens", "all-tokens", "one-at-a-time"} and status["canSend"] is True
         assert rules["user-tokens"]["remaining"] == 3000 and rules["user-tokens"]["per"] == "user"
         assert set(c.get("/api/rate-limit?agentName=echo").json()["rules"][0]) >= {"remaining", "retryAfterMs"}
         assert {r["name"] for r in c.get("/api/rate-limit?agentName=echo").json()["rules"]} == {"user-tokens"}
@@ -101,6 +101,9 @@ def test_a_concurrency_cap_refuses_a_second_reply_while_the_first_is_written(sit
         while not any(m["role"] == "assistant" for m in c.get(f"/api/threads/{first}/messages").json()["page"]):
             assert time.monotonic() < deadline
             time.sleep(0.05)  # the reply is being written: it holds the user's one place
+        status = c.get("/api/rate-limit?agentName=raw").json()
+        cap = next(r for r in status["rules"] if r["name"] == "one-at-a-time")
+        assert status["canSend"] is False and cap["on"] == "replies" and cap["remaining"] == 0
         r = c.post(f"/api/threads/{second}/messages", json={"prompt": "two", "agentName": "raw"})
         assert r.status_code == 429 and "one-at-a-time" in r.json()["message"] and r.json()["retryAfterMs"] == 1000
         assert c.post(f"/api/threads/{second}/messages", json={"prompt": "two", "agentName": "echo"}
