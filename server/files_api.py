@@ -99,9 +99,8 @@ def routes(services: Services) -> list[Route]:
 
     async def one(request: Request) -> Response:
         file_id = request.path_params["file_id"]
-        user_id = user_of(request)
         if request.method == "DELETE":
-            await files.delete(file_id, user_id)
+            await files.delete(file_id, user_of(request))
             return json_response({"deleted": True})
         return json_response(await files.get(file_id, reader_of(request)))
 

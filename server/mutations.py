@@ -120,10 +120,8 @@ async def _tokens_left_for(ctx: Context, agent: Agent, message: Message) -> None
     limits = ctx.services.limiter
     if limits is None or not limits.has("tokens"):
         return
-    who = _who(ctx, agent.name)
     estimate = estimate_tokens(len(message.text) + len(agent.instructions), agent.max_tokens)
-    await limits.take("tokens", who, estimate)
-    await limits.settle("tokens", who, -estimate)  # only a check: the generation takes its own
+    await limits.take("tokens", _who(ctx, agent.name), estimate, check=True)  # the generation takes its own
 
 
 @mutation("messages.send", A.MessagesSend)

@@ -3,6 +3,7 @@ and a CSV export of the ledger entries, for invoices), and where their rate limi
 
 from __future__ import annotations
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -32,7 +33,7 @@ def routes(services: Services) -> list[Route]:
         if user_id == ALL:
             _, summary = await ledger.summary(None, period)
             users = [{"userId": u, "costMicros": c} for u, c in await ledger.users(period)]
-            return json_response({**_as_dict(summary), "users": users})
+            return json_response({**msgspec.to_builtins(summary), "users": users})
         if q.get("format") == "csv":
             body = to_csv(await ledger.entries(user_id, period))
             return Response(body, 200, {"Content-Disposition": f'attachment; filename="usage-{period}.csv"'},
@@ -50,10 +51,3 @@ def routes(services: Services) -> list[Route]:
 
     return [Route("/api/usage", usage, methods=["GET"]), Route("/api/rate-limit", rate_limit, methods=["GET"])]
 
-
-def _as_dict(value: object) -> dict[str, object]:
-    import msgspec
-
-    out = msgspec.to_builtins(value)
-    assert isinstance(out, dict)
-    return out

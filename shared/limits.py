@@ -62,10 +62,13 @@ class Limit(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     burst: Annotated[int, msgspec.Meta(ge=1)] | None = None  # a bucket's capacity (default: limit)
     agents: tuple[str, ...] = ()  # only replies of these agents count (none given: every agent's)
 
+    def counts(self, on: On | None) -> bool:
+        """Counts ``on`` (None: replies in flight, which concurrency caps count)."""
+        return self.kind == "concurrency" if on is None else (self.on == on and self.kind != "concurrency")
+
     def applies(self, on: On | None, agent: str) -> bool:
-        """Counts ``on`` (None: replies in flight) for ``agent``."""
-        matches = self.kind == "concurrency" if on is None else (self.on == on and self.kind != "concurrency")
-        return matches and (not self.agents or agent in self.agents)
+        """Counts ``on`` for ``agent``."""
+        return self.counts(on) and (not self.agents or agent in self.agents)
 
     def args(self) -> list[str | int | float]:
         kind = "bucket" if self.kind == "token_bucket" else "window"
@@ -117,7 +120,7 @@ class Limits:
 
     def has(self, on: On | None) -> bool:
         """Any rule on ``on`` (None: on replies in flight)."""
-        return any(r.applies(on, a) for r in self.rules for a in (r.agents or ("",)))
+        return any(r.counts(on) for r in self.rules)
 
     def _keys(self, on: On | None, who: Who) -> list[tuple[Limit, str]]:
         out = []
@@ -129,15 +132,17 @@ class Limits:
             out += [(rule, keys.rate_limit_rule(rule.name, scope)) for scope in scopes]
         return out
 
-    async def take(self, on: On, who: Who, cost: int = 1) -> None:
-        """Take ``cost`` from every rule on ``on`` that applies (all or none); RateLimited otherwise."""
+    async def take(self, on: On, who: Who, cost: int = 1, *, check: bool = False) -> None:
+        """Take ``cost`` from every rule on ``on`` that applies (all or none); RateLimited otherwise.
+        ``check``: take nothing, only refuse what would be refused."""
         found = self._keys(on, who)
         if not found or cost <= 0:
             return
         with redis_errors():
             allowed, wait, refused = await self._scripts.run(
                 "limits_take", [k for _, k in found],
-                [_now(), cost, keys.rate_limit_channel(who.user_id), *[a for rule, _ in found for a in rule.args()]])
+                [_now(), cost, keys.rate_limit_channel(who.user_id), "1" if check else "0",
+                 *[a for rule, _ in found for a in rule.args()]])
         if not allowed:
             rule = found[int(refused) - 1][0]
             what = "messages" if on == "messages" else "tokens"
@@ -222,11 +227,8 @@ class Limits:
         may go now, and when it may if not."""
         now = _now()
         states: list[RuleState] = []
-        kinds: tuple[On, ...] = ("messages", "tokens")
-        for on in kinds:
-            found = self._keys(on, who)
-            if not found:
-                continue
+        found = self._keys("messages", who) + self._keys("tokens", who)
+        if found:
             with redis_errors():
                 levels = await self._scripts.run("limits_peek", [k for _, k in found],
                                                  [now, *[a for rule, _ in found for a in rule.args()]])

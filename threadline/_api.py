@@ -252,7 +252,7 @@ class ThreadHandle:
             sink = StoreSink(store, self.thread_id, memory=self._tl.memory, extra=unsaved, on_delta=on_delta)
         else:
             sink = MemorySink(store, self.thread_id, memory=self._tl.memory, extra=unsaved, on_delta=on_delta)
-        return Generation(self._tl.settings, agent, prompt_message, sink, limited=limited)
+        return Generation(self._tl.settings, agent, prompt_message, sink, limits=self._tl.limits if limited else None)
 
     async def _run(self, generation: Generation) -> GenerationResult:
         if not isinstance(generation.sink, StoreSink):

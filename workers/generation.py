@@ -95,7 +95,7 @@ async def generate(rt: _Runtime, thread_id: str, prompt_message_id: str, agent_n
             sink = StoreSink(store, thread_id, memory=rt.memory)
             limits = Limits.from_settings(store.redis, store.scripts, rt.settings)
             async with limits.reply_slot(Who(prompt.user_id, agent.name, teams), job_id or prompt.message_id):
-                result = await Generation(rt.settings, agent, prompt, sink, teams=teams, limited=True).run()
+                result = await Generation(rt.settings, agent, prompt, sink, teams=teams, limits=limits).run()
             outcome = result.outcome
         finally:
             metrics.in_flight.dec()

@@ -31,18 +31,19 @@ URL_TTL_S = 3600  # a signed URL must outlive the model call (and its retries)
 Blocks = list[dict[str, Any]]
 
 
-async def attachments(files: FileStore, messages: Sequence[Message], inputs: Inputs,
-                      agent: Agent) -> dict[str, Blocks]:
-    """The content blocks of every file and image part of ``messages``, by file id (or url)."""
-    records = await files.many(file_ids(p for m in messages for p in m.parts))
-    out: dict[str, Blocks] = {}
-    for m in messages:
-        for p in m.parts:
-            if not isinstance(p, FilePart | ImagePart):
-                continue
-            key = p.file_id or p.url
-            if key and key not in out:
-                out[key] = await _blocks(files, p, records.get(p.file_id or ""), inputs, agent)
+async def attachments(files: FileStore, messages: Sequence[Message], inputs: Inputs, agent: Agent,
+                      known: dict[str, Blocks] | None = None) -> dict[str, Blocks]:
+    """The content blocks of every file and image part of ``messages``, by file id (or url).
+    ``known``: blocks made for an earlier step of the same reply; only the others are read, and
+    ``known`` gains them (so a reply's steps read each file once)."""
+    out = known if known is not None else {}
+    parts = [p for m in messages for p in m.parts
+             if isinstance(p, FilePart | ImagePart) and (p.file_id or p.url) and (p.file_id or p.url) not in out]
+    records = await files.many(file_ids(parts))
+    for p in parts:
+        key = p.file_id or p.url
+        if key not in out:
+            out[key] = await _blocks(files, p, records.get(p.file_id or ""), inputs, agent)
     return out
 
 

@@ -26,7 +26,6 @@ from shared.agents import Agent, ToolContext, UsageEvent, inline_schema, strict_
 from shared.config import Settings
 from shared.errors import ChatError
 from shared.files.model_input import attachments
-from shared.files.refs import file_ids
 from shared.files.store import FileStore
 from shared.generation.context import reply_parts, to_chat_messages
 from shared.generation.deltas import DeltaWriter
@@ -82,9 +81,10 @@ class Generation:
     (shared.generation.sinks: the store, or memory only); see the module docstring."""
 
     def __init__(self, settings: Settings, agent: Agent, prompt: Message, sink: Sink,
-                 model: Model | None = None, *, teams: tuple[str, ...] = (), limited: bool = False) -> None:
-        """``limited``: the app's token rate limits apply (shared.limits): each model call reserves
-        its estimate first (a refusal fails the reply before any cost) and settles on its usage."""
+                 model: Model | None = None, *, teams: tuple[str, ...] = (), limits: Limits | None = None) -> None:
+        """``limits``: the app's rate limits when this reply counts in them (shared.limits): each
+        model call reserves its token estimate first (a refusal fails the reply before any cost)
+        and settles on its usage."""
         self.settings = settings
         self.agent = agent
         self.prompt = prompt
@@ -100,8 +100,8 @@ class Generation:
         self._knowledge = Knowledge(sink.store, sink.memory, prompt.user_id) if sink.memory is not None else None
         self._files = FileStore.from_settings(sink.store.redis, sink.store.scripts, settings)
         self._shown: list[Part] = []  # what tools made for the reply to show (generated images)
+        self._attached: dict[str, list[dict[str, Any]]] = {}  # the context's files as the model gets them
         self._ledger = UsageLedger.from_settings(sink.store.redis, sink.store.scripts, settings)
-        limits = Limits.from_settings(sink.store.redis, sink.store.scripts, settings) if limited else None
         self._limits = limits if limits is not None and limits.has("tokens") else None
         self._who = Who(prompt.user_id, agent.name, teams)
         self._reserved = 0  # tokens the model call in flight reserved
@@ -171,8 +171,8 @@ class Generation:
         """Stream one model call into ``step``; True when aborted meanwhile."""
         context = self._same_passages(await self.sink.context(self.prompt, self.agent.context_options, self._saved))
         context = await self._within_budget(context)
-        files = await attachments(self._files, context, getattr(self.model, "inputs", Inputs()), self.agent) \
-            if any(file_ids(p for m in context for p in m.parts)) else None
+        files = await attachments(self._files, context, getattr(self.model, "inputs", Inputs()), self.agent,
+                                  self._attached)
         request = ChatRequest(
             messages=to_chat_messages(self.agent, context, attachments=files,
                                       reasoning_in_history=getattr(self.model, "reasoning_in_history", False)),
@@ -185,7 +185,7 @@ class Generation:
         )
 
         if self._limits is not None:  # refused here: no model call, no cost
-            self._reserved = estimate_tokens(_chars(request.messages), self.agent.max_tokens)
+            self._reserved = estimate_tokens(_request_chars(request.messages), self.agent.max_tokens)
             await self._limits.take("tokens", self._who, self._reserved)
         labels = (self.model.provider, self.model.name)
         called = time.perf_counter()
@@ -468,14 +468,15 @@ def _takes_two(handler: Any) -> bool:
     return len(params) >= 2
 
 
-def _chars(messages: list[Message] | list[dict[str, Any]]) -> int:
-    """Characters of text in messages (stored, or as sent to the model: an image or file block
-    counts as 4,000, about a thousand tokens)."""
+def _chars(messages: list[Message]) -> int:
+    return sum(len(m.text) for m in messages)
+
+
+def _request_chars(messages: list[dict[str, Any]]) -> int:
+    """Characters of text in messages as sent to the model (an image or file block counts as
+    4,000, about a thousand tokens)."""
     total = 0
     for m in messages:
-        if isinstance(m, Message):
-            total += len(m.text)
-            continue
         content = m.get("content")
         if isinstance(content, str):
             total += len(content)

@@ -81,8 +81,8 @@ class Sink(Protocol):
         """An event set when the stream stops streaming (aborted, or ended elsewhere)."""
 
 
-class StoreSink:
-    """Saves the reply in the thread as it goes; see the module docstring."""
+class _Sink:
+    """What both sinks are made with (see the module docstring)."""
 
     def __init__(self, store: Store, thread_id: str, memory: MemorySearch | None = None,
                  extra: list[Message] | None = None, on_delta: OnDelta | None = None) -> None:
@@ -91,6 +91,10 @@ class StoreSink:
         self.memory = memory
         self._extra = extra or []
         self._on_delta = on_delta
+
+
+class StoreSink(_Sink):
+    """Saves the reply in the thread as it goes; see the module docstring."""
 
     async def start(self, prompt: Message) -> None:
         _, page = await self.store.messages.list(self.thread_id, None, num_items=100,
@@ -156,17 +160,10 @@ class StoreSink:
             pulse.unwatch(self.thread_id, stream_id)
 
 
-class MemorySink:
+class MemorySink(_Sink):
     """Writes nothing: the reply lives in the result; see the module docstring."""
 
-    def __init__(self, store: Store, thread_id: str, memory: MemorySearch | None = None,
-                 extra: list[Message] | None = None, on_delta: OnDelta | None = None) -> None:
-        self.store = store
-        self.thread_id = thread_id
-        self.memory = memory
-        self._extra = extra or []
-        self._on_delta = on_delta
-        self._seq = 0
+    _seq = 0  # deltas handed on (each instance counts its own)
 
     async def start(self, prompt: Message) -> None:
         return None

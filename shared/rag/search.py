@@ -16,6 +16,8 @@ from shared.memory.search import MemorySearch
 from shared.store import Store
 from shared.store.documents import Document
 
+STALE_RETRIES = 3  # searches of a document replaced between a search and its reading
+
 
 class ChunkResult(msgspec.Struct, rename="camel", kw_only=True):
     """A found chunk: its text, the chunks around it (in order, itself included), its document."""
@@ -41,9 +43,6 @@ async def search_documents(store: Store, memory: MemorySearch, namespaces: list[
         if not stale:
             return found
     return found
-
-
-STALE_RETRIES = 3
 
 
 async def _resolve(store: Store, hits: list[Hit], before: int, after: int) -> tuple[list[ChunkResult], bool]:

@@ -160,8 +160,9 @@ class UsageLedger:
         with redis_errors():
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.hgetall(key)
-                pipe.hget(keys.usage_state(user_id or ""), "version")
-                raw, version = await pipe.execute()
+                if user_id is not None:  # (the app's totals are not a live query: no version)
+                    pipe.hget(keys.usage_state(user_id), "version")
+                raw, *version = await pipe.execute()
         flat = {text(k): int(v) for k, v in raw.items()}
         out = UsageSummary(period=period, user_id=user_id, totals=_totals(flat, ""), by_model={}, by_agent={},
                            by_kind={})
@@ -172,7 +173,7 @@ class UsageLedger:
                 target = {"m": out.by_model, "a": out.by_agent, "k": out.by_kind}[tag]
                 if group not in target:
                     target[group] = _totals(flat, f"{tag}:{group}:")
-        return int(version or 0), out
+        return int(version[0] or 0) if version else 0, out
 
     async def users(self, period: str | None = None, limit: int = 1000) -> list[tuple[str, int]]:
         """Users with usage in the period, by cost, highest first: (userId, costMicros)."""

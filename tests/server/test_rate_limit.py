@@ -109,3 +109,12 @@ async def refused_room(limits: Limits, who: Who) -> RateLimited:
     with pytest.raises(RateLimited) as caught:
         await limits.room(who)
     return caught.value
+
+
+async def test_a_check_takes_nothing(store: Store) -> None:
+    limits = Limits(store.redis, store.scripts, [Limit(name="tokens", on="tokens", limit=1000, period_s=3600)])
+    for _ in range(5):
+        await limits.take("tokens", Who("alice"), 900, check=True)
+    await limits.take("tokens", Who("alice"), 900)
+    with pytest.raises(RateLimited):
+        await limits.take("tokens", Who("alice"), 900, check=True)

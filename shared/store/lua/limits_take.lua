@@ -1,13 +1,13 @@
 -- Take `cost` from every rule at once, or from none: rate limits checked together.
--- KEYS: one state hash per rule   ARGV: now cost channel, then per rule: kind limit periodMs capacity
+-- KEYS: one state hash per rule   ARGV: now cost channel check, then per rule: kind limit periodMs capacity
 --   kind 'bucket': a token bucket refilled at limit/periodMs up to capacity;
 --   kind 'window': at most `limit` per fixed window of periodMs.
---   channel: told when something was taken ('' : nobody)
+--   channel: told when something was taken ('' : nobody); check '1': only say whether it would be allowed
 -- Returns {allowed 1|0, retryAfterMs (-1: more than the rule ever allows), index of the refusing rule}
 local now, cost = tonumber(ARGV[1]), tonumber(ARGV[2])
 local states, wait, refused = {}, 0, 0
 for i = 1, #KEYS do
-  local kind, limit, period, cap = limit_rule(ARGV, 4 + (i - 1) * 4)
+  local kind, limit, period, cap = limit_rule(ARGV, 5 + (i - 1) * 4)
   local v, at = limit_level(KEYS[i], kind, limit, period, cap, now)
   local need
   if kind == 'bucket' then
@@ -23,6 +23,7 @@ for i = 1, #KEYS do
   end
 end
 if refused > 0 then return {0, wait, refused} end
+if ARGV[4] == '1' then return {1, 0, 0} end
 for i = 1, #KEYS do
   local kind, v, at, period, cap, limit = unpack(states[i])
   if kind == 'bucket' then
