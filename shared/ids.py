@@ -63,3 +63,8 @@ def new_session_id() -> str:
 def new_file_id() -> str:
     """A new uploaded file's id, e.g. ``f01hq...`` (23 characters; unguessable: 70 random bits)."""
     return "f" + _token(9, 13)
+
+
+def new_run_id() -> str:
+    """A new workflow run id, e.g. ``w01hq...`` (20 characters)."""
+    return "w" + _token(7, 10)

@@ -303,3 +303,63 @@ def vector_ops_taken(owner: str) -> str:
 def vector_indexer_alive(owner: str) -> str:
     """String with a short TTL: the index process ``owner`` is running."""
     return f"{PREFIX}:vec:indexer:{owner}"
+
+
+# Durable workflows (shared.workflows). A run's keys share its hash tag; the timers, the pools and
+# the user's index are global keys its scripts write too (a single primary, as for files).
+def workflow(run_id: str, part: str) -> str:
+    """One part of a run: ``run`` (hash), ``steps`` (hash stepId -> JSON record), ``results`` and
+    ``inputs`` (hash stepId -> JSON), ``events`` (list of events no step has taken yet)."""
+    return f"{PREFIX}:wf:{{{run_id}}}:{part}"
+
+
+WORKFLOW_PARTS = ("run", "steps", "results", "inputs", "events")
+
+
+def workflow_channel(run_id: str) -> str:
+    """Pub/sub channel of change notices for one run (its status and steps)."""
+    return f"{PREFIX}:chg:{{wf:{run_id}}}"
+
+
+def user_workflows(user_id: str) -> str:
+    """Sorted set: the user's runs by start time (ms)."""
+    return f"{_u(user_id)}:wf"
+
+
+def user_workflows_version(user_id: str) -> str:
+    """Counter: the version of the user's run list (any of their runs changed)."""
+    return f"{_u(user_id)}:wf:v"
+
+
+def user_workflows_channel(user_id: str) -> str:
+    """Pub/sub channel: one of the user's runs changed."""
+    return f"{PREFIX}:chg:{{u:{user_id}}}:wf"
+
+
+def workflow_key(user_id: str, digest: str) -> str:
+    """String: the run a start with this idempotency key began (kept for the retention time)."""
+    return f"{_u(user_id)}:wfkey:{digest}"
+
+
+def workflow_pool(name: str) -> str:
+    """Set: the running runs of one workflow kind (its work pool); ``:queue`` lists those waiting."""
+    return f"{PREFIX}:wf:pool:{name}"
+
+
+WORKFLOW_TIMERS = f"{PREFIX}:wf:timers"  # zset: "d|runId" (a replay pass) and "s|runId|stepId" -> due ms
+WORKFLOW_RUNS = f"{PREFIX}:wf:runs"  # zset: every run by start time (the playground, retention)
+WORKFLOW_OWNERS = f"{PREFIX}:wf:owners"  # hash: runId -> userId (to forget an expired run's index entry)
+
+# The same formats for the workflow scripts, which name the keys of other runs (a child, a parent)
+WORKFLOW_LUA_KEYS = f"""
+local WF_TIMERS = '{WORKFLOW_TIMERS}'
+local WF_RUNS = '{WORKFLOW_RUNS}'
+local WF_OWNERS = '{WORKFLOW_OWNERS}'
+local WF_PARTS = {{{", ".join(f"'{p}'" for p in WORKFLOW_PARTS)}}}
+local function wf_key(run, part) return '{PREFIX}:wf:{{' .. run .. '}}:' .. part end
+local function wf_channel(run) return '{PREFIX}:chg:{{wf:' .. run .. '}}' end
+local function wf_user(user) return '{PREFIX}:{{u:' .. user .. '}}:wf' end
+local function wf_user_channel(user) return '{PREFIX}:chg:{{u:' .. user .. '}}:wf' end
+local function wf_pool(name) return '{PREFIX}:wf:pool:' .. name end
+local function wf_timer(run, id) return 's|' .. run .. '|' .. id end
+"""

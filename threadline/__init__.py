@@ -33,6 +33,18 @@ from shared.limits import Limit
 from shared.rag.knowledge import document_search
 from shared.records import FilePart, ImagePart, Message, TextPart, Thread, Usage
 from shared.usage.ledger import Price
+from shared.workflows.actions import StepInfo, current_step
+from shared.workflows.definition import Outcome, RetryPolicy, Workflow, workflow
+from shared.workflows.errors import (
+    EventTimeout,
+    NonDeterminism,
+    NonRetryable,
+    StepFailed,
+    WorkflowError,
+)
+from shared.workflows.journal import RunView, StepView
+from shared.workflows.results import GeneratedText
+from shared.workflows.step import Step
 from threadline._api import ObjectStream, TextStream, ThreadHandle, Threadline
 from threadline._client import Client, Delta, MutationError, Result, Subscription, SubscriptionError
 
@@ -42,18 +54,29 @@ __all__ = [
     "Client",
     "ContextOptions",
     "Delta",
+    "EventTimeout",
     "FilePart",
     "FileRecord",
+    "GeneratedText",
     "GenerationResult",
     "ImagePart",
     "Limit",
     "Message",
     "MutationError",
+    "NonDeterminism",
+    "NonRetryable",
     "ObjectStream",
+    "Outcome",
     "Price",
     "RagOptions",
     "Result",
+    "RetryPolicy",
+    "RunView",
     "SearchOptions",
+    "Step",
+    "StepFailed",
+    "StepInfo",
+    "StepView",
     "Subscription",
     "SubscriptionError",
     "TextPart",
@@ -65,8 +88,12 @@ __all__ = [
     "ToolContext",
     "Usage",
     "UsageEvent",
+    "Workflow",
+    "WorkflowError",
+    "current_step",
     "document_search",
     "human_tool",
     "image_generation",
     "tool",
+    "workflow",
 ]

@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
+from shared import keys
 from shared.agents import Agent, agent_named
 from shared.config import Settings, load_settings
 from shared.errors import BadRequest
@@ -26,6 +27,8 @@ from shared.redis_client import connect
 from shared.store import Page, Store
 from shared.store.documents import Document
 from shared.usage.ledger import UsageEntry, UsageLedger, UsageSummary
+from shared.workflows.definition import Workflow, workflow_named
+from shared.workflows.journal import Journal, RunView
 
 
 class Threadline:
@@ -39,6 +42,8 @@ class Threadline:
         self.files = FileStore.from_settings(self.redis, self.store.scripts, settings)
         self.ledger = UsageLedger.from_settings(self.redis, self.store.scripts, settings)
         self.limits = Limits.from_settings(self.redis, self.store.scripts, settings)
+        self.workflows = Journal(self.redis, self.store.scripts, retention_s=settings.workflow_retention_s,
+                                 lease_ms=settings.workflow_lease_ms)
 
     @classmethod
     def from_env(cls) -> Threadline:
@@ -78,6 +83,54 @@ class Threadline:
     async def continue_thread(self, thread_id: str, user_id: str | None = None) -> ThreadHandle:
         """A handle on an existing thread (NotFound when missing or, with user_id, not theirs)."""
         return ThreadHandle(self, await self.store.threads.get(thread_id, user_id))
+
+    # -- workflows (shared.workflows) ---------------------------------------------------------
+
+    def workflow_definition(self, workflow: str | Workflow) -> Workflow:
+        """The app module's workflow of that name (a Workflow must be the app module's own too:
+        the workers find it there by name)."""
+        name = workflow.name if isinstance(workflow, Workflow) else workflow
+        return workflow_named(self.settings.app_module, name)
+
+    async def start_workflow(self, workflow: str | Workflow, user_id: str, args: Any = None, *,
+                             key: str | None = None) -> str:
+        """Start a run for ``user_id``; its id. With ``key``, starting again with the same key returns
+        the first run's id instead of starting another (for WORKFLOW_RETENTION_S)."""
+        run_id, _ = await self.workflows.start(self.workflow_definition(workflow), user_id, args, key=key)
+        return run_id
+
+    async def workflow_run(self, run_id: str, user_id: str | None = None) -> RunView:
+        """A run with its steps (NotFound when missing or, with user_id, not theirs)."""
+        return await self.workflows.view(run_id, user_id)
+
+    async def workflow_runs(self, user_id: str, *, num_items: int = 20, cursor: str | None = None) -> Page[RunView]:
+        """The user's runs, newest first."""
+        return (await self.workflows.runs(user_id, num_items=num_items, cursor=cursor))[1]
+
+    async def cancel_workflow(self, run_id: str, user_id: str | None = None) -> bool:
+        """Cancel a run that has not ended (and its child runs); False when it had ended."""
+        await self.workflows.view(run_id, user_id)
+        return await self.workflows.cancel(run_id)
+
+    async def send_workflow_event(self, run_id: str, name: str, payload: Any = None,
+                                  user_id: str | None = None) -> str:
+        """Send event ``name`` to a run: the step waiting for it gets ``payload`` (or the next one to wait)."""
+        await self.workflows.view(run_id, user_id)
+        return await self.workflows.send_event(run_id, name, payload)
+
+    async def wait_workflow(self, run_id: str, timeout_s: float | None = None) -> RunView:
+        """The run once it has ended (completed, failed or canceled); TimeoutError after ``timeout_s``."""
+        pubsub = self.redis.pubsub()
+        await pubsub.subscribe(keys.workflow_channel(run_id))
+        try:
+            async with asyncio.timeout(timeout_s):
+                while True:
+                    view = await self.workflows.view(run_id)
+                    if view.status in ("completed", "failed", "canceled"):
+                        return view
+                    await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
 
     # -- usage ----------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Maintenance jobs (the file vacuum, the usage ledger's retention), run on a schedule by RQ's cron
+"""Maintenance jobs (the file vacuum, the usage ledger's and the workflow runs' retention), run on a schedule by RQ's cron
 scheduler (``python -m workers cron``).
 
 The scheduler enqueues them on the generation queue: the generation workers run them
@@ -8,6 +8,7 @@ between replies (they are short, and async like the replies).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
@@ -19,6 +20,7 @@ from shared.jobs import GENERATION
 from shared.redis_client import connect
 from shared.store._scripts import Scripts
 from shared.usage.ledger import UsageLedger
+from shared.workflows.journal import Journal
 from workers.queues import wait_for_redis
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,18 @@ async def trim_usage() -> int:
 
     dropped = await _with_redis(trim)
     log.info("usage: %d ledger entries past retention dropped", dropped)
+    return dropped
+
+
+async def trim_workflows() -> int:
+    """Forget the index entries of workflow runs whose records expired (WORKFLOW_RETENTION_S)."""
+    async def trim(redis: aioredis.Redis, settings: Settings) -> int:
+        journal = Journal(redis, Scripts(redis), retention_s=settings.workflow_retention_s,
+                          lease_ms=settings.workflow_lease_ms)
+        return await journal.trim(int(time.time() * 1000) - settings.workflow_retention_s * 1000)
+
+    dropped = await _with_redis(trim)
+    log.info("workflows: %d expired runs forgotten", dropped)
     return dropped
 
 
@@ -67,4 +81,5 @@ def run_cron() -> None:
     cron.register(vacuum_files, queue_name=GENERATION, interval=vacuum_interval_s(settings.files_grace_s),
                   job_timeout=600, name="vacuum_files")
     cron.register(trim_usage, queue_name=GENERATION, cron="17 3 * * *", job_timeout=3600, name="trim_usage")
+    cron.register(trim_workflows, queue_name=GENERATION, cron="37 * * * *", job_timeout=600, name="trim_workflows")
     cron.start()

@@ -7,6 +7,9 @@ per provider shared by all of them. A process that dies takes its replies with
 it; ``rq worker-pool`` starts a new one, the stream reaper ends (or retries)
 the replies within STREAM_STALE_MS, and each thread's queue skips the dead jobs.
 
+Each worker also fires due workflow timers (workers.workflows): the steps of
+durable workflows run as jobs of this queue.
+
 Each worker process also heartbeats every few seconds into one sorted set, so
 readiness (``/readyz``) can tell whether any generation worker is alive now,
 not only within RQ's minutes-long worker TTL.
@@ -22,6 +25,7 @@ from typing import Any
 import workers.generation  # noqa: F401 - preload the job's code in the worker
 from shared import gc_tuning, keys, logs, metrics
 from shared.config import load_settings
+from workers import workflows
 from workers.concurrent import ConcurrentWorker
 
 log = logging.getLogger(__name__)
@@ -50,6 +54,9 @@ class GenerationWorker(ConcurrentWorker):
         super().bootstrap(*args, **kwargs)
         self._beating = threading.Event()
         threading.Thread(target=self._beat, name="heartbeat", daemon=True).start()
+        poll_s = load_settings().workflow_poll_ms / 1000
+        loop = self.loop
+        loop.call_soon_threadsafe(lambda: loop.create_task(workflows.fire_timers(poll_s), name="workflow-timers"))
 
     def _beat(self) -> None:
         while not self._beating.is_set():

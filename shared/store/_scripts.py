@@ -16,11 +16,12 @@ from shared.memory.ops import LUA_PRELUDE as OPS_PRELUDE
 from shared.store.guard import GUARD_HEAD, GUARD_TAIL, Record
 from shared.store.score import LUA_PRELUDE as SCORE_PRELUDE
 from shared.store.stream_records import LUA_PRELUDE as DELTA_PRELUDE
+from shared.workflows.lua import LUA_PRELUDE as WORKFLOW_PRELUDE
 
 _DIR = Path(__file__).parent / "lua"
 _SOURCES = {p.stem: p.read_text() for p in _DIR.glob("*.lua")}
 _PRELUDE = (SCORE_PRELUDE + OPS_PRELUDE + DELTA_PRELUDE + FILES_PRELUDE  # what every script may use (formats
-            + LIMITS_PRELUDE)  # defined in Python)
+            + LIMITS_PRELUDE + WORKFLOW_PRELUDE)  # defined in Python)
 
 
 Arg = bytes | str | int | float  # what a script's ARGV holds

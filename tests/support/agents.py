@@ -148,3 +148,5 @@ AGENTS = [
     Agent(name="painter", instructions="Draw what is asked.", tools=[image_generation("gpt-image-1")], max_steps=2,
           throttle_ms=10),
 ]
+
+from tests.support.workflows import WORKFLOWS  # noqa: E402, F401 - the workflows of this test app

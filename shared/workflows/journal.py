@@ -1,0 +1,267 @@
+"""The journal of workflow runs in Redis, the store of record.
+
+A run is a hash (its name, user, status, arguments, result) with its steps: one
+JSON record each (kind, name, status, attempt...), their inputs and results. Every
+change is one Lua script (shared/store/lua/wf_*.lua) that writes the change, the
+run's version and its change notices together, so a crash anywhere leaves either
+the whole change or none of it.
+
+What must happen next is a timer in one sorted set: ``d|run`` (a replay pass is
+due) and ``s|run|step`` (a step to hand to a worker, a sleep that ends, an event
+that did not come in time, a running step's lease). Whoever fires a timer moves
+it a lease ahead; a worker that takes the work keeps renewing it, and finishing
+removes it. So work whose worker died comes due again by itself.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import redis.asyncio as aioredis
+
+from shared import keys
+from shared.errors import BadRequest, Conflict, NotFound
+from shared.ids import new_run_id
+from shared.redis_client import redis_errors, text
+from shared.store._scripts import Scripts
+from shared.store.pagination import Page, score_bound
+from shared.workflows.definition import Workflow
+
+MAX_EVENTS_KEPT = 100  # events a run keeps before any step waits for them
+MAX_EVENT_BYTES = 256 * 1024
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class StepView(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
+    """One step of a run as the journal has it."""
+
+    id: str
+    kind: str  # job (a function or an agent operation), sleep, event, child
+    name: str
+    status: str  # scheduled, running, retrying, sleeping, waiting, completed, failed, canceled
+    seq: int = 0
+    attempt: int = 0
+    attempts: int = 1
+    created_at: int = 0
+    first_started_at: int | None = None
+    started_at: int | None = None
+    finished_at: int | None = None
+    due_at: int | None = None
+    event: str | None = None
+    child: str | None = None
+    error: str | None = None
+    error_kind: str | None = None  # failed, timeout, lost, canceled
+    last_error: str | None = None
+    result: msgspec.Raw | None = None
+
+
+class RunView(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
+    """A run with its steps (in the order they were first taken)."""
+
+    run_id: str
+    name: str
+    user_id: str
+    status: str  # queued, running, completed, failed, canceled
+    version: int
+    created_at: int
+    updated_at: int
+    finished_at: int | None = None
+    args: msgspec.Raw = msgspec.Raw(b"null")
+    result: msgspec.Raw | None = None
+    error: dict[str, Any] | None = None
+    parent: str | None = None
+    parent_step: str | None = None
+    events_kept: int = 0
+    steps: list[StepView] = []
+
+
+class Journal:
+    """Runs and their steps; every method is one atomic change (or a plain read)."""
+
+    def __init__(self, redis: aioredis.Redis, scripts: Scripts, *, retention_s: int, lease_ms: int) -> None:
+        self.redis = redis
+        self._scripts = scripts
+        self.retention_s = retention_s
+        self.lease_ms = lease_ms
+
+    # -- control ---------------------------------------------------------------------------
+
+    async def start(self, wf: Workflow, user_id: str, args: Any, *, key: str | None = None) -> tuple[str, bool]:
+        """Start a run of ``wf`` for ``user_id``: (its id, whether it is new). With ``key``, a second
+        start with the same key gets the first run (for the retention time)."""
+        parsed = wf.parse_args(args)
+        raw = msgspec.json.encode(parsed)
+        idem = keys.workflow_key(user_id, keys.request_digest("workflow", user_id, key)) if key else ""
+        with redis_errors():
+            run_id, created = await self._scripts.run("wf_start", [], [
+                new_run_id(), wf.name, user_id, raw, now_ms(), wf.max_running, on_complete_input(wf), idem,
+                self.retention_s])
+        return text(run_id), bool(created)
+
+    async def cancel(self, run_id: str, reason: str = "canceled") -> bool:
+        """Cancel a run that has not ended (its running steps stop, its child runs are canceled)."""
+        with redis_errors():
+            return bool(await self._scripts.run("wf_cancel", [], [run_id, now_ms(), self.retention_s, reason]))
+
+    async def send_event(self, run_id: str, name: str, payload: Any = None) -> str:
+        """Give the run an event: the first step waiting for ``name`` gets ``payload``, else the next
+        one that waits for it. Returns the step's id, or "" when the event is kept."""
+        if not name or "\n" in name or len(name) > 200:
+            raise BadRequest("an event name is 1..200 characters, on one line")
+        raw = msgspec.json.encode(payload)
+        if len(raw) > MAX_EVENT_BYTES:
+            raise BadRequest(f"an event's payload is at most {MAX_EVENT_BYTES} bytes of JSON")
+        with redis_errors():
+            reply = await self._scripts.run("wf_event", [], [run_id, name, raw, now_ms(), MAX_EVENTS_KEPT])
+        outcome = text(reply[0])
+        if outcome == "missing":
+            raise NotFound(f"no workflow run {run_id}")
+        if outcome == "ended":
+            raise Conflict(f"run {run_id} has ended")
+        if outcome == "full":
+            raise Conflict(f"run {run_id} keeps {MAX_EVENTS_KEPT} events nothing waits for; no more")
+        return text(reply[1]) if outcome == "delivered" else ""
+
+    # -- the engine's side -------------------------------------------------------------------
+
+    async def snapshot(self, run_id: str) -> tuple[dict[str, str], dict[str, StepView], dict[str, bytes]]:
+        """The run's fields, its steps by id and their results, read at one moment."""
+        with redis_errors():
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hgetall(keys.workflow(run_id, "run"))
+                pipe.hgetall(keys.workflow(run_id, "steps"))
+                pipe.hgetall(keys.workflow(run_id, "results"))
+                run, steps, results = await pipe.execute()
+        fields = {text(k): text(v) for k, v in run.items()}
+        return (fields, {text(k): _step_decoder.decode(v) for k, v in steps.items()},
+                {text(k): v for k, v in results.items()})
+
+    async def commit(self, run_id: str, version: str, ops: Sequence[dict[str, Any]]) -> tuple[str, list[str]]:
+        """Apply a pass's decisions if the run's version is still ``version``: ("ok", steps to hand
+        to workers now), ("stale", []) or ("ended", [])."""
+        with redis_errors():
+            reply = await self._scripts.run("wf_commit", [], [
+                run_id, version, now_ms(), self.lease_ms, self.retention_s, msgspec.json.encode(list(ops))])
+        return text(reply[0]), [text(r) for r in reply[1:]]
+
+    async def due(self, limit: int = 100) -> list[str]:
+        """Timers due now."""
+        with redis_errors():
+            return [text(m) for m in await self.redis.zrangebyscore(keys.WORKFLOW_TIMERS, "-inf", now_ms(),
+                                                                    start=0, num=limit)]
+
+    async def fire(self, member: str) -> list[str]:
+        """Take a due timer: ["drive", run], ["step", run, step, attempt] or ["none"]."""
+        with redis_errors():
+            return [text(r) for r in await self._scripts.run("wf_fire", [], [member, now_ms(), self.lease_ms])]
+
+    async def take_step(self, run_id: str, step_id: str, attempt: int) -> tuple[bytes, str] | None:
+        """Begin an attempt: (its input, the run's user), or None when it is not this attempt's turn."""
+        with redis_errors():
+            reply = await self._scripts.run("wf_step_start", [], [run_id, step_id, attempt, now_ms(), self.lease_ms])
+        if text(reply[0]) != "run":
+            return None
+        return reply[1], text(reply[2])
+
+    async def renew_step(self, run_id: str, step_id: str, attempt: int) -> bool:
+        """Keep a running attempt's lease; False when it is no longer wanted."""
+        with redis_errors():
+            return bool(await self._scripts.run("wf_step_renew", [], [run_id, step_id, attempt, now_ms(),
+                                                                        self.lease_ms]))
+
+    async def finish_step(self, run_id: str, step_id: str, attempt: int, *, result: bytes | None = None,
+                          error: str = "", retry_ms: int = -1, error_kind: str = "failed") -> bool:
+        """End an attempt with its result, or its error (tried again after ``retry_ms`` when >= 0)."""
+        value: bytes | str = result if result is not None else error
+        with redis_errors():
+            return bool(await self._scripts.run("wf_step_finish", [], [
+                run_id, step_id, attempt, now_ms(), "1" if result is not None else "0", value, retry_ms,
+                error_kind, self.retention_s]))
+
+    # -- reads -----------------------------------------------------------------------------
+
+    async def view(self, run_id: str, user_id: str | None = None) -> RunView:
+        """A run with its steps (NotFound when missing or, with ``user_id``, not theirs)."""
+        fields, steps, results = await self.snapshot(run_id)
+        if not fields or (user_id is not None and fields.get("userId") != user_id):
+            raise NotFound(f"no workflow run {run_id}")
+        with redis_errors():
+            kept = await self.redis.llen(keys.workflow(run_id, "events"))
+        for step in steps.values():
+            if step.id in results:
+                step.result = msgspec.Raw(results[step.id])
+        return _run_view(fields, sorted(steps.values(), key=lambda s: s.seq), kept)
+
+    async def runs(self, user_id: str | None, *, num_items: int = 20, cursor: str | None = None,
+                   ) -> tuple[int, Page[RunView]]:
+        """The user's runs (every run with None), newest first, without their steps; and the list's
+        version."""
+        index = keys.user_workflows(user_id) if user_id is not None else keys.WORKFLOW_RUNS
+        with redis_errors():
+            version = int(await self.redis.get(keys.user_workflows_version(user_id)) or 0) if user_id else 0
+            ids: list[Any] = await self.redis.zrevrangebyscore(index, score_bound(cursor), "-inf", start=0,
+                                                    num=num_items + 1, withscores=True)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for run_id, _ in ids[:num_items]:
+                    pipe.hgetall(keys.workflow(text(run_id), "run"))
+                found = await pipe.execute()
+        page = [_run_view({text(k): text(v) for k, v in raw.items()}, [], 0) for raw in found if raw]
+        more = len(ids) > num_items
+        return version, Page(page=page, continue_cursor=str(int(ids[num_items - 1][1])) if more else "",
+                             is_done=not more)
+
+    async def version(self, run_id: str) -> int:
+        with redis_errors():
+            return int(await self.redis.hget(keys.workflow(run_id, "run"), "version") or 0)
+
+    async def trim(self, older_than_ms: int, batch: int = 500) -> int:
+        """Forget index entries of runs whose records expired; returns how many."""
+        dropped = 0
+        with redis_errors():
+            ids = await self.redis.zrangebyscore(keys.WORKFLOW_RUNS, "-inf", older_than_ms, start=0, num=batch)
+            for raw in ids:
+                run_id = text(raw)
+                if await self.redis.exists(keys.workflow(run_id, "run")):
+                    continue
+                owner = await self.redis.hget(keys.WORKFLOW_OWNERS, run_id)
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    pipe.zrem(keys.WORKFLOW_RUNS, run_id)
+                    pipe.hdel(keys.WORKFLOW_OWNERS, run_id)
+                    if owner is not None:
+                        pipe.zrem(keys.user_workflows(text(owner)), run_id)
+                    await pipe.execute()
+                dropped += 1
+        return dropped
+
+
+_step_decoder = msgspec.json.Decoder(StepView)
+
+
+def _run_view(fields: dict[str, str], steps: list[StepView], kept: int) -> RunView:
+    def number(name: str) -> int | None:
+        value = fields.get(name)
+        return int(value) if value else None
+
+    return RunView(
+        run_id=fields.get("runId", ""), name=fields.get("name", ""), user_id=fields.get("userId", ""),
+        status=fields.get("status", ""), version=number("version") or 0, created_at=number("createdAt") or 0,
+        updated_at=number("updatedAt") or 0, finished_at=number("finishedAt"),
+        args=msgspec.Raw(fields.get("args", "null").encode()),
+        result=msgspec.Raw(fields["result"].encode()) if fields.get("result") else None,
+        error=msgspec.json.decode(fields["error"]) if fields.get("error") else None,
+        parent=fields.get("parent") or None, parent_step=fields.get("parentStep") or None,
+        events_kept=kept, steps=steps)
+
+
+def on_complete_input(wf: Workflow) -> str:
+    """The input of a run's onComplete step ("" when the workflow has no handler)."""
+    if wf.on_complete is None:
+        return ""
+    return msgspec.json.encode({"op": "on_complete", "retry": wf.retry,
+                                "timeoutS": wf.step_timeout_s}).decode()

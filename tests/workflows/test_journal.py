@@ -1,0 +1,125 @@
+"""The journal's scripts against a real Valkey, without workers: who takes a timer, what a lease
+does, what a stale pass or a stale attempt may still write, retention."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from shared import keys
+from shared.errors import Conflict, NotFound
+from shared.redis_client import connect
+from shared.store._scripts import Scripts
+from shared.workflows.journal import MAX_EVENTS_KEPT, Journal
+from tests.support.workflows import child_sum, pooled, waiter
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def journal(redis_url: str) -> AsyncIterator[Journal]:
+    client = connect(redis_url)
+    try:
+        yield Journal(client, Scripts(client), retention_s=60, lease_ms=200)
+    finally:
+        await client.aclose()
+
+
+async def test_the_scripts_name_the_same_keys_as_python(journal: Journal) -> None:
+    lua = keys.WORKFLOW_LUA_KEYS + "return {wf_key(ARGV[1], 'steps'), wf_channel(ARGV[1]), wf_user(ARGV[2]), " \
+                                   "wf_user(ARGV[2]) .. ':v', wf_user_channel(ARGV[2]), wf_pool('x')}"
+    got = [k.decode() for k in await journal.redis.eval(lua, 0, "w1", "alice")]
+    assert got == [keys.workflow("w1", "steps"), keys.workflow_channel("w1"), keys.user_workflows("alice"),
+                   keys.user_workflows_version("alice"), keys.user_workflows_channel("alice"),
+                   keys.workflow_pool("x")]
+
+
+async def test_a_due_timer_goes_to_one_caller_and_comes_back_after_its_lease(journal: Journal) -> None:
+    run_id, _ = await journal.start(child_sum, "alice", [1])
+    assert await journal.fire(f"d|{run_id}") == ["drive", run_id]
+    assert await journal.fire(f"d|{run_id}") == ["none"]  # taken: a lease ahead
+    time.sleep(0.25)
+    assert await journal.fire(f"d|{run_id}") == ["drive", run_id]  # that caller died: due again
+
+
+async def test_a_pass_that_read_older_history_commits_nothing(journal: Journal) -> None:
+    run_id, _ = await journal.start(child_sum, "alice", [1])
+    fields, _, _ = await journal.snapshot(run_id)
+    step = {"op": "step", "id": "0", "kind": "job", "name": "add", "attempts": 1, "input": '{"op":"call"}'}
+    assert await journal.commit(run_id, fields["version"], [step]) == ("ok", ["0"])
+    assert await journal.commit(run_id, fields["version"], [{**step, "id": "1"}]) == ("stale", [])
+    assert [s.id for s in (await journal.view(run_id)).steps] == ["0"]
+
+
+async def test_an_attempt_given_up_as_lost_cannot_write_its_result(journal: Journal) -> None:
+    run_id, _ = await journal.start(child_sum, "alice", [1])
+    fields, _, _ = await journal.snapshot(run_id)
+    step = {"op": "step", "id": "0", "kind": "job", "name": "add", "attempts": 3, "input": "{}"}
+    await journal.commit(run_id, fields["version"], [step])
+    assert await journal.take_step(run_id, "0", 1) is not None
+    assert await journal.take_step(run_id, "0", 1) is None  # one taker per attempt
+    time.sleep(0.25)  # no renewal: the worker is gone
+    assert await journal.fire(keys_timer(run_id, "0")) == ["step", run_id, "0", "2"]
+    assert not await journal.renew_step(run_id, "0", 1)
+    assert not await journal.finish_step(run_id, "0", 1, result=b"1")  # the lost attempt's result is dropped
+    assert await journal.take_step(run_id, "0", 2) is not None
+    assert await journal.finish_step(run_id, "0", 2, result=b"2")
+    view = await journal.view(run_id)
+    assert (view.steps[0].status, view.steps[0].attempt, bytes(view.steps[0].result or b"")) == ("completed", 2, b"2")
+
+
+def keys_timer(run_id: str, step_id: str) -> str:
+    return f"s|{run_id}|{step_id}"
+
+
+async def test_the_last_attempt_lost_fails_the_step(journal: Journal) -> None:
+    run_id, _ = await journal.start(child_sum, "alice", [1])
+    fields, _, _ = await journal.snapshot(run_id)
+    await journal.commit(run_id, fields["version"], [{"op": "step", "id": "0", "kind": "job", "name": "add",
+                                                      "attempts": 1, "input": "{}"}])
+    await journal.take_step(run_id, "0", 1)
+    time.sleep(0.25)
+    assert await journal.fire(keys_timer(run_id, "0")) == ["none"]
+    step = (await journal.view(run_id)).steps[0]
+    assert (step.status, step.error_kind) == ("failed", "lost")
+
+
+async def test_runs_past_a_kinds_limit_wait_in_order_for_a_place(journal: Journal) -> None:
+    first, _ = await journal.start(pooled, "alice", "a")
+    second, _ = await journal.start(pooled, "bob", "b")
+    third, _ = await journal.start(pooled, "carol", "c")
+    assert [(await journal.view(r)).status for r in (first, second, third)] == ["running", "queued", "queued"]
+    assert await journal.cancel(second)  # a queued run leaves the queue
+    assert await journal.cancel(first)
+    assert (await journal.view(third)).status == "running"
+    assert await journal.fire(f"d|{third}") == ["drive", third]
+
+
+async def test_events_wait_for_a_step_up_to_a_limit(journal: Journal) -> None:
+    run_id, _ = await journal.start(waiter, "alice", {})
+    for i in range(MAX_EVENTS_KEPT):
+        assert await journal.send_event(run_id, "ping", i) == ""
+    with pytest.raises(Conflict):
+        await journal.send_event(run_id, "ping", "one too many")
+    with pytest.raises(NotFound):
+        await journal.send_event("w-none", "ping", 1)
+    fields, _, _ = await journal.snapshot(run_id)
+    await journal.commit(run_id, fields["version"], [{"op": "step", "id": "0", "kind": "event", "name": "ping",
+                                                      "event": "ping"}])
+    view = await journal.view(run_id)
+    assert bytes(view.steps[0].result or b"") == b"0" and view.events_kept == MAX_EVENTS_KEPT - 1
+
+
+async def test_an_ended_run_expires_after_the_retention_time_and_leaves_the_index(journal: Journal) -> None:
+    run_id, _ = await journal.start(child_sum, "alice", [1], key="once")
+    await journal.cancel(run_id)
+    ttl = await journal.redis.ttl(keys.workflow(run_id, "run"))
+    assert 0 < ttl <= 60
+    with pytest.raises(Conflict):
+        await journal.send_event(run_id, "late", 1)
+    await journal.redis.delete(*(keys.workflow(run_id, p) for p in keys.WORKFLOW_PARTS))  # as if expired
+    assert await journal.trim(int(time.time() * 1000) + 1) == 1
+    assert await journal.redis.zscore(keys.WORKFLOW_RUNS, run_id) is None
+    assert await journal.redis.zscore(keys.user_workflows("alice"), run_id) is None
