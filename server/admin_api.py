@@ -100,6 +100,14 @@ def routes(services: Services) -> list[Route]:
         admin(request)
         return json_response({"namespaces": await services.store.documents.namespaces()})
 
+    async def workflow_runs(request: Request) -> Response:
+        """Every user's workflow runs, newest first (``numItems``, ``cursor``); a run's steps come
+        from GET /api/workflows/{runId} (an admin token reads any run)."""
+        admin(request)
+        num = parse_digits(request.query_params.get("numItems", "50"), "numItems", 100)
+        _, page = await services.workflows.runs(None, num_items=max(num, 1), cursor=request.query_params.get("cursor"))
+        return json_response(page)
+
     async def context(request: Request) -> Response:
         """The context.fetch query, for any user's thread (as its owner)."""
         admin(request)
@@ -115,6 +123,7 @@ def routes(services: Services) -> list[Route]:
         Route("/api/admin/users", users, methods=["GET"]),
         Route("/api/admin/users/{user_id}/threads", user_threads, methods=["GET"]),
         Route("/api/admin/namespaces", namespaces, methods=["GET"]),
+        Route("/api/admin/workflows", workflow_runs, methods=["GET"]),
         Route("/api/admin/threads/{thread_id}/messages", thread_messages, methods=["GET"]),
         Route("/api/admin/threads/{thread_id}/send", send, methods=["POST"]),
         Route("/api/admin/threads/{thread_id}/context", context, methods=["POST"]),

@@ -34,6 +34,7 @@ from shared.memory.search import memory_search_for
 from shared.redis_client import connect
 from shared.store import Store
 from shared.usage.ledger import UsageLedger
+from shared.workflows.journal import Journal
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         listener=listener, live=LiveQueries(listener, DeltaLog(store)), memory=memory_search_for(settings, store),
         files=FileStore.from_settings(redis, store.scripts, settings),
         usage=UsageLedger.from_settings(redis, store.scripts, settings),
+        workflows=Journal(redis, store.scripts, retention_s=settings.workflow_retention_s,
+                          lease_ms=settings.workflow_lease_ms),
         limiter=Limits.from_settings(redis, store.scripts, settings),
         generation=generation, reaper=reaper,
     )

@@ -170,3 +170,28 @@ class UsageGet(_Args):
 
 class RateLimitStatus(_Args):
     agent_name: Annotated[str, msgspec.Meta(max_length=100)] | None = None  # None: the default agent
+
+
+WorkflowName = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+RunId = Annotated[str, msgspec.Meta(min_length=1, max_length=400, pattern=r"^w[0-9a-z.\-]+$")]
+EventName = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\n]+$")]
+
+
+class WorkflowsStart(_Args):
+    name: WorkflowName
+    args: Any = None
+    key: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None  # one run per key
+
+
+class WorkflowRef(_Args):
+    run_id: RunId
+
+
+class WorkflowsList(_Args):
+    pagination_opts: PaginationOpts = msgspec.field(default_factory=PaginationOpts)
+
+
+class WorkflowsEvent(_Args):
+    run_id: RunId
+    name: EventName
+    payload: Any = None

@@ -13,6 +13,7 @@ from shared.files.store import FileStore
 from shared.store import Store
 from shared.store.guard import Guard
 from shared.usage.ledger import UsageLedger
+from shared.workflows.journal import Journal
 
 if TYPE_CHECKING:  # what the services are; each of these modules needs Context itself
     from server.fanout import ChangeListener
@@ -38,6 +39,7 @@ class Services:
     memory: MemorySearch
     files: FileStore
     usage: UsageLedger
+    workflows: Journal
     limiter: Limits | None = None  # None: nothing is rate limited
     generation: GenerationQueue | None = None  # None: this server cannot start replies
     reaper: StreamReaper | None = None

@@ -205,6 +205,23 @@ class Endpoints:
             return await self._mutate(request, "rag.delete", ref)
         return await self._query(request, "rag.document", ref)
 
+    async def workflows(self, request: Request) -> Response:
+        """POST: start a run ({name, args, key}); GET: the caller's runs."""
+        if request.method == "POST":
+            return await self._mutate(request, "workflows.start", await _body(request), 201)
+        return await self._query(request, "workflows.list", _query_params(request))
+
+    async def workflow(self, request: Request) -> Response:
+        return await self._query(request, "workflows.get", {"runId": request.path_params["run_id"]})
+
+    async def workflow_cancel(self, request: Request) -> Response:
+        return await self._mutate(request, "workflows.cancel", {"runId": request.path_params["run_id"]})
+
+    async def workflow_event(self, request: Request) -> Response:
+        """POST {name, payload}: an event for the run."""
+        return await self._mutate(request, "workflows.sendEvent",
+                                  {**await _body(request), "runId": request.path_params["run_id"]})
+
     async def rag_search(self, request: Request) -> Response:
         return await self._query(request, "rag.search", await _body(request))
 
@@ -317,6 +334,10 @@ def routes(services: Services) -> list[Route]:
         Route("/api/threads/{thread_id}/context", e.context, methods=["POST"]),
         Route("/api/streams/{stream_id}", e.stream_events, methods=["GET"]),
         Route("/api/rag/search", e.rag_search, methods=["POST"]),
+        Route("/api/workflows", e.workflows, methods=["GET", "POST"]),
+        Route("/api/workflows/{run_id}", e.workflow, methods=["GET"]),
+        Route("/api/workflows/{run_id}/cancel", e.workflow_cancel, methods=["POST"]),
+        Route("/api/workflows/{run_id}/events", e.workflow_event, methods=["POST"]),
         Route("/api/rag/{namespace}/documents", e.documents, methods=["GET", "POST"]),
         Route("/api/rag/{namespace}/documents/{key:path}", e.document, methods=["GET", "DELETE"]),
     ]

@@ -21,6 +21,7 @@ from shared.store.documents import namespace_for
 from shared.store.guard import in_thread, recorded
 from shared.store.snippets import thread_of_snippet
 from shared.store.streams import thread_of_stream
+from shared.workflows.definition import workflow_named
 
 
 @dataclass(slots=True)
@@ -275,3 +276,39 @@ async def rag_delete(ctx: Context, a: A.RagRef) -> Outcome:
     namespace = namespace_for(ctx.identity, a.namespace, write=True)
     version, deleted = await ctx.store.documents.delete(namespace, a.key)
     return Outcome({"deleted": deleted}, version, [keys.rag_channel(namespace)])
+
+
+# -- workflows ---------------------------------------------------------------------------
+
+
+@mutation("workflows.start", A.WorkflowsStart)
+async def start_workflow(ctx: Context, a: A.WorkflowsStart) -> Outcome:
+    """Start a run of the app's workflow ``name`` for the caller. One run per ``key``; without
+    one, per request (a resent request gets the run its first sending started)."""
+    wf = workflow_named(ctx.services.settings.app_module, a.name)
+    key = f"key:{a.key}" if a.key is not None else (f"request:{ctx.guard.digest}" if ctx.guard else None)
+    run_id, created = await ctx.services.workflows.start(wf, ctx.user_id, a.args, key=key)
+    version = await ctx.services.workflows.version(run_id)
+    return Outcome({"runId": run_id, "created": created}, version, [keys.workflow_channel(run_id)])
+
+
+async def _own_run(ctx: Context, run_id: str) -> None:
+    await ctx.services.workflows.view(run_id, None if ctx.identity.admin else ctx.user_id)
+
+
+@mutation("workflows.cancel", A.WorkflowRef)
+async def cancel_workflow(ctx: Context, a: A.WorkflowRef) -> Outcome:
+    await _own_run(ctx, a.run_id)
+    canceled = await ctx.services.workflows.cancel(a.run_id, f"canceled by {ctx.user_id}")
+    return Outcome({"canceled": canceled}, await ctx.services.workflows.version(a.run_id),
+                   [keys.workflow_channel(a.run_id)])
+
+
+@mutation("workflows.sendEvent", A.WorkflowsEvent)
+async def send_workflow_event(ctx: Context, a: A.WorkflowsEvent) -> Outcome:
+    """Give a run an event (e.g. a person's approval): the step waiting for ``name`` gets
+    ``payload``, or the next one to wait for it."""
+    await _own_run(ctx, a.run_id)
+    step_id = await ctx.services.workflows.send_event(a.run_id, a.name, a.payload)
+    return Outcome({"delivered": bool(step_id), "stepId": step_id or None},
+                   await ctx.services.workflows.version(a.run_id), [keys.workflow_channel(a.run_id)])

@@ -213,3 +213,21 @@ async def rate_limit_status(ctx: Context, a: A.RateLimitStatus) -> tuple[int, An
         return 0, LimitStatus(can_send=True, retry_after_ms=0, at=0, rules=[])
     status = await limits.status(Who(ctx.user_id, agent, ctx.identity.teams))
     return status.at, status
+
+
+# -- workflows -------------------------------------------------------------------------
+
+
+@query("workflows.get", A.WorkflowRef, lambda ctx, a: [keys.workflow_channel(a.run_id)])
+async def workflow_get(ctx: Context, a: A.WorkflowRef) -> tuple[int, Any]:
+    """A run of the caller (admins: anyone's) with its status, result or error, and its steps (name,
+    status, attempts, result or error, times). Live: it changes with every step."""
+    view = await ctx.services.workflows.view(a.run_id, None if ctx.identity.admin else ctx.user_id)
+    return view.version, view
+
+
+@query("workflows.list", A.WorkflowsList, lambda ctx, a: [keys.user_workflows_channel(ctx.user_id)])
+async def workflow_list(ctx: Context, a: A.WorkflowsList) -> tuple[int, Any]:
+    """The caller's runs, newest first (without their steps). Live: any of them changing."""
+    opts = a.pagination_opts
+    return await ctx.services.workflows.runs(ctx.user_id, num_items=opts.num_items, cursor=opts.cursor)

@@ -1,5 +1,5 @@
 const $ = (id) => document.getElementById(id);
-const state = { token: null, user: null, thread: null, agents: [], namespace: null };
+const state = { token: null, user: null, thread: null, agents: [], namespace: null, run: null };
 
 async function token() {
   const hash = new URLSearchParams(location.hash.slice(1));
@@ -124,6 +124,50 @@ async function loadMessages() {
   }));
 }
 
+const time = (ms) => (ms ? new Date(ms).toLocaleTimeString() : "");
+
+async function loadRuns() {
+  const { page } = await api("/api/admin/workflows?numItems=50");
+  $("pg-runs").replaceChildren(...page.map((r) => {
+    const li = document.createElement("li");
+    li.dataset.testid = "pg-run";
+    li.className = r.runId === state.run ? "selected" : "";
+    li.append(`${r.name} — ${r.status}`, Object.assign(document.createElement("small"), {
+      textContent: [r.userId, time(r.createdAt), r.runId].join(" · ") }));
+    li.onclick = () => { state.run = r.runId; loadRun(); loadRuns(); };
+    return li;
+  }));
+}
+
+function outcome(value) {
+  return value === undefined ? "" : JSON.stringify(value);
+}
+
+async function loadRun() {
+  if (!state.run) return;
+  const run = await api(`/api/workflows/${encodeURIComponent(state.run)}`);
+  $("run-title").textContent = `Workflow run ${run.name} (${run.runId})`;
+  $("run-summary").textContent = [`status: ${run.status}`, `user: ${run.userId}`, `args: ${outcome(run.args)}`,
+    run.status === "completed" ? `result: ${outcome(run.result)}` : "", run.error ? `error: ${run.error.message}` : "",
+    run.parent ? `child of ${run.parent} (step ${run.parentStep})` : "", run.eventsKept ? `events kept: ${run.eventsKept}` : ""]
+    .filter(Boolean).join("\n");
+  $("steps").replaceChildren(...run.steps.map((s) => {
+    const tr = document.createElement("tr");
+    tr.dataset.testid = "pg-step";
+    const took = s.finishedAt && s.firstStartedAt ? `${s.finishedAt - s.firstStartedAt} ms` : "";
+    const detail = s.error ? `${s.errorKind}: ${s.error}` : s.result !== undefined ? outcome(s.result)
+      : [s.event ? `waits for "${s.event}"` : "", s.child ? `child run ${s.child}` : "",
+         s.dueAt && s.status !== "running" ? `due ${time(s.dueAt)}` : "", s.lastError ? `last error: ${s.lastError}` : ""]
+        .filter(Boolean).join(" · ");
+    for (const v of [s.id, s.kind, s.name, s.status, `${s.attempt}/${s.attempts}`, time(s.firstStartedAt), took, detail]) {
+      const td = document.createElement("td");
+      td.append(Object.assign(document.createElement("pre"), { textContent: String(v) }));
+      tr.append(td);
+    }
+    return tr;
+  }));
+}
+
 async function main() {
   state.token = await token();
   state.agents = (await api("/api/agents")).agents;
@@ -153,7 +197,9 @@ async function main() {
       $("context-result").textContent = JSON.stringify(out.chat, null, 1);
     } catch (e) { $("context-result").textContent = String(e); }
   };
+  await loadRuns();
   setInterval(loadMessages, 1000);  // follow generations while the page is open
+  setInterval(() => { loadRuns(); loadRun(); }, 1000);
 }
 
 main();

@@ -61,7 +61,7 @@ class StepView(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True)
     result: msgspec.Raw | None = None
 
 
-class RunView(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
+class RunView(msgspec.Struct, rename="camel", kw_only=True):
     """A run with its steps (in the order they were first taken)."""
 
     run_id: str

@@ -53,11 +53,21 @@ def hold(name: str) -> str:
     try:
         client.set(f"test:wf:started:{name}", current_step().attempt)
         deadline = time.monotonic() + 60
-        while not client.exists(f"test:wf:release:{name}") and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            try:
+                if client.exists(f"test:wf:release:{name}"):
+                    break
+            except redis.ConnectionError:  # the server restarts (a fault test): the step goes on
+                pass
             time.sleep(0.02)
         return f"{name} released"
     finally:
         client.close()
+
+
+async def async_hold(name: str) -> str:
+    """``hold`` as a coroutine (on the worker's loop)."""
+    return await asyncio.to_thread(hold, name)
 
 
 def concurrent(name: str) -> int:
@@ -133,6 +143,12 @@ async def child_sum(step: Step, args: list[int]) -> int:
     return total
 
 
+@workflow("child_hold")
+async def child_hold(step: Step, args: int) -> int:
+    await step.run(hold, "child")
+    return int(await step.run(add, args, 1))
+
+
 @workflow("everything", on_complete=record_outcome, retry=RetryPolicy(attempts=3, backoff_s=0.2))
 async def everything(step: Step, args: dict[str, Any]) -> dict[str, Any]:
     """One step of each kind, each of which a test may kill a worker in."""
@@ -140,12 +156,12 @@ async def everything(step: Step, args: dict[str, Any]) -> dict[str, Any]:
     held = await step.run(hold, "sync-hold")
     await step.sleep(args.get("sleep", 0.5))
     approval = await step.wait_for_event("approval", timeout_s=120)
-    doubles = await step.gather(step.run(slow_double, 1), step.run(slow_double, 2))
-    child = await step.run_workflow("child_sum", [first, *doubles])
+    branches = await step.gather(step.run(async_hold, "branch-a"), step.run(slow_double, 2))
+    child = await step.run_workflow("child_hold", first)
     thread_id = await step.create_thread(title="everything")
     answer = await step.generate_text(thread_id, "hello", agent="echo")
-    return {"first": first, "held": held, "approval": approval, "doubles": doubles, "child": child,
-            "answer": answer.text}
+    return {"first": first, "held": held, "approval": approval, "branches": branches, "child": child,
+            "threadId": thread_id, "answer": answer.text}
 
 
 @workflow("retrying", on_complete=record_outcome)
@@ -200,5 +216,5 @@ async def forever(step: Step) -> str:
     return "never"
 
 
-WORKFLOWS = [support, child_sum, everything, retrying, refusing, parallel, waiter, sleeper, pooled, changing,
+WORKFLOWS = [support, child_sum, child_hold, everything, retrying, refusing, parallel, waiter, sleeper, pooled, changing,
              forever]

@@ -71,9 +71,16 @@ async def wait_for(tl: Threadline, run_id: str, check: object, timeout: float = 
     """The run once ``check(view)`` holds."""
     import asyncio
 
+    from shared.errors import Unavailable
+
     deadline = time.monotonic() + timeout
     while True:
-        view = await tl.workflow_run(run_id)
+        try:
+            view = await tl.workflow_run(run_id)
+        except Unavailable:  # the server is restarting: ask again
+            assert time.monotonic() < deadline, "the server never came back"
+            await asyncio.sleep(0.1)
+            continue
         if check(view):  # type: ignore[operator]
             return view
         assert time.monotonic() < deadline, f"gave up waiting; run is {view.status}: {view}"
