@@ -7,6 +7,9 @@ import msgspec
 
 from shared.agents import Agent, ContextOptions, RagOptions, ToolContext, human_tool, tool
 from shared.rag.knowledge import document_search
+from shared.workflows.definition import workflow
+from shared.workflows.errors import EventTimeout
+from shared.workflows.step import Step
 
 
 class WeatherArgs(msgspec.Struct):
@@ -74,3 +77,45 @@ librarian = Agent(
 )
 
 AGENTS = [assistant, weather, planner, librarian]
+
+
+# -- workflows: durable multi-step work (see the README's "Workflows") -----------------------
+
+
+class ReportArgs(msgspec.Struct):
+    city: str
+
+
+class WeatherSummary(msgspec.Struct):
+    city: str
+    advice: str
+
+
+@workflow("weather_report")
+async def weather_report(step: Step, args: ReportArgs) -> dict[str, object]:
+    """The reference's example: a thread, an agent's answer (with tools, up to 10 model calls), a
+    structured summary of it, and a message for the user."""
+    thread_id = await step.create_thread(title=f"Weather report: {args.city}")
+    answer = await step.generate_text(thread_id, f"What is the weather in {args.city}?", agent="weather",
+                                      max_steps=10)
+    summary = await step.generate_object(thread_id, f"Summarize for a traveller: {answer.text}", agent="planner",
+                                         output=WeatherSummary)
+    await step.save_message(thread_id, f"{summary.city}: {summary.advice}", agent_name="reporter")
+    return {"threadId": thread_id, "answer": answer.text, "summary": msgspec.to_builtins(summary)}
+
+
+@workflow("trip_with_approval")
+async def trip_with_approval(step: Step, args: ReportArgs) -> str:
+    """A plan, then a person's approval (an event sent from a tab) before it is booked."""
+    thread_id = await step.create_thread(title=f"Trip to {args.city}")
+    plan = await step.generate_object(thread_id, f"Plan three days in {args.city}", agent="planner")
+    try:
+        approval = await step.wait_for_event("approval", timeout_s=24 * 3600)
+    except EventTimeout:
+        approval = {"approved": False}
+    verdict = "Booked" if isinstance(approval, dict) and approval.get("approved") else "Not booked"
+    await step.save_message(thread_id, f"{verdict}: {plan.destination}, {plan.days} days", agent_name="booking")
+    return verdict
+
+
+WORKFLOWS = [weather_report, trip_with_approval]

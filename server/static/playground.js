@@ -159,11 +159,13 @@ async function loadRun() {
       : [s.event ? `waits for "${s.event}"` : "", s.child ? `child run ${s.child}` : "",
          s.dueAt && s.status !== "running" ? `due ${time(s.dueAt)}` : "", s.lastError ? `last error: ${s.lastError}` : ""]
         .filter(Boolean).join(" · ");
-    for (const v of [s.id, s.kind, s.name, s.status, `${s.attempt}/${s.attempts}`, time(s.firstStartedAt), took, detail]) {
+    const shown = detail.length > 400 ? detail.slice(0, 400) + "…" : detail;
+    for (const v of [s.id, s.kind, s.name, s.status, `${s.attempt}/${s.attempts}`, time(s.firstStartedAt), took, shown]) {
       const td = document.createElement("td");
       td.append(Object.assign(document.createElement("pre"), { textContent: String(v) }));
       tr.append(td);
     }
+    tr.lastChild.title = detail;  // the whole of it
     return tr;
   }));
 }

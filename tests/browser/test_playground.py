@@ -95,3 +95,23 @@ def test_playground_shows_file_parts_as_links(site: Stack, browser: Any) -> None
 def test_playground_api_refuses_a_token_without_the_admin_claim(site: Stack) -> None:
     r = httpx.get(f"{site.web}/api/admin/users", headers={"Authorization": f"Bearer {mint(SECRET, 'ops')}"})
     assert r.status_code == 403 and r.json()["code"] == "forbidden"
+
+
+def test_playground_lists_workflow_runs_and_shows_their_steps(site: Stack, browser: Any, shots: Path) -> None:
+    headers = {"Authorization": f"Bearer {mint(SECRET, 'traveller')}"}
+    started = httpx.post(f"{site.web}/api/workflows", json={"name": "weather_report", "args": {"city": "Lisbon"}},
+                         headers=headers)
+    assert started.status_code == 201, started.text
+    run_id = started.json()["runId"]
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{site.web}/playground#token={mint(SECRET, 'ops', admin=True)}")
+    page.click(f"[data-testid=pg-run]:has-text('{run_id}')")
+    page.wait_for_selector("[data-testid=pg-run-summary]:has-text('status: completed')", timeout=30_000)
+    steps = [r.locator("td").all_text_contents() for r in page.locator("[data-testid=pg-step]").all()]
+    assert [(s[0], s[2], s[3], s[4]) for s in steps] == [
+        ("0", "create_thread", "completed", "1/3"), ("1", "generate_text", "completed", "1/3"),
+        ("2", "generate_object", "completed", "1/3"), ("3", "save_message", "completed", "1/3")]
+    assert "[mock]" in steps[1][7]  # the answer's text, from the step's result
+    assert "Lisbon" in str(page.text_content("[data-testid=pg-run-summary]"))
+    page.screenshot(path=str(shots / "playground-workflow.png"))
+    page.close()
