@@ -33,7 +33,7 @@ def test_every_other_python_block_runs_as_an_app_module() -> None:
     for source in modules:
         namespace: dict[str, object] = {"__name__": "readme_snippet"}
         exec(compile(source, "README.md", "exec"), namespace)  # our own README
-        assert namespace.get("AGENTS"), source[:80]
+        assert namespace.get("AGENTS") or namespace.get("WORKFLOWS"), source[:80]
 
 
 @pytest.fixture(scope="module")
@@ -42,18 +42,26 @@ def web_for_snippets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple
     valkey, rport = procs.start_valkey(tmp / "valkey")
     redis_url = f"redis://127.0.0.1:{rport}/0"
     web, port = procs.start_web(redis_url, auth_secret=TEST_SECRET, log=tmp / "web.log")
+    env = procs.child_env(REDIS_URL=redis_url, WORKERS="1", MOCK_LLM_DELAY_MS="1", MOCK_LLM_WORDS="8",
+                          DATA_DIR=str(tmp / "data"))
+    for name in ("LLM_BASE_URL", "APP_MODULE"):  # the example app with the mock model
+        env.pop(name, None)
+    with open(tmp / "worker.log", "ab") as out:  # the workflows program needs a worker to run its steps
+        worker = subprocess.Popen([sys.executable, "-m", "workers", "generation"], cwd=procs.ROOT, env=env,
+                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         yield redis_url, port
     finally:
+        procs.stop(worker)
         procs.stop(web)
         procs.stop(valkey)
 
 
 def test_readme_has_the_programs_it_promises() -> None:
-    assert len(programs()) >= 2
+    assert len(programs()) == 3
 
 
-@pytest.mark.parametrize("index", range(2))
+@pytest.mark.parametrize("index", range(3))
 def test_each_readme_program_runs(index: int, web_for_snippets: tuple[str, int], tmp_path: Path) -> None:
     redis_url, port = web_for_snippets
     source = programs()[index]
