@@ -60,8 +60,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         listener=listener, live=LiveQueries(listener, DeltaLog(store)), memory=memory_search_for(settings, store),
         files=FileStore.from_settings(redis, store.scripts, settings),
         usage=UsageLedger.from_settings(redis, store.scripts, settings),
-        workflows=Journal(redis, store.scripts, retention_s=settings.workflow_retention_s,
-                          lease_ms=settings.workflow_lease_ms),
+        workflows=Journal.from_settings(redis, store.scripts, settings),
         limiter=Limits.from_settings(redis, store.scripts, settings),
         generation=generation, reaper=reaper,
     )

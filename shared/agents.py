@@ -12,7 +12,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import msgspec
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from shared.rag.knowledge import Knowledge, Sources
     from shared.records import Part
 
+T = TypeVar("T")
 Count = Annotated[int, msgspec.Meta(ge=0, le=10_000)]
 
 
@@ -253,14 +254,20 @@ class _NotStrict(Exception):
     pass
 
 
+def app_definitions(app_module: str, listed: str, kind: type[T]) -> list[T]:
+    """What an app module defines of ``kind``: its ``listed`` list (AGENTS, WORKFLOWS...), else every
+    instance it holds, in order."""
+    module = importlib.import_module(app_module)
+    found = getattr(module, listed, None)
+    if found is None:
+        found = [v for v in vars(module).values() if isinstance(v, kind)]
+    return list(found)
+
+
 @cache
 def load_agents(app_module: str) -> dict[str, Agent]:
     """The agents of an app module (its AGENTS list), by name; the first is the default."""
-    module = importlib.import_module(app_module)
-    found = getattr(module, "AGENTS", None)
-    if found is None:
-        found = [v for v in vars(module).values() if isinstance(v, Agent)]
-    agents = {a.name: a for a in found}
+    agents = {a.name: a for a in app_definitions(app_module, "AGENTS", Agent)}
     if not agents:
         raise RuntimeError(f"{app_module} defines no agents")
     return agents

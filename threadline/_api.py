@@ -42,8 +42,7 @@ class Threadline:
         self.files = FileStore.from_settings(self.redis, self.store.scripts, settings)
         self.ledger = UsageLedger.from_settings(self.redis, self.store.scripts, settings)
         self.limits = Limits.from_settings(self.redis, self.store.scripts, settings)
-        self.workflows = Journal(self.redis, self.store.scripts, retention_s=settings.workflow_retention_s,
-                                 lease_ms=settings.workflow_lease_ms)
+        self.workflows = Journal.from_settings(self.redis, self.store.scripts, settings)
 
     @classmethod
     def from_env(cls) -> Threadline:

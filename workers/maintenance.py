@@ -49,8 +49,7 @@ async def trim_usage() -> int:
 async def trim_workflows() -> int:
     """Forget the index entries of workflow runs whose records expired (WORKFLOW_RETENTION_S)."""
     async def trim(redis: aioredis.Redis, settings: Settings) -> int:
-        journal = Journal(redis, Scripts(redis), retention_s=settings.workflow_retention_s,
-                          lease_ms=settings.workflow_lease_ms)
+        journal = Journal.from_settings(redis, Scripts(redis), settings)
         return await journal.trim(int(time.time() * 1000) - settings.workflow_retention_s * 1000)
 
     dropped = await _with_redis(trim)

@@ -19,6 +19,7 @@ from typing import Any
 
 import msgspec
 
+from shared.agents import app_definitions
 from shared.errors import BadRequest, NotFound
 
 
@@ -116,11 +117,7 @@ def workflow(name: str | None = None, *, max_parallel: int = 16, max_running: in
 @cache
 def load_workflows(app_module: str) -> dict[str, Workflow]:
     """The workflows of an app module (its WORKFLOWS list, else every Workflow it holds), by name."""
-    module = importlib.import_module(app_module)
-    found = getattr(module, "WORKFLOWS", None)
-    if found is None:
-        found = [v for v in vars(module).values() if isinstance(v, Workflow)]
-    return {w.name: w for w in found}
+    return {w.name: w for w in app_definitions(app_module, "WORKFLOWS", Workflow)}
 
 
 def workflow_named(app_module: str, name: str) -> Workflow:

@@ -23,6 +23,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from shared import keys
+from shared.config import Settings
 from shared.errors import BadRequest, Conflict, NotFound
 from shared.ids import new_run_id
 from shared.redis_client import redis_errors, text
@@ -89,6 +90,10 @@ class Journal:
         self._scripts = scripts
         self.retention_s = retention_s
         self.lease_ms = lease_ms
+
+    @classmethod
+    def from_settings(cls, redis: aioredis.Redis, scripts: Scripts, settings: Settings) -> Journal:
+        return cls(redis, scripts, retention_s=settings.workflow_retention_s, lease_ms=settings.workflow_lease_ms)
 
     # -- control ---------------------------------------------------------------------------
 

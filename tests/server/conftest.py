@@ -17,6 +17,7 @@ from shared.files.store import FileStore
 from shared.memory.search import RemoteSearch
 from shared.store import Store
 from shared.usage.ledger import UsageLedger
+from shared.workflows.journal import Journal
 
 
 @pytest.fixture
@@ -27,7 +28,8 @@ async def services(store: Store, tmp_path: Path) -> AsyncIterator[Services]:
     s = Services(settings=settings, redis=store.redis, store=store, secret="x" * 32, dev_mode=False,
                  listener=listener, live=LiveQueries(listener, DeltaLog(store)), memory=RemoteSearch(store.redis),
                  files=FileStore.from_settings(store.redis, store.scripts, settings),
-                 usage=UsageLedger.from_settings(store.redis, store.scripts, settings))
+                 usage=UsageLedger.from_settings(store.redis, store.scripts, settings),
+                 workflows=Journal.from_settings(store.redis, store.scripts, settings))
     listener.start()
     try:
         yield s

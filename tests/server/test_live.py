@@ -22,6 +22,7 @@ from shared.memory.search import RemoteSearch
 from shared.records import Message
 from shared.store import Store
 from shared.usage.ledger import UsageLedger
+from shared.workflows.journal import Journal
 
 pytestmark = pytest.mark.anyio
 
@@ -51,7 +52,8 @@ async def live(store: Store, tmp_path: Path) -> AsyncIterator[tuple[LiveQueries,
     services = Services(settings=settings, redis=store.redis, store=store, secret="x" * 32, dev_mode=False,
                         listener=listener, live=registry, memory=RemoteSearch(store.redis),
                         files=FileStore.from_settings(store.redis, store.scripts, settings),
-                 usage=UsageLedger.from_settings(store.redis, store.scripts, settings))
+                 usage=UsageLedger.from_settings(store.redis, store.scripts, settings),
+                        workflows=Journal.from_settings(store.redis, store.scripts, settings))
     listener.start()
     try:
         yield registry, listener, Context(services, Identity("alice"))
