@@ -209,6 +209,31 @@ async def changing(step: Step) -> str:
     return str(await step.run(hold, "changing"))
 
 
+async def nap(seconds: float) -> str:
+    note("nap")
+    await asyncio.sleep(seconds)
+    return "rested"
+
+
+@workflow("slowpoke", on_complete=record_outcome)
+async def slowpoke(step: Step) -> str:
+    return str(await step.run(nap, 30, timeout_s=0.3, retry=RetryPolicy(attempts=2, backoff_s=0.1)))
+
+
+@workflow("recall")
+async def recall(step: Step) -> list[str]:
+    thread_id = await step.create_thread(title="recall")
+    await step.save_message(thread_id, "the ferry leaves at seven", role="user")
+    await step.save_message(thread_id, "noted", agent_name="clerk")
+    context = await step.fetch_context(thread_id, "when does the ferry leave?", agent="echo")
+    return [m.text for m in context]
+
+
+@workflow("parent_of_hold")
+async def parent_of_hold(step: Step) -> int:
+    return int(await step.run_workflow("child_hold", 1))
+
+
 @workflow("forever")
 async def forever(step: Step) -> str:
     await step.run(hold, "forever")
@@ -217,4 +242,4 @@ async def forever(step: Step) -> str:
 
 
 WORKFLOWS = [support, child_sum, child_hold, everything, retrying, refusing, parallel, waiter, sleeper, pooled, changing,
-             forever]
+             slowpoke, recall, parent_of_hold, forever]

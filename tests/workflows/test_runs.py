@@ -188,3 +188,34 @@ async def test_another_users_run_is_not_found(tl: Threadline, flow: Stack) -> No
         await tl.cancel_workflow(run_id, "mallory")
     with pytest.raises(NotFound):
         await tl.send_workflow_event(run_id, "approval", 1, "mallory")
+
+
+async def test_an_attempt_past_its_timeout_is_stopped_and_tried_again(tl: Threadline, flow: Stack) -> None:
+    run_id = await tl.start_workflow("slowpoke", "alice")
+    view = await tl.wait_workflow(run_id, 30)
+    assert view.status == "failed"
+    step = view.steps[0]
+    assert (step.attempt, step.error_kind, step.error) == (2, "timed_out", "timed out after 0.3 s")
+    assert step.last_error == "timed out after 0.3 s"
+    assert counts(flow, "nap") == {"nap": 2}
+
+
+async def test_fetch_context_gives_what_the_agent_would_see(tl: Threadline, flow: Stack) -> None:
+    run_id = await tl.start_workflow("recall", "alice")
+    view = await tl.wait_workflow(run_id, 30)
+    assert view.status == "completed", view.error
+    texts = msgspec.json.decode(view.result or b"")
+    assert "the ferry leaves at seven" in texts and "noted" in texts
+
+
+async def test_canceling_a_parent_cancels_its_child_and_the_childs_step(tl: Threadline, flow: Stack) -> None:
+    run_id = await tl.start_workflow("parent_of_hold", "alice")
+    wait_started(flow, "child")
+    view = await tl.workflow_run(run_id)
+    child_id = view.steps[0].child
+    assert child_id == f"{run_id}-0" and (await tl.workflow_run(child_id)).status == "running"
+    assert await tl.cancel_workflow(run_id)
+    child = await tl.workflow_run(child_id)
+    assert child.status == "canceled" and child.error == {"code": "canceled", "message": "its parent run ended"}
+    assert [s.status for s in child.steps] == ["canceled"]
+    release(flow, "child")
