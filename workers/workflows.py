@@ -24,7 +24,7 @@ from rq.queue import Queue
 
 from shared.config import Settings, load_settings
 from shared.errors import ChatError, NotFound
-from shared.jobs import FAILURE_TTL_S, GENERATION, RESULT_TTL_S
+from shared.jobs import FAILURE_TTL_S, GENERATION
 from shared.workflows.actions import StepInfo, perform
 from shared.workflows.definition import RetryPolicy, workflow_named
 from shared.workflows.errors import NonRetryable
@@ -64,11 +64,7 @@ class Engine:
         await asyncio.to_thread(
             self.queue.enqueue_call, func, args=args, job_id=job_id,
             timeout=timeout_s,
-            result_ttl=RESULT_TTL_S, failure_ttl=FAILURE_TTL_S)
-
-    async def wake(self, run_id: str) -> None:
-        """Replay the run now (rather than at the next timer poll)."""
-        await self.hand_over(await self.journal.fire(f"d|{run_id}"))
+            result_ttl=0, failure_ttl=FAILURE_TTL_S)  # the journal keeps the outcome; RQ need not
 
 
 _engines: dict[int, Engine] = {}
@@ -147,8 +143,8 @@ async def run_step(run_id: str, step_id: str, attempt: int) -> str:
         log.warning("workflow %s step %s attempt %d failed: %s", run_id, step_id, attempt, error)
     await journal.finish_step(run_id, step_id, attempt, result=result, error=error, retry_ms=retry_ms,
                               error_kind=kind)
-    if retry_ms < 0:
-        await eng.wake(run_id)
+    if retry_ms < 0 and (await journal.fire(f"d|{run_id}"))[0] == "drive":
+        await drive(run_id)  # the run's next pass, here and now: one job less per step
     return "done" if result is not None else "failed"
 
 
