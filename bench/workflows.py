@@ -11,6 +11,7 @@ their app module); the runs are started and watched from this process.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import subprocess
 import sys
@@ -53,7 +54,7 @@ async def measure(url: str) -> None:
         await tl.wait_workflow(await tl.start_workflow("chain", "warm", 2), 60)
         alone = await tl.wait_workflow(await tl.start_workflow("chain", "solo", STEPS * 2), 120)
         steps = alone.steps
-        gaps = [float((b.first_started_at or 0) - (a.finished_at or 0)) for a, b in zip(steps, steps[1:], strict=False)]
+        gaps = [float((b.first_started_at or 0) - (a.finished_at or 0)) for a, b in itertools.pairwise(steps)]
         t0 = time.perf_counter()
         ids = await asyncio.gather(*(tl.start_workflow("chain", f"u{i % 50}", STEPS) for i in range(RUNS)))
         views = [await tl.wait_workflow(run_id, 600) for run_id in ids]
@@ -63,7 +64,7 @@ async def measure(url: str) -> None:
           f"p99 {pct(gaps, 99):.1f} ms; whole run {(alone.finished_at or 0) - alone.created_at} ms")
     durations = [float((v.finished_at or 0) - v.created_at) for v in views]
     worst = max((float((b.first_started_at or 0) - (a.finished_at or 0)), v.run_id, b.id) for v in views
-                for a, b in zip(v.steps, v.steps[1:], strict=False))
+                for a, b in itertools.pairwise(v.steps))
     print(f"{RUNS} runs x {STEPS} steps at once, {WORKERS} worker processes: {RUNS * STEPS / makespan:,.0f} steps/s, "
           f"makespan {makespan:.2f} s; a run took p50 {pct(durations, 50):.0f} ms, p99 {pct(durations, 99):.0f} ms; "
           f"longest gap {worst}")
