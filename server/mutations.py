@@ -12,7 +12,7 @@ from server import args as A
 from server.context import Context
 from shared import keys
 from shared.agents import Agent
-from shared.errors import BadRequest, Unavailable
+from shared.errors import BadRequest, Forbidden, Unavailable
 from shared.files.refs import file_ids
 from shared.limits import Who, estimate_tokens
 from shared.rag.parsing import check_document
@@ -286,6 +286,8 @@ async def start_workflow(ctx: Context, a: A.WorkflowsStart) -> Outcome:
     """Start a run of the app's workflow ``name`` for the caller. One run per ``key``; without
     one, per request (a resent request gets the run its first sending started)."""
     wf = workflow_named(ctx.services.settings.app_module, a.name)
+    if not wf.public:
+        raise Forbidden(f"workflow {a.name!r} is started by the server only")
     key = f"key:{a.key}" if a.key is not None else (f"request:{ctx.guard.digest}" if ctx.guard else None)
     run_id, created = await ctx.services.workflows.start(wf, ctx.user_id, a.args, key=key)
     version = await ctx.services.workflows.version(run_id)

@@ -28,7 +28,7 @@ from shared.jobs import FAILURE_TTL_S, GENERATION
 from shared.workflows.actions import StepInfo, perform
 from shared.workflows.definition import RetryPolicy, workflow_named
 from shared.workflows.errors import NonRetryable
-from shared.workflows.journal import Journal
+from shared.workflows.journal import MAX_VALUE_BYTES, Journal
 from shared.workflows.replay import Pass, failed, replay
 from shared.workflows.step import Step
 
@@ -122,6 +122,9 @@ async def run_step(run_id: str, step_id: str, attempt: int) -> str:
     error, kind, again = "", "failed", True
     try:
         result = msgspec.json.encode(await work)
+        if len(result) > MAX_VALUE_BYTES:
+            result, again = None, False
+            error = f"the result is too big to journal (at most {MAX_VALUE_BYTES} bytes of JSON)"
     except asyncio.CancelledError:
         if keeper.done():  # no longer wanted: the run ended or the attempt was given up
             return "dropped"

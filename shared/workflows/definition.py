@@ -70,7 +70,8 @@ class Workflow:
 
     ``max_parallel``: steps of one run that run at once (more wait for a place);
     ``max_running``: runs of this kind at once, others wait queued (0: no limit);
-    ``retry`` and ``step_timeout_s``: the defaults of its steps.
+    ``retry`` and ``step_timeout_s``: the defaults of its steps; ``public``: clients (WebSocket,
+    HTTP) may start it, else only server code (the Python API, another workflow) does.
     """
 
     name: str
@@ -82,6 +83,7 @@ class Workflow:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     step_timeout_s: float = 600.0
     takes_args: bool = True
+    public: bool = True
 
     def parse_args(self, raw: Any) -> Any:
         """The arguments converted to the workflow's type (BadRequest saying what is wrong)."""
@@ -95,7 +97,7 @@ class Workflow:
 
 def workflow(name: str | None = None, *, max_parallel: int = 16, max_running: int = 0,
              on_complete: OnComplete | None = None, retry: RetryPolicy | None = None,
-             step_timeout_s: float = 600.0) -> Callable[[WorkflowFn], Workflow]:
+             step_timeout_s: float = 600.0, public: bool = True) -> Callable[[WorkflowFn], Workflow]:
     """Make a Workflow of ``async def fn(step: Step, args: SomeType)`` (or ``fn(step)``)."""
 
     def wrap(fn: WorkflowFn) -> Workflow:
@@ -109,7 +111,7 @@ def workflow(name: str | None = None, *, max_parallel: int = 16, max_running: in
         if not 1 <= max_parallel <= 1000 or max_running < 0:
             raise ValueError("max_parallel must be 1..1000 and max_running >= 0")
         return Workflow(name or fn.__name__, fn, args_type, max_parallel, max_running, on_complete,
-                        retry or RetryPolicy(), step_timeout_s, len(params) == 2)
+                        retry or RetryPolicy(), step_timeout_s, len(params) == 2, public)
 
     return wrap
 

@@ -33,6 +33,7 @@ from shared.workflows.definition import Workflow
 
 MAX_EVENTS_KEPT = 100  # events a run keeps before any step waits for them
 MAX_EVENT_BYTES = 256 * 1024
+MAX_VALUE_BYTES = 1 << 20  # a run's arguments, a step's result (keep big things in files or documents)
 
 
 def now_ms() -> int:
@@ -100,8 +101,9 @@ class Journal:
     async def start(self, wf: Workflow, user_id: str, args: Any, *, key: str | None = None) -> tuple[str, bool]:
         """Start a run of ``wf`` for ``user_id``: (its id, whether it is new). With ``key``, a second
         start with the same key gets the first run (for the retention time)."""
-        parsed = wf.parse_args(args)
-        raw = msgspec.json.encode(parsed)
+        raw = msgspec.json.encode(wf.parse_args(args))
+        if len(raw) > MAX_VALUE_BYTES:
+            raise BadRequest(f"a workflow's args are at most {MAX_VALUE_BYTES} bytes of JSON")
         idem = keys.workflow_key(user_id, keys.request_digest("workflow", user_id, key)) if key else ""
         with redis_errors():
             run_id, created = await self._scripts.run("wf_start", [], [

@@ -234,6 +234,16 @@ async def parent_of_hold(step: Step) -> int:
     return int(await step.run_workflow("child_hold", 1))
 
 
+def huge() -> str:
+    note("huge")
+    return "x" * (2 << 20)
+
+
+@workflow("internal", public=False)
+async def internal(step: Step) -> str:
+    return str(await step.run(huge, retry=RetryPolicy(attempts=3, backoff_s=0.1)))
+
+
 @workflow("forever")
 async def forever(step: Step) -> str:
     await step.run(hold, "forever")
@@ -242,4 +252,4 @@ async def forever(step: Step) -> str:
 
 
 WORKFLOWS = [support, child_sum, child_hold, everything, retrying, refusing, parallel, waiter, sleeper, pooled, changing,
-             slowpoke, recall, parent_of_hold, forever]
+             slowpoke, recall, parent_of_hold, internal, forever]

@@ -67,6 +67,8 @@ async def test_the_http_api_starts_signals_cancels_and_lists_runs(tl: Threadline
     async with httpx.AsyncClient(base_url=flow.web) as http:
         bad = await http.post("/api/workflows", json={"name": "child_sum", "args": "not a list"}, headers=alice)
         assert bad.status_code == 400 and "bad args" in bad.json()["message"]
+        private = await http.post("/api/workflows", json={"name": "internal"}, headers=alice)
+        assert private.status_code == 403 and "server only" in private.json()["message"]
         unknown = await http.post("/api/workflows", json={"name": "nope"}, headers=alice)
         assert unknown.status_code == 404 and "known:" in unknown.json()["message"]
         first = await http.post("/api/workflows", json={"name": "forever"}, headers={**alice, "Idempotency-Key": "a1"})

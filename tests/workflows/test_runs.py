@@ -219,3 +219,10 @@ async def test_canceling_a_parent_cancels_its_child_and_the_childs_step(tl: Thre
     assert child.status == "canceled" and child.error == {"code": "canceled", "message": "its parent run ended"}
     assert [s.status for s in child.steps] == ["canceled"]
     release(flow, "child")
+
+
+async def test_a_result_too_big_to_journal_fails_its_step_without_retrying(tl: Threadline, flow: Stack) -> None:
+    run_id = await tl.start_workflow("internal", "alice")  # server code may start a private workflow
+    view = await tl.wait_workflow(run_id, 30)
+    assert view.status == "failed" and "too big to journal" in (view.steps[0].error or "")
+    assert counts(flow, "huge") == {"huge": 1}
