@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
-from server import admin_api, files_api, pages, usage_api
+from server import admin_api, ai_sdk, files_api, pages, usage_api
 from server.context import Services
 from server.delta_log import DeltaLog
 from server.fanout import ChangeListener
@@ -82,7 +82,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await Session(websocket, services).run()
 
     app = Starlette(
-        routes=[*routes(services), *files_api.routes(services), *usage_api.routes(services), *admin_api.routes(services), *pages.routes(services),
+        routes=[*routes(services), *ai_sdk.routes(services), *files_api.routes(services), *usage_api.routes(services), *admin_api.routes(services), *pages.routes(services),
                 WebSocketRoute("/ws", websocket_endpoint)],
         lifespan=lifespan,
         exception_handlers={ChatError: chat_error_handler, HTTPException: _http_error},

@@ -70,6 +70,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid
     workflow_retention_s: Annotated[int, msgspec.Meta(ge=60)] = 7 * 86400  # a finished run's record expires after this
     workflow_lease_ms: Annotated[int, msgspec.Meta(ge=500)] = 15_000  # a step (or pass) silent this long lost its worker
     workflow_poll_ms: Annotated[int, msgspec.Meta(ge=10, le=5000)] = 200  # how often workers look for due timers
+    sse_ping_s: Annotated[float, msgspec.Meta(gt=0, le=300)] = 15.0  # a comment line on idle event streams
     log_json: bool = False  # JSON lines instead of text, in every process
     metrics_port: Port | None = None  # workers and the index serve /metrics from this port upwards
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"

@@ -1,0 +1,279 @@
+"""The Vercel AI SDK's chat transport, served for threads: ``useChat`` works unchanged.
+
+``POST /api/chat`` takes what ``DefaultChatTransport`` sends (``{id, messages,
+trigger, messageId}``; ``id`` is the thread's id) and answers with the reply as
+a UI message stream (server.ui_stream). The server stays the store of record: of
+the messages the SDK sends, only the new one counts: a user message is sent
+(once per UI message id, however often it is resent), a ``regenerate-message``
+answers the thread's last prompt again, and an assistant message whose human
+tool parts the page answered (``addToolOutput``) continues that reply.
+``GET /api/chat/{id}/stream`` is the SDK's resume after a reload: 204 when
+nothing runs, else the running reply from its start.
+
+The SDK's ``stop()`` closes the request: the reply is aborted, unless the body
+asked ``keepRunning: true`` (for pages that resume instead).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from server.context import Context, Services
+from server.files_api import local_link
+from server.http_api import _body, _convert
+from server.idempotency import run_once
+from server.mutations import MUTATIONS
+from server.ui_stream import DONE, HEADERS, PING, UIStream, decode_parts, sse
+from shared.auth import bearer, verify
+from shared.errors import BadRequest, ChatError, NotFound
+from shared.records import FilePart, ImagePart, Message, SourcePart, ToolCallPart, ToolResultPart
+
+STREAM_WAIT_S = 300.0  # how long a sent message's reply may take to start (a queue ahead of it)
+_aborts: set[asyncio.Task[Any]] = set()
+
+
+class UIMessage(msgspec.Struct, kw_only=True):
+    id: str = ""
+    role: str = "user"
+    parts: list[dict[str, Any]] = []
+
+
+class ChatBody(msgspec.Struct, rename="camel", kw_only=True):
+    id: str  # the thread
+    messages: list[UIMessage]
+    trigger: str = "submit-message"
+    message_id: str | None = None
+    agent_name: str | None = None
+    keep_running: bool = False
+
+
+def routes(services: Services) -> list[Route]:
+    def context(request: Request) -> Context:
+        return Context(services, verify(services.secret, bearer(request.headers.get("authorization"))))
+
+    async def chat(request: Request) -> Response:
+        ctx = context(request)
+        body = _convert(await _body(request), ChatBody)
+        await ctx.store.threads.get(body.id, ctx.user_id)
+        if not body.messages:
+            raise BadRequest("no messages")
+        order, known = await _send(ctx, body)
+        return StreamingResponse(_reply(ctx, body.id, order, known, body.keep_running), media_type="text/event-stream",
+                                 headers=HEADERS)
+
+    async def resume(request: Request) -> Response:
+        ctx = context(request)
+        thread_id = request.path_params["thread_id"]
+        await ctx.store.threads.get(thread_id, ctx.user_id)
+        running = [s for s in await ctx.store.streams.list(thread_id) if s.status == "streaming"]
+        if not running:
+            return Response(status_code=204)
+        return StreamingResponse(_follow(ctx, thread_id, running[-1].stream_id, keep_running=True),
+                                 media_type="text/event-stream", headers=HEADERS)
+
+    return [Route("/api/chat", chat, methods=["POST"]),
+            Route("/api/chat/{thread_id}/stream", resume, methods=["GET"])]
+
+
+async def _send(ctx: Context, body: ChatBody) -> tuple[int, set[str]]:
+    """Do what the new UI message asks; (the order its reply is at, the streams there before)."""
+    thread_id, last = body.id, body.messages[-1]
+    if body.trigger == "regenerate-message":
+        prompt = await _last_prompt(ctx, thread_id)
+        known = await _streams_at(ctx, thread_id, prompt.order)
+        await _mutate(ctx, "messages.regenerate", {"messageId": prompt.message_id, "agentName": body.agent_name},
+                      ("ai-sdk-regenerate", thread_id, body.message_id or last.id, str(len(body.messages))))
+        return prompt.order, known
+    if last.role == "user":
+        args = {"threadId": thread_id, "message": {"role": "user", "content": _content(last)},
+                "agentName": body.agent_name, "clientMessageId": last.id or None}
+        value = await _mutate(ctx, "messages.send", args, ("ai-sdk", thread_id, last.id))
+        return int(value["order"]), set()
+    if last.role == "assistant":
+        return await _tool_outputs(ctx, body, last)
+    raise BadRequest(f"nothing to do for a {last.role} message")
+
+
+async def _mutate(ctx: Context, name: str, args: dict[str, Any], request: tuple[str, ...]) -> Any:
+    """A mutation, once per ``request`` (a resent UI message replays its first outcome)."""
+    mutation = MUTATIONS[name]
+    parsed = _convert({k: v for k, v in args.items() if v is not None}, mutation.args_type)
+    stored, _ = await run_once(ctx.services.redis, ctx, request, ctx.services.settings.idempotency_ttl_s,
+                               lambda guarded: mutation.handler(guarded, parsed))
+    if not stored.ok:
+        error = stored.error or {}
+        raise _as_error(error)
+    return msgspec.json.decode(bytes(stored.value))
+
+
+def _as_error(error: dict[str, Any]) -> ChatError:
+    for cls in ChatError.__subclasses__():
+        if cls.code == error.get("code"):
+            return cls(str(error.get("message", "")), retry_after_ms=error.get("retryAfterMs"))
+    return ChatError(str(error.get("message", "")))
+
+
+def _content(message: UIMessage) -> list[dict[str, Any]]:
+    """A UI message's text and files as our parts (files by URL; upload them for the model to read)."""
+    out: list[dict[str, Any]] = []
+    for part in message.parts:
+        kind = part.get("type")
+        if kind == "text" and part.get("text"):
+            out.append({"type": "text", "text": part["text"]})
+        elif kind == "file" and isinstance(part.get("url"), str):
+            media = str(part.get("mediaType") or "application/octet-stream")
+            if media.startswith("image/"):
+                out.append({"type": "image", "url": part["url"], "mimeType": media})
+            else:
+                out.append({"type": "file", "url": part["url"], "mimeType": media, "filename": part.get("filename")})
+    if not out:
+        raise BadRequest("the message has no text or file parts")
+    return out
+
+
+async def _last_prompt(ctx: Context, thread_id: str) -> Message:
+    _, page = await ctx.store.messages.list(thread_id, ctx.user_id, num_items=50)
+    prompt = next((m for m in page.page if m.role == "user"), None)
+    if prompt is None:
+        raise BadRequest("nothing to regenerate: the thread has no user message")
+    return prompt
+
+
+async def _streams_at(ctx: Context, thread_id: str, order: int) -> set[str]:
+    return {s.stream_id for s in await ctx.store.streams.list(thread_id) if s.order == order}
+
+
+async def _tool_outputs(ctx: Context, body: ChatBody, last: UIMessage) -> tuple[int, set[str]]:
+    """The page answered a human tool (``addToolOutput``): send the results and continue the reply."""
+    answered = [p for p in last.parts if str(p.get("type", "")).startswith(("tool-", "dynamic-tool"))
+                and p.get("state") in ("output-available", "output-error")]
+    if not answered:
+        raise BadRequest("the assistant message answers no tool call")
+    _, page = await ctx.store.messages.list(body.id, ctx.user_id, num_items=50)
+    calls = {p.tool_call_id: (m, p) for m in page.page for p in m.parts if isinstance(p, ToolCallPart)}
+    answered_ids = {p.tool_call_id for m in page.page for p in m.parts if isinstance(p, ToolResultPart)}
+    results: list[dict[str, Any]] = []
+    order = None
+    for part in answered:
+        call_id = str(part.get("toolCallId", ""))
+        if call_id not in calls or call_id in answered_ids:
+            continue  # not ours, or answered before: the SDK sends the whole history each time
+        message, call = calls[call_id]
+        order = message.order
+        error = part.get("state") == "output-error"
+        results.append({"type": "tool-result", "toolCallId": call_id, "toolName": call.tool_name,
+                        "result": part.get("errorText") if error else part.get("output"), "isError": error})
+    if order is None:
+        raise BadRequest("no pending tool call of this thread is answered")
+    prompt = next((m for m in page.page if m.order == order and m.role == "user"), None)
+    if prompt is None:
+        raise NotFound("the prompt of that tool call is gone")
+    known = await _streams_at(ctx, body.id, order)
+    await _mutate(ctx, "messages.send", {"threadId": body.id, "message": {"role": "tool", "content": results},
+                                         "promptMessageId": prompt.message_id, "agentName": body.agent_name},
+                  ("ai-sdk-tool", body.id, *sorted(str(r["toolCallId"]) for r in results)))
+    return order, known
+
+
+async def _reply(ctx: Context, thread_id: str, order: int, known: set[str], keep_running: bool) -> AsyncIterator[bytes]:
+    """Wait for the reply's stream to open (pinging), then follow it."""
+    deadline = time.monotonic() + STREAM_WAIT_S
+    pinged = time.monotonic()
+    delay = 0.02
+    while True:
+        fresh = [s for s in await ctx.store.streams.list(thread_id) if s.order == order and s.stream_id not in known]
+        if fresh:
+            break
+        if time.monotonic() > deadline:
+            yield sse({"type": "error", "errorText": "the reply did not start in time"})
+            yield DONE
+            return
+        if time.monotonic() - pinged > ctx.services.settings.sse_ping_s:
+            pinged = time.monotonic()
+            yield PING
+        await asyncio.sleep(delay)
+        delay = min(delay * 1.5, 0.25)
+    async for chunk in _follow(ctx, thread_id, fresh[-1].stream_id, keep_running):
+        yield chunk
+
+
+async def _follow(ctx: Context, thread_id: str, stream_id: str, keep_running: bool) -> AsyncIterator[bytes]:
+    """A stream's deltas from its start as UI chunks, until it ends. Leaving early (the client went
+    away: ``stop()``) aborts it, unless ``keep_running``."""
+    streams, ui = ctx.store.streams, UIStream()
+    info = await streams.get(stream_id)
+    if info is None:
+        raise NotFound(f"stream {stream_id} not found")
+    ended = False
+    try:
+        for chunk in ui.begin(info.message_id):
+            yield sse(chunk)
+        after, said = 0, time.monotonic()
+        while True:
+            for seq, parts in await streams.log(thread_id, stream_id, after=after):
+                for chunk in ui.parts(decode_parts(parts)):
+                    yield sse(chunk)
+                after, said = seq, time.monotonic()
+            info = await streams.get(stream_id)
+            if info is None or (info.status != "streaming" and info.seq <= after):
+                break
+            if time.monotonic() - said > ctx.services.settings.sse_ping_s:
+                said = time.monotonic()
+                yield PING
+            await streams.wait_for_delta(thread_id, stream_id, after, timeout_ms=1000)
+        ended = True
+        reply = await _reply_message(ctx, info.message_id if info else "")
+        for chunk in ui.parts(_shown(reply)):
+            yield sse(chunk)
+        for chunk in ui.files(await _links(ctx, reply)):
+            yield sse(chunk)
+        status: str = info.status if info is not None else "aborted"
+        error = reply.error if reply is not None and reply.status == "failed" else None
+        if status == "aborted" and error not in (None, "aborted"):
+            status = "failed"
+        for chunk in ui.end(status, error if status == "failed" else None, waiting=ui.waiting):
+            yield sse(chunk)
+        yield DONE
+    finally:
+        if not ended and not keep_running:  # stop(): the client closed the request
+            task = asyncio.create_task(streams.abort(thread_id, stream_id))
+            _aborts.add(task)
+            task.add_done_callback(_aborts.discard)
+
+
+async def _reply_message(ctx: Context, message_id: str) -> Message | None:
+    try:
+        return await ctx.store.messages.get(message_id) if message_id else None
+    except NotFound:
+        return None
+
+
+def _shown(reply: Message | None) -> list[dict[str, Any]]:
+    """The parts a reply keeps that its deltas did not carry (its sources)."""
+    if reply is None:
+        return []
+    return [msgspec.to_builtins(p) for p in reply.parts if isinstance(p, SourcePart)]
+
+
+async def _links(ctx: Context, reply: Message | None) -> list[tuple[str, str]]:
+    """Signed links of the reply's images and files (a generated image, say)."""
+    if reply is None:
+        return []
+    out = []
+    ttl = ctx.services.settings.files_url_ttl_s
+    for part in reply.parts:
+        if isinstance(part, ImagePart | FilePart) and part.file_id:
+            record = await ctx.services.files.get(part.file_id, None)
+            url = await ctx.services.files.blobs.signed_url(record.hash, ttl)
+            out.append((url or local_link(ctx.services.secret, record.file_id, ttl)[0], record.media_type))
+        elif isinstance(part, ImagePart | FilePart) and part.url:
+            out.append((part.url, part.mime_type or "application/octet-stream"))
+    return out

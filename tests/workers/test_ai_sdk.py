@@ -1,0 +1,208 @@
+"""useChat's transport, unchanged: the npm ``ai`` package's own chat (AbstractChat, what React's
+useChat wraps) and DefaultChatTransport talk to /api/chat of real processes; the SDK parses every
+chunk with its own schema and builds the messages with its own reader. One conversation per part
+type: text, tools, reasoning, objects, a human tool answered from the page, stop, abort, error,
+resume after a reload, regenerate."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.auth import mint
+from tests.support.procs import ROOT
+from tests.support.stack import SECRET, Stack
+
+NODE_DIR = ROOT / "tests" / "node"
+
+
+def drive(stack: Stack, thread_id: str, steps: list[dict[str, Any]], **plan: Any) -> list[dict[str, Any]]:
+    """Run the SDK's chat through ``steps``; what it held after each."""
+    if shutil.which("node") is None or not (NODE_DIR / "node_modules" / "ai").exists():
+        pytest.fail("node and tests/node's packages are needed: scripts/test installs them (npm ci)")
+    full = {"base": stack.web, "token": mint(SECRET, "sdk-user"), "threadId": thread_id, "steps": steps, **plan}
+    done = subprocess.run(["node", "chat_driver.mjs", json.dumps(full)], cwd=NODE_DIR, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
+
+def new_thread(stack: Stack) -> str:
+    headers = {"Authorization": f"Bearer {mint(SECRET, 'sdk-user')}"}
+    return str(httpx.post(f"{stack.web}/api/threads", json={"title": "sdk"}, headers=headers).json()["threadId"])
+
+
+def thread_messages(stack: Stack, thread_id: str) -> list[dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {mint(SECRET, 'sdk-user')}"}
+    page = httpx.get(f"{stack.web}/api/threads/{thread_id}/messages?numItems=50", headers=headers).json()["page"]
+    return list(reversed(page))
+
+
+def assistant(outcome: dict[str, Any]) -> dict[str, Any]:
+    return next(m for m in reversed(outcome["messages"]) if m["role"] == "assistant")
+
+
+def kinds(message: dict[str, Any]) -> list[str]:
+    return [p["type"] for p in message["parts"]]
+
+
+def text_of(message: dict[str, Any]) -> str:
+    return "".join(p["text"] for p in message["parts"] if p["type"] == "text")
+
+
+def test_text_streams_into_one_assistant_message(llm: Stack) -> None:
+    llm.script({"kind": "text", "chunks": ["Hello ", "from ", "the ", "server."]})
+    (out,) = drive(llm, new_thread(llm), [{"do": "send", "text": "hi"}], agentName="echo")
+    assert out["status"] == "ready" and out["error"] is None
+    assert out["chunks"][:3] == ["start", "start-step", "text-start"]
+    assert out["chunks"][-3:] == ["text-end", "finish-step", "finish"]
+    reply = assistant(out)
+    assert kinds(reply) == ["step-start", "text"] and text_of(reply) == "Hello from the server."
+    assert [m["role"] for m in out["messages"]] == ["user", "assistant"]
+
+
+def test_tool_calls_and_results_are_tool_parts_across_steps(llm: Stack) -> None:
+    llm.script({"kind": "tools", "calls": [{"name": "weather", "arguments": '{"city": "Oslo"}'}]},
+               {"kind": "text", "chunks": ["Sunny ", "in Oslo."]})
+    (out,) = drive(llm, new_thread(llm), [{"do": "send", "text": "weather?"}], agentName="tools")
+    assert {"tool-input-start", "tool-input-delta", "tool-input-available", "tool-output-available"} <= set(out["chunks"])
+    reply = assistant(out)
+    assert kinds(reply) == ["step-start", "tool-weather", "step-start", "text"]
+    tool = reply["parts"][1]
+    assert tool["state"] == "output-available" and tool["input"] == {"city": "Oslo"}
+    assert tool["output"]["sky"] == "sunny"
+    assert text_of(reply) == "Sunny in Oslo."
+
+
+def test_reasoning_is_a_reasoning_part(llm: Stack) -> None:
+    llm.script({"kind": "transcript", "name": "deepseek_reasoner_answer"})
+    (out,) = drive(llm, new_thread(llm), [{"do": "send", "text": "sunny?"}], agentName="deepseek")
+    reply = assistant(out)
+    reasoning = [p for p in reply["parts"] if p["type"] == "reasoning"]
+    assert reasoning and "sunny" in reasoning[0]["text"] and reasoning[0]["state"] == "done"
+    assert "reasoning-delta" in out["chunks"] and text_of(reply).startswith("It is sunny")
+
+
+def test_a_structured_object_is_one_data_part_replaced_as_it_grows(llm: Stack) -> None:
+    llm.script({"kind": "text", "chunks": ['{"city": ', '"Rome", ', '"days": 3}'], "delay_ms": 60})
+    (out,) = drive(llm, new_thread(llm), [{"do": "send", "text": "plan"}], agentName="planner")
+    reply = assistant(out)
+    objects = [p for p in reply["parts"] if p["type"] == "data-object"]
+    assert len(objects) == 1 and objects[0]["data"] == {"city": "Rome", "days": 3}  # replaced in place
+    assert out["chunks"].count("data-object") >= 2
+
+
+def test_a_human_tool_is_answered_through_the_sdks_tool_output_and_the_reply_goes_on(llm: Stack) -> None:
+    llm.script({"kind": "tools", "calls": [{"name": "approve", "arguments": '{"city": "Rome"}'}]},
+               {"kind": "text", "chunks": ["Booked ", "Rome."]})
+    thread_id = new_thread(llm)
+    (out,) = drive(llm, thread_id, [{"do": "send", "text": "book Rome"}], agentName="tools",
+                   answerTools={"approve": "yes, go ahead"})
+    assert out["status"] == "ready" and out["error"] is None
+    reply = assistant(out)
+    tool = next(p for p in reply["parts"] if p["type"] == "tool-approve")
+    assert tool["state"] == "output-available" and tool["output"] == "yes, go ahead"
+    assert text_of(reply) == "Booked Rome."
+    stored = thread_messages(llm, thread_id)
+    results = [p for m in stored if m["role"] == "tool" for p in m["parts"] if p["type"] == "tool-result"]
+    assert [r["result"] for r in results] == ["yes, go ahead"]  # the server kept the page's answer once
+    assert stored[-1]["text"] == "Booked Rome." and stored[-1]["status"] == "success"
+
+
+def test_stop_aborts_the_reply_on_the_server(llm: Stack) -> None:
+    llm.script({"kind": "text", "chunks": [f"w{i} " for i in range(200)], "delay_ms": 30})
+    thread_id = new_thread(llm)
+    (out,) = drive(llm, thread_id, [{"do": "stop", "text": "long"}], agentName="echo")
+    assert out["status"] == "ready"
+    assert text_of(assistant(out)).startswith("w0 ")
+    import time
+
+    deadline = time.monotonic() + 15
+    while True:
+        reply = thread_messages(llm, thread_id)[-1]
+        if reply["role"] == "assistant" and reply["status"] != "pending":
+            break
+        assert time.monotonic() < deadline, reply
+        time.sleep(0.1)
+    assert reply["status"] == "failed" and reply["error"] == "aborted"
+    assert len(reply["text"].split()) < 200  # it stopped before the end
+
+
+def test_an_abort_from_elsewhere_ends_the_stream_with_an_abort_chunk(llm: Stack) -> None:
+    llm.script({"kind": "text", "chunks": [f"w{i} " for i in range(100)], "delay_ms": 30})
+    thread_id = new_thread(llm)
+    headers = {"Authorization": f"Bearer {mint(SECRET, 'sdk-user')}"}
+    import threading
+    import time
+
+    def abort_soon() -> None:
+        time.sleep(1.0)
+        httpx.post(f"{llm.web}/api/threads/{thread_id}/abort", headers=headers)
+
+    threading.Thread(target=abort_soon).start()
+    (out,) = drive(llm, thread_id, [{"do": "send", "text": "long"}], agentName="echo")
+    assert out["chunks"][-1] == "abort" and "finish" not in out["chunks"]
+    assert out["status"] == "ready" and 0 < len(text_of(assistant(out)).split()) < 100
+
+
+def test_a_failed_reply_is_an_error_chunk(llm: Stack) -> None:
+    llm.script(*[{"kind": "status", "status": 400, "body": {"error": {"message": "bad model request"}}}] * 4)
+    (out,) = drive(llm, new_thread(llm), [{"do": "send", "text": "fail"}], agentName="echo")
+    assert out["chunks"][-1] == "error"
+    assert out["status"] == "error" and "bad model request" in out["error"]
+
+
+def test_a_reloaded_page_resumes_the_running_reply_from_its_start(llm: Stack) -> None:
+    llm.script({"kind": "text", "chunks": [f"w{i} " for i in range(60)], "delay_ms": 40})
+    thread_id = new_thread(llm)
+    stopped, resumed = drive(llm, thread_id, [{"do": "stop", "text": "long"}, {"do": "resume"}], agentName="echo",
+                             keepRunning=True)
+    assert len(text_of(assistant(stopped)).split()) < 60
+    assert resumed["chunks"][0] == "start" and resumed["chunks"][-1] == "finish"
+    assert text_of(assistant(resumed)) == "".join(f"w{i} " for i in range(60))  # from the start, to the end
+    (after,) = drive(llm, thread_id, [{"do": "resume"}], agentName="echo")
+    assert after["messages"] == []  # nothing runs: 204, nothing to show
+
+
+def test_regenerate_answers_the_last_prompt_again(llm: Stack) -> None:
+    llm.script({"kind": "text", "chunks": ["first"]}, {"kind": "text", "chunks": ["second"]})
+    thread_id = new_thread(llm)
+    first, again = drive(llm, thread_id, [{"do": "send", "text": "q"}, {"do": "regenerate"}], agentName="echo")
+    assert text_of(assistant(first)) == "first" and text_of(assistant(again)) == "second"
+    assert [m["role"] for m in again["messages"]] == ["user", "assistant"]
+    prompts = [m for m in thread_messages(llm, thread_id) if m["role"] == "user"]
+    assert len(prompts) == 1  # the server kept one prompt; its new reply replaced the first
+
+
+def test_a_resent_message_is_stored_once(llm: Stack) -> None:
+    thread_id = new_thread(llm)
+    headers = {"Authorization": f"Bearer {mint(SECRET, 'sdk-user')}"}
+    body = {"id": thread_id, "messages": [{"id": "ui-1", "role": "user", "parts": [{"type": "text", "text": "once"}]}],
+            "trigger": "submit-message", "agentName": "echo"}
+    for _ in range(2):
+        with httpx.stream("POST", f"{llm.web}/api/chat", json=body, headers=headers, timeout=30) as r:
+            assert r.headers["x-vercel-ai-ui-message-stream"] == "v1"
+            lines = [line for line in r.iter_lines() if line]
+        assert lines[-1] == "data: [DONE]"
+    assert [m["text"] for m in thread_messages(llm, thread_id) if m["role"] == "user"] == ["once"]
+    other = httpx.post(f"{llm.web}/api/chat", json=body, headers={"Authorization": f"Bearer {mint(SECRET, 'eve')}"})
+    assert other.status_code == 404
+
+
+def test_an_idle_stream_is_kept_alive_with_comment_pings(llm: Stack) -> None:
+    llm.script({"kind": "text", "chunks": ["slow ", "reply"], "delay_ms": 1500})
+    thread_id = new_thread(llm)
+    headers = {"Authorization": f"Bearer {mint(SECRET, 'sdk-user')}"}
+    body = {"id": thread_id, "messages": [{"id": "p", "role": "user", "parts": [{"type": "text", "text": "?"}]}],
+            "agentName": "echo"}
+    with httpx.stream("POST", f"{llm.web}/api/chat", json=body, headers=headers, timeout=30) as r:
+        lines = [line for line in r.iter_lines() if line]
+    first, last = lines.index(next(x for x in lines if '"text-delta"' in x)), len(lines) - 1
+    assert ": ping" in lines[:first] or ": ping" in lines[first:last]  # SSE comments while nothing else came
+    (out,) = drive(llm, thread_id, [{"do": "resume"}], agentName="echo")
+    assert out["messages"] == []  # the SDK's reader skips the pings (and nothing runs now)
