@@ -39,6 +39,8 @@ def routes(services: Services) -> list[BaseRoute]:
         Route("/playground", playground, methods=["GET"]),
         Route("/client.js", lambda r: FileResponse(STATIC / "client.js", media_type="text/javascript"), methods=["GET"]),
         Route("/client.d.ts", lambda r: FileResponse(STATIC / "client.d.ts", media_type="text/plain"), methods=["GET"]),
+        Route("/react.js", lambda r: FileResponse(STATIC / "react.js", media_type="text/javascript"), methods=["GET"]),
+        Route("/react.d.ts", lambda r: FileResponse(STATIC / "react.d.ts", media_type="text/plain"), methods=["GET"]),
         Route("/api/dev-token", dev_token, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]

@@ -129,4 +129,5 @@ export declare class ThreadView {
 export declare class SmoothText {
   constructor(onText: (text: string) => void, options?: { minCharsPerSec?: number; catchUpMs?: number });
   update(text: string, options?: { streaming?: boolean }): void;
+  dispose(): void;
 }

@@ -424,11 +424,17 @@ export class SmoothText {
     this.last = 0;
   }
 
-  /** The full text received so far (it only grows while streaming). */
+  /**
+   * The full text received so far (it only grows while streaming). When the stream ends, what is
+   * not shown yet is still revealed, quickly (within catchUpMs), never all at once; text that was
+   * never streamed here (history) shows at once.
+   */
   update(text, { streaming = true } = {}) {
     if (!text.startsWith(this.target.slice(0, this.shown))) this.shown = 0;
+    const fresh = !this.frame && this.shown === 0 && this.target === "";
     this.target = text;
-    if (!streaming) {
+    this.ending = !streaming;
+    if (!streaming && (fresh || this.shown >= text.length)) {
       this.shown = text.length;
       this._stop();
       this.onText(text);
@@ -444,7 +450,9 @@ export class SmoothText {
     const dt = Math.max(0, now - this.last) / 1000;
     this.last = now;
     const behind = this.target.length - this.shown;
-    const rate = Math.max(this.minCharsPerSec, behind / (this.catchUpMs / 1000));
+    // ended: the rest comes within catchUpMs (and fast enough to finish in about half that)
+    const rate = Math.max(this.ending ? 4 * this.minCharsPerSec : this.minCharsPerSec,
+                          behind / ((this.ending ? this.catchUpMs / 2 : this.catchUpMs) / 1000));
     this.shown = Math.min(this.target.length, this.shown + Math.max(1, Math.round(rate * dt)));
     this.onText(this.target.slice(0, this.shown));
     this.frame = this.shown < this.target.length ? requestAnimationFrame((t) => this._tick(t)) : null;
@@ -453,5 +461,9 @@ export class SmoothText {
   _stop() {
     if (this.frame) cancelAnimationFrame(this.frame);
     this.frame = null;
+  }
+
+  dispose() {
+    this._stop();
   }
 }

@@ -31,7 +31,7 @@ def test_every_http_route_is_documented() -> None:
 
     app = create_app()
     documented = re.findall(r"`(?:GET|POST|PATCH|DELETE)(?:/[A-Z]+)* ([^` ?]+)", DOC)
-    doc_paths = {re.sub(r"\{[^}]+\}", "{}", p) for p in documented} | {"/playground", "/client.js", "/client.d.ts", "/static"}
+    doc_paths = {re.sub(r"\{[^}]+\}", "{}", p) for p in documented} | {"/playground", "/client.js", "/client.d.ts", "/react.js", "/react.d.ts", "/static"}
     for route in app.routes:
         path = re.sub(r"\{[^}]+\}", "{}", getattr(route, "path", ""))
         if path and path != "/ws":
