@@ -36,7 +36,8 @@ def _agents_view(app_module: str) -> list[dict[str, Any]]:
     out = []
     for a in load_agents(app_module).values():
         out.append({"name": a.name, "model": a.model, "instructions": a.instructions,
-                    "tools": [t.name for t in a.tools], "maxSteps": a.max_steps, "saveMessages": a.save_messages,
+                    "tools": [t.name for t in a.tools], "humanTools": [t.name for t in a.tools if t.handler is None],
+                    "maxSteps": a.max_steps, "saveMessages": a.save_messages,
                     "contextOptions": msgspec.to_builtins(a.context_options), "doubleTexting": a.double_texting,
                     "output": getattr(a.output, "__name__", None)})
     return out

@@ -190,6 +190,10 @@ class Agent:
     # with a note in its place ("note"), or fails the reply ("fail")
     pdf_input: Literal["auto", "file", "text"] = "auto"
     unsupported_files: Literal["note", "fail"] = "note"
+    # an untitled thread ("", "New chat") is named after its first finished reply, by a short call to
+    # ``title_model`` (None: the agent's own model); the title shows live in every tab
+    auto_title: bool = False
+    title_model: str | None = None
 
     def tool_named(self, name: str) -> Tool | None:
         return next((t for t in self.tools if t.name == name), None)

@@ -52,6 +52,7 @@ class TripPlan(msgspec.Struct):
 assistant = Agent(
     name="assistant",
     instructions="You are a concise, friendly assistant.",
+    auto_title=True,  # an untitled chat is named after its first reply
 )
 
 weather = Agent(
@@ -59,6 +60,7 @@ weather = Agent(
     instructions="You answer questions about the weather. Use the tools; never guess.",
     tools=[get_weather, add, ask_human],
     max_steps=5,
+    auto_title=True,
 )
 
 planner = Agent(

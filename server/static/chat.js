@@ -1,8 +1,9 @@
 import { ChatClient, SmoothText } from "/client.js";
+import { renderMarkdown } from "/static/markdown.js";
 
 const $ = (id) => document.getElementById(id);
 const state = { client: null, view: null, threadId: null, threads: [], smooth: new Map(), elements: new Map(),
-                bannerTimer: null };
+                bannerTimer: null, humanTools: new Set() };
 
 async function token() {
   const hash = new URLSearchParams(location.hash.slice(1));
@@ -59,7 +60,7 @@ function renderThreads() {
       if (state.threadId === t.threadId) selectThread(null);
     });
     li.append(name, rename, del);
-    li.onclick = () => selectThread(t.threadId);
+    li.onclick = () => { selectThread(t.threadId); document.body.classList.remove("menu-open"); };
     return li;
   }));
   const current = state.threads.find((t) => t.threadId === state.threadId);
@@ -82,11 +83,11 @@ function selectThread(threadId) {
   renderThreads();
 }
 
-function messageElement(m) {
+function messageElement(m, context) {
   let el = state.elements.get(m.messageId);
   if (!el) {
     el = document.createElement("div");
-    el.append(document.createElement("span"));
+    el.append(Object.assign(document.createElement("div"), { className: "body" }));
     state.elements.set(m.messageId, el);
   }
   el.className = `msg ${m.role}`;
@@ -100,20 +101,35 @@ function messageElement(m) {
   if (m.role === "assistant" && (m.streaming || state.smooth.has(m.messageId))) {
     let smooth = state.smooth.get(m.messageId);
     if (!smooth) {
-      smooth = new SmoothText((text) => { body.textContent = text; });
+      smooth = new SmoothText((text) => {
+        if (body.shownText !== text) { body.shownText = text; renderMarkdown(body, text); }
+        body.dataset.revealing = String(text.length < smooth.target.length);  // the rest still coming
+      });
       state.smooth.set(m.messageId, smooth);
     }
     smooth.update(m.text || "", { streaming: !!m.streaming });
     body.classList.toggle("cursor", !!m.streaming);
+  } else if (m.role === "assistant") {
+    const text = m.text || describeParts(m.parts || []);
+    if (body.shownText !== text) { body.shownText = text; renderMarkdown(body, text); }
   } else if (m.role === "tool") {
     body.textContent = (m.parts || []).map((p) => `${p.toolName} → ${JSON.stringify(p.result)}`).join("\n");
   } else {
     body.textContent = m.text || describeParts(m.parts || []);
   }
-  for (const extra of [...el.children].slice(1)) extra.remove();
+  for (const extra of [...el.children].slice(1)) if (!extra.classList.contains("ask")) extra.remove();
   const calls = (m.parts || m.toolParts || []).filter((p) => p.type === "tool-call");
   for (const p of calls) {
-    el.append(Object.assign(document.createElement("span"), { className: "tool-part", textContent: `${p.toolName}(${JSON.stringify(p.args)})` }));
+    const waiting = !m.streaming && state.humanTools.has(p.toolName) && !context.answered.has(p.toolCallId);
+    if (waiting) {
+      const ask = askElement(el, m, p, context);
+      if (ask.parentNode !== el) el.append(ask);  // moving it would take the focus from its answer
+    } else {
+      el.append(Object.assign(document.createElement("span"), { className: "tool-part", textContent: `${p.toolName}(${JSON.stringify(p.args)})` }));
+    }
+  }
+  for (const ask of el.querySelectorAll(".ask")) {
+    if (!calls.some((p) => p.toolCallId === ask.dataset.toolCallId) || context.answered.has(ask.dataset.toolCallId)) ask.remove();
   }
   const attached = (m.parts || []).filter((p) => p.type === "image" || p.type === "file");
   if (attached.length) {  // kept across renders (a reply streaming next to it re-renders the list)
@@ -143,6 +159,43 @@ function messageElement(m) {
     el.append(Object.assign(document.createElement("span"), { className: "meta", textContent: `${m.agentName}${m.model ? " · " + m.model : ""}` }));
   }
   return el;
+}
+
+/**
+ * A tool a person must answer (a human tool): its question and a form; the answer goes back as the
+ * tool's result and the reply goes on. Kept across renders so typing is not lost.
+ */
+function askElement(el, m, call, context) {
+  let form = [...el.querySelectorAll(".ask")].find((f) => f.dataset.toolCallId === call.toolCallId);
+  if (form) return form;
+  form = Object.assign(document.createElement("form"), { className: "ask" });
+  form.dataset.testid = "ask";
+  form.dataset.toolCallId = call.toolCallId;
+  const args = call.args || {};
+  const question = typeof args.question === "string" ? args.question : JSON.stringify(args);
+  form.append(Object.assign(document.createElement("label"), { textContent: `${call.toolName}: ${question}` }));
+  const answer = Object.assign(document.createElement("textarea"), { rows: 2, placeholder: "Your answer" });
+  answer.dataset.testid = "ask-answer";
+  const submit = Object.assign(document.createElement("button"), { type: "submit", className: "primary", textContent: "Answer" });
+  submit.dataset.testid = "ask-submit";
+  form.append(answer, submit);
+  form.onsubmit = async (e) => {
+    e.preventDefault();
+    const prompt = context.prompts.get(m.order);
+    if (!answer.value.trim() || !prompt) return;
+    submit.disabled = true;
+    try {
+      await state.client.mutate("messages.send", {
+        threadId: state.threadId, promptMessageId: prompt, agentName: m.agentName || undefined,
+        message: { role: "tool", content: [{ type: "tool-result", toolCallId: call.toolCallId, toolName: call.toolName,
+                                             result: answer.value.trim() }] },
+      });
+    } catch (error) {
+      submit.disabled = false;
+      showBanner(`Could not answer: ${error.message}`, error.retryAfterMs);
+    }
+  };
+  return form;
 }
 
 /** Images inline, other files as chips; both through short-lived signed links. */
@@ -233,9 +286,15 @@ function renderMessages(view) {
   const keep = new Set(shown.map((m) => m.messageId));
   for (const [id, el] of state.elements) if (!keep.has(id)) { el.remove(); state.elements.delete(id); state.smooth.delete(id); }
   const children = [];
-  if (!view.isDone) children.push(Object.assign(document.createElement("p"), { id: "older", textContent: "Scroll up for older messages" }));
-  for (const m of shown) children.push(messageElement(m));
-  box.replaceChildren(...children);
+  state.older ||= Object.assign(document.createElement("p"), { id: "older", textContent: "Scroll up for older messages" });
+  if (!view.isDone) children.push(state.older);
+  const context = {
+    answered: new Set(shown.flatMap((m) => (m.parts || []).filter((p) => p.type === "tool-result").map((p) => p.toolCallId))),
+    prompts: new Map(shown.filter((m) => m.role === "user" && m.messageId && !m.optimistic).map((m) => [m.order, m.messageId])),
+  };
+  for (const m of shown) children.push(messageElement(m, context));
+  const same = children.length === box.children.length && children.every((c, i) => c === box.children[i]);
+  if (!same) box.replaceChildren(...children);  // untouched when nothing moved: a form keeps its focus
   if (atBottom) box.scrollTop = box.scrollHeight;
   else if (state.loadingOlder) box.scrollTop += box.scrollHeight - previousHeight;
   state.loadingOlder = false;
@@ -275,12 +334,17 @@ async function main() {
   state.client = new ChatClient(`${proto}//${location.host}/ws`, { token: tok });
   window.threadline = state;  // for debugging and tests
   state.client.onStatus((status) => {
-    $("conn").textContent = status;
+    const shown = { open: "Connected", connecting: "Reconnecting…", closed: "Offline", unauthorized: "Signed out" };
+    $("conn").textContent = shown[status] || status;
+    $("conn").dataset.status = status;
     if (status === "unauthorized") { localStorage.removeItem("threadline.token"); showBanner("Your token was refused; reload to sign in again."); }
   });
   const agents = await fetch("/api/agents", { headers: { Authorization: `Bearer ${tok}` } });
   if (agents.ok) {
-    for (const a of (await agents.json()).agents) $("agent").append(new Option(a.name, a.name));
+    for (const a of (await agents.json()).agents) {
+      $("agent").append(new Option(a.name, a.name));
+      for (const name of a.humanTools || []) state.humanTools.add(name);
+    }
   }
   watchLimits();
   $("agent").onchange = watchLimits;
@@ -291,8 +355,11 @@ async function main() {
   $("new-thread").onclick = async () => {
     const { threadId } = await state.client.mutate("threads.create", { title: "New chat" });
     selectThread(threadId);
+    document.body.classList.remove("menu-open");
   };
   $("composer").onsubmit = send;
+  $("menu").onclick = () => document.body.classList.toggle("menu-open");
+  $("scrim").onclick = () => document.body.classList.remove("menu-open");
   $("attach").onclick = () => $("file-input").click();
   $("file-input").onchange = () => { attach([...$("file-input").files]); $("file-input").value = ""; };
   $("prompt").onpaste = (e) => {

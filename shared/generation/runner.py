@@ -29,7 +29,7 @@ from shared.files.model_input import attachments
 from shared.files.store import FileStore
 from shared.generation.context import reply_parts, to_chat_messages
 from shared.generation.deltas import DeltaWriter
-from shared.generation.sinks import Sink
+from shared.generation.sinks import Sink, untitled
 from shared.limits import Limits, Who, estimate_tokens
 from shared.models import ChatRequest, Finish, Model, ReasoningDelta, TextDelta, ToolCall, model_for
 from shared.models.base import Inputs, RawEvent, RefusalDelta, ToolCallDelta
@@ -45,6 +45,7 @@ from shared.records import (
     ToolCallPart,
     ToolResultPart,
     Usage,
+    text_of,
 )
 from shared.usage.ledger import Kind, UsageEntry, UsageLedger
 
@@ -111,7 +112,35 @@ class Generation:
         reply = await self._new_reply()
         stream_id = await self.sink.open_stream(reply, self.agent.name, self.prompt)
         async with self.sink.watch(stream_id) as stopped:
-            return await self._steps(stream_id, reply, stopped)
+            result = await self._steps(stream_id, reply, stopped)
+        if result.outcome == "finished" and self.agent.auto_title:
+            await self._title(result.text or (text_of(result.messages[-1].parts) if result.messages else ""))
+        return result
+
+    async def _title(self, answer: str) -> None:
+        """Name an untitled thread after its first exchange: one short model call. A failure is
+        logged; the reply has been given already."""
+        try:
+            if not untitled((await self.sink.store.threads.get(self.thread_id)).title):
+                return
+            model = self.model if self.agent.title_model is None else model_for(
+                self.settings, self.agent.title_model, provider=self.agent.provider, max_retries=1)
+            request = ChatRequest(messages=[
+                {"role": "system", "content": "Write a title of 2 to 6 words for the conversation below. "
+                                              "Answer with the title only: no quotes, no punctuation at the end."},
+                {"role": "user", "content": f"User: {self.prompt.text[:1500]}\n\nAssistant: {answer[:1500]}"},
+            ], temperature=0.2, max_tokens=24, options=dict(self.agent.provider_options))
+            text = ""
+            async for event in model.stream(request):
+                if isinstance(event, TextDelta):
+                    text += event.text
+                elif isinstance(event, Finish) and event.usage is not None:
+                    await self._record(event.usage, "title", model)
+            title = clean_title(text)
+            if title:
+                await self.sink.name_thread(title)
+        except ChatError as exc:
+            log.warning("could not title thread %s: %s", self.thread_id, exc.message)
 
     async def _steps(self, stream_id: str, reply: Message, stopped: asyncio.Event) -> GenerationResult:
         step = _Step()
@@ -396,12 +425,13 @@ class Generation:
             return {"type": "json_schema", "json_schema": {"name": name, "schema": strict, "strict": True}}
         return {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}
 
-    async def _record(self, usage: Usage, kind: Kind) -> None:
+    async def _record(self, usage: Usage, kind: Kind, model: Model | None = None) -> None:
         """Keep a model call's usage in the ledger (a storage failure is logged: the reply goes on)."""
+        model = model or self.model
         try:
             await self._ledger.record(UsageEntry(
                 at=int(time.time() * 1000), user_id=self.prompt.user_id, thread_id=self.thread_id,
-                agent=self.agent.name, provider=self.model.provider, model=self.model.name, kind=kind,
+                agent=self.agent.name, provider=model.provider, model=model.name, kind=kind,
                 input=usage.prompt_tokens, output=usage.completion_tokens, cached=usage.cached_tokens,
                 reasoning=usage.reasoning_tokens))
         except ChatError as exc:
@@ -491,3 +521,10 @@ def _loads(raw: str) -> Any:
         return msgspec.json.decode(raw or "{}")
     except msgspec.DecodeError:
         return raw
+
+
+def clean_title(text: str) -> str:
+    """A model's title answer as a title: its first line, without quotes or markup, at most 8 words."""
+    line = next((x for x in text.strip().splitlines() if x.strip()), "")
+    words = line.strip().strip("\"'\u201c\u201d\u2018\u2019*#`").strip().rstrip(".!").split()
+    return " ".join(words[:8])[:80]

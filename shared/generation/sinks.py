@@ -39,6 +39,13 @@ SUMMARIZED_THROUGH = "summarizedThroughOrder"  # thread metadata: the last order
 _encode = msgspec.json.Encoder().encode
 
 
+UNTITLED = {"", "new chat", "untitled"}  # titles a page gives a thread it just made
+
+
+def untitled(title: str) -> bool:
+    return title.strip().casefold() in UNTITLED
+
+
 class Sink(Protocol):
     thread_id: str
     store: Store
@@ -61,6 +68,9 @@ class Sink(Protocol):
 
     async def keep_summary(self, summary: str, through: int) -> None:
         """Remember a longer summary."""
+
+    async def name_thread(self, title: str) -> bool:
+        """Title the thread if it has none yet (it may have been named meanwhile); True if it did."""
 
     async def append(self, stream_id: str, parts: list[Part]) -> int:
         """One delta; its seq, or 0 when the stream was aborted (stop generating)."""
@@ -122,6 +132,13 @@ class StoreSink(_Sink):
 
     async def summary(self) -> tuple[str, int]:
         return await _stored_summary(self.store, self.thread_id)
+
+    async def name_thread(self, title: str) -> bool:
+        thread = await self.store.threads.get(self.thread_id)
+        if not untitled(thread.title):
+            return False
+        await self.store.threads.update(self.thread_id, thread.user_id, title=title)
+        return True
 
     async def keep_summary(self, summary: str, through: int) -> None:
         thread = await self.store.threads.get(self.thread_id)
@@ -185,6 +202,9 @@ class MemorySink(_Sink):
 
     async def keep_summary(self, summary: str, through: int) -> None:
         return None  # an unsaved generation changes nothing in the thread
+
+    async def name_thread(self, title: str) -> bool:
+        return False
 
     async def append(self, stream_id: str, parts: list[Part]) -> int:
         if self._on_delta is not None:

@@ -32,7 +32,7 @@ from shared.redis_client import as_bytes, redis_errors, text
 from shared.store._scripts import Scripts
 
 Period = Literal["month", "week", "day"]
-Kind = Literal["step", "summary", "embedding"]
+Kind = Literal["step", "summary", "embedding", "title"]
 FIELDS = ("calls", "input", "output", "cached", "reasoning", "costMicros")
 SLACK_MS = 60_000  # an entry is written this long after its ``at`` at most
 

@@ -60,7 +60,7 @@ def open_chat(browser: Any, base: str, who: str, thread_id: str | None = None) -
     page.add_init_script(RECORDER)
     hash_ = f"#token={mint(SECRET, who)}" + (f"&thread={thread_id}" if thread_id else "")
     page.goto(f"{base}/{hash_}")
-    page.wait_for_selector("[data-testid=conn]:has-text('open')")
+    page.wait_for_selector("[data-testid=conn][data-status=open]")
     return page
 
 
@@ -76,7 +76,7 @@ def send(page: Any, text: str) -> None:
 
 
 def last_reply(page: Any, status: str = "success", timeout: float = 30_000) -> str:
-    sel = f"[data-testid=message][data-role=assistant][data-status={status}] [data-testid=text]"
+    sel = f"[data-testid=message][data-role=assistant][data-status={status}] [data-testid=text]:not([data-revealing=true])"
     page.wait_for_selector(sel, timeout=timeout)
     return str(page.locator(sel).last.text_content())
 
@@ -137,7 +137,7 @@ def test_the_optimistic_message_shows_at_once_and_never_twice(site: Stack, brows
 def test_reload_mid_stream_resumes_the_text_without_a_gap(site: Stack, browser: Any) -> None:
     page, who, tid = streaming_reply(site, browser, "a long answer please", 8)
     page.reload()
-    page.wait_for_selector("[data-testid=conn]:has-text('open')")
+    page.wait_for_selector("[data-testid=conn][data-status=open]")
     final = last_reply(page)
     texts = page.evaluate("window.__texts")
     assert final == saved_reply(site, who, tid)["text"]
@@ -227,7 +227,7 @@ def test_an_optimistic_message_sent_while_offline_arrives_once(site: Stack, brow
         document.querySelector('[data-testid=send]').click();
     }""")
     page.wait_for_selector("[data-testid=message][data-role=user][data-status=sending]:has-text('sent while offline')")
-    page.wait_for_selector("[data-testid=conn]:has-text('open')")
+    page.wait_for_selector("[data-testid=conn][data-status=open]")
     page.wait_for_selector("[data-testid=message][data-role=user][data-status=success]:has-text('sent while offline')")
     last_reply(page)
     assert page.evaluate("window.__maxCopies['sent while offline']") == 1

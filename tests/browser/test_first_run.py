@@ -26,7 +26,7 @@ def test_the_chat_page_of_a_dev_mode_run_signs_in_by_itself_and_answers(browser:
         wait_healthy(base, proc, path="/readyz")
         page = browser.new_page(viewport={"width": 1200, "height": 800})
         page.goto(f"{base}/")  # no token anywhere: dev mode signs in as `dev`
-        page.wait_for_selector("[data-testid=conn]:has-text('open')", timeout=20_000)
+        page.wait_for_selector("[data-testid=conn][data-status=open]", timeout=20_000)
         page.click("[data-testid=new-thread]")
         page.wait_for_selector("[data-testid=thread].selected")
         page.fill("[data-testid=prompt]", "hello from a first run")
