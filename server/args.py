@@ -43,6 +43,11 @@ class ThreadsList(_Args):
     pagination_opts: PaginationOpts = msgspec.field(default_factory=PaginationOpts)
 
 
+class AdminThreads(_Args):
+    user_id: Id
+    pagination_opts: PaginationOpts = msgspec.field(default_factory=PaginationOpts)
+
+
 class InputMessage(_Args):
     role: Role = "user"
     content: Text | list[Part] = ""

@@ -13,7 +13,7 @@ from server import args as A
 from server.context import Context
 from shared import keys
 from shared.agents import ContextOptions, agent_named
-from shared.errors import from_validation
+from shared.errors import Forbidden, from_validation
 from shared.generation.context import fetch_context_messages, to_chat_messages
 from shared.limits import LimitStatus, Who
 from shared.rag.search import search_documents
@@ -106,11 +106,15 @@ def _own_cursors(a: A.MessagesList) -> tuple[A.MessagesList, Cursors]:
 
 @query("messages.list", A.MessagesList, _thread_channel, follows=_streams_thread, split=_own_cursors)
 async def list_messages(ctx: Context, a: A.MessagesList) -> tuple[int, Any]:
+    return await _messages(ctx, a, ctx.user_id)
+
+
+async def _messages(ctx: Context, a: A.MessagesList, user_id: str | None) -> tuple[int, Any]:
     opts = a.pagination_opts
     streams: list[StreamInfo] | None = [] if a.streams else None
     version, page = await ctx.store.messages.list(
         a.thread_id,
-        ctx.user_id,
+        user_id,
         num_items=opts.num_items,
         cursor=opts.cursor,
         exclude_tool_messages=a.exclude_tool_messages,
@@ -231,3 +235,34 @@ async def workflow_list(ctx: Context, a: A.WorkflowsList) -> tuple[int, Any]:
     """The caller's runs, newest first (without their steps). Live: any of them changing."""
     opts = a.pagination_opts
     return await ctx.services.workflows.runs(ctx.user_id, num_items=opts.num_items, cursor=opts.cursor)
+
+
+# -- the playground: any user's data, for admin tokens --------------------------------------
+
+
+def _admin(ctx: Context) -> None:
+    if not ctx.identity.admin:
+        raise Forbidden("admin queries need a token with the admin claim")
+
+
+@query("admin.threads", A.AdminThreads, lambda ctx, a: [keys.user_channel(a.user_id)])
+async def admin_threads(ctx: Context, a: A.AdminThreads) -> tuple[int, Any]:
+    """Any user's threads (as threads.list is for the caller)."""
+    _admin(ctx)
+    opts = a.pagination_opts
+    return await ctx.store.threads.list(a.user_id, num_items=opts.num_items, cursor=opts.cursor)
+
+
+@query("admin.messages", A.MessagesList, _thread_channel, follows=_streams_thread, split=_own_cursors)
+async def admin_messages(ctx: Context, a: A.MessagesList) -> tuple[int, Any]:
+    """Any thread's messages, with its streams' deltas (as messages.list is for the caller's)."""
+    _admin(ctx)
+    return await _messages(ctx, a, None)
+
+
+@query("admin.workflows", A.WorkflowsList, lambda ctx, a: [keys.WORKFLOW_RUNS_CHANNEL])
+async def admin_workflows(ctx: Context, a: A.WorkflowsList) -> tuple[int, Any]:
+    """Every user's workflow runs, newest first; live: any run changing."""
+    _admin(ctx)
+    opts = a.pagination_opts
+    return await ctx.services.workflows.runs(None, num_items=opts.num_items, cursor=opts.cursor)

@@ -349,12 +349,16 @@ def workflow_pool(name: str) -> str:
 WORKFLOW_TIMERS = f"{PREFIX}:wf:timers"  # zset: "d|runId" (a replay pass) and "s|runId|stepId" -> due ms
 WORKFLOW_RUNS = f"{PREFIX}:wf:runs"  # zset: every run by start time (the playground, retention)
 WORKFLOW_OWNERS = f"{PREFIX}:wf:owners"  # hash: runId -> userId (to forget an expired run's index entry)
+WORKFLOW_RUNS_CHANNEL = f"{PREFIX}:chg:wf"  # pub/sub: some run changed (the playground's list of every run)
+WORKFLOW_RUNS_VERSION = f"{PREFIX}:wf:v"  # counter: the version of the list of every run
 
 # The same formats for the workflow scripts, which name the keys of other runs (a child, a parent)
 WORKFLOW_LUA_KEYS = f"""
 local WF_TIMERS = '{WORKFLOW_TIMERS}'
 local WF_RUNS = '{WORKFLOW_RUNS}'
 local WF_OWNERS = '{WORKFLOW_OWNERS}'
+local WF_ALL_CHANNEL = '{WORKFLOW_RUNS_CHANNEL}'
+local WF_ALL_VERSION = '{WORKFLOW_RUNS_VERSION}'
 local WF_PARTS = {{{", ".join(f"'{p}'" for p in WORKFLOW_PARTS)}}}
 local function wf_key(run, part) return '{PREFIX}:wf:{{' .. run .. '}}:' .. part end
 local function wf_channel(run) return '{PREFIX}:chg:{{wf:' .. run .. '}}' end

@@ -92,7 +92,7 @@ export declare class ChatClient {
   ): () => void;
   mutate<T = unknown>(name: string, args?: Record<string, unknown>, options?: { requestId?: string }): Promise<T>;
   watchThread(threadId: string, onChange: (view: ThreadView) => void,
-              options?: { numItems?: number; agentName?: string }): ThreadView;
+              options?: { numItems?: number; agentName?: string; query?: "messages.list" | "admin.messages" }): ThreadView;
   /** POST /api/files (multipart); the server reads the type from the bytes. */
   uploadFile(file: Blob, options?: { name?: string; onProgress?: (fraction: number) => void }): Promise<FileRecord>;
   /** A short-lived signed link anyone holding it may GET (cached until a minute before it expires). */

@@ -214,8 +214,9 @@ export class ChatClient {
   }
 
   /** A thread's messages with their live streams and this tab's optimistic messages. */
-  watchThread(threadId, onChange, { numItems = 30, agentName } = {}) {
-    return new ThreadView(this, threadId, onChange, { numItems, agentName });
+  /** ``query``: "messages.list" (the caller's thread), or "admin.messages" (any thread; an admin token). */
+  watchThread(threadId, onChange, { numItems = 30, agentName, query = "messages.list" } = {}) {
+    return new ThreadView(this, threadId, onChange, { numItems, agentName, query });
   }
 }
 
@@ -224,8 +225,9 @@ export class ChatClient {
  * from deltas, and optimistic messages shown until the server's copy arrives.
  */
 export class ThreadView {
-  constructor(client, threadId, onChange, { numItems, agentName }) {
+  constructor(client, threadId, onChange, { numItems, agentName, query = "messages.list" }) {
     this.client = client;
+    this.query = query;
     this.threadId = threadId;
     this.onChange = onChange;
     this.numItems = numItems;
@@ -244,7 +246,7 @@ export class ThreadView {
   _subscribe() {
     if (this.unsubscribe) this.unsubscribe();
     this.unsubscribe = this.client.subscribe(
-      "messages.list",
+      this.query,
       { threadId: this.threadId, streams: true, paginationOpts: { numItems: this.numItems } },
       (value) => this._result(value),
       {
@@ -274,7 +276,7 @@ export class ThreadView {
     this.loadingOlder = true;
     const cursor = this.olderCursor || this.liveCursor;
     const stop = this.client.subscribe(
-      "messages.list",
+      this.query,
       { threadId: this.threadId, paginationOpts: { numItems: count, cursor } },
       (value) => {
         stop();

@@ -1,16 +1,34 @@
-const $ = (id) => document.getElementById(id);
-const state = { token: null, user: null, thread: null, agents: [], namespace: null, run: null };
+import { ChatClient } from "/client.js";
 
-async function token() {
+const $ = (id) => document.getElementById(id);
+const state = { token: null, client: null, user: null, thread: null, agents: [], namespace: null, run: null,
+                threadsSub: null, view: null, runsSub: null, runSub: null };
+
+/** The admin token: from the address (#token=), kept in localStorage, dev mode's, or the sign-in form. */
+async function token(why) {
   const hash = new URLSearchParams(location.hash.slice(1));
-  if (hash.get("token")) localStorage.setItem("threadline.adminToken", hash.get("token"));
-  const saved = localStorage.getItem("threadline.adminToken");
+  if (hash.get("token")) {
+    localStorage.setItem("threadline.adminToken", hash.get("token"));
+    history.replaceState(null, "", location.pathname);
+  }
+  const saved = !why && localStorage.getItem("threadline.adminToken");
   if (saved) return saved;
-  const dev = await fetch("/api/dev-token?admin=1");
-  if (dev.ok) return (await dev.json()).token;
-  const pasted = prompt("Admin token (python -m server token ops --admin)");
-  if (pasted) localStorage.setItem("threadline.adminToken", pasted);
-  return pasted;
+  if (!why) {
+    const dev = await fetch("/api/dev-token?admin=1");
+    if (dev.ok) return (await dev.json()).token;
+  }
+  return new Promise((resolve) => {
+    $("pg-signin").style.display = "block";
+    $("pg-signin-why").textContent = why || "";
+    $("pg-signin").querySelector("form").onsubmit = (e) => {
+      e.preventDefault();
+      const pasted = $("pg-token").value.trim();
+      if (!pasted) return;
+      localStorage.setItem("threadline.adminToken", pasted);
+      $("pg-signin").style.display = "none";
+      resolve(pasted);
+    };
+  });
 }
 
 async function api(path, body) {
@@ -18,8 +36,20 @@ async function api(path, body) {
   if (body !== undefined) Object.assign(init, { method: "POST", body: JSON.stringify(body) });
   const res = await fetch(path, init);
   const data = await res.json();
+  if (res.status === 401 || res.status === 403) signOut(`${data.code}: ${data.message}`);
   if (!res.ok) throw new Error(`${data.code}: ${data.message}`);
   return data;
+}
+
+function signOut(why) {
+  localStorage.removeItem("threadline.adminToken");
+  $("pg-signin").style.display = "block";
+  $("pg-signin-why").textContent = why;
+  $("pg-signin").querySelector("form").onsubmit = (e) => {
+    e.preventDefault();
+    localStorage.setItem("threadline.adminToken", $("pg-token").value.trim());
+    location.reload();
+  };
 }
 
 function list(el, items, label, selected, onPick) {
@@ -34,14 +64,27 @@ function list(el, items, label, selected, onPick) {
 
 async function loadUsers() {
   const { users } = await api("/api/admin/users");
-  list($("users"), users, (u) => u, (u) => u === state.user, pickUser);
+  state.users = users;
+  renderUsers();
 }
 
-async function pickUser(user) {
+function renderUsers() {
+  list($("users"), state.users || [], (u) => u, (u) => u === state.user, pickUser);
+}
+
+function pickUser(user) {
   state.user = user;
-  await loadUsers();
-  const { page } = await api(`/api/admin/users/${encodeURIComponent(user)}/threads`);
-  list($("pg-threads"), page, (t) => t.title || t.threadId, (t) => t.threadId === state.thread?.threadId, pickThread);
+  renderUsers();
+  if (state.threadsSub) state.threadsSub();
+  state.threadsSub = state.client.subscribe("admin.threads", { userId: user, paginationOpts: { numItems: 100 } }, (v) => {
+    state.threads = v.page;
+    renderThreads();
+  }, { onError: (e) => { $("pg-threads").textContent = e.message; } });
+}
+
+function renderThreads() {
+  list($("pg-threads"), state.threads || [], (t) => t.title || t.threadId,
+       (t) => t.threadId === state.thread?.threadId, pickThread);
 }
 
 async function loadNamespaces() {
@@ -76,76 +119,115 @@ function showPassages(messages) {
   }));
 }
 
-async function pickThread(thread) {
+/** Follow a thread live: its messages and the replies streaming in (any user's: admin.messages). */
+function pickThread(thread) {
   state.thread = thread;
   $("thread-title").textContent = `Messages of “${thread.title || thread.threadId}”`;
-  await pickUser(state.user);
-  await loadMessages();
+  renderThreads();
+  if (state.view) state.view.close();
+  state.view = state.client.watchThread(thread.threadId, renderMessages, { numItems: 100, query: "admin.messages" });
 }
 
-function content(m) {
-  const parts = (m.parts || []).filter((p) => !["text", "file", "image"].includes(p.type));
-  return (m.text || "") + (parts.length ? "\n" + JSON.stringify(parts, null, 1) : "") + (m.error ? `\nerror: ${m.error}` : "");
-}
-
-const links = new Map();  // fileId -> promise of a signed link (the page re-renders every second)
+const links = new Map();  // fileId -> promise of a signed link
 function fileLink(fileId) {
   if (!links.has(fileId)) links.set(fileId, api(`/api/files/${fileId}/url`, {}).then((link) => link.url));
   return links.get(fileId);
 }
 
-/** File and image parts as links (an admin token may read any file). */
-function fileLinks(m) {
-  const files = (m.parts || []).filter((p) => p.type === "file" || p.type === "image");
-  return files.map((p) => {
-    const a = Object.assign(document.createElement("a"), { className: "pg-file", target: "_blank", rel: "noopener",
-      textContent: `${p.type}: ${p.filename || p.fileId || p.url} (${p.mimeType || "?"})` });
-    a.dataset.testid = "pg-file";
-    if (p.fileId) fileLink(p.fileId).then((url) => { a.href = url; }, () => {});
-    else a.href = p.url;
-    return a;
-  });
+function chip(kind, text, testid = "pg-part") {
+  const el = Object.assign(document.createElement("span"), { className: `part ${kind}`, textContent: text });
+  el.dataset.testid = testid;
+  el.dataset.kind = kind;
+  return el;
 }
 
-async function loadMessages() {
-  if (!state.thread) return;
-  const { page } = await api(`/api/admin/threads/${state.thread.threadId}/messages?numItems=100`);
-  $("rows").replaceChildren(...page.reverse().map((m) => {
+/** Every part of a message, each shown for what it is. */
+function partsOf(m) {
+  const out = [];
+  const parts = [...(m.parts || []), ...(m.toolParts || [])];
+  for (const p of parts) {
+    if (p.type === "text") continue;
+    if (p.type === "reasoning") out.push(chip("reasoning", `reasoning: ${p.text}`));
+    else if (p.type === "tool-call") out.push(chip("tool-call", `${p.toolName}(${JSON.stringify(p.args)})`));
+    else if (p.type === "tool-result") {
+      const el = chip("tool-result", `${p.toolName} → ${JSON.stringify(p.result)}`);
+      if (p.isError) el.classList.add("error");
+      out.push(el);
+    } else if (p.type === "source") {
+      const el = chip("source", `[${p.sourceId}] ${p.title || p.key}${p.heading ? " · " + p.heading : ""} (${p.namespace}/${p.key})`);
+      el.title = p.excerpt || "";
+      out.push(el);
+    } else if (p.type === "file" || p.type === "image") {
+      const a = Object.assign(document.createElement("a"), { className: "pg-file part file", target: "_blank", rel: "noopener",
+        textContent: `${p.type}: ${p.filename || p.fileId || p.url} (${p.mimeType || "?"})` });
+      a.dataset.testid = "pg-file";
+      if (p.fileId) fileLink(p.fileId).then((url) => { a.href = url; }, () => {});
+      else a.href = p.url;
+      out.push(a);
+    } else if (p.type === "object") {
+      const el = chip("object", "");
+      el.append(Object.assign(document.createElement("pre"), { textContent: JSON.stringify(p.object, null, 1) }));
+      out.push(el);
+    } else if (p.type === "refusal") out.push(chip("tool-result error", `refused: ${p.text}`));
+  }
+  if (m.object !== undefined && m.streaming) {
+    out.push(chip("object", `object so far: ${JSON.stringify(m.object)}`));
+  }
+  if (m.error) out.push(chip("tool-result error", `error: ${m.error}`));
+  return out;
+}
+
+function usageOf(m) {
+  const u = m.usage;
+  if (!u) return "";
+  const extra = [u.cachedTokens ? `${u.cachedTokens} cached` : "", u.reasoningTokens ? `${u.reasoningTokens} reasoning` : ""]
+    .filter(Boolean).join(", ");
+  return `${u.promptTokens}+${u.completionTokens}${extra ? ` (${extra})` : ""}`;
+}
+
+function renderMessages(view) {
+  $("rows").replaceChildren(...view.messages().map((m) => {
     const tr = document.createElement("tr");
     tr.dataset.testid = "pg-row";
-    for (const v of [m.order, m.stepOrder, m.role, m.status, m.agentName || "", m.model || "",
-                     m.usage ? `${m.usage.promptTokens}+${m.usage.completionTokens}` : "", content(m)]) {
+    const status = m.streaming ? "streaming" : m.status;
+    for (const v of [m.order, m.stepOrder, m.role, status, m.agentName || "", m.model || "", usageOf(m)]) {
       const td = document.createElement("td");
-      td.append(Object.assign(document.createElement("pre"), { textContent: String(v) }));
+      td.append(Object.assign(document.createElement("pre"), { textContent: String(v ?? "") }));
       tr.append(td);
     }
-    tr.lastChild.append(...fileLinks(m));
+    const content = document.createElement("td");
+    content.append(Object.assign(document.createElement("pre"), { textContent: m.text || "" }), ...partsOf(m));
+    tr.append(content);
     return tr;
   }));
 }
 
 const time = (ms) => (ms ? new Date(ms).toLocaleTimeString() : "");
 
-async function loadRuns() {
-  const { page } = await api("/api/admin/workflows?numItems=50");
+function renderRuns(page) {
   $("pg-runs").replaceChildren(...page.map((r) => {
     const li = document.createElement("li");
     li.dataset.testid = "pg-run";
     li.className = r.runId === state.run ? "selected" : "";
     li.append(`${r.name} — ${r.status}`, Object.assign(document.createElement("small"), {
       textContent: [r.userId, time(r.createdAt), r.runId].join(" · ") }));
-    li.onclick = () => { state.run = r.runId; loadRun(); loadRuns(); };
+    li.onclick = () => pickRun(r.runId);
     return li;
   }));
+}
+
+function pickRun(runId) {
+  state.run = runId;
+  renderRuns(state.runs || []);
+  if (state.runSub) state.runSub();
+  state.runSub = state.client.subscribe("workflows.get", { runId }, renderRun);
 }
 
 function outcome(value) {
   return value === undefined ? "" : JSON.stringify(value);
 }
 
-async function loadRun() {
-  if (!state.run) return;
-  const run = await api(`/api/workflows/${encodeURIComponent(state.run)}`);
+function renderRun(run) {
   $("run-title").textContent = `Workflow run ${run.name} (${run.runId})`;
   $("run-summary").textContent = [`status: ${run.status}`, `user: ${run.userId}`, `args: ${outcome(run.args)}`,
     run.status === "completed" ? `result: ${outcome(run.result)}` : "", run.error ? `error: ${run.error.message}` : "",
@@ -172,10 +254,23 @@ async function loadRun() {
 
 async function main() {
   state.token = await token();
-  state.agents = (await api("/api/agents")).agents;
+  try {
+    state.agents = (await api("/api/agents")).agents;
+    await loadUsers();  // a token without the admin claim is refused here: the sign-in form says so
+  } catch (e) {
+    return;
+  }
+  const proto = location.protocol === "https:" ? "wss:" : "ws:";
+  state.client = new ChatClient(`${proto}//${location.host}/ws`, { token: state.token });
+  state.client.onStatus((s) => { $("pg-conn").textContent = s; if (s === "unauthorized") signOut("The token was refused."); });
+  window.playground = state;  // for debugging and tests
   for (const sel of [$("send-agent"), $("ctx-agent")]) for (const a of state.agents) sel.append(new Option(a.name, a.name));
-  await loadUsers();
   await loadNamespaces();
+  $("pg-users-refresh").onclick = loadUsers;
+  state.runsSub = state.client.subscribe("admin.workflows", { paginationOpts: { numItems: 50 } }, (v) => {
+    state.runs = v.page;
+    renderRuns(v.page);
+  });
   $("pg-send").onclick = async () => {
     if (!state.thread) return ($("send-result").textContent = "Pick a thread first.");
     try {
@@ -183,7 +278,6 @@ async function main() {
         { prompt: $("pg-prompt").value, agentName: $("send-agent").value, saveMessages: $("save").value });
       $("send-result").textContent = JSON.stringify(out, null, 1);
     } catch (e) { $("send-result").textContent = String(e); }
-    setTimeout(loadMessages, 300);
   };
   $("pg-context").onclick = async () => {
     if (!state.thread) return ($("context-result").textContent = "Pick a thread first.");
@@ -199,9 +293,6 @@ async function main() {
       $("context-result").textContent = JSON.stringify(out.chat, null, 1);
     } catch (e) { $("context-result").textContent = String(e); }
   };
-  await loadRuns();
-  setInterval(loadMessages, 1000);  // follow generations while the page is open
-  setInterval(() => { loadRuns(); loadRun(); }, 1000);
 }
 
 main();

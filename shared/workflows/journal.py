@@ -211,7 +211,8 @@ class Journal:
         version."""
         index = keys.user_workflows(user_id) if user_id is not None else keys.WORKFLOW_RUNS
         with redis_errors():
-            version = int(await self.redis.get(keys.user_workflows_version(user_id)) or 0) if user_id else 0
+            version = int(await self.redis.get(keys.user_workflows_version(user_id) if user_id is not None
+                                               else keys.WORKFLOW_RUNS_VERSION) or 0)
             ids: list[Any] = await self.redis.zrevrangebyscore(index, score_bound(cursor), "-inf", start=0,
                                                     num=num_items + 1, withscores=True)
             async with self.redis.pipeline(transaction=False) as pipe:

@@ -19,6 +19,7 @@ local function wf_bump(run, now)
   if user then
     redis.call('PUBLISH', wf_user_channel(user), redis.call('INCR', wf_user(user) .. ':v'))
   end
+  redis.call('PUBLISH', WF_ALL_CHANNEL, redis.call('INCR', WF_ALL_VERSION))
   return v
 end
 

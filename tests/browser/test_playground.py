@@ -115,3 +115,110 @@ def test_playground_lists_workflow_runs_and_shows_their_steps(site: Stack, brows
     assert "Lisbon" in str(page.text_content("[data-testid=pg-run-summary]"))
     page.screenshot(path=str(shots / "playground-workflow.png"))
     page.close()
+
+
+def test_playground_signs_in_with_a_form_and_refuses_a_token_without_the_admin_claim(site: Stack, browser: Any) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{site.web}/playground")
+    page.wait_for_selector("[data-testid=pg-signin] form", state="visible")  # no prompt(): a form
+    page.fill("[data-testid=pg-token]", mint(SECRET, "not-an-admin"))
+    page.click("[data-testid=pg-token-save]")
+    page.wait_for_selector("[data-testid=pg-signin-why]:has-text('forbidden')")
+    page.fill("[data-testid=pg-token]", mint(SECRET, "ops", admin=True))
+    page.click("[data-testid=pg-token-save]")
+    page.wait_for_selector("[data-testid=pg-conn]:has-text('open')")
+    assert not page.locator("[data-testid=pg-signin]").is_visible()
+    page.evaluate("() => localStorage.clear()")
+    page.close()
+
+
+def test_playground_follows_a_thread_and_the_runs_live_and_shows_every_part(site: Stack, browser: Any,
+                                                                            shots: Path) -> None:
+    import asyncio
+    import concurrent.futures
+
+    from shared.config import load_settings
+    from shared.records import (
+        FilePart,
+        ObjectPart,
+        ReasoningPart,
+        SourcePart,
+        TextPart,
+        ToolCallPart,
+        ToolResultPart,
+        Usage,
+    )
+    from threadline import Threadline
+
+    who = "playground-live"
+
+    async def seed() -> tuple[str, str]:
+        settings = load_settings({"REDIS_URL": site.redis_url, "DATA_DIR": site.env["DATA_DIR"]})
+        async with Threadline(settings) as tl:
+            thread = await tl.create_thread(who, title="Every part")
+            menu = await tl.upload_file(who, "menu.txt", b"soup of the day")
+            prompt = await thread.save_message("What is on the menu?")
+            await thread.save_message(role="assistant", agent_name="assistant", prompt_message_id=prompt.message_id, parts=[
+                ReasoningPart(text="The menu file will say."),
+                ToolCallPart(tool_call_id="c1", tool_name="read_menu", args={"day": "today"})])
+            await thread.save_message(role="tool", prompt_message_id=prompt.message_id, parts=[
+                ToolResultPart(tool_call_id="c1", tool_name="read_menu", result={"soup": "tomato"})])
+            reply = await thread.save_message(role="assistant", agent_name="assistant",
+                                              prompt_message_id=prompt.message_id, parts=[
+                TextPart(text="Tomato soup [1]."),
+                SourcePart(source_id="1", namespace="global", key="menu.md", title="Menu", chunk=0,
+                           excerpt="Soup: tomato"),
+                ObjectPart(object={"soup": "tomato"}),
+                FilePart(file_id=menu.file_id)])
+            await tl.store.messages.replace(thread.thread_id, [msgspec_usage(reply, Usage(
+                prompt_tokens=120, completion_tokens=8, total_tokens=128, cached_tokens=100, reasoning_tokens=3))])
+            return thread.thread_id, prompt.message_id
+
+    import msgspec
+
+    def msgspec_usage(message: Any, usage: Any) -> Any:
+        return msgspec.structs.replace(message, usage=usage)
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # Playwright's sync API holds this thread's loop
+        thread_id, _ = pool.submit(asyncio.run, seed()).result()
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{site.web}/playground#token={mint(SECRET, 'ops', admin=True)}")
+    page.click(f"[data-testid=users] li:has-text('{who}')")
+    page.click("[data-testid=pg-threads] li:has-text('Every part')")
+    page.wait_for_selector("[data-testid=pg-part][data-kind=source]")
+    kinds = set(page.evaluate("() => [...document.querySelectorAll('[data-testid=pg-part]')].map((e) => e.dataset.kind)"))
+    assert {"reasoning", "tool-call", "tool-result", "source", "object"} <= kinds
+    assert page.locator("[data-testid=pg-file]:has-text('menu.txt')").count() == 1
+    assert "120+8 (100 cached, 3 reasoning)" in str(page.text_content("[data-testid=pg-messages]"))
+    # readable columns: no word of the short columns (order, role, status, agent, model, usage) is split
+    split = page.evaluate("""() => {
+        const out = [];
+        for (const pre of document.querySelectorAll('[data-testid=pg-row] td:not(:last-child) pre')) {
+          const node = pre.firstChild;
+          if (!node) continue;
+          const text = node.textContent;
+          for (const m of text.matchAll(/\\S+/g)) {
+            const range = document.createRange();
+            range.setStart(node, m.index);
+            range.setEnd(node, m.index + m[0].length);
+            if (range.getClientRects().length > 1) out.push(m[0]);
+          }
+        }
+        return out;
+      }""")
+    assert split == []
+    box = page.locator("[data-testid=pg-messages]").bounding_box()
+    section = page.locator("section").nth(1).bounding_box()
+    assert box["x"] + box["width"] <= section["x"] + section["width"] + 1  # the table fits its column
+    # live: a message sent now shows up, streaming, without reloading or polling
+    headers = {"Authorization": f"Bearer {mint(SECRET, who)}"}
+    httpx.post(f"{site.web}/api/threads/{thread_id}/messages", json={"prompt": "And dessert?", "agentName": "assistant"},
+               headers=headers).raise_for_status()
+    page.wait_for_selector("[data-testid=pg-row]:has-text('And dessert?')")
+    page.wait_for_selector("[data-testid=pg-row]:has-text('streaming')", timeout=20_000)
+    page.wait_for_selector("[data-testid=pg-row]:has-text('success'):has-text('[mock]')", timeout=30_000)
+    started = httpx.post(f"{site.web}/api/workflows", json={"name": "weather_report", "args": {"city": "Porto"}},
+                         headers=headers).json()["runId"]
+    page.wait_for_selector(f"[data-testid=pg-run]:has-text('{started}')")  # the runs list is live too
+    page.screenshot(path=str(shots / "playground-parts.png"))
+    page.close()
