@@ -31,10 +31,19 @@ from server.files_api import local_link
 from server.http_api import _body, _convert
 from server.idempotency import run_once
 from server.mutations import MUTATIONS
-from server.ui_stream import DONE, HEADERS, PING, UIStream, decode_parts, sse
+from server.ui_stream import DONE, HEADERS, PING, UIStream, decode_parts, error_chunk, sse
 from shared.auth import bearer, verify
 from shared.errors import BadRequest, ChatError, NotFound
-from shared.records import FilePart, ImagePart, Message, SourcePart, ToolCallPart, ToolResultPart
+from shared.records import (
+    FilePart,
+    ImagePart,
+    Message,
+    Part,
+    SourcePart,
+    TextPart,
+    ToolCallPart,
+    ToolResultPart,
+)
 
 STREAM_WAIT_S = 300.0  # how long a sent message's reply may take to start (a queue ahead of it)
 _aborts: set[asyncio.Task[Any]] = set()
@@ -121,22 +130,23 @@ def _as_error(error: dict[str, Any]) -> ChatError:
     return ChatError(str(error.get("message", "")))
 
 
-def _content(message: UIMessage) -> list[dict[str, Any]]:
-    """A UI message's text and files as our parts (files by URL; upload them for the model to read)."""
-    out: list[dict[str, Any]] = []
+def _content(message: UIMessage) -> list[Any]:
+    """A UI message's text and files as our parts (files by URL)."""
+    out: list[Part] = []
     for part in message.parts:
         kind = part.get("type")
         if kind == "text" and part.get("text"):
-            out.append({"type": "text", "text": part["text"]})
+            out.append(TextPart(text=str(part["text"])))
         elif kind == "file" and isinstance(part.get("url"), str):
             media = str(part.get("mediaType") or "application/octet-stream")
             if media.startswith("image/"):
-                out.append({"type": "image", "url": part["url"], "mimeType": media})
+                out.append(ImagePart(url=part["url"], mime_type=media))
             else:
-                out.append({"type": "file", "url": part["url"], "mimeType": media, "filename": part.get("filename")})
+                name = part.get("filename")
+                out.append(FilePart(url=part["url"], mime_type=media, filename=name if isinstance(name, str) else None))
     if not out:
         raise BadRequest("the message has no text or file parts")
-    return out
+    return list(msgspec.to_builtins(out))
 
 
 async def _last_prompt(ctx: Context, thread_id: str) -> Message:
@@ -160,7 +170,7 @@ async def _tool_outputs(ctx: Context, body: ChatBody, last: UIMessage) -> tuple[
     _, page = await ctx.store.messages.list(body.id, ctx.user_id, num_items=50)
     calls = {p.tool_call_id: (m, p) for m in page.page for p in m.parts if isinstance(p, ToolCallPart)}
     answered_ids = {p.tool_call_id for m in page.page for p in m.parts if isinstance(p, ToolResultPart)}
-    results: list[dict[str, Any]] = []
+    results: list[ToolResultPart] = []
     order = None
     for part in answered:
         call_id = str(part.get("toolCallId", ""))
@@ -169,17 +179,18 @@ async def _tool_outputs(ctx: Context, body: ChatBody, last: UIMessage) -> tuple[
         message, call = calls[call_id]
         order = message.order
         error = part.get("state") == "output-error"
-        results.append({"type": "tool-result", "toolCallId": call_id, "toolName": call.tool_name,
-                        "result": part.get("errorText") if error else part.get("output"), "isError": error})
+        results.append(ToolResultPart(tool_call_id=call_id, tool_name=call.tool_name,
+                                      result=part.get("errorText") if error else part.get("output"), is_error=error))
     if order is None:
         raise BadRequest("no pending tool call of this thread is answered")
     prompt = next((m for m in page.page if m.order == order and m.role == "user"), None)
     if prompt is None:
         raise NotFound("the prompt of that tool call is gone")
     known = await _streams_at(ctx, body.id, order)
-    await _mutate(ctx, "messages.send", {"threadId": body.id, "message": {"role": "tool", "content": results},
+    await _mutate(ctx, "messages.send", {"threadId": body.id, "message": {"role": "tool",
+                                                                          "content": msgspec.to_builtins(results)},
                                          "promptMessageId": prompt.message_id, "agentName": body.agent_name},
-                  ("ai-sdk-tool", body.id, *sorted(str(r["toolCallId"]) for r in results)))
+                  ("ai-sdk-tool", body.id, *sorted(r.tool_call_id for r in results)))
     return order, known
 
 
@@ -193,7 +204,7 @@ async def _reply(ctx: Context, thread_id: str, order: int, known: set[str], keep
         if fresh:
             break
         if time.monotonic() > deadline:
-            yield sse({"type": "error", "errorText": "the reply did not start in time"})
+            yield sse(error_chunk("the reply did not start in time"))
             yield DONE
             return
         if time.monotonic() - pinged > ctx.services.settings.sse_ping_s:

@@ -139,6 +139,10 @@ class UIStream:
             self._open = None
 
 
+def error_chunk(text: str) -> Chunk:
+    return {"type": "error", "errorText": text}
+
+
 def decode_parts(raw: bytes | str) -> list[dict[str, Any]]:
     parts = _decode(raw)
     return parts if isinstance(parts, list) else []
