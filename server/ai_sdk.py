@@ -17,7 +17,10 @@ asked ``keepRunning: true`` (for pages that resume instead).
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import time
+import urllib.parse
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -102,7 +105,7 @@ async def _send(ctx: Context, body: ChatBody) -> tuple[int, set[str]]:
                       ("ai-sdk-regenerate", thread_id, body.message_id or last.id, str(len(body.messages))))
         return prompt.order, known
     if last.role == "user":
-        args = {"threadId": thread_id, "message": {"role": "user", "content": _content(last)},
+        args = {"threadId": thread_id, "message": {"role": "user", "content": await _content(ctx, last)},
                 "agentName": body.agent_name, "clientMessageId": last.id or None}
         value = await _mutate(ctx, "messages.send", args, ("ai-sdk", thread_id, last.id))
         return int(value["order"]), set()
@@ -130,13 +133,19 @@ def _as_error(error: dict[str, Any]) -> ChatError:
     return ChatError(str(error.get("message", "")))
 
 
-def _content(message: UIMessage) -> list[Any]:
-    """A UI message's text and files as our parts (files by URL)."""
+async def _content(ctx: Context, message: UIMessage) -> list[Any]:
+    """A UI message's text and files as our parts: a file sent inline (a data: URL, as the SDK sends
+    picked files) is kept as a file of the user, so the model reads it; others go by URL."""
     out: list[Part] = []
     for part in message.parts:
         kind = part.get("type")
         if kind == "text" and part.get("text"):
             out.append(TextPart(text=str(part["text"])))
+        elif kind == "file" and isinstance(part.get("url"), str) and part["url"].startswith("data:"):
+            name = part.get("filename") if isinstance(part.get("filename"), str) else "file"
+            record = await ctx.services.files.upload(ctx.user_id, str(name), _data_url(part["url"]))
+            image = record.media_type.startswith("image/")
+            out.append(ImagePart(file_id=record.file_id) if image else FilePart(file_id=record.file_id))
         elif kind == "file" and isinstance(part.get("url"), str):
             media = str(part.get("mediaType") or "application/octet-stream")
             if media.startswith("image/"):
@@ -147,6 +156,16 @@ def _content(message: UIMessage) -> list[Any]:
     if not out:
         raise BadRequest("the message has no text or file parts")
     return list(msgspec.to_builtins(out))
+
+
+def _data_url(url: str) -> bytes:
+    header, _, payload = url.partition(",")
+    try:
+        if header.endswith(";base64"):
+            return base64.b64decode(payload, validate=True)
+        return urllib.parse.unquote_to_bytes(payload)
+    except (binascii.Error, ValueError) as exc:
+        raise BadRequest(f"a file's data: URL is not valid: {exc}") from None
 
 
 async def _last_prompt(ctx: Context, thread_id: str) -> Message:

@@ -206,3 +206,26 @@ def test_an_idle_stream_is_kept_alive_with_comment_pings(llm: Stack) -> None:
     assert ": ping" in lines[:first] or ": ping" in lines[first:last]  # SSE comments while nothing else came
     (out,) = drive(llm, thread_id, [{"do": "resume"}], agentName="echo")
     assert out["messages"] == []  # the SDK's reader skips the pings (and nothing runs now)
+
+
+def test_a_file_sent_inline_is_kept_and_read_by_the_model(llm: Stack) -> None:
+    import base64
+
+    thread_id = new_thread(llm)
+    headers = {"Authorization": f"Bearer {mint(SECRET, 'sdk-user')}"}
+    note = base64.b64encode(b"The secret word is pineapple.").decode()
+    body = {"id": thread_id, "agentName": "echo", "messages": [{"id": "f1", "role": "user", "parts": [
+        {"type": "file", "mediaType": "text/plain", "filename": "note.txt", "url": f"data:text/plain;base64,{note}"},
+        {"type": "text", "text": "What does the note say?"}]}]}
+    with httpx.stream("POST", f"{llm.web}/api/chat", json=body, headers=headers, timeout=30) as r:
+        assert r.status_code == 200
+        lines = [line for line in r.iter_lines() if line]
+    assert lines[-1] == "data: [DONE]"
+    assert "pineapple" in json.dumps(llm.llm_requests()[-1]["messages"])  # the model read the file
+    stored = next(m for m in thread_messages(llm, thread_id) if m["role"] == "user")
+    file_part = next(p for p in stored["parts"] if p["type"] == "file")
+    assert file_part["fileId"] and file_part["filename"] == "note.txt"
+    broken = {**body, "messages": [{"id": "f2", "role": "user", "parts": [
+        {"type": "file", "mediaType": "text/plain", "url": "data:text/plain;base64,%%%"}]}]}
+    refused = httpx.post(f"{llm.web}/api/chat", json=broken, headers=headers)
+    assert refused.status_code == 400 and "data: URL" in refused.json()["message"]
