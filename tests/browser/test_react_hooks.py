@@ -8,6 +8,7 @@ import asyncio
 import concurrent.futures
 import http.server
 import itertools
+import os
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -148,3 +149,14 @@ def test_use_ui_messages_groups_a_tool_call_with_its_result_and_the_answer(site:
     assistants = page.locator("[data-testid=ui-message][data-role=assistant]")
     assert assistants.count() == 1  # the call, its result and the answer: one UI message
     assert "[mock]" in str(assistants.first.get_attribute("data-full"))
+
+
+def test_the_hooks_bundle_with_a_bundler_too() -> None:
+    """What an app with a build step does: a bundler resolves react from node_modules and ./client.js beside."""
+    entry = f'import * as hooks from "{STATIC / "react.js"}";\nexport default hooks;\n'
+    done = subprocess.run([str(NODE_DIR / "node_modules" / ".bin" / "esbuild"), "--bundle", "--format=esm",
+                           '--define:process.env.NODE_ENV="production"'],
+                          input=entry, cwd=NODE_DIR, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "NODE_PATH": str(NODE_DIR / "node_modules")})  # the app's packages
+    assert done.returncode == 0, done.stderr
+    assert "function useUIMessages" in done.stdout and "SmoothText = class" in done.stdout
