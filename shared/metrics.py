@@ -43,6 +43,12 @@ model_errors = Counter("threadline_model_errors_total", "Model calls that failed
 tokens = Counter("threadline_tokens_total", "Tokens used", ["provider", "model", "kind"])
 
 # index
+workflow_steps = Counter("threadline_workflow_steps_total", "Workflow step attempts, by how they ended "
+                         "(done, retry, failed, dropped: no longer wanted)", ["workflow", "outcome"])
+workflow_step_seconds = Histogram("threadline_workflow_step_seconds", "Time of one step attempt", ["workflow"],
+                                  buckets=LONG)
+workflow_passes = Counter("threadline_workflow_passes_total", "Workflow replay passes, by what their commit met "
+                          "(ok, stale: newer history, ended, finished)", ["outcome"])
 index_ops = Counter("threadline_index_ops_total", "Embedding ops applied by the index process")
 index_lag = Gauge("threadline_index_queue_length", "Embedding ops waiting for the index process")
 

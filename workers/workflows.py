@@ -16,12 +16,14 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from typing import Any
 
 import msgspec
 import redis
 from rq.queue import Queue
 
+from shared import metrics
 from shared.config import Settings, load_settings
 from shared.errors import ChatError, NotFound
 from shared.jobs import FAILURE_TTL_S, GENERATION
@@ -96,6 +98,8 @@ async def drive(run_id: str) -> str:
             p = Pass(wf, run_id, steps, results)
             ops = await replay(wf, p, Step(p, run_id, fields["userId"], app_module), args)
         outcome, handed = await eng.journal.commit(run_id, fields["version"], ops)
+        finished = outcome == "ok" and any(op["op"] == "finish" for op in ops)
+        metrics.workflow_passes.labels("finished" if finished else outcome).inc()
         if outcome == "stale":
             continue
         for step_id in handed:
@@ -111,7 +115,8 @@ async def run_step(run_id: str, step_id: str, attempt: int) -> str:
     taken = await journal.take_step(run_id, step_id, attempt)
     if taken is None:
         return "skipped"
-    raw, user_id = taken
+    raw, user_id, workflow = taken
+    started = time.perf_counter()
     spec = msgspec.json.decode(raw)
     policy = msgspec.convert(spec.get("retry", {}), RetryPolicy)
     info = StepInfo(run_id, step_id, attempt, user_id)
@@ -127,6 +132,7 @@ async def run_step(run_id: str, step_id: str, attempt: int) -> str:
             error = f"the result is too big to journal (at most {MAX_VALUE_BYTES} bytes of JSON)"
     except asyncio.CancelledError:
         if keeper.done():  # no longer wanted: the run ended or the attempt was given up
+            metrics.workflow_steps.labels(workflow, "dropped").inc()
             return "dropped"
         raise
     except TimeoutError:
@@ -142,6 +148,9 @@ async def run_step(run_id: str, step_id: str, attempt: int) -> str:
         with contextlib.suppress(asyncio.CancelledError):
             await keeper
     retry_ms = policy.delay_ms(attempt) if result is None and again and attempt < policy.attempts else -1
+    metrics.workflow_step_seconds.labels(workflow).observe(time.perf_counter() - started)
+    metrics.workflow_steps.labels(workflow, "done" if result is not None else "retry" if retry_ms >= 0
+                                  else "failed").inc()
     if result is None:
         log.warning("workflow %s step %s attempt %d failed: %s", run_id, step_id, attempt, error)
     await journal.finish_step(run_id, step_id, attempt, result=result, error=error, retry_ms=retry_ms,

@@ -168,13 +168,14 @@ class Journal:
         with redis_errors():
             return [text(r) for r in await self._scripts.run("wf_fire", [], [member, now_ms(), self.lease_ms])]
 
-    async def take_step(self, run_id: str, step_id: str, attempt: int) -> tuple[bytes, str] | None:
-        """Begin an attempt: (its input, the run's user), or None when it is not this attempt's turn."""
+    async def take_step(self, run_id: str, step_id: str, attempt: int) -> tuple[bytes, str, str] | None:
+        """Begin an attempt: (its input, the run's user, the workflow's name), or None when it is not
+        this attempt's turn."""
         with redis_errors():
             reply = await self._scripts.run("wf_step_start", [], [run_id, step_id, attempt, now_ms(), self.lease_ms])
         if text(reply[0]) != "run":
             return None
-        return reply[1], text(reply[2])
+        return reply[1], text(reply[2]), text(reply[3])
 
     async def renew_step(self, run_id: str, step_id: str, attempt: int) -> bool:
         """Keep a running attempt's lease; False when it is no longer wanted."""

@@ -9,10 +9,12 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from shared.config import load_settings
 from shared.embedded_redis import free_port
 from tests.support.stack import run_stack
 from tests.support.wsutil import Tab
 from tests.workers.helpers import new_thread, open_tab, reply_of, watch_args
+from threadline import Threadline
 
 pytestmark = pytest.mark.anyio
 
@@ -58,6 +60,19 @@ async def test_web_and_worker_metrics_count_what_happened(tmp_path: Path) -> Non
         assert value(worker, "threadline_tokens_total", provider="mock", model="mock", kind="completion") > 0
         assert value(worker, "threadline_generations_in_flight") == 0
         await tab.close()
+        async with Threadline(load_settings({"REDIS_URL": stack.redis_url, "APP_MODULE": "tests.support.agents"})) as tl:
+            run_id = await tl.start_workflow("retrying", "metrics", {"failTimes": 1})
+            assert (await tl.wait_workflow(run_id, 30)).status == "completed"
+        deadline = time.monotonic() + 10
+        while True:  # the step's job counts once its outcome is journaled
+            worker = scrape(f"http://127.0.0.1:{port}/metrics")
+            if value(worker, "threadline_workflow_steps_total", workflow="retrying", outcome="done") >= 1:
+                break
+            assert time.monotonic() < deadline, worker
+            time.sleep(0.1)
+        assert value(worker, "threadline_workflow_steps_total", workflow="retrying", outcome="retry") == 1
+        assert value(worker, "threadline_workflow_passes_total", outcome="finished") == 1
+        assert value(worker, "threadline_workflow_step_seconds_count", workflow="retrying") >= 2
 
 
 @pytest.mark.timeout(120)
