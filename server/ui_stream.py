@@ -19,7 +19,7 @@ A step ends where a tool result is followed by anything else.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from typing import Any
 
 import msgspec
@@ -93,18 +93,10 @@ class UIStream:
                 yield {"type": f"{kind}-start", "id": self._open[1]}
             yield {"type": f"{kind}-delta", "id": self._open[1], "delta": part["text"]}
         elif kind == "tool-call-delta":
-            yield from self._close()
-            call = part.get("toolCallId", "")
-            if call not in self._inputs:
-                self._inputs.add(call)
-                yield {"type": "tool-input-start", "toolCallId": call, "toolName": part.get("toolName", "")}
+            call = yield from self._input(part)
             yield {"type": "tool-input-delta", "toolCallId": call, "inputTextDelta": part.get("argsTextDelta", "")}
         elif kind == "tool-call":
-            yield from self._close()
-            call = part.get("toolCallId", "")
-            if call not in self._inputs:
-                self._inputs.add(call)
-                yield {"type": "tool-input-start", "toolCallId": call, "toolName": part.get("toolName", "")}
+            call = yield from self._input(part)
             yield {"type": "tool-input-available", "toolCallId": call, "toolName": part.get("toolName", ""),
                    "input": part.get("args") if part.get("args") is not None else {}}
         elif kind == "object":
@@ -114,6 +106,15 @@ class UIStream:
         elif kind == "source":
             yield {"type": "source-document", "sourceId": str(part.get("sourceId", "")), "mediaType": "text/plain",
                    "title": part.get("title") or part.get("key", ""), "filename": part.get("key")}
+
+    def _input(self, part: dict[str, Any]) -> Generator[Chunk, None, str]:
+        """A tool call's input begins (once per call); its id."""
+        yield from self._close()
+        call = str(part.get("toolCallId", ""))
+        if call not in self._inputs:
+            self._inputs.add(call)
+            yield {"type": "tool-input-start", "toolCallId": call, "toolName": part.get("toolName", "")}
+        return call
 
     def files(self, links: Iterable[tuple[str, str]]) -> Iterator[Chunk]:
         """The reply's images and files, as (url, media type)."""
