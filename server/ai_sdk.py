@@ -36,7 +36,7 @@ from server.idempotency import run_once
 from server.mutations import MUTATIONS
 from server.ui_stream import DONE, HEADERS, PING, UIStream, decode_parts, error_chunk, sse
 from shared.auth import bearer, verify
-from shared.errors import BadRequest, ChatError, NotFound
+from shared.errors import BadRequest, NotFound, error_from
 from shared.records import (
     FilePart,
     ImagePart,
@@ -121,16 +121,8 @@ async def _mutate(ctx: Context, name: str, args: dict[str, Any], request: tuple[
     stored, _ = await run_once(ctx.services.redis, ctx, request, ctx.services.settings.idempotency_ttl_s,
                                lambda guarded: mutation.handler(guarded, parsed))
     if not stored.ok:
-        error = stored.error or {}
-        raise _as_error(error)
+        raise error_from(stored.error or {})
     return msgspec.json.decode(bytes(stored.value))
-
-
-def _as_error(error: dict[str, Any]) -> ChatError:
-    for cls in ChatError.__subclasses__():
-        if cls.code == error.get("code"):
-            return cls(str(error.get("message", "")), retry_after_ms=error.get("retryAfterMs"))
-    return ChatError(str(error.get("message", "")))
 
 
 async def _content(ctx: Context, message: UIMessage) -> list[Any]:

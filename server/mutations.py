@@ -295,7 +295,7 @@ async def start_workflow(ctx: Context, a: A.WorkflowsStart) -> Outcome:
 
 
 async def _own_run(ctx: Context, run_id: str) -> None:
-    await ctx.services.workflows.view(run_id, None if ctx.identity.admin else ctx.user_id)
+    await ctx.services.workflows.check_owner(run_id, None if ctx.identity.admin else ctx.user_id)
 
 
 @mutation("workflows.cancel", A.WorkflowRef)

@@ -17,6 +17,8 @@ Errors of redis and httpx are converted at the storage boundary.
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 
@@ -99,9 +101,17 @@ def from_validation(exc: msgspec.ValidationError | msgspec.DecodeError | Recursi
     return BadRequest(str(exc).replace("`$.", "`").replace("`$`", "the body"))
 
 
+def _class_of(code: object) -> type[ChatError]:
+    return next((cls for cls in ChatError.__subclasses__() if cls.code == code), ChatError)
+
+
 def status_of(code: str) -> int:
     """The HTTP status of a protocol error code (500 for an unknown one)."""
-    for cls in ChatError.__subclasses__():
-        if cls.code == code:
-            return cls.status
-    return 500
+    return _class_of(code).status
+
+
+def error_from(error: dict[str, Any]) -> ChatError:
+    """The ChatError a stored ``{"code", "message", "retryAfterMs"?}`` stands for (a replayed outcome)."""
+    retry = error.get("retryAfterMs")
+    return _class_of(error.get("code"))(str(error.get("message", "")),
+                                        retry_after_ms=retry if isinstance(retry, int) else None)

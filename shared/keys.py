@@ -346,7 +346,17 @@ def workflow_pool(name: str) -> str:
     return f"{PREFIX}:wf:pool:{name}"
 
 
-WORKFLOW_TIMERS = f"{PREFIX}:wf:timers"  # zset: "d|runId" (a replay pass) and "s|runId|stepId" -> due ms
+WORKFLOW_TIMERS = f"{PREFIX}:wf:timers"  # zset: timer members (below) -> due ms
+
+
+def workflow_drive_timer(run_id: str) -> str:
+    """Member of WORKFLOW_TIMERS: the run's next replay pass is due."""
+    return f"d|{run_id}"
+
+
+def workflow_step_timer(run_id: str, step_id: str) -> str:
+    """Member of WORKFLOW_TIMERS: something of one step is due (to run, to wake, to time out, its lease)."""
+    return f"s|{run_id}|{step_id}"
 WORKFLOW_RUNS = f"{PREFIX}:wf:runs"  # zset: every run by start time (the playground, retention)
 WORKFLOW_OWNERS = f"{PREFIX}:wf:owners"  # hash: runId -> userId (to forget an expired run's index entry)
 WORKFLOW_RUNS_CHANNEL = f"{PREFIX}:chg:wf"  # pub/sub: some run changed (the playground's list of every run)
@@ -366,4 +376,5 @@ local function wf_user(user) return '{PREFIX}:{{u:' .. user .. '}}:wf' end
 local function wf_user_channel(user) return '{PREFIX}:chg:{{u:' .. user .. '}}:wf' end
 local function wf_pool(name) return '{PREFIX}:wf:pool:' .. name end
 local function wf_timer(run, id) return 's|' .. run .. '|' .. id end
+local function wf_drive_timer(run) return 'd|' .. run end
 """

@@ -108,13 +108,13 @@ class Threadline:
 
     async def cancel_workflow(self, run_id: str, user_id: str | None = None) -> bool:
         """Cancel a run that has not ended (and its child runs); False when it had ended."""
-        await self.workflows.view(run_id, user_id)
+        await self.workflows.check_owner(run_id, user_id)
         return await self.workflows.cancel(run_id)
 
     async def send_workflow_event(self, run_id: str, name: str, payload: Any = None,
                                   user_id: str | None = None) -> str:
         """Send event ``name`` to a run: the step waiting for it gets ``payload`` (or the next one to wait)."""
-        await self.workflows.view(run_id, user_id)
+        await self.workflows.check_owner(run_id, user_id)
         return await self.workflows.send_event(run_id, name, payload)
 
     async def wait_workflow(self, run_id: str, timeout_s: float | None = None) -> RunView:

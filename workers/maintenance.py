@@ -31,9 +31,7 @@ async def vacuum_files() -> int:
     async def vacuum(redis: aioredis.Redis, settings: Settings) -> int:
         return await FileStore.from_settings(redis, Scripts(redis), settings).vacuum(settings.files_grace_s)
 
-    dropped = await _with_redis(vacuum)
-    log.info("vacuum: %d unreferenced file(s) dropped", dropped)
-    return dropped
+    return await _with_redis(vacuum, "vacuum: %d unreferenced file(s) dropped")
 
 
 async def trim_usage() -> int:
@@ -41,9 +39,7 @@ async def trim_usage() -> int:
     async def trim(redis: aioredis.Redis, settings: Settings) -> int:
         return await UsageLedger.from_settings(redis, Scripts(redis), settings).trim(settings.usage_retention_days)
 
-    dropped = await _with_redis(trim)
-    log.info("usage: %d ledger entries past retention dropped", dropped)
-    return dropped
+    return await _with_redis(trim, "usage: %d ledger entries past retention dropped")
 
 
 async def trim_workflows() -> int:
@@ -52,18 +48,19 @@ async def trim_workflows() -> int:
         journal = Journal.from_settings(redis, Scripts(redis), settings)
         return await journal.trim(int(time.time() * 1000) - settings.workflow_retention_s * 1000)
 
-    dropped = await _with_redis(trim)
-    log.info("workflows: %d expired runs forgotten", dropped)
-    return dropped
+    return await _with_redis(trim, "workflows: %d expired runs forgotten")
 
 
-async def _with_redis(job: Callable[[aioredis.Redis, Settings], Awaitable[int]]) -> int:
+async def _with_redis(job: Callable[[aioredis.Redis, Settings], Awaitable[int]], done: str) -> int:
+    """Run a maintenance job on its own connection; log how many things it did (``done`` % count)."""
     settings = load_settings()
     redis = connect(settings.redis_url)
     try:
-        return await job(redis, settings)
+        count = await job(redis, settings)
     finally:
         await redis.aclose()
+    log.info(done, count)
+    return count
 
 
 def vacuum_interval_s(grace_s: int) -> int:

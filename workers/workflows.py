@@ -23,7 +23,7 @@ import msgspec
 import redis
 from rq.queue import Queue
 
-from shared import metrics
+from shared import keys, metrics
 from shared.config import Settings, load_settings
 from shared.errors import ChatError, NotFound
 from shared.jobs import FAILURE_TTL_S, GENERATION
@@ -54,12 +54,14 @@ class Engine:
         self.queue = Queue(GENERATION, connection=redis.Redis.from_url(settings.redis_url))
 
     async def hand_over(self, fired: list[str]) -> None:
-        """Enqueue the job a fired timer asked for."""
+        """Enqueue the job a fired timer asked for (Journal.fire)."""
         if fired[0] == "drive":
             await self._enqueue(DRIVE, (fired[1],), f"wfd-{fired[1]}", 300)
         elif fired[0] == "step":
-            run_id, step_id, attempt = fired[1], fired[2], int(fired[3])
-            await self._enqueue(RUN_STEP, (run_id, step_id, attempt), f"wfs-{run_id}-{step_id}", STEP_JOB_TIMEOUT_S)
+            await self.enqueue_step(fired[1], fired[2], int(fired[3]))
+
+    async def enqueue_step(self, run_id: str, step_id: str, attempt: int) -> None:
+        await self._enqueue(RUN_STEP, (run_id, step_id, attempt), f"wfs-{run_id}-{step_id}", STEP_JOB_TIMEOUT_S)
 
     async def _enqueue(self, func: str, args: tuple[Any, ...], prefix: str, timeout_s: int) -> None:
         job_id = f"{prefix}-{secrets.token_hex(4)}".replace(".", "_")
@@ -103,7 +105,7 @@ async def drive(run_id: str) -> str:
         if outcome == "stale":
             continue
         for step_id in handed:
-            await eng.hand_over(["step", run_id, step_id, "1"])
+            await eng.enqueue_step(run_id, step_id, 1)
         return outcome
     return "busy"
 
@@ -139,9 +141,7 @@ async def run_step(run_id: str, step_id: str, attempt: int) -> str:
         error, kind = f"timed out after {spec.get('timeoutS')} s", "timed_out"
     except NonRetryable as exc:
         error, again = str(exc) or type(exc).__name__, False
-    except (TypeError, msgspec.EncodeError) as exc:
-        error = f"{type(exc).__name__}: {exc}"
-    except Exception as exc:
+    except Exception as exc:  # a result that is not JSON too
         error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ChatError) else f"{exc.code}: {exc.message}"
     finally:
         keeper.cancel()
@@ -155,7 +155,7 @@ async def run_step(run_id: str, step_id: str, attempt: int) -> str:
         log.warning("workflow %s step %s attempt %d failed: %s", run_id, step_id, attempt, error)
     await journal.finish_step(run_id, step_id, attempt, result=result, error=error, retry_ms=retry_ms,
                               error_kind=kind)
-    if retry_ms < 0 and (await journal.fire(f"d|{run_id}"))[0] == "drive":
+    if retry_ms < 0 and (await journal.fire(keys.workflow_drive_timer(run_id)))[0] == "drive":
         await drive(run_id)  # the run's next pass, here and now: one job less per step
     return "done" if result is not None else "failed"
 

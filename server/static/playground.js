@@ -128,12 +128,6 @@ function pickThread(thread) {
   state.view = state.client.watchThread(thread.threadId, renderMessages, { numItems: 100, query: "admin.messages" });
 }
 
-const links = new Map();  // fileId -> promise of a signed link
-function fileLink(fileId) {
-  if (!links.has(fileId)) links.set(fileId, api(`/api/files/${fileId}/url`, {}).then((link) => link.url));
-  return links.get(fileId);
-}
-
 function chip(kind, text, testid = "pg-part") {
   const el = Object.assign(document.createElement("span"), { className: `part ${kind}`, textContent: text });
   el.dataset.testid = testid;
@@ -161,7 +155,7 @@ function partsOf(m) {
       const a = Object.assign(document.createElement("a"), { className: "pg-file part file", target: "_blank", rel: "noopener",
         textContent: `${p.type}: ${p.filename || p.fileId || p.url} (${p.mimeType || "?"})` });
       a.dataset.testid = "pg-file";
-      if (p.fileId) fileLink(p.fileId).then((url) => { a.href = url; }, () => {});
+      if (p.fileId) state.client.fileUrl(p.fileId).then((url) => { a.href = url; }, () => {});  // an admin reads any
       else a.href = p.url;
       out.push(a);
     } else if (p.type === "object") {

@@ -75,8 +75,8 @@ function shared(client, threadId, options) {
   return entry;
 }
 
-function acquire(client, threadId) {
-  const entry = shared(client, threadId, {});
+function acquire(client, threadId, options = {}) {
+  const entry = shared(client, threadId, options);
   entry.refs += 1;
   return () => {
     entry.refs -= 1;
@@ -87,10 +87,11 @@ function acquire(client, threadId) {
   };
 }
 
-function useView(threadId) {
+// The first hook of a thread on the page opens its view, with its page size.
+function useView(threadId, numItems) {
   const client = useThreadlineClient();
-  useEffect(() => (threadId ? acquire(client, threadId) : undefined), [client, threadId]);
-  const entry = threadId ? shared(client, threadId, {}) : null;
+  useEffect(() => (threadId ? acquire(client, threadId, { numItems }) : undefined), [client, threadId]);
+  const entry = threadId ? shared(client, threadId, { numItems }) : null;
   const version = useSyncExternalStore(
     (notify) => {
       if (!entry) return () => {};
@@ -108,15 +109,7 @@ function useView(threadId) {
  * "CanLoadMore" or "Exhausted"; ``loadMore(n)`` shows older ones.
  */
 export function useThreadMessages(threadId, { initialNumItems = 30 } = {}) {
-  const { view, version } = useView(threadId);
-  const asked = useRef(false);
-  useEffect(() => {
-    if (view && !asked.current && initialNumItems !== view.numItems) {
-      asked.current = true;
-      view.numItems = initialNumItems;
-      view._subscribe();
-    }
-  }, [view, initialNumItems]);
+  const { view, version } = useView(threadId, initialNumItems);
   const results = useMemo(() => (view ? view.messages() : []), [view, version]);
   const loaded = view && version > 0 && !view.error;
   const status = !loaded ? "LoadingFirstPage" : view.isDone ? "Exhausted" : "CanLoadMore";

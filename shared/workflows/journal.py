@@ -225,6 +225,13 @@ class Journal:
         return version, Page(page=page, continue_cursor=str(int(ids[num_items - 1][1])) if more else "",
                              is_done=not more)
 
+    async def check_owner(self, run_id: str, user_id: str | None) -> None:
+        """NotFound unless the run exists and, with ``user_id``, is theirs (one field read)."""
+        with redis_errors():
+            owner = await self.redis.hget(keys.workflow(run_id, "run"), "userId")
+        if owner is None or (user_id is not None and text(owner) != user_id):
+            raise NotFound(f"no workflow run {run_id}")
+
     async def version(self, run_id: str) -> int:
         with redis_errors():
             return int(await self.redis.hget(keys.workflow(run_id, "run"), "version") or 0)

@@ -26,7 +26,7 @@ end
 -- the run's next replay pass is due now
 local function wf_wake(run, now)
   if redis.call('HGET', wf_key(run, 'run'), 'status') == 'running' then
-    redis.call('ZADD', WF_TIMERS, now, 'd|' .. run)
+    redis.call('ZADD', WF_TIMERS, now, wf_drive_timer(run))
   end
 end
 
@@ -62,7 +62,7 @@ local function wf_pool_take(name, max_running, run, now)
     return 'queued'
   end
   redis.call('SADD', pool, run)
-  redis.call('ZADD', WF_TIMERS, now, 'd|' .. run)
+  redis.call('ZADD', WF_TIMERS, now, wf_drive_timer(run))
   return 'running'
 end
 
@@ -96,7 +96,7 @@ wf_finish_run = function(run, status, result, err, now, retention)
   redis.call('HSET', rk, 'status', status, 'finishedAt', now)
   if result then redis.call('HSET', rk, 'result', result) end
   if err then redis.call('HSET', rk, 'error', err) end
-  redis.call('ZREM', WF_TIMERS, 'd|' .. run)
+  redis.call('ZREM', WF_TIMERS, wf_drive_timer(run))
   local steps = redis.call('HGETALL', wf_key(run, 'steps'))
   for i = 2, #steps, 2 do
     local s = cjson.decode(steps[i])

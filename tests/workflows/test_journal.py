@@ -29,19 +29,20 @@ async def journal(redis_url: str) -> AsyncIterator[Journal]:
 
 async def test_the_scripts_name_the_same_keys_as_python(journal: Journal) -> None:
     lua = keys.WORKFLOW_LUA_KEYS + "return {wf_key(ARGV[1], 'steps'), wf_channel(ARGV[1]), wf_user(ARGV[2]), " \
-                                   "wf_user(ARGV[2]) .. ':v', wf_user_channel(ARGV[2]), wf_pool('x')}"
+                                   "wf_user(ARGV[2]) .. ':v', wf_user_channel(ARGV[2]), wf_pool('x'), " \
+                                   "wf_drive_timer(ARGV[1]), wf_timer(ARGV[1], '2.0.1')}"
     got = [k.decode() for k in await journal.redis.eval(lua, 0, "w1", "alice")]
     assert got == [keys.workflow("w1", "steps"), keys.workflow_channel("w1"), keys.user_workflows("alice"),
                    keys.user_workflows_version("alice"), keys.user_workflows_channel("alice"),
-                   keys.workflow_pool("x")]
+                   keys.workflow_pool("x"), keys.workflow_drive_timer("w1"), keys.workflow_step_timer("w1", "2.0.1")]
 
 
 async def test_a_due_timer_goes_to_one_caller_and_comes_back_after_its_lease(journal: Journal) -> None:
     run_id, _ = await journal.start(child_sum, "alice", [1])
-    assert await journal.fire(f"d|{run_id}") == ["drive", run_id]
-    assert await journal.fire(f"d|{run_id}") == ["none"]  # taken: a lease ahead
+    assert await journal.fire(keys.workflow_drive_timer(run_id)) == ["drive", run_id]
+    assert await journal.fire(keys.workflow_drive_timer(run_id)) == ["none"]  # taken: a lease ahead
     time.sleep(0.25)
-    assert await journal.fire(f"d|{run_id}") == ["drive", run_id]  # that caller died: due again
+    assert await journal.fire(keys.workflow_drive_timer(run_id)) == ["drive", run_id]  # that caller died: due again
 
 
 async def test_a_pass_that_read_older_history_commits_nothing(journal: Journal) -> None:
@@ -61,17 +62,13 @@ async def test_an_attempt_given_up_as_lost_cannot_write_its_result(journal: Jour
     assert await journal.take_step(run_id, "0", 1) == (b"{}", "alice", "child_sum")
     assert await journal.take_step(run_id, "0", 1) is None  # one taker per attempt
     time.sleep(0.25)  # no renewal: the worker is gone
-    assert await journal.fire(keys_timer(run_id, "0")) == ["step", run_id, "0", "2"]
+    assert await journal.fire(keys.workflow_step_timer(run_id, "0")) == ["step", run_id, "0", "2"]
     assert not await journal.renew_step(run_id, "0", 1)
     assert not await journal.finish_step(run_id, "0", 1, result=b"1")  # the lost attempt's result is dropped
     assert await journal.take_step(run_id, "0", 2) is not None
     assert await journal.finish_step(run_id, "0", 2, result=b"2")
     view = await journal.view(run_id)
     assert (view.steps[0].status, view.steps[0].attempt, bytes(view.steps[0].result or b"")) == ("completed", 2, b"2")
-
-
-def keys_timer(run_id: str, step_id: str) -> str:
-    return f"s|{run_id}|{step_id}"
 
 
 async def test_the_last_attempt_lost_fails_the_step(journal: Journal) -> None:
@@ -81,7 +78,7 @@ async def test_the_last_attempt_lost_fails_the_step(journal: Journal) -> None:
                                                       "attempts": 1, "input": "{}"}])
     await journal.take_step(run_id, "0", 1)
     time.sleep(0.25)
-    assert await journal.fire(keys_timer(run_id, "0")) == ["none"]
+    assert await journal.fire(keys.workflow_step_timer(run_id, "0")) == ["none"]
     step = (await journal.view(run_id)).steps[0]
     assert (step.status, step.error_kind) == ("failed", "lost")
 
@@ -94,7 +91,7 @@ async def test_runs_past_a_kinds_limit_wait_in_order_for_a_place(journal: Journa
     assert await journal.cancel(second)  # a queued run leaves the queue
     assert await journal.cancel(first)
     assert (await journal.view(third)).status == "running"
-    assert await journal.fire(f"d|{third}") == ["drive", third]
+    assert await journal.fire(keys.workflow_drive_timer(third)) == ["drive", third]
 
 
 async def test_events_wait_for_a_step_up_to_a_limit(journal: Journal) -> None:

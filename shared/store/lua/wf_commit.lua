@@ -4,7 +4,7 @@
 local run, now, lease, retention = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local rk = wf_key(run, 'run')
 if redis.call('HGET', rk, 'status') ~= 'running' then
-  redis.call('ZREM', WF_TIMERS, 'd|' .. run)
+  redis.call('ZREM', WF_TIMERS, wf_drive_timer(run))
   return {'ended'}
 end
 if redis.call('HGET', rk, 'version') ~= ARGV[2] then return {'stale'} end
@@ -12,7 +12,7 @@ local out = {'ok'}
 local changed, again = false, false
 for _, op in ipairs(cjson.decode(ARGV[6])) do
   if op.op == 'finish' then
-    redis.call('ZREM', WF_TIMERS, 'd|' .. run)
+    redis.call('ZREM', WF_TIMERS, wf_drive_timer(run))
     wf_finish_run(run, op.status, op.result, op.error, now, retention)
     return out
   end
@@ -61,7 +61,7 @@ for _, op in ipairs(cjson.decode(ARGV[6])) do
     changed = true
   end
 end
-redis.call('ZREM', WF_TIMERS, 'd|' .. run)
+redis.call('ZREM', WF_TIMERS, wf_drive_timer(run))
 if again then wf_wake(run, now) end
 if changed then wf_bump(run, now) end
 return out
