@@ -288,7 +288,8 @@ async def start_workflow(ctx: Context, a: A.WorkflowsStart) -> Outcome:
     wf = workflow_named(ctx.services.settings.app_module, a.name)
     if not wf.public:
         raise Forbidden(f"workflow {a.name!r} is started by the server only")
-    key = f"key:{a.key}" if a.key is not None else (f"request:{ctx.guard.digest}" if ctx.guard else None)
+    # a client's key is the same key as the Python API's; a request's own name is set apart from both
+    key = a.key if a.key is not None else (f"request:{ctx.guard.digest}" if ctx.guard else None)
     run_id, created = await ctx.services.workflows.start(wf, ctx.user_id, a.args, key=key)
     version = await ctx.services.workflows.version(run_id)
     return Outcome({"runId": run_id, "created": created}, version, [keys.workflow_channel(run_id)])

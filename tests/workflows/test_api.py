@@ -79,6 +79,7 @@ async def test_the_http_api_starts_signals_cancels_and_lists_runs(tl: Threadline
         keyed = await http.post("/api/workflows", json={"name": "waiter", "args": {}, "key": "order-7"}, headers=alice)
         same = await http.post("/api/workflows", json={"name": "waiter", "args": {}, "key": "order-7"}, headers=alice)
         assert keyed.json()["runId"] == same.json()["runId"] and same.json()["created"] is False
+        assert await tl.start_workflow("waiter", "alice", {}, key="order-7") == keyed.json()["runId"]  # one key space
         wait_started(flow, "forever")
         kept = await http.post(f"/api/workflows/{run_id}/events", json={"name": "later", "payload": {"x": 1}},
                                headers=alice)
