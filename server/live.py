@@ -1,6 +1,6 @@
 """Live queries: one computed value per distinct subscription per process.
 
-A SharedQuery is (query name, caller, args). Every local subscription with the
+A SharedQuery is (query name, caller, the caller's access claims, args). Every local subscription with the
 same key shares it. It listens (server.fanout routes to it) on the channels its
 query depends on: a change notice re-runs it once (coalesced: notices that
 arrive during a run cause exactly one more run), the result is encoded once,
@@ -49,7 +49,15 @@ class Subscriber(Protocol):
         """The subscription failed and is gone."""
 
 
-Key = tuple[str, str, bytes]
+# (query, user, the claims that decide access, args): tabs of one user whose tokens grant different
+# access never share a result, so each subscriber's own claims authorize what it receives.
+Key = tuple[str, str, bool, tuple[str, ...], bytes]
+
+
+def share_key(query: Query, ctx: Context, args: Any) -> Key:
+    """What identical subscriptions have in common: the query, the caller and their access, the args."""
+    who = ctx.identity
+    return (query.name, who.user_id, who.admin, tuple(sorted(set(who.teams))), _encode(args))
 
 
 class SharedQuery:
@@ -160,7 +168,7 @@ class LiveQueries:
 
     async def subscribe(self, ctx: Context, query: Query, args: Any, who: Subscriber, sub_id: str) -> SharedQuery:
         """Attach a subscriber and send it the current value; raises the query's error."""
-        key = (query.name, ctx.user_id, _encode(args))
+        key = share_key(query, ctx, args)
         sq = self._by_key.get(key)
         if sq is None:
             sq = self._by_key[key] = SharedQuery(self, key, query, ctx, args)

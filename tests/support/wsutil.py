@@ -21,10 +21,11 @@ async def send(ws: ClientConnection, frame: dict[str, Any]) -> None:
     await ws.send(json.dumps(frame))
 
 
-async def open_raw(base: str, user: str = "alice", client_id: str = "raw-tab", **kw: Any) -> ClientConnection:
-    """A connected raw client (the `connected` frame already read)."""
+async def open_raw(base: str, user: str = "alice", client_id: str = "raw-tab", *, token: str | None = None,
+                   **kw: Any) -> ClientConnection:
+    """A connected raw client (the `connected` frame already read); ``token`` instead of a plain one for ``user``."""
     ws = await websockets.connect(base.replace("http", "ws") + "/ws", max_size=None, **kw)
-    await send(ws, {"type": "connect", "protocol": 1, "token": token_for(user), "clientId": client_id})
+    await send(ws, {"type": "connect", "protocol": 1, "token": token or token_for(user), "clientId": client_id})
     frame = await recv(ws)
     assert frame["type"] == "connected", frame
     return ws
@@ -57,8 +58,8 @@ class Tab:
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
-    async def open(cls, base: str, user: str = "alice", client_id: str = "tab") -> Tab:
-        return cls(await open_raw(base, user, client_id))
+    async def open(cls, base: str, user: str = "alice", client_id: str = "tab", *, token: str | None = None) -> Tab:
+        return cls(await open_raw(base, user, client_id, token=token))
 
     async def _read(self) -> None:
         try:
