@@ -7,7 +7,7 @@ import sys
 
 from shared.auth import mint, resolve_secret
 from shared.config import load_settings
-from shared.errors import ConfigError
+from shared.errors import ConfigError, Unauthorized
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,11 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "token":
         try:
             secret, _ = resolve_secret(settings, create=False)
-        except ConfigError as exc:
+            token = mint(secret, args.user_id, ttl_s=int(args.days * 86400) or None, admin=args.admin)
+        except (ConfigError, Unauthorized) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        ttl = int(args.days * 86400) or None
-        print(mint(secret, args.user_id, ttl_s=ttl, admin=args.admin))
+        print(token)
         return 0
     import uvicorn
 

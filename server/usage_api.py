@@ -28,8 +28,8 @@ def routes(services: Services) -> list[Route]:
         q = request.query_params
         period = check_period(q["period"]) if q.get("period") else ledger.current_period()
         user_id = q.get("userId") or identity.user_id
-        if user_id != identity.user_id and not identity.admin:
-            raise Forbidden("only admins read another user's usage")
+        if (user_id != identity.user_id or user_id == ALL) and not identity.admin:
+            raise Forbidden("only admins read another user's usage or the whole app's")
         if user_id == ALL:
             _, summary = await ledger.summary(None, period)
             users = [{"userId": u, "costMicros": c} for u, c in await ledger.users(period)]

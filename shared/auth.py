@@ -15,6 +15,8 @@ from shared.errors import ConfigError, Unauthorized
 ALGORITHM = "HS256"
 SECRET_FILE = "auth_secret"
 MAX_USER_ID = 128
+# Ids the store and the HTTP API read as "every user" (the app-wide usage): never a token's subject.
+RESERVED_SUBJECTS = frozenset({"*"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +50,20 @@ def resolve_secret(settings: Settings, *, create: bool = True) -> tuple[str, boo
     return path.read_text().strip(), True
 
 
+def check_subject(sub: object) -> str:
+    """``sub`` if it may name a user: a printable id of 1-128 characters, not a wildcard; Unauthorized otherwise."""
+    if not isinstance(sub, str) or not 1 <= len(sub) <= MAX_USER_ID or not sub.isprintable():
+        raise Unauthorized("token subject must be a printable user id of 1-128 characters")
+    if sub in RESERVED_SUBJECTS:
+        raise Unauthorized(f"{sub!r} names every user and cannot be a token's subject")
+    return sub
+
+
 def mint(secret: str, user_id: str, *, ttl_s: int | None = 30 * 86400, admin: bool = False,
          teams: tuple[str, ...] = ()) -> str:
-    """A signed token for ``user_id`` (expiring after ``ttl_s`` seconds unless None)."""
+    """A signed token for ``user_id`` (expiring after ``ttl_s`` seconds unless None); Unauthorized for
+    an id no token may carry."""
+    check_subject(user_id)
     claims: dict[str, object] = {"sub": user_id, "iat": int(time.time())}
     if teams:
         claims["teams"] = list(teams)
@@ -69,9 +82,7 @@ def verify(secret: str, token: str) -> Identity:
         raise Unauthorized("token expired") from exc
     except jwt.PyJWTError as exc:
         raise Unauthorized(f"invalid token: {exc}") from exc
-    sub = claims.get("sub")
-    if not isinstance(sub, str) or not 1 <= len(sub) <= MAX_USER_ID or not sub.isprintable():
-        raise Unauthorized("token subject must be a printable user id of 1-128 characters")
+    sub = check_subject(claims.get("sub"))
     exp = claims.get("exp")
     teams = claims.get("teams", [])
     if not isinstance(teams, list) or not all(isinstance(t, str) and 0 < len(t) <= MAX_USER_ID for t in teams):

@@ -201,15 +201,26 @@ class UsageLedger:
         return dropped
 
 
+# A spreadsheet reads a cell starting with one of these as a formula (CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: str | int) -> str | int:
+    """``value`` as a spreadsheet shows it literally: text that would start a formula gets a leading quote."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def to_csv(entries: Sequence[UsageEntry]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["at", "userId", "threadId", "agent", "provider", "model", "kind", "input", "output", "cached",
                      "reasoning", "costUsd"])
     for e in entries:
-        writer.writerow([datetime.fromtimestamp(e.at / 1000, UTC).isoformat(), e.user_id, e.thread_id, e.agent,
-                         e.provider, e.model, e.kind, e.input, e.output, e.cached, e.reasoning,
-                         f"{e.cost_micros / 1_000_000:.6f}"])
+        writer.writerow([csv_cell(v) for v in (
+            datetime.fromtimestamp(e.at / 1000, UTC).isoformat(), e.user_id, e.thread_id, e.agent,
+            e.provider, e.model, e.kind, e.input, e.output, e.cached, e.reasoning, f"{e.cost_micros / 1_000_000:.6f}")])
     return out.getvalue()
 
 

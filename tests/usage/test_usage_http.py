@@ -4,12 +4,15 @@ ledger, with the app's prices; the live query follows; HTTP for the user, for ad
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 
 from shared.auth import mint
@@ -95,3 +98,30 @@ def test_admins_read_anyones_usage_and_the_ledger_as_csv(site: Stack) -> None:
         assert len(lines) == 13 and lines[0].startswith("at,userId") and ",payer," in lines[1]
         empty = admin.get("/api/usage?userId=payer&period=2001-01").json()
         assert empty["totals"]["calls"] == 0
+
+
+def test_a_wildcard_subject_reads_nothing_app_wide(site: Stack) -> None:
+    forged = jwt.encode({"sub": "*"}, SECRET, algorithm="HS256")  # a token the app's backend was tricked into
+    resp = httpx.get(f"{site.web}/api/usage", headers={"Authorization": f"Bearer {forged}"})
+    assert resp.status_code == 401 and "every user" in resp.json()["message"]
+    with http(site, "payer") as c:
+        assert c.get("/api/usage?userId=*").status_code == 403
+
+
+def test_csv_cells_that_would_be_formulas_are_kept_as_text(site: Stack) -> None:
+    who = "=HYPERLINK(\"http://evil\",\"x\")"
+    with http(site, who) as c:
+        tid = c.post("/api/threads", json={"title": "t"}).json()["threadId"]
+        c.post(f"/api/threads/{tid}/messages", json={"prompt": "hello", "agentName": "echo"}).raise_for_status()
+        replies_of(c, tid)
+    with http(site, "ops", admin=True) as admin:
+        deadline = time.monotonic() + 10
+        while True:
+            resp = admin.get("/api/usage", params={"userId": who, "format": "csv"})
+            rows = list(csv.reader(io.StringIO(resp.text)))
+            if len(rows) > 1 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+    assert len(rows) == 2, rows
+    assert rows[1][1] == "'" + who  # shown as text, not evaluated
+    assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for row in rows for cell in row)
