@@ -16,7 +16,7 @@ from urllib.parse import quote
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from server.context import Services
@@ -141,11 +141,13 @@ def routes(services: Services) -> list[Route]:
             wanted = byte_range(request.headers.get("range"), size)
         except RangeNotSatisfiable:
             return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
-        if wanted is None:
-            return Response(await files.read(record), 200, headers, media_type=record.media_type)
-        start, end = wanted
-        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
-        return Response(await files.read(record, start, end), 206, headers, media_type=record.media_type)
+        status, (start, end) = (200, (0, size)) if wanted is None else (206, wanted)
+        if wanted is not None:
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+        headers["Content-Length"] = str(end - start)
+        # streamed from the store a chunk at a time: a slow reader holds one chunk, not the file
+        chunks = await (files.open(record) if wanted is None else files.open(record, start, end))
+        return StreamingResponse(chunks, status, headers, media_type=record.media_type)
 
     return [
         Route("/api/files", upload, methods=["POST"]),

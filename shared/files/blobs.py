@@ -9,7 +9,8 @@ blob's path is its sha256, so the same bytes are stored once.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
+import logging
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,9 @@ from obstore.store import LocalStore, S3Store
 
 from shared.config import Settings
 from shared.errors import NotFound, Unavailable
+
+log = logging.getLogger(__name__)
+STREAM_CHUNK = 64 << 10  # what one download holds at a time, whatever the file's size
 
 
 def blob_path(digest: str) -> str:
@@ -99,6 +103,23 @@ class Blobs:
         except Exception as exc:
             raise _unavailable(exc) from exc
 
+    async def open(self, digest: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """The bytes from ``start`` to ``end`` (exclusive; None: to the end) as chunks of about
+        STREAM_CHUNK, read as they are consumed. NotFound or Unavailable are raised here, before the
+        first chunk; a store failing later ends the iteration with Unavailable."""
+        options: Any = None
+        if end is not None:
+            options = {"range": (start, end)}
+        elif start:
+            options = {"range": {"offset": start}}
+        try:
+            result = await obstore.get_async(self._store, blob_path(digest), options=options)
+        except FileNotFoundError:
+            raise NotFound("the file's content is gone") from None
+        except Exception as exc:
+            raise _unavailable(exc) from exc
+        return _chunks(result.stream(min_chunk_size=STREAM_CHUNK))
+
     async def delete(self, digest: str) -> None:
         try:
             await obstore.delete_async(self._store, blob_path(digest))
@@ -122,8 +143,14 @@ class Blobs:
 _MADE: dict[tuple[str | None, ...], Blobs] = {}
 
 
-def _unavailable(exc: Exception) -> Unavailable:
-    import logging
+async def _chunks(stream: Any) -> AsyncIterator[bytes]:
+    try:
+        async for buf in stream:
+            yield bytes(buf)
+    except Exception as exc:
+        raise _unavailable(exc) from exc
 
-    logging.getLogger(__name__).warning("file storage failed: %r", exc)
+
+def _unavailable(exc: Exception) -> Unavailable:
+    log.warning("file storage failed: %r", exc)
     return Unavailable("file storage is unavailable; try again")

@@ -17,7 +17,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import msgspec
 import redis.asyncio as aioredis
@@ -158,6 +158,10 @@ class FileStore:
 
     async def read(self, record: FileRecord, start: int = 0, end: int | None = None) -> bytes:
         return await self.blobs.read(record.hash, start, end)
+
+    async def open(self, record: FileRecord, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """The content as chunks read as they are consumed (see ``Blobs.open``)."""
+        return await self.blobs.open(record.hash, start, end)
 
     async def delete(self, file_id: str, user_id: str) -> None:
         """Delete a file no message references (Conflict while one does)."""
