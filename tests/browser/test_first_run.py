@@ -31,9 +31,14 @@ def test_the_chat_page_of_a_dev_mode_run_signs_in_by_itself_and_answers(browser:
         page.wait_for_selector("[data-testid=thread].selected")
         page.fill("[data-testid=prompt]", "hello from a first run")
         page.press("[data-testid=prompt]", "Enter")
-        sel = "[data-testid=message][data-role=assistant][data-status=success] [data-testid=text]"
+        # the reply is revealed smoothly: read it once the page has shown all of it
+        sel = ("[data-testid=message][data-role=assistant][data-status=success] "
+               "[data-testid=text]:not([data-revealing=true])")
         page.wait_for_selector(sel, timeout=30_000)
-        assert str(page.locator(sel).last.text_content()).startswith("[mock]")
+        page.wait_for_function("""(sel) => {
+            const all = document.querySelectorAll(sel);
+            return all.length > 0 && all[all.length - 1].textContent.startsWith("[mock]");
+        }""", arg=sel, timeout=30_000)
         page.screenshot(path=str(shots / "first-run.png"))
         page.close()
     finally:
