@@ -7,7 +7,8 @@ from typing import Annotated, Any
 import msgspec
 
 from server.args import Id
-from shared.json_depth import top_level_strings
+from shared.errors import TooLarge
+from shared.json_depth import check_depth, top_level_strings
 
 PROTOCOL_VERSION = 1
 MAX_FRAME = 1 << 20
@@ -46,7 +47,16 @@ class Mutate(_Frame, tag="mutate"):
 
 
 ClientFrame = Connect | Ping | Subscribe | Unsubscribe | Mutate
-decode_frame = msgspec.json.Decoder(ClientFrame).decode
+_decode_frame = msgspec.json.Decoder(ClientFrame).decode
+
+
+def decode_frame(text: str) -> ClientFrame:
+    """The frame in ``text``: TooLarge over MAX_FRAME bytes, BadRequest nested too deep, or msgspec's
+    DecodeError/ValidationError; checked in that order, so no decoder ever recurses into a hostile frame."""
+    if len(text) > MAX_FRAME // 4 and len(text.encode("utf-8", "replace")) > MAX_FRAME:
+        raise TooLarge(f"frame over {MAX_FRAME} bytes")
+    check_depth(text)
+    return _decode_frame(text)
 
 
 class _Envelope(msgspec.Struct, forbid_unknown_fields=False):

@@ -30,9 +30,8 @@ from server.queries import QUERIES
 from server.ws import client_frames
 from shared import logs, metrics
 from shared.auth import verify
-from shared.errors import BadRequest, ChatError, Internal, TooLarge, Unauthorized, from_validation
+from shared.errors import BadRequest, ChatError, Internal, Unauthorized, from_validation
 from shared.ids import new_session_id
-from shared.json_depth import check_depth
 
 log = logging.getLogger(__name__)
 
@@ -150,11 +149,12 @@ class Session:
             return False
         text = message.get("text")
         try:
-            if text is None or len(text) > client_frames.MAX_FRAME:
+            if text is None:
                 raise msgspec.DecodeError("not a text frame")
             frame = client_frames.decode_frame(text)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            await self._refuse(BadRequest(f"the first frame must be connect: {exc}"), CloseCode.BAD_FIRST_FRAME)
+        except (msgspec.DecodeError, msgspec.ValidationError, ChatError) as exc:
+            message_of = exc.message if isinstance(exc, ChatError) else str(exc)
+            await self._refuse(BadRequest(f"the first frame must be connect: {message_of}"), CloseCode.BAD_FIRST_FRAME)
             return False
         if not isinstance(frame, client_frames.Connect):
             await self._refuse(BadRequest("the first frame must be connect"), CloseCode.BAD_FIRST_FRAME)
@@ -248,11 +248,8 @@ class Session:
                 self._bad_frame(BadRequest("frames must be JSON text"))
                 continue
             try:
-                if len(text) > client_frames.MAX_FRAME // 4 and len(text.encode("utf-8", "replace")) > client_frames.MAX_FRAME:
-                    raise TooLarge(f"frame over {client_frames.MAX_FRAME} bytes")
-                check_depth(text)
                 frame = client_frames.decode_frame(text)
-            except (msgspec.DecodeError, msgspec.ValidationError, ChatError, RecursionError) as exc:
+            except (msgspec.DecodeError, msgspec.ValidationError, ChatError) as exc:
                 self._refuse_frame(text, exc)
                 continue
             if isinstance(frame, client_frames.Ping):

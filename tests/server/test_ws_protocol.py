@@ -46,6 +46,8 @@ async def test_bad_token_gets_unauthorized_and_close_4401(web: str) -> None:
     {"type": "connect", "protocol": 1, "token": "t", "clientId": "x" * 65},
     {"type": "connect", "protocol": 9, "token": "t", "clientId": "c"},
     "not json",
+    '{"type":"connect","protocol":1,"token":"t","clientId":"c","x":' + "[" * 10_000 + "]" * 10_000 + "}",
+    '{"type":"connect","protocol":1,"token":"t","clientId":"c","x":"' + "x" * (2 << 20) + '"}',
 ])
 async def test_any_other_first_frame_is_bad_request_and_close_4400(web: str, first: object) -> None:
     async with websockets.connect(ws_url(web)) as ws:
