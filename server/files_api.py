@@ -112,7 +112,9 @@ def routes(services: Services) -> list[Route]:
         if url is not None:
             return json_response({"url": url, "expiresAt": int(time.time()) + ttl})
         path, expires = local_link(services.secret, record.file_id, ttl)
-        return json_response({"url": str(request.base_url).rstrip("/") + path, "expiresAt": expires})
+        # PUBLIC_URL when set: the Host header is the client's to choose
+        base = settings.public_url or str(request.base_url)
+        return json_response({"url": base.rstrip("/") + path, "expiresAt": expires})
 
     async def content(request: Request) -> Response:
         """The bytes: with the owner's token, or a signed link; Range requests answer 206."""

@@ -25,6 +25,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid
     data_dir: str = "./data"
     host: str = "127.0.0.1"
     port: Port = 8000
+    # where browsers reach this server (behind a proxy): the origin of the links it builds
+    public_url: Annotated[str, msgspec.Meta(pattern=r"^https?://[^/\s?#]+(/[^\s?#]*)?$")] | None = None
     auth_secret: Annotated[str, msgspec.Meta(min_length=32)] | None = None
     llm_base_url: str | None = None
     llm_api_key: str | None = None

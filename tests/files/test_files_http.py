@@ -18,13 +18,14 @@ from tests.support.pdf import pdf_with_pages
 from tests.support.s3 import s3_server
 from tests.support.stack import SECRET, Stack, run_stack
 
+PUBLIC = "https://chat.example.test/app"  # PUBLIC_URL: where browsers reach the server
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(200))
 
 
 @pytest.fixture(scope="module", params=["local", "s3"])
 def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp(f"files-{request.param}")
-    env = {"DATA_DIR": str(tmp / "data"), "FILES_MAX_BYTES": "100000", "FILES_GRACE_S": "0"}
+    env = {"DATA_DIR": str(tmp / "data"), "FILES_MAX_BYTES": "100000", "FILES_GRACE_S": "0", "PUBLIC_URL": PUBLIC}
     if request.param == "local":
         with run_stack(tmp, webs=1, workers=1, env=env) as stack:
             yield stack
@@ -105,13 +106,14 @@ def test_download_with_ranges_and_signed_links(site: Stack) -> None:
         tail = c.get(url, headers={"Range": "bytes=-5"})
         assert tail.status_code == 206 and tail.content == whole.content[-5:]
         assert c.get(url, headers={"Range": f"bytes={f['size']}-"}).status_code == 416
-        link = c.post(f"/api/files/{f['fileId']}/url").json()
+        # the Host header is the client's to choose: our own links start at PUBLIC_URL whatever it says
+        link = c.post(f"/api/files/{f['fileId']}/url", headers={"Host": "evil.example"}).json()
         assert link["expiresAt"] > time.time()
-        assert ("/api/files/" in link["url"]) == ("FILES_BUCKET" not in site.env)
-        fetched = httpx.get(link["url"])  # no token: the signature is the key
+        assert link["url"].startswith(PUBLIC + "/api/files/") == ("FILES_BUCKET" not in site.env)
+        fetched = httpx.get(link["url"].replace(PUBLIC, site.web))  # no token: the signature is the key
         assert fetched.status_code == 200 and fetched.content == whole.content
         if "/api/files/" in link["url"]:  # our own signature (a directory store): tampering is refused
-            assert httpx.get(link["url"].replace("sig=", "sig=0")).status_code == 401
+            assert httpx.get(link["url"].replace(PUBLIC, site.web).replace("sig=", "sig=0")).status_code == 401
 
 
 def test_an_image_reaches_the_model_as_an_image_input(site: Stack) -> None:

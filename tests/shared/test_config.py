@@ -11,7 +11,8 @@ def test_defaults_and_conversion() -> None:
     assert (s.port, s.mock_llm_words, s.host) == (9001, 5, "127.0.0.1")
 
 
-@pytest.mark.parametrize(("name", "value"), [("PORT", "eighty"), ("PORT", "70000"), ("MOCK_LLM_DELAY_MS", "-1")])
+@pytest.mark.parametrize(("name", "value"), [("PORT", "eighty"), ("PORT", "70000"), ("MOCK_LLM_DELAY_MS", "-1"),
+                                           ("PUBLIC_URL", "chat.example.com"), ("PUBLIC_URL", "https://x.test/?q=1")])
 def test_invalid_value_names_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         load_settings({name: value})
