@@ -44,6 +44,10 @@ from shared.config import load_settings
 
 HEARTBEAT_EVERY_S = 20.0
 SLOT_POLL_S = 1.0
+# The longest the main thread blocks in one dequeue. A stop signal the kernel hands to another of
+# the process's threads only sets Python's flag; the main thread runs the handler once its blocking
+# call returns, so this bounds how long SIGTERM can go unheard (RQ's own wait is ~7 minutes).
+DEQUEUE_WAIT_S = 1
 WAKE_SIGNAL = signal.SIGUSR1
 
 
@@ -99,7 +103,8 @@ class ConcurrentWorker(SimpleWorker):
             if self._stop_requested:
                 return None
         try:
-            result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+            wait = None if timeout is None else min(timeout, DEQUEUE_WAIT_S)  # None: burst mode, no wait
+            result = super().dequeue_job_and_maintain_ttl(wait, max_idle_time)
         except BaseException:
             self._slots.release()
             raise

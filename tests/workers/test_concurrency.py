@@ -6,6 +6,7 @@ import itertools
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -191,3 +192,39 @@ def test_a_blocking_sync_tool_does_not_stall_other_replies(conc: Stack) -> None:
     r.set("test:release", "1")
     until(lambda: ended(conc, [blocked], 2), what="the blocked reply goes on")
     procs.stop(worker)
+
+
+def _tgkill(pid: int, tid: int, sig: int) -> None:
+    """Send ``sig`` to one thread of another process, as the kernel may pick any thread for a signal."""
+    import ctypes
+    import platform
+
+    number = {"x86_64": 234, "aarch64": 131}.get(platform.machine())
+    if number is None:
+        pytest.skip(f"no tgkill number known for {platform.machine()}")
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(number, pid, tid, sig) != 0:
+        raise OSError(ctypes.get_errno(), "tgkill failed")
+
+
+@pytest.mark.timeout(120)
+def test_sigterm_handed_to_any_thread_stops_an_idle_worker(conc: Stack) -> None:
+    """The kernel hands a process's signal to any thread that does not block it: the worker stops
+    on its own when SIGTERM lands on a thread other than the one blocked in RQ's dequeue."""
+    with open(conc.logs / "lone-worker.log", "ab") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "rq.cli", "worker", "-w", "workers.worker.GenerationWorker",
+             "-u", conc.redis_url, GENERATION], cwd=procs.ROOT,
+            env=procs.child_env(REDIS_URL=conc.redis_url, **conc.env), stdout=out, stderr=subprocess.STDOUT)
+    conc.procs.append(worker)
+    tid = send(conc, "mock", "wake every thread up")
+    until(lambda: any(m["status"] == "success" for m in replies(conc, tid)), what="a reply")
+    threads = [int(t) for t in os.listdir(f"/proc/{worker.pid}/task") if int(t) != worker.pid]
+    assert threads, "the worker runs its jobs on threads of its own"
+    time.sleep(0.5)  # back in its blocking dequeue
+    _tgkill(worker.pid, threads[-1], signal.SIGTERM)
+    try:
+        worker.wait(30)  # RQ alone would wait for its dequeue to time out: about 7 minutes
+    except subprocess.TimeoutExpired:
+        raise AssertionError("the worker ignored SIGTERM") from None
+    assert worker.returncode == 0
