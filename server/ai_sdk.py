@@ -19,10 +19,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import secrets
 import time
 import urllib.parse
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any, NamedTuple
 
 import msgspec
 from starlette.requests import Request
@@ -35,6 +36,7 @@ from server.http_api import _body, _convert
 from server.idempotency import run_once
 from server.mutations import MUTATIONS
 from server.ui_stream import DONE, HEADERS, PING, UIStream, decode_parts, error_chunk, sse
+from shared import jobs
 from shared.auth import bearer, verify
 from shared.errors import BadRequest, NotFound, error_from
 from shared.records import (
@@ -49,6 +51,7 @@ from shared.records import (
 )
 
 STREAM_WAIT_S = 300.0  # how long a sent message's reply may take to start (a queue ahead of it)
+JOB_CHECK_S = 1.0  # how often a wait for the reply's stream checks that its job may still open it
 _aborts: set[asyncio.Task[Any]] = set()
 
 
@@ -77,8 +80,8 @@ def routes(services: Services) -> list[Route]:
         await ctx.store.threads.get(body.id, ctx.user_id)
         if not body.messages:
             raise BadRequest("no messages")
-        order, known = await _send(ctx, body)
-        return StreamingResponse(_reply(ctx, body.id, order, known, body.keep_running), media_type="text/event-stream",
+        sent = await _send(ctx, body)
+        return StreamingResponse(_reply(ctx, body.id, sent, body.keep_running), media_type="text/event-stream",
                                  headers=HEADERS)
 
     async def resume(request: Request) -> Response:
@@ -95,20 +98,31 @@ def routes(services: Services) -> list[Route]:
             Route("/api/chat/{thread_id}/stream", resume, methods=["GET"])]
 
 
-async def _send(ctx: Context, body: ChatBody) -> tuple[int, set[str]]:
-    """Do what the new UI message asks; (the order its reply is at, the streams there before)."""
+class _Sent(NamedTuple):
+    """What a request asked for: the order its reply is at, the streams there before, its job."""
+
+    order: int
+    known: set[str]
+    job_id: str
+
+
+async def _send(ctx: Context, body: ChatBody) -> _Sent:
+    """Do what the new UI message asks."""
     thread_id, last = body.id, body.messages[-1]
     if body.trigger == "regenerate-message":
-        prompt = await _last_prompt(ctx, thread_id)
+        # every regenerate is a new reply (useChat sends the same body each time): its own attempt
+        prompt, attempt = await _last_prompt(ctx, thread_id), secrets.token_hex(8)
         known = await _streams_at(ctx, thread_id, prompt.order)
-        await _mutate(ctx, "messages.regenerate", {"messageId": prompt.message_id, "agentName": body.agent_name},
-                      ("ai-sdk-regenerate", thread_id, body.message_id or last.id, str(len(body.messages))))
-        return prompt.order, known
+        await _mutate(ctx, "messages.regenerate", {"messageId": prompt.message_id, "agentName": body.agent_name,
+                                                   "attempt": attempt},
+                      ("ai-sdk-regenerate", thread_id, attempt))
+        return _Sent(prompt.order, known, jobs.job_id(f"{prompt.message_id}-{attempt}"))
     if last.role == "user":
         args = {"threadId": thread_id, "message": {"role": "user", "content": await _content(ctx, last)},
                 "agentName": body.agent_name, "clientMessageId": last.id or None}
-        value = await _mutate(ctx, "messages.send", args, ("ai-sdk", thread_id, last.id))
-        return int(value["order"]), set()
+        # stored once per UI message id; a message without one is a message of its own each time
+        value = await _mutate(ctx, "messages.send", args, ("ai-sdk", thread_id, last.id or secrets.token_hex(12)))
+        return _Sent(int(value["order"]), set(), jobs.job_id(value["messageId"]))
     if last.role == "assistant":
         return await _tool_outputs(ctx, body, last)
     raise BadRequest(f"nothing to do for a {last.role} message")
@@ -172,7 +186,7 @@ async def _streams_at(ctx: Context, thread_id: str, order: int) -> set[str]:
     return {s.stream_id for s in await ctx.store.streams.list(thread_id) if s.order == order}
 
 
-async def _tool_outputs(ctx: Context, body: ChatBody, last: UIMessage) -> tuple[int, set[str]]:
+async def _tool_outputs(ctx: Context, body: ChatBody, last: UIMessage) -> _Sent:
     """The page answered a human tool (``addToolOutput``): send the results and continue the reply."""
     answered = [p for p in last.parts if str(p.get("type", "")).startswith(("tool-", "dynamic-tool"))
                 and p.get("state") in ("output-available", "output-error")]
@@ -198,33 +212,62 @@ async def _tool_outputs(ctx: Context, body: ChatBody, last: UIMessage) -> tuple[
     if prompt is None:
         raise NotFound("the prompt of that tool call is gone")
     known = await _streams_at(ctx, body.id, order)
-    await _mutate(ctx, "messages.send", {"threadId": body.id, "message": {"role": "tool",
+    value = await _mutate(ctx, "messages.send", {"threadId": body.id, "message": {"role": "tool",
                                                                           "content": msgspec.to_builtins(results)},
                                          "promptMessageId": prompt.message_id, "agentName": body.agent_name},
                   ("ai-sdk-tool", body.id, *sorted(r.tool_call_id for r in results)))
-    return order, known
+    return _Sent(order, known, jobs.job_id(value["messageId"]))
 
 
-async def _reply(ctx: Context, thread_id: str, order: int, known: set[str], keep_running: bool) -> AsyncIterator[bytes]:
-    """Wait for the reply's stream to open (pinging), then follow it."""
-    deadline = time.monotonic() + STREAM_WAIT_S
-    pinged = time.monotonic()
+async def _reply(ctx: Context, thread_id: str, sent: _Sent, keep_running: bool) -> AsyncIterator[bytes]:
+    """Wait for the reply's stream to open (pinging), then follow it. A job that ended without
+    opening one ends the wait at once; leaving before it opens (``stop()``) stops the queued job."""
+    started = pinged = checked = time.monotonic()
     delay = 0.02
-    while True:
-        fresh = [s for s in await ctx.store.streams.list(thread_id) if s.order == order and s.stream_id not in known]
-        if fresh:
-            break
-        if time.monotonic() > deadline:
-            yield sse(error_chunk("the reply did not start in time"))
-            yield DONE
-            return
-        if time.monotonic() - pinged > ctx.services.settings.sse_ping_s:
-            pinged = time.monotonic()
-            yield PING
-        await asyncio.sleep(delay)
-        delay = min(delay * 1.5, 0.25)
+    opened = False
+    try:
+        while True:
+            fresh = [s for s in await ctx.store.streams.list(thread_id)
+                     if s.order == sent.order and s.stream_id not in sent.known]
+            if fresh:
+                opened = True
+                break
+            now = time.monotonic()
+            if now > started + STREAM_WAIT_S:
+                yield sse(error_chunk("the reply did not start in time"))
+                yield DONE
+                return
+            if now - checked > JOB_CHECK_S:
+                checked = now
+                if not await _job_may_start(ctx, sent.job_id) and not [
+                        s for s in await ctx.store.streams.list(thread_id)
+                        if s.order == sent.order and s.stream_id not in sent.known]:
+                    yield sse(error_chunk("the reply did not start: its job ended without it"))
+                    yield DONE
+                    return
+            if now - pinged > ctx.services.settings.sse_ping_s:
+                pinged = now
+                yield PING
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 0.25)
+    finally:
+        if not opened and not keep_running:  # stop() before the reply started: it never will
+            _in_background(ctx.store.streams.abort_replies(thread_id, [sent.job_id]))
     async for chunk in _follow(ctx, thread_id, fresh[-1].stream_id, keep_running):
         yield chunk
+
+
+async def _job_may_start(ctx: Context, job_id: str) -> bool:
+    """Whether the job still stands for a reply to come (queued, or running)."""
+    status = await ctx.services.redis.hget(jobs.job_key(job_id), "status")
+    return status is not None and (status in jobs.WAITING or status == b"started")
+
+
+def _in_background(work: Coroutine[Any, Any, Any]) -> None:
+    """Run ``work`` to its end even though the request that asked for it is gone."""
+    task = asyncio.create_task(work)
+    _aborts.add(task)
+    task.add_done_callback(_aborts.discard)
 
 
 async def _follow(ctx: Context, thread_id: str, stream_id: str, keep_running: bool) -> AsyncIterator[bytes]:
@@ -266,9 +309,7 @@ async def _follow(ctx: Context, thread_id: str, stream_id: str, keep_running: bo
         yield DONE
     finally:
         if not ended and not keep_running:  # stop(): the client closed the request
-            task = asyncio.create_task(streams.abort(thread_id, stream_id))
-            _aborts.add(task)
-            task.add_done_callback(_aborts.discard)
+            _in_background(streams.abort(thread_id, stream_id))
 
 
 async def _reply_message(ctx: Context, message_id: str) -> Message | None:

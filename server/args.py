@@ -93,7 +93,8 @@ class StreamsAbort(_Args):
 class MessagesRegenerate(_Args):
     message_id: Id
     agent_name: Annotated[str, msgspec.Meta(max_length=100)] | None = None
-    attempt: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = "1"
+    # the same attempt is the same reply (asking twice starts one); none: every request a new one
+    attempt: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
 
 
 class SnippetsAdd(_Args):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -179,7 +180,9 @@ async def regenerate(ctx: Context, a: A.MessagesRegenerate) -> Outcome:
         await ctx.services.limiter.take("messages", _who(ctx, agent.name))
         await ctx.services.limiter.room(_who(ctx, agent.name))
     await generation.before_send(prompt.thread_id, agent)
-    await generation.enqueue(prompt, agent, trigger_id=f"{prompt.message_id}-{a.attempt}", teams=ctx.identity.teams)
+    # a resent request (same guard) is the same attempt; an unguarded one is new each time
+    attempt = a.attempt or (ctx.guard.digest[:24] if ctx.guard is not None else secrets.token_hex(12))
+    await generation.enqueue(prompt, agent, trigger_id=f"{prompt.message_id}-{attempt}", teams=ctx.identity.teams)
     version = await ctx.store.threads.version(prompt.thread_id)
     return Outcome({"messageId": prompt.message_id}, version, [])
 
@@ -190,10 +193,10 @@ async def abort_streams(ctx: Context, a: A.StreamsAbort) -> Outcome:
         raise BadRequest("give exactly one of `streamId` or `threadId`")
     thread_id = a.thread_id or thread_of_stream(a.stream_id or "")
     await ctx.store.threads.get(thread_id, ctx.user_id)
-    ids = [a.stream_id] if a.stream_id else await ctx.store.streams.active_ids(thread_id)
-    aborted = 0
-    for stream_id in ids:
-        aborted += await ctx.store.streams.abort(thread_id, stream_id, ctx.guard)
+    if a.stream_id:
+        aborted = int(await ctx.store.streams.abort(thread_id, a.stream_id, ctx.guard))
+    else:  # the thread's replies, queued ones included
+        aborted = await ctx.store.streams.abort_replies(thread_id, guard=ctx.guard)
     version = await ctx.store.threads.version(thread_id)
     return Outcome({"aborted": aborted}, version, [keys.thread_channel(thread_id)])
 

@@ -93,6 +93,11 @@ def generation_queue(thread_id: str) -> str:
     return f"{_t(thread_id)}:genqueue"
 
 
+def generation_aborts(thread_id: str) -> str:
+    """Set: ids of the thread's queued generation jobs asked to stop before their stream opened."""
+    return f"{_t(thread_id)}:genaborts"
+
+
 def generation_retries(thread_id: str) -> str:
     """Hash: promptMessageId -> how often the reaper retried its reply (agents with on_worker_death=retry)."""
     return f"{_t(thread_id)}:retries"
@@ -119,6 +124,7 @@ def thread_keys(thread_id: str) -> list[str]:
         thread_streams(thread_id),
         generation_lock(thread_id),
         generation_queue(thread_id),
+        generation_aborts(thread_id),
         generation_retries(thread_id),
         snippets(thread_id),
         snippet_index(thread_id),

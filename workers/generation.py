@@ -92,7 +92,7 @@ async def generate(rt: _Runtime, thread_id: str, prompt_message_id: str, agent_n
         metrics.in_flight.inc()
         outcome = "stopped"
         try:
-            sink = StoreSink(store, thread_id, memory=rt.memory)
+            sink = StoreSink(store, thread_id, memory=rt.memory, job_id=job_id or "")
             limits = Limits.from_settings(store.redis, store.scripts, rt.settings)
             async with limits.reply_slot(Who(prompt.user_id, agent.name, teams), job_id or prompt.message_id):
                 result = await Generation(rt.settings, agent, prompt, sink, teams=teams, limits=limits).run()

@@ -71,6 +71,7 @@ async def thread_turn(redis: aioredis.Redis, thread_id: str, job_id: str | None,
         with contextlib.suppress(Exception):
             if job_id is not None:
                 await redis.lrem(queue, 0, job_id)
+                await redis.srem(keys.generation_aborts(thread_id), job_id)
                 await redis.delete(keys.generation_alive(job_id))
             if holding:
                 await redis.eval(_RELEASE, 1, key, token)

@@ -110,7 +110,9 @@ class Generation:
     async def run(self) -> GenerationResult:
         await self.sink.start(self.prompt)
         reply = await self._new_reply()
-        stream_id = await self.sink.open_stream(reply, self.agent.name, self.prompt)
+        stream_id, aborted = await self.sink.open_stream(reply, self.agent.name, self.prompt)
+        if aborted:  # stopped while it was queued: it ends here, before any model call
+            return await self._end(stream_id, reply, _Step(), "aborted", error="aborted")
         async with self.sink.watch(stream_id) as stopped:
             result = await self._steps(stream_id, reply, stopped)
         if result.outcome == "finished" and self.agent.auto_title:

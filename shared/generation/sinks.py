@@ -57,8 +57,9 @@ class Sink(Protocol):
     async def new_reply(self, pending: Message, prompt: Message) -> Message:
         """Keep a new pending reply message; returns it as kept (with its id and order)."""
 
-    async def open_stream(self, reply: Message, agent_name: str | None, prompt: Message) -> str:
-        """Open the reply's stream; its id ("" when nothing is streamed to the store)."""
+    async def open_stream(self, reply: Message, agent_name: str | None, prompt: Message) -> tuple[str, bool]:
+        """Open the reply's stream: (its id, "" when nothing is streamed to the store; whether the
+        reply was asked to stop before it started, so it must end at once)."""
 
     async def context(self, prompt: Message, options: ContextOptions, produced: list[Message]) -> list[Message]:
         """The messages the model sees before this step (``produced``: this generation's so far)."""
@@ -95,8 +96,10 @@ class _Sink:
     """What both sinks are made with (see the module docstring)."""
 
     def __init__(self, store: Store, thread_id: str, memory: MemorySearch | None = None,
-                 extra: list[Message] | None = None, on_delta: OnDelta | None = None) -> None:
+                 extra: list[Message] | None = None, on_delta: OnDelta | None = None, job_id: str = "") -> None:
+        """``job_id``: the generation job writing the reply (a queued job can be asked to stop)."""
         self.store = store
+        self.job_id = job_id
         self.thread_id = thread_id
         self.memory = memory
         self._extra = extra or []
@@ -120,8 +123,9 @@ class StoreSink(_Sink):
                                                      prompt_message_id=prompt.message_id)
         return saved
 
-    async def open_stream(self, reply: Message, agent_name: str | None, prompt: Message) -> str:
-        return await self.store.streams.open(reply, agent_name=agent_name, prompt_message_id=prompt.message_id)
+    async def open_stream(self, reply: Message, agent_name: str | None, prompt: Message) -> tuple[str, bool]:
+        return await self.store.streams.open(reply, agent_name=agent_name, prompt_message_id=prompt.message_id,
+                                             job_id=self.job_id)
 
     async def context(self, prompt: Message, options: ContextOptions, produced: list[Message]) -> list[Message]:
         context = await fetch_context_messages(self.store, self.thread_id, prompt, options, self.memory)
@@ -188,8 +192,8 @@ class MemorySink(_Sink):
     async def new_reply(self, pending: Message, prompt: Message) -> Message:
         return pending
 
-    async def open_stream(self, reply: Message, agent_name: str | None, prompt: Message) -> str:
-        return ""
+    async def open_stream(self, reply: Message, agent_name: str | None, prompt: Message) -> tuple[str, bool]:
+        return "", False
 
     async def context(self, prompt: Message, options: ContextOptions, produced: list[Message]) -> list[Message]:
         stored = await fetch_context_messages(self.store, self.thread_id, _AFTER_ALL, options) \

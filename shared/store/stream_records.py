@@ -39,6 +39,7 @@ class StreamRecord(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_
     message_id: str = ""
     prompt_message_id: str = ""
     worker: str = ""
+    job_id: str = ""  # the generation job that writes it ("" for replies made outside a job)
     started_at: int = 0
     heartbeat: int = 0
     ended_at: int = 0

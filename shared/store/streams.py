@@ -31,6 +31,7 @@ from shared.store.guard import Guard, in_thread
 from shared.store.stream_records import StreamInfo, StreamRecord, StreamStatus
 
 GRACE_MS = 60_000
+QUEUED_ABORT_TTL_MS = 86_400_000  # a queued job's stop mark outlives any wait in its thread's queue
 STALE_MS = 15_000
 
 
@@ -112,19 +113,22 @@ class StreamStore:
         self._scripts = scripts
         self._appends = _Appends(redis, scripts)
 
-    async def open(self, reply: Message, *, agent_name: str | None, prompt_message_id: str) -> str:
-        """Open a stream for the pending reply message; return its id."""
+    async def open(self, reply: Message, *, agent_name: str | None, prompt_message_id: str,
+                   job_id: str = "") -> tuple[str, bool]:
+        """Open a stream for the pending reply message: (its id, whether it was asked to stop while
+        its job ``job_id`` was queued: the stream is then open as aborted, and the reply must end)."""
         tid = reply.thread_id
         sid = new_stream_id(tid)
         now = now_ms()
         with redis_errors():
-            await self._scripts.run(
-                "stream_open", [keys.thread(tid), keys.stream(tid, sid), keys.thread_streams(tid), keys.ACTIVE_STREAMS],
+            _, status = await self._scripts.run(
+                "stream_open", [keys.thread(tid), keys.stream(tid, sid), keys.thread_streams(tid), keys.ACTIVE_STREAMS,
+                                keys.generation_aborts(tid)],
                 [keys.thread_channel(tid), sid, reply.order, reply.step_order, agent_name or "",
-                      reply.user_id, reply.message_id, now, member(tid, sid), prompt_message_id,
-                      f"{socket.gethostname()}:{os.getpid()}"],
+                 reply.user_id, reply.message_id, now, member(tid, sid), prompt_message_id,
+                 f"{socket.gethostname()}:{os.getpid()}", job_id],
             )
-        return sid
+        return sid, text(status) == "aborted"
 
     async def append(self, thread_id: str, stream_id: str, parts_json: bytes, text: str) -> int:
         """Append and publish one delta; its seq, or 0 when the stream was aborted."""
@@ -161,6 +165,28 @@ class StreamStore:
                 "stream_abort", [keys.thread(thread_id), keys.stream(thread_id, stream_id)],
                 [keys.thread_channel(thread_id)],
                 in_thread(guard, thread_id, stream_id)))
+
+    async def abort_replies(self, thread_id: str, job_ids: Sequence[str] | None = None,
+                            guard: Guard | None = None) -> int:
+        """Stop the thread's replies (only those of ``job_ids``, when given): a queued one before its
+        stream opens, a streaming one now. Returns how many were stopped; each at most once.
+
+        Queued jobs are marked first, then streams are read: a job that opens its stream in between
+        finds its mark and opens it aborted, so no reply slips through."""
+        with redis_errors():
+            marked = {text(j) for j in await self._scripts.run(
+                "replies_abort_queued", [keys.generation_queue(thread_id), keys.generation_aborts(thread_id)],
+                [QUEUED_ABORT_TTL_MS, *(job_ids or ())])}
+        stopped = 0
+        for info in await self.list(thread_id):
+            if info.status != "streaming":
+                continue
+            record = await self.get(info.stream_id)
+            if record is None or (job_ids is not None and record.job_id not in job_ids):
+                continue
+            marked.discard(record.job_id)  # it had started: stopping its stream is what counts
+            stopped += await self.abort(thread_id, info.stream_id, guard)
+        return stopped + len(marked)
 
     async def list(self, thread_id: str) -> StreamInfos:
         """The thread's streams (in flight and recently ended), in (order, stepOrder) order."""

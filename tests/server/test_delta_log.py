@@ -23,7 +23,7 @@ async def open_stream(store: Store) -> tuple[str, str, Message]:
     _, (r,) = await store.messages.save(t.thread_id, "alice", [Message(message_id="", thread_id="", role="assistant",
                                                                       status="pending")],
                                         prompt_message_id=u.message_id)
-    sid = await store.streams.open(r, agent_name="a", prompt_message_id=u.message_id)
+    sid, _ = await store.streams.open(r, agent_name="a", prompt_message_id=u.message_id)
     return t.thread_id, sid, r
 
 

@@ -47,7 +47,7 @@ async def test_a_retrying_agent_is_asked_again_once_and_its_count_leaves_with_th
     assert await store.redis.hget(keys.generation_retries(tid), prompt_id) == b"1"
 
     # the retry's own stream dies too: no third attempt
-    second = await store.streams.open(reply, agent_name="a", prompt_message_id=prompt_id)
+    second, _ = await store.streams.open(reply, agent_name="a", prompt_message_id=prompt_id)
     await stale(store, tid, second)
     assert await reaper.sweep() == 1
     assert len(queue.asked) == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 from typing import Any
 
 import httpx
@@ -229,3 +230,63 @@ def test_a_file_sent_inline_is_kept_and_read_by_the_model(llm: Stack) -> None:
         {"type": "file", "mediaType": "text/plain", "url": "data:text/plain;base64,%%%"}]}]}
     refused = httpx.post(f"{llm.web}/api/chat", json=broken, headers=headers)
     assert refused.status_code == 400 and "data: URL" in refused.json()["message"]
+
+
+def _post_chat(stack: Stack, body: dict[str, Any]) -> list[str]:
+    """POST /api/chat and read the whole UI message stream: its chunk types."""
+    headers = {"Authorization": f"Bearer {mint(SECRET, 'sdk-user')}"}
+    chunks = []
+    with httpx.stream("POST", f"{stack.web}/api/chat", json=body, headers=headers, timeout=30) as r:
+        assert r.status_code == 200, r.read()
+        for line in r.iter_lines():
+            if line.startswith("data: {"):
+                chunks.append(json.loads(line[6:])["type"])
+    return chunks
+
+
+def test_messages_without_ids_are_each_stored_and_answered(llm: Stack) -> None:
+    llm.script({"kind": "text", "chunks": ["one"]}, {"kind": "text", "chunks": ["two"]})
+    thread_id = new_thread(llm)
+    for text in ("first question", "second question"):
+        body = {"id": thread_id, "messages": [{"role": "user", "parts": [{"type": "text", "text": text}]}],
+                "trigger": "submit-message", "agentName": "echo"}
+        assert _post_chat(llm, body)[-1] == "finish"
+    stored = thread_messages(llm, thread_id)
+    assert [(m["role"], m["text"]) for m in stored] == [
+        ("user", "first question"), ("assistant", "one"), ("user", "second question"), ("assistant", "two")]
+
+
+def test_every_regenerate_is_a_new_reply(llm: Stack) -> None:
+    llm.script({"kind": "text", "chunks": ["first"]}, {"kind": "text", "chunks": ["second"]},
+               {"kind": "text", "chunks": ["third"]})
+    thread_id = new_thread(llm)
+    first, again, third = drive(llm, thread_id, [{"do": "send", "text": "q"}, {"do": "regenerate"},
+                                                 {"do": "regenerate"}], agentName="echo")
+    assert [text_of(assistant(o)) for o in (first, again, third)] == ["first", "second", "third"]
+    assert third["status"] == "ready" and third["error"] is None
+    assert len(llm.llm_requests()) == 3
+
+
+def test_a_request_closed_before_its_reply_starts_stops_it(llm: Stack) -> None:
+    llm.script({"kind": "text", "chunks": ["slow ", "first ", "reply"], "delay_ms": 400},
+               {"kind": "text", "chunks": ["never asked for"]})
+    thread_id = new_thread(llm)
+    headers = {"Authorization": f"Bearer {mint(SECRET, 'sdk-user')}"}
+    first = {"id": thread_id, "messages": [{"id": "u1", "role": "user", "parts": [{"type": "text", "text": "a"}]}],
+             "trigger": "submit-message", "agentName": "echo", "keepRunning": True}
+    with httpx.stream("POST", f"{llm.web}/api/chat", json=first, headers=headers, timeout=30) as r:
+        next(line for line in r.iter_lines() if "text-delta" in line)  # the first reply holds the thread
+    queued = {**first, "messages": [*first["messages"], {"id": "u2", "role": "user",
+                                                          "parts": [{"type": "text", "text": "b"}]}],
+              "keepRunning": False}
+    with httpx.stream("POST", f"{llm.web}/api/chat", json=queued, headers=headers, timeout=30) as r:
+        assert r.status_code == 200  # queued behind the first: stop() before its stream opens
+    deadline = time.monotonic() + 20
+    while True:
+        replies = [m for m in thread_messages(llm, thread_id) if m["role"] == "assistant"]
+        if [m["status"] for m in replies] == ["success", "failed"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert [(m["order"], m["status"], m.get("error")) for m in replies] == [(1, "success", None),
+                                                                            (2, "failed", "aborted")]
+    assert len(llm.llm_requests()) == 1  # the second never reached the model

@@ -167,3 +167,40 @@ async def test_an_agent_that_retries_answers_again_after_its_worker_died(llm: St
     replies = sorted((m for m in frame["value"]["page"] if m["role"] == "assistant"), key=lambda m: m["stepOrder"])
     assert [(m["status"], m["text"]) for m in replies] == [("failed", "partial text so far "), ("success", "second try")]
     await a.close()
+
+
+async def test_an_abort_stops_a_queued_reply_before_it_starts_exactly_once(llm: Stack) -> None:
+    a, tid, _ = await slow_reply(llm, llm.webs[0])  # the thread's turn is held by a reply that hangs
+    queued = await a.mutate("messages.send", {"threadId": tid, "prompt": "and then?", "agentName": "echo"})
+    assert queued["ok"], queued
+    b = await open_tab(llm.webs[1], client_id="b")
+    await b.subscribe("m", "messages.list", watch_args(tid))
+    out = await b.mutate("streams.abort", {"threadId": tid})
+    assert out["value"] == {"aborted": 2}  # the streaming reply and the queued one
+    for tab in (a, b):  # every tab sees the queued reply end as aborted
+        frame = await tab.wait_result("m", lambda v: reply_of(v, 2, ("failed",)) is not None)
+    second = [m for m in frame["value"]["page"] if m["order"] == 2 and m["role"] == "assistant"]
+    assert [(m["status"], m["error"], m["text"]) for m in second] == [("failed", "aborted", "")]
+    assert {s["status"] for s in frame["value"]["streams"]} == {"aborted"}
+    again = await a.mutate("streams.abort", {"threadId": tid})
+    assert again["value"] == {"aborted": 0}  # nothing is stopped twice
+    await asyncio.sleep(0.3)
+    assert len(llm.llm_requests()) == 1  # the queued reply never reached the model
+    await a.close()
+    await b.close()
+
+
+async def test_an_abort_right_after_the_send_ends_the_reply(llm: Stack) -> None:
+    llm.script(SLOW)
+    a = await open_tab(llm.web, client_id="a")
+    tid = await new_thread(a)
+    await a.subscribe("m", "messages.list", watch_args(tid))
+    await a.send({"type": "mutate", "id": "send-1", "name": "messages.send",
+                  "args": {"threadId": tid, "prompt": "go", "agentName": "echo"}})
+    await a.send({"type": "mutate", "id": "abort-1", "name": "streams.abort", "args": {"threadId": tid}})
+    out = await a.wait(lambda f: f["type"] == "mutated" and f["id"] == "abort-1")
+    assert out["value"] == {"aborted": 1}, out
+    frame = await a.wait_result("m", lambda v: reply_of(v, 1, ("failed",)) is not None)
+    replies = [m for m in frame["value"]["page"] if m["role"] == "assistant"]
+    assert [(m["status"], m["error"]) for m in replies] == [("failed", "aborted")]
+    await a.close()
