@@ -293,7 +293,8 @@ async def start_workflow(ctx: Context, a: A.WorkflowsStart) -> Outcome:
         raise Forbidden(f"workflow {a.name!r} is started by the server only")
     # a client's key is the same key as the Python API's; a request's own name is set apart from both
     key = a.key if a.key is not None else (f"request:{ctx.guard.digest}" if ctx.guard else None)
-    run_id, created = await ctx.services.workflows.start(wf, ctx.user_id, a.args, key=key)
+    # a client's run spends as its user: each agent step counts in the rate limits as a send would
+    run_id, created = await ctx.services.workflows.start(wf, ctx.user_id, a.args, key=key, limited=True)
     version = await ctx.services.workflows.version(run_id)
     return Outcome({"runId": run_id, "created": created}, version, [keys.workflow_channel(run_id)])
 

@@ -117,11 +117,11 @@ async def run_step(run_id: str, step_id: str, attempt: int) -> str:
     taken = await journal.take_step(run_id, step_id, attempt)
     if taken is None:
         return "skipped"
-    raw, user_id, workflow = taken
+    raw, user_id, workflow, limited = taken
     started = time.perf_counter()
     spec = msgspec.json.decode(raw)
     policy = msgspec.convert(spec.get("retry", {}), RetryPolicy)
-    info = StepInfo(run_id, step_id, attempt, user_id)
+    info = StepInfo(run_id, step_id, attempt, user_id, limited)
     work = asyncio.ensure_future(asyncio.wait_for(
         perform(eng.tl, spec, info, eng.settings.workflow_retention_s), spec.get("timeoutS") or None))
     keeper = asyncio.create_task(_keep_lease(journal, info, work))

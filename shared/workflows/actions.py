@@ -38,6 +38,7 @@ class StepInfo:
     step_id: str
     attempt: int
     user_id: str
+    limited: bool = False  # a run a client started: agent steps count in the user's rate limits
 
     @property
     def key(self) -> str:
@@ -99,7 +100,7 @@ async def _generate(tl: Threadline, spec: dict[str, Any], info: StepInfo, guard:
     _, (prompt,) = await tl.store.messages.save(thread.thread_id, info.user_id, [prompt], guard=guard)
     reply = await answered(tl, thread.thread_id, prompt)
     if reply is None:
-        result = await thread.generate_text(agent, prompt_message_id=prompt.message_id)
+        result = await thread.generate_text(agent, prompt_message_id=prompt.message_id, rate_limited=info.limited)
         if result.outcome != "finished" or not result.messages:
             error = result.messages[-1].error if result.messages else None
             raise RuntimeError(f"the agent's reply ended {result.outcome}: {error or 'no reply'}")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import redis.asyncio as aioredis
@@ -83,6 +83,16 @@ class RunView(msgspec.Struct, rename="camel", kw_only=True):
     steps: list[StepView] = []
 
 
+class TakenStep(NamedTuple):
+    """An attempt a worker took: the step's input, the run's user and workflow, and whether the run
+    counts in the user's rate limits (a client started it)."""
+
+    input: bytes
+    user_id: str
+    workflow: str
+    limited: bool
+
+
 class Journal:
     """Runs and their steps; every method is one atomic change (or a plain read)."""
 
@@ -98,9 +108,11 @@ class Journal:
 
     # -- control ---------------------------------------------------------------------------
 
-    async def start(self, wf: Workflow, user_id: str, args: Any, *, key: str | None = None) -> tuple[str, bool]:
+    async def start(self, wf: Workflow, user_id: str, args: Any, *, key: str | None = None,
+                    limited: bool = False) -> tuple[str, bool]:
         """Start a run of ``wf`` for ``user_id``: (its id, whether it is new). With ``key``, a second
-        start with the same key gets the first run (for the retention time)."""
+        start with the same key gets the first run (for the retention time). ``limited``: a run a
+        client started, whose agent steps (its child runs' too) count in the user's rate limits."""
         raw = msgspec.json.encode(wf.parse_args(args))
         if len(raw) > MAX_VALUE_BYTES:
             raise BadRequest(f"a workflow's args are at most {MAX_VALUE_BYTES} bytes of JSON")
@@ -108,7 +120,7 @@ class Journal:
         with redis_errors():
             run_id, created = await self._scripts.run("wf_start", [], [
                 new_run_id(), wf.name, user_id, raw, now_ms(), wf.max_running, on_complete_input(wf), idem,
-                self.retention_s])
+                self.retention_s, "1" if limited else "0"])
         return text(run_id), bool(created)
 
     async def cancel(self, run_id: str, reason: str = "canceled") -> bool:
@@ -168,14 +180,13 @@ class Journal:
         with redis_errors():
             return [text(r) for r in await self._scripts.run("wf_fire", [], [member, now_ms(), self.lease_ms])]
 
-    async def take_step(self, run_id: str, step_id: str, attempt: int) -> tuple[bytes, str, str] | None:
-        """Begin an attempt: (its input, the run's user, the workflow's name), or None when it is not
-        this attempt's turn."""
+    async def take_step(self, run_id: str, step_id: str, attempt: int) -> TakenStep | None:
+        """Begin an attempt, or None when it is not this attempt's turn."""
         with redis_errors():
             reply = await self._scripts.run("wf_step_start", [], [run_id, step_id, attempt, now_ms(), self.lease_ms])
         if text(reply[0]) != "run":
             return None
-        return reply[1], text(reply[2]), text(reply[3])
+        return TakenStep(reply[1], text(reply[2]), text(reply[3]), text(reply[4]) == "1")
 
     async def renew_step(self, run_id: str, step_id: str, attempt: int) -> bool:
         """Keep a running attempt's lease; False when it is no longer wanted."""

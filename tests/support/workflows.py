@@ -251,5 +251,18 @@ async def forever(step: Step) -> str:
     return "never"
 
 
+@workflow("ask_once")
+async def ask_once(step: Step, args: dict[str, Any]) -> str:
+    """One agent answer, tried once: a refusal by the rate limits fails the run."""
+    thread_id = await step.create_thread(title="ask once")
+    answer = await step.generate_text(thread_id, "hello", agent="echo", retry=RetryPolicy(attempts=1))
+    return answer.text
+
+
+@workflow("ask_in_child")
+async def ask_in_child(step: Step, args: dict[str, Any]) -> str:
+    return str(await step.run_workflow("ask_once", {}))
+
+
 WORKFLOWS = [support, child_sum, child_hold, everything, retrying, refusing, parallel, waiter, sleeper, pooled, changing,
-             slowpoke, recall, parent_of_hold, internal, forever]
+             slowpoke, recall, parent_of_hold, internal, forever, ask_once, ask_in_child]

@@ -59,7 +59,7 @@ async def test_an_attempt_given_up_as_lost_cannot_write_its_result(journal: Jour
     fields, _, _ = await journal.snapshot(run_id)
     step = {"op": "step", "id": "0", "kind": "job", "name": "add", "attempts": 3, "input": "{}"}
     await journal.commit(run_id, fields["version"], [step])
-    assert await journal.take_step(run_id, "0", 1) == (b"{}", "alice", "child_sum")
+    assert await journal.take_step(run_id, "0", 1) == (b"{}", "alice", "child_sum", False)
     assert await journal.take_step(run_id, "0", 1) is None  # one taker per attempt
     time.sleep(0.25)  # no renewal: the worker is gone
     assert await journal.fire(keys.workflow_step_timer(run_id, "0")) == ["step", run_id, "0", "2"]

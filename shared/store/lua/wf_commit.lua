@@ -53,8 +53,10 @@ for _, op in ipairs(cjson.decode(ARGV[6])) do
     elseif op.kind == 'child' then
       s.status, s.child = 'waiting', op.child.runId
       wf_put(run, s)  -- before the child starts: a child that ends at once settles it
-      wf_start_run(op.child.runId, op.child.name, redis.call('HGET', rk, 'userId'), op.child.args, now,
-                   op.child.maxRunning, run, op.id, op.child.onComplete)
+      if wf_start_run(op.child.runId, op.child.name, redis.call('HGET', rk, 'userId'), op.child.args, now,
+                      op.child.maxRunning, run, op.id, op.child.onComplete) == 1 then
+        redis.call('HSET', wf_key(op.child.runId, 'run'), 'limited', redis.call('HGET', rk, 'limited') or '0')
+      end
       s = wf_step(run, op.id)
     end
     wf_put(run, s)

@@ -1,5 +1,6 @@
 -- Start a workflow run, once per idempotency key: ARGV run, name, user, args (JSON), now,
--- max running of its kind (0: any), onComplete input (JSON or ''), idempotency key ('' none), retention s
+-- max running of its kind (0: any), onComplete input (JSON or ''), idempotency key ('' none), retention s,
+-- limited ('1': started by a client: its agent steps count in the user's rate limits; child runs inherit it)
 local run = ARGV[1]
 local idem = ARGV[8]
 if idem ~= '' then
@@ -8,4 +9,5 @@ if idem ~= '' then
   redis.call('SET', idem, run, 'EX', tonumber(ARGV[9]))
 end
 local created = wf_start_run(run, ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), '', '', ARGV[7])
+if created == 1 then redis.call('HSET', wf_key(run, 'run'), 'limited', ARGV[10]) end
 return {run, created}
