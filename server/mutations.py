@@ -264,7 +264,7 @@ async def add_document(ctx: Context, namespace: str, key: str, content: bytes, a
     check_document(content, ctx.services.settings.rag_max_bytes, a.media_type, key)  # 413/400/415 now
     version, doc, skipped = await ctx.store.documents.add(
         namespace, key, content, title=a.title, media_type=a.media_type, metadata=a.metadata,
-        chunk_size=a.chunk_size, chunk_overlap=a.chunk_overlap)
+        chunk_size=a.chunk_size, chunk_overlap=a.chunk_overlap, added_by=ctx.user_id)
     return Outcome({"namespace": namespace, "key": key, "version": doc.version, "status": doc.status,
                     "skipped": skipped}, version, [keys.rag_channel(namespace)])
 

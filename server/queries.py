@@ -189,7 +189,7 @@ async def rag_search(ctx: Context, a: A.RagSearch) -> tuple[int, Any]:
     results = await search_documents(
         ctx.store, ctx.services.memory, namespaces, a.query, limit=a.limit, metadata=a.metadata,
         before=a.chunk_context.before, after=a.chunk_context.after, text_search=a.text_search,
-        vector_search=a.vector_search)
+        vector_search=a.vector_search, bill_to=ctx.user_id)
     return sum(versions), {"results": results}
 
 

@@ -161,14 +161,16 @@ class Threadline:
 
     async def add_document(self, namespace: str, key: str, content: bytes | str, *, title: str = "",
                            media_type: str = "", metadata: dict[str, str | int | bool] | None = None,
-                           chunk_size: int = 1000, chunk_overlap: int = 200) -> Document:
+                           chunk_size: int = 1000, chunk_overlap: int = 200, user_id: str | None = None) -> Document:
         """Add or replace a document in ``namespace`` (``user:<id>``, ``team:<id>``, ``global``);
-        it is ``pending`` until the index process has chunked and embedded it."""
+        it is ``pending`` until the index process has chunked and embedded it. Its embeddings are
+        the usage of ``user_id`` (default: the owner of a ``user:<id>`` namespace; else the app's own)."""
         data = content.encode() if isinstance(content, str) else content
         check_document(data, self.settings.rag_max_bytes, media_type, key)
         _, doc, _ = await self.store.documents.add(namespace, key, data, title=title, media_type=media_type,
                                                    metadata=metadata, chunk_size=chunk_size,
-                                                   chunk_overlap=chunk_overlap)
+                                                   chunk_overlap=chunk_overlap,
+                                                   added_by=user_id or _namespace_owner(namespace))
         return doc
 
     async def document(self, namespace: str, key: str) -> Document:
@@ -179,10 +181,16 @@ class Threadline:
 
     async def search_documents(self, namespaces: list[str], query: str, *, limit: int = 10,
                                metadata: dict[str, str | int | bool] | None = None, before: int = 1,
-                               after: int = 1) -> list[ChunkResult]:
-        """Hybrid search over the namespaces' ready documents: chunks with neighbours and their document."""
+                               after: int = 1, user_id: str | None = None) -> list[ChunkResult]:
+        """Hybrid search over the namespaces' ready documents: chunks with neighbours and their document.
+        Embedding the query is the usage of ``user_id`` (default: the app's own)."""
         return await search_documents(self.store, self.memory, namespaces, query, limit=limit, metadata=metadata,
-                                      before=before, after=after)
+                                      before=before, after=after, bill_to=user_id or "")
+
+
+def _namespace_owner(namespace: str) -> str:
+    kind, _, ident = namespace.partition(":")
+    return ident if kind == "user" else ""
 
 
 class ThreadHandle:

@@ -120,7 +120,7 @@ class Indexer:
         if not docs:
             return
         dense, tokens = await self.embedder.embed_counted([d.text for d in docs])
-        await self._bill(tokens, [(str(d.payload.get("userId") or d.payload.get("namespace") or ""), len(d.text))
+        await self._bill(tokens, [(str(d.payload.get("billTo") or d.payload.get("userId") or ""), len(d.text))
                                   for d in docs])
         collection = self.index.ensure(self.embedder.model, len(dense[0]))
         points = [Point(d.ref, v, document_vector(d.text), d.payload) for d, v in zip(docs, dense, strict=True)]
@@ -133,7 +133,7 @@ class Indexer:
         if req.vector_search:
             vectors, tokens = await self.embedder.embed_counted([req.text])
             dense = vectors[0]
-            owner = req.user_id if isinstance(req, SearchRequest) else (req.namespaces or ("",))[0]
+            owner = req.user_id if isinstance(req, SearchRequest) else req.bill_to
             await self._bill(tokens, [(owner, 1)])
         sparse = query_vector(req.text) if req.text_search else None
         dim = len(dense) if dense is not None else len((await self.embedder.embed(["x"]))[0])
@@ -150,7 +150,8 @@ class Indexer:
 
     async def _bill(self, tokens: int, shares: list[tuple[str, int]]) -> None:
         """Record ``tokens`` of one embedding call, split among their owners by the length of
-        their texts (largest remainders, so the parts add up to the whole)."""
+        their texts (largest remainders, so the parts add up to the whole). An owner "" is the
+        app's own work (server code's documents and searches): no user's usage."""
         if not tokens or self.ledger is None:
             return
         weights: dict[str, int] = {}
@@ -163,7 +164,7 @@ class Indexer:
             parts[owner] += 1
         now = int(time.time() * 1000)
         for owner, n in parts.items():
-            if not n:
+            if not n or not owner:
                 continue
             try:
                 await self.ledger.record(UsageEntry(at=now, user_id=owner, provider=self.embedder.provider,
@@ -191,4 +192,5 @@ def _chunk_doc(doc: Document, c: Chunk) -> Doc:
     return Doc(f"{ref}{SEP}{c.index}", text, {
         "ref": f"{ref}{SEP}{c.index}", "kind": "chunk", "userKind": user_kind(doc.namespace, "chunk"),
         "namespace": doc.namespace, "docKey": doc.key, "docVersion": doc.version, "docRef": ref,
-        "docId": doc_id(doc.namespace, doc.key), "chunk": c.index, "metadata": doc.metadata})
+        "docId": doc_id(doc.namespace, doc.key), "chunk": c.index, "metadata": doc.metadata,
+        "billTo": doc.added_by})

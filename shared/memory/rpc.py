@@ -42,6 +42,7 @@ class ChunkSearchRequest(msgspec.Struct, kw_only=True, frozen=True, tag="chunks"
     metadata: dict[str, Scalar] = {}
     text_search: bool = True
     vector_search: bool = True
+    bill_to: str = ""  # whose usage embedding the query is ("": the app's own)
 
 
 class Hit(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=False):

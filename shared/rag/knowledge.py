@@ -42,7 +42,7 @@ class Knowledge:
             self._store, self._memory, agent_namespaces(options.namespaces, self.user_id), text,
             limit=limit or options.limit,
             metadata=dict(options.metadata), before=options.before, after=options.after,
-            text_search=options.text_search, vector_search=options.vector_search)
+            text_search=options.text_search, vector_search=options.vector_search, bill_to=self.user_id)
 
 
 class Sources:

@@ -35,9 +35,10 @@ class ChunkResult(msgspec.Struct, rename="camel", kw_only=True):
 async def search_documents(store: Store, memory: MemorySearch, namespaces: list[str], text: str, *,
                            limit: int = 10, metadata: dict[str, Scalar] | None = None, before: int = 1,
                            after: int = 1, text_search: bool = True,
-                           vector_search: bool = True) -> list[ChunkResult]:
+                           vector_search: bool = True, bill_to: str = "") -> list[ChunkResult]:
+    """``bill_to``: the user whose usage embedding the query is ("": the app's own)."""
     request = ChunkSearchRequest(namespaces=tuple(namespaces), text=text, limit=limit, metadata=metadata or {},
-                                 text_search=text_search, vector_search=vector_search)
+                                 text_search=text_search, vector_search=vector_search, bill_to=bill_to)
     for _ in range(STALE_RETRIES):
         found, stale = await _resolve(store, await memory.search(request), before, after)
         if not stale:

@@ -47,6 +47,7 @@ class Document(msgspec.Struct, rename="camel", kw_only=True):
     error: str | None = None
     created_at: int = 0
     updated_at: int = 0
+    added_by: str = ""  # the user who added this version: its embeddings are their usage ("": the app's)
 
 
 class StoredChunk(msgspec.Struct, array_like=True):
@@ -127,8 +128,9 @@ class DocumentStore:
 
     async def add(self, namespace: str, key: str, content: bytes, *, title: str = "", media_type: str = "",
                   metadata: dict[str, Any] | None = None, chunk_size: int = 1000,
-                  chunk_overlap: int = 200) -> tuple[int, Document, bool]:
-        """(namespace version, the document, skipped: the same content was there already)."""
+                  chunk_overlap: int = 200, added_by: str = "") -> tuple[int, Document, bool]:
+        """(namespace version, the document, skipped: the same content was there already).
+        ``added_by``: the user whose usage its embeddings are."""
         metadata = metadata or {}
         digest = hashlib.sha256(b"\0".join([content, _encode(metadata), title.encode(), media_type.encode(),
                                              b"%d/%d" % (chunk_size, chunk_overlap)])).hexdigest()
@@ -136,7 +138,7 @@ class DocumentStore:
         # version, readyVersion, chunks and createdAt (-1 here) come from the current record, in the script
         doc = Document(namespace=namespace, key=key, title=title, media_type=media_type, hash=digest,
                        size=len(content), metadata=metadata, created_at=-1, updated_at=now, ready_version=-1,
-                       chunk_size=chunk_size, chunk_overlap=chunk_overlap, chunks=-1)
+                       chunk_size=chunk_size, chunk_overlap=chunk_overlap, chunks=-1, added_by=added_by)
         with redis_errors():
             version, doc_version, skipped, ready, chunks, created = await self._scripts.run(
                 "rag_add", [keys.rag_documents(namespace), keys.rag_index(namespace), keys.rag_state(namespace),

@@ -233,3 +233,27 @@ def test_embedding_calls_count_in_their_owners_usage(mem: Stack) -> None:
         assert usage["byModel"]["concepts"]["calls"] >= 1 and usage["byKind"]["embedding"]["output"] == 0
         context(c, tid, "harbour gulls tonight", **search(False, True))  # the query is embedded too
         assert embedded() == words + 3
+
+
+def test_document_embeddings_count_for_the_user_who_added_or_searched(mem: Stack) -> None:
+    """Documents of a team namespace: embedding their chunks is the usage of the user who added
+    them, embedding a search is the searcher's; no namespace name is billed as if it were a user."""
+    words = "the harbour pilot boards every ship at dawn"  # 8 tokens (a token per word)
+
+    def embedded(c: httpx.Client) -> int:
+        return int(c.get("/api/usage").json()["byKind"].get("embedding", {}).get("input", 0))
+
+    member = httpx.Client(base_url=mem.web, timeout=10,
+                          headers={"Authorization": f"Bearer {mint(SECRET, 'tess', teams=('pilots',))}"})
+    with member as c:
+        added = c.post("/api/rag/team:pilots/documents", json={"key": "pilots.txt", "content": words})
+        assert added.status_code == 202, added.text
+        eventually(lambda: c.get("/api/rag/team:pilots/documents/pilots.txt").json()["status"] == "ready")
+        assert eventually(lambda: embedded(c)) == 8
+        found = c.post("/api/rag/search", json={"query": "ship pilot", "namespaces": ["team:pilots"]})
+        assert found.status_code == 200 and found.json()["results"], found.text
+        assert embedded(c) == 8 + 2
+    admin = httpx.Client(base_url=mem.web, timeout=10,
+                         headers={"Authorization": f"Bearer {mint(SECRET, 'ops', admin=True)}"})
+    with admin as a:
+        assert a.get("/api/usage", params={"userId": "team:pilots"}).json()["totals"]["calls"] == 0
