@@ -101,10 +101,10 @@ function messageElement(m, context) {
   if (m.role === "assistant" && (m.streaming || state.smooth.has(m.messageId))) {
     let smooth = state.smooth.get(m.messageId);
     if (!smooth) {
-      smooth = new SmoothText((text) => {
+      smooth = new SmoothText((text) => followingTheEnd(() => {
         if (body.shownText !== text) { body.shownText = text; renderMarkdown(body, text); }
         body.dataset.revealing = String(text.length < smooth.target.length);  // the rest still coming
-      });
+      }));
       state.smooth.set(m.messageId, smooth);
     }
     smooth.update(m.text || "", { streaming: !!m.streaming });
@@ -120,7 +120,7 @@ function messageElement(m, context) {
   for (const extra of [...el.children].slice(1)) if (!extra.classList.contains("ask")) extra.remove();
   const calls = (m.parts || m.toolParts || []).filter((p) => p.type === "tool-call");
   for (const p of calls) {
-    const waiting = !m.streaming && state.humanTools.has(p.toolName) && !context.answered.has(p.toolCallId);
+    const waiting = !m.streaming && state.humanTools.has(p.toolName) && !context.answered.has(callKey(m.order, p.toolCallId));
     if (waiting) {
       const ask = askElement(el, m, p, context);
       if (ask.parentNode !== el) el.append(ask);  // moving it would take the focus from its answer
@@ -129,7 +129,7 @@ function messageElement(m, context) {
     }
   }
   for (const ask of el.querySelectorAll(".ask")) {
-    if (!calls.some((p) => p.toolCallId === ask.dataset.toolCallId) || context.answered.has(ask.dataset.toolCallId)) ask.remove();
+    if (!calls.some((p) => p.toolCallId === ask.dataset.toolCallId) || context.answered.has(callKey(m.order, ask.dataset.toolCallId))) ask.remove();
   }
   const attached = (m.parts || []).filter((p) => p.type === "image" || p.type === "file");
   if (attached.length) {  // kept across renders (a reply streaming next to it re-renders the list)
@@ -274,6 +274,18 @@ function attach(files) {
   renderTray();
 }
 
+function callKey(order, toolCallId) {
+  return `${order}/${toolCallId}`;
+}
+
+/** Run ``change`` (which may make the list taller); a list that showed its end before shows it after. */
+function followingTheEnd(change) {
+  const box = $("messages");
+  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+  change();
+  if (atBottom) box.scrollTop = box.scrollHeight;
+}
+
 function describeParts(parts) {
   return parts.map((p) => (p.type === "object" ? JSON.stringify(p.object, null, 2) : p.text || "")).join("");
 }
@@ -289,7 +301,8 @@ function renderMessages(view) {
   state.older ||= Object.assign(document.createElement("p"), { id: "older", textContent: "Scroll up for older messages" });
   if (!view.isDone) children.push(state.older);
   const context = {
-    answered: new Set(shown.flatMap((m) => (m.parts || []).filter((p) => p.type === "tool-result").map((p) => p.toolCallId))),
+    // a tool call is known by its order too: models number their calls per reply, so ids repeat across turns
+    answered: new Set(shown.flatMap((m) => (m.parts || []).filter((p) => p.type === "tool-result").map((p) => callKey(m.order, p.toolCallId)))),
     prompts: new Map(shown.filter((m) => m.role === "user" && m.messageId && !m.optimistic).map((m) => [m.order, m.messageId])),
   };
   for (const m of shown) children.push(messageElement(m, context));

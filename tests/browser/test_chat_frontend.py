@@ -167,3 +167,40 @@ def test_the_connection_state_shows_while_the_socket_comes_back(site: Stack, bro
     page.wait_for_function("window.__states.includes('connecting') && window.__states.at(-1) === 'open'")
     assert page.text_content("[data-testid=conn]") == "Connected"
     page.close()
+
+
+def test_a_second_question_from_a_human_tool_gets_its_own_form(site: Stack, browser: Any) -> None:
+    """Tool call ids repeat across turns (a model numbers them per reply): a later question is asked
+    even though an earlier call with the same id was answered."""
+    page = open_chat(browser, site.web, user())
+    new_thread(page)
+    page.select_option("[data-testid=agent]", "weather")
+    for question, answer in (("Shall I book the ferry?", "Yes"), ("And the hotel?", "The one by the sea")):
+        send(page, f'tool:ask_human {{"question": "{question}"}}')
+        ask = page.wait_for_selector(f"[data-testid=ask]:has-text('{question}')", timeout=20_000)
+        ask.query_selector("[data-testid=ask-answer]").fill(answer)
+        ask.query_selector("[data-testid=ask-submit]").click()
+        page.wait_for_selector(f"[data-testid=message][data-role=tool]:has-text('{answer}')", timeout=20_000)
+        page.wait_for_function("document.querySelectorAll('[data-testid=ask]').length === 0")
+    page.close()
+
+
+def test_on_a_phone_the_view_follows_a_streaming_reply_to_its_end(site: Stack, browser: Any) -> None:
+    who = user()
+    filler = [(f"Question {i}", "A long answer that takes a few lines on a phone. " * 4) for i in range(6)]
+    tid = in_thread(thread_with(site, who, "Long chat", filler))
+    page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page.goto(f"{site.web}/#token={mint(SECRET, who)}&thread={tid}")
+    page.wait_for_selector("[data-testid=conn][data-status=open]")
+    page.wait_for_selector("[data-testid=message]:has-text('Question 5')")
+    send(page, "Tell me more")
+    page.wait_for_selector("[data-testid=message][data-role=assistant][data-status=success]:has-text('[mock]') "
+                           "[data-testid=text]:not([data-revealing=true])", timeout=30_000)
+    page.wait_for_timeout(100)  # the last frame of the reveal
+    gap = page.evaluate("""() => {
+        const box = document.getElementById('messages');
+        const last = [...box.querySelectorAll('[data-testid=message]')].pop();
+        return last.getBoundingClientRect().bottom - box.getBoundingClientRect().bottom;
+    }""")
+    assert gap <= 1, f"the reply's end is {gap:.0f} px below the fold"
+    page.close()
