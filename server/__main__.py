@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import uvicorn
 
+    from server.ws.transport import WebSocketProtocol
     from shared import logs
 
     logs.setup("web", settings.log_level, settings.log_json)
@@ -45,8 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         host=settings.host,
         port=settings.port,
         workers=args.workers,
-        ws="websockets-sansio",
-        ws_max_size=16 << 20,  # frames over 1 MiB get too_large from the session
+        ws=WebSocketProtocol,  # websockets' sans-I/O protocol that answers messages over the limit
+        ws_max_size=16 << 20,  # frames over 1 MiB get too_large from the session; bigger ones are skipped
         ws_ping_interval=settings.ws_ping_interval_s,
         ws_ping_timeout=settings.ws_ping_timeout_s,
         ws_per_message_deflate=settings.ws_compression,

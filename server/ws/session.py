@@ -28,9 +28,10 @@ from server.live import SharedQuery
 from server.mutations import MUTATIONS
 from server.queries import QUERIES
 from server.ws import client_frames
+from server.ws.transport import TOO_LARGE
 from shared import logs, metrics
 from shared.auth import verify
-from shared.errors import BadRequest, ChatError, Internal, Unauthorized, from_validation
+from shared.errors import BadRequest, ChatError, Internal, TooLarge, Unauthorized, from_validation
 from shared.ids import new_session_id
 
 log = logging.getLogger(__name__)
@@ -151,6 +152,8 @@ class Session:
         try:
             if text is None:
                 raise msgspec.DecodeError("not a text frame")
+            if message.get(TOO_LARGE):
+                raise TooLarge(f"frame over {client_frames.MAX_FRAME} bytes")
             frame = client_frames.decode_frame(text)
         except (msgspec.DecodeError, msgspec.ValidationError, ChatError) as exc:
             message_of = exc.message if isinstance(exc, ChatError) else str(exc)
@@ -246,6 +249,9 @@ class Session:
             text = message.get("text")
             if text is None:
                 self._bad_frame(BadRequest("frames must be JSON text"))
+                continue
+            if message.get(TOO_LARGE):  # skipped by the transport: only its first bytes are here
+                self._refuse_frame(text, TooLarge(f"frame over {client_frames.MAX_FRAME} bytes"))
                 continue
             try:
                 frame = client_frames.decode_frame(text)

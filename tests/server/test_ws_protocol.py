@@ -126,6 +126,27 @@ async def test_frames_over_1_mib_get_too_large_up_to_the_transport_limit(web: st
     await ws.close()
 
 
+async def test_frames_past_the_transport_limit_get_too_large_and_the_connection_stays(web: str) -> None:
+    """Over 16 MiB the transport skips the message as it arrives (it was closed with 1009): in one
+    frame, or in fragments whose sum is over (the first of them handed on, the rest skipped)."""
+    ws = await open_raw(web)
+    for size in (17 << 20, 40 << 20):
+        await ws.send(json.dumps({"type": "mutate", "id": f"huge-{size}", "name": "threads.create",
+                                  "args": {"title": "x" * size}}))
+        frame = await recv(ws, 30)
+        assert (frame["type"], frame["id"], frame["error"]["code"]) == ("mutated", f"huge-{size}", "too_large"), frame
+        await usable(ws)
+    head = json.dumps({"type": "mutate", "id": "in-pieces", "name": "threads.create", "args": {"title": ""}})[:-3]
+    await ws.send([head, *("y" * (4 << 20) for _ in range(6)), '"}}'])  # 24 MiB in 8 fragments
+    frame = await recv(ws, 30)
+    assert (frame["type"], frame["id"], frame["error"]["code"]) == ("mutated", "in-pieces", "too_large"), frame
+    await ws.send("{" + " " * (20 << 20) + "}")  # no type or id in reach: a plain error
+    frame = await recv(ws, 30)
+    assert (frame["type"], frame["code"]) == ("error", "too_large"), frame
+    await usable(ws)
+    await ws.close()
+
+
 async def test_every_unreadable_mutate_is_answered_by_its_id(web: str) -> None:
     ws = await open_raw(web)
     deep = "[" * 5000 + "]" * 5000
