@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -12,6 +13,19 @@ from shared.files.blobs import Blobs
 from shared.files.store import FileStore
 from shared.store import Store
 from tests.support.s3 import s3_server
+from tests.support.stack import Stack, run_stack
+
+
+@contextlib.contextmanager
+def stack_on(store: str, tmp: Path, env: dict[str, str]) -> Iterator[Stack]:
+    """A stack (one web process, one worker) whose files live in a directory (``local``) or in a
+    bucket on its own S3 server (``s3``)."""
+    if store == "local":
+        with run_stack(tmp, webs=1, workers=1, env=env) as stack:
+            yield stack
+        return
+    with s3_server(tmp / "moto.log") as s3, run_stack(tmp, webs=1, workers=1, env={**env, **s3}) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="session")

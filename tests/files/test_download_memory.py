@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from shared.auth import mint
-from tests.support.s3 import s3_server
-from tests.support.stack import SECRET, Stack, run_stack
+from tests.files.conftest import stack_on
+from tests.support.stack import SECRET, Stack
 
 SIZE = 4 << 20
 READERS = 20
@@ -26,12 +26,7 @@ MAX_GROWTH = 40 << 20
 @pytest.fixture(scope="module", params=["local", "s3"])
 def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp(f"downloads-{request.param}")
-    env = {"DATA_DIR": str(tmp / "data"), "FILES_MAX_BYTES": str(8 << 20)}
-    if request.param == "local":
-        with run_stack(tmp, webs=1, workers=1, env=env) as stack:
-            yield stack
-        return
-    with s3_server(tmp / "moto.log") as s3, run_stack(tmp, webs=1, workers=1, env={**env, **s3}) as stack:
+    with stack_on(request.param, tmp, {"DATA_DIR": str(tmp / "data"), "FILES_MAX_BYTES": str(8 << 20)}) as stack:
         yield stack
 
 

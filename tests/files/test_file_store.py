@@ -81,7 +81,7 @@ async def test_reference_counts_follow_every_save_and_delete(files: FileStore, s
     # the final message of a stream, stored when the stream ends
     reply = Message(message_id="", thread_id="", role="assistant", status="pending", text="")
     _, (pending,) = await store.messages.save(tid, None, [reply])
-    stream_id = await store.streams.open(pending, agent_name="a", prompt_message_id=m2.message_id)
+    stream_id, _ = await store.streams.open(pending, agent_name="a", prompt_message_id=m2.message_id)
     pending.status, pending.parts = "success", [ImagePart(file_id=f1)]
     await store.streams.finish(tid, stream_id, [pending])
     assert await refs(files, f1, f2) == [1, 1]

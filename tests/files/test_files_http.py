@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from shared.auth import mint
+from tests.files.conftest import stack_on
 from tests.support.pdf import pdf_with_pages
-from tests.support.s3 import s3_server
-from tests.support.stack import SECRET, Stack, run_stack
+from tests.support.stack import SECRET, Stack
 
 PUBLIC = "https://chat.example.test/app"  # PUBLIC_URL: where browsers reach the server
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(200))
@@ -26,11 +26,7 @@ PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(200))
 def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp(f"files-{request.param}")
     env = {"DATA_DIR": str(tmp / "data"), "FILES_MAX_BYTES": "100000", "FILES_GRACE_S": "0", "PUBLIC_URL": PUBLIC}
-    if request.param == "local":
-        with run_stack(tmp, webs=1, workers=1, env=env) as stack:
-            yield stack
-        return
-    with s3_server(tmp / "moto.log") as s3, run_stack(tmp, webs=1, workers=1, env={**env, **s3}) as stack:
+    with stack_on(request.param, tmp, env) as stack:
         yield stack
 
 
