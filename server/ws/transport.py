@@ -164,7 +164,8 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         if self.close_sent:
             return
         text = data[:PREFIX].decode("utf-8", "replace")  # only its envelope is read
-        event: Any = {"type": "websocket.receive", "text": text, TOO_LARGE: True}  # ASGI's receive, one key more
+        event: Any = dict(type="websocket.receive", text=text)  # ASGI's receive event (not a frame of ours)
+        event[TOO_LARGE] = True
         self.queue.put_nowait(event)
         if not self.read_paused:
             self.read_paused = True
