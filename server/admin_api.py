@@ -13,13 +13,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from server.auth import admin_of, identity_of
 from server.context import Context, Services
 from server.http_api import _body, _convert, json_response
 from server.mutations import MUTATIONS
 from server.queries import QUERIES
 from shared.agents import SaveMessages, agent_named, load_agents
-from shared.auth import Identity, bearer, verify
-from shared.errors import BadRequest, Forbidden
+from shared.auth import Identity
+from shared.errors import BadRequest
 from shared.generation.runner import Generation
 from shared.generation.sinks import MemorySink
 from shared.records import Message, TextPart
@@ -44,30 +45,27 @@ def _agents_view(app_module: str) -> list[dict[str, Any]]:
 
 
 def routes(services: Services) -> list[Route]:
-    def admin(request: Request) -> Identity:
-        identity = verify(services.secret, bearer(request.headers.get("authorization")))
-        if not identity.admin:
-            raise Forbidden("the playground needs a token with the admin claim")
-        return identity
+    async def admin(request: Request) -> Identity:
+        return await admin_of(services, request, "the playground needs a token with the admin claim")
 
-    def user(request: Request) -> Identity:
-        return verify(services.secret, bearer(request.headers.get("authorization")))
+    async def user(request: Request) -> Identity:
+        return await identity_of(services, request)
 
     async def agents(request: Request) -> Response:
-        user(request)
+        await user(request)
         return json_response({"agents": _agents_view(services.settings.app_module)})
 
     async def users(request: Request) -> Response:
-        admin(request)
+        await admin(request)
         return json_response({"users": await services.store.threads.users()})
 
     async def user_threads(request: Request) -> Response:
-        admin(request)
+        await admin(request)
         _, page = await services.store.threads.list(request.path_params["user_id"], num_items=100)
         return json_response(page)
 
     async def thread_messages(request: Request) -> Response:
-        admin(request)
+        await admin(request)
         tid = request.path_params["thread_id"]
         num = parse_digits(request.query_params.get("numItems", "50"), "numItems", 100)
         if num < 1:
@@ -79,7 +77,7 @@ def routes(services: Services) -> list[Route]:
                               "isDone": page.is_done, "streams": streams})
 
     async def send(request: Request) -> Response:
-        admin(request)
+        await admin(request)
         args = _convert(await _body(request), AdminSend)
         thread = await services.store.threads.get(request.path_params["thread_id"])
         owner = Context(services, Identity(thread.user_id))
@@ -98,20 +96,20 @@ def routes(services: Services) -> list[Route]:
         return json_response({"saved": True, **outcome.value})
 
     async def namespaces(request: Request) -> Response:
-        admin(request)
+        await admin(request)
         return json_response({"namespaces": await services.store.documents.namespaces()})
 
     async def workflow_runs(request: Request) -> Response:
         """Every user's workflow runs, newest first (``numItems``, ``cursor``); a run's steps come
         from GET /api/workflows/{runId} (an admin token reads any run)."""
-        admin(request)
+        await admin(request)
         num = parse_digits(request.query_params.get("numItems", "50"), "numItems", 100)
         _, page = await services.workflows.runs(None, num_items=max(num, 1), cursor=request.query_params.get("cursor"))
         return json_response(page)
 
     async def context(request: Request) -> Response:
         """The context.fetch query, for any user's thread (as its owner)."""
-        admin(request)
+        await admin(request)
         tid = request.path_params["thread_id"]
         thread = await services.store.threads.get(tid)
         query = QUERIES["context.fetch"]

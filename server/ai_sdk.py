@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from server.auth import context_of
 from server.context import Context, Services
 from server.files_api import local_link
 from server.http_api import _body, _convert
@@ -37,7 +38,6 @@ from server.idempotency import run_once
 from server.mutations import MUTATIONS
 from server.ui_stream import DONE, HEADERS, PING, UIStream, decode_parts, error_chunk, sse
 from shared import jobs
-from shared.auth import bearer, verify
 from shared.errors import BadRequest, NotFound, error_from
 from shared.records import (
     FilePart,
@@ -71,11 +71,11 @@ class ChatBody(msgspec.Struct, rename="camel", kw_only=True):
 
 
 def routes(services: Services) -> list[Route]:
-    def context(request: Request) -> Context:
-        return Context(services, verify(services.secret, bearer(request.headers.get("authorization"))))
+    async def context(request: Request) -> Context:
+        return await context_of(services, request)
 
     async def chat(request: Request) -> Response:
-        ctx = context(request)
+        ctx = await context(request)
         body = _convert(await _body(request), ChatBody)
         await ctx.store.threads.get(body.id, ctx.user_id)
         if not body.messages:
@@ -85,7 +85,7 @@ def routes(services: Services) -> list[Route]:
                                  headers=HEADERS)
 
     async def resume(request: Request) -> Response:
-        ctx = context(request)
+        ctx = await context(request)
         thread_id = request.path_params["thread_id"]
         await ctx.store.threads.get(thread_id, ctx.user_id)
         running = [s for s in await ctx.store.streams.list(thread_id) if s.status == "streaming"]

@@ -16,6 +16,7 @@ from starlette.websockets import WebSocket
 
 from server import admin_api, ai_sdk, files_api, pages, usage_api
 from server.context import Services
+from server.cors import Cors, origins_of, websocket_origin_allowed
 from server.delta_log import DeltaLog
 from server.fanout import ChangeListener
 from server.generation import GenerationQueue
@@ -79,6 +80,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await redis.aclose()
 
     async def websocket_endpoint(websocket: WebSocket) -> None:
+        if not websocket_origin_allowed(settings, websocket.headers.get("origin"), websocket.headers.get("host"),
+                                        websocket.url.scheme == "wss"):
+            await websocket.close(1008)  # before accepting: the browser gets 403
+            return
         await Session(websocket, services).run()
 
     app = Starlette(
@@ -86,7 +91,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 WebSocketRoute("/ws", websocket_endpoint)],
         lifespan=lifespan,
         exception_handlers={ChatError: chat_error_handler, HTTPException: _http_error},
-        middleware=[Middleware(RequestIds)],
+        middleware=[Middleware(RequestIds), *([Middleware(Cors, origins=origins_of(settings))]
+                                              if settings.cors_origins else [])],
     )
     app.state.services = services
     return app

@@ -13,6 +13,7 @@ from shared.files.store import FileStore
 from shared.store import Store
 from shared.store.guard import Guard
 from shared.usage.ledger import UsageLedger
+from shared.verifier import Verifier
 from shared.workflows.journal import Journal
 
 if TYPE_CHECKING:  # what the services are; each of these modules needs Context itself
@@ -44,6 +45,11 @@ class Services:
     generation: GenerationQueue | None = None  # None: this server cannot start replies
     reaper: StreamReaper | None = None
     sessions: set[Session] = field(default_factory=set)  # open WebSocket sessions
+    verifier: Verifier = None  # type: ignore[assignment]  # made from the secret and settings when not given
+
+    def __post_init__(self) -> None:
+        if self.verifier is None:
+            self.verifier = Verifier(self.secret, self.settings)
 
 
 @dataclass(slots=True)

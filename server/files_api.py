@@ -19,9 +19,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from server.auth import identity_of
 from server.context import Services
 from server.http_api import _raw_body, json_response
-from shared.auth import bearer, verify
 from shared.errors import BadRequest, Unauthorized
 from shared.files.sniff import IMAGE_TYPES
 from shared.files.store import FileRecord
@@ -68,17 +68,17 @@ def routes(services: Services) -> list[Route]:
     files = services.files
     settings = services.settings
 
-    def user_of(request: Request) -> str:
-        return verify(services.secret, bearer(request.headers.get("authorization"))).user_id
+    async def user_of(request: Request) -> str:
+        return (await identity_of(services, request)).user_id
 
-    def reader_of(request: Request) -> str | None:
+    async def reader_of(request: Request) -> str | None:
         """Who may read: the owner (their id), or an admin token (None: any file, for the playground)."""
-        identity = verify(services.secret, bearer(request.headers.get("authorization")))
+        identity = await identity_of(services, request)
         return None if identity.admin else identity.user_id
 
     async def upload(request: Request) -> Response:
         """POST a file: multipart/form-data (a ``file`` field) or the bytes as the body with ``?name=``."""
-        user_id = user_of(request)
+        user_id = await user_of(request)
         limit = files.max_bytes
         ctype = request.headers.get("content-type", "")
         too_large = f"a file may be at most {limit:,} bytes (FILES_MAX_BYTES)"
@@ -92,7 +92,7 @@ def routes(services: Services) -> list[Route]:
         return json_response(record, 201)
 
     async def listing(request: Request) -> Response:
-        user_id = user_of(request)
+        user_id = await user_of(request)
         q = request.query_params
         num = parse_digits(q.get("numItems", "50"), "numItems", MAX_PAGE) or 1
         return json_response(await files.list(user_id, num_items=num, cursor=q.get("cursor")))
@@ -100,13 +100,13 @@ def routes(services: Services) -> list[Route]:
     async def one(request: Request) -> Response:
         file_id = request.path_params["file_id"]
         if request.method == "DELETE":
-            await files.delete(file_id, user_of(request))
+            await files.delete(file_id, await user_of(request))
             return json_response({"deleted": True})
-        return json_response(await files.get(file_id, reader_of(request)))
+        return json_response(await files.get(file_id, await reader_of(request)))
 
     async def link(request: Request) -> Response:
         """A short-lived signed URL for the file (FILES_URL_TTL_S)."""
-        record = await files.get(request.path_params["file_id"], reader_of(request))
+        record = await files.get(request.path_params["file_id"], await reader_of(request))
         ttl = settings.files_url_ttl_s
         url = await files.blobs.signed_url(record.hash, ttl)
         if url is not None:
@@ -126,7 +126,7 @@ def routes(services: Services) -> list[Route]:
                 raise Unauthorized("the link expired or is not valid")
             record = await files.get(file_id, None)
         else:
-            record = await files.get(file_id, reader_of(request))
+            record = await files.get(file_id, await reader_of(request))
         return await _download(record, request)
 
     async def _download(record: FileRecord, request: Request) -> Response:

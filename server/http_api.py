@@ -15,12 +15,12 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from server import frames
+from server.auth import context_of
 from server.context import Context, Services
 from server.idempotency import run_once
 from server.mutations import MUTATIONS, Outcome, add_document
 from server.queries import QUERIES
 from shared import jobs, keys, metrics
-from shared.auth import bearer, verify
 from shared.errors import (
     BadRequest,
     ChatError,
@@ -121,18 +121,17 @@ class Endpoints:
     def __init__(self, services: Services) -> None:
         self.services = services
 
-    def _context(self, request: Request) -> Context:
-        token = bearer(request.headers.get("authorization"))
-        return Context(self.services, verify(self.services.secret, token))
+    async def _context(self, request: Request) -> Context:
+        return await context_of(self.services, request)
 
     async def _query(self, request: Request, name: str, data: dict[str, Any]) -> Response:
-        ctx = self._context(request)
+        ctx = await self._context(request)
         q = QUERIES[name]
         _, value = await q.run(ctx, _convert(data, q.args_type))
         return json_response(value)
 
     async def _mutate(self, request: Request, name: str, data: dict[str, Any], status: int = 200) -> Response:
-        ctx = self._context(request)
+        ctx = await self._context(request)
         m = MUTATIONS[name]
         args = _convert(data, m.args_type)
         key = request.headers.get("idempotency-key")
@@ -185,7 +184,7 @@ class Endpoints:
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype in ("application/json", ""):
             return await self._mutate(request, "rag.add", {**await _body(request), "namespace": namespace}, 202)
-        ctx = self._context(request)
+        ctx = await self._context(request)
         q = request.query_params
         fields: dict[str, Any] = {"namespace": namespace, "key": q.get("key", ""), "title": q.get("title", ""),
                                   "mediaType": ctype, "content": ""}
@@ -227,7 +226,7 @@ class Endpoints:
 
     async def stats(self, request: Request) -> Response:
         """Live counters of this process (admin tokens only)."""
-        ctx = self._context(request)
+        ctx = await self._context(request)
         if not ctx.identity.admin:
             raise Forbidden("stats need an admin token")
         s = self.services
@@ -250,7 +249,7 @@ class Endpoints:
 
     async def stream_events(self, request: Request) -> Response:
         """A stream's deltas as Server-Sent Events (``id:`` = seq; honours Last-Event-ID)."""
-        ctx = self._context(request)
+        ctx = await self._context(request)
         stream_id = request.path_params["stream_id"]
         thread_id = thread_of_stream(stream_id)
         await ctx.store.threads.get(thread_id, ctx.user_id)

@@ -8,10 +8,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from server.auth import identity_of
 from server.context import Context, Services
 from server.http_api import _convert, json_response
 from server.queries import QUERIES
-from shared.auth import bearer, verify
 from shared.errors import Forbidden
 from shared.usage.ledger import check_period, to_csv
 
@@ -24,7 +24,7 @@ def routes(services: Services) -> list[Route]:
     async def usage(request: Request) -> Response:
         """GET ?period= (default: the current one) &userId= (admins: any user, or * for the app)
         &format=csv (the ledger entries)."""
-        identity = verify(services.secret, bearer(request.headers.get("authorization")))
+        identity = await identity_of(services, request)
         q = request.query_params
         period = check_period(q["period"]) if q.get("period") else ledger.current_period()
         user_id = q.get("userId") or identity.user_id
@@ -43,7 +43,7 @@ def routes(services: Services) -> list[Route]:
 
     async def rate_limit(request: Request) -> Response:
         """GET ?agentName=: the rateLimit.status query (may the caller send now, and when)."""
-        identity = verify(services.secret, bearer(request.headers.get("authorization")))
+        identity = await identity_of(services, request)
         query = QUERIES["rateLimit.status"]
         args = _convert({k: v for k, v in request.query_params.items() if k == "agentName"}, query.args_type)
         _, value = await query.run(Context(services, identity), args)

@@ -25,9 +25,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid
     data_dir: str = "./data"
     host: str = "127.0.0.1"
     port: Port = 8000
+    # web apps on other origins that may call the API and open /ws: comma-separated, or *
+    cors_origins: Annotated[str, msgspec.Meta(
+        pattern=r"^\s*(\*|https?://[^/\s,]+)(\s*,\s*(\*|https?://[^/\s,]+))*\s*$")] | None = None
     # where browsers reach this server (behind a proxy): the origin of the links it builds
     public_url: Annotated[str, msgspec.Meta(pattern=r"^https?://[^/\s?#]+(/[^\s?#]*)?$")] | None = None
     auth_secret: Annotated[str, msgspec.Meta(min_length=32)] | None = None
+    # the app's identity provider (besides HS256 tokens signed with AUTH_SECRET): its keys, issuer,
+    # audience, and the claims that name the user, the admin flag and the teams
+    auth_jwks_url: Annotated[str, msgspec.Meta(pattern=r"^https?://\S+$")] | None = None
+    auth_issuer: str | None = None
+    auth_audience: str | None = None
+    auth_user_claim: Annotated[str, msgspec.Meta(min_length=1)] = "sub"
+    auth_admin_claim: Annotated[str, msgspec.Meta(min_length=1)] = "admin"
+    auth_teams_claim: Annotated[str, msgspec.Meta(min_length=1)] = "teams"
+    auth_jwks_refresh_s: Annotated[float, msgspec.Meta(gt=0)] = 300.0  # keys older than this are fetched again
+    auth_jwks_refetch_s: Annotated[float, msgspec.Meta(ge=0)] = 10.0  # least time between fetches for unknown kids
     llm_base_url: str | None = None
     llm_api_key: str | None = None
     llm_model: str | None = None

@@ -30,7 +30,6 @@ from server.queries import QUERIES
 from server.ws import client_frames
 from server.ws.transport import TOO_LARGE
 from shared import logs, metrics
-from shared.auth import verify
 from shared.errors import BadRequest, ChatError, Internal, TooLarge, Unauthorized, from_validation
 from shared.ids import new_session_id
 
@@ -166,7 +165,7 @@ class Session:
             await self._refuse(BadRequest(f"unsupported protocol {frame.protocol}"), CloseCode.BAD_FIRST_FRAME)
             return False
         try:
-            identity = verify(self.services.secret, frame.token)
+            identity = await self.services.verifier.verify(frame.token)
         except Unauthorized as exc:
             await self._refuse(exc, CloseCode.UNAUTHORIZED)
             return False
