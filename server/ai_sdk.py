@@ -33,12 +33,22 @@ from starlette.routing import Route
 from server.auth import context_of
 from server.context import Context, Services
 from server.files_api import local_link
-from server.http_api import _body, _convert
+from server.http_api import _body, _convert, json_response
 from server.idempotency import run_once
 from server.mutations import MUTATIONS
-from server.ui_stream import DONE, HEADERS, PING, UIStream, decode_parts, error_chunk, sse
+from server.ui_stream import (
+    DONE,
+    HEADERS,
+    PING,
+    UIStream,
+    decode_parts,
+    error_chunk,
+    sse,
+    ui_messages,
+)
 from shared import jobs
-from shared.errors import BadRequest, NotFound, error_from
+from shared.errors import BadRequest, Conflict, NotFound, error_from
+from shared.ids import THREAD_ID_RULE, valid_thread_id
 from shared.records import (
     FilePart,
     ImagePart,
@@ -49,6 +59,8 @@ from shared.records import (
     ToolCallPart,
     ToolResultPart,
 )
+from shared.store.pagination import MAX_PAGE, parse_digits
+from shared.store.score import score
 
 STREAM_WAIT_S = 300.0  # how long a sent message's reply may take to start (a queue ahead of it)
 JOB_CHECK_S = 1.0  # how often a wait for the reply's stream checks that its job may still open it
@@ -77,7 +89,7 @@ def routes(services: Services) -> list[Route]:
     async def chat(request: Request) -> Response:
         ctx = await context(request)
         body = _convert(await _body(request), ChatBody)
-        await ctx.store.threads.get(body.id, ctx.user_id)
+        await _thread_for(ctx, body.id)
         if not body.messages:
             raise BadRequest("no messages")
         sent = await _send(ctx, body)
@@ -94,8 +106,45 @@ def routes(services: Services) -> list[Route]:
         return StreamingResponse(_follow(ctx, thread_id, running[-1].stream_id, keep_running=True),
                                  media_type="text/event-stream", headers=HEADERS)
 
+    async def history(request: Request) -> Response:
+        """The thread's messages as UIMessage[] (``useChat({ messages })`` after a reload): the newest
+        ``numItems`` messages (a reply is never cut), oldest first; ``continueCursor`` for older ones."""
+        ctx = await context(request)
+        thread_id = request.path_params["thread_id"]
+        q = request.query_params
+        num = parse_digits(q.get("numItems", "100"), "numItems", MAX_PAGE) or 1
+        _, page = await ctx.store.messages.list(thread_id, ctx.user_id, num_items=num, cursor=q.get("cursor") or None)
+        messages, cursor = page.page, ""
+        if not page.is_done:  # the oldest reply may go on past the page: take all of it, continue before it
+            oldest = messages[-1].order
+            messages = [m for m in messages if m.order != oldest][::-1]
+            messages = [*await ctx.store.messages.in_orders(thread_id, oldest, oldest), *messages]
+            cursor = str(score(oldest))
+        else:
+            messages = messages[::-1]
+        links = {fid: await _signed(ctx, fid) for m in messages for p in m.parts
+                 if isinstance(p, ImagePart | FilePart) and p.file_id for fid in [p.file_id]}
+        return json_response({"messages": ui_messages(messages, links), "continueCursor": cursor,
+                              "isDone": not cursor})
+
     return [Route("/api/chat", chat, methods=["POST"]),
-            Route("/api/chat/{thread_id}/stream", resume, methods=["GET"])]
+            Route("/api/chat/{thread_id}/stream", resume, methods=["GET"]),
+            Route("/api/chat/{thread_id}/messages", history, methods=["GET"])]
+
+
+async def _thread_for(ctx: Context, chat_id: str) -> None:
+    """The chat's thread: the caller's, or made for them when the id names none yet (useChat makes
+    its chat ids itself); another user's stays not found."""
+    try:
+        await ctx.store.threads.get(chat_id, ctx.user_id)
+        return
+    except NotFound:
+        if not valid_thread_id(chat_id):
+            raise BadRequest(f"a chat id is {THREAD_ID_RULE} to name a new thread") from None
+    try:
+        await ctx.store.threads.create(ctx.user_id, thread_id=chat_id)
+    except Conflict:  # made meanwhile (the same chat's other request) or another user's
+        await ctx.store.threads.get(chat_id, ctx.user_id)
 
 
 class _Sent(NamedTuple):
@@ -319,6 +368,14 @@ async def _reply_message(ctx: Context, message_id: str) -> Message | None:
         return None
 
 
+async def _signed(ctx: Context, file_id: str) -> tuple[str, str]:
+    """A short-lived link to a file, and its media type."""
+    record = await ctx.services.files.get(file_id, None)
+    ttl = ctx.services.settings.files_url_ttl_s
+    url = await ctx.services.files.blobs.signed_url(record.hash, ttl)
+    return url or local_link(ctx.services.secret, record.file_id, ttl)[0], record.media_type
+
+
 def _shown(reply: Message | None) -> list[dict[str, Any]]:
     """The parts a reply keeps that its deltas did not carry (its sources)."""
     if reply is None:
@@ -331,12 +388,9 @@ async def _links(ctx: Context, reply: Message | None) -> list[tuple[str, str]]:
     if reply is None:
         return []
     out = []
-    ttl = ctx.services.settings.files_url_ttl_s
     for part in reply.parts:
         if isinstance(part, ImagePart | FilePart) and part.file_id:
-            record = await ctx.services.files.get(part.file_id, None)
-            url = await ctx.services.files.blobs.signed_url(record.hash, ttl)
-            out.append((url or local_link(ctx.services.secret, record.file_id, ttl)[0], record.media_type))
+            out.append(await _signed(ctx, part.file_id))
         elif isinstance(part, ImagePart | FilePart) and part.url:
             out.append((part.url, part.mime_type or "application/octet-stream"))
     return out

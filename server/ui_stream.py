@@ -15,14 +15,20 @@ output: the page answers it with the SDK's tool-output call); a tool result is
 ``data-object`` part (id ``object``) that each newer partial replaces in place;
 the reply's sources are ``source-document``s and its images or files ``file``s.
 A step ends where a tool result is followed by anything else.
+
+``ui_messages`` reads a thread's history back as ``UIMessage[]`` through the same
+mapping (``useChat({ messages })`` after a reload).
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator, Iterable, Iterator
+from itertools import groupby
 from typing import Any
 
 import msgspec
+
+from shared.records import FilePart, ImagePart, Message
 
 HEADERS = {
     "Cache-Control": "no-cache",
@@ -151,3 +157,92 @@ def decode_parts(raw: bytes | str) -> list[dict[str, Any]]:
 
 def _error_text(result: Any) -> str:
     return result if isinstance(result, str) else _encode(result).decode()
+
+
+# -- a thread's history as UIMessage[] (useChat({ messages }) after a reload) ------------------
+#
+# A reply is every assistant and tool message of one order, step by step. Its parts go through
+# the same UIStream that streams it live, and the chunks are folded into parts the way the SDK's
+# own reader builds a message from them: a reply reloaded reads as it read when it streamed.
+
+UIPart = dict[str, Any]
+Links = dict[str, tuple[str, str]]  # file id -> (url, media type)
+
+
+def ui_messages(messages: Iterable[Message], links: Links) -> list[dict[str, Any]]:
+    """``messages`` (oldest first) as UI messages: a user message each, a reply per order."""
+    out: list[dict[str, Any]] = []
+    for _, group in groupby(messages, key=lambda m: (m.order, m.role == "user")):
+        batch = list(group)
+        if batch[0].role == "user":
+            out += [_user(m, links) for m in batch]
+        elif any(m.role == "assistant" for m in batch):
+            out.append(_reply(sorted(batch, key=lambda m: m.step_order), links))
+    return out
+
+
+def _user(m: Message, links: Links) -> dict[str, Any]:
+    parts: list[UIPart] = [{"type": "text", "text": m.text}] if m.text else []
+    parts += [{"type": "file", "url": url, "mediaType": media, **({"filename": p.filename} if p.filename else {})}
+              for p in m.parts if isinstance(p, FilePart | ImagePart) for url, media in [_link(p, links)] if url]
+    return {"id": m.client_message_id or m.message_id, "role": "user", "parts": parts}
+
+
+def _reply(steps: list[Message], links: Links) -> dict[str, Any]:
+    ui = UIStream()
+    chunks: list[Chunk] = [*ui.begin(steps[0].message_id)]
+    files: list[tuple[str, str]] = []
+    for m in steps:
+        if m.role not in ("assistant", "tool"):
+            continue
+        chunks += ui.parts(msgspec.to_builtins(p) for p in m.parts)
+        files += [link for p in m.parts if isinstance(p, FilePart | ImagePart) for link in [_link(p, links)] if link[0]]
+    chunks += ui.files(files)
+    first = next(m for m in steps if m.role == "assistant")
+    return {"id": first.message_id, "role": "assistant", "parts": list(_fold(chunks))}
+
+
+def _link(part: FilePart | ImagePart, links: Links) -> tuple[str, str]:
+    if part.file_id:
+        return links.get(part.file_id, ("", ""))
+    return part.url, part.mime_type or "application/octet-stream"
+
+
+def _fold(chunks: Iterable[Chunk]) -> Iterator[UIPart]:
+    """The parts the SDK's reader makes of these chunks (``readUIMessageStream``)."""
+    parts: list[UIPart] = []
+    blocks: dict[str, UIPart] = {}  # text/reasoning parts by block id
+    tools: dict[str, UIPart] = {}  # tool parts by call id
+    for c in chunks:
+        kind = c["type"]
+        if kind == "start-step":
+            parts.append({"type": "step-start"})
+        elif kind == "text-start":
+            blocks[c["id"]] = {"type": "text", "text": "", "state": "streaming"}
+            parts.append(blocks[c["id"]])
+        elif kind == "reasoning-start":  # (the SDK's reader keeps a reasoning block's id, not a text's)
+            blocks[c["id"]] = {"type": "reasoning", "id": c["id"], "text": "", "state": "streaming"}
+            parts.append(blocks[c["id"]])
+        elif kind in ("text-delta", "reasoning-delta"):
+            blocks[c["id"]]["text"] += c["delta"]
+        elif kind in ("text-end", "reasoning-end"):
+            blocks[c["id"]]["state"] = "done"
+        elif kind == "tool-input-start":
+            tools[c["toolCallId"]] = {"type": f"tool-{c['toolName']}", "toolCallId": c["toolCallId"],
+                                      "state": "input-streaming"}
+            parts.append(tools[c["toolCallId"]])
+        elif kind == "tool-input-available":
+            tools[c["toolCallId"]].update(state="input-available", input=c["input"])
+        elif kind == "tool-output-available" and c["toolCallId"] in tools:
+            tools[c["toolCallId"]].update(state="output-available", output=c["output"])
+        elif kind == "tool-output-error" and c["toolCallId"] in tools:
+            tools[c["toolCallId"]].update(state="output-error", errorText=c["errorText"])
+        elif kind.startswith("data-"):
+            same = next((p for p in parts if p["type"] == kind and p.get("id") == c.get("id")), None)
+            if same is not None:
+                same["data"] = c["data"]
+            else:
+                parts.append({"type": kind, "id": c.get("id"), "data": c["data"]})
+        elif kind in ("source-document", "file"):
+            parts.append({k: v for k, v in c.items() if v is not None})
+    yield from parts

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 
 from shared.errors import BadRequest
@@ -29,6 +30,16 @@ def new_thread_id() -> str:
     return "t" + _token(7, 10)
 
 
+# what a thread id a client chooses (useChat's chat ids) may be: no '-', which starts a child's tag
+THREAD_ID_RULE = "8-64 letters, digits or underscores"
+_THREAD_ID = re.compile(r"[A-Za-z0-9_]{8,64}")
+
+
+def valid_thread_id(value: str) -> bool:
+    """Whether ``value`` may be a thread's id (ours are; a client's may be)."""
+    return _THREAD_ID.fullmatch(value) is not None
+
+
 # A thread's messages, streams and snippets carry their thread's id:
 # ``<threadId>-<tag><suffix>``, so each of them names the Cluster slot of its thread.
 MESSAGE, STREAM, SNIPPET = "m", "s", "n"
@@ -43,7 +54,7 @@ def new_child_id(thread_id: str, tag: str) -> str:
 def thread_of(child_id: str, tag: str) -> str:
     """The thread id inside a message, stream or snippet id; BadRequest when it is not one."""
     thread_id, sep, rest = child_id.partition("-" + tag)
-    if not sep or not thread_id.startswith("t") or not rest:
+    if not sep or not valid_thread_id(thread_id) or not rest:
         raise BadRequest(f"invalid {_NAMES[tag]} {child_id!r}")
     return thread_id
 

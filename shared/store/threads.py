@@ -10,9 +10,9 @@ import msgspec
 import redis.asyncio as aioredis
 
 from shared import keys
-from shared.errors import NotFound
+from shared.errors import BadRequest, NotFound
 from shared.files.refs import file_keys
-from shared.ids import new_thread_id
+from shared.ids import THREAD_ID_RULE, new_thread_id, valid_thread_id
 from shared.records import Thread, ThreadStatus, thread_metadata_decoder
 from shared.redis_client import redis_errors, text, texts
 from shared.store._scripts import Scripts
@@ -59,10 +59,14 @@ class ThreadStore:
         summary: str = "",
         metadata: dict[str, Any] | None = None,
         guard: Guard | None = None,
+        thread_id: str | None = None,
     ) -> Thread:
-        """Create a thread owned by ``user_id`` (once per ``guard``: a resend gets the same thread)."""
+        """Create a thread owned by ``user_id`` (once per ``guard``: a resend gets the same thread).
+        ``thread_id``: the id a client chose (shared.ids.valid_thread_id); Conflict when it is taken."""
+        if thread_id is not None and not valid_thread_id(thread_id):
+            raise BadRequest(f"a thread id is {THREAD_ID_RULE}")
         thread = Thread(
-            thread_id=new_thread_id(),
+            thread_id=thread_id or new_thread_id(),
             user_id=user_id,
             title=title,
             summary=summary,
@@ -71,7 +75,7 @@ class ThreadStore:
         )
         thread.updated_at = thread.created_at
         with redis_errors():
-            _, thread_id, created_at = await self._scripts.run(
+            _, made_id, created_at = await self._scripts.run(
                 "thread_create",
                 keys=[keys.thread(thread.thread_id), keys.user_threads(user_id), keys.user_state(user_id),
                       keys.USERS],
@@ -81,7 +85,7 @@ class ThreadStore:
                 ],
                 record=guard.user(user_id) if guard is not None else None,
             )
-        thread.thread_id = thread_id.decode()
+        thread.thread_id = text(made_id)  # a resend (same guard) gets the first one's
         thread.created_at = thread.updated_at = int(created_at)
         return thread
 

@@ -290,3 +290,57 @@ def test_a_request_closed_before_its_reply_starts_stops_it(llm: Stack) -> None:
     assert [(m["order"], m["status"], m.get("error")) for m in replies] == [(1, "success", None),
                                                                             (2, "failed", "aborted")]
     assert len(llm.llm_requests()) == 1  # the second never reached the model
+
+
+def _history(stack: Stack, thread_id: str, user: str = "sdk-user", **params: Any) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {mint(SECRET, user)}"}
+    return httpx.get(f"{stack.web}/api/chat/{thread_id}/messages", params=params, headers=headers)
+
+
+def _comparable(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What a page shows of the SDK's messages (its reader adds provider metadata we never send)."""
+    drop = {"providerMetadata", "callProviderMetadata"}
+    return [{"id": m["id"], "role": m["role"], "parts": [{k: v for k, v in p.items() if k not in drop}
+                                                           for p in m["parts"]]} for m in messages]
+
+
+def test_a_new_chat_id_starts_a_thread_for_the_caller_only(llm: Stack) -> None:
+    llm.script({"kind": "text", "chunks": ["fresh"]})
+    chat_id = "Xq3ZrT9aLm2Kp8Vw"  # as useChat's generateId makes them
+    body = {"id": chat_id, "messages": [{"id": "u1", "role": "user", "parts": [{"type": "text", "text": "hi"}]}],
+            "trigger": "submit-message", "agentName": "echo"}
+    assert _post_chat(llm, body)[-1] == "finish"
+    assert [m["text"] for m in thread_messages(llm, chat_id)] == ["hi", "fresh"]
+    other = httpx.post(f"{llm.web}/api/chat", json=body, headers={"Authorization": f"Bearer {mint(SECRET, 'eve')}"})
+    assert other.status_code == 404
+    assert _history(llm, chat_id, "eve").status_code == 404
+    bad = httpx.post(f"{llm.web}/api/chat", json={**body, "id": "no-no"},
+                     headers={"Authorization": f"Bearer {mint(SECRET, 'sdk-user')}"})
+    assert bad.status_code == 400 and "chat id" in bad.json()["message"]
+
+
+def test_the_history_after_a_reload_is_what_the_stream_gave(llm: Stack) -> None:
+    llm.script({"kind": "tools", "calls": [{"name": "weather", "arguments": '{"city": "Oslo"}'}]},
+               {"kind": "text", "chunks": ["Sunny ", "in Oslo."]},
+               {"kind": "text", "chunks": ["And ", "mild."]})
+    thread_id = new_thread(llm)
+    *_, last = drive(llm, thread_id, [{"do": "send", "text": "weather?"}, {"do": "send", "text": "and tomorrow?"}],
+                     agentName="tools")
+    history = _history(llm, thread_id).json()
+    assert history["isDone"] and history["continueCursor"] == ""
+    assert _comparable(history["messages"]) == _comparable(last["messages"])
+    older = _history(llm, thread_id, numItems=1).json()  # a page of one: the newest exchange, whole
+    assert not older["isDone"] and [m["role"] for m in older["messages"]] == ["user", "assistant"]
+    rest = _history(llm, thread_id, numItems=100, cursor=older["continueCursor"]).json()
+    assert [m["id"] for m in rest["messages"] + older["messages"]] == [m["id"] for m in history["messages"]]
+
+
+@pytest.mark.parametrize(("agent", "script"), [
+    ("deepseek", {"kind": "transcript", "name": "deepseek_reasoner_answer"}),
+    ("planner", {"kind": "text", "chunks": ['{"city": ', '"Rome", ', '"days": 3}']}),
+])
+def test_reasoning_and_objects_read_back_as_they_streamed(llm: Stack, agent: str, script: dict[str, Any]) -> None:
+    llm.script(script)
+    thread_id = new_thread(llm)
+    (out,) = drive(llm, thread_id, [{"do": "send", "text": "go"}], agentName=agent)
+    assert _comparable(_history(llm, thread_id).json()["messages"]) == _comparable(out["messages"])
