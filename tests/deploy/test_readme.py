@@ -121,7 +121,7 @@ def test_readme_commands_run_as_written(tmp_path: Path) -> None:
                 pass
             assert time.monotonic() < deadline
             time.sleep(0.2)
-        tokens = [cmd for cmd in flat if " -m server token " in cmd]
+        tokens = [cmd for cmd in flat if "threadline token " in cmd]
         assert len(tokens) == 2
         minted = [subprocess.run(["bash", "-c", cmd], cwd=procs.ROOT, env=env, capture_output=True, text=True,
                                  check=True).stdout.strip() for cmd in tokens]

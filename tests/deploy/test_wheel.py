@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.auth import mint
+from shared.auth import mint, verify
 from shared.embedded_redis import free_port
 from tests.support import procs
 
@@ -33,8 +33,34 @@ def test_the_wheel_ships_its_scripts_and_pages_and_no_generic_top_level_names(wh
     assert tops == {"server", "shared", "threadline", "workers"}  # no `app` or `client` in site-packages
     lua = {Path(n).name for n in names if n.startswith("shared/store/lua/")}
     assert lua == {p.name for p in (procs.ROOT / "shared/store/lua").glob("*.lua")}
-    static = {Path(n).name for n in names if n.startswith("server/static/")}
-    assert static == {p.name for p in (procs.ROOT / "server/static").iterdir() if p.is_file()}
+    static = {n.removeprefix("server/static/") for n in names if n.startswith("server/static/")}
+    assert static == {str(p.relative_to(procs.ROOT / "server/static"))
+                      for p in (procs.ROOT / "server/static").rglob("*") if p.is_file()}  # vendor/ too
+    assert "threadline/py.typed" in names
+    meta = zipfile.ZipFile(wheel)
+    dist = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    assert "License-Expression: MIT" in meta.read(dist).decode()
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+    entry = meta.read(dist.replace("METADATA", "entry_points.txt")).decode()
+    assert "threadline = threadline.cli:main" in entry
+
+
+def test_the_command_reads_a_dot_env_without_overriding_the_environment(tmp_path: Path) -> None:
+    env_file_secret, real_secret = "dotenv-secret-" + "x" * 32, "real-secret-" + "y" * 32
+    (tmp_path / ".env").write_text(f'# the app\'s settings\nexport AUTH_SECRET="{env_file_secret}"\n')
+    env = procs.child_env()
+    env.pop("AUTH_SECRET", None)
+
+    def token(**extra: str) -> str:
+        out = subprocess.run([sys.executable, "-m", "threadline", "token", "alice"], cwd=tmp_path,
+                             env={**env, **extra}, capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+
+    assert verify(env_file_secret, token()).user_id == "alice"  # from .env
+    assert verify(real_secret, token(AUTH_SECRET=real_secret)).user_id == "alice"  # the environment wins
+    refused = subprocess.run([sys.executable, "-m", "threadline", "nope"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True)
+    assert refused.returncode == 2 and "threadline dev" in refused.stderr
 
 
 @pytest.mark.timeout(180)

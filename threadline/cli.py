@@ -1,0 +1,80 @@
+"""The ``threadline`` command: every process of the product, and its one-off jobs.
+
+    threadline dev              everything in the foreground, supervised (what scripts/run starts)
+    threadline web [--workers N]
+    threadline worker           the generation workers (WORKERS processes)
+    threadline index            the index process (embeddings, vector search)
+    threadline cron             the scheduler of maintenance jobs
+    threadline token USER [--days D] [--admin]
+    threadline reembed          queue every message and snippet for embedding again
+    threadline vacuum           drop the files no message references
+
+Settings come from the environment; a ``.env`` file in the working directory adds the variables
+it names that the environment does not already set (the real environment wins).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+HELP = "usage: threadline COMMAND [ARGS]\n\n" + (__doc__ or "").split("\n\n")[1]
+
+
+def _dev(args: list[str]) -> int:
+    from server.launch import main
+
+    return main()
+
+
+def _server(command: str) -> Callable[[list[str]], int]:
+    def run(args: list[str]) -> int:
+        from server.__main__ import main
+
+        return main([command, *args])
+
+    return run
+
+
+def _workers(queue: str) -> Callable[[list[str]], int]:
+    def run(args: list[str]) -> int:
+        if args:
+            print(f"threadline {queue}: takes no arguments", file=sys.stderr)
+            return 2
+        from workers.__main__ import main
+
+        return main([queue])
+
+    return run
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "dev": _dev,
+    "web": _server("web"),
+    "token": _server("token"),
+    "worker": _workers("generation"),
+    "index": _workers("index"),
+    "cron": _workers("cron"),
+    "reembed": _workers("reembed"),
+    "vacuum": _workers("vacuum"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; its exit status."""
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] in (["-h"], ["--help"], ["help"]):
+        print(HELP)
+        return 0
+    if not args or args[0] not in COMMANDS:
+        print(HELP, file=sys.stderr)
+        return 2
+    load_dotenv(Path.cwd() / ".env", override=False)
+    return COMMANDS[args[0]](args[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
