@@ -162,13 +162,16 @@ async def run_step(run_id: str, step_id: str, attempt: int) -> str:
 
 async def _keep_lease(journal: Journal, info: StepInfo, work: asyncio.Future[Any]) -> None:
     every = journal.lease_ms / 3000
+    delay = every
     while not work.done():
-        await asyncio.sleep(every)
+        await asyncio.sleep(delay)
         try:
             wanted = await journal.renew_step(info.run_id, info.step_id, info.attempt)
-        except ChatError as exc:  # Redis away a moment: the lease has room for the next try
+        except ChatError as exc:  # Redis away a moment: try again soon, the lease has room for it
             log.warning("could not renew the lease of %s: %s", info.key, exc)
+            delay = min(every, 0.2)
             continue
+        delay = every
         if not wanted:
             work.cancel()
             return

@@ -105,7 +105,9 @@ async def test_a_worker_killed_in_each_kind_of_step_loses_and_repeats_no_finishe
 async def test_a_run_sleeping_and_a_step_running_survive_a_valkey_restart(tmp_path: Path) -> None:
     valkey, port = procs.start_valkey(tmp_path / "valkey", persist=True)
     url = f"redis://127.0.0.1:{port}/0"
-    env = {"APP_MODULE": "tests.support.agents", "WORKFLOW_LEASE_MS": "3000", "WORKFLOW_POLL_MS": "50",
+    # the lease is how long a silent step is taken for lost: Valkey's restart (and the last second of
+    # renewals its AOF may lose) must fit in it, however slow a loaded machine makes the restart
+    env = {"APP_MODULE": "tests.support.agents", "WORKFLOW_LEASE_MS": "15000", "WORKFLOW_POLL_MS": "50",
            "WORKERS": "1"}
     with open(tmp_path / "worker.log", "ab") as out:
         worker = subprocess.Popen([os.sys.executable, "-m", "workers", "generation"], cwd=procs.ROOT,  # type: ignore[attr-defined]
