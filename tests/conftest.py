@@ -60,8 +60,10 @@ def output_dir() -> Path:
     return path
 
 
-def _web_process(redis_server: str, tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[str]:
-    proc, port = procs.start_web(redis_server, auth_secret=TEST_SECRET,
+def web_process(redis_server: str, tmp_path_factory: pytest.TempPathFactory, name: str,
+                env: dict[str, str] | None = None) -> Iterator[str]:
+    """Base URL of a web process on the test server, with ``env`` on top (for a fixture to yield from)."""
+    proc, port = procs.start_web(redis_server, auth_secret=TEST_SECRET, extra_env=env,
                                  log=tmp_path_factory.mktemp(name) / "web.log")
     try:
         yield f"http://127.0.0.1:{port}"
@@ -72,13 +74,13 @@ def _web_process(redis_server: str, tmp_path_factory: pytest.TempPathFactory, na
 @pytest.fixture(scope="session")
 def web_server(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL of one real uvicorn web process for the session."""
-    yield from _web_process(redis_server, tmp_path_factory, "web")
+    yield from web_process(redis_server, tmp_path_factory, "web")
 
 
 @pytest.fixture(scope="session")
 def web_server_b(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A second web process on the same Redis (for cross-process tests)."""
-    yield from _web_process(redis_server, tmp_path_factory, "web-b")
+    yield from web_process(redis_server, tmp_path_factory, "web-b")
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import websockets
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from shared.embedded_redis import free_port
-from tests.conftest import TEST_SECRET, token_for
+from tests.conftest import token_for, web_process
 from tests.support import procs
 
 pytestmark = pytest.mark.anyio
@@ -83,12 +83,7 @@ def web_idp(redis_server: str, provider: Provider, tmp_path_factory: pytest.Temp
     env = {"AUTH_JWKS_URL": provider.url, "AUTH_ISSUER": ISSUER, "AUTH_AUDIENCE": AUDIENCE,
            "AUTH_ADMIN_CLAIM": "role=admin", "AUTH_TEAMS_CLAIM": "org_teams", "AUTH_JWKS_REFETCH_S": "0",
            "CORS_ORIGINS": APP_ORIGIN}
-    proc, port = procs.start_web(redis_server, auth_secret=TEST_SECRET, extra_env=env,
-                                 log=tmp_path_factory.mktemp("web-idp") / "web.log")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        procs.stop(proc)
+    yield from web_process(redis_server, tmp_path_factory, "web-idp", env)
 
 
 def threads(web: str, token: str) -> httpx.Response:

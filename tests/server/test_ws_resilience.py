@@ -9,8 +9,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.conftest import TEST_SECRET, admin_headers
-from tests.support import procs
+from tests.conftest import admin_headers, web_process
 from tests.support.wsutil import open_raw, recv, send, until
 
 pytestmark = pytest.mark.anyio
@@ -20,12 +19,7 @@ pytestmark = pytest.mark.anyio
 def tight_web(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = {"WS_SEND_QUEUE": "8", "WS_PING_INTERVAL_S": "0.5", "WS_PING_TIMEOUT_S": "0.5",
            "RATE_LIMIT_SENDS_PER_MINUTE": "0"}
-    proc, port = procs.start_web(redis_server, auth_secret=TEST_SECRET, extra_env=env,
-                                 log=tmp_path_factory.mktemp("tight") / "web.log")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        procs.stop(proc)
+    yield from web_process(redis_server, tmp_path_factory, "tight", env)
 
 
 def sessions(base: str) -> int:
