@@ -93,6 +93,8 @@ def test_installed_wheel_outside_the_repo_answers_a_prompt_end_to_end(wheel: Pat
         procs.wait_for_port(port, started[1])
         base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {mint(SECRET, 'alice')}"}
         assert httpx.get(f"{base}/client.js").status_code == 200  # static files from the package
+        for vendored in ("marked.esm.js", "purify.es.js"):  # what the chat page renders markdown with
+            assert httpx.get(f"{base}/static/vendor/{vendored}").status_code == 200, vendored
         tid = httpx.post(f"{base}/api/threads", json={}, headers=auth).json()["threadId"]
         assert httpx.post(f"{base}/api/threads/{tid}/messages", json={"prompt": "hello"},
                           headers=auth).status_code == 201

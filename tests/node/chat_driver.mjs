@@ -5,7 +5,9 @@
 //   node chat_driver.mjs '<plan JSON>'
 //   plan: {base, token, threadId, agentName?, keepRunning?, steps: [{do: "send", text} | {do: "stop", text}
 //          | {do: "resume"} | {do: "regenerate"}], answerTools?: {toolName: output}}
-import { AbstractChat, DefaultChatTransport, lastAssistantMessageIsCompleteWithToolCalls } from "ai";
+//   AI_SDK_MODULE: a module re-exporting another copy of the SDK (ai7/sdk.mjs: the current major).
+const { AbstractChat, DefaultChatTransport, lastAssistantMessageIsCompleteWithToolCalls } =
+  await import(process.env.AI_SDK_MODULE ?? "ai");
 
 const plan = JSON.parse(process.argv[2]);
 

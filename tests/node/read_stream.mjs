@@ -1,6 +1,8 @@
 // Reads a UI message stream (SSE text) from stdin with the AI SDK's own parser, chunk schema and
 // message reader; prints {chunks, message} as JSON (or {error} when the SDK rejects it).
-import { parseJsonEventStream, readUIMessageStream, uiMessageChunkSchema } from "ai";
+// AI_SDK_MODULE: a module re-exporting another copy of the SDK (ai7/sdk.mjs: the current major).
+const { parseJsonEventStream, readUIMessageStream, uiMessageChunkSchema } =
+  await import(process.env.AI_SDK_MODULE ?? "ai");
 
 const text = await new Promise((resolve) => {
   let data = "";

@@ -4,22 +4,25 @@ message reader (node, the npm ai package): every part type, and the ways a reply
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from typing import Any
 
 import pytest
 
 from server.ui_stream import DONE, PING, UIStream, sse
-from tests.support.procs import ROOT
+from tests.support.ai_sdk import SDKS, run_node
 
-NODE_DIR = ROOT / "tests" / "node"
+_sdk: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True, params=list(SDKS))
+def sdk(request: pytest.FixtureRequest) -> str:
+    """Each stream is read by the 6.x line and by the current major."""
+    _sdk["name"] = request.param
+    return str(request.param)
 
 
 def read_with_sdk(body: bytes) -> dict[str, Any]:
-    if shutil.which("node") is None or not (NODE_DIR / "node_modules" / "ai").exists():
-        pytest.fail("node and tests/node's packages are needed: scripts/test installs them (npm ci)")
-    done = subprocess.run(["node", "read_stream.mjs"], cwd=NODE_DIR, input=body, capture_output=True, timeout=60)
+    done = run_node(_sdk["name"], "read_stream.mjs", stdin=body, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout)  # type: ignore[no-any-return]
 

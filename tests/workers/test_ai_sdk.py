@@ -7,8 +7,6 @@ resume after a reload, regenerate."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import time
 from typing import Any
 
@@ -16,21 +14,25 @@ import httpx
 import pytest
 
 from shared.auth import mint
-from tests.support.procs import ROOT
+from tests.support.ai_sdk import SDKS, run_node
 from tests.support.stack import SECRET, Stack
 
-NODE_DIR = ROOT / "tests" / "node"
+_sdk: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True, params=list(SDKS))
+def sdk(request: pytest.FixtureRequest) -> str:
+    """Each test runs with the 6.x line (Node 20) and the current major (Node 22)."""
+    _sdk["name"] = request.param
+    return str(request.param)
 
 
 def drive(stack: Stack, thread_id: str, steps: list[dict[str, Any]], **plan: Any) -> list[dict[str, Any]]:
     """Run the SDK's chat through ``steps``; what it held after each."""
-    if shutil.which("node") is None or not (NODE_DIR / "node_modules" / "ai").exists():
-        pytest.fail("node and tests/node's packages are needed: scripts/test installs them (npm ci)")
     full = {"base": stack.web, "token": mint(SECRET, "sdk-user"), "threadId": thread_id, "steps": steps, **plan}
-    done = subprocess.run(["node", "chat_driver.mjs", json.dumps(full)], cwd=NODE_DIR, capture_output=True,
-                          text=True, timeout=120)
+    done = run_node(_sdk["name"], "chat_driver.mjs", json.dumps(full))
     assert done.returncode == 0, done.stderr[-3000:]
-    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith(b"{")]
 
 
 def new_thread(stack: Stack) -> str:
