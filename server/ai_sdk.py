@@ -48,7 +48,7 @@ from server.ui_stream import (
 )
 from shared import jobs
 from shared.errors import BadRequest, Conflict, NotFound, error_from
-from shared.ids import THREAD_ID_RULE, valid_thread_id
+from shared.ids import THREAD_ID_RULE, valid_chosen_id
 from shared.records import (
     FilePart,
     ImagePart,
@@ -139,7 +139,7 @@ async def _thread_for(ctx: Context, chat_id: str) -> None:
         await ctx.store.threads.get(chat_id, ctx.user_id)
         return
     except NotFound:
-        if not valid_thread_id(chat_id):
+        if not valid_chosen_id(chat_id):
             raise BadRequest(f"a chat id is {THREAD_ID_RULE} to name a new thread") from None
     try:
         await ctx.store.threads.create(ctx.user_id, thread_id=chat_id)

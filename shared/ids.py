@@ -32,12 +32,17 @@ def new_thread_id() -> str:
 
 # what a thread id a client chooses (useChat's chat ids) may be: no '-', which starts a child's tag
 THREAD_ID_RULE = "8-64 letters, digits or underscores"
-_THREAD_ID = re.compile(r"[A-Za-z0-9_]{8,64}")
+_CHOSEN_ID = re.compile(r"[A-Za-z0-9_]{8,64}")
+
+
+def valid_chosen_id(value: str) -> bool:
+    """Whether a client may give a new thread the id ``value``."""
+    return _CHOSEN_ID.fullmatch(value) is not None
 
 
 def valid_thread_id(value: str) -> bool:
-    """Whether ``value`` may be a thread's id (ours are; a client's may be)."""
-    return _THREAD_ID.fullmatch(value) is not None
+    """Whether ``value`` may name a thread: one of ours (``t...``), or one a client chose."""
+    return (value.startswith("t") and len(value) > 1) or valid_chosen_id(value)
 
 
 # A thread's messages, streams and snippets carry their thread's id:

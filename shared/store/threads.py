@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from shared import keys
 from shared.errors import BadRequest, NotFound
 from shared.files.refs import file_keys
-from shared.ids import THREAD_ID_RULE, new_thread_id, valid_thread_id
+from shared.ids import THREAD_ID_RULE, new_thread_id, valid_chosen_id
 from shared.records import Thread, ThreadStatus, thread_metadata_decoder
 from shared.redis_client import redis_errors, text, texts
 from shared.store._scripts import Scripts
@@ -62,8 +62,8 @@ class ThreadStore:
         thread_id: str | None = None,
     ) -> Thread:
         """Create a thread owned by ``user_id`` (once per ``guard``: a resend gets the same thread).
-        ``thread_id``: the id a client chose (shared.ids.valid_thread_id); Conflict when it is taken."""
-        if thread_id is not None and not valid_thread_id(thread_id):
+        ``thread_id``: the id a client chose (shared.ids.valid_chosen_id); Conflict when it is taken."""
+        if thread_id is not None and not valid_chosen_id(thread_id):
             raise BadRequest(f"a thread id is {THREAD_ID_RULE}")
         thread = Thread(
             thread_id=thread_id or new_thread_id(),
