@@ -109,6 +109,7 @@ class Usage(_Record):
     total_tokens: int = 0
     cached_tokens: int = 0  # of prompt_tokens, served from the provider's prompt cache
     reasoning_tokens: int = 0  # of completion_tokens, spent thinking
+    estimated: bool = False  # the server sent no usage: counted from the text (about four characters a token)
 
 
 class Thread(_Record):

@@ -190,7 +190,8 @@ def to_chat_messages(agent: Agent, messages: list[Message], *, reasoning_in_hist
                 text = (text + "\n" if text else "") + "".join(f"[{name} was shown to the user]" for name in shown)
             if not text and not tool_calls:
                 continue
-            entry: dict[str, Any] = {"role": "assistant", "content": text or None}
+            # "" rather than null beside tool calls: OpenAI takes both, llama.cpp's server refuses null
+            entry: dict[str, Any] = {"role": "assistant", "content": text}
             if tool_calls:
                 entry["tool_calls"] = tool_calls
                 reasoning = "".join(p.text for p in m.parts if isinstance(p, ReasoningPart))

@@ -15,6 +15,7 @@ import copy
 import inspect
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -243,8 +244,8 @@ class Generation:
                     step.calls.append(event)
                     writer.part(ToolCallPart(tool_call_id=event.id, tool_name=event.name,
                                              args=_loads(event.arguments)))
-                elif isinstance(event, Finish):
-                    step.usage, step.finish = event.usage, event.reason
+                elif isinstance(event, Finish):  # a server that counts nothing is counted here, never free
+                    step.usage, step.finish = event.usage or _estimated(request.messages, step), event.reason
 
         model_task = asyncio.create_task(consume())
         stop = asyncio.create_task(stopped.wait())
@@ -502,6 +503,13 @@ def _takes_two(handler: Any) -> bool:
 
 def _chars(messages: list[Message]) -> int:
     return sum(len(m.text) for m in messages)
+
+
+def _estimated(messages: list[dict[str, Any]], step: _Step) -> Usage:
+    """The usage of a model call whose server reported none, from the text sent and received."""
+    prompt = math.ceil(_request_chars(messages) / 4)
+    answer = math.ceil((len(step.text) + len(step.reasoning) + sum(len(c.arguments) for c in step.calls)) / 4)
+    return Usage(prompt_tokens=prompt, completion_tokens=answer, total_tokens=prompt + answer, estimated=True)
 
 
 def _request_chars(messages: list[dict[str, Any]]) -> int:

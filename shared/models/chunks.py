@@ -154,8 +154,8 @@ class ChunkReader:
 
     def end(self) -> list[Event]:
         """The held-back text, the complete tool calls and the finish; ModelError for a cut stream."""
-        if not self.done and self.finish_reason is None:
-            raise ModelError("the model's stream ended before it finished (no finish reason, no [DONE])")
+        if self.finish_reason is None:  # [DONE] alone does not say the answer is whole
+            raise ModelError("the model's stream ended before it finished (no finish reason)")
         events: list[Event] = [ReasoningDelta(p) if k == "reasoning" else TextDelta(p) for k, p in self._think.end()]
         reason = self.finish_reason or "stop"
         if self._calls and reason == "length":

@@ -11,6 +11,10 @@ bodies received; POST /_reset forgets everything. Response kinds:
   {"kind":"malformed"}         a chunk that is not JSON
   {"kind":"hang","chunks":[...]} chunks, then silence until the client goes away
   {"kind":"disconnect","chunks":[...]}  chunks, then the connection drops
+Options of text and tools: "usage": false (no usage chunk, as a server that ignores stream_options),
+"finish": false (no finish reason before [DONE], as a server cutting a reply short),
+"refuse_null_content": true (HTTP 500 for an assistant tool-call turn whose content is null, as
+llama.cpp's server does).
 """
 
 from __future__ import annotations
@@ -54,6 +58,10 @@ async def completions(request: Request) -> Response:
         words = f"echo: {last['content']}".split(" ")
         step = {"kind": "text", "chunks": [w if i == 0 else " " + w for i, w in enumerate(words)]}
     kind = step["kind"]
+    nulls = [m for m in body["messages"] if m.get("role") == "assistant" and m.get("tool_calls")
+             and m.get("content") is None]
+    if step.get("refuse_null_content") and nulls:  # as llama.cpp's server does
+        return JSONResponse({"error": {"code": 500, "message": "assistant content must be a string"}}, 500)
     if kind == "status":
         headers = {"Retry-After": str(step["retry_after"])} if "retry_after" in step else {}
         headers.update(step.get("headers", {}))
@@ -82,10 +90,12 @@ async def completions(request: Request) -> Response:
                                              "function": {"name": call["name"], "arguments": ""}}]})
                 for j in range(0, len(args), 5):
                     yield chunk({"tool_calls": [{"index": i, "function": {"arguments": args[j:j + 5]}}]})
-            yield chunk({}, "tool_calls")
-        else:
+            if step.get("finish", True):
+                yield chunk({}, "tool_calls")
+        elif step.get("finish", True):  # finish: false ends with [DONE] alone, as a server cutting a reply
             yield chunk({}, "stop")
-        yield usage_chunk(len(step.get("chunks", [])))
+        if step.get("usage", True):  # usage: false, as a server that ignores stream_options
+            yield usage_chunk(len(step.get("chunks", [])))
         yield "data: [DONE]\n\n"
 
     return StreamingResponse(stream(), media_type="text/event-stream")

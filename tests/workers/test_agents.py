@@ -111,7 +111,7 @@ async def test_usage_is_saved_and_handed_to_the_usage_handler(llm: Stack) -> Non
     llm.script({"kind": "text", "chunks": ["a ", "b ", "c"]})
     tab, tid, frame = await run_prompt(llm, "echo")
     assert reply_of(frame["value"], 1)["usage"] == {"promptTokens": 11, "completionTokens": 3, "totalTokens": 14,
-                                                    "cachedTokens": 0, "reasoningTokens": 0}
+                                                    "cachedTokens": 0, "reasoningTokens": 0, "estimated": False}
     events = [json.loads(x) for x in client.lrange("test:usage", 0, -1)]
     client.close()
     assert events == [{"user": "alice", "thread": tid, "agent": "echo", "model": "fake", "total": 14}]

@@ -263,3 +263,43 @@ async def test_python_api_calls_override_model_and_options_per_call(llm: Stack) 
         assert (body["model"], body["seed"]) == ("override-model", 7)
         with pytest.raises(BadRequest, match="unknown provider"):
             await thread.generate_text("echo", "again", provider="nowhere")
+
+
+async def test_a_server_that_sends_no_usage_is_counted_by_an_estimate(llm: Stack) -> None:
+    """Servers that ignore stream_options (llama.cpp's) report no usage: the reply is counted from
+    its text, marked estimated, and lands in the ledger, never free."""
+    import httpx
+
+    from tests.workers.helpers import token
+
+    def calls() -> int:
+        usage = httpx.get(f"{llm.web}/api/usage", headers={"Authorization": f"Bearer {token('alice')}"}).json()
+        return int(usage["totals"]["calls"])
+
+    before = calls()
+    llm.script({"kind": "text", "chunks": ["a few ", "words ", "here"], "usage": False})
+    tab, _, frame = await run_prompt(llm, "echo")
+    usage = final(frame)["usage"]
+    assert usage["estimated"] is True and usage["completionTokens"] == 4 and usage["promptTokens"] > 0
+    assert usage["totalTokens"] == usage["promptTokens"] + usage["completionTokens"]
+    assert calls() == before + 1
+    await tab.close()
+
+
+async def test_a_stream_that_ends_without_a_finish_reason_is_not_a_whole_reply(llm: Stack) -> None:
+    llm.script({"kind": "text", "chunks": ["half an "], "finish": False})
+    tab, _, frame = await run_prompt(llm, "echo")
+    reply = final(frame)
+    assert reply["status"] == "failed" and "no finish reason" in reply["error"], reply
+    assert reply["text"] == "half an "  # what came is kept, shown as failed
+    await tab.close()
+
+
+async def test_a_tool_steps_assistant_turn_is_sent_with_string_content(llm: Stack) -> None:
+    llm.script({"kind": "tools", "calls": [{"name": "weather", "arguments": '{"city": "Oslo"}'}]},
+               {"kind": "text", "chunks": ["Sunny."], "refuse_null_content": True})
+    tab, _, frame = await run_prompt(llm, "tools", "weather in Oslo?")
+    assert (final(frame)["status"], final(frame)["text"]) == ("success", "Sunny."), final(frame)
+    turn = next(m for m in llm.llm_requests()[-1]["messages"] if m.get("tool_calls"))
+    assert turn["content"] == ""
+    await tab.close()
