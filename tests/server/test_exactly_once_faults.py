@@ -74,6 +74,17 @@ def stored_counts(base: str, thread_id: str) -> Counter[str]:
 
 async def resend_unanswered(base: str, thread_ids: list[str], plan: list[list[str]],
                             answers: list[dict[str, dict[str, Any]]]) -> None:
+    """Resend what has no ok answer, as a client does, until each has one (a store that just came
+    back may still answer `unavailable` for a moment on a loaded machine); at most 20 rounds."""
+    for _ in range(20):
+        await _resend_round(base, thread_ids, plan, answers)
+        if all(answers[i].get(rid, {}).get("ok") for i in range(TABS) for rid in plan[i]):
+            return
+        await asyncio.sleep(0.5)
+
+
+async def _resend_round(base: str, thread_ids: list[str], plan: list[list[str]],
+                        answers: list[dict[str, dict[str, Any]]]) -> None:
     async def one(i: int) -> None:
         missing = [rid for rid in plan[i] if not answers[i].get(rid, {}).get("ok")]
         if not missing:
