@@ -73,6 +73,8 @@ export interface ClientOptions {
   clientId?: string;
   minBackoffMs?: number;
   maxBackoffMs?: number;
+  /** The WebSocket class to connect with (default: the platform's; none: the client stays closed). */
+  WebSocket?: { new (url: string): WebSocket };
 }
 
 export declare class ChatClient {

@@ -17,17 +17,31 @@ export class MutationError extends Error {
 
 function randomId(prefix) {
   const bytes = new Uint8Array(8);
-  crypto.getRandomValues(bytes);
+  if (globalThis.crypto?.getRandomValues) globalThis.crypto.getRandomValues(bytes);
+  else for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);  // (React Native)
   return prefix + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// A tab keeps its client id across reloads where the platform has sessionStorage (browsers);
+// elsewhere (server-side rendering, React Native, Node) each client makes its own.
+function tabStorage() {
+  try {
+    return typeof sessionStorage === "undefined" ? null : sessionStorage;
+  } catch {
+    return null;  // storage denied (sandboxed frames)
+  }
 }
 
 /** One WebSocket kept alive across reconnects: subscriptions, mutations, deltas. */
 export class ChatClient {
-  constructor(url, { token, clientId, minBackoffMs = 100, maxBackoffMs = 10000 } = {}) {
+  constructor(url, { token, clientId, minBackoffMs = 100, maxBackoffMs = 10000, WebSocket: socketClass } = {}) {
     this.url = url;
     this.token = token;
-    this.clientId = clientId || sessionStorage.getItem("threadline.clientId") || randomId("tab-");
-    sessionStorage.setItem("threadline.clientId", this.clientId);
+    // the platform's WebSocket unless one is given (e.g. the ws package on a Node without one)
+    this.WebSocket = socketClass || globalThis.WebSocket;
+    const storage = tabStorage();
+    this.clientId = clientId || storage?.getItem("threadline.clientId") || randomId("tab-");
+    storage?.setItem("threadline.clientId", this.clientId);
     this.minBackoffMs = minBackoffMs;
     this.maxBackoffMs = maxBackoffMs;
     this.subs = new Map(); // id -> {query, args, onResult, onError, onDelta, cursors()}
@@ -58,7 +72,11 @@ export class ChatClient {
     if (this.closed) return;
     this._setStatus("connecting");
     const token = typeof this.token === "function" ? await this.token() : this.token;
-    const ws = new WebSocket(this.url);
+    if (!this.WebSocket) {  // no WebSocket here (a server rendering a page): nothing to connect with
+      this._setStatus("closed");
+      return;
+    }
+    const ws = new this.WebSocket(this.url);
     this.ws = ws;
     ws.onopen = () => ws.send(JSON.stringify({ type: "connect", protocol: PROTOCOL, token, clientId: this.clientId }));
     ws.onmessage = (event) => this._frame(JSON.parse(event.data));
@@ -122,7 +140,7 @@ export class ChatClient {
   }
 
   _send(frame) {
-    if (this.ws && this.ws.readyState === WebSocket.OPEN && this.status === "open") {
+    if (this.ws && this.ws.readyState === 1 && this.status === "open") {  // OPEN
       this.ws.send(JSON.stringify(frame));
       return true;
     }
