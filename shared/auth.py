@@ -6,6 +6,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jwt
 
@@ -82,13 +83,24 @@ def verify(secret: str, token: str) -> Identity:
         raise Unauthorized("token expired") from exc
     except jwt.PyJWTError as exc:
         raise Unauthorized(f"invalid token: {exc}") from exc
-    sub = check_subject(claims.get("sub"))
-    exp = claims.get("exp")
-    teams = claims.get("teams", [])
+    return identity_from(claims)
+
+
+def identity_from(claims: dict[str, Any], *, user_claim: str = "sub", admin_claim: str = "admin",
+                  admin_value: str = "", teams_claim: str = "teams") -> Identity:
+    """Who verified ``claims`` speak for: the user in ``user_claim``; admin when ``admin_claim`` is
+    true (or, with ``admin_value``, is that value or a list holding it); the teams listed in
+    ``teams_claim``. Unauthorized for a subject or teams no identity may have."""
+    user = check_subject(claims.get(user_claim))
+    teams = claims.get(teams_claim, [])
     if not isinstance(teams, list) or not all(isinstance(t, str) and 0 < len(t) <= MAX_USER_ID for t in teams):
-        raise Unauthorized("the teams claim must be a list of team ids")
-    return Identity(sub, admin=claims.get("admin") is True,
-                    expires_at=float(exp) if isinstance(exp, (int, float)) else None, teams=tuple(teams))
+        raise Unauthorized(f"the {teams_claim} claim must be a list of team ids")
+    flag = claims.get(admin_claim)
+    admin = (flag == admin_value or (isinstance(flag, list) and admin_value in flag)) if admin_value \
+        else flag is True
+    exp = claims.get("exp")
+    return Identity(user, admin=admin, expires_at=float(exp) if isinstance(exp, (int, float)) else None,
+                    teams=tuple(teams))
 
 
 def bearer(header: str | None) -> str:

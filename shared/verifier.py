@@ -23,7 +23,7 @@ from typing import Any
 
 import jwt
 
-from shared.auth import ALGORITHM, MAX_USER_ID, Identity, check_subject, verify
+from shared.auth import ALGORITHM, Identity, identity_from, verify
 from shared.config import Settings
 from shared.errors import Unauthorized, Unavailable
 
@@ -70,21 +70,8 @@ class Verifier:
             raise Unauthorized("token expired") from exc
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"invalid token: {exc}") from exc
-        return self._identity(claims)
-
-    def _identity(self, claims: dict[str, Any]) -> Identity:
-        user = check_subject(claims.get(self._user_claim))
-        teams = claims.get(self._teams_claim, [])
-        if not isinstance(teams, list) or not all(isinstance(t, str) and 0 < len(t) <= MAX_USER_ID for t in teams):
-            raise Unauthorized(f"the {self._teams_claim} claim must be a list of team ids")
-        flag = claims.get(self._admin_claim)
-        if self._admin_value:
-            admin = flag == self._admin_value or (isinstance(flag, list) and self._admin_value in flag)
-        else:
-            admin = flag is True
-        exp = claims.get("exp")
-        return Identity(user, admin=admin, expires_at=float(exp) if isinstance(exp, (int, float)) else None,
-                        teams=tuple(teams))
+        return identity_from(claims, user_claim=self._user_claim, admin_claim=self._admin_claim,
+                             admin_value=self._admin_value, teams_claim=self._teams_claim)
 
 
 class _Keys:
