@@ -6,83 +6,33 @@ HTTP and the WebSocket. Then web apps on other origins (CORS_ORIGINS)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
 import pytest
 import websockets
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from shared.embedded_redis import free_port
 from tests.conftest import token_for, web_process
-from tests.support import procs
+from tests.support.idp import AUDIENCE, ISSUER, Provider, serve_provider
 
 pytestmark = pytest.mark.anyio
 
-ISSUER = "https://idp.example.test/"
-AUDIENCE = "threadline-tests"
 APP_ORIGIN = "http://app.example.test:5173"
-
-
-@dataclass
-class Provider:
-    """Signing keys by kid and the JWKS file a process serves."""
-
-    folder: Path
-    url: str
-    keys: dict[str, tuple[str, Any]]  # kid -> (alg, private key)
-
-    def publish(self, *kids: str) -> None:
-        jwks = {"keys": [self._jwk(kid) for kid in kids]}
-        tmp = self.folder / "jwks.json.tmp"
-        tmp.write_text(json.dumps(jwks))
-        tmp.replace(self.folder / "jwks.json")
-
-    def _jwk(self, kid: str) -> dict[str, Any]:
-        alg, key = self.keys[kid]
-        algorithm = jwt.get_algorithm_by_name(alg)
-        jwk = json.loads(algorithm.to_jwk(key.public_key()))
-        return {**jwk, "kid": kid, "alg": alg, "use": "sig"}
-
-    def token(self, kid: str, sub: str = "idp-user", **claims: Any) -> str:
-        alg, key = self.keys[kid]
-        body = {"sub": sub, "iss": ISSUER, "aud": AUDIENCE, "iat": int(time.time()), "exp": int(time.time()) + 600,
-                **claims}
-        return jwt.encode({k: v for k, v in body.items() if v is not None}, key, algorithm=alg, headers={"kid": kid})
 
 
 @pytest.fixture(scope="module")
 def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider]:
-    folder = tmp_path_factory.mktemp("idp")
-    port = free_port()
-    keys = {"rsa-1": ("RS256", rsa.generate_private_key(public_exponent=65537, key_size=2048)),
-            "ec-1": ("ES256", ec.generate_private_key(ec.SECP256R1())),
-            "ed-1": ("EdDSA", ed25519.Ed25519PrivateKey.generate()),
-            "rsa-2": ("RS256", rsa.generate_private_key(public_exponent=65537, key_size=2048)),
-            "never": ("RS256", rsa.generate_private_key(public_exponent=65537, key_size=2048))}
-    idp = Provider(folder, f"http://127.0.0.1:{port}/jwks.json", keys)
-    idp.publish("rsa-1", "ec-1", "ed-1")
-    proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-                             "--directory", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        procs.wait_for_port(port, proc)
+    with serve_provider(tmp_path_factory.mktemp("idp")) as idp:
         yield idp
-    finally:
-        procs.stop(proc)
 
 
 @pytest.fixture(scope="module")
 def web_idp(redis_server: str, provider: Provider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    env = {"AUTH_JWKS_URL": provider.url, "AUTH_ISSUER": ISSUER, "AUTH_AUDIENCE": AUDIENCE,
-           "AUTH_ADMIN_CLAIM": "role=admin", "AUTH_TEAMS_CLAIM": "org_teams", "AUTH_JWKS_REFETCH_S": "0",
-           "CORS_ORIGINS": APP_ORIGIN}
+    env = {**provider.env(), "AUTH_ADMIN_CLAIM": "role=admin", "AUTH_TEAMS_CLAIM": "org_teams",
+           "AUTH_JWKS_REFETCH_S": "0", "CORS_ORIGINS": APP_ORIGIN}
     yield from web_process(redis_server, tmp_path_factory, "web-idp", env)
 
 
