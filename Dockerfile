@@ -13,4 +13,4 @@ USER threadline
 WORKDIR /home/threadline
 ENV DATA_DIR=/home/threadline/data
 EXPOSE 8000
-CMD ["python", "-m", "server", "web"]
+CMD ["threadline", "web"]

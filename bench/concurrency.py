@@ -25,8 +25,8 @@ import uvloop
 
 from bench.generation import SECRET, Tab, finished
 from bench.support import group_rss_mb, pct, redis_url
-from shared import gc_tuning
 from tests.support import procs
+from threadline.shared import gc_tuning
 
 SIZES = [int(x) for x in os.environ.get("BENCH_SIZES", "100,1000").split(",")]
 WORDS = int(os.environ.get("BENCH_WORDS", "100"))
@@ -122,7 +122,7 @@ async def main() -> None:
     with redis_url() as redis, tempfile.TemporaryDirectory() as tmp:
         web, port = procs.start_web(redis, auth_secret=SECRET, extra_env=ENV, log=Path(tmp) / "web.log")
         with open(Path(tmp) / "worker.log", "ab") as out:
-            worker = subprocess.Popen([sys.executable, "-m", "workers", "generation"], cwd=procs.ROOT,
+            worker = subprocess.Popen([sys.executable, "-m", "threadline.workers", "generation"], cwd=procs.ROOT,
                                       env=procs.child_env(REDIS_URL=redis, AUTH_SECRET=SECRET, **ENV),
                                       stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         url = f"ws://127.0.0.1:{port}/ws"

@@ -24,9 +24,9 @@ import uvloop
 import websockets
 
 from bench.support import group_rss_mb, pct, redis_url
-from shared import gc_tuning
-from shared.auth import mint
 from tests.support import procs
+from threadline.shared import gc_tuning
+from threadline.shared.auth import mint
 
 SECRET = "bench-secret-0123456789abcdef0123456789"
 NO_LIMIT = {"RATE_LIMIT_SENDS_PER_MINUTE": "0"}  # load tests measure delivery, not the limiter
@@ -138,7 +138,7 @@ async def run(redis: str, tmp: Path, delay_ms: int, words: int, workers: int) ->
            **NO_LIMIT}
     web, port = procs.start_web(redis, auth_secret=SECRET, extra_env=env, log=tmp / "web.log")
     with open(tmp / "worker.log", "ab") as out:
-        worker = subprocess.Popen([sys.executable, "-m", "workers", "generation"], cwd=procs.ROOT,
+        worker = subprocess.Popen([sys.executable, "-m", "threadline.workers", "generation"], cwd=procs.ROOT,
                                   env=procs.child_env(REDIS_URL=redis, AUTH_SECRET=SECRET, **env),
                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     await asyncio.sleep(3 + workers * 0.1)  # let the pool start

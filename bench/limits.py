@@ -12,10 +12,10 @@ import os
 import time
 
 from bench.support import pct, redis_url
-from shared.errors import RateLimited
-from shared.limits import Limit, Limits, Who
-from shared.redis_client import connect
-from shared.store._scripts import Scripts
+from threadline.shared.errors import RateLimited
+from threadline.shared.limits import Limit, Limits, Who
+from threadline.shared.redis_client import connect
+from threadline.shared.store._scripts import Scripts
 
 CHECKS = int(os.environ.get("BENCH_CHECKS", "5000"))
 CONCURRENCY = 64

@@ -24,13 +24,13 @@ from pathlib import Path
 import msgspec
 
 from bench.support import pct, redis_url
-from shared.memory.ops import ALIVE, OPS
-from shared.memory.rpc import SearchRequest
-from shared.memory.search import RemoteSearch
-from shared.records import Message
-from shared.redis_client import connect
-from shared.store import Store
 from tests.support import procs
+from threadline.shared.memory.ops import ALIVE, OPS
+from threadline.shared.memory.rpc import SearchRequest
+from threadline.shared.memory.search import RemoteSearch
+from threadline.shared.records import Message
+from threadline.shared.redis_client import connect
+from threadline.shared.store import Store
 
 COUNT = int(os.environ.get("BENCH_MESSAGES", "10000"))
 SEARCHES = int(os.environ.get("BENCH_SEARCHES", "300"))
@@ -66,7 +66,7 @@ async def main() -> None:
         client = connect(url)
         store = Store(client)
         thread_ids = [(await store.threads.create("bench")).thread_id for _ in range(20)]
-        index = subprocess.Popen([sys.executable, "-m", "workers", "index"], cwd=procs.ROOT,
+        index = subprocess.Popen([sys.executable, "-m", "threadline.workers", "index"], cwd=procs.ROOT,
                                  env=procs.child_env(REDIS_URL=url, DATA_DIR=tmp), start_new_session=True,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
@@ -120,10 +120,10 @@ async def main() -> None:
 
 async def in_process(rng: random.Random, size: int, users: int) -> float:
     """The embedded engine as the index process runs it: upserts, hybrid searches, a restart."""
-    from shared.memory.edge import EdgeIndex
-    from shared.memory.embeddings import HashingEmbedder
-    from shared.memory.sparse import document_vector, query_vector
-    from shared.memory.vectors import Point, user_kind
+    from threadline.shared.memory.edge import EdgeIndex
+    from threadline.shared.memory.embeddings import HashingEmbedder
+    from threadline.shared.memory.sparse import document_vector, query_vector
+    from threadline.shared.memory.vectors import Point, user_kind
 
     emb = HashingEmbedder()
     with tempfile.TemporaryDirectory() as tmp:

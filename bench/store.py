@@ -10,9 +10,9 @@ import asyncio
 import time
 
 from bench.support import pct, redis_url
-from shared.records import Message, TextPart
-from shared.redis_client import connect
-from shared.store import Store
+from threadline.shared.records import Message, TextPart
+from threadline.shared.redis_client import connect
+from threadline.shared.store import Store
 
 SAVES = 20_000
 CONCURRENCY = 32

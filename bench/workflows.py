@@ -20,11 +20,11 @@ import time
 from pathlib import Path
 
 from bench.support import pct, redis_url
-from shared.agents import Agent
-from shared.config import load_settings
-from shared.workflows.definition import workflow
-from shared.workflows.step import Step
 from tests.support import procs
+from threadline.shared.agents import Agent
+from threadline.shared.config import load_settings
+from threadline.shared.workflows.definition import workflow
+from threadline.shared.workflows.step import Step
 
 RUNS = int(os.environ.get("BENCH_RUNS", "100"))
 STEPS = int(os.environ.get("BENCH_STEPS", "10"))
@@ -75,7 +75,7 @@ def main() -> None:
         env = procs.child_env(REDIS_URL=url, APP_MODULE="bench.workflows", WORKERS=str(WORKERS),
                               WORKFLOW_POLL_MS="50", LOG_LEVEL="warning")
         with open(Path(tmp) / "worker.log", "ab") as out:
-            worker = subprocess.Popen([sys.executable, "-m", "workers", "generation"], cwd=procs.ROOT, env=env,
+            worker = subprocess.Popen([sys.executable, "-m", "threadline.workers", "generation"], cwd=procs.ROOT, env=env,
                                       stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             asyncio.run(measure(url))

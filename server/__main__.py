@@ -1,17 +1,17 @@
-"""Commands: ``python -m server web`` runs the web process, ``python -m server token USER`` mints a token."""
+"""Commands: ``python -m threadline.server web`` runs the web process, ``python -m threadline.server token USER`` mints a token."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from shared.auth import mint, resolve_secret
-from shared.config import load_settings
-from shared.errors import ConfigError, Unauthorized
+from threadline.shared.auth import mint, resolve_secret
+from threadline.shared.config import load_settings
+from threadline.shared.errors import ConfigError, Unauthorized
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m server")
+    parser = argparse.ArgumentParser(prog="python -m threadline.server")
     sub = parser.add_subparsers(dest="command", required=True)
     web = sub.add_parser("web", help="run the web server (uvicorn) in the foreground")
     web.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
@@ -36,12 +36,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import uvicorn
 
-    from server.ws.transport import WebSocketProtocol
-    from shared import logs
+    from threadline.server.ws.transport import WebSocketProtocol
+    from threadline.shared import logs
 
     logs.setup("web", settings.log_level, settings.log_json)
     uvicorn.run(
-        "server.app:create_app",
+        "threadline.server.app:create_app",
         factory=True,
         host=settings.host,
         port=settings.port,

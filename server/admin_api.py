@@ -1,6 +1,6 @@
 """The playground's API: browse any user's threads, try agents and context options.
 
-Every route needs a token with the admin claim (``python -m server token ops --admin``).
+Every route needs a token with the admin claim (``python -m threadline.server token ops --admin``).
 """
 
 from __future__ import annotations
@@ -13,18 +13,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from server.auth import admin_of, identity_of
-from server.context import Context, Services
-from server.http_api import _body, _convert, json_response
-from server.mutations import MUTATIONS
-from server.queries import QUERIES
-from shared.agents import SaveMessages, agent_named, load_agents
-from shared.auth import Identity
-from shared.errors import BadRequest
-from shared.generation.runner import Generation
-from shared.generation.sinks import MemorySink
-from shared.records import Message, TextPart
-from shared.store.pagination import parse_digits
+from threadline.server.auth import admin_of, identity_of
+from threadline.server.context import Context, Services
+from threadline.server.http_api import _body, _convert, json_response
+from threadline.server.mutations import MUTATIONS
+from threadline.server.queries import QUERIES
+from threadline.shared.agents import SaveMessages, agent_named, load_agents
+from threadline.shared.auth import Identity
+from threadline.shared.errors import BadRequest
+from threadline.shared.generation.runner import Generation
+from threadline.shared.generation.sinks import MemorySink
+from threadline.shared.records import Message, TextPart
+from threadline.shared.store.pagination import parse_digits
 
 
 class AdminSend(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):

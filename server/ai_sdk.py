@@ -30,13 +30,13 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from server.auth import context_of
-from server.context import Context, Services
-from server.files_api import local_link
-from server.http_api import _body, _convert, json_response
-from server.idempotency import run_once
-from server.mutations import MUTATIONS
-from server.ui_stream import (
+from threadline.server.auth import context_of
+from threadline.server.context import Context, Services
+from threadline.server.files_api import local_link
+from threadline.server.http_api import _body, _convert, json_response
+from threadline.server.idempotency import run_once
+from threadline.server.mutations import MUTATIONS
+from threadline.server.ui_stream import (
     DONE,
     HEADERS,
     PING,
@@ -46,10 +46,10 @@ from server.ui_stream import (
     sse,
     ui_messages,
 )
-from shared import jobs
-from shared.errors import BadRequest, Conflict, NotFound, error_from
-from shared.ids import THREAD_ID_RULE, valid_chosen_id
-from shared.records import (
+from threadline.shared import jobs
+from threadline.shared.errors import BadRequest, Conflict, NotFound, error_from
+from threadline.shared.ids import THREAD_ID_RULE, valid_chosen_id
+from threadline.shared.records import (
     FilePart,
     ImagePart,
     Message,
@@ -59,8 +59,8 @@ from shared.records import (
     ToolCallPart,
     ToolResultPart,
 )
-from shared.store.pagination import MAX_PAGE, parse_digits
-from shared.store.score import score
+from threadline.shared.store.pagination import MAX_PAGE, parse_digits
+from threadline.shared.store.score import score
 
 STREAM_WAIT_S = 300.0  # how long a sent message's reply may take to start (a queue ahead of it)
 JOB_CHECK_S = 1.0  # how often a wait for the reply's stream checks that its job may still open it

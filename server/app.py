@@ -14,28 +14,28 @@ from starlette.responses import Response
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
-from server import admin_api, ai_sdk, files_api, pages, usage_api
-from server.context import Services
-from server.cors import Cors, origins_of, websocket_origin_allowed
-from server.delta_log import DeltaLog
-from server.fanout import ChangeListener
-from server.generation import GenerationQueue
-from server.http_api import chat_error_handler, json_response, routes
-from server.live import LiveQueries
-from server.reaper import StreamReaper
-from server.request_ids import RequestIds
-from server.ws.session import Session
-from shared import gc_tuning
-from shared.auth import resolve_secret
-from shared.config import Settings, load_settings
-from shared.errors import ChatError
-from shared.files.store import FileStore
-from shared.limits import Limits
-from shared.memory.search import memory_search_for
-from shared.redis_client import connect
-from shared.store import Store
-from shared.usage.ledger import UsageLedger
-from shared.workflows.journal import Journal
+from threadline.server import admin_api, ai_sdk, files_api, pages, usage_api
+from threadline.server.context import Services
+from threadline.server.cors import Cors, origins_of, websocket_origin_allowed
+from threadline.server.delta_log import DeltaLog
+from threadline.server.fanout import ChangeListener
+from threadline.server.generation import GenerationQueue
+from threadline.server.http_api import chat_error_handler, json_response, routes
+from threadline.server.live import LiveQueries
+from threadline.server.reaper import StreamReaper
+from threadline.server.request_ids import RequestIds
+from threadline.server.ws.session import Session
+from threadline.shared import gc_tuning
+from threadline.shared.auth import resolve_secret
+from threadline.shared.config import Settings, load_settings
+from threadline.shared.errors import ChatError
+from threadline.shared.files.store import FileStore
+from threadline.shared.limits import Limits
+from threadline.shared.memory.search import memory_search_for
+from threadline.shared.redis_client import connect
+from threadline.shared.store import Store
+from threadline.shared.usage.ledger import UsageLedger
+from threadline.shared.workflows.journal import Journal
 
 log = logging.getLogger(__name__)
 

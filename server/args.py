@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 import msgspec
 
-from shared.records import Part, Role, Status, ThreadStatus
-from shared.store import PaginationOpts
-from shared.store.pagination import Order
+from threadline.shared.records import Part, Role, Status, ThreadStatus
+from threadline.shared.store import PaginationOpts
+from threadline.shared.store.pagination import Order
 
 Title = Annotated[str, msgspec.Meta(max_length=500)]
 Summary = Annotated[str, msgspec.Meta(max_length=20_000)]

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from server.context import Context, Services
-from shared.auth import Identity, bearer
-from shared.errors import Forbidden
+from threadline.server.context import Context, Services
+from threadline.shared.auth import Identity, bearer
+from threadline.shared.errors import Forbidden
 
 
 async def identity_of(services: Services, request: Request) -> Identity:

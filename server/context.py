@@ -7,23 +7,23 @@ from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 
-from shared.auth import Identity
-from shared.config import Settings
-from shared.files.store import FileStore
-from shared.store import Store
-from shared.store.guard import Guard
-from shared.usage.ledger import UsageLedger
-from shared.verifier import Verifier
-from shared.workflows.journal import Journal
+from threadline.shared.auth import Identity
+from threadline.shared.config import Settings
+from threadline.shared.files.store import FileStore
+from threadline.shared.store import Store
+from threadline.shared.store.guard import Guard
+from threadline.shared.usage.ledger import UsageLedger
+from threadline.shared.verifier import Verifier
+from threadline.shared.workflows.journal import Journal
 
 if TYPE_CHECKING:  # what the services are; each of these modules needs Context itself
-    from server.fanout import ChangeListener
-    from server.generation import GenerationQueue
-    from server.live import LiveQueries
-    from server.reaper import StreamReaper
-    from server.ws.session import Session
-    from shared.limits import Limits
-    from shared.memory.search import MemorySearch
+    from threadline.server.fanout import ChangeListener
+    from threadline.server.generation import GenerationQueue
+    from threadline.server.live import LiveQueries
+    from threadline.server.reaper import StreamReaper
+    from threadline.server.ws.session import Session
+    from threadline.shared.limits import Limits
+    from threadline.shared.memory.search import MemorySearch
 
 
 @dataclass(slots=True)

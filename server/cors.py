@@ -12,7 +12,7 @@ from __future__ import annotations
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shared.config import Settings
+from threadline.shared.config import Settings
 
 CLIENT_MODULES = frozenset({"/client.js", "/client.d.ts", "/react.js", "/react.d.ts"})
 ALLOWED_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "X-Request-Id", "Last-Event-ID", "Range"]

@@ -17,8 +17,8 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 
-from shared.store import Store
-from shared.store.stream_records import DeltaNotice, StreamInfo
+from threadline.shared.store import Store
+from threadline.shared.store.stream_records import DeltaNotice, StreamInfo
 
 log = logging.getLogger(__name__)
 

@@ -19,13 +19,13 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from server.auth import identity_of
-from server.context import Services
-from server.http_api import _raw_body, json_response
-from shared.errors import BadRequest, Unauthorized
-from shared.files.sniff import IMAGE_TYPES
-from shared.files.store import FileRecord
-from shared.store.pagination import MAX_PAGE, parse_digits
+from threadline.server.auth import identity_of
+from threadline.server.context import Services
+from threadline.server.http_api import _raw_body, json_response
+from threadline.shared.errors import BadRequest, Unauthorized
+from threadline.shared.files.sniff import IMAGE_TYPES
+from threadline.shared.files.store import FileRecord
+from threadline.shared.store.pagination import MAX_PAGE, parse_digits
 
 MULTIPART_OVERHEAD = 64 << 10  # headers and boundaries around the file in a multipart body
 INLINE = IMAGE_TYPES | {"application/pdf", "text/plain"}

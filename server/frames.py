@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from shared.errors import ChatError
+from threadline.shared.errors import ChatError
 
 
 class _Frame(msgspec.Struct, tag_field="type", rename="camel", kw_only=True):

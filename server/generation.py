@@ -8,13 +8,13 @@ from typing import Any
 import redis
 from rq import Queue
 
-from shared import jobs, keys
-from shared.agents import Agent, agent_named
-from shared.config import Settings
-from shared.errors import Conflict, Unavailable
-from shared.models.providers import provider_named
-from shared.records import Message
-from shared.store import Store
+from threadline.shared import jobs, keys
+from threadline.shared.agents import Agent, agent_named
+from threadline.shared.config import Settings
+from threadline.shared.errors import Conflict, Unavailable
+from threadline.shared.models.providers import provider_named
+from threadline.shared.records import Message
+from threadline.shared.store import Store
 
 BATCH = 200  # jobs handed to RQ in one pipeline
 

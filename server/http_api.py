@@ -14,14 +14,14 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from server import frames
-from server.auth import context_of
-from server.context import Context, Services
-from server.idempotency import run_once
-from server.mutations import MUTATIONS, Outcome, add_document
-from server.queries import QUERIES
-from shared import jobs, keys, metrics
-from shared.errors import (
+from threadline.server import frames
+from threadline.server.auth import context_of
+from threadline.server.context import Context, Services
+from threadline.server.idempotency import run_once
+from threadline.server.mutations import MUTATIONS, Outcome, add_document
+from threadline.server.queries import QUERIES
+from threadline.shared import jobs, keys, metrics
+from threadline.shared.errors import (
     BadRequest,
     ChatError,
     Forbidden,
@@ -31,10 +31,10 @@ from shared.errors import (
     from_validation,
     status_of,
 )
-from shared.json_depth import check_depth
-from shared.rag.parsing import too_large
-from shared.store.pagination import MAX_PAGE, parse_digits
-from shared.store.streams import thread_of_stream
+from threadline.shared.json_depth import check_depth
+from threadline.shared.rag.parsing import too_large
+from threadline.shared.store.pagination import MAX_PAGE, parse_digits
+from threadline.shared.store.streams import thread_of_stream
 
 log = logging.getLogger(__name__)
 

@@ -19,12 +19,12 @@ from typing import Any
 import msgspec
 import redis.asyncio as aioredis
 
-from server.context import Context
-from server.mutations import Outcome
-from shared import keys
-from shared.errors import ChatError
-from shared.redis_client import redis_errors
-from shared.store.guard import Guard
+from threadline.server.context import Context
+from threadline.server.mutations import Outcome
+from threadline.shared import keys
+from threadline.shared.errors import ChatError
+from threadline.shared.redis_client import redis_errors
+from threadline.shared.store.guard import Guard
 
 TRANSIENT = {"unavailable", "internal"}
 

@@ -2,7 +2,7 @@
 
 Without REDIS_URL, the embedded Valkey server runs too, persisting under DATA_DIR,
 and its URL is recorded in DATA_DIR/stack.json while it runs, so that the Python
-API and ``python -m workers reembed`` on the same DATA_DIR find it.
+API and ``python -m threadline.workers reembed`` on the same DATA_DIR find it.
 Without AUTH_SECRET, a secret is kept under DATA_DIR (dev mode: every process
 reads it there, and the chat page signs in by itself) and a dev token is printed.
 A process that dies is restarted with backoff (see server.supervisor).
@@ -17,11 +17,11 @@ from pathlib import Path
 
 import msgspec
 
-from server.supervisor import Supervisor
-from shared import embedded_redis
-from shared.auth import mint, resolve_secret
-from shared.config import load_settings, stack_file
-from shared.errors import ConfigError
+from threadline.server.supervisor import Supervisor
+from threadline.shared import embedded_redis
+from threadline.shared.auth import mint, resolve_secret
+from threadline.shared.config import load_settings, stack_file
+from threadline.shared.errors import ConfigError
 
 DEV_USER = "dev"
 
@@ -44,10 +44,10 @@ def main() -> int:
         env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
         supervisor.add("redis", embedded_redis.command(port, data_dir / "valkey", persist=True), env)
     py = sys.executable
-    supervisor.add("web", [py, "-m", "server", "web"], env)
-    supervisor.add("worker", [py, "-m", "workers", "generation"], env)
-    supervisor.add("index", [py, "-m", "workers", "index"], env)
-    supervisor.add("cron", [py, "-m", "workers", "cron"], env)
+    supervisor.add("web", [py, "-m", "threadline.server", "web"], env)
+    supervisor.add("worker", [py, "-m", "threadline.workers", "generation"], env)
+    supervisor.add("index", [py, "-m", "threadline.workers", "index"], env)
+    supervisor.add("cron", [py, "-m", "threadline.workers", "cron"], env)
     print(f"threadline: http://{settings.host}:{settings.port}/  (Redis {env['REDIS_URL']})", flush=True)
     if dev_mode:
         token = mint(secret, DEV_USER)

@@ -21,13 +21,13 @@ from typing import Any, Protocol
 
 import msgspec
 
-from server.context import Context
-from server.delta_log import DeltaLog
-from server.fanout import ChangeListener
-from server.queries import Query, StreamedPage
-from shared import keys, metrics
-from shared.errors import ChatError, Internal
-from shared.store.stream_records import decode_notice
+from threadline.server.context import Context
+from threadline.server.delta_log import DeltaLog
+from threadline.server.fanout import ChangeListener
+from threadline.server.queries import Query, StreamedPage
+from threadline.shared import keys, metrics
+from threadline.shared.errors import ChatError, Internal
+from threadline.shared.store.stream_records import decode_notice
 
 log = logging.getLogger(__name__)
 

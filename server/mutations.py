@@ -9,20 +9,20 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from server import args as A
-from server.context import Context
-from shared import keys
-from shared.agents import Agent
-from shared.errors import BadRequest, Forbidden, Unavailable
-from shared.files.refs import file_ids
-from shared.limits import Who, estimate_tokens
-from shared.rag.parsing import check_document
-from shared.records import FilePart, ImagePart, Message, Part, TextPart, text_of
-from shared.store.documents import namespace_for
-from shared.store.guard import in_thread, recorded
-from shared.store.snippets import thread_of_snippet
-from shared.store.streams import thread_of_stream
-from shared.workflows.definition import workflow_named
+from threadline.server import args as A
+from threadline.server.context import Context
+from threadline.shared import keys
+from threadline.shared.agents import Agent
+from threadline.shared.errors import BadRequest, Forbidden, Unavailable
+from threadline.shared.files.refs import file_ids
+from threadline.shared.limits import Who, estimate_tokens
+from threadline.shared.rag.parsing import check_document
+from threadline.shared.records import FilePart, ImagePart, Message, Part, TextPart, text_of
+from threadline.shared.store.documents import namespace_for
+from threadline.shared.store.guard import in_thread, recorded
+from threadline.shared.store.snippets import thread_of_snippet
+from threadline.shared.store.streams import thread_of_stream
+from threadline.shared.workflows.definition import workflow_named
 
 
 @dataclass(slots=True)

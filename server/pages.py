@@ -9,10 +9,10 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from server.context import Services
-from server.http_api import json_response
-from shared.auth import mint
-from shared.errors import NotFound
+from threadline.server.context import Services
+from threadline.server.http_api import json_response
+from threadline.shared.auth import mint
+from threadline.shared.errors import NotFound
 
 STATIC = Path(__file__).parent / "static"
 DEV_USER = "dev"

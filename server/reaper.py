@@ -14,11 +14,11 @@ import logging
 import secrets
 from typing import Any
 
-from shared import keys
-from shared.errors import ChatError, NotFound
-from shared.records import TextPart
-from shared.store import Store
-from shared.store.stream_records import StreamRecord
+from threadline.shared import keys
+from threadline.shared.errors import ChatError, NotFound
+from threadline.shared.records import TextPart
+from threadline.shared.store import Store
+from threadline.shared.store.stream_records import StreamRecord
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import secrets
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared import logs
+from threadline.shared import logs
 
 HEADER = b"x-request-id"
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import msgspec
 
-from shared.records import FilePart, ImagePart, Message
+from threadline.shared.records import FilePart, ImagePart, Message
 
 HEADERS = {
     "Cache-Control": "no-cache",

@@ -8,12 +8,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from server.auth import identity_of
-from server.context import Context, Services
-from server.http_api import _convert, json_response
-from server.queries import QUERIES
-from shared.errors import Forbidden
-from shared.usage.ledger import check_period, to_csv
+from threadline.server.auth import identity_of
+from threadline.server.context import Context, Services
+from threadline.server.http_api import _convert, json_response
+from threadline.server.queries import QUERIES
+from threadline.shared.errors import Forbidden
+from threadline.shared.usage.ledger import check_period, to_csv
 
 ALL = "*"
 

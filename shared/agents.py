@@ -16,16 +16,16 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import msgspec
 
-from shared.errors import BadRequest
-from shared.models.base import RawHandler
-from shared.records import Usage
-from shared.store.documents import agent_namespaces
+from threadline.shared.errors import BadRequest
+from threadline.shared.models.base import RawHandler
+from threadline.shared.records import Usage
+from threadline.shared.store.documents import agent_namespaces
 
 if TYPE_CHECKING:
-    from shared.config import Settings
-    from shared.files.store import FileStore
-    from shared.rag.knowledge import Knowledge, Sources
-    from shared.records import Part
+    from threadline.shared.config import Settings
+    from threadline.shared.files.store import FileStore
+    from threadline.shared.rag.knowledge import Knowledge, Sources
+    from threadline.shared.records import Part
 
 T = TypeVar("T")
 Count = Annotated[int, msgspec.Meta(ge=0, le=10_000)]

@@ -10,8 +10,8 @@ from typing import Any
 
 import jwt
 
-from shared.config import Settings
-from shared.errors import ConfigError, Unauthorized
+from threadline.shared.config import Settings
+from threadline.shared.errors import ConfigError, Unauthorized
 
 ALGORITHM = "HS256"
 SECRET_FILE = "auth_secret"

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from shared.errors import ConfigError
+from threadline.shared.errors import ConfigError
 
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]

@@ -6,7 +6,7 @@ import os
 import re
 import time
 
-from shared.errors import BadRequest
+from threadline.shared.errors import BadRequest
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 

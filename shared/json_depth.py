@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from shared.errors import BadRequest
+from threadline.shared.errors import BadRequest
 
 MAX_DEPTH = 64
 _STR_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')  # a whole string literal, or a bracket

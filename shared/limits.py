@@ -35,13 +35,13 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import msgspec
 import redis.asyncio as aioredis
 
-from shared import keys
-from shared.config import Settings
-from shared.errors import ConfigError, RateLimited
-from shared.redis_client import redis_errors
+from threadline.shared import keys
+from threadline.shared.config import Settings
+from threadline.shared.errors import ConfigError, RateLimited
+from threadline.shared.redis_client import redis_errors
 
 if TYPE_CHECKING:
-    from shared.store._scripts import Scripts
+    from threadline.shared.store._scripts import Scripts
 
 On = Literal["messages", "tokens"]
 Scope = Literal["user", "agent", "team", "global"]

@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 import redis.exceptions as rexc
 from redis.driver_info import DriverInfo
 
-from shared.errors import ChatError, Conflict, Internal, NotFound, Unavailable
+from threadline.shared.errors import ChatError, Conflict, Internal, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
 # a script's own refusal, also when a pipeline wraps it ("Command # 1 (EVALSHA ...) of pipeline caused error: ...")

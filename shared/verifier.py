@@ -23,9 +23,9 @@ from typing import Any
 
 import jwt
 
-from shared.auth import ALGORITHM, Identity, identity_from, verify
-from shared.config import Settings
-from shared.errors import Unauthorized, Unavailable
+from threadline.shared.auth import ALGORITHM, Identity, identity_from, verify
+from threadline.shared.config import Settings
+from threadline.shared.errors import Unauthorized, Unavailable
 
 log = logging.getLogger(__name__)
 

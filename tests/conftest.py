@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from shared.redis_client import connect
-from shared.store import Store
 from tests.support import procs
+from threadline.shared.redis_client import connect
+from threadline.shared.store import Store
 
 TEST_SECRET = "test-secret-0123456789abcdef0123456789"
 
@@ -99,6 +99,6 @@ def admin_headers() -> dict[str, str]:
 
 
 def token_for(user_id: str, **kw: object) -> str:
-    from shared.auth import mint
+    from threadline.shared.auth import mint
 
     return mint(TEST_SECRET, user_id, **kw)  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""The structure the Layout section of the README promises, checked on the sources:
+"""The structure the Layout section of docs/operations.md promises, checked on the sources:
 the web process never imports the workers, no two modules import each other (directly or
 around a loop), every Redis key is built in shared/keys.py (RQ's in shared/jobs.py), and
 every server frame in server/frames.py."""
@@ -10,17 +10,47 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("shared", "server", "workers", "threadline")
+LINKED = ("shared", "server", "workers")  # top-level folders, installed as threadline.shared, ...
 
 
 def modules() -> dict[str, Path]:
+    """Every module of the package by its installed name (threadline.shared.keys: shared/keys.py)."""
     out = {}
-    for pkg in PACKAGES:
-        for path in (ROOT / pkg).rglob("*.py"):
-            parts = path.relative_to(ROOT).with_suffix("").parts
-            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-            out[name] = path
+    for path in [p for top in (*LINKED, "threadline") for p in (ROOT / top).rglob("*.py")]:
+        top, *rest = path.relative_to(ROOT).with_suffix("").parts
+        if top == "threadline" and rest[0] in LINKED:
+            continue
+        parts = ["threadline", *rest] if top == "threadline" else ["threadline", top, *rest]
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        out[name] = path
     return out
+
+
+def test_every_module_is_imported_by_its_installed_name() -> None:
+    """Nothing imports the top-level folders by their own names: installed, only threadline exists
+    (an app's own server/ package stays its own)."""
+    for path in [p for top in (*LINKED, "threadline", "tests", "bench") for p in (ROOT / top).rglob("*.py")]:
+        if "node_modules" in path.parts:
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+            bad = [n for n in names if n.split(".")[0] in LINKED]
+            assert not bad, f"{path.relative_to(ROOT)}:{node.lineno} imports {bad}: use threadline.{bad[0]}"
+
+
+def test_the_package_root_never_imports_the_workers() -> None:
+    """Every process imports the threadline package first (the web process too)."""
+    mods = modules()
+    graph = {name: runtime_imports(path, set(mods)) for name, path in mods.items()}
+    seen, todo = set(), ["threadline"]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(graph.get(name, ()))
+    assert not {m for m in seen if m.startswith("threadline.workers")}
 
 
 def runtime_imports(path: Path, known: set[str], typing_too: bool = False) -> set[str]:
@@ -52,8 +82,8 @@ def runtime_imports(path: Path, known: set[str], typing_too: bool = False) -> se
 def test_the_web_process_never_imports_the_workers() -> None:
     mods = modules()
     for name, path in mods.items():
-        if name.startswith("server"):
-            bad = {m for m in runtime_imports(path, set(mods)) if m.startswith("workers")}
+        if name.startswith("threadline.server"):
+            bad = {m for m in runtime_imports(path, set(mods)) if m.startswith("threadline.workers")}
             assert not bad, f"{name} imports {bad}"
 
 
@@ -80,15 +110,16 @@ def test_no_import_cycles() -> None:
 
 def test_the_listener_and_the_delta_log_know_nothing_of_live_queries() -> None:
     mods = modules()
-    for name in ("server.fanout", "server.delta_log"):
+    for name in ("threadline.server.fanout", "threadline.server.delta_log"):
         deps = runtime_imports(mods[name], set(mods), typing_too=True)
-        assert not {d for d in deps if d.startswith(("server.live", "server.ws", "server.queries"))}, name
+        live = ("threadline.server.live", "threadline.server.ws", "threadline.server.queries")
+        assert not {d for d in deps if d.startswith(live)}, name
 
 
 def test_keys_are_built_in_one_place() -> None:
     pattern = re.compile(r"""["'](tl|rq):|\{keys\.PREFIX\}|\{PREFIX\}""")
     for name, path in modules().items():
-        if name in ("shared.keys", "shared.jobs"):
+        if name in ("threadline.shared.keys", "threadline.shared.jobs"):
             continue
         for number, line in enumerate(path.read_text().splitlines(), 1):
             assert not pattern.search(line), f"{path.relative_to(ROOT)}:{number} builds a key: {line.strip()}"
@@ -97,8 +128,8 @@ def test_keys_are_built_in_one_place() -> None:
 def test_server_frames_are_built_in_one_place() -> None:
     pattern = re.compile(r"""\{\\?["']type\\?["']:""")
     for name, path in modules().items():
-        if not name.startswith("server") or name in ("server.frames", "server.ui_stream"):  # ours; the AI SDK's
+        if not name.startswith("threadline.server") or name in ("threadline.server.frames", "threadline.server.ui_stream"):  # ours; the AI SDK's
             continue
         text = path.read_text()
         assert not pattern.search(text), f"{path.relative_to(ROOT)} builds a frame"
-        assert '"type": "' not in text or name == "server.ws.client_frames", path
+        assert '"type": "' not in text or name == "threadline.server.ws.client_frames", path

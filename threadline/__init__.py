@@ -14,7 +14,9 @@ services and tests): subscriptions, mutations, reconnects that resubscribe and
 resend unanswered mutations with their ids.
 """
 
-from shared.agents import (
+from threadline._api import ObjectStream, TextStream, ThreadHandle, Threadline
+from threadline._client import Client, Delta, MutationError, Result, Subscription, SubscriptionError
+from threadline.shared.agents import (
     Agent,
     ContextOptions,
     RagOptions,
@@ -25,28 +27,28 @@ from shared.agents import (
     human_tool,
     tool,
 )
-from shared.errors import ChatError
-from shared.files.image_tool import image_generation
-from shared.files.store import FileRecord
-from shared.generation.runner import GenerationResult
-from shared.limits import Limit
-from shared.rag.knowledge import document_search
-from shared.records import FilePart, ImagePart, Message, TextPart, Thread, Usage
-from shared.usage.ledger import Price
-from shared.workflows.actions import StepInfo, current_step
-from shared.workflows.definition import Outcome, RetryPolicy, Workflow, workflow
-from shared.workflows.errors import (
+from threadline.shared.auth import mint
+from threadline.shared.errors import ChatError
+from threadline.shared.files.image_tool import image_generation
+from threadline.shared.files.store import FileRecord
+from threadline.shared.generation.runner import GenerationResult
+from threadline.shared.limits import Limit
+from threadline.shared.models.providers import Provider
+from threadline.shared.rag.knowledge import document_search
+from threadline.shared.records import FilePart, ImagePart, Message, TextPart, Thread, Usage
+from threadline.shared.usage.ledger import Price
+from threadline.shared.workflows.actions import StepInfo, current_step
+from threadline.shared.workflows.definition import Outcome, RetryPolicy, Workflow, workflow
+from threadline.shared.workflows.errors import (
     EventTimeout,
     NonDeterminism,
     NonRetryable,
     StepFailed,
     WorkflowError,
 )
-from shared.workflows.journal import RunView, StepView
-from shared.workflows.results import GeneratedText
-from shared.workflows.step import Step
-from threadline._api import ObjectStream, TextStream, ThreadHandle, Threadline
-from threadline._client import Client, Delta, MutationError, Result, Subscription, SubscriptionError
+from threadline.shared.workflows.journal import RunView, StepView
+from threadline.shared.workflows.results import GeneratedText
+from threadline.shared.workflows.step import Step
 
 __all__ = [
     "Agent",
@@ -68,6 +70,7 @@ __all__ = [
     "ObjectStream",
     "Outcome",
     "Price",
+    "Provider",
     "RagOptions",
     "Result",
     "RetryPolicy",
@@ -94,6 +97,7 @@ __all__ = [
     "document_search",
     "human_tool",
     "image_generation",
+    "mint",
     "tool",
     "workflow",
 ]

@@ -6,29 +6,29 @@ import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
-from shared import keys
-from shared.agents import Agent, agent_named
-from shared.config import Settings, load_settings
-from shared.errors import BadRequest
-from shared.files.refs import file_ids
-from shared.files.store import FileRecord, FileStore
-from shared.generation.context import fetch_context_messages
-from shared.generation.lock import thread_turn
-from shared.generation.runner import Generation, GenerationResult
-from shared.generation.sinks import MemorySink, OnDelta, Sink, StoreSink
-from shared.limits import Limits, Who
-from shared.memory.search import memory_search_for
-from shared.models.providers import provider_named
-from shared.partial_json import parse_partial
-from shared.rag.parsing import check_document
-from shared.rag.search import ChunkResult, search_documents
-from shared.records import Message, Part, Role, TextPart, Thread, text_of
-from shared.redis_client import connect
-from shared.store import Page, Store
-from shared.store.documents import Document
-from shared.usage.ledger import UsageEntry, UsageLedger, UsageSummary
-from shared.workflows.definition import Workflow, workflow_named
-from shared.workflows.journal import Journal, RunView
+from threadline.shared import keys
+from threadline.shared.agents import Agent, agent_named
+from threadline.shared.config import Settings, load_settings
+from threadline.shared.errors import BadRequest
+from threadline.shared.files.refs import file_ids
+from threadline.shared.files.store import FileRecord, FileStore
+from threadline.shared.generation.context import fetch_context_messages
+from threadline.shared.generation.lock import thread_turn
+from threadline.shared.generation.runner import Generation, GenerationResult
+from threadline.shared.generation.sinks import MemorySink, OnDelta, Sink, StoreSink
+from threadline.shared.limits import Limits, Who
+from threadline.shared.memory.search import memory_search_for
+from threadline.shared.models.providers import provider_named
+from threadline.shared.partial_json import parse_partial
+from threadline.shared.rag.parsing import check_document
+from threadline.shared.rag.search import ChunkResult, search_documents
+from threadline.shared.records import Message, Part, Role, TextPart, Thread, text_of
+from threadline.shared.redis_client import connect
+from threadline.shared.store import Page, Store
+from threadline.shared.store.documents import Document
+from threadline.shared.usage.ledger import UsageEntry, UsageLedger, UsageSummary
+from threadline.shared.workflows.definition import Workflow, workflow_named
+from threadline.shared.workflows.journal import Journal, RunView
 
 
 class Threadline:

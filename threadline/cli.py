@@ -25,14 +25,14 @@ HELP = "usage: threadline COMMAND [ARGS]\n\n" + (__doc__ or "").split("\n\n")[1]
 
 
 def _dev(args: list[str]) -> int:
-    from server.launch import main
+    from threadline.server.launch import main
 
     return main()
 
 
 def _server(command: str) -> Callable[[list[str]], int]:
     def run(args: list[str]) -> int:
-        from server.__main__ import main
+        from threadline.server.__main__ import main
 
         return main([command, *args])
 
@@ -44,7 +44,7 @@ def _workers(queue: str) -> Callable[[list[str]], int]:
         if args:
             print(f"threadline {queue}: takes no arguments", file=sys.stderr)
             return 2
-        from workers.__main__ import main
+        from threadline.workers.__main__ import main
 
         return main([queue])
 
@@ -73,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         print(HELP, file=sys.stderr)
         return 2
     load_dotenv(Path.cwd() / ".env", override=False)
+    if str(Path.cwd()) not in sys.path:  # the app's own module (APP_MODULE) lives here, as with python -m
+        sys.path.insert(0, str(Path.cwd()))
     return COMMANDS[args[0]](args[1:])
 
 

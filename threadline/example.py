@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import msgspec
 
-from shared.agents import Agent, ContextOptions, RagOptions, ToolContext, human_tool, tool
-from shared.rag.knowledge import document_search
-from shared.workflows.definition import workflow
-from shared.workflows.errors import EventTimeout
-from shared.workflows.step import Step
+from threadline import (
+    Agent,
+    ContextOptions,
+    EventTimeout,
+    RagOptions,
+    Step,
+    ToolContext,
+    document_search,
+    human_tool,
+    tool,
+    workflow,
+)
 
 
 class WeatherArgs(msgspec.Struct):

@@ -1,4 +1,4 @@
-"""``python -m workers generation|index|cron|vacuum|reembed``: the RQ worker processes of one
+"""``python -m threadline.workers generation|index|cron|vacuum|reembed``: the RQ worker processes of one
 queue, the cron scheduler of maintenance jobs, or a one-off job."""
 
 from __future__ import annotations
@@ -7,14 +7,14 @@ import asyncio
 import os
 import sys
 
-from shared.config import load_settings
-from shared.errors import ConfigError
-from workers.queues import GENERATION, INDEX, wait_for_redis
+from threadline.shared.config import load_settings
+from threadline.shared.errors import ConfigError
+from threadline.workers.queues import GENERATION, INDEX, wait_for_redis
 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1 or argv[0] not in (GENERATION, INDEX, "cron", "vacuum", "reembed"):
-        print(f"usage: python -m workers {GENERATION}|{INDEX}|cron|vacuum|reembed", file=sys.stderr)
+        print(f"usage: python -m threadline.workers {GENERATION}|{INDEX}|cron|vacuum|reembed", file=sys.stderr)
         return 2
     try:
         settings = load_settings()
@@ -24,12 +24,12 @@ def main(argv: list[str]) -> int:
     queue = argv[0]
     wait_for_redis(settings.redis_url).close()
     if queue == "reembed":
-        from workers.reembed import run as reembed
+        from threadline.workers.reembed import run as reembed
 
         reembed()
         return 0
     if queue in ("cron", "vacuum"):
-        from workers import maintenance
+        from threadline.workers import maintenance
 
         if queue == "cron":
             maintenance.run_cron()
@@ -37,7 +37,7 @@ def main(argv: list[str]) -> int:
             print(f"vacuum: {asyncio.run(maintenance.vacuum_files())} unreferenced file(s) dropped")
         return 0
     if queue == INDEX:
-        from workers.index import run
+        from threadline.workers.index import run
 
         run()
         return 0
@@ -45,7 +45,7 @@ def main(argv: list[str]) -> int:
     # RQ's command line on this very interpreter (an `rq` on PATH may belong to another one)
     argv = [sys.executable, "-m", "rq.cli", "worker-pool", "-n", str(count), "-u", settings.redis_url]
     if queue == GENERATION:
-        argv += ["-w", "workers.worker.GenerationWorker"]
+        argv += ["-w", "threadline.workers.worker.GenerationWorker"]
     os.execv(sys.executable, [*argv, queue])
     return 0
 

@@ -40,7 +40,7 @@ from rq.timeouts import JobTimeoutException
 from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
 
-from shared.config import load_settings
+from threadline.shared.config import load_settings
 
 HEARTBEAT_EVERY_S = 20.0
 SLOT_POLL_S = 1.0
@@ -211,7 +211,7 @@ class ConcurrentWorker(SimpleWorker):
     # -- stopping ------------------------------------------------------------------------
 
     def _install_signal_handlers(self) -> None:
-        super()._install_signal_handlers()
+        super()._install_signal_handlers()  # type: ignore[no-untyped-call]  # (RQ leaves it unannotated)
         signal.signal(WAKE_SIGNAL, self._woken)
 
     def _woken(self, signum: int, frame: Any) -> None:
@@ -222,7 +222,7 @@ class ConcurrentWorker(SimpleWorker):
         """Warm shutdown: stop dequeuing at once (jobs run on the loop, never in the main thread,
         so the main thread can always leave its dequeue); ``teardown`` then drains the jobs."""
         self._stop_requested = True
-        self.set_shutdown_requested_date()
+        self.set_shutdown_requested_date()  # type: ignore[no-untyped-call]  # (RQ leaves it unannotated)
         if threading.current_thread() is threading.main_thread():
             raise StopRequested()
         os.kill(os.getpid(), WAKE_SIGNAL)  # asked from RQ's command thread: wake the main thread
@@ -239,7 +239,7 @@ class ConcurrentWorker(SimpleWorker):
 
     def teardown(self) -> None:
         self.drain()
-        super().teardown()
+        super().teardown()  # type: ignore[no-untyped-call]  # (RQ leaves it unannotated)
 
     def drain(self) -> None:
         """Let jobs in flight finish for up to ``drain_s``, then cancel the rest and record them."""

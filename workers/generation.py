@@ -10,17 +10,17 @@ from typing import Any
 
 from rq import get_current_job
 
-from shared import logs, metrics
-from shared.agents import agent_named
-from shared.config import load_settings
-from shared.errors import NotFound
-from shared.generation.lock import thread_turn
-from shared.generation.runner import Generation
-from shared.generation.sinks import StoreSink
-from shared.limits import Limits, Who
-from shared.memory.search import MemorySearch, memory_search_for
-from shared.redis_client import connect
-from shared.store import Store
+from threadline.shared import logs, metrics
+from threadline.shared.agents import agent_named
+from threadline.shared.config import load_settings
+from threadline.shared.errors import NotFound
+from threadline.shared.generation.lock import thread_turn
+from threadline.shared.generation.runner import Generation
+from threadline.shared.generation.sinks import StoreSink
+from threadline.shared.limits import Limits, Who
+from threadline.shared.memory.search import MemorySearch, memory_search_for
+from threadline.shared.redis_client import connect
+from threadline.shared.store import Store
 
 log = logging.getLogger(__name__)
 

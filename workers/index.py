@@ -14,22 +14,22 @@ from pathlib import Path
 import msgspec
 import redis.asyncio as aioredis
 
-from shared import logs, metrics
-from shared.config import Settings, load_settings
-from shared.errors import ChatError
-from shared.memory.edge import EdgeIndex
-from shared.memory.embeddings import embedder_for
-from shared.memory.indexer import Indexer
-from shared.memory.ops import ALIVE, OPS, RPC, decode_op
-from shared.memory.rpc import SearchAnswer, decode_call, encode_answer
-from shared.memory.vectors import VectorStore
-from shared.redis_client import as_bytes, connect
-from shared.store import Store
-from shared.usage.ledger import UsageLedger
-from workers.ops_queue import OpsQueue
-from workers.reembed import queue_everything
+from threadline.shared import logs, metrics
+from threadline.shared.config import Settings, load_settings
+from threadline.shared.errors import ChatError
+from threadline.shared.memory.edge import EdgeIndex
+from threadline.shared.memory.embeddings import embedder_for
+from threadline.shared.memory.indexer import Indexer
+from threadline.shared.memory.ops import ALIVE, OPS, RPC, decode_op
+from threadline.shared.memory.rpc import SearchAnswer, decode_call, encode_answer
+from threadline.shared.memory.vectors import VectorStore
+from threadline.shared.redis_client import as_bytes, connect
+from threadline.shared.store import Store
+from threadline.shared.usage.ledger import UsageLedger
+from threadline.workers.ops_queue import OpsQueue
+from threadline.workers.reembed import queue_everything
 
-log = logging.getLogger("workers.index")
+log = logging.getLogger("threadline.workers.index")
 BATCH = 1024  # ops per pass: a backlog (a migration) is embedded and written in large batches
 PROGRESS_S = 5.0
 RECOVER_EVERY = 5  # heartbeats (seconds) between looks for ops held by dead index processes
@@ -42,7 +42,7 @@ def open_index(settings: Settings) -> VectorStore:
     if settings.qdrant_url:
         from qdrant_client import QdrantClient
 
-        from shared.memory.server import VectorIndex
+        from threadline.shared.memory.server import VectorIndex
 
         return VectorIndex(QdrantClient(url=settings.qdrant_url), server=True)
     return EdgeIndex(Path(settings.data_dir) / EMBEDDED_DIR)

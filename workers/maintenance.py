@@ -1,5 +1,5 @@
 """Maintenance jobs (the file vacuum, the usage ledger's and the workflow runs' retention), run on a schedule by RQ's cron
-scheduler (``python -m workers cron``).
+scheduler (``python -m threadline.workers cron``).
 
 The scheduler enqueues them on the generation queue: the generation workers run them
 between replies (they are short, and async like the replies).
@@ -14,14 +14,14 @@ from collections.abc import Awaitable, Callable
 import redis.asyncio as aioredis
 from rq.cron import CronScheduler
 
-from shared.config import Settings, load_settings
-from shared.files.store import FileStore
-from shared.jobs import GENERATION
-from shared.redis_client import connect
-from shared.store._scripts import Scripts
-from shared.usage.ledger import UsageLedger
-from shared.workflows.journal import Journal
-from workers.queues import wait_for_redis
+from threadline.shared.config import Settings, load_settings
+from threadline.shared.files.store import FileStore
+from threadline.shared.jobs import GENERATION
+from threadline.shared.redis_client import connect
+from threadline.shared.store._scripts import Scripts
+from threadline.shared.usage.ledger import UsageLedger
+from threadline.shared.workflows.journal import Journal
+from threadline.workers.queues import wait_for_redis
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ import socket
 
 import redis.asyncio as aioredis
 
-from shared import keys
-from shared.redis_client import as_bytes, texts
+from threadline.shared import keys
+from threadline.shared.redis_client import as_bytes, texts
 
-log = logging.getLogger("workers.index")
+log = logging.getLogger("threadline.workers.index")
 
 ALIVE_MS = 3000  # an index process silent this long is taken for dead
 

@@ -6,7 +6,7 @@ import time
 
 import redis
 
-from shared.jobs import GENERATION, INDEX, QUEUES
+from threadline.shared.jobs import GENERATION, INDEX, QUEUES
 
 __all__ = ["GENERATION", "INDEX", "QUEUES", "wait_for_redis"]
 

@@ -1,4 +1,4 @@
-"""``python -m workers reembed``: queue every message and snippet for embedding again.
+"""``python -m threadline.workers reembed``: queue every message and snippet for embedding again.
 
 Run it after changing EMBEDDING_MODEL: the index process (started with the new
 model) writes a new collection for the new (model, dimension), and searches use
@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from shared.config import load_settings
-from shared.memory.ops import OPS
-from shared.redis_client import connect
-from shared.store import Store
+from threadline.shared.config import load_settings
+from threadline.shared.memory.ops import OPS
+from threadline.shared.redis_client import connect
+from threadline.shared.store import Store
 
-log = logging.getLogger("workers.reembed")
+log = logging.getLogger("threadline.workers.reembed")
 
 
 async def queue_everything(store: Store | None = None) -> tuple[int, int]:

@@ -22,11 +22,11 @@ import threading
 import time
 from typing import Any
 
-import workers.generation  # noqa: F401 - preload the job's code in the worker
-from shared import gc_tuning, keys, logs, metrics
-from shared.config import load_settings
-from workers import workflows
-from workers.concurrent import ConcurrentWorker
+import threadline.workers.generation  # noqa: F401 - preload the job's code in the worker
+from threadline.shared import gc_tuning, keys, logs, metrics
+from threadline.shared.config import load_settings
+from threadline.workers import workflows
+from threadline.workers.concurrent import ConcurrentWorker
 
 log = logging.getLogger(__name__)
 

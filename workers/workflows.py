@@ -23,21 +23,21 @@ import msgspec
 import redis
 from rq.queue import Queue
 
-from shared import keys, metrics
-from shared.config import Settings, load_settings
-from shared.errors import ChatError, NotFound
-from shared.jobs import FAILURE_TTL_S, GENERATION
-from shared.workflows.actions import StepInfo, perform
-from shared.workflows.definition import RetryPolicy, workflow_named
-from shared.workflows.errors import NonRetryable
-from shared.workflows.journal import MAX_VALUE_BYTES, Journal
-from shared.workflows.replay import Pass, failed, replay
-from shared.workflows.step import Step
+from threadline.shared import keys, metrics
+from threadline.shared.config import Settings, load_settings
+from threadline.shared.errors import ChatError, NotFound
+from threadline.shared.jobs import FAILURE_TTL_S, GENERATION
+from threadline.shared.workflows.actions import StepInfo, perform
+from threadline.shared.workflows.definition import RetryPolicy, workflow_named
+from threadline.shared.workflows.errors import NonRetryable
+from threadline.shared.workflows.journal import MAX_VALUE_BYTES, Journal
+from threadline.shared.workflows.replay import Pass, failed, replay
+from threadline.shared.workflows.step import Step
 
 log = logging.getLogger(__name__)
 
-DRIVE = "workers.workflows.drive"
-RUN_STEP = "workers.workflows.run_step"
+DRIVE = "threadline.workers.workflows.drive"
+RUN_STEP = "threadline.workers.workflows.run_step"
 MAX_PASSES = 20  # a pass that keeps meeting newer history gives way to the timer
 STEP_JOB_TIMEOUT_S = 24 * 3600  # RQ's bound; each attempt stops at its step's own timeout
 

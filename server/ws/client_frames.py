@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 import msgspec
 
-from server.args import Id
-from shared.errors import TooLarge
-from shared.json_depth import check_depth, top_level_strings
+from threadline.server.args import Id
+from threadline.shared.errors import TooLarge
+from threadline.shared.json_depth import check_depth, top_level_strings
 
 PROTOCOL_VERSION = 1
 MAX_FRAME = 1 << 20

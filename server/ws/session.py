@@ -21,17 +21,24 @@ from typing import Any
 import msgspec
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from server import frames
-from server.context import Context, Services
-from server.idempotency import run_once
-from server.live import SharedQuery
-from server.mutations import MUTATIONS
-from server.queries import QUERIES
-from server.ws import client_frames
-from server.ws.transport import TOO_LARGE
-from shared import logs, metrics
-from shared.errors import BadRequest, ChatError, Internal, TooLarge, Unauthorized, from_validation
-from shared.ids import new_session_id
+from threadline.server import frames
+from threadline.server.context import Context, Services
+from threadline.server.idempotency import run_once
+from threadline.server.live import SharedQuery
+from threadline.server.mutations import MUTATIONS
+from threadline.server.queries import QUERIES
+from threadline.server.ws import client_frames
+from threadline.server.ws.transport import TOO_LARGE
+from threadline.shared import logs, metrics
+from threadline.shared.errors import (
+    BadRequest,
+    ChatError,
+    Internal,
+    TooLarge,
+    Unauthorized,
+    from_validation,
+)
+from threadline.shared.ids import new_session_id
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from typing import Any
 import obstore
 from obstore.store import LocalStore, S3Store
 
-from shared.config import Settings
-from shared.errors import NotFound, Unavailable
+from threadline.shared.config import Settings
+from threadline.shared.errors import NotFound, Unavailable
 
 log = logging.getLogger(__name__)
 STREAM_CHUNK = 64 << 10  # what one download holds at a time, whatever the file's size

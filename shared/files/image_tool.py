@@ -7,11 +7,11 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from shared.agents import Tool, ToolContext
-from shared.errors import Unavailable
-from shared.models.images import generate_image
-from shared.models.providers import provider_named
-from shared.records import ImagePart
+from threadline.shared.agents import Tool, ToolContext
+from threadline.shared.errors import Unavailable
+from threadline.shared.models.images import generate_image
+from threadline.shared.models.providers import provider_named
+from threadline.shared.records import ImagePart
 
 Size = Literal["256x256", "512x512", "1024x1024", "1024x1536", "1536x1024", "1792x1024", "1024x1792"]
 

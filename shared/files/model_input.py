@@ -16,14 +16,14 @@ import base64
 from collections.abc import Sequence
 from typing import Any
 
-from shared.agents import Agent
-from shared.errors import BadRequest, Unsupported
-from shared.files.refs import file_ids
-from shared.files.sniff import IMAGE_TYPES, is_text_type
-from shared.files.store import FileRecord, FileStore
-from shared.models.base import Inputs
-from shared.rag.parsing import sections
-from shared.records import FilePart, ImagePart, Message
+from threadline.shared.agents import Agent
+from threadline.shared.errors import BadRequest, Unsupported
+from threadline.shared.files.refs import file_ids
+from threadline.shared.files.sniff import IMAGE_TYPES, is_text_type
+from threadline.shared.files.store import FileRecord, FileStore
+from threadline.shared.models.base import Inputs
+from threadline.shared.rag.parsing import sections
+from threadline.shared.records import FilePart, ImagePart, Message
 
 TEXT_LIMIT = 100_000  # characters of one file's text given to the model
 URL_TTL_S = 3600  # a signed URL must outlive the model call (and its retries)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from shared import keys
-from shared.records import FilePart, ImagePart, Message, Part
+from threadline.shared import keys
+from threadline.shared.records import FilePart, ImagePart, Message, Part
 
 
 def file_ids(parts: Iterable[Part]) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import PurePosixPath
 
-from shared.errors import BadRequest, TooLarge, Unsupported
+from threadline.shared.errors import BadRequest, TooLarge, Unsupported
 
 _SIGNATURES: tuple[tuple[bytes, int, str], ...] = (  # (bytes, at offset, media type)
     (b"\x89PNG\r\n\x1a\n", 0, "image/png"),

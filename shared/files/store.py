@@ -22,17 +22,17 @@ from collections.abc import AsyncIterator, Sequence
 import msgspec
 import redis.asyncio as aioredis
 
-from shared import keys
-from shared.config import Settings
-from shared.errors import BadRequest, Conflict, NotFound, Unavailable
-from shared.files.blobs import Blobs
-from shared.files.refs import file_ids
-from shared.files.sniff import IMAGE_TYPES, check_upload, clean_name
-from shared.ids import new_file_id
-from shared.records import FilePart, ImagePart, Part
-from shared.redis_client import redis_errors, text, texts
-from shared.store._scripts import Scripts
-from shared.store.pagination import Page, score_bound
+from threadline.shared import keys
+from threadline.shared.config import Settings
+from threadline.shared.errors import BadRequest, Conflict, NotFound, Unavailable
+from threadline.shared.files.blobs import Blobs
+from threadline.shared.files.refs import file_ids
+from threadline.shared.files.sniff import IMAGE_TYPES, check_upload, clean_name
+from threadline.shared.ids import new_file_id
+from threadline.shared.records import FilePart, ImagePart, Part
+from threadline.shared.redis_client import redis_errors, text, texts
+from threadline.shared.store._scripts import Scripts
+from threadline.shared.store.pagination import Page, score_bound
 
 log = logging.getLogger(__name__)
 

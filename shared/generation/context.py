@@ -7,12 +7,12 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from shared.agents import Agent, ContextOptions
-from shared.errors import ChatError, Unavailable
-from shared.memory.rpc import Hit, SearchRequest
-from shared.memory.search import MemorySearch
-from shared.rag.knowledge import Knowledge, passages_message
-from shared.records import (
+from threadline.shared.agents import Agent, ContextOptions
+from threadline.shared.errors import ChatError, Unavailable
+from threadline.shared.memory.rpc import Hit, SearchRequest
+from threadline.shared.memory.search import MemorySearch
+from threadline.shared.rag.knowledge import Knowledge, passages_message
+from threadline.shared.records import (
     FilePart,
     ImagePart,
     Message,
@@ -22,8 +22,8 @@ from shared.records import (
     ToolCallPart,
     ToolResultPart,
 )
-from shared.store import Store
-from shared.store.score import after_order
+from threadline.shared.store import Store
+from threadline.shared.store.score import after_order
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ import contextlib
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from shared.chunking import Chunker
-from shared.records import ObjectPart, Part, ReasoningPart, TextPart
+from threadline.shared.chunking import Chunker
+from threadline.shared.records import ObjectPart, Part, ReasoningPart, TextPart
 
 
 class DeltaSink(Protocol):

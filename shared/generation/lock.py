@@ -18,9 +18,9 @@ from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
 
-from shared import jobs, keys
-from shared.generation.pulse import pulse_for
-from shared.redis_client import text
+from threadline.shared import jobs, keys
+from threadline.shared.generation.pulse import pulse_for
+from threadline.shared.redis_client import text
 
 LEASE_MS = 10_000
 POLL_S = 0.05

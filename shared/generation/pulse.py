@@ -16,9 +16,9 @@ import weakref
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
 
-from shared import keys
-from shared.store.streams import member
-from shared.store.threads import now_ms
+from threadline.shared import keys
+from threadline.shared.store.streams import member
+from threadline.shared.store.threads import now_ms
 
 log = logging.getLogger(__name__)
 

@@ -22,21 +22,29 @@ from typing import Any, Literal
 
 import msgspec
 
-from shared import metrics
-from shared.agents import Agent, ToolContext, UsageEvent, inline_schema, strict_schema
-from shared.config import Settings
-from shared.errors import ChatError
-from shared.files.model_input import attachments
-from shared.files.store import FileStore
-from shared.generation.context import reply_parts, to_chat_messages
-from shared.generation.deltas import DeltaWriter
-from shared.generation.sinks import Sink, untitled
-from shared.limits import Limits, Who, estimate_tokens
-from shared.models import ChatRequest, Finish, Model, ReasoningDelta, TextDelta, ToolCall, model_for
-from shared.models.base import Inputs, RawEvent, RefusalDelta, ToolCallDelta
-from shared.partial_json import parse_partial
-from shared.rag.knowledge import Knowledge, Sources, is_passages
-from shared.records import (
+from threadline.shared import metrics
+from threadline.shared.agents import Agent, ToolContext, UsageEvent, inline_schema, strict_schema
+from threadline.shared.config import Settings
+from threadline.shared.errors import ChatError
+from threadline.shared.files.model_input import attachments
+from threadline.shared.files.store import FileStore
+from threadline.shared.generation.context import reply_parts, to_chat_messages
+from threadline.shared.generation.deltas import DeltaWriter
+from threadline.shared.generation.sinks import Sink, untitled
+from threadline.shared.limits import Limits, Who, estimate_tokens
+from threadline.shared.models import (
+    ChatRequest,
+    Finish,
+    Model,
+    ReasoningDelta,
+    TextDelta,
+    ToolCall,
+    model_for,
+)
+from threadline.shared.models.base import Inputs, RawEvent, RefusalDelta, ToolCallDelta
+from threadline.shared.partial_json import parse_partial
+from threadline.shared.rag.knowledge import Knowledge, Sources, is_passages
+from threadline.shared.records import (
     Message,
     Part,
     RefusalPart,
@@ -48,7 +56,7 @@ from shared.records import (
     Usage,
     text_of,
 )
-from shared.usage.ledger import Kind, UsageEntry, UsageLedger
+from threadline.shared.usage.ledger import Kind, UsageEntry, UsageLedger
 
 log = logging.getLogger(__name__)
 

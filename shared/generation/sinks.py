@@ -25,14 +25,14 @@ from typing import Protocol
 
 import msgspec
 
-from shared.agents import ContextOptions
-from shared.generation.context import fetch_context_messages, passages_for
-from shared.generation.pulse import pulse_for
-from shared.memory.search import MemorySearch
-from shared.records import Message, Part, TextPart
-from shared.store import Store
-from shared.store.score import after_order
-from shared.store.stream_records import StreamStatus
+from threadline.shared.agents import ContextOptions
+from threadline.shared.generation.context import fetch_context_messages, passages_for
+from threadline.shared.generation.pulse import pulse_for
+from threadline.shared.memory.search import MemorySearch
+from threadline.shared.records import Message, Part, TextPart
+from threadline.shared.store import Store
+from threadline.shared.store.score import after_order
+from threadline.shared.store.stream_records import StreamStatus
 
 OnDelta = Callable[[list[Part]], None]
 SUMMARIZED_THROUGH = "summarizedThroughOrder"  # thread metadata: the last order the summary covers

@@ -16,7 +16,7 @@ from typing import Any
 
 import qdrant_edge as qe
 
-from shared.memory.vectors import (
+from threadline.shared.memory.vectors import (
     DENSE,
     SPARSE,
     Hit,
@@ -26,7 +26,7 @@ from shared.memory.vectors import (
     point_id,
     user_kind,
 )
-from shared.store.documents import SEP
+from threadline.shared.store.documents import SEP
 
 log = logging.getLogger(__name__)
 

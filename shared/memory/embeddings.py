@@ -15,10 +15,10 @@ from typing import Protocol
 import httpx
 import numpy as np
 
-from shared.config import Settings
-from shared.errors import Unavailable
-from shared.models.openai_compat import RETRY_STATUS, backoff_s, retry_after_s
-from shared.models.providers import Provider, provider_named
+from threadline.shared.config import Settings
+from threadline.shared.errors import Unavailable
+from threadline.shared.models.openai_compat import RETRY_STATUS, backoff_s, retry_after_s
+from threadline.shared.models.providers import Provider, provider_named
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 

@@ -13,17 +13,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from shared.errors import BadRequest, ChatError, NotFound
-from shared.memory.embeddings import Embedder
-from shared.memory.ops import IndexOp, indexable
-from shared.memory.rpc import ChunkSearchRequest, Hit, SearchRequest, hit_of
-from shared.memory.sparse import document_vector, query_vector
-from shared.memory.vectors import Point, VectorStore, user_kind
-from shared.rag.parsing import Chunk, chunk, sections, sniff
-from shared.records import Message
-from shared.store import Store
-from shared.store.documents import SEP, Document, doc_id, op_ref, parse_ref
-from shared.usage.ledger import UsageEntry, UsageLedger
+from threadline.shared.errors import BadRequest, ChatError, NotFound
+from threadline.shared.memory.embeddings import Embedder
+from threadline.shared.memory.ops import IndexOp, indexable
+from threadline.shared.memory.rpc import ChunkSearchRequest, Hit, SearchRequest, hit_of
+from threadline.shared.memory.sparse import document_vector, query_vector
+from threadline.shared.memory.vectors import Point, VectorStore, user_kind
+from threadline.shared.rag.parsing import Chunk, chunk, sections, sniff
+from threadline.shared.records import Message
+from threadline.shared.store import Store
+from threadline.shared.store.documents import SEP, Document, doc_id, op_ref, parse_ref
+from threadline.shared.usage.ledger import UsageEntry, UsageLedger
 
 log = logging.getLogger(__name__)
 

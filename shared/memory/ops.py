@@ -21,8 +21,8 @@ from typing import Literal
 import msgspec
 import redis.asyncio as aioredis
 
-from shared import keys
-from shared.records import Message
+from threadline.shared import keys
+from threadline.shared.records import Message
 
 OPS, RPC, ALIVE = keys.VECTOR_OPS, keys.VECTOR_RPC, keys.VECTOR_ALIVE
 

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Protocol
 
 import redis.asyncio as aioredis
 
-from shared import keys
-from shared.config import Settings
-from shared.errors import Unavailable
-from shared.memory.ops import ALIVE, RPC
-from shared.memory.rpc import (
+from threadline.shared import keys
+from threadline.shared.config import Settings
+from threadline.shared.errors import Unavailable
+from threadline.shared.memory.ops import ALIVE, RPC
+from threadline.shared.memory.rpc import (
     ChunkSearchRequest,
     Hit,
     SearchCall,
@@ -25,11 +25,11 @@ from shared.memory.rpc import (
     decode_answer,
     encode_call,
 )
-from shared.redis_client import as_bytes, redis_errors
+from threadline.shared.redis_client import as_bytes, redis_errors
 
 if TYPE_CHECKING:
-    from shared.memory.indexer import Indexer
-    from shared.store import Store
+    from threadline.shared.memory.indexer import Indexer
+    from threadline.shared.store import Store
 
 RPC_TIMEOUT_S = 5
 
@@ -48,11 +48,11 @@ class RemoteSearch:
         reply = keys.vector_rpc_reply(secrets.token_hex(8))
         with redis_errors():
             if not await self._redis.exists(ALIVE):
-                raise Unavailable("no index process is running (`python -m workers index`)")
+                raise Unavailable("no index process is running (`python -m threadline.workers index`)")
             await self._redis.rpush(RPC, encode_call(SearchCall(request=request, reply=reply)))
             answer = await self._redis.blpop([reply], timeout=RPC_TIMEOUT_S)
         if answer is None:
-            raise Unavailable("the index process did not answer (is `python -m workers index` running?)")
+            raise Unavailable("the index process did not answer (is `python -m threadline.workers index` running?)")
         body = decode_answer(as_bytes(answer[1]))
         if not body.ok:
             raise Unavailable(f"memory search failed: {body.error}")
@@ -73,12 +73,12 @@ def memory_search_for(settings: Settings, store: Store) -> MemorySearch:
     if settings.qdrant_url:
         from qdrant_client import QdrantClient
 
-        from shared.memory.embeddings import embedder_for
-        from shared.memory.indexer import Indexer
-        from shared.memory.server import VectorIndex
+        from threadline.shared.memory.embeddings import embedder_for
+        from threadline.shared.memory.indexer import Indexer
+        from threadline.shared.memory.server import VectorIndex
 
         index = VectorIndex(QdrantClient(url=settings.qdrant_url), server=True)
-        from shared.usage.ledger import UsageLedger
+        from threadline.shared.usage.ledger import UsageLedger
 
         ledger = UsageLedger.from_settings(store.redis, store.scripts, settings)
         return DirectSearch(Indexer(store, embedder_for(settings), index, ledger))

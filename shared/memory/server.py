@@ -9,7 +9,7 @@ from __future__ import annotations
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
-from shared.memory.vectors import (
+from threadline.shared.memory.vectors import (
     DENSE,
     SPARSE,
     Hit,

@@ -1,6 +1,6 @@
 """Language models: any OpenAI-compatible Chat Completions endpoint, or the built-in mock."""
 
-from shared.models.base import (
+from threadline.shared.models.base import (
     ChatRequest,
     Finish,
     Model,
@@ -9,7 +9,7 @@ from shared.models.base import (
     TextDelta,
     ToolCall,
 )
-from shared.models.factory import model_for
+from threadline.shared.models.factory import model_for
 
 __all__ = [
     "ChatRequest",

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from shared.errors import Unavailable
-from shared.records import Usage
+from threadline.shared.errors import Unavailable
+from threadline.shared.records import Usage
 
 
 class ModelError(Unavailable):

@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from shared.models.base import (
+from threadline.shared.models.base import (
     Event,
     Finish,
     ModelError,
@@ -32,8 +32,8 @@ from shared.models.base import (
     ToolCall,
     ToolCallDelta,
 )
-from shared.models.think import ThinkSplitter, ThinkTags
-from shared.records import Usage
+from threadline.shared.models.think import ThinkSplitter, ThinkTags
+from threadline.shared.records import Usage
 
 
 @dataclass(slots=True)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import httpx
 
-from shared.config import Settings
-from shared.models.base import Model
-from shared.models.mock import MockModel
-from shared.models.openai_compat import OpenAICompatible
-from shared.models.providers import provider_named
+from threadline.shared.config import Settings
+from threadline.shared.models.base import Model
+from threadline.shared.models.mock import MockModel
+from threadline.shared.models.openai_compat import OpenAICompatible
+from threadline.shared.models.providers import provider_named
 
 
 def model_for(settings: Settings, name: str | None, *, provider: str | None = None,

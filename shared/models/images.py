@@ -7,9 +7,9 @@ import binascii
 
 import httpx
 
-from shared.errors import BadRequest
-from shared.models.base import ModelError
-from shared.models.providers import Provider
+from threadline.shared.errors import BadRequest
+from threadline.shared.models.base import ModelError
+from threadline.shared.models.providers import Provider
 
 TIMEOUT = httpx.Timeout(connect=10.0, read=180.0, write=30.0, pool=10.0)  # images take a while
 

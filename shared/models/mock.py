@@ -8,8 +8,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from shared.models.base import ChatRequest, Event, Finish, TextDelta, ToolCall
-from shared.records import Usage
+from threadline.shared.models.base import ChatRequest, Event, Finish, TextDelta, ToolCall
+from threadline.shared.records import Usage
 
 WORDS = ("lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor "
          "incididunt ut labore et dolore magna aliqua ut enim ad minim veniam quis nostrud").split()

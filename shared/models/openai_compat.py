@@ -21,9 +21,9 @@ from typing import Any
 
 import httpx
 
-from shared.models.base import ChatRequest, Event, Inputs, ModelError
-from shared.models.chunks import ChunkReader, error_text
-from shared.models.providers import Provider, is_reasoning_model
+from threadline.shared.models.base import ChatRequest, Event, Inputs, ModelError
+from threadline.shared.models.chunks import ChunkReader, error_text
+from threadline.shared.models.providers import Provider, is_reasoning_model
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 # what to drop when a 400/422 names it: (words in the error, the parameter)

@@ -37,9 +37,9 @@ from typing import Any
 
 import httpx
 
-from shared.config import Settings
-from shared.errors import BadRequest
-from shared.models.think import ThinkTags
+from threadline.shared.config import Settings
+from threadline.shared.errors import BadRequest
+from threadline.shared.models.think import ThinkTags
 
 DEFAULT = "default"
 # OpenAI's reasoning models take max_completion_tokens and only the default temperature.

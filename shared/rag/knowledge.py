@@ -18,13 +18,13 @@ from typing import Annotated
 
 import msgspec
 
-from shared.agents import RagOptions, Tool, ToolContext
-from shared.errors import Unavailable
-from shared.memory.search import MemorySearch
-from shared.rag.search import ChunkResult, search_documents
-from shared.records import Message, Part, SourcePart, TextPart
-from shared.store import Store
-from shared.store.documents import agent_namespaces
+from threadline.shared.agents import RagOptions, Tool, ToolContext
+from threadline.shared.errors import Unavailable
+from threadline.shared.memory.search import MemorySearch
+from threadline.shared.rag.search import ChunkResult, search_documents
+from threadline.shared.records import Message, Part, SourcePart, TextPart
+from threadline.shared.store import Store
+from threadline.shared.store.documents import agent_namespaces
 
 EXCERPT_CHARS = 400  # of a passage's own chunk, kept on the reply for the frontend to show
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Literal
 
-from shared.errors import BadRequest, TooLarge, Unsupported
+from threadline.shared.errors import BadRequest, TooLarge, Unsupported
 
 Kind = Literal["text", "markdown", "html", "pdf"]
 

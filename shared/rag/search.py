@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import msgspec
 
-from shared.memory.rpc import ChunkSearchRequest, Hit, Scalar
-from shared.memory.search import MemorySearch
-from shared.store import Store
-from shared.store.documents import Document
+from threadline.shared.memory.rpc import ChunkSearchRequest, Hit, Scalar
+from threadline.shared.memory.search import MemorySearch
+from threadline.shared.store import Store
+from threadline.shared.store.documents import Document
 
 STALE_RETRIES = 3  # searches of a document replaced between a search and its reading
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-from shared.memory.ops import MemoryOps
-from shared.store._scripts import Scripts
-from shared.store.documents import DocumentStore
-from shared.store.guard import Guard
-from shared.store.messages import MessageStore
-from shared.store.pagination import MAX_PAGE, Page, PaginationOpts
-from shared.store.snippets import SnippetStore
-from shared.store.stream_records import StreamInfo
-from shared.store.streams import StreamStore
-from shared.store.threads import ThreadStore
+from threadline.shared.memory.ops import MemoryOps
+from threadline.shared.store._scripts import Scripts
+from threadline.shared.store.documents import DocumentStore
+from threadline.shared.store.guard import Guard
+from threadline.shared.store.messages import MessageStore
+from threadline.shared.store.pagination import MAX_PAGE, Page, PaginationOpts
+from threadline.shared.store.snippets import SnippetStore
+from threadline.shared.store.stream_records import StreamInfo
+from threadline.shared.store.streams import StreamStore
+from threadline.shared.store.threads import ThreadStore
 
 __all__ = ["MAX_PAGE", "Page", "PaginationOpts", "Store", "StreamInfo"]
 

@@ -10,13 +10,13 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 
-from shared.files.refs import LUA_PRELUDE as FILES_PRELUDE
-from shared.limits import LUA_PRELUDE as LIMITS_PRELUDE
-from shared.memory.ops import LUA_PRELUDE as OPS_PRELUDE
-from shared.store.guard import GUARD_HEAD, GUARD_TAIL, Record
-from shared.store.score import LUA_PRELUDE as SCORE_PRELUDE
-from shared.store.stream_records import LUA_PRELUDE as DELTA_PRELUDE
-from shared.workflows.lua import LUA_PRELUDE as WORKFLOW_PRELUDE
+from threadline.shared.files.refs import LUA_PRELUDE as FILES_PRELUDE
+from threadline.shared.limits import LUA_PRELUDE as LIMITS_PRELUDE
+from threadline.shared.memory.ops import LUA_PRELUDE as OPS_PRELUDE
+from threadline.shared.store.guard import GUARD_HEAD, GUARD_TAIL, Record
+from threadline.shared.store.score import LUA_PRELUDE as SCORE_PRELUDE
+from threadline.shared.store.stream_records import LUA_PRELUDE as DELTA_PRELUDE
+from threadline.shared.workflows.lua import LUA_PRELUDE as WORKFLOW_PRELUDE
 
 _DIR = Path(__file__).parent / "lua"
 _SOURCES = {p.stem: p.read_text() for p in _DIR.glob("*.lua")}

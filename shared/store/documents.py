@@ -19,12 +19,12 @@ from typing import Any, Literal
 import msgspec
 import redis.asyncio as aioredis
 
-from shared import keys
-from shared.auth import Identity
-from shared.errors import BadRequest, Forbidden, NotFound
-from shared.redis_client import as_bytes, redis_errors, text, texts
-from shared.store._scripts import Scripts
-from shared.store.pagination import Page, score_bound
+from threadline.shared import keys
+from threadline.shared.auth import Identity
+from threadline.shared.errors import BadRequest, Forbidden, NotFound
+from threadline.shared.redis_client import as_bytes, redis_errors, text, texts
+from threadline.shared.store._scripts import Scripts
+from threadline.shared.store.pagination import Page, score_bound
 
 Status = Literal["pending", "ready", "failed"]
 SEP = "\x1f"  # between namespace, key and version in an index op's ref (neither may hold it)

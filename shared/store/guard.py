@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from shared import keys
-from shared.redis_client import redis_errors
+from threadline.shared import keys
+from threadline.shared.redis_client import redis_errors
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,26 +11,26 @@ from collections.abc import Iterable, Sequence
 
 import redis.asyncio as aioredis
 
-from shared import keys
-from shared.errors import BadRequest, NotFound
-from shared.files.refs import file_keys, refs_arg
-from shared.ids import new_message_id, thread_of_message
-from shared.memory.ops import index_flag
-from shared.records import (
+from threadline.shared import keys
+from threadline.shared.errors import BadRequest, NotFound
+from threadline.shared.files.refs import file_keys, refs_arg
+from threadline.shared.ids import new_message_id, thread_of_message
+from threadline.shared.memory.ops import index_flag
+from threadline.shared.records import (
     ORDER_PLACEHOLDER,
     Message,
     Status,
     message_decoder,
     message_encoder,
 )
-from shared.redis_client import redis_errors, text, texts
-from shared.store._scripts import Arg, Scripts
-from shared.store.guard import Guard, in_thread
-from shared.store.pagination import Page, score_bound
-from shared.store.score import score
-from shared.store.stream_records import StreamInfo
-from shared.store.streams import parse_streams, streams_read_call
-from shared.store.threads import ThreadStore, now_ms
+from threadline.shared.redis_client import redis_errors, text, texts
+from threadline.shared.store._scripts import Arg, Scripts
+from threadline.shared.store.guard import Guard, in_thread
+from threadline.shared.store.pagination import Page, score_bound
+from threadline.shared.store.score import score
+from threadline.shared.store.stream_records import StreamInfo
+from threadline.shared.store.streams import parse_streams, streams_read_call
+from threadline.shared.store.threads import ThreadStore, now_ms
 
 MAX_BATCH = 500
 

@@ -6,7 +6,7 @@ from typing import Annotated, Generic, TypeVar
 
 import msgspec
 
-from shared.errors import BadRequest
+from threadline.shared.errors import BadRequest
 
 T = TypeVar("T")
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 import msgspec
 import redis.asyncio as aioredis
 
-from shared import keys
-from shared.errors import NotFound
-from shared.ids import SNIPPET, new_child_id, thread_of
-from shared.redis_client import redis_errors
-from shared.store._scripts import Scripts
-from shared.store.guard import Guard, in_thread
-from shared.store.pagination import Page, score_bound
-from shared.store.threads import ThreadStore, now_ms
+from threadline.shared import keys
+from threadline.shared.errors import NotFound
+from threadline.shared.ids import SNIPPET, new_child_id, thread_of
+from threadline.shared.redis_client import redis_errors
+from threadline.shared.store._scripts import Scripts
+from threadline.shared.store.guard import Guard, in_thread
+from threadline.shared.store.pagination import Page, score_bound
+from threadline.shared.store.threads import ThreadStore, now_ms
 
 
 class Snippet(msgspec.Struct, rename="camel", kw_only=True):

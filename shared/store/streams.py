@@ -20,15 +20,15 @@ from typing import Any
 import msgspec
 import redis.asyncio as aioredis
 
-from shared import keys
-from shared.files.refs import file_keys, refs_arg
-from shared.ids import STREAM, new_child_id, thread_of
-from shared.memory.ops import index_flag
-from shared.records import Message, message_encoder
-from shared.redis_client import as_bytes, redis_errors, text
-from shared.store._scripts import Arg, Scripts
-from shared.store.guard import Guard, in_thread
-from shared.store.stream_records import StreamInfo, StreamRecord, StreamStatus
+from threadline.shared import keys
+from threadline.shared.files.refs import file_keys, refs_arg
+from threadline.shared.ids import STREAM, new_child_id, thread_of
+from threadline.shared.memory.ops import index_flag
+from threadline.shared.records import Message, message_encoder
+from threadline.shared.redis_client import as_bytes, redis_errors, text
+from threadline.shared.store._scripts import Arg, Scripts
+from threadline.shared.store.guard import Guard, in_thread
+from threadline.shared.store.stream_records import StreamInfo, StreamRecord, StreamStatus
 
 GRACE_MS = 60_000
 QUEUED_ABORT_TTL_MS = 86_400_000  # a queued job's stop mark outlives any wait in its thread's queue

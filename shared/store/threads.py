@@ -9,15 +9,15 @@ from typing import Any
 import msgspec
 import redis.asyncio as aioredis
 
-from shared import keys
-from shared.errors import BadRequest, NotFound
-from shared.files.refs import file_keys
-from shared.ids import THREAD_ID_RULE, new_thread_id, valid_chosen_id
-from shared.records import Thread, ThreadStatus, thread_metadata_decoder
-from shared.redis_client import redis_errors, text, texts
-from shared.store._scripts import Scripts
-from shared.store.guard import Guard, in_thread
-from shared.store.pagination import Page, score_bound
+from threadline.shared import keys
+from threadline.shared.errors import BadRequest, NotFound
+from threadline.shared.files.refs import file_keys
+from threadline.shared.ids import THREAD_ID_RULE, new_thread_id, valid_chosen_id
+from threadline.shared.records import Thread, ThreadStatus, thread_metadata_decoder
+from threadline.shared.redis_client import redis_errors, text, texts
+from threadline.shared.store._scripts import Scripts
+from threadline.shared.store.guard import Guard, in_thread
+from threadline.shared.store.pagination import Page, score_bound
 
 Strings = list[str]  # (annotations inside ThreadStore would see its method `list`)
 

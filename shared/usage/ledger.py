@@ -25,11 +25,11 @@ from typing import Any, Literal
 import msgspec
 import redis.asyncio as aioredis
 
-from shared import keys
-from shared.config import Settings
-from shared.errors import BadRequest
-from shared.redis_client import as_bytes, redis_errors, text
-from shared.store._scripts import Scripts
+from threadline.shared import keys
+from threadline.shared.config import Settings
+from threadline.shared.errors import BadRequest
+from threadline.shared.redis_client import as_bytes, redis_errors, text
+from threadline.shared.store._scripts import Scripts
 
 Period = Literal["month", "week", "day"]
 Kind = Literal["step", "summary", "embedding", "title"]

@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from shared import keys
-from shared.agents import Agent
-from shared.generation.context import fetch_context_messages
-from shared.records import Message, TextPart, Usage
-from shared.store.guard import Guard
-from shared.workflows.definition import Outcome, function_at, workflow_named
-from shared.workflows.results import GeneratedText
+from threadline.shared import keys
+from threadline.shared.agents import Agent
+from threadline.shared.generation.context import fetch_context_messages
+from threadline.shared.records import Message, TextPart, Usage
+from threadline.shared.store.guard import Guard
+from threadline.shared.workflows.definition import Outcome, function_at, workflow_named
+from threadline.shared.workflows.results import GeneratedText
 
 if TYPE_CHECKING:
     from threadline import Threadline

@@ -19,8 +19,8 @@ from typing import Any
 
 import msgspec
 
-from shared.agents import app_definitions
-from shared.errors import BadRequest, NotFound
+from threadline.shared.agents import app_definitions
+from threadline.shared.errors import BadRequest, NotFound
 
 
 class RetryPolicy(msgspec.Struct, frozen=True, rename="camel", kw_only=True, forbid_unknown_fields=True):

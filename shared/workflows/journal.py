@@ -22,14 +22,14 @@ from typing import Any, NamedTuple
 import msgspec
 import redis.asyncio as aioredis
 
-from shared import keys
-from shared.config import Settings
-from shared.errors import BadRequest, Conflict, NotFound
-from shared.ids import new_run_id
-from shared.redis_client import redis_errors, text
-from shared.store._scripts import Scripts
-from shared.store.pagination import Page, score_bound
-from shared.workflows.definition import Workflow
+from threadline.shared import keys
+from threadline.shared.config import Settings
+from threadline.shared.errors import BadRequest, Conflict, NotFound
+from threadline.shared.ids import new_run_id
+from threadline.shared.redis_client import redis_errors, text
+from threadline.shared.store._scripts import Scripts
+from threadline.shared.store.pagination import Page, score_bound
+from threadline.shared.workflows.definition import Workflow
 
 MAX_EVENTS_KEPT = 100  # events a run keeps before any step waits for them
 MAX_EVENT_BYTES = 256 * 1024

@@ -4,7 +4,7 @@ settles, a run ends)."""
 
 from __future__ import annotations
 
-from shared import keys
+from threadline.shared import keys
 
 LUA_PRELUDE = keys.WORKFLOW_LUA_KEYS + r"""
 local WF_ACTIVE = {scheduled = true, running = true, retrying = true, sleeping = true, waiting = true}

@@ -21,9 +21,14 @@ from typing import Any, NoReturn
 
 import msgspec
 
-from shared.workflows.definition import Workflow
-from shared.workflows.errors import EventTimeout, NonDeterminism, StepFailed, WorkflowError
-from shared.workflows.journal import StepView
+from threadline.shared.workflows.definition import Workflow
+from threadline.shared.workflows.errors import (
+    EventTimeout,
+    NonDeterminism,
+    StepFailed,
+    WorkflowError,
+)
+from threadline.shared.workflows.journal import StepView
 
 SETTLE_ROUNDS = 20  # loop turns with no progress after which every branch waits
 JOB_STATES = {"scheduled", "running", "retrying"}

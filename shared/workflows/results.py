@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from shared.records import Usage
+from threadline.shared.records import Usage
 
 
 class GeneratedText(msgspec.Struct, rename="camel", kw_only=True):

@@ -14,12 +14,17 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from shared.agents import agent_named
-from shared.records import Message
-from shared.workflows.definition import RetryPolicy, Workflow, function_path, workflow_named
-from shared.workflows.journal import on_complete_input
-from shared.workflows.replay import Pass
-from shared.workflows.results import GeneratedText
+from threadline.shared.agents import agent_named
+from threadline.shared.records import Message
+from threadline.shared.workflows.definition import (
+    RetryPolicy,
+    Workflow,
+    function_path,
+    workflow_named,
+)
+from threadline.shared.workflows.journal import on_complete_input
+from threadline.shared.workflows.replay import Pass
+from threadline.shared.workflows.results import GeneratedText
 
 T = TypeVar("T")
 _encode = msgspec.json.Encoder().encode

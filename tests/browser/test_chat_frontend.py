@@ -10,11 +10,11 @@ import concurrent.futures
 from pathlib import Path
 from typing import Any
 
-from shared.auth import mint
-from shared.config import load_settings
 from tests.browser.test_chat_page import new_thread, open_chat, send, user
 from tests.support.stack import SECRET, Stack
 from threadline import Threadline
+from threadline.shared.auth import mint
+from threadline.shared.config import load_settings
 
 HOSTILE = """Here is what you asked for.
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
-from shared.auth import mint
 from tests.support.stack import SECRET, Stack
+from threadline.shared.auth import mint
 
 _users = itertools.count()
 
@@ -35,9 +35,9 @@ def seed_notes(redis_url: str, thread_id: str, who: str, count: int) -> None:
     """Many messages at once, straight through the store (the HTTP API would rate-limit them)."""
     import asyncio
 
-    from shared.records import Message
-    from shared.redis_client import connect
-    from shared.store import Store
+    from threadline.shared.records import Message
+    from threadline.shared.redis_client import connect
+    from threadline.shared.store import Store
 
     async def go() -> None:
         client = connect(redis_url)

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from shared.embedded_redis import free_port
 from tests.server.test_launch import interrupt, wait_healthy
 from tests.support.procs import ROOT, child_env
+from threadline.shared.embedded_redis import free_port
 
 
 def test_the_chat_page_of_a_dev_mode_run_signs_in_by_itself_and_answers(browser: Any, tmp_path: Path,
@@ -19,7 +19,7 @@ def test_the_chat_page_of_a_dev_mode_run_signs_in_by_itself_and_answers(browser:
     for name in ("AUTH_SECRET", "REDIS_URL", "LLM_BASE_URL", "APP_MODULE"):
         env.pop(name, None)
     with open(tmp_path / "launch.log", "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "server.launch"], env=env, cwd=ROOT, stdout=out,
+        proc = subprocess.Popen([sys.executable, "-m", "threadline.server.launch"], env=env, cwd=ROOT, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     try:
         base = f"http://127.0.0.1:{port}"

@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 
-from shared.auth import mint
 from tests.support.stack import SECRET, Stack
+from threadline.shared.auth import mint
 
 
 def test_playground_browses_a_users_threads_sends_and_shows_context(site: Stack, browser: Any, shots: Path) -> None:
@@ -137,8 +137,9 @@ def test_playground_follows_a_thread_and_the_runs_live_and_shows_every_part(site
     import asyncio
     import concurrent.futures
 
-    from shared.config import load_settings
-    from shared.records import (
+    from threadline import Threadline
+    from threadline.shared.config import load_settings
+    from threadline.shared.records import (
         FilePart,
         ObjectPart,
         ReasoningPart,
@@ -148,7 +149,6 @@ def test_playground_follows_a_thread_and_the_runs_live_and_shows_every_part(site
         ToolResultPart,
         Usage,
     )
-    from threadline import Threadline
 
     who = "playground-live"
 

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from shared.auth import mint
-from shared.config import load_settings
 from tests.support.procs import ROOT
 from tests.support.stack import SECRET, Stack
 from threadline import Threadline
+from threadline.shared.auth import mint
+from threadline.shared.config import load_settings
 
 HOOKS = Path(__file__).parent / "hooks"
 STATIC = ROOT / "server" / "static"

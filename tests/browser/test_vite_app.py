@@ -17,12 +17,12 @@ from urllib.parse import parse_qs, urlencode, urlparse
 import httpx
 import pytest
 
-from shared.embedded_redis import free_port
 from tests.support import procs
 from tests.support.idp import Provider, serve_provider
 from tests.support.npm import npm_pack
 from tests.support.procs import ROOT
 from tests.support.stack import Stack, run_stack
+from threadline.shared.embedded_redis import free_port
 
 APP = ROOT / "tests" / "node" / "vite-app"
 SOURCES = ("package.json", "package-lock.json", "index.html", "vite.config.js", "src")
@@ -96,9 +96,9 @@ def page(browser: Any) -> Iterator[Any]:
 
 def send(page: Any, text: str) -> str:
     """Sends ``text`` and waits for the whole streamed answer; returns it."""
+    page.evaluate("window.__statuses.length = 0")  # before the send: its statuses may come at once
     page.fill("input[aria-label=message]", text)
     page.click("button[type=submit]")
-    page.evaluate("window.__statuses.length = 0")
     page.wait_for_selector(f"li[data-role=user]:has-text('{text}')")
     answer = page.wait_for_selector("main[data-status=ready] li[data-role=assistant]:has-text('[mock]')",
                                     timeout=30_000)

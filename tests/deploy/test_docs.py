@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 
-from server.mutations import MUTATIONS
-from server.queries import QUERIES
-from server.ws.session import CloseCode
-from shared.errors import ChatError
 from tests.support.procs import ROOT
+from threadline.server.mutations import MUTATIONS
+from threadline.server.queries import QUERIES
+from threadline.server.ws.session import CloseCode
+from threadline.shared.errors import ChatError
 
 DOC = (ROOT / "docs" / "protocol.md").read_text()
 
@@ -27,7 +27,7 @@ def test_every_error_and_close_code_is_documented() -> None:
 
 
 def test_every_http_route_is_documented() -> None:
-    from server.app import create_app
+    from threadline.server.app import create_app
 
     app = create_app()
     documented = re.findall(r"`(?:GET|POST|PATCH|DELETE)(?:/[A-Z]+)* ([^` ?]+)", DOC)

@@ -1,4 +1,5 @@
-"""README's complete Python programs run as written (against real processes)."""
+"""The documentation's code runs as written (against real processes): README.md and docs/*.md.
+The quickstart's own blocks are run by test_quickstart.py."""
 
 from __future__ import annotations
 
@@ -15,9 +16,13 @@ from tests.conftest import TEST_SECRET, token_for
 from tests.support import procs
 
 
+def documentation() -> str:
+    return "\n\n".join(p.read_text() for p in [procs.ROOT / "README.md", *sorted((procs.ROOT / "docs").glob("*.md"))])
+
+
 def python_blocks() -> list[str]:
-    """Indented code blocks of README.md that are Python (they start with an import)."""
-    text = (procs.ROOT / "README.md").read_text()
+    """Indented code blocks of the documentation that are Python (they start with an import)."""
+    text = documentation()
     blocks = [textwrap.dedent(b) for b in re.findall(r"\n\n((?:(?:    .*)?\n)+)", text)]
     return [b for b in blocks if b.lstrip().startswith(("import ", "from ")) and "import {" not in b]
 
@@ -28,8 +33,8 @@ def programs() -> list[str]:
 
 
 def test_every_other_python_block_runs_as_an_app_module() -> None:
-    modules = [b for b in python_blocks() if "asyncio.run(" not in b]
-    assert len(modules) >= 2  # the agents and the providers examples
+    modules = [b for b in python_blocks() if "asyncio.run(" not in b and ("AGENTS" in b or "WORKFLOWS" in b)]
+    assert len(modules) >= 4  # the quickstart's, the agents, the providers and the workflows examples
     for source in modules:
         namespace: dict[str, object] = {"__name__": "readme_snippet"}
         exec(compile(source, "README.md", "exec"), namespace)  # our own README
@@ -47,7 +52,7 @@ def web_for_snippets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple
     for name in ("LLM_BASE_URL", "APP_MODULE"):  # the example app with the mock model
         env.pop(name, None)
     with open(tmp / "worker.log", "ab") as out:  # the workflows program needs a worker to run its steps
-        worker = subprocess.Popen([sys.executable, "-m", "workers", "generation"], cwd=procs.ROOT, env=env,
+        worker = subprocess.Popen([sys.executable, "-m", "threadline.workers", "generation"], cwd=procs.ROOT, env=env,
                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         yield redis_url, port
@@ -77,8 +82,8 @@ def test_each_readme_program_runs(index: int, web_for_snippets: tuple[str, int],
 
 
 def shell_blocks() -> list[list[str]]:
-    """The README's shell command blocks, as lists of commands (comments dropped, continuations joined)."""
-    text = (procs.ROOT / "README.md").read_text()
+    """The documentation's shell command blocks, as lists of commands (comments dropped, continuations joined)."""
+    text = documentation()
     out = []
     for block in re.findall(r"\n\n((?:(?:    .*)?\n)+)", text):
         body = textwrap.dedent(block).replace("\\\n", " ")
@@ -98,7 +103,7 @@ def test_readme_commands_run_as_written(tmp_path: Path) -> None:
 
     import httpx
 
-    from shared.embedded_redis import free_port
+    from threadline.shared.embedded_redis import free_port
 
     blocks = shell_blocks()
     flat = [cmd for block in blocks for cmd in block]

@@ -1,39 +1,37 @@
-"""The production shape: the built wheel, installed outside the repository, answers a prompt."""
+"""The production shape: the built wheel, installed outside the repository by pip, holds one name
+(threadline); its command runs beside an app that has its own server package, answers through the
+app's agent and tool, and its chat page renders markdown in Chromium."""
 
 from __future__ import annotations
 
-import site
 import subprocess
 import sys
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from shared.auth import mint, verify
-from shared.embedded_redis import free_port
 from tests.support import procs
+from tests.support.browser import chromium
+from threadline.shared.auth import mint, verify
+from threadline.shared.embedded_redis import free_port
 
 SECRET = "wheel-secret-0123456789abcdef0123456789"
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(procs.ROOT)],
-                   check=True, cwd=out, capture_output=True)
-    return next(out.glob("threadline-*.whl"))
-
-
-def test_the_wheel_ships_its_scripts_and_pages_and_no_generic_top_level_names(wheel: Path) -> None:
+def test_the_wheel_holds_one_name_with_its_scripts_and_pages(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
-    assert tops == {"server", "shared", "threadline", "workers"}  # no `app` or `client` in site-packages
-    lua = {Path(n).name for n in names if n.startswith("shared/store/lua/")}
+    assert tops == {"threadline"}  # no server, shared or workers beside an app's own
+    for linked in ("shared", "server", "workers"):
+        assert {n for n in names if n.startswith(f"threadline/{linked}/") and n.endswith(".py")} == \
+            {f"threadline/{p.relative_to(procs.ROOT)}" for p in (procs.ROOT / linked).rglob("*.py")}
+    lua = {Path(n).name for n in names if n.startswith("threadline/shared/store/lua/")}
     assert lua == {p.name for p in (procs.ROOT / "shared/store/lua").glob("*.lua")}
-    static = {n.removeprefix("server/static/") for n in names if n.startswith("server/static/")}
+    static = {n.removeprefix("threadline/server/static/") for n in names if n.startswith("threadline/server/static/")}
     assert static == {str(p.relative_to(procs.ROOT / "server/static"))
                       for p in (procs.ROOT / "server/static").rglob("*") if p.is_file()}  # vendor/ too
     assert "threadline/py.typed" in names
@@ -63,50 +61,99 @@ def test_the_command_reads_a_dot_env_without_overriding_the_environment(tmp_path
     assert refused.returncode == 2 and "threadline dev" in refused.stderr
 
 
-@pytest.mark.timeout(180)
-def test_installed_wheel_outside_the_repo_answers_a_prompt_end_to_end(wheel: Path, tmp_path: Path) -> None:
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    py = venv / "bin" / "python"
-    target = Path(subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                 check=True, capture_output=True, text=True).stdout.strip())
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target", str(target),
-                    str(wheel)], check=True, capture_output=True)
-    # dependencies come from the test environment; its own copy of the project must not
-    (target / "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    check = subprocess.run([py, "-c", "import shared, server, workers, threadline; print(shared.__file__)"],
-                           cwd=run_dir, capture_output=True, text=True, check=True)
-    assert check.stdout.startswith(str(target))  # imported from the installed wheel, not the repo
-    valkey, rport = procs.start_valkey(tmp_path / "valkey")
+APP_MODULE = '''"""An app's own agents, beside its own server package."""
+import msgspec
+
+from server.words import shout  # the app's own package named server
+from threadline import Agent, ToolContext, tool
+
+
+class ShoutArgs(msgspec.Struct):
+    text: str
+
+
+@tool("Say a text loudly")
+def loud(ctx: ToolContext, args: ShoutArgs) -> str:
+    return shout(args.text)
+
+
+AGENTS = [Agent(name="crier", instructions="You shout.", tools=[loud], max_steps=3)]
+'''
+
+MARKDOWN = "## Steps\n\n1. **Open** the file\n2. Read it\n\n```python\nprint(open('a').read())\n```\n"
+SAVE_REPLY = """
+import asyncio, sys
+from threadline import Threadline
+
+async def main():
+    async with Threadline.from_env() as tl:
+        thread = await tl.create_thread("alice", title="Markdown")
+        prompt = await thread.save_message("How?")
+        await thread.save_message(sys.argv[1], role="assistant", agent_name="crier",
+                                  prompt_message_id=prompt.message_id)
+        print(thread.thread_id)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.timeout(240)
+def test_the_installed_command_runs_beside_an_app_with_its_own_server_package(installed: Path,
+                                                                               tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    (app / "server").mkdir(parents=True)
+    (app / "server" / "__init__.py").write_text("")
+    (app / "server" / "words.py").write_text("def shout(text: str) -> str:\n    return text.upper() + '!'\n")
+    (app / "crier.py").write_text(APP_MODULE)
+    py = installed / "bin" / "python"
+    check = subprocess.run([py, "-c", "import server.words, threadline.server.app, threadline;"
+                                      "print(server.words.__file__); print(threadline.__file__)"],
+                           cwd=app, capture_output=True, text=True, check=True)
+    own, ours = check.stdout.split()
+    assert own.startswith(str(app)) and ours.startswith(str(installed))  # each its own, neither the repo's
     port = free_port()
-    env = {"PATH": "/usr/bin:/bin", "REDIS_URL": f"redis://127.0.0.1:{rport}/0", "AUTH_SECRET": SECRET,
-           "PORT": str(port), "DATA_DIR": str(run_dir / "data"), "MOCK_LLM_DELAY_MS": "1", "WORKERS": "1",
-           "RATE_LIMIT_SENDS_PER_MINUTE": "0"}
-    started = [valkey]
+    env = {"PATH": f"{installed / 'bin'}:/usr/bin:/bin", "AUTH_SECRET": SECRET, "PORT": str(port),
+           "DATA_DIR": str(app / "data"), "APP_MODULE": "crier", "MOCK_LLM_DELAY_MS": "1", "WORKERS": "1",
+           "RATE_LIMIT_SENDS_PER_MINUTE": "0"}  # no REDIS_URL: the embedded Valkey
+    with open(tmp_path / "dev.log", "ab") as out:
+        dev = subprocess.Popen(["threadline", "dev"], cwd=app, env=env, stdout=out, stderr=subprocess.STDOUT,
+                               start_new_session=True)
     try:
-        for name, argv in (("web", ["-m", "server", "web"]), ("worker", ["-m", "workers", "generation"])):
-            with open(tmp_path / f"{name}.log", "ab") as out:
-                started.append(subprocess.Popen([str(py), *argv], cwd=run_dir, env=env, stdout=out,
-                                                stderr=subprocess.STDOUT, start_new_session=True))
-        procs.wait_for_port(port, started[1])
+        procs.wait_for_port(port, dev, timeout=60)
         base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {mint(SECRET, 'alice')}"}
-        assert httpx.get(f"{base}/client.js").status_code == 200  # static files from the package
-        for vendored in ("marked.esm.js", "purify.es.js"):  # what the chat page renders markdown with
-            assert httpx.get(f"{base}/static/vendor/{vendored}").status_code == 200, vendored
         tid = httpx.post(f"{base}/api/threads", json={}, headers=auth).json()["threadId"]
-        assert httpx.post(f"{base}/api/threads/{tid}/messages", json={"prompt": "hello"},
-                          headers=auth).status_code == 201
-        deadline = time.monotonic() + 60
-        while True:
-            page = httpx.get(f"{base}/api/threads/{tid}/messages", headers=auth).json()["page"]
-            replies = [m for m in page if m["role"] == "assistant" and m["status"] != "pending"]
-            if replies:
-                break
-            assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()[-3000:]
-            time.sleep(0.2)
-        assert replies[0]["status"] == "success" and replies[0]["text"].startswith("[mock]")
+        sent = httpx.post(f"{base}/api/threads/{tid}/messages", headers=auth,
+                          json={"prompt": 'tool:loud {"text": "hello"}', "agentName": "crier"})
+        assert sent.status_code == 201, sent.text
+        page = wait_for_reply(base, tid, auth, tmp_path / "dev.log")
+        results = [p for m in page for p in m["parts"] if p["type"] == "tool-result"]
+        assert [r["result"] for r in results] == ["HELLO!"]  # the app's tool, through its own server package
+        reply = page[-1]
+        assert (reply["status"], reply["agentName"]) == ("success", "crier") and reply["text"].startswith("[mock]")
+
+        # the chat page as installed renders markdown (marked and DOMPurify from static/vendor)
+        saved = subprocess.run([py, "-c", SAVE_REPLY, MARKDOWN], cwd=app, capture_output=True, text=True,
+                               env={**env, "DATA_DIR": str(app / "data")})  # finds the embedded Valkey there
+        assert saved.returncode == 0, saved.stderr
+        thread_id = saved.stdout.strip()
+        with chromium() as browser:
+            tab = browser.new_page()
+            tab.goto(f"{base}/#token={mint(SECRET, 'alice')}&thread={thread_id}")
+            reply_text = tab.wait_for_selector("[data-testid=message][data-role=assistant] h2", timeout=20_000)
+            assert reply_text.text_content() == "Steps"
+            body = tab.locator("[data-testid=message][data-role=assistant]")
+            assert body.locator("ol li strong").text_content() == "Open"
+            assert body.locator(".code pre code").text_content().startswith("print(open(")
     finally:
-        for proc in reversed(started):
-            procs.stop(proc)
+        procs.stop(dev)
+
+
+def wait_for_reply(base: str, tid: str, auth: dict[str, str], log: Path) -> list[dict[str, Any]]:
+    """The thread's messages once its reply is done."""
+    deadline = time.monotonic() + 90
+    while True:
+        page: list[dict[str, Any]] = httpx.get(f"{base}/api/threads/{tid}/messages", headers=auth).json()["page"]
+        if any(m["role"] == "assistant" and m["status"] != "pending" and m["text"] for m in page):
+            return sorted(page, key=lambda m: (m["order"], m["stepOrder"]))
+        assert time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.2)

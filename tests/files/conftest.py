@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from shared.config import load_settings
-from shared.files.blobs import Blobs
-from shared.files.store import FileStore
-from shared.store import Store
 from tests.support.s3 import s3_server
 from tests.support.stack import Stack, run_stack
+from threadline.shared.config import load_settings
+from threadline.shared.files.blobs import Blobs
+from threadline.shared.files.store import FileStore
+from threadline.shared.store import Store
 
 
 @contextlib.contextmanager

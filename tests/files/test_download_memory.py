@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.auth import mint
 from tests.files.conftest import stack_on
 from tests.support.stack import SECRET, Stack
+from threadline.shared.auth import mint
 
 SIZE = 4 << 20
 READERS = 20

@@ -8,12 +8,12 @@ import asyncio
 
 import pytest
 
-from shared import keys
-from shared.errors import BadRequest, Conflict, NotFound, TooLarge, Unsupported
-from shared.files.store import FileStore
-from shared.records import FilePart, ImagePart, Message, TextPart
-from shared.store import Store
 from tests.support.pdf import pdf_with_pages
+from threadline.shared import keys
+from threadline.shared.errors import BadRequest, Conflict, NotFound, TooLarge, Unsupported
+from threadline.shared.files.store import FileStore
+from threadline.shared.records import FilePart, ImagePart, Message, TextPart
+from threadline.shared.store import Store
 
 pytestmark = pytest.mark.anyio
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64

@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.auth import mint
 from tests.files.conftest import stack_on
 from tests.support.pdf import pdf_with_pages
 from tests.support.stack import SECRET, Stack
+from threadline.shared.auth import mint
 
 PUBLIC = "https://chat.example.test/app"  # PUBLIC_URL: where browsers reach the server
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(200))
@@ -204,7 +204,7 @@ def test_references_hold_files_until_their_messages_go(site: Stack) -> None:
 
 
 def test_rqs_cron_scheduler_runs_the_vacuum_on_a_worker(site: Stack) -> None:
-    """``python -m workers cron`` enqueues the vacuum at once (then every FILES_GRACE_S / 4, at least a
+    """``python -m threadline.workers cron`` enqueues the vacuum at once (then every FILES_GRACE_S / 4, at least a
     minute); a generation worker runs it: unreferenced files go, referenced ones stay."""
     import subprocess
     import sys
@@ -218,7 +218,7 @@ def test_rqs_cron_scheduler_runs_the_vacuum_on_a_worker(site: Stack) -> None:
         c.post(f"/api/threads/{tid}/messages", json={"message": {"content": [
             {"type": "text", "text": "look"}, {"type": "image", "fileId": kept["fileId"]}]}, "generate": False})
         with open(site.logs / "cron.log", "ab") as out:
-            cron = subprocess.Popen([sys.executable, "-m", "workers", "cron"], cwd=procs.ROOT,
+            cron = subprocess.Popen([sys.executable, "-m", "threadline.workers", "cron"], cwd=procs.ROOT,
                                     env=procs.child_env(**site.env, REDIS_URL=site.redis_url, AUTH_SECRET=SECRET),
                                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:

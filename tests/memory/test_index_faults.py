@@ -13,13 +13,13 @@ from pathlib import Path
 
 import redis
 
-from shared import keys
-from shared.memory.edge import EdgeIndex
-from shared.memory.embeddings import HashingEmbedder
-from shared.records import Message
-from shared.redis_client import connect
-from shared.store import Store
 from tests.support import procs
+from threadline.shared import keys
+from threadline.shared.memory.edge import EdgeIndex
+from threadline.shared.memory.embeddings import HashingEmbedder
+from threadline.shared.records import Message
+from threadline.shared.redis_client import connect
+from threadline.shared.store import Store
 
 MESSAGES = 3000
 DOC = "\n\n".join(f"Paragraph {i} about harbour pilots and tide tables number {i}." for i in range(300))
@@ -27,7 +27,7 @@ DOC = "\n\n".join(f"Paragraph {i} about harbour pilots and tide tables number {i
 
 def start_index(url: str, data: Path, log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "workers", "index"], cwd=procs.ROOT,
+        return subprocess.Popen([sys.executable, "-m", "threadline.workers", "index"], cwd=procs.ROOT,
                                 env=procs.child_env(REDIS_URL=url, DATA_DIR=str(data)), stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -95,7 +95,7 @@ def _chunks(sync: redis.Redis) -> list[bytes]:
     assert doc is not None
     import msgspec
 
-    from shared.store.documents import Document
+    from threadline.shared.store.documents import Document
 
     d = msgspec.json.decode(doc, type=Document)
     return list(sync.hkeys(keys.rag_chunks("user:alice", "pilots.txt", d.ready_version)))

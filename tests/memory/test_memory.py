@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.auth import mint
 from tests.support.stack import SECRET, Stack, run_stack
+from threadline.shared.auth import mint
 
 FILLER = ["the meeting moved to tuesday", "remember to water the plants", "the printer is out of toner",
           "lunch was pasta again", "the train was late this morning", "send the invoice to finance"]
@@ -96,9 +96,9 @@ def index_hits(stack: Stack, user: str, thread_id: str, text: str) -> list[str]:
     """What the index process itself returns (ids), asked the way the product asks it."""
     import asyncio
 
-    from shared.memory.rpc import SearchRequest
-    from shared.memory.search import RemoteSearch
-    from shared.redis_client import connect
+    from threadline.shared.memory.rpc import SearchRequest
+    from threadline.shared.memory.search import RemoteSearch
+    from threadline.shared.redis_client import connect
 
     async def ask() -> list[str]:
         client = connect(stack.redis_url)
@@ -195,8 +195,8 @@ def test_reembed_queues_every_message_and_snippet_again(mem: Stack) -> None:
 
     import redis
 
-    from shared.memory.ops import OPS, IndexOp, encode_op
     from tests.support import procs
+    from threadline.shared.memory.ops import OPS, IndexOp, encode_op
 
     with http(mem, "hal") as c:
         tid, _ = thread_with(c, ["first note about walruses", "second note about walruses"])
@@ -205,7 +205,7 @@ def test_reembed_queues_every_message_and_snippet_again(mem: Stack) -> None:
         client.rpush(OPS, encode_op(IndexOp("forget_thread", tid)))  # drop the thread's vectors; its messages stay in the store
         client.close()
         eventually(lambda: context(c, tid, "walruses", **search(True, False)) == [])
-    out = subprocess.run([sys.executable, "-m", "workers", "reembed"], cwd=procs.ROOT, capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "threadline.workers", "reembed"], cwd=procs.ROOT, capture_output=True,
                          text=True, env=procs.child_env(REDIS_URL=mem.redis_url), timeout=60)
     assert out.returncode == 0, out.stderr
     queued = int(out.stdout.split("queued ")[1].split(" messages")[0])

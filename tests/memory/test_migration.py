@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from shared import keys
-from shared.memory.ops import decode_op
-from shared.records import Message
-from shared.store import Store
-from workers.index import migrate_embedded
+from threadline.shared import keys
+from threadline.shared.memory.ops import decode_op
+from threadline.shared.records import Message
+from threadline.shared.store import Store
+from threadline.workers.index import migrate_embedded
 
 pytestmark = pytest.mark.anyio
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from shared import keys
-from shared.memory.ops import IndexOp, decode_op, encode_op
-from shared.memory.rpc import (
+from threadline.shared import keys
+from threadline.shared.memory.ops import IndexOp, decode_op, encode_op
+from threadline.shared.memory.rpc import (
     Hit,
     SearchAnswer,
     SearchCall,
@@ -18,8 +18,8 @@ from shared.memory.rpc import (
     encode_call,
     hit_of,
 )
-from shared.records import Message
-from shared.store import Store
+from threadline.shared.records import Message
+from threadline.shared.store import Store
 
 pytestmark = pytest.mark.anyio
 

@@ -12,11 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.auth import mint
 from tests.memory.test_memory import eventually
 from tests.support.pdf import pdf_with_pages
 from tests.support.stack import SECRET, Stack, run_stack
 from tests.workers.helpers import open_tab
+from threadline.shared.auth import mint
 
 GUIDE = """# Lighthouse handbook
 Keepers log every passing ship in the ledger.
@@ -204,8 +204,8 @@ def test_bad_documents_get_clear_errors(rag: Stack) -> None:
 
 
 def test_the_python_api(rag: Stack) -> None:
-    from shared.config import load_settings
     from threadline import Threadline
+    from threadline.shared.config import load_settings
 
     async def run() -> None:
         async with Threadline(load_settings({"REDIS_URL": rag.redis_url})) as tl:
@@ -309,10 +309,10 @@ def test_tool_based_rag_searches_when_the_model_asks_and_keeps_what_it_found(rag
 
 
 def test_agents_read_only_their_users_namespaces() -> None:
-    from shared.agents import RagOptions
-    from shared.errors import BadRequest
-    from shared.rag.knowledge import document_search
-    from shared.store.documents import agent_namespaces
+    from threadline.shared.agents import RagOptions
+    from threadline.shared.errors import BadRequest
+    from threadline.shared.rag.knowledge import document_search
+    from threadline.shared.store.documents import agent_namespaces
 
     assert agent_namespaces(["user", "global", "team:ops", "user:fern"], "fern") == ["user:fern", "global", "team:ops"]
     for bad in (["user:gus"], ["everyone"], ["team:"]):

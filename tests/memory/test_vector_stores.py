@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from qdrant_client import QdrantClient
 
-from shared.memory.edge import EdgeIndex
-from shared.memory.embeddings import HashingEmbedder
-from shared.memory.server import VectorIndex
-from shared.memory.sparse import document_vector, query_vector
-from shared.memory.vectors import Point, VectorStore, user_kind
+from threadline.shared.memory.edge import EdgeIndex
+from threadline.shared.memory.embeddings import HashingEmbedder
+from threadline.shared.memory.server import VectorIndex
+from threadline.shared.memory.sparse import document_vector, query_vector
+from threadline.shared.memory.vectors import Point, VectorStore, user_kind
 
 EMB = HashingEmbedder(64)
 TEXTS = {

@@ -7,17 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from server.context import Context, Services
-from server.delta_log import DeltaLog
-from server.fanout import ChangeListener
-from server.live import LiveQueries
-from shared.auth import Identity
-from shared.config import load_settings
-from shared.files.store import FileStore
-from shared.memory.search import RemoteSearch
-from shared.store import Store
-from shared.usage.ledger import UsageLedger
-from shared.workflows.journal import Journal
+from threadline.server.context import Context, Services
+from threadline.server.delta_log import DeltaLog
+from threadline.server.fanout import ChangeListener
+from threadline.server.live import LiveQueries
+from threadline.shared.auth import Identity
+from threadline.shared.config import load_settings
+from threadline.shared.files.store import FileStore
+from threadline.shared.memory.search import RemoteSearch
+from threadline.shared.store import Store
+from threadline.shared.usage.ledger import UsageLedger
+from threadline.shared.workflows.journal import Journal
 
 
 @pytest.fixture

@@ -7,12 +7,12 @@ import json
 
 import pytest
 
-from server.delta_log import DeltaLog
-from server.reaper import StreamReaper
-from shared import keys
-from shared.records import Message
-from shared.store import Store
-from shared.store.stream_records import DeltaNotice, StreamInfo, decode_notice
+from threadline.server.delta_log import DeltaLog
+from threadline.server.reaper import StreamReaper
+from threadline.shared import keys
+from threadline.shared.records import Message
+from threadline.shared.store import Store
+from threadline.shared.store.stream_records import DeltaNotice, StreamInfo, decode_notice
 
 pytestmark = pytest.mark.anyio
 

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from server.fanout import ChangeListener
-from shared.store import Store
+from threadline.server.fanout import ChangeListener
+from threadline.shared.store import Store
 
 pytestmark = pytest.mark.anyio
 

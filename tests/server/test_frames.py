@@ -6,8 +6,8 @@ import json
 
 import msgspec
 
-from server import frames
-from shared.errors import BadRequest, RateLimited
+from threadline.server import frames
+from threadline.shared.errors import BadRequest, RateLimited
 
 
 def test_websocket_frames() -> None:

@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 import pytest
 
-from server.context import Context
-from server.idempotency import run_once
-from server.mutations import Outcome
-from shared.errors import BadRequest, Unavailable
+from threadline.server.context import Context
+from threadline.server.idempotency import run_once
+from threadline.server.mutations import Outcome
+from threadline.shared.errors import BadRequest, Unavailable
 
 pytestmark = pytest.mark.anyio
 

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import httpx
 
-from shared.embedded_redis import free_port
 from tests.conftest import TEST_SECRET, token_for
 from tests.support.procs import ROOT, child_env
+from threadline.shared.embedded_redis import free_port
 
 
 def launch(data_dir: Path, port: int, log: Path, *, secret: str | None = TEST_SECRET) -> subprocess.Popen[bytes]:
-    """``python -m server.launch`` with its embedded Valkey; ``secret=None``: dev mode."""
+    """``python -m threadline.server.launch`` with its embedded Valkey; ``secret=None``: dev mode."""
     env = child_env(DATA_DIR=str(data_dir), PORT=str(port))
     env.pop("REDIS_URL", None)
     env.pop("AUTH_SECRET", None)
@@ -25,7 +25,7 @@ def launch(data_dir: Path, port: int, log: Path, *, secret: str | None = TEST_SE
         env["AUTH_SECRET"] = secret
     with open(log, "ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "server.launch"], env=env, cwd=ROOT,
+            [sys.executable, "-m", "threadline.server.launch"], env=env, cwd=ROOT,
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
 
@@ -151,11 +151,11 @@ def test_run_without_auth_secret_is_dev_mode_and_records_its_redis(tmp_path: Pat
         assert httpx.get(f"{base}/api/threads", headers={"Authorization": f"Bearer {dev.json()['token']}"}
                          ).status_code == 200
         # the Python API and tools on the same DATA_DIR find the running stack's Redis
-        from shared.config import load_settings
+        from threadline.shared.config import load_settings
 
         found = load_settings({"DATA_DIR": str(tmp_path / "data")}).redis_url
         assert found != "redis://127.0.0.1:6379/0" and httpx.get(f"{base}/readyz").json()["redis"]
-        token = subprocess.run([sys.executable, "-m", "server", "token", "alice"], env=env, cwd=ROOT,
+        token = subprocess.run([sys.executable, "-m", "threadline.server", "token", "alice"], env=env, cwd=ROOT,
                                capture_output=True, text=True)
         assert token.returncode == 0
         assert httpx.get(f"{base}/api/threads", headers={"Authorization": f"Bearer {token.stdout.strip()}"}
@@ -171,13 +171,13 @@ def test_config_errors_are_one_line_exit_2_and_never_show_a_secret(tmp_path: Pat
     for extra, name in cases:
         env = child_env(DATA_DIR=str(tmp_path / "data"), **extra)
         env.pop("REDIS_URL", None)
-        done = subprocess.run([sys.executable, "-m", "server.launch"], env=env, cwd=ROOT, capture_output=True,
+        done = subprocess.run([sys.executable, "-m", "threadline.server.launch"], env=env, cwd=ROOT, capture_output=True,
                               text=True, timeout=60)
         lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
         assert done.returncode == 2 and len(lines) == 1 and name in lines[0], lines
         assert "too-short-secret-value" not in lines[0]
     env = child_env(DATA_DIR=str(tmp_path / "elsewhere"))
     env.pop("AUTH_SECRET", None)
-    minted = subprocess.run([sys.executable, "-m", "server", "token", "alice"], env=env, cwd=ROOT,
+    minted = subprocess.run([sys.executable, "-m", "threadline.server", "token", "alice"], env=env, cwd=ROOT,
                             capture_output=True, text=True)
     assert minted.returncode == 2 and "no AUTH_SECRET" in minted.stderr  # no silent new secret

@@ -8,21 +8,21 @@ from pathlib import Path
 
 import pytest
 
-from server import args as A
-from server.context import Context, Services
-from server.delta_log import DeltaLog
-from server.fanout import ChangeListener
-from server.live import LiveQueries
-from server.queries import QUERIES
-from shared.auth import Identity
-from shared.config import load_settings
-from shared.errors import ChatError
-from shared.files.store import FileStore
-from shared.memory.search import RemoteSearch
-from shared.records import Message
-from shared.store import Store
-from shared.usage.ledger import UsageLedger
-from shared.workflows.journal import Journal
+from threadline.server import args as A
+from threadline.server.context import Context, Services
+from threadline.server.delta_log import DeltaLog
+from threadline.server.fanout import ChangeListener
+from threadline.server.live import LiveQueries
+from threadline.server.queries import QUERIES
+from threadline.shared.auth import Identity
+from threadline.shared.config import load_settings
+from threadline.shared.errors import ChatError
+from threadline.shared.files.store import FileStore
+from threadline.shared.memory.search import RemoteSearch
+from threadline.shared.records import Message
+from threadline.shared.store import Store
+from threadline.shared.usage.ledger import UsageLedger
+from threadline.shared.workflows.journal import Journal
 
 pytestmark = pytest.mark.anyio
 

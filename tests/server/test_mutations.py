@@ -9,10 +9,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from server.context import Context
-from server.mutations import MUTATIONS, Outcome
-from shared import keys
-from shared.errors import BadRequest, NotFound, Unavailable
+from threadline.server.context import Context
+from threadline.server.mutations import MUTATIONS, Outcome
+from threadline.shared import keys
+from threadline.shared.errors import BadRequest, NotFound, Unavailable
 
 pytestmark = pytest.mark.anyio
 

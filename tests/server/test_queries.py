@@ -9,11 +9,11 @@ from typing import Any
 import msgspec
 import pytest
 
-from server.context import Context
-from server.queries import QUERIES, StreamedPage
-from shared import keys
-from shared.errors import NotFound
-from shared.records import Message
+from threadline.server.context import Context
+from threadline.server.queries import QUERIES, StreamedPage
+from threadline.shared import keys
+from threadline.shared.errors import NotFound
+from threadline.shared.records import Message
 
 pytestmark = pytest.mark.anyio
 

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from shared.errors import RateLimited
-from shared.limits import Limit, Limits, Who
-from shared.store import Store
+from threadline.shared.errors import RateLimited
+from threadline.shared.limits import Limit, Limits, Who
+from threadline.shared.store import Store
 
 pytestmark = pytest.mark.anyio
 

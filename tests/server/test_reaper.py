@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from server.reaper import StreamReaper
-from shared import keys
-from shared.agents import Agent
-from shared.records import Message
-from shared.store import Store
 from tests.server.test_delta_log import open_stream
+from threadline.server.reaper import StreamReaper
+from threadline.shared import keys
+from threadline.shared.agents import Agent
+from threadline.shared.records import Message
+from threadline.shared.store import Store
 
 pytestmark = pytest.mark.anyio
 

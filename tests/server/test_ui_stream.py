@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from server.ui_stream import DONE, PING, UIStream, sse
 from tests.support.ai_sdk import SDKS, run_node
+from threadline.server.ui_stream import DONE, PING, UIStream, sse
 
 _sdk: dict[str, str] = {}
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 import jwt
 import pytest
 
-from shared.auth import bearer, mint, resolve_secret, verify
-from shared.config import load_settings
-from shared.errors import Unauthorized
+from threadline.shared.auth import bearer, mint, resolve_secret, verify
+from threadline.shared.config import load_settings
+from threadline.shared.errors import Unauthorized
 
 S = "k" * 40
 

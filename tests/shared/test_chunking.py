@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.chunking import Chunker
+from threadline.shared.chunking import Chunker
 
 
 def test_words_wait_until_their_boundary() -> None:

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.config import load_settings
-from shared.errors import ConfigError
+from threadline.shared.config import load_settings
+from threadline.shared.errors import ConfigError
 
 
 def test_defaults_and_conversion() -> None:

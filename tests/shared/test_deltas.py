@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
-from shared.generation.deltas import DeltaWriter
-from shared.records import ObjectPart, Part, TextPart, ToolCallPart
+from threadline.shared.generation.deltas import DeltaWriter
+from threadline.shared.records import ObjectPart, Part, TextPart, ToolCallPart
 
 pytestmark = pytest.mark.anyio
 

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from shared.errors import BadRequest
-from shared.ids import (
+from threadline.shared.errors import BadRequest
+from threadline.shared.ids import (
     MESSAGE,
     SNIPPET,
     STREAM,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from shared import jobs, keys
-from shared.store.score import STEP_SPAN, after_order, order_of, score
+from threadline.shared import jobs, keys
+from threadline.shared.store.score import STEP_SPAN, after_order, order_of, score
 
 
 def slot_tag(key: str) -> str:

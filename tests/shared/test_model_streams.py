@@ -11,8 +11,8 @@ import httpx
 import msgspec
 import pytest
 
-from shared.agents import inline_schema, strict_schema
-from shared.models.base import (
+from threadline.shared.agents import inline_schema, strict_schema
+from threadline.shared.models.base import (
     Finish,
     ModelError,
     ReasoningDelta,
@@ -21,9 +21,9 @@ from shared.models.base import (
     ToolCall,
     ToolCallDelta,
 )
-from shared.models.chunks import ChunkReader
-from shared.models.openai_compat import retry_after_s
-from shared.models.think import ThinkSplitter
+from threadline.shared.models.chunks import ChunkReader
+from threadline.shared.models.openai_compat import retry_after_s
+from threadline.shared.models.think import ThinkSplitter
 
 TRANSCRIPTS = Path(__file__).resolve().parents[1] / "support" / "transcripts"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.partial_json import parse_partial
+from threadline.shared.partial_json import parse_partial
 
 
 @pytest.mark.parametrize(("text", "value"), [

@@ -8,9 +8,9 @@ import itertools
 
 import pytest
 
-from shared.errors import BadRequest, Unsupported
-from shared.rag.parsing import chunk, sections, sniff
 from tests.support.pdf import pdf_with_pages
+from threadline.shared.errors import BadRequest, Unsupported
+from threadline.shared.rag.parsing import chunk, sections, sniff
 
 
 def test_the_kind_is_read_from_the_bytes() -> None:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from shared.agents import Agent, ToolContext, tool
-from shared.config import load_settings
-from shared.generation.runner import Generation
-from shared.generation.sinks import MemorySink, StoreSink
-from shared.models.mock import MockModel
-from shared.records import Message, Part, TextPart
-from shared.store import Store
+from threadline.shared.agents import Agent, ToolContext, tool
+from threadline.shared.config import load_settings
+from threadline.shared.generation.runner import Generation
+from threadline.shared.generation.sinks import MemorySink, StoreSink
+from threadline.shared.models.mock import MockModel
+from threadline.shared.records import Message, Part, TextPart
+from threadline.shared.store import Store
 
 pytestmark = pytest.mark.anyio
 SETTINGS = load_settings({})

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.errors import NotFound
-from shared.store import Store
+from threadline.shared.errors import NotFound
+from threadline.shared.store import Store
 
 pytestmark = pytest.mark.anyio
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from shared.records import Message, TextPart
-from shared.store import Store
 from tests.server.test_delta_log import open_stream
+from threadline.shared.records import Message, TextPart
+from threadline.shared.store import Store
 
 pytestmark = pytest.mark.anyio
 

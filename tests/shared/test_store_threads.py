@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from shared.errors import NotFound
-from shared.records import Message
-from shared.store import Store
+from threadline.shared.errors import NotFound
+from threadline.shared.records import Message
+from threadline.shared.store import Store
 
 pytestmark = pytest.mark.anyio
 

@@ -8,7 +8,7 @@ import time
 import msgspec
 import redis
 
-from shared.agents import (
+from threadline.shared.agents import (
     Agent,
     ContextOptions,
     RagOptions,
@@ -18,11 +18,11 @@ from shared.agents import (
     human_tool,
     tool,
 )
-from shared.files.image_tool import image_generation
-from shared.models.base import RawEvent
-from shared.models.providers import Provider
-from shared.rag.knowledge import document_search
-from shared.usage.ledger import Price
+from threadline.shared.files.image_tool import image_generation
+from threadline.shared.models.base import RawEvent
+from threadline.shared.models.providers import Provider
+from threadline.shared.rag.knowledge import document_search
+from threadline.shared.usage.ledger import Price
 
 
 class CityArgs(msgspec.Struct):

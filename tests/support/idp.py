@@ -16,8 +16,8 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from shared.embedded_redis import free_port
 from tests.support import procs
+from threadline.shared.embedded_redis import free_port
 
 ISSUER = "https://idp.example.test/"
 AUDIENCE = "threadline-tests"

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from shared import embedded_redis
+from threadline.shared import embedded_redis
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,11 +72,11 @@ def start_web(redis_url: str, *, auth_secret: str, extra_env: dict[str, str] | N
     port = embedded_redis.free_port()
     env = child_env(REDIS_URL=redis_url, AUTH_SECRET=auth_secret, PORT=str(port), **(extra_env or {}))
     if log is None:
-        proc = subprocess.Popen([sys.executable, "-m", "server", "web"], env=env, cwd=ROOT)
+        proc = subprocess.Popen([sys.executable, "-m", "threadline.server", "web"], env=env, cwd=ROOT)
     else:
         with open(log, "ab") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "server", "web"], env=env, cwd=ROOT,
+                [sys.executable, "-m", "threadline.server", "web"], env=env, cwd=ROOT,
                 stdout=out, stderr=subprocess.STDOUT,
             )
     wait_for_port(port, proc)

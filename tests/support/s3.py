@@ -10,8 +10,8 @@ from pathlib import Path
 
 import httpx
 
-from shared.embedded_redis import free_port
 from tests.support import procs
+from threadline.shared.embedded_redis import free_port
 
 BUCKET = "threadline-files"
 S3_ENV = {"FILES_S3_REGION": "us-east-1", "FILES_S3_ACCESS_KEY_ID": "test", "FILES_S3_SECRET_ACCESS_KEY": "test"}

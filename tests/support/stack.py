@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 
-from shared.embedded_redis import free_port
 from tests.support import procs
+from threadline.shared.embedded_redis import free_port
 
 SECRET = "stack-secret-0123456789abcdef0123456789"
 
@@ -30,7 +30,7 @@ class Stack:
         """Another generation worker process (its own process group), with ``env`` on top."""
         with open(self.logs / f"{name}.log", "ab") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "workers", "generation"], cwd=procs.ROOT,
+                [sys.executable, "-m", "threadline.workers", "generation"], cwd=procs.ROOT,
                 env=procs.child_env(REDIS_URL=self.redis_url, AUTH_SECRET=SECRET, **{**self.env, **env}),
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )
@@ -86,14 +86,14 @@ def run_stack(tmp: Path, *, webs: int = 1, workers: int = 2, env: dict[str, str]
         if worker:
             with open(tmp / "worker.log", "ab") as out:
                 started.append(subprocess.Popen(
-                    [sys.executable, "-m", "workers", "generation"], cwd=procs.ROOT,
+                    [sys.executable, "-m", "threadline.workers", "generation"], cwd=procs.ROOT,
                     env=procs.child_env(REDIS_URL=redis_url, AUTH_SECRET=SECRET, **common),
                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                 ))
         if index:
             with open(tmp / "index.log", "ab") as out:
                 started.append(subprocess.Popen(
-                    [sys.executable, "-m", "workers", "index"], cwd=procs.ROOT,
+                    [sys.executable, "-m", "threadline.workers", "index"], cwd=procs.ROOT,
                     env=procs.child_env(REDIS_URL=redis_url, AUTH_SECRET=SECRET,
                                         **{"DATA_DIR": str(tmp / "data"), **common}),
                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True))

@@ -15,10 +15,10 @@ from typing import Any
 import msgspec
 import redis
 
-from shared.workflows.actions import current_step
-from shared.workflows.definition import Outcome, RetryPolicy, workflow
-from shared.workflows.errors import EventTimeout, NonRetryable
-from shared.workflows.step import Step
+from threadline.shared.workflows.actions import current_step
+from threadline.shared.workflows.definition import Outcome, RetryPolicy, workflow
+from threadline.shared.workflows.errors import EventTimeout, NonRetryable
+from threadline.shared.workflows.step import Step
 
 
 def _redis() -> redis.Redis:

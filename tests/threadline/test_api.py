@@ -9,9 +9,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from shared.config import load_settings
 from threadline import Agent, Threadline
 from threadline.example import add, assistant
+from threadline.shared.config import load_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -105,7 +105,7 @@ async def test_files_in_messages(tl: Threadline) -> None:
 
 
 async def test_rate_limits_count_when_asked(redis_url: str, tmp_path: Path) -> None:
-    from shared.errors import RateLimited
+    from threadline.shared.errors import RateLimited
 
     settings = load_settings({"REDIS_URL": redis_url, "MOCK_LLM_DELAY_MS": "1", "MOCK_LLM_WORDS": "3",
                               "DATA_DIR": str(tmp_path), "RATE_LIMIT_SENDS_PER_MINUTE": "60",

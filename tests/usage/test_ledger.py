@@ -10,10 +10,17 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
-from shared import keys
-from shared.errors import BadRequest
-from shared.store import Store
-from shared.usage.ledger import Price, UsageEntry, UsageLedger, check_period, period_of, to_csv
+from threadline.shared import keys
+from threadline.shared.errors import BadRequest
+from threadline.shared.store import Store
+from threadline.shared.usage.ledger import (
+    Price,
+    UsageEntry,
+    UsageLedger,
+    check_period,
+    period_of,
+    to_csv,
+)
 
 pytestmark = pytest.mark.anyio
 PRICES = {"gpt-x": Price(input=2.5, output=10.0, cached_input=1.25), "cheap": Price(input=0.1)}

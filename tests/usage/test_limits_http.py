@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.auth import mint
 from tests.support.stack import SECRET, Stack, run_stack
+from threadline.shared.auth import mint
 
 RULES = [
     {"name": "user-tokens", "on": "tokens", "limit": 3000, "periodS": 3600},  # per user

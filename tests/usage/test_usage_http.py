@@ -15,9 +15,9 @@ import httpx
 import jwt
 import pytest
 
-from shared.auth import mint
 from tests.support.stack import SECRET, Stack, run_stack
 from tests.workers.helpers import open_tab
+from threadline.shared.auth import mint
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ import pytest
 import redis
 from rq import Queue
 
-from shared import keys
 from tests.support.stack import Stack, run_stack
-from workers.queues import GENERATION
+from threadline.shared import keys
+from threadline.workers.queues import GENERATION
 
 
 @pytest.fixture(scope="package")

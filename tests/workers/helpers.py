@@ -7,7 +7,7 @@ from tests.support.wsutil import Tab
 
 
 def token(user: str) -> str:
-    from shared.auth import mint
+    from threadline.shared.auth import mint
 
     return mint(SECRET, user)
 

@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.auth import mint
 from tests.support.ai_sdk import SDKS, run_node
 from tests.support.stack import SECRET, Stack
+from threadline.shared.auth import mint
 
 _sdk: dict[str, str] = {}
 

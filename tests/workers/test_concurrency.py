@@ -20,7 +20,7 @@ from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegist
 from tests.support import procs
 from tests.support.stack import Stack, run_stack
 from tests.workers.helpers import token
-from workers.queues import GENERATION
+from threadline.workers.queues import GENERATION
 
 HEADERS = {"Authorization": f"Bearer {token('alice')}"}
 
@@ -213,7 +213,7 @@ def test_sigterm_handed_to_any_thread_stops_an_idle_worker(conc: Stack) -> None:
     on its own when SIGTERM lands on a thread other than the one blocked in RQ's dequeue."""
     with open(conc.logs / "lone-worker.log", "ab") as out:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "rq.cli", "worker", "-w", "workers.worker.GenerationWorker",
+            [sys.executable, "-m", "rq.cli", "worker", "-w", "threadline.workers.worker.GenerationWorker",
              "-u", conc.redis_url, GENERATION], cwd=procs.ROOT,
             env=procs.child_env(REDIS_URL=conc.redis_url, **conc.env), stdout=out, stderr=subprocess.STDOUT)
     conc.procs.append(worker)

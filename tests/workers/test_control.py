@@ -59,7 +59,7 @@ async def test_http_abort_stops_the_generation(llm: Stack) -> None:
 async def test_a_worker_killed_mid_stream_is_ended_and_its_reply_failed(llm: Stack) -> None:
     a, tid, delta = await slow_reply(llm, llm.web)
     client = redis.Redis.from_url(llm.redis_url)
-    from shared import keys
+    from threadline.shared import keys
 
     worker = client.hget(keys.stream(tid, delta["streamId"]), "worker").decode()
     client.close()
@@ -127,9 +127,9 @@ async def test_a_resent_send_never_enqueues_twice(llm: Stack) -> None:
 async def test_regenerating_a_prompt_fails_its_earlier_pending_reply(llm: Stack) -> None:
     import msgspec
 
-    from shared.records import Message
-    from shared.redis_client import connect
-    from shared.store import Store
+    from threadline.shared.records import Message
+    from threadline.shared.redis_client import connect
+    from threadline.shared.store import Store
 
     a = await open_tab(llm.web, client_id="a")
     tid = await new_thread(a)
@@ -158,7 +158,7 @@ async def test_an_agent_that_retries_answers_again_after_its_worker_died(llm: St
     await a.mutate("messages.send", {"threadId": tid, "prompt": "go", "agentName": "resilient"})
     delta = await a.wait(lambda f: f["type"] == "delta" and "far" in str(f["parts"]))
     client = redis.Redis.from_url(llm.redis_url)
-    from shared import keys
+    from threadline.shared import keys
 
     worker = client.hget(keys.stream(tid, delta["streamId"]), "worker").decode()
     client.close()

@@ -9,12 +9,12 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared.config import load_settings
-from shared.embedded_redis import free_port
 from tests.support.stack import run_stack
 from tests.support.wsutil import Tab
 from tests.workers.helpers import new_thread, open_tab, reply_of, watch_args
 from threadline import Threadline
+from threadline.shared.config import load_settings
+from threadline.shared.embedded_redis import free_port
 
 pytestmark = pytest.mark.anyio
 

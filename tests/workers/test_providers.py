@@ -232,9 +232,9 @@ async def test_a_failing_usage_handler_never_breaks_the_reply(llm: Stack) -> Non
 async def test_the_embedder_retries_429_and_5xx_on_one_pooled_client(llm: Stack) -> None:
     import httpx
 
-    from shared.errors import Unavailable
-    from shared.memory.embeddings import OpenAIEmbedder
-    from shared.models.providers import Provider
+    from threadline.shared.errors import Unavailable
+    from threadline.shared.memory.embeddings import OpenAIEmbedder
+    from threadline.shared.models.providers import Provider
 
     provider = Provider("embeddings", f"{llm.llm}/v1")
     embedder = OpenAIEmbedder(provider, "concepts", backoff_s=0.01)
@@ -249,9 +249,9 @@ async def test_the_embedder_retries_429_and_5xx_on_one_pooled_client(llm: Stack)
 
 
 async def test_python_api_calls_override_model_and_options_per_call(llm: Stack) -> None:
-    from shared.config import load_settings
-    from shared.errors import BadRequest
     from threadline import Threadline
+    from threadline.shared.config import load_settings
+    from threadline.shared.errors import BadRequest
 
     settings = load_settings({"REDIS_URL": llm.redis_url, "APP_MODULE": "tests.support.agents",
                               "LLM_BASE_URL": f"{llm.llm}/v1", "LLM_MODEL": "fake"})

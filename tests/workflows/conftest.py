@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import redis
 
-from shared.config import load_settings
 from tests.support.stack import Stack, run_stack
 from threadline import RunView, Threadline
+from threadline.shared.config import load_settings
 
 LEASE_MS = 1500  # a killed worker's step comes back this soon
 
@@ -71,7 +71,7 @@ async def wait_for(tl: Threadline, run_id: str, check: object, timeout: float = 
     """The run once ``check(view)`` holds."""
     import asyncio
 
-    from shared.errors import Unavailable
+    from threadline.shared.errors import Unavailable
 
     deadline = time.monotonic() + timeout
     while True:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from shared.auth import mint
 from tests.support.stack import SECRET, Stack
 from tests.workers.helpers import open_tab
 from tests.workflows.conftest import release, wait_started
 from threadline import Threadline
+from threadline.shared.auth import mint
 
 pytestmark = pytest.mark.anyio
 

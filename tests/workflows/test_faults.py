@@ -15,12 +15,12 @@ import msgspec
 import pytest
 import redis
 
-from shared import keys
-from shared.config import load_settings
 from tests.support import procs
 from tests.support.stack import Stack
 from tests.workflows.conftest import counts, release, wait_for, wait_started
 from threadline import RunView, Threadline
+from threadline.shared import keys
+from threadline.shared.config import load_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -110,7 +110,7 @@ async def test_a_run_sleeping_and_a_step_running_survive_a_valkey_restart(tmp_pa
     env = {"APP_MODULE": "tests.support.agents", "WORKFLOW_LEASE_MS": "15000", "WORKFLOW_POLL_MS": "50",
            "WORKERS": "1"}
     with open(tmp_path / "worker.log", "ab") as out:
-        worker = subprocess.Popen([os.sys.executable, "-m", "workers", "generation"], cwd=procs.ROOT,  # type: ignore[attr-defined]
+        worker = subprocess.Popen([os.sys.executable, "-m", "threadline.workers", "generation"], cwd=procs.ROOT,  # type: ignore[attr-defined]
                                   env=procs.child_env(REDIS_URL=url, **env), stdout=out,
                                   stderr=subprocess.STDOUT, start_new_session=True)
     try:

@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from shared import keys
-from shared.errors import Conflict, NotFound
-from shared.redis_client import connect
-from shared.store._scripts import Scripts
-from shared.workflows.journal import MAX_EVENTS_KEPT, Journal
 from tests.support.workflows import child_sum, pooled, waiter
+from threadline.shared import keys
+from threadline.shared.errors import Conflict, NotFound
+from threadline.shared.redis_client import connect
+from threadline.shared.store._scripts import Scripts
+from threadline.shared.workflows.journal import MAX_EVENTS_KEPT, Journal
 
 pytestmark = pytest.mark.anyio
 

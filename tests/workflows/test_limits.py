@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from shared.auth import mint
-from shared.config import load_settings
 from tests.support.stack import SECRET, Stack, run_stack
 from threadline import RunView, Threadline
+from threadline.shared.auth import mint
+from threadline.shared.config import load_settings
 
 pytestmark = pytest.mark.anyio
 

@@ -9,10 +9,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from shared.workflows.definition import workflow
-from shared.workflows.journal import StepView
-from shared.workflows.replay import Pass, replay
-from shared.workflows.step import Step
+from threadline.shared.workflows.definition import workflow
+from threadline.shared.workflows.journal import StepView
+from threadline.shared.workflows.replay import Pass, replay
+from threadline.shared.workflows.step import Step
 
 pytestmark = pytest.mark.anyio
 

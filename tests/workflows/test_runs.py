@@ -179,7 +179,7 @@ async def test_a_start_with_the_same_key_gets_the_first_run(tl: Threadline, flow
 
 
 async def test_another_users_run_is_not_found(tl: Threadline, flow: Stack) -> None:
-    from shared.errors import NotFound
+    from threadline.shared.errors import NotFound
 
     run_id = await tl.start_workflow("child_sum", "alice", [1])
     with pytest.raises(NotFound):

@@ -1,0 +1,1 @@
+"""The web process: HTTP API, WebSocket sessions, live queries, the pages."""
