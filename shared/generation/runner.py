@@ -408,7 +408,7 @@ class Generation:
         obj = None
         if outcome == "finished" and self.agent.output is not None and not step.refusal:
             try:
-                obj = msgspec.to_builtins(msgspec.json.decode(step.text, type=self.agent.output))
+                obj = msgspec.to_builtins(msgspec.json.decode(unfenced(step.text), type=self.agent.output))
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 outcome, error = "failed", f"the reply does not match the output type: {exc}"
         final = self._complete(reply, step, obj)
@@ -546,3 +546,11 @@ def clean_title(text: str) -> str:
     line = next((x for x in text.strip().splitlines() if x.strip()), "")
     words = line.strip().strip("\"'\u201c\u201d\u2018\u2019*#`").strip().rstrip(".!").split()
     return " ".join(words[:8])[:80]
+
+
+def unfenced(text: str) -> str:
+    """A JSON reply without the code fence a model told the schema in words may still put around it."""
+    body = text.strip()
+    if body.startswith("```") and body.endswith("```") and "\n" in body:
+        return body[body.index("\n") + 1:-3]
+    return text

@@ -1,12 +1,16 @@
 """Any OpenAI-compatible Chat Completions endpoint, streamed over httpx (SSE).
 
 Parameters adapt to the model and the server: OpenAI's reasoning models get
-``max_completion_tokens`` and no ``temperature``; a 400/422 that names a
+``max_completion_tokens`` and no ``temperature``; an error that names a
 parameter the server does not take (``stream_options``, ``max_tokens``,
-``temperature``, ``strict``...) is answered by sending the call once more
-without it, and the provider remembers that for the model. 429/5xx and
-connection errors are retried with backoff before the first token, honouring
-``retry-after-ms`` and ``Retry-After`` (seconds or an HTTP date).
+``temperature``, ``strict``...), whatever its status (llama.cpp's servers
+answer 500), is answered by sending the call once more without it, and the
+provider remembers that for the model. Structured output falls back the same
+way, in order: a ``json_schema`` response format, then ``json_object`` with the
+schema beside it (llama.cpp), then the schema in the instructions (the runner
+validates the reply either way). 429/5xx and connection errors are retried with
+backoff before the first token, honouring ``retry-after-ms`` and ``Retry-After``
+(seconds or an HTTP date).
 """
 
 from __future__ import annotations
@@ -71,8 +75,13 @@ class OpenAICompatible:
         if request.tools:
             body["tools"] = request.tools
         if request.response_format is not None:
-            body["response_format"] = _without_strict(request.response_format, "strict" in refused
-                                                      or not self._provider.strict_output)
+            fmt = _without_strict(request.response_format, "strict" in refused or not self._provider.strict_output)
+            if "json_object" in refused:  # no response format at all: the schema goes in the instructions
+                body["messages"] = with_schema_instructions(request.messages, fmt)
+            elif "json_schema" in refused and fmt.get("type") == "json_schema":
+                body["response_format"] = {"type": "json_object", "schema": fmt["json_schema"]["schema"]}
+            else:
+                body["response_format"] = fmt
         if request.temperature is not None and not reasoning and "temperature" not in refused:
             body["temperature"] = request.temperature
         if request.max_tokens is not None:
@@ -140,9 +149,15 @@ def _message(text: str) -> str:
         return text[:500]
 
 
+# statuses whose error is about something else than a parameter (auth, routing, load)
+_NOT_ABOUT_PARAMETERS = {401, 403, 404, 405, 408, 409, 425, 429, 502, 503, 504}
+
+
 def _refused_param(status: int, text: str, body: dict[str, Any]) -> str | None:
-    """The parameter a 400/422 says the server does not take, when we sent it."""
-    if status not in (400, 422):
+    """The parameter an error says the server does not take, when we sent it. The response format
+    is named by its type: ``json_schema`` (then ``json_object`` with the schema is tried), or
+    ``json_object`` (then none: the schema goes in the instructions)."""
+    if status < 400 or status in _NOT_ABOUT_PARAMETERS:
         return None
     lower = text.lower()
     for words, param in _ADAPTABLE:
@@ -152,7 +167,21 @@ def _refused_param(status: int, text: str, body: dict[str, Any]) -> str | None:
             param == "strict" and bool((body.get("response_format") or {}).get("json_schema", {}).get("strict")))
         if sent:
             return param
+    kind = (body.get("response_format") or {}).get("type")
+    if kind in ("json_schema", "json_object") and (kind in lower or "response_format" in lower):
+        return str(kind)
     return None
+
+
+def with_schema_instructions(messages: list[dict[str, Any]], fmt: dict[str, Any]) -> list[dict[str, Any]]:
+    """``messages`` with the JSON schema the reply must match told in the system message (a first
+    one is added where there is none: chat templates take a system message first only)."""
+    schema = fmt.get("json_schema", {}).get("schema", fmt.get("schema", {}))
+    note = ("Answer with one JSON object only, no other text and no code fence, matching this JSON schema:\n"
+            + json.dumps(schema, separators=(",", ":")))
+    if messages and messages[0].get("role") == "system" and isinstance(messages[0].get("content"), str):
+        return [{**messages[0], "content": f"{messages[0]['content']}\n\n{note}"}, *messages[1:]]
+    return [{"role": "system", "content": note}, *messages]
 
 
 def _without_strict(response_format: dict[str, Any], drop: bool) -> dict[str, Any]:

@@ -164,3 +164,11 @@ def test_recursive_types_keep_their_refs_instead_of_recursing_forever() -> None:
     assert schema["properties"]["children"]["items"] == {"$ref": "#/$defs/Tree"}
     assert "Tree" in schema["$defs"]
     assert strict_schema(schema) is not None
+
+
+def test_a_fenced_json_reply_is_read_without_its_fence() -> None:
+    from threadline.shared.generation.runner import unfenced
+
+    assert unfenced('```json\n{"city": "Oslo"}\n```') == '{"city": "Oslo"}\n'
+    assert unfenced(' ```\n{"a": 1}```\n') == '{"a": 1}'
+    assert unfenced('{"a": "```"}') == '{"a": "```"}'  # no fence around it: as it is

@@ -190,6 +190,59 @@ async def test_structured_output_is_strict_when_the_schema_allows_it(llm: Stack)
     await tab2.close()
 
 
+def refusal(status: int, message: str) -> dict[str, Any]:
+    return {"kind": "status", "status": status, "body": {"error": {"code": status, "message": message,
+                                                                   "type": "internal_server_error"}}}
+
+
+# what llama-cpp-python's server answers a json_schema response format (its request model knows
+# text and json_object only); then a server that takes no response format at all
+NO_JSON_SCHEMA = ("1 validation error for CreateChatCompletionRequest\nresponse_format\n  Input tag "
+                  "'json_schema' found using 'type' does not match any of the expected tags: 'text', 'json_object'")
+NO_RESPONSE_FORMAT = "Unrecognized request argument supplied: response_format"
+
+
+async def test_structured_output_falls_back_to_what_the_server_takes(llm: Stack) -> None:
+    llm.script(refusal(500, NO_JSON_SCHEMA), refusal(400, NO_RESPONSE_FORMAT),
+               {"kind": "text", "chunks": ['{"city": ', '"Oslo", "days": 3}']})
+    tab, _, frame = await run_prompt(llm, "local-planner")
+    first, second, third = llm.llm_requests()
+    schema = first["response_format"]["json_schema"]["schema"]
+    assert second["response_format"] == {"type": "json_object", "schema": schema}  # as llama.cpp takes it
+    assert "response_format" not in third  # then the schema in the instructions
+    system = third["messages"][0]
+    assert system["role"] == "system" and system["content"].startswith("Plan trips.")
+    assert json.dumps(schema, separators=(",", ":")) in system["content"]
+    reply = final(frame)
+    assert reply["status"] == "success" and {"type": "object", "object": {"city": "Oslo", "days": 3}} in reply["parts"]
+    await tab.close()
+
+
+async def test_a_refused_response_format_is_remembered_for_the_model(llm: Stack) -> None:
+    """Two calls of one process's client: the second starts where the first ended up."""
+    from threadline.shared.models.base import ChatRequest
+    from threadline.shared.models.openai_compat import OpenAICompatible
+    from threadline.shared.models.providers import Provider
+
+    llm.script(refusal(500, NO_JSON_SCHEMA), {"kind": "text", "chunks": ['{"city": "Oslo", "days": 3}']},
+               {"kind": "text", "chunks": ['{"city": "Rome", "days": 2}']})
+    model = OpenAICompatible(Provider("local", f"{llm.llm}/v1"), "gemma-3-270m")
+    fmt = {"type": "json_schema", "json_schema": {"name": "Plan", "schema": {"type": "object"}}}
+    for _ in range(2):
+        events = [e async for e in model.stream(ChatRequest(messages=[{"role": "user", "content": "Plan"}],
+                                                            response_format=fmt))]
+        assert events
+    kinds = [r.get("response_format", {}).get("type") for r in llm.llm_requests()]
+    assert kinds == ["json_schema", "json_object", "json_object"]  # the 500 is not retried as is, nor asked again
+
+
+async def test_an_error_about_something_else_is_not_taken_for_a_refused_parameter(llm: Stack) -> None:
+    llm.script(refusal(401, "invalid api key for response_format requests"))
+    tab, _, frame = await run_prompt(llm, "local-planner")
+    assert final(frame)["status"] == "failed" and len(llm.llm_requests()) == 1
+    await tab.close()
+
+
 @pytest.mark.parametrize(("name", "text", "usage"), [
     ("openai_text_usage", "Hello there.", {"promptTokens": 2048, "cachedTokens": 1024, "reasoningTokens": 64}),
     ("anthropic_compat_text", "Hi from Claude.", {"promptTokens": 12, "completionTokens": 6}),
