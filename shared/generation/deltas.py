@@ -18,7 +18,7 @@ from threadline.shared.records import ObjectPart, Part, ReasoningPart, TextPart
 
 
 class DeltaSink(Protocol):
-    async def append(self, stream_id: str, parts: list[Part]) -> int: ...
+    async def append(self, stream_id: str, parts: list[Part], *, closing: bool = False) -> int: ...
 
 
 class DeltaWriter:
@@ -79,8 +79,10 @@ class DeltaWriter:
                 self._ready.clear()
             await asyncio.sleep(self._throttle)
 
-    async def flush(self, *, final: bool = True) -> None:
-        """Write what is buffered as one delta (on a timer: text only up to a chunk boundary)."""
+    async def flush(self, *, final: bool = True, closing: bool = False) -> None:
+        """Write what is buffered as one delta (on a timer: text only up to a chunk boundary).
+        ``closing``: the generation was aborted and ends now; what it received still goes out, so
+        the deltas joined are the text it stores. A delta the abort refused stays buffered for it."""
         async with self._lock:
             parts: list[Part] = self._pending
             keep: list[Part] = []
@@ -96,8 +98,11 @@ class DeltaWriter:
             self._pending = keep
             if not parts:
                 return
-            seq = await self._sink.append(self.stream_id, parts)
+            seq = await self._sink.append(self.stream_id, parts, closing=closing)
             if seq == 0:
                 self.aborted.set()
+                refused: list[Part] = [p for p in parts if not isinstance(p, ObjectPart)]
+                self._pending = refused + self._pending
+                self._last_object = None
             else:
                 self.seq = seq

@@ -168,6 +168,7 @@ class Generation:
                     return await self._end(stream_id, reply, step, "failed", error=exc.message)
                 await writer.flush()
                 if aborted or writer.aborted.is_set():
+                    await writer.flush(closing=True)  # what came before the abort: deltas == stored text
                     return await self._end(stream_id, reply, step, "aborted", error="aborted")
                 await self._count_usage(step)
                 if step.refusal:

@@ -130,11 +130,14 @@ class StreamStore:
             )
         return sid, text(status) == "aborted"
 
-    async def append(self, thread_id: str, stream_id: str, parts_json: bytes, text: str) -> int:
-        """Append and publish one delta; its seq, or 0 when the stream was aborted."""
+    async def append(self, thread_id: str, stream_id: str, parts_json: bytes, text: str, *,
+                     closing: bool = False) -> int:
+        """Append and publish one delta; its seq, or 0 when the stream was aborted (``closing``: the
+        aborted generation's last delta, which is still taken)."""
         with redis_errors():
             seq, _ = await self._appends.call(
-                keys.stream_keys(thread_id, stream_id), [keys.delta_channel(thread_id), stream_id, parts_json, text])
+                keys.stream_keys(thread_id, stream_id),
+                [keys.delta_channel(thread_id), stream_id, parts_json, text, "1" if closing else "0"])
         return int(seq)
 
     async def orphan(self, thread_id: str, stream_id: str) -> None:

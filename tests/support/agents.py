@@ -132,6 +132,8 @@ AGENTS = [
     Agent(name="deepseek", provider="deepseek", model="deepseek-reasoner", tools=[weather], max_steps=3,
           throttle_ms=10, provider_options={"reasoning_effort": "high"}),
     Agent(name="loose", output=LoosePlan, throttle_ms=10),
+    # deltas held long: an abort finds received text no delta carried yet
+    Agent(name="slow-flush", throttle_ms=5000),
     # its own model name: what the server refuses is remembered per model
     Agent(name="local-planner", model="gemma-3-270m", instructions="Plan trips.", output=Plan, throttle_ms=10),
     Agent(name="observed", usage_handler=record_usage_async, raw_handler=record_raw_event),

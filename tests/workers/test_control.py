@@ -13,6 +13,7 @@ import redis
 from tests.support.stack import Stack
 from tests.support.wsutil import Tab
 from tests.workers.helpers import new_thread, open_tab, reply_of, token, watch_args
+from threadline.shared import keys
 
 pytestmark = pytest.mark.anyio
 
@@ -45,6 +46,33 @@ async def test_abort_from_another_tab_keeps_the_partial_text_as_failed(llm: Stac
     print(f"abort -> failed message at the subscriber: {took * 1000:.0f} ms")
     await a.close()
     await b.close()
+
+
+async def test_an_aborted_reply_sends_what_it_received_so_the_deltas_are_the_stored_text(llm: Stack) -> None:
+    """The model's text arrives faster than the agent's deltas go out (a 5 s throttle): at the abort,
+    text no tab was sent yet goes out as the stream's last delta before the reply is stored."""
+    llm.script({"kind": "hang", "chunks": ["one ", "two ", "three ", "four ", "five"], "delay_ms": 10})
+    tab = await open_tab(llm.web, client_id="flush")
+    tid = await new_thread(tab)
+    await tab.subscribe("m", "messages.list", watch_args(tid))
+    await tab.mutate("messages.send", {"threadId": tid, "prompt": "go", "agentName": "slow-flush"})
+    first = await tab.wait(lambda f: f["type"] == "delta")
+    await asyncio.sleep(1.0)  # the rest arrives meanwhile and waits for the throttle
+    assert (await tab.mutate("streams.abort", {"threadId": tid}))["value"] == {"aborted": 1}
+    stream = keys.stream(tid, first["streamId"])
+    with redis.Redis.from_url(llm.redis_url) as r:  # the worker has stored the reply
+        for _ in range(200):
+            if r.hget(stream, "final") == b"1":
+                break
+            await asyncio.sleep(0.05)
+    frame = await tab.wait_result("m", lambda v: (reply_of(v, 1, ("failed",)) or {}).get("text", "").endswith("five"))
+    reply = reply_of(frame["value"], 1)
+    assert (reply["text"], reply["error"]) == ("one two three four five", "aborted")
+    await tab.wait(lambda f: f["type"] == "delta" and "five" in str(f["parts"]))  # the last delta came too
+    sent = "".join(p["text"] for f in tab.frames if f["type"] == "delta" and f["streamId"] == first["streamId"]
+                   for p in f["parts"] if p["type"] == "text")
+    assert sent == reply["text"]
+    await tab.close()
 
 
 async def test_http_abort_stops_the_generation(llm: Stack) -> None:
