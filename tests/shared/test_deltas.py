@@ -20,8 +20,8 @@ class Kept:
         self.deltas: list[list[Part]] = []
         self.abort_after = abort_after
 
-    async def append(self, stream_id: str, parts: list[Part]) -> int:
-        if self.abort_after is not None and len(self.deltas) >= self.abort_after:
+    async def append(self, stream_id: str, parts: list[Part], *, closing: bool = False) -> int:
+        if self.abort_after is not None and len(self.deltas) >= self.abort_after and not closing:
             return 0
         self.deltas.append(parts)
         return len(self.deltas)
@@ -64,3 +64,6 @@ async def test_an_aborted_stream_is_noticed() -> None:
     writer.text("two ")
     await writer.flush()
     assert writer.aborted.is_set()
+    writer.text("three")  # still arriving when the abort is noticed
+    await writer.flush(closing=True)  # the refused delta and the rest go out as the last one
+    assert sink.deltas == [[TextPart(text="one ")], [TextPart(text="two three")]]
