@@ -32,7 +32,7 @@ from starlette.routing import Route
 
 from threadline.server.auth import context_of
 from threadline.server.context import Context, Services
-from threadline.server.files_api import local_link
+from threadline.server.files_api import local_link, public_base
 from threadline.server.http_api import _body, _convert, json_response
 from threadline.server.idempotency import run_once
 from threadline.server.mutations import MUTATIONS
@@ -93,7 +93,8 @@ def routes(services: Services) -> list[Route]:
         if not body.messages:
             raise BadRequest("no messages")
         sent = await _send(ctx, body)
-        return StreamingResponse(_reply(ctx, body.id, sent, body.keep_running), media_type="text/event-stream",
+        base = public_base(services.settings, request)
+        return StreamingResponse(_reply(ctx, body.id, sent, body.keep_running, base), media_type="text/event-stream",
                                  headers=HEADERS)
 
     async def resume(request: Request) -> Response:
@@ -103,7 +104,8 @@ def routes(services: Services) -> list[Route]:
         running = [s for s in await ctx.store.streams.list(thread_id) if s.status == "streaming"]
         if not running:
             return Response(status_code=204)
-        return StreamingResponse(_follow(ctx, thread_id, running[-1].stream_id, keep_running=True),
+        return StreamingResponse(_follow(ctx, thread_id, running[-1].stream_id, True,
+                                         public_base(services.settings, request)),
                                  media_type="text/event-stream", headers=HEADERS)
 
     async def history(request: Request) -> Response:
@@ -122,7 +124,8 @@ def routes(services: Services) -> list[Route]:
             cursor = str(score(oldest))
         else:
             messages = messages[::-1]
-        links = {fid: await _signed(ctx, fid) for m in messages for p in m.parts
+        base = public_base(services.settings, request)
+        links = {fid: await _signed(ctx, fid, base) for m in messages for p in m.parts
                  if isinstance(p, ImagePart | FilePart) and p.file_id for fid in [p.file_id]}
         return json_response({"messages": ui_messages(messages, links), "continueCursor": cursor,
                               "isDone": not cursor})
@@ -268,7 +271,7 @@ async def _tool_outputs(ctx: Context, body: ChatBody, last: UIMessage) -> _Sent:
     return _Sent(order, known, jobs.job_id(value["messageId"]))
 
 
-async def _reply(ctx: Context, thread_id: str, sent: _Sent, keep_running: bool) -> AsyncIterator[bytes]:
+async def _reply(ctx: Context, thread_id: str, sent: _Sent, keep_running: bool, base: str) -> AsyncIterator[bytes]:
     """Wait for the reply's stream to open (pinging), then follow it. A job that ended without
     opening one ends the wait at once; leaving before it opens (``stop()``) stops the queued job."""
     started = pinged = checked = time.monotonic()
@@ -302,7 +305,7 @@ async def _reply(ctx: Context, thread_id: str, sent: _Sent, keep_running: bool) 
     finally:
         if not opened and not keep_running:  # stop() before the reply started: it never will
             _in_background(ctx.store.streams.abort_replies(thread_id, [sent.job_id]))
-    async for chunk in _follow(ctx, thread_id, fresh[-1].stream_id, keep_running):
+    async for chunk in _follow(ctx, thread_id, fresh[-1].stream_id, keep_running, base):
         yield chunk
 
 
@@ -319,9 +322,11 @@ def _in_background(work: Coroutine[Any, Any, Any]) -> None:
     task.add_done_callback(_aborts.discard)
 
 
-async def _follow(ctx: Context, thread_id: str, stream_id: str, keep_running: bool) -> AsyncIterator[bytes]:
+async def _follow(ctx: Context, thread_id: str, stream_id: str, keep_running: bool,
+                  base: str) -> AsyncIterator[bytes]:
     """A stream's deltas from its start as UI chunks, until it ends. Leaving early (the client went
-    away: ``stop()``) aborts it, unless ``keep_running``."""
+    away: ``stop()``) aborts it, unless ``keep_running``. ``base``: where the browser reaches this
+    server (file links are absolute: a page on another origin loads them from here)."""
     streams, ui = ctx.store.streams, UIStream()
     info = await streams.get(stream_id)
     if info is None:
@@ -347,7 +352,7 @@ async def _follow(ctx: Context, thread_id: str, stream_id: str, keep_running: bo
         reply = await _reply_message(ctx, info.message_id if info else "")
         for chunk in ui.parts(_shown(reply)):
             yield sse(chunk)
-        for chunk in ui.files(await _links(ctx, reply)):
+        for chunk in ui.files(await _links(ctx, reply, base)):
             yield sse(chunk)
         status: str = info.status if info is not None else "aborted"
         error = reply.error if reply is not None and reply.status == "failed" else None
@@ -368,12 +373,12 @@ async def _reply_message(ctx: Context, message_id: str) -> Message | None:
         return None
 
 
-async def _signed(ctx: Context, file_id: str) -> tuple[str, str]:
-    """A short-lived link to a file, and its media type."""
+async def _signed(ctx: Context, file_id: str, base: str) -> tuple[str, str]:
+    """A short-lived link to a file (absolute: ``base`` is this server's origin), and its media type."""
     record = await ctx.services.files.get(file_id, None)
     ttl = ctx.services.settings.files_url_ttl_s
     url = await ctx.services.files.blobs.signed_url(record.hash, ttl)
-    return url or local_link(ctx.services.secret, record.file_id, ttl)[0], record.media_type
+    return url or base + local_link(ctx.services.secret, record.file_id, ttl)[0], record.media_type
 
 
 def _shown(reply: Message | None) -> list[dict[str, Any]]:
@@ -383,14 +388,14 @@ def _shown(reply: Message | None) -> list[dict[str, Any]]:
     return [msgspec.to_builtins(p) for p in reply.parts if isinstance(p, SourcePart)]
 
 
-async def _links(ctx: Context, reply: Message | None) -> list[tuple[str, str]]:
+async def _links(ctx: Context, reply: Message | None, base: str) -> list[tuple[str, str]]:
     """Signed links of the reply's images and files (a generated image, say)."""
     if reply is None:
         return []
     out = []
     for part in reply.parts:
         if isinstance(part, ImagePart | FilePart) and part.file_id:
-            out.append(await _signed(ctx, part.file_id))
+            out.append(await _signed(ctx, part.file_id, base))
         elif isinstance(part, ImagePart | FilePart) and part.url:
             out.append((part.url, part.mime_type or "application/octet-stream"))
     return out

@@ -22,6 +22,7 @@ from starlette.routing import Route
 from threadline.server.auth import identity_of
 from threadline.server.context import Services
 from threadline.server.http_api import _raw_body, json_response
+from threadline.shared.config import Settings
 from threadline.shared.errors import BadRequest, Unauthorized
 from threadline.shared.files.sniff import IMAGE_TYPES
 from threadline.shared.files.store import FileRecord
@@ -33,6 +34,12 @@ INLINE = IMAGE_TYPES | {"application/pdf", "text/plain"}
 
 def sign(secret: str, file_id: str, expires: int) -> str:
     return hmac.new(secret.encode(), f"{file_id}.{expires}".encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def public_base(settings: Settings, request: Request) -> str:
+    """Where browsers reach this server, for the links it builds: PUBLIC_URL when set (the Host
+    header is the client's to choose), else the request's own origin."""
+    return (settings.public_url or str(request.base_url)).rstrip("/")
 
 
 def local_link(secret: str, file_id: str, ttl_s: int) -> tuple[str, int]:
@@ -112,9 +119,7 @@ def routes(services: Services) -> list[Route]:
         if url is not None:
             return json_response({"url": url, "expiresAt": int(time.time()) + ttl})
         path, expires = local_link(services.secret, record.file_id, ttl)
-        # PUBLIC_URL when set: the Host header is the client's to choose
-        base = settings.public_url or str(request.base_url)
-        return json_response({"url": base.rstrip("/") + path, "expiresAt": expires})
+        return json_response({"url": public_base(settings, request) + path, "expiresAt": expires})
 
     async def content(request: Request) -> Response:
         """The bytes: with the owner's token, or a signed link; Range requests answer 206."""

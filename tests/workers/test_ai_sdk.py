@@ -228,6 +228,10 @@ def test_a_file_sent_inline_is_kept_and_read_by_the_model(llm: Stack) -> None:
     stored = next(m for m in thread_messages(llm, thread_id) if m["role"] == "user")
     file_part = next(p for p in stored["parts"] if p["type"] == "file")
     assert file_part["fileId"] and file_part["filename"] == "note.txt"
+    # after a reload the file is a link a page on another origin can load: absolute, signed, no token
+    shown = next(p for m in _history(llm, thread_id).json()["messages"] for p in m["parts"] if p["type"] == "file")
+    assert shown["url"].startswith(llm.web + "/api/files/"), shown
+    assert httpx.get(shown["url"]).content == b"The secret word is pineapple."
     broken = {**body, "messages": [{"id": "f2", "role": "user", "parts": [
         {"type": "file", "mediaType": "text/plain", "url": "data:text/plain;base64,%%%"}]}]}
     refused = httpx.post(f"{llm.web}/api/chat", json=broken, headers=headers)
