@@ -10,7 +10,7 @@ import asyncio
 import functools
 import hashlib
 import re
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 import numpy as np
@@ -115,7 +115,24 @@ class OpenAIEmbedder:
             tokens += used
         return out, tokens
 
+    @property
+    def _unpooled(self) -> set[str]:
+        return self._provider.refused.setdefault(self.model, set())
+
     async def _post(self, chunk: list[str]) -> tuple[list[list[float]], int]:
+        """A batch's vectors. A server that answers per-token vectors (no pooling: llama-cpp-python
+        for a model whose file names none) mixes up the texts of a batch: it is then asked one text
+        at a time, which the provider remembers for the model."""
+        if len(chunk) > 1 and UNPOOLED in self._unpooled:
+            singles = [await self._post([text]) for text in chunk]
+            return [v for vectors, _ in singles for v in vectors], sum(used for _, used in singles)
+        rows, used = await self._request(chunk)
+        if len(chunk) > 1 and any(row and isinstance(row[0], list) for row in rows):
+            self._unpooled.add(UNPOOLED)
+            return await self._post(chunk)
+        return [pooled(row) for row in rows], used
+
+    async def _request(self, chunk: list[str]) -> tuple[list[Any], int]:
         client = self._provider.client()
         for attempt in range(self._max_retries + 1):
             wait: float | None = None
@@ -136,6 +153,20 @@ class OpenAIEmbedder:
                 raise Unavailable(f"embedding endpoint failed after {attempt + 1} attempts: {why}")
             await asyncio.sleep(backoff_s(self._backoff_s, attempt, wait))
         raise AssertionError("unreachable")
+
+
+UNPOOLED = "batched-embeddings"  # what a provider's unpooled model is not asked (see OpenAIEmbedder._post)
+
+
+def pooled(embedding: Any) -> list[float]:
+    """One vector per text: a server without pooling (llama.cpp's, for a model whose file names
+    none) answers one vector per token, which are averaged here, as mean pooling does."""
+    if embedding and isinstance(embedding[0], list):
+        rows = [row for row in embedding if row]
+        if not rows or len({len(row) for row in rows}) != 1:
+            raise Unavailable("the embedding endpoint answered vectors of different sizes for one text")
+        return [sum(column) / len(rows) for column in zip(*rows, strict=True)]
+    return list(embedding)
 
 
 def embedder_for(settings: Settings) -> Embedder:

@@ -172,3 +172,10 @@ def test_a_fenced_json_reply_is_read_without_its_fence() -> None:
     assert unfenced('```json\n{"city": "Oslo"}\n```') == '{"city": "Oslo"}\n'
     assert unfenced(' ```\n{"a": 1}```\n') == '{"a": 1}'
     assert unfenced('{"a": "```"}') == '{"a": "```"}'  # no fence around it: as it is
+
+
+def test_per_token_embeddings_are_mean_pooled() -> None:
+    from threadline.shared.memory.embeddings import pooled
+
+    assert pooled([0.5, 1.0]) == [0.5, 1.0]
+    assert pooled([[1.0, 2.0], [3.0, 4.0]]) == [2.0, 3.0]
