@@ -10,17 +10,16 @@ import re
 import subprocess
 import sys
 import textwrap
-import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.support import procs
 from tests.support.procs import ROOT
+from tests.support.replies import replied
 from threadline.shared.embedded_redis import free_port
 
 OPENAI = "https://api.openai.com/v1"
@@ -93,16 +92,6 @@ def test_an_agent_of_your_own_answers_through_its_tool(installed: Path, llm: str
         assert {c["_headers"]["authorization"] for c in calls} == {"Bearer sk-your-key"}
     finally:
         procs.stop(dev)
-
-
-def replied(base: str, tid: str, auth: dict[str, str], log: Path) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + 90
-    while True:
-        page: list[dict[str, Any]] = httpx.get(f"{base}/api/threads/{tid}/messages", headers=auth).json()["page"]
-        if any(m["role"] == "assistant" and m["status"] != "pending" and m["text"] for m in page):
-            return sorted(page, key=lambda m: (m["order"], m["stepOrder"]))
-        assert time.monotonic() < deadline, log.read_text()[-3000:]
-        time.sleep(0.2)
 
 
 def test_the_use_chat_code_is_the_code_of_the_app_the_browser_tests_build() -> None:

@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.support import procs
 from tests.support.browser import chromium
+from tests.support.replies import replied
 from threadline.shared.auth import mint, verify
 from threadline.shared.embedded_redis import free_port
 
@@ -125,7 +124,7 @@ def test_the_installed_command_runs_beside_an_app_with_its_own_server_package(in
         sent = httpx.post(f"{base}/api/threads/{tid}/messages", headers=auth,
                           json={"prompt": 'tool:loud {"text": "hello"}', "agentName": "crier"})
         assert sent.status_code == 201, sent.text
-        page = wait_for_reply(base, tid, auth, tmp_path / "dev.log")
+        page = replied(base, tid, auth, tmp_path / "dev.log")
         results = [p for m in page for p in m["parts"] if p["type"] == "tool-result"]
         assert [r["result"] for r in results] == ["HELLO!"]  # the app's tool, through its own server package
         reply = page[-1]
@@ -146,14 +145,3 @@ def test_the_installed_command_runs_beside_an_app_with_its_own_server_package(in
             assert body.locator(".code pre code").text_content().startswith("print(open(")
     finally:
         procs.stop(dev)
-
-
-def wait_for_reply(base: str, tid: str, auth: dict[str, str], log: Path) -> list[dict[str, Any]]:
-    """The thread's messages once its reply is done."""
-    deadline = time.monotonic() + 90
-    while True:
-        page: list[dict[str, Any]] = httpx.get(f"{base}/api/threads/{tid}/messages", headers=auth).json()["page"]
-        if any(m["role"] == "assistant" and m["status"] != "pending" and m["text"] for m in page):
-            return sorted(page, key=lambda m: (m["order"], m["stepOrder"]))
-        assert time.monotonic() < deadline, log.read_text()[-3000:]
-        time.sleep(0.2)

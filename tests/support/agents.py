@@ -134,8 +134,19 @@ AGENTS = [
     Agent(name="loose", output=LoosePlan, throttle_ms=10),
     # deltas held long: an abort finds received text no delta carried yet
     Agent(name="slow-flush", throttle_ms=5000),
+    # the real model servers' tests (tests/models): a small model, short answers, no sampling noise
+    Agent(name="local", instructions="Answer in one short sentence.", temperature=0.0, max_tokens=40,
+          throttle_ms=20),
+    Agent(name="local-long", instructions="You write long, detailed answers.", temperature=0.0, max_tokens=600,
+          throttle_ms=20),
+    Agent(name="local-tools", instructions="You answer questions about the weather with the weather tool.",
+          tools=[weather], max_steps=2, temperature=0.0, max_tokens=60, throttle_ms=20,
+          provider_options={"tool_choice": {"type": "function", "function": {"name": "weather"}}}),
+    Agent(name="local-tools-auto", instructions="You answer questions about the weather.", tools=[weather],
+          temperature=0.0, max_tokens=40, throttle_ms=20),
     # its own model name: what the server refuses is remembered per model
-    Agent(name="local-planner", model="gemma-3-270m", instructions="Plan trips.", output=Plan, throttle_ms=10),
+    Agent(name="local-planner", model="gemma-3-270m", instructions="Plan trips.", output=Plan, throttle_ms=10,
+          temperature=0.0, max_tokens=400),  # llama-server's grammar lets the small model pad with whitespace
     Agent(name="observed", usage_handler=record_usage_async, raw_handler=record_raw_event),
     Agent(name="broken-handler", usage_handler=failing_usage),
     Agent(name="recall", instructions="Use what you remember.", context_options=ContextOptions(

@@ -1,0 +1,22 @@
+"""Waiting for a reply over the HTTP API, as a script or another service does."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def replied(base: str, thread_id: str, headers: dict[str, str], log: Path, timeout: float = 90) -> list[dict[str, Any]]:
+    """The thread's messages (oldest first) once an assistant message has ended with text; on
+    timeout, the end of ``log`` (the server's) says why."""
+    deadline = time.monotonic() + timeout
+    while True:
+        page: list[dict[str, Any]] = httpx.get(f"{base}/api/threads/{thread_id}/messages",
+                                               headers=headers).json()["page"]
+        if any(m["role"] == "assistant" and m["status"] != "pending" and m["text"] for m in page):
+            return sorted(page, key=lambda m: (m["order"], m["stepOrder"]))
+        assert time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.2)
