@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from threadline.shared.config import Settings
+from threadline.shared.models.anthropic_messages import AnthropicMessages
 from threadline.shared.models.base import Model
 from threadline.shared.models.mock import MockModel
 from threadline.shared.models.openai_compat import OpenAICompatible
@@ -20,4 +21,6 @@ def model_for(settings: Settings, name: str | None, *, provider: str | None = No
     model = name or settings.llm_model or "gpt-4o-mini"
     read = where.timeout_s or settings.llm_timeout_s
     timeout = httpx.Timeout(connect=10.0, read=read, write=30.0, pool=10.0)
+    if where.api == "anthropic":
+        return AnthropicMessages(where, model, max_retries=max_retries, timeout=timeout)
     return OpenAICompatible(where, model, max_retries=max_retries, timeout=timeout)

@@ -33,7 +33,7 @@ import importlib
 import re
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -58,6 +58,9 @@ class Provider:
     strict_output: bool = True
     options: dict[str, Any] = field(default_factory=dict)
     timeout_s: float | None = None  # None: LLM_TIMEOUT_S
+    # the API the server speaks: OpenAI's Chat Completions, or Anthropic's Messages (native: the
+    # anthropic SDK; base_url is the API's root, e.g. https://api.anthropic.com)
+    api: Literal["chat", "anthropic"] = "chat"
     images: bool = True
     pdf_files: bool = False
     fetches_urls: bool = True

@@ -107,6 +107,9 @@ PROVIDERS = [
     # a server whose models read PDFs as file inputs, and one whose models take no images
     Provider("pdfs", os.environ.get("LLM_BASE_URL", "http://127.0.0.1:9/v1"), pdf_files=True),
     Provider("text-only", os.environ.get("LLM_BASE_URL", "http://127.0.0.1:9/v1"), images=False),
+    # Anthropic's Messages API (the test server speaks it at /v1/messages; the SDK adds the /v1)
+    Provider("claude", os.environ.get("LLM_BASE_URL", "http://127.0.0.1:9/v1").removesuffix("/v1"),
+             api_key="sk-ant-test", api="anthropic"),
 ]
 
 
@@ -144,6 +147,12 @@ AGENTS = [
           provider_options={"tool_choice": {"type": "function", "function": {"name": "weather"}}}),
     Agent(name="local-tools-auto", instructions="You answer questions about the weather.", tools=[weather],
           temperature=0.0, max_tokens=40, throttle_ms=20),
+    # Anthropic's Messages API, natively
+    Agent(name="claude", provider="claude", model="claude-sonnet-4-5", instructions="Use tools.", tools=[weather],
+          max_steps=3, throttle_ms=10),
+    Agent(name="claude-thinker", provider="claude", model="claude-sonnet-4-5", max_tokens=2048, throttle_ms=10,
+          provider_options={"thinking": {"type": "enabled", "budget_tokens": 1024}}),
+    Agent(name="claude-planner", provider="claude", model="claude-sonnet-4-5", output=Plan, throttle_ms=10),
     # its own model name: what the server refuses is remembered per model
     Agent(name="local-planner", model="gemma-3-270m", instructions="Plan trips.", output=Plan, throttle_ms=10,
           temperature=0.0, max_tokens=400),  # llama-server's grammar lets the small model pad with whitespace

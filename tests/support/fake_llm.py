@@ -11,6 +11,7 @@ bodies received; POST /_reset forgets everything. Response kinds:
   {"kind":"malformed"}         a chunk that is not JSON
   {"kind":"hang","chunks":[...]} chunks, then silence until the client goes away
   {"kind":"disconnect","chunks":[...]}  chunks, then the connection drops
+POST /v1/messages speaks Anthropic's Messages API with the same script (see ``messages``).
 Options of text and tools: "usage": false (no usage chunk, as a server that ignores stream_options),
 "finish": false (no finish reason before [DONE], as a server cutting a reply short),
 "refuse_null_content": true (HTTP 500 for an assistant tool-call turn whose content is null, as
@@ -97,6 +98,68 @@ async def completions(request: Request) -> Response:
         if step.get("usage", True):  # usage: false, as a server that ignores stream_options
             yield usage_chunk(len(step.get("chunks", [])))
         yield "data: [DONE]\n\n"
+
+    return StreamingResponse(stream(), media_type="text/event-stream")
+
+
+def anthropic_event(kind: str, **body: Any) -> str:
+    return f"event: {kind}\ndata: {json.dumps({'type': kind, **body})}\n\n"
+
+
+async def messages(request: Request) -> Response:
+    """Anthropic's Messages API, streamed as its documented events: the same script steps (text,
+    tools, status), plus "thinking": [...] (extended thinking before the text), "cache_read": n and
+    "cache_write": n (prompt cache usage), "stop": a stop reason, "error_event": an error mid-stream."""
+    body = await request.json()
+    step = script.popleft() if script else {"kind": "text", "chunks": ["echo"]}
+    body["_served"] = step["kind"]
+    body["_headers"] = {k: request.headers[k] for k in ("x-api-key", "authorization", "anthropic-version")
+                        if k in request.headers}
+    received.append(body)
+    if step["kind"] == "status":
+        error = {"type": "error", "error": {"type": "overloaded_error" if step["status"] == 529 else
+                                            "invalid_request_error", "message": f"scripted {step['status']}"}}
+        return JSONResponse(step.get("body", error), step["status"])
+
+    async def stream() -> Any:
+        usage = {"input_tokens": 25, "output_tokens": 1, "cache_read_input_tokens": step.get("cache_read", 0),
+                 "cache_creation_input_tokens": step.get("cache_write", 0)}
+        yield anthropic_event("message_start", message={
+            "id": "msg_1", "type": "message", "role": "assistant", "model": body["model"], "content": [],
+            "stop_reason": None, "stop_sequence": None, "usage": usage})
+        index = 0
+        if step.get("thinking"):
+            yield anthropic_event("content_block_start", index=index, content_block={"type": "thinking", "thinking": ""})
+            for piece in step["thinking"]:
+                yield anthropic_event("content_block_delta", index=index, delta={"type": "thinking_delta",
+                                                                                  "thinking": piece})
+            yield anthropic_event("content_block_delta", index=index, delta={"type": "signature_delta",
+                                                                              "signature": "c2lnbmVk"})
+            yield anthropic_event("content_block_stop", index=index)
+            index += 1
+        if step.get("chunks"):
+            yield anthropic_event("content_block_start", index=index, content_block={"type": "text", "text": ""})
+            yield anthropic_event("ping")
+            for piece in step["chunks"]:
+                yield anthropic_event("content_block_delta", index=index, delta={"type": "text_delta", "text": piece})
+            yield anthropic_event("content_block_stop", index=index)
+            index += 1
+        if step.get("error_event"):
+            yield anthropic_event("error", error={"type": "overloaded_error", "message": step["error_event"]})
+            return
+        for i, call in enumerate(step.get("calls", [])):
+            args = call.get("arguments", "{}")
+            yield anthropic_event("content_block_start", index=index, content_block={
+                "type": "tool_use", "id": f"toolu_{i}_{len(received)}", "name": call["name"], "input": {}})
+            for j in range(0, len(args), 5):
+                yield anthropic_event("content_block_delta", index=index, delta={"type": "input_json_delta",
+                                                                                  "partial_json": args[j:j + 5]})
+            yield anthropic_event("content_block_stop", index=index)
+            index += 1
+        stop = step.get("stop", "tool_use" if step["kind"] == "tools" else "end_turn")
+        yield anthropic_event("message_delta", delta={"stop_reason": stop, "stop_sequence": None},
+                              usage={"output_tokens": 7 + len(step.get("chunks", []))})
+        yield anthropic_event("message_stop")
 
     return StreamingResponse(stream(), media_type="text/event-stream")
 
@@ -205,6 +268,7 @@ async def reset(request: Request) -> Response:
 
 app = Starlette(routes=[
     Route("/v1/chat/completions", completions, methods=["POST"]),
+    Route("/v1/messages", messages, methods=["POST"]),
     Route("/v1/embeddings", embeddings, methods=["POST"]),
     Route("/v1/images/generations", images, methods=["POST"]),
     Route("/_images", images_seen, methods=["GET"]),
