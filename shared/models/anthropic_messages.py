@@ -12,19 +12,15 @@ prompt cache's reads and writes.
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
-import httpx
 
 from threadline.shared.models.base import (
     ChatRequest,
     Event,
     Finish,
-    Inputs,
     ModelError,
     ReasoningDelta,
     RefusalDelta,
@@ -33,39 +29,21 @@ from threadline.shared.models.base import (
     ToolCallDelta,
 )
 from threadline.shared.models.openai_compat import with_schema_instructions
-from threadline.shared.models.providers import Provider
+from threadline.shared.models.sdk_model import SdkModel
+from threadline.shared.models.shapes import call_arguments, content_text, data_url
 from threadline.shared.records import Usage
 
 DEFAULT_MAX_TOKENS = 4096  # the Messages API needs one; an agent's max_tokens wins
 STOP_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "tool_use": "tool_calls", "max_tokens": "length",
                 "pause_turn": "stop", "refusal": "refusal"}
 CACHED = {"type": "ephemeral"}
-_clients: dict[tuple[int, int], anthropic.AsyncAnthropic] = {}
 
 
-class AnthropicMessages:
+class AnthropicMessages(SdkModel[anthropic.AsyncAnthropic]):
     """Streams one Messages call of ``model`` at ``provider`` (``api="anthropic"``)."""
 
-    reasoning_in_history = False
-
-    def __init__(self, provider: Provider, model: str, *, max_retries: int = 3,
-                 timeout: httpx.Timeout | None = None) -> None:
-        self.name = model
-        self.provider = provider.name
-        self._provider = provider
-        self.inputs = Inputs(images=provider.images, pdf_files=True, fetches_urls=provider.fetches_urls)
-        self._max_retries = max_retries
-        self._timeout = timeout.read if timeout is not None and timeout.read else 60.0
-
-    def _client(self) -> anthropic.AsyncAnthropic:
-        """One SDK client per provider and event loop (it pools its connections)."""
-        key = (id(self._provider), id(asyncio.get_running_loop()))
-        client = _clients.get(key)
-        if client is None:
-            client = _clients[key] = anthropic.AsyncAnthropic(
-                api_key=self._provider.api_key or "none", base_url=self._provider.base_url.rstrip("/"),
-                default_headers=self._provider.headers, max_retries=self._max_retries, timeout=self._timeout)
-        return client
+    def _make_client(self, **options: Any) -> anthropic.AsyncAnthropic:
+        return anthropic.AsyncAnthropic(**options)
 
     def body(self, request: ChatRequest) -> dict[str, Any]:
         messages = request.messages
@@ -82,16 +60,10 @@ class AnthropicMessages:
                      for t in request.tools]
             tools[-1]["cache_control"] = CACHED  # the tools and system prompt are one cached prefix
             body["tools"] = tools
-        if request.temperature is not None:
-            body["temperature"] = request.temperature
-        body.update(self._provider.options)
-        body.update(request.options)
         return body
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Event]:
-        body = self.body(request)
-        if request.raw is not None:
-            await request.raw("request", body)
+        body = await self._sent_body(request)
         calls: dict[int, list[str]] = {}  # block index -> [id, name, input JSON so far]
         usage = Usage()
         reason = ""
@@ -162,16 +134,16 @@ def to_anthropic(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, An
     for m in messages:
         role = m["role"]
         if role == "system":
-            system.append(m["content"] if isinstance(m["content"], str) else _text_of(m["content"]))
+            system.append(m["content"] if isinstance(m["content"], str) else content_text(m["content"]))
             continue
         if role == "tool":
-            blocks = [{"type": "tool_result", "tool_use_id": m["tool_call_id"], "content": _text_of(m["content"])}]
+            blocks = [{"type": "tool_result", "tool_use_id": m["tool_call_id"], "content": content_text(m["content"])}]
             role = "user"
         elif role == "assistant":
             blocks = _blocks(m.get("content"))
             for call in m.get("tool_calls") or []:
                 blocks.append({"type": "tool_use", "id": call["id"], "name": call["function"]["name"],
-                               "input": _arguments(call["function"].get("arguments"))})
+                               "input": call_arguments(call["function"].get("arguments"))})
         else:
             blocks = _blocks(m.get("content"))
         if not blocks:
@@ -205,22 +177,7 @@ def _blocks(content: Any) -> list[dict[str, Any]]:
 
 def _source(url: str) -> dict[str, Any]:
     """A data: URL as base64 bytes, any other URL as a URL Anthropic fetches."""
-    if url.startswith("data:") and ";base64," in url:
-        head, data = url[5:].split(";base64,", 1)
-        return {"type": "base64", "media_type": head, "data": data}
+    inline = data_url(url)
+    if inline is not None:
+        return {"type": "base64", "media_type": inline[0], "data": inline[1]}
     return {"type": "url", "url": url}
-
-
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    return "".join(p.get("text", "") for p in content or [] if isinstance(p, dict))
-
-
-def _arguments(raw: Any) -> Any:
-    if isinstance(raw, dict):
-        return raw
-    try:
-        return json.loads(raw or "{}")
-    except ValueError:
-        return {}

@@ -9,6 +9,7 @@ from threadline.shared.models.anthropic_messages import AnthropicMessages
 from threadline.shared.models.base import Model
 from threadline.shared.models.mock import MockModel
 from threadline.shared.models.openai_compat import OpenAICompatible
+from threadline.shared.models.openai_responses import OpenAIResponses
 from threadline.shared.models.providers import provider_named
 
 
@@ -23,4 +24,6 @@ def model_for(settings: Settings, name: str | None, *, provider: str | None = No
     timeout = httpx.Timeout(connect=10.0, read=read, write=30.0, pool=10.0)
     if where.api == "anthropic":
         return AnthropicMessages(where, model, max_retries=max_retries, timeout=timeout)
+    if where.api == "responses":
+        return OpenAIResponses(where, model, max_retries=max_retries, timeout=timeout)
     return OpenAICompatible(where, model, max_retries=max_retries, timeout=timeout)

@@ -58,9 +58,9 @@ class Provider:
     strict_output: bool = True
     options: dict[str, Any] = field(default_factory=dict)
     timeout_s: float | None = None  # None: LLM_TIMEOUT_S
-    # the API the server speaks: OpenAI's Chat Completions, or Anthropic's Messages (native: the
-    # anthropic SDK; base_url is the API's root, e.g. https://api.anthropic.com)
-    api: Literal["chat", "anthropic"] = "chat"
+    # the API the server speaks: OpenAI's Chat Completions; Anthropic's Messages (the anthropic SDK;
+    # base_url is the API's root, e.g. https://api.anthropic.com); OpenAI's Responses (the openai SDK)
+    api: Literal["chat", "anthropic", "responses"] = "chat"
     images: bool = True
     pdf_files: bool = False
     fetches_urls: bool = True

@@ -110,6 +110,9 @@ PROVIDERS = [
     # Anthropic's Messages API (the test server speaks it at /v1/messages; the SDK adds the /v1)
     Provider("claude", os.environ.get("LLM_BASE_URL", "http://127.0.0.1:9/v1").removesuffix("/v1"),
              api_key="sk-ant-test", api="anthropic"),
+    # OpenAI's Responses API (the test server speaks it at /v1/responses)
+    Provider("responses", os.environ.get("LLM_BASE_URL", "http://127.0.0.1:9/v1"), api_key="sk-resp-test",
+             api="responses"),
 ]
 
 
@@ -153,6 +156,11 @@ AGENTS = [
     Agent(name="claude-thinker", provider="claude", model="claude-sonnet-4-5", max_tokens=2048, throttle_ms=10,
           provider_options={"thinking": {"type": "enabled", "budget_tokens": 1024}}),
     Agent(name="claude-planner", provider="claude", model="claude-sonnet-4-5", output=Plan, throttle_ms=10),
+    # OpenAI's Responses API, natively
+    Agent(name="gpt-r", provider="responses", model="gpt-5-mini", instructions="Use tools.", tools=[weather],
+          max_steps=3, throttle_ms=10, provider_options={"reasoning": {"effort": "low", "summary": "auto"}}),
+    Agent(name="gpt-r-planner", provider="responses", model="gpt-5-mini", output=Plan, max_tokens=200,
+          throttle_ms=10),
     # its own model name: what the server refuses is remembered per model
     Agent(name="local-planner", model="gemma-3-270m", instructions="Plan trips.", output=Plan, throttle_ms=10,
           temperature=0.0, max_tokens=400),  # llama-server's grammar lets the small model pad with whitespace

@@ -11,7 +11,8 @@ bodies received; POST /_reset forgets everything. Response kinds:
   {"kind":"malformed"}         a chunk that is not JSON
   {"kind":"hang","chunks":[...]} chunks, then silence until the client goes away
   {"kind":"disconnect","chunks":[...]}  chunks, then the connection drops
-POST /v1/messages speaks Anthropic's Messages API with the same script (see ``messages``).
+POST /v1/messages speaks Anthropic's Messages API with the same script (see ``messages``), and
+POST /v1/responses OpenAI's Responses API (see ``responses``).
 Options of text and tools: "usage": false (no usage chunk, as a server that ignores stream_options),
 "finish": false (no finish reason before [DONE], as a server cutting a reply short),
 "refuse_null_content": true (HTTP 500 for an assistant tool-call turn whose content is null, as
@@ -164,6 +165,75 @@ async def messages(request: Request) -> Response:
     return StreamingResponse(stream(), media_type="text/event-stream")
 
 
+async def responses(request: Request) -> Response:
+    """OpenAI's Responses API, streamed as its documented events: the same script steps (text,
+    tools, status), plus "reasoning": [...] (summary text before the answer), "cached": n and
+    "reasoning_tokens": n (usage details), "incomplete": true (cut by max_output_tokens),
+    "failed": "message" (a response.failed event after the text)."""
+    body = await request.json()
+    step = script.popleft() if script else {"kind": "text", "chunks": ["echo"]}
+    body["_served"] = step["kind"]
+    body["_headers"] = {k: request.headers[k] for k in ("authorization",) if k in request.headers}
+    received.append(body)
+    if step["kind"] == "status":
+        error = {"error": {"message": f"scripted {step['status']}", "type": "invalid_request_error", "code": None}}
+        return JSONResponse(step.get("body", error), step["status"])
+
+    async def stream() -> Any:
+        seq = 0
+
+        def event(kind: str, **fields: Any) -> str:
+            nonlocal seq
+            seq += 1
+            return f"event: {kind}\ndata: {json.dumps({'type': kind, 'sequence_number': seq, **fields})}\n\n"
+
+        shell = {"id": "resp_1", "object": "response", "created_at": 1, "model": body["model"], "output": [],
+                 "parallel_tool_calls": True, "tool_choice": "auto", "tools": []}
+        yield event("response.created", response={**shell, "status": "in_progress"})
+        index = 0
+        if step.get("reasoning"):
+            yield event("response.output_item.added", output_index=index,
+                        item={"id": "rs_1", "type": "reasoning", "summary": []})
+            for piece in step["reasoning"]:
+                yield event("response.reasoning_summary_text.delta", item_id="rs_1", output_index=index,
+                            summary_index=0, delta=piece)
+            index += 1
+        if step.get("chunks"):
+            yield event("response.output_item.added", output_index=index, item={
+                "id": "msg_1", "type": "message", "status": "in_progress", "role": "assistant", "content": []})
+            for piece in step["chunks"]:
+                yield event("response.output_text.delta", item_id="msg_1", output_index=index, content_index=0,
+                            delta=piece, logprobs=[])
+            index += 1
+        if step.get("failed"):
+            yield event("response.failed", response={**shell, "status": "failed",
+                                                      "error": {"code": "server_error", "message": step["failed"]}})
+            return
+        for i, call in enumerate(step.get("calls", [])):
+            args = call.get("arguments", "{}")
+            item = {"id": f"fc_{i}", "type": "function_call", "call_id": f"call_{i}_{len(received)}",
+                    "name": call["name"], "arguments": "", "status": "in_progress"}
+            yield event("response.output_item.added", output_index=index, item=item)
+            for j in range(0, len(args), 5):
+                yield event("response.function_call_arguments.delta", item_id=item["id"], output_index=index,
+                            delta=args[j:j + 5])
+            yield event("response.function_call_arguments.done", item_id=item["id"], output_index=index,
+                        arguments=args)
+            yield event("response.output_item.done", output_index=index,
+                        item={**item, "arguments": args, "status": "completed"})
+            index += 1
+        usage = {"input_tokens": 30, "input_tokens_details": {"cached_tokens": step.get("cached", 0)},
+                 "output_tokens": 12, "output_tokens_details": {"reasoning_tokens": step.get("reasoning_tokens", 0)},
+                 "total_tokens": 42}
+        if step.get("incomplete"):
+            yield event("response.incomplete", response={**shell, "status": "incomplete", "usage": usage,
+                                                         "incomplete_details": {"reason": "max_output_tokens"}})
+        else:
+            yield event("response.completed", response={**shell, "status": "completed", "usage": usage})
+
+    return StreamingResponse(stream(), media_type="text/event-stream")
+
+
 TRANSCRIPTS = Path(__file__).parent / "transcripts"
 
 
@@ -269,6 +339,7 @@ async def reset(request: Request) -> Response:
 app = Starlette(routes=[
     Route("/v1/chat/completions", completions, methods=["POST"]),
     Route("/v1/messages", messages, methods=["POST"]),
+    Route("/v1/responses", responses, methods=["POST"]),
     Route("/v1/embeddings", embeddings, methods=["POST"]),
     Route("/v1/images/generations", images, methods=["POST"]),
     Route("/_images", images_seen, methods=["GET"]),

@@ -1,0 +1,81 @@
+"""OpenAI's Responses API, natively (the openai SDK), against a test server that speaks its
+documented streaming events, through a worker: text with reasoning summaries and usage details, a
+function call's round trip as function_call and function_call_output items, structured output as
+text.format, and a response that fails, is cut short, or is refused over HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.support.stack import Stack
+from tests.workers.test_agents import by_step, run_prompt
+from tests.workers.test_providers import final
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_text_reasoning_and_usage_stream_through(llm: Stack) -> None:
+    llm.script({"kind": "text", "chunks": ["Hello ", "there."], "reasoning": ["The user ", "greets me."],
+                "cached": 10, "reasoning_tokens": 4})
+    tab, _, frame = await run_prompt(llm, "gpt-r", "hi")
+    reply = final(frame)
+    assert (reply["status"], reply["text"], reply["provider"]) == ("success", "Hello there.", "responses")
+    assert {"type": "reasoning", "text": "The user greets me."} in reply["parts"]
+    usage = reply["usage"]
+    assert (usage["promptTokens"], usage["completionTokens"], usage["cachedTokens"], usage["reasoningTokens"]) == (
+        30, 12, 10, 4)
+    request = llm.llm_requests()[0]
+    assert request["_headers"]["authorization"] == "Bearer sk-resp-test" and request["model"] == "gpt-5-mini"
+    assert request["instructions"] == "Use tools." and request["store"] is False
+    assert request["reasoning"] == {"effort": "low", "summary": "auto"}
+    assert request["input"][-1] == {"role": "user", "content": [{"type": "input_text", "text": "hi"}]}
+    await tab.close()
+
+
+async def test_a_function_call_goes_out_and_back_as_items(llm: Stack) -> None:
+    llm.script({"kind": "tools", "calls": [{"name": "weather", "arguments": '{"city": "Oslo"}'}]},
+               {"kind": "text", "chunks": ["Sunny ", "in Oslo."]})
+    tab, _, frame = await run_prompt(llm, "gpt-r", "weather in Oslo?")
+    steps = by_step(frame["value"])
+    assert [(m["role"], m["status"]) for m in steps] == [("user", "success"), ("assistant", "success"),
+                                                         ("tool", "success"), ("assistant", "success")]
+    assert steps[3]["text"] == "Sunny in Oslo."
+    first, second = llm.llm_requests()[:2]
+    assert first["tools"][0]["name"] == "weather" and first["tools"][0]["type"] == "function"
+    call, output = second["input"][-2:]
+    assert (call["type"], call["name"], call["arguments"]) == ("function_call", "weather", '{"city": "Oslo"}')
+    assert output["type"] == "function_call_output" and output["call_id"] == call["call_id"]
+    assert '"Oslo"' in output["output"]
+    pieces = [p for f in tab.frames if f["type"] == "delta" for p in f["parts"] if p["type"] == "tool-call-delta"]
+    assert "".join(p["argsTextDelta"] for p in pieces) == '{"city": "Oslo"}'
+    await tab.close()
+
+
+async def test_structured_output_goes_as_text_format(llm: Stack) -> None:
+    llm.script({"kind": "text", "chunks": ['{"city": "Rome", ', '"days": 2}']})
+    tab, _, frame = await run_prompt(llm, "gpt-r-planner", "plan")
+    assert {"type": "object", "object": {"city": "Rome", "days": 2}} in final(frame)["parts"]
+    fmt = llm.llm_requests()[0]["text"]["format"]
+    assert fmt["type"] == "json_schema" and fmt["strict"] is True and fmt["schema"]["required"] == ["city", "days"]
+    assert llm.llm_requests()[0]["max_output_tokens"] == 200
+    await tab.close()
+
+
+@pytest.mark.parametrize(("step", "status", "error"), [
+    ({"kind": "status", "status": 400}, "failed", "model answered 400: scripted 400"),
+    ({"kind": "text", "chunks": ["Half "], "failed": "The server had an error"}, "failed", "had an error"),
+    ({"kind": "text", "chunks": ["Too long"], "incomplete": True}, "success", None),
+])
+async def test_a_failed_cut_or_refused_response(llm: Stack, step: dict[str, Any], status: str,
+                                                error: str | None) -> None:
+    llm.script(step)
+    tab, _, frame = await run_prompt(llm, "gpt-r")
+    reply = final(frame)
+    assert reply["status"] == status, reply
+    if error is None:  # cut by max_output_tokens: the text so far, with its finish reason
+        assert (reply["finishReason"], reply["text"]) == ("length", "Too long")
+    else:
+        assert error in reply["error"], reply
+    await tab.close()
