@@ -63,7 +63,7 @@ def ask(stack: Stack, c: httpx.Client, agent: str, *content: dict[str, Any]) -> 
     assert r.status_code == 201, r.text
     answer = reply(c, tid)
     requests = stack.llm_requests()
-    return answer, (requests[-1]["messages"][-1] if requests else {})
+    return answer, (requests[-1].get("messages", [{}])[-1] if requests else {})  # (Responses API: "input")
 
 
 def test_upload_sniff_limits_and_ownership(site: Stack) -> None:
@@ -131,6 +131,36 @@ def test_an_image_reaches_the_model_as_an_image_input(site: Stack) -> None:
         assert sent["parts"][1] == {"type": "image", "fileId": img["fileId"], "url": "", "mimeType": "image/png",
                                     "filename": "cat.png"}
         assert c.get(f"/api/files/{img['fileId']}").json()["refs"] == 1
+
+
+@pytest.mark.parametrize("agent", ["claude", "gpt-r"])  # Anthropic's Messages API, OpenAI's Responses API
+def test_images_and_pdfs_reach_the_native_apis_as_their_own_blocks(site: Stack, agent: str) -> None:
+    with http(site, f"native-{agent}") as c:
+        img = upload(c, "cat.png", PNG)
+        pdf = upload(c, "tides.pdf", pdf_with_pages("Spring tides were high"))
+        answer, _ = ask(site, c, agent, {"type": "text", "text": "what are these?"},
+                        {"type": "image", "fileId": img["fileId"]}, {"type": "file", "fileId": pdf["fileId"]})
+        assert answer["status"] == "success", answer
+        body = site.llm_requests()[-1]
+        local = "FILES_BUCKET" not in site.env
+        inline_png = base64.b64encode(PNG).decode()
+        if agent == "claude":
+            text, image, document = body["messages"][-1]["content"]
+            assert text == {"type": "text", "text": "what are these?"}
+            assert image["source"] == {"type": "base64", "media_type": "image/png", "data": inline_png} if local \
+                else httpx.get(image["source"]["url"]).content == PNG
+            assert document["type"] == "document" and document["title"] == "tides.pdf"
+            source = document["source"]
+            pdf_bytes = base64.b64decode(source["data"]) if source["type"] == "base64" else httpx.get(source["url"]).content
+        else:
+            text, image, document = body["input"][-1]["content"]
+            assert text == {"type": "input_text", "text": "what are these?"}
+            assert image["type"] == "input_image" and (
+                image["image_url"] == f"data:image/png;base64,{inline_png}" if local
+                else httpx.get(image["image_url"]).content == PNG)
+            assert document["type"] == "input_file" and document["filename"] == "tides.pdf"
+            pdf_bytes = base64.b64decode(document["file_data"].split(",", 1)[1])
+        assert pdf_bytes.startswith(b"%PDF-")
 
 
 def test_pdfs_and_text_files_reach_the_model_as_the_agent_says(site: Stack) -> None:
