@@ -22,8 +22,9 @@ class TextPart(_Record, tag="text", tag_field="type"):
     text: str
 
 
-class ReasoningPart(_Record, tag="reasoning", tag_field="type"):
+class ReasoningPart(_Record, tag="reasoning", tag_field="type", omit_defaults=True):
     text: str
+    signature: str | None = None  # the provider's seal on its thinking (Anthropic's): sent back on tool turns
 
 
 class ToolCallPart(_Record, tag="tool-call", tag_field="type"):

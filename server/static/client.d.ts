@@ -13,6 +13,7 @@ export interface Part {
   isError?: boolean;
   object?: unknown;
   argsTextDelta?: string; // tool-call-delta (deltas only)
+  signature?: string; // reasoning, on a stored reply: the provider's seal on its thinking (Anthropic's)
   fileId?: string; url?: string; mimeType?: string; filename?: string; // file, image
   // source: a document passage the reply drew on (RAG), numbered as the model cited it
   sourceId?: string; namespace?: string; key?: string; title?: string; chunk?: number;

@@ -194,9 +194,13 @@ def to_chat_messages(agent: Agent, messages: list[Message], *, reasoning_in_hist
             entry: dict[str, Any] = {"role": "assistant", "content": text}
             if tool_calls:
                 entry["tool_calls"] = tool_calls
-                reasoning = "".join(p.text for p in m.parts if isinstance(p, ReasoningPart))
+                thoughts = [p for p in m.parts if isinstance(p, ReasoningPart)]
+                reasoning = "".join(p.text for p in thoughts)
                 if reasoning_in_history and reasoning:
                     entry["reasoning_content"] = reasoning
+                    signature = next((p.signature for p in thoughts if p.signature), None)
+                    if signature:  # Anthropic's: the thinking goes back signed
+                        entry["reasoning_signature"] = signature
             out.append(entry)
             continue
         text = "".join(p.text for p in m.parts if isinstance(p, TextPart)) or m.text
@@ -212,10 +216,11 @@ def to_chat_messages(agent: Agent, messages: list[Message], *, reasoning_in_hist
     return out
 
 
-def reply_parts(text: str, reasoning: str, calls: list[ToolCallPart], obj: Any = None) -> list[Any]:
+def reply_parts(text: str, reasoning: str, calls: list[ToolCallPart], obj: Any = None, *,
+                signature: str = "") -> list[Any]:
     parts: list[Any] = []
     if reasoning:
-        parts.append(ReasoningPart(text=reasoning))
+        parts.append(ReasoningPart(text=reasoning, signature=signature or None))
     if text:
         parts.append(TextPart(text=text))
     if obj is not None:

@@ -41,7 +41,13 @@ from threadline.shared.models import (
     ToolCall,
     model_for,
 )
-from threadline.shared.models.base import Inputs, RawEvent, RefusalDelta, ToolCallDelta
+from threadline.shared.models.base import (
+    Inputs,
+    RawEvent,
+    ReasoningSealed,
+    RefusalDelta,
+    ToolCallDelta,
+)
 from threadline.shared.partial_json import parse_partial
 from threadline.shared.rag.knowledge import Knowledge, Sources, is_passages
 from threadline.shared.records import (
@@ -80,6 +86,7 @@ class GenerationResult:
 class _Step:
     text: str = ""
     reasoning: str = ""
+    signature: str = ""  # of the reasoning, where the provider signs it
     calls: list[ToolCall] = field(default_factory=list)
     usage: Usage | None = None
     finish: str = "stop"
@@ -244,6 +251,8 @@ class Generation:
                 elif isinstance(event, ReasoningDelta):
                     step.reasoning += event.text
                     writer.reasoning(event.text)
+                elif isinstance(event, ReasoningSealed):
+                    step.signature = event.signature
                 elif isinstance(event, RefusalDelta):
                     step.refusal += event.text
                 elif isinstance(event, ToolCallDelta):
@@ -397,7 +406,7 @@ class Generation:
         done = copy.copy(reply)
         done.status = "success"
         done.text = step.text
-        done.parts = reply_parts(step.text, step.reasoning, calls, obj)
+        done.parts = reply_parts(step.text, step.reasoning, calls, obj, signature=step.signature)
         if step.refusal:
             done.parts.append(RefusalPart(text=step.refusal))
         done.usage = step.usage

@@ -23,6 +23,7 @@ from threadline.shared.models.base import (
     Finish,
     ModelError,
     ReasoningDelta,
+    ReasoningSealed,
     RefusalDelta,
     TextDelta,
     ToolCall,
@@ -41,6 +42,8 @@ CACHED = {"type": "ephemeral"}
 
 class AnthropicMessages(SdkModel[anthropic.AsyncAnthropic]):
     """Streams one Messages call of ``model`` at ``provider`` (``api="anthropic"``)."""
+
+    reasoning_in_history = True  # extended thinking wants its signed thinking back on tool turns
 
     def _make_client(self, **options: Any) -> anthropic.AsyncAnthropic:
         return anthropic.AsyncAnthropic(**options)
@@ -83,6 +86,8 @@ class AnthropicMessages(SdkModel[anthropic.AsyncAnthropic]):
                         yield TextDelta(delta.text)
                     elif delta.type == "thinking_delta":
                         yield ReasoningDelta(delta.thinking)
+                    elif delta.type == "signature_delta":
+                        yield ReasoningSealed(delta.signature)
                     elif delta.type == "input_json_delta" and event.index in calls:
                         call = calls[event.index]
                         call[2] += delta.partial_json
@@ -141,6 +146,9 @@ def to_anthropic(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, An
             role = "user"
         elif role == "assistant":
             blocks = _blocks(m.get("content"))
+            if m.get("reasoning_signature") and m.get("reasoning_content"):  # thinking first, as it came
+                blocks.insert(0, {"type": "thinking", "thinking": m["reasoning_content"],
+                                  "signature": m["reasoning_signature"]})
             for call in m.get("tool_calls") or []:
                 blocks.append({"type": "tool_use", "id": call["id"], "name": call["function"]["name"],
                                "input": call_arguments(call["function"].get("arguments"))})

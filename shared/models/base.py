@@ -25,6 +25,14 @@ class ReasoningDelta:
 
 
 @dataclass(slots=True)
+class ReasoningSealed:
+    """The provider's signature of the reasoning so far (Anthropic's extended thinking): the model
+    wants the reasoning back, signed, when the turn's tool results go back to it."""
+
+    signature: str
+
+
+@dataclass(slots=True)
 class RefusalDelta:
     text: str
 
@@ -54,7 +62,7 @@ class Finish:
     usage: Usage | None = None
 
 
-Event = TextDelta | ReasoningDelta | RefusalDelta | ToolCallDelta | ToolCall | Finish
+Event = TextDelta | ReasoningDelta | ReasoningSealed | RefusalDelta | ToolCallDelta | ToolCall | Finish
 
 
 @dataclass(slots=True)

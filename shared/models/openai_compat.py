@@ -69,7 +69,9 @@ class OpenAICompatible:
     def body(self, request: ChatRequest) -> dict[str, Any]:
         refused = self.refused
         reasoning = is_reasoning_model(self.name)
-        body: dict[str, Any] = {"model": self.name, "messages": request.messages, "stream": True}
+        messages = [{k: v for k, v in m.items() if k != "reasoning_signature"} if "reasoning_signature" in m else m
+                    for m in request.messages]  # (Anthropic's seal on its thinking: no Chat Completions field)
+        body: dict[str, Any] = {"model": self.name, "messages": messages, "stream": True}
         if self._provider.stream_options is not False and "stream_options" not in refused:
             body["stream_options"] = {"include_usage": True}
         if request.tools:

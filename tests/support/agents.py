@@ -155,6 +155,8 @@ AGENTS = [
           max_steps=3, throttle_ms=10),
     Agent(name="claude-thinker", provider="claude", model="claude-sonnet-4-5", max_tokens=2048, throttle_ms=10,
           provider_options={"thinking": {"type": "enabled", "budget_tokens": 1024}}),
+    Agent(name="claude-thinking-tools", provider="claude", model="claude-sonnet-4-5", tools=[weather], max_steps=3,
+          max_tokens=2048, throttle_ms=10, provider_options={"thinking": {"type": "enabled", "budget_tokens": 1024}}),
     Agent(name="claude-planner", provider="claude", model="claude-sonnet-4-5", output=Plan, throttle_ms=10),
     # OpenAI's Responses API, natively
     Agent(name="gpt-r", provider="responses", model="gpt-5-mini", instructions="Use tools.", tools=[weather],

@@ -21,7 +21,7 @@ async def test_text_thinking_and_cache_usage_stream_through(llm: Stack) -> None:
     tab, _, frame = await run_prompt(llm, "claude-thinker", "hi")
     reply = final(frame)
     assert (reply["status"], reply["text"], reply["provider"]) == ("success", "Hello there.", "claude")
-    assert {"type": "reasoning", "text": "Let me think."} in reply["parts"]
+    assert {"type": "reasoning", "text": "Let me think.", "signature": "c2lnbmVk"} in reply["parts"]
     usage = reply["usage"]
     assert (usage["promptTokens"], usage["cachedTokens"], usage["completionTokens"]) == (145, 100, 9)
     assert not usage.get("estimated")
@@ -57,6 +57,23 @@ async def test_a_tool_call_goes_out_and_back_as_tool_use_and_tool_result(llm: St
     assert '"city": "Oslo"' in result["content"] or '"city":"Oslo"' in result["content"]
     pieces = [p for f in tab.frames if f["type"] == "delta" for p in f["parts"] if p["type"] == "tool-call-delta"]
     assert "".join(p["argsTextDelta"] for p in pieces) == '{"city": "Oslo"}'  # the input streamed as it came
+    await tab.close()
+
+
+async def test_thinking_goes_back_signed_with_the_tool_call_it_led_to(llm: Stack) -> None:
+    """With extended thinking, the API wants a tool-use turn's thinking back, signed, beside the results."""
+    llm.script({"kind": "tools", "thinking": ["Oslo, so ", "the tool."],
+                "calls": [{"name": "weather", "arguments": '{"city": "Oslo"}'}]},
+               {"kind": "text", "chunks": ["Sunny."]})
+    tab, _, frame = await run_prompt(llm, "claude-thinking-tools", "weather in Oslo?")
+    steps = by_step(frame["value"])
+    assert steps[-1]["text"] == "Sunny." and steps[-1]["status"] == "success"
+    call_step = steps[1]
+    assert {"type": "reasoning", "text": "Oslo, so the tool.", "signature": "c2lnbmVk"} in call_step["parts"]
+    assistant = llm.llm_requests()[1]["messages"][-2]
+    thinking, use = assistant["content"]
+    assert thinking == {"type": "thinking", "thinking": "Oslo, so the tool.", "signature": "c2lnbmVk"}
+    assert use["type"] == "tool_use" and use["input"] == {"city": "Oslo"}
     await tab.close()
 
 
