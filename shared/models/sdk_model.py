@@ -47,12 +47,16 @@ class SdkModel(Generic[Client]):
 
     async def _sent_body(self, request: ChatRequest) -> dict[str, Any]:
         """The body sent: the API's own, then the temperature, the provider's and the call's options
-        on top; a raw handler sees it."""
+        on top; a raw handler sees it. ``tools`` in the options are the API's own tools (OpenAI's web
+        search, Anthropic's server tools...): added beside the agent's, which run here."""
         body = self.body(request)
         if request.temperature is not None:
             body["temperature"] = request.temperature
-        body.update(self._provider.options)
-        body.update(request.options)
+        for options in (self._provider.options, request.options):
+            builtin = options.get("tools") or []
+            body.update({k: v for k, v in options.items() if k != "tools"})
+            if builtin:
+                body["tools"] = [*body.get("tools", []), *builtin]
         if request.raw is not None:
             await request.raw("request", body)
         return body

@@ -157,10 +157,14 @@ AGENTS = [
           provider_options={"thinking": {"type": "enabled", "budget_tokens": 1024}}),
     Agent(name="claude-thinking-tools", provider="claude", model="claude-sonnet-4-5", tools=[weather], max_steps=3,
           max_tokens=2048, throttle_ms=10, provider_options={"thinking": {"type": "enabled", "budget_tokens": 1024}}),
+    Agent(name="claude-searcher", provider="claude", model="claude-sonnet-4-5", tools=[weather], throttle_ms=10,
+          provider_options={"tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 2}]}),
     Agent(name="claude-planner", provider="claude", model="claude-sonnet-4-5", output=Plan, throttle_ms=10),
     # OpenAI's Responses API, natively
     Agent(name="gpt-r", provider="responses", model="gpt-5-mini", instructions="Use tools.", tools=[weather],
           max_steps=3, throttle_ms=10, provider_options={"reasoning": {"effort": "low", "summary": "auto"}}),
+    Agent(name="gpt-r-searcher", provider="responses", model="gpt-5-mini", tools=[weather], throttle_ms=10,
+          provider_options={"tools": [{"type": "web_search"}]}),
     Agent(name="gpt-r-planner", provider="responses", model="gpt-5-mini", output=Plan, max_tokens=200,
           throttle_ms=10),
     # its own model name: what the server refuses is remembered per model

@@ -110,7 +110,8 @@ def anthropic_event(kind: str, **body: Any) -> str:
 async def messages(request: Request) -> Response:
     """Anthropic's Messages API, streamed as its documented events: the same script steps (text,
     tools, status), plus "thinking": [...] (extended thinking before the text), "cache_read": n and
-    "cache_write": n (prompt cache usage), "stop": a stop reason, "error_event": an error mid-stream."""
+    "cache_write": n (prompt cache usage), "stop": a stop reason, "error_event": an error mid-stream,
+    "web_search": "query" (a server tool Anthropic runs itself, with its result, before the text)."""
     body = await request.json()
     step = script.popleft() if script else {"kind": "text", "chunks": ["echo"]}
     body["_served"] = step["kind"]
@@ -129,6 +130,19 @@ async def messages(request: Request) -> Response:
             "id": "msg_1", "type": "message", "role": "assistant", "model": body["model"], "content": [],
             "stop_reason": None, "stop_sequence": None, "usage": usage})
         index = 0
+        if step.get("web_search"):
+            query = json.dumps({"query": step["web_search"]})
+            yield anthropic_event("content_block_start", index=index, content_block={
+                "type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {}})
+            yield anthropic_event("content_block_delta", index=index, delta={"type": "input_json_delta",
+                                                                              "partial_json": query})
+            yield anthropic_event("content_block_stop", index=index)
+            yield anthropic_event("content_block_start", index=index + 1, content_block={
+                "type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": [
+                    {"type": "web_search_result", "url": "https://example.org/tides", "title": "Tides",
+                     "encrypted_content": "ZW5j", "page_age": None}]})
+            yield anthropic_event("content_block_stop", index=index + 1)
+            index += 2
         if step.get("thinking"):
             yield anthropic_event("content_block_start", index=index, content_block={"type": "thinking", "thinking": ""})
             for piece in step["thinking"]:
@@ -169,7 +183,8 @@ async def responses(request: Request) -> Response:
     """OpenAI's Responses API, streamed as its documented events: the same script steps (text,
     tools, status), plus "reasoning": [...] (summary text before the answer), "cached": n and
     "reasoning_tokens": n (usage details), "incomplete": true (cut by max_output_tokens),
-    "failed": "message" (a response.failed event after the text)."""
+    "failed": "message" (a response.failed event after the text), "web_search": "query" (a built-in
+    web search the server runs first, and a URL citation on the text)."""
     body = await request.json()
     step = script.popleft() if script else {"kind": "text", "chunks": ["echo"]}
     body["_served"] = step["kind"]
@@ -191,6 +206,14 @@ async def responses(request: Request) -> Response:
                  "parallel_tool_calls": True, "tool_choice": "auto", "tools": []}
         yield event("response.created", response={**shell, "status": "in_progress"})
         index = 0
+        if step.get("web_search"):
+            call = {"id": "ws_1", "type": "web_search_call", "status": "in_progress"}
+            yield event("response.output_item.added", output_index=index, item=call)
+            for phase in ("in_progress", "searching", "completed"):
+                yield event(f"response.web_search_call.{phase}", item_id="ws_1", output_index=index)
+            yield event("response.output_item.done", output_index=index, item={
+                **call, "status": "completed", "action": {"type": "search", "query": step["web_search"]}})
+            index += 1
         if step.get("reasoning"):
             yield event("response.output_item.added", output_index=index,
                         item={"id": "rs_1", "type": "reasoning", "summary": []})
@@ -204,6 +227,11 @@ async def responses(request: Request) -> Response:
             for piece in step["chunks"]:
                 yield event("response.output_text.delta", item_id="msg_1", output_index=index, content_index=0,
                             delta=piece, logprobs=[])
+            if step.get("web_search"):
+                yield event("response.output_text.annotation.added", item_id="msg_1", output_index=index,
+                            content_index=0, annotation_index=0, annotation={
+                                "type": "url_citation", "url": "https://example.org/tides", "title": "Tides",
+                                "start_index": 0, "end_index": 5})
             index += 1
         if step.get("failed"):
             yield event("response.failed", response={**shell, "status": "failed",

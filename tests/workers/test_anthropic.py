@@ -77,6 +77,17 @@ async def test_thinking_goes_back_signed_with_the_tool_call_it_led_to(llm: Stack
     await tab.close()
 
 
+async def test_a_server_tool_runs_on_anthropics_side_beside_the_agents_tools(llm: Stack) -> None:
+    llm.script({"kind": "text", "web_search": "spring tides", "chunks": ["Tides ", "are high."]})
+    tab, _, frame = await run_prompt(llm, "claude-searcher", "tides?")
+    steps = by_step(frame["value"])
+    assert [(m["role"], m["status"]) for m in steps] == [("user", "success"), ("assistant", "success")]
+    assert steps[1]["text"] == "Tides are high."  # nothing for this process to run
+    tools = llm.llm_requests()[0]["tools"]
+    assert [t["name"] for t in tools] == ["weather", "web_search"] and tools[1]["type"] == "web_search_20250305"
+    await tab.close()
+
+
 async def test_structured_output_is_asked_in_the_system_prompt_and_validated(llm: Stack) -> None:
     llm.script({"kind": "text", "chunks": ['{"city": "Rome", ', '"days": 2}']})
     tab, _, frame = await run_prompt(llm, "claude-planner", "plan")

@@ -53,6 +53,17 @@ async def test_a_function_call_goes_out_and_back_as_items(llm: Stack) -> None:
     await tab.close()
 
 
+async def test_a_built_in_tool_runs_on_openais_side_beside_the_agents_tools(llm: Stack) -> None:
+    llm.script({"kind": "text", "web_search": "spring tides", "chunks": ["Tides ", "are high."]})
+    tab, _, frame = await run_prompt(llm, "gpt-r-searcher", "tides?")
+    steps = by_step(frame["value"])
+    assert [(m["role"], m["status"]) for m in steps] == [("user", "success"), ("assistant", "success")]
+    assert steps[1]["text"] == "Tides are high."
+    tools = llm.llm_requests()[0]["tools"]
+    assert [t["type"] for t in tools] == ["function", "web_search"] and tools[0]["name"] == "weather"
+    await tab.close()
+
+
 async def test_structured_output_goes_as_text_format(llm: Stack) -> None:
     llm.script({"kind": "text", "chunks": ['{"city": "Rome", ', '"days": 2}']})
     tab, _, frame = await run_prompt(llm, "gpt-r-planner", "plan")
