@@ -8,6 +8,8 @@ items; tool results ``function_call_output`` items), structured output ``text.fo
 JSON schema, nothing stored on OpenAI's side (``store: false``). Streamed back: text, reasoning
 summaries (ask for them with ``provider_options={"reasoning": {"effort": ..., "summary": "auto"}}``),
 refusals, function calls as their arguments arrive, and usage with cached and reasoning tokens.
+With reasoning asked for, the reasoning items come back encrypted and go back with the function
+calls they led to (nothing is stored on OpenAI's side, so the next call carries them).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import msgspec
 import openai
 
 from threadline.shared.models.base import (
@@ -23,6 +26,7 @@ from threadline.shared.models.base import (
     Finish,
     ModelError,
     ReasoningDelta,
+    ReasoningSealed,
     RefusalDelta,
     TextDelta,
     ToolCall,
@@ -36,12 +40,16 @@ from threadline.shared.records import Usage
 class OpenAIResponses(SdkModel[openai.AsyncOpenAI]):
     """Streams one Responses call of ``model`` at ``provider`` (``api="responses"``)."""
 
+    reasoning_in_history = True  # encrypted reasoning items go back with their function calls
+
     def _make_client(self, **options: Any) -> openai.AsyncOpenAI:
         return openai.AsyncOpenAI(**options)
 
     def body(self, request: ChatRequest) -> dict[str, Any]:
         instructions, items = to_input(request.messages)
         body: dict[str, Any] = {"model": self.name, "input": items, "store": False}
+        if "reasoning" in request.options or "reasoning" in self._provider.options:
+            body["include"] = ["reasoning.encrypted_content"]
         if instructions:
             body["instructions"] = instructions
         if request.tools:
@@ -81,6 +89,10 @@ class OpenAIResponses(SdkModel[openai.AsyncOpenAI]):
                     call_id, name = calls[event.item_id]
                     yield ToolCallDelta(index=list(calls).index(event.item_id), id=call_id, name=name,
                                         arguments=event.delta)
+                elif kind == "response.output_item.done" and event.item.type == "reasoning":
+                    sealed = getattr(event.item, "encrypted_content", None)
+                    if sealed:
+                        yield ReasoningSealed(_seal.encode({"id": event.item.id, "encrypted_content": sealed}).decode())
                 elif kind == "response.output_item.done" and event.item.type == "function_call":
                     yield ToolCall(id=event.item.call_id, name=event.item.name, arguments=event.item.arguments or "{}")
                 elif kind in ("response.completed", "response.incomplete"):
@@ -132,6 +144,9 @@ def to_input(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]
             items.append({"type": "function_call_output", "call_id": m["tool_call_id"],
                           "output": content_text(m["content"])})
         elif role == "assistant":
+            reasoning = _reasoning_item(m)
+            if reasoning is not None:
+                items.append(reasoning)
             text = content_text(m.get("content"))
             if text:
                 items.append({"role": "assistant", "content": [{"type": "output_text", "text": text}]})
@@ -141,6 +156,23 @@ def to_input(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]
         else:
             items.append({"role": "user", "content": _parts(m.get("content"))})
     return "\n\n".join(s for s in instructions if s), items
+
+
+_seal = msgspec.json.Encoder()
+
+
+def _reasoning_item(message: dict[str, Any]) -> dict[str, Any] | None:
+    """The encrypted reasoning item an assistant turn kept (its signature), to send back; None when
+    it kept none (or another provider's)."""
+    try:
+        sealed = msgspec.json.decode(message.get("reasoning_signature") or "null")
+    except msgspec.DecodeError:
+        return None
+    if not isinstance(sealed, dict) or not sealed.get("encrypted_content"):
+        return None
+    summary = [{"type": "summary_text", "text": message["reasoning_content"]}] if message.get("reasoning_content") else []
+    return {"type": "reasoning", "id": sealed.get("id"), "summary": summary,
+            "encrypted_content": sealed["encrypted_content"]}
 
 
 def _parts(content: Any) -> list[dict[str, Any]]:

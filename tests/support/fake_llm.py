@@ -220,6 +220,11 @@ async def responses(request: Request) -> Response:
             for piece in step["reasoning"]:
                 yield event("response.reasoning_summary_text.delta", item_id="rs_1", output_index=index,
                             summary_index=0, delta=piece)
+            sealed = {"encrypted_content": "ZW5jcnlwdGVk"} if "reasoning.encrypted_content" in body.get("include", []) \
+                else {}
+            yield event("response.output_item.done", output_index=index, item={
+                "id": "rs_1", "type": "reasoning",
+                "summary": [{"type": "summary_text", "text": "".join(step["reasoning"])}], **sealed})
             index += 1
         if step.get("chunks"):
             yield event("response.output_item.added", output_index=index, item={

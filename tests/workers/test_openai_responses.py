@@ -22,7 +22,8 @@ async def test_text_reasoning_and_usage_stream_through(llm: Stack) -> None:
     tab, _, frame = await run_prompt(llm, "gpt-r", "hi")
     reply = final(frame)
     assert (reply["status"], reply["text"], reply["provider"]) == ("success", "Hello there.", "responses")
-    assert {"type": "reasoning", "text": "The user greets me."} in reply["parts"]
+    assert {"type": "reasoning", "text": "The user greets me.",
+            "signature": '{"id":"rs_1","encrypted_content":"ZW5jcnlwdGVk"}'} in reply["parts"]  # kept, encrypted
     usage = reply["usage"]
     assert (usage["promptTokens"], usage["completionTokens"], usage["cachedTokens"], usage["reasoningTokens"]) == (
         30, 12, 10, 4)
@@ -61,6 +62,23 @@ async def test_a_built_in_tool_runs_on_openais_side_beside_the_agents_tools(llm:
     assert steps[1]["text"] == "Tides are high."
     tools = llm.llm_requests()[0]["tools"]
     assert [t["type"] for t in tools] == ["function", "web_search"] and tools[0]["name"] == "weather"
+    await tab.close()
+
+
+async def test_encrypted_reasoning_goes_back_with_the_function_call_it_led_to(llm: Stack) -> None:
+    """Nothing is stored on OpenAI's side: the reasoning that led to a call is asked for encrypted
+    and goes back, before the call and its output, on the next request."""
+    llm.script({"kind": "tools", "reasoning": ["Oslo: ", "the tool."],
+                "calls": [{"name": "weather", "arguments": '{"city": "Oslo"}'}]},
+               {"kind": "text", "chunks": ["Sunny."]})
+    tab, _, frame = await run_prompt(llm, "gpt-r", "weather in Oslo?")
+    assert by_step(frame["value"])[-1]["text"] == "Sunny."
+    first, second = llm.llm_requests()[:2]
+    assert first["include"] == ["reasoning.encrypted_content"]
+    reasoning, call, output = second["input"][-3:]
+    assert reasoning == {"type": "reasoning", "id": "rs_1", "encrypted_content": "ZW5jcnlwdGVk",
+                         "summary": [{"type": "summary_text", "text": "Oslo: the tool."}]}
+    assert call["type"] == "function_call" and output["call_id"] == call["call_id"]
     await tab.close()
 
 
