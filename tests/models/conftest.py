@@ -4,6 +4,7 @@ keeps them; scripts/test runs it first), each behind a whole stack."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -19,6 +20,8 @@ from tests.support.stack import Stack, run_stack
 from threadline.shared.embedded_redis import free_port
 
 MODEL = "gemma-3-270m"  # the name both servers answer to (the agents' LLM_MODEL)
+TOKEN_LIMIT = {"name": "daily-tokens", "on": "tokens", "kind": "fixed_window", "limit": 100000, "periodS": 86400,
+               "per": "user"}  # a window: nothing flows back while the test reads it
 SERVERS = ("llama-cpp-python", "llama-server")
 
 
@@ -87,6 +90,6 @@ def model_server(server_kind: str, built: dict[str, str], tmp_path_factory: pyte
 def local(model_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A stack whose agents talk to the real server."""
     env = {"LLM_BASE_URL": f"{model_server}/v1", "LLM_MODEL": MODEL, "LLM_TIMEOUT_S": "120",
-           "STREAM_STALE_MS": "15000"}
+           "STREAM_STALE_MS": "15000", "RATE_LIMITS": json.dumps([TOKEN_LIMIT])}
     with run_stack(tmp_path_factory.mktemp("local"), env=env) as stack:
         yield stack

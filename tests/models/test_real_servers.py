@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.models.conftest import MODEL, SERVERS, start
+from tests.models.conftest import MODEL, SERVERS, TOKEN_LIMIT, start
 from tests.support import procs
 from tests.support.stack import Stack, run_stack
 from tests.support.wsutil import Tab
@@ -84,6 +84,10 @@ async def test_usage_is_counted_whether_the_server_reports_it_or_not(local: Stac
     assert reply["status"] == "success" and usage["completionTokens"] > 0 and usage["promptTokens"] > 0, reply
     summary = httpx.get(f"{local.web}/api/usage", headers={"Authorization": f"Bearer {token('counted')}"}).json()
     assert summary["totals"]["output"] == usage["completionTokens"]  # the ledger has it, never nothing
+    status = httpx.get(f"{local.web}/api/rate-limit", params={"agentName": "local"},
+                       headers={"Authorization": f"Bearer {token('counted')}"}).json()
+    (rule,) = [r for r in status["rules"] if r["name"] == TOKEN_LIMIT["name"]]
+    assert rule["remaining"] == TOKEN_LIMIT["limit"] - usage["totalTokens"]  # the token limit counted them
     print("usage:", usage)
     await tab.close()
 
