@@ -109,6 +109,9 @@ class UIStream:
             if part.get("object") != self._object:
                 self._object = part.get("object")
                 yield {"type": "data-object", "id": "object", "data": self._object}
+        elif kind == "source" and part.get("namespace") == "web":  # a web page the answer cites
+            yield {"type": "source-url", "sourceId": str(part.get("sourceId", "")), "url": part.get("key", ""),
+                   "title": part.get("title") or None}
         elif kind == "source":
             yield {"type": "source-document", "sourceId": str(part.get("sourceId", "")), "mediaType": "text/plain",
                    "title": part.get("title") or part.get("key", ""), "filename": part.get("key")}
@@ -243,6 +246,6 @@ def _fold(chunks: Iterable[Chunk]) -> Iterator[UIPart]:
                 same["data"] = c["data"]
             else:
                 parts.append({"type": kind, "id": c.get("id"), "data": c["data"]})
-        elif kind in ("source-document", "file"):
+        elif kind in ("source-document", "source-url", "file"):
             parts.append({k: v for k, v in c.items() if v is not None})
     yield from parts

@@ -42,6 +42,7 @@ from threadline.shared.models import (
     model_for,
 )
 from threadline.shared.models.base import (
+    Citation,
     Inputs,
     RawEvent,
     ReasoningSealed,
@@ -253,6 +254,8 @@ class Generation:
                     writer.reasoning(event.text)
                 elif isinstance(event, ReasoningSealed):
                     step.signature = event.signature
+                elif isinstance(event, Citation):
+                    self._sources.cite(event.url, event.title)
                 elif isinstance(event, RefusalDelta):
                     step.refusal += event.text
                 elif isinstance(event, ToolCallDelta):

@@ -19,6 +19,7 @@ import anthropic
 
 from threadline.shared.models.base import (
     ChatRequest,
+    Citation,
     Event,
     Finish,
     ModelError,
@@ -88,6 +89,8 @@ class AnthropicMessages(SdkModel[anthropic.AsyncAnthropic]):
                         yield ReasoningDelta(delta.thinking)
                     elif delta.type == "signature_delta":
                         yield ReasoningSealed(delta.signature)
+                    elif delta.type == "citations_delta" and getattr(delta.citation, "url", None):
+                        yield Citation(delta.citation.url, getattr(delta.citation, "title", None) or "")
                     elif delta.type == "input_json_delta" and event.index in calls:
                         call = calls[event.index]
                         call[2] += delta.partial_json

@@ -33,6 +33,14 @@ class ReasoningSealed:
 
 
 @dataclass(slots=True)
+class Citation:
+    """A web page the answer cites (a vendor's built-in search): it becomes one of the reply's sources."""
+
+    url: str
+    title: str = ""
+
+
+@dataclass(slots=True)
 class RefusalDelta:
     text: str
 
@@ -62,7 +70,7 @@ class Finish:
     usage: Usage | None = None
 
 
-Event = TextDelta | ReasoningDelta | ReasoningSealed | RefusalDelta | ToolCallDelta | ToolCall | Finish
+Event = TextDelta | ReasoningDelta | ReasoningSealed | Citation | RefusalDelta | ToolCallDelta | ToolCall | Finish
 
 
 @dataclass(slots=True)

@@ -22,6 +22,7 @@ import openai
 
 from threadline.shared.models.base import (
     ChatRequest,
+    Citation,
     Event,
     Finish,
     ModelError,
@@ -83,6 +84,11 @@ class OpenAIResponses(SdkModel[openai.AsyncOpenAI]):
                     yield ReasoningDelta(event.delta)
                 elif kind == "response.refusal.delta":
                     yield RefusalDelta(event.delta)
+                elif kind == "response.output_text.annotation.added":
+                    note = event.annotation
+                    note = note if isinstance(note, dict) else getattr(note, "__dict__", {})
+                    if note.get("type") == "url_citation" and note.get("url"):
+                        yield Citation(str(note["url"]), str(note.get("title") or ""))
                 elif kind == "response.output_item.added" and event.item.type == "function_call":
                     calls[event.item.id or event.item.call_id] = (event.item.call_id, event.item.name)
                 elif kind == "response.function_call_arguments.delta" and event.item_id in calls:

@@ -45,6 +45,9 @@ class Knowledge:
             text_search=options.text_search, vector_search=options.vector_search, bill_to=self.user_id)
 
 
+WEB = "web"  # the namespace of a web page a reply cites
+
+
 class Sources:
     """The passages one reply drew on, numbered in the order the model first saw them."""
 
@@ -64,6 +67,14 @@ class Sources:
                 self._parts[ref] = part
             out.append(part)
         return out
+
+    def cite(self, url: str, title: str = "") -> SourcePart:
+        """A web page the answer cites (namespace ``web``, the URL as its key); cited again, the same."""
+        part = self._parts.get((WEB, url, 0))
+        if part is None:
+            part = self._parts[(WEB, url, 0)] = SourcePart(source_id=str(len(self._parts) + 1), namespace=WEB,
+                                                           key=url, title=title)
+        return part
 
     def adopt(self, parts: Iterable[Part]) -> None:
         """Take the source parts of a context message as numbered there (before any other)."""

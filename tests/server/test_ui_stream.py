@@ -38,6 +38,16 @@ def stream(deltas: list[list[dict[str, Any]]], status: str = "finished", error: 
     return b"".join(sse(c) for c in chunks[:2]) + PING + b"".join(sse(c) for c in chunks[2:]) + DONE
 
 
+def test_a_cited_web_page_is_read_by_the_sdk_as_a_url_source() -> None:
+    body = stream([[{"type": "text", "text": "Tides are high."}],
+                   [{"type": "source", "sourceId": "1", "namespace": "web", "key": "https://example.org/tides",
+                     "title": "Tides"}]])
+    out = read_with_sdk(body)
+    assert "error" not in out, out
+    (source,) = [p for p in out["message"]["parts"] if p["type"].startswith("source")]
+    assert source == {"type": "source-url", "sourceId": "1", "url": "https://example.org/tides", "title": "Tides"}
+
+
 def test_every_part_type_is_read_by_the_sdk_as_the_part_it_is() -> None:
     body = stream([
         [{"type": "reasoning", "text": "thinking "}, {"type": "reasoning", "text": "hard"}],

@@ -157,6 +157,10 @@ async def messages(request: Request) -> Response:
             yield anthropic_event("ping")
             for piece in step["chunks"]:
                 yield anthropic_event("content_block_delta", index=index, delta={"type": "text_delta", "text": piece})
+            if step.get("web_search"):  # the text cites the page the search found
+                yield anthropic_event("content_block_delta", index=index, delta={"type": "citations_delta", "citation": {
+                    "type": "web_search_result_location", "url": "https://example.org/tides", "title": "Tides",
+                    "cited_text": "Spring tides", "encrypted_index": "aWR4"}})
             yield anthropic_event("content_block_stop", index=index)
             index += 1
         if step.get("error_event"):

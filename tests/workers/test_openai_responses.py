@@ -60,6 +60,9 @@ async def test_a_built_in_tool_runs_on_openais_side_beside_the_agents_tools(llm:
     steps = by_step(frame["value"])
     assert [(m["role"], m["status"]) for m in steps] == [("user", "success"), ("assistant", "success")]
     assert steps[1]["text"] == "Tides are high."
+    (source,) = [p for p in steps[1]["parts"] if p["type"] == "source"]  # the page the answer cites
+    assert (source["sourceId"], source["namespace"], source["key"], source["title"]) == (
+        "1", "web", "https://example.org/tides", "Tides")
     tools = llm.llm_requests()[0]["tools"]
     assert [t["type"] for t in tools] == ["function", "web_search"] and tools[0]["name"] == "weather"
     await tab.close()
