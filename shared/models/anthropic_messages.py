@@ -30,9 +30,13 @@ from threadline.shared.models.base import (
     ToolCall,
     ToolCallDelta,
 )
-from threadline.shared.models.openai_compat import with_schema_instructions
 from threadline.shared.models.sdk_model import SdkModel
-from threadline.shared.models.shapes import call_arguments, content_text, data_url
+from threadline.shared.models.shapes import (
+    call_arguments,
+    content_text,
+    data_url,
+    with_schema_instructions,
+)
 from threadline.shared.records import Usage
 
 DEFAULT_MAX_TOKENS = 4096  # the Messages API needs one; an agent's max_tokens wins

@@ -28,6 +28,7 @@ import httpx
 from threadline.shared.models.base import ChatRequest, Event, Inputs, ModelError
 from threadline.shared.models.chunks import ChunkReader, error_text
 from threadline.shared.models.providers import Provider, is_reasoning_model
+from threadline.shared.models.shapes import with_schema_instructions
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 # what to drop when a 400/422 names it: (words in the error, the parameter)
@@ -173,17 +174,6 @@ def _refused_param(status: int, text: str, body: dict[str, Any]) -> str | None:
     if kind in ("json_schema", "json_object") and (kind in lower or "response_format" in lower):
         return str(kind)
     return None
-
-
-def with_schema_instructions(messages: list[dict[str, Any]], fmt: dict[str, Any]) -> list[dict[str, Any]]:
-    """``messages`` with the JSON schema the reply must match told in the system message (a first
-    one is added where there is none: chat templates take a system message first only)."""
-    schema = fmt.get("json_schema", {}).get("schema", fmt.get("schema", {}))
-    note = ("Answer with one JSON object only, no other text and no code fence, matching this JSON schema:\n"
-            + json.dumps(schema, separators=(",", ":")))
-    if messages and messages[0].get("role") == "system" and isinstance(messages[0].get("content"), str):
-        return [{**messages[0], "content": f"{messages[0]['content']}\n\n{note}"}, *messages[1:]]
-    return [{"role": "system", "content": note}, *messages]
 
 
 def _without_strict(response_format: dict[str, Any], drop: bool) -> dict[str, Any]:

@@ -30,3 +30,14 @@ def data_url(url: str) -> tuple[str, str] | None:
         head, data = url[5:].split(";base64,", 1)
         return head, data
     return None
+
+
+def with_schema_instructions(messages: list[dict[str, Any]], fmt: dict[str, Any]) -> list[dict[str, Any]]:
+    """``messages`` with the JSON schema the reply must match told in the system message (a first
+    one is added where there is none: chat templates take a system message first only)."""
+    schema = fmt.get("json_schema", {}).get("schema", fmt.get("schema", {}))
+    note = ("Answer with one JSON object only, no other text and no code fence, matching this JSON schema:\n"
+            + json.dumps(schema, separators=(",", ":")))
+    if messages and messages[0].get("role") == "system" and isinstance(messages[0].get("content"), str):
+        return [{**messages[0], "content": f"{messages[0]['content']}\n\n{note}"}, *messages[1:]]
+    return [{"role": "system", "content": note}, *messages]
