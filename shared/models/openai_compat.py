@@ -80,7 +80,7 @@ class OpenAICompatible:
         if request.response_format is not None:
             fmt = _without_strict(request.response_format, "strict" in refused or not self._provider.strict_output)
             if "json_object" in refused:  # no response format at all: the schema goes in the instructions
-                body["messages"] = with_schema_instructions(request.messages, fmt)
+                body["messages"] = with_schema_instructions(messages, fmt)
             elif "json_schema" in refused and fmt.get("type") == "json_schema":
                 body["response_format"] = {"type": "json_object", "schema": fmt["json_schema"]["schema"]}
             else:
