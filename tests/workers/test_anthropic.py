@@ -82,10 +82,10 @@ async def test_a_server_tool_runs_on_anthropics_side_beside_the_agents_tools(llm
     tab, _, frame = await run_prompt(llm, "claude-searcher", "tides?")
     steps = by_step(frame["value"])
     assert [(m["role"], m["status"]) for m in steps] == [("user", "success"), ("assistant", "success")]
-    assert steps[1]["text"] == "Tides are high."
+    assert steps[1]["text"] == "Tides are high."  # nothing for this process to run
     (source,) = [p for p in steps[1]["parts"] if p["type"] == "source"]  # the page the answer cites
     assert (source["sourceId"], source["namespace"], source["key"], source["title"]) == (
-        "1", "web", "https://example.org/tides", "Tides")  # nothing for this process to run
+        "1", "web", "https://example.org/tides", "Tides")
     tools = llm.llm_requests()[0]["tools"]
     assert [t["name"] for t in tools] == ["weather", "web_search"] and tools[1]["type"] == "web_search_20250305"
     await tab.close()
