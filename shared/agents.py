@@ -7,15 +7,15 @@ their JSON schema comes from msgspec.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 
+from threadline.shared.app_module import AppModuleError, declared_list
 from threadline.shared.errors import BadRequest
 from threadline.shared.models.base import RawHandler
 from threadline.shared.records import Usage
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from threadline.shared.rag.knowledge import Knowledge, Sources
     from threadline.shared.records import Part
 
-T = TypeVar("T")
 Count = Annotated[int, msgspec.Meta(ge=0, le=10_000)]
 
 
@@ -258,22 +257,12 @@ class _NotStrict(Exception):
     pass
 
 
-def app_definitions(app_module: str, listed: str, kind: type[T]) -> list[T]:
-    """What an app module defines of ``kind``: its ``listed`` list (AGENTS, WORKFLOWS...), else every
-    instance it holds, in order."""
-    module = importlib.import_module(app_module)
-    found = getattr(module, listed, None)
-    if found is None:
-        found = [v for v in vars(module).values() if isinstance(v, kind)]
-    return list(found)
-
-
 @cache
 def load_agents(app_module: str) -> dict[str, Agent]:
     """The agents of an app module (its AGENTS list), by name; the first is the default."""
-    agents = {a.name: a for a in app_definitions(app_module, "AGENTS", Agent)}
+    agents = {a.name: a for a in declared_list(app_module, "AGENTS", Agent, every=True)}
     if not agents:
-        raise RuntimeError(f"{app_module} defines no agents")
+        raise AppModuleError(f"{app_module} defines no agents")
     return agents
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import math
 import time
@@ -36,6 +35,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from threadline.shared import keys
+from threadline.shared.app_module import declared_list
 from threadline.shared.config import Settings
 from threadline.shared.errors import ConfigError, RateLimited
 from threadline.shared.redis_client import redis_errors
@@ -261,10 +261,7 @@ def _rules(app_module: str, env: str | None, sends_per_minute: int, burst: int) 
     found: list[Limit] = []
     if sends_per_minute > 0:
         found.append(Limit(name="sends", limit=sends_per_minute, period_s=60, burst=burst))
-    module_rules = getattr(importlib.import_module(app_module), "RATE_LIMITS", None) or []
-    if not all(isinstance(r, Limit) for r in module_rules):
-        raise TypeError(f"{app_module}.RATE_LIMITS must hold Limit objects")
-    found += module_rules
+    found += declared_list(app_module, "RATE_LIMITS", Limit)
     if env:
         try:
             found += msgspec.json.decode(env, type=list[Limit])

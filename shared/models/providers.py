@@ -29,7 +29,6 @@ Quirks a provider may switch (each has an automatic default):
 from __future__ import annotations
 
 import asyncio
-import importlib
 import re
 from dataclasses import dataclass, field
 from functools import cache
@@ -37,6 +36,7 @@ from typing import Any, Literal
 
 import httpx
 
+from threadline.shared.app_module import declared_list
 from threadline.shared.config import Settings
 from threadline.shared.errors import BadRequest
 from threadline.shared.models.think import ThinkTags
@@ -99,13 +99,7 @@ def _providers(app_module: str, base_url: str | None, api_key: str | None) -> di
     found: dict[str, Provider] = {}
     if base_url:
         found[DEFAULT] = Provider(DEFAULT, base_url, api_key)
-    try:
-        module = importlib.import_module(app_module)
-    except ImportError:
-        module = None
-    for p in getattr(module, "PROVIDERS", None) or []:
-        if not isinstance(p, Provider):
-            raise TypeError(f"{app_module}.PROVIDERS must hold Provider objects, not {type(p).__name__}")
+    for p in declared_list(app_module, "PROVIDERS", Provider):
         found[p.name] = p
     return found
 

@@ -13,7 +13,6 @@ chooses ``week`` (ISO week, ``2026-W48``) or ``day`` (``2026-11-30``).
 from __future__ import annotations
 
 import csv
-import importlib
 import io
 import re
 import time
@@ -26,6 +25,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from threadline.shared import keys
+from threadline.shared.app_module import declared_map
 from threadline.shared.config import Settings
 from threadline.shared.errors import BadRequest
 from threadline.shared.redis_client import as_bytes, redis_errors, text
@@ -55,10 +55,7 @@ class Price(msgspec.Struct, frozen=True, kw_only=True):
 @cache
 def prices_of(app_module: str) -> dict[str, Price]:
     """The app's price table (``PRICES`` in its module), by model name."""
-    found = getattr(importlib.import_module(app_module), "PRICES", None) or {}
-    if not isinstance(found, dict) or not all(isinstance(p, Price) for p in found.values()):
-        raise TypeError(f"{app_module}.PRICES must map model names to Price")
-    return dict(found)
+    return declared_map(app_module, "PRICES", Price)
 
 
 def period_of(at_ms: int, period: Period = "month") -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 import msgspec
 
-from threadline.shared.agents import app_definitions
+from threadline.shared.app_module import declared_list
 from threadline.shared.errors import BadRequest, NotFound
 
 
@@ -119,7 +119,7 @@ def workflow(name: str | None = None, *, max_parallel: int = 16, max_running: in
 @cache
 def load_workflows(app_module: str) -> dict[str, Workflow]:
     """The workflows of an app module (its WORKFLOWS list, else every Workflow it holds), by name."""
-    return {w.name: w for w in app_definitions(app_module, "WORKFLOWS", Workflow)}
+    return {w.name: w for w in declared_list(app_module, "WORKFLOWS", Workflow, every=True)}
 
 
 def workflow_named(app_module: str, name: str) -> Workflow:
