@@ -87,7 +87,7 @@ def routes(services: Services) -> list[Route]:
             prompt = Message(message_id="", thread_id=thread.thread_id, user_id=thread.user_id,
                              text=args.prompt, parts=[TextPart(text=args.prompt)])
             sink = MemorySink(services.store, thread.thread_id, memory=services.memory)
-            result = await Generation(services.settings, agent, prompt, sink).run()
+            result = await Generation(services.runtime, agent, prompt, sink).run()
             return json_response({"saved": False, "outcome": result.outcome, "text": result.text,
                                   "usage": result.usage})
         send_args = _convert({"threadId": thread.thread_id, "prompt": args.prompt, "agentName": args.agent_name},

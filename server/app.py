@@ -29,13 +29,7 @@ from threadline.shared import gc_tuning
 from threadline.shared.auth import resolve_secret
 from threadline.shared.config import Settings, load_settings
 from threadline.shared.errors import ChatError
-from threadline.shared.files.store import FileStore
-from threadline.shared.limits import Limits
-from threadline.shared.memory.search import memory_search_for
-from threadline.shared.redis_client import connect
-from threadline.shared.store import Store
-from threadline.shared.usage.ledger import UsageLedger
-from threadline.shared.workflows.journal import Journal
+from threadline.shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -50,21 +44,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
     """The web application for ``settings`` (read from the environment when None)."""
     settings = settings or load_settings()
     secret, dev_mode = resolve_secret(settings)
-    redis = connect(settings.redis_url)
-    store = Store(redis)
-    listener = ChangeListener(redis)
+    runtime = Runtime(settings)
+    store = runtime.store
+    listener = ChangeListener(runtime.redis)
     generation = GenerationQueue(settings, store)
     reaper = StreamReaper(store, stale_ms=settings.stream_stale_ms, grace_ms=settings.stream_grace_ms,
                           generation=generation)
-    services = Services(
-        settings=settings, redis=redis, store=store, secret=secret, dev_mode=dev_mode,
-        listener=listener, live=LiveQueries(listener, DeltaLog(store)), memory=memory_search_for(settings, store),
-        files=FileStore.from_settings(redis, store.scripts, settings),
-        usage=UsageLedger.from_settings(redis, store.scripts, settings),
-        workflows=Journal.from_settings(redis, store.scripts, settings),
-        limiter=Limits.from_settings(redis, store.scripts, settings),
-        generation=generation, reaper=reaper,
-    )
+    services = Services(runtime=runtime, secret=secret, dev_mode=dev_mode, listener=listener,
+                        live=LiveQueries(listener, DeltaLog(store)), limiter=runtime.limits,
+                        generation=generation, reaper=reaper)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -77,7 +65,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await reaper.stop()
             await listener.stop()
             generation.close()
-            await redis.aclose()
+            await runtime.close()
 
     async def websocket_endpoint(websocket: WebSocket) -> None:
         if not websocket_origin_allowed(settings, websocket.headers.get("origin"), websocket.headers.get("host"),

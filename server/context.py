@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from threadline.shared.auth import Identity
 from threadline.shared.config import Settings
 from threadline.shared.files.store import FileStore
+from threadline.shared.runtime import Runtime
 from threadline.shared.store import Store
 from threadline.shared.store.guard import Guard
 from threadline.shared.usage.ledger import UsageLedger
@@ -28,19 +29,14 @@ if TYPE_CHECKING:  # what the services are; each of these modules needs Context 
 
 @dataclass(slots=True)
 class Services:
-    """One per web process, made by server.app before it serves (tasks start with the app)."""
+    """One per web process, made by server.app before it serves (tasks start with the app): the
+    process's runtime (shared.runtime) and what only a web process has."""
 
-    settings: Settings
-    redis: aioredis.Redis
-    store: Store
+    runtime: Runtime
     secret: str
     dev_mode: bool
     listener: ChangeListener
     live: LiveQueries
-    memory: MemorySearch
-    files: FileStore
-    usage: UsageLedger
-    workflows: Journal
     limiter: Limits | None = None  # None: nothing is rate limited
     generation: GenerationQueue | None = None  # None: this server cannot start replies
     reaper: StreamReaper | None = None
@@ -50,6 +46,34 @@ class Services:
     def __post_init__(self) -> None:
         if self.verifier is None:
             self.verifier = Verifier(self.secret, self.settings)
+
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        return self.runtime.redis
+
+    @property
+    def store(self) -> Store:
+        return self.runtime.store
+
+    @property
+    def memory(self) -> MemorySearch:
+        return self.runtime.memory
+
+    @property
+    def files(self) -> FileStore:
+        return self.runtime.files
+
+    @property
+    def usage(self) -> UsageLedger:
+        return self.runtime.usage
+
+    @property
+    def workflows(self) -> Journal:
+        return self.runtime.workflows
 
 
 @dataclass(slots=True)

@@ -133,3 +133,33 @@ def test_server_frames_are_built_in_one_place() -> None:
         text = path.read_text()
         assert not pattern.search(text), f"{path.relative_to(ROOT)} builds a frame"
         assert '"type": "' not in text or name == "threadline.server.ws.client_frames", path
+
+
+def test_a_process_builds_its_parts_in_one_place() -> None:
+    """The store, the file store, the usage ledger, the rate limits and the workflow journal are
+    made from the settings in shared/runtime.py only (the web app, the Python API and the workers
+    each hold a Runtime), and the settings are read only where a process starts."""
+    built = re.compile(r"\b(Store\(|(FileStore|UsageLedger|Limits|Journal)\.from_settings\()")
+    entry_points = {"threadline.shared.runtime", "threadline.server.__main__", "threadline.server.launch",
+                    "threadline.server.app", "threadline._api"}
+    for name, path in modules().items():
+        text = path.read_text()
+        if name != "threadline.shared.runtime":
+            assert not built.search(text), f"{path.relative_to(ROOT)} builds a part of the runtime: " \
+                                           f"{built.search(text).group(0)}"  # type: ignore[union-attr]
+        if name not in entry_points:
+            assert "load_settings(" not in text or name == "threadline.shared.config", \
+                f"{path.relative_to(ROOT)} reads the settings: ask shared.runtime.process_settings()"
+
+
+def test_shared_never_imports_the_public_api_above_it() -> None:
+    """Not even lazily inside a function: threadline.shared is what the API is built on."""
+    api = ("threadline", "threadline._api", "threadline._client", "threadline.cli", "threadline.example")
+    for name, path in modules().items():
+        if not name.startswith("threadline.shared"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+            bad = [n for n in names if n in api]
+            assert not bad, f"{path.relative_to(ROOT)}:{node.lineno} imports {bad}"

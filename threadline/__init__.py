@@ -37,7 +37,7 @@ from threadline.shared.models.providers import Provider
 from threadline.shared.rag.knowledge import document_search
 from threadline.shared.records import FilePart, ImagePart, Message, TextPart, Thread, Usage
 from threadline.shared.usage.ledger import Price
-from threadline.shared.workflows.actions import StepInfo, current_step
+from threadline.shared.workflows.current import StepInfo, current_step
 from threadline.shared.workflows.definition import Outcome, RetryPolicy, Workflow, workflow
 from threadline.shared.workflows.errors import (
     EventTimeout,

@@ -11,38 +11,34 @@ from threadline.shared.agents import Agent, agent_named
 from threadline.shared.config import Settings, load_settings
 from threadline.shared.errors import BadRequest
 from threadline.shared.files.refs import file_ids
-from threadline.shared.files.store import FileRecord, FileStore
+from threadline.shared.files.store import FileRecord
 from threadline.shared.generation.context import fetch_context_messages
 from threadline.shared.generation.lock import thread_turn
 from threadline.shared.generation.runner import Generation, GenerationResult
 from threadline.shared.generation.sinks import MemorySink, OnDelta, Sink, StoreSink
-from threadline.shared.limits import Limits, Who
-from threadline.shared.memory.search import memory_search_for
+from threadline.shared.limits import Who
 from threadline.shared.models.providers import provider_named
 from threadline.shared.partial_json import parse_partial
 from threadline.shared.rag.parsing import check_document
 from threadline.shared.rag.search import ChunkResult, search_documents
 from threadline.shared.records import Message, Part, Role, TextPart, Thread, text_of
-from threadline.shared.redis_client import connect
-from threadline.shared.store import Page, Store
+from threadline.shared.runtime import Runtime
+from threadline.shared.store import Page
 from threadline.shared.store.documents import Document
-from threadline.shared.usage.ledger import UsageEntry, UsageLedger, UsageSummary
+from threadline.shared.usage.ledger import UsageEntry, UsageSummary
 from threadline.shared.workflows.definition import Workflow, workflow_named
-from threadline.shared.workflows.journal import Journal, RunView
+from threadline.shared.workflows.journal import RunView
 
 
 class Threadline:
     """Threads, messages and agents over one Redis connection pool."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.redis = connect(settings.redis_url)
-        self.store = Store(self.redis)
-        self.memory = memory_search_for(settings, self.store)
-        self.files = FileStore.from_settings(self.redis, self.store.scripts, settings)
-        self.ledger = UsageLedger.from_settings(self.redis, self.store.scripts, settings)
-        self.limits = Limits.from_settings(self.redis, self.store.scripts, settings)
-        self.workflows = Journal.from_settings(self.redis, self.store.scripts, settings)
+    def __init__(self, settings: Settings, *, runtime: Runtime | None = None) -> None:
+        """``runtime``: the process's parts to share (its owner closes them), else made here."""
+        self._owns_runtime = runtime is None
+        self.runtime = rt = runtime if runtime is not None else Runtime(settings)
+        self.settings, self.redis, self.store, self.memory = rt.settings, rt.redis, rt.store, rt.memory
+        self.files, self.ledger, self.limits, self.workflows = rt.files, rt.usage, rt.limits, rt.workflows
 
     @classmethod
     def from_env(cls) -> Threadline:
@@ -55,7 +51,8 @@ class Threadline:
         await self.close()
 
     async def close(self) -> None:
-        await self.redis.aclose()
+        if self._owns_runtime:
+            await self.runtime.close()
 
     def agent(self, agent: Agent | str | None, *, model: str | None = None, provider: str | None = None,
               options: dict[str, Any] | None = None) -> Agent:
@@ -312,7 +309,7 @@ class ThreadHandle:
             sink = StoreSink(store, self.thread_id, memory=self._tl.memory, extra=unsaved, on_delta=on_delta)
         else:
             sink = MemorySink(store, self.thread_id, memory=self._tl.memory, extra=unsaved, on_delta=on_delta)
-        return Generation(self._tl.settings, agent, prompt_message, sink, limits=self._tl.limits if limited else None)
+        return Generation(self._tl.runtime, agent, prompt_message, sink, rate_limited=limited)
 
     async def _run(self, generation: Generation) -> GenerationResult:
         if not isinstance(generation.sink, StoreSink):

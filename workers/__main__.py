@@ -7,8 +7,8 @@ import asyncio
 import os
 import sys
 
-from threadline.shared.config import load_settings
 from threadline.shared.errors import ConfigError
+from threadline.shared.runtime import process_settings
 from threadline.workers.queues import GENERATION, INDEX, wait_for_redis
 
 
@@ -17,7 +17,7 @@ def main(argv: list[str]) -> int:
         print(f"usage: python -m threadline.workers {GENERATION}|{INDEX}|cron|vacuum|reembed", file=sys.stderr)
         return 2
     try:
-        settings = load_settings()
+        settings = process_settings()
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

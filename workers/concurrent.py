@@ -40,7 +40,7 @@ from rq.timeouts import JobTimeoutException
 from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
 
-from threadline.shared.config import load_settings
+from threadline.shared.runtime import process_settings
 
 HEARTBEAT_EVERY_S = 20.0
 SLOT_POLL_S = 1.0
@@ -58,7 +58,7 @@ class ConcurrentWorker(SimpleWorker):
     def __init__(self, *args: Any, concurrency: int | None = None, drain_s: float | None = None,
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        settings = load_settings()
+        settings = process_settings()
         self.concurrency = concurrency or settings.worker_concurrency
         self.drain_s = drain_s if drain_s is not None else settings.worker_drain_s
         self._slots = threading.BoundedSemaphore(self.concurrency)

@@ -15,7 +15,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from threadline.shared import logs, metrics
-from threadline.shared.config import Settings, load_settings
+from threadline.shared.config import Settings
 from threadline.shared.errors import ChatError
 from threadline.shared.memory.edge import EdgeIndex
 from threadline.shared.memory.embeddings import embedder_for
@@ -24,8 +24,8 @@ from threadline.shared.memory.ops import ALIVE, OPS, RPC, decode_op
 from threadline.shared.memory.rpc import SearchAnswer, decode_call, encode_answer
 from threadline.shared.memory.vectors import VectorStore
 from threadline.shared.redis_client import as_bytes, connect
+from threadline.shared.runtime import Runtime, process_settings
 from threadline.shared.store import Store
-from threadline.shared.usage.ledger import UsageLedger
 from threadline.workers.ops_queue import OpsQueue
 from threadline.workers.reembed import queue_everything
 
@@ -132,12 +132,11 @@ async def migrate_embedded(data_dir: Path, store: Store) -> None:
 
 
 async def main() -> None:
-    settings = load_settings()
+    rt = Runtime(process_settings(), max_connections=16)
+    settings, store = rt.settings, rt.store
     logs.setup("index", settings.log_level, settings.log_json)
     metrics.serve(settings.metrics_port)
-    store = Store(connect(settings.redis_url, max_connections=16))
-    indexer = Indexer(store, embedder_for(settings), open_index(settings),
-                      UsageLedger.from_settings(store.redis, store.scripts, settings))
+    indexer = Indexer(store, embedder_for(settings), open_index(settings), rt.usage)
     log.info("index process ready (%s, embedder %s)",
              settings.qdrant_url or f"embedded store under {settings.data_dir}", indexer.embedder.model)
     if not settings.qdrant_url:

@@ -11,35 +11,27 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from threadline.shared.config import load_settings
 from threadline.shared.memory.ops import OPS
-from threadline.shared.redis_client import connect
+from threadline.shared.runtime import Runtime, process_settings
 from threadline.shared.store import Store
 
 log = logging.getLogger("threadline.workers.reembed")
 
 
-async def queue_everything(store: Store | None = None) -> tuple[int, int]:
+async def queue_everything(store: Store) -> tuple[int, int]:
     """Queue every message and snippet of every user for embedding; (messages, snippets)."""
-    own = store is None
-    if store is None:
-        store = Store(connect(load_settings().redis_url))
     client = store.redis
     messages = snippets = 0
-    try:
-        users = await store.threads.users(limit=1_000_000)
-        for n, user in enumerate(users, 1):
-            for thread_id in await store.threads.all_ids(user):
-                messages += await _each_page(thread_id, store)
-                snippets += await _each_snippet_page(thread_id, store)
-            if n % 100 == 0 or n == len(users):
-                log.info("queued for embedding: %d of %d users, %d messages, %d snippets",
-                         n, len(users), messages, snippets)
-        pending = await client.llen(OPS)
-        print(f"queued {messages} messages and {snippets} snippets for embedding ({pending} ops waiting)")
-    finally:
-        if own:
-            await client.aclose()
+    users = await store.threads.users(limit=1_000_000)
+    for n, user in enumerate(users, 1):
+        for thread_id in await store.threads.all_ids(user):
+            messages += await _each_page(thread_id, store)
+            snippets += await _each_snippet_page(thread_id, store)
+        if n % 100 == 0 or n == len(users):
+            log.info("queued for embedding: %d of %d users, %d messages, %d snippets",
+                     n, len(users), messages, snippets)
+    pending = await client.llen(OPS)
+    print(f"queued {messages} messages and {snippets} snippets for embedding ({pending} ops waiting)")
     return messages, snippets
 
 
@@ -66,5 +58,10 @@ async def _each_snippet_page(thread_id: str, store: Store) -> int:
         cursor = page.continue_cursor
 
 
+async def _queue_everything() -> None:
+    async with Runtime(process_settings()) as rt:
+        await queue_everything(rt.store)
+
+
 def run() -> None:
-    asyncio.run(queue_everything())
+    asyncio.run(_queue_everything())

@@ -24,7 +24,7 @@ from typing import Any
 
 import threadline.workers.generation  # noqa: F401 - preload the job's code in the worker
 from threadline.shared import gc_tuning, keys, logs, metrics
-from threadline.shared.config import load_settings
+from threadline.shared.runtime import process_settings
 from threadline.workers import workflows
 from threadline.workers.concurrent import ConcurrentWorker
 
@@ -45,7 +45,7 @@ def heartbeat_once(connection: Any, name: str) -> None:
 class GenerationWorker(ConcurrentWorker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        settings = load_settings()
+        settings = process_settings()
         logs.setup("worker", settings.log_level, settings.log_json)
         gc_tuning.tune(settings.gc_thresholds)  # hundreds of replies' objects: fewer full collections
         metrics.serve(settings.metrics_port)
@@ -54,7 +54,7 @@ class GenerationWorker(ConcurrentWorker):
         super().bootstrap(*args, **kwargs)
         self._beating = threading.Event()
         threading.Thread(target=self._beat, name="heartbeat", daemon=True).start()
-        poll_s = load_settings().workflow_poll_ms / 1000
+        poll_s = process_settings().workflow_poll_ms / 1000
         loop = self.loop
         loop.call_soon_threadsafe(lambda: loop.create_task(workflows.fire_timers(poll_s), name="workflow-timers"))
 

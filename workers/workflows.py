@@ -23,16 +23,17 @@ import msgspec
 import redis
 from rq.queue import Queue
 
-from threadline.shared import keys, metrics
-from threadline.shared.config import Settings, load_settings
+from threadline.shared import keys, metrics, runtime
 from threadline.shared.errors import ChatError, NotFound
 from threadline.shared.jobs import FAILURE_TTL_S, GENERATION
-from threadline.shared.workflows.actions import StepInfo, perform
+from threadline.shared.runtime import Runtime
+from threadline.shared.workflows.current import StepInfo
 from threadline.shared.workflows.definition import RetryPolicy, workflow_named
 from threadline.shared.workflows.errors import NonRetryable
 from threadline.shared.workflows.journal import MAX_VALUE_BYTES, Journal
 from threadline.shared.workflows.replay import Pass, failed, replay
 from threadline.shared.workflows.step import Step
+from threadline.workers.step_actions import perform
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +44,16 @@ STEP_JOB_TIMEOUT_S = 24 * 3600  # RQ's bound; each attempt stops at its step's o
 
 
 class Engine:
-    """What one process keeps for workflow jobs: the journal, an RQ queue, the Python API."""
+    """What one event loop keeps for workflow jobs: the Python API on the loop's runtime, the
+    journal, an RQ queue."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, rt: Runtime) -> None:
         from threadline import Threadline
 
-        self.settings = settings
-        self.tl = Threadline(settings)
-        self.journal = self.tl.workflows
-        self.queue = Queue(GENERATION, connection=redis.Redis.from_url(settings.redis_url))
+        self.settings = rt.settings
+        self.tl = Threadline(rt.settings, runtime=rt)
+        self.journal = rt.workflows
+        self.queue = Queue(GENERATION, connection=redis.Redis.from_url(rt.settings.redis_url))
 
     async def hand_over(self, fired: list[str]) -> None:
         """Enqueue the job a fired timer asked for (Journal.fire)."""
@@ -79,7 +81,7 @@ def engine() -> Engine:
     loop = asyncio.get_running_loop()
     found = _engines.get(id(loop))
     if found is None:
-        found = _engines[id(loop)] = Engine(load_settings())
+        found = _engines[id(loop)] = Engine(runtime.for_this_loop())
     return found
 
 

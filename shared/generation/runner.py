@@ -24,14 +24,12 @@ import msgspec
 
 from threadline.shared import metrics
 from threadline.shared.agents import Agent, ToolContext, UsageEvent, inline_schema, strict_schema
-from threadline.shared.config import Settings
 from threadline.shared.errors import ChatError
 from threadline.shared.files.model_input import attachments
-from threadline.shared.files.store import FileStore
 from threadline.shared.generation.context import reply_parts, to_chat_messages
 from threadline.shared.generation.deltas import DeltaWriter
 from threadline.shared.generation.sinks import Sink, untitled
-from threadline.shared.limits import Limits, Who, estimate_tokens
+from threadline.shared.limits import Who, estimate_tokens
 from threadline.shared.models import (
     ChatRequest,
     Finish,
@@ -63,7 +61,8 @@ from threadline.shared.records import (
     Usage,
     text_of,
 )
-from threadline.shared.usage.ledger import Kind, UsageEntry, UsageLedger
+from threadline.shared.runtime import Runtime
+from threadline.shared.usage.ledger import Kind, UsageEntry
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +97,13 @@ class Generation:
     """Answers ``prompt`` in its thread with ``agent``, keeping what it produces in ``sink``
     (shared.generation.sinks: the store, or memory only); see the module docstring."""
 
-    def __init__(self, settings: Settings, agent: Agent, prompt: Message, sink: Sink,
-                 model: Model | None = None, *, teams: tuple[str, ...] = (), limits: Limits | None = None) -> None:
-        """``limits``: the app's rate limits when this reply counts in them (shared.limits): each
-        model call reserves its token estimate first (a refusal fails the reply before any cost)
-        and settles on its usage."""
+    def __init__(self, rt: Runtime, agent: Agent, prompt: Message, sink: Sink,
+                 model: Model | None = None, *, teams: tuple[str, ...] = (), rate_limited: bool = False) -> None:
+        """``rt``: the process's parts (its settings, file store, usage ledger and rate limits);
+        ``rate_limited``: this reply counts in the app's rate limits (shared.limits): each model
+        call reserves its token estimate first (a refusal fails the reply before any cost) and
+        settles on its usage."""
+        settings = rt.settings
         self.settings = settings
         self.agent = agent
         self.prompt = prompt
@@ -116,11 +117,11 @@ class Generation:
         self._sources = Sources()  # document passages this reply drew on (prompt- or tool-based RAG)
         self._passages: Message | None = None  # the first step's, shown again at every step
         self._knowledge = Knowledge(sink.store, sink.memory, prompt.user_id) if sink.memory is not None else None
-        self._files = FileStore.from_settings(sink.store.redis, sink.store.scripts, settings)
+        self._files = rt.files
         self._shown: list[Part] = []  # what tools made for the reply to show (generated images)
         self._attached: dict[str, list[dict[str, Any]]] = {}  # the context's files as the model gets them
-        self._ledger = UsageLedger.from_settings(sink.store.redis, sink.store.scripts, settings)
-        self._limits = limits if limits is not None and limits.has("tokens") else None
+        self._ledger = rt.usage
+        self._limits = rt.limits if rate_limited and rt.limits.has("tokens") else None
         self._who = Who(prompt.user_id, agent.name, teams)
         self._reserved = 0  # tokens the model call in flight reserved
 

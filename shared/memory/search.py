@@ -30,6 +30,7 @@ from threadline.shared.redis_client import as_bytes, redis_errors
 if TYPE_CHECKING:
     from threadline.shared.memory.indexer import Indexer
     from threadline.shared.store import Store
+    from threadline.shared.usage.ledger import UsageLedger
 
 RPC_TIMEOUT_S = 5
 
@@ -69,7 +70,7 @@ class DirectSearch:
         return await self._indexer.search(request)
 
 
-def memory_search_for(settings: Settings, store: Store) -> MemorySearch:
+def memory_search_for(settings: Settings, store: Store, ledger: UsageLedger) -> MemorySearch:
     if settings.qdrant_url:
         from qdrant_client import QdrantClient
 
@@ -78,8 +79,5 @@ def memory_search_for(settings: Settings, store: Store) -> MemorySearch:
         from threadline.shared.memory.server import VectorIndex
 
         index = VectorIndex(QdrantClient(url=settings.qdrant_url), server=True)
-        from threadline.shared.usage.ledger import UsageLedger
-
-        ledger = UsageLedger.from_settings(store.redis, store.scripts, settings)
         return DirectSearch(Indexer(store, embedder_for(settings), index, ledger))
     return RemoteSearch(store.redis)

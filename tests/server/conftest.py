@@ -13,11 +13,8 @@ from threadline.server.fanout import ChangeListener
 from threadline.server.live import LiveQueries
 from threadline.shared.auth import Identity
 from threadline.shared.config import load_settings
-from threadline.shared.files.store import FileStore
-from threadline.shared.memory.search import RemoteSearch
+from threadline.shared.runtime import Runtime
 from threadline.shared.store import Store
-from threadline.shared.usage.ledger import UsageLedger
-from threadline.shared.workflows.journal import Journal
 
 
 @pytest.fixture
@@ -25,11 +22,8 @@ async def services(store: Store, tmp_path: Path) -> AsyncIterator[Services]:
     """A web process's services without the generation queue (its listener running)."""
     listener = ChangeListener(store.redis.client())
     settings = load_settings({"DATA_DIR": str(tmp_path)})
-    s = Services(settings=settings, redis=store.redis, store=store, secret="x" * 32, dev_mode=False,
-                 listener=listener, live=LiveQueries(listener, DeltaLog(store)), memory=RemoteSearch(store.redis),
-                 files=FileStore.from_settings(store.redis, store.scripts, settings),
-                 usage=UsageLedger.from_settings(store.redis, store.scripts, settings),
-                 workflows=Journal.from_settings(store.redis, store.scripts, settings))
+    s = Services(runtime=Runtime(settings, redis=store.redis), secret="x" * 32, dev_mode=False,
+                 listener=listener, live=LiveQueries(listener, DeltaLog(store)))
     listener.start()
     try:
         yield s

@@ -17,12 +17,9 @@ from threadline.server.queries import QUERIES
 from threadline.shared.auth import Identity
 from threadline.shared.config import load_settings
 from threadline.shared.errors import ChatError
-from threadline.shared.files.store import FileStore
-from threadline.shared.memory.search import RemoteSearch
 from threadline.shared.records import Message
+from threadline.shared.runtime import Runtime
 from threadline.shared.store import Store
-from threadline.shared.usage.ledger import UsageLedger
-from threadline.shared.workflows.journal import Journal
 
 pytestmark = pytest.mark.anyio
 
@@ -49,11 +46,8 @@ async def live(store: Store, tmp_path: Path) -> AsyncIterator[tuple[LiveQueries,
     listener = ChangeListener(store.redis.client())
     registry = LiveQueries(listener, DeltaLog(store))
     settings = load_settings({"DATA_DIR": str(tmp_path)})
-    services = Services(settings=settings, redis=store.redis, store=store, secret="x" * 32, dev_mode=False,
-                        listener=listener, live=registry, memory=RemoteSearch(store.redis),
-                        files=FileStore.from_settings(store.redis, store.scripts, settings),
-                 usage=UsageLedger.from_settings(store.redis, store.scripts, settings),
-                        workflows=Journal.from_settings(store.redis, store.scripts, settings))
+    services = Services(runtime=Runtime(settings, redis=store.redis), secret="x" * 32, dev_mode=False,
+                        listener=listener, live=registry)
     listener.start()
     try:
         yield registry, listener, Context(services, Identity("alice"))

@@ -12,6 +12,7 @@ from threadline.shared.generation.runner import Generation
 from threadline.shared.generation.sinks import MemorySink, StoreSink
 from threadline.shared.models.mock import MockModel
 from threadline.shared.records import Message, Part, TextPart
+from threadline.shared.runtime import Runtime
 from threadline.shared.store import Store
 
 pytestmark = pytest.mark.anyio
@@ -40,7 +41,7 @@ async def test_in_memory_nothing_is_written(store: Store) -> None:
     sink = MemorySink(store, prompt.thread_id, on_delta=seen.append)
     unsaved = Message(message_id="", thread_id=prompt.thread_id, user_id="alice", text="just asking",
                       parts=[TextPart(text="just asking")])
-    result = await Generation(SETTINGS, Agent(name="a", throttle_ms=0), unsaved, sink,
+    result = await Generation(Runtime(SETTINGS, redis=store.redis), Agent(name="a", throttle_ms=0), unsaved, sink,
                               model=MockModel(words=5, delay_ms=0)).run()
     assert result.outcome == "finished" and result.text.startswith("[mock]") and result.stream_id == ""
     assert "".join(p.text for d in seen for p in d if isinstance(p, TextPart)) == result.text
@@ -51,7 +52,7 @@ async def test_in_memory_nothing_is_written(store: Store) -> None:
 async def test_in_the_store_the_reply_and_its_tool_steps_are_saved(store: Store) -> None:
     prompt = await prompt_in(store, 'tool:weather {"city": "Oslo"}')
     agent = Agent(name="a", tools=[weather], max_steps=3, throttle_ms=0)
-    result = await Generation(SETTINGS, agent, prompt, StoreSink(store, prompt.thread_id),
+    result = await Generation(Runtime(SETTINGS, redis=store.redis), agent, prompt, StoreSink(store, prompt.thread_id),
                               model=MockModel(words=3, delay_ms=0)).run()
     assert result.outcome == "finished"
     _, page = await store.messages.list(prompt.thread_id, "alice")

@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 import redis
 
-from threadline.shared.workflows.actions import current_step
+from threadline.shared.workflows.current import current_step
 from threadline.shared.workflows.definition import Outcome, RetryPolicy, workflow
 from threadline.shared.workflows.errors import EventTimeout, NonRetryable
 from threadline.shared.workflows.step import Step

@@ -1,4 +1,5 @@
-"""What a step's job does: call the app's function, or one of the ready agent operations.
+"""What a step's job does: call the app's function, or one of the ready agent operations (through
+the Python API, which is why this lives with the workers, above it).
 
 Every attempt of a step gets the same key (``current_step().key``). The agent
 operations write under a guard named by it (shared.store.guard), in the same
@@ -10,10 +11,8 @@ a reply that was already answered is returned instead of generated again.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import dataclasses
 import inspect
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -23,6 +22,7 @@ from threadline.shared.agents import Agent
 from threadline.shared.generation.context import fetch_context_messages
 from threadline.shared.records import Message, TextPart, Usage
 from threadline.shared.store.guard import Guard
+from threadline.shared.workflows.current import StepInfo, running
 from threadline.shared.workflows.definition import Outcome, function_at, workflow_named
 from threadline.shared.workflows.results import GeneratedText
 
@@ -30,32 +30,9 @@ if TYPE_CHECKING:
     from threadline import Threadline
 
 
-@dataclass(frozen=True, slots=True)
-class StepInfo:
-    """The step a job runs: ``key`` is the same for every attempt (an idempotency key for effects)."""
-
-    run_id: str
-    step_id: str
-    attempt: int
-    user_id: str
-    limited: bool = False  # a run a client started: agent steps count in the user's rate limits
-
-    @property
-    def key(self) -> str:
-        return f"{self.run_id}/{self.step_id}"
-
-
-_CURRENT: contextvars.ContextVar[StepInfo] = contextvars.ContextVar("workflow_step")
-
-
-def current_step() -> StepInfo:
-    """The step being run (inside a step function); LookupError elsewhere."""
-    return _CURRENT.get()
-
-
 async def perform(tl: Threadline, spec: dict[str, Any], info: StepInfo, ttl_s: int) -> Any:
     """Do one attempt of a step; its result as JSON values."""
-    _CURRENT.set(info)
+    running(info)
     op = spec.get("op")
     guard = Guard(keys.request_digest("workflow", info.key), ttl_s)
     if op == "call":
