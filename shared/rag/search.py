@@ -16,7 +16,10 @@ from threadline.shared.memory.search import MemorySearch
 from threadline.shared.store import Store
 from threadline.shared.store.documents import Document
 
-STALE_RETRIES = 3  # searches of a document replaced between a search and its reading
+# Searches of a document replaced between a search and its reading. Each retry means a newer
+# version settled meanwhile, so only a writer replacing the document faster than one search can
+# keep it going; three were too few on a busy machine (a search answered without the document).
+STALE_RETRIES = 20
 
 
 class ChunkResult(msgspec.Struct, rename="camel", kw_only=True):
