@@ -16,7 +16,7 @@ from starlette.routing import Route
 from threadline.server.auth import admin_of, identity_of
 from threadline.server.context import Context, Services
 from threadline.server.http_api import _body, _convert, json_response
-from threadline.server.mutations import MUTATIONS
+from threadline.server.mutate import run_mutation, value_of
 from threadline.server.queries import QUERIES
 from threadline.shared.agents import SaveMessages, agent_named, load_agents
 from threadline.shared.auth import Identity
@@ -90,10 +90,9 @@ def routes(services: Services) -> list[Route]:
             result = await Generation(services.runtime, agent, prompt, sink).run()
             return json_response({"saved": False, "outcome": result.outcome, "text": result.text,
                                   "usage": result.usage})
-        send_args = _convert({"threadId": thread.thread_id, "prompt": args.prompt, "agentName": args.agent_name},
-                             MUTATIONS["messages.send"].args_type)
-        outcome = await MUTATIONS["messages.send"].handler(owner, send_args)
-        return json_response({"saved": True, **outcome.value})
+        send = {"threadId": thread.thread_id, "prompt": args.prompt, "agentName": args.agent_name}
+        value = value_of(await run_mutation(owner, "messages.send", send, None))
+        return json_response({"saved": True, **value})
 
     async def namespaces(request: Request) -> Response:
         await admin(request)

@@ -34,8 +34,7 @@ from threadline.server.auth import context_of
 from threadline.server.context import Context, Services
 from threadline.server.files_api import local_link, public_base
 from threadline.server.http_api import _body, _convert, json_response
-from threadline.server.idempotency import run_once
-from threadline.server.mutations import MUTATIONS
+from threadline.server.mutate import run_mutation, value_of
 from threadline.server.ui_stream import (
     DONE,
     HEADERS,
@@ -47,7 +46,7 @@ from threadline.server.ui_stream import (
     ui_messages,
 )
 from threadline.shared import jobs
-from threadline.shared.errors import BadRequest, Conflict, NotFound, error_from
+from threadline.shared.errors import BadRequest, Conflict, NotFound
 from threadline.shared.ids import THREAD_ID_RULE, valid_chosen_id
 from threadline.shared.records import (
     FilePart,
@@ -182,13 +181,7 @@ async def _send(ctx: Context, body: ChatBody) -> _Sent:
 
 async def _mutate(ctx: Context, name: str, args: dict[str, Any], request: tuple[str, ...]) -> Any:
     """A mutation, once per ``request`` (a resent UI message replays its first outcome)."""
-    mutation = MUTATIONS[name]
-    parsed = _convert({k: v for k, v in args.items() if v is not None}, mutation.args_type)
-    stored, _ = await run_once(ctx.services.redis, ctx, request, ctx.services.settings.idempotency_ttl_s,
-                               lambda guarded: mutation.handler(guarded, parsed))
-    if not stored.ok:
-        raise error_from(stored.error or {})
-    return msgspec.json.decode(bytes(stored.value))
+    return value_of(await run_mutation(ctx, name, {k: v for k, v in args.items() if v is not None}, request))
 
 
 async def _content(ctx: Context, message: UIMessage) -> list[Any]:

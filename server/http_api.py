@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -17,8 +17,8 @@ from starlette.routing import Route
 from threadline.server import frames
 from threadline.server.auth import context_of
 from threadline.server.context import Context, Services
-from threadline.server.idempotency import run_once
-from threadline.server.mutations import MUTATIONS, Outcome, add_document
+from threadline.server.mutate import error_of, parse_args, run_mutation
+from threadline.server.mutations import Outcome, add_document
 from threadline.server.queries import QUERIES
 from threadline.shared import jobs, keys, metrics
 from threadline.shared.errors import (
@@ -29,7 +29,6 @@ from threadline.shared.errors import (
     NotFound,
     TooLarge,
     from_validation,
-    status_of,
 )
 from threadline.shared.json_depth import check_depth
 from threadline.shared.rag.parsing import too_large
@@ -130,29 +129,15 @@ class Endpoints:
         _, value = await q.run(ctx, _convert(data, q.args_type))
         return json_response(value)
 
-    async def _mutate(self, request: Request, name: str, data: dict[str, Any], status: int = 200) -> Response:
-        ctx = await self._context(request)
-        m = MUTATIONS[name]
-        args = _convert(data, m.args_type)
+    async def _mutate(self, request: Request, name: str, data: dict[str, Any], status: int = 200,
+                      run: Callable[[Context], Awaitable[Outcome]] | None = None, ctx: Context | None = None) -> Response:
+        ctx = ctx or await self._context(request)
         key = request.headers.get("idempotency-key")
-        if key is None:
-            try:
-                outcome: Outcome = await m.handler(ctx, args)
-            except ChatError as exc:
-                metrics.mutations.labels(name, exc.code).inc()
-                raise
-            metrics.mutations.labels(name, "ok").inc()
-            return json_response(outcome.value, status)
-        if not 1 <= len(key) <= 128:
+        if key is not None and not 1 <= len(key) <= 128:
             raise BadRequest("Idempotency-Key must have 1-128 characters")
-        stored, _ = await run_once(
-            self.services.redis, ctx, ("http", key), self.services.settings.idempotency_ttl_s,
-            lambda guarded: m.handler(guarded, args),
-        )
-        metrics.mutations.labels(name, "ok" if stored.ok else str((stored.error or {}).get("code"))).inc()
+        stored = await run_mutation(ctx, name, data, ("http", key) if key is not None else None, run)
         if not stored.ok:
-            assert stored.error is not None
-            return Response(_encode(stored.error), status_of(stored.error["code"]), media_type="application/json")
+            raise error_of(stored)
         return Response(bytes(stored.value), status, media_type="application/json")
 
     async def threads(self, request: Request) -> Response:
@@ -184,19 +169,18 @@ class Endpoints:
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype in ("application/json", ""):
             return await self._mutate(request, "rag.add", {**await _body(request), "namespace": namespace}, 202)
-        ctx = await self._context(request)
+        ctx = await self._context(request)  # who asks, before reading a byte of the upload
         q = request.query_params
         fields: dict[str, Any] = {"namespace": namespace, "key": q.get("key", ""), "title": q.get("title", ""),
                                   "mediaType": ctype, "content": ""}
         for name in ("chunkSize", "chunkOverlap"):
             if name in q:
                 fields[name] = parse_digits(q[name], name, 20_000)
-        args = _convert(fields, MUTATIONS["rag.add"].args_type)
+        args = parse_args("rag.add", fields)
         limit = self.services.settings.rag_max_bytes
         content = await _raw_body(request, limit, too_large(limit))
-        outcome = await add_document(ctx, namespace, args.key, content, args)
-        metrics.mutations.labels("rag.add", "ok").inc()
-        return json_response(outcome.value, 202)
+        return await self._mutate(request, "rag.add", fields, 202, ctx=ctx,
+                                  run=lambda c: add_document(c, namespace, args.key, content, args))
 
     async def document(self, request: Request) -> Response:
         ref = {"namespace": request.path_params["namespace"], "key": request.path_params["key"]}

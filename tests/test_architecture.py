@@ -163,3 +163,15 @@ def test_shared_never_imports_the_public_api_above_it() -> None:
                 [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
             bad = [n for n in names if n in api]
             assert not bad, f"{path.relative_to(ROOT)}:{node.lineno} imports {bad}"
+
+
+def test_every_transport_runs_a_mutation_through_one_path() -> None:
+    """The WebSocket session, the HTTP API, the AI SDK transport and the playground all call
+    server.mutate.run_mutation: one parse, one exactly-once record, one metric."""
+    direct = re.compile(r"\bMUTATIONS\[|\.handler\(|\brun_once\(")
+    for name, path in modules().items():
+        if not name.startswith("threadline.server") or name in (
+                "threadline.server.mutate", "threadline.server.mutations", "threadline.server.idempotency"):
+            continue
+        found = direct.search(path.read_text())
+        assert not found, f"{path.relative_to(ROOT)} runs a mutation itself ({found.group(0)}): use run_mutation"

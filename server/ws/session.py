@@ -23,9 +23,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from threadline.server import frames
 from threadline.server.context import Context, Services
-from threadline.server.idempotency import run_once
 from threadline.server.live import SharedQuery
-from threadline.server.mutations import MUTATIONS
+from threadline.server.mutate import run_mutation
 from threadline.server.queries import QUERIES
 from threadline.server.ws import client_frames
 from threadline.server.ws.transport import TOO_LARGE
@@ -382,21 +381,7 @@ class Session:
 
     async def _mutate(self, f: client_frames.Mutate) -> None:
         assert self.ctx is not None
-        ctx = self.ctx
-        mutation = MUTATIONS.get(f.name)
-        if mutation is None:
-            return self._mutated_error(f.id, BadRequest(f"unknown mutation {f.name!r}"))
-        try:
-            args: Any = msgspec.json.decode(f.args, type=mutation.args_type)
-        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
-            return self._mutated_error(f.id, from_validation(exc))
-        try:
-            outcome, _ = await run_once(
-                self.services.redis, ctx, ("ws", self.client_id, f.id), self.services.settings.idempotency_ttl_s,
-                lambda guarded: mutation.handler(guarded, args),
-            )
-        except ChatError as exc:
-            return self._mutated_error(f.id, exc)
+        outcome = await run_mutation(self.ctx, f.name, bytes(f.args), ("ws", self.client_id, f.id))
         if outcome.ok and outcome.channels:
             # Read your writes: this connection's changed results go out before `mutated`.
             mine = {sub.sq for sub in self.subs.values() if sub.sq is not None}
@@ -410,8 +395,6 @@ class Session:
             self._send(None, frames.mutated(f.id, value=bytes(outcome.value), version=outcome.version))
         else:
             self._send(None, frames.mutated_error(f.id, outcome.error or {"code": "internal", "message": ""}))
-        metrics.mutations.labels(f.name, "ok" if outcome.ok else (outcome.error or {}).get("code", "error")).inc()
-        return None
 
     def _mutated_error(self, request_id: str, exc: ChatError) -> None:
         self._send(None, frames.mutated_error(request_id, exc))
