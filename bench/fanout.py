@@ -30,7 +30,7 @@ from bench.support import pct, redis_url
 from tests.support import procs
 from threadline.shared import gc_tuning
 from threadline.shared.auth import mint
-from threadline.shared.embedded_redis import free_port
+from threadline.shared.storage.embedded import free_port
 
 SECRET = "bench-secret-0123456789abcdef0123456789"
 NO_LIMIT = {"RATE_LIMIT_SENDS_PER_MINUTE": "0"}  # load tests measure delivery, not the limiter

@@ -13,9 +13,9 @@ import time
 
 from bench.support import pct, redis_url
 from threadline.shared.errors import RateLimited
-from threadline.shared.limits import Limit, Limits, Who
-from threadline.shared.redis_client import connect
-from threadline.shared.store._scripts import Scripts
+from threadline.shared.storage.client import connect
+from threadline.shared.storage.scripts import Scripts
+from threadline.shared.usage.limits import Limit, Limits, Who
 
 CHECKS = int(os.environ.get("BENCH_CHECKS", "5000"))
 CONCURRENCY = 64

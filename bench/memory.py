@@ -25,12 +25,12 @@ import msgspec
 
 from bench.support import pct, redis_url
 from tests.support import procs
-from threadline.shared.memory.ops import ALIVE, OPS
-from threadline.shared.memory.rpc import SearchRequest
-from threadline.shared.memory.search import RemoteSearch
+from threadline.shared.indexing.ops import ALIVE, OPS
 from threadline.shared.records import Message
-from threadline.shared.redis_client import connect
-from threadline.shared.store import Store
+from threadline.shared.storage.client import connect
+from threadline.shared.threads import Store
+from threadline.shared.vectors.rpc import SearchRequest
+from threadline.shared.vectors.search import RemoteSearch
 
 COUNT = int(os.environ.get("BENCH_MESSAGES", "10000"))
 SEARCHES = int(os.environ.get("BENCH_SEARCHES", "300"))
@@ -120,10 +120,10 @@ async def main() -> None:
 
 async def in_process(rng: random.Random, size: int, users: int) -> float:
     """The embedded engine as the index process runs it: upserts, hybrid searches, a restart."""
-    from threadline.shared.memory.edge import EdgeIndex
-    from threadline.shared.memory.embeddings import HashingEmbedder
-    from threadline.shared.memory.sparse import document_vector, query_vector
-    from threadline.shared.memory.vectors import Point, user_kind
+    from threadline.shared.vectors.edge import EdgeIndex
+    from threadline.shared.vectors.embeddings import HashingEmbedder
+    from threadline.shared.vectors.sparse import document_vector, query_vector
+    from threadline.shared.vectors.vectors import Point, user_kind
 
     emb = HashingEmbedder()
     with tempfile.TemporaryDirectory() as tmp:

@@ -11,8 +11,8 @@ import time
 
 from bench.support import pct, redis_url
 from threadline.shared.records import Message, TextPart
-from threadline.shared.redis_client import connect
-from threadline.shared.store import Store
+from threadline.shared.storage.client import connect
+from threadline.shared.threads import Store
 
 SAVES = 20_000
 CONCURRENCY = 32

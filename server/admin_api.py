@@ -24,7 +24,7 @@ from threadline.shared.errors import BadRequest
 from threadline.shared.generation.runner import Generation
 from threadline.shared.generation.sinks import MemorySink
 from threadline.shared.records import Message, TextPart
-from threadline.shared.store.pagination import parse_digits
+from threadline.shared.storage.pagination import parse_digits
 
 
 class AdminSend(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):

@@ -58,8 +58,8 @@ from threadline.shared.records import (
     ToolCallPart,
     ToolResultPart,
 )
-from threadline.shared.store.pagination import MAX_PAGE, parse_digits
-from threadline.shared.store.score import score
+from threadline.shared.score import score
+from threadline.shared.storage.pagination import MAX_PAGE, parse_digits
 
 STREAM_WAIT_S = 300.0  # how long a sent message's reply may take to start (a queue ahead of it)
 JOB_CHECK_S = 1.0  # how often a wait for the reply's stream checks that its job may still open it

@@ -19,10 +19,10 @@ from threadline.server.context import Services
 from threadline.server.cors import Cors, origins_of, websocket_origin_allowed
 from threadline.server.delta_log import DeltaLog
 from threadline.server.fanout import ChangeListener
-from threadline.server.generation import GenerationQueue
 from threadline.server.http_api import chat_error_handler, json_response, routes
 from threadline.server.live import LiveQueries
 from threadline.server.reaper import StreamReaper
+from threadline.server.reply_queue import ReplyQueue
 from threadline.server.request_ids import RequestIds
 from threadline.server.ws.session import Session
 from threadline.shared import gc_tuning
@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     runtime = Runtime(settings)
     store = runtime.store
     listener = ChangeListener(runtime.redis)
-    generation = GenerationQueue(settings, store)
+    generation = ReplyQueue(settings, store)
     reaper = StreamReaper(store, stale_ms=settings.stream_stale_ms, grace_ms=settings.stream_grace_ms,
                           generation=generation)
     services = Services(runtime=runtime, secret=secret, dev_mode=dev_mode, listener=listener,

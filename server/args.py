@@ -7,8 +7,8 @@ from typing import Annotated, Any
 import msgspec
 
 from threadline.shared.records import Part, Role, Status, ThreadStatus
-from threadline.shared.store import PaginationOpts
-from threadline.shared.store.pagination import Order
+from threadline.shared.storage.pagination import Order
+from threadline.shared.threads import PaginationOpts
 
 Title = Annotated[str, msgspec.Meta(max_length=500)]
 Summary = Annotated[str, msgspec.Meta(max_length=20_000)]

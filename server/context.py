@@ -11,20 +11,20 @@ from threadline.shared.auth import Identity
 from threadline.shared.config import Settings
 from threadline.shared.files.store import FileStore
 from threadline.shared.runtime import Runtime
-from threadline.shared.store import Store
-from threadline.shared.store.guard import Guard
+from threadline.shared.storage.guard import Guard
+from threadline.shared.threads import Store
 from threadline.shared.usage.ledger import UsageLedger
 from threadline.shared.verifier import Verifier
 from threadline.shared.workflows.journal import Journal
 
 if TYPE_CHECKING:  # what the services are; each of these modules needs Context itself
     from threadline.server.fanout import ChangeListener
-    from threadline.server.generation import GenerationQueue
     from threadline.server.live import LiveQueries
     from threadline.server.reaper import StreamReaper
+    from threadline.server.reply_queue import ReplyQueue
     from threadline.server.ws.session import Session
-    from threadline.shared.limits import Limits
-    from threadline.shared.memory.search import MemorySearch
+    from threadline.shared.usage.limits import Limits
+    from threadline.shared.vectors.search import MemorySearch
 
 
 @dataclass(slots=True)
@@ -38,7 +38,7 @@ class Services:
     listener: ChangeListener
     live: LiveQueries
     limiter: Limits | None = None  # None: nothing is rate limited
-    generation: GenerationQueue | None = None  # None: this server cannot start replies
+    generation: ReplyQueue | None = None  # None: this server cannot start replies
     reaper: StreamReaper | None = None
     sessions: set[Session] = field(default_factory=set)  # open WebSocket sessions
     verifier: Verifier = None  # type: ignore[assignment]  # made from the secret and settings when not given

@@ -17,8 +17,8 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 
-from threadline.shared.store import Store
-from threadline.shared.store.stream_records import DeltaNotice, StreamInfo
+from threadline.shared.streams.records import DeltaNotice, StreamInfo
+from threadline.shared.threads import Store
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from threadline.shared.config import Settings
 from threadline.shared.errors import BadRequest, Unauthorized
 from threadline.shared.files.sniff import IMAGE_TYPES
 from threadline.shared.files.store import FileRecord
-from threadline.shared.store.pagination import MAX_PAGE, parse_digits
+from threadline.shared.storage.pagination import MAX_PAGE, parse_digits
 
 MULTIPART_OVERHEAD = 64 << 10  # headers and boundaries around the file in a multipart body
 INLINE = IMAGE_TYPES | {"application/pdf", "text/plain"}

@@ -21,6 +21,7 @@ from threadline.server.mutate import error_of, parse_args, run_mutation
 from threadline.server.mutations import Outcome, add_document
 from threadline.server.queries import QUERIES
 from threadline.shared import jobs, keys, metrics
+from threadline.shared.documents.parsing import too_large
 from threadline.shared.errors import (
     BadRequest,
     ChatError,
@@ -31,9 +32,8 @@ from threadline.shared.errors import (
     from_validation,
 )
 from threadline.shared.json_depth import check_depth
-from threadline.shared.rag.parsing import too_large
-from threadline.shared.store.pagination import MAX_PAGE, parse_digits
-from threadline.shared.store.streams import thread_of_stream
+from threadline.shared.storage.pagination import MAX_PAGE, parse_digits
+from threadline.shared.streams.store import thread_of_stream
 
 log = logging.getLogger(__name__)
 

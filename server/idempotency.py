@@ -1,7 +1,7 @@
 """Exactly-once mutations: the first outcome of a request is kept and replayed.
 
 A request is named by an unambiguous digest of (transport, user, client, request
-id). Its writes are guarded (shared.store.guard): each write script records its
+id). Its writes are guarded (shared.storage.guard): each write script records its
 own result in the same atomic step as the change, so a resend after any crash
 (a killed web process, a restarted Redis) replays the first write instead of
 repeating it, and finishes whatever the first attempt had not done yet (e.g.
@@ -23,8 +23,8 @@ from threadline.server.context import Context
 from threadline.server.mutations import Outcome
 from threadline.shared import keys
 from threadline.shared.errors import ChatError
-from threadline.shared.redis_client import redis_errors
-from threadline.shared.store.guard import Guard
+from threadline.shared.storage.client import redis_errors
+from threadline.shared.storage.guard import Guard
 
 TRANSIENT = {"unavailable", "internal"}
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import msgspec
 
 from threadline.server.supervisor import Supervisor
-from threadline.shared import embedded_redis
 from threadline.shared.auth import mint, resolve_secret
 from threadline.shared.config import load_settings, stack_file
 from threadline.shared.errors import ConfigError
+from threadline.shared.storage import embedded
 
 DEV_USER = "dev"
 
@@ -38,11 +38,10 @@ def main() -> int:
     # AUTH_SECRET would take them out of dev mode.
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     supervisor = Supervisor()
-    embedded = not os.environ.get("REDIS_URL")
-    if embedded:
-        port = embedded_redis.free_port()
+    if not os.environ.get("REDIS_URL"):
+        port = embedded.free_port()
         env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
-        supervisor.add("redis", embedded_redis.command(port, data_dir / "valkey", persist=True), env)
+        supervisor.add("redis", embedded.command(port, data_dir / "valkey", persist=True), env)
     py = sys.executable
     supervisor.add("web", [py, "-m", "threadline.server", "web"], env)
     supervisor.add("worker", [py, "-m", "threadline.workers", "generation"], env)

@@ -27,7 +27,7 @@ from threadline.server.fanout import ChangeListener
 from threadline.server.queries import Query, StreamedPage
 from threadline.shared import keys, metrics
 from threadline.shared.errors import ChatError, Internal
-from threadline.shared.store.stream_records import decode_notice
+from threadline.shared.streams.records import decode_notice
 
 log = logging.getLogger(__name__)
 

@@ -13,15 +13,15 @@ from threadline.server import args as A
 from threadline.server.context import Context
 from threadline.shared import keys
 from threadline.shared.agents import Agent
+from threadline.shared.documents.parsing import check_document
+from threadline.shared.documents.store import namespace_for
 from threadline.shared.errors import BadRequest, Forbidden, Unavailable
 from threadline.shared.files.refs import file_ids
-from threadline.shared.limits import Who, estimate_tokens
-from threadline.shared.rag.parsing import check_document
 from threadline.shared.records import FilePart, ImagePart, Message, Part, TextPart, text_of
-from threadline.shared.store.documents import namespace_for
-from threadline.shared.store.guard import in_thread, recorded
-from threadline.shared.store.snippets import thread_of_snippet
-from threadline.shared.store.streams import thread_of_stream
+from threadline.shared.storage.guard import in_thread, recorded
+from threadline.shared.streams.store import thread_of_stream
+from threadline.shared.threads.snippets import thread_of_snippet
+from threadline.shared.usage.limits import Who, estimate_tokens
 from threadline.shared.workflows.definition import workflow_named
 
 

@@ -13,14 +13,14 @@ from threadline.server import args as A
 from threadline.server.context import Context
 from threadline.shared import keys
 from threadline.shared.agents import ContextOptions, agent_named
+from threadline.shared.documents.store import namespace_for
 from threadline.shared.errors import Forbidden, from_validation
 from threadline.shared.generation.context import fetch_context_messages, to_chat_messages
-from threadline.shared.limits import LimitStatus, Who
 from threadline.shared.rag.search import search_documents
 from threadline.shared.records import Message
-from threadline.shared.store import StreamInfo
-from threadline.shared.store.documents import namespace_for
+from threadline.shared.threads import StreamInfo
 from threadline.shared.usage.ledger import check_period
+from threadline.shared.usage.limits import LimitStatus, Who
 
 Runner = Callable[[Context, Any], Awaitable[tuple[int, Any]]]
 Channels = Callable[[Context, Any], list[str]]

@@ -17,8 +17,8 @@ from typing import Any
 from threadline.shared import keys
 from threadline.shared.errors import ChatError, NotFound
 from threadline.shared.records import TextPart
-from threadline.shared.store import Store
-from threadline.shared.store.stream_records import StreamRecord
+from threadline.shared.streams.records import StreamRecord
+from threadline.shared.threads import Store
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ RETRY_TTL_S = 86400
 class StreamReaper:
     def __init__(self, store: Store, *, stale_ms: int, grace_ms: int, generation: Any = None) -> None:
         self._store = store
-        self._generation = generation  # server.generation.GenerationQueue, for agents that retry
+        self._generation = generation  # server.reply_queue.ReplyQueue, for agents that retry
         self._stale_ms = stale_ms
         self._grace_ms = grace_ms
         self._task: asyncio.Task[None] | None = None

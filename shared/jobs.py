@@ -13,7 +13,7 @@ GENERATION = "generation"
 INDEX = "index"
 QUEUES = (GENERATION, INDEX)
 
-GENERATE = "threadline.workers.generation.run"  # the function a generation job runs, by import path
+GENERATE = "threadline.workers.reply_job.run"  # the function a generation job runs, by import path
 RESULT_TTL_S = 3600
 FAILURE_TTL_S = 86400
 WAITING = {b"queued", b"deferred", b"scheduled"}  # job statuses that still stand for work to come

@@ -31,7 +31,7 @@ def messages(thread_id: str) -> str:
 
 
 def message_index(thread_id: str) -> str:
-    """Sorted set of messageIds scored by (order, stepOrder): shared.store.score."""
+    """Sorted set of messageIds scored by (order, stepOrder): shared.score."""
     return f"{_t(thread_id)}:idx"
 
 
@@ -140,7 +140,7 @@ DELTA_CHANNEL_PREFIX = f"{PREFIX}:dlt:"
 ACTIVE_STREAMS = f"{PREFIX}:streams:active"  # zset "threadId/streamId" -> last heartbeat ms
 ENDED_STREAMS = f"{PREFIX}:streams:ended"  # zset "threadId/streamId" -> ended at ms
 REAPER_LOCK = f"{PREFIX}:streams:reaper"
-VECTOR_OPS = f"{PREFIX}:vec:ops"  # list of embedding ops (shared.memory.ops), queued by the write scripts
+VECTOR_OPS = f"{PREFIX}:vec:ops"  # list of embedding ops (shared.indexing.ops), queued by the write scripts
 VECTOR_RPC = f"{PREFIX}:vec:rpc"  # list of search requests to the index process
 VECTOR_ALIVE = f"{PREFIX}:vec:alive"  # kept fresh by a running index process
 
@@ -367,20 +367,3 @@ WORKFLOW_RUNS = f"{PREFIX}:wf:runs"  # zset: every run by start time (the playgr
 WORKFLOW_OWNERS = f"{PREFIX}:wf:owners"  # hash: runId -> userId (to forget an expired run's index entry)
 WORKFLOW_RUNS_CHANNEL = f"{PREFIX}:chg:wf"  # pub/sub: some run changed (the playground's list of every run)
 WORKFLOW_RUNS_VERSION = f"{PREFIX}:wf:v"  # counter: the version of the list of every run
-
-# The same formats for the workflow scripts, which name the keys of other runs (a child, a parent)
-WORKFLOW_LUA_KEYS = f"""
-local WF_TIMERS = '{WORKFLOW_TIMERS}'
-local WF_RUNS = '{WORKFLOW_RUNS}'
-local WF_OWNERS = '{WORKFLOW_OWNERS}'
-local WF_ALL_CHANNEL = '{WORKFLOW_RUNS_CHANNEL}'
-local WF_ALL_VERSION = '{WORKFLOW_RUNS_VERSION}'
-local WF_PARTS = {{{", ".join(f"'{p}'" for p in WORKFLOW_PARTS)}}}
-local function wf_key(run, part) return '{PREFIX}:wf:{{' .. run .. '}}:' .. part end
-local function wf_channel(run) return '{PREFIX}:chg:{{wf:' .. run .. '}}' end
-local function wf_user(user) return '{PREFIX}:{{u:' .. user .. '}}:wf' end
-local function wf_user_channel(user) return '{PREFIX}:chg:{{u:' .. user .. '}}:wf' end
-local function wf_pool(name) return '{PREFIX}:wf:pool:' .. name end
-local function wf_timer(run, id) return 's|' .. run .. '|' .. id end
-local function wf_drive_timer(run) return 'd|' .. run end
-"""

@@ -126,7 +126,7 @@ class Thread(_Record):
 
 class Message(_Record):
     # order/stepOrder come right after the ids: the save script fills them in
-    # place of ORDER_PLACEHOLDER (see shared.store.messages).
+    # place of ORDER_PLACEHOLDER (see shared.threads.messages).
     message_id: str
     thread_id: str
     order: int = -1

@@ -16,11 +16,11 @@ import redis.asyncio as aioredis
 
 from threadline.shared.config import Settings, load_settings
 from threadline.shared.files.store import FileStore
-from threadline.shared.limits import Limits
-from threadline.shared.memory.search import MemorySearch, memory_search_for
-from threadline.shared.redis_client import connect
-from threadline.shared.store import Store
+from threadline.shared.storage.client import connect
+from threadline.shared.threads import Store
 from threadline.shared.usage.ledger import UsageLedger
+from threadline.shared.usage.limits import Limits
+from threadline.shared.vectors.search import MemorySearch, memory_search_for
 from threadline.shared.workflows.journal import Journal
 
 

@@ -10,8 +10,8 @@ import pytest
 import redis
 
 from tests.support import procs
-from threadline.shared.redis_client import connect
-from threadline.shared.store import Store
+from threadline.shared.storage.client import connect
+from threadline.shared.threads import Store
 
 TEST_SECRET = "test-secret-0123456789abcdef0123456789"
 

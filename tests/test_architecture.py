@@ -175,3 +175,61 @@ def test_every_transport_runs_a_mutation_through_one_path() -> None:
             continue
         found = direct.search(path.read_text())
         assert not found, f"{path.relative_to(ROOT)} runs a mutation itself ({found.group(0)}): use run_mutation"
+
+
+def test_every_http_request_is_authenticated_in_one_place() -> None:
+    """server/auth.py reads the bearer token and verifies it; the WebSocket verifies its connect
+    frame's token with the same verifier; nothing else looks at credentials."""
+    reads = re.compile(r"""headers\.get\(["']authorization|\.verify\(|\bbearer\(""", re.IGNORECASE)
+    for name, path in modules().items():
+        if not name.startswith("threadline.server") or name == "threadline.server.auth":
+            continue
+        hits = [line.strip() for line in path.read_text().splitlines() if reads.search(line)]
+        allowed = ["identity = await self.services.verifier.verify(frame.token)"] \
+            if name == "threadline.server.ws.session" else []
+        assert hits == allowed, f"{path.relative_to(ROOT)} authenticates by itself: {hits}"
+
+
+# The layers of threadline.shared, bottom first: a package imports only packages below it (the
+# base layer is the flat modules of shared/ itself; typing-only imports count too).
+LAYERS = [
+    "base",  # config, errors, ids, keys, records, score, auth, logs, metrics, app_module...
+    "storage",  # the Redis client, the script runner, guarded writes, pagination: no feature
+    "llm",  # model clients
+    "files", "usage", "indexing",  # file records and blobs; usage and rate limits; the embedding queue
+    "streams", "documents", "threads",  # a reply's deltas; RAG documents; threads, messages, snippets
+    "vectors", "rag",  # the vector index and search; retrieval for replies
+    "agents", "workflows",  # agent definitions and ready tools; durable workflows
+    "runtime",  # a process's parts, built once
+    "generation",  # the engine that answers a prompt
+]
+
+
+def layer_of(module: str) -> str | None:
+    """The layer of a threadline.shared module (None outside shared)."""
+    parts = module.split(".")
+    if parts[:2] != ["threadline", "shared"]:
+        return None
+    if len(parts) == 2 or not (ROOT / "shared" / parts[2]).is_dir():
+        return "runtime" if parts[2:3] == ["runtime"] else "base"
+    return parts[2]
+
+
+def test_every_package_of_shared_has_a_layer() -> None:
+    packages = {p.name for p in (ROOT / "shared").iterdir() if (p / "__init__.py").exists()}
+    assert packages == set(LAYERS) - {"base", "runtime"}
+
+
+def test_no_package_imports_a_package_above_it() -> None:
+    mods = modules()
+    rank = {name: i for i, name in enumerate(LAYERS)}
+    for name, path in mods.items():
+        own = layer_of(name)
+        if own is None:
+            continue
+        for dep in runtime_imports(path, set(mods), typing_too=True):
+            if dep.startswith(("threadline.server", "threadline.workers")):
+                raise AssertionError(f"{name} imports {dep}: shared is below the processes")
+            other = layer_of(dep)
+            if other is not None and rank[other] > rank[own]:
+                raise AssertionError(f"{name} ({own}) imports {dep} ({other}), a layer above it")

@@ -19,7 +19,6 @@ from threadline._client import Client, Delta, MutationError, Result, Subscriptio
 from threadline.shared.agents import (
     Agent,
     ContextOptions,
-    RagOptions,
     SearchOptions,
     Tool,
     ToolContext,
@@ -27,16 +26,17 @@ from threadline.shared.agents import (
     human_tool,
     tool,
 )
+from threadline.shared.agents.document_search import document_search
+from threadline.shared.agents.image_tool import image_generation
 from threadline.shared.auth import mint
 from threadline.shared.errors import ChatError
-from threadline.shared.files.image_tool import image_generation
 from threadline.shared.files.store import FileRecord
 from threadline.shared.generation.runner import GenerationResult
-from threadline.shared.limits import Limit
-from threadline.shared.models.providers import Provider
-from threadline.shared.rag.knowledge import document_search
+from threadline.shared.llm.providers import Provider
+from threadline.shared.rag.options import RagOptions
 from threadline.shared.records import FilePart, ImagePart, Message, TextPart, Thread, Usage
 from threadline.shared.usage.ledger import Price
+from threadline.shared.usage.limits import Limit
 from threadline.shared.workflows.current import StepInfo, current_step
 from threadline.shared.workflows.definition import Outcome, RetryPolicy, Workflow, workflow
 from threadline.shared.workflows.errors import (

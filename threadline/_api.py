@@ -9,6 +9,8 @@ from typing import Any
 from threadline.shared import keys
 from threadline.shared.agents import Agent, agent_named
 from threadline.shared.config import Settings, load_settings
+from threadline.shared.documents.parsing import check_document
+from threadline.shared.documents.store import Document
 from threadline.shared.errors import BadRequest
 from threadline.shared.files.refs import file_ids
 from threadline.shared.files.store import FileRecord
@@ -16,16 +18,14 @@ from threadline.shared.generation.context import fetch_context_messages
 from threadline.shared.generation.lock import thread_turn
 from threadline.shared.generation.runner import Generation, GenerationResult
 from threadline.shared.generation.sinks import MemorySink, OnDelta, Sink, StoreSink
-from threadline.shared.limits import Who
-from threadline.shared.models.providers import provider_named
+from threadline.shared.llm.providers import provider_named
 from threadline.shared.partial_json import parse_partial
-from threadline.shared.rag.parsing import check_document
 from threadline.shared.rag.search import ChunkResult, search_documents
 from threadline.shared.records import Message, Part, Role, TextPart, Thread, text_of
 from threadline.shared.runtime import Runtime
-from threadline.shared.store import Page
-from threadline.shared.store.documents import Document
+from threadline.shared.threads import Page
 from threadline.shared.usage.ledger import UsageEntry, UsageSummary
+from threadline.shared.usage.limits import Who
 from threadline.shared.workflows.definition import Workflow, workflow_named
 from threadline.shared.workflows.journal import RunView
 

@@ -17,15 +17,15 @@ import redis.asyncio as aioredis
 from threadline.shared import logs, metrics
 from threadline.shared.config import Settings
 from threadline.shared.errors import ChatError
-from threadline.shared.memory.edge import EdgeIndex
-from threadline.shared.memory.embeddings import embedder_for
-from threadline.shared.memory.indexer import Indexer
-from threadline.shared.memory.ops import ALIVE, OPS, RPC, decode_op
-from threadline.shared.memory.rpc import SearchAnswer, decode_call, encode_answer
-from threadline.shared.memory.vectors import VectorStore
-from threadline.shared.redis_client import as_bytes, connect
+from threadline.shared.indexing.ops import ALIVE, OPS, RPC, decode_op
 from threadline.shared.runtime import Runtime, process_settings
-from threadline.shared.store import Store
+from threadline.shared.storage.client import as_bytes, connect
+from threadline.shared.threads import Store
+from threadline.shared.vectors.edge import EdgeIndex
+from threadline.shared.vectors.embeddings import embedder_for
+from threadline.shared.vectors.indexer import Indexer
+from threadline.shared.vectors.rpc import SearchAnswer, decode_call, encode_answer
+from threadline.shared.vectors.vectors import VectorStore
 from threadline.workers.ops_queue import OpsQueue
 from threadline.workers.reembed import queue_everything
 
@@ -42,7 +42,7 @@ def open_index(settings: Settings) -> VectorStore:
     if settings.qdrant_url:
         from qdrant_client import QdrantClient
 
-        from threadline.shared.memory.server import VectorIndex
+        from threadline.shared.vectors.server import VectorIndex
 
         return VectorIndex(QdrantClient(url=settings.qdrant_url), server=True)
     return EdgeIndex(Path(settings.data_dir) / EMBEDDED_DIR)

@@ -16,7 +16,7 @@ import socket
 import redis.asyncio as aioredis
 
 from threadline.shared import keys
-from threadline.shared.redis_client import as_bytes, texts
+from threadline.shared.storage.client import as_bytes, texts
 
 log = logging.getLogger("threadline.workers.index")
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from threadline.shared.memory.ops import OPS
+from threadline.shared.indexing.ops import OPS
 from threadline.shared.runtime import Runtime, process_settings
-from threadline.shared.store import Store
+from threadline.shared.threads import Store
 
 log = logging.getLogger("threadline.workers.reembed")
 

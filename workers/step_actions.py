@@ -2,7 +2,7 @@
 the Python API, which is why this lives with the workers, above it).
 
 Every attempt of a step gets the same key (``current_step().key``). The agent
-operations write under a guard named by it (shared.store.guard), in the same
+operations write under a guard named by it (shared.storage.guard), in the same
 atomic step as their change: an attempt that runs again after a crash finds the
 thread, the message or the prompt it made before instead of making another, and
 a reply that was already answered is returned instead of generated again.
@@ -21,7 +21,7 @@ from threadline.shared import keys
 from threadline.shared.agents import Agent
 from threadline.shared.generation.context import fetch_context_messages
 from threadline.shared.records import Message, TextPart, Usage
-from threadline.shared.store.guard import Guard
+from threadline.shared.storage.guard import Guard
 from threadline.shared.workflows.current import StepInfo, running
 from threadline.shared.workflows.definition import Outcome, function_at, workflow_named
 from threadline.shared.workflows.results import GeneratedText

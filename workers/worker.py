@@ -22,7 +22,7 @@ import threading
 import time
 from typing import Any
 
-import threadline.workers.generation  # noqa: F401 - preload the job's code in the worker
+import threadline.workers.reply_job  # noqa: F401 - preload the job's code in the worker
 from threadline.shared import gc_tuning, keys, logs, metrics
 from threadline.shared.runtime import process_settings
 from threadline.workers import workflows

@@ -30,9 +30,13 @@ from threadline.shared.files.refs import file_ids
 from threadline.shared.files.sniff import IMAGE_TYPES, check_upload, clean_name
 from threadline.shared.ids import new_file_id
 from threadline.shared.records import FilePart, ImagePart, Part
-from threadline.shared.redis_client import redis_errors, text, texts
-from threadline.shared.store._scripts import Scripts
-from threadline.shared.store.pagination import Page, score_bound
+from threadline.shared.storage.client import redis_errors, text, texts
+from threadline.shared.storage.pagination import Page, score_bound
+from threadline.shared.storage.scripts import Scripts, lua
+
+FILE_BLOB_GONE = lua(__file__, "file_blob_gone")
+FILE_CREATE = lua(__file__, "file_create")
+FILE_DROP = lua(__file__, "file_drop")
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +108,7 @@ class FileStore:
         for _ in range(200):  # the same content being deleted: its deletion ends within moments
             with redis_errors():
                 count = int(await self._scripts.run(
-                    "file_create", [keys.FILES, keys.FILES_IDLE, keys.FILE_BLOBS, keys.FILE_BLOBS_DELETING,
+                    FILE_CREATE, [keys.FILES, keys.FILES_IDLE, keys.FILE_BLOBS, keys.FILE_BLOBS_DELETING,
                                     keys.user_files(user_id)],
                     [record.file_id, _encode(record), digest, record.created_at, DELETING_STALE_MS]))
             if count >= 0:
@@ -195,7 +199,7 @@ class FileStore:
         """Drop ``record`` if unreferenced and idle since before ``cutoff``; its bytes with the last record."""
         with redis_errors():
             out = await self._scripts.run(
-                "file_drop", [keys.FILES, keys.FILE_REFS, keys.FILES_IDLE, keys.FILE_BLOBS,
+                FILE_DROP, [keys.FILES, keys.FILE_REFS, keys.FILES_IDLE, keys.FILE_BLOBS,
                               keys.FILE_BLOBS_DELETING, keys.user_files(record.user_id)],
                 [record.file_id, cutoff, now_ms()])
         if isinstance(out, int):
@@ -203,6 +207,6 @@ class FileStore:
         digest = text(out)
         await self.blobs.delete(digest)
         with redis_errors():
-            await self._scripts.run("file_blob_gone", [keys.FILE_BLOBS, keys.FILE_BLOBS_DELETING], [digest])
+            await self._scripts.run(FILE_BLOB_GONE, [keys.FILE_BLOBS, keys.FILE_BLOBS_DELETING], [digest])
         log.info("file %s dropped with its content %s", record.file_id, digest[:12])
         return True

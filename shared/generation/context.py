@@ -9,8 +9,6 @@ from typing import Any
 
 from threadline.shared.agents import Agent, ContextOptions
 from threadline.shared.errors import ChatError, Unavailable
-from threadline.shared.memory.rpc import Hit, SearchRequest
-from threadline.shared.memory.search import MemorySearch
 from threadline.shared.rag.knowledge import Knowledge, passages_message
 from threadline.shared.records import (
     FilePart,
@@ -22,8 +20,10 @@ from threadline.shared.records import (
     ToolCallPart,
     ToolResultPart,
 )
-from threadline.shared.store import Store
-from threadline.shared.store.score import after_order
+from threadline.shared.score import after_order
+from threadline.shared.threads import Store
+from threadline.shared.vectors.rpc import Hit, SearchRequest
+from threadline.shared.vectors.search import MemorySearch
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ def to_chat_messages(agent: Agent, messages: list[Message], *, reasoning_in_hist
     ``reasoning_in_history``: an assistant turn that called tools carries its
     reasoning back as ``reasoning_content`` (DeepSeek's thinking mode needs it).
     ``attachments``: the content blocks of file and image parts by file id or url
-    (shared.files.model_input); a user message with files becomes a list of blocks,
+    (shared.generation.attachments); a user message with files becomes a list of blocks,
     and an assistant's files are named in its text. Without them, files are named only.
     """
     calls = {p.tool_call_id for m in messages for p in m.parts if isinstance(p, ToolCallPart)}

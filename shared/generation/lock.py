@@ -20,14 +20,14 @@ import redis.asyncio as aioredis
 
 from threadline.shared import jobs, keys
 from threadline.shared.generation.pulse import pulse_for
-from threadline.shared.redis_client import text
+from threadline.shared.storage.client import text
+from threadline.shared.storage.scripts import lua
 
 LEASE_MS = 10_000
 POLL_S = 0.05
 ALIVE_MS = 3_000
-_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
-_EXTEND = ("if redis.call('GET', KEYS[1]) == ARGV[1] then "
-           "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0")
+_RELEASE = lua(__file__, "lock_release").source
+_EXTEND = lua(__file__, "lock_extend").source
 
 
 @contextlib.asynccontextmanager

@@ -25,12 +25,11 @@ import msgspec
 from threadline.shared import metrics
 from threadline.shared.agents import Agent, ToolContext, UsageEvent, inline_schema, strict_schema
 from threadline.shared.errors import ChatError
-from threadline.shared.files.model_input import attachments
+from threadline.shared.generation.attachments import attachments
 from threadline.shared.generation.context import reply_parts, to_chat_messages
 from threadline.shared.generation.deltas import DeltaWriter
 from threadline.shared.generation.sinks import Sink, untitled
-from threadline.shared.limits import Who, estimate_tokens
-from threadline.shared.models import (
+from threadline.shared.llm import (
     ChatRequest,
     Finish,
     Model,
@@ -39,7 +38,7 @@ from threadline.shared.models import (
     ToolCall,
     model_for,
 )
-from threadline.shared.models.base import (
+from threadline.shared.llm.base import (
     Citation,
     Inputs,
     RawEvent,
@@ -63,6 +62,7 @@ from threadline.shared.records import (
 )
 from threadline.shared.runtime import Runtime
 from threadline.shared.usage.ledger import Kind, UsageEntry
+from threadline.shared.usage.limits import Who, estimate_tokens
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class Generation:
     def __init__(self, rt: Runtime, agent: Agent, prompt: Message, sink: Sink,
                  model: Model | None = None, *, teams: tuple[str, ...] = (), rate_limited: bool = False) -> None:
         """``rt``: the process's parts (its settings, file store, usage ledger and rate limits);
-        ``rate_limited``: this reply counts in the app's rate limits (shared.limits): each model
+        ``rate_limited``: this reply counts in the app's rate limits (shared.usage.limits): each model
         call reserves its token estimate first (a refusal fails the reply before any cost) and
         settles on its usage."""
         settings = rt.settings

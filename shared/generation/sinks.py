@@ -28,11 +28,11 @@ import msgspec
 from threadline.shared.agents import ContextOptions
 from threadline.shared.generation.context import fetch_context_messages, passages_for
 from threadline.shared.generation.pulse import pulse_for
-from threadline.shared.memory.search import MemorySearch
 from threadline.shared.records import Message, Part, TextPart
-from threadline.shared.store import Store
-from threadline.shared.store.score import after_order
-from threadline.shared.store.stream_records import StreamStatus
+from threadline.shared.score import after_order
+from threadline.shared.streams.records import StreamStatus
+from threadline.shared.threads import Store
+from threadline.shared.vectors.search import MemorySearch
 
 OnDelta = Callable[[list[Part]], None]
 SUMMARIZED_THROUGH = "summarizedThroughOrder"  # thread metadata: the last order the summary covers

@@ -2,8 +2,8 @@
 
 Prompt-based: an agent whose context options have ``rag`` gets the passages that best
 match the prompt in its context, numbered ``[1]``, ``[2]``... so the model can cite
-them (``passages_message``). Tool-based: ``document_search()`` is a ready tool the
-model calls with its own query. Either way the passages a reply drew on are kept
+them (``passages_message``). Tool-based: ``document_search()`` (shared.agents.document_search)
+is a ready tool the model calls with its own query. Either way the passages a reply drew on are kept
 on it as ``source`` parts, numbered as the model saw them (``Sources``).
 
 Namespaces are read on behalf of the prompt's user: ``user`` is theirs, ``global``
@@ -14,17 +14,13 @@ everyone's, ``team:<id>`` a team's. Which teams an agent reads is the app's choi
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Annotated
 
-import msgspec
-
-from threadline.shared.agents import RagOptions, Tool, ToolContext
-from threadline.shared.errors import Unavailable
-from threadline.shared.memory.search import MemorySearch
+from threadline.shared.documents.store import agent_namespaces
+from threadline.shared.rag.options import RagOptions
 from threadline.shared.rag.search import ChunkResult, search_documents
 from threadline.shared.records import Message, Part, SourcePart, TextPart
-from threadline.shared.store import Store
-from threadline.shared.store.documents import agent_namespaces
+from threadline.shared.threads import Store
+from threadline.shared.vectors.search import MemorySearch
 
 EXCERPT_CHARS = 400  # of a passage's own chunk, kept on the reply for the frontend to show
 
@@ -104,28 +100,3 @@ def is_passages(message: Message) -> bool:
 def _label(source: SourcePart) -> str:
     name = source.title or source.key
     return f"{name} ({source.heading})" if source.heading else name
-
-
-class DocumentQuery(msgspec.Struct, forbid_unknown_fields=True):
-    query: Annotated[str, msgspec.Meta(min_length=1, max_length=1000,
-                                       description="What to look for, in the words the documents would use")]
-    limit: Annotated[int, msgspec.Meta(ge=1, le=20, description="How many passages (default 5)")] | None = None
-
-
-def document_search(namespaces: list[str] | None = None, *, limit: int = 5, name: str = "search_documents",
-                    description: str = "Search the user's documents. Returns numbered passages; cite the ones "
-                                       "you use by their number, like [1].",
-                    metadata: dict[str, str | int | bool] | None = None) -> Tool:
-    """Tool-based RAG: a tool the model calls to search documents of ``namespaces`` (default: the user's)."""
-    options = RagOptions(namespaces=namespaces or ["user"], limit=limit, metadata=metadata or {})
-    agent_namespaces(options.namespaces, "")  # a bad name fails at definition
-
-    async def handler(ctx: ToolContext, args: DocumentQuery) -> list[dict[str, object]]:
-        if ctx.knowledge is None:
-            raise Unavailable("document search is not available here")
-        results = await ctx.knowledge.search(options, args.query, limit=args.limit)
-        sources = ctx.sources.add(results) if ctx.sources is not None else Sources().add(results)
-        return [{"source": s.source_id, "title": s.title or s.key, "heading": s.heading, "text": r.context}
-                for s, r in zip(sources, results, strict=True)]
-
-    return Tool(name, description, DocumentQuery, handler)

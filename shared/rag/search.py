@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import msgspec
 
-from threadline.shared.memory.rpc import ChunkSearchRequest, Hit, Scalar
-from threadline.shared.memory.search import MemorySearch
-from threadline.shared.store import Store
-from threadline.shared.store.documents import Document
+from threadline.shared.documents.store import Document
+from threadline.shared.threads import Store
+from threadline.shared.vectors.rpc import ChunkSearchRequest, Hit, Scalar
+from threadline.shared.vectors.search import MemorySearch
 
 # Searches of a document replaced between a search and its reading. Each retry means a newer
 # version settled meanwhile, so only a writer replacing the document faster than one search can

@@ -28,8 +28,10 @@ from threadline.shared import keys
 from threadline.shared.app_module import declared_map
 from threadline.shared.config import Settings
 from threadline.shared.errors import BadRequest
-from threadline.shared.redis_client import as_bytes, redis_errors, text
-from threadline.shared.store._scripts import Scripts
+from threadline.shared.storage.client import as_bytes, redis_errors, text
+from threadline.shared.storage.scripts import Scripts, lua
+
+USAGE_RECORD = lua(__file__, "usage_record")
 
 Period = Literal["month", "week", "day"]
 Kind = Literal["step", "summary", "embedding", "title"]
@@ -141,7 +143,7 @@ class UsageLedger:
         pairs: list[str | int] = [x for field, n in amounts.items() for x in (field, n)]
         with redis_errors():
             return int(await self._scripts.run(
-                "usage_record", [keys.usage_log(entry.user_id), keys.usage_totals(entry.user_id, period),
+                USAGE_RECORD, [keys.usage_log(entry.user_id), keys.usage_totals(entry.user_id, period),
                                  keys.usage_state(entry.user_id), keys.app_usage(period), keys.app_usage_users(period),
                                  keys.USAGE_USERS],
                 [keys.usage_channel(entry.user_id), _encode(entry), entry.user_id, entry.cost_micros, *groups, "|",

@@ -2,7 +2,7 @@
 
 A run is a hash (its name, user, status, arguments, result) with its steps: one
 JSON record each (kind, name, status, attempt...), their inputs and results. Every
-change is one Lua script (shared/store/lua/wf_*.lua) that writes the change, the
+change is one Lua script (shared/threads/lua/wf_*.lua) that writes the change, the
 run's version and its change notices together, so a crash anywhere leaves either
 the whole change or none of it.
 
@@ -26,10 +26,19 @@ from threadline.shared import keys
 from threadline.shared.config import Settings
 from threadline.shared.errors import BadRequest, Conflict, NotFound
 from threadline.shared.ids import new_run_id
-from threadline.shared.redis_client import redis_errors, text
-from threadline.shared.store._scripts import Scripts
-from threadline.shared.store.pagination import Page, score_bound
+from threadline.shared.storage.client import redis_errors, text
+from threadline.shared.storage.pagination import Page, score_bound
+from threadline.shared.storage.scripts import Scripts, lua
 from threadline.shared.workflows.definition import Workflow
+
+WF_CANCEL = lua(__file__, "wf_cancel")
+WF_COMMIT = lua(__file__, "wf_commit")
+WF_EVENT = lua(__file__, "wf_event")
+WF_FIRE = lua(__file__, "wf_fire")
+WF_START = lua(__file__, "wf_start")
+WF_STEP_FINISH = lua(__file__, "wf_step_finish")
+WF_STEP_RENEW = lua(__file__, "wf_step_renew")
+WF_STEP_START = lua(__file__, "wf_step_start")
 
 MAX_EVENTS_KEPT = 100  # events a run keeps before any step waits for them
 MAX_EVENT_BYTES = 256 * 1024
@@ -118,7 +127,7 @@ class Journal:
             raise BadRequest(f"a workflow's args are at most {MAX_VALUE_BYTES} bytes of JSON")
         idem = keys.workflow_key(user_id, keys.request_digest("workflow", user_id, key)) if key else ""
         with redis_errors():
-            run_id, created = await self._scripts.run("wf_start", [], [
+            run_id, created = await self._scripts.run(WF_START, [], [
                 new_run_id(), wf.name, user_id, raw, now_ms(), wf.max_running, on_complete_input(wf), idem,
                 self.retention_s, "1" if limited else "0"])
         return text(run_id), bool(created)
@@ -126,7 +135,7 @@ class Journal:
     async def cancel(self, run_id: str, reason: str = "canceled") -> bool:
         """Cancel a run that has not ended (its running steps stop, its child runs are canceled)."""
         with redis_errors():
-            return bool(await self._scripts.run("wf_cancel", [], [run_id, now_ms(), self.retention_s, reason]))
+            return bool(await self._scripts.run(WF_CANCEL, [], [run_id, now_ms(), self.retention_s, reason]))
 
     async def send_event(self, run_id: str, name: str, payload: Any = None) -> str:
         """Give the run an event: the first step waiting for ``name`` gets ``payload``, else the next
@@ -137,7 +146,7 @@ class Journal:
         if len(raw) > MAX_EVENT_BYTES:
             raise BadRequest(f"an event's payload is at most {MAX_EVENT_BYTES} bytes of JSON")
         with redis_errors():
-            reply = await self._scripts.run("wf_event", [], [run_id, name, raw, now_ms(), MAX_EVENTS_KEPT])
+            reply = await self._scripts.run(WF_EVENT, [], [run_id, name, raw, now_ms(), MAX_EVENTS_KEPT])
         outcome = text(reply[0])
         if outcome == "missing":
             raise NotFound(f"no workflow run {run_id}")
@@ -165,7 +174,7 @@ class Journal:
         """Apply a pass's decisions if the run's version is still ``version``: ("ok", steps to hand
         to workers now), ("stale", []) or ("ended", [])."""
         with redis_errors():
-            reply = await self._scripts.run("wf_commit", [], [
+            reply = await self._scripts.run(WF_COMMIT, [], [
                 run_id, version, now_ms(), self.lease_ms, self.retention_s, msgspec.json.encode(list(ops))])
         return text(reply[0]), [text(r) for r in reply[1:]]
 
@@ -178,12 +187,12 @@ class Journal:
     async def fire(self, member: str) -> list[str]:
         """Take a due timer: ["drive", run], ["step", run, step, attempt] or ["none"]."""
         with redis_errors():
-            return [text(r) for r in await self._scripts.run("wf_fire", [], [member, now_ms(), self.lease_ms])]
+            return [text(r) for r in await self._scripts.run(WF_FIRE, [], [member, now_ms(), self.lease_ms])]
 
     async def take_step(self, run_id: str, step_id: str, attempt: int) -> TakenStep | None:
         """Begin an attempt, or None when it is not this attempt's turn."""
         with redis_errors():
-            reply = await self._scripts.run("wf_step_start", [], [run_id, step_id, attempt, now_ms(), self.lease_ms])
+            reply = await self._scripts.run(WF_STEP_START, [], [run_id, step_id, attempt, now_ms(), self.lease_ms])
         if text(reply[0]) != "run":
             return None
         return TakenStep(reply[1], text(reply[2]), text(reply[3]), text(reply[4]) == "1")
@@ -191,7 +200,7 @@ class Journal:
     async def renew_step(self, run_id: str, step_id: str, attempt: int) -> bool:
         """Keep a running attempt's lease; False when it is no longer wanted."""
         with redis_errors():
-            return bool(await self._scripts.run("wf_step_renew", [], [run_id, step_id, attempt, now_ms(),
+            return bool(await self._scripts.run(WF_STEP_RENEW, [], [run_id, step_id, attempt, now_ms(),
                                                                         self.lease_ms]))
 
     async def finish_step(self, run_id: str, step_id: str, attempt: int, *, result: bytes | None = None,
@@ -199,7 +208,7 @@ class Journal:
         """End an attempt with its result, or its error (tried again after ``retry_ms`` when >= 0)."""
         value: bytes | str = result if result is not None else error
         with redis_errors():
-            return bool(await self._scripts.run("wf_step_finish", [], [
+            return bool(await self._scripts.run(WF_STEP_FINISH, [], [
                 run_id, step_id, attempt, now_ms(), "1" if result is not None else "0", value, retry_ms,
                 error_kind, self.retention_s]))
 

@@ -36,8 +36,8 @@ def seed_notes(redis_url: str, thread_id: str, who: str, count: int) -> None:
     import asyncio
 
     from threadline.shared.records import Message
-    from threadline.shared.redis_client import connect
-    from threadline.shared.store import Store
+    from threadline.shared.storage.client import connect
+    from threadline.shared.threads import Store
 
     async def go() -> None:
         client = connect(redis_url)

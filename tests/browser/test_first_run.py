@@ -9,7 +9,7 @@ from typing import Any
 
 from tests.server.test_launch import interrupt, wait_healthy
 from tests.support.procs import ROOT, child_env
-from threadline.shared.embedded_redis import free_port
+from threadline.shared.storage.embedded import free_port
 
 
 def test_the_chat_page_of_a_dev_mode_run_signs_in_by_itself_and_answers(browser: Any, tmp_path: Path,

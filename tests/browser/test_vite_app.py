@@ -22,7 +22,7 @@ from tests.support.idp import Provider, serve_provider
 from tests.support.npm import npm_pack
 from tests.support.procs import ROOT
 from tests.support.stack import Stack, run_stack
-from threadline.shared.embedded_redis import free_port
+from threadline.shared.storage.embedded import free_port
 
 APP = ROOT / "tests" / "node" / "vite-app"
 SOURCES = ("package.json", "package-lock.json", "index.html", "vite.config.js", "src")

@@ -25,7 +25,7 @@ from tests.deploy.test_quickstart import NGINX
 from tests.support import procs
 from tests.support.stack import SECRET, Stack, run_stack
 from threadline.shared.auth import mint
-from threadline.shared.embedded_redis import free_port
+from threadline.shared.storage.embedded import free_port
 
 NGINX_BIN = "/usr/sbin/nginx"
 

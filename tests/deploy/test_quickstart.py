@@ -20,7 +20,7 @@ import pytest
 from tests.support import procs
 from tests.support.procs import ROOT
 from tests.support.replies import replied
-from threadline.shared.embedded_redis import free_port
+from threadline.shared.storage.embedded import free_port
 
 OPENAI = "https://api.openai.com/v1"
 

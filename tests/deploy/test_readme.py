@@ -103,7 +103,7 @@ def test_readme_commands_run_as_written(tmp_path: Path) -> None:
 
     import httpx
 
-    from threadline.shared.embedded_redis import free_port
+    from threadline.shared.storage.embedded import free_port
 
     blocks = shell_blocks()
     flat = [cmd for block in blocks for cmd in block]

@@ -16,7 +16,7 @@ from tests.support import procs
 from tests.support.browser import chromium
 from tests.support.replies import replied
 from threadline.shared.auth import mint, verify
-from threadline.shared.embedded_redis import free_port
+from threadline.shared.storage.embedded import free_port
 
 SECRET = "wheel-secret-0123456789abcdef0123456789"
 
@@ -28,8 +28,8 @@ def test_the_wheel_holds_one_name_with_its_scripts_and_pages(wheel: Path) -> Non
     for linked in ("shared", "server", "workers"):
         assert {n for n in names if n.startswith(f"threadline/{linked}/") and n.endswith(".py")} == \
             {f"threadline/{p.relative_to(procs.ROOT)}" for p in (procs.ROOT / linked).rglob("*.py")}
-    lua = {Path(n).name for n in names if n.startswith("threadline/shared/store/lua/")}
-    assert lua == {p.name for p in (procs.ROOT / "shared/store/lua").glob("*.lua")}
+    lua = {Path(n).name for n in names if n.startswith("threadline/shared/threads/lua/")}
+    assert lua == {p.name for p in (procs.ROOT / "shared/threads/lua").glob("*.lua")}
     static = {n.removeprefix("threadline/server/static/") for n in names if n.startswith("threadline/server/static/")}
     assert static == {str(p.relative_to(procs.ROOT / "server/static"))
                       for p in (procs.ROOT / "server/static").rglob("*") if p.is_file()}  # vendor/ too

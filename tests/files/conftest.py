@@ -13,7 +13,7 @@ from tests.support.stack import Stack, run_stack
 from threadline.shared.config import load_settings
 from threadline.shared.files.blobs import Blobs
 from threadline.shared.files.store import FileStore
-from threadline.shared.store import Store
+from threadline.shared.threads import Store
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ from threadline.shared import keys
 from threadline.shared.errors import BadRequest, Conflict, NotFound, TooLarge, Unsupported
 from threadline.shared.files.store import FileStore
 from threadline.shared.records import FilePart, ImagePart, Message, TextPart
-from threadline.shared.store import Store
+from threadline.shared.threads import Store
 
 pytestmark = pytest.mark.anyio
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64

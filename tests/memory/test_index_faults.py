@@ -15,11 +15,11 @@ import redis
 
 from tests.support import procs
 from threadline.shared import keys
-from threadline.shared.memory.edge import EdgeIndex
-from threadline.shared.memory.embeddings import HashingEmbedder
 from threadline.shared.records import Message
-from threadline.shared.redis_client import connect
-from threadline.shared.store import Store
+from threadline.shared.storage.client import connect
+from threadline.shared.threads import Store
+from threadline.shared.vectors.edge import EdgeIndex
+from threadline.shared.vectors.embeddings import HashingEmbedder
 
 MESSAGES = 3000
 DOC = "\n\n".join(f"Paragraph {i} about harbour pilots and tide tables number {i}." for i in range(300))
@@ -95,7 +95,7 @@ def _chunks(sync: redis.Redis) -> list[bytes]:
     assert doc is not None
     import msgspec
 
-    from threadline.shared.store.documents import Document
+    from threadline.shared.documents.store import Document
 
     d = msgspec.json.decode(doc, type=Document)
     return list(sync.hkeys(keys.rag_chunks("user:alice", "pilots.txt", d.ready_version)))

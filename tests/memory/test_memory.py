@@ -96,9 +96,9 @@ def index_hits(stack: Stack, user: str, thread_id: str, text: str) -> list[str]:
     """What the index process itself returns (ids), asked the way the product asks it."""
     import asyncio
 
-    from threadline.shared.memory.rpc import SearchRequest
-    from threadline.shared.memory.search import RemoteSearch
-    from threadline.shared.redis_client import connect
+    from threadline.shared.storage.client import connect
+    from threadline.shared.vectors.rpc import SearchRequest
+    from threadline.shared.vectors.search import RemoteSearch
 
     async def ask() -> list[str]:
         client = connect(stack.redis_url)
@@ -196,7 +196,7 @@ def test_reembed_queues_every_message_and_snippet_again(mem: Stack) -> None:
     import redis
 
     from tests.support import procs
-    from threadline.shared.memory.ops import OPS, IndexOp, encode_op
+    from threadline.shared.indexing.ops import OPS, IndexOp, encode_op
 
     with http(mem, "hal") as c:
         tid, _ = thread_with(c, ["first note about walruses", "second note about walruses"])

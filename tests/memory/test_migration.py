@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from threadline.shared import keys
-from threadline.shared.memory.ops import decode_op
+from threadline.shared.indexing.ops import decode_op
 from threadline.shared.records import Message
-from threadline.shared.store import Store
+from threadline.shared.threads import Store
 from threadline.workers.index import migrate_embedded
 
 pytestmark = pytest.mark.anyio

@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 
 from threadline.shared import keys
-from threadline.shared.memory.ops import IndexOp, decode_op, encode_op
-from threadline.shared.memory.rpc import (
+from threadline.shared.indexing.ops import IndexOp, decode_op, encode_op
+from threadline.shared.records import Message
+from threadline.shared.threads import Store
+from threadline.shared.vectors.rpc import (
     Hit,
     SearchAnswer,
     SearchCall,
@@ -18,8 +20,6 @@ from threadline.shared.memory.rpc import (
     encode_call,
     hit_of,
 )
-from threadline.shared.records import Message
-from threadline.shared.store import Store
 
 pytestmark = pytest.mark.anyio
 

@@ -309,10 +309,10 @@ def test_tool_based_rag_searches_when_the_model_asks_and_keeps_what_it_found(rag
 
 
 def test_agents_read_only_their_users_namespaces() -> None:
-    from threadline.shared.agents import RagOptions
+    from threadline.shared.agents.document_search import document_search
+    from threadline.shared.documents.store import agent_namespaces
     from threadline.shared.errors import BadRequest
-    from threadline.shared.rag.knowledge import document_search
-    from threadline.shared.store.documents import agent_namespaces
+    from threadline.shared.rag.options import RagOptions
 
     assert agent_namespaces(["user", "global", "team:ops", "user:fern"], "fern") == ["user:fern", "global", "team:ops"]
     for bad in (["user:gus"], ["everyone"], ["team:"]):

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from qdrant_client import QdrantClient
 
-from threadline.shared.memory.edge import EdgeIndex
-from threadline.shared.memory.embeddings import HashingEmbedder
-from threadline.shared.memory.server import VectorIndex
-from threadline.shared.memory.sparse import document_vector, query_vector
-from threadline.shared.memory.vectors import Point, VectorStore, user_kind
+from threadline.shared.vectors.edge import EdgeIndex
+from threadline.shared.vectors.embeddings import HashingEmbedder
+from threadline.shared.vectors.server import VectorIndex
+from threadline.shared.vectors.sparse import document_vector, query_vector
+from threadline.shared.vectors.vectors import Point, VectorStore, user_kind
 
 EMB = HashingEmbedder(64)
 TEXTS = {

@@ -17,7 +17,7 @@ import pytest
 from tests.support import procs
 from tests.support.procs import ROOT
 from tests.support.stack import Stack, run_stack
-from threadline.shared.embedded_redis import free_port
+from threadline.shared.storage.embedded import free_port
 
 MODEL = "gemma-3-270m"  # the name both servers answer to (the agents' LLM_MODEL)
 TOKEN_LIMIT = {"name": "daily-tokens", "on": "tokens", "kind": "fixed_window", "limit": 100000, "periodS": 86400,

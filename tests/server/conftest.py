@@ -14,7 +14,7 @@ from threadline.server.live import LiveQueries
 from threadline.shared.auth import Identity
 from threadline.shared.config import load_settings
 from threadline.shared.runtime import Runtime
-from threadline.shared.store import Store
+from threadline.shared.threads import Store
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from threadline.server.delta_log import DeltaLog
 from threadline.server.reaper import StreamReaper
 from threadline.shared import keys
 from threadline.shared.records import Message
-from threadline.shared.store import Store
-from threadline.shared.store.stream_records import DeltaNotice, StreamInfo, decode_notice
+from threadline.shared.streams.records import DeltaNotice, StreamInfo, decode_notice
+from threadline.shared.threads import Store
 
 pytestmark = pytest.mark.anyio
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from threadline.server.fanout import ChangeListener
-from threadline.shared.store import Store
+from threadline.shared.threads import Store
 
 pytestmark = pytest.mark.anyio
 

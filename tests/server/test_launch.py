@@ -13,7 +13,7 @@ import httpx
 
 from tests.conftest import TEST_SECRET, token_for
 from tests.support.procs import ROOT, child_env
-from threadline.shared.embedded_redis import free_port
+from threadline.shared.storage.embedded import free_port
 
 
 def launch(data_dir: Path, port: int, log: Path, *, secret: str | None = TEST_SECRET) -> subprocess.Popen[bytes]:

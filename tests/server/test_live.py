@@ -19,7 +19,7 @@ from threadline.shared.config import load_settings
 from threadline.shared.errors import ChatError
 from threadline.shared.records import Message
 from threadline.shared.runtime import Runtime
-from threadline.shared.store import Store
+from threadline.shared.threads import Store
 
 pytestmark = pytest.mark.anyio
 

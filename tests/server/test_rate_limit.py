@@ -8,8 +8,8 @@ import time
 import pytest
 
 from threadline.shared.errors import RateLimited
-from threadline.shared.limits import Limit, Limits, Who
-from threadline.shared.store import Store
+from threadline.shared.threads import Store
+from threadline.shared.usage.limits import Limit, Limits, Who
 
 pytestmark = pytest.mark.anyio
 

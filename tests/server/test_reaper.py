@@ -10,7 +10,7 @@ from threadline.server.reaper import StreamReaper
 from threadline.shared import keys
 from threadline.shared.agents import Agent
 from threadline.shared.records import Message
-from threadline.shared.store import Store
+from threadline.shared.threads import Store
 
 pytestmark = pytest.mark.anyio
 

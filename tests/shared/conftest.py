@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support import procs
-from threadline.shared import embedded_redis
+from threadline.shared.storage import embedded
 
 REDIS_SERVER = "/usr/bin/redis-server"
 
@@ -19,7 +19,7 @@ REDIS_SERVER = "/usr/bin/redis-server"
 @pytest.fixture(scope="package", params=["valkey", "redis7"])
 def redis_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp(request.param)
-    argv = embedded_redis.command(embedded_redis.free_port(), folder, persist=False)
+    argv = embedded.command(embedded.free_port(), folder, persist=False)
     if request.param == "redis7":
         if shutil.which(REDIS_SERVER) is None:
             pytest.fail("Debian's redis-server is not installed: scripts/test installs it (apt-get install redis-server)")

@@ -13,9 +13,9 @@ from threadline.shared.agents import load_agents
 from threadline.shared.app_module import AppModuleError
 from threadline.shared.config import Settings
 from threadline.shared.errors import ConfigError
-from threadline.shared.limits import rules_of
-from threadline.shared.models.providers import providers
+from threadline.shared.llm.providers import providers
 from threadline.shared.usage.ledger import prices_of
+from threadline.shared.usage.limits import rules_of
 from threadline.shared.workflows.definition import load_workflows
 
 _counter = iter(range(1_000_000))

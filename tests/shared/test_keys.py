@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from threadline.shared import jobs, keys
-from threadline.shared.store.score import STEP_SPAN, after_order, order_of, score
+from threadline.shared.score import STEP_SPAN, after_order, order_of, score
 
 
 def slot_tag(key: str) -> str:

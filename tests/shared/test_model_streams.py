@@ -12,7 +12,7 @@ import msgspec
 import pytest
 
 from threadline.shared.agents import inline_schema, strict_schema
-from threadline.shared.models.base import (
+from threadline.shared.llm.base import (
     Finish,
     ModelError,
     ReasoningDelta,
@@ -21,9 +21,9 @@ from threadline.shared.models.base import (
     ToolCall,
     ToolCallDelta,
 )
-from threadline.shared.models.chunks import ChunkReader
-from threadline.shared.models.openai_compat import retry_after_s
-from threadline.shared.models.think import ThinkSplitter
+from threadline.shared.llm.chunks import ChunkReader
+from threadline.shared.llm.openai_compat import retry_after_s
+from threadline.shared.llm.think import ThinkSplitter
 
 TRANSCRIPTS = Path(__file__).resolve().parents[1] / "support" / "transcripts"
 
@@ -175,7 +175,7 @@ def test_a_fenced_json_reply_is_read_without_its_fence() -> None:
 
 
 def test_per_token_embeddings_are_mean_pooled() -> None:
-    from threadline.shared.memory.embeddings import pooled
+    from threadline.shared.vectors.embeddings import pooled
 
     assert pooled([0.5, 1.0]) == [0.5, 1.0]
     assert pooled([[1.0, 2.0], [3.0, 4.0]]) == [2.0, 3.0]

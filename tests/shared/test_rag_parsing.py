@@ -9,8 +9,8 @@ import itertools
 import pytest
 
 from tests.support.pdf import pdf_with_pages
+from threadline.shared.documents.parsing import chunk, sections, sniff
 from threadline.shared.errors import BadRequest, Unsupported
-from threadline.shared.rag.parsing import chunk, sections, sniff
 
 
 def test_the_kind_is_read_from_the_bytes() -> None:

@@ -10,10 +10,10 @@ from threadline.shared.agents import Agent, ToolContext, tool
 from threadline.shared.config import load_settings
 from threadline.shared.generation.runner import Generation
 from threadline.shared.generation.sinks import MemorySink, StoreSink
-from threadline.shared.models.mock import MockModel
+from threadline.shared.llm.mock import MockModel
 from threadline.shared.records import Message, Part, TextPart
 from threadline.shared.runtime import Runtime
-from threadline.shared.store import Store
+from threadline.shared.threads import Store
 
 pytestmark = pytest.mark.anyio
 SETTINGS = load_settings({})

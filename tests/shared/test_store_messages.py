@@ -6,8 +6,8 @@ import pytest
 
 from threadline.shared.errors import BadRequest, Conflict, NotFound
 from threadline.shared.records import Message, TextPart, ToolCallPart, ToolResultPart
-from threadline.shared.redis_client import connect
-from threadline.shared.store import Store
+from threadline.shared.storage.client import connect
+from threadline.shared.threads import Store
 
 pytestmark = pytest.mark.anyio
 
@@ -192,7 +192,7 @@ async def test_bad_cursor_is_a_bad_request(store: Store) -> None:
 
 
 async def test_a_guarded_save_happens_once_and_replays_its_ids_and_orders(store: Store) -> None:
-    from threadline.shared.store.guard import Guard
+    from threadline.shared.storage.guard import Guard
 
     t = await store.threads.create("alice")
     guard = Guard("d" * 40, 3600)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from threadline.shared.errors import NotFound
-from threadline.shared.store import Store
+from threadline.shared.threads import Store
 
 pytestmark = pytest.mark.anyio
 

@@ -7,7 +7,7 @@ import pytest
 
 from tests.server.test_delta_log import open_stream
 from threadline.shared.records import Message, TextPart
-from threadline.shared.store import Store
+from threadline.shared.threads import Store
 
 pytestmark = pytest.mark.anyio
 

@@ -4,7 +4,7 @@ import pytest
 
 from threadline.shared.errors import NotFound
 from threadline.shared.records import Message
-from threadline.shared.store import Store
+from threadline.shared.threads import Store
 
 pytestmark = pytest.mark.anyio
 

@@ -18,10 +18,10 @@ from threadline.shared.agents import (
     human_tool,
     tool,
 )
-from threadline.shared.files.image_tool import image_generation
-from threadline.shared.models.base import RawEvent
-from threadline.shared.models.providers import Provider
-from threadline.shared.rag.knowledge import document_search
+from threadline.shared.agents.document_search import document_search
+from threadline.shared.agents.image_tool import image_generation
+from threadline.shared.llm.base import RawEvent
+from threadline.shared.llm.providers import Provider
 from threadline.shared.usage.ledger import Price
 
 

@@ -17,7 +17,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from tests.support import procs
-from threadline.shared.embedded_redis import free_port
+from threadline.shared.storage.embedded import free_port
 
 ISSUER = "https://idp.example.test/"
 AUDIENCE = "threadline-tests"

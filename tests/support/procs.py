@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from threadline.shared import embedded_redis
+from threadline.shared.storage import embedded
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,8 +54,8 @@ def _signal(proc: subprocess.Popen[bytes], sig: int, group: bool) -> None:
 
 
 def start_valkey(data_dir: Path, *, persist: bool = False, port: int | None = None) -> tuple[subprocess.Popen[bytes], int]:
-    port = port or embedded_redis.free_port()
-    proc = subprocess.Popen(embedded_redis.command(port, data_dir, persist=persist))
+    port = port or embedded.free_port()
+    proc = subprocess.Popen(embedded.command(port, data_dir, persist=persist))
     wait_for_port(port, proc)
     return proc, port
 
@@ -69,7 +69,7 @@ def child_env(**extra: str) -> dict[str, str]:
 
 def start_web(redis_url: str, *, auth_secret: str, extra_env: dict[str, str] | None = None,
               log: Path | None = None) -> tuple[subprocess.Popen[bytes], int]:
-    port = embedded_redis.free_port()
+    port = embedded.free_port()
     env = child_env(REDIS_URL=redis_url, AUTH_SECRET=auth_secret, PORT=str(port), **(extra_env or {}))
     if log is None:
         proc = subprocess.Popen([sys.executable, "-m", "threadline.server", "web"], env=env, cwd=ROOT)

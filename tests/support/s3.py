@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from tests.support import procs
-from threadline.shared.embedded_redis import free_port
+from threadline.shared.storage.embedded import free_port
 
 BUCKET = "threadline-files"
 S3_ENV = {"FILES_S3_REGION": "us-east-1", "FILES_S3_ACCESS_KEY_ID": "test", "FILES_S3_SECRET_ACCESS_KEY": "test"}

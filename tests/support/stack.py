@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from tests.support import procs
-from threadline.shared.embedded_redis import free_port
+from threadline.shared.storage.embedded import free_port
 
 SECRET = "stack-secret-0123456789abcdef0123456789"
 

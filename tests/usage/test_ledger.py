@@ -12,7 +12,7 @@ import pytest
 
 from threadline.shared import keys
 from threadline.shared.errors import BadRequest
-from threadline.shared.store import Store
+from threadline.shared.threads import Store
 from threadline.shared.usage.ledger import (
     Price,
     UsageEntry,

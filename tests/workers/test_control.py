@@ -156,8 +156,8 @@ async def test_regenerating_a_prompt_fails_its_earlier_pending_reply(llm: Stack)
     import msgspec
 
     from threadline.shared.records import Message
-    from threadline.shared.redis_client import connect
-    from threadline.shared.store import Store
+    from threadline.shared.storage.client import connect
+    from threadline.shared.threads import Store
 
     a = await open_tab(llm.web, client_id="a")
     tid = await new_thread(a)

@@ -14,7 +14,7 @@ from tests.support.wsutil import Tab
 from tests.workers.helpers import new_thread, open_tab, reply_of, watch_args
 from threadline import Threadline
 from threadline.shared.config import load_settings
-from threadline.shared.embedded_redis import free_port
+from threadline.shared.storage.embedded import free_port
 
 pytestmark = pytest.mark.anyio
 

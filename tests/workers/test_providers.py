@@ -220,9 +220,9 @@ async def test_structured_output_falls_back_to_what_the_server_takes(llm: Stack)
 
 async def test_a_refused_response_format_is_remembered_for_the_model(llm: Stack) -> None:
     """Two calls of one process's client: the second starts where the first ended up."""
-    from threadline.shared.models.base import ChatRequest
-    from threadline.shared.models.openai_compat import OpenAICompatible
-    from threadline.shared.models.providers import Provider
+    from threadline.shared.llm.base import ChatRequest
+    from threadline.shared.llm.openai_compat import OpenAICompatible
+    from threadline.shared.llm.providers import Provider
 
     llm.script(refusal(500, NO_JSON_SCHEMA), {"kind": "text", "chunks": ['{"city": "Oslo", "days": 3}']},
                {"kind": "text", "chunks": ['{"city": "Rome", "days": 2}']})
@@ -286,8 +286,8 @@ async def test_the_embedder_retries_429_and_5xx_on_one_pooled_client(llm: Stack)
     import httpx
 
     from threadline.shared.errors import Unavailable
-    from threadline.shared.memory.embeddings import OpenAIEmbedder
-    from threadline.shared.models.providers import Provider
+    from threadline.shared.llm.providers import Provider
+    from threadline.shared.vectors.embeddings import OpenAIEmbedder
 
     provider = Provider("embeddings", f"{llm.llm}/v1")
     embedder = OpenAIEmbedder(provider, "concepts", backoff_s=0.01)

@@ -11,8 +11,9 @@ import pytest
 from tests.support.workflows import child_sum, pooled, waiter
 from threadline.shared import keys
 from threadline.shared.errors import Conflict, NotFound
-from threadline.shared.redis_client import connect
-from threadline.shared.store._scripts import Scripts
+from threadline.shared.storage.client import connect
+from threadline.shared.storage.scripts import Scripts, lua
+from threadline.shared.workflows import journal as journal_module
 from threadline.shared.workflows.journal import MAX_EVENTS_KEPT, Journal
 
 pytestmark = pytest.mark.anyio
@@ -28,13 +29,16 @@ async def journal(redis_url: str) -> AsyncIterator[Journal]:
 
 
 async def test_the_scripts_name_the_same_keys_as_python(journal: Journal) -> None:
-    lua = keys.WORKFLOW_LUA_KEYS + "return {wf_key(ARGV[1], 'steps'), wf_channel(ARGV[1]), wf_user(ARGV[2]), " \
-                                   "wf_user(ARGV[2]) .. ':v', wf_user_channel(ARGV[2]), wf_pool('x'), " \
-                                   "wf_drive_timer(ARGV[1]), wf_timer(ARGV[1], '2.0.1')}"
-    got = [k.decode() for k in await journal.redis.eval(lua, 0, "w1", "alice")]
+    source = lua(journal_module.__file__, "keys").source + "return {wf_key(ARGV[1], 'steps'), wf_channel(ARGV[1]), wf_user(ARGV[2]), " \
+        "wf_user(ARGV[2]) .. ':v', wf_user_channel(ARGV[2]), wf_pool('x'), " \
+        "wf_drive_timer(ARGV[1]), wf_timer(ARGV[1], '2.0.1'), WF_TIMERS, WF_RUNS, WF_OWNERS, " \
+        "WF_ALL_CHANNEL, WF_ALL_VERSION, table.concat(WF_PARTS, ',')}"
+    got = [k.decode() for k in await journal.redis.eval(source, 0, "w1", "alice")]
     assert got == [keys.workflow("w1", "steps"), keys.workflow_channel("w1"), keys.user_workflows("alice"),
                    keys.user_workflows_version("alice"), keys.user_workflows_channel("alice"),
-                   keys.workflow_pool("x"), keys.workflow_drive_timer("w1"), keys.workflow_step_timer("w1", "2.0.1")]
+                   keys.workflow_pool("x"), keys.workflow_drive_timer("w1"), keys.workflow_step_timer("w1", "2.0.1"),
+                   keys.WORKFLOW_TIMERS, keys.WORKFLOW_RUNS, keys.WORKFLOW_OWNERS, keys.WORKFLOW_RUNS_CHANNEL,
+                   keys.WORKFLOW_RUNS_VERSION, ",".join(keys.WORKFLOW_PARTS)]
 
 
 async def test_a_due_timer_goes_to_one_caller_and_comes_back_after_its_lease(journal: Journal) -> None:

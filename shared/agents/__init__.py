@@ -1,0 +1,255 @@
+"""Agents are Python: instructions, model, tools, context and storage options.
+
+An app module (APP_MODULE) lists its agents in ``AGENTS``; web and workers import
+the same definitions. Tools are callables whose arguments are a msgspec Struct;
+their JSON schema comes from msgspec.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import cache
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import msgspec
+
+from threadline.shared.app_module import AppModuleError, declared_list
+from threadline.shared.errors import BadRequest
+from threadline.shared.llm.base import RawHandler
+from threadline.shared.rag.options import RagOptions
+from threadline.shared.records import Usage
+
+if TYPE_CHECKING:
+    from threadline.shared.config import Settings
+    from threadline.shared.files.store import FileStore
+    from threadline.shared.rag.knowledge import Knowledge, Sources
+    from threadline.shared.records import Part
+
+Count = Annotated[int, msgspec.Meta(ge=0, le=10_000)]
+
+
+class SearchOptions(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    limit: Count = 10
+    text_search: bool = False
+    vector_search: bool = False
+    message_range: dict[str, Count] = msgspec.field(default_factory=lambda: {"before": 2, "after": 1})
+    vector_score_threshold: float | None = None
+
+
+class SnippetOptions(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    """Which thread snippets reach the context: the most recent ones and those matching the prompt."""
+
+    recent: Count = 3
+    search: bool = True
+    limit: Count = 3
+
+
+
+
+class ContextOptions(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    """What the model sees besides the prompt (as in the reference)."""
+
+    recent_messages: Count = 100
+    exclude_tool_messages: bool = True
+    search_options: SearchOptions | None = None
+    search_other_threads: bool = False
+    snippets: SnippetOptions | None = msgspec.field(default_factory=SnippetOptions)
+    rag: RagOptions | None = None
+
+
+SaveMessages = Literal["all", "none", "promptAndOutput"]
+DoubleTexting = Literal["enqueue", "interrupt", "reject"]
+
+
+@dataclass(frozen=True, slots=True)
+class UsageEvent:
+    """Handed to an agent's usage handler after every model call."""
+
+    user_id: str
+    thread_id: str
+    agent_name: str
+    model: str
+    provider: str
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class ToolContext:
+    """What a tool knows about the call it serves.
+
+    ``knowledge`` searches documents for the prompt's user (None where no memory search is
+    reachable); ``sources`` collects what the reply drew on: a tool adds to it and the reply
+    keeps them as ``source`` parts (see shared.rag.knowledge). ``files`` keeps files for the
+    user and ``shown`` takes parts the final reply shows (shared.agents.image_tool).
+    """
+
+    user_id: str
+    thread_id: str
+    prompt_message_id: str
+    agent: Agent
+    tool_call_id: str
+    knowledge: Knowledge | None = None
+    sources: Sources | None = None
+    files: FileStore | None = None  # the user's files (a tool may keep what it makes)
+    shown: list[Part] | None = None  # parts the final reply shows (e.g. a generated image)
+    settings: Settings | None = None
+
+
+ToolHandler = Callable[[ToolContext, Any], Any | Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """A function the model may call. ``handler=None`` means a person answers it."""
+
+    name: str
+    description: str
+    args_type: type
+    handler: ToolHandler | None = None
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description,
+                         "parameters": inline_schema(self.args_type)},
+        }
+
+    def parse_args(self, raw: str) -> Any:
+        return msgspec.json.decode(raw or "{}", type=self.args_type)
+
+
+def tool(description: str, *, name: str | None = None) -> Callable[[ToolHandler], Tool]:
+    """Make a Tool of ``fn(ctx, args: SomeStruct)``; the Struct gives the JSON schema."""
+
+    def wrap(fn: ToolHandler) -> Tool:
+        params = list(inspect.signature(fn).parameters.values())
+        hints = inspect.get_annotations(fn, eval_str=True)
+        if len(params) != 2 or params[1].name not in hints:
+            raise TypeError(f"tool {fn.__name__} must be fn(ctx, args: SomeStruct)")
+        return Tool(name or fn.__name__, description, hints[params[1].name], fn)
+
+    return wrap
+
+
+def human_tool(name: str, description: str, args_type: type) -> Tool:
+    """A tool with no handler: the generation stops with the call until a person answers."""
+    return Tool(name, description, args_type, None)
+
+
+@dataclass(slots=True)
+class Agent:
+    name: str
+    instructions: str = "You are a helpful assistant."
+    model: str | None = None  # None: LLM_MODEL, or the mock without any provider
+    tools: list[Tool] = field(default_factory=list)
+    context_options: ContextOptions = field(default_factory=ContextOptions)
+    save_messages: SaveMessages = "promptAndOutput"
+    max_steps: int = 1
+    temperature: float | None = None
+    max_tokens: int | None = None
+    max_retries: int = 3
+    chunking: str = "word"  # "word", "line", or a regex whose matches end a chunk
+    throttle_ms: int = 100
+    double_texting: DoubleTexting = "enqueue"
+    output: type | None = None  # structured output: a msgspec type
+    context_budget_chars: int | None = None  # over it, the oldest messages are summarized into the thread summary
+    on_worker_death: Literal["fail", "retry"] = "fail"  # a reply whose worker died: failed, or answered again
+    max_worker_retries: int = 1
+    usage_handler: Callable[[UsageEvent], Any] | None = None  # sync or async
+    raw_handler: RawHandler | None = None  # (RawEvent) or (kind, payload); sync or async
+    provider: str | None = None  # a name from the app's PROVIDERS; None: `default` (LLM_BASE_URL)
+    provider_options: dict[str, Any] = field(default_factory=dict)  # body fields for this agent's calls
+    # files in the context (shared.generation.attachments): PDFs as file inputs where the provider takes
+    # them, else their text ("auto"), or always one way; a kind the model cannot take is left out
+    # with a note in its place ("note"), or fails the reply ("fail")
+    pdf_input: Literal["auto", "file", "text"] = "auto"
+    unsupported_files: Literal["note", "fail"] = "note"
+    # an untitled thread ("", "New chat") is named after its first finished reply, by a short call to
+    # ``title_model`` (None: the agent's own model); the title shows live in every tab
+    auto_title: bool = False
+    title_model: str | None = None
+
+    def tool_named(self, name: str) -> Tool | None:
+        return next((t for t in self.tools if t.name == name), None)
+
+
+def inline_schema(tp: Any) -> dict[str, Any]:
+    """msgspec's JSON schema with its $refs resolved in place (what model APIs accept best).
+
+    A recursive type cannot be written out in full: its recursive references stay
+    ``$ref``s into the ``$defs`` kept beside them.
+    """
+    schema = msgspec.json.schema(tp)
+    defs = schema.pop("$defs", {})
+    kept: set[str] = set()
+
+    def resolve(node: Any, path: tuple[str, ...]) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                name = node["$ref"].rsplit("/", 1)[1]
+                if name in path:
+                    kept.add(name)
+                    return node
+                return resolve(defs[name], (*path, name))
+            return {k: resolve(v, path) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v, path) for v in node]
+        return node
+
+    out: dict[str, Any] = resolve(schema, ())
+    if kept:
+        out["$defs"] = {name: resolve(defs[name], (name,)) for name in sorted(kept)}
+    return out
+
+
+def strict_schema(schema: dict[str, Any]) -> dict[str, Any] | None:
+    """``schema`` made ready for ``strict: true`` output, or None when strict mode cannot express it.
+
+    Strict mode needs every object to list all its properties as required and to
+    forbid others; a type with optional fields (defaults) is sent non-strict.
+    """
+    def walk(node: Any) -> Any:
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        if not isinstance(node, dict):
+            return node
+        out = {k: walk(v) for k, v in node.items()}
+        if out.get("type") == "object" or "properties" in out:
+            props = out.get("properties", {})
+            if set(out.get("required", [])) != set(props) or out.get("additionalProperties") not in (None, False):
+                raise _NotStrict
+            out["additionalProperties"] = False
+            out["required"] = list(props)
+        return out
+
+    try:
+        return walk(schema)  # type: ignore[no-any-return]
+    except _NotStrict:
+        return None
+
+
+class _NotStrict(Exception):
+    pass
+
+
+@cache
+def load_agents(app_module: str) -> dict[str, Agent]:
+    """The agents of an app module (its AGENTS list), by name; the first is the default."""
+    agents = {a.name: a for a in declared_list(app_module, "AGENTS", Agent, every=True)}
+    if not agents:
+        raise AppModuleError(f"{app_module} defines no agents")
+    return agents
+
+
+def agent_named(app_module: str, name: str | None) -> Agent:
+    """The named agent (the module's first when None); BadRequest when unknown."""
+    agents = load_agents(app_module)
+    if name is None:
+        return next(iter(agents.values()))
+    try:
+        return agents[name]
+    except KeyError:
+        raise BadRequest(f"unknown agent {name!r}; known: {', '.join(agents)}") from None

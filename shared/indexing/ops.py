@@ -1,0 +1,74 @@
+"""What the index process is told: messages and snippets to embed, vectors to remove.
+
+Ops go on one Redis list the index process drains in batches. Each is an
+``IndexOp`` encoded as a msgpack array ``[kind, ref]``:
+
+- ``embed_message`` (ref: messageId), ``forget_message`` (messageId),
+- ``forget_thread`` (threadId),
+- ``embed_snippet`` (``threadId/snippetId``), ``forget_snippet`` (snippetId).
+
+The store's write scripts queue them in the same atomic step as the write,
+through ``index_op`` of ``lua/index_op.lua`` (the same array, packed in Lua); this
+module queues them again (re-embedding, a missed prompt). Embedding is
+idempotent, so a repeated op costs only time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Literal
+
+import msgspec
+import redis.asyncio as aioredis
+
+from threadline.shared import keys
+from threadline.shared.records import Message
+
+OPS, RPC, ALIVE = keys.VECTOR_OPS, keys.VECTOR_RPC, keys.VECTOR_ALIVE
+
+Kind = Literal["embed_message", "forget_message", "forget_thread", "embed_snippet", "forget_snippet",
+               "embed_document", "forget_document"]
+
+
+class IndexOp(msgspec.Struct, array_like=True, frozen=True):
+    kind: Kind
+    ref: str
+
+
+encode_op = msgspec.msgpack.Encoder().encode
+_decode_op = msgspec.msgpack.Decoder(IndexOp).decode
+
+
+
+def decode_op(raw: bytes) -> IndexOp | None:
+    """The op, or None for one this version cannot read (logged and dropped by the caller)."""
+    try:
+        return _decode_op(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
+def indexable(m: Message) -> bool:
+    """Every successful non-tool message with text is embedded."""
+    return m.status == "success" and not m.is_tool and bool(m.text.strip())
+
+
+def index_flag(m: Message) -> str:
+    """The write scripts' per-message flag: "1" queues the message for embedding."""
+    return "1" if indexable(m) else "0"
+
+
+class MemoryOps:
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self._redis = redis
+
+    async def push(self, ops: Iterable[IndexOp]) -> None:
+        encoded = [encode_op(op) for op in ops]
+        if encoded:
+            await self._redis.rpush(OPS, *encoded)
+
+    async def saved(self, messages: Iterable[Message]) -> None:
+        await self.push(IndexOp("embed_message", m.message_id) for m in messages if indexable(m))
+
+    async def snippet_saved(self, thread_id: str, snippet_id: str) -> None:
+        await self.push([IndexOp("embed_snippet", f"{thread_id}/{snippet_id}")])

@@ -1,0 +1,14 @@
+-- Append one delta and publish its DeltaNotice (shared.streams.store).
+-- KEYS: stream, text, log   ARGV: deltaChannel streamId partsJson textPiece closing
+-- Returns {seq, status}; seq 0 when the stream no longer streams (aborted: stop generating).
+-- closing '1': the aborted generation's last delta, what it received before it stopped, taken
+-- so that the deltas joined stay the text it stores (never once the stream's end is stored).
+-- include: delta_notice.lua
+local status = redis.call('HGET', KEYS[1], 'status')
+local closing = status == 'aborted' and ARGV[5] == '1' and redis.call('HGET', KEYS[1], 'final') ~= '1'
+if status ~= 'streaming' and not closing then return {0, status or 'missing'} end
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+redis.call('XADD', KEYS[3], '0-' .. seq, 'p', ARGV[3])
+if ARGV[4] ~= '' then redis.call('APPEND', KEYS[2], ARGV[4]) end
+redis.call('PUBLISH', ARGV[1], delta_notice(ARGV[2], seq, ARGV[3]))
+return {seq, status}

@@ -1,0 +1,37 @@
+-- End a stream and store its final message(s) in one step: subscribers see both together.
+-- KEYS: thread, msgs, idx, idx_notool, stream, active, ended, vector_ops, then the file keys (shared.files.refs)
+-- ARGV: channel status member now, then per message: messageId isTool index files body
+-- A message referencing a file that is gone is stored without those references.
+-- Returns 0 when the stream was already finalized (by the worker or the reaper).
+-- include: ../../indexing/lua/index_op.lua
+-- include: ../../files/lua/refs.lua
+if redis.call('HGET', KEYS[5], 'final') == '1' then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local fk = {KEYS[9], KEYS[10], KEYS[11], KEYS[12]}
+local owner = redis.call('HGET', KEYS[1], 'userId')
+for i = 5, #ARGV, 5 do
+  local id = ARGV[i]
+  if redis.call('HEXISTS', KEYS[2], id) == 1 then
+    redis.call('HSET', KEYS[2], id, ARGV[i + 4])
+    local files = ARGV[i + 3]
+    if files_missing(fk, owner, files) then
+      local kept = {}
+      for f in string.gmatch(files, '%S+') do
+        if not files_missing(fk, owner, f) then kept[#kept + 1] = f end
+      end
+      files = table.concat(kept, ' ')
+    end
+    files_set(fk, id, files)
+    if ARGV[i + 2] == '1' then redis.call('RPUSH', KEYS[8], index_op('embed_message', id)) end
+    if ARGV[i + 1] == '1' then redis.call('ZREM', KEYS[4], id)
+    else redis.call('ZADD', KEYS[4], redis.call('ZSCORE', KEYS[3], id), id) end
+  end
+end
+local status = redis.call('HGET', KEYS[5], 'status')
+if status == 'streaming' or ARGV[2] == 'aborted' then status = ARGV[2] end
+redis.call('HSET', KEYS[5], 'status', status, 'final', '1', 'endedAt', ARGV[4])
+redis.call('ZREM', KEYS[6], ARGV[3])
+redis.call('ZADD', KEYS[7], ARGV[4], ARGV[3])
+local v = redis.call('HINCRBY', KEYS[1], 'version', 1)
+redis.call('PUBLISH', ARGV[1], v)
+return v

@@ -1,0 +1,282 @@
+"""Streams: one generation's live output.
+
+A stream has a record (status, seq, order, heartbeat), its text so far, and a
+Redis Stream of deltas whose entry ids are ``0-<seq>`` (the replay log). Each
+delta is appended and published in one atomic step; the end of a stream and its
+final message(s) are stored in one atomic step too. Ended streams stay listed
+for a grace period, then their keys are removed in bounded batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import os
+import socket
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import msgspec
+import redis.asyncio as aioredis
+
+from threadline.shared import keys
+from threadline.shared.files.refs import file_keys, refs_arg
+from threadline.shared.ids import STREAM, new_child_id, thread_of
+from threadline.shared.indexing.ops import index_flag
+from threadline.shared.records import Message, message_encoder
+from threadline.shared.storage.client import as_bytes, redis_errors, text
+from threadline.shared.storage.guard import Guard, in_thread
+from threadline.shared.storage.scripts import Arg, Scripts, lua
+from threadline.shared.streams.records import StreamInfo, StreamRecord, StreamStatus
+
+REPLIES_ABORT_QUEUED = lua(__file__, "replies_abort_queued")
+STREAM_ABORT = lua(__file__, "stream_abort")
+STREAM_DELTA = lua(__file__, "stream_delta")
+STREAM_FINISH = lua(__file__, "stream_finish")
+STREAM_OPEN = lua(__file__, "stream_open")
+STREAMS_READ = lua(__file__, "streams_read")
+
+GRACE_MS = 60_000
+QUEUED_ABORT_TTL_MS = 86_400_000  # a queued job's stop mark outlives any wait in its thread's queue
+STALE_MS = 15_000
+
+
+Args = list[Arg]
+Strings = list[str]
+StreamInfos = list[StreamInfo]
+
+
+def streams_read_call(thread_id: str) -> tuple[list[str], list[Arg]]:
+    """(keys, args) of the streams_read script for one thread."""
+    return [keys.thread_streams(thread_id)], list(keys.stream_key_parts(thread_id))
+
+
+def new_stream_id(thread_id: str) -> str:
+    return new_child_id(thread_id, STREAM)
+
+
+def thread_of_stream(stream_id: str) -> str:
+    return thread_of(stream_id, STREAM)
+
+
+def member(thread_id: str, stream_id: str) -> str:
+    return f"{thread_id}/{stream_id}"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class _Appends:
+    """Deltas of every stream of this process, sent to Redis together.
+
+    A delta waits at most for the pipeline already on its way: while one
+    pipeline is out, the next fills up, so a process writing hundreds of streams
+    sends a few pipelines per tick instead of a round trip per delta. Each delta
+    is still its own atomic script call, in the order it was asked for.
+    """
+
+    def __init__(self, redis: aioredis.Redis, scripts: Scripts) -> None:
+        self._redis = redis
+        self._scripts = scripts
+        self._pending: list[tuple[list[str], list[Arg], asyncio.Future[Any]]] = []
+        self._sender: asyncio.Task[None] | None = None
+
+    async def call(self, keys_: list[str], args: list[Arg]) -> Any:
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((keys_, args, done))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send())
+        return await done
+
+    async def _send(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for keys_, args, _ in batch:
+                        await self._scripts.queue(pipe, STREAM_DELTA, keys_, args)
+                    results = await pipe.execute(raise_on_error=False)
+            except BaseException as exc:  # the connection failed: every delta of the batch did
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for (_, _, done), result in zip(batch, results, strict=True):
+                if done.done():
+                    continue
+                if isinstance(result, Exception):
+                    done.set_exception(result)
+                else:
+                    done.set_result(result)
+
+
+class StreamStore:
+    def __init__(self, redis: aioredis.Redis, scripts: Scripts) -> None:
+        self._redis = redis
+        self._scripts = scripts
+        self._appends = _Appends(redis, scripts)
+
+    async def open(self, reply: Message, *, agent_name: str | None, prompt_message_id: str,
+                   job_id: str = "") -> tuple[str, bool]:
+        """Open a stream for the pending reply message: (its id, whether it was asked to stop while
+        its job ``job_id`` was queued: the stream is then open as aborted, and the reply must end)."""
+        tid = reply.thread_id
+        sid = new_stream_id(tid)
+        now = now_ms()
+        with redis_errors():
+            _, status = await self._scripts.run(
+                STREAM_OPEN, [keys.thread(tid), keys.stream(tid, sid), keys.thread_streams(tid), keys.ACTIVE_STREAMS,
+                                keys.generation_aborts(tid)],
+                [keys.thread_channel(tid), sid, reply.order, reply.step_order, agent_name or "",
+                 reply.user_id, reply.message_id, now, member(tid, sid), prompt_message_id,
+                 f"{socket.gethostname()}:{os.getpid()}", job_id],
+            )
+        return sid, text(status) == "aborted"
+
+    async def append(self, thread_id: str, stream_id: str, parts_json: bytes, text: str, *,
+                     closing: bool = False) -> int:
+        """Append and publish one delta; its seq, or 0 when the stream was aborted (``closing``: the
+        aborted generation's last delta, which is still taken)."""
+        with redis_errors():
+            seq, _ = await self._appends.call(
+                keys.stream_keys(thread_id, stream_id),
+                [keys.delta_channel(thread_id), stream_id, parts_json, text, "1" if closing else "0"])
+        return int(seq)
+
+    async def orphan(self, thread_id: str, stream_id: str) -> None:
+        """Hand the stream to the reaper now, as if its worker had died (it ends or retries it)."""
+        with redis_errors():
+            await self._redis.zadd(keys.ACTIVE_STREAMS, {member(thread_id, stream_id): 0}, xx=True)
+
+    async def finish(self, thread_id: str, stream_id: str, messages: Iterable[Message],
+                     status: StreamStatus = "finished") -> bool:
+        """End the stream and store the final message(s) together; False if already ended."""
+        args: Args = [keys.thread_channel(thread_id), status, member(thread_id, stream_id), now_ms()]
+        for m in messages:
+            args += [m.message_id, "1" if m.is_tool else "0", index_flag(m), refs_arg(m), message_encoder.encode(m)]
+        with redis_errors():
+            v = await self._scripts.run(
+                STREAM_FINISH,
+                [keys.thread(thread_id), keys.messages(thread_id), keys.message_index(thread_id),
+                 keys.message_index_no_tools(thread_id), keys.stream(thread_id, stream_id),
+                 keys.ACTIVE_STREAMS, keys.ENDED_STREAMS, keys.VECTOR_OPS, *file_keys(thread_id)],
+                args,
+            )
+        return bool(v)
+
+    async def abort(self, thread_id: str, stream_id: str, guard: Guard | None = None) -> bool:
+        """Ask a streaming generation to stop; True if it was streaming."""
+        with redis_errors():
+            return bool(await self._scripts.run(
+                STREAM_ABORT, [keys.thread(thread_id), keys.stream(thread_id, stream_id)],
+                [keys.thread_channel(thread_id)],
+                in_thread(guard, thread_id, stream_id)))
+
+    async def abort_replies(self, thread_id: str, job_ids: Sequence[str] | None = None,
+                            guard: Guard | None = None) -> int:
+        """Stop the thread's replies (only those of ``job_ids``, when given): a queued one before its
+        stream opens, a streaming one now. Returns how many were stopped; each at most once.
+
+        Queued jobs are marked first, then streams are read: a job that opens its stream in between
+        finds its mark and opens it aborted, so no reply slips through."""
+        with redis_errors():
+            marked = {text(j) for j in await self._scripts.run(
+                REPLIES_ABORT_QUEUED, [keys.generation_queue(thread_id), keys.generation_aborts(thread_id)],
+                [QUEUED_ABORT_TTL_MS, *(job_ids or ())])}
+        stopped = 0
+        for info in await self.list(thread_id):
+            if info.status != "streaming":
+                continue
+            record = await self.get(info.stream_id)
+            if record is None or (job_ids is not None and record.job_id not in job_ids):
+                continue
+            marked.discard(record.job_id)  # it had started: stopping its stream is what counts
+            stopped += await self.abort(thread_id, info.stream_id, guard)
+        return stopped + len(marked)
+
+    async def list(self, thread_id: str) -> StreamInfos:
+        """The thread's streams (in flight and recently ended), in (order, stepOrder) order."""
+        with redis_errors():
+            rows = await self._scripts.run(STREAMS_READ, *streams_read_call(thread_id))
+        return parse_streams(rows)
+
+    async def active_ids(self, thread_id: str) -> Strings:
+        return [s.stream_id for s in await self.list(thread_id) if s.status == "streaming"]
+
+    async def get(self, stream_id: str) -> StreamRecord | None:
+        """The stream's record; None once it is gone (or for an id that never was)."""
+        tid = thread_of_stream(stream_id)
+        with redis_errors():
+            raw = await self._redis.hgetall(keys.stream(tid, stream_id))
+        if not raw:
+            return None
+        try:
+            return msgspec.convert({text(k): text(v) for k, v in raw.items()}, StreamRecord, strict=False)
+        except msgspec.ValidationError:
+            return None  # a half-written record (its keys expiring): as good as gone
+
+    async def log(self, thread_id: str, stream_id: str, after: int = 0,
+                  upto: int | None = None) -> builtins.list[tuple[int, bytes]]:
+        """Deltas with seq in (after, upto], as (seq, parts json)."""
+        high = f"0-{upto}" if upto is not None else "+"
+        with redis_errors():
+            entries = await self._redis.xrange(keys.stream_log(thread_id, stream_id), f"(0-{after}", high)
+        return [(int(text(eid).split("-")[1]), as_bytes((fields or {})[b"p"])) for eid, fields in entries or ()]
+
+    async def wait_for_delta(self, thread_id: str, stream_id: str, after: int, timeout_ms: int) -> None:
+        """Block until the log has an entry after ``after`` (or the timeout passes)."""
+        with redis_errors():
+            await self._redis.xread({keys.stream_log(thread_id, stream_id): f"0-{after}"},
+                                    count=1, block=timeout_ms)
+
+    async def text(self, thread_id: str, stream_id: str) -> str:
+        with redis_errors():
+            raw = await self._redis.get(keys.stream_text(thread_id, stream_id))
+        return text(raw or b"")
+
+    async def all_keys(self, thread_id: str) -> Strings:
+        """Every key of every stream of the thread (for deleting the thread)."""
+        with redis_errors():
+            ids = await self._redis.zrange(keys.thread_streams(thread_id), 0, -1)
+        return [k for sid in ids for k in keys.stream_keys(thread_id, text(sid))]
+
+    async def stale(self, older_than_ms: int = STALE_MS, limit: int = 100) -> builtins.list[tuple[str, str]]:
+        """(threadId, streamId) of streams whose worker stopped heartbeating."""
+        with redis_errors():
+            raw = await self._redis.zrangebyscore(keys.ACTIVE_STREAMS, "-inf", now_ms() - older_than_ms,
+                                                  start=0, num=limit)
+        return [_member_parts(m) for m in raw]
+
+    async def forget_active(self, thread_id: str, stream_id: str) -> None:
+        with redis_errors():
+            await self._redis.zrem(keys.ACTIVE_STREAMS, member(thread_id, stream_id))
+
+    async def expire_ended(self, grace_ms: int = GRACE_MS, limit: int = 100) -> int:
+        """Remove the keys of streams ended more than ``grace_ms`` ago, at most ``limit``."""
+        with redis_errors():
+            raw = await self._redis.zrangebyscore(keys.ENDED_STREAMS, "-inf", now_ms() - grace_ms,
+                                                  start=0, num=limit)
+            for m in raw:
+                tid, sid = _member_parts(m)
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    pipe.zrem(keys.thread_streams(tid), sid)
+                    pipe.unlink(*keys.stream_keys(tid, sid))
+                    await pipe.execute()
+                await self._redis.zrem(keys.ENDED_STREAMS, text(m))
+        return len(raw)
+
+
+def _member_parts(m: object) -> tuple[str, str]:
+    tid, _, sid = text(m).partition("/")
+    return tid, sid
+
+
+def parse_streams(rows: Sequence[Sequence[bytes]]) -> list[StreamInfo]:
+    return [msgspec.convert({"streamId": sid, "order": order, "stepOrder": step, "status": status,
+                             "agentName": agent or None, "seq": seq, "messageId": mid, "text": body},
+                            StreamInfo, strict=False)
+            for sid, order, step, status, agent, seq, mid, body in (map(text, row) for row in rows)]

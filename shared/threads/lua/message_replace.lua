@@ -1,0 +1,29 @@
+-- Replace the stored body of existing messages (status, text, parts...), keeping order.
+-- KEYS: thread, msgs, idx, idx_notool, vector_ops, then the file keys (shared.files.refs)
+-- ARGV: channel, then per message: messageId isTool index files body
+-- include: ../../indexing/lua/index_op.lua
+-- include: ../../files/lua/refs.lua
+if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOTFOUND thread') end
+local fk = {KEYS[6], KEYS[7], KEYS[8], KEYS[9]}
+local owner = redis.call('HGET', KEYS[1], 'userId')
+for i = 2, #ARGV, 5 do
+  if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 0 then
+    return redis.error_reply('NOTFOUND message ' .. ARGV[i])
+  end
+  local missing = files_missing(fk, owner, ARGV[i + 3])
+  if missing then return redis.error_reply(missing) end
+end
+for i = 2, #ARGV, 5 do
+  local id = ARGV[i]
+  redis.call('HSET', KEYS[2], id, ARGV[i + 4])
+  if ARGV[i + 2] == '1' then redis.call('RPUSH', KEYS[5], index_op('embed_message', id)) end
+  if ARGV[i + 1] == '1' then
+    redis.call('ZREM', KEYS[4], id)
+  else
+    redis.call('ZADD', KEYS[4], redis.call('ZSCORE', KEYS[3], id), id)
+  end
+  files_set(fk, id, ARGV[i + 3])
+end
+local v = redis.call('HINCRBY', KEYS[1], 'version', 1)
+redis.call('PUBLISH', ARGV[1], v)
+return v

@@ -1,0 +1,33 @@
+-- Delete messages by id, or by score range when ARGV[2] == 'range'. Returns {count, version}.
+-- KEYS: thread, msgs, idx, idx_notool, vector_ops (each deleted id is queued to lose its vector),
+--   then the file keys (shared.files.refs: its files lose a reference)
+-- ARGV: channel 'ids' id...   |   channel 'range' min maxExclusive
+-- include: ../../indexing/lua/index_op.lua
+-- include: ../../files/lua/refs.lua
+if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOTFOUND thread') end
+local ids
+if ARGV[2] == 'range' then
+  ids = redis.call('ZRANGEBYSCORE', KEYS[3], ARGV[3], '(' .. ARGV[4])
+else
+  ids = {}
+  for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
+end
+local fk = {KEYS[6], KEYS[7], KEYS[8], KEYS[9]}
+local count = 0
+local gone = {}
+for _, id in ipairs(ids) do
+  if redis.call('HDEL', KEYS[2], id) == 1 then
+    count = count + 1
+    gone[#gone + 1] = id
+    redis.call('RPUSH', KEYS[5], index_op('forget_message', id))
+    files_set(fk, id, '')
+  end
+  redis.call('ZREM', KEYS[3], id)
+  redis.call('ZREM', KEYS[4], id)
+end
+local v = tonumber(redis.call('HGET', KEYS[1], 'version'))
+if count > 0 then
+  v = redis.call('HINCRBY', KEYS[1], 'version', 1)
+  redis.call('PUBLISH', ARGV[1], v)
+end
+return {count, v}

@@ -1,0 +1,23 @@
+-- Add (body given) or delete (body '') a snippet. KEYS: thread, snippets, snippet_index, vector_ops
+-- ARGV: channel snippetId body userId threadId  ->  {version, changed, snippetId}
+-- include: ../../indexing/lua/index_op.lua
+local owner = redis.call('HGET', KEYS[1], 'userId')
+if not owner or (ARGV[4] ~= '' and owner ~= ARGV[4]) then return redis.error_reply('NOTFOUND thread') end
+local changed
+if ARGV[3] == '' then
+  changed = redis.call('HDEL', KEYS[2], ARGV[2])
+  redis.call('ZREM', KEYS[3], ARGV[2])
+  if changed == 1 then redis.call('RPUSH', KEYS[4], index_op('forget_snippet', ARGV[2])) end
+else
+  changed = 1
+  redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+  local seq = redis.call('HINCRBY', KEYS[1], 'snippetSeq', 1)
+  redis.call('ZADD', KEYS[3], seq, ARGV[2])
+  redis.call('RPUSH', KEYS[4], index_op('embed_snippet', ARGV[5] .. '/' .. ARGV[2]))
+end
+local v = tonumber(redis.call('HGET', KEYS[1], 'version'))
+if changed == 1 then
+  v = redis.call('HINCRBY', KEYS[1], 'version', 1)
+  redis.call('PUBLISH', ARGV[1], v)
+end
+return {v, changed, ARGV[2]}

@@ -1,0 +1,257 @@
+"""Messages: one encoded record each in a per-thread hash, indexed by (order, stepOrder).
+
+The index is scored by (order, stepOrder): see shared.score.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+import redis.asyncio as aioredis
+
+from threadline.shared import keys
+from threadline.shared.errors import BadRequest, NotFound
+from threadline.shared.files.refs import file_keys, refs_arg
+from threadline.shared.ids import new_message_id, thread_of_message
+from threadline.shared.indexing.ops import index_flag
+from threadline.shared.records import (
+    ORDER_PLACEHOLDER,
+    Message,
+    Status,
+    message_decoder,
+    message_encoder,
+)
+from threadline.shared.score import score
+from threadline.shared.storage.client import redis_errors, text, texts
+from threadline.shared.storage.guard import Guard, in_thread
+from threadline.shared.storage.pagination import Page, score_bound
+from threadline.shared.storage.scripts import Arg, Scripts, lua
+from threadline.shared.streams.records import StreamInfo
+from threadline.shared.streams.store import STREAMS_READ, parse_streams, streams_read_call
+from threadline.shared.threads.threads import ThreadStore, now_ms
+
+MESSAGE_REPLACE = lua(__file__, "message_replace")
+MESSAGES_DELETE = lua(__file__, "messages_delete")
+MESSAGES_PAGE = lua(__file__, "messages_page")
+MESSAGES_SAVE = lua(__file__, "messages_save")
+
+MAX_BATCH = 500
+
+
+def _encode_unordered(message: Message) -> bytes:
+    body = message_encoder.encode(message)
+    if ORDER_PLACEHOLDER not in body:
+        raise AssertionError("Message must encode order and stepOrder as -1 first")
+    return body
+
+
+class MessageStore:
+    """Save, read, list and delete messages; every write notifies the thread's subscribers."""
+
+    def __init__(self, redis: aioredis.Redis, scripts: Scripts, threads: ThreadStore) -> None:
+        self._redis = redis
+        self._scripts = scripts
+        self._threads = threads
+
+    @staticmethod
+    def _thread_keys(thread_id: str) -> list[str]:
+        return [
+            keys.thread(thread_id),
+            keys.messages(thread_id),
+            keys.message_index(thread_id),
+            keys.message_index_no_tools(thread_id),
+            keys.VECTOR_OPS,
+            *file_keys(thread_id),
+        ]
+
+    async def save(
+        self,
+        thread_id: str,
+        user_id: str | None,
+        messages: Sequence[Message],
+        *,
+        prompt_message_id: str | None = None,
+        order: int | None = None,
+        guard: Guard | None = None,
+    ) -> tuple[int, list[Message]]:
+        """Save ``messages`` atomically; return (thread version, the saved messages).
+
+        A user message opens the thread's next order at stepOrder 0; any other takes
+        the next stepOrder of the current order (the prompt's when ``prompt_message_id``
+        is given). With ``order``, every message takes the next stepOrder of that order.
+        With ``user_id`` the thread must be that user's (NotFound otherwise); None skips
+        the check (trusted server-side code) and keeps the thread owner's id. With a
+        ``guard`` the batch is saved once: a resend gets the first save's ids and orders.
+        """
+        if not messages:
+            raise BadRequest("no messages to save")
+        if len(messages) > MAX_BATCH:
+            raise BadRequest(f"at most {MAX_BATCH} messages in one batch")
+        if order is not None and order < 0:
+            raise BadRequest("order must be >= 0")
+        if user_id is None:
+            user_id = (await self._threads.get(thread_id)).user_id
+        created = now_ms()
+        args: list[Arg] = [keys.thread_channel(thread_id), prompt_message_id or "", len(messages), user_id]
+        prepared: list[Message] = []
+        for message in messages:
+            m = copy.copy(message)
+            m.message_id = m.message_id or new_message_id(thread_id)
+            if thread_of_message(m.message_id) != thread_id:
+                raise BadRequest(f"messageId {m.message_id} is not of thread {thread_id}")
+            m.thread_id, m.user_id = thread_id, user_id
+            m.created_at = m.created_at or created
+            m.order, m.step_order = -1, -1
+            kind = "explicit" if order is not None else ("user" if m.role == "user" else "step")
+            args += [kind, order if order is not None else "", m.message_id,
+                     "1" if m.is_tool else "0", index_flag(m), refs_arg(m), _encode_unordered(m)]
+            prepared.append(m)
+        with redis_errors():
+            out = await self._scripts.run(MESSAGES_SAVE, self._thread_keys(thread_id), args,
+                                          in_thread(guard, thread_id))
+        version = int(out[0])
+        for i, m in enumerate(prepared):
+            m.message_id = text(out[1 + 3 * i])
+            m.order, m.step_order = int(out[2 + 3 * i]), int(out[3 + 3 * i])
+        return version, prepared
+
+    async def in_orders(self, thread_id: str, start_order: int, end_order: int) -> list[Message]:
+        """Messages with start_order <= order <= end_order, oldest first."""
+        with redis_errors():
+            ids = await self._redis.zrangebyscore(keys.message_index(thread_id), score(start_order),
+                                                  f"({score(end_order + 1)}")
+            bodies = await self._redis.hmget(keys.messages(thread_id), texts(ids)) if ids else []
+        return [message_decoder.decode(b) for b in bodies if b is not None]
+
+    async def replace(self, thread_id: str, messages: Iterable[Message]) -> int:
+        """Store new contents of existing messages (status, text, parts); return the version."""
+        args: list[Arg] = [keys.thread_channel(thread_id)]
+        for m in messages:
+            args += [m.message_id, "1" if m.is_tool else "0", index_flag(m), refs_arg(m), message_encoder.encode(m)]
+        with redis_errors():
+            return int(await self._scripts.run(MESSAGE_REPLACE, self._thread_keys(thread_id), args))
+
+    async def many(self, message_ids: Sequence[str]) -> list[Message]:
+        """The messages that exist among ``message_ids`` (any threads), read in one round trip."""
+        by_thread: defaultdict[str, list[str]] = defaultdict(list)
+        for mid in message_ids:
+            by_thread[thread_of_message(mid)].append(mid)
+        if not by_thread:
+            return []
+        with redis_errors():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for thread_id, ids in by_thread.items():
+                    pipe.hmget(keys.messages(thread_id), ids)
+                replies = await pipe.execute()
+        return [message_decoder.decode(b) for bodies in replies for b in bodies if b is not None]
+
+    async def get(self, message_id: str, user_id: str | None = None) -> Message:
+        """One message; NotFound when missing or, with ``user_id``, of another user's thread."""
+        thread_id = thread_of_message(message_id)
+        with redis_errors():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hget(keys.thread(thread_id), "userId")
+                pipe.hget(keys.messages(thread_id), message_id)
+                owner, body = await pipe.execute()
+        if body is None or owner is None or (user_id is not None and owner.decode() != user_id):
+            raise NotFound(f"message {message_id} not found")
+        return message_decoder.decode(body)
+
+    async def list(
+        self,
+        thread_id: str,
+        user_id: str | None,
+        *,
+        num_items: int = 20,
+        cursor: str | None = None,
+        exclude_tool_messages: bool = False,
+        statuses: Sequence[Status] | None = None,
+        streams: list[StreamInfo] | None = None,
+    ) -> tuple[int, Page[Message]]:
+        """(thread version, a page of messages newest first), from one consistent read.
+
+        With a ``streams`` list, the thread's streams are read in the same atomic
+        step as the first page and put into it, so a stream and its final message
+        are never both missing.
+        """
+        index = (keys.message_index_no_tools if exclude_tool_messages else keys.message_index)(thread_id)
+        wanted = set(statuses) if statuses else None
+        bound = score_bound(cursor)
+        found: list[Message] = []
+        version = 0
+        last_score = cursor or ""
+        while True:
+            limit = num_items + 1 - len(found) if wanted is None else max(num_items * 2, 50)
+            page_keys = [keys.thread(thread_id), keys.messages(thread_id), index]
+            with redis_errors():
+                if streams is not None and not version:
+                    async with self._redis.pipeline(transaction=True) as pipe:
+                        await self._scripts.queue(pipe, MESSAGES_PAGE, page_keys, [bound, limit])
+                        await self._scripts.queue(pipe, STREAMS_READ, *streams_read_call(thread_id))
+                        (owner, raw_version, hits, bodies), rows = await pipe.execute()
+                    streams.extend(parse_streams(rows))
+                else:
+                    owner, raw_version, hits, bodies = await self._scripts.run(
+                        MESSAGES_PAGE, page_keys, [bound, limit])
+            if user_id is not None and owner.decode() != user_id:
+                raise NotFound(f"thread {thread_id} not found")
+            version = version or int(raw_version)
+            exhausted = len(hits) // 2 < limit
+            for i, body in enumerate(bodies):
+                if body is None:
+                    continue
+                m = message_decoder.decode(body)
+                if wanted is not None and m.status not in wanted:
+                    last_score = hits[2 * i + 1].decode()
+                    continue
+                if len(found) == num_items:
+                    return version, Page(page=found, continue_cursor=last_score, is_done=False)
+                found.append(m)
+                last_score = hits[2 * i + 1].decode()
+            if exhausted:
+                return version, Page(page=found, continue_cursor=last_score, is_done=True)
+            bound = f"({last_score}"
+
+    async def delete(self, message_ids: Sequence[str], user_id: str | None,
+                     guard: Guard | None = None) -> tuple[int, dict[str, int]]:
+        """Delete messages by id; return (count deleted, {threadId: new version})."""
+        by_thread: dict[str, list[str]] = defaultdict(list)
+        for mid in message_ids:
+            by_thread[thread_of_message(mid)].append(mid)
+        for thread_id in by_thread:
+            await self._threads.get(thread_id, user_id)
+        total, versions = 0, {}
+        for thread_id, ids in by_thread.items():
+            with redis_errors():
+                count, version = await self._scripts.run(
+                    MESSAGES_DELETE, self._thread_keys(thread_id), [keys.thread_channel(thread_id), "ids", *ids],
+                    in_thread(guard, thread_id))
+            total += int(count)
+            versions[thread_id] = int(version)
+        return total, versions
+
+    async def delete_range(
+        self,
+        thread_id: str,
+        user_id: str | None,
+        *,
+        start_order: int,
+        end_order: int,
+        start_step_order: int = 0,
+        end_step_order: int = 0,
+        guard: Guard | None = None,
+    ) -> tuple[int, int]:
+        """Delete (startOrder, startStepOrder) inclusive to (endOrder, endStepOrder) exclusive."""
+        low, high = score(start_order, start_step_order), score(end_order, end_step_order)
+        if min(start_order, end_order, start_step_order, end_step_order) < 0 or high < low:
+            raise BadRequest("range must be non-negative with end after start")
+        await self._threads.get(thread_id, user_id)
+        with redis_errors():
+            count, version = await self._scripts.run(
+                MESSAGES_DELETE, self._thread_keys(thread_id), [keys.thread_channel(thread_id), "range", low, high],
+                in_thread(guard, thread_id))
+        return int(count), int(version)
+
+

@@ -1,0 +1,186 @@
+"""Threads: one Redis hash each, indexed per user by creation sequence."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgspec
+import redis.asyncio as aioredis
+
+from threadline.shared import keys
+from threadline.shared.errors import BadRequest, NotFound
+from threadline.shared.files.refs import file_keys
+from threadline.shared.ids import THREAD_ID_RULE, new_thread_id, valid_chosen_id
+from threadline.shared.records import Thread, ThreadStatus, thread_metadata_decoder
+from threadline.shared.storage.client import redis_errors, text, texts
+from threadline.shared.storage.guard import Guard, in_thread
+from threadline.shared.storage.pagination import Page, score_bound
+from threadline.shared.storage.scripts import Scripts, lua
+
+THREAD_CREATE = lua(__file__, "thread_create")
+THREAD_DELETE = lua(__file__, "thread_delete")
+THREAD_UPDATE = lua(__file__, "thread_update")
+
+Strings = list[str]  # (annotations inside ThreadStore would see its method `list`)
+
+_json = msgspec.json.Encoder()
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _thread_from_hash(raw: Mapping[Any, Any]) -> Thread:
+    def get(name: str) -> str:
+        return text(raw.get(name.encode(), b""))
+
+    return Thread(
+        thread_id=get("threadId"),
+        user_id=get("userId"),
+        title=get("title"),
+        summary=get("summary"),
+        status=get("status") or "active",  # type: ignore[arg-type]
+        metadata=thread_metadata_decoder.decode(raw.get(b"metadata") or b"{}"),
+        created_at=int(get("createdAt") or 0),
+        updated_at=int(get("updatedAt") or 0),
+    )
+
+
+class ThreadStore:
+    """Create, read, update, delete and list threads; every write notifies subscribers."""
+
+    def __init__(self, redis: aioredis.Redis, scripts: Scripts) -> None:
+        self._redis = redis
+        self._scripts = scripts
+
+    async def create(
+        self,
+        user_id: str,
+        *,
+        title: str = "",
+        summary: str = "",
+        metadata: dict[str, Any] | None = None,
+        guard: Guard | None = None,
+        thread_id: str | None = None,
+    ) -> Thread:
+        """Create a thread owned by ``user_id`` (once per ``guard``: a resend gets the same thread).
+        ``thread_id``: the id a client chose (shared.ids.valid_chosen_id); Conflict when it is taken."""
+        if thread_id is not None and not valid_chosen_id(thread_id):
+            raise BadRequest(f"a thread id is {THREAD_ID_RULE}")
+        thread = Thread(
+            thread_id=thread_id or new_thread_id(),
+            user_id=user_id,
+            title=title,
+            summary=summary,
+            metadata=metadata or {},
+            created_at=now_ms(),
+        )
+        thread.updated_at = thread.created_at
+        with redis_errors():
+            _, made_id, created_at = await self._scripts.run(
+                THREAD_CREATE,
+                keys=[keys.thread(thread.thread_id), keys.user_threads(user_id), keys.user_state(user_id),
+                      keys.USERS],
+                args=[
+                    thread.thread_id, user_id, title, summary, thread.status,
+                    _json.encode(thread.metadata), thread.created_at, keys.user_channel(user_id),
+                ],
+                record=guard.user(user_id) if guard is not None else None,
+            )
+        thread.thread_id = text(made_id)  # a resend (same guard) gets the first one's
+        thread.created_at = thread.updated_at = int(created_at)
+        return thread
+
+    async def get(self, thread_id: str, user_id: str | None = None) -> Thread:
+        """The thread; NotFound when missing or, with ``user_id``, owned by someone else."""
+        return (await self.get_versioned(thread_id, user_id))[1]
+
+    async def get_versioned(self, thread_id: str, user_id: str | None = None) -> tuple[int, Thread]:
+        """(the thread's version, the thread), read together."""
+        with redis_errors():
+            raw = await self._redis.hgetall(keys.thread(thread_id))
+        if not raw or (user_id is not None and text(raw.get(b"userId", b"")) != user_id):
+            raise NotFound(f"thread {thread_id} not found")
+        return int(raw.get(b"version", b"0")), _thread_from_hash(raw)
+
+    async def version(self, thread_id: str) -> int:
+        """The thread's change counter (0 when it does not exist)."""
+        with redis_errors():
+            raw = await self._redis.hget(keys.thread(thread_id), "version")
+        return int(raw or 0)
+
+    async def update(
+        self,
+        thread_id: str,
+        user_id: str,
+        *,
+        title: str | None = None,
+        summary: str | None = None,
+        status: ThreadStatus | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Thread:
+        """Change the given fields of the user's thread; return it as it now is."""
+        await self.get(thread_id, user_id)
+        fields: list[Any] = []
+        for name, value in (("title", title), ("summary", summary), ("status", status)):
+            if value is not None:
+                fields += [name, value]
+        if metadata is not None:
+            fields += ["metadata", _json.encode(metadata)]
+        with redis_errors():
+            await self._scripts.run(
+                THREAD_UPDATE, [keys.thread(thread_id), keys.user_state(user_id)],
+                [keys.thread_channel(thread_id), keys.user_channel(user_id), now_ms(), *fields],
+            )
+        return await self.get(thread_id, user_id)
+
+    async def delete(self, thread_id: str, user_id: str, extra_keys: Sequence[str] = (),
+                     guard: Guard | None = None) -> None:
+        """Delete the user's thread with everything of it (messages, streams...)."""
+        with redis_errors():
+            await self._scripts.run(
+                THREAD_DELETE,
+                keys=[*keys.thread_keys(thread_id), *extra_keys, *file_keys(thread_id),
+                      keys.user_threads(user_id), keys.user_state(user_id), keys.VECTOR_OPS],
+                args=[thread_id, user_id, keys.thread_channel(thread_id), keys.user_channel(user_id)],
+                record=in_thread(guard, thread_id),
+            )
+
+    async def list(
+        self, user_id: str, *, num_items: int = 20, cursor: str | None = None
+    ) -> tuple[int, Page[Thread]]:
+        """(user list version, a page of the user's threads, newest first)."""
+        with redis_errors():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hget(keys.user_state(user_id), "version")
+                pipe.zrevrangebyscore(
+                    keys.user_threads(user_id), score_bound(cursor), "-inf",
+                    start=0, num=num_items + 1, withscores=True,
+                )
+                version, hits = await pipe.execute()
+            more = len(hits) > num_items
+            hits = hits[:num_items]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for member, _ in hits:
+                    pipe.hgetall(keys.thread(text(member)))
+                raws = await pipe.execute()
+        threads = [_thread_from_hash(raw) for raw in raws if raw]
+        next_cursor = str(int(hits[-1][1])) if hits else (cursor or "")
+        return int(version or 0), Page(page=threads, continue_cursor=next_cursor, is_done=not more)
+
+    async def list_version(self, user_id: str) -> int:
+        with redis_errors():
+            raw = await self._redis.hget(keys.user_state(user_id), "version")
+        return int(raw or 0)
+
+    async def users(self, limit: int = 200) -> Strings:
+        """User ids that created threads, most recent first."""
+        with redis_errors():
+            return texts(await self._redis.zrevrange(keys.USERS, 0, limit - 1))
+
+    async def all_ids(self, user_id: str) -> Strings:
+        """Every thread id of the user."""
+        with redis_errors():
+            return texts(await self._redis.zrange(keys.user_threads(user_id), 0, -1))
