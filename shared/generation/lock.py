@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import secrets
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 
@@ -26,6 +27,7 @@ from threadline.shared.storage.scripts import lua
 LEASE_MS = 10_000
 POLL_S = 0.05
 ALIVE_MS = 3_000
+START_GRACE_MS = LEASE_MS  # how long a started job may take to mark itself alive
 _RELEASE = lua(__file__, "lock_release").source
 _EXTEND = lua(__file__, "lock_extend").source
 
@@ -96,8 +98,24 @@ async def _renew(redis: aioredis.Redis, key: str, token: str) -> None:
 
 
 async def _void(redis: aioredis.Redis, job_id: str) -> bool:
-    """Whether a queued job id no longer stands for work to come (ended, gone, or dead)."""
+    """Whether a queued job id no longer stands for work to come (ended, gone, or dead).
+
+    A job RQ started a moment ago may not have marked itself alive yet (a worker running many
+    jobs on one loop schedules it later): for START_GRACE_MS it keeps its place, or the job
+    behind it in the thread would take its turn and answer out of order.
+    """
     if await redis.exists(keys.generation_alive(job_id)):
         return False
-    status = await redis.hget(jobs.job_key(job_id), "status")
-    return status is None or status not in jobs.WAITING
+    status, started_at = await redis.hmget(jobs.job_key(job_id), ["status", "started_at"])
+    if status is not None and status in jobs.WAITING:
+        return False
+    return status != b"started" or not _recent(started_at)
+
+
+def _recent(started_at: bytes | str | None) -> bool:
+    """Whether RQ's ``started_at`` (UTC, its own format) is within START_GRACE_MS of now."""
+    try:
+        started = datetime.strptime(text(started_at or b""), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        return False
+    return (datetime.now(UTC) - started).total_seconds() * 1000 < START_GRACE_MS
