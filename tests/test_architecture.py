@@ -233,3 +233,13 @@ def test_no_package_imports_a_package_above_it() -> None:
             other = layer_of(dep)
             if other is not None and rank[other] > rank[own]:
                 raise AssertionError(f"{name} ({own}) imports {dep} ({other}), a layer above it")
+
+
+def test_tests_mirror_the_packages() -> None:
+    """tests/shared/<name>/ tests the package shared/<name>/; tests of several processes at once live
+    in tests/scenarios/, not beside a package."""
+    for folder in (ROOT / "tests" / "shared").iterdir():
+        if folder.is_dir() and folder.name != "__pycache__":
+            assert (ROOT / "shared" / folder.name / "__init__.py").exists(), f"{folder}: no such package"
+    for path in (ROOT / "tests" / "shared").rglob("test_*.py"):
+        assert "run_stack" not in path.read_text(), f"{path}: a scenario of several processes, for tests/scenarios/"

@@ -17,10 +17,10 @@ import httpx
 import pytest
 
 from tests.models.conftest import MODEL, SERVERS, TOKEN_LIMIT, start
+from tests.scenarios.replies.helpers import new_thread, open_tab, reply_of, token, watch_args
 from tests.support import procs
 from tests.support.stack import Stack, run_stack
 from tests.support.wsutil import Tab
-from tests.workers.helpers import new_thread, open_tab, reply_of, token, watch_args
 from threadline import Threadline
 from threadline.shared.config import load_settings
 from threadline.shared.records import Message, TextPart, ToolCallPart, ToolResultPart

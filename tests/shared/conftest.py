@@ -1,4 +1,4 @@
-"""The store's tests run on both engines the product claims: the bundled Valkey and Debian's Redis
+"""The tests of shared/ run on both engines the product claims: the bundled Valkey and Debian's Redis
 7 (redis-server, which scripts/test installs), each started here on a free port. "Any Redis" is
 checked, not assumed."""
 

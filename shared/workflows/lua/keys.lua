@@ -1,4 +1,4 @@
--- The keys of workflow runs, in the formats of shared/keys.py (tests/workflows/test_journal.py holds the two
+-- The keys of workflow runs, in the formats of shared/keys.py (tests/shared/workflows/test_journal.py holds the two
 -- to the same keys): the scripts name the keys of other runs (a child, a parent), so they build them.
 -- Included, not run alone.
 local WF_TIMERS = 'tl:wf:timers'

@@ -1,0 +1,62 @@
+"""Every Lua script reads from files beside it, and the formats Lua shares with Python agree."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from threadline.shared.indexing.ops import IndexOp, decode_op
+from threadline.shared.score import score
+from threadline.shared.storage.scripts import Script, read
+from threadline.shared.streams.records import DeltaNotice, decode_notice
+from threadline.shared.threads import Store
+
+pytestmark = pytest.mark.anyio
+SHARED = Path(__file__).resolve().parents[3] / "shared"
+LUA_FILES = sorted(SHARED.rglob("*.lua"))
+INCLUDED = {(p.parent / m).resolve() for p in LUA_FILES
+            for m in re.findall(r"^-- include: (\S+)", p.read_text(), re.MULTILINE)}
+
+
+def test_every_include_resolves_and_every_script_is_run_by_its_feature() -> None:
+    named = {m for p in SHARED.rglob("*.py") for m in re.findall(r'\blua\(__file__, "([a-z_]+)"\)', p.read_text())}
+    for path in LUA_FILES:
+        script = read(path)
+        assert "-- include:" not in script.source, path
+        if path.resolve() in INCLUDED:  # a prelude: functions other scripts include
+            assert path.stem not in named, f"{path} is both a prelude and a script"
+        else:
+            assert path.stem in named, f"{path.relative_to(SHARED)} is run by no module beside it"
+            assert (path.parent.parent / "lua" / path.name).exists()
+
+
+def test_a_missing_include_fails_at_import(tmp_path: Path) -> None:
+    (tmp_path / "broken.lua").write_text("-- include: nowhere.lua\nreturn 1\n")
+    with pytest.raises(FileNotFoundError, match=r"nowhere\.lua"):
+        read(tmp_path / "broken.lua")
+
+
+def test_a_file_included_twice_comes_once(tmp_path: Path) -> None:
+    (tmp_path / "a.lua").write_text("local A = 1\n")
+    (tmp_path / "b.lua").write_text("-- include: a.lua\nlocal B = A\n")
+    (tmp_path / "s.lua").write_text("-- include: a.lua\n-- include: b.lua\nreturn B\n")
+    assert read(tmp_path / "s.lua").source.count("local A = 1") == 1
+
+
+async def _eval(store: Store, prelude: str, body: str) -> object:
+    source = read(SHARED / prelude).source + "\n" + body
+    return await store.scripts.run(Script("probe-" + prelude.replace("/", "-"), source), [], [])
+
+
+async def test_lua_scores_are_python_scores(store: Store) -> None:
+    got = await _eval(store, "lua/score.lua", "return {score_of(0, 0), score_of(3, 5), score_of(123456, 1048575)}")
+    assert [int(v) for v in got] == [score(0, 0), score(3, 5), score(123456, 1048575)]  # type: ignore[attr-defined]
+
+
+async def test_lua_index_ops_and_delta_notices_decode_in_python(store: Store) -> None:
+    op = await _eval(store, "indexing/lua/index_op.lua", "return index_op('embed_message', 'm1')")
+    assert decode_op(op) == IndexOp("embed_message", "m1")  # type: ignore[arg-type]
+    notice = await _eval(store, "streams/lua/delta_notice.lua", "return delta_notice('s1', 7, '[1]')")
+    assert decode_notice(notice) == DeltaNotice("s1", 7, "[1]")  # type: ignore[arg-type]
