@@ -5,6 +5,10 @@ gets the prompt's order and the next stepOrder); a step that calls tools is then
 saved as ``success``, each tool result follows at the next stepOrder, and the
 loop goes on until the model stops calling tools or ``max_steps``. The last
 message and the end of the stream are stored in one atomic step.
+
+Beside it: what the reply costs (metering.py), the context's budget (budget.py),
+tool calls (tools.py), structured output (structured.py), the thread's title
+(titles.py), the app's handlers (app_hooks.py), files for the model (attachments.py).
 """
 
 from __future__ import annotations
@@ -12,10 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import inspect
-import json
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -23,12 +24,18 @@ from typing import Any, Literal
 import msgspec
 
 from threadline.shared import metrics
-from threadline.shared.agents import Agent, ToolContext, UsageEvent, inline_schema, strict_schema
+from threadline.shared.agents import Agent, ToolContext
 from threadline.shared.errors import ChatError
+from threadline.shared.generation.app_hooks import RawRelay
 from threadline.shared.generation.attachments import attachments
+from threadline.shared.generation.budget import within_budget
 from threadline.shared.generation.context import reply_parts, to_chat_messages
 from threadline.shared.generation.deltas import DeltaWriter
+from threadline.shared.generation.metering import Meter, estimated
 from threadline.shared.generation.sinks import Sink, untitled
+from threadline.shared.generation.structured import read_object, response_format
+from threadline.shared.generation.titles import title_of
+from threadline.shared.generation.tools import call_tool
 from threadline.shared.llm import (
     ChatRequest,
     Finish,
@@ -41,7 +48,6 @@ from threadline.shared.llm import (
 from threadline.shared.llm.base import (
     Citation,
     Inputs,
-    RawEvent,
     ReasoningSealed,
     RefusalDelta,
     ToolCallDelta,
@@ -53,7 +59,6 @@ from threadline.shared.records import (
     Part,
     RefusalPart,
     SourcePart,
-    TextPart,
     ToolCallDeltaPart,
     ToolCallPart,
     ToolResultPart,
@@ -61,8 +66,6 @@ from threadline.shared.records import (
     text_of,
 )
 from threadline.shared.runtime import Runtime
-from threadline.shared.usage.ledger import Kind, UsageEntry
-from threadline.shared.usage.limits import Who, estimate_tokens
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +95,10 @@ class _Step:
     finish: str = "stop"
     refusal: str = ""
 
+    def chars(self) -> int:
+        """Characters the model sent in this step (its usage when the server counts none)."""
+        return len(self.text) + len(self.reasoning) + sum(len(c.arguments) for c in self.calls)
+
 
 class Generation:
     """Answers ``prompt`` in its thread with ``agent``, keeping what it produces in ``sink``
@@ -112,18 +119,14 @@ class Generation:
         self.model = model or model_for(settings, agent.model, provider=agent.provider,
                                         max_retries=agent.max_retries)
         self._saved: list[Message] = []
-        self._usage = Usage()
-        self._raw_two: bool | None = None  # the raw handler takes (kind, payload), not (event)
+        self._meter = Meter(agent, prompt, sink.thread_id, rt.usage, rt.limits if rate_limited else None, teams)
+        self._raw = RawRelay(agent, self.model, prompt.user_id, sink.thread_id)
         self._sources = Sources()  # document passages this reply drew on (prompt- or tool-based RAG)
         self._passages: Message | None = None  # the first step's, shown again at every step
         self._knowledge = Knowledge(sink.store, sink.memory, prompt.user_id) if sink.memory is not None else None
         self._files = rt.files
         self._shown: list[Part] = []  # what tools made for the reply to show (generated images)
         self._attached: dict[str, list[dict[str, Any]]] = {}  # the context's files as the model gets them
-        self._ledger = rt.usage
-        self._limits = rt.limits if rate_limited and rt.limits.has("tokens") else None
-        self._who = Who(prompt.user_id, agent.name, teams)
-        self._reserved = 0  # tokens the model call in flight reserved
 
     async def run(self) -> GenerationResult:
         await self.sink.start(self.prompt)
@@ -138,25 +141,15 @@ class Generation:
         return result
 
     async def _title(self, answer: str) -> None:
-        """Name an untitled thread after its first exchange: one short model call. A failure is
-        logged; the reply has been given already."""
+        """Name an untitled thread after its first exchange. A failure is logged; the reply has been
+        given already."""
         try:
             if not untitled((await self.sink.store.threads.get(self.thread_id)).title):
                 return
             model = self.model if self.agent.title_model is None else model_for(
                 self.settings, self.agent.title_model, provider=self.agent.provider, max_retries=1)
-            request = ChatRequest(messages=[
-                {"role": "system", "content": "Write a title of 2 to 6 words for the conversation below. "
-                                              "Answer with the title only: no quotes, no punctuation at the end."},
-                {"role": "user", "content": f"User: {self.prompt.text[:1500]}\n\nAssistant: {answer[:1500]}"},
-            ], temperature=0.2, max_tokens=24, options=dict(self.agent.provider_options))
-            text = ""
-            async for event in model.stream(request):
-                if isinstance(event, TextDelta):
-                    text += event.text
-                elif isinstance(event, Finish) and event.usage is not None:
-                    await self._record(event.usage, "title", model)
-            title = clean_title(text)
+            title = await title_of(self.agent, model, self.prompt.text, answer,
+                                   lambda usage: self._meter.record(usage, "title", model))
             if title:
                 await self.sink.name_thread(title)
         except ChatError as exc:
@@ -179,7 +172,7 @@ class Generation:
                 if aborted or writer.aborted.is_set():
                     await writer.flush(closing=True)  # what came before the abort: deltas == stored text
                     return await self._end(stream_id, reply, step, "aborted", error="aborted")
-                await self._count_usage(step)
+                await self._meter.step(step.usage, self.model)
                 if step.refusal:
                     return await self._end(stream_id, reply, step, "failed",
                                            error=f"the model refused: {step.refusal}")
@@ -220,23 +213,21 @@ class Generation:
     async def _call_model(self, step: _Step, writer: DeltaWriter, stopped: asyncio.Event) -> bool:
         """Stream one model call into ``step``; True when aborted meanwhile."""
         context = self._same_passages(await self.sink.context(self.prompt, self.agent.context_options, self._saved))
-        context = await self._within_budget(context)
+        context = await within_budget(self.agent, self.model, self.sink, self.prompt, context,
+                                      lambda usage: self._meter.record(usage, "summary", self.model))
         files = await attachments(self._files, context, getattr(self.model, "inputs", Inputs()), self.agent,
                                   self._attached)
         request = ChatRequest(
             messages=to_chat_messages(self.agent, context, attachments=files,
                                       reasoning_in_history=getattr(self.model, "reasoning_in_history", False)),
             tools=[t.schema for t in self.agent.tools],
-            response_format=self._response_format(),
+            response_format=response_format(self.agent.output),
             temperature=self.agent.temperature,
             max_tokens=self.agent.max_tokens,
             options=dict(self.agent.provider_options),
             raw=self._raw if self.agent.raw_handler is not None else None,
         )
-
-        if self._limits is not None:  # refused here: no model call, no cost
-            self._reserved = estimate_tokens(_request_chars(request.messages), self.agent.max_tokens)
-            await self._limits.take("tokens", self._who, self._reserved)
+        await self._meter.reserve(request.messages)  # refused here: no model call, no cost
         labels = (self.model.provider, self.model.name)
         called = time.perf_counter()
         first = True
@@ -267,7 +258,7 @@ class Generation:
                     writer.part(ToolCallPart(tool_call_id=event.id, tool_name=event.name,
                                              args=_loads(event.arguments)))
                 elif isinstance(event, Finish):  # a server that counts nothing is counted here, never free
-                    step.usage, step.finish = event.usage or _estimated(request.messages, step), event.reason
+                    step.usage, step.finish = event.usage or estimated(request.messages, step.chars()), event.reason
 
         model_task = asyncio.create_task(consume())
         stop = asyncio.create_task(stopped.wait())
@@ -282,7 +273,7 @@ class Generation:
                 model_task.result()
             except ChatError:
                 metrics.model_errors.labels(*labels).inc()
-                await self._settle(step.usage)
+                await self._meter.settle(step.usage)
                 raise
             finally:
                 metrics.model_seconds.labels(*labels).observe(time.perf_counter() - called)
@@ -309,27 +300,10 @@ class Generation:
         return waiting
 
     async def _call_tool(self, call: ToolCall) -> tuple[Any, bool]:
-        tool = self.agent.tool_named(call.name)
-        if tool is None:
-            return f"unknown tool {call.name!r}", True
-        try:
-            args = tool.parse_args(call.arguments)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            return f"invalid arguments for {call.name}: {exc}", True
-        ctx = ToolContext(user_id=self.prompt.user_id, thread_id=self.thread_id,
-                          prompt_message_id=self.prompt.message_id, agent=self.agent, tool_call_id=call.id,
-                          knowledge=self._knowledge, sources=self._sources, files=self._files,
-                          shown=self._shown, settings=self.settings)
-        assert tool.handler is not None
-        try:
-            if inspect.iscoroutinefunction(tool.handler):
-                result = await tool.handler(ctx, args)
-            else:
-                result = await asyncio.to_thread(tool.handler, ctx, args)
-            return msgspec.to_builtins(result), False
-        except Exception as exc:  # a failing tool is a result the model sees, not a crashed job
-            log.info("tool %s raised %r", call.name, exc)
-            return f"{type(exc).__name__}: {exc}", True
+        return await call_tool(self.agent, call, ToolContext(
+            user_id=self.prompt.user_id, thread_id=self.thread_id, prompt_message_id=self.prompt.message_id,
+            agent=self.agent, tool_call_id=call.id, knowledge=self._knowledge, sources=self._sources,
+            files=self._files, shown=self._shown, settings=self.settings))
 
     def _same_passages(self, context: list[Message]) -> list[Message]:
         """Every step sees the document passages of the first (numbered as the model first saw
@@ -351,52 +325,6 @@ class Generation:
         kept: list[Part] = [p for p in reply.parts if not isinstance(p, SourcePart) and p not in self._shown]
         reply.parts = kept + extra
         return True
-
-    async def _within_budget(self, context: list[Message]) -> list[Message]:
-        """Apply the thread's summary, and fold the oldest messages into it when over budget.
-
-        Messages up to ``summarizedThroughOrder`` (thread metadata) are replaced by the
-        thread's summary; when the rest still exceeds ``context_budget_chars``, the oldest
-        of them are summarized (by the agent's model) into the summary instead of being
-        silently cut.
-        """
-        budget = self.agent.context_budget_chars
-        if budget is None:
-            return context
-        summary, stored_through = await self.sink.summary()
-        through = stored_through
-        kept = [m for m in context if m.role == "system" or m.order > through or m.order < 0]
-        while _chars(kept) + len(summary) > budget:
-            older = sorted({m.order for m in kept if 0 < m.order < self.prompt.order})
-            if not older:
-                break
-            cut = older[0]
-            folded = [m for m in kept if m.order == cut]
-            summary = await self._summarize(summary, folded)
-            through = max(through, cut)
-            kept = [m for m in kept if m.order != cut]
-        if through > stored_through:
-            await self.sink.keep_summary(summary, through)
-        if not summary:
-            return kept
-        note = f"Summary of the earlier conversation: {summary}"
-        return [Message(message_id="", thread_id=self.thread_id, role="system", text=note,
-                        parts=[TextPart(text=note)]), *kept]
-
-    async def _summarize(self, summary: str, messages: list[Message]) -> str:
-        transcript = "\n".join(f"{m.role}: {m.text}" for m in messages if m.text)
-        request = ChatRequest(messages=[
-            {"role": "system", "content": "Update the running summary of a conversation. Keep every fact "
-                                          "that may matter later; answer with the summary only."},
-            {"role": "user", "content": f"Summary so far: {summary or '(none)'}\n\nNew messages:\n{transcript}"},
-        ], temperature=0, options=dict(self.agent.provider_options))
-        text = ""
-        async for event in self.model.stream(request):
-            if isinstance(event, TextDelta):
-                text += event.text
-            elif isinstance(event, Finish) and event.usage is not None:
-                await self._record(event.usage, "summary")
-        return text.strip() or summary
 
     # -- messages --------------------------------------------------------------
 
@@ -422,7 +350,7 @@ class Generation:
         obj = None
         if outcome == "finished" and self.agent.output is not None and not step.refusal:
             try:
-                obj = msgspec.to_builtins(msgspec.json.decode(unfenced(step.text), type=self.agent.output))
+                obj = read_object(self.agent.output, step.text)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 outcome, error = "failed", f"the reply does not match the output type: {exc}"
         final = self._complete(reply, step, obj)
@@ -437,115 +365,7 @@ class Generation:
 
     def _result(self, stream_id: str, outcome: Outcome, step: _Step) -> GenerationResult:
         return GenerationResult(stream_id=stream_id, outcome=outcome, messages=self._saved,
-                                text=step.text, usage=self._usage)
-
-    def _response_format(self) -> dict[str, Any] | None:
-        """JSON-schema output; ``strict`` where the schema allows it (the provider may drop it)."""
-        if self.agent.output is None:
-            return None
-        schema = inline_schema(self.agent.output)
-        strict = strict_schema(schema)
-        name = getattr(self.agent.output, "__name__", "output")
-        if strict is not None:
-            return {"type": "json_schema", "json_schema": {"name": name, "schema": strict, "strict": True}}
-        return {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}
-
-    async def _record(self, usage: Usage, kind: Kind, model: Model | None = None) -> None:
-        """Keep a model call's usage in the ledger (a storage failure is logged: the reply goes on)."""
-        model = model or self.model
-        try:
-            await self._ledger.record(UsageEntry(
-                at=int(time.time() * 1000), user_id=self.prompt.user_id, thread_id=self.thread_id,
-                agent=self.agent.name, provider=model.provider, model=model.name, kind=kind,
-                input=usage.prompt_tokens, output=usage.completion_tokens, cached=usage.cached_tokens,
-                reasoning=usage.reasoning_tokens))
-        except ChatError as exc:
-            log.warning("usage of a %s call not recorded: %s", kind, exc.message)
-
-    async def _settle(self, usage: Usage | None) -> None:
-        """Settle the model call's token reservation: its real usage replaces the estimate (a call
-        that failed without usage gives the reservation back)."""
-        reserved, self._reserved = self._reserved, 0
-        if self._limits is None or not reserved:
-            return
-        try:
-            await self._limits.settle("tokens", self._who, (usage.total_tokens if usage else 0) - reserved)
-        except ChatError as exc:
-            log.warning("token reservation not settled: %s", exc.message)
-
-    async def _count_usage(self, step: _Step) -> None:
-        await self._settle(step.usage)
-        if step.usage is None:
-            return
-        await self._record(step.usage, "step")
-        u = self._usage
-        for name in ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens"):
-            setattr(u, name, getattr(u, name) + getattr(step.usage, name))
-            if name != "total_tokens" and getattr(step.usage, name):
-                metrics.tokens.labels(self.model.provider, self.model.name, name.removesuffix("_tokens")).inc(
-                    getattr(step.usage, name))
-        if self.agent.usage_handler is not None:
-            await _call_handler(self.agent.usage_handler, UsageEvent(
-                user_id=self.prompt.user_id, thread_id=self.thread_id, agent_name=self.agent.name,
-                model=self.model.name, provider=self.model.provider, usage=step.usage))
-
-    async def _raw(self, kind: str, payload: Any) -> None:
-        handler = self.agent.raw_handler
-        if handler is None:
-            return
-        if self._raw_two is None:
-            self._raw_two = _takes_two(handler)
-        if self._raw_two:
-            await _call_handler(handler, kind, payload)
-            return
-        await _call_handler(handler, RawEvent(kind, payload, user_id=self.prompt.user_id,
-                                              thread_id=self.thread_id, agent_name=self.agent.name,
-                                              provider=self.model.provider, model=self.model.name))
-
-
-async def _call_handler(handler: Any, *args: Any) -> None:
-    """Run an app's handler, sync or async; a failing one is logged and never breaks the reply."""
-    try:
-        result = handler(*args)
-        if inspect.isawaitable(result):
-            await result
-    except Exception:
-        log.exception("handler %s failed", getattr(handler, "__name__", handler))
-
-
-def _takes_two(handler: Any) -> bool:
-    """A raw handler written as (kind, payload) rather than (event)."""
-    try:
-        params = [p for p in inspect.signature(handler).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    except (TypeError, ValueError):
-        return False
-    return len(params) >= 2
-
-
-def _chars(messages: list[Message]) -> int:
-    return sum(len(m.text) for m in messages)
-
-
-def _estimated(messages: list[dict[str, Any]], step: _Step) -> Usage:
-    """The usage of a model call whose server reported none, from the text sent and received."""
-    prompt = math.ceil(_request_chars(messages) / 4)
-    answer = math.ceil((len(step.text) + len(step.reasoning) + sum(len(c.arguments) for c in step.calls)) / 4)
-    return Usage(prompt_tokens=prompt, completion_tokens=answer, total_tokens=prompt + answer, estimated=True)
-
-
-def _request_chars(messages: list[dict[str, Any]]) -> int:
-    """Characters of text in messages as sent to the model (an image or file block counts as
-    4,000, about a thousand tokens)."""
-    total = 0
-    for m in messages:
-        content = m.get("content")
-        if isinstance(content, str):
-            total += len(content)
-        elif isinstance(content, list):
-            total += sum(len(b.get("text", "")) if b.get("type") == "text" else 4000 for b in content)
-        total += len(json.dumps(m.get("tool_calls"))) if m.get("tool_calls") else 0
-    return total
+                                text=step.text, usage=self._meter.total)
 
 
 def _loads(raw: str) -> Any:
@@ -553,18 +373,3 @@ def _loads(raw: str) -> Any:
         return msgspec.json.decode(raw or "{}")
     except msgspec.DecodeError:
         return raw
-
-
-def clean_title(text: str) -> str:
-    """A model's title answer as a title: its first line, without quotes or markup, at most 8 words."""
-    line = next((x for x in text.strip().splitlines() if x.strip()), "")
-    words = line.strip().strip("\"'\u201c\u201d\u2018\u2019*#`").strip().rstrip(".!").split()
-    return " ".join(words[:8])[:80]
-
-
-def unfenced(text: str) -> str:
-    """A JSON reply without the code fence a model told the schema in words may still put around it."""
-    body = text.strip()
-    if body.startswith("```") and body.endswith("```") and "\n" in body:
-        return body[body.index("\n") + 1:-3]
-    return text

@@ -117,3 +117,15 @@ class Model(Protocol):
     provider: str
 
     def stream(self, request: ChatRequest) -> AsyncIterator[Event]: ...
+
+
+async def whole_text(model: Model, request: ChatRequest, on_usage: Callable[[Usage], Awaitable[None]]) -> str:
+    """The whole text of one side call (a title, a summary), streamed and joined; ``on_usage`` gets
+    the usage the server reports."""
+    text = ""
+    async for event in model.stream(request):
+        if isinstance(event, TextDelta):
+            text += event.text
+        elif isinstance(event, Finish) and event.usage is not None:
+            await on_usage(event.usage)
+    return text

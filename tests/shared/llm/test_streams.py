@@ -167,7 +167,7 @@ def test_recursive_types_keep_their_refs_instead_of_recursing_forever() -> None:
 
 
 def test_a_fenced_json_reply_is_read_without_its_fence() -> None:
-    from threadline.shared.generation.runner import unfenced
+    from threadline.shared.generation.structured import unfenced
 
     assert unfenced('```json\n{"city": "Oslo"}\n```') == '{"city": "Oslo"}\n'
     assert unfenced(' ```\n{"a": 1}```\n') == '{"a": 1}'
