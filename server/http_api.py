@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -21,6 +20,7 @@ from threadline.server.mutate import error_of, parse_args, run_mutation
 from threadline.server.mutations import Outcome, add_document
 from threadline.server.queries import QUERIES
 from threadline.shared import jobs, keys, metrics
+from threadline.shared.clock import now_ms
 from threadline.shared.documents.parsing import too_large
 from threadline.shared.errors import (
     BadRequest,
@@ -246,7 +246,7 @@ class Endpoints:
 
     async def readyz(self, request: Request) -> Response:
         """200 when Redis answers, a generation worker heartbeated lately and the index is alive."""
-        now = int(time.time() * 1000)
+        now = now_ms()
         try:
             async with self.services.redis.pipeline(transaction=False) as pipe:
                 pipe.zcount(keys.GENERATION_WORKERS, now - WORKER_STALE_MS, "+inf")

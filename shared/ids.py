@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import re
-import time
 
+from threadline.shared.clock import now_ms
 from threadline.shared.errors import BadRequest
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
@@ -20,7 +20,7 @@ def _b32(value: int, length: int) -> str:
 
 
 def _token(random_bytes: int, random_chars: int) -> str:
-    ms = int(time.time() * 1000)
+    ms = now_ms()
     rnd = int.from_bytes(os.urandom(random_bytes), "big")
     return _b32(ms, 9) + _b32(rnd, random_chars)
 

@@ -193,7 +193,7 @@ def test_every_http_request_is_authenticated_in_one_place() -> None:
 # The layers of threadline.shared, bottom first: a package imports only packages below it (the
 # base layer is the flat modules of shared/ itself; typing-only imports count too).
 LAYERS = [
-    "base",  # config, errors, ids, keys, records, score, auth, logs, metrics, app_module...
+    "base",  # config, errors, ids, keys, records, score, clock, auth, logs, metrics, app_module...
     "storage",  # the Redis client, the script runner, guarded writes, pagination: no feature
     "llm",  # model clients
     "files", "usage", "indexing",  # file records and blobs; usage and rate limits; the embedding queue
@@ -243,3 +243,10 @@ def test_tests_mirror_the_packages() -> None:
             assert (ROOT / "shared" / folder.name / "__init__.py").exists(), f"{folder}: no such package"
     for path in (ROOT / "tests" / "shared").rglob("test_*.py"):
         assert "run_stack" not in path.read_text(), f"{path}: a scenario of several processes, for tests/scenarios/"
+
+
+def test_the_clock_is_read_in_one_place() -> None:
+    """Milliseconds since the epoch come from shared/clock.py (one place to change, or to fake)."""
+    for name, path in modules().items():
+        if name != "threadline.shared.clock":
+            assert "time.time() * 1000" not in path.read_text(), f"{path.relative_to(ROOT)}: use clock.now_ms()"

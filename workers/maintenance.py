@@ -8,11 +8,11 @@ between replies (they are short, and async like the replies).
 from __future__ import annotations
 
 import logging
-import time
 
 from rq.cron import CronScheduler
 
 from threadline.shared import runtime
+from threadline.shared.clock import now_ms
 from threadline.shared.jobs import GENERATION
 from threadline.workers.queues import wait_for_redis
 
@@ -35,7 +35,7 @@ async def trim_usage() -> int:
 async def trim_workflows() -> int:
     """Forget the index entries of workflow runs whose records expired (WORKFLOW_RETENTION_S)."""
     rt = runtime.for_this_loop()
-    cutoff = int(time.time() * 1000) - rt.settings.workflow_retention_s * 1000
+    cutoff = now_ms() - rt.settings.workflow_retention_s * 1000
     return _done(await rt.workflows.trim(cutoff), "workflows: %d expired runs forgotten")
 
 

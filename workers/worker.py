@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Any
 
 import threadline.workers.reply_job  # noqa: F401 - preload the job's code in the worker
 from threadline.shared import gc_tuning, keys, logs, metrics
+from threadline.shared.clock import now_ms
 from threadline.shared.runtime import process_settings
 from threadline.workers import workflows
 from threadline.workers.concurrent import ConcurrentWorker
@@ -35,7 +35,7 @@ FORGET_AFTER_MS = 3_600_000  # entries of workers gone this long are removed
 
 
 def heartbeat_once(connection: Any, name: str) -> None:
-    now = int(time.time() * 1000)
+    now = now_ms()
     with connection.pipeline(transaction=False) as pipe:
         pipe.zadd(keys.GENERATION_WORKERS, {name: now})
         pipe.zremrangebyscore(keys.GENERATION_WORKERS, "-inf", now - FORGET_AFTER_MS)

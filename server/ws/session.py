@@ -29,6 +29,7 @@ from threadline.server.queries import QUERIES
 from threadline.server.ws import client_frames
 from threadline.server.ws.transport import TOO_LARGE
 from threadline.shared import logs, metrics
+from threadline.shared.clock import now_ms
 from threadline.shared.errors import (
     BadRequest,
     ChatError,
@@ -178,7 +179,7 @@ class Session:
         self.ctx = Context(self.services, identity)
         self.client_id = frame.client_id
         self._to(State.OPEN)
-        await self.ws.send_text(frames.connected(identity.user_id, self.session_id, int(time.time() * 1000)))
+        await self.ws.send_text(frames.connected(identity.user_id, self.session_id, now_ms()))
         return True
 
     async def _refuse(self, exc: ChatError, code: int) -> None:

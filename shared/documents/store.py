@@ -12,7 +12,6 @@ version's go, and a failed replacement leaves the last good version searchable.
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
@@ -21,6 +20,7 @@ import redis.asyncio as aioredis
 
 from threadline.shared import keys
 from threadline.shared.auth import Identity
+from threadline.shared.clock import now_ms
 from threadline.shared.errors import BadRequest, Forbidden, NotFound
 from threadline.shared.storage.client import as_bytes, redis_errors, text, texts
 from threadline.shared.storage.pagination import Page, score_bound
@@ -64,9 +64,6 @@ _decode = msgspec.json.Decoder(Document).decode
 _encode_chunk = msgspec.msgpack.Encoder().encode
 _decode_chunk = msgspec.msgpack.Decoder(StoredChunk).decode
 
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def namespace_for(identity: Identity, name: str, *, write: bool) -> str:

@@ -16,13 +16,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import time
 from collections.abc import AsyncIterator, Sequence
 
 import msgspec
 import redis.asyncio as aioredis
 
 from threadline.shared import keys
+from threadline.shared.clock import now_ms
 from threadline.shared.config import Settings
 from threadline.shared.errors import BadRequest, Conflict, NotFound, Unavailable
 from threadline.shared.files.blobs import Blobs
@@ -57,9 +57,6 @@ class FileRecord(msgspec.Struct, rename="camel", kw_only=True):
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(FileRecord).decode
 
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class FileStore:

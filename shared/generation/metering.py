@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
 from typing import Any
 
 from threadline.shared import metrics
 from threadline.shared.agents import Agent, UsageEvent
+from threadline.shared.clock import now_ms
 from threadline.shared.errors import ChatError
 from threadline.shared.generation.app_hooks import call_handler
 from threadline.shared.llm import Model
@@ -60,7 +60,7 @@ class Meter:
         """Keep a model call's usage in the ledger (a storage failure is logged: the reply goes on)."""
         try:
             await self._ledger.record(UsageEntry(
-                at=int(time.time() * 1000), user_id=self._prompt.user_id, thread_id=self._thread_id,
+                at=now_ms(), user_id=self._prompt.user_id, thread_id=self._thread_id,
                 agent=self._agent.name, provider=model.provider, model=model.name, kind=kind,
                 input=usage.prompt_tokens, output=usage.completion_tokens, cached=usage.cached_tokens,
                 reasoning=usage.reasoning_tokens))

@@ -17,8 +17,8 @@ import redis.asyncio as aioredis
 import redis.exceptions as rexc
 
 from threadline.shared import keys
+from threadline.shared.clock import now_ms
 from threadline.shared.streams.store import member
-from threadline.shared.threads.threads import now_ms
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,6 @@ import asyncio
 import builtins
 import os
 import socket
-import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -21,6 +20,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from threadline.shared import keys
+from threadline.shared.clock import now_ms
 from threadline.shared.files.refs import file_keys, refs_arg
 from threadline.shared.ids import STREAM, new_child_id, thread_of
 from threadline.shared.indexing.ops import index_flag
@@ -63,9 +63,6 @@ def thread_of_stream(stream_id: str) -> str:
 def member(thread_id: str, stream_id: str) -> str:
     return f"{thread_id}/{stream_id}"
 
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class _Appends:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 import redis.asyncio as aioredis
 
 from threadline.shared import keys
+from threadline.shared.clock import now_ms
 from threadline.shared.errors import BadRequest, NotFound
 from threadline.shared.files.refs import file_keys, refs_arg
 from threadline.shared.ids import new_message_id, thread_of_message
@@ -30,7 +31,7 @@ from threadline.shared.storage.pagination import Page, score_bound
 from threadline.shared.storage.scripts import Arg, Scripts, lua
 from threadline.shared.streams.records import StreamInfo
 from threadline.shared.streams.store import STREAMS_READ, parse_streams, streams_read_call
-from threadline.shared.threads.threads import ThreadStore, now_ms
+from threadline.shared.threads.threads import ThreadStore
 
 MESSAGE_REPLACE = lua(__file__, "message_replace")
 MESSAGES_DELETE = lua(__file__, "messages_delete")

@@ -11,13 +11,14 @@ import msgspec
 import redis.asyncio as aioredis
 
 from threadline.shared import keys
+from threadline.shared.clock import now_ms
 from threadline.shared.errors import NotFound
 from threadline.shared.ids import SNIPPET, new_child_id, thread_of
 from threadline.shared.storage.client import redis_errors
 from threadline.shared.storage.guard import Guard, in_thread
 from threadline.shared.storage.pagination import Page, score_bound
 from threadline.shared.storage.scripts import Scripts, lua
-from threadline.shared.threads.threads import ThreadStore, now_ms
+from threadline.shared.threads.threads import ThreadStore
 
 SNIPPET_WRITE = lua(__file__, "snippet_write")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -10,6 +9,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from threadline.shared import keys
+from threadline.shared.clock import now_ms
 from threadline.shared.errors import BadRequest, NotFound
 from threadline.shared.files.refs import file_keys
 from threadline.shared.ids import THREAD_ID_RULE, new_thread_id, valid_chosen_id
@@ -27,9 +27,6 @@ Strings = list[str]  # (annotations inside ThreadStore would see its method `lis
 
 _json = msgspec.json.Encoder()
 
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _thread_from_hash(raw: Mapping[Any, Any]) -> Thread:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import cache
@@ -26,6 +25,7 @@ import redis.asyncio as aioredis
 
 from threadline.shared import keys
 from threadline.shared.app_module import declared_map
+from threadline.shared.clock import now_ms
 from threadline.shared.config import Settings
 from threadline.shared.errors import BadRequest
 from threadline.shared.storage.client import as_bytes, redis_errors, text
@@ -150,7 +150,7 @@ class UsageLedger:
                  *pairs]))
 
     def current_period(self) -> str:
-        return period_of(int(time.time() * 1000), self.period)
+        return period_of(now_ms(), self.period)
 
     async def summary(self, user_id: str | None, period: str | None = None) -> tuple[int, UsageSummary]:
         """(the user's usage version, their usage in ``period``); ``user_id`` None: the whole app."""
@@ -192,7 +192,7 @@ class UsageLedger:
 
     async def trim(self, keep_days: int) -> int:
         """Drop every user's ledger entries older than ``keep_days`` (the totals stay); returns how many."""
-        cutoff = int(time.time() * 1000) - keep_days * 86_400_000
+        cutoff = now_ms() - keep_days * 86_400_000
         dropped = 0
         with redis_errors():
             async for member in self._redis.sscan_iter(keys.USAGE_USERS, count=500):

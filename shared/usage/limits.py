@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -36,6 +35,7 @@ import redis.asyncio as aioredis
 
 from threadline.shared import keys
 from threadline.shared.app_module import declared_list
+from threadline.shared.clock import now_ms
 from threadline.shared.config import Settings
 from threadline.shared.errors import ConfigError, RateLimited
 from threadline.shared.storage.client import redis_errors
@@ -147,7 +147,7 @@ class Limits:
         with redis_errors():
             allowed, wait, refused = await self._scripts.run(
                 LIMITS_TAKE, [k for _, k in found],
-                [_now(), cost, keys.rate_limit_channel(who.user_id), "1" if check else "0",
+                [now_ms(), cost, keys.rate_limit_channel(who.user_id), "1" if check else "0",
                  *[a for rule, _ in found for a in rule.args()]])
         if not allowed:
             rule = found[int(refused) - 1][0]
@@ -178,7 +178,7 @@ class Limits:
             except RateLimited:
                 await asyncio.sleep(0.2)
         with contextlib.suppress(Exception):
-            await self._redis.publish(keys.rate_limit_channel(who.user_id), _now())
+            await self._redis.publish(keys.rate_limit_channel(who.user_id), now_ms())
         renew = asyncio.get_running_loop().create_task(self._renew([k for _, k in found], holder, lease_ms))
         self._renewals.add(renew)
         renew.add_done_callback(self._renewals.discard)
@@ -192,7 +192,7 @@ class Limits:
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for _, key in found:
                         pipe.zrem(key, holder)
-                    pipe.publish(keys.rate_limit_channel(who.user_id), _now())  # the status changed
+                    pipe.publish(keys.rate_limit_channel(who.user_id), now_ms())  # the status changed
                     await pipe.execute()
 
     async def _hold(self, who: Who, holder: str, lease_ms: int) -> None:
@@ -201,7 +201,7 @@ class Limits:
             return
         with redis_errors():
             held, full = await self._scripts.run(LIMITS_HOLD, [k for _, k in found],
-                                                 [_now(), lease_ms, holder, *[rule.limit for rule, _ in found]])
+                                                 [now_ms(), lease_ms, holder, *[rule.limit for rule, _ in found]])
         if not held:
             rule = found[int(full) - 1][0]
             raise RateLimited(f"{rule.limit} {'reply is' if rule.limit == 1 else 'replies are'} being written "
@@ -213,7 +213,7 @@ class Limits:
             try:
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for key in keys_:
-                        pipe.zadd(key, {holder: _now() + lease_ms}, xx=True)
+                        pipe.zadd(key, {holder: now_ms() + lease_ms}, xx=True)
                     await pipe.execute()
             except Exception as exc:  # Redis away a moment: the next renewal tries again
                 log.warning("reply lease not renewed: %s", exc)
@@ -225,13 +225,13 @@ class Limits:
             return
         with redis_errors():
             await self._scripts.run(LIMITS_ADJUST, [k for _, k in found],
-                                    [_now(), delta, keys.rate_limit_channel(who.user_id),
+                                    [now_ms(), delta, keys.rate_limit_channel(who.user_id),
                                      *[a for rule, _ in found for a in rule.args()]])
 
     async def status(self, who: Who) -> LimitStatus:
         """Where every rule that applies to ``who`` stands (nothing taken): whether one more message
         may go now, and when it may if not."""
-        now = _now()
+        now = now_ms()
         states: list[RuleState] = []
         found = self._keys("messages", who) + self._keys("tokens", who)
         if found:
@@ -280,5 +280,3 @@ def _rules(app_module: str, env: str | None, sends_per_minute: int, burst: int) 
 
 
 # The rule state every limits script reads (a Lua prelude: see shared.storage.scripts).
-def _now() -> int:
-    return int(time.time() * 1000)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from threadline.shared.clock import now_ms
 from threadline.shared.documents.parsing import Chunk, chunk, sections, sniff
 from threadline.shared.documents.store import SEP, Document, doc_id, op_ref, parse_ref
 from threadline.shared.errors import BadRequest, ChatError, NotFound
@@ -162,7 +162,7 @@ class Indexer:
         parts = {owner: int(x) for owner, x in exact.items()}
         for owner in sorted(exact, key=lambda o: exact[o] - parts[o], reverse=True)[:tokens - sum(parts.values())]:
             parts[owner] += 1
-        now = int(time.time() * 1000)
+        now = now_ms()
         for owner, n in parts.items():
             if not n or not owner:
                 continue

@@ -15,7 +15,6 @@ removes it. So work whose worker died comes due again by itself.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -23,6 +22,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from threadline.shared import keys
+from threadline.shared.clock import now_ms
 from threadline.shared.config import Settings
 from threadline.shared.errors import BadRequest, Conflict, NotFound
 from threadline.shared.ids import new_run_id
@@ -44,9 +44,6 @@ MAX_EVENTS_KEPT = 100  # events a run keeps before any step waits for them
 MAX_EVENT_BYTES = 256 * 1024
 MAX_VALUE_BYTES = 1 << 20  # a run's arguments, a step's result (keep big things in files or documents)
 
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class StepView(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
