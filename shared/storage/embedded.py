@@ -20,11 +20,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def command(port: int, data_dir: Path, *, persist: bool = True) -> list[str]:
+def command(port: int, data_dir: Path, *, persist: bool = True, cluster: bool = False) -> list[str]:
     """argv that runs Valkey in the foreground on 127.0.0.1:``port``.
 
     With ``persist`` the data lives in ``data_dir`` with the append-only file on
-    (fsync every second) plus RDB snapshots, so a restart finds everything.
+    (fsync every second) plus RDB snapshots, so a restart finds everything. With
+    ``cluster`` the node runs in cluster mode, its view of the cluster kept in
+    ``data_dir/nodes.conf`` (shared.storage.cluster forms the cluster).
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [
@@ -36,6 +38,8 @@ def command(port: int, data_dir: Path, *, persist: bool = True) -> list[str]:
         "--protected-mode", "yes",
         "--loglevel", "warning",
     ]
+    if cluster:
+        argv += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000"]
     if persist:
         argv += ["--appendonly", "yes", "--appendfsync", "everysec", "--save", "60 1000"]
     else:

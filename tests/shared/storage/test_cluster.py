@@ -1,0 +1,56 @@
+"""A local cluster of bundled Valkey nodes: formed without valkey-cli, every slot served, keys of
+different slots spread over every primary, and forming again changes nothing."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from redis.cluster import RedisCluster
+
+from tests.support import procs
+from threadline.shared.storage import cluster, embedded
+
+
+def test_the_slots_are_split_evenly_and_whole() -> None:
+    ranges = cluster.slot_ranges(3)
+    assert ranges == [(0, 5460), (5461, 10922), (10923, 16383)]
+    assert sum(last - first + 1 for first, last in ranges) == cluster.SLOTS
+    assert cluster.slot_ranges(1) == [(0, 16383)]
+    with pytest.raises(ValueError):
+        cluster.slot_ranges(0)
+
+
+@pytest.fixture
+def nodes(tmp_path: Path) -> Iterator[list[int]]:
+    ports = [embedded.free_port() for _ in range(3)]
+    started = [subprocess.Popen(embedded.command(port, tmp_path / str(port), persist=False, cluster=True),
+                                stdout=subprocess.DEVNULL) for port in ports]
+    try:
+        for port, proc in zip(ports, started, strict=True):
+            procs.wait_for_port(port, proc)
+        yield ports
+    finally:
+        for proc in started:
+            procs.stop(proc)
+
+
+def test_three_nodes_become_one_cluster_that_spreads_keys_over_every_primary(nodes: list[int]) -> None:
+    cluster.form(nodes)
+    client = RedisCluster(host="127.0.0.1", port=nodes[1])
+    try:
+        owners = set()
+        for i in range(30):
+            client.set(f"k{i}", i)
+            owners.add(client.get_node_from_key(f"k{i}").port)
+        assert owners == set(nodes)  # every primary holds some of them
+        assert [int(client.get(f"k{i}")) for i in range(30)] == list(range(30))
+    finally:
+        client.close()
+    cluster.form(nodes)  # again: nothing changes, nothing fails
+    for port in nodes:
+        fields = cluster.info(redis.Redis(port=port))
+        assert fields["cluster_state"] == "ok" and int(fields["cluster_known_nodes"]) == 3
