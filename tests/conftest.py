@@ -16,6 +16,26 @@ from threadline.shared.threads import Store
 TEST_SECRET = "test-secret-0123456789abcdef0123456789"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--slots-report", metavar="PATH", default=None,
+                     help="record the hash slots of every script call and write a table (tests/support/slots.py)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--slots-report"):
+        from tests.support import slots
+
+        slots.install()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    path = session.config.getoption("--slots-report")
+    if path:
+        from tests.support import slots
+
+        slots.write(Path(path))
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"

@@ -1,0 +1,53 @@
+"""An audit of the hash slots each Lua script call names (the groundwork of Redis Cluster, where
+an atomic call must stay in one slot): ``pytest --slots-report PATH`` records, for every script
+run in the test process, how many distinct slots its declared keys fall in, and writes a table.
+
+It sees the declared keys only: a script that builds key names inside Lua (the workflow scripts)
+shows as one slot or none here, and only the calls of the test process itself are seen.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from redis.crc import key_slot
+
+from threadline.shared.storage.guard import Record
+from threadline.shared.storage.scripts import Script, Scripts
+
+_seen: dict[str, set[int]] = defaultdict(set)  # script -> the numbers of distinct slots of its calls
+
+
+def _note(script: Script, keys: Sequence[str]) -> None:
+    _seen[script.name].add(len({key_slot(k.encode()) for k in keys}))
+
+
+def install() -> None:
+    """Wrap Scripts.run and Scripts.queue of this process to record each call's slots."""
+    run, queue = Scripts.run, Scripts.queue
+
+    async def recorded_run(self: Scripts, script: Script, keys: Sequence[str], args: Sequence[Any],
+                           record: Record | None = None) -> Any:
+        _note(script, [record.key, *keys] if record is not None else keys)
+        return await run(self, script, keys, args, record)
+
+    async def recorded_queue(self: Scripts, pipe: Any, script: Script, keys: Sequence[str],
+                             args: Sequence[Any]) -> None:
+        _note(script, keys)
+        await queue(self, pipe, script, keys, args)
+
+    Scripts.run = recorded_run  # type: ignore[method-assign]
+    Scripts.queue = recorded_queue  # type: ignore[method-assign]
+
+
+def write(path: Path) -> None:
+    """The table: each script, the most slots one of its calls named, and every count seen."""
+    rows = {name: {"max": max(counts), "seen": sorted(counts)} for name, counts in sorted(_seen.items())}
+    path.write_text(json.dumps(rows, indent=1) + "\n")
+    multi = [name for name, row in rows.items() if row["max"] > 1]
+    print(f"\nslots: {len(rows)} scripts called, {len(multi)} with calls over more than one slot: "
+          f"{', '.join(multi)} (table in {path})")
