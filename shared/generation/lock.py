@@ -1,7 +1,7 @@
 """One generation at a time per thread, first asked first (the ``enqueue`` strategy).
 
 The web process appends each job id to the thread's queue in the same
-transaction as it hands the job to RQ (server.generation). A job runs when it
+transaction as it hands the job to RQ (server.reply_queue). A job runs when it
 holds the thread's lock and is at the head of the queue.
 While a job waits or runs it keeps an "alive" key fresh; a head that is not
 alive and no longer queued in RQ (ended, or its worker died) is dropped, so a
