@@ -304,7 +304,7 @@ async def _reply(ctx: Context, thread_id: str, sent: _Sent, keep_running: bool, 
 
 async def _job_may_start(ctx: Context, job_id: str) -> bool:
     """Whether the job still stands for a reply to come (queued, or running)."""
-    status = await ctx.services.redis.hget(jobs.job_key(job_id), "status")
+    status = await ctx.services.runtime.rq.hget(jobs.job_key(job_id), "status")
     return status is not None and (status in jobs.WAITING or status == b"started")
 
 

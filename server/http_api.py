@@ -266,10 +266,8 @@ class Endpoints:
         metrics.subscriptions.set(sum(len(session.subs) for session in list(s.sessions)))
         metrics.live_queries.set(len(s.live))
         try:
-            async with s.redis.pipeline(transaction=False) as pipe:
-                pipe.llen(jobs.queue_key(jobs.GENERATION))
-                pipe.llen(keys.VECTOR_OPS)
-                generation, ops = await pipe.execute()
+            generation = await s.runtime.rq.llen(jobs.queue_key(jobs.GENERATION))  # RQ's own Redis
+            ops = await s.redis.llen(keys.VECTOR_OPS)
             metrics.queue_depth.labels(jobs.GENERATION).set(generation)
             metrics.queue_depth.labels("index").set(ops)
             metrics.index_lag.set(ops)

@@ -31,7 +31,8 @@ class ReplyQueue:
     def __init__(self, settings: Settings, store: Store) -> None:
         self._settings = settings
         self._store = store
-        self._redis = redis.Redis.from_url(settings.redis_url)
+        self._redis = redis.Redis.from_url(settings.rq_url)  # RQ's queues, jobs and registries
+        self._apart = redis.Redis.from_url(settings.redis_url) if settings.rq_apart else None  # threads' queues
         self._queue = Queue(jobs.GENERATION, connection=self._redis)
         self._pending: list[tuple[Any, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -93,8 +94,13 @@ class ReplyQueue:
                         done.set_result(None)
 
     def _enqueue_many(self, batch: list[tuple[str, Any]]) -> None:
-        """In one transaction: each job joins its thread's queue (first asked, first answered),
-        then RQ's queue; either all of it happens or none."""
+        """Each job joins its thread's queue (first asked, first answered), then RQ's queue.
+
+        On one Redis, in one transaction: all of it happens or none. With RQ's keys apart
+        (RQ_REDIS_URL), the thread's queue first: a crash between the two leaves an id no RQ job
+        stands for, which the thread's next job drops (shared.generation.lock), and the request's
+        resend enqueues it again; the other order would let a job run ahead of its thread's queue.
+        """
         with self._redis.pipeline(transaction=False) as check:
             for _, data in batch:
                 check.exists(jobs.job_key(data.job_id))
@@ -102,11 +108,18 @@ class ReplyQueue:
         todo = [job for job, exists in zip(batch, known, strict=True) if not exists]  # a resend: queued already
         if not todo:
             return
-        with self._redis.pipeline() as pipe:
+        with (self._apart or self._redis).pipeline() as pipe:
             for thread_id, data in todo:
                 pipe.rpush(keys.generation_queue(thread_id), data.job_id)
-            self._queue.enqueue_many([data for _, data in todo], pipeline=pipe)
+            if self._apart is None:  # one Redis: the same transaction
+                self._queue.enqueue_many([data for _, data in todo], pipeline=pipe)
             pipe.execute()
+        if self._apart is not None:
+            with self._redis.pipeline() as pipe:
+                self._queue.enqueue_many([data for _, data in todo], pipeline=pipe)
+                pipe.execute()
 
     def close(self) -> None:
         self._redis.close()
+        if self._apart is not None:
+            self._apart.close()

@@ -20,7 +20,18 @@ Positive = Annotated[int, msgspec.Meta(ge=1)]
 class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid_unknown_fields=False):
     """Every setting, named as its environment variable in upper case."""
 
+    @property
+    def rq_url(self) -> str:
+        """The Redis of RQ's queues, jobs and registries: RQ_REDIS_URL, else the store's."""
+        return self.rq_redis_url or self.redis_url
+
+    @property
+    def rq_apart(self) -> bool:
+        """RQ's keys live in a Redis of their own (a transaction cannot span the two)."""
+        return self.rq_url != self.redis_url
+
     redis_url: str = "redis://127.0.0.1:6379/0"
+    rq_redis_url: str | None = None  # where RQ keeps its queues, jobs and registries (unset: REDIS_URL)
     qdrant_url: str | None = None
     data_dir: str = "./data"
     host: str = "127.0.0.1"

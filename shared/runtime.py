@@ -33,6 +33,8 @@ class Runtime:
         self.settings = settings
         self._owns_redis = redis is None
         self.redis = redis if redis is not None else connect(settings.redis_url, max_connections=max_connections)
+        # RQ's job records, read to tell a queued or running reply from a dead one (RQ_REDIS_URL)
+        self.rq = connect(settings.rq_url, max_connections=16) if settings.rq_apart else self.redis
         self.store = store = Store(self.redis)
         self.files = FileStore.from_settings(self.redis, store.scripts, settings)
         self.usage = UsageLedger.from_settings(self.redis, store.scripts, settings)
@@ -41,6 +43,8 @@ class Runtime:
         self.memory: MemorySearch = memory_search_for(settings, store, self.usage)
 
     async def close(self) -> None:
+        if self.rq is not self.redis:
+            await self.rq.aclose()
         if self._owns_redis:
             await self.redis.aclose()
 

@@ -314,7 +314,7 @@ class ThreadHandle:
     async def _run(self, generation: Generation) -> GenerationResult:
         if not isinstance(generation.sink, StoreSink):
             return await generation.run()
-        async with thread_turn(self._tl.redis, self.thread_id, None):
+        async with thread_turn(self._tl.redis, self.thread_id, None, rq=self._tl.runtime.rq):
             return await generation.run()
 
 

@@ -23,6 +23,8 @@ def main(argv: list[str]) -> int:
         return 2
     queue = argv[0]
     wait_for_redis(settings.redis_url).close()
+    if settings.rq_apart:
+        wait_for_redis(settings.rq_url).close()
     if queue == "reembed":
         from threadline.workers.reembed import run as reembed
 
@@ -43,7 +45,7 @@ def main(argv: list[str]) -> int:
         return 0
     count = settings.workers if queue == GENERATION else 1
     # RQ's command line on this very interpreter (an `rq` on PATH may belong to another one)
-    argv = [sys.executable, "-m", "rq.cli", "worker-pool", "-n", str(count), "-u", settings.redis_url]
+    argv = [sys.executable, "-m", "rq.cli", "worker-pool", "-n", str(count), "-u", settings.rq_url]
     if queue == GENERATION:
         argv += ["-w", "threadline.workers.worker.GenerationWorker"]
     os.execv(sys.executable, [*argv, queue])

@@ -53,7 +53,7 @@ def run_cron() -> None:
     """RQ's cron scheduler with this app's maintenance jobs (one such process is enough; more
     only enqueue the same jobs more often)."""
     settings = runtime.process_settings()
-    connection = wait_for_redis(settings.redis_url)
+    connection = wait_for_redis(settings.rq_url)
     cron = CronScheduler(connection=connection, logging_level=settings.log_level.upper()
                          if settings.log_level != "trace" else "DEBUG")
     cron.register(vacuum_files, queue_name=GENERATION, interval=vacuum_interval_s(settings.files_grace_s),

@@ -21,6 +21,8 @@ import logging
 import threading
 from typing import Any
 
+import redis
+
 import threadline.workers.reply_job  # noqa: F401 - preload the job's code in the worker
 from threadline.shared import gc_tuning, keys, logs, metrics
 from threadline.shared.clock import now_ms
@@ -46,6 +48,8 @@ class GenerationWorker(ConcurrentWorker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         settings = process_settings()
+        # the heartbeat is the store's (the web process's /readyz reads it there), RQ's keys may be apart
+        self._store = redis.Redis.from_url(settings.redis_url) if settings.rq_apart else self.connection
         logs.setup("worker", settings.log_level, settings.log_json)
         gc_tuning.tune(settings.gc_thresholds)  # hundreds of replies' objects: fewer full collections
         metrics.serve(settings.metrics_port)
@@ -61,7 +65,7 @@ class GenerationWorker(ConcurrentWorker):
     def _beat(self) -> None:
         while not self._beating.is_set():
             try:
-                heartbeat_once(self.connection, self.name)
+                heartbeat_once(self._store, self.name)
             except Exception as exc:  # Redis away: the next beat tries again
                 log.warning("worker heartbeat failed: %s", exc)
             self._beating.wait(HEARTBEAT_S)
@@ -69,7 +73,7 @@ class GenerationWorker(ConcurrentWorker):
     def teardown(self) -> None:
         self._beating.set()
         try:
-            self.connection.zrem(keys.GENERATION_WORKERS, self.name)
+            self._store.zrem(keys.GENERATION_WORKERS, self.name)
         except Exception as exc:
             log.warning("could not unregister worker heartbeat: %s", exc)
         super().teardown()

@@ -53,7 +53,7 @@ class Engine:
         self.settings = rt.settings
         self.tl = Threadline(rt.settings, runtime=rt)
         self.journal = rt.workflows
-        self.queue = Queue(GENERATION, connection=redis.Redis.from_url(rt.settings.redis_url))
+        self.queue = Queue(GENERATION, connection=redis.Redis.from_url(rt.settings.rq_url))
 
     async def hand_over(self, fired: list[str]) -> None:
         """Enqueue the job a fired timer asked for (Journal.fire)."""

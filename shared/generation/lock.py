@@ -34,8 +34,9 @@ _EXTEND = lua(__file__, "lock_extend").source
 
 @contextlib.asynccontextmanager
 async def thread_turn(redis: aioredis.Redis, thread_id: str, job_id: str | None,
-                      wait_s: float = 3600.0) -> AsyncIterator[None]:
-    """Wait for this job's turn in the thread, then hold the thread until the block ends."""
+                      wait_s: float = 3600.0, rq: aioredis.Redis | None = None) -> AsyncIterator[None]:
+    """Wait for this job's turn in the thread, then hold the thread until the block ends (``rq``: the
+    Redis of RQ's job records, when not ``redis``)."""
     key, token = keys.generation_lock(thread_id), secrets.token_hex(8)
     queue = keys.generation_queue(thread_id)
     loop = asyncio.get_running_loop()
@@ -51,7 +52,7 @@ async def thread_turn(redis: aioredis.Redis, thread_id: str, job_id: str | None,
                 if await redis.lpos(queue, job_id) is None:
                     # taken for dead while starting up (before our alive key): back in front
                     await redis.lpush(queue, job_id)
-                elif await _void(redis, text(head)):
+                elif await _void(redis, rq or redis, text(head)):
                     await redis.lrem(queue, 1, text(head))
                 await redis.eval(_RELEASE, 1, key, token)
             if loop.time() > deadline:
@@ -97,7 +98,7 @@ async def _renew(redis: aioredis.Redis, key: str, token: str) -> None:
         await redis.eval(_EXTEND, 1, key, token, LEASE_MS)
 
 
-async def _void(redis: aioredis.Redis, job_id: str) -> bool:
+async def _void(redis: aioredis.Redis, rq: aioredis.Redis, job_id: str) -> bool:
     """Whether a queued job id no longer stands for work to come (ended, gone, or dead).
 
     A job RQ started a moment ago may not have marked itself alive yet (a worker running many
@@ -106,7 +107,7 @@ async def _void(redis: aioredis.Redis, job_id: str) -> bool:
     """
     if await redis.exists(keys.generation_alive(job_id)):
         return False
-    status, started_at = await redis.hmget(jobs.job_key(job_id), ["status", "started_at"])
+    status, started_at = await rq.hmget(jobs.job_key(job_id), ["status", "started_at"])
     if status is not None and status in jobs.WAITING:
         return False
     return status != b"started" or not _recent(started_at)
