@@ -8,6 +8,7 @@ import sys
 from threadline.shared.auth import mint, resolve_secret
 from threadline.shared.config import load_settings
 from threadline.shared.errors import ConfigError, Unauthorized
+from threadline.shared.storage.cluster import refuse_cluster
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(token)
         return 0
+    try:
+        refuse_cluster(settings.redis_url)  # a Redis that does not answer yet is let be: the web may start first
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     import uvicorn
 
     from threadline.server.ws.transport import WebSocketProtocol

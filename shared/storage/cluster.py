@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import redis
 
+from threadline.shared.errors import ConfigError
+
 SLOTS = 16384
 
 
@@ -65,3 +67,23 @@ def _ready(node: redis.Redis, size: int) -> bool:
     fields = info(node)
     return fields.get("cluster_state") == "ok" and int(fields.get("cluster_known_nodes", 0)) == size \
         and int(fields.get("cluster_slots_ok", 0)) == SLOTS
+
+
+def cluster_enabled(url: str, timeout_s: float = 2.0) -> bool | None:
+    """Whether the server at ``url`` runs in cluster mode; None when it does not answer in time."""
+    client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+    try:
+        raw = client.info("cluster")
+    except redis.RedisError:
+        return None
+    finally:
+        client.close()
+    return bool(raw.get("cluster_enabled"))
+
+
+def refuse_cluster(url: str) -> None:
+    """ConfigError when REDIS_URL names a node of a Redis Cluster, which the store of this version
+    cannot run on yet (its scripts span slots): a clear start-up error instead of every write failing."""
+    if cluster_enabled(url):
+        raise ConfigError("REDIS_URL names a node of a Redis Cluster, which this version does not support yet: "
+                          "point it at a single Redis or Valkey primary")
