@@ -129,8 +129,9 @@ class Endpoints:
         _, value = await q.run(ctx, _convert(data, q.args_type))
         return json_response(value)
 
-    async def _mutate(self, request: Request, name: str, data: dict[str, Any], status: int = 200,
+    async def _mutate(self, request: Request, name: str, data: Any, status: int = 200,
                       run: Callable[[Context], Awaitable[Outcome]] | None = None, ctx: Context | None = None) -> Response:
+        """``data``: the body's JSON, or the arguments parsed already (server.mutate.run_mutation)."""
         ctx = ctx or await self._context(request)
         key = request.headers.get("idempotency-key")
         if key is not None and not 1 <= len(key) <= 128:
@@ -179,7 +180,7 @@ class Endpoints:
         args = parse_args("rag.add", fields)
         limit = self.services.settings.rag_max_bytes
         content = await _raw_body(request, limit, too_large(limit))
-        return await self._mutate(request, "rag.add", fields, 202, ctx=ctx,
+        return await self._mutate(request, "rag.add", args, 202, ctx=ctx,
                                   run=lambda c: add_document(c, namespace, args.key, content, args))
 
     async def document(self, request: Request) -> Response:
