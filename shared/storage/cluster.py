@@ -34,8 +34,9 @@ def form(ports: Sequence[int], host: str = "127.0.0.1", timeout_s: float = 30.0)
         if not any(_slot_count(n) for n in nodes):  # a cluster already formed keeps its slots
             for node, (first, last) in zip(nodes, slot_ranges(len(nodes)), strict=True):
                 _cluster(node, "ADDSLOTSRANGE", first, last)
+        bus = int(nodes[0].config_get("cluster-port").get("cluster-port") or 0) or ports[0] + 10000  # 0: the default
         for node in nodes[1:]:
-            _cluster(node, "MEET", host, ports[0])
+            _cluster(node, "MEET", host, ports[0], bus)
         deadline = time.monotonic() + timeout_s
         while not all(_ready(n, len(nodes)) for n in nodes):
             if time.monotonic() > deadline:

@@ -26,7 +26,8 @@ def command(port: int, data_dir: Path, *, persist: bool = True, cluster: bool = 
     With ``persist`` the data lives in ``data_dir`` with the append-only file on
     (fsync every second) plus RDB snapshots, so a restart finds everything. With
     ``cluster`` the node runs in cluster mode, its view of the cluster kept in
-    ``data_dir/nodes.conf`` (shared.storage.cluster forms the cluster).
+    ``data_dir/nodes.conf`` (shared.storage.cluster forms the cluster) and its cluster bus on a
+    free port of its own (by default the bus is the port + 10000, past 65535 for high ports).
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [
@@ -39,7 +40,8 @@ def command(port: int, data_dir: Path, *, persist: bool = True, cluster: bool = 
         "--loglevel", "warning",
     ]
     if cluster:
-        argv += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000"]
+        argv += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000",
+                 "--cluster-port", str(free_port())]
     if persist:
         argv += ["--appendonly", "yes", "--appendfsync", "everysec", "--save", "60 1000"]
     else:
