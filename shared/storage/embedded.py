@@ -15,12 +15,24 @@ def binary() -> Path:
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
 
 
-def command(port: int, data_dir: Path, *, persist: bool = True, cluster: bool = False) -> list[str]:
+def free_ports(count: int) -> list[int]:
+    """``count`` different TCP ports on 127.0.0.1 nobody listens on right now (held together while
+    chosen, so no two are the same)."""
+    held = [socket.socket() for _ in range(count)]
+    try:
+        for s in held:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in held]
+    finally:
+        for s in held:
+            s.close()
+
+
+def command(port: int, data_dir: Path, *, persist: bool = True, cluster: bool = False,
+            bus_port: int | None = None) -> list[str]:
     """argv that runs Valkey in the foreground on 127.0.0.1:``port``.
 
     With ``persist`` the data lives in ``data_dir`` with the append-only file on
@@ -41,7 +53,7 @@ def command(port: int, data_dir: Path, *, persist: bool = True, cluster: bool = 
     ]
     if cluster:
         argv += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000",
-                 "--cluster-port", str(free_port())]
+                 "--cluster-port", str(bus_port or free_port())]
     if persist:
         argv += ["--appendonly", "yes", "--appendfsync", "everysec", "--save", "60 1000"]
     else:

@@ -27,9 +27,11 @@ def test_the_slots_are_split_evenly_and_whole() -> None:
 
 @pytest.fixture
 def nodes(tmp_path: Path) -> Iterator[list[int]]:
-    ports = [embedded.free_port() for _ in range(3)]
-    started = [subprocess.Popen(embedded.command(port, tmp_path / str(port), persist=False, cluster=True),
-                                stdout=subprocess.DEVNULL) for port in ports]
+    chosen = embedded.free_ports(6)  # three nodes and their cluster buses, all different
+    ports, buses = chosen[:3], chosen[3:]
+    started = [subprocess.Popen(embedded.command(port, tmp_path / str(port), persist=False, cluster=True,
+                                                 bus_port=bus), stdout=subprocess.DEVNULL)
+               for port, bus in zip(ports, buses, strict=True)]
     try:
         for port, proc in zip(ports, started, strict=True):
             procs.wait_for_port(port, proc)
