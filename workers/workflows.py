@@ -13,7 +13,6 @@ piece of work goes to one worker, and comes back if that worker dies.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -27,6 +26,7 @@ from threadline.shared import keys, metrics, runtime
 from threadline.shared.errors import ChatError, NotFound
 from threadline.shared.jobs import FAILURE_TTL_S, GENERATION
 from threadline.shared.runtime import Runtime
+from threadline.shared.tasks import cancel_and_wait
 from threadline.shared.workflows.current import StepInfo
 from threadline.shared.workflows.definition import RetryPolicy, workflow_named
 from threadline.shared.workflows.errors import NonRetryable
@@ -146,9 +146,7 @@ async def run_step(run_id: str, step_id: str, attempt: int) -> str:
     except Exception as exc:  # a result that is not JSON too
         error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ChatError) else f"{exc.code}: {exc.message}"
     finally:
-        keeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await keeper
+        await cancel_and_wait(keeper)
     retry_ms = policy.delay_ms(attempt) if result is None and again and attempt < policy.attempts else -1
     metrics.workflow_step_seconds.labels(workflow).observe(time.perf_counter() - started)
     metrics.workflow_steps.labels(workflow, "done" if result is not None else "retry" if retry_ms >= 0

@@ -23,6 +23,7 @@ from threadline.shared import jobs, keys
 from threadline.shared.generation.pulse import pulse_for
 from threadline.shared.storage.client import text
 from threadline.shared.storage.scripts import lua
+from threadline.shared.tasks import cancel_and_wait
 
 LEASE_MS = 10_000
 POLL_S = 0.05
@@ -63,14 +64,10 @@ async def thread_turn(redis: aioredis.Redis, thread_id: str, job_id: str | None,
         try:
             yield
         finally:
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await renewer
+            await cancel_and_wait(renewer)
     finally:
         if alive is not None:
-            alive.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await alive
+            await cancel_and_wait(alive)
         with contextlib.suppress(Exception):
             if job_id is not None:
                 await redis.lrem(queue, 0, job_id)

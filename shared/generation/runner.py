@@ -14,7 +14,6 @@ tool calls (tools.py), structured output (structured.py), the thread's title
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import logging
 import time
@@ -66,6 +65,7 @@ from threadline.shared.records import (
     text_of,
 )
 from threadline.shared.runtime import Runtime
+from threadline.shared.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -278,9 +278,7 @@ class Generation:
             finally:
                 metrics.model_seconds.labels(*labels).observe(time.perf_counter() - called)
             return False
-        model_task.cancel()  # closes the HTTP stream to the model
-        with contextlib.suppress(BaseException):
-            await model_task
+        await cancel_and_wait(model_task)  # closes the HTTP stream to the model
         return True
 
     async def _run_tools(self, step: _Step, writer: DeltaWriter) -> bool:

@@ -40,6 +40,7 @@ from threadline.shared.config import Settings
 from threadline.shared.errors import ConfigError, RateLimited
 from threadline.shared.storage.client import redis_errors
 from threadline.shared.storage.scripts import lua
+from threadline.shared.tasks import cancel_and_wait
 
 LIMITS_ADJUST = lua(__file__, "limits_adjust")
 LIMITS_HOLD = lua(__file__, "limits_hold")
@@ -185,9 +186,7 @@ class Limits:
         try:
             yield
         finally:
-            renew.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renew
+            await cancel_and_wait(renew)
             with contextlib.suppress(Exception):
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for _, key in found:
