@@ -2,8 +2,10 @@
 
 Workers heartbeat every 0.5 s. A stream silent for STREAM_STALE_MS is aborted
 and its reply stored as ``failed`` with the text streamed so far, so every
-subscriber sees it end within seconds rather than RQ's minutes. Ended streams
-stay listed for STREAM_GRACE_MS, then their keys go, in bounded batches.
+subscriber sees it end within seconds rather than RQ's minutes. Reply jobs that
+were only waiting for their thread's turn in the dead worker go back on RQ's
+queue (server.stranded). Ended streams stay listed for STREAM_GRACE_MS, then
+their keys go, in bounded batches.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ log = logging.getLogger(__name__)
 
 SWEEP_S = 1.0
 BATCH = 100
+STRANDED_EVERY = 3  # sweeps between two looks for stranded reply jobs
 
 
 RETRY_TTL_S = 86400
@@ -37,7 +40,9 @@ class StreamReaper:
         self._grace_ms = grace_ms
         self._task: asyncio.Task[None] | None = None
         self._token = secrets.token_hex(8)
+        self._sweeps = 0
         self.reaped = 0
+        self.requeued = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="stream-reaper")
@@ -70,6 +75,9 @@ class StreamReaper:
                 log.exception("could not end stale stream %s", stream_id)
         await self._store.streams.expire_ended(self._grace_ms, BATCH)
         self.reaped += ended
+        self._sweeps += 1
+        if self._generation is not None and self._sweeps % STRANDED_EVERY == 1:
+            self.requeued += len(await self._generation.requeue_stranded())
         return ended
 
     async def _end(self, thread_id: str, stream_id: str) -> int:

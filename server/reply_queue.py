@@ -17,6 +17,8 @@ from threadline.shared.llm.providers import provider_named
 from threadline.shared.records import Message
 from threadline.shared.threads import Store
 
+from .stranded import requeue_stranded
+
 BATCH = 200  # jobs handed to RQ in one pipeline
 
 
@@ -118,6 +120,10 @@ class ReplyQueue:
             with self._redis.pipeline() as pipe:
                 self._queue.enqueue_many([data for _, data in todo], pipeline=pipe)
                 pipe.execute()
+
+    async def requeue_stranded(self) -> list[str]:
+        """Put reply jobs stranded in a dead worker back on RQ's queue (server.stranded)."""
+        return await asyncio.to_thread(requeue_stranded, self._redis, self._apart or self._redis, self._queue)
 
     def close(self) -> None:
         self._redis.close()

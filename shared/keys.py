@@ -103,6 +103,11 @@ def generation_retries(thread_id: str) -> str:
     return f"{_t(thread_id)}:retries"
 
 
+def generation_began(thread_id: str, job_id: str) -> str:
+    """String (expiring): the job took its thread's turn and began answering; it never runs twice."""
+    return f"{_t(thread_id)}:genbegan:{job_id}"
+
+
 def generation_alive(job_id: str) -> str:
     """String with a short TTL: the job still waits for or holds its thread's turn."""
     return f"{PREFIX}:genalive:{job_id}"

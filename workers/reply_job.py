@@ -53,7 +53,10 @@ async def generate(thread_id: str, prompt_message_id: str, agent_name: str | Non
     store = rt.store
     logs.job_id.set(job_id or "")  # every record of this job carries it
     agent = agent_named(rt.settings.app_module, agent_name)
-    async with thread_turn(store.redis, thread_id, job_id, rq=rt.rq):
+    async with thread_turn(store.redis, thread_id, job_id, rq=rt.rq) as first:
+        if not first:
+            log.warning("job %s already began once; not answering %s again", job_id, prompt_message_id)
+            return "duplicate"
         try:
             prompt = await store.messages.get(prompt_message_id)
         except NotFound:

@@ -6,7 +6,9 @@ holds the thread's lock and is at the head of the queue.
 While a job waits or runs it keeps an "alive" key fresh; a head that is not
 alive and no longer queued in RQ (ended, or its worker died) is dropped, so a
 dead job never blocks the thread. The lock's lease is renewed while held, so a
-worker that dies frees it within LEASE_MS.
+worker that dies frees it within LEASE_MS. A job that takes its turn marks it as
+begun (``began``): run again (its worker was thought dead, server.stranded), it
+answers nothing twice.
 """
 
 from __future__ import annotations
@@ -29,15 +31,17 @@ LEASE_MS = 10_000
 POLL_S = 0.05
 ALIVE_MS = 3_000
 START_GRACE_MS = LEASE_MS  # how long a started job may take to mark itself alive
+BEGAN_TTL_S = jobs.FAILURE_TTL_S  # as long as RQ keeps the job's record
 _RELEASE = lua(__file__, "lock_release").source
 _EXTEND = lua(__file__, "lock_extend").source
 
 
 @contextlib.asynccontextmanager
 async def thread_turn(redis: aioredis.Redis, thread_id: str, job_id: str | None,
-                      wait_s: float = 3600.0, rq: aioredis.Redis | None = None) -> AsyncIterator[None]:
+                      wait_s: float = 3600.0, rq: aioredis.Redis | None = None) -> AsyncIterator[bool]:
     """Wait for this job's turn in the thread, then hold the thread until the block ends (``rq``: the
-    Redis of RQ's job records, when not ``redis``)."""
+    Redis of RQ's job records, when not ``redis``). Yields whether the turn is the job's first: False
+    when the same job already began (it was run again), and it must not answer twice."""
     key, token = keys.generation_lock(thread_id), secrets.token_hex(8)
     queue = keys.generation_queue(thread_id)
     loop = asyncio.get_running_loop()
@@ -60,9 +64,11 @@ async def thread_turn(redis: aioredis.Redis, thread_id: str, job_id: str | None,
                 raise TimeoutError(f"thread {thread_id} stayed busy for {wait_s}s")
             await asyncio.sleep(POLL_S)
         holding = True
+        first = job_id is None or bool(await redis.set(keys.generation_began(thread_id, job_id), b"1",
+                                                       nx=True, ex=BEGAN_TTL_S))
         renewer = asyncio.create_task(_renew(redis, key, token))
         try:
-            yield
+            yield first
         finally:
             await cancel_and_wait(renewer)
     finally:
@@ -107,10 +113,10 @@ async def _void(redis: aioredis.Redis, rq: aioredis.Redis, job_id: str) -> bool:
     status, started_at = await rq.hmget(jobs.job_key(job_id), ["status", "started_at"])
     if status is not None and status in jobs.WAITING:
         return False
-    return status != b"started" or not _recent(started_at)
+    return status != b"started" or not within_start_grace(started_at)
 
 
-def _recent(started_at: bytes | str | None) -> bool:
+def within_start_grace(started_at: bytes | str | None) -> bool:
     """Whether RQ's ``started_at`` (UTC, its own format) is within START_GRACE_MS of now."""
     try:
         started = datetime.strptime(text(started_at or b""), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)

@@ -181,6 +181,29 @@ def test_sigkill_with_20_replies_in_flight_ends_all_20(conc: Stack) -> None:
 
 
 @pytest.mark.timeout(120)
+def test_prompts_waiting_in_a_killed_worker_are_answered_by_the_next(conc: Stack) -> None:
+    """A worker takes all of a thread's jobs at once: the first answers, the others wait for their turn
+    inside it. SIGKILL it: the first reply fails (the reaper), and the two that waited are run again by
+    another worker, in order, once each."""
+    worker = conc.start_worker(WORKERS="1", MOCK_LLM_DELAY_MS="200", MOCK_LLM_WORDS="40")
+    tid = send(conc, "mock", "first")
+    send(conc, "mock", "second", tid)
+    send(conc, "mock", "third", tid)
+    started = StartedJobRegistry(GENERATION, connection=redis.Redis.from_url(conc.redis_url))
+    until(lambda: streams_of(conc, tid) and len(started.get_job_ids(cleanup=False)) == 3,
+          what="the first streams while the others wait in the same worker")
+    kill_group(worker, signal.SIGKILL)
+    worker.wait()
+    conc.start_worker(WORKERS="1")
+    until(lambda: ended(conc, [tid], 3), 60, "all three prompts answered")
+    time.sleep(1.0)  # time enough for a duplicate to show up
+    answered = [m for m in replies(conc, tid) if m["stepOrder"] == max(
+        r["stepOrder"] for r in replies(conc, tid) if r["order"] == m["order"])]
+    assert [m["status"] for m in answered] == ["failed", "success", "success"], answered
+    assert len({m["order"] for m in answered}) == 3 == len(answered)
+
+
+@pytest.mark.timeout(120)
 def test_a_blocking_sync_tool_does_not_stall_other_replies(conc: Stack) -> None:
     worker = conc.start_worker(WORKERS="1")
     r = redis.Redis.from_url(conc.redis_url)

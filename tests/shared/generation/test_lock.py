@@ -35,3 +35,16 @@ async def test_a_job_started_long_ago_and_never_alive_gives_its_turn_up(store: S
     await _queued(store, "t2", datetime.now(UTC) - timedelta(milliseconds=START_GRACE_MS + 1000))
     async with thread_turn(store.redis, "t2", "job-2", wait_s=5):
         pass
+
+
+async def test_a_job_run_again_after_it_began_is_told_so(store: Store) -> None:
+    """Its worker was taken for dead and the job queued again: the second run takes the turn but
+    learns the job already began, so it answers nothing twice."""
+    await store.redis.rpush(keys.generation_queue("t3"), "job-1")
+    async with thread_turn(store.redis, "t3", "job-1", wait_s=5) as first:
+        assert first is True
+    await store.redis.rpush(keys.generation_queue("t3"), "job-1")
+    async with thread_turn(store.redis, "t3", "job-1", wait_s=5) as first:
+        assert first is False
+    async with thread_turn(store.redis, "t3", None, wait_s=5) as first:  # a turn with no job: always first
+        assert first is True
