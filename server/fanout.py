@@ -3,7 +3,10 @@
 It owns channel -> listeners: a live query refs the channels it depends on
 (its change notices, and its thread's deltas if it carries streams) and hears
 every message of them. It subscribes upstream to a channel when the first
-listener refs it and unsubscribes when the last one goes. Redis pub/sub is
+listener refs it and unsubscribes when the last one goes. Channels are shard
+channels (SSUBSCRIBE; the writers SPUBLISH), each in the hash slot of the keys
+it announces, so the same code serves one node and a Redis Cluster; one
+subscribe command names the channels of one slot only. Redis pub/sub is
 at-most-once: after any reconnect every listener is told to resync (re-run),
 since messages may have been lost.
 """
@@ -14,10 +17,12 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Protocol
 
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
+from redis.crc import key_slot
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +76,8 @@ class ChangeListener:
             for ch in new:
                 self._confirmed.setdefault(ch, asyncio.Event())
             try:
-                await self._pubsub.subscribe(*new)
+                for group in by_slot(new):
+                    await self._pubsub.ssubscribe(*group)
             except (rexc.ConnectionError, rexc.TimeoutError, OSError):
                 # The listener reconnects and resubscribes (redis-py keeps the set).
                 log.warning("subscribe failed; the listener will resubscribe")
@@ -100,7 +106,8 @@ class ChangeListener:
         still_gone = [ch for ch in channels if ch not in self._routes]
         if still_gone:
             with contextlib.suppress(Exception):
-                await self._pubsub.unsubscribe(*still_gone)
+                for group in by_slot(still_gone):
+                    await self._pubsub.sunsubscribe(*group)
 
     async def _listen(self) -> None:
         attempt = 0
@@ -141,11 +148,11 @@ class ChangeListener:
         kind = msg["type"]
         channel = msg["channel"]
         name = channel.decode() if isinstance(channel, bytes) else str(channel)
-        if kind == "subscribe":
+        if kind == "ssubscribe":
             event = self._confirmed.get(name)
             if event is not None:
                 event.set()
-        elif kind == "message":
+        elif kind == "smessage":
             data = msg["data"]
             raw = data if isinstance(data, bytes) else str(data).encode()
             for who in list(self._routes.get(name, ())):
@@ -153,3 +160,12 @@ class ChangeListener:
                     who.heard(name, raw)
                 except Exception:  # one listener's fault must not starve the others
                     log.exception("a listener of %s failed", name)
+
+
+def by_slot(channels: Iterable[str]) -> list[list[str]]:
+    """``channels`` grouped by hash slot, in first-seen order (a cluster refuses a shard subscribe
+    that spans slots)."""
+    groups: dict[int, list[str]] = {}
+    for ch in channels:
+        groups.setdefault(key_slot(ch.encode()), []).append(ch)
+    return list(groups.values())

@@ -117,7 +117,7 @@ class Threadline:
     async def wait_workflow(self, run_id: str, timeout_s: float | None = None) -> RunView:
         """The run once it has ended (completed, failed or canceled); TimeoutError after ``timeout_s``."""
         pubsub = self.redis.pubsub()
-        await pubsub.subscribe(keys.workflow_channel(run_id))
+        await pubsub.ssubscribe(keys.workflow_channel(run_id))
         try:
             async with asyncio.timeout(timeout_s):
                 while True:

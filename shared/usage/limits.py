@@ -179,7 +179,7 @@ class Limits:
             except RateLimited:
                 await asyncio.sleep(0.2)
         with contextlib.suppress(Exception):
-            await self._redis.publish(keys.rate_limit_channel(who.user_id), now_ms())
+            await self._redis.spublish(keys.rate_limit_channel(who.user_id), now_ms())
         renew = asyncio.get_running_loop().create_task(self._renew([k for _, k in found], holder, lease_ms))
         self._renewals.add(renew)
         renew.add_done_callback(self._renewals.discard)
@@ -191,7 +191,7 @@ class Limits:
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for _, key in found:
                         pipe.zrem(key, holder)
-                    pipe.publish(keys.rate_limit_channel(who.user_id), now_ms())  # the status changed
+                    pipe.spublish(keys.rate_limit_channel(who.user_id), now_ms())  # the status changed
                     await pipe.execute()
 
     async def _hold(self, who: Who, holder: str, lease_ms: int) -> None:

@@ -65,12 +65,12 @@ async def test_ensure_loads_a_streams_log_up_to_its_seq_and_release_forgets(stor
 async def test_the_worker_publishes_a_notice_the_log_reads(store: Store) -> None:
     tid, sid, _ = await open_stream(store)
     pubsub = store.redis.pubsub()
-    await pubsub.subscribe(keys.delta_channel(tid))
+    await pubsub.ssubscribe(keys.delta_channel(tid))
     await store.streams.append(tid, sid, b'[{"type":"text","text":"hi"}]', "hi")
     async with asyncio.timeout(5):
         while True:
             msg = await pubsub.get_message(timeout=1.0)
-            if msg is not None and msg["type"] == "message":
+            if msg is not None and msg["type"] == "smessage":
                 break
     await pubsub.aclose()
     assert decode_notice(msg["data"]) == DeltaNotice(sid, 1, '[{"type":"text","text":"hi"}]')

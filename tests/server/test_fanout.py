@@ -50,8 +50,8 @@ async def test_each_channel_reaches_only_its_listeners(listener: ChangeListener,
     await listener.ref(["c1"], broken)
     await listener.ref(["c1", "c2"], a)
     await listener.ref(["c2"], b)
-    await store.redis.publish("c1", b"1")
-    await store.redis.publish("c2", b"2")
+    await store.redis.spublish("c1", b"1")
+    await store.redis.spublish("c2", b"2")
     await until(lambda: len(a.got) == 2 and len(b.got) == 1)
     assert a.got == [("c1", b"1"), ("c2", b"2")] and b.got == [("c2", b"2")]
 
@@ -62,7 +62,7 @@ async def test_the_last_unref_unsubscribes_upstream(listener: ChangeListener, st
     await listener.ref(["c"], b)
     listener.unref(["c"], a)
     assert listener.channels == {"c"}
-    await store.redis.publish("c", b"x")
+    await store.redis.spublish("c", b"x")
     await until(lambda: bool(b.got))
     assert a.got == []
     listener.unref(["c"], b)
@@ -77,5 +77,5 @@ async def test_after_a_reconnect_every_listener_resyncs_once(listener: ChangeLis
     await store.redis.client_kill_filter(_type="pubsub")
     await until(lambda: listener.reconnects >= 1)
     assert (a.resyncs, b.resyncs) == (1, 1)
-    await store.redis.publish("c2", b"after")
+    await store.redis.spublish("c2", b"after")
     await until(lambda: bool(b.got))

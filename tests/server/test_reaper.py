@@ -29,6 +29,9 @@ class Enqueued:
         self.asked.append((prompt.message_id, trigger_id))
         return f"gen-{trigger_id}"
 
+    async def requeue_stranded(self) -> list[str]:  # no RQ here (tests/scenarios/replies/test_concurrency.py has it)
+        return []
+
 
 async def stale(store: Store, tid: str, sid: str) -> None:
     await store.redis.zadd(keys.ACTIVE_STREAMS, {f"{tid}/{sid}": 1})  # last heartbeat long ago

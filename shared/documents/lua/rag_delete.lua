@@ -10,5 +10,5 @@ if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[6], ARGV[4]) en
 redis.call('DEL', KEYS[4])
 redis.call('RPUSH', KEYS[5], index_op('forget_document', ARGV[3] .. cjson.decode(cur).version))
 local v = redis.call('HINCRBY', KEYS[3], 'version', 1)
-redis.call('PUBLISH', ARGV[1], v)
+redis.call('SPUBLISH', ARGV[1], v)
 return {v, 1}

@@ -7,5 +7,5 @@ redis.call('HSET', KEYS[1], ARGV[2], ARGV[4])
 redis.call('DEL', KEYS[3])
 if KEYS[4] then redis.call('UNLINK', KEYS[4]) end
 local v = redis.call('HINCRBY', KEYS[2], 'version', 1)
-redis.call('PUBLISH', ARGV[1], v)
+redis.call('SPUBLISH', ARGV[1], v)
 return 1

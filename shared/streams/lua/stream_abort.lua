@@ -3,5 +3,5 @@
 if redis.call('HGET', KEYS[2], 'status') ~= 'streaming' then return 0 end
 redis.call('HSET', KEYS[2], 'status', 'aborted')
 local v = redis.call('HINCRBY', KEYS[1], 'version', 1)
-redis.call('PUBLISH', ARGV[1], v)
+redis.call('SPUBLISH', ARGV[1], v)
 return 1

@@ -10,5 +10,5 @@ if status ~= 'streaming' and not closing then return {0, status or 'missing'} en
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('XADD', KEYS[3], '0-' .. seq, 'p', ARGV[3])
 if ARGV[4] ~= '' then redis.call('APPEND', KEYS[2], ARGV[4]) end
-redis.call('PUBLISH', ARGV[1], delta_notice(ARGV[2], seq, ARGV[3]))
+redis.call('SPUBLISH', ARGV[1], delta_notice(ARGV[2], seq, ARGV[3]))
 return {seq, status}

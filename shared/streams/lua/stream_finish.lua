@@ -33,5 +33,5 @@ redis.call('HSET', KEYS[5], 'status', status, 'final', '1', 'endedAt', ARGV[4])
 redis.call('ZREM', KEYS[6], ARGV[3])
 redis.call('ZADD', KEYS[7], ARGV[4], ARGV[3])
 local v = redis.call('HINCRBY', KEYS[1], 'version', 1)
-redis.call('PUBLISH', ARGV[1], v)
+redis.call('SPUBLISH', ARGV[1], v)
 return v

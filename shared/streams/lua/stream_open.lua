@@ -12,5 +12,5 @@ redis.call('HSET', KEYS[2], 'streamId', ARGV[2], 'order', ARGV[3], 'stepOrder', 
 redis.call('ZADD', KEYS[3], score_of(tonumber(ARGV[3]), tonumber(ARGV[4])), ARGV[2])
 redis.call('ZADD', KEYS[4], ARGV[8], ARGV[9])
 local v = redis.call('HINCRBY', KEYS[1], 'version', 1)
-redis.call('PUBLISH', ARGV[1], v)
+redis.call('SPUBLISH', ARGV[1], v)
 return {v, status}

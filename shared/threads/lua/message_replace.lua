@@ -25,5 +25,5 @@ for i = 2, #ARGV, 5 do
   files_set(fk, id, ARGV[i + 3])
 end
 local v = redis.call('HINCRBY', KEYS[1], 'version', 1)
-redis.call('PUBLISH', ARGV[1], v)
+redis.call('SPUBLISH', ARGV[1], v)
 return v

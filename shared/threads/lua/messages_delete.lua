@@ -28,6 +28,6 @@ end
 local v = tonumber(redis.call('HGET', KEYS[1], 'version'))
 if count > 0 then
   v = redis.call('HINCRBY', KEYS[1], 'version', 1)
-  redis.call('PUBLISH', ARGV[1], v)
+  redis.call('SPUBLISH', ARGV[1], v)
 end
 return {count, v}

@@ -77,6 +77,6 @@ for i = 0, count - 1 do
 end
 redis.call('HSET', KEYS[1], 'maxOrder', max_order)
 local v = redis.call('HINCRBY', KEYS[1], 'version', 1)
-redis.call('PUBLISH', ARGV[1], v)
+redis.call('SPUBLISH', ARGV[1], v)
 table.insert(out, 1, v)
 return out

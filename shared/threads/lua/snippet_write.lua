@@ -18,6 +18,6 @@ end
 local v = tonumber(redis.call('HGET', KEYS[1], 'version'))
 if changed == 1 then
   v = redis.call('HINCRBY', KEYS[1], 'version', 1)
-  redis.call('PUBLISH', ARGV[1], v)
+  redis.call('SPUBLISH', ARGV[1], v)
 end
 return {v, changed, ARGV[2]}

@@ -7,5 +7,5 @@ local seq = redis.call('HINCRBY', KEYS[3], 'seq', 1)
 redis.call('ZADD', KEYS[2], seq, ARGV[1])
 local uv = redis.call('HINCRBY', KEYS[3], 'version', 1)
 redis.call('ZADD', KEYS[4], ARGV[7], ARGV[2])
-redis.call('PUBLISH', ARGV[8], uv)
+redis.call('SPUBLISH', ARGV[8], uv)
 return {uv, ARGV[1], ARGV[7]}

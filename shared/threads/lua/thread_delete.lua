@@ -13,6 +13,6 @@ for i = 1, n - 6 do redis.call('UNLINK', KEYS[i]) end
 redis.call('ZREM', KEYS[n - 2], ARGV[1])
 local uv = redis.call('HINCRBY', KEYS[n - 1], 'version', 1)
 redis.call('RPUSH', KEYS[n], index_op('forget_thread', ARGV[1]))
-redis.call('PUBLISH', ARGV[3], v)
-redis.call('PUBLISH', ARGV[4], uv)
+redis.call('SPUBLISH', ARGV[3], v)
+redis.call('SPUBLISH', ARGV[4], uv)
 return {v, uv}

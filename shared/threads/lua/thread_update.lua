@@ -4,6 +4,6 @@ for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('HSET', KEYS[1], 'updatedAt', ARGV[3])
 local v = redis.call('HINCRBY', KEYS[1], 'version', 1)
 local uv = redis.call('HINCRBY', KEYS[2], 'version', 1)
-redis.call('PUBLISH', ARGV[1], v)
-redis.call('PUBLISH', ARGV[2], uv)
+redis.call('SPUBLISH', ARGV[1], v)
+redis.call('SPUBLISH', ARGV[2], uv)
 return {v, uv}

@@ -12,5 +12,5 @@ for i = 1, #KEYS do
     redis.call('HSET', KEYS[i], 'v', math.max(0, v + delta), 'at', at)
   end
 end
-if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], now) end
+if ARGV[3] ~= '' then redis.call('SPUBLISH', ARGV[3], now) end
 return 1

@@ -35,5 +35,5 @@ for i = 1, #KEYS do
     redis.call('PEXPIRE', KEYS[i], period + 60000)
   end
 end
-if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], now) end
+if ARGV[3] ~= '' then redis.call('SPUBLISH', ARGV[3], now) end
 return {1, 0, 0}

@@ -19,5 +19,5 @@ end
 redis.call('ZINCRBY', KEYS[5], tonumber(ARGV[4]), ARGV[3])
 redis.call('SADD', KEYS[6], ARGV[3])
 local v = redis.call('HINCRBY', KEYS[3], 'version', 1)
-redis.call('PUBLISH', ARGV[1], v)
+redis.call('SPUBLISH', ARGV[1], v)
 return v

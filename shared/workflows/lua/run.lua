@@ -8,12 +8,12 @@ local function wf_bump(run, now)
   local rk = wf_key(run, 'run')
   local v = redis.call('HINCRBY', rk, 'version', 1)
   redis.call('HSET', rk, 'updatedAt', now)
-  redis.call('PUBLISH', wf_channel(run), v)
+  redis.call('SPUBLISH', wf_channel(run), v)
   local user = redis.call('HGET', rk, 'userId')
   if user then
-    redis.call('PUBLISH', wf_user_channel(user), redis.call('INCR', wf_user(user) .. ':v'))
+    redis.call('SPUBLISH', wf_user_channel(user), redis.call('INCR', wf_user(user) .. ':v'))
   end
-  redis.call('PUBLISH', WF_ALL_CHANNEL, redis.call('INCR', WF_ALL_VERSION))
+  redis.call('SPUBLISH', WF_ALL_CHANNEL, redis.call('INCR', WF_ALL_VERSION))
   return v
 end
 
