@@ -67,7 +67,10 @@ async def test_the_last_unref_unsubscribes_upstream(listener: ChangeListener, st
     assert a.got == []
     listener.unref(["c"], b)
     assert listener.channels == set()
-    await until(lambda: not listener._pubsub.channels)
+    await until(lambda: not listener.upstream())
+    async with asyncio.timeout(5):  # and the server has no subscriber of it left
+        while (await store.redis.execute_command("PUBSUB", "SHARDNUMSUB", "c"))[1] != 0:
+            await asyncio.sleep(0.01)
 
 
 async def test_after_a_reconnect_every_listener_resyncs_once(listener: ChangeListener, store: Store) -> None:

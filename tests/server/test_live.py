@@ -105,7 +105,7 @@ async def test_upstream_subscribe_on_first_interest_unsubscribe_on_last(live, st
     assert len(listener.channels) == 1
     registry.unsubscribe(sq, two, "s")
     assert listener.channels == set() and len(registry) == 0
-    await eventually(lambda: not listener._pubsub.channels)
+    await eventually(lambda: not listener.upstream())
 
 
 async def test_after_the_listener_reconnects_every_query_is_rerun(live, store: Store) -> None:  # type: ignore[no-untyped-def]

@@ -13,6 +13,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from tests.support import procs
+from tests.support.cluster import local_cluster
 from threadline.shared.storage import cluster, embedded
 
 
@@ -27,18 +28,8 @@ def test_the_slots_are_split_evenly_and_whole() -> None:
 
 @pytest.fixture
 def nodes(tmp_path: Path) -> Iterator[list[int]]:
-    chosen = embedded.free_ports(6)  # three nodes and their cluster buses, all different
-    ports, buses = chosen[:3], chosen[3:]
-    started = [subprocess.Popen(embedded.command(port, tmp_path / str(port), persist=False, cluster=True,
-                                                 bus_port=bus), stdout=subprocess.DEVNULL)
-               for port, bus in zip(ports, buses, strict=True)]
-    try:
-        for port, proc in zip(ports, started, strict=True):
-            procs.wait_for_port(port, proc)
+    with local_cluster(tmp_path, form=False) as ports:
         yield ports
-    finally:
-        for proc in started:
-            procs.stop(proc)
 
 
 def test_three_nodes_become_one_cluster_that_spreads_keys_over_every_primary(nodes: list[int]) -> None:

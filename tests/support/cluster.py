@@ -1,0 +1,60 @@
+"""A local Redis Cluster of bundled Valkey nodes for tests, and moving a slot between its primaries."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import redis
+
+from tests.support import procs
+from threadline.shared.storage import cluster, embedded
+
+
+@contextlib.contextmanager
+def local_cluster(tmp: Path, primaries: int = 3, form: bool = True) -> Iterator[list[int]]:
+    """``primaries`` cluster-enabled nodes (each with its bus on a port of its own), formed into one
+    cluster unless ``form`` is False; yields their ports."""
+    chosen = embedded.free_ports(2 * primaries)  # nodes and their buses, all different
+    ports, buses = chosen[:primaries], chosen[primaries:]
+    started = [subprocess.Popen(embedded.command(port, tmp / str(port), persist=False, cluster=True,
+                                                 bus_port=bus), stdout=subprocess.DEVNULL)
+               for port, bus in zip(ports, buses, strict=True)]
+    try:
+        for port, proc in zip(ports, started, strict=True):
+            procs.wait_for_port(port, proc)
+        if form:
+            cluster.form(ports)
+        yield ports
+    finally:
+        for proc in started:
+            procs.stop(proc)
+
+
+def owner_of(ports: list[int], slot: int) -> int:
+    """The port of the primary serving ``slot`` now."""
+    for port in ports:
+        with redis.Redis(port=port) as node:
+            for entry in node.execute_command("CLUSTER", "SLOTS"):  # type: ignore[no-untyped-call]
+                first, last, primary = entry[0], entry[1], entry[2]  # primary: [host, port, id]
+                if first <= slot <= last:
+                    return int(primary[1])
+    raise LookupError(f"no node serves slot {slot}")
+
+
+def move_slot(ports: list[int], slot: int, to: int) -> None:
+    """Move an empty ``slot`` to the primary on port ``to``, as a resharding tool does (importing,
+    migrating, then the new owner announced to every node)."""
+    src = owner_of(ports, slot)
+    nodes = {port: redis.Redis(port=port) for port in ports}
+    try:
+        ids = {port: nodes[port].execute_command("CLUSTER", "MYID").decode() for port in ports}  # type: ignore[no-untyped-call]
+        nodes[to].execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids[src])  # type: ignore[no-untyped-call]
+        nodes[src].execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[to])  # type: ignore[no-untyped-call]
+        for port in [to, src, *(p for p in ports if p not in (to, src))]:
+            nodes[port].execute_command("CLUSTER", "SETSLOT", slot, "NODE", ids[to])  # type: ignore[no-untyped-call]
+    finally:
+        for node in nodes.values():
+            node.close()
