@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import redis.asyncio as aioredis
-
 from threadline.shared.auth import Identity
 from threadline.shared.config import Settings
 from threadline.shared.files.store import FileStore
 from threadline.shared.runtime import Runtime
+from threadline.shared.storage.client import Client
 from threadline.shared.storage.guard import Guard
 from threadline.shared.threads import Store
 from threadline.shared.usage.ledger import UsageLedger
@@ -52,7 +51,7 @@ class Services:
         return self.runtime.settings
 
     @property
-    def redis(self) -> aioredis.Redis:
+    def redis(self) -> Client:
         return self.runtime.redis
 
     @property

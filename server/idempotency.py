@@ -17,13 +17,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
-import redis.asyncio as aioredis
 
 from threadline.server.context import Context
 from threadline.server.mutations import Outcome
 from threadline.shared import keys
 from threadline.shared.errors import ChatError
-from threadline.shared.storage.client import redis_errors
+from threadline.shared.storage.client import Client, redis_errors
 from threadline.shared.storage.guard import Guard
 
 TRANSIENT = {"unavailable", "internal"}
@@ -50,7 +49,7 @@ def outcome_of(result: Outcome | ChatError) -> StoredOutcome:
 
 
 async def run_once(
-    redis: aioredis.Redis,
+    redis: Client,
     ctx: Context,
     request: tuple[str, ...],
     ttl_s: int,

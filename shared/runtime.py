@@ -12,11 +12,9 @@ from __future__ import annotations
 import asyncio
 from functools import cache
 
-import redis.asyncio as aioredis
-
 from threadline.shared.config import Settings, load_settings
 from threadline.shared.files.store import FileStore
-from threadline.shared.storage.client import connect
+from threadline.shared.storage.client import Client, connect
 from threadline.shared.threads import Store
 from threadline.shared.usage.ledger import UsageLedger
 from threadline.shared.usage.limits import Limits
@@ -27,7 +25,7 @@ from threadline.shared.workflows.journal import Journal
 class Runtime:
     """Settings, one Redis pool and every store over it."""
 
-    def __init__(self, settings: Settings, *, redis: aioredis.Redis | None = None,
+    def __init__(self, settings: Settings, *, redis: Client | None = None,
                  max_connections: int = 64) -> None:
         """``redis``: a client to use instead of opening one (the caller keeps closing it)."""
         self.settings = settings

@@ -12,14 +12,13 @@ import time
 from pathlib import Path
 
 import msgspec
-import redis.asyncio as aioredis
 
 from threadline.shared import logs, metrics
 from threadline.shared.config import Settings
 from threadline.shared.errors import ChatError
 from threadline.shared.indexing.ops import ALIVE, OPS, RPC, decode_op
 from threadline.shared.runtime import Runtime, process_settings
-from threadline.shared.storage.client import as_bytes, connect
+from threadline.shared.storage.client import Client, as_bytes, connect
 from threadline.shared.threads import Store
 from threadline.shared.vectors.edge import EdgeIndex
 from threadline.shared.vectors.embeddings import embedder_for
@@ -48,7 +47,7 @@ def open_index(settings: Settings) -> VectorStore:
     return EdgeIndex(Path(settings.data_dir) / EMBEDDED_DIR)
 
 
-async def ops_loop(indexer: Indexer, redis: aioredis.Redis, queue: OpsQueue) -> None:
+async def ops_loop(indexer: Indexer, redis: Client, queue: OpsQueue) -> None:
     told = flushed = time.monotonic()
     dirty = False
     while True:
@@ -80,7 +79,7 @@ async def ops_loop(indexer: Indexer, redis: aioredis.Redis, queue: OpsQueue) -> 
             await queue.done()  # a batch that fails for a bug would fail forever: dropped, and logged
 
 
-async def rpc_loop(indexer: Indexer, redis: aioredis.Redis) -> None:
+async def rpc_loop(indexer: Indexer, redis: Client) -> None:
     async def answer(raw: bytes) -> None:
         try:
             call = decode_call(raw)
@@ -106,7 +105,7 @@ async def rpc_loop(indexer: Indexer, redis: aioredis.Redis) -> None:
             task.add_done_callback(running.discard)
 
 
-async def keep_alive(redis: aioredis.Redis, queue: OpsQueue) -> None:
+async def keep_alive(redis: Client, queue: OpsQueue) -> None:
     beats = 0
     while True:
         await redis.set(ALIVE, b"1", px=5000)

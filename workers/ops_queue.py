@@ -13,10 +13,8 @@ import logging
 import os
 import socket
 
-import redis.asyncio as aioredis
-
 from threadline.shared import keys
-from threadline.shared.storage.client import as_bytes, texts
+from threadline.shared.storage.client import Client, as_bytes, texts
 
 log = logging.getLogger("threadline.workers.index")
 
@@ -24,7 +22,7 @@ ALIVE_MS = 3000  # an index process silent this long is taken for dead
 
 
 class OpsQueue:
-    def __init__(self, redis: aioredis.Redis, owner: str | None = None) -> None:
+    def __init__(self, redis: Client, owner: str | None = None) -> None:
         self._redis = redis
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
         self._taken = keys.vector_ops_taken(self.owner)
@@ -69,7 +67,7 @@ class OpsQueue:
         return moved
 
 
-async def _move_all(redis: aioredis.Redis, source: str, src_end: str, dest_end: str) -> int:
+async def _move_all(redis: Client, source: str, src_end: str, dest_end: str) -> int:
     """Move every item of ``source`` to the ops list, one atomic LMOVE at a time (never lost)."""
     moved = 0
     while await redis.lmove(source, keys.VECTOR_OPS, src_end, dest_end) is not None:

@@ -16,13 +16,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 import msgspec
-import redis.asyncio as aioredis
 
 from threadline.shared import keys
 from threadline.shared.auth import Identity
 from threadline.shared.clock import now_ms
 from threadline.shared.errors import BadRequest, Forbidden, NotFound
-from threadline.shared.storage.client import as_bytes, redis_errors, text, texts
+from threadline.shared.storage.client import Client, as_bytes, redis_errors, text, texts
 from threadline.shared.storage.pagination import Page, score_bound
 from threadline.shared.storage.scripts import Scripts, lua
 
@@ -123,7 +122,7 @@ def parse_ref(ref: str) -> tuple[str, str, int]:
 
 
 class DocumentStore:
-    def __init__(self, redis: aioredis.Redis, scripts: Scripts) -> None:
+    def __init__(self, redis: Client, scripts: Scripts) -> None:
         self._redis = redis
         self._scripts = scripts
 

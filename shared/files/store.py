@@ -19,7 +19,6 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 
 import msgspec
-import redis.asyncio as aioredis
 
 from threadline.shared import keys
 from threadline.shared.clock import now_ms
@@ -30,7 +29,7 @@ from threadline.shared.files.refs import file_ids
 from threadline.shared.files.sniff import IMAGE_TYPES, check_upload, clean_name
 from threadline.shared.ids import new_file_id
 from threadline.shared.records import FilePart, ImagePart, Part
-from threadline.shared.storage.client import redis_errors, text, texts
+from threadline.shared.storage.client import Client, redis_errors, text, texts
 from threadline.shared.storage.pagination import Page, score_bound
 from threadline.shared.storage.scripts import Scripts, lua
 
@@ -60,7 +59,7 @@ _decode = msgspec.json.Decoder(FileRecord).decode
 
 
 class FileStore:
-    def __init__(self, redis: aioredis.Redis, scripts: Scripts, blobs: Blobs, *, max_bytes: int,
+    def __init__(self, redis: Client, scripts: Scripts, blobs: Blobs, *, max_bytes: int,
                  allowed: frozenset[str]) -> None:
         self._redis = redis
         self._scripts = scripts
@@ -69,7 +68,7 @@ class FileStore:
         self.allowed = allowed
 
     @classmethod
-    def from_settings(cls, redis: aioredis.Redis, scripts: Scripts, settings: Settings) -> FileStore:
+    def from_settings(cls, redis: Client, scripts: Scripts, settings: Settings) -> FileStore:
         return cls(redis, scripts, Blobs.from_settings(settings), max_bytes=settings.files_max_bytes,
                    allowed=frozenset(t.strip() for t in settings.files_types.split(",") if t.strip()))
 

@@ -19,11 +19,9 @@ import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import redis.asyncio as aioredis
-
 from threadline.shared import jobs, keys
 from threadline.shared.generation.pulse import pulse_for
-from threadline.shared.storage.client import text
+from threadline.shared.storage.client import Client, text
 from threadline.shared.storage.scripts import lua
 from threadline.shared.tasks import cancel_and_wait
 
@@ -37,8 +35,8 @@ _EXTEND = lua(__file__, "lock_extend").source
 
 
 @contextlib.asynccontextmanager
-async def thread_turn(redis: aioredis.Redis, thread_id: str, job_id: str | None,
-                      wait_s: float = 3600.0, rq: aioredis.Redis | None = None) -> AsyncIterator[bool]:
+async def thread_turn(redis: Client, thread_id: str, job_id: str | None,
+                      wait_s: float = 3600.0, rq: Client | None = None) -> AsyncIterator[bool]:
     """Wait for this job's turn in the thread, then hold the thread until the block ends (``rq``: the
     Redis of RQ's job records, when not ``redis``). Yields whether the turn is the job's first: False
     when the same job already began (it was run again), and it must not answer twice."""
@@ -83,7 +81,7 @@ async def thread_turn(redis: aioredis.Redis, thread_id: str, job_id: str | None,
                 await redis.eval(_RELEASE, 1, key, token)
 
 
-async def _keep_alive(redis: aioredis.Redis, job_id: str | None) -> None:
+async def _keep_alive(redis: Client, job_id: str | None) -> None:
     """Mark the job alive now, then with every other job of the process (see shared.generation.pulse)."""
     key = keys.generation_alive(job_id or "")
     await redis.set(key, b"1", px=ALIVE_MS)
@@ -95,13 +93,13 @@ async def _keep_alive(redis: aioredis.Redis, job_id: str | None) -> None:
         pulse.drop(key)
 
 
-async def _renew(redis: aioredis.Redis, key: str, token: str) -> None:
+async def _renew(redis: Client, key: str, token: str) -> None:
     while True:
         await asyncio.sleep(LEASE_MS / 3000)
         await redis.eval(_EXTEND, 1, key, token, LEASE_MS)
 
 
-async def _void(redis: aioredis.Redis, rq: aioredis.Redis, job_id: str) -> bool:
+async def _void(redis: Client, rq: Client, job_id: str) -> bool:
     """Whether a queued job id no longer stands for work to come (ended, gone, or dead).
 
     A job RQ started a moment ago may not have marked itself alive yet (a worker running many

@@ -13,11 +13,11 @@ import asyncio
 import logging
 import weakref
 
-import redis.asyncio as aioredis
 import redis.exceptions as rexc
 
 from threadline.shared import keys
 from threadline.shared.clock import now_ms
+from threadline.shared.storage.client import Client
 from threadline.shared.streams.store import member
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ BEAT_S = 0.5
 class Pulse:
     """Heartbeats for the streams and jobs of one process (on one event loop)."""
 
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: Client) -> None:
         self._redis = redis
         self._streams: dict[tuple[str, str], asyncio.Event] = {}
         self._alive: dict[str, int] = {}  # key -> px
@@ -85,7 +85,7 @@ class Pulse:
 _pulses: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, Pulse]] = weakref.WeakKeyDictionary()
 
 
-def pulse_for(redis: aioredis.Redis) -> Pulse:
+def pulse_for(redis: Client) -> Pulse:
     """The pulse of this Redis client on the running loop."""
     loop = asyncio.get_running_loop()
     by_client = _pulses.setdefault(loop, {})

@@ -19,10 +19,10 @@ from collections.abc import Iterable
 from typing import Literal
 
 import msgspec
-import redis.asyncio as aioredis
 
 from threadline.shared import keys
 from threadline.shared.records import Message
+from threadline.shared.storage.client import Client
 
 OPS, RPC, ALIVE = keys.VECTOR_OPS, keys.VECTOR_RPC, keys.VECTOR_ALIVE
 
@@ -59,7 +59,7 @@ def index_flag(m: Message) -> str:
 
 
 class MemoryOps:
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: Client) -> None:
         self._redis = redis
 
     async def push(self, ops: Iterable[IndexOp]) -> None:

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
-
 from threadline.shared import keys
-from threadline.shared.storage.client import redis_errors
+from threadline.shared.storage.client import Client, redis_errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +46,7 @@ def in_thread(guard: Guard | None, thread_id: str, step: str = "") -> Record | N
     return guard.thread(thread_id, step) if guard is not None else None
 
 
-async def recorded(redis: aioredis.Redis, record: Record | None) -> bool:
+async def recorded(redis: Client, record: Record | None) -> bool:
     """Whether the write of ``record`` already happened (a resend finishing the first attempt)."""
     if record is None:
         return False

@@ -1,5 +1,13 @@
 """Lua scripts: each read from its feature's ``lua/`` folder, run with EVALSHA (loaded on first use).
 
+Scripts that run several at a time in one pipeline (a batch of deltas) run as functions
+instead (``Scripts.run_all``): a Redis Cluster
+pipeline refuses EVALSHA (it could not load a missing script on the right node), but takes
+FCALL. Each such script is a library of its own, named after its content
+(``tl_<name>_<digest>``), loaded on first use on every primary (FUNCTION LOAD goes to all of
+them) and again wherever a node answers that it does not know it (a primary added or
+restarted since), so versions never mix and no node is missed.
+
 A feature keeps its scripts beside its code (``shared/threads/lua/messages_save.lua``) and
 names them once, at import: ``SAVE = lua(__file__, "messages_save")``. A script names the
 files it builds on in its first lines, each on a line of its own::
@@ -14,16 +22,17 @@ reader can open. This module knows no feature: it reads, includes and runs.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.asyncio.client import Pipeline
+import redis.exceptions as rexc
 from redis.commands.core import AsyncScript
 
+from threadline.shared.storage.client import Client
 from threadline.shared.storage.guard import GUARD_HEAD, GUARD_TAIL, Record
 
 Arg = bytes | str | int | float  # what a script's ARGV holds
@@ -36,6 +45,19 @@ class Script:
 
     name: str
     source: str
+
+    @property
+    def function(self) -> str:
+        """Its name as a function: the script's name and a digest of its text (a new version is a
+        new function, so processes of two versions can run side by side)."""
+        return f"tl_{self.name}_{hashlib.sha1(self.source.encode()).hexdigest()[:12]}"
+
+    @property
+    def library(self) -> str:
+        """Its text as a function library of its own (FUNCTION LOAD): KEYS and ARGV are the
+        function's arguments, so the script's text runs unchanged."""
+        return (f"#!lua name={self.function}\n"
+                f"redis.register_function('{self.function}', function(KEYS, ARGV)\n{self.source}\nend)\n")
 
 
 def lua(module_file: str, name: str) -> Script:
@@ -64,10 +86,11 @@ class Scripts:
     """Runs scripts over one Redis client; with a ``record``, at most once for it (see
     shared.storage.guard)."""
 
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: Client) -> None:
         self._redis = redis
         self._plain: dict[Script, AsyncScript] = {}
         self._guarded: dict[Script, AsyncScript] = {}
+        self._loaded: set[Script] = set()  # as functions
 
     def _registered(self, script: Script, guarded: bool) -> AsyncScript:
         table = self._guarded if guarded else self._plain
@@ -84,6 +107,35 @@ class Scripts:
             return await self._registered(script, False)(keys=list(keys), args=list(args))
         return await self._registered(script, True)(keys=[record.key, *keys], args=[record.ttl_s, *args])
 
-    async def queue(self, pipe: Pipeline, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> None:
-        """Add a run of ``script`` to ``pipe`` (its result comes with the pipeline's)."""
-        await self._registered(script, False)(keys=list(keys), args=list(args), client=pipe)
+    async def run_all(self, calls: Sequence[tuple[Script, Sequence[str], Sequence[Arg]]]) -> list[Any]:
+        """Run every (script, keys, args) in one pipeline, each atomic on its own (not a transaction:
+        redis-py's cluster transactions cannot take FCALL), as functions; returns each result, an
+        exception in place of a failed one.
+
+        A node that does not know a function answers so without running it: the libraries are
+        loaded again and what was refused runs again, in order.
+        """
+        await self._load({script for script, _, _ in calls if script not in self._loaded})
+        results = await self._pipelined(calls)
+        refused = [i for i, result in enumerate(results) if _unknown_function(result)]
+        if refused:
+            await self._load({calls[i][0] for i in refused})
+            for i, result in zip(refused, await self._pipelined([calls[i] for i in refused]), strict=True):
+                results[i] = result
+        return results
+
+    async def _pipelined(self, calls: Sequence[tuple[Script, Sequence[str], Sequence[Arg]]]) -> list[Any]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for script, keys, args in calls:
+                pipe.fcall(script.function, len(keys), *keys, *args)
+            return list(await pipe.execute(raise_on_error=False))
+
+    async def _load(self, scripts: set[Script]) -> None:
+        """Load each script's library on every primary (again, if it is there already)."""
+        for script in scripts:
+            await self._redis.function_load(script.library, replace=True)
+            self._loaded.add(script)
+
+
+def _unknown_function(result: object) -> bool:
+    return isinstance(result, rexc.ResponseError) and "function not found" in str(result).lower()

@@ -17,7 +17,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import msgspec
-import redis.asyncio as aioredis
 
 from threadline.shared import keys
 from threadline.shared.clock import now_ms
@@ -25,7 +24,7 @@ from threadline.shared.files.refs import file_keys, refs_arg
 from threadline.shared.ids import STREAM, new_child_id, thread_of
 from threadline.shared.indexing.ops import index_flag
 from threadline.shared.records import Message, message_encoder
-from threadline.shared.storage.client import as_bytes, redis_errors, text
+from threadline.shared.storage.client import Client, as_bytes, redis_errors, text
 from threadline.shared.storage.guard import Guard, in_thread
 from threadline.shared.storage.scripts import Arg, Scripts, lua
 from threadline.shared.streams.records import StreamInfo, StreamRecord, StreamStatus
@@ -74,7 +73,7 @@ class _Appends:
     is still its own atomic script call, in the order it was asked for.
     """
 
-    def __init__(self, redis: aioredis.Redis, scripts: Scripts) -> None:
+    def __init__(self, redis: Client, scripts: Scripts) -> None:
         self._redis = redis
         self._scripts = scripts
         self._pending: list[tuple[list[str], list[Arg], asyncio.Future[Any]]] = []
@@ -91,10 +90,7 @@ class _Appends:
         while self._pending:
             batch, self._pending = self._pending, []
             try:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for keys_, args, _ in batch:
-                        await self._scripts.queue(pipe, STREAM_DELTA, keys_, args)
-                    results = await pipe.execute(raise_on_error=False)
+                results = await self._scripts.run_all([(STREAM_DELTA, keys_, args) for keys_, args, _ in batch])
             except BaseException as exc:  # the connection failed: every delta of the batch did
                 for _, _, done in batch:
                     if not done.done():
@@ -112,7 +108,7 @@ class _Appends:
 
 
 class StreamStore:
-    def __init__(self, redis: aioredis.Redis, scripts: Scripts) -> None:
+    def __init__(self, redis: Client, scripts: Scripts) -> None:
         self._redis = redis
         self._scripts = scripts
         self._appends = _Appends(redis, scripts)

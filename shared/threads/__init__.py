@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
-
 from threadline.shared.documents.store import DocumentStore
 from threadline.shared.indexing.ops import MemoryOps
+from threadline.shared.storage.client import Client
 from threadline.shared.storage.guard import Guard
 from threadline.shared.storage.pagination import MAX_PAGE, Page, PaginationOpts
 from threadline.shared.storage.scripts import Scripts
@@ -21,7 +20,7 @@ __all__ = ["MAX_PAGE", "Page", "PaginationOpts", "Store", "StreamInfo"]
 class Store:
     """Threads and messages over one Redis client."""
 
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: Client) -> None:
         self.redis = redis
         self.scripts = scripts = Scripts(redis)
         self.memory = MemoryOps(redis)

@@ -9,8 +9,6 @@ import copy
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-import redis.asyncio as aioredis
-
 from threadline.shared import keys
 from threadline.shared.clock import now_ms
 from threadline.shared.errors import BadRequest, NotFound
@@ -25,17 +23,18 @@ from threadline.shared.records import (
     message_encoder,
 )
 from threadline.shared.score import score
-from threadline.shared.storage.client import redis_errors, text, texts
+from threadline.shared.storage.client import Client, redis_errors, text, texts
 from threadline.shared.storage.guard import Guard, in_thread
 from threadline.shared.storage.pagination import Page, score_bound
 from threadline.shared.storage.scripts import Arg, Scripts, lua
 from threadline.shared.streams.records import StreamInfo
-from threadline.shared.streams.store import STREAMS_READ, parse_streams, streams_read_call
+from threadline.shared.streams.store import parse_streams, streams_read_call
 from threadline.shared.threads.threads import ThreadStore
 
 MESSAGE_REPLACE = lua(__file__, "message_replace")
 MESSAGES_DELETE = lua(__file__, "messages_delete")
 MESSAGES_PAGE = lua(__file__, "messages_page")
+MESSAGES_PAGE_STREAMS = lua(__file__, "messages_page_streams")
 MESSAGES_SAVE = lua(__file__, "messages_save")
 
 MAX_BATCH = 500
@@ -51,7 +50,7 @@ def _encode_unordered(message: Message) -> bytes:
 class MessageStore:
     """Save, read, list and delete messages; every write notifies the thread's subscribers."""
 
-    def __init__(self, redis: aioredis.Redis, scripts: Scripts, threads: ThreadStore) -> None:
+    def __init__(self, redis: Client, scripts: Scripts, threads: ThreadStore) -> None:
         self._redis = redis
         self._scripts = scripts
         self._threads = threads
@@ -188,10 +187,9 @@ class MessageStore:
             page_keys = [keys.thread(thread_id), keys.messages(thread_id), index]
             with redis_errors():
                 if streams is not None and not version:
-                    async with self._redis.pipeline(transaction=True) as pipe:
-                        await self._scripts.queue(pipe, MESSAGES_PAGE, page_keys, [bound, limit])
-                        await self._scripts.queue(pipe, STREAMS_READ, *streams_read_call(thread_id))
-                        (owner, raw_version, hits, bodies), rows = await pipe.execute()
+                    stream_keys, stream_args = streams_read_call(thread_id)
+                    (owner, raw_version, hits, bodies), rows = await self._scripts.run(
+                        MESSAGES_PAGE_STREAMS, page_keys + stream_keys, [bound, limit, *stream_args])
                     streams.extend(parse_streams(rows))
                 else:
                     owner, raw_version, hits, bodies = await self._scripts.run(

@@ -8,13 +8,12 @@ are listed live, embedded and searched like messages, and reach the context.
 from __future__ import annotations
 
 import msgspec
-import redis.asyncio as aioredis
 
 from threadline.shared import keys
 from threadline.shared.clock import now_ms
 from threadline.shared.errors import NotFound
 from threadline.shared.ids import SNIPPET, new_child_id, thread_of
-from threadline.shared.storage.client import redis_errors
+from threadline.shared.storage.client import Client, redis_errors
 from threadline.shared.storage.guard import Guard, in_thread
 from threadline.shared.storage.pagination import Page, score_bound
 from threadline.shared.storage.scripts import Scripts, lua
@@ -55,7 +54,7 @@ def thread_of_snippet(snippet_id: str) -> str:
 
 
 class SnippetStore:
-    def __init__(self, redis: aioredis.Redis, scripts: Scripts, threads: ThreadStore) -> None:
+    def __init__(self, redis: Client, scripts: Scripts, threads: ThreadStore) -> None:
         self._redis = redis
         self._scripts = scripts
         self._threads = threads

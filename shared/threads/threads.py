@@ -6,7 +6,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
-import redis.asyncio as aioredis
 
 from threadline.shared import keys
 from threadline.shared.clock import now_ms
@@ -14,7 +13,7 @@ from threadline.shared.errors import BadRequest, NotFound
 from threadline.shared.files.refs import file_keys
 from threadline.shared.ids import THREAD_ID_RULE, new_thread_id, valid_chosen_id
 from threadline.shared.records import Thread, ThreadStatus, thread_metadata_decoder
-from threadline.shared.storage.client import redis_errors, text, texts
+from threadline.shared.storage.client import Client, redis_errors, text, texts
 from threadline.shared.storage.guard import Guard, in_thread
 from threadline.shared.storage.pagination import Page, score_bound
 from threadline.shared.storage.scripts import Scripts, lua
@@ -48,7 +47,7 @@ def _thread_from_hash(raw: Mapping[Any, Any]) -> Thread:
 class ThreadStore:
     """Create, read, update, delete and list threads; every write notifies subscribers."""
 
-    def __init__(self, redis: aioredis.Redis, scripts: Scripts) -> None:
+    def __init__(self, redis: Client, scripts: Scripts) -> None:
         self._redis = redis
         self._scripts = scripts
 

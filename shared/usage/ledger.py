@@ -21,14 +21,13 @@ from functools import cache
 from typing import Any, Literal
 
 import msgspec
-import redis.asyncio as aioredis
 
 from threadline.shared import keys
 from threadline.shared.app_module import declared_map
 from threadline.shared.clock import now_ms
 from threadline.shared.config import Settings
 from threadline.shared.errors import BadRequest
-from threadline.shared.storage.client import as_bytes, redis_errors, text
+from threadline.shared.storage.client import Client, as_bytes, redis_errors, text
 from threadline.shared.storage.scripts import Scripts, lua
 
 USAGE_RECORD = lua(__file__, "usage_record")
@@ -118,10 +117,10 @@ _decode_entry = msgspec.json.Decoder(UsageEntry).decode
 
 class UsageLedger:
     @classmethod
-    def from_settings(cls, redis: aioredis.Redis, scripts: Scripts, settings: Settings) -> UsageLedger:
+    def from_settings(cls, redis: Client, scripts: Scripts, settings: Settings) -> UsageLedger:
         return cls(redis, scripts, period=settings.usage_period, prices=prices_of(settings.app_module))
 
-    def __init__(self, redis: aioredis.Redis, scripts: Scripts, *, period: Period = "month",
+    def __init__(self, redis: Client, scripts: Scripts, *, period: Period = "month",
                  prices: dict[str, Price] | None = None) -> None:
         self._redis = redis
         self._scripts = scripts

@@ -31,14 +31,13 @@ from functools import cache
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import msgspec
-import redis.asyncio as aioredis
 
 from threadline.shared import keys
 from threadline.shared.app_module import declared_list
 from threadline.shared.clock import now_ms
 from threadline.shared.config import Settings
 from threadline.shared.errors import ConfigError, RateLimited
-from threadline.shared.storage.client import redis_errors
+from threadline.shared.storage.client import Client, redis_errors
 from threadline.shared.storage.scripts import lua
 from threadline.shared.tasks import cancel_and_wait
 
@@ -115,14 +114,14 @@ def estimate_tokens(chars: int, max_tokens: int | None) -> int:
 
 
 class Limits:
-    def __init__(self, redis: aioredis.Redis, scripts: Scripts, rules: Sequence[Limit]) -> None:
+    def __init__(self, redis: Client, scripts: Scripts, rules: Sequence[Limit]) -> None:
         self._redis = redis
         self._scripts = scripts
         self._renewals: set[asyncio.Task[None]] = set()
         self.rules = list(rules)
 
     @classmethod
-    def from_settings(cls, redis: aioredis.Redis, scripts: Scripts, settings: Settings) -> Limits:
+    def from_settings(cls, redis: Client, scripts: Scripts, settings: Settings) -> Limits:
         return cls(redis, scripts, rules_of(settings))
 
     def has(self, on: On | None) -> bool:

@@ -11,13 +11,11 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING, Protocol
 
-import redis.asyncio as aioredis
-
 from threadline.shared import keys
 from threadline.shared.config import Settings
 from threadline.shared.errors import Unavailable
 from threadline.shared.indexing.ops import ALIVE, RPC
-from threadline.shared.storage.client import as_bytes, redis_errors
+from threadline.shared.storage.client import Client, as_bytes, redis_errors
 from threadline.shared.vectors.rpc import (
     ChunkSearchRequest,
     Hit,
@@ -42,7 +40,7 @@ class MemorySearch(Protocol):
 class RemoteSearch:
     """Asks the index process (embedded mode)."""
 
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: Client) -> None:
         self._redis = redis
 
     async def search(self, request: SearchRequest | ChunkSearchRequest) -> list[Hit]:

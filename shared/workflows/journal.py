@@ -19,14 +19,13 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import msgspec
-import redis.asyncio as aioredis
 
 from threadline.shared import keys
 from threadline.shared.clock import now_ms
 from threadline.shared.config import Settings
 from threadline.shared.errors import BadRequest, Conflict, NotFound
 from threadline.shared.ids import new_run_id
-from threadline.shared.storage.client import redis_errors, text
+from threadline.shared.storage.client import Client, redis_errors, text
 from threadline.shared.storage.pagination import Page, score_bound
 from threadline.shared.storage.scripts import Scripts, lua
 from threadline.shared.workflows.definition import Workflow
@@ -102,14 +101,14 @@ class TakenStep(NamedTuple):
 class Journal:
     """Runs and their steps; every method is one atomic change (or a plain read)."""
 
-    def __init__(self, redis: aioredis.Redis, scripts: Scripts, *, retention_s: int, lease_ms: int) -> None:
+    def __init__(self, redis: Client, scripts: Scripts, *, retention_s: int, lease_ms: int) -> None:
         self.redis = redis
         self._scripts = scripts
         self.retention_s = retention_s
         self.lease_ms = lease_ms
 
     @classmethod
-    def from_settings(cls, redis: aioredis.Redis, scripts: Scripts, settings: Settings) -> Journal:
+    def from_settings(cls, redis: Client, scripts: Scripts, settings: Settings) -> Journal:
         return cls(redis, scripts, retention_s=settings.workflow_retention_s, lease_ms=settings.workflow_lease_ms)
 
     # -- control ---------------------------------------------------------------------------

@@ -27,21 +27,21 @@ def _note(script: Script, keys: Sequence[str]) -> None:
 
 
 def install() -> None:
-    """Wrap Scripts.run and Scripts.queue of this process to record each call's slots."""
-    run, queue = Scripts.run, Scripts.queue
+    """Wrap Scripts.run and Scripts.run_all of this process to record each call's slots."""
+    run, run_all = Scripts.run, Scripts.run_all
 
     async def recorded_run(self: Scripts, script: Script, keys: Sequence[str], args: Sequence[Any],
                            record: Record | None = None) -> Any:
         _note(script, [record.key, *keys] if record is not None else keys)
         return await run(self, script, keys, args, record)
 
-    async def recorded_queue(self: Scripts, pipe: Any, script: Script, keys: Sequence[str],
-                             args: Sequence[Any]) -> None:
-        _note(script, keys)
-        await queue(self, pipe, script, keys, args)
+    async def recorded_run_all(self: Scripts, calls: Sequence[tuple[Script, Sequence[str], Sequence[Any]]]) -> Any:
+        for script, keys, _ in calls:
+            _note(script, keys)
+        return await run_all(self, calls)
 
     Scripts.run = recorded_run  # type: ignore[method-assign]
-    Scripts.queue = recorded_queue  # type: ignore[method-assign]
+    Scripts.run_all = recorded_run_all  # type: ignore[method-assign]
 
 
 def write(path: Path) -> None:

@@ -3,6 +3,7 @@ different slots spread over every primary, and forming again changes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -10,11 +11,13 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.asyncio.cluster import RedisCluster as AsyncCluster
 from redis.cluster import RedisCluster
 
 from tests.support import procs
 from tests.support.cluster import local_cluster
 from threadline.shared.storage import cluster, embedded
+from threadline.shared.storage.scripts import Script, Scripts
 
 
 def test_the_slots_are_split_evenly_and_whole() -> None:
@@ -67,3 +70,26 @@ def test_a_single_node_is_no_cluster(tmp_path: Path) -> None:
     finally:
         procs.stop(proc)
     assert cluster.cluster_enabled(f"redis://127.0.0.1:{embedded.free_port()}/0") is None  # nobody there
+
+
+def test_scripts_run_together_on_a_cluster_and_on_a_primary_that_lost_them(nodes: list[int]) -> None:
+    """A pipeline of scripts over keys of every primary (FCALL; a cluster pipeline refuses EVALSHA),
+    and a primary that forgot the functions gets them again."""
+    cluster.form(nodes)
+    counter = Script("test_counter", "return redis.call('INCRBY', KEYS[1], ARGV[1])")
+
+    async def run() -> None:
+        client = AsyncCluster(host="127.0.0.1", port=nodes[0])
+        try:
+            await client.initialize()
+            scripts = Scripts(client)
+            calls = [(counter, [f"k{i}"], [i]) for i in range(12)]
+            assert {client.get_node_from_key(f"k{i}").port for i in range(12)} == set(nodes)
+            assert await scripts.run_all(calls) == list(range(12))
+            with redis.Redis(port=nodes[1]) as node:
+                node.function_flush()
+            assert await scripts.run_all(calls) == [2 * i for i in range(12)]
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())

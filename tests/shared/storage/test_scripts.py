@@ -6,10 +6,11 @@ import re
 from pathlib import Path
 
 import pytest
+import redis
 
 from threadline.shared.indexing.ops import IndexOp, decode_op
 from threadline.shared.score import score
-from threadline.shared.storage.scripts import Script, read
+from threadline.shared.storage.scripts import Script, Scripts, read
 from threadline.shared.streams.records import DeltaNotice, decode_notice
 from threadline.shared.threads import Store
 
@@ -60,3 +61,25 @@ async def test_lua_index_ops_and_delta_notices_decode_in_python(store: Store) ->
     assert decode_op(op) == IndexOp("embed_message", "m1")  # type: ignore[arg-type]
     notice = await _eval(store, "streams/lua/delta_notice.lua", "return delta_notice('s1', 7, '[1]')")
     assert decode_notice(notice) == DeltaNotice("s1", 7, "[1]")  # type: ignore[arg-type]
+
+
+COUNTER = Script("test_counter", "return {KEYS[1], redis.call('INCRBY', KEYS[1], ARGV[1])}")
+READER = Script("test_reader", "return redis.call('GET', KEYS[1])")
+
+
+async def test_scripts_run_together_as_functions_even_after_a_node_forgot_them(store: Store) -> None:
+    """A pipeline of scripts runs them as functions; a node that lost its functions (restarted, or
+    added since) gets them again and what it refused runs once, in order."""
+    scripts = Scripts(store.redis)
+    calls = [(COUNTER, ["test:a"], [1]), (COUNTER, ["test:b"], [10]), (COUNTER, ["test:a"], [2])]
+    assert await scripts.run_all(calls) == [[b"test:a", 1], [b"test:b", 10], [b"test:a", 3]]
+    await store.redis.function_flush()
+    assert await scripts.run_all(calls) == [[b"test:a", 4], [b"test:b", 20], [b"test:a", 6]]
+    assert COUNTER.function != Script("test_counter", COUNTER.source + " ").function  # a new text, a new version
+
+
+async def test_a_failed_script_fails_alone(store: Store) -> None:
+    scripts = Scripts(store.redis)
+    broken = Script("test_broken", "return redis.error_reply('CONFLICT no')")
+    first, second = await scripts.run_all([(broken, ["test:x"], []), (READER, ["test:x"], [])])
+    assert isinstance(first, redis.ResponseError) and "CONFLICT" in str(first) and second is None
