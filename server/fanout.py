@@ -113,7 +113,13 @@ class ChangeListener:
             for ch in new:
                 self._confirmed.setdefault(ch, asyncio.Event())
             async with self._lock:
-                await self._subscribe([ch for ch in new if ch in self._routes and ch not in self._home])
+                todo = []
+                for ch in new:
+                    if ch in self._home:  # unref'd a moment ago, its unsubscribe not sent: still on
+                        self._confirmed[ch].set()
+                    elif ch in self._routes:
+                        todo.append(ch)
+                await self._subscribe(todo)
         waits = [self._confirmed[ch].wait() for ch in channels if ch in self._confirmed]
         if waits:
             with contextlib.suppress(TimeoutError):

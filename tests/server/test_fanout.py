@@ -82,3 +82,14 @@ async def test_after_a_reconnect_every_listener_resyncs_once(listener: ChangeLis
     assert (a.resyncs, b.resyncs) == (1, 1)
     await store.redis.spublish("c2", b"after")
     await until(lambda: bool(b.got))
+
+
+async def test_a_channel_refd_again_before_its_unsubscribe_went_out_stays_on(listener: ChangeListener,
+                                                                            store: Store) -> None:
+    a, b = Recorder(), Recorder()
+    await listener.ref(["c"], a)
+    listener.unref(["c"], a)  # the unsubscribe is on its way
+    async with asyncio.timeout(1):  # no wait for a confirmation that never comes
+        await listener.ref(["c"], b)
+    await store.redis.spublish("c", b"still")
+    await until(lambda: b.got == [("c", b"still")])
