@@ -2,6 +2,9 @@
 
 Text is cut at chunk boundaries (word / line / regex) and flushed at most every
 ``throttle_ms``; the end of a step flushes everything, so no tail is ever lost.
+The first delta goes out as soon as the model's first token is here, whole (a
+tab shows the reply starting at the model's pace, not a chunk and a throttle
+tick later); chunking and the throttle apply from the second on.
 Each flush hands one delta to the generation's sink (shared.generation.sinks),
 which appends it (next seq) to the stream's log and publishes it, or keeps it in memory.
 """
@@ -42,6 +45,7 @@ class DeltaWriter:
         self._ready = asyncio.Event()  # something is buffered
         self._timer: asyncio.Task[None] | None = None
         self.seq = 0
+        self._started = False  # a delta went out: chunk boundaries apply from now on
         self.aborted = asyncio.Event()
 
     def start(self) -> None:
@@ -86,7 +90,7 @@ class DeltaWriter:
         async with self._lock:
             parts: list[Part] = self._pending
             keep: list[Part] = []
-            if not final and parts and isinstance(parts[-1], TextPart):
+            if not final and self._started and parts and isinstance(parts[-1], TextPart):
                 now, rest = self._chunker.split(parts[-1].text)
                 parts = [*parts[:-1], *([TextPart(text=now)] if now else [])]
                 keep = [TextPart(text=rest)] if rest else []
@@ -106,3 +110,4 @@ class DeltaWriter:
                 self._last_object = None
             else:
                 self.seq = seq
+                self._started = True

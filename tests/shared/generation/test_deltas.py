@@ -1,5 +1,5 @@
-"""The delta writer: text cut at chunk boundaries on the timer, everything at a step's end,
-the growing object of a structured reply, and an aborted stream noticed."""
+"""The delta writer: the first token at once, then text cut at chunk boundaries on the timer,
+everything at a step's end, the growing object of a structured reply, and an aborted stream noticed."""
 
 from __future__ import annotations
 
@@ -27,13 +27,16 @@ class Kept:
         return len(self.deltas)
 
 
-async def test_the_timer_sends_whole_words_and_the_step_end_sends_the_rest() -> None:
+async def test_the_first_token_goes_at_once_then_whole_words_and_the_step_end_sends_the_rest() -> None:
     sink = Kept()
     writer = DeltaWriter(sink, "s", chunking="word", throttle_ms=10)
     writer.start()
-    writer.text("Hello wor")
+    writer.text("Hel")  # the model's first token: shown at once, whole
     await asyncio.sleep(0.05)
-    assert sink.deltas == [[TextPart(text="Hello ")]]
+    assert sink.deltas == [[TextPart(text="Hel")]]
+    writer.text("lo wor")  # from now on, up to a word boundary per tick
+    await asyncio.sleep(0.05)
+    assert sink.deltas == [[TextPart(text="Hel")], [TextPart(text="lo ")]]
     writer.text("ld")
     writer.part(ToolCallPart(tool_call_id="c", tool_name="t", args={}))
     await writer.flush()
