@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import secrets
 import time
 import urllib.parse
@@ -45,6 +46,7 @@ from threadline.server.ui_stream import (
     sse,
     ui_messages,
 )
+from threadline.server.wakeup import Wakeup, thread_wakeup
 from threadline.shared import jobs
 from threadline.shared.errors import BadRequest, Conflict, NotFound
 from threadline.shared.ids import THREAD_ID_RULE, valid_chosen_id
@@ -60,6 +62,7 @@ from threadline.shared.records import (
 )
 from threadline.shared.score import score
 from threadline.shared.storage.pagination import MAX_PAGE, parse_digits
+from threadline.shared.streams.records import StreamInfo
 
 STREAM_WAIT_S = 300.0  # how long a sent message's reply may take to start (a queue ahead of it)
 JOB_CHECK_S = 1.0  # how often a wait for the reply's stream checks that its job may still open it
@@ -268,38 +271,51 @@ async def _reply(ctx: Context, thread_id: str, sent: _Sent, keep_running: bool, 
     """Wait for the reply's stream to open (pinging), then follow it. A job that ended without
     opening one ends the wait at once; leaving before it opens (``stop()``) stops the queued job."""
     started = pinged = checked = time.monotonic()
-    delay = 0.02
     opened = False
     try:
-        while True:
-            fresh = [s for s in await ctx.store.streams.list(thread_id)
-                     if s.order == sent.order and s.stream_id not in sent.known]
-            if fresh:
-                opened = True
-                break
-            now = time.monotonic()
-            if now > started + STREAM_WAIT_S:
-                yield sse(error_chunk("the reply did not start in time"))
-                yield DONE
-                return
-            if now - checked > JOB_CHECK_S:
-                checked = now
-                if not await _job_may_start(ctx, sent.job_id) and not [
-                        s for s in await ctx.store.streams.list(thread_id)
-                        if s.order == sent.order and s.stream_id not in sent.known]:
-                    yield sse(error_chunk("the reply did not start: its job ended without it"))
+        async with thread_wakeup(ctx.services.listener, thread_id) as woken:  # a stream opening wakes it
+            fresh = await _opened(ctx, thread_id, sent, woken)
+            while not fresh:
+                now = time.monotonic()
+                if now > started + STREAM_WAIT_S:
+                    yield sse(error_chunk("the reply did not start in time"))
                     yield DONE
                     return
-            if now - pinged > ctx.services.settings.sse_ping_s:
-                pinged = now
-                yield PING
-            await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 0.25)
+                if now - checked > JOB_CHECK_S:
+                    checked = now
+                    if not await _job_may_start(ctx, sent.job_id) and not await _opened(ctx, thread_id, sent, woken):
+                        yield sse(error_chunk("the reply did not start: its job ended without it"))
+                        yield DONE
+                        return
+                if now - pinged > ctx.services.settings.sse_ping_s:
+                    pinged = now
+                    yield PING
+                await woken.wait(min(JOB_CHECK_S, ctx.services.settings.sse_ping_s))
+                fresh = await _opened(ctx, thread_id, sent, woken)
+            opened = True
+            async for chunk in _follow(ctx, thread_id, fresh[-1].stream_id, keep_running, base, woken):
+                yield chunk
     finally:
         if not opened and not keep_running:  # stop() before the reply started: it never will
             _in_background(ctx.store.streams.abort_replies(thread_id, [sent.job_id]))
-    async for chunk in _follow(ctx, thread_id, fresh[-1].stream_id, keep_running, base):
-        yield chunk
+
+
+@contextlib.asynccontextmanager
+async def _awake(ctx: Context, thread_id: str, woken: Wakeup | None) -> AsyncIterator[Wakeup]:
+    """``woken``, or a Wakeup of the thread's own while the block runs."""
+    if woken is not None:
+        yield woken
+        return
+    async with thread_wakeup(ctx.services.listener, thread_id) as own:
+        yield own
+
+
+async def _opened(ctx: Context, thread_id: str, sent: _Sent, woken: Wakeup) -> list[StreamInfo]:
+    """The streams of the sent prompt's reply opened so far (``woken`` armed first: a stream opening
+    after this read ends the next wait)."""
+    woken.arm()
+    return [s for s in await ctx.store.streams.list(thread_id)
+            if s.order == sent.order and s.stream_id not in sent.known]
 
 
 async def _job_may_start(ctx: Context, job_id: str) -> bool:
@@ -316,7 +332,7 @@ def _in_background(work: Coroutine[Any, Any, Any]) -> None:
 
 
 async def _follow(ctx: Context, thread_id: str, stream_id: str, keep_running: bool,
-                  base: str) -> AsyncIterator[bytes]:
+                  base: str, woken: Wakeup | None = None) -> AsyncIterator[bytes]:
     """A stream's deltas from its start as UI chunks, until it ends. Leaving early (the client went
     away: ``stop()``) aborts it, unless ``keep_running``. ``base``: where the browser reaches this
     server (file links are absolute: a page on another origin loads them from here)."""
@@ -329,18 +345,20 @@ async def _follow(ctx: Context, thread_id: str, stream_id: str, keep_running: bo
         for chunk in ui.begin(info.message_id):
             yield sse(chunk)
         after, said = 0, time.monotonic()
-        while True:
-            for seq, parts in await streams.log(thread_id, stream_id, after=after):
-                for chunk in ui.parts(decode_parts(parts)):
-                    yield sse(chunk)
-                after, said = seq, time.monotonic()
-            info = await streams.get(stream_id)
-            if info is None or (info.status != "streaming" and info.seq <= after):
-                break
-            if time.monotonic() - said > ctx.services.settings.sse_ping_s:
-                said = time.monotonic()
-                yield PING
-            await streams.wait_for_delta(thread_id, stream_id, after, timeout_ms=1000)
+        async with _awake(ctx, thread_id, woken) as woken:
+            while True:
+                woken.arm()
+                for seq, parts in await streams.log(thread_id, stream_id, after=after):
+                    for chunk in ui.parts(decode_parts(parts)):
+                        yield sse(chunk)
+                    after, said = seq, time.monotonic()
+                info = await streams.get(stream_id)
+                if info is None or (info.status != "streaming" and info.seq <= after):
+                    break
+                if time.monotonic() - said > ctx.services.settings.sse_ping_s:
+                    said = time.monotonic()
+                    yield PING
+                await woken.wait()
         ended = True
         reply = await _reply_message(ctx, info.message_id if info else "")
         for chunk in ui.parts(_shown(reply)):

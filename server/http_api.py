@@ -19,6 +19,7 @@ from threadline.server.context import Context, Services
 from threadline.server.mutate import error_of, parse_args, run_mutation
 from threadline.server.mutations import Outcome, add_document
 from threadline.server.queries import QUERIES
+from threadline.server.wakeup import thread_wakeup
 from threadline.shared import jobs, keys, metrics
 from threadline.shared.clock import now_ms
 from threadline.shared.documents.parsing import too_large
@@ -289,17 +290,19 @@ async def sse_deltas(ctx: Context, thread_id: str, stream_id: str, after: int,
                      request: Request) -> AsyncIterator[bytes]:
     """Replay the log after ``after``, then follow it until the stream ends."""
     streams = ctx.store.streams
-    while True:
-        for seq, parts in await streams.log(thread_id, stream_id, after=after):
-            yield frames.sse_delta(seq, parts)
-            after = seq
-        info = await streams.get(stream_id)
-        if info is None or (info.status != "streaming" and info.seq <= after):
-            yield frames.sse_end(info.status if info is not None else "aborted", after)
-            return
-        if await request.is_disconnected():
-            return
-        await ctx.store.streams.wait_for_delta(thread_id, stream_id, after, timeout_ms=1000)
+    async with thread_wakeup(ctx.services.listener, thread_id) as woken:
+        while True:
+            woken.arm()
+            for seq, parts in await streams.log(thread_id, stream_id, after=after):
+                yield frames.sse_delta(seq, parts)
+                after = seq
+            info = await streams.get(stream_id)
+            if info is None or (info.status != "streaming" and info.seq <= after):
+                yield frames.sse_end(info.status if info is not None else "aborted", after)
+                return
+            if await request.is_disconnected():
+                return
+            await woken.wait()
 
 
 def routes(services: Services) -> list[Route]:

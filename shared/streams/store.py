@@ -220,12 +220,6 @@ class StreamStore:
             entries = await self._redis.xrange(keys.stream_log(thread_id, stream_id), f"(0-{after}", high)
         return [(int(text(eid).split("-")[1]), as_bytes((fields or {})[b"p"])) for eid, fields in entries or ()]
 
-    async def wait_for_delta(self, thread_id: str, stream_id: str, after: int, timeout_ms: int) -> None:
-        """Block until the log has an entry after ``after`` (or the timeout passes)."""
-        with redis_errors():
-            await self._redis.xread({keys.stream_log(thread_id, stream_id): f"0-{after}"},
-                                    count=1, block=timeout_ms)
-
     async def text(self, thread_id: str, stream_id: str) -> str:
         with redis_errors():
             raw = await self._redis.get(keys.stream_text(thread_id, stream_id))
