@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 import redis
 
-from tests.scenarios.replies.helpers import new_thread, open_tab, reply_of, watch_args
+from tests.scenarios.replies.helpers import new_thread, open_tab, reply_of, token, watch_args
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.anyio
@@ -41,8 +42,15 @@ async def test_multi_step_tool_calls_are_saved_at_rising_step_orders(llm: Stack)
     result = steps[2]["parts"][0]
     assert result["result"] == {"city": "Oslo", "sky": "sunny", "thread": tid, "user": "alice"}
     assert steps[3]["text"] == "It is sunny."
-    kinds = [p["type"] for d in tab.frames if d["type"] == "delta" for p in d["parts"]]
+    # the stream's deltas carry the call and its result (a tab may get some of them inside a result
+    # instead, when a re-run read the stream after they were written: its log has them all)
+    async with httpx.AsyncClient(base_url=llm.web, timeout=10) as http:
+        body = (await http.get(f"/api/streams/{frame['value']['streams'][-1]['streamId']}",
+                               headers={"Authorization": f"Bearer {token('alice')}"})).text
+    kinds = [p["type"] for line in body.splitlines() if line.startswith("data: ")
+             for p in json.loads(line[6:]).get("parts", [])]
     assert "tool-call" in kinds and "tool-result" in kinds
+    assert any(d["type"] == "delta" for d in tab.frames)  # and the tab watched it stream
     second = llm.llm_requests()[1]["messages"]
     assert second[-1]["role"] == "tool" and json.loads(second[-1]["content"])["sky"] == "sunny"
     assert second[-2]["tool_calls"][0]["function"]["name"] == "weather"
