@@ -145,7 +145,9 @@ def test_use_ui_messages_groups_a_tool_call_with_its_result_and_the_answer(site:
     page.fill("[data-testid=prompt]", 'tool:get_weather {"city": "Paris"}')
     page.click("[data-testid=send-weather]")
     page.wait_for_selector("[data-testid=ui-tool][data-state=result]:has-text('get_weather')", timeout=20_000)
-    page.wait_for_selector("[data-testid=ui-message][data-role=assistant][data-status=success]", timeout=30_000)
+    # the answer's text, not only the call's step (saved as a success before the answer comes)
+    page.wait_for_selector("[data-testid=ui-message][data-role=assistant][data-status=success]"
+                           "[data-full*='[mock]']", timeout=30_000)
     assistants = page.locator("[data-testid=ui-message][data-role=assistant]")
     assert assistants.count() == 1  # the call, its result and the answer: one UI message
     assert "[mock]" in str(assistants.first.get_attribute("data-full"))
