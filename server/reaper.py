@@ -11,7 +11,6 @@ their keys go, in bounded batches.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 from typing import Any
@@ -20,6 +19,7 @@ from threadline.shared import keys
 from threadline.shared.errors import ChatError, NotFound
 from threadline.shared.records import TextPart
 from threadline.shared.streams.records import StreamRecord
+from threadline.shared.tasks import cancel_and_wait
 from threadline.shared.threads import Store
 
 log = logging.getLogger(__name__)
@@ -49,9 +49,7 @@ class StreamReaper:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)  # (its sweep's Redis calls may swallow one cancel)
 
     async def _loop(self) -> None:
         while True:

@@ -12,12 +12,12 @@ which appends it (next seq) to the stream's log and publishes it, or keeps it in
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from threadline.shared.chunking import Chunker
 from threadline.shared.records import ObjectPart, Part, ReasoningPart, TextPart
+from threadline.shared.tasks import cancel_and_wait
 
 
 class DeltaSink(Protocol):
@@ -53,9 +53,7 @@ class DeltaWriter:
 
     async def close(self) -> None:
         if self._timer is not None:
-            self._timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._timer
+            await cancel_and_wait(self._timer)  # (its flush's Redis calls may swallow one cancel)
 
     def text(self, text: str) -> None:
         self._add(TextPart, text)
