@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
@@ -178,25 +178,24 @@ class ChangeListener:
         if isinstance(self._redis, RedisCluster):
             await self._redis.initialize()
         for ch in channels:
-            if isinstance(self._redis, RedisCluster):
-                owner = self._redis.get_node_from_key(ch)
-                if owner is None:
-                    raise rexc.ConnectionError(f"no node serves the slot of {ch} now")
-                name = owner.name
-                node = self._nodes.get(name)
-                if node is None:
-                    node = self._nodes[name] = _Node(name, _own_client(aioredis.ConnectionPool(
-                        host=owner.host, port=int(owner.port), **_auth(self._redis))))
-                    if self._running:
-                        self._read(node)
-            else:
-                node = self._nodes.get(SINGLE)
-                if node is None:
-                    node = self._nodes[SINGLE] = _Node(SINGLE, _own_client(self._redis.connection_pool))
-                    if self._running:
-                        self._read(node)
+            name, pool = self._owner(ch)
+            node = self._nodes.get(name)
+            if node is None:
+                node = self._nodes[name] = _Node(name, _own_client(pool()))
+                if self._running:
+                    self._read(node)
             placed[node].append(ch)
         return placed
+
+    def _owner(self, channel: str) -> tuple[str, Callable[[], aioredis.ConnectionPool]]:
+        """The name of the node serving ``channel``'s slot now, and how to reach it."""
+        redis = self._redis
+        if not isinstance(redis, RedisCluster):
+            return SINGLE, lambda: redis.connection_pool
+        owner = redis.get_node_from_key(channel)
+        if owner is None:
+            raise rexc.ConnectionError(f"no node serves the slot of {channel} now")
+        return owner.name, lambda: aioredis.ConnectionPool(host=owner.host, port=int(owner.port), **_auth(redis))
 
     async def _rehome(self, node: _Node) -> list[str]:
         """After a lost connection (or an error) on ``node``: a fresh connection, and its channels
@@ -209,11 +208,7 @@ class ChangeListener:
             channels = sorted(ch for ch in node.channels if ch in self._routes)
             node.channels.clear()
             node.leaving.clear()
-            for ch in channels:
-                self._home.pop(ch, None)
-                self._confirmed[ch] = asyncio.Event()
-            await self._refresh()
-            if not await self._subscribe(channels):
+            if not await self._subscribe_where_now(channels):
                 raise rexc.ConnectionError(f"{node.name} is still out of reach")
             return channels
 
@@ -229,17 +224,20 @@ class ChangeListener:
             del self._home[channel]
             if channel not in self._routes:
                 return
-            self._confirmed[channel] = asyncio.Event()
-            await self._refresh()
-            await self._subscribe([channel])
+            await self._subscribe_where_now([channel])
             self.moves += 1
         log.info("channel %s moved off %s; its listeners resync", channel, node.name)
         await self._resync_when_confirmed([channel])
 
-    async def _refresh(self) -> None:
-        """Read the cluster's slots again (nothing to do on one node)."""
+    async def _subscribe_where_now(self, channels: list[str]) -> bool:
+        """Subscribe ``channels`` (lost from their node) where their slots are now, after reading the
+        cluster's slots again; their confirmations are awaited afresh (see _resync_when_confirmed)."""
+        for ch in channels:
+            self._home.pop(ch, None)
+            self._confirmed[ch] = asyncio.Event()
         if isinstance(self._redis, RedisCluster):
             await self._redis.nodes_manager.initialize()
+        return await self._subscribe(channels)
 
     # -- reading --------------------------------------------------------------------------
 

@@ -1,9 +1,8 @@
 """Lua scripts: each read from its feature's ``lua/`` folder, run with EVALSHA (loaded on first use).
 
 Scripts that run several at a time in one pipeline (a batch of deltas) run as functions
-instead (``Scripts.run_all``): a Redis Cluster
-pipeline refuses EVALSHA (it could not load a missing script on the right node), but takes
-FCALL. Each such script is a library of its own, named after its content
+instead (``Scripts.run_all``): a Redis Cluster pipeline refuses EVALSHA (it could not load a
+missing script on the right node), but takes FCALL. Each such script is a library of its own, named after its content
 (``tl_<name>_<digest>``), loaded on first use on every primary (FUNCTION LOAD goes to all of
 them) and again wherever a node answers that it does not know it (a primary added or
 restarted since), so versions never mix and no node is missed.

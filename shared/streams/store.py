@@ -73,8 +73,7 @@ class _Appends:
     is still its own atomic script call, in the order it was asked for.
     """
 
-    def __init__(self, redis: Client, scripts: Scripts) -> None:
-        self._redis = redis
+    def __init__(self, scripts: Scripts) -> None:
         self._scripts = scripts
         self._pending: list[tuple[list[str], list[Arg], asyncio.Future[Any]]] = []
         self._sender: asyncio.Task[None] | None = None
@@ -111,7 +110,7 @@ class StreamStore:
     def __init__(self, redis: Client, scripts: Scripts) -> None:
         self._redis = redis
         self._scripts = scripts
-        self._appends = _Appends(redis, scripts)
+        self._appends = _Appends(scripts)
 
     async def open(self, reply: Message, *, agent_name: str | None, prompt_message_id: str,
                    job_id: str = "") -> tuple[str, bool]:
