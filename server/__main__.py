@@ -8,6 +8,7 @@ import sys
 from threadline.shared.auth import mint, resolve_secret
 from threadline.shared.config import load_settings
 from threadline.shared.errors import ConfigError, Unauthorized
+from threadline.shared.storage import layout
 from threadline.shared.storage.cluster import refuse_cluster
 
 
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         refuse_cluster(settings.redis_url)  # a Redis that does not answer yet is let be: the web may start first
+        layout.check_url(settings.redis_url, unreachable_ok=True)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

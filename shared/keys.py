@@ -1,23 +1,52 @@
 """Every Redis key and pub/sub channel name. Nobody formats a key elsewhere.
 
-A thread's keys share the hash tag ``{t:<threadId>}`` and a user's keys share
-``{u:<userId>}``, so each Lua script on a thread stays within one Cluster slot
-(thread create/delete also touch the owner's index: see README, "Scaling").
+Keys are spread over PARTITIONS partitions, each a hash tag of its own (``{p0417}``), so each
+partition is one Redis Cluster slot. A thread, a user, a RAG namespace and a workflow run each live
+in the partition their id hashes to (``partition``): ``tl:{p0417}:t:<threadId>:msgs``. A script on
+one of them stays within one slot, and app-wide sets kept one per partition (written in the
+writer's own slot) are read by walking the partitions. ``LAYOUT`` names the layout's version
+(shared.storage.layout migrates data of an earlier one).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 PREFIX = "tl"
+PARTITIONS = 1024  # hash tags, hence Cluster slots, the data is spread over (never changed: keys move)
+LAYOUT = f"{PREFIX}:layout"  # string: the version of this key layout (shared.storage.layout)
+
+
+def partition(entity_id: str) -> int:
+    """The partition of a thread, user, namespace or run: the first bits of the SHA-1 of its id.
+
+    The workflow scripts compute the same in Lua (``redis.sha1hex``): tests hold the two equal.
+    """
+    return int.from_bytes(hashlib.sha1(entity_id.encode()).digest()[:2], "big") % PARTITIONS
+
+
+def partition_tag(number: int) -> str:
+    """The hash tag of one partition: ``{p0417}``."""
+    return f"{{p{number:04d}}}"
+
+
+@functools.lru_cache(maxsize=8192)  # the hot paths name the same few threads' keys over and over
+def _entity(kind: str, entity_id: str) -> str:
+    """The start of an entity's keys: its partition's tag, its kind and its id, in which ``%`` and
+    ``:`` are escaped (user ids and namespaces are the app's: ``a`` and ``a:usage`` stay apart)."""
+    tag = partition_tag(partition(entity_id))
+    if "%" in entity_id or ":" in entity_id:
+        entity_id = entity_id.replace("%", "%25").replace(":", "%3A")
+    return f"{PREFIX}:{tag}:{kind}:{entity_id}"
 
 
 def _t(thread_id: str) -> str:
-    return f"{PREFIX}:{{t:{thread_id}}}"
+    return _entity("t", thread_id)
 
 
 def _u(user_id: str) -> str:
-    return f"{PREFIX}:{{u:{user_id}}}"
+    return _entity("u", user_id)
 
 
 def thread(thread_id: str) -> str:
@@ -137,11 +166,10 @@ def thread_keys(thread_id: str) -> list[str]:
 
 
 def delta_channel(thread_id: str) -> str:
-    """Pub/sub channel of live deltas of every stream of one thread."""
-    return f"{DELTA_CHANNEL_PREFIX}{{t:{thread_id}}}"
+    """Pub/sub channel of live deltas of every stream of one thread (in the thread's slot)."""
+    return f"{_t(thread_id)}:dlt"
 
 
-DELTA_CHANNEL_PREFIX = f"{PREFIX}:dlt:"
 ACTIVE_STREAMS = f"{PREFIX}:streams:active"  # zset "threadId/streamId" -> last heartbeat ms
 ENDED_STREAMS = f"{PREFIX}:streams:ended"  # zset "threadId/streamId" -> ended at ms
 REAPER_LOCK = f"{PREFIX}:streams:reaper"
@@ -159,7 +187,7 @@ GENERATION_WORKERS = f"{PREFIX}:workers:generation"  # zset worker name -> last 
 
 def thread_channel(thread_id: str) -> str:
     """Pub/sub channel of change notices for one thread's messages."""
-    return f"{PREFIX}:chg:{{t:{thread_id}}}"
+    return f"{_t(thread_id)}:chg"
 
 
 def user_files(user_id: str) -> str:
@@ -205,7 +233,7 @@ def usage_state(user_id: str) -> str:
 
 def usage_channel(user_id: str) -> str:
     """Pub/sub channel of change notices for one user's usage."""
-    return f"{PREFIX}:chg:{{u:{user_id}}}:usage"
+    return f"{_u(user_id)}:chg:usage"
 
 
 def app_usage(period: str) -> str:
@@ -223,12 +251,12 @@ def app_usage_users(period: str) -> str:
 
 def user_channel(user_id: str) -> str:
     """Pub/sub channel of change notices for one user's thread list."""
-    return f"{PREFIX}:chg:{{u:{user_id}}}"
+    return f"{_u(user_id)}:chg"
 
 
 def rate_limit_channel(user_id: str) -> str:
     """Pub/sub channel: something was taken from a rate limit counting this user's requests."""
-    return f"{PREFIX}:chg:{{u:{user_id}}}:rl"
+    return f"{_u(user_id)}:chg:rl"
 
 
 def rate_limit_rule(rule: str, scope: str) -> str:
@@ -266,7 +294,7 @@ def write_record(digest: str, *, thread_id: str | None = None, user_id: str | No
 
 
 def _ns(namespace: str) -> str:
-    return f"{PREFIX}:{{ns:{namespace}}}"
+    return _entity("ns", namespace)
 
 
 def rag_documents(namespace: str) -> str:
@@ -299,7 +327,7 @@ RAG_NAMESPACES = f"{PREFIX}:rag:namespaces"  # set: namespaces holding at least 
 
 def rag_channel(namespace: str) -> str:
     """Pub/sub channel of change notices for one namespace's documents."""
-    return f"{PREFIX}:chg:{{ns:{namespace}}}"
+    return f"{_ns(namespace)}:chg"
 
 
 
@@ -321,7 +349,7 @@ def vector_indexer_alive(owner: str) -> str:
 def workflow(run_id: str, part: str) -> str:
     """One part of a run: ``run`` (hash), ``steps`` (hash stepId -> JSON record), ``results`` and
     ``inputs`` (hash stepId -> JSON), ``events`` (list of events no step has taken yet)."""
-    return f"{PREFIX}:wf:{{{run_id}}}:{part}"
+    return f"{_entity('wf', run_id)}:{part}"
 
 
 WORKFLOW_PARTS = ("run", "steps", "results", "inputs", "events")
@@ -329,7 +357,7 @@ WORKFLOW_PARTS = ("run", "steps", "results", "inputs", "events")
 
 def workflow_channel(run_id: str) -> str:
     """Pub/sub channel of change notices for one run (its status and steps)."""
-    return f"{PREFIX}:chg:{{wf:{run_id}}}"
+    return f"{_entity('wf', run_id)}:chg"
 
 
 def user_workflows(user_id: str) -> str:
@@ -344,7 +372,7 @@ def user_workflows_version(user_id: str) -> str:
 
 def user_workflows_channel(user_id: str) -> str:
     """Pub/sub channel: one of the user's runs changed."""
-    return f"{PREFIX}:chg:{{u:{user_id}}}:wf"
+    return f"{_u(user_id)}:chg:wf"
 
 
 def workflow_key(user_id: str, digest: str) -> str:

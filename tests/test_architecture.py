@@ -119,8 +119,8 @@ def test_the_listener_and_the_delta_log_know_nothing_of_live_queries() -> None:
 def test_keys_are_built_in_one_place() -> None:
     pattern = re.compile(r"""["'](tl|rq):|\{keys\.PREFIX\}|\{PREFIX\}""")
     for name, path in modules().items():
-        if name in ("threadline.shared.keys", "threadline.shared.jobs"):
-            continue
+        if name in ("threadline.shared.keys", "threadline.shared.jobs", "threadline.shared.storage.layout"):
+            continue  # (layout: the names of earlier layouts, which it migrates)
         for number, line in enumerate(path.read_text().splitlines(), 1):
             assert not pattern.search(line), f"{path.relative_to(ROOT)}:{number} builds a key: {line.strip()}"
 

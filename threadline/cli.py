@@ -8,6 +8,7 @@
     threadline token USER [--days D] [--admin]
     threadline reembed          queue every message and snippet for embedding again
     threadline vacuum           drop the files no message references
+    threadline migrate          move data of an earlier key layout to this version's (processes stopped)
 
 Settings come from the environment; a ``.env`` file in the working directory adds the variables
 it names that the environment does not already set (the real environment wins).
@@ -51,6 +52,25 @@ def _workers(queue: str) -> Callable[[list[str]], int]:
     return run
 
 
+def _migrate(args: list[str]) -> int:
+    if args:
+        print("threadline migrate: takes no arguments", file=sys.stderr)
+        return 2
+    from threadline.shared.errors import ConfigError
+    from threadline.shared.runtime import process_settings
+    from threadline.shared.storage import layout
+    from threadline.workers.queues import wait_for_redis
+
+    try:
+        client = wait_for_redis(process_settings().redis_url)
+        moved = layout.migrate(client)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"migrate: {moved} key(s) moved; the data is in key layout {layout.VERSION}")
+    return 0
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "dev": _dev,
     "web": _server("web"),
@@ -60,6 +80,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "cron": _workers("cron"),
     "reembed": _workers("reembed"),
     "vacuum": _workers("vacuum"),
+    "migrate": _migrate,
 }
 
 

@@ -53,13 +53,16 @@ class Stack:
 
 @contextlib.contextmanager
 def run_stack(tmp: Path, *, webs: int = 1, workers: int = 2, env: dict[str, str] | None = None,
-              index: bool = False, worker: bool = True) -> Iterator[Stack]:
-    """``worker=False``: no generation worker (start them with ``Stack.start_worker``)."""
+              index: bool = False, worker: bool = True, redis_url: str | None = None) -> Iterator[Stack]:
+    """``worker=False``: no generation worker (start them with ``Stack.start_worker``); ``redis_url``:
+    a Redis of the caller's (kept after the stack stops) instead of a Valkey of the stack's own."""
     started: list[subprocess.Popen[bytes]] = []
     try:
-        valkey, rport = procs.start_valkey(tmp / "valkey")
-        started.append(valkey)
-        redis_url = f"redis://127.0.0.1:{rport}/0"
+        tmp.mkdir(parents=True, exist_ok=True)
+        if redis_url is None:
+            valkey, rport = procs.start_valkey(tmp / "valkey")
+            started.append(valkey)
+            redis_url = f"redis://127.0.0.1:{rport}/0"
         lport = free_port()
         with open(tmp / "llm.log", "ab") as out:
             llm = subprocess.Popen([sys.executable, "-m", "tests.support.fake_llm"], cwd=procs.ROOT,

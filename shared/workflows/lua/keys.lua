@@ -7,10 +7,15 @@ local WF_OWNERS = 'tl:wf:owners'
 local WF_ALL_CHANNEL = 'tl:chg:wf'
 local WF_ALL_VERSION = 'tl:wf:v'
 local WF_PARTS = {'run', 'steps', 'results', 'inputs', 'events'}
-local function wf_key(run, part) return 'tl:wf:{' .. run .. '}:' .. part end
-local function wf_channel(run) return 'tl:chg:{wf:' .. run .. '}' end
-local function wf_user(user) return 'tl:{u:' .. user .. '}:wf' end
-local function wf_user_channel(user) return 'tl:chg:{u:' .. user .. '}:wf' end
+-- an entity's keys start with its partition's hash tag, its kind and its (escaped) id: keys._entity
+local function wf_entity(kind, id)
+  local p = tonumber(string.sub(redis.sha1hex(id), 1, 4), 16) % 1024
+  return string.format('tl:{p%04d}:%s:%s', p, kind, (string.gsub(id, '[%%:]', {['%'] = '%25', [':'] = '%3A'})))
+end
+local function wf_key(run, part) return wf_entity('wf', run) .. ':' .. part end
+local function wf_channel(run) return wf_entity('wf', run) .. ':chg' end
+local function wf_user(user) return wf_entity('u', user) .. ':wf' end
+local function wf_user_channel(user) return wf_entity('u', user) .. ':chg:wf' end
 local function wf_pool(name) return 'tl:wf:pool:' .. name end
 local function wf_timer(run, id) return 's|' .. run .. '|' .. id end
 local function wf_drive_timer(run) return 'd|' .. run end

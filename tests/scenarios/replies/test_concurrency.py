@@ -20,6 +20,7 @@ from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegist
 from tests.scenarios.replies.helpers import token
 from tests.support import procs
 from tests.support.stack import Stack, run_stack
+from threadline.shared import keys
 from threadline.workers.queues import GENERATION
 
 HEADERS = {"Authorization": f"Bearer {token('alice')}"}
@@ -71,7 +72,7 @@ def ended(stack: Stack, tids: list[str], want: int = 1) -> bool:
 
 def streams_of(stack: Stack, tid: str) -> list[dict[str, str]]:
     r = redis.Redis.from_url(stack.redis_url, decode_responses=True)
-    out = [r.hgetall(k) for k in r.scan_iter(match=f"tl:{{t:{tid}}}:stream:*") if r.type(k) == "hash"]
+    out = [r.hgetall(k) for k in r.scan_iter(match=keys.stream(tid, "*")) if r.type(k) == "hash"]
     return sorted(out, key=lambda s: int(s["order"]))
 
 

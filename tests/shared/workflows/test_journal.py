@@ -28,15 +28,16 @@ async def journal(redis_url: str) -> AsyncIterator[Journal]:
         await client.aclose()
 
 
-async def test_the_scripts_name_the_same_keys_as_python(journal: Journal) -> None:
+@pytest.mark.parametrize(("run_id", "user_id"), [("w1", "alice"), ("wf01hq3k", "auth0|5f:a%3Ab"), ("r", "é:{x}")])
+async def test_the_scripts_name_the_same_keys_as_python(journal: Journal, run_id: str, user_id: str) -> None:
     source = lua(journal_module.__file__, "keys").source + "return {wf_key(ARGV[1], 'steps'), wf_channel(ARGV[1]), wf_user(ARGV[2]), " \
         "wf_user(ARGV[2]) .. ':v', wf_user_channel(ARGV[2]), wf_pool('x'), " \
         "wf_drive_timer(ARGV[1]), wf_timer(ARGV[1], '2.0.1'), WF_TIMERS, WF_RUNS, WF_OWNERS, " \
         "WF_ALL_CHANNEL, WF_ALL_VERSION, table.concat(WF_PARTS, ',')}"
-    got = [k.decode() for k in await journal.redis.eval(source, 0, "w1", "alice")]
-    assert got == [keys.workflow("w1", "steps"), keys.workflow_channel("w1"), keys.user_workflows("alice"),
-                   keys.user_workflows_version("alice"), keys.user_workflows_channel("alice"),
-                   keys.workflow_pool("x"), keys.workflow_drive_timer("w1"), keys.workflow_step_timer("w1", "2.0.1"),
+    got = [k.decode() for k in await journal.redis.eval(source, 0, run_id, user_id)]
+    assert got == [keys.workflow(run_id, "steps"), keys.workflow_channel(run_id), keys.user_workflows(user_id),
+                   keys.user_workflows_version(user_id), keys.user_workflows_channel(user_id),
+                   keys.workflow_pool("x"), keys.workflow_drive_timer(run_id), keys.workflow_step_timer(run_id, "2.0.1"),
                    keys.WORKFLOW_TIMERS, keys.WORKFLOW_RUNS, keys.WORKFLOW_OWNERS, keys.WORKFLOW_RUNS_CHANNEL,
                    keys.WORKFLOW_RUNS_VERSION, ",".join(keys.WORKFLOW_PARTS)]
 

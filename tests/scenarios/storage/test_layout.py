@@ -1,0 +1,140 @@
+"""Data written before the partitioned key layout keeps working after the upgrade: every process
+refuses to start on it with the command to run, ``threadline migrate`` moves every key (twice: the
+second run moves none), and the product then serves the same threads, replies, usage, documents
+and workflow runs, and goes on with them."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from tests.support import procs
+from tests.support.stack import SECRET, Stack, run_stack
+from threadline.shared import keys
+from threadline.shared.auth import mint
+from threadline.shared.storage import layout
+
+ALICE = {"Authorization": f"Bearer {mint(SECRET, 'ali:ce')}"}  # a ':' in a user id is escaped in key names
+ADMIN = {"Authorization": f"Bearer {mint(SECRET, 'ops', admin=True)}"}
+_NEW = re.compile(r"tl:\{p\d{4}\}:(t|u|ns|wf):([^:]*):(.*)", re.S)
+
+
+def to_layout_1(name: str) -> str | None:
+    """The name a key of this layout had in layout 1 (None: an app-wide key, unchanged)."""
+    hit = _NEW.fullmatch(name)
+    if hit is None:
+        return None
+    kind, escaped, rest = hit.groups()
+    entity = escaped.replace("%3A", ":").replace("%25", "%")
+    return f"tl:wf:{{{entity}}}:{rest}" if kind == "wf" else f"tl:{{{kind}:{entity}}}:{rest}"
+
+
+def test_names_of_layout_1_are_read_back() -> None:
+    for name in (keys.messages("t01"), keys.stream_log("t01", "t01.s2"), keys.usage_totals("a:b%c", "2026-12"),
+                 keys.outcome("u}:x", "ab12"), keys.rag_chunks("team:deck", "a/b.md", 3), keys.workflow("wf1", "steps")):
+        old = to_layout_1(name)
+        assert old is not None and old != name
+        assert layout.renamed(old) == name
+    assert layout.renamed("tl:streams:active") is None
+
+
+def _snapshot(stack: Stack, tid: str, run_id: str) -> dict[str, Any]:
+    get = lambda path, h=ALICE: httpx.get(f"{stack.web}{path}", headers=h).json()
+    return {
+        "messages": get(f"/api/threads/{tid}/messages?numItems=50")["page"],
+        "threads": [t["threadId"] for t in get("/api/threads")["page"]],
+        "usage": get("/api/usage")["totals"],
+        "documents": [d["key"] for d in get("/api/rag/global/documents", ADMIN)["page"]],
+        "run": get(f"/api/workflows/{run_id}")["status"],
+    }
+
+
+def _until(predicate: Any, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"gave up waiting: {what}"
+        time.sleep(0.05)
+
+
+def _answered(stack: Stack, tid: str, count: int) -> bool:
+    page = httpx.get(f"{stack.web}/api/threads/{tid}/messages?numItems=50", headers=ALICE).json()["page"]
+    return sum(m["role"] == "assistant" and m["status"] == "success" for m in page) == count
+
+
+def _command(url: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    env = procs.child_env(REDIS_URL=url, AUTH_SECRET=SECRET)
+    return subprocess.run([sys.executable, "-m", *argv], env=env, cwd=procs.ROOT, capture_output=True, text=True,
+                          timeout=60)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Any:
+    proc, port = procs.start_valkey(tmp_path / "store")
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        procs.stop(proc)
+
+
+def test_data_of_layout_1_is_migrated_and_served_as_before(tmp_path: Path, store: str) -> None:
+    with run_stack(tmp_path / "before", workers=1, redis_url=store) as stack:
+        tid = httpx.post(f"{stack.web}/api/threads", json={"title": "kept"}, headers=ALICE).json()["threadId"]
+        r = httpx.post(f"{stack.web}/api/threads/{tid}/messages", json={"prompt": "hello", "agentName": "mock"},
+                       headers=ALICE)
+        assert r.status_code == 201, r.text
+        _until(lambda: _answered(stack, tid, 1), "the first reply")
+        doc = {"key": "ferry.md", "title": "Ferry", "content": "# Ferry\nIt leaves at seven."}
+        assert httpx.post(f"{stack.web}/api/rag/global/documents", json=doc, headers=ADMIN).status_code == 202
+        run_id = httpx.post(f"{stack.web}/api/workflows", json={"name": "waiter", "args": {}},
+                            headers=ALICE).json()["runId"]
+        _until(lambda: _snapshot(stack, tid, run_id)["run"] == "running", "the run waits for its event")
+        before = _snapshot(stack, tid, run_id)
+    assert before["usage"]["calls"] >= 1 and before["threads"] == [tid]
+
+    client = redis.Redis.from_url(store, decode_responses=True)
+    moved = 0
+    for name in list(client.scan_iter(match="tl:*", count=1000)):  # back to how layout 1 named them
+        if (old := to_layout_1(name)) is not None:
+            client.rename(name, old)
+            moved += 1
+    client.delete(keys.LAYOUT)
+    assert moved > 20
+
+    for argv in (["threadline.server", "web"], ["threadline.workers", "generation"]):
+        refused = _command(store, *argv)
+        assert refused.returncode == 2 and "threadline migrate" in refused.stderr, refused.stderr
+    first, second = _command(store, "threadline", "migrate"), _command(store, "threadline", "migrate")
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    assert f"{moved} key(s) moved" in first.stdout and "0 key(s) moved" in second.stdout
+    assert client.get(keys.LAYOUT) == str(layout.VERSION)
+    assert not [k for k in client.scan_iter(match="tl:*", count=1000) if layout.renamed(k)]
+
+    with run_stack(tmp_path / "after", workers=1, redis_url=store) as stack:
+        assert _snapshot(stack, tid, run_id) == before
+        r = httpx.post(f"{stack.web}/api/threads/{tid}/messages", json={"prompt": "again", "agentName": "mock"},
+                       headers=ALICE)
+        assert r.status_code == 201, r.text
+        _until(lambda: _answered(stack, tid, 2), "a reply after the upgrade")
+        orders = [m["order"] for m in httpx.get(f"{stack.web}/api/threads/{tid}/messages?numItems=50",
+                                                headers=ALICE).json()["page"]]
+        first_order = before["messages"][0]["order"]
+        assert sorted(set(orders)) == [first_order, first_order + 1]  # the counters came along: the prompt is next
+        sent = httpx.post(f"{stack.web}/api/workflows/{run_id}/events", json={"name": "approval", "payload": "yes"},
+                          headers=ALICE).json()
+        assert sent["delivered"] is True
+        _until(lambda: _snapshot(stack, tid, run_id)["run"] == "completed", "the run ends with its event")
+
+
+def test_a_store_of_a_newer_layout_is_refused(store: str) -> None:
+    redis.Redis.from_url(store).set(keys.LAYOUT, layout.VERSION + 1)
+    refused = _command(store, "threadline.workers", "generation")
+    assert refused.returncode == 2 and "newer version" in refused.stderr
+    assert _command(store, "threadline", "migrate").returncode == 2
