@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 SWEEP_S = 1.0
 BATCH = 100
 STRANDED_EVERY = 3  # sweeps between two looks for stranded reply jobs
+ENDED_EVERY = 5  # sweeps between two walks of the ended streams (each walk reads every partition)
 
 
 RETRY_TTL_S = 86400
@@ -71,7 +72,8 @@ class StreamReaper:
                 ended += await self._end(thread_id, stream_id)
             except ChatError:
                 log.exception("could not end stale stream %s", stream_id)
-        await self._store.streams.expire_ended(self._grace_ms, BATCH)
+        if self._sweeps % ENDED_EVERY == 0:
+            await self._store.streams.expire_ended(self._grace_ms, BATCH)
         self.reaped += ended
         self._sweeps += 1
         if self._generation is not None and self._sweeps % STRANDED_EVERY == 1:

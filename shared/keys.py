@@ -31,6 +31,17 @@ def partition_tag(number: int) -> str:
     return f"{{p{number:04d}}}"
 
 
+def in_partition(number: int, name: str) -> str:
+    """One partition's part of an app-wide set (``tl:{p0417}:streams:active``)."""
+    return f"{PREFIX}:{partition_tag(number)}:{name}"
+
+
+@functools.cache
+def every_partition(name: str) -> tuple[str, ...]:
+    """Every partition's part of an app-wide set, in partition order (its readers walk them)."""
+    return tuple(in_partition(p, name) for p in range(PARTITIONS))
+
+
 @functools.lru_cache(maxsize=8192)  # the hot paths name the same few threads' keys over and over
 def _entity(kind: str, entity_id: str) -> str:
     """The start of an entity's keys: its partition's tag, its kind and its id, in which ``%`` and
@@ -170,8 +181,21 @@ def delta_channel(thread_id: str) -> str:
     return f"{_t(thread_id)}:dlt"
 
 
-ACTIVE_STREAMS = f"{PREFIX}:streams:active"  # zset "threadId/streamId" -> last heartbeat ms
-ENDED_STREAMS = f"{PREFIX}:streams:ended"  # zset "threadId/streamId" -> ended at ms
+# app-wide sets kept one per partition (every_partition): streams in flight and ended ones
+ACTIVE_STREAMS = "streams:active"  # zset "threadId/streamId" -> last heartbeat ms
+ENDED_STREAMS = "streams:ended"  # zset "threadId/streamId" -> ended at ms
+
+
+def active_streams(thread_id: str) -> str:
+    """The thread's partition of ACTIVE_STREAMS (in the thread's slot)."""
+    return in_partition(partition(thread_id), ACTIVE_STREAMS)
+
+
+def ended_streams(thread_id: str) -> str:
+    """The thread's partition of ENDED_STREAMS."""
+    return in_partition(partition(thread_id), ENDED_STREAMS)
+
+
 REAPER_LOCK = f"{PREFIX}:streams:reaper"
 VECTOR_OPS = f"{PREFIX}:vec:ops"  # list of embedding ops (shared.indexing.ops), queued by the write scripts
 VECTOR_RPC = f"{PREFIX}:vec:rpc"  # list of search requests to the index process

@@ -71,7 +71,7 @@ class Pulse:
         now = now_ms()
         async with self._redis.pipeline(transaction=False) as pipe:
             for (thread_id, stream_id), _ in streams:
-                pipe.zadd(keys.ACTIVE_STREAMS, {member(thread_id, stream_id): now}, xx=True)
+                pipe.zadd(keys.active_streams(thread_id), {member(thread_id, stream_id): now}, xx=True)
                 pipe.hget(keys.stream(thread_id, stream_id), "status")
             for key, px in alive:
                 pipe.set(key, b"1", px=px)

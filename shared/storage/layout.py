@@ -1,11 +1,14 @@
 """The version of the key layout in Redis, checked at start-up, and the migration of older data.
 
-Layout 1 tagged each entity's keys with its id (``tl:{t:<threadId>}:msgs``, ``tl:{u:<userId>}:...``,
-``tl:{ns:<namespace>}:...``, ``tl:wf:{<runId>}:<part>``); layout 2 tags them with their partition
-(shared.keys): ``tl:{p0417}:t:<threadId>:msgs``. ``migrate`` renames every key of layout 1 to its
-layout-2 name (a rename keeps the value and the expiry) and then records the version; run again
-after a crash, it goes on where it stopped. Every process refuses to start on data of another
-layout, with the command to run.
+- Layout 1 tagged each entity's keys with its id (``tl:{t:<threadId>}:msgs``, ``tl:{u:<userId>}:...``,
+  ``tl:{ns:<namespace>}:...``, ``tl:wf:{<runId>}:<part>``).
+- Layout 2 tags them with their partition (shared.keys): ``tl:{p0417}:t:<threadId>:msgs``.
+- Layout 3 keeps the app-wide sets of streams in flight and ended one per partition.
+
+``migrate`` takes the data one layout up at a time, recording each version as it gets there;
+each step is idempotent (a rename keeps the value and the expiry; members are added before the
+old set goes), so a run after a crash goes on where it stopped. Every process refuses to start
+on data of another layout, with the command to run.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import redis
 from threadline.shared import keys
 from threadline.shared.errors import ConfigError
 
-VERSION = 2
+VERSION = 3
 MIGRATE_COMMAND = "threadline migrate"
 
 # layout 1: (SCAN pattern, parser of a key into its layout-2 name or None for a key it cannot read)
@@ -54,30 +57,22 @@ def stored_version(client: redis.Redis) -> int | None:
     return int(raw) if raw is not None else None
 
 
-def check(client: redis.Redis) -> None:
-    """Start-up: ConfigError unless the data is of this layout. Data with no version is taken for
-    this layout (and marked so) when no key of an older one is found: a new or empty store."""
-    version = stored_version(client)
-    if version is None:
-        if next(_old_keys(client), None) is not None:
-            raise ConfigError(f"Redis holds data of key layout 1; this version uses layout {VERSION}: stop every "
-                              f"process of the old version and run `{MIGRATE_COMMAND}` once")
-        client.set(keys.LAYOUT, VERSION, nx=True)
-        version = stored_version(client)
-    if version != VERSION:
-        raise ConfigError(f"Redis holds data of key layout {version}; this version reads layout {VERSION} only"
-                          + (f": run `{MIGRATE_COMMAND}`" if version is not None and version < VERSION else
-                             ": it was written by a newer version of threadline"))
+def _split_stream_sets(client: redis.Redis) -> int:
+    """Layout 2 -> 3: the members of the app-wide ``tl:streams:active|ended`` go to their thread's
+    partition of the set; how many."""
+    moved = 0
+    for name in (keys.ACTIVE_STREAMS, keys.ENDED_STREAMS):
+        old = f"{keys.PREFIX}:{name}"
+        for raw, score in client.zscan_iter(old, count=1000):
+            member = raw.decode() if isinstance(raw, bytes) else str(raw)
+            client.zadd(keys.in_partition(keys.partition(member.partition("/")[0]), name), {member: score})
+            moved += 1
+        client.delete(old)
+    return moved
 
 
-def migrate(client: redis.Redis) -> int:
-    """Rename every key of layout 1 to its layout-2 name and record layout 2; how many keys moved.
-
-    Run it with every process stopped. Idempotent: a second run (after a crash) renames what is left.
-    """
-    version = stored_version(client)
-    if version is not None and version > VERSION:
-        raise ConfigError(f"Redis holds data of key layout {version}, newer than this version's {VERSION}")
+def _rename_entities(client: redis.Redis) -> int:
+    """Layout 1 -> 2: every key of an entity to its partition; how many."""
     moved = 0
     for old in list(_old_keys(client)):
         new = renamed(old)
@@ -89,6 +84,47 @@ def migrate(client: redis.Redis) -> int:
                 raise
             continue
         moved += 1
+    return moved
+
+
+STEPS: dict[int, Callable[[redis.Redis], int]] = {1: _rename_entities, 2: _split_stream_sets}  # from version n
+
+
+def _layout_1(client: redis.Redis) -> bool:
+    return next(_old_keys(client), None) is not None or bool(client.exists(f"{keys.PREFIX}:{keys.ACTIVE_STREAMS}"))
+
+
+def check(client: redis.Redis) -> None:
+    """Start-up: ConfigError unless the data is of this layout. Data with no version is taken for
+    this layout (and marked so) when no key of an older one is found: a new or empty store."""
+    version = stored_version(client)
+    if version is None:
+        if _layout_1(client):
+            raise ConfigError(f"Redis holds data of key layout 1; this version uses layout {VERSION}: stop every "
+                              f"process of the old version and run `{MIGRATE_COMMAND}` once")
+        client.set(keys.LAYOUT, VERSION, nx=True)
+        version = stored_version(client)
+    if version != VERSION:
+        raise ConfigError(f"Redis holds data of key layout {version}; this version reads layout {VERSION} only"
+                          + (f": run `{MIGRATE_COMMAND}`" if version is not None and version < VERSION else
+                             ": it was written by a newer version of threadline"))
+
+
+def migrate(client: redis.Redis) -> int:
+    """Take the data to this layout, one version at a time; how many keys or members moved.
+
+    Run it with every process stopped. Idempotent: a second run (after a crash) does what is left.
+    """
+    version = stored_version(client)
+    if version is None:
+        version = 1 if _layout_1(client) else VERSION
+    if version > VERSION:
+        raise ConfigError(f"Redis holds data of key layout {version}, newer than this version's {VERSION}")
+    moved = 0
+    while version < VERSION:
+        moved += STEPS[version](client)
+        version += 1
+        client.set(keys.LAYOUT, version)
     client.set(keys.LAYOUT, VERSION)
     return moved
 

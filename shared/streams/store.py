@@ -24,6 +24,7 @@ from threadline.shared.files.refs import file_keys, refs_arg
 from threadline.shared.ids import STREAM, new_child_id, thread_of
 from threadline.shared.indexing.ops import index_flag
 from threadline.shared.records import Message, message_encoder
+from threadline.shared.storage import partitions
 from threadline.shared.storage.client import Client, as_bytes, redis_errors, text
 from threadline.shared.storage.guard import Guard, in_thread
 from threadline.shared.storage.scripts import Arg, Scripts, lua
@@ -121,8 +122,8 @@ class StreamStore:
         now = now_ms()
         with redis_errors():
             _, status = await self._scripts.run(
-                STREAM_OPEN, [keys.thread(tid), keys.stream(tid, sid), keys.thread_streams(tid), keys.ACTIVE_STREAMS,
-                                keys.generation_aborts(tid)],
+                STREAM_OPEN, [keys.thread(tid), keys.stream(tid, sid), keys.thread_streams(tid),
+                                keys.active_streams(tid), keys.generation_aborts(tid)],
                 [keys.thread_channel(tid), sid, reply.order, reply.step_order, agent_name or "",
                  reply.user_id, reply.message_id, now, member(tid, sid), prompt_message_id,
                  f"{socket.gethostname()}:{os.getpid()}", job_id],
@@ -142,7 +143,7 @@ class StreamStore:
     async def orphan(self, thread_id: str, stream_id: str) -> None:
         """Hand the stream to the reaper now, as if its worker had died (it ends or retries it)."""
         with redis_errors():
-            await self._redis.zadd(keys.ACTIVE_STREAMS, {member(thread_id, stream_id): 0}, xx=True)
+            await self._redis.zadd(keys.active_streams(thread_id), {member(thread_id, stream_id): 0}, xx=True)
 
     async def finish(self, thread_id: str, stream_id: str, messages: Iterable[Message],
                      status: StreamStatus = "finished") -> bool:
@@ -155,7 +156,8 @@ class StreamStore:
                 STREAM_FINISH,
                 [keys.thread(thread_id), keys.messages(thread_id), keys.message_index(thread_id),
                  keys.message_index_no_tools(thread_id), keys.stream(thread_id, stream_id),
-                 keys.ACTIVE_STREAMS, keys.ENDED_STREAMS, keys.VECTOR_OPS, *file_keys(thread_id)],
+                 keys.active_streams(thread_id), keys.ended_streams(thread_id), keys.VECTOR_OPS,
+                 *file_keys(thread_id)],
                 args,
             )
         return bool(v)
@@ -233,26 +235,29 @@ class StreamStore:
     async def stale(self, older_than_ms: int = STALE_MS, limit: int = 100) -> builtins.list[tuple[str, str]]:
         """(threadId, streamId) of streams whose worker stopped heartbeating."""
         with redis_errors():
-            raw = await self._redis.zrangebyscore(keys.ACTIVE_STREAMS, "-inf", now_ms() - older_than_ms,
-                                                  start=0, num=limit)
+            raw = await partitions.due(self._redis, keys.ACTIVE_STREAMS, now_ms() - older_than_ms, limit)
         return [_member_parts(m) for m in raw]
 
     async def forget_active(self, thread_id: str, stream_id: str) -> None:
         with redis_errors():
-            await self._redis.zrem(keys.ACTIVE_STREAMS, member(thread_id, stream_id))
+            await self._redis.zrem(keys.active_streams(thread_id), member(thread_id, stream_id))
+
+    async def active_count(self) -> int:
+        """How many streams are in flight (or ended by a worker that died, until the reaper sees it)."""
+        with redis_errors():
+            return await partitions.count(self._redis, keys.ACTIVE_STREAMS)
 
     async def expire_ended(self, grace_ms: int = GRACE_MS, limit: int = 100) -> int:
         """Remove the keys of streams ended more than ``grace_ms`` ago, at most ``limit``."""
         with redis_errors():
-            raw = await self._redis.zrangebyscore(keys.ENDED_STREAMS, "-inf", now_ms() - grace_ms,
-                                                  start=0, num=limit)
+            raw = await partitions.due(self._redis, keys.ENDED_STREAMS, now_ms() - grace_ms, limit)
             for m in raw:
                 tid, sid = _member_parts(m)
-                async with self._redis.pipeline(transaction=True) as pipe:
+                async with self._redis.pipeline(transaction=True) as pipe:  # all in the thread's slot
                     pipe.zrem(keys.thread_streams(tid), sid)
                     pipe.unlink(*keys.stream_keys(tid, sid))
+                    pipe.zrem(keys.ended_streams(tid), text(m))
                     await pipe.execute()
-                await self._redis.zrem(keys.ENDED_STREAMS, text(m))
         return len(raw)
 
 

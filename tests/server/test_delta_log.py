@@ -79,7 +79,7 @@ async def test_the_worker_publishes_a_notice_the_log_reads(store: Store) -> None
 async def test_the_reaper_ends_silent_streams_and_trims_ended_ones_in_batches(store: Store) -> None:
     tid, sid, reply = await open_stream(store)
     await store.streams.append(tid, sid, b'[{"type":"text","text":"half"}]', "half")
-    await store.redis.zadd(keys.ACTIVE_STREAMS, {f"{tid}/{sid}": 1})  # last heartbeat long ago
+    await store.redis.zadd(keys.active_streams(tid), {f"{tid}/{sid}": 1})  # last heartbeat long ago
     reaper = StreamReaper(store, stale_ms=1000, grace_ms=60_000)
     assert await reaper.sweep() == 1
     got = await store.messages.get(reply.message_id)

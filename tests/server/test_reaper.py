@@ -34,7 +34,7 @@ class Enqueued:
 
 
 async def stale(store: Store, tid: str, sid: str) -> None:
-    await store.redis.zadd(keys.ACTIVE_STREAMS, {f"{tid}/{sid}": 1})  # last heartbeat long ago
+    await store.redis.zadd(keys.active_streams(tid), {f"{tid}/{sid}": 1})  # last heartbeat long ago
 
 
 async def test_a_retrying_agent_is_asked_again_once_and_its_count_leaves_with_the_thread(store: Store) -> None:

@@ -7,6 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import redis
+
+from threadline.shared import keys
 
 
 def replied(base: str, thread_id: str, headers: dict[str, str], log: Path, timeout: float = 90) -> list[dict[str, Any]]:
@@ -20,3 +23,11 @@ def replied(base: str, thread_id: str, headers: dict[str, str], log: Path, timeo
             return sorted(page, key=lambda m: (m["order"], m["stepOrder"]))
         assert time.monotonic() < deadline, log.read_text()[-3000:]
         time.sleep(0.2)
+
+
+def streams_in_flight(conn: redis.Redis) -> int:
+    """How many streams the store lists as in flight, over every partition."""
+    with conn.pipeline(transaction=False) as pipe:
+        for key in keys.every_partition(keys.ACTIVE_STREAMS):
+            pipe.zcard(key)
+        return sum(pipe.execute())

@@ -7,6 +7,7 @@ import pytest
 import redis
 from rq import Queue
 
+from tests.support.replies import streams_in_flight
 from tests.support.stack import Stack, run_stack
 from threadline.shared import keys
 from threadline.workers.queues import GENERATION
@@ -28,7 +29,7 @@ def settle(stack: Stack, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         waiting = next(conn.scan_iter(match=keys.generation_alive("*"), count=1000), None)  # in a thread's turn
-        if queue.count == 0 and conn.zcard(keys.ACTIVE_STREAMS) == 0 and waiting is None:
+        if queue.count == 0 and streams_in_flight(conn) == 0 and waiting is None:
             break
         time.sleep(0.05)
     conn.close()

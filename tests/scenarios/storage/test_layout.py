@@ -69,6 +69,11 @@ def _answered(stack: Stack, tid: str, count: int) -> bool:
     return sum(m["role"] == "assistant" and m["status"] == "success" for m in page) == count
 
 
+def _members(client: redis.Redis, name: str) -> dict[str, float]:
+    """The members of an app-wide sorted set kept one per partition, with their scores."""
+    return {m: score for key in keys.every_partition(name) for m, score in client.zrange(key, 0, -1, withscores=True)}
+
+
 def _command(url: str, *argv: str) -> subprocess.CompletedProcess[str]:
     env = procs.child_env(REDIS_URL=url, AUTH_SECRET=SECRET)
     return subprocess.run([sys.executable, "-m", *argv], env=env, cwd=procs.ROOT, capture_output=True, text=True,
@@ -100,11 +105,17 @@ def test_data_of_layout_1_is_migrated_and_served_as_before(tmp_path: Path, store
     assert before["usage"]["calls"] >= 1 and before["threads"] == [tid]
 
     client = redis.Redis.from_url(store, decode_responses=True)
+    ended = _members(client, keys.ENDED_STREAMS)
+    assert len(ended) == 1  # the reply's stream, listed until its grace ends
     moved = 0
     for name in list(client.scan_iter(match="tl:*", count=1000)):  # back to how layout 1 named them
         if (old := to_layout_1(name)) is not None:
             client.rename(name, old)
             moved += 1
+        elif name in keys.every_partition(keys.ENDED_STREAMS):
+            moved += client.zcard(name)
+            client.zunionstore(f"tl:{keys.ENDED_STREAMS}", [name, f"tl:{keys.ENDED_STREAMS}"])
+            client.delete(name)
     client.delete(keys.LAYOUT)
     assert moved > 20
 
@@ -116,6 +127,7 @@ def test_data_of_layout_1_is_migrated_and_served_as_before(tmp_path: Path, store
     assert f"{moved} key(s) moved" in first.stdout and "0 key(s) moved" in second.stdout
     assert client.get(keys.LAYOUT) == str(layout.VERSION)
     assert not [k for k in client.scan_iter(match="tl:*", count=1000) if layout.renamed(k)]
+    assert _members(client, keys.ENDED_STREAMS) == ended and not client.exists(f"tl:{keys.ENDED_STREAMS}")
 
     with run_stack(tmp_path / "after", workers=1, redis_url=store) as stack:
         assert _snapshot(stack, tid, run_id) == before

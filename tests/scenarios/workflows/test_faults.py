@@ -17,9 +17,9 @@ import redis
 
 from tests.scenarios.workflows.conftest import counts, release, wait_for, wait_started
 from tests.support import procs
+from tests.support.replies import streams_in_flight
 from tests.support.stack import Stack
 from threadline import RunView, Threadline
-from threadline.shared import keys
 from threadline.shared.config import load_settings
 
 pytestmark = pytest.mark.anyio
@@ -73,7 +73,7 @@ async def test_a_worker_killed_in_each_kind_of_step_loses_and_repeats_no_finishe
     # an agent step, in the middle of streaming its reply
     client = redis.Redis.from_url(flow.redis_url)
     deadline = time.monotonic() + 30
-    while client.zcard(keys.ACTIVE_STREAMS) == 0:
+    while streams_in_flight(client) == 0:
         assert time.monotonic() < deadline, "the reply never streamed"
         time.sleep(0.02)
     time.sleep(0.3)

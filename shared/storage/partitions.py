@@ -1,0 +1,46 @@
+"""Reading an app-wide set kept one per partition (shared.keys.every_partition).
+
+Each write lands in its writer's own slot; a reader walks every partition with one command each,
+pipelined (a cluster pipeline sends each node the commands of its slots), in chunks so that no
+round trip carries all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from threadline.shared import keys
+from threadline.shared.storage.client import Client
+
+CHUNK = 256  # commands per round trip
+
+
+async def each(redis: Client, name: str, command: Callable[[Any, str], object]) -> list[Any]:
+    """``command(pipe, key)`` for the key of every partition of the set ``name``; the replies, in
+    partition order."""
+    replies: list[Any] = []
+    names = keys.every_partition(name)
+    for start in range(0, len(names), CHUNK):
+        async with redis.pipeline(transaction=False) as pipe:
+            for key in names[start:start + CHUNK]:
+                command(pipe, key)
+            replies += await pipe.execute()
+    return replies
+
+
+async def due(redis: Client, name: str, upto: float, limit: int) -> list[bytes]:
+    """Members of the sorted set ``name`` scored at most ``upto``: at most ``limit``, the lowest
+    scored of each partition first (partitions are walked in order)."""
+    found: list[bytes] = []
+    for members in await each(redis, name, lambda pipe, key: pipe.zrangebyscore(key, "-inf", upto,
+                                                                                  start=0, num=limit)):
+        found += members
+        if len(found) >= limit:
+            break
+    return found[:limit]
+
+
+async def count(redis: Client, name: str) -> int:
+    """How many members the set ``name`` holds over every partition (a sorted set)."""
+    return sum(await each(redis, name, lambda pipe, key: pipe.zcard(key)))

@@ -1,0 +1,28 @@
+"""App-wide sets kept one per partition: a reader sees every partition's members, due ones only,
+at most as many as asked."""
+
+from __future__ import annotations
+
+import pytest
+
+from threadline.shared import keys
+from threadline.shared.storage import partitions
+from threadline.shared.storage.client import connect
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_members_of_every_partition_are_read_due_ones_only_and_bounded(redis_url: str) -> None:
+    redis = connect(redis_url)
+    try:
+        threads = [f"t{i:04d}" for i in range(300)]
+        assert len({keys.partition(t) for t in threads}) > 200  # spread over many partitions
+        for n, tid in enumerate(threads):
+            await redis.zadd(keys.active_streams(tid), {f"{tid}/{tid}.s1": n})
+        assert await partitions.count(redis, keys.ACTIVE_STREAMS) == 300
+        due = await partitions.due(redis, keys.ACTIVE_STREAMS, 149, 1000)
+        assert sorted(m.decode().split("/")[0] for m in due) == threads[:150]
+        assert len(await partitions.due(redis, keys.ACTIVE_STREAMS, 1000, 40)) == 40
+        assert await partitions.due(redis, keys.ENDED_STREAMS, 1000, 40) == []
+    finally:
+        await redis.aclose()
