@@ -1,4 +1,5 @@
-"""Finds generations whose worker died and ends them; removes ended streams' logs.
+"""Finds generations whose worker died and ends them; removes ended streams' logs; does the
+follow-ups that writers which died left in the outboxes (shared.storage.outbox).
 
 Workers heartbeat every 0.5 s. A stream silent for STREAM_STALE_MS is aborted
 and its reply stored as ``failed`` with the text streamed so far, so every
@@ -28,6 +29,7 @@ SWEEP_S = 1.0
 BATCH = 100
 STRANDED_EVERY = 3  # sweeps between two looks for stranded reply jobs
 ENDED_EVERY = 5  # sweeps between two walks of the ended streams (each walk reads every partition)
+OUTBOX_EVERY = 2  # sweeps between two walks of the outboxes (follow-ups a writer that died left)
 
 
 RETRY_TTL_S = 86400
@@ -44,6 +46,7 @@ class StreamReaper:
         self._sweeps = 0
         self.reaped = 0
         self.requeued = 0
+        self.followed = 0  # follow-ups of writers that died, done by this reaper
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="stream-reaper")
@@ -74,6 +77,8 @@ class StreamReaper:
                 log.exception("could not end stale stream %s", stream_id)
         if self._sweeps % ENDED_EVERY == 0:
             await self._store.streams.expire_ended(self._grace_ms, BATCH)
+        if self._sweeps % OUTBOX_EVERY == 0:
+            self.followed += await self._store.outbox.sweep(limit=BATCH)
         self.reaped += ended
         self._sweeps += 1
         if self._generation is not None and self._sweeps % STRANDED_EVERY == 1:

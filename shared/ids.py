@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 
@@ -28,6 +29,13 @@ def _token(random_bytes: int, random_chars: int) -> str:
 def new_thread_id() -> str:
     """A new thread id, e.g. ``t01hq...`` (20 characters)."""
     return "t" + _token(7, 10)
+
+
+def thread_id_for(digest: str) -> str:
+    """The id of the thread a guarded create makes (shared.storage.guard): the same for every resend
+    of the request, so its record is found in the thread's slot; shaped like ``new_thread_id``."""
+    value = int.from_bytes(hashlib.sha256(b"thread:" + digest.encode()).digest()[:12], "big")
+    return "t" + _b32(value, 19)
 
 
 # what a thread id a client chooses (useChat's chat ids) may be: no '-', which starts a child's tag

@@ -186,6 +186,20 @@ ACTIVE_STREAMS = "streams:active"  # zset "threadId/streamId" -> last heartbeat 
 ENDED_STREAMS = "streams:ended"  # zset "threadId/streamId" -> ended at ms
 
 
+OUTBOX = "outbox"  # zset: follow-ups of writes spanning two slots (shared.storage.outbox) -> written at ms
+USERS = "users"  # zset userId -> last thread creation ms (the playground's user list)
+
+
+def outbox(entity_id: str) -> str:
+    """The outbox of the partition of a thread, user, namespace or run."""
+    return in_partition(partition(entity_id), OUTBOX)
+
+
+def users(user_id: str) -> str:
+    """The user's partition of USERS."""
+    return in_partition(partition(user_id), USERS)
+
+
 def active_streams(thread_id: str) -> str:
     """The thread's partition of ACTIVE_STREAMS (in the thread's slot)."""
     return in_partition(partition(thread_id), ACTIVE_STREAMS)
@@ -237,7 +251,16 @@ def user_state(user_id: str) -> str:
     return f"{_u(user_id)}:state"
 
 
-USERS = f"{PREFIX}:users"  # zset userId -> last thread creation ms (the playground's user list)
+def user_threads_listed(user_id: str) -> str:
+    """Hash: threadId -> the creation time (ms) of the thread listed in the user's list (a thread id
+    chosen by a client may be deleted and created again: its follow-ups tell the two apart)."""
+    return f"{_u(user_id)}:threads:listed"
+
+
+def user_thread_gone(user_id: str, thread_id: str, created_at: str) -> str:
+    """String (expiring): the user's thread created at ``created_at`` was deleted; a late follow-up
+    adding it to the list is dropped."""
+    return f"{_u(user_id)}:threads:gone:{thread_id}:{created_at}"
 
 
 def usage_log(user_id: str) -> str:

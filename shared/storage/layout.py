@@ -4,6 +4,7 @@
   ``tl:{ns:<namespace>}:...``, ``tl:wf:{<runId>}:<part>``).
 - Layout 2 tags them with their partition (shared.keys): ``tl:{p0417}:t:<threadId>:msgs``.
 - Layout 3 keeps the app-wide sets of streams in flight and ended one per partition.
+- Layout 4 keeps the list of users who created threads one per partition too.
 
 ``migrate`` takes the data one layout up at a time, recording each version as it gets there;
 each step is idempotent (a rename keeps the value and the expiry; members are added before the
@@ -21,7 +22,7 @@ import redis
 from threadline.shared import keys
 from threadline.shared.errors import ConfigError
 
-VERSION = 3
+VERSION = 4
 MIGRATE_COMMAND = "threadline migrate"
 
 # layout 1: (SCAN pattern, parser of a key into its layout-2 name or None for a key it cannot read)
@@ -57,18 +58,27 @@ def stored_version(client: redis.Redis) -> int | None:
     return int(raw) if raw is not None else None
 
 
-def _split_stream_sets(client: redis.Redis) -> int:
-    """Layout 2 -> 3: the members of the app-wide ``tl:streams:active|ended`` go to their thread's
-    partition of the set; how many."""
+def _split(client: redis.Redis, name: str, entity_of: Callable[[str], str]) -> int:
+    """The members of the app-wide sorted set ``tl:<name>`` go to the partition of the entity each
+    names (``entity_of``); how many."""
     moved = 0
-    for name in (keys.ACTIVE_STREAMS, keys.ENDED_STREAMS):
-        old = f"{keys.PREFIX}:{name}"
-        for raw, score in client.zscan_iter(old, count=1000):
-            member = raw.decode() if isinstance(raw, bytes) else str(raw)
-            client.zadd(keys.in_partition(keys.partition(member.partition("/")[0]), name), {member: score})
-            moved += 1
-        client.delete(old)
+    old = f"{keys.PREFIX}:{name}"
+    for raw, score in client.zscan_iter(old, count=1000):
+        member = raw.decode() if isinstance(raw, bytes) else str(raw)
+        client.zadd(keys.in_partition(keys.partition(entity_of(member)), name), {member: score})
+        moved += 1
+    client.delete(old)
     return moved
+
+
+def _split_stream_sets(client: redis.Redis) -> int:
+    """Layout 2 -> 3: streams in flight and ended ("threadId/streamId") to their thread's partition."""
+    return sum(_split(client, name, lambda m: m.partition("/")[0]) for name in (keys.ACTIVE_STREAMS, keys.ENDED_STREAMS))
+
+
+def _split_users(client: redis.Redis) -> int:
+    """Layout 3 -> 4: the users who created threads to their own partition."""
+    return _split(client, keys.USERS, lambda m: m)
 
 
 def _rename_entities(client: redis.Redis) -> int:
@@ -87,7 +97,8 @@ def _rename_entities(client: redis.Redis) -> int:
     return moved
 
 
-STEPS: dict[int, Callable[[redis.Redis], int]] = {1: _rename_entities, 2: _split_stream_sets}  # from version n
+STEPS: dict[int, Callable[[redis.Redis], int]] = {1: _rename_entities, 2: _split_stream_sets,  # from version n
+                                                  3: _split_users}
 
 
 def _layout_1(client: redis.Redis) -> bool:

@@ -32,10 +32,15 @@ async def each(redis: Client, name: str, command: Callable[[Any, str], object]) 
 async def due(redis: Client, name: str, upto: float, limit: int) -> list[bytes]:
     """Members of the sorted set ``name`` scored at most ``upto``: at most ``limit``, the lowest
     scored of each partition first (partitions are walked in order)."""
-    found: list[bytes] = []
-    for members in await each(redis, name, lambda pipe, key: pipe.zrangebyscore(key, "-inf", upto,
-                                                                                  start=0, num=limit)):
-        found += members
+    return [member for _, member in await due_in(redis, name, upto, limit)]
+
+
+async def due_in(redis: Client, name: str, upto: float, limit: int) -> list[tuple[str, bytes]]:
+    """``due``, each member with the key of its partition."""
+    found: list[tuple[str, bytes]] = []
+    replies = await each(redis, name, lambda pipe, key: pipe.zrangebyscore(key, "-inf", upto, start=0, num=limit))
+    for key, members in zip(keys.every_partition(name), replies, strict=True):
+        found += [(key, member) for member in members]
         if len(found) >= limit:
             break
     return found[:limit]

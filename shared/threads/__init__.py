@@ -6,6 +6,7 @@ from threadline.shared.documents.store import DocumentStore
 from threadline.shared.indexing.ops import MemoryOps
 from threadline.shared.storage.client import Client
 from threadline.shared.storage.guard import Guard
+from threadline.shared.storage.outbox import Outbox
 from threadline.shared.storage.pagination import MAX_PAGE, Page, PaginationOpts
 from threadline.shared.storage.scripts import Scripts
 from threadline.shared.streams.records import StreamInfo
@@ -24,7 +25,8 @@ class Store:
         self.redis = redis
         self.scripts = scripts = Scripts(redis)
         self.memory = MemoryOps(redis)
-        self.threads = ThreadStore(redis, scripts)
+        self.outbox = Outbox(redis, scripts)
+        self.threads = ThreadStore(redis, scripts, self.outbox)
         self.messages = MessageStore(redis, scripts, self.threads)
         self.streams = StreamStore(redis, scripts)
         self.snippets = SnippetStore(redis, scripts, self.threads)

@@ -11,16 +11,20 @@ from threadline.shared import keys
 from threadline.shared.clock import now_ms
 from threadline.shared.errors import BadRequest, NotFound
 from threadline.shared.files.refs import file_keys
-from threadline.shared.ids import THREAD_ID_RULE, new_thread_id, valid_chosen_id
+from threadline.shared.ids import THREAD_ID_RULE, new_thread_id, thread_id_for, valid_chosen_id
 from threadline.shared.records import Thread, ThreadStatus, thread_metadata_decoder
+from threadline.shared.storage import partitions
 from threadline.shared.storage.client import Client, redis_errors, text, texts
 from threadline.shared.storage.guard import Guard, in_thread
+from threadline.shared.storage.outbox import Outbox, handler
 from threadline.shared.storage.pagination import Page, score_bound
 from threadline.shared.storage.scripts import Scripts, lua
 
 THREAD_CREATE = lua(__file__, "thread_create")
 THREAD_DELETE = lua(__file__, "thread_delete")
 THREAD_UPDATE = lua(__file__, "thread_update")
+USER_THREADS_FOLLOW = lua(__file__, "user_threads_follow")
+GONE_TTL_S = 86400  # a deleted thread's follow-ups are dropped this long (the sweeper is done in seconds)
 
 Strings = list[str]  # (annotations inside ThreadStore would see its method `list`)
 
@@ -47,9 +51,10 @@ def _thread_from_hash(raw: Mapping[Any, Any]) -> Thread:
 class ThreadStore:
     """Create, read, update, delete and list threads; every write notifies subscribers."""
 
-    def __init__(self, redis: Client, scripts: Scripts) -> None:
+    def __init__(self, redis: Client, scripts: Scripts, outbox: Outbox) -> None:
         self._redis = redis
         self._scripts = scripts
+        self._outbox = outbox
 
     async def create(
         self,
@@ -62,31 +67,34 @@ class ThreadStore:
         thread_id: str | None = None,
     ) -> Thread:
         """Create a thread owned by ``user_id`` (once per ``guard``: a resend gets the same thread).
-        ``thread_id``: the id a client chose (shared.ids.valid_chosen_id); Conflict when it is taken."""
+        ``thread_id``: the id a client chose (shared.ids.valid_chosen_id); Conflict when it is taken.
+
+        The thread is written first, with a follow-up that lists it in its owner's list (another
+        slot: shared.storage.outbox), done before this returns."""
         if thread_id is not None and not valid_chosen_id(thread_id):
             raise BadRequest(f"a thread id is {THREAD_ID_RULE}")
+        if thread_id is None:  # a resend of a guarded create names the same thread, hence the same record
+            thread_id = thread_id_for(guard.digest) if guard is not None else new_thread_id()
         thread = Thread(
-            thread_id=thread_id or new_thread_id(),
+            thread_id=thread_id,
             user_id=user_id,
             title=title,
             summary=summary,
             metadata=metadata or {},
             created_at=now_ms(),
         )
-        thread.updated_at = thread.created_at
+        home = keys.outbox(thread_id)
         with redis_errors():
-            _, made_id, created_at = await self._scripts.run(
+            made_id, created_at, follow = await self._scripts.run(
                 THREAD_CREATE,
-                keys=[keys.thread(thread.thread_id), keys.user_threads(user_id), keys.user_state(user_id),
-                      keys.USERS],
-                args=[
-                    thread.thread_id, user_id, title, summary, thread.status,
-                    _json.encode(thread.metadata), thread.created_at, keys.user_channel(user_id),
-                ],
-                record=guard.user(user_id) if guard is not None else None,
+                keys=[keys.thread(thread_id), home],
+                args=[thread_id, user_id, title, summary, thread.status, _json.encode(thread.metadata),
+                      thread.created_at],
+                record=guard.thread(thread_id, "create") if guard is not None else None,
             )
-        thread.thread_id = text(made_id)  # a resend (same guard) gets the first one's
-        thread.created_at = thread.updated_at = int(created_at)
+        await self._outbox.follow_now(home, follow)
+        thread.thread_id = text(made_id)
+        thread.created_at = thread.updated_at = int(created_at)  # a resend (same guard) gets the first one's
         return thread
 
     async def get(self, thread_id: str, user_id: str | None = None) -> Thread:
@@ -125,24 +133,25 @@ class ThreadStore:
                 fields += [name, value]
         if metadata is not None:
             fields += ["metadata", _json.encode(metadata)]
+        home = keys.outbox(thread_id)
         with redis_errors():
-            await self._scripts.run(
-                THREAD_UPDATE, [keys.thread(thread_id), keys.user_state(user_id)],
-                [keys.thread_channel(thread_id), keys.user_channel(user_id), now_ms(), *fields],
-            )
+            _, follow = await self._scripts.run(
+                THREAD_UPDATE, [keys.thread(thread_id), home], [keys.thread_channel(thread_id), now_ms(), *fields])
+        await self._outbox.follow_now(home, follow)
         return await self.get(thread_id, user_id)
 
     async def delete(self, thread_id: str, user_id: str, extra_keys: Sequence[str] = (),
                      guard: Guard | None = None) -> None:
         """Delete the user's thread with everything of it (messages, streams...)."""
+        home = keys.outbox(thread_id)
         with redis_errors():
-            await self._scripts.run(
+            _, follow = await self._scripts.run(
                 THREAD_DELETE,
-                keys=[*keys.thread_keys(thread_id), *extra_keys, *file_keys(thread_id),
-                      keys.user_threads(user_id), keys.user_state(user_id), keys.VECTOR_OPS],
-                args=[thread_id, user_id, keys.thread_channel(thread_id), keys.user_channel(user_id)],
+                keys=[*keys.thread_keys(thread_id), *extra_keys, *file_keys(thread_id), keys.VECTOR_OPS, home],
+                args=[thread_id, user_id, keys.thread_channel(thread_id), now_ms()],
                 record=in_thread(guard, thread_id),
             )
+        await self._outbox.follow_now(home, follow)
 
     async def list(
         self, user_id: str, *, num_items: int = 20, cursor: str | None = None
@@ -174,9 +183,24 @@ class ThreadStore:
     async def users(self, limit: int = 200) -> Strings:
         """User ids that created threads, most recent first."""
         with redis_errors():
-            return texts(await self._redis.zrevrange(keys.USERS, 0, limit - 1))
+            parts = await partitions.each(self._redis, keys.USERS,
+                                          lambda pipe, key: pipe.zrevrange(key, 0, limit - 1, withscores=True))
+        ranked = sorted(((score, text(user)) for part in parts for user, score in part), reverse=True)
+        return [user for _, user in ranked[:limit]]
 
     async def all_ids(self, user_id: str) -> Strings:
         """Every thread id of the user."""
         with redis_errors():
             return texts(await self._redis.zrange(keys.user_threads(user_id), 0, -1))
+
+
+@handler("threads.user")
+async def _list_follow(redis: Client, scripts: Scripts, args: list[Any]) -> None:
+    """A thread's create (``add``), update (``touch``) or delete (``remove``) in its owner's list."""
+    op, user_id, thread_id, created = (str(a) for a in args)
+    with redis_errors():
+        await scripts.run(
+            USER_THREADS_FOLLOW,
+            [keys.user_threads(user_id), keys.user_state(user_id), keys.user_threads_listed(user_id),
+             keys.users(user_id), keys.user_thread_gone(user_id, thread_id, created)],
+            [op, thread_id, created, user_id, now_ms(), keys.user_channel(user_id), GONE_TTL_S])

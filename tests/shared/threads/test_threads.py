@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import pytest
 
+from threadline.shared import keys
 from threadline.shared.errors import NotFound
 from threadline.shared.records import Message
 from threadline.shared.threads import Store
+from threadline.shared.threads.threads import GONE_TTL_S
 
 pytestmark = pytest.mark.anyio
 
@@ -44,7 +46,9 @@ async def test_delete_thread_removes_messages_and_index(store: Store) -> None:
         await store.messages.get(m.message_id)
     _, page = await store.threads.list("alice")
     assert page.page == []
-    assert [k async for k in store.redis.scan_iter(match=f"*{t.thread_id}*")] == []
+    left = [k.decode() async for k in store.redis.scan_iter(match=f"*{t.thread_id}*")]
+    gone = keys.user_thread_gone("alice", t.thread_id, str(t.created_at))
+    assert left == [gone] and 0 < await store.redis.ttl(gone) <= GONE_TTL_S  # only that it is gone, for a while
 
 
 async def test_other_users_thread_is_not_found(store: Store) -> None:
