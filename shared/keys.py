@@ -283,17 +283,23 @@ def usage_channel(user_id: str) -> str:
     return f"{_u(user_id)}:chg:usage"
 
 
+# The whole app's usage, kept one part per partition, each written in its users' slot (merged on read).
 def app_usage(period: str) -> str:
-    """Hash: the whole app's usage totals of one billing period (by model, agent and kind too)."""
-    return f"{PREFIX}:usage:{period}"
+    """Hash (per partition): the app's usage totals of one billing period (by model, agent and kind too)."""
+    return f"usage:{period}"
 
 
-USAGE_USERS = f"{PREFIX}:usage:users"  # set: every user with a ledger (the retention job walks it)
+USAGE_USERS = "usage:users"  # set (per partition): every user with a ledger (the retention job walks them)
 
 
 def app_usage_users(period: str) -> str:
-    """Sorted set: users with usage in one billing period, by their cost (micro-dollars)."""
-    return f"{PREFIX}:usage:{period}:users"
+    """Sorted set (per partition): users with usage in one billing period, by their cost (micro-dollars)."""
+    return f"usage:{period}:users"
+
+
+def of_user(name: str, user_id: str) -> str:
+    """The user's partition of the app-wide set ``name`` (app_usage, USAGE_USERS...)."""
+    return in_partition(partition(user_id), name)
 
 
 def user_channel(user_id: str) -> str:

@@ -5,6 +5,7 @@
 - Layout 2 tags them with their partition (shared.keys): ``tl:{p0417}:t:<threadId>:msgs``.
 - Layout 3 keeps the app-wide sets of streams in flight and ended one per partition.
 - Layout 4 keeps the list of users who created threads one per partition too.
+- Layout 5 keeps the app's usage (totals, users by cost, users with a ledger) one per partition.
 
 ``migrate`` takes the data one layout up at a time, recording each version as it gets there;
 each step is idempotent (a rename keeps the value and the expiry; members are added before the
@@ -22,7 +23,7 @@ import redis
 from threadline.shared import keys
 from threadline.shared.errors import ConfigError
 
-VERSION = 4
+VERSION = 5
 MIGRATE_COMMAND = "threadline migrate"
 
 # layout 1: (SCAN pattern, parser of a key into its layout-2 name or None for a key it cannot read)
@@ -81,6 +82,32 @@ def _split_users(client: redis.Redis) -> int:
     return _split(client, keys.USERS, lambda m: m)
 
 
+def _split_usage(client: redis.Redis) -> int:
+    """Layout 4 -> 5: the users of the app's usage sets to their own partition; the app's totals of
+    each period (no longer known per user) to partition 0's part, which readers add to the rest.
+    Values are set, not added: run again, the step writes the same."""
+    moved = 0
+    for raw in list(client.scan_iter(match=f"{keys.PREFIX}:usage:*", count=1000)):
+        old = raw.decode() if isinstance(raw, bytes) else str(raw)
+        name = old.removeprefix(f"{keys.PREFIX}:")
+        kind = client.type(old)
+        kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+        if kind == "set":
+            for user in client.sscan_iter(old, count=1000):
+                client.sadd(keys.of_user(name, user.decode()), user)
+                moved += 1
+        elif kind == "zset":
+            for user, score in client.zscan_iter(old, count=1000):
+                client.zadd(keys.of_user(name, user.decode()), {user: score})
+                moved += 1
+        elif kind == "hash":
+            for field, amount in client.hscan_iter(old, count=1000):
+                client.hset(keys.in_partition(0, name), field, amount)
+            moved += 1
+        client.delete(old)
+    return moved
+
+
 def _rename_entities(client: redis.Redis) -> int:
     """Layout 1 -> 2: every key of an entity to its partition; how many."""
     moved = 0
@@ -98,7 +125,7 @@ def _rename_entities(client: redis.Redis) -> int:
 
 
 STEPS: dict[int, Callable[[redis.Redis], int]] = {1: _rename_entities, 2: _split_stream_sets,  # from version n
-                                                  3: _split_users}
+                                                  3: _split_users, 4: _split_usage}
 
 
 def _layout_1(client: redis.Redis) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import cache
@@ -27,6 +28,7 @@ from threadline.shared.app_module import declared_map
 from threadline.shared.clock import now_ms
 from threadline.shared.config import Settings
 from threadline.shared.errors import BadRequest
+from threadline.shared.storage import partitions
 from threadline.shared.storage.client import Client, as_bytes, redis_errors, text
 from threadline.shared.storage.scripts import Scripts, lua
 
@@ -143,8 +145,9 @@ class UsageLedger:
         with redis_errors():
             return int(await self._scripts.run(
                 USAGE_RECORD, [keys.usage_log(entry.user_id), keys.usage_totals(entry.user_id, period),
-                                 keys.usage_state(entry.user_id), keys.app_usage(period), keys.app_usage_users(period),
-                                 keys.USAGE_USERS],
+                                 keys.usage_state(entry.user_id), keys.of_user(keys.app_usage(period), entry.user_id),
+                                 keys.of_user(keys.app_usage_users(period), entry.user_id),
+                                 keys.of_user(keys.USAGE_USERS, entry.user_id)],
                 [keys.usage_channel(entry.user_id), _encode(entry), entry.user_id, entry.cost_micros, *groups, "|",
                  *pairs]))
 
@@ -154,14 +157,18 @@ class UsageLedger:
     async def summary(self, user_id: str | None, period: str | None = None) -> tuple[int, UsageSummary]:
         """(the user's usage version, their usage in ``period``); ``user_id`` None: the whole app."""
         period = period or self.current_period()
-        key = keys.usage_totals(user_id, period) if user_id is not None else keys.app_usage(period)
+        version: list[Any] = []
+        flat: Counter[str] = Counter()
         with redis_errors():
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.hgetall(key)
-                if user_id is not None:  # (the app's totals are not a live query: no version)
+            if user_id is None:  # the app's: every partition's part, added up (not a live query: no version)
+                for part in await partitions.each(self._redis, keys.app_usage(period), lambda p, key: p.hgetall(key)):
+                    flat.update({text(k): int(v) for k, v in part.items()})
+            else:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    pipe.hgetall(keys.usage_totals(user_id, period))
                     pipe.hget(keys.usage_state(user_id), "version")
-                raw, *version = await pipe.execute()
-        flat = {text(k): int(v) for k, v in raw.items()}
+                    raw, *version = await pipe.execute()
+                flat.update({text(k): int(v) for k, v in raw.items()})
         out = UsageSummary(period=period, user_id=user_id, totals=_totals(flat, ""), by_model={}, by_agent={},
                            by_kind={})
         for name in flat:
@@ -176,9 +183,10 @@ class UsageLedger:
     async def users(self, period: str | None = None, limit: int = 1000) -> list[tuple[str, int]]:
         """Users with usage in the period, by cost, highest first: (userId, costMicros)."""
         with redis_errors():
-            found: Any = await self._redis.zrevrange(keys.app_usage_users(period or self.current_period()), 0,
-                                                     limit - 1, withscores=True)
-        return [(text(member), int(score)) for member, score in found]
+            parts = await partitions.each(self._redis, keys.app_usage_users(period or self.current_period()),
+                                          lambda pipe, key: pipe.zrevrange(key, 0, limit - 1, withscores=True))
+        ranked = sorted(((int(score), text(member)) for part in parts for member, score in part), reverse=True)
+        return [(member, score) for score, member in ranked[:limit]]
 
     async def entries(self, user_id: str, period: str | None = None) -> list[UsageEntry]:
         """The user's ledger entries of one period, oldest first."""
@@ -194,8 +202,10 @@ class UsageLedger:
         cutoff = now_ms() - keep_days * 86_400_000
         dropped = 0
         with redis_errors():
-            async for member in self._redis.sscan_iter(keys.USAGE_USERS, count=500):
-                dropped += int(await self._redis.xtrim(keys.usage_log(text(member)), minid=cutoff, approximate=False))
+            for part in keys.every_partition(keys.USAGE_USERS):
+                async for member in self._redis.sscan_iter(part, count=500):
+                    dropped += int(await self._redis.xtrim(keys.usage_log(text(member)), minid=cutoff,
+                                                           approximate=False))
         return dropped
 
 

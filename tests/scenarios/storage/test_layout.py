@@ -24,6 +24,7 @@ from threadline.shared.storage import layout
 
 ALICE = {"Authorization": f"Bearer {mint(SECRET, 'ali:ce')}"}  # a ':' in a user id is escaped in key names
 ADMIN = {"Authorization": f"Bearer {mint(SECRET, 'ops', admin=True)}"}
+_PART = re.compile(r"tl:\{p\d{4}\}:(?!(t|u|ns|wf):).*", re.S)
 _NEW = re.compile(r"tl:\{p\d{4}\}:(t|u|ns|wf):([^:]*):(.*)", re.S)
 
 
@@ -52,6 +53,7 @@ def _snapshot(stack: Stack, tid: str, run_id: str) -> dict[str, Any]:
         "messages": get(f"/api/threads/{tid}/messages?numItems=50")["page"],
         "threads": [t["threadId"] for t in get("/api/threads")["page"]],
         "usage": get("/api/usage")["totals"],
+        "app usage": get("/api/usage?userId=*", ADMIN),
         "documents": [d["key"] for d in get("/api/rag/global/documents", ADMIN)["page"]],
         "run": get(f"/api/workflows/{run_id}")["status"],
     }
@@ -109,13 +111,26 @@ def test_data_of_layout_1_is_migrated_and_served_as_before(tmp_path: Path, store
     assert len(split[keys.ENDED_STREAMS]) == 1  # the reply's stream, listed until its grace ends
     assert list(split[keys.USERS]) == ["ali:ce"]
     moved = 0
+    merged_hashes: set[str] = set()
     for name in list(client.scan_iter(match="tl:*", count=1000)):  # back to how layout 1 named them
         if (old := to_layout_1(name)) is not None:
             client.rename(name, old)
             moved += 1
-        elif (app_wide := name.split(":", 2)[2]) in split:  # one partition of an app-wide set
-            moved += client.zcard(name)
-            client.zunionstore(f"tl:{app_wide}", [name, f"tl:{app_wide}"])
+        elif _PART.fullmatch(name):  # one partition's part of an app-wide set: back into one
+            whole = f"tl:{name.split(':', 2)[2]}"
+            kind = client.type(name)
+            if kind == "zset":
+                moved += client.zcard(name)
+                client.zunionstore(whole, [name, whole])
+            elif kind == "set":
+                moved += client.scard(name)
+                client.sunionstore(whole, [name, whole])
+            else:
+                assert kind == "hash", name
+                moved += whole not in merged_hashes
+                merged_hashes.add(whole)
+                for field, amount in client.hgetall(name).items():
+                    client.hincrby(whole, field, int(amount))
             client.delete(name)
     client.delete(keys.LAYOUT)
     assert moved > 20

@@ -68,7 +68,8 @@ async def test_totals_by_period_model_agent_and_kind(store: Store) -> None:
     assert nov.by_agent["helper"].calls == 2
     _, dec = await ledger.summary("ann", "2026-12")
     assert (dec.totals.calls, dec.totals.cost_micros) == (1, 25 + 10)  # the next month's call is its own
-    _, app = await ledger.summary(None, "2026-11")
+    _, app = await ledger.summary(None, "2026-11")  # the app's parts of two partitions, added up
+    assert keys.partition("ann") != keys.partition("bob")
     assert app.totals.calls == 3 and app.by_agent["other"].input == 7 and app.totals.cost_micros == 4030
     assert await ledger.users("2026-11") == [("ann", 4030), ("bob", 0)]
 
