@@ -32,6 +32,7 @@ from threadline.shared.errors import (
     TooLarge,
     from_validation,
 )
+from threadline.shared.indexing.ops import waiting as index_ops_waiting
 from threadline.shared.json_depth import check_depth
 from threadline.shared.storage.pagination import MAX_PAGE, parse_digits
 from threadline.shared.streams.store import thread_of_stream
@@ -269,7 +270,7 @@ class Endpoints:
         metrics.live_queries.set(len(s.live))
         try:
             generation = await s.runtime.rq.llen(jobs.queue_key(jobs.GENERATION))  # RQ's own Redis
-            ops = await s.redis.llen(keys.VECTOR_OPS)
+            ops = await index_ops_waiting(s.redis)
             metrics.queue_depth.labels(jobs.GENERATION).set(generation)
             metrics.queue_depth.labels("index").set(ops)
             metrics.index_lag.set(ops)

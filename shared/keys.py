@@ -211,7 +211,7 @@ def ended_streams(thread_id: str) -> str:
 
 
 REAPER_LOCK = f"{PREFIX}:streams:reaper"
-VECTOR_OPS = f"{PREFIX}:vec:ops"  # list of embedding ops (shared.indexing.ops), queued by the write scripts
+VECTOR_OPS = "vec:ops"  # list (per partition) of embedding ops (shared.indexing.ops), queued by the write scripts
 VECTOR_RPC = f"{PREFIX}:vec:rpc"  # list of search requests to the index process
 VECTOR_ALIVE = f"{PREFIX}:vec:alive"  # kept fresh by a running index process
 
@@ -297,9 +297,10 @@ def app_usage_users(period: str) -> str:
     return f"usage:{period}:users"
 
 
-def of_user(name: str, user_id: str) -> str:
-    """The user's partition of the app-wide set ``name`` (app_usage, USAGE_USERS...)."""
-    return in_partition(partition(user_id), name)
+def part_of(name: str, entity_id: str) -> str:
+    """The part of the app-wide set ``name`` (app_usage, USAGE_USERS...) in the partition of a
+    thread, user, namespace or run."""
+    return in_partition(partition(entity_id), name)
 
 
 def user_channel(user_id: str) -> str:
@@ -375,7 +376,7 @@ def rag_chunks(namespace: str, key: str, version: int) -> str:
     return f"{_ns(namespace)}:chunks:{key}:{version}"
 
 
-RAG_NAMESPACES = f"{PREFIX}:rag:namespaces"  # set: namespaces holding at least one document
+RAG_NAMESPACES = "rag:namespaces"  # set (per partition): namespaces holding at least one document
 
 
 def rag_channel(namespace: str) -> str:
@@ -387,9 +388,15 @@ def rag_channel(namespace: str) -> str:
 VECTOR_INDEXERS = f"{PREFIX}:vec:indexers"  # set: index processes that may hold taken ops
 
 
+def vector_ops(entity_id: str) -> str:
+    """The partition of VECTOR_OPS of a thread or namespace (in its slot)."""
+    return in_partition(partition(entity_id), VECTOR_OPS)
+
+
 def vector_ops_taken(owner: str) -> str:
-    """List: the ops one index process took and has not finished (given back if it dies)."""
-    return f"{PREFIX}:vec:taken:{owner}"
+    """List (per partition): the ops one index process took there and has not finished (given back
+    if it dies)."""
+    return f"vec:taken:{owner}"
 
 
 def vector_indexer_alive(owner: str) -> str:

@@ -16,7 +16,7 @@ import msgspec
 from threadline.shared import logs, metrics
 from threadline.shared.config import Settings
 from threadline.shared.errors import ChatError
-from threadline.shared.indexing.ops import ALIVE, OPS, RPC, decode_op
+from threadline.shared.indexing.ops import ALIVE, RPC, decode_op
 from threadline.shared.runtime import Runtime, process_settings
 from threadline.shared.storage.client import Client, as_bytes, connect
 from threadline.shared.threads import Store
@@ -65,7 +65,7 @@ async def ops_loop(indexer: Indexer, redis: Client, queue: OpsQueue) -> None:
             await indexer.apply(batch)
             await queue.done()
             metrics.index_ops.inc(len(batch))
-            lag = await redis.llen(OPS)
+            lag = queue.waiting
             metrics.index_lag.set(lag)
             if lag and time.monotonic() - told > PROGRESS_S:  # a backlog (a migration, a re-embed)
                 told = time.monotonic()

@@ -1,31 +1,40 @@
-"""The index process's side of the ops list: ops are taken, not popped, so none is lost.
+"""The index process's side of the ops lists: ops are taken, not popped, so none is lost.
 
-Taking an op moves it (atomically, LMOVE) from the shared list to this
-process's own list; the batch is forgotten only once it was applied. A process
-that dies leaves its list behind, and the next index process to notice that
-its alive key expired moves the list back to the head of the shared one: a
-crash repeats a batch (embedding is idempotent) instead of losing it.
+Ops wait in a list per partition (keys.vector_ops). Taking an op moves it (atomically, LMOVE) to
+this process's own list in the same partition; the batch is forgotten only once it was applied.
+A process that dies leaves its lists behind, and the next index process to notice that its alive
+key expired moves them back to the head of their partitions' lists: a crash repeats a batch
+(embedding is idempotent) instead of losing it. One script call walks every partition (Redis
+answers it in about a millisecond); with nothing waiting the process looks again every POLL_S.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
 
 from threadline.shared import keys
+from threadline.shared.indexing.ops import OPS_RETURN, OPS_TAKE
 from threadline.shared.storage.client import Client, as_bytes, texts
+from threadline.shared.storage.scripts import Scripts
 
 log = logging.getLogger("threadline.workers.index")
 
 ALIVE_MS = 3000  # an index process silent this long is taken for dead
+POLL_S = 0.1  # with nothing waiting, the next look for ops
+EVERY_PARTITION = [str(p) for p in range(keys.PARTITIONS)]
 
 
 class OpsQueue:
     def __init__(self, redis: Client, owner: str | None = None) -> None:
         self._redis = redis
+        self._scripts = Scripts(redis)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
         self._taken = keys.vector_ops_taken(self.owner)
+        self._holding: set[str] = set()  # partitions where this process holds taken ops
+        self.waiting = 0  # ops left in the lists at the last take (the index lag)
 
     async def beat(self) -> None:
         """Say this process is alive (call at least every ALIVE_MS / 3)."""
@@ -34,24 +43,32 @@ class OpsQueue:
             pipe.set(keys.vector_indexer_alive(self.owner), b"1", px=ALIVE_MS)
             await pipe.execute()
 
-    async def take(self, most: int, timeout_s: int = 1) -> list[bytes]:
-        """Wait up to ``timeout_s`` for an op, then take up to ``most`` of them (oldest first)."""
-        first = await self._redis.blmove(keys.VECTOR_OPS, self._taken, timeout_s, "LEFT", "RIGHT")
-        if first is None:
-            return []
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for _ in range(most - 1):
-                pipe.lmove(keys.VECTOR_OPS, self._taken, "LEFT", "RIGHT")
-            more = await pipe.execute()
-        return [as_bytes(first), *(as_bytes(m) for m in more if m is not None)]
+    async def take(self, most: int, timeout_s: float = 1.0) -> list[bytes]:
+        """Take up to ``most`` ops (each partition's oldest first), waiting up to ``timeout_s`` for one."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            waiting, *flat = await self._scripts.run(
+                OPS_TAKE, [], [most, keys.VECTOR_OPS, self._taken, *EVERY_PARTITION])
+            self.waiting = int(waiting)
+            if flat:
+                self._holding.update(texts(flat[0::2]))
+                return [as_bytes(op) for op in flat[1::2]]
+            if loop.time() >= deadline:
+                return []
+            await asyncio.sleep(POLL_S)
 
     async def done(self) -> None:
         """The ops taken were applied."""
-        await self._redis.delete(self._taken)
+        if self._holding:
+            await self._redis.delete(*(keys.in_partition(int(p), self._taken) for p in self._holding))
+            self._holding.clear()
 
     async def give_back(self) -> int:
-        """Put the ops taken back at the end of the list (to be tried again later)."""
-        return await _move_all(self._redis, self._taken, "LEFT", "RIGHT")
+        """Put the ops taken back at the end of their lists (to be tried again later)."""
+        moved = await _move_back(self._scripts, self._taken, "LEFT", "RIGHT", sorted(self._holding))
+        self._holding.clear()
+        return moved
 
     async def recover(self) -> int:
         """Give the ops of dead index processes back, in front (they were first); how many."""
@@ -59,7 +76,7 @@ class OpsQueue:
         for owner in texts(await self._redis.smembers(keys.VECTOR_INDEXERS)):
             if owner == self.owner or await self._redis.exists(keys.vector_indexer_alive(owner)):
                 continue
-            count = await _move_all(self._redis, keys.vector_ops_taken(owner), "RIGHT", "LEFT")
+            count = await _move_back(self._scripts, keys.vector_ops_taken(owner), "RIGHT", "LEFT", EVERY_PARTITION)
             await self._redis.srem(keys.VECTOR_INDEXERS, owner)
             if count:
                 log.warning("index process %s died holding %d ops: they are queued again", owner, count)
@@ -67,9 +84,8 @@ class OpsQueue:
         return moved
 
 
-async def _move_all(redis: Client, source: str, src_end: str, dest_end: str) -> int:
-    """Move every item of ``source`` to the ops list, one atomic LMOVE at a time (never lost)."""
-    moved = 0
-    while await redis.lmove(source, keys.VECTOR_OPS, src_end, dest_end) is not None:
-        moved += 1
-    return moved
+async def _move_back(scripts: Scripts, taken: str, src_end: str, dest_end: str, parts: list[str]) -> int:
+    """Move every op of the taken lists ``taken`` of ``parts`` to their partitions' ops lists."""
+    if not parts:
+        return 0
+    return int(await scripts.run(OPS_RETURN, [], [keys.VECTOR_OPS, taken, src_end, dest_end, *parts]))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from threadline.shared.indexing.ops import OPS
+from threadline.shared.indexing.ops import waiting
 from threadline.shared.runtime import Runtime, process_settings
 from threadline.shared.threads import Store
 
@@ -30,7 +30,7 @@ async def queue_everything(store: Store) -> tuple[int, int]:
         if n % 100 == 0 or n == len(users):
             log.info("queued for embedding: %d of %d users, %d messages, %d snippets",
                      n, len(users), messages, snippets)
-    pending = await client.llen(OPS)
+    pending = await waiting(client)
     print(f"queued {messages} messages and {snippets} snippets for embedding ({pending} ops waiting)")
     return messages, snippets
 

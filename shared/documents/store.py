@@ -21,6 +21,7 @@ from threadline.shared import keys
 from threadline.shared.auth import Identity
 from threadline.shared.clock import now_ms
 from threadline.shared.errors import BadRequest, Forbidden, NotFound
+from threadline.shared.storage import partitions
 from threadline.shared.storage.client import Client, as_bytes, redis_errors, text, texts
 from threadline.shared.storage.pagination import Page, score_bound
 from threadline.shared.storage.scripts import Scripts, lua
@@ -142,7 +143,8 @@ class DocumentStore:
         with redis_errors():
             version, doc_version, skipped, ready, chunks, created = await self._scripts.run(
                 RAG_ADD, [keys.rag_documents(namespace), keys.rag_index(namespace), keys.rag_state(namespace),
-                            keys.rag_content(namespace, key), keys.VECTOR_OPS, keys.RAG_NAMESPACES],
+                            keys.rag_content(namespace, key), keys.vector_ops(namespace),
+                            keys.part_of(keys.RAG_NAMESPACES, namespace)],
                 [keys.rag_channel(namespace), key, digest, _encode(doc), content, now,
                  doc_id(namespace, key) + SEP, namespace])
         if skipped:
@@ -156,7 +158,8 @@ class DocumentStore:
     async def namespaces(self) -> list[str]:
         """Every namespace holding a document (for operators: the playground)."""
         with redis_errors():
-            return sorted(texts(await self._redis.smembers(keys.RAG_NAMESPACES)))
+            parts = await partitions.each(self._redis, keys.RAG_NAMESPACES, lambda pipe, key: pipe.smembers(key))
+        return sorted({name for part in parts for name in texts(part)})
 
     async def find(self, namespace: str, key: str) -> Document | None:
         with redis_errors():
@@ -204,7 +207,8 @@ class DocumentStore:
         with redis_errors():
             version, deleted = await self._scripts.run(
                 RAG_DELETE, [keys.rag_documents(namespace), keys.rag_index(namespace), keys.rag_state(namespace),
-                               keys.rag_content(namespace, key), keys.VECTOR_OPS, keys.RAG_NAMESPACES],
+                               keys.rag_content(namespace, key), keys.vector_ops(namespace),
+                            keys.part_of(keys.RAG_NAMESPACES, namespace)],
                 [keys.rag_channel(namespace), key, doc_id(namespace, key) + SEP, namespace])
         return int(version), bool(deleted)
 

@@ -1,6 +1,7 @@
 """What the index process is told: messages and snippets to embed, vectors to remove.
 
-Ops go on one Redis list the index process drains in batches. Each is an
+Ops go on a Redis list in the partition of their thread or namespace (keys.vector_ops), which
+the index process drains in batches (workers.ops_queue). Each is an
 ``IndexOp`` encoded as a msgpack array ``[kind, ref]``:
 
 - ``embed_message`` (ref: messageId), ``forget_message`` (messageId),
@@ -22,9 +23,13 @@ import msgspec
 
 from threadline.shared import keys
 from threadline.shared.records import Message
+from threadline.shared.storage import partitions
 from threadline.shared.storage.client import Client
+from threadline.shared.storage.scripts import lua
 
-OPS, RPC, ALIVE = keys.VECTOR_OPS, keys.VECTOR_RPC, keys.VECTOR_ALIVE
+RPC, ALIVE = keys.VECTOR_RPC, keys.VECTOR_ALIVE
+OPS_TAKE = lua(__file__, "ops_take")
+OPS_RETURN = lua(__file__, "ops_return")
 
 Kind = Literal["embed_message", "forget_message", "forget_thread", "embed_snippet", "forget_snippet",
                "embed_document", "forget_document"]
@@ -58,17 +63,28 @@ def index_flag(m: Message) -> str:
     return "1" if indexable(m) else "0"
 
 
+async def waiting(redis: Client) -> int:
+    """How many ops wait for the index process, over every partition."""
+    return sum(await partitions.each(redis, keys.VECTOR_OPS, lambda pipe, key: pipe.llen(key)))
+
+
 class MemoryOps:
     def __init__(self, redis: Client) -> None:
         self._redis = redis
 
-    async def push(self, ops: Iterable[IndexOp]) -> None:
+    async def push(self, home: str, ops: Iterable[IndexOp]) -> None:
+        """Queue ``ops`` of the thread or namespace ``home`` (in its partition)."""
         encoded = [encode_op(op) for op in ops]
         if encoded:
-            await self._redis.rpush(OPS, *encoded)
+            await self._redis.rpush(keys.vector_ops(home), *encoded)
 
     async def saved(self, messages: Iterable[Message]) -> None:
-        await self.push(IndexOp("embed_message", m.message_id) for m in messages if indexable(m))
+        by_thread: dict[str, list[IndexOp]] = {}
+        for m in messages:
+            if indexable(m):
+                by_thread.setdefault(m.thread_id, []).append(IndexOp("embed_message", m.message_id))
+        for thread_id, ops in by_thread.items():
+            await self.push(thread_id, ops)
 
     async def snippet_saved(self, thread_id: str, snippet_id: str) -> None:
-        await self.push([IndexOp("embed_snippet", f"{thread_id}/{snippet_id}")])
+        await self.push(thread_id, [IndexOp("embed_snippet", f"{thread_id}/{snippet_id}")])

@@ -6,6 +6,8 @@
 - Layout 3 keeps the app-wide sets of streams in flight and ended one per partition.
 - Layout 4 keeps the list of users who created threads one per partition too.
 - Layout 5 keeps the app's usage (totals, users by cost, users with a ledger) one per partition.
+- Layout 6 keeps the index ops (and the lists index processes took them to) and the set of RAG
+  namespaces one per partition.
 
 ``migrate`` takes the data one layout up at a time, recording each version as it gets there;
 each step is idempotent (a rename keeps the value and the expiry; members are added before the
@@ -23,7 +25,7 @@ import redis
 from threadline.shared import keys
 from threadline.shared.errors import ConfigError
 
-VERSION = 5
+VERSION = 6
 MIGRATE_COMMAND = "threadline migrate"
 
 # layout 1: (SCAN pattern, parser of a key into its layout-2 name or None for a key it cannot read)
@@ -93,18 +95,41 @@ def _split_usage(client: redis.Redis) -> int:
         kind = client.type(old)
         kind = kind.decode() if isinstance(kind, bytes) else str(kind)
         if kind == "set":
-            for user in client.sscan_iter(old, count=1000):
-                client.sadd(keys.of_user(name, user.decode()), user)
-                moved += 1
-        elif kind == "zset":
+            moved += _split_set(client, name)
+            continue
+        if kind == "zset":
             for user, score in client.zscan_iter(old, count=1000):
-                client.zadd(keys.of_user(name, user.decode()), {user: score})
+                client.zadd(keys.part_of(name, user.decode()), {user: score})
                 moved += 1
         elif kind == "hash":
             for field, amount in client.hscan_iter(old, count=1000):
                 client.hset(keys.in_partition(0, name), field, amount)
             moved += 1
         client.delete(old)
+    return moved
+
+
+def _split_index_ops(client: redis.Redis) -> int:
+    """Layout 5 -> 6: the waiting index ops go, in order, to partition 0's list (the index process
+    reads every partition; ops taken by a process that is gone now go in front of them); the RAG
+    namespaces to their own partition. An op is moved, never copied: a rerun moves what is left."""
+    moved = 0
+    ops = keys.in_partition(0, keys.VECTOR_OPS)
+    for raw in list(client.scan_iter(match=f"{keys.PREFIX}:vec:taken:*", count=1000)):
+        while client.lmove(raw, ops, "RIGHT", "LEFT") is not None:
+            moved += 1
+    while client.lmove(f"{keys.PREFIX}:{keys.VECTOR_OPS}", ops, "LEFT", "RIGHT") is not None:
+        moved += 1
+    return moved + _split_set(client, keys.RAG_NAMESPACES)
+
+
+def _split_set(client: redis.Redis, name: str) -> int:
+    """The members of the app-wide set ``tl:<name>`` go to the partition of the entity each names."""
+    old, moved = f"{keys.PREFIX}:{name}", 0
+    for member in client.sscan_iter(old, count=1000):
+        client.sadd(keys.part_of(name, member.decode()), member)
+        moved += 1
+    client.delete(old)
     return moved
 
 
@@ -125,7 +150,7 @@ def _rename_entities(client: redis.Redis) -> int:
 
 
 STEPS: dict[int, Callable[[redis.Redis], int]] = {1: _rename_entities, 2: _split_stream_sets,  # from version n
-                                                  3: _split_users, 4: _split_usage}
+                                                  3: _split_users, 4: _split_usage, 5: _split_index_ops}
 
 
 def _layout_1(client: redis.Redis) -> bool:

@@ -156,7 +156,7 @@ class StreamStore:
                 STREAM_FINISH,
                 [keys.thread(thread_id), keys.messages(thread_id), keys.message_index(thread_id),
                  keys.message_index_no_tools(thread_id), keys.stream(thread_id, stream_id),
-                 keys.active_streams(thread_id), keys.ended_streams(thread_id), keys.VECTOR_OPS,
+                 keys.active_streams(thread_id), keys.ended_streams(thread_id), keys.vector_ops(thread_id),
                  *file_keys(thread_id)],
                 args,
             )

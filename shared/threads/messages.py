@@ -62,7 +62,7 @@ class MessageStore:
             keys.messages(thread_id),
             keys.message_index(thread_id),
             keys.message_index_no_tools(thread_id),
-            keys.VECTOR_OPS,
+            keys.vector_ops(thread_id),
             *file_keys(thread_id),
         ]
 

@@ -60,7 +60,8 @@ class SnippetStore:
         self._threads = threads
 
     def _keys(self, thread_id: str) -> list[str]:
-        return [keys.thread(thread_id), keys.snippets(thread_id), keys.snippet_index(thread_id), keys.VECTOR_OPS]
+        return [keys.thread(thread_id), keys.snippets(thread_id), keys.snippet_index(thread_id),
+                keys.vector_ops(thread_id)]
 
     async def add(self, thread_id: str, user_id: str, *, kind: str, content: str, target: str | None = None,
                   summary: str | None = None, message_id: str | None = None,

@@ -147,7 +147,7 @@ class ThreadStore:
         with redis_errors():
             _, follow = await self._scripts.run(
                 THREAD_DELETE,
-                keys=[*keys.thread_keys(thread_id), *extra_keys, *file_keys(thread_id), keys.VECTOR_OPS, home],
+                keys=[*keys.thread_keys(thread_id), *extra_keys, *file_keys(thread_id), keys.vector_ops(thread_id), home],
                 args=[thread_id, user_id, keys.thread_channel(thread_id), now_ms()],
                 record=in_thread(guard, thread_id),
             )

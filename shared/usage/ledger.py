@@ -145,9 +145,9 @@ class UsageLedger:
         with redis_errors():
             return int(await self._scripts.run(
                 USAGE_RECORD, [keys.usage_log(entry.user_id), keys.usage_totals(entry.user_id, period),
-                                 keys.usage_state(entry.user_id), keys.of_user(keys.app_usage(period), entry.user_id),
-                                 keys.of_user(keys.app_usage_users(period), entry.user_id),
-                                 keys.of_user(keys.USAGE_USERS, entry.user_id)],
+                                 keys.usage_state(entry.user_id), keys.part_of(keys.app_usage(period), entry.user_id),
+                                 keys.part_of(keys.app_usage_users(period), entry.user_id),
+                                 keys.part_of(keys.USAGE_USERS, entry.user_id)],
                 [keys.usage_channel(entry.user_id), _encode(entry), entry.user_id, entry.cost_micros, *groups, "|",
                  *pairs]))
 

@@ -32,6 +32,17 @@ def start_index(url: str, data: Path, log: Path) -> subprocess.Popen[bytes]:
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
 
+TAKEN = keys.in_partition(0, keys.vector_ops_taken("*")).replace("{p0000}", "{p*}")  # every process's, anywhere
+
+
+def waiting(sync: redis.Redis) -> int:
+    """Ops waiting, over every partition."""
+    with sync.pipeline(transaction=False) as pipe:
+        for key in keys.every_partition(keys.VECTOR_OPS):
+            pipe.llen(key)
+        return sum(pipe.execute())
+
+
 def test_a_killed_index_process_loses_no_op(tmp_path: Path) -> None:
     valkey, port = procs.start_valkey(tmp_path / "valkey")
     url = f"redis://127.0.0.1:{port}/0"
@@ -50,21 +61,21 @@ def test_a_killed_index_process_loses_no_op(tmp_path: Path) -> None:
             await client.aclose()
 
         asyncio.run(fill())
-        assert sync.llen(keys.VECTOR_OPS) == MESSAGES + 1
+        assert waiting(sync) == MESSAGES + 1
 
         index = start_index(url, data, tmp_path / "index1.log")
         deadline = time.monotonic() + 60
-        while max((sync.llen(k) for k in sync.scan_iter(match=keys.vector_ops_taken("*"))), default=0) < 100:
+        while max((sync.llen(k) for k in sync.scan_iter(match=TAKEN)), default=0) < 100:
             assert time.monotonic() < deadline and index.poll() is None  # wait for the middle of a batch
             time.sleep(0.002)
         os.killpg(index.pid, signal.SIGKILL)
         index.wait()
-        held = sum(sync.llen(k) for k in sync.scan_iter(match=keys.vector_ops_taken("*")))
+        held = sum(sync.llen(k) for k in sync.scan_iter(match=TAKEN))
         assert held >= 100  # the batch it was working on is kept, not lost
 
         index = start_index(url, data, tmp_path / "index2.log")
         deadline = time.monotonic() + 90
-        while (sync.llen(keys.VECTOR_OPS) or next(sync.scan_iter(match=keys.vector_ops_taken("*")), None)
+        while (waiting(sync) or next(sync.scan_iter(match=TAKEN), None)
                or b'"status":"ready"' not in (sync.hget(keys.rag_documents("user:alice"), "pilots.txt") or b"")):
             assert time.monotonic() < deadline, (tmp_path / "index2.log").read_text()[-2000:]
             assert index.poll() is None

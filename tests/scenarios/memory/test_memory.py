@@ -196,13 +196,14 @@ def test_reembed_queues_every_message_and_snippet_again(mem: Stack) -> None:
     import redis
 
     from tests.support import procs
-    from threadline.shared.indexing.ops import OPS, IndexOp, encode_op
+    from threadline.shared import keys
+    from threadline.shared.indexing.ops import IndexOp, encode_op
 
     with http(mem, "hal") as c:
         tid, _ = thread_with(c, ["first note about walruses", "second note about walruses"])
         eventually(lambda: len(context(c, tid, "walruses", **search(True, False))) == 2)
         client = redis.Redis.from_url(mem.redis_url)
-        client.rpush(OPS, encode_op(IndexOp("forget_thread", tid)))  # drop the thread's vectors; its messages stay in the store
+        client.rpush(keys.vector_ops(tid), encode_op(IndexOp("forget_thread", tid)))  # drop the thread's vectors; its messages stay in the store
         client.close()
         eventually(lambda: context(c, tid, "walruses", **search(True, False)) == [])
     out = subprocess.run([sys.executable, "-m", "threadline.workers", "reembed"], cwd=procs.ROOT, capture_output=True,

@@ -76,6 +76,10 @@ def _members(client: redis.Redis, name: str) -> dict[str, float]:
     return {m: score for key in keys.every_partition(name) for m, score in client.zrange(key, 0, -1, withscores=True)}
 
 
+def _ops(client: redis.Redis) -> list[bytes]:
+    return [op for key in keys.every_partition(keys.VECTOR_OPS) for op in client.lrange(key, 0, -1)]
+
+
 def _command(url: str, *argv: str) -> subprocess.CompletedProcess[str]:
     env = procs.child_env(REDIS_URL=url, AUTH_SECRET=SECRET)
     return subprocess.run([sys.executable, "-m", *argv], env=env, cwd=procs.ROOT, capture_output=True, text=True,
@@ -108,6 +112,9 @@ def test_data_of_layout_1_is_migrated_and_served_as_before(tmp_path: Path, store
 
     client = redis.Redis.from_url(store, decode_responses=True)
     split = {name: _members(client, name) for name in (keys.ENDED_STREAMS, keys.USERS)}
+    raw = redis.Redis.from_url(store)  # (ops are msgpack)
+    ops = _ops(raw)
+    assert len(ops) >= 3  # the prompt, the reply, the document (no index process ran)
     assert len(split[keys.ENDED_STREAMS]) == 1  # the reply's stream, listed until its grace ends
     assert list(split[keys.USERS]) == ["ali:ce"]
     moved = 0
@@ -125,6 +132,9 @@ def test_data_of_layout_1_is_migrated_and_served_as_before(tmp_path: Path, store
             elif kind == "set":
                 moved += client.scard(name)
                 client.sunionstore(whole, [name, whole])
+            elif kind == "list":  # index ops
+                while raw.lmove(name, whole, "LEFT", "RIGHT") is not None:
+                    moved += 1
             else:
                 assert kind == "hash", name
                 moved += whole not in merged_hashes
@@ -145,6 +155,7 @@ def test_data_of_layout_1_is_migrated_and_served_as_before(tmp_path: Path, store
     assert not [k for k in client.scan_iter(match="tl:*", count=1000) if layout.renamed(k)]
     for name, members in split.items():
         assert _members(client, name) == members and not client.exists(f"tl:{name}")
+    assert sorted(_ops(raw)) == sorted(ops) and not client.exists(f"tl:{keys.VECTOR_OPS}")
 
     with run_stack(tmp_path / "after", workers=1, redis_url=store) as stack:
         assert _snapshot(stack, tid, run_id) == before

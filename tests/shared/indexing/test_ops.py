@@ -25,8 +25,9 @@ pytestmark = pytest.mark.anyio
 
 
 async def drain(store: Store) -> list[IndexOp | None]:
-    raw = await store.redis.lrange(keys.VECTOR_OPS, 0, -1)
-    await store.redis.delete(keys.VECTOR_OPS)
+    """Every op waiting, over the partitions (each partition's in order), taken off the lists."""
+    raw = [op for part in keys.every_partition(keys.VECTOR_OPS) for op in await store.redis.lrange(part, 0, -1)]
+    await store.redis.delete(*keys.every_partition(keys.VECTOR_OPS))
     return [decode_op(r) for r in raw]
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.shared.indexing.test_ops import drain
 from threadline.shared import keys
-from threadline.shared.indexing.ops import decode_op
 from threadline.shared.records import Message
 from threadline.shared.threads import Store
 from threadline.workers.index import migrate_embedded
@@ -23,14 +23,14 @@ async def test_an_old_store_is_rebuilt_from_redis_once(store: Store, tmp_path: P
                                                     for i in range(250)])
     for i in range(130):  # more than one page of snippets
         await store.snippets.add(t.thread_id, "alice", kind="note", content=f"s{i}")
-    await store.redis.delete(keys.VECTOR_OPS)
+    await drain(store)
 
     await migrate_embedded(tmp_path, store)
-    ops = [decode_op(raw) for raw in await store.redis.lrange(keys.VECTOR_OPS, 0, -1)]
+    ops = await drain(store)
     kinds = [op.kind for op in ops if op is not None]
     assert kinds.count("embed_message") == 250 and kinds.count("embed_snippet") == 130
     assert not (tmp_path / "qdrant").exists() and (tmp_path / "qdrant.migrated" / "collection").is_dir()
 
-    await store.redis.delete(keys.VECTOR_OPS)
+    await drain(store)
     await migrate_embedded(tmp_path, store)  # a second start: nothing to migrate
     assert await store.redis.llen(keys.VECTOR_OPS) == 0
