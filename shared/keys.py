@@ -393,6 +393,14 @@ def vector_ops(entity_id: str) -> str:
     return in_partition(partition(entity_id), VECTOR_OPS)
 
 
+VECTOR_OPS_WAKE = f"{VECTOR_OPS}:wake"  # channel (per partition): ops were queued (index_op.lua's queue_op)
+
+
+def vector_ops_wake(entity_id: str) -> str:
+    """The channel that wakes the index process for ops of a thread or namespace."""
+    return in_partition(partition(entity_id), VECTOR_OPS_WAKE)
+
+
 def vector_ops_taken(owner: str) -> str:
     """List (per partition): the ops one index process took there and has not finished (given back
     if it dies)."""

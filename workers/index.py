@@ -143,6 +143,7 @@ async def main() -> None:
     ops_redis = connect(settings.redis_url, max_connections=4)
     queue = OpsQueue(ops_redis)
     await queue.beat()
+    await queue.listen()
     await asyncio.gather(ops_loop(indexer, ops_redis, queue),
                          rpc_loop(indexer, connect(settings.redis_url, max_connections=4)),
                          keep_alive(store.redis, queue))

@@ -5,7 +5,9 @@ this process's own list in the same partition; the batch is forgotten only once 
 A process that dies leaves its lists behind, and the next index process to notice that its alive
 key expired moves them back to the head of their partitions' lists: a crash repeats a batch
 (embedding is idempotent) instead of losing it. One script call walks every partition (Redis
-answers it in about a millisecond); with nothing waiting the process looks again every POLL_S.
+answers it in about a millisecond). With nothing waiting, the process waits for a writer's wake-up
+(the writers publish on their partition's channel, keys.vector_ops_wake) or for its take's
+timeout, then looks again; a process that does not listen looks every POLL_S.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 import os
 import socket
 
+from threadline.server.fanout import ChangeListener
 from threadline.shared import keys
 from threadline.shared.indexing.ops import OPS_RETURN, OPS_TAKE
 from threadline.shared.storage.client import Client, as_bytes, texts
@@ -23,7 +26,7 @@ from threadline.shared.storage.scripts import Scripts
 log = logging.getLogger("threadline.workers.index")
 
 ALIVE_MS = 3000  # an index process silent this long is taken for dead
-POLL_S = 0.1  # with nothing waiting, the next look for ops
+POLL_S = 0.1  # with nothing waiting and no wake-ups heard, the next look for ops
 EVERY_PARTITION = [str(p) for p in range(keys.PARTITIONS)]
 
 
@@ -35,6 +38,26 @@ class OpsQueue:
         self._taken = keys.vector_ops_taken(self.owner)
         self._holding: set[str] = set()  # partitions where this process holds taken ops
         self.waiting = 0  # ops left in the lists at the last take (the index lag)
+        self._wake = asyncio.Event()
+        self._listener: ChangeListener | None = None
+        self.wakeups = 0  # wake-ups heard
+
+    async def listen(self) -> None:
+        """Hear the writers' wake-ups (sharded pub/sub, every partition's channel)."""
+        self._listener = ChangeListener(self._redis)
+        self._listener.start()
+        await self._listener.ref(list(keys.every_partition(keys.VECTOR_OPS_WAKE)), self)
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            await self._listener.stop()
+
+    def heard(self, channel: str, data: bytes) -> None:
+        self.wakeups += 1
+        self._wake.set()
+
+    def resync(self) -> None:  # wake-ups may have been lost: look now
+        self._wake.set()
 
     async def beat(self) -> None:
         """Say this process is alive (call at least every ALIVE_MS / 3)."""
@@ -48,15 +71,21 @@ class OpsQueue:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while True:
+            self._wake.clear()  # before looking: a wake-up from now on is heard
             waiting, *flat = await self._scripts.run(
                 OPS_TAKE, [], [most, keys.VECTOR_OPS, self._taken, *EVERY_PARTITION])
             self.waiting = int(waiting)
             if flat:
                 self._holding.update(texts(flat[0::2]))
                 return [as_bytes(op) for op in flat[1::2]]
-            if loop.time() >= deadline:
+            left = deadline - loop.time()
+            if left <= 0:
                 return []
-            await asyncio.sleep(POLL_S)
+            try:
+                await asyncio.wait_for(self._wake.wait(), left if self._listener is not None else min(left, POLL_S))
+            except TimeoutError:
+                if self._listener is not None:
+                    return []  # nothing came: the caller's next take looks first
 
     async def done(self) -> None:
         """The ops taken were applied."""

@@ -76,7 +76,10 @@ class MemoryOps:
         """Queue ``ops`` of the thread or namespace ``home`` (in its partition)."""
         encoded = [encode_op(op) for op in ops]
         if encoded:
-            await self._redis.rpush(keys.vector_ops(home), *encoded)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.rpush(keys.vector_ops(home), *encoded)
+                pipe.execute_command("SPUBLISH", keys.vector_ops_wake(home), "1")
+                await pipe.execute()
 
     async def saved(self, messages: Iterable[Message]) -> None:
         by_thread: dict[str, list[IndexOp]] = {}

@@ -31,7 +31,7 @@ redis.call('SET', KEYS[4], ARGV[5])
 local seq = redis.call('HINCRBY', KEYS[3], 'seq', 1)
 redis.call('ZADD', KEYS[2], seq, ARGV[2])
 redis.call('SADD', KEYS[6], ARGV[8])
-redis.call('RPUSH', KEYS[5], index_op('embed_document', ARGV[7] .. version))
+queue_op(KEYS[5], 'embed_document', ARGV[7] .. version)
 local v = redis.call('HINCRBY', KEYS[3], 'version', 1)
 redis.call('SPUBLISH', ARGV[1], v)
 return {v, version, 0, ready, chunks, created}

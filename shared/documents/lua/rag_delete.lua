@@ -8,7 +8,7 @@ redis.call('HDEL', KEYS[1], ARGV[2])
 redis.call('ZREM', KEYS[2], ARGV[2])
 if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[6], ARGV[4]) end
 redis.call('DEL', KEYS[4])
-redis.call('RPUSH', KEYS[5], index_op('forget_document', ARGV[3] .. cjson.decode(cur).version))
+queue_op(KEYS[5], 'forget_document', ARGV[3] .. cjson.decode(cur).version)
 local v = redis.call('HINCRBY', KEYS[3], 'version', 1)
 redis.call('SPUBLISH', ARGV[1], v)
 return {v, 1}

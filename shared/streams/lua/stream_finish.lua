@@ -22,7 +22,7 @@ for i = 5, #ARGV, 5 do
       files = table.concat(kept, ' ')
     end
     files_set(fk, id, files)
-    if ARGV[i + 2] == '1' then redis.call('RPUSH', KEYS[8], index_op('embed_message', id)) end
+    if ARGV[i + 2] == '1' then queue_op(KEYS[8], 'embed_message', id) end
     if ARGV[i + 1] == '1' then redis.call('ZREM', KEYS[4], id)
     else redis.call('ZADD', KEYS[4], redis.call('ZSCORE', KEYS[3], id), id) end
   end

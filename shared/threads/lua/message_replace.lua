@@ -16,7 +16,7 @@ end
 for i = 2, #ARGV, 5 do
   local id = ARGV[i]
   redis.call('HSET', KEYS[2], id, ARGV[i + 4])
-  if ARGV[i + 2] == '1' then redis.call('RPUSH', KEYS[5], index_op('embed_message', id)) end
+  if ARGV[i + 2] == '1' then queue_op(KEYS[5], 'embed_message', id) end
   if ARGV[i + 1] == '1' then
     redis.call('ZREM', KEYS[4], id)
   else

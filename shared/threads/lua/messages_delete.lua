@@ -19,7 +19,7 @@ for _, id in ipairs(ids) do
   if redis.call('HDEL', KEYS[2], id) == 1 then
     count = count + 1
     gone[#gone + 1] = id
-    redis.call('RPUSH', KEYS[5], index_op('forget_message', id))
+    queue_op(KEYS[5], 'forget_message', id)
     files_set(fk, id, '')
   end
   redis.call('ZREM', KEYS[3], id)

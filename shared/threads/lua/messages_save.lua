@@ -69,7 +69,7 @@ for i = 0, count - 1 do
   redis.call('HSET', KEYS[2], id, body)
   redis.call('ZADD', KEYS[3], score, id)
   if is_tool == '0' then redis.call('ZADD', KEYS[4], score, id) end
-  if index == '1' then redis.call('RPUSH', KEYS[5], index_op('embed_message', id)) end
+  if index == '1' then queue_op(KEYS[5], 'embed_message', id) end
   files_set(fk, id, ARGV[base + 5])
   out[#out + 1] = id
   out[#out + 1] = cur

@@ -7,13 +7,13 @@ local changed
 if ARGV[3] == '' then
   changed = redis.call('HDEL', KEYS[2], ARGV[2])
   redis.call('ZREM', KEYS[3], ARGV[2])
-  if changed == 1 then redis.call('RPUSH', KEYS[4], index_op('forget_snippet', ARGV[2])) end
+  if changed == 1 then queue_op(KEYS[4], 'forget_snippet', ARGV[2]) end
 else
   changed = 1
   redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
   local seq = redis.call('HINCRBY', KEYS[1], 'snippetSeq', 1)
   redis.call('ZADD', KEYS[3], seq, ARGV[2])
-  redis.call('RPUSH', KEYS[4], index_op('embed_snippet', ARGV[5] .. '/' .. ARGV[2]))
+  queue_op(KEYS[4], 'embed_snippet', ARGV[5] .. '/' .. ARGV[2])
 end
 local v = tonumber(redis.call('HGET', KEYS[1], 'version'))
 if changed == 1 then

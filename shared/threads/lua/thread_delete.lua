@@ -12,7 +12,7 @@ for _, mid in ipairs(listed) do files_set(fk, mid, '') end
 local v = tonumber(redis.call('HGET', KEYS[1], 'version')) + 1
 local follow = cmsgpack.pack({'threads.user', 'remove', ARGV[2], ARGV[1], redis.call('HGET', KEYS[1], 'createdAt')})
 for i = 1, n - 6 do redis.call('UNLINK', KEYS[i]) end
-redis.call('RPUSH', KEYS[n - 1], index_op('forget_thread', ARGV[1]))
+queue_op(KEYS[n - 1], 'forget_thread', ARGV[1])
 redis.call('ZADD', KEYS[n], ARGV[4], follow)
 redis.call('SPUBLISH', ARGV[3], v)
 return {v, follow}

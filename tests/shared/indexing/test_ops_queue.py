@@ -3,10 +3,13 @@ forgotten once applied, given back when applying failed, and a dead process's go
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from threadline.shared import keys
 from threadline.shared.indexing.ops import IndexOp, MemoryOps, decode_op, waiting
+from threadline.shared.records import Message
 from threadline.shared.threads import Store
 from threadline.workers.ops_queue import OpsQueue
 
@@ -68,3 +71,26 @@ async def test_the_scripts_name_partitions_as_python_does(store: Store) -> None:
     queue = OpsQueue(store.redis, owner="x")
     assert refs(await queue.take(5)) == ["t1"]
     assert await store.redis.llen(keys.in_partition(keys.partition("t1"), keys.vector_ops_taken("x"))) == 1
+
+
+async def test_a_listening_process_is_woken_by_the_writers(store: Store) -> None:
+    """Waiting for ops, it looks again when a write script or Python queues one (not at its timeout)."""
+    assert keys.vector_ops_wake("t1") == keys.vector_ops("t1") + ":wake"  # the channel queue_op (Lua) names
+    queue = OpsQueue(store.redis, owner="w")
+    await queue.listen()
+    try:
+        waiter = asyncio.create_task(queue.take(10, timeout_s=60))
+        await asyncio.sleep(0.3)
+        assert not waiter.done()
+        thread = await store.threads.create("ann")
+        await store.messages.save(thread.thread_id, "ann", [Message(message_id="", thread_id="", text="hello")])
+        got = await asyncio.wait_for(waiter, 30)
+        assert [op.kind for op in map(decode_op, got) if op is not None] == ["embed_message"]
+        assert queue.wakeups == 1  # one publish per script and list
+        await queue.done()
+        waiter = asyncio.create_task(queue.take(10, timeout_s=60))
+        await asyncio.sleep(0.3)
+        await MemoryOps(store.redis).push("t2", [IndexOp("forget_thread", "t2")])
+        assert refs(await asyncio.wait_for(waiter, 30)) == ["t2"] and queue.wakeups == 2
+    finally:
+        await queue.close()
