@@ -46,10 +46,14 @@ def every_partition(name: str) -> tuple[str, ...]:
 def _entity(kind: str, entity_id: str) -> str:
     """The start of an entity's keys: its partition's tag, its kind and its id, in which ``%`` and
     ``:`` are escaped (user ids and namespaces are the app's: ``a`` and ``a:usage`` stay apart)."""
-    tag = partition_tag(partition(entity_id))
-    if "%" in entity_id or ":" in entity_id:
-        entity_id = entity_id.replace("%", "%25").replace(":", "%3A")
-    return f"{PREFIX}:{tag}:{kind}:{entity_id}"
+    return f"{PREFIX}:{partition_tag(partition(entity_id))}:{kind}:{_escaped(entity_id)}"
+
+
+def _escaped(name: str) -> str:
+    """A name of the app's (a user id, a namespace, a rule) as one segment of a key: ``%`` and ``:`` escaped."""
+    if "%" in name or ":" in name:
+        return name.replace("%", "%25").replace(":", "%3A")
+    return name
 
 
 def _t(thread_id: str) -> str:
@@ -314,8 +318,9 @@ def rate_limit_channel(user_id: str) -> str:
 
 
 def rate_limit_rule(rule: str, scope: str) -> str:
-    """Hash: one rate-limit rule's state (bucket level or window count) for one user, agent, team or '*'."""
-    return f"{PREFIX}:rl:{rule}:{scope}"
+    """Hash: one rate-limit rule's state (bucket level or window count) for one user, agent, team or '*',
+    in the partition of that scope (a request counting in several is reserved rule by rule)."""
+    return in_partition(partition(scope), f"rl:{_escaped(rule)}:{_escaped(scope)}")
 
 
 def request_digest(*parts: str) -> str:

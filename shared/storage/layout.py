@@ -8,6 +8,7 @@
 - Layout 5 keeps the app's usage (totals, users by cost, users with a ledger) one per partition.
 - Layout 6 keeps the index ops (and the lists index processes took them to) and the set of RAG
   namespaces one per partition.
+- Layout 7 keeps each rate-limit rule's state in the partition of its scope (user, agent, team, app).
 
 ``migrate`` takes the data one layout up at a time, recording each version as it gets there;
 each step is idempotent (a rename keeps the value and the expiry; members are added before the
@@ -25,7 +26,7 @@ import redis
 from threadline.shared import keys
 from threadline.shared.errors import ConfigError
 
-VERSION = 6
+VERSION = 7
 MIGRATE_COMMAND = "threadline migrate"
 
 # layout 1: (SCAN pattern, parser of a key into its layout-2 name or None for a key it cannot read)
@@ -123,6 +124,22 @@ def _split_index_ops(client: redis.Redis) -> int:
     return moved + _split_set(client, keys.RAG_NAMESPACES)
 
 
+def _move_rate_limits(client: redis.Redis) -> int:
+    """Layout 6 -> 7: ``tl:rl:<rule>:<scope>`` (rule names have no ':') to the scope's partition."""
+    moved = 0
+    for raw in list(client.scan_iter(match=f"{keys.PREFIX}:rl:*", count=1000)):
+        old = raw.decode() if isinstance(raw, bytes) else str(raw)
+        rule, _, scope = old.removeprefix(f"{keys.PREFIX}:rl:").partition(":")
+        try:
+            client.rename(old, keys.rate_limit_rule(rule, scope))
+        except redis.ResponseError as exc:  # expired since the scan
+            if "no such key" not in str(exc).lower():
+                raise
+            continue
+        moved += 1
+    return moved
+
+
 def _split_set(client: redis.Redis, name: str) -> int:
     """The members of the app-wide set ``tl:<name>`` go to the partition of the entity each names."""
     old, moved = f"{keys.PREFIX}:{name}", 0
@@ -150,7 +167,8 @@ def _rename_entities(client: redis.Redis) -> int:
 
 
 STEPS: dict[int, Callable[[redis.Redis], int]] = {1: _rename_entities, 2: _split_stream_sets,  # from version n
-                                                  3: _split_users, 4: _split_usage, 5: _split_index_ops}
+                                                  3: _split_users, 4: _split_usage, 5: _split_index_ops,
+                                                  6: _move_rate_limits}
 
 
 def _layout_1(client: redis.Redis) -> bool:

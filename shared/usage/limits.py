@@ -28,7 +28,7 @@ import math
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 
@@ -140,24 +140,53 @@ class Limits:
 
     async def take(self, on: On, who: Who, cost: int = 1, *, check: bool = False) -> None:
         """Take ``cost`` from every rule on ``on`` that applies (all or none); RateLimited otherwise.
-        ``check``: take nothing, only refuse what would be refused."""
-        found = self._keys(on, who)
+        ``check``: take nothing, only refuse what would be refused.
+
+        Each rule's state lives in the partition of its scope (the user, the agent, a team, the
+        app), so the rules are reserved one by one, in a fixed order (by key); on a refusal what
+        was taken is given back, and the rule that makes the caller wait longest is named."""
+        found = sorted(self._keys(on, who), key=lambda rk: rk[1])
         if not found or cost <= 0:
             return
+        now = now_ms()
+        taken: list[tuple[Limit, str]] = []
+        for rule, key in found:
+            allowed, wait, _ = await self._take_one(rule, key, now, cost, check)
+            if not allowed:
+                await self._give_back(taken, now, cost)
+                raise await self._refusal(found, now, cost, on, (rule, int(wait)))
+            if not check:
+                taken.append((rule, key))
+        if taken:
+            with contextlib.suppress(Exception):
+                await self._redis.spublish(keys.rate_limit_channel(who.user_id), now)
+
+    async def _take_one(self, rule: Limit, key: str, now: int, cost: int, check: bool) -> list[Any]:
         with redis_errors():
-            allowed, wait, refused = await self._scripts.run(
-                LIMITS_TAKE, [k for _, k in found],
-                [now_ms(), cost, keys.rate_limit_channel(who.user_id), "1" if check else "0",
-                 *[a for rule, _ in found for a in rule.args()]])
-        if not allowed:
-            rule = found[int(refused) - 1][0]
-            what = "messages" if on == "messages" else "tokens"
-            if int(wait) < 0:
-                raise RateLimited(f"this needs {cost:,} {what}, more than the `{rule.name}` limit allows at once "
-                                  f"({rule.burst or rule.limit:,})")
-            raise RateLimited(f"the `{rule.name}` limit ({rule.limit:,} {what} per {rule.period_s:g} s "
-                              f"{'per ' + rule.per if rule.per != 'global' else 'in all'}) is reached; retry in "
-                              f"{int(wait) / 1000:.1f} s", retry_after_ms=int(wait))
+            return list(await self._scripts.run(LIMITS_TAKE, [key], [now, cost, "", "1" if check else "0",
+                                                                    *rule.args()]))
+
+    async def _give_back(self, taken: Sequence[tuple[Limit, str]], now: int, cost: int) -> None:
+        if taken:
+            with redis_errors():
+                await self._scripts.run_all([(LIMITS_ADJUST, [key], [now, -cost, "", *rule.args()])
+                                             for rule, key in taken])
+
+    async def _refusal(self, found: Sequence[tuple[Limit, str]], now: int, cost: int, on: On,
+                       first: tuple[Limit, int]) -> RateLimited:
+        """The error naming the rule that refuses longest (every rule checked, nothing taken)."""
+        rule, wait = first
+        for other, key in found:
+            allowed, other_wait, _ = await self._take_one(other, key, now, cost, True)
+            if not allowed and (int(other_wait) < 0 <= wait or (wait >= 0 and int(other_wait) > wait)):
+                rule, wait = other, int(other_wait)
+        what = "messages" if on == "messages" else "tokens"
+        if wait < 0:
+            return RateLimited(f"this needs {cost:,} {what}, more than the `{rule.name}` limit allows at once "
+                               f"({rule.burst or rule.limit:,})")
+        return RateLimited(f"the `{rule.name}` limit ({rule.limit:,} {what} per {rule.period_s:g} s "
+                           f"{'per ' + rule.per if rule.per != 'global' else 'in all'}) is reached; retry in "
+                           f"{wait / 1000:.1f} s", retry_after_ms=wait)
 
     async def room(self, who: Who) -> None:
         """RateLimited when a concurrency rule is full: ``who`` has as many replies in flight as allowed."""
@@ -194,16 +223,25 @@ class Limits:
                     await pipe.execute()
 
     async def _hold(self, who: Who, holder: str, lease_ms: int) -> None:
-        found = self._keys(None, who)
-        if not found:
-            return
-        with redis_errors():
-            held, full = await self._scripts.run(LIMITS_HOLD, [k for _, k in found],
-                                                 [now_ms(), lease_ms, holder, *[rule.limit for rule, _ in found]])
-        if not held:
-            rule = found[int(full) - 1][0]
-            raise RateLimited(f"{rule.limit} {'reply is' if rule.limit == 1 else 'replies are'} being written "
-                              f"already (the `{rule.name}` limit); retry when one ends", retry_after_ms=CAP_RETRY_MS)
+        """Hold a place under every concurrency rule, one by one in a fixed order, or none (the places
+        held are given back when one is full); ``holder`` '': only check there is room."""
+        found = sorted(self._keys(None, who), key=lambda rk: rk[1])
+        held: list[str] = []
+        for rule, key in found:
+            with redis_errors():
+                ok, _ = await self._scripts.run(LIMITS_HOLD, [key], [now_ms(), lease_ms, holder, rule.limit])
+            if not ok:
+                if held:
+                    with redis_errors():
+                        async with self._redis.pipeline(transaction=False) as pipe:
+                            for k in held:
+                                pipe.zrem(k, holder)
+                            await pipe.execute()
+                raise RateLimited(f"{rule.limit} {'reply is' if rule.limit == 1 else 'replies are'} being written "
+                                  f"already (the `{rule.name}` limit); retry when one ends",
+                                  retry_after_ms=CAP_RETRY_MS)
+            if holder:
+                held.append(key)
 
     async def _renew(self, keys_: list[str], holder: str, lease_ms: int) -> None:
         while True:
@@ -221,10 +259,11 @@ class Limits:
         found = self._keys(on, who)
         if not found or not delta:
             return
+        now = now_ms()
         with redis_errors():
-            await self._scripts.run(LIMITS_ADJUST, [k for _, k in found],
-                                    [now_ms(), delta, keys.rate_limit_channel(who.user_id),
-                                     *[a for rule, _ in found for a in rule.args()]])
+            await self._scripts.run_all([(LIMITS_ADJUST, [key], [now, delta, "", *rule.args()]) for rule, key in found])
+        with contextlib.suppress(Exception):
+            await self._redis.spublish(keys.rate_limit_channel(who.user_id), now)
 
     async def status(self, who: Who) -> LimitStatus:
         """Where every rule that applies to ``who`` stands (nothing taken): whether one more message
@@ -234,8 +273,13 @@ class Limits:
         found = self._keys("messages", who) + self._keys("tokens", who)
         if found:
             with redis_errors():
-                levels = await self._scripts.run(LIMITS_PEEK, [k for _, k in found],
-                                                 [now, *[a for rule, _ in found for a in rule.args()]])
+                results = await self._scripts.run_all([(LIMITS_PEEK, [key], [now, *rule.args()])
+                                                       for rule, key in found])
+            for result in results:
+                if isinstance(result, Exception):
+                    with redis_errors():
+                        raise result
+            levels = [result[0] for result in results]
             for (rule, _), (remaining, wait) in zip(found, levels, strict=True):
                 states.append(RuleState(name=rule.name, on=rule.on, per=rule.per, limit=rule.limit,
                                         period_s=rule.period_s, remaining=max(0, int(remaining)),

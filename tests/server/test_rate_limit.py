@@ -118,3 +118,26 @@ async def test_a_check_takes_nothing(store: Store) -> None:
     await limits.take("tokens", Who("alice"), 900)
     with pytest.raises(RateLimited):
         await limits.take("tokens", Who("alice"), 900, check=True)
+
+
+async def test_rules_in_several_partitions_are_reserved_in_order_and_given_back(store: Store) -> None:
+    """Rules of a user and of the app live in two partitions: a refusal by either leaves the other as
+    it was, and names the rule that makes the caller wait longest."""
+    from threadline.shared import keys
+
+    rules = [Limit(name="mine", limit=3, period_s=60), Limit(name="all", limit=2, period_s=600, per="global")]
+    limits = Limits(store.redis, store.scripts, rules)
+    assert keys.partition("ann") != keys.partition("*")
+    await limits.take("messages", Who("ann"))
+    await limits.take("messages", Who("bob"))
+    error = await refused(limits, Who("ann"))  # the app's rule is full; ann's own is not
+    assert "`all`" in error.message and error.retry_after_ms is not None and error.retry_after_ms > 60_000
+    state = (await limits.status(Who("ann"))).rules
+    assert [(r.name, r.remaining) for r in state] == [("mine", 2), ("all", 0)]  # ann's one was given back
+
+    caps = Limits(store.redis, store.scripts, [Limit(name="own", limit=2, kind="concurrency"),
+                                                Limit(name="app", limit=1, kind="concurrency", per="global")])
+    await caps._hold(Who("cy"), "job-1", 30_000)
+    with pytest.raises(RateLimited):
+        await caps._hold(Who("cy"), "job-2", 30_000)  # the app's place is taken
+    assert await store.redis.zrange(keys.rate_limit_rule("own", "cy"), 0, -1) == [b"job-1"]  # job-2's was given back
