@@ -22,18 +22,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if config.getoption("--slots-report"):
-        from tests.support import slots
+    from tests.support import slots
 
-        slots.install()
+    slots.install()  # always: a script call over two slots fails the run (below)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    from tests.support import slots
+
     path = session.config.getoption("--slots-report")
     if path:
-        from tests.support import slots
-
         slots.write(Path(path))
+    spread = slots.violations()
+    if spread:
+        print(f"\nscripts whose calls named keys of several hash slots (one slot each is the rule: "
+              f"tests/support/slots.py): {', '.join(spread)}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture
