@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -38,7 +38,7 @@ from threadline.shared.clock import now_ms
 from threadline.shared.config import Settings
 from threadline.shared.errors import ConfigError, RateLimited
 from threadline.shared.storage.client import Client, redis_errors
-from threadline.shared.storage.scripts import lua
+from threadline.shared.storage.scripts import Arg, Script, lua
 from threadline.shared.tasks import cancel_and_wait
 
 LIMITS_ADJUST = lua(__file__, "limits_adjust")
@@ -143,50 +143,36 @@ class Limits:
         ``check``: take nothing, only refuse what would be refused.
 
         Each rule's state lives in the partition of its scope (the user, the agent, a team, the
-        app), so the rules are reserved one by one, in a fixed order (by key); on a refusal what
-        was taken is given back, and the rule that makes the caller wait longest is named."""
+        app), so each rule is reserved by a script of its own; they go in one pipeline in a fixed
+        order (by key), and when one refuses, what the others took is given back. The error names
+        the refusing rule that makes the caller wait longest."""
         found = sorted(self._keys(on, who), key=lambda rk: rk[1])
         if not found or cost <= 0:
             return
         now = now_ms()
-        taken: list[tuple[Limit, str]] = []
-        for rule, key in found:
-            allowed, wait, _ = await self._take_one(rule, key, now, cost, check)
-            if not allowed:
-                await self._give_back(taken, now, cost)
-                raise await self._refusal(found, now, cost, on, (rule, int(wait)))
+        results = await self._each(LIMITS_TAKE, found, lambda rule: [now, cost, "", "1" if check else "0",
+                                                                     *rule.args()])
+        refused = [(rule, int(r[1])) for (rule, _), r in zip(found, results, strict=True) if not int(r[0])]
+        if refused:
             if not check:
-                taken.append((rule, key))
-        if taken:
+                await self._each(LIMITS_ADJUST, [rk for rk, r in zip(found, results, strict=True) if int(r[0])],
+                                 lambda rule: [now, -cost, "", *rule.args()])
+            raise _refusal(refused, cost, on)
+        if not check:
             with contextlib.suppress(Exception):
                 await self._redis.spublish(keys.rate_limit_channel(who.user_id), now)
 
-    async def _take_one(self, rule: Limit, key: str, now: int, cost: int, check: bool) -> list[Any]:
+    async def _each(self, script: Script, found: Sequence[tuple[Limit, str]],
+                    args: Callable[[Limit], list[Arg]]) -> list[Any]:
+        """``script`` on each rule's key, in one pipeline, in order; the results (a failure raised)."""
+        if not found:
+            return []
         with redis_errors():
-            return list(await self._scripts.run(LIMITS_TAKE, [key], [now, cost, "", "1" if check else "0",
-                                                                    *rule.args()]))
-
-    async def _give_back(self, taken: Sequence[tuple[Limit, str]], now: int, cost: int) -> None:
-        if taken:
-            with redis_errors():
-                await self._scripts.run_all([(LIMITS_ADJUST, [key], [now, -cost, "", *rule.args()])
-                                             for rule, key in taken])
-
-    async def _refusal(self, found: Sequence[tuple[Limit, str]], now: int, cost: int, on: On,
-                       first: tuple[Limit, int]) -> RateLimited:
-        """The error naming the rule that refuses longest (every rule checked, nothing taken)."""
-        rule, wait = first
-        for other, key in found:
-            allowed, other_wait, _ = await self._take_one(other, key, now, cost, True)
-            if not allowed and (int(other_wait) < 0 <= wait or (wait >= 0 and int(other_wait) > wait)):
-                rule, wait = other, int(other_wait)
-        what = "messages" if on == "messages" else "tokens"
-        if wait < 0:
-            return RateLimited(f"this needs {cost:,} {what}, more than the `{rule.name}` limit allows at once "
-                               f"({rule.burst or rule.limit:,})")
-        return RateLimited(f"the `{rule.name}` limit ({rule.limit:,} {what} per {rule.period_s:g} s "
-                           f"{'per ' + rule.per if rule.per != 'global' else 'in all'}) is reached; retry in "
-                           f"{wait / 1000:.1f} s", retry_after_ms=wait)
+            results = await self._scripts.run_all([(script, [key], args(rule)) for rule, key in found])
+            for result in results:
+                if isinstance(result, Exception):
+                    raise result
+        return results
 
     async def room(self, who: Who) -> None:
         """RateLimited when a concurrency rule is full: ``who`` has as many replies in flight as allowed."""
@@ -223,25 +209,24 @@ class Limits:
                     await pipe.execute()
 
     async def _hold(self, who: Who, holder: str, lease_ms: int) -> None:
-        """Hold a place under every concurrency rule, one by one in a fixed order, or none (the places
-        held are given back when one is full); ``holder`` '': only check there is room."""
+        """Hold a place under every concurrency rule (one script each, in one pipeline, in a fixed
+        order), or none: the places held are given back when one is full; ``holder`` '': only check
+        there is room."""
         found = sorted(self._keys(None, who), key=lambda rk: rk[1])
-        held: list[str] = []
-        for rule, key in found:
-            with redis_errors():
-                ok, _ = await self._scripts.run(LIMITS_HOLD, [key], [now_ms(), lease_ms, holder, rule.limit])
-            if not ok:
-                if held:
-                    with redis_errors():
-                        async with self._redis.pipeline(transaction=False) as pipe:
-                            for k in held:
-                                pipe.zrem(k, holder)
-                            await pipe.execute()
-                raise RateLimited(f"{rule.limit} {'reply is' if rule.limit == 1 else 'replies are'} being written "
-                                  f"already (the `{rule.name}` limit); retry when one ends",
-                                  retry_after_ms=CAP_RETRY_MS)
-            if holder:
-                held.append(key)
+        now = now_ms()
+        results = await self._each(LIMITS_HOLD, found, lambda rule: [now, lease_ms, holder, rule.limit])
+        full = [rule for (rule, _), (ok, _) in zip(found, results, strict=True) if not int(ok)]
+        if full:
+            held = [key for (_, key), (ok, _) in zip(found, results, strict=True) if int(ok)]
+            if holder and held:
+                with redis_errors():
+                    async with self._redis.pipeline(transaction=False) as pipe:
+                        for key in held:
+                            pipe.zrem(key, holder)
+                        await pipe.execute()
+            rule = full[0]
+            raise RateLimited(f"{rule.limit} {'reply is' if rule.limit == 1 else 'replies are'} being written "
+                              f"already (the `{rule.name}` limit); retry when one ends", retry_after_ms=CAP_RETRY_MS)
 
     async def _renew(self, keys_: list[str], holder: str, lease_ms: int) -> None:
         while True:
@@ -260,8 +245,7 @@ class Limits:
         if not found or not delta:
             return
         now = now_ms()
-        with redis_errors():
-            await self._scripts.run_all([(LIMITS_ADJUST, [key], [now, delta, "", *rule.args()]) for rule, key in found])
+        await self._each(LIMITS_ADJUST, found, lambda rule: [now, delta, "", *rule.args()])
         with contextlib.suppress(Exception):
             await self._redis.spublish(keys.rate_limit_channel(who.user_id), now)
 
@@ -272,14 +256,7 @@ class Limits:
         states: list[RuleState] = []
         found = self._keys("messages", who) + self._keys("tokens", who)
         if found:
-            with redis_errors():
-                results = await self._scripts.run_all([(LIMITS_PEEK, [key], [now, *rule.args()])
-                                                       for rule, key in found])
-            for result in results:
-                if isinstance(result, Exception):
-                    with redis_errors():
-                        raise result
-            levels = [result[0] for result in results]
+            levels = [r[0] for r in await self._each(LIMITS_PEEK, found, lambda rule: [now, *rule.args()])]
             for (rule, _), (remaining, wait) in zip(found, levels, strict=True):
                 states.append(RuleState(name=rule.name, on=rule.on, per=rule.per, limit=rule.limit,
                                         period_s=rule.period_s, remaining=max(0, int(remaining)),
@@ -297,6 +274,18 @@ class Limits:
                                         period_s=0, remaining=left, retry_after_ms=0 if left else CAP_RETRY_MS))
         wait = max((r.retry_after_ms for r in states if r.on != "tokens"), default=0)
         return LimitStatus(can_send=wait == 0, retry_after_ms=wait, at=now, rules=states)
+
+
+def _refusal(refused: Sequence[tuple[Limit, int]], cost: int, on: On) -> RateLimited:
+    """The error naming the refusing rule that makes the caller wait longest (-1: it never fits)."""
+    rule, wait = max(refused, key=lambda rw: (rw[1] < 0, rw[1]))
+    what = "messages" if on == "messages" else "tokens"
+    if wait < 0:
+        return RateLimited(f"this needs {cost:,} {what}, more than the `{rule.name}` limit allows at once "
+                           f"({rule.burst or rule.limit:,})")
+    return RateLimited(f"the `{rule.name}` limit ({rule.limit:,} {what} per {rule.period_s:g} s "
+                       f"{'per ' + rule.per if rule.per != 'global' else 'in all'}) is reached; retry in "
+                       f"{wait / 1000:.1f} s", retry_after_ms=wait)
 
 
 def rules_of(settings: Settings) -> list[Limit]:
