@@ -111,8 +111,8 @@ class StoreSink(_Sink):
     """Saves the reply in the thread as it goes; see the module docstring."""
 
     async def start(self, prompt: Message) -> None:
-        _, page = await self.store.messages.list(self.thread_id, None, num_items=100,
-                                                 cursor=after_order(prompt.order), statuses=["pending"])
+        _, page = await self.store.messages.list(self.thread_id, None, num_items=100, cursor=after_order(prompt.order),
+                                                 statuses=["pending"], min_order=prompt.order)  # its order only
         stale = [m for m in page.page if m.order == prompt.order and m.role == "assistant"]
         for m in stale:
             m.status, m.error = "failed", "superseded by a newer generation"

@@ -169,13 +169,17 @@ class MessageStore:
         exclude_tool_messages: bool = False,
         statuses: Sequence[Status] | None = None,
         streams: list[StreamInfo] | None = None,
+        min_order: int | None = None,
     ) -> tuple[int, Page[Message]]:
         """(thread version, a page of messages newest first), from one consistent read.
+        ``min_order``: none older than that order (a filtered read then stops there, not at the
+        thread's first message).
 
         With a ``streams`` list, the thread's streams are read in the same atomic
         step as the first page and put into it, so a stream and its final message
         are never both missing.
         """
+        assert streams is None or min_order is None, "a page with the streams is a page of the whole thread"
         index = (keys.message_index_no_tools if exclude_tool_messages else keys.message_index)(thread_id)
         wanted = set(statuses) if statuses else None
         bound = score_bound(cursor)
@@ -193,7 +197,7 @@ class MessageStore:
                     streams.extend(parse_streams(rows))
                 else:
                     owner, raw_version, hits, bodies = await self._scripts.run(
-                        MESSAGES_PAGE, page_keys, [bound, limit])
+                        MESSAGES_PAGE, page_keys, [bound, limit, "-inf" if min_order is None else score(min_order)])
             if user_id is not None and owner.decode() != user_id:
                 raise NotFound(f"thread {thread_id} not found")
             version = version or int(raw_version)

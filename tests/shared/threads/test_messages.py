@@ -6,6 +6,7 @@ import pytest
 
 from threadline.shared.errors import BadRequest, Conflict, NotFound
 from threadline.shared.records import Message, TextPart, ToolCallPart, ToolResultPart
+from threadline.shared.score import after_order
 from threadline.shared.storage.client import connect
 from threadline.shared.threads import Store
 
@@ -124,6 +125,22 @@ async def test_exclude_tool_messages_and_status_filter(store: Store) -> None:
         t.thread_id, "alice", num_items=10, statuses=["success"], cursor=page.continue_cursor
     )
     assert len(page.page) + len(rest.page) == 3 and rest.is_done
+
+
+async def test_a_filtered_read_from_an_order_stops_there(store: Store) -> None:
+    """What a worker reads before it answers a prompt: that order's pending replies, not the thread's."""
+    t = await store.threads.create("alice")
+    prompts = []
+    for i in range(4):
+        _, (u,) = await store.messages.save(t.thread_id, "alice", [user(f"q{i}")])
+        await store.messages.save(t.thread_id, "alice", [reply(f"a{i}", status="pending")], prompt_message_id=u.message_id)
+        prompts.append(u)
+    last = prompts[2]
+    _, page = await store.messages.list(t.thread_id, None, cursor=after_order(last.order), statuses=["pending"],
+                                        min_order=last.order)
+    assert [m.text for m in page.page] == ["a2"] and page.is_done
+    _, whole = await store.messages.list(t.thread_id, None, cursor=after_order(last.order), statuses=["pending"])
+    assert [m.text for m in whole.page] == ["a2", "a1", "a0"]  # without it: every older order too
 
 
 async def test_delete_range_is_start_inclusive_end_exclusive(store: Store) -> None:
