@@ -84,6 +84,11 @@ def message_index_no_tools(thread_id: str) -> str:
     return f"{_t(thread_id)}:idx:notool"
 
 
+def message_index_open(thread_id: str) -> str:
+    """The same index of the messages not (yet) successful: pending and failed (status filters read it)."""
+    return f"{_t(thread_id)}:idx:open"
+
+
 def thread_streams(thread_id: str) -> str:
     """Sorted set of the thread's streams (in flight and recently ended), scored like messages."""
     return f"{_t(thread_id)}:streams"
@@ -170,6 +175,7 @@ def thread_keys(thread_id: str) -> list[str]:
         messages(thread_id),
         message_index(thread_id),
         message_index_no_tools(thread_id),
+        message_index_open(thread_id),
         thread_streams(thread_id),
         generation_lock(thread_id),
         generation_queue(thread_id),

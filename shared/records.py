@@ -154,6 +154,12 @@ class Message(_Record):
             isinstance(p, (ToolCallPart, ToolResultPart)) for p in self.parts
         )
 
+    @property
+    def index_flags(self) -> str:
+        """What the write scripts index it under: two characters, '1' for a tool message (kept out
+        of the no-tools index), then '1' for one not successful (kept in the open index)."""
+        return ("1" if self.is_tool else "0") + ("0" if self.status == "success" else "1")
+
 
 ORDER_PLACEHOLDER = b'"order":-1,"stepOrder":-1'
 

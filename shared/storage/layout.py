@@ -9,6 +9,7 @@
 - Layout 6 keeps the index ops (and the lists index processes took them to) and the set of RAG
   namespaces one per partition.
 - Layout 7 keeps each rate-limit rule's state in the partition of its scope (user, agent, team, app).
+- Layout 8 adds to each thread the index of its messages not successful (pending, failed).
 
 ``migrate`` takes the data one layout up at a time, recording each version as it gets there;
 each step is idempotent (a rename keeps the value and the expiry; members are added before the
@@ -25,8 +26,9 @@ import redis
 
 from threadline.shared import keys
 from threadline.shared.errors import ConfigError
+from threadline.shared.records import message_decoder
 
-VERSION = 7
+VERSION = 8
 MIGRATE_COMMAND = "threadline migrate"
 
 # layout 1: (SCAN pattern, parser of a key into its layout-2 name or None for a key it cannot read)
@@ -140,6 +142,24 @@ def _move_rate_limits(client: redis.Redis) -> int:
     return moved
 
 
+def _index_open_messages(client: redis.Redis) -> int:
+    """Layout 7 -> 8: each thread's pending and failed messages into its open index; how many."""
+    added = 0
+    for raw in list(client.scan_iter(match=f"{keys.PREFIX}:*:t:*:msgs", count=1000)):
+        name = raw.decode() if isinstance(raw, bytes) else str(raw)
+        thread_id = name.split(":")[-2]
+        if keys.messages(thread_id) != name:
+            continue
+        for message_id, body in client.hscan_iter(name, count=500):
+            if message_decoder.decode(body).status == "success":
+                continue
+            at = client.zscore(keys.message_index(thread_id), message_id)
+            if at is not None:
+                client.zadd(keys.message_index_open(thread_id), {message_id: at})
+                added += 1
+    return added
+
+
 def _split_set(client: redis.Redis, name: str) -> int:
     """The members of the app-wide set ``tl:<name>`` go to the partition of the entity each names."""
     old, moved = f"{keys.PREFIX}:{name}", 0
@@ -168,7 +188,7 @@ def _rename_entities(client: redis.Redis) -> int:
 
 STEPS: dict[int, Callable[[redis.Redis], int]] = {1: _rename_entities, 2: _split_stream_sets,  # from version n
                                                   3: _split_users, 4: _split_usage, 5: _split_index_ops,
-                                                  6: _move_rate_limits}
+                                                  6: _move_rate_limits, 7: _index_open_messages}
 
 
 def _layout_1(client: redis.Redis) -> bool:

@@ -150,14 +150,14 @@ class StreamStore:
         """End the stream and store the final message(s) together; False if already ended."""
         args: Args = [keys.thread_channel(thread_id), status, member(thread_id, stream_id), now_ms()]
         for m in messages:
-            args += [m.message_id, "1" if m.is_tool else "0", index_flag(m), refs_arg(m), message_encoder.encode(m)]
+            args += [m.message_id, m.index_flags, index_flag(m), refs_arg(m), message_encoder.encode(m)]
         with redis_errors():
             v = await self._scripts.run(
                 STREAM_FINISH,
                 [keys.thread(thread_id), keys.messages(thread_id), keys.message_index(thread_id),
                  keys.message_index_no_tools(thread_id), keys.stream(thread_id, stream_id),
                  keys.active_streams(thread_id), keys.ended_streams(thread_id), keys.vector_ops(thread_id),
-                 *file_keys(thread_id)],
+                 *file_keys(thread_id), keys.message_index_open(thread_id)],
                 args,
             )
         return bool(v)

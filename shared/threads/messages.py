@@ -64,6 +64,7 @@ class MessageStore:
             keys.message_index_no_tools(thread_id),
             keys.vector_ops(thread_id),
             *file_keys(thread_id),
+            keys.message_index_open(thread_id),
         ]
 
     async def save(
@@ -106,7 +107,7 @@ class MessageStore:
             m.order, m.step_order = -1, -1
             kind = "explicit" if order is not None else ("user" if m.role == "user" else "step")
             args += [kind, order if order is not None else "", m.message_id,
-                     "1" if m.is_tool else "0", index_flag(m), refs_arg(m), _encode_unordered(m)]
+                     m.index_flags, index_flag(m), refs_arg(m), _encode_unordered(m)]
             prepared.append(m)
         with redis_errors():
             out = await self._scripts.run(MESSAGES_SAVE, self._thread_keys(thread_id), args,
@@ -129,7 +130,7 @@ class MessageStore:
         """Store new contents of existing messages (status, text, parts); return the version."""
         args: list[Arg] = [keys.thread_channel(thread_id)]
         for m in messages:
-            args += [m.message_id, "1" if m.is_tool else "0", index_flag(m), refs_arg(m), message_encoder.encode(m)]
+            args += [m.message_id, m.index_flags, index_flag(m), refs_arg(m), message_encoder.encode(m)]
         with redis_errors():
             return int(await self._scripts.run(MESSAGE_REPLACE, self._thread_keys(thread_id), args))
 
@@ -173,15 +174,20 @@ class MessageStore:
     ) -> tuple[int, Page[Message]]:
         """(thread version, a page of messages newest first), from one consistent read.
         ``min_order``: none older than that order (a filtered read then stops there, not at the
-        thread's first message).
+        thread's first message). A filter of pending or failed messages only reads the index of the
+        messages not successful, so it costs what they are, not what the thread is.
 
         With a ``streams`` list, the thread's streams are read in the same atomic
         step as the first page and put into it, so a stream and its final message
         are never both missing.
         """
         assert streams is None or min_order is None, "a page with the streams is a page of the whole thread"
-        index = (keys.message_index_no_tools if exclude_tool_messages else keys.message_index)(thread_id)
         wanted = set(statuses) if statuses else None
+        unsettled = wanted is not None and "success" not in wanted  # only pending or failed: their own index
+        if unsettled:
+            index = keys.message_index_open(thread_id)
+        else:
+            index = (keys.message_index_no_tools if exclude_tool_messages else keys.message_index)(thread_id)
         bound = score_bound(cursor)
         found: list[Message] = []
         version = 0
@@ -206,7 +212,7 @@ class MessageStore:
                 if body is None:
                     continue
                 m = message_decoder.decode(body)
-                if wanted is not None and m.status not in wanted:
+                if (wanted is not None and m.status not in wanted) or (unsettled and exclude_tool_messages and m.is_tool):
                     last_score = hits[2 * i + 1].decode()
                     continue
                 if len(found) == num_items:

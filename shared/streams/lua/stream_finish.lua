@@ -1,6 +1,6 @@
 -- End a stream and store its final message(s) in one step: subscribers see both together.
--- KEYS: thread, msgs, idx, idx_notool, stream, active, ended, vector_ops, then the file keys (shared.files.refs)
--- ARGV: channel status member now, then per message: messageId isTool index files body
+-- KEYS: thread, msgs, idx, idx_notool, stream, active, ended, vector_ops, then the file keys (shared.files.refs), idx_open
+-- ARGV: channel status member now, then per message: messageId flags index files body (flags: Message.index_flags)
 -- A message referencing a file that is gone is stored without those references.
 -- Returns 0 when the stream was already finalized (by the worker or the reaper).
 -- include: ../../indexing/lua/index_op.lua
@@ -23,8 +23,9 @@ for i = 5, #ARGV, 5 do
     end
     files_set(fk, id, files)
     if ARGV[i + 2] == '1' then queue_op(KEYS[8], 'embed_message', id) end
-    if ARGV[i + 1] == '1' then redis.call('ZREM', KEYS[4], id)
-    else redis.call('ZADD', KEYS[4], redis.call('ZSCORE', KEYS[3], id), id) end
+    local score = redis.call('ZSCORE', KEYS[3], id)
+    if string.sub(ARGV[i + 1], 1, 1) == '1' then redis.call('ZREM', KEYS[4], id) else redis.call('ZADD', KEYS[4], score, id) end
+    if string.sub(ARGV[i + 1], 2, 2) == '1' then redis.call('ZADD', KEYS[13], score, id) else redis.call('ZREM', KEYS[13], id) end
   end
 end
 local status = redis.call('HGET', KEYS[5], 'status')

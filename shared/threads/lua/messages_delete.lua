@@ -1,6 +1,6 @@
 -- Delete messages by id, or by score range when ARGV[2] == 'range'. Returns {count, version}.
 -- KEYS: thread, msgs, idx, idx_notool, vector_ops (each deleted id is queued to lose its vector),
---   then the file keys (shared.files.refs: its files lose a reference)
+--   then the file keys (shared.files.refs: its files lose a reference), idx_open
 -- ARGV: channel 'ids' id...   |   channel 'range' min maxExclusive
 -- include: ../../indexing/lua/index_op.lua
 -- include: ../../files/lua/refs.lua
@@ -24,6 +24,7 @@ for _, id in ipairs(ids) do
   end
   redis.call('ZREM', KEYS[3], id)
   redis.call('ZREM', KEYS[4], id)
+  redis.call('ZREM', KEYS[10], id)
 end
 local v = tonumber(redis.call('HGET', KEYS[1], 'version'))
 if count > 0 then

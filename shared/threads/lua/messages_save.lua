@@ -1,6 +1,7 @@
 -- Save a batch of messages, giving each its order and stepOrder. Returns {version, id, order, stepOrder, ...}.
--- KEYS: thread, msgs, idx, idx_notool, vector_ops, then the file keys (shared.files.refs)
--- ARGV: channel promptMessageId count userId, then per message: kind explicitOrder messageId isTool index files body
+-- KEYS: thread, msgs, idx, idx_notool, vector_ops, then the file keys (shared.files.refs), idx_open
+-- ARGV: channel promptMessageId count userId, then per message: kind explicitOrder messageId flags index files body
+--   flags: Message.index_flags (tool message; not successful)
 --   index '1': queue the message for embedding (in this same step); files: the file ids it references
 --   kind: "user" opens the next order at stepOrder 0; "step" takes the next stepOrder
 --   of the current order (the prompt's, else the last opened); "explicit" the next
@@ -42,7 +43,7 @@ end
 local out = {}
 for i = 0, count - 1 do
   local base = 5 + i * 7
-  local kind, id, is_tool, index, body = ARGV[base], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4], ARGV[base + 6]
+  local kind, id, flags, index, body = ARGV[base], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4], ARGV[base + 6]
   local step
   if kind == 'user' then
     max_order = max_order + 1
@@ -68,7 +69,8 @@ for i = 0, count - 1 do
   local score = score_of(cur, step)
   redis.call('HSET', KEYS[2], id, body)
   redis.call('ZADD', KEYS[3], score, id)
-  if is_tool == '0' then redis.call('ZADD', KEYS[4], score, id) end
+  if string.sub(flags, 1, 1) == '0' then redis.call('ZADD', KEYS[4], score, id) end
+  if string.sub(flags, 2, 2) == '1' then redis.call('ZADD', KEYS[10], score, id) end
   if index == '1' then queue_op(KEYS[5], 'embed_message', id) end
   files_set(fk, id, ARGV[base + 5])
   out[#out + 1] = id
