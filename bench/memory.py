@@ -25,7 +25,7 @@ import msgspec
 
 from bench.support import pct, redis_url
 from tests.support import procs
-from threadline.shared.indexing.ops import ALIVE, OPS
+from threadline.shared.indexing.ops import ALIVE, waiting
 from threadline.shared.records import Message
 from threadline.shared.storage.client import connect
 from threadline.shared.threads import Store
@@ -79,7 +79,7 @@ async def main() -> None:
                          for j in range(min(500, COUNT - start))]
                 await store.messages.save(tid, "bench", batch)
             saved = time.perf_counter() - t0
-            while await client.llen(OPS):
+            while await waiting(client):
                 await asyncio.sleep(0.05)
             await asyncio.sleep(0.5)  # the last batch being written
             indexed = time.perf_counter() - t0

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.shared.indexing.test_ops import drain
-from threadline.shared import keys
+from threadline.shared.indexing.ops import waiting
 from threadline.shared.records import Message
 from threadline.shared.threads import Store
 from threadline.workers.index import migrate_embedded
@@ -33,4 +33,4 @@ async def test_an_old_store_is_rebuilt_from_redis_once(store: Store, tmp_path: P
 
     await drain(store)
     await migrate_embedded(tmp_path, store)  # a second start: nothing to migrate
-    assert await store.redis.llen(keys.VECTOR_OPS) == 0
+    assert await waiting(store.redis) == 0
