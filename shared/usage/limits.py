@@ -150,25 +150,26 @@ class Limits:
         if not found or cost <= 0:
             return
         now = now_ms()
-        results = await self._each(LIMITS_TAKE, found, lambda rule: [now, cost, "", "1" if check else "0",
-                                                                     *rule.args()])
+        tell = _teller(who, found)
+        results = await self._each(LIMITS_TAKE, found, lambda rule, key: [now, cost, tell(key), "1" if check else "0",
+                                                                          *rule.args()])
         refused = [(rule, int(r[1])) for (rule, _), r in zip(found, results, strict=True) if not int(r[0])]
         if refused:
             if not check:
                 await self._each(LIMITS_ADJUST, [rk for rk, r in zip(found, results, strict=True) if int(r[0])],
-                                 lambda rule: [now, -cost, "", *rule.args()])
+                                 lambda rule, key: [now, -cost, tell(key), *rule.args()])
             raise _refusal(refused, cost, on)
-        if not check:
+        if not check and not tell.told:
             with contextlib.suppress(Exception):
                 await self._redis.spublish(keys.rate_limit_channel(who.user_id), now)
 
     async def _each(self, script: Script, found: Sequence[tuple[Limit, str]],
-                    args: Callable[[Limit], list[Arg]]) -> list[Any]:
+                    args: Callable[[Limit, str], list[Arg]]) -> list[Any]:
         """``script`` on each rule's key, in one pipeline, in order; the results (a failure raised)."""
         if not found:
             return []
         with redis_errors():
-            results = await self._scripts.run_all([(script, [key], args(rule)) for rule, key in found])
+            results = await self._scripts.run_all([(script, [key], args(rule, key)) for rule, key in found])
             for result in results:
                 if isinstance(result, Exception):
                     raise result
@@ -214,7 +215,7 @@ class Limits:
         there is room."""
         found = sorted(self._keys(None, who), key=lambda rk: rk[1])
         now = now_ms()
-        results = await self._each(LIMITS_HOLD, found, lambda rule: [now, lease_ms, holder, rule.limit])
+        results = await self._each(LIMITS_HOLD, found, lambda rule, key: [now, lease_ms, holder, rule.limit])
         full = [rule for (rule, _), (ok, _) in zip(found, results, strict=True) if not int(ok)]
         if full:
             held = [key for (_, key), (ok, _) in zip(found, results, strict=True) if int(ok)]
@@ -245,9 +246,11 @@ class Limits:
         if not found or not delta:
             return
         now = now_ms()
-        await self._each(LIMITS_ADJUST, found, lambda rule: [now, delta, "", *rule.args()])
-        with contextlib.suppress(Exception):
-            await self._redis.spublish(keys.rate_limit_channel(who.user_id), now)
+        tell = _teller(who, found)
+        await self._each(LIMITS_ADJUST, found, lambda rule, key: [now, delta, tell(key), *rule.args()])
+        if not tell.told:
+            with contextlib.suppress(Exception):
+                await self._redis.spublish(keys.rate_limit_channel(who.user_id), now)
 
     async def status(self, who: Who) -> LimitStatus:
         """Where every rule that applies to ``who`` stands (nothing taken): whether one more message
@@ -256,7 +259,7 @@ class Limits:
         states: list[RuleState] = []
         found = self._keys("messages", who) + self._keys("tokens", who)
         if found:
-            levels = [r[0] for r in await self._each(LIMITS_PEEK, found, lambda rule: [now, *rule.args()])]
+            levels = [r[0] for r in await self._each(LIMITS_PEEK, found, lambda rule, key: [now, *rule.args()])]
             for (rule, _), (remaining, wait) in zip(found, levels, strict=True):
                 states.append(RuleState(name=rule.name, on=rule.on, per=rule.per, limit=rule.limit,
                                         period_s=rule.period_s, remaining=max(0, int(remaining)),
@@ -274,6 +277,23 @@ class Limits:
                                         period_s=0, remaining=left, retry_after_ms=0 if left else CAP_RETRY_MS))
         wait = max((r.retry_after_ms for r in states if r.on != "tokens"), default=0)
         return LimitStatus(can_send=wait == 0, retry_after_ms=wait, at=now, rules=states)
+
+
+@dataclass(frozen=True, slots=True)
+class _Teller:
+    """Which rule's script tells the user's rate-limit watchers (their channel is in the user's slot:
+    a rule kept there publishes in its own step); none: the caller publishes after."""
+
+    channel: str
+    told: str | None
+
+    def __call__(self, key: str) -> str:
+        return self.channel if key == self.told else ""
+
+
+def _teller(who: Who, found: Sequence[tuple[Limit, str]]) -> _Teller:
+    home = keys.in_partition(keys.partition(who.user_id), "")
+    return _Teller(keys.rate_limit_channel(who.user_id), next((k for _, k in found if k.startswith(home)), None))
 
 
 def _refusal(refused: Sequence[tuple[Limit, int]], cost: int, on: On) -> RateLimited:

@@ -66,7 +66,7 @@ def test_a_reply_over_the_limit_is_refused_before_any_model_call(site: Stack) ->
 
 def test_a_global_limit_is_one_budget_for_every_worker_and_settles_on_usage(site: Stack) -> None:
     site.reset_llm()
-    slow = {"kind": "text", "chunks": ["one", " two", " three"], "delay_ms": 700}
+    slow = {"kind": "text", "chunks": ["one", " two", " three"], "delay_ms": 1500}  # they overlap, even on a loaded machine
     site.script(slow, slow, slow)
     # three replies at once, each reserving about 1,000 tokens of a global 2,500: one must wait
     with ThreadPoolExecutor(3) as pool:
