@@ -20,6 +20,7 @@ import socket
 from threadline.server.fanout import ChangeListener
 from threadline.shared import keys
 from threadline.shared.indexing.ops import OPS_RETURN, OPS_TAKE
+from threadline.shared.storage import partitions
 from threadline.shared.storage.client import Client, as_bytes, texts
 from threadline.shared.storage.scripts import Scripts
 
@@ -27,7 +28,6 @@ log = logging.getLogger("threadline.workers.index")
 
 ALIVE_MS = 3000  # an index process silent this long is taken for dead
 POLL_S = 0.1  # with nothing waiting and no wake-ups heard, the next look for ops
-EVERY_PARTITION = [str(p) for p in range(keys.PARTITIONS)]
 
 
 class OpsQueue:
@@ -73,7 +73,7 @@ class OpsQueue:
         while True:
             self._wake.clear()  # before looking: a wake-up from now on is heard
             waiting, *flat = await self._scripts.run(
-                OPS_TAKE, [], [most, keys.VECTOR_OPS, self._taken, *EVERY_PARTITION])
+                OPS_TAKE, [], [most, keys.VECTOR_OPS, self._taken, *partitions.NUMBERS])
             self.waiting = int(waiting)
             if flat:
                 self._holding.update(texts(flat[0::2]))
@@ -105,7 +105,7 @@ class OpsQueue:
         for owner in texts(await self._redis.smembers(keys.VECTOR_INDEXERS)):
             if owner == self.owner or await self._redis.exists(keys.vector_indexer_alive(owner)):
                 continue
-            count = await _move_back(self._scripts, keys.vector_ops_taken(owner), "RIGHT", "LEFT", EVERY_PARTITION)
+            count = await _move_back(self._scripts, keys.vector_ops_taken(owner), "RIGHT", "LEFT", partitions.NUMBERS)
             await self._redis.srem(keys.VECTOR_INDEXERS, owner)
             if count:
                 log.warning("index process %s died holding %d ops: they are queued again", owner, count)

@@ -75,7 +75,7 @@ class Outbox:
     async def sweep(self, older_than_ms: int = DELAY_MS, limit: int = 100) -> int:
         """Do the follow-ups left behind longer than ``older_than_ms``; how many were done."""
         with redis_errors():
-            found = await partitions.due_in(self._redis, keys.OUTBOX, now_ms() - older_than_ms, limit)
+            found = await partitions.due_in(self._scripts, keys.OUTBOX, now_ms() - older_than_ms, limit)
         done = 0
         for home, entry in found:
             try:

@@ -91,6 +91,10 @@ class Scripts:
         self._guarded: dict[Script, AsyncScript] = {}
         self._loaded: set[Script] = set()  # as functions
 
+    @property
+    def redis(self) -> Client:
+        return self._redis
+
     def _registered(self, script: Script, guarded: bool) -> AsyncScript:
         table = self._guarded if guarded else self._plain
         found = table.get(script)

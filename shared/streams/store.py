@@ -235,7 +235,7 @@ class StreamStore:
     async def stale(self, older_than_ms: int = STALE_MS, limit: int = 100) -> builtins.list[tuple[str, str]]:
         """(threadId, streamId) of streams whose worker stopped heartbeating."""
         with redis_errors():
-            raw = await partitions.due(self._redis, keys.ACTIVE_STREAMS, now_ms() - older_than_ms, limit)
+            raw = await partitions.due(self._scripts, keys.ACTIVE_STREAMS, now_ms() - older_than_ms, limit)
         return [_member_parts(m) for m in raw]
 
     async def forget_active(self, thread_id: str, stream_id: str) -> None:
@@ -250,7 +250,7 @@ class StreamStore:
     async def expire_ended(self, grace_ms: int = GRACE_MS, limit: int = 100) -> int:
         """Remove the keys of streams ended more than ``grace_ms`` ago, at most ``limit``."""
         with redis_errors():
-            raw = await partitions.due(self._redis, keys.ENDED_STREAMS, now_ms() - grace_ms, limit)
+            raw = await partitions.due(self._scripts, keys.ENDED_STREAMS, now_ms() - grace_ms, limit)
             for m in raw:
                 tid, sid = _member_parts(m)
                 async with self._redis.pipeline(transaction=True) as pipe:  # all in the thread's slot

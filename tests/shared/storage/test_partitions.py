@@ -8,6 +8,7 @@ import pytest
 from threadline.shared import keys
 from threadline.shared.storage import partitions
 from threadline.shared.storage.client import connect
+from threadline.shared.storage.scripts import Scripts
 
 pytestmark = pytest.mark.anyio
 
@@ -20,9 +21,11 @@ async def test_members_of_every_partition_are_read_due_ones_only_and_bounded(red
         for n, tid in enumerate(threads):
             await redis.zadd(keys.active_streams(tid), {f"{tid}/{tid}.s1": n})
         assert await partitions.count(redis, keys.ACTIVE_STREAMS) == 300
-        due = await partitions.due(redis, keys.ACTIVE_STREAMS, 149, 1000)
+        scripts = Scripts(redis)
+        due = await partitions.due(scripts, keys.ACTIVE_STREAMS, 149, 1000)
         assert sorted(m.decode().split("/")[0] for m in due) == threads[:150]
-        assert len(await partitions.due(redis, keys.ACTIVE_STREAMS, 1000, 40)) == 40
-        assert await partitions.due(redis, keys.ENDED_STREAMS, 1000, 40) == []
+        assert len(await partitions.due(scripts, keys.ACTIVE_STREAMS, 1000, 40)) == 40
+        assert await partitions.due(scripts, keys.ENDED_STREAMS, 1000, 40) == []
+        assert len(await partitions.due(scripts, keys.ACTIVE_STREAMS, float("inf"), 1000)) == 300
     finally:
         await redis.aclose()

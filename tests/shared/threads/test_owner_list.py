@@ -30,7 +30,7 @@ async def listed(store: Store, user_id: str) -> tuple[int, list[str]]:
 async def left(store: Store) -> list[tuple[str, bytes]]:
     from threadline.shared.storage import partitions
 
-    return await partitions.due_in(store.redis, keys.OUTBOX, float("inf"), 1000)
+    return await partitions.due_in(store.scripts, keys.OUTBOX, float("inf"), 1000)
 
 
 async def test_a_create_left_half_done_is_listed_once_by_the_sweeper(store: Store) -> None:
