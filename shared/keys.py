@@ -347,15 +347,12 @@ def outcome(user_id: str, digest: str) -> str:
     return f"{_u(user_id)}:idem:{digest}"
 
 
-def write_record(digest: str, *, thread_id: str | None = None, user_id: str | None = None,
-                 step: str = "") -> str:
-    """Hash: the result of one guarded write (field ``r``), in the slot of what it writes.
+def write_record(digest: str, *, thread_id: str, step: str = "") -> str:
+    """Hash: the result of one guarded write (field ``r``), in the slot of the thread it writes.
 
     Written by the write's own script, so either the change and its record exist or neither.
     """
-    assert (thread_id is None) != (user_id is None)
-    base = _t(thread_id) if thread_id is not None else _u(user_id or "")
-    return f"{base}:idem:{digest}" + (f":{step}" if step else "")
+    return f"{_t(thread_id)}:idem:{digest}" + (f":{step}" if step else "")
 
 
 def _ns(namespace: str) -> str:

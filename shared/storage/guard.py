@@ -36,10 +36,6 @@ class Guard:
         """The record of a write in ``thread_id`` (``step`` tells apart several in one thread)."""
         return Record(keys.write_record(self.digest, thread_id=thread_id, step=step), self.ttl_s)
 
-    def user(self, user_id: str, step: str = "") -> Record:
-        """The record of a write to a user's own keys (creating a thread)."""
-        return Record(keys.write_record(self.digest, user_id=user_id, step=step), self.ttl_s)
-
 
 def in_thread(guard: Guard | None, thread_id: str, step: str = "") -> Record | None:
     """The record of a write in ``thread_id`` for ``guard``, or None for an unguarded write."""

@@ -45,7 +45,6 @@ def test_request_digests_cannot_collide_by_moving_separators() -> None:
 def test_user_and_thread_records_live_in_their_own_slots() -> None:
     tag = keys.partition_tag(keys.partition("u1"))[1:-1]
     assert slot_tag(keys.outcome("u1", "d")) == tag
-    assert slot_tag(keys.write_record("d", user_id="u1")) == tag
     assert keys.user_threads("u1") == f"tl:{{{tag}}}:u:u1:threads"
 
 
