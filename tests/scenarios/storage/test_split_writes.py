@@ -1,7 +1,7 @@
 """Writes split in two steps over two slots end exactly once when the process doing them is killed
-between the steps (THREADLINE_CRASH_AT, shared.faults): a thread created or deleted by a web
-process that died before it changed the owner's list is listed (or unlisted) once, by the resend
-of the request or by the sweeper of another web process."""
+between the steps (THREADLINE_CRASH_AT, shared.faults): a thread created, renamed or deleted by a
+web process that died before it changed the owner's list is listed (or unlisted, or its rename
+told) once, by the resend of the request or by the sweeper of another web process."""
 
 from __future__ import annotations
 
@@ -66,6 +66,10 @@ def test_thread_writes_killed_between_their_steps_end_exactly_once(tmp_path: Pat
         assert sorted(listed(stack.web)) == sorted(threads.values())
         assert client.hget(keys.user_state("alice"), "seq") == b"2"  # each listed once
 
+    version = int(client.hget(keys.user_state("alice"), "version") or 0)
+    crashed(store, tmp_path, "PATCH", f"/api/threads/{threads['resent']}", json={"title": "renamed"}, headers=ALICE)
+    assert client.hget(keys.thread(threads["resent"]), "title") == b"renamed"  # the thread changed
+    assert int(client.hget(keys.user_state("alice"), "version") or 0) == version  # its owner's list did not hear
     crashed(store, tmp_path, "DELETE", f"/api/threads/{threads['swept']}", headers=ALICE)
     assert not client.exists(keys.thread(threads["swept"]))
     assert client.zscore(keys.user_threads("alice"), threads["swept"]) is not None  # still listed
@@ -75,4 +79,7 @@ def test_thread_writes_killed_between_their_steps_end_exactly_once(tmp_path: Pat
             assert time.monotonic() < deadline, "the sweeper never unlisted the deleted thread"
             time.sleep(0.2)
         assert listed(stack.web) == [threads["resent"]]
+        while int(client.hget(keys.user_state("alice"), "version") or 0) < version + 2:  # the rename, the delete
+            assert time.monotonic() < deadline, "the sweeper never told the owner's list of the rename"
+            time.sleep(0.2)
     assert not [k for k in client.scan_iter(match="tl:*:outbox")]  # nothing left to do
