@@ -23,6 +23,7 @@ from threadline.shared.partial_json import parse_partial
 from threadline.shared.rag.search import ChunkResult, search_documents
 from threadline.shared.records import Message, Part, Role, TextPart, Thread, text_of
 from threadline.shared.runtime import Runtime
+from threadline.shared.storage import layout
 from threadline.shared.threads import Page
 from threadline.shared.usage.ledger import UsageEntry, UsageSummary
 from threadline.shared.usage.limits import Who
@@ -34,7 +35,10 @@ class Threadline:
     """Threads, messages and agents over one Redis connection pool."""
 
     def __init__(self, settings: Settings, *, runtime: Runtime | None = None) -> None:
-        """``runtime``: the process's parts to share (its owner closes them), else made here."""
+        """``runtime``: the process's parts to share (its owner closes them), else made here, once
+        the data in Redis is known to be of this version's key layout (ConfigError otherwise)."""
+        if runtime is None:
+            layout.check_url(settings.redis_url, unreachable_ok=True)
         self._owns_runtime = runtime is None
         self.runtime = rt = runtime if runtime is not None else Runtime(settings)
         self.settings, self.redis, self.store, self.memory = rt.settings, rt.redis, rt.store, rt.memory

@@ -18,8 +18,11 @@ import redis
 
 from tests.support import procs
 from tests.support.stack import SECRET, Stack, run_stack
+from threadline import Threadline
 from threadline.shared import keys
 from threadline.shared.auth import mint
+from threadline.shared.config import load_settings
+from threadline.shared.errors import ConfigError
 from threadline.shared.storage import layout
 
 ALICE = {"Authorization": f"Bearer {mint(SECRET, 'ali:ce')}"}  # a ':' in a user id is escaped in key names
@@ -178,3 +181,5 @@ def test_a_store_of_a_newer_layout_is_refused(store: str) -> None:
     refused = _command(store, "threadline.workers", "generation")
     assert refused.returncode == 2 and "newer version" in refused.stderr
     assert _command(store, "threadline", "migrate").returncode == 2
+    with pytest.raises(ConfigError, match="newer version"):  # the Python API refuses it too
+        Threadline(load_settings({"REDIS_URL": store}))
