@@ -1,5 +1,6 @@
 """Waking a request that follows a thread (an SSE relay of a reply) as soon as the thread changes or
-a delta comes, through the web process's change listener.
+a delta comes, through the web process's change listener (the index process waits for queued ops
+with a Wakeup too).
 
 A relay used to block in XREAD on the stream's log for up to a second at a time: the end of a
 reply (a status change, no new delta) did not wake it, so a stream could end up to a second late,
@@ -24,8 +25,10 @@ class Wakeup:
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
+        self.notices = 0  # notices heard
 
     def heard(self, channel: str, data: bytes) -> None:
+        self.notices += 1
         self._event.set()
 
     def resync(self) -> None:
@@ -35,10 +38,13 @@ class Wakeup:
         """Before reading what the next wait is about: a notice from now on ends that wait."""
         self._event.clear()
 
-    async def wait(self, timeout_s: float = SAFETY_S) -> None:
-        """Until a notice came since ``arm`` (at once if one did), or ``timeout_s``."""
-        with contextlib.suppress(TimeoutError):
+    async def wait(self, timeout_s: float = SAFETY_S) -> bool:
+        """Until a notice came since ``arm`` (at once if one did), or ``timeout_s``; whether one came."""
+        try:
             await asyncio.wait_for(self._event.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
 
 
 @contextlib.asynccontextmanager

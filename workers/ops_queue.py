@@ -18,6 +18,7 @@ import os
 import socket
 
 from threadline.server.fanout import ChangeListener
+from threadline.server.wakeup import Wakeup
 from threadline.shared import keys
 from threadline.shared.indexing.ops import OPS_RETURN, OPS_TAKE
 from threadline.shared.storage import partitions
@@ -38,26 +39,23 @@ class OpsQueue:
         self._taken = keys.vector_ops_taken(self.owner)
         self._holding: set[str] = set()  # partitions where this process holds taken ops
         self.waiting = 0  # ops left in the lists at the last take (the index lag)
-        self._wake = asyncio.Event()
+        self._woken = Wakeup()
         self._listener: ChangeListener | None = None
-        self.wakeups = 0  # wake-ups heard
 
     async def listen(self) -> None:
         """Hear the writers' wake-ups (sharded pub/sub, every partition's channel)."""
         self._listener = ChangeListener(self._redis)
         self._listener.start()
-        await self._listener.ref(list(keys.every_partition(keys.VECTOR_OPS_WAKE)), self)
+        await self._listener.ref(list(keys.every_partition(keys.VECTOR_OPS_WAKE)), self._woken)
 
     async def close(self) -> None:
         if self._listener is not None:
             await self._listener.stop()
 
-    def heard(self, channel: str, data: bytes) -> None:
-        self.wakeups += 1
-        self._wake.set()
-
-    def resync(self) -> None:  # wake-ups may have been lost: look now
-        self._wake.set()
+    @property
+    def wakeups(self) -> int:
+        """Wake-ups heard."""
+        return self._woken.notices
 
     async def beat(self) -> None:
         """Say this process is alive (call at least every ALIVE_MS / 3)."""
@@ -71,7 +69,7 @@ class OpsQueue:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while True:
-            self._wake.clear()  # before looking: a wake-up from now on is heard
+            self._woken.arm()  # before looking: a wake-up from now on is heard
             waiting, *flat = await self._scripts.run(
                 OPS_TAKE, [], [most, keys.VECTOR_OPS, self._taken, *partitions.NUMBERS])
             self.waiting = int(waiting)
@@ -81,11 +79,10 @@ class OpsQueue:
             left = deadline - loop.time()
             if left <= 0:
                 return []
-            try:
-                await asyncio.wait_for(self._wake.wait(), left if self._listener is not None else min(left, POLL_S))
-            except TimeoutError:
-                if self._listener is not None:
-                    return []  # nothing came: the caller's next take looks first
+            if self._listener is None:
+                await self._woken.wait(min(left, POLL_S))
+            elif not await self._woken.wait(left):
+                return []  # nothing came: the caller's next take looks first
 
     async def done(self) -> None:
         """The ops taken were applied."""
