@@ -15,7 +15,7 @@ from typing import Any
 from redis.asyncio.cluster import RedisCluster
 
 from threadline.shared import keys
-from threadline.shared.storage.client import Client
+from threadline.shared.storage.client import Client, text
 from threadline.shared.storage.scripts import Scripts, lua
 
 CHUNK = 256  # commands per round trip
@@ -58,6 +58,9 @@ async def due_in(scripts: Scripts, name: str, upto: float, limit: int) -> list[t
     return found[:limit]
 
 
-async def count(redis: Client, name: str) -> int:
-    """How many members the set ``name`` holds over every partition (a sorted set)."""
-    return sum(await each(redis, name, lambda pipe, key: pipe.zcard(key)))
+async def top(redis: Client, name: str, limit: int) -> list[tuple[str, float]]:
+    """The ``limit`` highest-scored members of the sorted set ``name`` over every partition, with
+    their scores, highest first."""
+    parts = await each(redis, name, lambda pipe, key: pipe.zrevrange(key, 0, limit - 1, withscores=True))
+    ranked = sorted(((score, text(member)) for part in parts for member, score in part), reverse=True)
+    return [(member, score) for score, member in ranked[:limit]]

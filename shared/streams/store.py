@@ -242,11 +242,6 @@ class StreamStore:
         with redis_errors():
             await self._redis.zrem(keys.active_streams(thread_id), member(thread_id, stream_id))
 
-    async def active_count(self) -> int:
-        """How many streams are in flight (or ended by a worker that died, until the reaper sees it)."""
-        with redis_errors():
-            return await partitions.count(self._redis, keys.ACTIVE_STREAMS)
-
     async def expire_ended(self, grace_ms: int = GRACE_MS, limit: int = 100) -> int:
         """Remove the keys of streams ended more than ``grace_ms`` ago, at most ``limit``."""
         with redis_errors():

@@ -183,10 +183,7 @@ class ThreadStore:
     async def users(self, limit: int = 200) -> Strings:
         """User ids that created threads, most recent first."""
         with redis_errors():
-            parts = await partitions.each(self._redis, keys.USERS,
-                                          lambda pipe, key: pipe.zrevrange(key, 0, limit - 1, withscores=True))
-        ranked = sorted(((score, text(user)) for part in parts for user, score in part), reverse=True)
-        return [user for _, user in ranked[:limit]]
+            return [user for user, _ in await partitions.top(self._redis, keys.USERS, limit)]
 
     async def all_ids(self, user_id: str) -> Strings:
         """Every thread id of the user."""

@@ -183,10 +183,8 @@ class UsageLedger:
     async def users(self, period: str | None = None, limit: int = 1000) -> list[tuple[str, int]]:
         """Users with usage in the period, by cost, highest first: (userId, costMicros)."""
         with redis_errors():
-            parts = await partitions.each(self._redis, keys.app_usage_users(period or self.current_period()),
-                                          lambda pipe, key: pipe.zrevrange(key, 0, limit - 1, withscores=True))
-        ranked = sorted(((int(score), text(member)) for part in parts for member, score in part), reverse=True)
-        return [(member, score) for score, member in ranked[:limit]]
+            found = await partitions.top(self._redis, keys.app_usage_users(period or self.current_period()), limit)
+        return [(member, int(score)) for member, score in found]
 
     async def entries(self, user_id: str, period: str | None = None) -> list[UsageEntry]:
         """The user's ledger entries of one period, oldest first."""

@@ -20,12 +20,14 @@ async def test_members_of_every_partition_are_read_due_ones_only_and_bounded(red
         assert len({keys.partition(t) for t in threads}) > 200  # spread over many partitions
         for n, tid in enumerate(threads):
             await redis.zadd(keys.active_streams(tid), {f"{tid}/{tid}.s1": n})
-        assert await partitions.count(redis, keys.ACTIVE_STREAMS) == 300
         scripts = Scripts(redis)
+        assert len(await partitions.due(scripts, keys.ACTIVE_STREAMS, float("inf"), 1000)) == 300
         due = await partitions.due(scripts, keys.ACTIVE_STREAMS, 149, 1000)
         assert sorted(m.decode().split("/")[0] for m in due) == threads[:150]
         assert len(await partitions.due(scripts, keys.ACTIVE_STREAMS, 1000, 40)) == 40
         assert await partitions.due(scripts, keys.ENDED_STREAMS, 1000, 40) == []
-        assert len(await partitions.due(scripts, keys.ACTIVE_STREAMS, float("inf"), 1000)) == 300
+        ranked = await partitions.top(redis, keys.ACTIVE_STREAMS, 3)  # the highest scores over every partition
+        assert ranked == [(f"{t}/{t}.s1", float(n)) for n, t in ((299, threads[299]), (298, threads[298]),
+                                                                 (297, threads[297]))]
     finally:
         await redis.aclose()
