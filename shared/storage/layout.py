@@ -27,6 +27,7 @@ import redis
 from threadline.shared import keys
 from threadline.shared.errors import ConfigError
 from threadline.shared.records import message_decoder
+from threadline.shared.storage.client import text
 
 VERSION = 8
 MIGRATE_COMMAND = "threadline migrate"
@@ -54,7 +55,7 @@ def renamed(old: str) -> str | None:
 def _old_keys(client: redis.Redis) -> Iterator[str]:
     for pattern in ("tl:{t:*", "tl:{u:*", "tl:{ns:*", "tl:wf:{*"):
         for raw in client.scan_iter(match=pattern, count=1000):
-            name = raw.decode() if isinstance(raw, bytes) else str(raw)
+            name = text(raw)
             if renamed(name) is not None:
                 yield name
 
@@ -70,8 +71,8 @@ def _split(client: redis.Redis, name: str, entity_of: Callable[[str], str]) -> i
     moved = 0
     old = f"{keys.PREFIX}:{name}"
     for raw, score in client.zscan_iter(old, count=1000):
-        member = raw.decode() if isinstance(raw, bytes) else str(raw)
-        client.zadd(keys.in_partition(keys.partition(entity_of(member)), name), {member: score})
+        member = text(raw)
+        client.zadd(keys.part_of(name, entity_of(member)), {member: score})
         moved += 1
     client.delete(old)
     return moved
@@ -93,22 +94,20 @@ def _split_usage(client: redis.Redis) -> int:
     Values are set, not added: run again, the step writes the same."""
     moved = 0
     for raw in list(client.scan_iter(match=f"{keys.PREFIX}:usage:*", count=1000)):
-        old = raw.decode() if isinstance(raw, bytes) else str(raw)
+        old = text(raw)
         name = old.removeprefix(f"{keys.PREFIX}:")
-        kind = client.type(old)
-        kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+        kind = text(client.type(old))
         if kind == "set":
             moved += _split_set(client, name)
-            continue
-        if kind == "zset":
-            for user, score in client.zscan_iter(old, count=1000):
-                client.zadd(keys.part_of(name, user.decode()), {user: score})
-                moved += 1
+        elif kind == "zset":
+            moved += _split(client, name, lambda user: user)
         elif kind == "hash":
             for field, amount in client.hscan_iter(old, count=1000):
                 client.hset(keys.in_partition(0, name), field, amount)
+            client.delete(old)
             moved += 1
-        client.delete(old)
+        else:
+            client.delete(old)
     return moved
 
 
@@ -130,15 +129,9 @@ def _move_rate_limits(client: redis.Redis) -> int:
     """Layout 6 -> 7: ``tl:rl:<rule>:<scope>`` (rule names have no ':') to the scope's partition."""
     moved = 0
     for raw in list(client.scan_iter(match=f"{keys.PREFIX}:rl:*", count=1000)):
-        old = raw.decode() if isinstance(raw, bytes) else str(raw)
+        old = text(raw)
         rule, _, scope = old.removeprefix(f"{keys.PREFIX}:rl:").partition(":")
-        try:
-            client.rename(old, keys.rate_limit_rule(rule, scope))
-        except redis.ResponseError as exc:  # expired since the scan
-            if "no such key" not in str(exc).lower():
-                raise
-            continue
-        moved += 1
+        moved += _rename(client, old, keys.rate_limit_rule(rule, scope))
     return moved
 
 
@@ -146,7 +139,7 @@ def _index_open_messages(client: redis.Redis) -> int:
     """Layout 7 -> 8: each thread's pending and failed messages into its open index; how many."""
     added = 0
     for raw in list(client.scan_iter(match=f"{keys.PREFIX}:*:t:*:msgs", count=1000)):
-        name = raw.decode() if isinstance(raw, bytes) else str(raw)
+        name = text(raw)
         thread_id = name.split(":")[-2]
         if keys.messages(thread_id) != name:
             continue
@@ -164,7 +157,7 @@ def _split_set(client: redis.Redis, name: str) -> int:
     """The members of the app-wide set ``tl:<name>`` go to the partition of the entity each names."""
     old, moved = f"{keys.PREFIX}:{name}", 0
     for member in client.sscan_iter(old, count=1000):
-        client.sadd(keys.part_of(name, member.decode()), member)
+        client.sadd(keys.part_of(name, text(member)), member)
         moved += 1
     client.delete(old)
     return moved
@@ -176,14 +169,19 @@ def _rename_entities(client: redis.Redis) -> int:
     for old in list(_old_keys(client)):
         new = renamed(old)
         assert new is not None
-        try:
-            client.rename(old, new)
-        except redis.ResponseError as exc:  # gone since the scan (expired): nothing to move
-            if "no such key" not in str(exc).lower():
-                raise
-            continue
-        moved += 1
+        moved += _rename(client, old, new)
     return moved
+
+
+def _rename(client: redis.Redis, old: str, new: str) -> bool:
+    """Rename ``old`` (keeping its value and expiry); False when it is gone since the scan (expired)."""
+    try:
+        client.rename(old, new)
+    except redis.ResponseError as exc:
+        if "no such key" not in str(exc).lower():
+            raise
+        return False
+    return True
 
 
 STEPS: dict[int, Callable[[redis.Redis], int]] = {1: _rename_entities, 2: _split_stream_sets,  # from version n
