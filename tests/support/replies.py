@@ -25,9 +25,14 @@ def replied(base: str, thread_id: str, headers: dict[str, str], log: Path, timeo
         time.sleep(0.2)
 
 
+def partition_total(conn: redis.Redis, name: str, size: str) -> int:
+    """The size (``size``: the command, zcard or llen) of an app-wide set over every partition."""
+    with conn.pipeline(transaction=False) as pipe:
+        for key in keys.every_partition(name):
+            pipe.execute_command(size.upper(), key)
+        return sum(pipe.execute())
+
+
 def streams_in_flight(conn: redis.Redis) -> int:
     """How many streams the store lists as in flight, over every partition."""
-    with conn.pipeline(transaction=False) as pipe:
-        for key in keys.every_partition(keys.ACTIVE_STREAMS):
-            pipe.zcard(key)
-        return sum(pipe.execute())
+    return partition_total(conn, keys.ACTIVE_STREAMS, "zcard")

@@ -14,6 +14,7 @@ from pathlib import Path
 import redis
 
 from tests.support import procs
+from tests.support.replies import partition_total
 from threadline.shared import keys
 from threadline.shared.records import Message
 from threadline.shared.storage.client import connect
@@ -37,10 +38,7 @@ TAKEN = keys.in_partition(0, keys.vector_ops_taken("*")).replace("{p0000}", "{p*
 
 def waiting(sync: redis.Redis) -> int:
     """Ops waiting, over every partition."""
-    with sync.pipeline(transaction=False) as pipe:
-        for key in keys.every_partition(keys.VECTOR_OPS):
-            pipe.llen(key)
-        return sum(pipe.execute())
+    return partition_total(sync, keys.VECTOR_OPS, "llen")
 
 
 def test_a_killed_index_process_loses_no_op(tmp_path: Path) -> None:
