@@ -49,7 +49,6 @@ class Outbox:
     def __init__(self, redis: Client, scripts: Scripts) -> None:
         self._redis = redis
         self._scripts = scripts
-        self.done = 0  # follow-ups this process did
 
     async def follow(self, home: str, entry: bytes) -> None:
         """Do the follow-up ``entry`` recorded in ``home`` (an outbox key), then remove it."""
@@ -62,7 +61,6 @@ class Outbox:
         await fn(self._redis, self._scripts, args)
         with redis_errors():
             await self._redis.zrem(home, entry)
-        self.done += 1
 
     async def follow_now(self, home: str, entry: object) -> None:
         """``follow`` right after the first step; a failure is logged and left to the sweeper (the
