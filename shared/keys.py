@@ -202,22 +202,22 @@ USERS = "users"  # zset userId -> last thread creation ms (the playground's user
 
 def outbox(entity_id: str) -> str:
     """The outbox of the partition of a thread, user, namespace or run."""
-    return in_partition(partition(entity_id), OUTBOX)
+    return part_of(OUTBOX, entity_id)
 
 
 def users(user_id: str) -> str:
     """The user's partition of USERS."""
-    return in_partition(partition(user_id), USERS)
+    return part_of(USERS, user_id)
 
 
 def active_streams(thread_id: str) -> str:
     """The thread's partition of ACTIVE_STREAMS (in the thread's slot)."""
-    return in_partition(partition(thread_id), ACTIVE_STREAMS)
+    return part_of(ACTIVE_STREAMS, thread_id)
 
 
 def ended_streams(thread_id: str) -> str:
     """The thread's partition of ENDED_STREAMS."""
-    return in_partition(partition(thread_id), ENDED_STREAMS)
+    return part_of(ENDED_STREAMS, thread_id)
 
 
 REAPER_LOCK = f"{PREFIX}:streams:reaper"
@@ -326,7 +326,7 @@ def rate_limit_channel(user_id: str) -> str:
 def rate_limit_rule(rule: str, scope: str) -> str:
     """Hash: one rate-limit rule's state (bucket level or window count) for one user, agent, team or '*',
     in the partition of that scope (a request counting in several is reserved rule by rule)."""
-    return in_partition(partition(scope), f"rl:{_escaped(rule)}:{_escaped(scope)}")
+    return part_of(f"rl:{_escaped(rule)}:{_escaped(scope)}", scope)
 
 
 def request_digest(*parts: str) -> str:
@@ -398,7 +398,7 @@ VECTOR_INDEXERS = f"{PREFIX}:vec:indexers"  # set: index processes that may hold
 
 def vector_ops(entity_id: str) -> str:
     """The partition of VECTOR_OPS of a thread or namespace (in its slot)."""
-    return in_partition(partition(entity_id), VECTOR_OPS)
+    return part_of(VECTOR_OPS, entity_id)
 
 
 VECTOR_OPS_WAKE = f"{VECTOR_OPS}:wake"  # channel (per partition): ops were queued (index_op.lua's queue_op)
@@ -406,7 +406,7 @@ VECTOR_OPS_WAKE = f"{VECTOR_OPS}:wake"  # channel (per partition): ops were queu
 
 def vector_ops_wake(entity_id: str) -> str:
     """The channel that wakes the index process for ops of a thread or namespace."""
-    return in_partition(partition(entity_id), VECTOR_OPS_WAKE)
+    return part_of(VECTOR_OPS_WAKE, entity_id)
 
 
 def vector_ops_taken(owner: str) -> str:
