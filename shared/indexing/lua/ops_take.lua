@@ -3,14 +3,14 @@
 -- partitions it is given (on a cluster, the caller gives a node the partitions it serves).
 -- ARGV: most, ops name, taken name, then partition numbers
 -- Returns {ops still waiting in these partitions, partition, op, partition, op, ...}
+-- include: ../../lua/partition.lua
 local most = tonumber(ARGV[1])
 local out, waiting = {0}, 0
 for i = 4, #ARGV do
-  local tag = string.format('tl:{p%04d}:', tonumber(ARGV[i]))
-  local from = tag .. ARGV[2]
+  local from = in_partition(ARGV[i], ARGV[2])
   local n = redis.call('LLEN', from)
   if n > 0 then
-    local to = tag .. ARGV[3]
+    local to = in_partition(ARGV[i], ARGV[3])
     while most > 0 and n > 0 do
       out[#out + 1] = ARGV[i]
       out[#out + 1] = redis.call('LMOVE', from, to, 'LEFT', 'RIGHT')

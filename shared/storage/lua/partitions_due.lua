@@ -3,11 +3,12 @@
 -- of partitions: it names the keys of the partitions it is given (keys.in_partition), all of this node.
 -- ARGV: name, maxScore, limit, then partition numbers
 -- Returns {partition, member, partition, member, ...}
+-- include: ../../lua/partition.lua
 local name, upto, left = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local out = {}
 for i = 4, #ARGV do
   if left <= 0 then break end
-  local found = redis.call('ZRANGEBYSCORE', string.format('tl:{p%04d}:', tonumber(ARGV[i])) .. name,
+  local found = redis.call('ZRANGEBYSCORE', in_partition(ARGV[i], name),
     '-inf', upto, 'LIMIT', 0, left)
   for _, member in ipairs(found) do
     out[#out + 1] = ARGV[i]

@@ -3,6 +3,8 @@ at most as many as asked."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from threadline.shared import keys
@@ -29,5 +31,18 @@ async def test_members_of_every_partition_are_read_due_ones_only_and_bounded(red
         ranked = await partitions.top(redis, keys.ACTIVE_STREAMS, 3)  # the highest scores over every partition
         assert ranked == [(f"{t}/{t}.s1", float(n)) for n, t in ((299, threads[299]), (298, threads[298]),
                                                                  (297, threads[297]))]
+    finally:
+        await redis.aclose()
+
+
+async def test_the_scripts_name_a_partitions_keys_as_python_does(redis_url: str) -> None:
+    from threadline.shared.storage.scripts import read
+
+    prelude = read(Path(partitions.__file__).parents[1] / "lua" / "partition.lua").source
+    redis = connect(redis_url)
+    try:
+        for number in (0, 417, keys.PARTITIONS - 1):
+            got = await redis.eval(prelude + "return in_partition(ARGV[1], ARGV[2])", 0, str(number), "vec:ops")
+            assert got.decode() == keys.in_partition(number, "vec:ops")
     finally:
         await redis.aclose()
