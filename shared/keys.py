@@ -243,12 +243,49 @@ def user_files(user_id: str) -> str:
     return f"{_u(user_id)}:files"
 
 
-# Files (shared.files). Global keys: a message's script changes reference counts of files of any user.
-FILES = f"{PREFIX}:files"  # hash: fileId -> encoded FileRecord
-FILE_REFS = f"{PREFIX}:files:refs"  # hash: fileId -> how many messages reference it (absent: none)
-FILES_IDLE = f"{PREFIX}:files:idle"  # sorted set: unreferenced fileIds by since when (ms)
-FILE_BLOBS = f"{PREFIX}:files:blobs"  # hash: sha256 -> how many file records share that content
-FILE_BLOBS_DELETING = f"{PREFIX}:files:deleting"  # hash: sha256 -> when its deletion started (ms)
+# Files (shared.files). A file's keys are in the partition of its id, a content's (its bytes are
+# shared by every file record of the same sha256) in the partition of its hash; a message's
+# reference to a file is carried from the thread's slot to the file's by the outbox.
+FILES_IDLE = "files:idle"  # zset (per partition): unreferenced fileIds -> since when (ms)
+BLOBS_DOOMED = "blobs:doomed"  # zset (per partition): contents no file record holds -> since when (ms)
+
+
+def file(file_id: str) -> str:
+    """Hash: rec (the encoded FileRecord), refs (how many messages reference it), and pin:<threadId
+    messageId> (no drop before this ms: that message, referencing it, is being saved)."""
+    return f"{_entity('f', file_id)}:file"
+
+
+def file_refs(file_id: str) -> str:
+    """Hash: "threadId messageId" -> the version of that message's last change of its reference
+    (positive: it references the file; negative: it stopped)."""
+    return f"{_entity('f', file_id)}:refs"
+
+
+def files_idle(file_id: str) -> str:
+    """The file's partition of FILES_IDLE."""
+    return part_of(FILES_IDLE, file_id)
+
+
+def blob(digest: str) -> str:
+    """Hash: deleting (when the deletion of the content's bytes began, ms)."""
+    return f"{_entity('b', digest)}:blob"
+
+
+def blob_files(digest: str) -> str:
+    """Set: the ids of the file records that hold the content."""
+    return f"{_entity('b', digest)}:files"
+
+
+def blob_gone(digest: str) -> str:
+    """Sorted set: ids of file records that let the content go -> when (ms), kept a day (a late
+    follow-up of their upload must not take the content again)."""
+    return f"{_entity('b', digest)}:gone"
+
+
+def blobs_doomed(digest: str) -> str:
+    """The content's partition of BLOBS_DOOMED."""
+    return part_of(BLOBS_DOOMED, digest)
 
 
 def user_threads(user_id: str) -> str:

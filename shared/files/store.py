@@ -1,14 +1,18 @@
 """Uploaded files: records in Redis, bytes in the blob store, counts kept exact.
 
-A file record (id, owner, name, media type, size, sha256, created) lives in the
-``FILES`` hash; its bytes in the blob store under their sha256, shared by every
-record of the same content (``FILE_BLOBS`` counts the records per content). Messages
-reference files by id; the counts change in the same Lua step as the messages
-(shared.files.refs). A file no message references is in ``FILES_IDLE``; the vacuum
-drops those idle longer than the grace period, and a content's bytes with its last
-record. A save that references a file in the same step as the vacuum drops it
-cannot both succeed: each is one atomic script, and the save fails on a missing
-file. An upload of content whose bytes are being deleted waits for the deletion.
+A file record (id, owner, name, media type, size, sha256, created) lives in the file's own keys
+(``keys.file``), in the partition of its id; its bytes in the blob store under their sha256,
+shared by every record of the same content (``keys.blob_files`` lists the records holding a
+content, in the partition of its hash). The owner's list of files is in the owner's partition.
+A record's create and drop are one atomic step each in the file's slot, which records the
+follow-ups to its content and its owner's list in its partition's outbox (shared.storage.outbox):
+done at once by the writer, by the sweeper if the writer died; each is idempotent.
+
+Messages reference files by id (shared.files.refs): a file is pinned before a message referencing
+it is saved, and its count of references changes by follow-ups of the message's write. A file no
+message references is idle (``keys.files_idle``); the vacuum drops those idle longer than the grace
+period. A content no record holds is doomed; its bytes are deleted by whoever drops its last
+record, or by the vacuum. An upload of content whose bytes are being deleted waits for the deletion.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import msgspec
 
@@ -29,17 +34,23 @@ from threadline.shared.files.refs import file_ids
 from threadline.shared.files.sniff import IMAGE_TYPES, check_upload, clean_name
 from threadline.shared.ids import new_file_id
 from threadline.shared.records import FilePart, ImagePart, Part
+from threadline.shared.storage import outbox, partitions
 from threadline.shared.storage.client import Client, redis_errors, text, texts
+from threadline.shared.storage.outbox import Outbox
 from threadline.shared.storage.pagination import Page, score_bound
 from threadline.shared.storage.scripts import Scripts, lua
 
-FILE_BLOB_GONE = lua(__file__, "file_blob_gone")
+BLOB_CLAIM = lua(__file__, "blob_claim")
+BLOB_GONE = lua(__file__, "blob_gone")
+BLOB_RELEASE = lua(__file__, "blob_release")
+BLOB_TAKE = lua(__file__, "blob_take")
 FILE_CREATE = lua(__file__, "file_create")
 FILE_DROP = lua(__file__, "file_drop")
 
 log = logging.getLogger(__name__)
 
 DELETING_STALE_MS = 60_000  # a content deletion older than this was abandoned (its vacuum died)
+GONE_MS = 86_400_000  # a record that let its content go is remembered this long (late follow-ups)
 
 
 class FileRecord(msgspec.Struct, rename="camel", kw_only=True):
@@ -57,19 +68,19 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(FileRecord).decode
 
 
-
 class FileStore:
-    def __init__(self, redis: Client, scripts: Scripts, blobs: Blobs, *, max_bytes: int,
+    def __init__(self, redis: Client, scripts: Scripts, box: Outbox, blobs: Blobs, *, max_bytes: int,
                  allowed: frozenset[str]) -> None:
         self._redis = redis
         self._scripts = scripts
+        self._outbox = box
         self.blobs = blobs
         self.max_bytes = max_bytes
         self.allowed = allowed
 
     @classmethod
-    def from_settings(cls, redis: Client, scripts: Scripts, settings: Settings) -> FileStore:
-        return cls(redis, scripts, Blobs.from_settings(settings), max_bytes=settings.files_max_bytes,
+    def from_settings(cls, redis: Client, scripts: Scripts, box: Outbox, settings: Settings) -> FileStore:
+        return cls(redis, scripts, box, Blobs.from_settings(settings), max_bytes=settings.files_max_bytes,
                    allowed=frozenset(t.strip() for t in settings.files_types.split(",") if t.strip()))
 
     async def attach(self, user_id: str, parts: Sequence[Part]) -> list[Part]:
@@ -96,25 +107,37 @@ class FileStore:
         return out
 
     async def upload(self, user_id: str, name: str, data: bytes) -> FileRecord:
-        """Keep ``data`` as a new file of ``user_id`` (its type read from the bytes)."""
+        """Keep ``data`` as a new file of ``user_id`` (its type read from the bytes).
+
+        The bytes are stored first (a crash then leaves bytes no record names, never a record
+        without its bytes), then the record; its content takes it at once, waiting while the same
+        content's bytes are being deleted (and storing them again after).
+        """
         media_type = check_upload(data, name, max_bytes=self.max_bytes, allowed=self.allowed)
         digest = hashlib.sha256(data).hexdigest()
         record = FileRecord(file_id=new_file_id(), user_id=user_id, name=clean_name(name), media_type=media_type,
                             size=len(data), hash=digest, created_at=now_ms())
+        if not await self.blobs.exists(digest):
+            await self.blobs.put(digest, data, media_type)
+        home = keys.outbox(record.file_id)
+        with redis_errors():
+            take, listed = await self._scripts.run(
+                FILE_CREATE, [keys.file(record.file_id), keys.files_idle(record.file_id), home],
+                [record.file_id, _encode(record), digest, user_id, record.created_at, now_ms()])
+        await self._outbox.follow_now(home, listed)
+        waited = False
         for _ in range(200):  # the same content being deleted: its deletion ends within moments
-            with redis_errors():
-                count = int(await self._scripts.run(
-                    FILE_CREATE, [keys.FILES, keys.FILES_IDLE, keys.FILE_BLOBS, keys.FILE_BLOBS_DELETING,
-                                    keys.user_files(user_id)],
-                    [record.file_id, _encode(record), digest, record.created_at, DELETING_STALE_MS]))
-            if count >= 0:
+            if await _take(self._scripts, digest, record.file_id) >= 0:
                 break
+            waited = True
             await asyncio.sleep(0.05)
-            record.created_at = now_ms()
         else:
+            await self._drop(record, cutoff=now_ms() + 1)
             raise Unavailable("the same content is being deleted; try again")
+        with redis_errors():
+            await self._redis.zrem(home, take)
         try:
-            if count == 1 or not await self.blobs.exists(digest):
+            if waited and not await self.blobs.exists(digest):
                 await self.blobs.put(digest, data, media_type)
         except Unavailable:
             await self._drop(record, cutoff=now_ms() + 1)
@@ -133,11 +156,11 @@ class FileStore:
             return {}
         with redis_errors():
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.hmget(keys.FILES, list(file_ids))
-                pipe.hmget(keys.FILE_REFS, list(file_ids))
-                bodies, refs = await pipe.execute()
+                for file_id in file_ids:
+                    pipe.hmget(keys.file(file_id), ["rec", "refs"])
+                replies = await pipe.execute()
         out = {}
-        for body, count in zip(bodies, refs, strict=True):
+        for body, count in replies:
             if body is not None:
                 record = _decode(body)
                 record.refs = int(count or 0)
@@ -145,16 +168,19 @@ class FileStore:
         return out
 
     async def list(self, user_id: str, *, num_items: int = 50, cursor: str | None = None) -> Page[FileRecord]:
-        """The user's files, newest first."""
+        """The user's files, newest first (a dropped file the list still named is taken out of it)."""
         with redis_errors():
             hits = await self._redis.zrevrangebyscore(keys.user_files(user_id), score_bound(cursor), "-inf",
                                                       start=0, num=num_items + 1, withscores=True)
         more = len(hits) > num_items
         hits = hits[:num_items]
-        found = await self.many(texts(h[0] for h in hits))
-        page = [found[i] for i in texts(h[0] for h in hits) if i in found]
+        ids = texts(h[0] for h in hits)
+        found = await self.many(ids)
+        if gone := [i for i in ids if i not in found]:
+            with redis_errors():
+                await self._redis.zrem(keys.user_files(user_id), *gone)
         last = str(int(hits[-1][1])) if hits else ""
-        return Page(page=page, continue_cursor=last if more else "", is_done=not more)
+        return Page(page=[found[i] for i in ids if i in found], continue_cursor=last if more else "", is_done=not more)
 
     async def read(self, record: FileRecord, start: int = 0, end: int | None = None) -> bytes:
         return await self.blobs.read(record.hash, start, end)
@@ -164,7 +190,7 @@ class FileStore:
         return await self.blobs.open(record.hash, start, end)
 
     async def delete(self, file_id: str, user_id: str) -> None:
-        """Delete a file no message references (Conflict while one does)."""
+        """Delete a file no message references (Conflict while one does, or is being saved)."""
         record = await self.get(file_id, user_id)
         if record.refs:
             raise Conflict(f"file {file_id} is referenced by {record.refs} message(s); delete those first")
@@ -172,37 +198,86 @@ class FileStore:
             raise Conflict(f"file {file_id} was just referenced by a message")
 
     async def vacuum(self, grace_s: float, batch: int = 500) -> int:
-        """Drop the files no message has referenced for ``grace_s``; returns how many."""
+        """Drop the files no message has referenced for ``grace_s``, then delete the bytes of the
+        contents no record holds (a dropper that died left them); returns how many files."""
         cutoff = now_ms() - int(grace_s * 1000)
         dropped = 0
         while True:
             with redis_errors():
-                ids = texts(await self._redis.zrangebyscore(keys.FILES_IDLE, "-inf", cutoff, start=0, num=batch))
-            if not ids:
-                return dropped
-            records = await self.many(ids)
-            for file_id in ids:
-                record = records.get(file_id)
+                found = await partitions.due_in(self._scripts, keys.FILES_IDLE, cutoff, batch)
+            records = await self.many([text(f) for _, f in found])
+            for home, raw in found:
+                record = records.get(text(raw))
                 if record is None:  # no record (a crashed upload's leftovers): nothing to keep
                     with redis_errors():
-                        await self._redis.zrem(keys.FILES_IDLE, file_id)
+                        await self._redis.zrem(home, raw)
                     continue
                 dropped += await self._drop(record, cutoff)
-            if len(ids) < batch:
+            if len(found) < batch:
+                break
+        while True:
+            with redis_errors():
+                doomed = await partitions.due(self._scripts, keys.BLOBS_DOOMED, now_ms(), batch)
+            for digest in doomed:
+                await self._delete_bytes(text(digest))
+            if len(doomed) < batch:
                 return dropped
 
     async def _drop(self, record: FileRecord, cutoff: int) -> bool:
-        """Drop ``record`` if unreferenced and idle since before ``cutoff``; its bytes with the last record."""
+        """Drop ``record`` if unreferenced, not pinned and idle since before ``cutoff``; its bytes
+        with the last record of its content."""
+        fid = record.file_id
+        home = keys.outbox(fid)
         with redis_errors():
             out = await self._scripts.run(
-                FILE_DROP, [keys.FILES, keys.FILE_REFS, keys.FILES_IDLE, keys.FILE_BLOBS,
-                              keys.FILE_BLOBS_DELETING, keys.user_files(record.user_id)],
-                [record.file_id, cutoff, now_ms()])
-        if isinstance(out, int):
-            return out == 1
-        digest = text(out)
+                FILE_DROP, [keys.file(fid), keys.file_refs(fid), keys.files_idle(fid), home], [fid, cutoff, now_ms()])
+        if not out:
+            return False
+        release, listed = out
+        await self._outbox.follow_now(home, listed)
+        await self._outbox.follow_now(home, release)
+        await self._delete_bytes(record.hash)
+        return True
+
+    async def _delete_bytes(self, digest: str) -> None:
+        """Delete a doomed content's bytes, unless a record holds it again."""
+        with redis_errors():
+            if not await self._scripts.run(
+                    BLOB_CLAIM, [keys.blob(digest), keys.blob_files(digest), keys.blobs_doomed(digest)],
+                    [digest, now_ms()]):
+                return
         await self.blobs.delete(digest)
         with redis_errors():
-            await self._scripts.run(FILE_BLOB_GONE, [keys.FILE_BLOBS, keys.FILE_BLOBS_DELETING], [digest])
-        log.info("file %s dropped with its content %s", record.file_id, digest[:12])
-        return True
+            await self._scripts.run(BLOB_GONE, [keys.blob(digest)], [])
+        log.info("the content %s is deleted", digest[:12])
+
+
+async def _take(scripts: Scripts, digest: str, file_id: str) -> int:
+    """The record ``file_id`` holds the content ``digest``: how many hold it, or -1 while its bytes
+    are being deleted."""
+    with redis_errors():
+        return int(await scripts.run(
+            BLOB_TAKE, [keys.blob(digest), keys.blob_files(digest), keys.blob_gone(digest), keys.blobs_doomed(digest)],
+            [file_id, digest, now_ms(), DELETING_STALE_MS]))
+
+
+@outbox.handler("files.blob")
+async def _follow_blob(redis: Client, scripts: Scripts, args: list[Any]) -> None:
+    op, digest, file_id = args
+    if op == "take":
+        if await _take(scripts, digest, file_id) < 0:
+            raise Unavailable("the content is being deleted")  # the sweeper tries again
+        return
+    with redis_errors():
+        await scripts.run(BLOB_RELEASE, [keys.blob_files(digest), keys.blob_gone(digest), keys.blobs_doomed(digest)],
+                          [file_id, digest, now_ms(), GONE_MS])
+
+
+@outbox.handler("files.user")
+async def _follow_user(redis: Client, scripts: Scripts, args: list[Any]) -> None:
+    op, user_id, file_id, created_at = args
+    with redis_errors():
+        if op == "add":
+            await redis.zadd(keys.user_files(user_id), {file_id: int(created_at)})
+        else:
+            await redis.zrem(keys.user_files(user_id), file_id)

@@ -10,6 +10,8 @@
   namespaces one per partition.
 - Layout 7 keeps each rate-limit rule's state in the partition of its scope (user, agent, team, app).
 - Layout 8 adds to each thread the index of its messages not successful (pending, failed).
+- Layout 9 keeps each file's record and references in the partition of its id, and the records
+  holding a content in the partition of its hash.
 
 ``migrate`` takes the data one layout up at a time, recording each version as it gets there;
 each step is idempotent (a rename keeps the value and the expiry; members are added before the
@@ -19,6 +21,7 @@ on data of another layout, with the command to run.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
 
@@ -29,7 +32,7 @@ from threadline.shared.errors import ConfigError
 from threadline.shared.records import message_decoder
 from threadline.shared.storage.client import text
 
-VERSION = 8
+VERSION = 9
 MIGRATE_COMMAND = "threadline migrate"
 
 # layout 1: (SCAN pattern, parser of a key into its layout-2 name or None for a key it cannot read)
@@ -153,6 +156,38 @@ def _index_open_messages(client: redis.Redis) -> int:
     return added
 
 
+def _split_files(client: redis.Redis) -> int:
+    """Layout 8 -> 9: the app-wide hashes of file records, idle files and contents being deleted
+    go to each file's (each content's) keys; each message's references, from its thread's file
+    index, to the files it references. The old hashes go last: a rerun writes the same again."""
+    old = {name: f"{keys.PREFIX}:files{name}" for name in ("", ":refs", ":idle", ":blobs", ":deleting")}
+    moved = 0
+    for raw_id, body in client.hscan_iter(old[""], count=1000):
+        file_id = text(raw_id)
+        client.hset(keys.file(file_id), mapping={"rec": body, "refs": 0})
+        client.sadd(keys.blob_files(json.loads(body)["hash"]), file_id)
+        moved += 1
+    for raw_id, since in client.zscan_iter(old[":idle"], count=1000):
+        client.zadd(keys.files_idle(text(raw_id)), {raw_id: since})
+    for digest, since in client.hscan_iter(old[":deleting"], count=1000):
+        client.hset(keys.blob(text(digest)), "deleting", since)
+    referenced: set[str] = set()
+    for raw in list(client.scan_iter(match=f"{keys.PREFIX}:*:t:*:files", count=1000)):
+        name = text(raw)
+        thread_id = client.hget(name.removesuffix(":files") + ":thread", "threadId")
+        if thread_id is None or keys.thread_files(text(thread_id)) != name:
+            continue
+        for message_id, ids in client.hscan_iter(name, count=500):
+            for file_id in text(ids).split():
+                if client.hexists(keys.file(file_id), "rec"):
+                    client.hset(keys.file_refs(file_id), f"{text(thread_id)} {text(message_id)}", 1)
+                    referenced.add(file_id)
+    for file_id in referenced:
+        client.hset(keys.file(file_id), "refs", client.hlen(keys.file_refs(file_id)))
+    client.delete(*old.values())
+    return moved
+
+
 def _split_set(client: redis.Redis, name: str) -> int:
     """The members of the app-wide set ``tl:<name>`` go to the partition of the entity each names."""
     old, moved = f"{keys.PREFIX}:{name}", 0
@@ -186,7 +221,8 @@ def _rename(client: redis.Redis, old: str, new: str) -> bool:
 
 STEPS: dict[int, Callable[[redis.Redis], int]] = {1: _rename_entities, 2: _split_stream_sets,  # from version n
                                                   3: _split_users, 4: _split_usage, 5: _split_index_ops,
-                                                  6: _move_rate_limits, 7: _index_open_messages}
+                                                  6: _move_rate_limits, 7: _index_open_messages,
+                                                  8: _split_files}
 
 
 def _layout_1(client: redis.Redis) -> bool:

@@ -20,7 +20,7 @@ import msgspec
 
 from threadline.shared import keys
 from threadline.shared.clock import now_ms
-from threadline.shared.files.refs import file_keys, refs_arg
+from threadline.shared.files.refs import FileRefs, file_ids
 from threadline.shared.ids import STREAM, new_child_id, thread_of
 from threadline.shared.indexing.ops import index_flag
 from threadline.shared.records import Message, message_encoder
@@ -108,9 +108,10 @@ class _Appends:
 
 
 class StreamStore:
-    def __init__(self, redis: Client, scripts: Scripts) -> None:
+    def __init__(self, redis: Client, scripts: Scripts, refs: FileRefs) -> None:
         self._redis = redis
         self._scripts = scripts
+        self._refs = refs
         self._appends = _Appends(scripts)
 
     async def open(self, reply: Message, *, agent_name: str | None, prompt_message_id: str,
@@ -147,20 +148,27 @@ class StreamStore:
 
     async def finish(self, thread_id: str, stream_id: str, messages: Iterable[Message],
                      status: StreamStatus = "finished") -> bool:
-        """End the stream and store the final message(s) together; False if already ended."""
+        """End the stream and store the final message(s) together; False if already ended. A file
+        a message references that is not there (or not the thread owner's) is left out of its
+        references."""
         args: Args = [keys.thread_channel(thread_id), status, member(thread_id, stream_id), now_ms()]
         for m in messages:
-            args += [m.message_id, m.index_flags, index_flag(m), refs_arg(m), message_encoder.encode(m)]
+            missing = await self._refs.pin(m.user_id or "", thread_id, [m])
+            refs = " ".join(f for f in file_ids(m.parts) if (m.message_id, f) not in missing)
+            args += [m.message_id, m.index_flags, index_flag(m), refs, message_encoder.encode(m)]
         with redis_errors():
-            v = await self._scripts.run(
+            out = await self._scripts.run(
                 STREAM_FINISH,
                 [keys.thread(thread_id), keys.messages(thread_id), keys.message_index(thread_id),
                  keys.message_index_no_tools(thread_id), keys.stream(thread_id, stream_id),
                  keys.active_streams(thread_id), keys.ended_streams(thread_id), keys.vector_ops(thread_id),
-                 *file_keys(thread_id), keys.message_index_open(thread_id)],
+                 *FileRefs.keys(thread_id), keys.message_index_open(thread_id)],
                 args,
             )
-        return bool(v)
+        if not out:
+            return False
+        await self._refs.follow(thread_id, out[1])
+        return True
 
     async def abort(self, thread_id: str, stream_id: str, guard: Guard | None = None) -> bool:
         """Ask a streaming generation to stop; True if it was streaming."""

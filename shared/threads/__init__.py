@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from threadline.shared.documents.store import DocumentStore
+from threadline.shared.files.refs import FileRefs
 from threadline.shared.indexing.ops import MemoryOps
 from threadline.shared.storage.client import Client
 from threadline.shared.storage.guard import Guard
@@ -26,9 +27,10 @@ class Store:
         self.scripts = scripts = Scripts(redis)
         self.memory = MemoryOps(redis)
         self.outbox = Outbox(redis, scripts)
-        self.threads = ThreadStore(redis, scripts, self.outbox)
-        self.messages = MessageStore(redis, scripts, self.threads)
-        self.streams = StreamStore(redis, scripts)
+        self.file_refs = refs = FileRefs(redis, scripts, self.outbox)
+        self.threads = ThreadStore(redis, scripts, self.outbox, refs)
+        self.messages = MessageStore(redis, scripts, self.threads, refs)
+        self.streams = StreamStore(redis, scripts, refs)
         self.snippets = SnippetStore(redis, scripts, self.threads)
         self.documents = DocumentStore(redis, scripts)
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from threadline.shared import keys
 from threadline.shared.clock import now_ms
 from threadline.shared.errors import BadRequest, NotFound
-from threadline.shared.files.refs import file_keys, refs_arg
+from threadline.shared.files.refs import FileRefs, file_ids, refs_arg
 from threadline.shared.ids import new_message_id, thread_of_message
 from threadline.shared.indexing.ops import index_flag
 from threadline.shared.records import (
@@ -50,10 +50,11 @@ def _encode_unordered(message: Message) -> bytes:
 class MessageStore:
     """Save, read, list and delete messages; every write notifies the thread's subscribers."""
 
-    def __init__(self, redis: Client, scripts: Scripts, threads: ThreadStore) -> None:
+    def __init__(self, redis: Client, scripts: Scripts, threads: ThreadStore, refs: FileRefs) -> None:
         self._redis = redis
         self._scripts = scripts
         self._threads = threads
+        self._refs = refs
 
     @staticmethod
     def _thread_keys(thread_id: str) -> list[str]:
@@ -63,7 +64,7 @@ class MessageStore:
             keys.message_index(thread_id),
             keys.message_index_no_tools(thread_id),
             keys.vector_ops(thread_id),
-            *file_keys(thread_id),
+            *FileRefs.keys(thread_id),
             keys.message_index_open(thread_id),
         ]
 
@@ -109,9 +110,11 @@ class MessageStore:
             args += [kind, order if order is not None else "", m.message_id,
                      m.index_flags, index_flag(m), refs_arg(m), _encode_unordered(m)]
             prepared.append(m)
-        with redis_errors():
-            out = await self._scripts.run(MESSAGES_SAVE, self._thread_keys(thread_id), args,
-                                          in_thread(guard, thread_id))
+        async with self._refs.pinned(user_id, thread_id, prepared):
+            with redis_errors():
+                out = await self._scripts.run(MESSAGES_SAVE, self._thread_keys(thread_id), args,
+                                              in_thread(guard, thread_id))
+        await self._refs.follow(thread_id, out[-1])
         version = int(out[0])
         for i, m in enumerate(prepared):
             m.message_id = text(out[1 + 3 * i])
@@ -128,11 +131,17 @@ class MessageStore:
 
     async def replace(self, thread_id: str, messages: Iterable[Message]) -> int:
         """Store new contents of existing messages (status, text, parts); return the version."""
+        messages = list(messages)
+        # the files must be the thread owner's
+        owner = (await self._threads.get(thread_id)).user_id if any(file_ids(m.parts) for m in messages) else ""
         args: list[Arg] = [keys.thread_channel(thread_id)]
         for m in messages:
             args += [m.message_id, m.index_flags, index_flag(m), refs_arg(m), message_encoder.encode(m)]
-        with redis_errors():
-            return int(await self._scripts.run(MESSAGE_REPLACE, self._thread_keys(thread_id), args))
+        async with self._refs.pinned(owner, thread_id, messages):
+            with redis_errors():
+                version, follows = await self._scripts.run(MESSAGE_REPLACE, self._thread_keys(thread_id), args)
+        await self._refs.follow(thread_id, follows)
+        return int(version)
 
     async def many(self, message_ids: Sequence[str]) -> list[Message]:
         """The messages that exist among ``message_ids`` (any threads), read in one round trip."""
@@ -234,9 +243,10 @@ class MessageStore:
         total, versions = 0, {}
         for thread_id, ids in by_thread.items():
             with redis_errors():
-                count, version = await self._scripts.run(
+                count, version, follows = await self._scripts.run(
                     MESSAGES_DELETE, self._thread_keys(thread_id), [keys.thread_channel(thread_id), "ids", *ids],
                     in_thread(guard, thread_id))
+            await self._refs.follow(thread_id, follows)
             total += int(count)
             versions[thread_id] = int(version)
         return total, versions
@@ -258,9 +268,10 @@ class MessageStore:
             raise BadRequest("range must be non-negative with end after start")
         await self._threads.get(thread_id, user_id)
         with redis_errors():
-            count, version = await self._scripts.run(
+            count, version, follows = await self._scripts.run(
                 MESSAGES_DELETE, self._thread_keys(thread_id), [keys.thread_channel(thread_id), "range", low, high],
                 in_thread(guard, thread_id))
+        await self._refs.follow(thread_id, follows)
         return int(count), int(version)
 
 

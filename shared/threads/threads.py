@@ -10,7 +10,7 @@ import msgspec
 from threadline.shared import keys
 from threadline.shared.clock import now_ms
 from threadline.shared.errors import BadRequest, NotFound
-from threadline.shared.files.refs import file_keys
+from threadline.shared.files.refs import FileRefs
 from threadline.shared.ids import THREAD_ID_RULE, new_thread_id, thread_id_for, valid_chosen_id
 from threadline.shared.records import Thread, ThreadStatus, thread_metadata_decoder
 from threadline.shared.storage import partitions
@@ -51,10 +51,11 @@ def _thread_from_hash(raw: Mapping[Any, Any]) -> Thread:
 class ThreadStore:
     """Create, read, update, delete and list threads; every write notifies subscribers."""
 
-    def __init__(self, redis: Client, scripts: Scripts, outbox: Outbox) -> None:
+    def __init__(self, redis: Client, scripts: Scripts, outbox: Outbox, refs: FileRefs) -> None:
         self._redis = redis
         self._scripts = scripts
         self._outbox = outbox
+        self._refs = refs
 
     async def create(
         self,
@@ -145,13 +146,15 @@ class ThreadStore:
         """Delete the user's thread with everything of it (messages, streams...)."""
         home = keys.outbox(thread_id)
         with redis_errors():
-            _, follow = await self._scripts.run(
+            _, follow, file_follows = await self._scripts.run(
                 THREAD_DELETE,
-                keys=[*keys.thread_keys(thread_id), *extra_keys, *file_keys(thread_id), keys.vector_ops(thread_id), home],
+                keys=[*keys.thread_keys(thread_id), *extra_keys, *FileRefs.keys(thread_id), keys.vector_ops(thread_id),
+                      home],
                 args=[thread_id, user_id, keys.thread_channel(thread_id), now_ms()],
                 record=in_thread(guard, thread_id),
             )
         await self._outbox.follow_now(home, follow)
+        await self._refs.follow(thread_id, file_follows)
 
     async def list(
         self, user_id: str, *, num_items: int = 20, cursor: str | None = None

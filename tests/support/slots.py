@@ -1,8 +1,7 @@
 """An audit of the hash slots each Lua script call names (Redis Cluster runs an atomic call in one
 slot): every script run in the test process is recorded with how many distinct slots its declared
-keys fall in; a script that named several fails the run (``violations``), unless it is one of
-those not converted yet (CROSS_SLOT_YET, which only shrinks). ``pytest --slots-report PATH``
-writes the table.
+keys fall in; a script that named several fails the run (``violations``). ``pytest --slots-report
+PATH`` writes the table.
 
 It sees the declared keys only: a script that builds key names inside Lua (the workflow scripts,
 the partition walkers of the index ops) shows as none here, and only the calls of the test process
@@ -23,9 +22,6 @@ from threadline.shared.storage.guard import Record
 from threadline.shared.storage.scripts import Script, Scripts
 
 _seen: dict[str, set[int]] = defaultdict(set)  # script -> the numbers of distinct slots of its calls
-# scripts that still write a message's file references in the files' global keys (issue 28)
-CROSS_SLOT_YET = {"file_blob_gone", "file_create", "file_drop", "message_replace", "messages_delete",
-                  "messages_save", "stream_finish", "thread_delete"}
 
 
 def _note(script: Script, keys: Sequence[str]) -> None:
@@ -51,8 +47,8 @@ def install() -> None:
 
 
 def violations() -> list[str]:
-    """Scripts (outside CROSS_SLOT_YET) one of whose calls named keys of several slots."""
-    return sorted(name for name, counts in _seen.items() if max(counts) > 1 and name not in CROSS_SLOT_YET)
+    """Scripts one of whose calls named keys of several slots."""
+    return sorted(name for name, counts in _seen.items() if max(counts) > 1)
 
 
 def write(path: Path) -> None:

@@ -1,31 +1,32 @@
--- Reference counts of files, shared by the scripts that write messages (included, not run alone).
--- fk: the file keys of shared.files.refs.file_keys: {thread's message->files hash, FILES, FILE_REFS, FILES_IDLE}
+-- The file references of messages, on the thread's side (included by the scripts that write messages,
+-- not run alone). A thread's file index (thread_files: messageId -> file ids) changes in the same
+-- step as its messages; each reference a message gains or loses becomes a follow-up in the thread's
+-- outbox (shared.storage.outbox), done in the file's slot by file_ref.lua. Each carries a version
+-- that grows with every change of the thread's references, so follow-ups of one message done in
+-- any order leave the file with the last one.
+-- fk: {thread_files, thread, outbox} (thread_files and outbox: shared.files.refs.FileRefs.keys)
 
--- an error naming the first of `files` (space-separated ids) that is not a file of `owner`, or nil
-local function files_missing(fk, owner, files)
-  for id in string.gmatch(files, '%S+') do
-    local rec = redis.call('HGET', fk[2], id)
-    if not rec or cjson.decode(rec).userId ~= owner then return 'NOTFOUND file ' .. id end
-  end
-  return nil
-end
+local FOLLOWS = {}  -- the follow-ups this script recorded, returned to the writer to do at once
 
--- message `mid` now references `files`: counts of the files it dropped go down (a file no message
--- references any more is idle from now), counts of the ones it added go up
+-- message `mid` now references `files` (space-separated ids)
 local function files_set(fk, mid, files)
   local old = redis.call('HGET', fk[1], mid) or ''
   if old == files then return end
   local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  for id in string.gmatch(old, '%S+') do
-    if redis.call('HINCRBY', fk[3], id, -1) <= 0 then
-      redis.call('HDEL', fk[3], id)
-      if redis.call('HEXISTS', fk[2], id) == 1 then redis.call('ZADD', fk[4], now, id) end
-    end
+  local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local v = math.max(now_us, tonumber(redis.call('HGET', fk[2], 'fileSeq') or '0') + 1)
+  local vs = string.format('%d', v)
+  redis.call('HSET', fk[2], 'fileSeq', vs)
+  local tid = redis.call('HGET', fk[2], 'threadId')
+  local was, now = {}, {}
+  for id in string.gmatch(old, '%S+') do was[id] = true end
+  for id in string.gmatch(files, '%S+') do now[id] = true end
+  local function follow(id, on)
+    local entry = cmsgpack.pack({'files.ref', id, tid, mid, vs, on})
+    redis.call('ZADD', fk[3], math.floor(now_us / 1000), entry)
+    FOLLOWS[#FOLLOWS + 1] = entry
   end
-  for id in string.gmatch(files, '%S+') do
-    redis.call('HINCRBY', fk[3], id, 1)
-    redis.call('ZREM', fk[4], id)
-  end
+  for id in pairs(was) do if not now[id] then follow(id, 0) end end
+  for id in pairs(now) do if not was[id] then follow(id, 1) end end
   if files == '' then redis.call('HDEL', fk[1], mid) else redis.call('HSET', fk[1], mid, files) end
 end

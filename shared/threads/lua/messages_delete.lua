@@ -1,4 +1,4 @@
--- Delete messages by id, or by score range when ARGV[2] == 'range'. Returns {count, version}.
+-- Delete messages by id, or by score range when ARGV[2] == 'range'. Returns {count, version, fileFollowUps}.
 -- KEYS: thread, msgs, idx, idx_notool, vector_ops (each deleted id is queued to lose its vector),
 --   then the file keys (shared.files.refs: its files lose a reference), idx_open
 -- ARGV: channel 'ids' id...   |   channel 'range' min maxExclusive
@@ -12,7 +12,7 @@ else
   ids = {}
   for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
 end
-local fk = {KEYS[6], KEYS[7], KEYS[8], KEYS[9]}
+local fk = {KEYS[6], KEYS[1], KEYS[7]}
 local count = 0
 local gone = {}
 for _, id in ipairs(ids) do
@@ -24,11 +24,11 @@ for _, id in ipairs(ids) do
   end
   redis.call('ZREM', KEYS[3], id)
   redis.call('ZREM', KEYS[4], id)
-  redis.call('ZREM', KEYS[10], id)
+  redis.call('ZREM', KEYS[8], id)
 end
 local v = tonumber(redis.call('HGET', KEYS[1], 'version'))
 if count > 0 then
   v = redis.call('HINCRBY', KEYS[1], 'version', 1)
   redis.call('SPUBLISH', ARGV[1], v)
 end
-return {count, v}
+return {count, v, FOLLOWS}

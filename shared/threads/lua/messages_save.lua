@@ -1,5 +1,7 @@
--- Save a batch of messages, giving each its order and stepOrder. Returns {version, id, order, stepOrder, ...}.
+-- Save a batch of messages, giving each its order and stepOrder.
+-- Returns {version, id, order, stepOrder, ..., fileFollowUps}.
 -- KEYS: thread, msgs, idx, idx_notool, vector_ops, then the file keys (shared.files.refs), idx_open
+-- (the files referenced were pinned just before: shared.files.refs)
 -- ARGV: channel promptMessageId count userId, then per message: kind explicitOrder messageId flags index files body
 --   flags: Message.index_flags (tool message; not successful)
 --   index '1': queue the message for embedding (in this same step); files: the file ids it references
@@ -20,15 +22,13 @@ local function max_step_at(order)
   return tonumber(hit[2]) - order * SPAN
 end
 
-local fk = {KEYS[6], KEYS[7], KEYS[8], KEYS[9]}
+local fk = {KEYS[6], KEYS[1], KEYS[7]}
 local count = tonumber(ARGV[3])
 for i = 0, count - 1 do
   local id = ARGV[5 + i * 7 + 2]
   if redis.call('HEXISTS', KEYS[2], id) == 1 then
     return redis.error_reply('CONFLICT message ' .. id .. ' exists')
   end
-  local missing = files_missing(fk, owner, ARGV[5 + i * 7 + 5])
-  if missing then return redis.error_reply(missing) end
 end
 
 local max_order = tonumber(redis.call('HGET', KEYS[1], 'maxOrder') or '0')
@@ -70,7 +70,7 @@ for i = 0, count - 1 do
   redis.call('HSET', KEYS[2], id, body)
   redis.call('ZADD', KEYS[3], score, id)
   if string.sub(flags, 1, 1) == '0' then redis.call('ZADD', KEYS[4], score, id) end
-  if string.sub(flags, 2, 2) == '1' then redis.call('ZADD', KEYS[10], score, id) end
+  if string.sub(flags, 2, 2) == '1' then redis.call('ZADD', KEYS[8], score, id) end
   if index == '1' then queue_op(KEYS[5], 'embed_message', id) end
   files_set(fk, id, ARGV[base + 5])
   out[#out + 1] = id
@@ -81,4 +81,5 @@ redis.call('HSET', KEYS[1], 'maxOrder', max_order)
 local v = redis.call('HINCRBY', KEYS[1], 'version', 1)
 redis.call('SPUBLISH', ARGV[1], v)
 table.insert(out, 1, v)
+out[#out + 1] = FOLLOWS
 return out

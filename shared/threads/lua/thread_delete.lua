@@ -1,18 +1,18 @@
--- KEYS: thread, <other thread keys...>, the file keys (shared.files.refs: 4), vector_ops, outbox
--- ARGV: threadId userId threadChannel now  ->  {version, followUp}
+-- KEYS: thread, <other thread keys...>, the file keys (shared.files.refs: 2), vector_ops, outbox
+-- ARGV: threadId userId threadChannel now  ->  {version, followUp, fileFollowUps}
 -- The thread's file index is among its keys (listed first in the file keys): each message's files lose a reference.
 -- The owner's list drops it by the follow-up (user_threads_follow.lua), in the owner's slot.
 -- include: ../../indexing/lua/index_op.lua
 -- include: ../../files/lua/refs.lua
 local n = #KEYS
 if redis.call('HGET', KEYS[1], 'userId') ~= ARGV[2] then return redis.error_reply('NOTFOUND thread') end
-local fk = {KEYS[n - 5], KEYS[n - 4], KEYS[n - 3], KEYS[n - 2]}
+local fk = {KEYS[n - 3], KEYS[1], KEYS[n - 2]}
 local listed = redis.call('HKEYS', fk[1])
 for _, mid in ipairs(listed) do files_set(fk, mid, '') end
 local v = tonumber(redis.call('HGET', KEYS[1], 'version')) + 1
 local follow = cmsgpack.pack({'threads.user', 'remove', ARGV[2], ARGV[1], redis.call('HGET', KEYS[1], 'createdAt')})
-for i = 1, n - 6 do redis.call('UNLINK', KEYS[i]) end
+for i = 1, n - 4 do redis.call('UNLINK', KEYS[i]) end
 queue_op(KEYS[n - 1], 'forget_thread', ARGV[1])
 redis.call('ZADD', KEYS[n], ARGV[4], follow)
 redis.call('SPUBLISH', ARGV[3], v)
-return {v, follow}
+return {v, follow, FOLLOWS}

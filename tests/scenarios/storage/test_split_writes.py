@@ -1,12 +1,15 @@
 """Writes split in two steps over two slots end exactly once when the process doing them is killed
 between the steps (THREADLINE_CRASH_AT, shared.faults): a thread created, renamed or deleted by a
 web process that died before it changed the owner's list is listed (or unlisted, or its rename
-told) once, by the resend of the request or by the sweeper of another web process."""
+told) once, by the resend of the request or by the sweeper of another web process; a file
+uploaded or deleted before its owner's list and its content heard, and a message referencing it
+saved or deleted before the file heard, are counted once the same way."""
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -20,7 +23,6 @@ from threadline.shared.auth import mint
 from threadline.shared.faults import EXIT_STATUS
 
 ALICE = {"Authorization": f"Bearer {mint(SECRET, 'alice')}"}
-CRASH = {"THREADLINE_CRASH_AT": "follow:threads.user"}
 
 
 @pytest.fixture
@@ -32,9 +34,11 @@ def store(tmp_path: Path) -> Iterator[str]:
         procs.stop(proc)
 
 
-def crashed(url: str, tmp: Path, method: str, path: str, **kwargs: object) -> None:
-    """Send one request to a web process that dies between the two steps of its write."""
-    proc, port = procs.start_web(url, auth_secret=SECRET, extra_env=CRASH, log=tmp / "crashing-web.log")
+def crashed(url: str, tmp: Path, method: str, path: str, *, at: str = "follow:threads.user",
+            env: dict[str, str] | None = None, **kwargs: object) -> None:
+    """Send one request to a web process that dies between the two steps of its write (at ``at``)."""
+    proc, port = procs.start_web(url, auth_secret=SECRET, extra_env={"THREADLINE_CRASH_AT": at, **(env or {})},
+                                 log=tmp / "crashing-web.log")
     try:
         with pytest.raises(httpx.TransportError):
             httpx.request(method, f"http://127.0.0.1:{port}{path}", timeout=30, **kwargs)  # type: ignore[arg-type]
@@ -48,7 +52,11 @@ def listed(base: str) -> list[str]:
 
 
 def test_thread_writes_killed_between_their_steps_end_exactly_once(tmp_path: Path, store: str) -> None:
-    client = redis.Redis.from_url(store)
+    with redis.Redis.from_url(store) as client:
+        _thread_writes(tmp_path, store, client)
+
+
+def _thread_writes(tmp_path: Path, store: str, client: redis.Redis) -> None:
     crashed(store, tmp_path, "POST", "/api/threads", json={"title": "swept"}, headers=ALICE)
     crashed(store, tmp_path, "POST", "/api/threads", json={"title": "resent"}, headers={**ALICE, "Idempotency-Key": "k1"})
     threads = {client.hget(k, "title").decode(): client.hget(k, "threadId").decode()  # type: ignore[union-attr]
@@ -82,4 +90,55 @@ def test_thread_writes_killed_between_their_steps_end_exactly_once(tmp_path: Pat
         while int(client.hget(keys.user_state("alice"), "version") or 0) < version + 2:  # the rename, the delete
             assert time.monotonic() < deadline, "the sweeper never told the owner's list of the rename"
             time.sleep(0.2)
+    assert not [k for k in client.scan_iter(match="tl:*:outbox")]  # nothing left to do
+
+
+def until(predicate: Callable[[], object], what: str) -> None:
+    deadline = time.monotonic() + 60
+    while not predicate():
+        assert time.monotonic() < deadline, f"the sweeper never {what}"
+        time.sleep(0.2)
+
+
+def test_file_writes_killed_between_their_steps_end_exactly_once(tmp_path: Path, store: str) -> None:
+    with redis.Redis.from_url(store) as client:
+        _file_writes(tmp_path, store, client)
+
+
+def _file_writes(tmp_path: Path, store: str, client: redis.Redis) -> None:
+    env = {"DATA_DIR": str(tmp_path / "data")}  # the crashing webs' and the stack's
+    crashed(store, tmp_path, "POST", "/api/files?name=a.txt", at="follow:files.user", env=env, content=b"kept words",
+            headers=ALICE)
+    (key,) = client.scan_iter(match="tl:*:f:*:file")
+    record = json.loads(client.hget(key, "rec") or b"")
+    fid, digest = record["fileId"], record["hash"]
+    assert not client.zcard(keys.user_files("alice")) and not client.scard(keys.blob_files(digest))
+    with run_stack(tmp_path / "after", worker=False, redis_url=store, env=env) as stack, \
+            httpx.Client(base_url=stack.web, headers=ALICE, timeout=30) as c:
+        file_of = lambda: c.get(f"/api/files/{fid}").json()
+        until(lambda: [f["fileId"] for f in c.get("/api/files").json()["page"]] == [fid], "listed the upload")
+        assert c.get(f"/api/files/{fid}/content").content == b"kept words"  # its bytes were stored first
+        until(lambda: client.smembers(keys.blob_files(digest)) == {fid.encode()}, "gave the content its record")
+
+        tid = c.post("/api/threads", json={"title": "with a file"}).json()["threadId"]
+        content = [{"type": "text", "text": "here"}, {"type": "file", "fileId": fid}]
+        crashed(store, tmp_path, "POST", f"/api/threads/{tid}/messages", at="follow:files.ref", env=env,
+                json={"message": {"content": content}, "generate": False}, headers=ALICE)
+        assert len(c.get(f"/api/threads/{tid}/messages").json()["page"]) == 1  # the message is saved
+        assert file_of()["refs"] == 0  # the file did not hear of it
+        assert c.delete(f"/api/files/{fid}").status_code == 409  # but it was pinned before the save
+        until(lambda: file_of()["refs"] == 1, "counted the reference")
+
+        crashed(store, tmp_path, "DELETE", f"/api/threads/{tid}", at="follow:files.ref", env=env, headers=ALICE)
+        assert c.get(f"/api/threads/{tid}").status_code == 404 and file_of()["refs"] == 1
+        until(lambda: file_of()["refs"] == 0, "took the deleted message's reference back")
+
+        crashed(store, tmp_path, "DELETE", f"/api/files/{fid}", at="follow:files.user", env=env, headers=ALICE)
+        assert c.get(f"/api/files/{fid}").status_code == 404
+        until(lambda: not c.get("/api/files").json()["page"], "unlisted the deleted file")
+        until(lambda: client.zscore(keys.blobs_doomed(digest), digest) is not None, "let the content go")
+        again = c.post("/api/files?name=b.txt", content=b"kept words").json()  # the same content, uploaded again
+        assert c.get(f"/api/files/{again['fileId']}/content").content == b"kept words"
+        assert client.smembers(keys.blob_files(digest)) == {again["fileId"].encode()}
+        assert [f["fileId"] for f in c.get("/api/files").json()["page"]] == [again["fileId"]]
     assert not [k for k in client.scan_iter(match="tl:*:outbox")]  # nothing left to do

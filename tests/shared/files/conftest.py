@@ -26,5 +26,5 @@ async def files(request: pytest.FixtureRequest, store: Store, tmp_path: Path) ->
     if request.param == "s3":
         env.update(request.getfixturevalue("s3"))
     settings = load_settings(env)
-    yield FileStore(store.redis, store.scripts, Blobs.from_settings(settings), max_bytes=settings.files_max_bytes,
+    yield FileStore(store.redis, store.scripts, store.outbox, Blobs.from_settings(settings), max_bytes=settings.files_max_bytes,
                     allowed=frozenset(settings.files_types.split(",")))

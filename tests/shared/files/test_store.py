@@ -11,6 +11,7 @@ import pytest
 from tests.support.pdf import pdf_with_pages
 from threadline.shared import keys
 from threadline.shared.errors import BadRequest, Conflict, NotFound, TooLarge, Unsupported
+from threadline.shared.files.refs import FILE_REF
 from threadline.shared.files.store import FileStore
 from threadline.shared.records import FilePart, ImagePart, Message, TextPart
 from threadline.shared.threads import Store
@@ -33,7 +34,7 @@ async def test_the_same_bytes_are_stored_once_and_read_back_in_ranges(files: Fil
     a = await files.upload("alice", "cat.png", PNG)
     b = await files.upload("alice", "copy of cat.png", PNG)
     assert a.file_id != b.file_id and a.hash == b.hash and a.media_type == "image/png" and a.size == len(PNG)
-    assert int(await store.redis.hget(keys.FILE_BLOBS, a.hash)) == 2
+    assert await store.redis.scard(keys.blob_files(a.hash)) == 2
     assert await files.read(b) == PNG
     assert await files.read(a, 1, 4) == b"PNG"
     assert [f.file_id for f in (await files.list("alice")).page] == [b.file_id, a.file_id]
@@ -73,9 +74,9 @@ async def test_reference_counts_follow_every_save_and_delete(files: FileStore, s
     assert await refs(files, f1, f2) == [1, 2]
     await store.messages.delete([m1.message_id], "alice")
     assert await refs(files, f1, f2) == [0, 1]
-    assert await store.redis.zscore(keys.FILES_IDLE, f1) is not None  # idle: the vacuum may take it
+    assert await store.redis.zscore(keys.files_idle(f1), f1) is not None  # idle: the vacuum may take it
     _, (m3,) = await store.messages.save(tid, "alice", [with_files(f1)])
-    assert await store.redis.zscore(keys.FILES_IDLE, f1) is None
+    assert await store.redis.zscore(keys.files_idle(f1), f1) is None
     await store.messages.delete_range(tid, "alice", start_order=m3.order, end_order=m3.order + 1)
     assert await refs(files, f1, f2) == [0, 1]
     # the final message of a stream, stored when the stream ends
@@ -109,6 +110,7 @@ async def test_another_users_file_or_a_missing_one_fails_the_whole_save(files: F
     assert page.page == []  # nothing of the batch was saved
     with pytest.raises(NotFound):
         await files.get(theirs, "alice")
+    await files.delete(mine, "alice")  # the failed saves' pins went with them
 
 
 async def test_the_vacuum_takes_only_what_no_message_uses(files: FileStore, store: Store) -> None:
@@ -149,3 +151,18 @@ async def test_a_save_racing_the_vacuum_never_keeps_a_reference_to_a_vacuumed_fi
             assert f.file_id not in found and not await files.blobs.exists(f.hash)
             outcomes["vacuumed"] += 1
     assert outcomes["saved"] and outcomes["vacuumed"], outcomes  # both orders happened
+
+
+async def test_follow_ups_of_one_message_in_any_order_leave_its_last_reference(files: FileStore,
+                                                                              store: Store) -> None:
+    fid = (await files.upload("alice", "a.png", PNG)).file_id
+
+    async def follow(version: int, on: int) -> int:
+        return int(await store.scripts.run(FILE_REF, [keys.file(fid), keys.file_refs(fid), keys.files_idle(fid)],
+                                           ["t1 m1", version, on, 5, fid]))
+
+    assert await follow(3, 1) == 1
+    assert [await follow(2, 0), await follow(1, 1), await follow(3, 1)] == [-1, -1, -1]  # older, or done already
+    assert await follow(5, 0) == 0 and await store.redis.zscore(keys.files_idle(fid), fid) == 5
+    assert await follow(4, 1) == -1 and await refs(files, fid) == [0]
+    assert await follow(6, 1) == 1 and await store.redis.zscore(keys.files_idle(fid), fid) is None
