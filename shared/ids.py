@@ -92,3 +92,10 @@ def new_file_id() -> str:
 def new_run_id() -> str:
     """A new workflow run id, e.g. ``w01hq...`` (20 characters)."""
     return "w" + _token(7, 10)
+
+
+def run_id_for(digest: str) -> str:
+    """The id of the run a start with an idempotency key makes: the same for every start with that
+    key (of that user), so a second start finds the run; shaped like ``new_run_id``."""
+    value = int.from_bytes(hashlib.sha256(b"run:" + digest.encode()).digest()[:12], "big")
+    return "w" + _b32(value, 19)

@@ -457,8 +457,9 @@ def vector_indexer_alive(owner: str) -> str:
     return f"{PREFIX}:vec:indexer:{owner}"
 
 
-# Durable workflows (shared.workflows). A run's keys share its hash tag; the timers, the pools and
-# the user's index are global keys its scripts write too (a single primary, as for files).
+# Durable workflows (shared.workflows). A run's keys, its partition's timers and index of runs are in
+# the run's slot; the user's index of runs, a workflow kind's work pool, a parent and its child runs
+# are reached by follow-ups (shared.storage.outbox).
 def workflow(run_id: str, part: str) -> str:
     """One part of a run: ``run`` (hash), ``steps`` (hash stepId -> JSON record), ``results`` and
     ``inputs`` (hash stepId -> JSON), ``events`` (list of events no step has taken yet)."""
@@ -466,6 +467,20 @@ def workflow(run_id: str, part: str) -> str:
 
 
 WORKFLOW_PARTS = ("run", "steps", "results", "inputs", "events")
+# app-wide sets kept one per partition (every_partition), each part in its runs' slot
+WORKFLOW_TIMERS = "wf:timers"  # zset: timer members (below) -> due ms
+WORKFLOW_RUNS = "wf:runs"  # zset: every run by start time (the playground, retention)
+WORKFLOW_OWNERS = "wf:owners"  # hash: runId -> userId (to forget an expired run's index entry)
+WORKFLOW_RUNS_VERSION = "wf:v"  # counter: the version of the list of every run (added up on read)
+WORKFLOW_RUNS_CHANNEL = "chg:wf"  # pub/sub: some run of the partition changed (the playground's list)
+
+
+def workflow_keys(run_id: str) -> list[str]:
+    """The keys every workflow script takes, in this order: the run's parts, then its partition's
+    timers, index of runs, owners, list version and outbox."""
+    return [*(workflow(run_id, part) for part in WORKFLOW_PARTS),
+            *(part_of(name, run_id) for name in (WORKFLOW_TIMERS, WORKFLOW_RUNS, WORKFLOW_OWNERS,
+                                                 WORKFLOW_RUNS_VERSION, OUTBOX))]
 
 
 def workflow_channel(run_id: str) -> str:
@@ -479,26 +494,20 @@ def user_workflows(user_id: str) -> str:
 
 
 def user_workflows_version(user_id: str) -> str:
-    """Counter: the version of the user's run list (any of their runs changed)."""
+    """Counter: the version of the user's run list (one of their runs started, went on or ended)."""
     return f"{_u(user_id)}:wf:v"
 
 
 def user_workflows_channel(user_id: str) -> str:
-    """Pub/sub channel: one of the user's runs changed."""
+    """Pub/sub channel: one of the user's runs started, went on or ended."""
     return f"{_u(user_id)}:chg:wf"
 
 
-def workflow_key(user_id: str, digest: str) -> str:
-    """String: the run a start with this idempotency key began (kept for the retention time)."""
-    return f"{_u(user_id)}:wfkey:{digest}"
-
-
-def workflow_pool(name: str) -> str:
-    """Set: the running runs of one workflow kind (its work pool); ``:queue`` lists those waiting."""
-    return f"{PREFIX}:wf:pool:{name}"
-
-
-WORKFLOW_TIMERS = f"{PREFIX}:wf:timers"  # zset: timer members (below) -> due ms
+def workflow_pool(name: str, part: str) -> str:
+    """One workflow kind's work pool: ``running`` (set of runs holding a place), ``queue`` (zset of
+    runs waiting for one, by when), ``released`` (zset of runs that gave theirs back, kept a day:
+    a late follow-up must not take a place for them)."""
+    return f"{_entity('wp', name)}:{part}"
 
 
 def workflow_drive_timer(run_id: str) -> str:
@@ -509,7 +518,3 @@ def workflow_drive_timer(run_id: str) -> str:
 def workflow_step_timer(run_id: str, step_id: str) -> str:
     """Member of WORKFLOW_TIMERS: something of one step is due (to run, to wake, to time out, its lease)."""
     return f"s|{run_id}|{step_id}"
-WORKFLOW_RUNS = f"{PREFIX}:wf:runs"  # zset: every run by start time (the playground, retention)
-WORKFLOW_OWNERS = f"{PREFIX}:wf:owners"  # hash: runId -> userId (to forget an expired run's index entry)
-WORKFLOW_RUNS_CHANNEL = f"{PREFIX}:chg:wf"  # pub/sub: some run changed (the playground's list of every run)
-WORKFLOW_RUNS_VERSION = f"{PREFIX}:wf:v"  # counter: the version of the list of every run

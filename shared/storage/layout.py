@@ -12,6 +12,8 @@
 - Layout 8 adds to each thread the index of its messages not successful (pending, failed).
 - Layout 9 keeps each file's record and references in the partition of its id, and the records
   holding a content in the partition of its hash.
+- Layout 10 keeps the workflow timers, the index of every run and its owners one per partition, and
+  a workflow kind's work pool in the partition of its name (its queue a sorted set).
 
 ``migrate`` takes the data one layout up at a time, recording each version as it gets there;
 each step is idempotent (a rename keeps the value and the expiry; members are added before the
@@ -32,7 +34,7 @@ from threadline.shared.errors import ConfigError
 from threadline.shared.records import message_decoder
 from threadline.shared.storage.client import text
 
-VERSION = 9
+VERSION = 10
 MIGRATE_COMMAND = "threadline migrate"
 
 # layout 1: (SCAN pattern, parser of a key into its layout-2 name or None for a key it cannot read)
@@ -188,6 +190,30 @@ def _split_files(client: redis.Redis) -> int:
     return moved
 
 
+def _split_workflows(client: redis.Redis) -> int:
+    """Layout 9 -> 10: the workflow timers, the index of runs and their owners to each run's
+    partition; each work pool to its name's partition, its queue (a list) as a sorted set in the
+    same order; the list version of every run starts again per partition."""
+    moved = _split(client, keys.WORKFLOW_TIMERS, lambda member: member[2:].partition("|")[0])
+    moved += _split(client, keys.WORKFLOW_RUNS, lambda run_id: run_id)
+    old = f"{keys.PREFIX}:{keys.WORKFLOW_OWNERS}"
+    for run_id, user_id in client.hscan_iter(old, count=1000):
+        client.hset(keys.part_of(keys.WORKFLOW_OWNERS, text(run_id)), run_id, user_id)
+        moved += 1
+    client.delete(old, f"{keys.PREFIX}:{keys.WORKFLOW_RUNS_VERSION}")
+    pools = {text(raw).removeprefix(f"{keys.PREFIX}:wf:pool:").removesuffix(":queue")
+             for raw in client.scan_iter(match=f"{keys.PREFIX}:wf:pool:*", count=1000)}
+    for name in pools:
+        running, queue = f"{keys.PREFIX}:wf:pool:{name}", f"{keys.PREFIX}:wf:pool:{name}:queue"
+        for run_id in client.smembers(running):
+            client.sadd(keys.workflow_pool(name, "running"), run_id)
+        for i, run_id in enumerate(client.lrange(queue, 0, -1)):
+            client.zadd(keys.workflow_pool(name, "queue"), {text(run_id): i}, nx=True)
+        client.delete(running, queue)
+        moved += 1
+    return moved
+
+
 def _split_set(client: redis.Redis, name: str) -> int:
     """The members of the app-wide set ``tl:<name>`` go to the partition of the entity each names."""
     old, moved = f"{keys.PREFIX}:{name}", 0
@@ -222,7 +248,7 @@ def _rename(client: redis.Redis, old: str, new: str) -> bool:
 STEPS: dict[int, Callable[[redis.Redis], int]] = {1: _rename_entities, 2: _split_stream_sets,  # from version n
                                                   3: _split_users, 4: _split_usage, 5: _split_index_ops,
                                                   6: _move_rate_limits, 7: _index_open_messages,
-                                                  8: _split_files}
+                                                  8: _split_files, 9: _split_workflows}
 
 
 def _layout_1(client: redis.Redis) -> bool:

@@ -58,9 +58,11 @@ async def due_in(scripts: Scripts, name: str, upto: float, limit: int) -> list[t
     return found[:limit]
 
 
-async def top(redis: Client, name: str, limit: int) -> list[tuple[str, float]]:
+async def top(redis: Client, name: str, limit: int, *, below: float | str = "+inf") -> list[tuple[str, float]]:
     """The ``limit`` highest-scored members of the sorted set ``name`` over every partition, with
-    their scores, highest first."""
-    parts = await each(redis, name, lambda pipe, key: pipe.zrevrange(key, 0, limit - 1, withscores=True))
+    their scores, highest first; with ``below``, only those scored under it (a score bound:
+    ``"(123"`` excludes 123)."""
+    parts = await each(redis, name, lambda pipe, key: pipe.zrevrangebyscore(key, below, "-inf", start=0, num=limit,
+                                                                            withscores=True))
     ranked = sorted(((score, text(member)) for part in parts for member, score in part), reverse=True)
     return [(member, score) for score, member in ranked[:limit]]

@@ -17,12 +17,9 @@ import pytest
 import redis
 
 from tests.support import procs
-from tests.support.stack import SECRET, run_stack
+from tests.support.faults import ALICE, crashed
+from tests.support.stack import run_stack
 from threadline.shared import keys
-from threadline.shared.auth import mint
-from threadline.shared.faults import EXIT_STATUS
-
-ALICE = {"Authorization": f"Bearer {mint(SECRET, 'alice')}"}
 
 
 @pytest.fixture
@@ -30,19 +27,6 @@ def store(tmp_path: Path) -> Iterator[str]:
     proc, port = procs.start_valkey(tmp_path / "store")
     try:
         yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        procs.stop(proc)
-
-
-def crashed(url: str, tmp: Path, method: str, path: str, *, at: str = "follow:threads.user",
-            env: dict[str, str] | None = None, **kwargs: object) -> None:
-    """Send one request to a web process that dies between the two steps of its write (at ``at``)."""
-    proc, port = procs.start_web(url, auth_secret=SECRET, extra_env={"THREADLINE_CRASH_AT": at, **(env or {})},
-                                 log=tmp / "crashing-web.log")
-    try:
-        with pytest.raises(httpx.TransportError):
-            httpx.request(method, f"http://127.0.0.1:{port}{path}", timeout=30, **kwargs)  # type: ignore[arg-type]
-        assert proc.wait(timeout=30) == EXIT_STATUS
     finally:
         procs.stop(proc)
 

@@ -17,9 +17,11 @@ import redis
 
 from tests.scenarios.workflows.conftest import counts, release, wait_for, wait_started
 from tests.support import procs
+from tests.support.faults import ALICE, crashed
 from tests.support.replies import streams_in_flight
 from tests.support.stack import Stack
 from threadline import RunView, Threadline
+from threadline.shared import keys
 from threadline.shared.config import load_settings
 
 pytestmark = pytest.mark.anyio
@@ -139,3 +141,59 @@ async def test_a_run_sleeping_and_a_step_running_survive_a_valkey_restart(tmp_pa
     finally:
         procs.stop(worker)
         procs.stop(valkey)
+
+
+def crashed_worker(stack: Stack, name: str) -> None:
+    """Wait until a job process of the worker pool ``name`` died at its crash point, then stop the
+    pool (which would start another with the same crash point)."""
+    log = stack.logs / f"{name}.log"
+    deadline = time.monotonic() + 60
+    while "is dead" not in log.read_text():
+        assert time.monotonic() < deadline, f"{name} never reached its crash point"
+        time.sleep(0.1)
+    kill_workers(stack)
+
+
+async def test_workers_killed_between_the_steps_of_split_workflow_writes_end_them_once(
+        tl: Threadline, flow: Stack) -> None:
+    """A worker dies right after the pass that starts a child run commits (before the child starts),
+    another right after the child ends (before its parent hears): the outbox sweeper (a web
+    process's) starts the child once and settles the parent's step once, and the run completes."""
+    kill_workers(flow)
+    flow.start_worker("crash-start", THREADLINE_CRASH_AT="follow:wf.start")
+    run_id = await tl.start_workflow("parent_of_hold", "alice")
+    crashed_worker(flow, "crash-start")
+    (child_step,) = [s for s in (await tl.workflow_run(run_id)).steps if s.kind == "child"]
+    assert child_step.status == "waiting" and child_step.child
+    flow.start_worker("crash-child", THREADLINE_CRASH_AT="follow:wf.child")
+    wait_started(flow, "child")  # the sweeper started the child, whose step runs on the new worker
+    release(flow, "child")
+    crashed_worker(flow, "crash-child")  # the child ended; its parent did not hear
+    assert (await tl.workflow_run(child_step.child)).status == "completed"
+    flow.start_worker("after-crashes")
+    view = await tl.wait_workflow(run_id, 60)
+    assert view.status == "completed" and msgspec.json.decode(view.result or b"") == 2
+    assert counts(flow, "child") == {"child": 1}
+
+
+async def test_a_web_process_killed_after_starting_a_pooled_run_leaves_it_its_place(
+        tl: Threadline, flow: Stack, tmp_path: Path) -> None:
+    """A web process dies right after it started a run of a kind with a work pool, before the pool
+    heard: the sweeper gives the run its place once; a second run waits for it and gets it after,
+    and no place stays taken."""
+    crashed(flow.redis_url, tmp_path, "POST", "/api/workflows", at="follow:wf.pool",
+            json={"name": "pooled", "args": "crash-a"}, headers=ALICE, env=flow.env)
+    wait_started(flow, "crash-a")  # the sweeper gave it its place
+    second = await tl.start_workflow("pooled", "alice", "crash-b")
+    assert (await tl.workflow_run(second)).status == "queued"  # the pool holds one: the first has it
+    release(flow, "crash-a")
+    wait_started(flow, "crash-b")
+    release(flow, "crash-b")
+    assert (await tl.wait_workflow(second, 30)).status == "completed"
+    assert counts(flow, "crash-a", "crash-b") == {"crash-a": 1, "crash-b": 1}
+    client = redis.Redis.from_url(flow.redis_url)
+    try:
+        assert not client.scard(keys.workflow_pool("pooled", "running"))
+        assert not client.zcard(keys.workflow_pool("pooled", "queue"))
+    finally:
+        client.close()

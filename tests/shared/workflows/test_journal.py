@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from unittest.mock import ANY
 
 import pytest
 
@@ -14,7 +15,13 @@ from threadline.shared.errors import Conflict, NotFound
 from threadline.shared.storage.client import connect
 from threadline.shared.storage.scripts import Scripts, lua
 from threadline.shared.workflows import journal as journal_module
-from threadline.shared.workflows.journal import MAX_EVENTS_KEPT, Journal
+from threadline.shared.workflows.journal import (
+    MAX_EVENTS_KEPT,
+    RELEASED_MS,
+    WF_POOL_RELEASE,
+    WF_POOL_TAKE,
+    Journal,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -28,18 +35,12 @@ async def journal(redis_url: str) -> AsyncIterator[Journal]:
         await client.aclose()
 
 
-@pytest.mark.parametrize(("run_id", "user_id"), [("w1", "alice"), ("wf01hq3k", "auth0|5f:a%3Ab"), ("r", "é:{x}")])
-async def test_the_scripts_name_the_same_keys_as_python(journal: Journal, run_id: str, user_id: str) -> None:
-    source = lua(journal_module.__file__, "keys").source + "return {wf_key(ARGV[1], 'steps'), wf_channel(ARGV[1]), wf_user(ARGV[2]), " \
-        "wf_user(ARGV[2]) .. ':v', wf_user_channel(ARGV[2]), wf_pool('x'), " \
-        "wf_drive_timer(ARGV[1]), wf_timer(ARGV[1], '2.0.1'), WF_TIMERS, WF_RUNS, WF_OWNERS, " \
-        "WF_ALL_CHANNEL, WF_ALL_VERSION, table.concat(WF_PARTS, ',')}"
-    got = [k.decode() for k in await journal.redis.eval(source, 0, run_id, user_id)]
-    assert got == [keys.workflow(run_id, "steps"), keys.workflow_channel(run_id), keys.user_workflows(user_id),
-                   keys.user_workflows_version(user_id), keys.user_workflows_channel(user_id),
-                   keys.workflow_pool("x"), keys.workflow_drive_timer(run_id), keys.workflow_step_timer(run_id, "2.0.1"),
-                   keys.WORKFLOW_TIMERS, keys.WORKFLOW_RUNS, keys.WORKFLOW_OWNERS, keys.WORKFLOW_RUNS_CHANNEL,
-                   keys.WORKFLOW_RUNS_VERSION, ",".join(keys.WORKFLOW_PARTS)]
+@pytest.mark.parametrize("run_id", ["w1", "wf01hq3k", "auth0|5f:a%3Ab", "é:{x}"])
+async def test_the_scripts_name_the_same_channels_as_python(journal: Journal, run_id: str) -> None:
+    source = lua(journal_module.__file__, "run").source + "return {RUN_CHANNEL, ALL_CHANNEL}"
+    workflow_keys = keys.workflow_keys(run_id)
+    got = [k.decode() for k in await journal.redis.eval(source, len(workflow_keys), *workflow_keys)]
+    assert got == [keys.workflow_channel(run_id), keys.part_of(keys.WORKFLOW_RUNS_CHANNEL, run_id)]
 
 
 async def test_a_due_timer_goes_to_one_caller_and_comes_back_after_its_lease(journal: Journal) -> None:
@@ -125,3 +126,15 @@ async def test_an_ended_run_expires_after_the_retention_time_and_leaves_the_inde
     assert await journal.trim(int(time.time() * 1000) + 1) == 1
     assert await journal.redis.zscore(keys.WORKFLOW_RUNS, run_id) is None
     assert await journal.redis.zscore(keys.user_workflows("alice"), run_id) is None
+
+
+async def test_a_late_pool_take_for_a_run_that_gave_its_place_back_takes_none(journal: Journal) -> None:
+    pool = [keys.workflow_pool("pooled", part) for part in ("running", "queue", "released")] + [keys.outbox("pooled")]
+    run = journal._scripts.run
+    assert await run(WF_POOL_TAKE, pool, ["w1", 1, 1]) == [1, ANY]  # a place
+    assert await run(WF_POOL_TAKE, pool, ["w1", 1, 2]) == [1, ANY]  # the same follow-up again: the same place
+    assert await run(WF_POOL_TAKE, pool, ["w2", 1, 3]) == [2]  # queued
+    assert await run(WF_POOL_RELEASE, pool, ["w3", 1, 4, RELEASED_MS]) == []  # w3 ended before its take came
+    assert await run(WF_POOL_TAKE, pool, ["w3", 1, 5]) == [0]  # ... which takes nothing
+    assert len(await run(WF_POOL_RELEASE, pool, ["w1", 1, 6, RELEASED_MS])) == 1  # w2 gets the place
+    assert await journal.redis.smembers(pool[0]) == {b"w2"} and not await journal.redis.zcard(pool[1])
