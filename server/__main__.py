@@ -9,7 +9,7 @@ from threadline.shared.auth import mint, resolve_secret
 from threadline.shared.config import load_settings
 from threadline.shared.errors import ConfigError, Unauthorized
 from threadline.shared.storage import layout
-from threadline.shared.storage.cluster import refuse_cluster
+from threadline.shared.storage.cluster import check_rq
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         print(token)
         return 0
     try:
-        refuse_cluster(settings.redis_url)  # a Redis that does not answer yet is let be: the web may start first
+        check_rq(settings.redis_url, settings.rq_url)  # a Redis that does not answer yet is let be: the web may start first
         layout.check_url(settings.redis_url, unreachable_ok=True)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -15,6 +15,7 @@ from threadline.shared.config import Settings
 from threadline.shared.errors import Conflict, Unavailable
 from threadline.shared.llm.providers import provider_named
 from threadline.shared.records import Message
+from threadline.shared.storage.client import connect_sync
 from threadline.shared.threads import Store
 
 from .stranded import requeue_stranded
@@ -34,7 +35,7 @@ class ReplyQueue:
         self._settings = settings
         self._store = store
         self._redis = redis.Redis.from_url(settings.rq_url)  # RQ's queues, jobs and registries
-        self._apart = redis.Redis.from_url(settings.redis_url) if settings.rq_apart else None  # threads' queues
+        self._apart = connect_sync(settings.redis_url) if settings.rq_apart else None  # threads' queues (a cluster?)
         self._queue = Queue(jobs.GENERATION, connection=self._redis)
         self._pending: list[tuple[Any, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -110,10 +111,11 @@ class ReplyQueue:
         todo = [job for job, exists in zip(batch, known, strict=True) if not exists]  # a resend: queued already
         if not todo:
             return
-        with (self._apart or self._redis).pipeline() as pipe:
+        # one Redis: one transaction; apart (the store perhaps a cluster), each thread's push alone
+        with (self._apart or self._redis).pipeline(transaction=self._apart is None) as pipe:
             for thread_id, data in todo:
                 pipe.rpush(keys.generation_queue(thread_id), data.job_id)
-            if self._apart is None:  # one Redis: the same transaction
+            if self._apart is None:
                 self._queue.enqueue_many([data for _, data in todo], pipeline=pipe)
             pipe.execute()
         if self._apart is not None:

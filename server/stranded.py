@@ -23,12 +23,12 @@ from rq.registry import StartedJobRegistry
 
 from threadline.shared import jobs, keys
 from threadline.shared.generation.lock import within_start_grace
-from threadline.shared.storage.client import text
+from threadline.shared.storage.client import SyncClient, text
 
 log = logging.getLogger(__name__)
 
 
-def requeue_stranded(rq: redis.Redis, store: redis.Redis, queue: Queue) -> list[str]:
+def requeue_stranded(rq: redis.Redis, store: SyncClient, queue: Queue) -> list[str]:
     """Put every stranded reply job of ``queue`` back on it; return their ids (``rq``: RQ's Redis,
     ``store``: the Redis of the threads' queues, the same one or not)."""
     registry = StartedJobRegistry(queue.name, connection=rq)
@@ -55,7 +55,7 @@ def requeue_stranded(rq: redis.Redis, store: redis.Redis, queue: Queue) -> list[
     return requeued
 
 
-def _stranded(store: redis.Redis, job: Job) -> bool:
+def _stranded(store: SyncClient, job: Job) -> bool:
     """Whether the job still waits in its thread's queue without having begun."""
     if job.func_name != jobs.GENERATE or not job.args:
         return False

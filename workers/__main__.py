@@ -10,7 +10,7 @@ import sys
 from threadline.shared.errors import ConfigError
 from threadline.shared.runtime import process_settings
 from threadline.shared.storage import layout
-from threadline.shared.storage.cluster import refuse_cluster
+from threadline.shared.storage.cluster import check_rq
 from threadline.workers.queues import GENERATION, INDEX, wait_for_redis
 
 
@@ -26,7 +26,7 @@ def main(argv: list[str]) -> int:
     queue = argv[0]
     wait_for_redis(settings.redis_url).close()
     try:
-        refuse_cluster(settings.redis_url)
+        check_rq(settings.redis_url, settings.rq_url)
         layout.check_url(settings.redis_url)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

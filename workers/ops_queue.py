@@ -65,14 +65,15 @@ class OpsQueue:
             await pipe.execute()
 
     async def take(self, most: int, timeout_s: float = 1.0) -> list[bytes]:
-        """Take up to ``most`` ops (each partition's oldest first), waiting up to ``timeout_s`` for one."""
+        """Take up to ``most`` ops (each partition's oldest first; on a cluster up to ``most`` of each
+        primary), waiting up to ``timeout_s`` for one."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while True:
             self._woken.arm()  # before looking: a wake-up from now on is heard
-            waiting, *flat = await self._scripts.run(
-                OPS_TAKE, [], [most, keys.VECTOR_OPS, self._taken, *partitions.NUMBERS])
-            self.waiting = int(waiting)
+            replies = await partitions.walk(self._scripts, OPS_TAKE, [most, keys.VECTOR_OPS, self._taken])
+            self.waiting = sum(int(waiting) for waiting, *_ in replies)
+            flat = [item for _, *taken in replies for item in taken]
             if flat:
                 self._holding.update(texts(flat[0::2]))
                 return [as_bytes(op) for op in flat[1::2]]
@@ -114,4 +115,5 @@ async def _move_back(scripts: Scripts, taken: str, src_end: str, dest_end: str, 
     """Move every op of the taken lists ``taken`` of ``parts`` to their partitions' ops lists."""
     if not parts:
         return 0
-    return int(await scripts.run(OPS_RETURN, [], [keys.VECTOR_OPS, taken, src_end, dest_end, *parts]))
+    return sum(int(n) for n in await partitions.walk(scripts, OPS_RETURN, [keys.VECTOR_OPS, taken, src_end, dest_end],
+                                                      parts))

@@ -21,12 +21,11 @@ import logging
 import threading
 from typing import Any
 
-import redis
-
 import threadline.workers.reply_job  # noqa: F401 - preload the job's code in the worker
 from threadline.shared import gc_tuning, keys, logs, metrics
 from threadline.shared.clock import now_ms
 from threadline.shared.runtime import process_settings
+from threadline.shared.storage.client import connect_sync
 from threadline.workers import workflows
 from threadline.workers.concurrent import ConcurrentWorker
 
@@ -49,7 +48,7 @@ class GenerationWorker(ConcurrentWorker):
         super().__init__(*args, **kwargs)
         settings = process_settings()
         # the heartbeat is the store's (the web process's /readyz reads it there), RQ's keys may be apart
-        self._store = redis.Redis.from_url(settings.redis_url) if settings.rq_apart else self.connection
+        self._store = connect_sync(settings.redis_url) if settings.rq_apart else self.connection
         logs.setup("worker", settings.log_level, settings.log_json)
         gc_tuning.tune(settings.gc_thresholds)  # hundreds of replies' objects: fewer full collections
         metrics.serve(settings.metrics_port)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 from collections.abc import Iterable, Iterator
 
+import redis
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
 from redis.asyncio.cluster import RedisCluster
@@ -21,17 +23,42 @@ _SCRIPT_REPLY = re.compile(r"""(?:^|error: \(?['"]?)(NOTFOUND|CONFLICT)\b ?([^'"
 
 Client = aioredis.Redis | RedisCluster
 """What the store talks to: one node, or a Redis Cluster (mypy checks every call against both)."""
+SyncClient = redis.Redis | redis.RedisCluster
+"""The same, for the code that runs outside an event loop (RQ's side of the workers)."""
 
 # CLIENT SETINFO data, made once: redis-py would read package metadata for every new connection
 _DRIVER = DriverInfo()
 
 
-def connect(url: str, *, max_connections: int = 64, wait_s: float = 10.0) -> Client:
-    """An asyncio Redis client (bytes in and out) for ``url``.
+@functools.cache
+def is_cluster(url: str) -> bool:
+    """Whether ``url`` names a node of a Redis Cluster (asked once per process; a server that does
+    not answer is taken for a single node, as it is when its answer is no)."""
+    from threadline.shared.storage.cluster import cluster_enabled
 
-    The pool is bounded and blocking: past ``max_connections`` a command waits
-    (up to ``wait_s``) for a free connection instead of failing at once.
+    found = cluster_enabled(url)
+    if found is None:
+        log.warning("%s did not answer: taken for a single node", redact(url))
+        is_cluster.cache_clear()  # (ask again next time)
+    return bool(found)
+
+
+def redact(url: str) -> str:
+    """``url`` without its password, for logs."""
+    return re.sub(r"//[^@/]*@", "//***@", url)
+
+
+def connect(url: str, *, max_connections: int = 64, wait_s: float = 10.0) -> Client:
+    """An asyncio Redis client (bytes in and out) for ``url``: a cluster client when ``url`` names a
+    node of a Redis Cluster (it finds the others and follows their slots).
+
+    On one node the pool is bounded and blocking: past ``max_connections`` a command waits (up to
+    ``wait_s``) for a free connection instead of failing at once. On a cluster each primary's pool
+    holds as many.
     """
+    if is_cluster(url):
+        return RedisCluster.from_url(url, max_connections=max_connections, socket_keepalive=True,
+                                     socket_connect_timeout=5, driver_info=_DRIVER)
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
@@ -42,6 +69,13 @@ def connect(url: str, *, max_connections: int = 64, wait_s: float = 10.0) -> Cli
         driver_info=_DRIVER,
     )
     return aioredis.Redis.from_pool(pool)
+
+
+def connect_sync(url: str) -> SyncClient:
+    """A blocking client for ``url`` (a cluster client on a cluster node), as ``connect``."""
+    if is_cluster(url):
+        return redis.RedisCluster.from_url(url, socket_keepalive=True, socket_connect_timeout=5)
+    return redis.Redis.from_url(url, socket_keepalive=True, socket_connect_timeout=5)
 
 
 @contextlib.contextmanager

@@ -82,9 +82,12 @@ def cluster_enabled(url: str, timeout_s: float = 2.0) -> bool | None:
     return bool(raw.get("cluster_enabled"))
 
 
-def refuse_cluster(url: str) -> None:
-    """ConfigError when REDIS_URL names a node of a Redis Cluster, which the store of this version
-    cannot run on yet (its scripts span slots): a clear start-up error instead of every write failing."""
-    if cluster_enabled(url):
-        raise ConfigError("REDIS_URL names a node of a Redis Cluster, which this version does not support yet: "
-                          "point it at a single Redis or Valkey primary")
+def check_rq(redis_url: str, rq_url: str) -> None:
+    """ConfigError unless RQ has a single Redis of its own when the store is a Redis Cluster (RQ does
+    not run on a cluster: its Lua and transactions span keys of many slots), and never a cluster."""
+    if rq_url != redis_url and cluster_enabled(rq_url):
+        raise ConfigError("RQ_REDIS_URL names a node of a Redis Cluster; RQ needs a single Redis or Valkey "
+                          "(the store itself may be the cluster, in REDIS_URL)")
+    if rq_url == redis_url and cluster_enabled(redis_url):
+        raise ConfigError("REDIS_URL names a node of a Redis Cluster: set RQ_REDIS_URL to a single Redis or "
+                          "Valkey for RQ's queues, jobs and registries (RQ does not run on a cluster)")

@@ -32,7 +32,7 @@ import redis
 from threadline.shared import keys
 from threadline.shared.errors import ConfigError
 from threadline.shared.records import message_decoder
-from threadline.shared.storage.client import text
+from threadline.shared.storage.client import SyncClient, connect_sync, text
 
 VERSION = 10
 MIGRATE_COMMAND = "threadline migrate"
@@ -57,7 +57,7 @@ def renamed(old: str) -> str | None:
     return None
 
 
-def _old_keys(client: redis.Redis) -> Iterator[str]:
+def _old_keys(client: SyncClient) -> Iterator[str]:
     for pattern in ("tl:{t:*", "tl:{u:*", "tl:{ns:*", "tl:wf:{*"):
         for raw in client.scan_iter(match=pattern, count=1000):
             name = text(raw)
@@ -65,7 +65,7 @@ def _old_keys(client: redis.Redis) -> Iterator[str]:
                 yield name
 
 
-def stored_version(client: redis.Redis) -> int | None:
+def stored_version(client: SyncClient) -> int | None:
     raw = client.get(keys.LAYOUT)
     return int(raw) if raw is not None else None
 
@@ -251,11 +251,11 @@ STEPS: dict[int, Callable[[redis.Redis], int]] = {1: _rename_entities, 2: _split
                                                   8: _split_files, 9: _split_workflows}
 
 
-def _layout_1(client: redis.Redis) -> bool:
+def _layout_1(client: SyncClient) -> bool:
     return next(_old_keys(client), None) is not None or bool(client.exists(f"{keys.PREFIX}:{keys.ACTIVE_STREAMS}"))
 
 
-def check(client: redis.Redis) -> None:
+def check(client: SyncClient) -> None:
     """Start-up: ConfigError unless the data is of this layout. Data with no version is taken for
     this layout (and marked so) when no key of an older one is found: a new or empty store."""
     version = stored_version(client)
@@ -292,7 +292,7 @@ def migrate(client: redis.Redis) -> int:
 
 def check_url(url: str, *, unreachable_ok: bool = False) -> None:
     """``check`` on the Redis at ``url``; with ``unreachable_ok`` a Redis that does not answer is let be."""
-    client = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+    client = connect_sync(url)
     try:
         check(client)
     except (redis.ConnectionError, redis.TimeoutError):

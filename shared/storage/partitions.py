@@ -3,20 +3,21 @@
 Each write lands in its writer's own slot; a reader walks every partition with one command each,
 pipelined (a cluster pipeline sends each node the commands of its slots), in chunks so that no
 round trip carries all of them. The sweepers' reads of due members (``due``, ``due_in``) run as one
-script that walks the partitions on the node (partitions_due.lua); through a cluster client they
-are pipelined like the others (until each node is given the partitions it serves).
+script that walks the partitions (partitions_due.lua): on a cluster, one per primary, given the
+partitions it serves (``walk``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ResponseError
 
 from threadline.shared import keys
 from threadline.shared.storage.client import Client, text
-from threadline.shared.storage.scripts import Scripts, lua
+from threadline.shared.storage.scripts import Arg, Script, Scripts, lua
 
 CHUNK = 256  # commands per round trip
 NUMBERS = [str(p) for p in range(keys.PARTITIONS)]  # every partition, as the walker scripts take them
@@ -36,6 +37,30 @@ async def each(redis: Client, name: str, command: Callable[[Any, str], object]) 
     return replies
 
 
+async def walk(scripts: Scripts, script: Script, args: Sequence[Arg], parts: Sequence[str] = NUMBERS) -> list[Any]:
+    """Run the walker ``script`` (it names the keys of the partitions given after ``args``): on one
+    node once, with every partition; on a cluster once per primary, with the partitions whose slots
+    it serves, as the cluster says now (asked again, and the walk done again, when a slot moved
+    meanwhile). The results, one per node."""
+    redis = scripts.redis
+    if not isinstance(redis, RedisCluster):
+        return [await scripts.run(script, [], [*args, *parts])]
+    for attempt in (1, 2):
+        owners: dict[str, tuple[Any, list[str]]] = {}
+        for p in parts:
+            node = redis.get_node_from_key(keys.in_partition(int(p), ""))
+            if node is None:
+                raise ConnectionError(f"no primary serves partition {p}")
+            owners.setdefault(node.name, (node, []))[1].append(p)
+        try:
+            return [await scripts.run_on(node, script, [*args, *owned]) for node, owned in owners.values()]
+        except ResponseError as exc:  # a slot moved: a key of the walk is no longer the node's
+            if attempt == 2 or "non local key" not in str(exc).lower():
+                raise
+            await redis.nodes_manager.initialize()
+    raise AssertionError("unreachable")
+
+
 async def due(scripts: Scripts, name: str, upto: float, limit: int) -> list[bytes]:
     """Members of the sorted set ``name`` scored at most ``upto``: at most ``limit``, the lowest
     scored of each partition first (partitions are walked in order)."""
@@ -44,18 +69,10 @@ async def due(scripts: Scripts, name: str, upto: float, limit: int) -> list[byte
 
 async def due_in(scripts: Scripts, name: str, upto: float, limit: int) -> list[tuple[str, bytes]]:
     """``due``, each member with the key of its partition."""
-    if not isinstance(scripts.redis, RedisCluster):
-        flat = await scripts.run(PARTITIONS_DUE, [], [name, "+inf" if upto == float("inf") else upto, limit,
-                                                      *NUMBERS])
-        return [(keys.in_partition(int(p), name), member) for p, member in zip(flat[0::2], flat[1::2], strict=True)]
     found: list[tuple[str, bytes]] = []
-    replies = await each(scripts.redis, name,
-                         lambda pipe, key: pipe.zrangebyscore(key, "-inf", upto, start=0, num=limit))
-    for key, members in zip(keys.every_partition(name), replies, strict=True):
-        found += [(key, member) for member in members]
-        if len(found) >= limit:
-            break
-    return found[:limit]
+    for flat in await walk(scripts, PARTITIONS_DUE, [name, "+inf" if upto == float("inf") else upto, limit]):
+        found += [(keys.in_partition(int(p), name), member) for p, member in zip(flat[0::2], flat[1::2], strict=True)]
+    return sorted(found, key=lambda hit: hit[0])[:limit]
 
 
 async def top(redis: Client, name: str, limit: int, *, below: float | str = "+inf") -> list[tuple[str, float]]:

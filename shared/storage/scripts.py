@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import redis.exceptions as rexc
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 
 from threadline.shared.storage.client import Client
@@ -50,6 +51,11 @@ class Script:
         """Its name as a function: the script's name and a digest of its text (a new version is a
         new function, so processes of two versions can run side by side)."""
         return f"tl_{self.name}_{hashlib.sha1(self.source.encode()).hexdigest()[:12]}"
+
+    @property
+    def sha(self) -> str:
+        """Its SHA-1, as EVALSHA names it."""
+        return hashlib.sha1(self.source.encode()).hexdigest()
 
     @property
     def library(self) -> str:
@@ -132,6 +138,16 @@ class Scripts:
             for script, keys, args in calls:
                 pipe.fcall(script.function, len(keys), *keys, *args)
             return list(await pipe.execute(raise_on_error=False))
+
+    async def run_on(self, node: Any, script: Script, args: Sequence[Arg]) -> Any:
+        """Run a walker of partitions (a script that names the keys of the partitions it is given,
+        declaring none) on one primary of a Redis Cluster (a ``ClusterNode``): it may touch keys of
+        every slot that node serves; its source says so (``#!lua flags=allow-cross-slot-keys``)."""
+        assert isinstance(self._redis, RedisCluster)
+        try:
+            return await self._redis.execute_command("EVALSHA", script.sha, 0, *args, target_nodes=node)
+        except rexc.NoScriptError:
+            return await self._redis.execute_command("EVAL", script.source, 0, *args, target_nodes=node)
 
     async def _load(self, scripts: set[Script]) -> None:
         """Load each script's library on every primary (again, if it is there already)."""

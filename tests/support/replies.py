@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import redis
 
 from threadline.shared import keys
+from threadline.shared.storage.client import SyncClient
 
 
 def replied(base: str, thread_id: str, headers: dict[str, str], log: Path, timeout: float = 90) -> list[dict[str, Any]]:
@@ -25,7 +25,7 @@ def replied(base: str, thread_id: str, headers: dict[str, str], log: Path, timeo
         time.sleep(0.2)
 
 
-def partition_total(conn: redis.Redis, name: str, size: str) -> int:
+def partition_total(conn: SyncClient, name: str, size: str) -> int:
     """The size (``size``: the command, zcard or llen) of an app-wide set over every partition."""
     with conn.pipeline(transaction=False) as pipe:
         for key in keys.every_partition(name):
@@ -33,6 +33,6 @@ def partition_total(conn: redis.Redis, name: str, size: str) -> int:
         return sum(pipe.execute())
 
 
-def streams_in_flight(conn: redis.Redis) -> int:
+def streams_in_flight(conn: SyncClient) -> int:
     """How many streams the store lists as in flight, over every partition."""
     return partition_total(conn, keys.ACTIVE_STREAMS, "zcard")

@@ -15,14 +15,15 @@ from typing import Any
 import msgspec
 import redis
 
+from threadline.shared.storage.client import SyncClient, connect_sync
 from threadline.shared.workflows.current import current_step
 from threadline.shared.workflows.definition import Outcome, RetryPolicy, workflow
 from threadline.shared.workflows.errors import EventTimeout, NonRetryable
 from threadline.shared.workflows.step import Step
 
 
-def _redis() -> redis.Redis:
-    return redis.Redis.from_url(os.environ["REDIS_URL"])
+def _redis() -> SyncClient:
+    return connect_sync(os.environ["REDIS_URL"])
 
 
 def note(name: str) -> int:

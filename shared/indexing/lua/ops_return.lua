@@ -1,3 +1,4 @@
+#!lua flags=allow-cross-slot-keys
 -- Ops an index process took go back to their partition's list: at the end (ARGV[4] = 'RIGHT': tried
 -- again later) or in front (ARGV[4] = 'LEFT': a dead process's, which were first). A walker of
 -- partitions, as ops_take.lua.

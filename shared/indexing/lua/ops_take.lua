@@ -1,3 +1,4 @@
+#!lua flags=allow-cross-slot-keys
 -- The index process takes up to ARGV[1] ops, moving each from its partition's list to its own list in
 -- that partition (never lost: shared.indexing.ops). A walker of partitions: it names the keys of the
 -- partitions it is given (on a cluster, the caller gives a node the partitions it serves).
