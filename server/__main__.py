@@ -21,7 +21,17 @@ def main(argv: list[str] | None = None) -> int:
     tok.add_argument("user_id")
     tok.add_argument("--days", type=float, default=30, help="validity in days (0: never expires)")
     tok.add_argument("--admin", action="store_true", help="include the admin claim (playground)")
+    form = sub.add_parser("cluster", help="form local cluster-enabled nodes into one Redis Cluster (scripts/run)")
+    form.add_argument("ports", type=int, nargs="+")
     args = parser.parse_args(argv)
+    if args.command == "cluster":
+        from threadline.shared.storage import cluster
+        from threadline.shared.storage.embedded import wait_for_ports
+
+        wait_for_ports(args.ports)
+        cluster.form(args.ports)
+        print(f"a cluster of {len(args.ports)} primaries on ports {', '.join(map(str, args.ports))}")
+        return 0
     try:
         settings = load_settings()
     except ConfigError as exc:

@@ -2,7 +2,10 @@
 
 Without REDIS_URL, the embedded Valkey server runs too, persisting under DATA_DIR,
 and its URL is recorded in DATA_DIR/stack.json while it runs, so that the Python
-API and ``python -m threadline.workers reembed`` on the same DATA_DIR find it.
+API and ``python -m threadline.workers reembed`` on the same DATA_DIR find it. With
+REDIS_CLUSTER_NODES=n, a local Redis Cluster of n embedded Valkey primaries runs instead
+(on the same ports every time: their view of the cluster persists with their data), plus
+a single Valkey for RQ (RQ_REDIS_URL); the other processes start once it is formed.
 Without AUTH_SECRET, a secret is kept under DATA_DIR (dev mode: every process
 reads it there, and the chat page signs in by itself) and a dev token is printed.
 A process that dies is restarted with backoff (see server.supervisor).
@@ -38,15 +41,19 @@ def main() -> int:
     # AUTH_SECRET would take them out of dev mode.
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     supervisor = Supervisor()
-    if not os.environ.get("REDIS_URL"):
-        port = embedded.free_port()
-        env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
-        supervisor.add("redis", embedded.command(port, data_dir / "valkey", persist=True), env)
     py = sys.executable
-    supervisor.add("web", [py, "-m", "threadline.server", "web"], env)
-    supervisor.add("worker", [py, "-m", "threadline.workers", "generation"], env)
-    supervisor.add("index", [py, "-m", "threadline.workers", "index"], env)
-    supervisor.add("cron", [py, "-m", "threadline.workers", "cron"], env)
+    after = None
+    if not os.environ.get("REDIS_URL"):
+        if settings.redis_cluster_nodes:
+            after = _local_cluster(supervisor, env, data_dir, settings.redis_cluster_nodes)
+        else:
+            port = embedded.free_port()
+            env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+            supervisor.add("redis", embedded.command(port, data_dir / "valkey", persist=True), env)
+    supervisor.add("web", [py, "-m", "threadline.server", "web"], env, after=after)
+    supervisor.add("worker", [py, "-m", "threadline.workers", "generation"], env, after=after)
+    supervisor.add("index", [py, "-m", "threadline.workers", "index"], env, after=after)
+    supervisor.add("cron", [py, "-m", "threadline.workers", "cron"], env, after=after)
     print(f"threadline: http://{settings.host}:{settings.port}/  (Redis {env['REDIS_URL']})", flush=True)
     if dev_mode:
         token = mint(secret, DEV_USER)
@@ -63,6 +70,28 @@ def main() -> int:
         if embedded:
             with contextlib.suppress(OSError):
                 record.unlink()
+
+
+def _local_cluster(supervisor: Supervisor, env: dict[str, str], data_dir: Path, size: int) -> str:
+    """Supervise ``size`` cluster-enabled Valkey primaries, a single Valkey for RQ and the step that
+    forms the cluster; point REDIS_URL and RQ_REDIS_URL at them. Returns the step's name."""
+    home = data_dir / "valkey-cluster"
+    home.mkdir(parents=True, exist_ok=True)
+    saved = home / "ports.json"
+    ports: list[int] = msgspec.json.decode(saved.read_bytes()) if saved.exists() else []
+    if len(ports) != 2 * size + 1:
+        ports = embedded.free_ports(2 * size + 1)  # nodes, their cluster buses, RQ's Valkey
+        saved.write_bytes(msgspec.json.encode(ports))
+    nodes, buses, rq = ports[:size], ports[size:2 * size], ports[-1]
+    env["REDIS_URL"] = f"redis://127.0.0.1:{nodes[0]}/0"
+    env["RQ_REDIS_URL"] = f"redis://127.0.0.1:{rq}/0"
+    for i, (port, bus) in enumerate(zip(nodes, buses, strict=True), 1):
+        supervisor.add(f"redis-{i}", embedded.command(port, home / str(i), persist=True, cluster=True, bus_port=bus),
+                       env)
+    supervisor.add("redis-rq", embedded.command(rq, data_dir / "valkey-rq", persist=True), env)
+    supervisor.add("cluster", [sys.executable, "-m", "threadline.server", "cluster", *map(str, nodes)], env,
+                   once=True)
+    return "cluster"
 
 
 if __name__ == "__main__":

@@ -36,6 +36,9 @@ class Program:
     failures: int = 0  # consecutive short runs
     restart_at: float | None = None
     pumps: list[threading.Thread] = field(default_factory=list)
+    once: bool = False  # a step that ends (forming the local cluster): done when it exits 0
+    after: str | None = None  # starts only once the ``once`` program of that name is done
+    done: bool = False
 
 
 class Supervisor:
@@ -48,8 +51,11 @@ class Supervisor:
         self._stopping = threading.Event()
         self._width = 6
 
-    def add(self, name: str, argv: Sequence[str], env: dict[str, str]) -> None:
-        self.programs.append(Program(name, list(argv), env))
+    def add(self, name: str, argv: Sequence[str], env: dict[str, str], *, once: bool = False,
+            after: str | None = None) -> None:
+        """Supervise ``argv``. ``once``: a step that runs until it succeeds (restarted only when it
+        fails); ``after``: start only when that step has succeeded."""
+        self.programs.append(Program(name, list(argv), env, once=once, after=after))
         self._width = max(self._width, len(name))
 
     def say(self, name: str, line: str) -> None:
@@ -78,6 +84,14 @@ class Supervisor:
         except (ProcessLookupError, PermissionError):
             pass
 
+    def _finished(self, p: Program) -> None:
+        """A ``once`` step succeeded: what waits for it starts."""
+        p.proc, p.done = None, True
+        self.say("system", f"{p.name} done")
+        for waiting in self.programs:
+            if waiting.after == p.name and waiting.proc is None and waiting.restart_at is None:
+                self._start(waiting)
+
     def _reap(self, p: Program, now: float) -> None:
         assert p.proc is not None
         code = p.proc.returncode
@@ -96,12 +110,16 @@ class Supervisor:
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             for p in self.programs:
-                self._start(p)
+                if p.after is None:
+                    self._start(p)
             while not self._stopping.is_set():
                 now = time.monotonic()
                 for p in self.programs:
                     if p.proc is not None and p.proc.poll() is not None:
-                        self._reap(p, now)
+                        if p.once and p.proc.returncode == 0:
+                            self._finished(p)
+                        else:
+                            self._reap(p, now)
                     elif p.proc is None and p.restart_at is not None and now >= p.restart_at:
                         self._start(p)
                 self._stopping.wait(0.2)
@@ -119,7 +137,8 @@ class Supervisor:
         """SIGTERM to everything but the store, wait, then the store: it goes last, so the
         others finish their writes instead of failing on a store that is gone."""
         running = [p for p in self.programs if p.proc is not None and p.proc.poll() is None]
-        for wave in ([p for p in running if p.name != "redis"], [p for p in running if p.name == "redis"]):
+        store = [p for p in running if p.name.startswith("redis")]  # the embedded Valkey (or a cluster's nodes)
+        for wave in ([p for p in running if p not in store], store):
             for p in wave:
                 assert p.proc is not None
                 self._signal_group(p.proc, signal.SIGTERM)

@@ -32,6 +32,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     rq_redis_url: str | None = None  # where RQ keeps its queues, jobs and registries (unset: REDIS_URL)
+    # scripts/run without REDIS_URL: a local Redis Cluster of this many embedded Valkey primaries (0: one Valkey)
+    redis_cluster_nodes: Annotated[int, msgspec.Meta(ge=0, le=16)] = 0
     qdrant_url: str | None = None
     data_dir: str = "./data"
     host: str = "127.0.0.1"

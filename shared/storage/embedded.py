@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 
 
@@ -29,6 +30,20 @@ def free_ports(count: int) -> list[int]:
     finally:
         for s in held:
             s.close()
+
+
+def wait_for_ports(ports: list[int], timeout_s: float = 30.0) -> None:
+    """Return once something listens on each of ``ports`` on 127.0.0.1 (TimeoutError naming the
+    first that nothing listens on by then)."""
+    deadline = time.monotonic() + timeout_s
+    for port in ports:
+        while True:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listens on port {port} after {timeout_s}s")
+            time.sleep(0.05)
 
 
 def command(port: int, data_dir: Path, *, persist: bool = True, cluster: bool = False,

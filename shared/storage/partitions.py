@@ -45,6 +45,7 @@ async def walk(scripts: Scripts, script: Script, args: Sequence[Arg], parts: Seq
     redis = scripts.redis
     if not isinstance(redis, RedisCluster):
         return [await scripts.run(script, [], [*args, *parts])]
+    await redis.initialize()  # (its map of slots is made by its first command: this may be the first)
     for attempt in (1, 2):
         owners: dict[str, tuple[Any, list[str]]] = {}
         for p in parts:

@@ -10,15 +10,21 @@ import time
 from pathlib import Path
 
 import httpx
+import msgspec
+import pytest
+import redis
 
 from tests.conftest import TEST_SECRET, token_for
+from tests.scenarios.replies.helpers import new_thread, open_tab, reply_of, token, watch_args
 from tests.support.procs import ROOT, child_env
+from tests.support.stack import SECRET
 from threadline.shared.storage.embedded import free_port
 
 
-def launch(data_dir: Path, port: int, log: Path, *, secret: str | None = TEST_SECRET) -> subprocess.Popen[bytes]:
+def launch(data_dir: Path, port: int, log: Path, *, secret: str | None = TEST_SECRET,
+           **extra: str) -> subprocess.Popen[bytes]:
     """``python -m threadline.server.launch`` with its embedded Valkey; ``secret=None``: dev mode."""
-    env = child_env(DATA_DIR=str(data_dir), PORT=str(port))
+    env = child_env(DATA_DIR=str(data_dir), PORT=str(port), **extra)
     env.pop("REDIS_URL", None)
     env.pop("AUTH_SECRET", None)
     if secret is not None:
@@ -181,3 +187,44 @@ def test_config_errors_are_one_line_exit_2_and_never_show_a_secret(tmp_path: Pat
     minted = subprocess.run([sys.executable, "-m", "threadline.server", "token", "alice"], env=env, cwd=ROOT,
                             capture_output=True, text=True)
     assert minted.returncode == 2 and "no AUTH_SECRET" in minted.stderr  # no silent new secret
+
+
+@pytest.mark.anyio
+async def test_run_with_a_local_cluster_answers_two_tabs_and_spreads_its_keys(tmp_path: Path) -> None:
+    """REDIS_CLUSTER_NODES=3: three embedded Valkey primaries formed into a cluster, RQ on a Valkey of
+    its own; two tabs see a reply live, the keys of twenty threads land on every primary, and the
+    cluster comes back on its ports with its data after a restart."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {token('alice')}"}
+    log = tmp_path / "launch.log"
+    proc = launch(tmp_path / "data", port, log, secret=SECRET, REDIS_CLUSTER_NODES="3")
+    try:
+        wait_healthy(base, proc, timeout=120, path="/readyz")
+        a, b = await open_tab(base, client_id="a"), await open_tab(base, client_id="b")
+        tid = await new_thread(a)
+        for tab in (a, b):
+            await tab.subscribe("m", "messages.list", watch_args(tid))
+        sent = await a.mutate("messages.send", {"threadId": tid, "prompt": "hello", "agentName": "assistant"})
+        assert sent["ok"], sent
+        finals = [reply_of((await tab.wait_result("m", lambda v: reply_of(v, 1, ("success",)) is not None,
+                                                  timeout=60))["value"], 1) for tab in (a, b)]
+        assert finals[0] == finals[1] and finals[0]["text"]
+        await a.close()
+        await b.close()
+        for i in range(20):
+            httpx.post(f"{base}/api/threads", json={"title": f"t{i}"}, headers=headers).raise_for_status()
+        nodes = msgspec.json.decode((tmp_path / "data" / "valkey-cluster" / "ports.json").read_bytes())[:3]
+        for node_port in nodes:
+            with redis.Redis(port=node_port) as node:
+                assert node.dbsize() > 0, f"nothing on the primary on port {node_port}"
+    finally:
+        assert interrupt(proc) == 0
+    assert "cluster done" in log.read_text() and "Traceback" not in log.read_text()
+    proc = launch(tmp_path / "data", port, log, secret=SECRET, REDIS_CLUSTER_NODES="3")
+    try:
+        wait_healthy(base, proc, timeout=120)
+        assert httpx.get(f"{base}/api/threads/{tid}", headers=headers).json()["threadId"] == tid
+        assert len(httpx.get(f"{base}/api/threads?numItems=50", headers=headers).json()["page"]) == 21
+    finally:
+        interrupt(proc)
