@@ -260,9 +260,9 @@ async def admin_messages(ctx: Context, a: A.MessagesList) -> tuple[int, Any]:
     return await _messages(ctx, a, None)
 
 
-@query("admin.workflows", A.WorkflowsList, lambda ctx, a: list(keys.every_partition(keys.WORKFLOW_RUNS_CHANNEL)))
+@query("admin.workflows", A.WorkflowsList, lambda ctx, a: [keys.WORKFLOW_RUNS_CHANNEL])
 async def admin_workflows(ctx: Context, a: A.WorkflowsList) -> tuple[int, Any]:
-    """Every user's workflow runs, newest first; live: any run changing."""
+    """Every user's workflow runs, newest first; live: a run starting, getting its place or ending."""
     _admin(ctx)
     opts = a.pagination_opts
     return await ctx.services.workflows.runs(None, num_items=opts.num_items, cursor=opts.cursor)

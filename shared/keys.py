@@ -472,7 +472,7 @@ WORKFLOW_TIMERS = "wf:timers"  # zset: timer members (below) -> due ms
 WORKFLOW_RUNS = "wf:runs"  # zset: every run by start time (the playground, retention)
 WORKFLOW_OWNERS = "wf:owners"  # hash: runId -> userId (to forget an expired run's index entry)
 WORKFLOW_RUNS_VERSION = "wf:v"  # counter: the version of the list of every run (added up on read)
-WORKFLOW_RUNS_CHANNEL = "chg:wf"  # pub/sub: some run of the partition changed (the playground's list)
+WORKFLOW_RUNS_CHANNEL = f"{PREFIX}:chg:wf"  # pub/sub: a run started, got its place or ended (the playground's list)
 
 
 def workflow_keys(run_id: str) -> list[str]:

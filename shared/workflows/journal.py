@@ -6,7 +6,8 @@ change is one Lua script (lua/wf_*.lua) on the run's slot that writes the change
 run's version and its change notices together, so a crash anywhere leaves either
 the whole change or none of it. What must change in another slot is a follow-up
 recorded in the same step (shared.storage.outbox), each idempotent: the user's list
-of runs hears of a run's start, its place in a pool and its end; a kind's work pool
+of runs (and the playground's list of every run) hears of a run's start, its place in a pool and
+its end; a kind's work pool
 (a cap on its running runs) gives places and takes them back; a child run starts,
 is canceled with its parent, and settles its parent's step when it ends.
 
@@ -330,6 +331,7 @@ async def _tell_user(redis: Client, scripts: Scripts, args: list[Any]) -> None:
     with redis_errors():
         await scripts.run(WF_USER, [keys.user_workflows(user_id), keys.user_workflows_version(user_id)],
                           [run_id, created_at, keys.user_workflows_channel(user_id)])
+        await redis.spublish(keys.WORKFLOW_RUNS_CHANNEL, run_id)  # (the playground's list of every run)
 
 
 @outbox.handler("wf.pool")

@@ -6,7 +6,6 @@
 local RK, STEPS, RESULTS, INPUTS, EVENTS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local TIMERS, RUNS, OWNERS, ALL_VERSION, OUTBOX = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local RUN_CHANNEL = string.sub(RK, 1, #RK - 4) .. ':chg'  -- keys.workflow_channel
-local ALL_CHANNEL = string.match(TIMERS, '^(.-}:)') .. 'chg:wf'  -- its partition's WORKFLOW_RUNS_CHANNEL
 local WF_PARTS = {RK, STEPS, RESULTS, INPUTS, EVENTS}
 local WF_ACTIVE = {scheduled = true, running = true, retrying = true, sleeping = true, waiting = true}
 local FOLLOWS = {}
@@ -23,17 +22,18 @@ end
 -- the script's reply: its result and the follow-ups it recorded
 local function wf_reply(result) return {result, FOLLOWS} end
 
--- the user's list of runs hears of the run (it started, went on or ended)
+-- the user's list of runs (and the playground's of every run) hears of the run: it started, got its
+-- place or ended
 local function wf_tell_user(run, now)
   wf_follow(now, 'wf.user', redis.call('HGET', RK, 'userId'), run, redis.call('HGET', RK, 'createdAt'))
 end
 
--- a change of the run: its version, and notices to its watchers and the playground's list
+-- a change of the run: its version, a notice to its watchers, the version of the list of every run
 local function wf_bump(now)
   local v = redis.call('HINCRBY', RK, 'version', 1)
   redis.call('HSET', RK, 'updatedAt', now)
   redis.call('SPUBLISH', RUN_CHANNEL, v)
-  redis.call('SPUBLISH', ALL_CHANNEL, redis.call('INCR', ALL_VERSION))
+  redis.call('INCR', ALL_VERSION)
   return v
 end
 

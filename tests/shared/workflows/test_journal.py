@@ -37,10 +37,10 @@ async def journal(redis_url: str) -> AsyncIterator[Journal]:
 
 @pytest.mark.parametrize("run_id", ["w1", "wf01hq3k", "auth0|5f:a%3Ab", "é:{x}"])
 async def test_the_scripts_name_the_same_channels_as_python(journal: Journal, run_id: str) -> None:
-    source = lua(journal_module.__file__, "run").source + "return {RUN_CHANNEL, ALL_CHANNEL}"
+    source = lua(journal_module.__file__, "run").source + "return {RUN_CHANNEL}"
     workflow_keys = keys.workflow_keys(run_id)
     got = [k.decode() for k in await journal.redis.eval(source, len(workflow_keys), *workflow_keys)]
-    assert got == [keys.workflow_channel(run_id), keys.part_of(keys.WORKFLOW_RUNS_CHANNEL, run_id)]
+    assert got == [keys.workflow_channel(run_id)]
 
 
 async def test_a_due_timer_goes_to_one_caller_and_comes_back_after_its_lease(journal: Journal) -> None:
