@@ -253,7 +253,7 @@ class Endpoints:
         try:
             async with self.services.redis.pipeline(transaction=False) as pipe:
                 pipe.zcount(keys.GENERATION_WORKERS, now - WORKER_STALE_MS, "+inf")
-                pipe.exists(keys.VECTOR_ALIVE)
+                pipe.execute_command("EXISTS", keys.VECTOR_ALIVE)  # (a cluster pipeline queues no exists())
                 workers, index = await pipe.execute()
         except Exception as exc:
             log.warning("readiness: Redis unreachable: %s", exc)

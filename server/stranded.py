@@ -37,7 +37,7 @@ def requeue_stranded(rq: redis.Redis, store: SyncClient, queue: Queue) -> list[s
         return []
     with store.pipeline(transaction=False) as pipe:
         for jid in started:
-            pipe.exists(keys.generation_alive(jid))
+            pipe.execute_command("EXISTS", keys.generation_alive(jid))  # (a cluster pipeline queues no exists())
         alive = pipe.execute()
     quiet = [jid for jid, is_alive in zip(started, alive, strict=True) if not is_alive]
     if not quiet:

@@ -1,4 +1,4 @@
-"""Fixtures: a real Valkey server for the whole session (or TEST_REDIS_URL), flushed per test."""
+"""Fixtures: a real Valkey server (or a local cluster: tests/support/store.py) for the whole session (or\nTEST_REDIS_URL), flushed per test."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from tests.support import procs
+from tests.support.store import flush, store_server
 from threadline.shared.storage.client import connect
 from threadline.shared.threads import Store
 
@@ -52,19 +52,14 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if given:
         yield given
         return
-    proc, port = procs.start_valkey(tmp_path_factory.mktemp("valkey"))
-    try:
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        procs.stop(proc)
+    with store_server(tmp_path_factory.mktemp("valkey")) as url:
+        yield url
 
 
 @pytest.fixture
 def redis_url(redis_server: str) -> str:
     """The test server, emptied before the test."""
-    client = redis.Redis.from_url(redis_server)
-    client.flushdb()
-    client.close()
+    flush(redis_server)
     return redis_server
 
 

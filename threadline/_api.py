@@ -24,6 +24,7 @@ from threadline.shared.rag.search import ChunkResult, search_documents
 from threadline.shared.records import Message, Part, Role, TextPart, Thread, text_of
 from threadline.shared.runtime import Runtime
 from threadline.shared.storage import layout
+from threadline.shared.storage.cluster import check_rq
 from threadline.shared.threads import Page
 from threadline.shared.usage.ledger import UsageEntry, UsageSummary
 from threadline.shared.usage.limits import Who
@@ -38,6 +39,7 @@ class Threadline:
         """``runtime``: the process's parts to share (its owner closes them), else made here, once
         the data in Redis is known to be of this version's key layout (ConfigError otherwise)."""
         if runtime is None:
+            check_rq(settings.redis_url, settings.rq_url)
             layout.check_url(settings.redis_url, unreachable_ok=True)
         self._owns_runtime = runtime is None
         self.runtime = rt = runtime if runtime is not None else Runtime(settings)

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import os
 import socket
+from typing import Any
 
 from threadline.server.fanout import ChangeListener
 from threadline.server.wakeup import Wakeup
@@ -23,7 +24,7 @@ from threadline.shared import keys
 from threadline.shared.indexing.ops import OPS_RETURN, OPS_TAKE
 from threadline.shared.storage import partitions
 from threadline.shared.storage.client import Client, as_bytes, texts
-from threadline.shared.storage.scripts import Scripts
+from threadline.shared.storage.scripts import Arg, Scripts
 
 log = logging.getLogger("threadline.workers.index")
 
@@ -65,13 +66,16 @@ class OpsQueue:
             await pipe.execute()
 
     async def take(self, most: int, timeout_s: float = 1.0) -> list[bytes]:
-        """Take up to ``most`` ops (each partition's oldest first; on a cluster up to ``most`` of each
-        primary), waiting up to ``timeout_s`` for one."""
+        """Take up to ``most`` ops (each partition's oldest first), waiting up to ``timeout_s`` for one."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while True:
             self._woken.arm()  # before looking: a wake-up from now on is heard
-            replies = await partitions.walk(self._scripts, OPS_TAKE, [most, keys.VECTOR_OPS, self._taken])
+            def args(so_far: list[Any]) -> list[Arg]:  # what is left to take from the next primary (0: count)
+                left = most - sum((len(reply) - 1) // 2 for reply in so_far)
+                return [max(left, 0), keys.VECTOR_OPS, self._taken]
+
+            replies = await partitions.walk(self._scripts, OPS_TAKE, args)
             self.waiting = sum(int(waiting) for waiting, *_ in replies)
             flat = [item for _, *taken in replies for item in taken]
             if flat:

@@ -219,7 +219,7 @@ class DocumentStore:
         target = keys.rag_chunks(namespace, key, version)
         with redis_errors():
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.delete(target)
+                pipe.execute_command("DEL", target)  # (a cluster pipeline queues no delete())
                 for i in range(0, len(chunks), 500):
                     pipe.hset(target, mapping={str(n): _encode_chunk(StoredChunk(h, t))
                                                for n, (h, t) in enumerate(chunks[i:i + 500], start=i)})

@@ -26,6 +26,8 @@ Client = aioredis.Redis | RedisCluster
 SyncClient = redis.Redis | redis.RedisCluster
 """The same, for the code that runs outside an event loop (RQ's side of the workers)."""
 
+CLUSTER_POOL_FACTOR = 16  # see connect
+
 # CLIENT SETINFO data, made once: redis-py would read package metadata for every new connection
 _DRIVER = DriverInfo()
 
@@ -53,12 +55,13 @@ def connect(url: str, *, max_connections: int = 64, wait_s: float = 10.0) -> Cli
     node of a Redis Cluster (it finds the others and follows their slots).
 
     On one node the pool is bounded and blocking: past ``max_connections`` a command waits (up to
-    ``wait_s``) for a free connection instead of failing at once. On a cluster each primary's pool
-    holds as many.
+    ``wait_s``) for a free connection instead of failing at once. redis-py's cluster client fails
+    at its bound instead of waiting, so on a cluster each primary's pool may hold
+    ``CLUSTER_POOL_FACTOR`` times as many (a burst is spread over the primaries too).
     """
     if is_cluster(url):
-        return RedisCluster.from_url(url, max_connections=max_connections, socket_keepalive=True,
-                                     socket_connect_timeout=5, driver_info=_DRIVER)
+        return RedisCluster.from_url(url, max_connections=max_connections * CLUSTER_POOL_FACTOR,
+                                     socket_keepalive=True, socket_connect_timeout=5, driver_info=_DRIVER)
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,

@@ -37,14 +37,20 @@ async def each(redis: Client, name: str, command: Callable[[Any, str], object]) 
     return replies
 
 
-async def walk(scripts: Scripts, script: Script, args: Sequence[Arg], parts: Sequence[str] = NUMBERS) -> list[Any]:
+Args = Sequence[Arg] | Callable[[list[Any]], Sequence[Arg] | None]
+
+
+async def walk(scripts: Scripts, script: Script, args: Args, parts: Sequence[str] = NUMBERS) -> list[Any]:
     """Run the walker ``script`` (it names the keys of the partitions given after ``args``): on one
     node once, with every partition; on a cluster once per primary, with the partitions whose slots
     it serves, as the cluster says now (asked again, and the walk done again, when a slot moved
-    meanwhile). The results, one per node."""
+    meanwhile). ``args`` may be a function of the results so far giving each node's (None: stop
+    there). The results, one per node walked."""
     redis = scripts.redis
+    args_for = args if callable(args) else (lambda _: args)
     if not isinstance(redis, RedisCluster):
-        return [await scripts.run(script, [], [*args, *parts])]
+        first = args_for([])
+        return [] if first is None else [await scripts.run(script, [], [*first, *parts])]
     await redis.initialize()  # (its map of slots is made by its first command: this may be the first)
     for attempt in (1, 2):
         owners: dict[str, tuple[Any, list[str]]] = {}
@@ -53,8 +59,14 @@ async def walk(scripts: Scripts, script: Script, args: Sequence[Arg], parts: Seq
             if node is None:
                 raise ConnectionError(f"no primary serves partition {p}")
             owners.setdefault(node.name, (node, []))[1].append(p)
+        results: list[Any] = []
         try:
-            return [await scripts.run_on(node, script, [*args, *owned]) for node, owned in owners.values()]
+            for node, owned in owners.values():
+                now = args_for(results)
+                if now is None:
+                    break
+                results.append(await scripts.run_on(node, script, [*now, *owned]))
+            return results
         except ResponseError as exc:  # a slot moved: a key of the walk is no longer the node's
             if attempt == 2 or "non local key" not in str(exc).lower():
                 raise

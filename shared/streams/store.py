@@ -258,7 +258,7 @@ class StreamStore:
                 tid, sid = _member_parts(m)
                 async with self._redis.pipeline(transaction=True) as pipe:  # all in the thread's slot
                     pipe.zrem(keys.thread_streams(tid), sid)
-                    pipe.unlink(*keys.stream_keys(tid, sid))
+                    pipe.execute_command("UNLINK", *keys.stream_keys(tid, sid))  # (a cluster pipeline queues no unlink())
                     pipe.zrem(keys.ended_streams(tid), text(m))
                     await pipe.execute()
         return len(raw)

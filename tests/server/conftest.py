@@ -20,7 +20,7 @@ from threadline.shared.threads import Store
 @pytest.fixture
 async def services(store: Store, tmp_path: Path) -> AsyncIterator[Services]:
     """A web process's services without the generation queue (its listener running)."""
-    listener = ChangeListener(store.redis.client())
+    listener = ChangeListener(store.redis)
     settings = load_settings({"DATA_DIR": str(tmp_path)})
     s = Services(runtime=Runtime(settings, redis=store.redis), secret="x" * 32, dev_mode=False,
                  listener=listener, live=LiveQueries(listener, DeltaLog(store)))

@@ -6,6 +6,7 @@ import asyncio
 import json
 
 import pytest
+from redis.asyncio.cluster import ClusterPubSub
 
 from threadline.server.delta_log import DeltaLog
 from threadline.server.reaper import StreamReaper
@@ -69,7 +70,10 @@ async def test_the_worker_publishes_a_notice_the_log_reads(store: Store) -> None
     await store.streams.append(tid, sid, b'[{"type":"text","text":"hi"}]', "hi")
     async with asyncio.timeout(5):
         while True:
-            msg = await pubsub.get_message(timeout=1.0)
+            if isinstance(pubsub, ClusterPubSub):  # (on a cluster: the shard's connection)
+                msg = await pubsub.get_sharded_message(timeout=1.0)
+            else:
+                msg = await pubsub.get_message(timeout=1.0)
             if msg is not None and msg["type"] == "smessage":
                 break
     await pubsub.aclose()

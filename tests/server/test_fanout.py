@@ -31,7 +31,7 @@ class Recorder:
 
 @pytest.fixture
 async def listener(store: Store) -> AsyncIterator[ChangeListener]:
-    lst = ChangeListener(store.redis.client())
+    lst = ChangeListener(store.redis)
     lst.start()
     try:
         yield lst

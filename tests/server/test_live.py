@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from redis.asyncio.cluster import RedisCluster
 
+from tests.support.workflows import child_sum
 from threadline.server import args as A
 from threadline.server.context import Context, Services
 from threadline.server.delta_log import DeltaLog
@@ -43,7 +45,7 @@ class Tab:
 
 @pytest.fixture
 async def live(store: Store, tmp_path: Path) -> AsyncIterator[tuple[LiveQueries, ChangeListener, Context]]:
-    listener = ChangeListener(store.redis.client())
+    listener = ChangeListener(store.redis)
     registry = LiveQueries(listener, DeltaLog(store))
     settings = load_settings({"DATA_DIR": str(tmp_path)})
     services = Services(runtime=Runtime(settings, redis=store.redis), secret="x" * 32, dev_mode=False,
@@ -114,7 +116,10 @@ async def test_after_the_listener_reconnects_every_query_is_rerun(live, store: S
     tab = Tab()
     await registry.subscribe(ctx, QUERIES["messages.list"], A.MessagesList(thread_id=t.thread_id), tab, "s")
     runs = registry.runs
-    await store.redis.client_kill_filter(_type="pubsub")
+    if isinstance(store.redis, RedisCluster):  # every primary's subscribers
+        await store.redis.execute_command("CLIENT KILL", "TYPE", "pubsub", target_nodes=RedisCluster.PRIMARIES)
+    else:
+        await store.redis.client_kill_filter(_type="pubsub")
     # a write while the listener is down: its notice is lost, the re-run finds it
     await store.messages.save(t.thread_id, "alice", [text("while away")])
     await eventually(lambda: listener.reconnects >= 1)
@@ -132,3 +137,15 @@ async def test_a_failing_query_is_dropped_with_an_error(live, store: Store) -> N
     await store.delete_thread(t.thread_id, "alice")
     await eventually(lambda: bool(tab.errors))
     assert tab.errors[0][1].code == "not_found" and len(registry) == 0
+
+
+async def test_the_list_of_every_run_is_live_for_an_admin(live, store: Store) -> None:  # type: ignore[no-untyped-def]
+    """admin.workflows follows every partition's runs (their notices are in their partitions' slots)."""
+    registry, _, ctx = live
+    admin = Context(ctx.services, Identity("ops", admin=True))
+    tab = Tab()
+    await registry.subscribe(admin, QUERIES["admin.workflows"], A.WorkflowsList(), tab, "s")
+    assert tab.results and '"page":[]' in tab.results[-1][2]
+    journal = ctx.services.workflows
+    run_ids = [(await journal.start(child_sum, f"user{i}", [i]))[0] for i in range(3)]
+    await eventually(lambda: all(r in tab.results[-1][2] for r in run_ids))

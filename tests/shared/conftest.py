@@ -1,6 +1,7 @@
 """The tests of shared/ run on both engines the product claims: the bundled Valkey and Debian's Redis
 7 (redis-server, which scripts/test installs), each started here on a free port. "Any Redis" is
-checked, not assumed."""
+checked, not assumed. With THREADLINE_TEST_CLUSTER (tests/support/store.py), on a local cluster of the
+bundled Valkey instead."""
 
 from __future__ import annotations
 
@@ -11,14 +12,19 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support import procs
+from tests.support.store import CLUSTER, store_server
 from threadline.shared.storage import embedded
 
 REDIS_SERVER = "/usr/bin/redis-server"
 
 
-@pytest.fixture(scope="package", params=["valkey", "redis7"])
+@pytest.fixture(scope="package", params=["valkey-cluster"] if CLUSTER else ["valkey", "redis7"])
 def redis_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp(request.param)
+    if CLUSTER:
+        with store_server(folder) as url:
+            yield url
+        return
     argv = embedded.command(embedded.free_port(), folder, persist=False)
     if request.param == "redis7":
         if shutil.which(REDIS_SERVER) is None:

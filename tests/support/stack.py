@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from tests.support import procs
+from tests.support.store import store_server
 from threadline.shared.storage.embedded import free_port
 
 SECRET = "stack-secret-0123456789abcdef0123456789"
@@ -57,12 +58,11 @@ def run_stack(tmp: Path, *, webs: int = 1, workers: int = 2, env: dict[str, str]
     """``worker=False``: no generation worker (start them with ``Stack.start_worker``); ``redis_url``:
     a Redis of the caller's (kept after the stack stops) instead of a Valkey of the stack's own."""
     started: list[subprocess.Popen[bytes]] = []
+    own_store = contextlib.ExitStack()
     try:
         tmp.mkdir(parents=True, exist_ok=True)
-        if redis_url is None:
-            valkey, rport = procs.start_valkey(tmp / "valkey")
-            started.append(valkey)
-            redis_url = f"redis://127.0.0.1:{rport}/0"
+        if redis_url is None:  # a Valkey (or a local cluster: tests/support/store.py) of the stack's own
+            redis_url = own_store.enter_context(store_server(tmp / "valkey"))
         lport = free_port()
         with open(tmp / "llm.log", "ab") as out:
             llm = subprocess.Popen([sys.executable, "-m", "tests.support.fake_llm"], cwd=procs.ROOT,
@@ -104,3 +104,4 @@ def run_stack(tmp: Path, *, webs: int = 1, workers: int = 2, env: dict[str, str]
     finally:
         for proc in reversed(started):
             procs.stop(proc)
+        own_store.close()

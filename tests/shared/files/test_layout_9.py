@@ -9,13 +9,14 @@ import json
 import pytest
 import redis
 
+from tests.support.store import single_node
 from threadline.shared import keys
 from threadline.shared.files.store import FileStore
 from threadline.shared.records import ImagePart, Message, TextPart
 from threadline.shared.storage import layout
 from threadline.shared.threads import Store
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, single_node]  # (the old layouts were of one node)
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 OLD = {name: f"tl:files{name}" for name in ("", ":refs", ":idle", ":blobs", ":deleting")}
 

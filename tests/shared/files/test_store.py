@@ -141,7 +141,7 @@ async def test_a_save_racing_the_vacuum_never_keeps_a_reference_to_a_vacuumed_fi
                 return False
             return True
 
-        saved, _ = await asyncio.gather(save(f.file_id, 0.001 * (i % 3)), files.vacuum(grace_s=0))
+        saved, _ = await asyncio.gather(save(f.file_id, 0.003 * (i % 6)), files.vacuum(grace_s=0))
         found = await files.many([f.file_id])
         if saved:
             assert f.file_id in found and found[f.file_id].refs == 1

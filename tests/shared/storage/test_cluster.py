@@ -14,7 +14,9 @@ from redis.cluster import RedisCluster
 
 from tests.support import procs
 from tests.support.cluster import local_cluster
+from tests.support.store import CLUSTER
 from threadline.shared.storage import cluster, embedded
+from threadline.shared.storage.client import connect_sync, is_cluster
 from threadline.shared.storage.scripts import Script, Scripts
 
 
@@ -81,3 +83,11 @@ def test_scripts_run_together_on_a_cluster_and_on_a_primary_that_lost_them(nodes
             await client.aclose()
 
     asyncio.run(run())
+
+
+def test_the_suite_runs_on_the_store_it_was_asked_for(redis_url: str) -> None:
+    """THREADLINE_TEST_CLUSTER=3: every test on a local cluster of three primaries (tests/support/store.py)."""
+    assert is_cluster(redis_url) == bool(CLUSTER)
+    if CLUSTER:
+        with connect_sync(redis_url) as client:
+            assert isinstance(client, RedisCluster) and len(client.get_primaries()) == CLUSTER

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import redis
 
+from tests.support.store import CLUSTER
 from threadline.shared import keys
 from threadline.shared.records import Message
 from threadline.shared.storage import layout
@@ -45,6 +46,8 @@ async def test_status_filters_read_only_the_messages_not_successful(store: Store
     _, page = await store.messages.list(tid, "ann", statuses=["success"], num_items=500)
     assert len(page.page) == 302
 
+    if CLUSTER:  # (the old layouts were of one node)
+        return
     # data of layout 7 had no such index: the migration builds it
     _, (late,) = await store.messages.save(tid, "ann", [msg("later", "failed", "assistant")], prompt_message_id=p.message_id)
     sync = redis.Redis.from_url(redis_url)
