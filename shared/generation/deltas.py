@@ -21,7 +21,7 @@ from threadline.shared.tasks import cancel_and_wait
 
 
 class DeltaSink(Protocol):
-    async def append(self, stream_id: str, parts: list[Part], *, closing: bool = False) -> int: ...
+    async def append(self, stream_id: str, parts: list[Part], *, closing: bool = False, after: int = 0) -> int: ...
 
 
 class DeltaWriter:
@@ -100,7 +100,7 @@ class DeltaWriter:
             self._pending = keep
             if not parts:
                 return
-            seq = await self._sink.append(self.stream_id, parts, closing=closing)
+            seq = await self._sink.append(self.stream_id, parts, closing=closing, after=self.seq)
             if seq == 0:
                 self.aborted.set()
                 refused: list[Part] = [p for p in parts if not isinstance(p, ObjectPart)]

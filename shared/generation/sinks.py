@@ -73,9 +73,10 @@ class Sink(Protocol):
     async def name_thread(self, title: str) -> bool:
         """Title the thread if it has none yet (it may have been named meanwhile); True if it did."""
 
-    async def append(self, stream_id: str, parts: list[Part], *, closing: bool = False) -> int:
+    async def append(self, stream_id: str, parts: list[Part], *, closing: bool = False, after: int = 0) -> int:
         """One delta; its seq, or 0 when the stream was aborted (stop generating). ``closing``: an
-        aborted generation's last delta (what it received before it stopped), taken all the same."""
+        aborted generation's last delta (what it received before it stopped), taken all the same.
+        ``after``: the seq of the delta before it (a retry never writes it twice)."""
 
     async def step_done(self, reply: Message) -> None:
         """A step's reply is complete (it called tools)."""
@@ -150,11 +151,12 @@ class StoreSink(_Sink):
         await self.store.threads.update(self.thread_id, thread.user_id, summary=summary,
                                         metadata={**thread.metadata, SUMMARIZED_THROUGH: through})
 
-    async def append(self, stream_id: str, parts: list[Part], *, closing: bool = False) -> int:
+    async def append(self, stream_id: str, parts: list[Part], *, closing: bool = False, after: int = 0) -> int:
         if self._on_delta is not None:
             self._on_delta(parts)
         text = "".join(p.text for p in parts if isinstance(p, TextPart))
-        return await self.store.streams.append(self.thread_id, stream_id, _encode(parts), text, closing=closing)
+        return await self.store.streams.append(self.thread_id, stream_id, _encode(parts), text, closing=closing,
+                                               after=after)
 
     async def step_done(self, reply: Message) -> None:
         await self.store.messages.replace(self.thread_id, [reply])
@@ -211,7 +213,7 @@ class MemorySink(_Sink):
     async def name_thread(self, title: str) -> bool:
         return False
 
-    async def append(self, stream_id: str, parts: list[Part], *, closing: bool = False) -> int:
+    async def append(self, stream_id: str, parts: list[Part], *, closing: bool = False, after: int = 0) -> int:
         if self._on_delta is not None:
             self._on_delta(parts)
         self._seq += 1

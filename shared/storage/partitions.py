@@ -9,6 +9,7 @@ partitions it serves (``walk``).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,6 +23,7 @@ from threadline.shared.storage.scripts import Arg, Script, Scripts, lua
 CHUNK = 256  # commands per round trip
 NUMBERS = [str(p) for p in range(keys.PARTITIONS)]  # every partition, as the walker scripts take them
 PARTITIONS_DUE = lua(__file__, "partitions_due")
+WALK_TRIES = 4  # a walk meeting a slot on its way to another primary is done again (after 50, 100, 150 ms)
 
 
 async def each(redis: Client, name: str, command: Callable[[Any, str], object]) -> list[Any]:
@@ -52,7 +54,7 @@ async def walk(scripts: Scripts, script: Script, args: Args, parts: Sequence[str
         first = args_for([])
         return [] if first is None else [await scripts.run(script, [], [*first, *parts])]
     await redis.initialize()  # (its map of slots is made by its first command: this may be the first)
-    for attempt in (1, 2):
+    for attempt in range(1, WALK_TRIES + 1):
         owners: dict[str, tuple[Any, list[str]]] = {}
         for p in parts:
             node = redis.get_node_from_key(keys.in_partition(int(p), ""))
@@ -67,9 +69,10 @@ async def walk(scripts: Scripts, script: Script, args: Args, parts: Sequence[str
                     break
                 results.append(await scripts.run_on(node, script, [*now, *owned]))
             return results
-        except ResponseError as exc:  # a slot moved: a key of the walk is no longer the node's
-            if attempt == 2 or "non local key" not in str(exc).lower():
+        except ResponseError as exc:  # a slot moved, or is moving: a key of the walk is not the node's
+            if attempt == WALK_TRIES or "non local key" not in str(exc).lower():
                 raise
+            await asyncio.sleep(0.05 * attempt)
             await redis.nodes_manager.initialize()
     raise AssertionError("unreachable")
 

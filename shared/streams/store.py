@@ -20,6 +20,7 @@ import msgspec
 
 from threadline.shared import keys
 from threadline.shared.clock import now_ms
+from threadline.shared.errors import Internal, Unavailable
 from threadline.shared.files.refs import FileRefs, file_ids
 from threadline.shared.ids import STREAM, new_child_id, thread_of
 from threadline.shared.indexing.ops import index_flag
@@ -34,6 +35,7 @@ REPLIES_ABORT_QUEUED = lua(__file__, "replies_abort_queued")
 STREAM_ABORT = lua(__file__, "stream_abort")
 STREAM_DELTA = lua(__file__, "stream_delta")
 STREAM_FINISH = lua(__file__, "stream_finish")
+APPEND_TRIES = 5  # a delta is tried again this often (after 50, 100, 150, 200 ms) before the reply fails
 STREAM_OPEN = lua(__file__, "stream_open")
 STREAMS_READ = lua(__file__, "streams_read")
 
@@ -132,14 +134,26 @@ class StreamStore:
         return sid, text(status) == "aborted"
 
     async def append(self, thread_id: str, stream_id: str, parts_json: bytes, text: str, *,
-                     closing: bool = False) -> int:
+                     closing: bool = False, after: int | None = None) -> int:
         """Append and publish one delta; its seq, or 0 when the stream was aborted (``closing``: the
-        aborted generation's last delta, which is still taken)."""
-        with redis_errors():
-            seq, _ = await self._appends.call(
-                keys.stream_keys(thread_id, stream_id),
-                [keys.delta_channel(thread_id), stream_id, parts_json, text, "1" if closing else "0"])
-        return int(seq)
+        aborted generation's last delta, which is still taken). ``after``: the seq this writer last
+        wrote; with it a failed call is tried again (a connection lost, a slot moving between
+        primaries) without ever writing the delta twice."""
+        call_args: list[Arg] = [keys.delta_channel(thread_id), stream_id, parts_json, text, "1" if closing else "0",
+                                "" if after is None else after]
+        tries = APPEND_TRIES if after is not None else 1
+        stream_keys = keys.stream_keys(thread_id, stream_id)
+        for attempt in range(tries):
+            try:
+                with redis_errors():  # batched with other deltas; tried again alone (it follows a moving slot)
+                    seq, _ = await (self._appends.call(stream_keys, call_args) if attempt == 0 else
+                                    self._scripts.run(STREAM_DELTA, stream_keys, call_args))
+                return int(seq)
+            except (Unavailable, Internal):
+                if attempt == tries - 1:
+                    raise
+                await asyncio.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     async def orphan(self, thread_id: str, stream_id: str) -> None:
         """Hand the stream to the reaper now, as if its worker had died (it ends or retries it)."""

@@ -58,3 +58,28 @@ def move_slot(ports: list[int], slot: int, to: int) -> None:
     finally:
         for node in nodes.values():
             node.close()
+
+
+def migrate_slot(ports: list[int], slot: int, to: int, batch: int = 10, pause_s: float = 0.05) -> int:
+    """Move ``slot`` with its keys to the primary on port ``to`` while clients go on using it, as a
+    resharding tool does: importing and migrating marked, the keys moved a few at a time (clients
+    meanwhile follow ASK redirections), then the new owner announced to every node. How many keys."""
+    import time
+
+    src = owner_of(ports, slot)
+    nodes = {port: redis.Redis(port=port) for port in ports}
+    moved = 0
+    try:
+        ids = {port: nodes[port].execute_command("CLUSTER", "MYID").decode() for port in ports}  # type: ignore[no-untyped-call]
+        nodes[to].execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids[src])  # type: ignore[no-untyped-call]
+        nodes[src].execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[to])  # type: ignore[no-untyped-call]
+        while keys := nodes[src].execute_command("CLUSTER", "GETKEYSINSLOT", slot, batch):  # type: ignore[no-untyped-call]
+            nodes[src].execute_command("MIGRATE", "127.0.0.1", to, "", 0, 5000, "KEYS", *keys)  # type: ignore[no-untyped-call]
+            moved += len(keys)
+            time.sleep(pause_s)  # the clients work on the slot half moved
+        for port in [to, src, *(p for p in ports if p not in (to, src))]:
+            nodes[port].execute_command("CLUSTER", "SETSLOT", slot, "NODE", ids[to])  # type: ignore[no-untyped-call]
+    finally:
+        for node in nodes.values():
+            node.close()
+    return moved

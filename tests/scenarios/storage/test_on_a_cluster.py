@@ -6,6 +6,7 @@ counted and held; a workflow run completes."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import redis
+from redis.crc import key_slot
 
 from tests.scenarios.replies.helpers import (
     assert_gapless,
@@ -24,7 +26,7 @@ from tests.scenarios.replies.helpers import (
     watch_args,
 )
 from tests.support import procs
-from tests.support.cluster import local_cluster
+from tests.support.cluster import local_cluster, migrate_slot, owner_of
 from tests.support.faults import ALICE
 from tests.support.replies import partition_total, streams_in_flight
 from tests.support.stack import Stack, run_stack
@@ -113,3 +115,39 @@ def test_a_process_on_a_cluster_needs_a_redis_of_its_own_for_rq(clustered: tuple
         done = subprocess.run([sys.executable, "-m", *argv], env=env, cwd=procs.ROOT, capture_output=True,
                               text=True, timeout=60)
         assert done.returncode == 2 and "set RQ_REDIS_URL" in done.stderr, done.stderr
+
+
+async def test_a_slot_moved_while_a_reply_streams_loses_and_repeats_nothing(
+        clustered: tuple[Stack, list[int]]) -> None:
+    """The thread's slot moves to another primary, its keys a few at a time (as a resharding tool
+    does), while its reply streams and two tabs on two web processes watch: each tab sees every
+    delta once, in order, equal to the saved reply, and the live query goes on after the move."""
+    stack, ports = clustered
+    words = [f"w{i} " for i in range(50)]
+    stack.script({"kind": "text", "chunks": words, "delay_ms": 60})
+    a, b = await open_tab(stack.webs[0], client_id="a"), await open_tab(stack.webs[1], client_id="b")
+    tid = await new_thread(a)
+    for tab in (a, b):
+        await tab.subscribe("m", "messages.list", watch_args(tid))
+    assert (await a.mutate("messages.send", {"threadId": tid, "prompt": "go", "agentName": "echo"}))["ok"]
+    await a.wait(lambda f: f["type"] == "delta" and f["seq"] >= 5, timeout=30)
+    slot = key_slot(keys.thread(tid).encode())
+    to = next(p for p in ports if p != owner_of(ports, slot))
+    assert await asyncio.to_thread(migrate_slot, ports, slot, to) > 5  # the thread's keys went over
+    assert owner_of(ports, slot) == to
+    finals = []
+    for tab in (a, b):
+        frame = await tab.wait_result("m", lambda v: reply_of(v, 1, ("success",)) is not None, timeout=60)
+        finals.append(reply_of(frame["value"], 1))
+        deltas = tab.deltas("m", frame["value"]["streams"][0]["streamId"])
+        assert_gapless(deltas)
+        assert delta_text(deltas) == "".join(words) == finals[-1]["text"]
+        versions = [f["version"] for f in tab.frames if f["type"] == "result" and f["id"] == "m"]
+        assert versions == sorted(set(versions))  # no result twice, none going back
+    assert finals[0] == finals[1]
+    stack.script({"kind": "text", "chunks": ["after "], "delay_ms": 1})
+    assert (await b.mutate("messages.send", {"threadId": tid, "prompt": "again", "agentName": "echo"}))["ok"]
+    for tab in (a, b):
+        await tab.wait_result("m", lambda v: reply_of(v, 2, ("success",)) is not None, timeout=60)
+    await a.close()
+    await b.close()

@@ -20,7 +20,7 @@ class Kept:
         self.deltas: list[list[Part]] = []
         self.abort_after = abort_after
 
-    async def append(self, stream_id: str, parts: list[Part], *, closing: bool = False) -> int:
+    async def append(self, stream_id: str, parts: list[Part], *, closing: bool = False, after: int = 0) -> int:
         if self.abort_after is not None and len(self.deltas) >= self.abort_after and not closing:
             return 0
         self.deltas.append(parts)

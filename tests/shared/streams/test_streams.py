@@ -57,3 +57,12 @@ async def test_a_stream_of_another_thread_or_gone_has_no_record(store: Store) ->
     assert await store.streams.list(tid) == []
     m = Message(message_id="", thread_id="", text="x")
     assert m.order == -1  # (unsaved messages carry no order)
+
+
+async def test_a_delta_sent_again_after_its_answer_was_lost_is_written_once(store: Store) -> None:
+    tid, sid, _ = await open_stream(store)
+    a, b = b'[{"type":"text","text":"a "}]', b'[{"type":"text","text":"b "}]'
+    assert await store.streams.append(tid, sid, a, "a ", after=0) == 1
+    assert await store.streams.append(tid, sid, a, "a ", after=0) == 1  # the same delta again: not written twice
+    assert await store.streams.append(tid, sid, b, "b ", after=1) == 2
+    assert await store.streams.text(tid, sid) == "a b "
