@@ -13,24 +13,61 @@ from tests.support import procs
 from threadline.shared.storage import cluster, embedded
 
 
+class Nodes:
+    """The nodes of a local cluster: their ports, and a primary killed and started again (on its own
+    data: its AOF and its view of the cluster, with ``persist``)."""
+
+    def __init__(self, tmp: Path, primaries: int, persist: bool) -> None:
+        chosen = embedded.free_ports(2 * primaries)  # nodes and their buses, all different
+        self.ports, self._buses = chosen[:primaries], chosen[primaries:]
+        self._tmp, self._persist = tmp, persist
+        self.procs = [self._start(i) for i in range(primaries)]
+
+    def _start(self, i: int) -> subprocess.Popen[bytes]:
+        port = self.ports[i]
+        proc = subprocess.Popen(embedded.command(port, self._tmp / str(port), persist=self._persist, cluster=True,
+                                                 bus_port=self._buses[i]), stdout=subprocess.DEVNULL)
+        procs.wait_for_port(port, proc)
+        return proc
+
+    def kill(self, i: int) -> None:
+        """SIGKILL the node ``i`` (no shutdown: what it acknowledged is in its AOF, nothing more)."""
+        self.procs[i].kill()
+        self.procs[i].wait()
+
+    def restart(self, i: int) -> None:
+        """Start node ``i`` again on its data; return once the cluster serves every slot again."""
+        self.procs[i] = self._start(i)
+        cluster.form(self.ports)  # (formed already: this waits until every node says ok)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            procs.stop(proc)
+
+
+@contextlib.contextmanager
+def local_nodes(tmp: Path, primaries: int = 3, *, persist: bool = False) -> Iterator[Nodes]:
+    """``primaries`` cluster-enabled nodes (each with its bus on a port of its own) formed into one
+    cluster."""
+    nodes = Nodes(tmp, primaries, persist)
+    try:
+        cluster.form(nodes.ports)
+        yield nodes
+    finally:
+        nodes.stop()
+
+
 @contextlib.contextmanager
 def local_cluster(tmp: Path, primaries: int = 3, form: bool = True) -> Iterator[list[int]]:
-    """``primaries`` cluster-enabled nodes (each with its bus on a port of its own), formed into one
-    cluster unless ``form`` is False; yields their ports."""
-    chosen = embedded.free_ports(2 * primaries)  # nodes and their buses, all different
-    ports, buses = chosen[:primaries], chosen[primaries:]
-    started = [subprocess.Popen(embedded.command(port, tmp / str(port), persist=False, cluster=True,
-                                                 bus_port=bus), stdout=subprocess.DEVNULL)
-               for port, bus in zip(ports, buses, strict=True)]
+    """``primaries`` cluster-enabled nodes, formed into one cluster unless ``form`` is False; yields
+    their ports."""
+    nodes = Nodes(tmp, primaries, persist=False)
     try:
-        for port, proc in zip(ports, started, strict=True):
-            procs.wait_for_port(port, proc)
         if form:
-            cluster.form(ports)
-        yield ports
+            cluster.form(nodes.ports)
+        yield nodes.ports
     finally:
-        for proc in started:
-            procs.stop(proc)
+        nodes.stop()
 
 
 def owner_of(ports: list[int], slot: int) -> int:

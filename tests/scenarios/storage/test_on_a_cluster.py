@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -26,7 +27,7 @@ from tests.scenarios.replies.helpers import (
     watch_args,
 )
 from tests.support import procs
-from tests.support.cluster import local_cluster, migrate_slot, owner_of
+from tests.support.cluster import local_cluster, local_nodes, migrate_slot, owner_of
 from tests.support.faults import ALICE
 from tests.support.replies import partition_total, streams_in_flight
 from tests.support.stack import Stack, run_stack
@@ -151,3 +152,39 @@ async def test_a_slot_moved_while_a_reply_streams_loses_and_repeats_nothing(
         await tab.wait_result("m", lambda v: reply_of(v, 2, ("success",)) is not None, timeout=60)
     await a.close()
     await b.close()
+
+
+def test_a_primary_killed_and_restarted_on_its_aof_keeps_what_it_acknowledged(tmp_path: Path) -> None:
+    """A primary of the cluster is SIGKILLed and started again on its data: every message the stack
+    acknowledged, on it and on the others, is there; the processes find it again and answer a prompt
+    in a thread it holds."""
+    with local_nodes(tmp_path / "nodes", persist=True) as nodes:
+        rq, rq_port = procs.start_valkey(tmp_path / "rq")
+        try:
+            with run_stack(tmp_path / "stack", workers=1, redis_url=f"redis://127.0.0.1:{nodes.ports[0]}/0",
+                           env={"RQ_REDIS_URL": f"redis://127.0.0.1:{rq_port}/0"}) as stack, \
+                    httpx.Client(base_url=stack.web, headers=ALICE, timeout=30) as c:
+                threads = [c.post("/api/threads", json={"title": f"t{i}"}).json()["threadId"] for i in range(9)]
+                for tid in threads:
+                    for j in range(4):
+                        c.post(f"/api/threads/{tid}/messages", json={"prompt": f"m{j}", "generate": False}
+                               ).raise_for_status()
+                victim = owner_of(nodes.ports, key_slot(keys.thread(threads[0]).encode()))
+                nodes.kill(nodes.ports.index(victim))
+                nodes.restart(nodes.ports.index(victim))
+                deadline = time.monotonic() + 60
+                while c.get(f"/api/threads/{threads[0]}/messages").status_code != 200:
+                    assert time.monotonic() < deadline, "the stack never found the primary again"
+                    time.sleep(0.2)
+                for tid in threads:
+                    page = c.get(f"/api/threads/{tid}/messages?numItems=50").json()["page"]
+                    assert sorted(m["text"] for m in page) == ["m0", "m1", "m2", "m3"], tid
+                stack.script({"kind": "text", "chunks": ["back "], "delay_ms": 1})
+                c.post(f"/api/threads/{threads[0]}/messages", json={"prompt": "again", "agentName": "echo"}
+                       ).raise_for_status()
+                while not any(m["role"] == "assistant" and m["status"] == "success"
+                              for m in c.get(f"/api/threads/{threads[0]}/messages").json()["page"]):
+                    assert time.monotonic() < deadline + 60, "no reply after the restart"
+                    time.sleep(0.2)
+        finally:
+            procs.stop(rq)
