@@ -38,7 +38,6 @@ class Program:
     pumps: list[threading.Thread] = field(default_factory=list)
     once: bool = False  # a step that ends (forming the local cluster): done when it exits 0
     after: str | None = None  # starts only once the ``once`` program of that name is done
-    done: bool = False
 
 
 class Supervisor:
@@ -86,7 +85,7 @@ class Supervisor:
 
     def _finished(self, p: Program) -> None:
         """A ``once`` step succeeded: what waits for it starts."""
-        p.proc, p.done = None, True
+        p.proc = None
         self.say("system", f"{p.name} done")
         for waiting in self.programs:
             if waiting.after == p.name and waiting.proc is None and waiting.restart_at is None:

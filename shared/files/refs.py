@@ -95,9 +95,7 @@ class FileRefs:
 
     async def follow(self, thread_id: str, entries: Iterable[object]) -> None:
         """Do the follow-ups a write of ``thread_id`` returned (a failure is left to the sweeper)."""
-        home = keys.outbox(thread_id)
-        for entry in entries:
-            await self._outbox.follow_now(home, entry)
+        await self._outbox.follow_all(keys.outbox(thread_id), entries)
 
 
 @outbox.handler("files.ref")

@@ -234,8 +234,7 @@ class FileStore:
         if not out:
             return False
         release, listed = out
-        await self._outbox.follow_now(home, listed)
-        await self._outbox.follow_now(home, release)
+        await self._outbox.follow_all(home, [listed, release])
         await self._delete_bytes(record.hash)
         return True
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import re
 from collections.abc import Iterable, Iterator
@@ -32,17 +31,21 @@ CLUSTER_POOL_FACTOR = 16  # see connect
 _DRIVER = DriverInfo()
 
 
-@functools.cache
+_CLUSTER: dict[str, bool] = {}  # the answers of is_cluster
+
+
 def is_cluster(url: str) -> bool:
     """Whether ``url`` names a node of a Redis Cluster (asked once per process; a server that does
-    not answer is taken for a single node, as it is when its answer is no)."""
+    not answer is taken for a single node this time, and asked again next time)."""
     from threadline.shared.storage.cluster import cluster_enabled
 
-    found = cluster_enabled(url)
-    if found is None:
-        log.warning("%s did not answer: taken for a single node", redact(url))
-        is_cluster.cache_clear()  # (ask again next time)
-    return bool(found)
+    if url not in _CLUSTER:
+        found = cluster_enabled(url)
+        if found is None:
+            log.warning("%s did not answer: taken for a single node", redact(url))
+            return False
+        _CLUSTER[url] = found
+    return _CLUSTER[url]
 
 
 def redact(url: str) -> str:

@@ -15,7 +15,7 @@ An entry is a msgpack array ``[kind, args...]``, packed by the first step's Lua 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import msgspec
@@ -69,6 +69,11 @@ class Outbox:
             await self.follow(home, as_bytes(entry))
         except Exception:
             log.exception("a follow-up failed; the outbox sweeper will do it")
+
+    async def follow_all(self, home: str, entries: Iterable[object]) -> None:
+        """``follow_now`` each of the follow-ups a first step recorded in ``home``, in order."""
+        for entry in entries:
+            await self.follow_now(home, entry)
 
     async def sweep(self, older_than_ms: int = DELAY_MS, limit: int = 100) -> int:
         """Do the follow-ups left behind longer than ``older_than_ms``; how many were done."""

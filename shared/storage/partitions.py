@@ -39,20 +39,19 @@ async def each(redis: Client, name: str, command: Callable[[Any, str], object]) 
     return replies
 
 
-Args = Sequence[Arg] | Callable[[list[Any]], Sequence[Arg] | None]
+Args = Sequence[Arg] | Callable[[list[Any]], Sequence[Arg]]
 
 
 async def walk(scripts: Scripts, script: Script, args: Args, parts: Sequence[str] = NUMBERS) -> list[Any]:
     """Run the walker ``script`` (it names the keys of the partitions given after ``args``): on one
     node once, with every partition; on a cluster once per primary, with the partitions whose slots
     it serves, as the cluster says now (asked again, and the walk done again, when a slot moved
-    meanwhile). ``args`` may be a function of the results so far giving each node's (None: stop
-    there). The results, one per node walked."""
+    meanwhile). ``args`` may be a function of the results so far giving each node's. The results,
+    one per node."""
     redis = scripts.redis
     args_for = args if callable(args) else (lambda _: args)
     if not isinstance(redis, RedisCluster):
-        first = args_for([])
-        return [] if first is None else [await scripts.run(script, [], [*first, *parts])]
+        return [await scripts.run(script, [], [*args_for([]), *parts])]
     await redis.initialize()  # (its map of slots is made by its first command: this may be the first)
     for attempt in range(1, WALK_TRIES + 1):
         owners: dict[str, tuple[Any, list[str]]] = {}
@@ -64,10 +63,7 @@ async def walk(scripts: Scripts, script: Script, args: Args, parts: Sequence[str
         results: list[Any] = []
         try:
             for node, owned in owners.values():
-                now = args_for(results)
-                if now is None:
-                    break
-                results.append(await scripts.run_on(node, script, [*now, *owned]))
+                results.append(await scripts.run_on(node, script, [*args_for(results), *owned]))
             return results
         except ResponseError as exc:  # a slot moved, or is moving: a key of the walk is not the node's
             if attempt == WALK_TRIES or "non local key" not in str(exc).lower():

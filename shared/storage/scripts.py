@@ -50,7 +50,7 @@ class Script:
     def function(self) -> str:
         """Its name as a function: the script's name and a digest of its text (a new version is a
         new function, so processes of two versions can run side by side)."""
-        return f"tl_{self.name}_{hashlib.sha1(self.source.encode()).hexdigest()[:12]}"
+        return f"tl_{self.name}_{self.sha[:12]}"
 
     @property
     def sha(self) -> str:

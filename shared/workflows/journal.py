@@ -315,14 +315,8 @@ async def _on_run(redis: Client, scripts: Scripts, script: Script, run_id: str, 
     fail are left to the outbox sweeper); the script's result."""
     with redis_errors():
         result, follows = await scripts.run(script, keys.workflow_keys(run_id), args)
-    await _follow(redis, scripts, keys.outbox(run_id), follows)
+    await outbox.Outbox(redis, scripts).follow_all(keys.outbox(run_id), follows)
     return result
-
-
-async def _follow(redis: Client, scripts: Scripts, home: str, entries: Sequence[Any]) -> None:
-    box = outbox.Outbox(redis, scripts)
-    for entry in entries:
-        await box.follow_now(home, entry)
 
 
 @outbox.handler("wf.user")
@@ -344,7 +338,7 @@ async def _pool(redis: Client, scripts: Scripts, args: list[Any]) -> None:
             grants = reply[1:]
         else:
             grants = await scripts.run(WF_POOL_RELEASE, pool, [run_id, max_running, now_ms(), RELEASED_MS])
-    await _follow(redis, scripts, keys.outbox(name), grants)
+    await outbox.Outbox(redis, scripts).follow_all(keys.outbox(name), grants)
 
 
 @outbox.handler("wf.grant")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import procs
-from threadline.shared.storage.client import SyncClient, connect_sync
+from threadline.shared.storage.client import connect_sync
 
 CLUSTER = int(os.environ.get("THREADLINE_TEST_CLUSTER") or 0)  # primaries; 0: one node
 
@@ -55,8 +55,3 @@ def flush(url: str) -> None:
     if CLUSTER and (rq := os.environ.get("RQ_REDIS_URL")):
         with connect_sync(rq) as client:
             client.flushdb()
-
-
-def client(url: str) -> SyncClient:
-    """A blocking client of the store at ``url`` (a cluster client on a cluster)."""
-    return connect_sync(url)
