@@ -17,6 +17,11 @@ files it builds on in its first lines, each on a line of its own::
 and each such line is replaced by that file (its path relative to the script's folder; a
 file included twice comes once), so what Redis runs reads top to bottom from files a
 reader can open. This module knows no feature: it reads, includes and runs.
+
+A script's first line is its shebang, ``#!lua`` with the flags it needs (``#!lua flags=no-writes``
+for a script that only reads): with one, a Redis Cluster refuses a script that touches keys of
+a slot other than its declared keys' (unless it says ``allow-cross-slot-keys``), and a read-only
+script still runs on a primary out of memory. An included file (a prelude) has none.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from threadline.shared.storage.guard import GUARD_HEAD, GUARD_TAIL, Record
 
 Arg = bytes | str | int | float  # what a script's ARGV holds
 _INCLUDE = re.compile(r"^-- include: (\S+)[ \t]*$", re.MULTILINE)
+_SHEBANG = re.compile(r"\A#!lua(?: flags=(\S*))?[ \t]*\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +64,30 @@ class Script:
         return hashlib.sha1(self.source.encode()).hexdigest()
 
     @property
+    def shebang(self) -> str:
+        """Its first line if it is a shebang (``#!lua flags=...``, with its newline), else ""."""
+        found = _SHEBANG.match(self.source)
+        return found.group(0) if found else ""
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        """The flags its shebang gives (``no-writes``, ``allow-cross-slot-keys``...)."""
+        found = _SHEBANG.match(self.source)
+        return tuple(f for f in (found.group(1) or "").split(",") if f) if found else ()
+
+    @property
+    def body(self) -> str:
+        """Its text after the shebang."""
+        return self.source[len(self.shebang):]
+
+    @property
     def library(self) -> str:
         """Its text as a function library of its own (FUNCTION LOAD): KEYS and ARGV are the
-        function's arguments, so the script's text runs unchanged."""
+        function's arguments, so the script's text runs unchanged, with the shebang's flags."""
+        flags = ", ".join(f"'{flag}'" for flag in self.flags)
         return (f"#!lua name={self.function}\n"
-                f"redis.register_function('{self.function}', function(KEYS, ARGV)\n{self.source}\nend)\n")
+                f"redis.register_function{{function_name='{self.function}', flags={{{flags}}}, "
+                f"callback=function(KEYS, ARGV)\n{self.body}\nend}}\n")
 
 
 def lua(module_file: str, name: str) -> Script:
@@ -82,6 +107,8 @@ def _inline(path: Path, seen: set[Path]) -> str:
         target = (path.parent / match.group(1)).resolve()
         if not target.is_file():
             raise FileNotFoundError(f"{path}: includes {match.group(1)}, which does not exist")
+        if target.read_text().startswith("#!"):
+            raise ValueError(f"{path}: includes {match.group(1)}, a script (a prelude has no shebang)")
         return "" if target in seen else _inline(target, seen)
 
     return _INCLUDE.sub(include, path.read_text())
@@ -105,7 +132,9 @@ class Scripts:
         table = self._guarded if guarded else self._plain
         found = table.get(script)
         if found is None:
-            source = GUARD_HEAD + script.source + GUARD_TAIL if guarded else script.source
+            if guarded and "no-writes" in script.flags:
+                raise ValueError(f"{script.name} writes nothing: it has no guarded variant")
+            source = script.shebang + GUARD_HEAD + script.body + GUARD_TAIL if guarded else script.source
             found = table[script] = self._redis.register_script(source)
         return found
 

@@ -1,3 +1,4 @@
+#!lua
 -- Add or replace a document by key; identical content (same hash) of a document that did not fail is skipped.
 -- KEYS: docs, idx, state, content, vector_ops, namespaces
 -- ARGV: channel key hash body content now opPrefix(namespace\31key\31) namespace

@@ -1,3 +1,4 @@
+#!lua
 -- Delete a document; its vectors and chunks go through the index queue.
 -- KEYS: docs, idx, state, content, vector_ops, namespaces   ARGV: channel key opPrefix(namespace\31key\31) namespace
 -- Returns {namespace version, deleted 0|1}

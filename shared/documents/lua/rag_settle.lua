@@ -1,3 +1,4 @@
+#!lua
 -- A version of a document was indexed (or failed): store its record, if it is still the newest.
 -- KEYS: docs, state, content, old_chunks ('' entries allowed)   ARGV: channel key version body
 -- Returns 1 when stored, 0 when a newer version replaced it meanwhile (or it was deleted).

@@ -1,3 +1,4 @@
+#!lua
 -- The deleter of a doomed content's bytes claims it: from now on an upload of the same content
 -- waits until the bytes are gone (blob_take.lua answers -1).
 -- KEYS: blob, blob_files, doomed   ARGV: hash now

@@ -1,3 +1,4 @@
+#!lua
 -- A dropped file record lets its content go (a follow-up of file_drop.lua), in the content's slot.
 -- KEYS: blob_files, blob_gone, doomed   ARGV: fileId hash now goneMs
 -- A content no record holds is doomed: the vacuum (or the dropper, at once) deletes its bytes.

@@ -1,3 +1,4 @@
+#!lua
 -- A file record holds the content (a follow-up of file_create.lua), in the content's slot.
 -- KEYS: blob, blob_files, blob_gone, doomed   ARGV: fileId hash now staleMs
 -- Returns how many records hold the content (1: its bytes may be missing), 0 when the record

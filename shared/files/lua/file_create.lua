@@ -1,3 +1,4 @@
+#!lua
 -- Keep a new file record (in the file's slot). Its content gains the record and the owner's list
 -- gains the file by two follow-ups recorded here (in the content's and the owner's slots).
 -- KEYS: file, idle, outbox   ARGV: fileId record hash userId createdAt now

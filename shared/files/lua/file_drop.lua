@@ -1,3 +1,4 @@
+#!lua
 -- Drop a file record no message references and none is being saved with: idle since before the
 -- cutoff (the vacuum), or any time (cutoff = now: a delete, an upload whose bytes could not be
 -- stored). Its content lets it go and the owner's list drops it by two follow-ups recorded here.

@@ -1,3 +1,4 @@
+#!lua
 -- Before a message referencing a file is saved (in the thread's slot): the file must be there and
 -- the thread owner's, and must stay until the reference reaches it (file_ref.lua takes the pin
 -- away then; a save that failed leaves it to run out at `until`; `until` 0 takes it away now).

@@ -1,3 +1,4 @@
+#!lua
 -- A message's reference to a file gained or lost (a follow-up of refs.lua), in the file's slot.
 -- KEYS: file, file_refs, idle   ARGV: member ("threadId messageId") version on now fileId
 -- The last version wins whatever the order follow-ups come in; a file dropped meanwhile is left alone.

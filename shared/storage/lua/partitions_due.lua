@@ -1,4 +1,4 @@
-#!lua flags=allow-cross-slot-keys
+#!lua flags=allow-cross-slot-keys,no-writes
 -- Members of an app-wide sorted set kept per partition (shared.storage.partitions) scored at most
 -- ARGV[2]: at most ARGV[3], each partition's lowest first, the partitions in the order given. A walker
 -- of partitions: it names the keys of the partitions it is given (keys.in_partition), all of this node.

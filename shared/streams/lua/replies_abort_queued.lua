@@ -1,3 +1,4 @@
+#!lua
 -- Ask queued replies to stop before they start: the job opens its stream already aborted
 -- (stream_open.lua) and ends at once. KEYS: queue, aborts   ARGV: ttlMs [jobId...]
 -- Without job ids, every job in the thread's queue. Returns the job ids newly asked to stop.

@@ -1,3 +1,4 @@
+#!lua
 -- Ask a stream to stop. KEYS: thread, stream   ARGV: channel
 -- The worker sees it at its next flush or heartbeat and stores the partial text as failed.
 if redis.call('HGET', KEYS[2], 'status') ~= 'streaming' then return 0 end

@@ -1,3 +1,4 @@
+#!lua
 -- Append one delta and publish its DeltaNotice (shared.streams.store).
 -- KEYS: stream, text, log   ARGV: deltaChannel streamId partsJson textPiece closing after
 -- Returns {seq, status}; seq 0 when the stream no longer streams (aborted: stop generating).

@@ -1,3 +1,4 @@
+#!lua
 -- End a stream and store its final message(s) in one step: subscribers see both together.
 -- KEYS: thread, msgs, idx, idx_notool, stream, active, ended, vector_ops, then the file keys (shared.files.refs), idx_open
 -- ARGV: channel status member now, then per message: messageId flags index files body (flags: Message.index_flags)

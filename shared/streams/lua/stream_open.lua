@@ -1,3 +1,4 @@
+#!lua
 -- Open a stream for a reply message. KEYS: thread, stream, thread_streams, active, aborts
 -- ARGV: channel streamId order stepOrder agentName userId messageId now member promptMessageId worker jobId
 -- A job asked to stop while it was queued (replies_abort_queued.lua) opens its stream as aborted.

@@ -1,3 +1,4 @@
+#!lua
 -- Replace the stored body of existing messages (status, text, parts...), keeping order.
 -- KEYS: thread, msgs, idx, idx_notool, vector_ops, then the file keys (shared.files.refs), idx_open
 -- ARGV: channel, then per message: messageId flags index files body (flags: Message.index_flags)

@@ -1,3 +1,4 @@
+#!lua
 -- Delete messages by id, or by score range when ARGV[2] == 'range'. Returns {count, version, fileFollowUps}.
 -- KEYS: thread, msgs, idx, idx_notool, vector_ops (each deleted id is queued to lose its vector),
 --   then the file keys (shared.files.refs: its files lose a reference), idx_open

@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 -- One consistent read of a page of messages, newest first.
 -- KEYS: thread, msgs, index   ARGV: maxScore ('+inf' or '(<score>'), limit, minScore ('-inf': the whole thread)
 -- include: page.lua

@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 -- A page of messages and the thread's streams, read in one step (a stream and its final message are
 -- never both missing).
 -- KEYS: thread, msgs, index, thread_streams   ARGV: maxScore, limit, stream key prefix, text key suffix

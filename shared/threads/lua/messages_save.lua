@@ -1,3 +1,4 @@
+#!lua
 -- Save a batch of messages, giving each its order and stepOrder.
 -- Returns {version, id, order, stepOrder, ..., fileFollowUps}.
 -- KEYS: thread, msgs, idx, idx_notool, vector_ops, then the file keys (shared.files.refs), idx_open

@@ -1,3 +1,4 @@
+#!lua
 -- Add (body given) or delete (body '') a snippet. KEYS: thread, snippets, snippet_index, vector_ops
 -- ARGV: channel snippetId body userId threadId  ->  {version, changed, snippetId}
 -- include: ../../indexing/lua/index_op.lua

@@ -1,3 +1,4 @@
+#!lua
 -- KEYS: thread, outbox   ARGV: threadId userId title summary status metadata now  ->  {threadId, createdAt, followUp}
 -- The owner's list is changed by the follow-up (user_threads_follow.lua), in the owner's slot.
 if redis.call('EXISTS', KEYS[1]) == 1 then return redis.error_reply('CONFLICT thread exists') end

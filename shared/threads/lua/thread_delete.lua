@@ -1,3 +1,4 @@
+#!lua
 -- KEYS: thread, <other thread keys...>, the file keys (shared.files.refs: 2), vector_ops, outbox
 -- ARGV: threadId userId threadChannel now  ->  {version, followUp, fileFollowUps}
 -- The thread's file index is among its keys (listed first in the file keys): each message's files lose a reference.

@@ -1,3 +1,4 @@
+#!lua
 -- KEYS: thread, outbox   ARGV: threadChannel now field value [field value ...]  ->  {version, followUp}
 -- The owner's list hears of it by the follow-up (user_threads_follow.lua), in the owner's slot.
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOTFOUND thread') end

@@ -1,3 +1,4 @@
+#!lua
 -- The follow-up of a thread's create, update or delete in its owner's slot (shared.storage.outbox):
 -- idempotent, whatever order the follow-ups of one thread id come in.
 -- KEYS: user_threads, user_state, listed, users, gone   ARGV: op threadId createdAt userId now userChannel goneTtlS

@@ -1,3 +1,4 @@
+#!lua
 -- Settle a reservation: give back (delta < 0) or take more (delta > 0) than was taken, unchecked
 -- (a reply's real usage). A bucket may go below zero: later requests wait until it refills.
 -- KEYS: one state hash per rule   ARGV: now delta channel, then per rule: kind limit periodMs capacity

@@ -1,3 +1,4 @@
+#!lua
 -- Hold a place among the replies in flight of every concurrency rule at once, or none.
 -- KEYS: one sorted set per rule (holders by lease expiry)   ARGV: now leaseMs holder, then per rule: limit
 --   holder '': only check whether there is room (a send about to queue a reply)

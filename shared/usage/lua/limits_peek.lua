@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 -- Where each rule stands, without taking anything: for the rate-limit status a client shows.
 -- KEYS: one state hash per rule   ARGV: now, then per rule: kind limit periodMs capacity
 -- Returns per rule {remaining, retryAfterMs for one more}

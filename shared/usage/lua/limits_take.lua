@@ -1,3 +1,4 @@
+#!lua
 -- Take `cost` from every rule at once, or from none: rate limits checked together.
 -- KEYS: one state hash per rule   ARGV: now cost channel check, then per rule: kind limit periodMs capacity
 --   kind 'bucket': a token bucket refilled at limit/periodMs up to capacity;

@@ -1,3 +1,4 @@
+#!lua
 -- Record one model call's usage: the ledger entry and every total it counts in, in one step.
 -- KEYS: log, user_totals, user_state, and the user's partition of: app_totals, app_users, all_users
 -- ARGV: channel entry userId costMicros, then groups (prefixes: '' for the whole, 'm:<model>:', ...),

@@ -1,3 +1,4 @@
+#!lua
 -- Cancel a run (its child runs are told to end): ARGV run, now, retention s, reason, tomb.
 -- tomb '1' (a child run whose parent ended): a run not started yet is marked canceled, so that
 -- its start, a follow-up still to come, never runs it. Returns {1 if it was still going, follow-ups}.

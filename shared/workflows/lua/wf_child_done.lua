@@ -1,3 +1,4 @@
+#!lua
 -- A child run ended (a follow-up of its end): the parent's step waiting for it settles.
 -- ARGV run (the parent), stepId, the child's status, result JSON or '', error JSON or '', now.
 -- Returns {1 when the step settled now, follow-ups}.

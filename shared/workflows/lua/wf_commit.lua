@@ -1,3 +1,4 @@
+#!lua
 -- What one replay pass decided, applied only if nothing changed since it read the journal:
 -- ARGV run, version read, now, lease ms, retention s, ops (JSON list: new steps, or the run's end).
 -- Returns {{'ok', stepIds to hand to workers now...}, follow-ups}, {{'stale'}, {}} or {{'ended'}, {}}.

@@ -1,3 +1,4 @@
+#!lua
 -- An event for a run: ARGV run, name, payload JSON, now, most events kept unclaimed.
 -- The first step waiting for that name gets it; else it is kept for the next one that waits.
 -- Returns {{'delivered', stepId} | {'kept'} | {'full'} | {'ended'} | {'missing'}, follow-ups}.

@@ -1,3 +1,4 @@
+#!lua
 -- A due timer of the run: ARGV member ("d|run" or "s|run|stepId"), now, lease ms.
 -- Returns {{'drive', run} | {'step', run, stepId, attempt} (a worker must take it now) | {'none'}, follow-ups}.
 -- The timer moves a lease ahead, so one caller takes it, and it comes due again if that caller dies.

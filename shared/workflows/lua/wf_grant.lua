@@ -1,3 +1,4 @@
+#!lua
 -- The run's pool gave it a place (a follow-up of wf_pool_take.lua or wf_pool_release.lua): a
 -- queued run starts running. ARGV run, now. Returns {1 when it started now, follow-ups}.
 -- include: run.lua

@@ -1,3 +1,4 @@
+#!lua
 -- An ended run gives its place back (a follow-up of its end), in the pool's slot: the first queued
 -- runs take the places free, each told by a follow-up (wf_grant.lua).
 -- KEYS: running, queue, released, outbox (the pool's partition)   ARGV: run, max running, now, releasedMs

@@ -1,3 +1,4 @@
+#!lua
 -- A queued run asks its kind's pool for a place (a follow-up of its start), in the pool's slot.
 -- KEYS: running, queue, released, outbox (the pool's partition)   ARGV: run, max running, now
 -- A place given is told to the run by a follow-up (wf_grant.lua). A run that gave its place back

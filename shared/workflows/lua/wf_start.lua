@@ -1,3 +1,4 @@
+#!lua
 -- Start a workflow run: ARGV run, name, user, args (JSON), now, max running of its kind (0: any),
 -- onComplete input (JSON or ''), limited ('1': started by a client: its agent steps count in the
 -- user's rate limits; child runs inherit it), parent run and step ('' for none).

@@ -1,3 +1,4 @@
+#!lua
 -- An attempt ended: ARGV run, stepId, attempt, now, ok ('1'/'0'), result JSON or error message,
 -- retry in ms (-1: no more attempts), error kind, retention s. Returns {0 when the attempt was no
 -- longer wanted (its result is dropped), else 1; follow-ups}.

@@ -1,3 +1,4 @@
+#!lua
 -- A running attempt is alive: ARGV run, stepId, attempt, now, lease ms. Returns {0 when the
 -- attempt is no longer wanted (the run was canceled, or the attempt was given up as lost), else 1; {}}.
 -- include: run.lua

@@ -1,3 +1,4 @@
+#!lua
 -- A worker takes one attempt of a step: ARGV run, stepId, attempt, now, lease ms.
 -- Returns {{'run', input JSON, userId, workflow name, limited} or {'skip'} (taken already, another
 -- attempt, or the run ended), follow-ups}.

@@ -10,6 +10,7 @@ import redis
 
 from threadline.shared.indexing.ops import IndexOp, decode_op
 from threadline.shared.score import score
+from threadline.shared.storage.guard import Record
 from threadline.shared.storage.scripts import Script, Scripts, read
 from threadline.shared.streams.records import DeltaNotice, decode_notice
 from threadline.shared.threads import Store
@@ -31,6 +32,56 @@ def test_every_include_resolves_and_every_script_is_run_by_its_feature() -> None
         else:
             assert path.stem in named, f"{path.relative_to(SHARED)} is run by no module beside it"
             assert (path.parent.parent / "lua" / path.name).exists()
+
+
+# what a script may call and still say it writes nothing (no-writes)
+READS = {"EXISTS", "GET", "HEXISTS", "HGET", "HGETALL", "HKEYS", "HLEN", "HMGET", "LLEN", "LPOS", "LRANGE",
+         "SCARD", "SISMEMBER", "SMEMBERS", "TIME", "ZCARD", "ZRANGE", "ZRANGEBYSCORE", "ZREVRANGEBYSCORE",
+         "ZSCORE"}
+
+
+def test_every_script_says_how_it_runs_and_a_reader_says_it_writes_nothing() -> None:
+    """A script's shebang makes a Redis Cluster refuse its access to a slot other than its declared
+    keys'; one that only reads says so (no-writes: it then runs on a primary out of memory, and
+    the server refuses a write it would attempt)."""
+    readers = []
+    for path in LUA_FILES:
+        script = read(path)
+        if path.resolve() in INCLUDED:
+            assert not script.shebang, f"{path}: a prelude has no shebang"
+            continue
+        assert script.shebang, f"{path.relative_to(SHARED)} does not begin with #!lua"
+        calls = {c.upper() for c in re.findall(r"redis\.p?call\(\s*'(\w+)'", script.source)}
+        assert not re.search(r"redis\.p?call\(\s*[^'\s]", script.source), f"{path}: a command named at run time"
+        assert ("no-writes" in script.flags) == (calls <= READS), f"{path}: calls {sorted(calls)}, flags {script.flags}"
+        readers += ["no-writes" in script.flags]
+    assert any(readers) and not all(readers)
+
+
+async def test_shebangs_carry_over_to_functions_and_guarded_variants(store: Store) -> None:
+    reader = Script("test_flagged", "#!lua flags=no-writes\nreturn redis.call('GET', KEYS[1])")
+    assert reader.flags == ("no-writes",) and reader.body == "return redis.call('GET', KEYS[1])"
+    assert "flags={'no-writes'}" in reader.library and "#!lua flags" not in reader.library
+    with pytest.raises(ValueError, match="no guarded variant"):
+        await store.scripts.run(reader, ["{test}:x"], [], record=Record("{test}:record", 60))
+
+
+async def test_a_reader_that_writes_is_refused(store: Store) -> None:
+    liar = Script("test_liar", "#!lua flags=no-writes\nreturn redis.call('SET', KEYS[1], '1')")
+    with pytest.raises(redis.ResponseError, match=r"(?i)write commands are not allowed"):
+        await store.scripts.run(liar, ["test:x"], [])
+    [as_function] = await Scripts(store.redis).run_all([(liar, ["test:x"], [])])
+    assert isinstance(as_function, redis.ResponseError) and "not allowed" in str(as_function).lower()
+    assert await store.redis.exists("test:x") == 0
+
+
+def test_a_prelude_with_a_shebang_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "a.lua").write_text("#!lua\nlocal A = 1\n")
+    (tmp_path / "s.lua").write_text("#!lua\n-- include: a.lua\nreturn A\n")
+    with pytest.raises(ValueError, match="a prelude has no shebang"):
+        read(tmp_path / "s.lua")
+    (tmp_path / "a.lua").write_text("local A = 1\n")
+    assert read(tmp_path / "s.lua").shebang == "#!lua\n"
 
 
 def test_a_missing_include_fails_at_import(tmp_path: Path) -> None:
