@@ -6,6 +6,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import redis
 import redis.asyncio as aioredis
@@ -53,6 +54,22 @@ def redact(url: str) -> str:
     return re.sub(r"//[^@/]*@", "//***@", url)
 
 
+class _Cluster(RedisCluster):
+    """redis-py's asyncio cluster client, whose commands wait for its (re)initialization first.
+
+    redis-py 8.1 looks up a command's routing policy before it initializes the client, so the
+    commands sent at once to a new client (a worker's first jobs, say) race its first
+    initialization, and some are sent on a connection it closes meanwhile (AttributeError:
+    'NoneType' object has no attribute 'writelines'). Initializing first, under the client's own
+    lock, keeps them in line.
+    """
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        if self._initialize:
+            await self.initialize()
+        return await super().execute_command(*args, **kwargs)
+
+
 def connect(url: str, *, max_connections: int = 64, wait_s: float = 10.0) -> Client:
     """An asyncio Redis client (bytes in and out) for ``url``: a cluster client when ``url`` names a
     node of a Redis Cluster (it finds the others and follows their slots).
@@ -63,7 +80,7 @@ def connect(url: str, *, max_connections: int = 64, wait_s: float = 10.0) -> Cli
     ``CLUSTER_POOL_FACTOR`` times as many (a burst is spread over the primaries too).
     """
     if is_cluster(url):
-        return RedisCluster.from_url(url, max_connections=max_connections * CLUSTER_POOL_FACTOR,
+        return _Cluster.from_url(url, max_connections=max_connections * CLUSTER_POOL_FACTOR,
                                      socket_keepalive=True, socket_connect_timeout=5, driver_info=_DRIVER)
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
