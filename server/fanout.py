@@ -33,6 +33,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.crc import key_slot
 
+from threadline.shared.storage.client import node_pool
 from threadline.shared.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -195,7 +196,7 @@ class ChangeListener:
         owner = redis.get_node_from_key(channel)
         if owner is None:
             raise rexc.ConnectionError(f"no node serves the slot of {channel} now")
-        return owner.name, lambda: aioredis.ConnectionPool(host=owner.host, port=int(owner.port), **_auth(redis))
+        return owner.name, lambda: node_pool(redis, owner)
 
     async def _rehome(self, node: _Node) -> list[str]:
         """After a lost connection (or an error) on ``node``: a fresh connection, and its channels
@@ -332,8 +333,3 @@ def _own_client(pool: aioredis.ConnectionPool) -> aioredis.Redis:
     return aioredis.Redis.from_pool(aioredis.ConnectionPool(connection_class=pool.connection_class,
                                                             max_connections=4, **kwargs))
 
-
-def _auth(cluster: RedisCluster) -> dict[str, Any]:
-    """What a plain client of one of the cluster's nodes needs to sign in as the cluster client does."""
-    kwargs = cluster.nodes_manager.connection_kwargs
-    return {k: kwargs[k] for k in ("username", "password", "ssl", "ssl_ca_certs") if k in kwargs}

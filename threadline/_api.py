@@ -24,6 +24,7 @@ from threadline.shared.rag.search import ChunkResult, search_documents
 from threadline.shared.records import Message, Part, Role, TextPart, Thread, text_of
 from threadline.shared.runtime import Runtime
 from threadline.shared.storage import layout
+from threadline.shared.storage.client import shard_subscription
 from threadline.shared.storage.cluster import check_rq
 from threadline.shared.threads import Page
 from threadline.shared.usage.ledger import UsageEntry, UsageSummary
@@ -122,17 +123,12 @@ class Threadline:
 
     async def wait_workflow(self, run_id: str, timeout_s: float | None = None) -> RunView:
         """The run once it has ended (completed, failed or canceled); TimeoutError after ``timeout_s``."""
-        pubsub = self.redis.pubsub()
-        await pubsub.ssubscribe(keys.workflow_channel(run_id))
-        try:
-            async with asyncio.timeout(timeout_s):
-                while True:
-                    view = await self.workflows.view(run_id)
-                    if view.status in ("completed", "failed", "canceled"):
-                        return view
-                    await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-        finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
+        async with asyncio.timeout(timeout_s), shard_subscription(self.redis, keys.workflow_channel(run_id)) as news:
+            while True:
+                view = await self.workflows.view(run_id)
+                if view.status in ("completed", "failed", "canceled"):
+                    return view
+                await news.get_message(ignore_subscribe_messages=True, timeout=1.0)
 
     # -- usage ----------------------------------------------------------------------------
 

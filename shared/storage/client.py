@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.driver_info import DriverInfo
 
 from threadline.shared.errors import ChatError, Conflict, Internal, NotFound, Unavailable
@@ -92,6 +93,38 @@ def connect(url: str, *, max_connections: int = 64, wait_s: float = 10.0) -> Cli
         driver_info=_DRIVER,
     )
     return aioredis.Redis.from_pool(pool)
+
+
+def node_pool(cluster: RedisCluster, node: ClusterNode, **options: Any) -> aioredis.ConnectionPool:
+    """A pool of plain connections to one node of ``cluster``, signed in as the cluster client is
+    (``options``: the pool's own, e.g. ``max_connections``)."""
+    kwargs = cluster.nodes_manager.connection_kwargs
+    auth = {k: kwargs[k] for k in ("username", "password", "ssl", "ssl_ca_certs") if k in kwargs}
+    return aioredis.ConnectionPool(host=node.host, port=int(node.port), **auth, **options)
+
+
+@contextlib.asynccontextmanager
+async def shard_subscription(client: Client, channel: str) -> AsyncIterator[PubSub]:
+    """A subscription to the shard channel ``channel`` (SSUBSCRIBE) on the node serving its slot now,
+    closed on exit. The node ends it if the slot moves away: a caller waiting for a change also
+    reads it again now and then."""
+    own: aioredis.Redis | None = None
+    if isinstance(client, RedisCluster):
+        await client.initialize()
+        node = client.get_node_from_key(channel)
+        if node is None:
+            raise rexc.ConnectionError(f"no node serves the slot of {channel} now")
+        own = aioredis.Redis.from_pool(node_pool(client, node, max_connections=1))
+        pubsub = own.pubsub()
+    else:
+        pubsub = client.pubsub()
+    try:
+        await pubsub.ssubscribe(channel)
+        yield pubsub
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
+        if own is not None:
+            await own.aclose()
 
 
 def connect_sync(url: str) -> SyncClient:
