@@ -59,11 +59,14 @@ def _migrate(args: list[str]) -> int:
     from threadline.shared.errors import ConfigError
     from threadline.shared.runtime import process_settings
     from threadline.shared.storage import layout
+    from threadline.shared.storage.client import connect_sync
     from threadline.workers.queues import wait_for_redis
 
+    url = process_settings().redis_url
+    wait_for_redis(url).close()
     try:
-        client = wait_for_redis(process_settings().redis_url)
-        moved = layout.migrate(client)
+        with connect_sync(url) as client:  # (a cluster client on a cluster)
+            moved = layout.migrate(client)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -271,10 +271,11 @@ def check(client: SyncClient) -> None:
                              ": it was written by a newer version of threadline"))
 
 
-def migrate(client: redis.Redis) -> int:
+def migrate(client: SyncClient) -> int:
     """Take the data to this layout, one version at a time; how many keys or members moved.
 
     Run it with every process stopped. Idempotent: a second run (after a crash) does what is left.
+    The layouts before this one were of one node: a cluster's data is of this layout, or refused.
     """
     version = stored_version(client)
     if version is None:
@@ -282,10 +283,14 @@ def migrate(client: redis.Redis) -> int:
     if version > VERSION:
         raise ConfigError(f"Redis holds data of key layout {version}, newer than this version's {VERSION}")
     moved = 0
-    while version < VERSION:
-        moved += STEPS[version](client)
-        version += 1
-        client.set(keys.LAYOUT, version)
+    if version < VERSION:
+        if isinstance(client, redis.RedisCluster):
+            raise ConfigError(f"the cluster holds data of key layout {version}, which was of one node: run "
+                              f"`{MIGRATE_COMMAND}` on a single Redis holding it, then move it to the cluster")
+        while version < VERSION:
+            moved += STEPS[version](client)
+            version += 1
+            client.set(keys.LAYOUT, version)
     client.set(keys.LAYOUT, VERSION)
     return moved
 
