@@ -14,7 +14,6 @@ from tests.browser.test_chat_page import new_thread, open_chat, send, user
 from tests.support.stack import SECRET, Stack
 from threadline import Threadline
 from threadline.shared.auth import mint
-from threadline.shared.config import load_settings
 
 HOSTILE = """Here is what you asked for.
 
@@ -58,7 +57,7 @@ def in_thread(coro: Any) -> Any:
 
 
 async def thread_with(site: Stack, who: str, title: str, exchanges: list[tuple[str, str]]) -> str:
-    async with Threadline(load_settings({"REDIS_URL": site.redis_url})) as tl:
+    async with Threadline(site.settings()) as tl:
         thread = await tl.create_thread(who, title=title)
         for question, answer in exchanges:
             prompt = await thread.save_message(question)

@@ -16,7 +16,7 @@ def test_the_chat_page_of_a_dev_mode_run_signs_in_by_itself_and_answers(browser:
                                                                         shots: Path) -> None:
     port = free_port()
     env = child_env(DATA_DIR=str(tmp_path / "data"), PORT=str(port), MOCK_LLM_DELAY_MS="5", MOCK_LLM_WORDS="6")
-    for name in ("AUTH_SECRET", "REDIS_URL", "LLM_BASE_URL", "APP_MODULE"):
+    for name in ("AUTH_SECRET", "REDIS_URL", "RQ_REDIS_URL", "LLM_BASE_URL", "APP_MODULE"):
         env.pop(name, None)
     with open(tmp_path / "launch.log", "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "threadline.server.launch"], env=env, cwd=ROOT, stdout=out,

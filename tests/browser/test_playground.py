@@ -138,7 +138,6 @@ def test_playground_follows_a_thread_and_the_runs_live_and_shows_every_part(site
     import concurrent.futures
 
     from threadline import Threadline
-    from threadline.shared.config import load_settings
     from threadline.shared.records import (
         FilePart,
         ObjectPart,
@@ -153,7 +152,7 @@ def test_playground_follows_a_thread_and_the_runs_live_and_shows_every_part(site
     who = "playground-live"
 
     async def seed() -> tuple[str, str]:
-        settings = load_settings({"REDIS_URL": site.redis_url, "DATA_DIR": site.env["DATA_DIR"]})
+        settings = site.settings(DATA_DIR=site.env["DATA_DIR"])
         async with Threadline(settings) as tl:
             thread = await tl.create_thread(who, title="Every part")
             menu = await tl.upload_file(who, "menu.txt", b"soup of the day")

@@ -21,7 +21,6 @@ from tests.support.procs import ROOT
 from tests.support.stack import SECRET, Stack
 from threadline import Threadline
 from threadline.shared.auth import mint
-from threadline.shared.config import load_settings
 
 HOOKS = Path(__file__).parent / "hooks"
 STATIC = ROOT / "server" / "static"
@@ -44,7 +43,7 @@ def react_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 async def seed(site: Stack, user: str, title: str, notes: list[str]) -> str:
     """A thread with ``notes`` saved (through the Python API: no rate limit, no replies)."""
-    async with Threadline(load_settings({"REDIS_URL": site.redis_url})) as tl:
+    async with Threadline(site.settings()) as tl:
         thread = await tl.create_thread(user, title=title)
         for note in notes:
             await thread.save_message(note)

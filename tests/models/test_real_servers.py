@@ -22,7 +22,6 @@ from tests.support import procs
 from tests.support.stack import Stack, run_stack
 from tests.support.wsutil import Tab
 from threadline import Threadline
-from threadline.shared.config import load_settings
 from threadline.shared.records import Message, TextPart, ToolCallPart, ToolResultPart
 
 pytestmark = [pytest.mark.anyio, pytest.mark.model_server]
@@ -117,7 +116,7 @@ async def test_a_tool_call_goes_round_trip(local: Stack, server_kind: str) -> No
 async def test_a_tool_step_in_the_history_is_taken_by_the_server(local: Stack) -> None:
     """What the call after a tool step sends (the assistant's tool-call turn with content "", the
     tool's result), put in a thread's history and sent to the server with the next prompt."""
-    async with Threadline(load_settings({"REDIS_URL": local.redis_url})) as tl:
+    async with Threadline(local.settings()) as tl:
         thread = await tl.create_thread("alice", title="tool step")
         prompt = await thread.save_message("What is the weather in Paris?")
         await thread.save_messages([

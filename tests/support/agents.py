@@ -6,7 +6,6 @@ import os
 import time
 
 import msgspec
-import redis
 
 from threadline.shared.agents import (
     Agent,
@@ -22,6 +21,7 @@ from threadline.shared.agents.document_search import document_search
 from threadline.shared.agents.image_tool import image_generation
 from threadline.shared.llm.base import RawEvent
 from threadline.shared.llm.providers import Provider
+from threadline.shared.storage.client import connect, connect_sync
 from threadline.shared.usage.ledger import Price
 
 
@@ -44,7 +44,7 @@ approve = human_tool("approve", "Ask a person", CityArgs)
 
 @tool("Blocks its thread until the test sets test:release")
 def block(ctx: ToolContext, args: CityArgs) -> str:
-    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    client = connect_sync(os.environ["REDIS_URL"])
     client.set("test:block-started", ctx.thread_id)
     deadline = time.monotonic() + 30
     while not client.exists("test:release") and time.monotonic() < deadline:
@@ -54,13 +54,13 @@ def block(ctx: ToolContext, args: CityArgs) -> str:
 
 
 def record_raw(kind: str, body: object) -> None:
-    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    client = connect_sync(os.environ["REDIS_URL"])
     client.rpush("test:raw", msgspec.json.encode({"kind": kind, "body": body}))
     client.close()
 
 
 def record_usage(event: UsageEvent) -> None:
-    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    client = connect_sync(os.environ["REDIS_URL"])
     client.rpush("test:usage", msgspec.json.encode({
         "user": event.user_id, "thread": event.thread_id, "agent": event.agent_name,
         "model": event.model, "total": event.usage.total_tokens}))
@@ -78,9 +78,7 @@ class LoosePlan(msgspec.Struct):
 
 
 async def record_usage_async(event: UsageEvent) -> None:
-    import redis.asyncio as aioredis
-
-    client = aioredis.Redis.from_url(os.environ["REDIS_URL"])
+    client = connect(os.environ["REDIS_URL"])
     await client.rpush("test:usage-async", msgspec.json.encode({
         "provider": event.provider, "model": event.model, "agent": event.agent_name, "user": event.user_id,
         "cached": event.usage.cached_tokens, "reasoning": event.usage.reasoning_tokens}))
@@ -88,9 +86,7 @@ async def record_usage_async(event: UsageEvent) -> None:
 
 
 async def record_raw_event(event: RawEvent) -> None:
-    import redis.asyncio as aioredis
-
-    client = aioredis.Redis.from_url(os.environ["REDIS_URL"])
+    client = connect(os.environ["REDIS_URL"])
     await client.rpush("test:raw-async", msgspec.json.encode({
         "kind": event.kind, "provider": event.provider, "model": event.model, "thread": event.thread_id}))
     await client.aclose()

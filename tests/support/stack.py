@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
+import redis
 
 from tests.support import procs
-from tests.support.store import store_server
+from tests.support.store import settings_for, store_server, sync_client
+from threadline.shared.config import Settings
+from threadline.shared.storage.client import SyncClient
 from threadline.shared.storage.embedded import free_port
 
 SECRET = "stack-secret-0123456789abcdef0123456789"
@@ -26,6 +31,19 @@ class Stack:
     logs: Path
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)  # what every process of the stack was given
+    rq_url: str = ""  # the Redis of RQ's queues and registries (the store's unless apart)
+
+    def store(self, **options: Any) -> SyncClient:
+        """A blocking client of the stack's store (a cluster client on a cluster)."""
+        return sync_client(self.redis_url, **options)
+
+    def settings(self, **extra: str) -> Settings:
+        """Settings of a process of the stack's own (the Python API's), with ``extra`` on top."""
+        return settings_for(self.redis_url, self.rq_url, **extra)
+
+    def rq(self) -> redis.Redis:
+        """A client of the Redis of RQ's queues and registries."""
+        return redis.Redis.from_url(self.rq_url or self.redis_url)
 
     def start_worker(self, name: str = "worker-extra", **env: str) -> subprocess.Popen[bytes]:
         """Another generation worker process (its own process group), with ``env`` on top."""
@@ -100,7 +118,8 @@ def run_stack(tmp: Path, *, webs: int = 1, workers: int = 2, env: dict[str, str]
                     env=procs.child_env(REDIS_URL=redis_url, AUTH_SECRET=SECRET,
                                         **{"DATA_DIR": str(tmp / "data"), **common}),
                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
-        yield Stack(redis_url, f"http://127.0.0.1:{lport}", bases, tmp, started, common)
+        rq_url = common.get("RQ_REDIS_URL") or os.environ.get("RQ_REDIS_URL") or redis_url
+        yield Stack(redis_url, f"http://127.0.0.1:{lport}", bases, tmp, started, common, rq_url)
     finally:
         for proc in reversed(started):
             procs.stop(proc)

@@ -9,11 +9,14 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import redis
 
 from tests.support import procs
-from threadline.shared.storage.client import connect_sync
+from threadline.shared.config import Settings, load_settings
+from threadline.shared.storage.client import SyncClient, connect_sync, is_cluster
 
 CLUSTER = int(os.environ.get("THREADLINE_TEST_CLUSTER") or 0)  # primaries; 0: one node
 
@@ -46,6 +49,21 @@ def store_server(tmp: Path) -> Iterator[str]:
             else:
                 os.environ["RQ_REDIS_URL"] = before
             procs.stop(rq)
+
+
+def sync_client(url: str, **options: Any) -> SyncClient:
+    """A blocking client of the store at ``url``, a cluster client on a cluster (``options``: redis-py's,
+    ``decode_responses=True`` say)."""
+    if is_cluster(url):
+        return redis.RedisCluster.from_url(url, **options)
+    return redis.Redis.from_url(url, **options)
+
+
+def settings_for(url: str, rq_url: str | None = None, **extra: str) -> Settings:
+    """Settings of the store at ``url`` (and RQ's Redis: ``rq_url``, else the session's on a cluster),
+    with ``extra`` on top."""
+    rq = rq_url or (os.environ.get("RQ_REDIS_URL") if CLUSTER else None) or url
+    return load_settings({"REDIS_URL": url, "RQ_REDIS_URL": rq, **extra})
 
 
 def flush(url: str) -> None:

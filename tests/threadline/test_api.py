@@ -9,9 +9,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from tests.support.store import settings_for
 from threadline import Agent, Threadline
 from threadline.example import add, assistant
-from threadline.shared.config import load_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -25,8 +25,7 @@ class Trip(msgspec.Struct):
 
 @pytest.fixture
 async def tl(redis_url: str, tmp_path: Path) -> AsyncIterator[Threadline]:
-    settings = load_settings({"REDIS_URL": redis_url, "MOCK_LLM_DELAY_MS": "1", "MOCK_LLM_WORDS": "12",
-                              "DATA_DIR": str(tmp_path)})
+    settings = settings_for(redis_url, MOCK_LLM_DELAY_MS="1", MOCK_LLM_WORDS="12", DATA_DIR=str(tmp_path))
     async with Threadline(settings) as api:
         yield api
 
@@ -107,9 +106,8 @@ async def test_files_in_messages(tl: Threadline) -> None:
 async def test_rate_limits_count_when_asked(redis_url: str, tmp_path: Path) -> None:
     from threadline.shared.errors import RateLimited
 
-    settings = load_settings({"REDIS_URL": redis_url, "MOCK_LLM_DELAY_MS": "1", "MOCK_LLM_WORDS": "3",
-                              "DATA_DIR": str(tmp_path), "RATE_LIMIT_SENDS_PER_MINUTE": "60",
-                              "RATE_LIMIT_BURST": "1"})
+    settings = settings_for(redis_url, MOCK_LLM_DELAY_MS="1", MOCK_LLM_WORDS="3", DATA_DIR=str(tmp_path),
+                            RATE_LIMIT_SENDS_PER_MINUTE="60", RATE_LIMIT_BURST="1")
     async with Threadline(settings) as api:
         thread = await api.create_thread("limited")
         await thread.generate_text(MOCK, "one", rate_limited=True)

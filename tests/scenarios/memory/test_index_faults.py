@@ -11,13 +11,12 @@ import sys
 import time
 from pathlib import Path
 
-import redis
-
 from tests.support import procs
 from tests.support.replies import partition_total
+from tests.support.store import store_server, sync_client
 from threadline.shared import keys
 from threadline.shared.records import Message
-from threadline.shared.storage.client import connect
+from threadline.shared.storage.client import SyncClient, connect
 from threadline.shared.threads import Store
 from threadline.shared.vectors.edge import EdgeIndex
 from threadline.shared.vectors.embeddings import HashingEmbedder
@@ -36,16 +35,19 @@ def start_index(url: str, data: Path, log: Path) -> subprocess.Popen[bytes]:
 TAKEN = keys.in_partition(0, keys.vector_ops_taken("*")).replace("{p0000}", "{p*}")  # every process's, anywhere
 
 
-def waiting(sync: redis.Redis) -> int:
+def waiting(sync: SyncClient) -> int:
     """Ops waiting, over every partition."""
     return partition_total(sync, keys.VECTOR_OPS, "llen")
 
 
 def test_a_killed_index_process_loses_no_op(tmp_path: Path) -> None:
-    valkey, port = procs.start_valkey(tmp_path / "valkey")
-    url = f"redis://127.0.0.1:{port}/0"
+    with store_server(tmp_path / "store") as url:
+        _killed_index(tmp_path, url)
+
+
+def _killed_index(tmp_path: Path, url: str) -> None:
     data = tmp_path / "data"
-    sync = redis.Redis.from_url(url)
+    sync = sync_client(url)
     index: subprocess.Popen[bytes] | None = None
     try:
         async def fill() -> None:
@@ -96,10 +98,9 @@ def test_a_killed_index_process_loses_no_op(tmp_path: Path) -> None:
         if index is not None:
             procs.stop(index)
         sync.close()
-        procs.stop(valkey)
 
 
-def _chunks(sync: redis.Redis) -> list[bytes]:
+def _chunks(sync: SyncClient) -> list[bytes]:
     doc = sync.hget(keys.rag_documents("user:alice"), "pilots.txt")
     assert doc is not None
     import msgspec

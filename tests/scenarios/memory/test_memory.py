@@ -193,8 +193,6 @@ def test_reembed_queues_every_message_and_snippet_again(mem: Stack) -> None:
     import subprocess
     import sys
 
-    import redis
-
     from tests.support import procs
     from threadline.shared import keys
     from threadline.shared.indexing.ops import IndexOp, encode_op
@@ -202,7 +200,7 @@ def test_reembed_queues_every_message_and_snippet_again(mem: Stack) -> None:
     with http(mem, "hal") as c:
         tid, _ = thread_with(c, ["first note about walruses", "second note about walruses"])
         eventually(lambda: len(context(c, tid, "walruses", **search(True, False))) == 2)
-        client = redis.Redis.from_url(mem.redis_url)
+        client = mem.store()
         client.rpush(keys.vector_ops(tid), encode_op(IndexOp("forget_thread", tid)))  # drop the thread's vectors; its messages stay in the store
         client.close()
         eventually(lambda: context(c, tid, "walruses", **search(True, False)) == [])

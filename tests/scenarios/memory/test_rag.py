@@ -205,10 +205,9 @@ def test_bad_documents_get_clear_errors(rag: Stack) -> None:
 
 def test_the_python_api(rag: Stack) -> None:
     from threadline import Threadline
-    from threadline.shared.config import load_settings
 
     async def run() -> None:
-        async with Threadline(load_settings({"REDIS_URL": rag.redis_url})) as tl:
+        async with Threadline(rag.settings()) as tl:
             doc = await tl.add_document("team:ops", "runbook.md", "# Restart\nrestart the beacon with the red lever",
                                         metadata={"team": "ops"})
             assert doc.status == "pending" and doc.version == 1

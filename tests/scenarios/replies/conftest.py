@@ -4,7 +4,6 @@ import time
 from collections.abc import Iterator
 
 import pytest
-import redis
 from rq import Queue
 
 from tests.support.replies import streams_in_flight
@@ -24,8 +23,8 @@ def settle(stack: Stack, timeout: float = 30.0) -> None:
     """Wait until no generation is queued or streaming (an earlier test's retry would take this
     test's scripted model answers). A killed worker's job may stay in RQ's started registry for
     a while: streams and jobs' alive keys tell whether something still runs."""
-    conn = redis.Redis.from_url(stack.redis_url)
-    queue = Queue(GENERATION, connection=conn)
+    conn, rq = stack.store(), stack.rq()
+    queue = Queue(GENERATION, connection=rq)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         waiting = next(conn.scan_iter(match=keys.generation_alive("*"), count=1000), None)  # in a thread's turn
@@ -33,6 +32,7 @@ def settle(stack: Stack, timeout: float = 30.0) -> None:
             break
         time.sleep(0.05)
     conn.close()
+    rq.close()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import json
 
 import httpx
 import pytest
-import redis
 
 from tests.scenarios.replies.helpers import new_thread, open_tab, reply_of, token, watch_args
 from tests.support.stack import Stack
@@ -114,7 +113,7 @@ async def test_structured_output_that_does_not_validate_fails_the_reply(llm: Sta
 
 
 async def test_usage_is_saved_and_handed_to_the_usage_handler(llm: Stack) -> None:
-    client = redis.Redis.from_url(llm.redis_url)
+    client = llm.store()
     client.delete("test:usage")
     llm.script({"kind": "text", "chunks": ["a ", "b ", "c"]})
     tab, tid, frame = await run_prompt(llm, "echo")
@@ -189,7 +188,7 @@ async def test_over_budget_the_oldest_messages_are_summarized_into_the_thread(ll
 
 
 async def test_the_raw_handler_sees_the_request_and_every_chunk(llm: Stack) -> None:
-    client = redis.Redis.from_url(llm.redis_url)
+    client = llm.store()
     client.delete("test:raw")
     llm.script({"kind": "text", "chunks": ["one ", "two"]})
     tab, _, _ = await run_prompt(llm, "raw", "hello raw")

@@ -14,12 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegistry
 
 from tests.scenarios.replies.helpers import token
 from tests.support import procs
 from tests.support.stack import Stack, run_stack
+from tests.support.store import flush
 from threadline.shared import keys
 from threadline.workers.queues import GENERATION
 
@@ -37,7 +37,7 @@ def bare(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 @pytest.fixture
 def conc(bare: Stack) -> Iterator[Stack]:
     """The bare stack, emptied; workers a test starts are stopped after it."""
-    redis.Redis.from_url(bare.redis_url).flushdb()
+    flush(bare.redis_url)
     bare.reset_llm()
     before = len(bare.procs)
     yield bare
@@ -71,7 +71,7 @@ def ended(stack: Stack, tids: list[str], want: int = 1) -> bool:
 
 
 def streams_of(stack: Stack, tid: str) -> list[dict[str, str]]:
-    r = redis.Redis.from_url(stack.redis_url, decode_responses=True)
+    r = stack.store(decode_responses=True)
     out = [r.hgetall(k) for k in r.scan_iter(match=keys.stream(tid, "*")) if r.type(k) == "hash"]
     return sorted(out, key=lambda s: int(s["order"]))
 
@@ -83,7 +83,7 @@ def kill_group(proc: subprocess.Popen[bytes], sig: int) -> None:
 @pytest.mark.timeout(120)
 def test_one_worker_runs_many_jobs_at_once_with_true_rq_registries(conc: Stack) -> None:
     worker = conc.start_worker(WORKERS="1", WORKER_CONCURRENCY="64", MOCK_LLM_DELAY_MS="50", MOCK_LLM_WORDS="20")
-    conn = redis.Redis.from_url(conc.redis_url)
+    conn = conc.rq()
     started = StartedJobRegistry(GENERATION, connection=conn)
     peak = [0]
     sampling = threading.Event()
@@ -138,7 +138,7 @@ def test_a_job_timeout_ends_one_reply_and_not_its_neighbours(conc: Stack) -> Non
     assert reply["status"] == "failed" and "stopped before it finished" in reply["error"]
     assert reply["text"] == "I will never finish"
     assert all(replies(conc, t)[0]["status"] == "success" for t in neighbours)
-    failed = FailedJobRegistry(GENERATION, connection=redis.Redis.from_url(conc.redis_url))
+    failed = FailedJobRegistry(GENERATION, connection=conc.rq())
     until(lambda: failed.count == 1, 10, "the job is in the failed registry")
     procs.stop(worker)
 
@@ -190,7 +190,7 @@ def test_prompts_waiting_in_a_killed_worker_are_answered_by_the_next(conc: Stack
     tid = send(conc, "mock", "first")
     send(conc, "mock", "second", tid)
     send(conc, "mock", "third", tid)
-    started = StartedJobRegistry(GENERATION, connection=redis.Redis.from_url(conc.redis_url))
+    started = StartedJobRegistry(GENERATION, connection=conc.rq())
     until(lambda: streams_of(conc, tid) and len(started.get_job_ids(cleanup=False)) == 3,
           what="the first streams while the others wait in the same worker")
     kill_group(worker, signal.SIGKILL)
@@ -207,7 +207,7 @@ def test_prompts_waiting_in_a_killed_worker_are_answered_by_the_next(conc: Stack
 @pytest.mark.timeout(120)
 def test_a_blocking_sync_tool_does_not_stall_other_replies(conc: Stack) -> None:
     worker = conc.start_worker(WORKERS="1")
-    r = redis.Redis.from_url(conc.redis_url)
+    r = conc.store()
     blocked = send(conc, "blocker", 'tool:block {"city": "x"}')
     until(lambda: r.exists("test:block-started") == 1, what="the tool runs")
     others = [send(conc, "mock", f"meanwhile {i}") for i in range(3)]
@@ -238,7 +238,7 @@ def test_sigterm_handed_to_any_thread_stops_an_idle_worker(conc: Stack) -> None:
     with open(conc.logs / "lone-worker.log", "ab") as out:
         worker = subprocess.Popen(
             [sys.executable, "-m", "rq.cli", "worker", "-w", "threadline.workers.worker.GenerationWorker",
-             "-u", conc.redis_url, GENERATION], cwd=procs.ROOT,
+             "-u", conc.rq_url, GENERATION], cwd=procs.ROOT,
             env=procs.child_env(REDIS_URL=conc.redis_url, **conc.env), stdout=out, stderr=subprocess.STDOUT)
     conc.procs.append(worker)
     tid = send(conc, "mock", "wake every thread up")

@@ -8,7 +8,6 @@ import signal
 
 import httpx
 import pytest
-import redis
 
 from tests.scenarios.replies.helpers import new_thread, open_tab, reply_of, token, watch_args
 from tests.support.stack import Stack
@@ -60,7 +59,7 @@ async def test_an_aborted_reply_sends_what_it_received_so_the_deltas_are_the_sto
     await asyncio.sleep(1.0)  # the rest arrives meanwhile and waits for the throttle
     assert (await tab.mutate("streams.abort", {"threadId": tid}))["value"] == {"aborted": 1}
     stream = keys.stream(tid, first["streamId"])
-    with redis.Redis.from_url(llm.redis_url) as r:  # the worker has stored the reply
+    with llm.store() as r:  # the worker has stored the reply
         for _ in range(200):
             if r.hget(stream, "final") == b"1":
                 break
@@ -86,7 +85,7 @@ async def test_http_abort_stops_the_generation(llm: Stack) -> None:
 
 async def test_a_worker_killed_mid_stream_is_ended_and_its_reply_failed(llm: Stack) -> None:
     a, tid, delta = await slow_reply(llm, llm.web)
-    client = redis.Redis.from_url(llm.redis_url)
+    client = llm.store()
     from threadline.shared import keys
 
     worker = client.hget(keys.stream(tid, delta["streamId"]), "worker").decode()
@@ -185,7 +184,7 @@ async def test_an_agent_that_retries_answers_again_after_its_worker_died(llm: St
     await a.subscribe("m", "messages.list", watch_args(tid))
     await a.mutate("messages.send", {"threadId": tid, "prompt": "go", "agentName": "resilient"})
     delta = await a.wait(lambda f: f["type"] == "delta" and "far" in str(f["parts"]))
-    client = redis.Redis.from_url(llm.redis_url)
+    client = llm.store()
     from threadline.shared import keys
 
     worker = client.hget(keys.stream(tid, delta["streamId"]), "worker").decode()

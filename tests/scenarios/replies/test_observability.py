@@ -13,7 +13,6 @@ from tests.scenarios.replies.helpers import new_thread, open_tab, reply_of, watc
 from tests.support.stack import run_stack
 from tests.support.wsutil import Tab
 from threadline import Threadline
-from threadline.shared.config import load_settings
 from threadline.shared.storage.embedded import free_port
 
 pytestmark = pytest.mark.anyio
@@ -60,7 +59,7 @@ async def test_web_and_worker_metrics_count_what_happened(tmp_path: Path) -> Non
         assert value(worker, "threadline_tokens_total", provider="mock", model="mock", kind="completion") > 0
         assert value(worker, "threadline_generations_in_flight") == 0
         await tab.close()
-        async with Threadline(load_settings({"REDIS_URL": stack.redis_url, "APP_MODULE": "tests.support.agents"})) as tl:
+        async with Threadline(stack.settings(APP_MODULE="tests.support.agents")) as tl:
             run_id = await tl.start_workflow("retrying", "metrics", {"failTimes": 1})
             assert (await tl.wait_workflow(run_id, 30)).status == "completed"
         deadline = time.monotonic() + 10

@@ -11,7 +11,6 @@ from typing import Any
 
 import msgspec
 import pytest
-import redis
 
 from tests.scenarios.replies.helpers import delta_text
 from tests.scenarios.replies.test_agents import by_step, run_prompt
@@ -262,7 +261,7 @@ async def test_happy_text_path_per_family_with_usage(llm: Stack, name: str, text
 
 
 async def test_async_usage_and_raw_handlers_are_awaited_with_who_and_where(llm: Stack) -> None:
-    r = redis.Redis.from_url(llm.redis_url)
+    r = llm.store()
     r.delete("test:usage-async", "test:raw-async")
     llm.script(transcript("openai_text_usage"))
     tab, tid, frame = await run_prompt(llm, "observed")
@@ -303,11 +302,9 @@ async def test_the_embedder_retries_429_and_5xx_on_one_pooled_client(llm: Stack)
 
 async def test_python_api_calls_override_model_and_options_per_call(llm: Stack) -> None:
     from threadline import Threadline
-    from threadline.shared.config import load_settings
     from threadline.shared.errors import BadRequest
 
-    settings = load_settings({"REDIS_URL": llm.redis_url, "APP_MODULE": "tests.support.agents",
-                              "LLM_BASE_URL": f"{llm.llm}/v1", "LLM_MODEL": "fake"})
+    settings = llm.settings(APP_MODULE="tests.support.agents", LLM_BASE_URL=f"{llm.llm}/v1", LLM_MODEL="fake")
     async with Threadline(settings) as tl:
         thread = await tl.create_thread("alice")
         result = await thread.generate_text("echo", "hi there", model="override-model", options={"seed": 7})

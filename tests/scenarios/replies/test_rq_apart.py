@@ -54,7 +54,7 @@ def test_replies_come_with_rq_in_a_redis_of_its_own(apart: tuple[Stack, str]) ->
         assert r.status_code == 201, r.text
     _until(lambda: len(_replies(stack, tid)) == 3, "three replies")
     assert [m["status"] for m in _replies(stack, tid)] == ["success"] * 3
-    store, rq = redis.Redis.from_url(stack.redis_url), redis.Redis.from_url(rq_url)
+    store, rq = stack.store(), redis.Redis.from_url(rq_url)
     assert not list(store.scan_iter(match="rq:*", count=1000))  # RQ's keys are all in its own Redis
     assert list(rq.scan_iter(match="rq:job:*", count=1000))
     assert not list(rq.scan_iter(match=f"{keys.PREFIX}:*", count=1000))  # and none of ours there
@@ -66,7 +66,7 @@ def test_a_job_rq_never_got_is_dropped_from_its_thread(apart: tuple[Stack, str])
     The thread's next reply drops it instead of waiting for it forever."""
     stack, _ = apart
     tid = httpx.post(f"{stack.web}/api/threads", json={}, headers=HEADERS).json()["threadId"]
-    redis.Redis.from_url(stack.redis_url).rpush(keys.generation_queue(tid), "never-enqueued")
+    stack.store().rpush(keys.generation_queue(tid), "never-enqueued")
     r = httpx.post(f"{stack.web}/api/threads/{tid}/messages", json={"prompt": "hello", "agentName": "mock"},
                    headers=HEADERS)
     assert r.status_code == 201, r.text

@@ -18,10 +18,10 @@ import redis
 
 from tests.support import procs
 from tests.support.stack import SECRET, Stack, run_stack
+from tests.support.store import CLUSTER, settings_for, single_node, store_server, sync_client
 from threadline import Threadline
 from threadline.shared import keys
 from threadline.shared.auth import mint
-from threadline.shared.config import load_settings
 from threadline.shared.errors import ConfigError
 from threadline.shared.storage import layout
 
@@ -91,13 +91,11 @@ def _command(url: str, *argv: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Any:
-    proc, port = procs.start_valkey(tmp_path / "store")
-    try:
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        procs.stop(proc)
+    with store_server(tmp_path / "store") as url:
+        yield url
 
 
+@single_node  # (the old layouts were of one node)
 def test_data_of_layout_1_is_migrated_and_served_as_before(tmp_path: Path, store: str) -> None:
     with run_stack(tmp_path / "before", workers=1, redis_url=store) as stack:
         tid = httpx.post(f"{stack.web}/api/threads", json={"title": "kept"}, headers=ALICE).json()["threadId"]
@@ -183,9 +181,21 @@ def test_data_of_layout_1_is_migrated_and_served_as_before(tmp_path: Path, store
 
 
 def test_a_store_of_a_newer_layout_is_refused(store: str) -> None:
-    redis.Redis.from_url(store).set(keys.LAYOUT, layout.VERSION + 1)
+    sync_client(store).set(keys.LAYOUT, layout.VERSION + 1)
     refused = _command(store, "threadline.workers", "generation")
     assert refused.returncode == 2 and "newer version" in refused.stderr
     assert _command(store, "threadline", "migrate").returncode == 2
     with pytest.raises(ConfigError, match="newer version"):  # the Python API refuses it too
-        Threadline(load_settings({"REDIS_URL": store}))
+        Threadline(settings_for(store))
+
+
+def test_migrate_on_this_layout_moves_nothing_and_a_cluster_of_an_older_one_is_refused(store: str) -> None:
+    client = sync_client(store)
+    client.set(keys.LAYOUT, layout.VERSION)
+    done = _command(store, "threadline", "migrate")
+    assert done.returncode == 0 and "0 key(s) moved" in done.stdout, done.stderr
+    if CLUSTER:  # the older layouts were of one node
+        client.set(keys.LAYOUT, layout.VERSION - 1)
+        refused = _command(store, "threadline", "migrate")
+        assert refused.returncode == 2 and "which was of one node" in refused.stderr, refused.stderr
+    client.close()

@@ -4,11 +4,9 @@ import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-import redis
 
 from tests.support.stack import Stack, run_stack
 from threadline import RunView, Threadline
-from threadline.shared.config import load_settings
 
 LEASE_MS = 1500  # a killed worker's step comes back this soon
 
@@ -25,7 +23,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 @pytest.fixture
 def flow(stack: Stack) -> Iterator[Stack]:
     """The stack with its test counters cleared, the scripted model reset, and a live worker."""
-    client = redis.Redis.from_url(stack.redis_url)
+    client = stack.store()
     for key in client.scan_iter(match="test:*", count=1000):
         client.delete(key)
     client.close()
@@ -37,13 +35,12 @@ def flow(stack: Stack) -> Iterator[Stack]:
 
 @pytest.fixture
 async def tl(flow: Stack) -> AsyncIterator[Threadline]:
-    async with Threadline(load_settings({"REDIS_URL": flow.redis_url, "APP_MODULE": "tests.support.agents",
-                                         "WORKFLOW_LEASE_MS": str(LEASE_MS)})) as client:
+    async with Threadline(flow.settings(APP_MODULE="tests.support.agents", WORKFLOW_LEASE_MS=str(LEASE_MS))) as client:
         yield client
 
 
 def counts(stack: Stack, *names: str) -> dict[str, int]:
-    client = redis.Redis.from_url(stack.redis_url)
+    client = stack.store()
     try:
         return {n: int(client.get(f"test:wf:ran:{n}") or 0) for n in names}
     finally:
@@ -51,13 +48,13 @@ def counts(stack: Stack, *names: str) -> dict[str, int]:
 
 
 def release(stack: Stack, name: str) -> None:
-    client = redis.Redis.from_url(stack.redis_url)
+    client = stack.store()
     client.set(f"test:wf:release:{name}", 1)
     client.close()
 
 
 def wait_started(stack: Stack, name: str, attempt: int = 1, timeout: float = 30.0) -> None:
-    client = redis.Redis.from_url(stack.redis_url)
+    client = stack.store()
     deadline = time.monotonic() + timeout
     try:
         while int(client.get(f"test:wf:started:{name}") or 0) < attempt:

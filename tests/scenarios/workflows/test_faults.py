@@ -20,6 +20,7 @@ from tests.support import procs
 from tests.support.faults import ALICE, crashed
 from tests.support.replies import streams_in_flight
 from tests.support.stack import Stack
+from tests.support.store import single_node
 from threadline import RunView, Threadline
 from threadline.shared import keys
 from threadline.shared.config import load_settings
@@ -73,7 +74,7 @@ async def test_a_worker_killed_in_each_kind_of_step_loses_and_repeats_no_finishe
     wait_started(flow, "child", attempt=2)
     release(flow, "child")
     # an agent step, in the middle of streaming its reply
-    client = redis.Redis.from_url(flow.redis_url)
+    client = flow.store()
     deadline = time.monotonic() + 30
     while streams_in_flight(client) == 0:
         assert time.monotonic() < deadline, "the reply never streamed"
@@ -104,6 +105,7 @@ async def test_a_worker_killed_in_each_kind_of_step_loses_and_repeats_no_finishe
     client.close()
 
 
+@single_node
 async def test_a_run_sleeping_and_a_step_running_survive_a_valkey_restart(tmp_path: Path) -> None:
     valkey, port = procs.start_valkey(tmp_path / "valkey", persist=True)
     url = f"redis://127.0.0.1:{port}/0"
@@ -191,7 +193,7 @@ async def test_a_web_process_killed_after_starting_a_pooled_run_leaves_it_its_pl
     release(flow, "crash-b")
     assert (await tl.wait_workflow(second, 30)).status == "completed"
     assert counts(flow, "crash-a", "crash-b") == {"crash-a": 1, "crash-b": 1}
-    client = redis.Redis.from_url(flow.redis_url)
+    client = flow.store()
     try:
         assert not client.scard(keys.workflow_pool("pooled", "running"))
         assert not client.zcard(keys.workflow_pool("pooled", "queue"))

@@ -13,7 +13,6 @@ import pytest
 from tests.support.stack import SECRET, Stack, run_stack
 from threadline import RunView, Threadline
 from threadline.shared.auth import mint
-from threadline.shared.config import load_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -27,8 +26,8 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture
 async def tl(limited: Stack) -> AsyncIterator[Threadline]:
-    async with Threadline(load_settings({"REDIS_URL": limited.redis_url, "APP_MODULE": "tests.support.agents",
-                                         **{k: v for k, v in limited.env.items() if k.startswith("RATE_")}})) as client:
+    async with Threadline(limited.settings(APP_MODULE="tests.support.agents",
+                                                **{k: v for k, v in limited.env.items() if k.startswith("RATE_")})) as client:
         yield client
 
 

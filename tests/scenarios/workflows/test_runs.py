@@ -6,7 +6,6 @@ import itertools
 
 import msgspec
 import pytest
-import redis
 
 from tests.scenarios.workflows.conftest import counts, release, wait_for, wait_started
 from tests.support.stack import Stack
@@ -17,7 +16,7 @@ pytestmark = pytest.mark.anyio
 
 def outcomes(stack: Stack, run_id: str) -> list[dict[str, object]]:
     """What onComplete got for this run (an earlier test's run may still be ending)."""
-    client = redis.Redis.from_url(stack.redis_url)
+    client = stack.store()
     try:
         found = [msgspec.json.decode(o) for o in client.lrange("test:wf:outcomes", 0, -1)]
         return [o for o in found if o["runId"] == run_id]
@@ -56,7 +55,7 @@ async def test_a_failing_step_is_tried_again_with_backoff(tl: Threadline, flow: 
     assert msgspec.json.decode(view.result or b"") == "steady"
     (step, _) = view.steps
     assert (step.attempt, step.attempts, step.last_error) == (3, 3, "RuntimeError: flaky attempt 2")
-    client = redis.Redis.from_url(flow.redis_url)
+    client = flow.store()
     at = [int(t) for t in client.lrange("test:wf:flaky-at", 0, -1)]
     client.close()
     gaps = [b - a for a, b in itertools.pairwise(at)]
@@ -89,7 +88,7 @@ async def test_parallel_steps_run_at_once_up_to_the_workflows_limit(tl: Threadli
     assert view.status == "completed"
     assert len(msgspec.json.decode(view.result or b"")) == 5
     assert [s.id for s in view.steps] == ["0.0.0", "0.1.0", "0.2.0", "0.3.0", "0.4.0"]
-    client = redis.Redis.from_url(flow.redis_url)
+    client = flow.store()
     most = int(client.get("test:wf:max") or 0)
     client.close()
     assert most == 2  # two at once (max_parallel), never more
@@ -157,7 +156,7 @@ async def test_a_changed_definition_replaying_old_history_fails_with_a_clear_err
         tl: Threadline, flow: Stack) -> None:
     run_id = await tl.start_workflow("changing", "alice")
     wait_started(flow, "changing")
-    client = redis.Redis.from_url(flow.redis_url)
+    client = flow.store()
     client.set("test:wf:changed", 1)  # the code now takes another step first
     client.close()
     release(flow, "changing")
