@@ -9,21 +9,20 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.support import procs
+from tests.support.store import store_server
 
 
 @contextlib.contextmanager
 def redis_url() -> Iterator[str]:
-    """BENCH_REDIS_URL, or a fresh embedded Valkey for the run."""
+    """BENCH_REDIS_URL, or a fresh embedded Valkey for the run; with BENCH_CLUSTER=n (or the test
+    suite's THREADLINE_TEST_CLUSTER) a local cluster of n primaries and a Valkey for RQ beside it
+    (RQ_REDIS_URL, set for the run)."""
     if os.environ.get("BENCH_REDIS_URL"):
         yield os.environ["BENCH_REDIS_URL"]
         return
-    with tempfile.TemporaryDirectory() as tmp:
-        proc, port = procs.start_valkey(Path(tmp))
-        try:
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            procs.stop(proc)
+    primaries = int(os.environ.get("BENCH_CLUSTER") or os.environ.get("THREADLINE_TEST_CLUSTER") or 0)
+    with tempfile.TemporaryDirectory() as tmp, store_server(Path(tmp), primaries) as url:
+        yield url
 
 
 def pct(samples: list[float], p: float) -> float:

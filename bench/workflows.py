@@ -50,7 +50,8 @@ WORKFLOWS = [chain]
 async def measure(url: str) -> None:
     from threadline import Threadline
 
-    async with Threadline(load_settings({"REDIS_URL": url, "APP_MODULE": "bench.workflows"})) as tl:
+    rq_url = os.environ.get("RQ_REDIS_URL") or url  # (a Valkey of its own beside a cluster: bench.support)
+    async with Threadline(load_settings({"REDIS_URL": url, "RQ_REDIS_URL": rq_url, "APP_MODULE": "bench.workflows"})) as tl:
         await tl.wait_workflow(await tl.start_workflow("chain", "warm", 2), 60)
         alone = await tl.wait_workflow(await tl.start_workflow("chain", "solo", STEPS * 2), 120)
         steps = alone.steps

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import procs
-from tests.support.store import flush, store_server
+from tests.support.store import CLUSTER, flush, store_server
 from threadline.shared.storage.client import connect
 from threadline.shared.threads import Store
 
@@ -25,6 +25,17 @@ def pytest_configure(config: pytest.Config) -> None:
     from tests.support import slots
 
     slots.install()  # always: a script call over two slots fails the run (below)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On a cluster, the tests marked any_store (they run on a store of their own, or none) are the
+    same as on one node: left out."""
+    if not CLUSTER:
+        return
+    same = [item for item in items if item.get_closest_marker("any_store")]
+    if same:
+        config.hook.pytest_deselected(items=same)
+        items[:] = [item for item in items if not item.get_closest_marker("any_store")]
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -9,6 +9,10 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.any_store  # (its own store, or none: the same on a cluster)
+
 ROOT = Path(__file__).resolve().parents[1]
 LINKED = ("shared", "server", "workers")  # top-level folders, installed as threadline.shared, ...
 

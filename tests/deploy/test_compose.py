@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
 from tests.support.procs import ROOT
 from threadline.cli import COMMANDS
+
+pytestmark = pytest.mark.any_store  # (its own store, or none: the same on a cluster)
 
 APP = {"web", "worker", "index", "cron"}
 CLUSTER = ("redis-1", "redis-2", "redis-3")

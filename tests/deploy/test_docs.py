@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.support.procs import ROOT
 from threadline.server.mutations import MUTATIONS
 from threadline.server.queries import QUERIES
 from threadline.server.ws.session import CloseCode
 from threadline.shared.errors import ChatError
+
+pytestmark = pytest.mark.any_store  # (its own store, or none: the same on a cluster)
 
 DOC = (ROOT / "docs" / "protocol.md").read_text()
 

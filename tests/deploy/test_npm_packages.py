@@ -11,8 +11,12 @@ import tarfile
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from tests.support.npm import npm_pack
 from tests.support.procs import ROOT
+
+pytestmark = pytest.mark.any_store  # (its own store, or none: the same on a cluster)
 
 STATIC = ROOT / "server" / "static"
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]

@@ -22,6 +22,8 @@ from tests.support.procs import ROOT
 from tests.support.replies import replied
 from threadline.shared.storage.embedded import free_port
 
+pytestmark = pytest.mark.any_store  # (its own store, or none: the same on a cluster)
+
 OPENAI = "https://api.openai.com/v1"
 
 

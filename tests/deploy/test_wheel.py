@@ -18,6 +18,8 @@ from tests.support.replies import replied
 from threadline.shared.auth import mint, verify
 from threadline.shared.storage.embedded import free_port
 
+pytestmark = pytest.mark.any_store  # (its own store, or none: the same on a cluster)
+
 SECRET = "wheel-secret-0123456789abcdef0123456789"
 
 

@@ -25,10 +25,10 @@ single_node = pytest.mark.skipif(CLUSTER > 0, reason="about one Valkey process (
 
 
 @contextlib.contextmanager
-def store_server(tmp: Path) -> Iterator[str]:
-    """A store for a test run (or a stack): its REDIS_URL. On a cluster, RQ_REDIS_URL names the
-    Valkey of RQ for as long as it runs."""
-    if not CLUSTER:
+def store_server(tmp: Path, primaries: int = CLUSTER) -> Iterator[str]:
+    """A store for a test run (or a stack): its REDIS_URL. On a cluster (of ``primaries``), RQ_REDIS_URL
+    names the Valkey of RQ for as long as it runs."""
+    if not primaries:
         proc, port = procs.start_valkey(tmp)
         try:
             yield f"redis://127.0.0.1:{port}/0"
@@ -37,7 +37,7 @@ def store_server(tmp: Path) -> Iterator[str]:
         return
     from tests.support.cluster import local_cluster
 
-    with local_cluster(tmp / "cluster", CLUSTER) as ports:
+    with local_cluster(tmp / "cluster", primaries) as ports:
         rq, rq_port = procs.start_valkey(tmp / "rq")
         before = os.environ.get("RQ_REDIS_URL")
         os.environ["RQ_REDIS_URL"] = f"redis://127.0.0.1:{rq_port}/0"
