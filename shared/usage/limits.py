@@ -9,8 +9,9 @@ from the app module (``RATE_LIMITS = [Limit(...)]``) and the environment
 (``RATE_LIMITS``, the same as JSON), plus the default per-user send bucket
 (``RATE_LIMIT_SENDS_PER_MINUTE``, ``RATE_LIMIT_BURST``).
 
-All the rules that apply to a request are checked and taken in one Lua step (all or
-none), so limits hold across every web process, worker and machine. A refusal is
+All the rules that apply to a request are checked and taken together (all or none: each
+rule by a script in its own slot, in a fixed order, and what was taken is given back when one
+refuses), so limits hold across every web process, worker and machine. A refusal is
 ``rate_limited`` with ``retryAfterMs``: when the tightest refusing rule will allow it.
 
 Token rules reserve an estimate before each model call (``estimate_tokens``: the
