@@ -14,21 +14,19 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
-from tests.support import procs
 from tests.support.faults import ALICE, crashed
 from tests.support.stack import run_stack
+from tests.support.store import store_server, sync_client
 from threadline.shared import keys
+from threadline.shared.storage.client import SyncClient
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[str]:
-    proc, port = procs.start_valkey(tmp_path / "store")
-    try:
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        procs.stop(proc)
+    """A store of the test's own: one Valkey, or a local cluster in the cluster pass."""
+    with store_server(tmp_path / "store") as url:
+        yield url
 
 
 def listed(base: str) -> list[str]:
@@ -36,11 +34,11 @@ def listed(base: str) -> list[str]:
 
 
 def test_thread_writes_killed_between_their_steps_end_exactly_once(tmp_path: Path, store: str) -> None:
-    with redis.Redis.from_url(store) as client:
+    with sync_client(store) as client:
         _thread_writes(tmp_path, store, client)
 
 
-def _thread_writes(tmp_path: Path, store: str, client: redis.Redis) -> None:
+def _thread_writes(tmp_path: Path, store: str, client: SyncClient) -> None:
     crashed(store, tmp_path, "POST", "/api/threads", json={"title": "swept"}, headers=ALICE)
     crashed(store, tmp_path, "POST", "/api/threads", json={"title": "resent"}, headers={**ALICE, "Idempotency-Key": "k1"})
     threads = {client.hget(k, "title").decode(): client.hget(k, "threadId").decode()  # type: ignore[union-attr]
@@ -85,11 +83,11 @@ def until(predicate: Callable[[], object], what: str) -> None:
 
 
 def test_file_writes_killed_between_their_steps_end_exactly_once(tmp_path: Path, store: str) -> None:
-    with redis.Redis.from_url(store) as client:
+    with sync_client(store) as client:
         _file_writes(tmp_path, store, client)
 
 
-def _file_writes(tmp_path: Path, store: str, client: redis.Redis) -> None:
+def _file_writes(tmp_path: Path, store: str, client: SyncClient) -> None:
     env = {"DATA_DIR": str(tmp_path / "data")}  # the crashing webs' and the stack's
     crashed(store, tmp_path, "POST", "/api/files?name=a.txt", at="follow:files.user", env=env, content=b"kept words",
             headers=ALICE)
