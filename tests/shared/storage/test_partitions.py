@@ -46,3 +46,13 @@ async def test_the_scripts_name_a_partitions_keys_as_python_does(redis_url: str)
             assert got.decode() == keys.in_partition(number, "vec:ops")
     finally:
         await redis.aclose()
+
+
+def test_a_partitions_slot_is_that_of_every_key_in_it() -> None:
+    """The walks route by each partition's slot, computed once: any key of the partition hashes there."""
+    from redis.crc import key_slot
+
+    for p in (0, 1, 417, keys.PARTITIONS - 1):
+        for name in ("", "streams:active", "vector:ops:taken:host:1"):
+            assert key_slot(keys.in_partition(p, name).encode()) == partitions.SLOTS[p]
+    assert len(set(partitions.SLOTS)) == keys.PARTITIONS  # one slot each
