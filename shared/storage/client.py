@@ -56,7 +56,8 @@ def redact(url: str) -> str:
 
 
 class _Cluster(RedisCluster):
-    """redis-py's asyncio cluster client, whose commands wait for its (re)initialization first.
+    """redis-py's asyncio cluster client, whose commands wait for its (re)initialization first, and
+    which routes a function call by its keys without asking the server for them.
 
     redis-py 8.1 looks up a command's routing policy before it initializes the client, so the
     commands sent at once to a new client (a worker's first jobs, say) race its first
@@ -69,6 +70,14 @@ class _Cluster(RedisCluster):
         if self._initialize:
             await self.initialize()
         return await super().execute_command(*args, **kwargs)
+
+    async def _determine_slot(self, command: str, *args: Any) -> int:
+        """FCALL names its keys as EVALSHA does (after the function's name and their count), but
+        redis-py asks the server for them (COMMAND GETKEYS) on every call: a round trip per call of
+        a pipeline of functions (the delta batcher's ran at 5,500 calls/s on three primaries)."""
+        if command.upper() in ("FCALL", "FCALL_RO") and len(args) >= 2 and int(args[1]) > 0:
+            return await super()._determine_slot("EVALSHA", *args)
+        return await super()._determine_slot(command, *args)
 
 
 def connect(url: str, *, max_connections: int = 64, wait_s: float = 10.0) -> Client:
