@@ -107,8 +107,9 @@ def connect(url: str, *, max_connections: int = 64, wait_s: float = 10.0) -> Cli
 def node_pool(cluster: RedisCluster, node: ClusterNode, **options: Any) -> aioredis.ConnectionPool:
     """A pool of plain connections to one node of ``cluster``, signed in as the cluster client is
     (``options``: the pool's own, e.g. ``max_connections``)."""
-    kwargs = cluster.nodes_manager.connection_kwargs
-    auth = {k: kwargs[k] for k in ("username", "password", "ssl", "ssl_ca_certs") if k in kwargs}
+    kwargs = cluster.nodes_manager.connection_kwargs  # (with TLS: connection_class and the ssl_ options)
+    auth = {k: v for k, v in kwargs.items()
+            if k in ("username", "password", "credential_provider", "connection_class") or k.startswith("ssl_")}
     return aioredis.ConnectionPool(host=node.host, port=int(node.port), **auth, **options)
 
 

@@ -16,7 +16,7 @@ from tests.support import procs
 from tests.support.cluster import local_cluster
 from tests.support.store import CLUSTER
 from threadline.shared.storage import cluster, embedded
-from threadline.shared.storage.client import connect, connect_sync, is_cluster
+from threadline.shared.storage.client import connect, connect_sync, is_cluster, node_pool
 from threadline.shared.storage.scripts import Script, Scripts
 
 
@@ -133,3 +133,17 @@ def test_a_pipeline_of_functions_is_routed_without_asking_the_server_for_their_k
     before = getkeys()
     assert asyncio.run(run()) == list(range(30))
     assert getkeys() == before
+
+
+def test_a_pool_of_one_node_signs_in_as_the_cluster_client_does() -> None:
+    """The change listener's and wait_workflow's own connections to a primary: the same password and,
+    with TLS, the same TLS (a plain connection to a TLS node before)."""
+    from redis.asyncio.cluster import ClusterNode
+    from redis.asyncio.connection import SSLConnection
+
+    tls = AsyncCluster(host="127.0.0.1", port=1, ssl=True, ssl_cert_reqs="none", password="pw")
+    conn = node_pool(tls, ClusterNode("127.0.0.1", 7000), max_connections=1).make_connection()
+    assert isinstance(conn, SSLConnection) and conn.password == "pw" and (conn.host, conn.port) == ("127.0.0.1", 7000)
+    plain = AsyncCluster(host="127.0.0.1", port=1, username="app", password="pw")
+    conn = node_pool(plain, ClusterNode("127.0.0.1", 7001)).make_connection()
+    assert not isinstance(conn, SSLConnection) and (conn.username, conn.password) == ("app", "pw")
