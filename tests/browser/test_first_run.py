@@ -7,9 +7,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.server.test_launch import interrupt, wait_healthy
 from tests.support.procs import ROOT, child_env
 from threadline.shared.storage.embedded import free_port
+
+pytestmark = pytest.mark.any_store  # (the launcher starts a store of its own: the same in the cluster pass)
 
 
 def test_the_chat_page_of_a_dev_mode_run_signs_in_by_itself_and_answers(browser: Any, tmp_path: Path,

@@ -20,12 +20,15 @@ from tests.support.procs import ROOT, child_env
 from tests.support.stack import SECRET
 from threadline.shared.storage.embedded import free_port
 
+pytestmark = pytest.mark.any_store  # (the launcher starts a store of its own: the same in the cluster pass)
+
 
 def launch(data_dir: Path, port: int, log: Path, *, secret: str | None = TEST_SECRET,
            **extra: str) -> subprocess.Popen[bytes]:
     """``python -m threadline.server.launch`` with its embedded Valkey; ``secret=None``: dev mode."""
     env = child_env(DATA_DIR=str(data_dir), PORT=str(port), **extra)
     env.pop("REDIS_URL", None)
+    env.pop("RQ_REDIS_URL", None)  # (its RQ is its own store's, or its own Valkey beside its cluster)
     env.pop("AUTH_SECRET", None)
     if secret is not None:
         env["AUTH_SECRET"] = secret
