@@ -63,6 +63,7 @@ async def ops_loop(indexer: Indexer, redis: Client, queue: OpsQueue) -> None:
             log.warning("dropped %d index ops this version cannot read", len(raw) - len(batch))
         try:
             await indexer.apply(batch)
+            await indexer.flush()  # persisted before the ops are let go: a kill then loses none
             await queue.done()
             metrics.index_ops.inc(len(batch))
             lag = queue.waiting
