@@ -32,7 +32,6 @@ log = logging.getLogger("threadline.workers.index")
 BATCH = 1024  # ops per pass: a backlog (a migration) is embedded and written in large batches
 PROGRESS_S = 5.0
 RECOVER_EVERY = 5  # heartbeats (seconds) between looks for ops held by dead index processes
-FLUSH_S = 30.0  # persist the embedded engine's segments this often while writes come in
 EMBEDDED_DIR = "vectors"  # under DATA_DIR: one Qdrant Edge shard per collection
 
 
@@ -48,16 +47,11 @@ def open_index(settings: Settings) -> VectorStore:
 
 
 async def ops_loop(indexer: Indexer, redis: Client, queue: OpsQueue) -> None:
-    told = flushed = time.monotonic()
-    dirty = False
+    told = time.monotonic()
     while True:
         raw = await queue.take(BATCH)
-        if dirty and time.monotonic() - flushed > FLUSH_S:
-            await indexer.flush()
-            flushed, dirty = time.monotonic(), False
         if not raw:
             continue
-        dirty = True
         batch = [op for op in map(decode_op, raw) if op is not None]
         if len(batch) < len(raw):
             log.warning("dropped %d index ops this version cannot read", len(raw) - len(batch))
