@@ -46,6 +46,13 @@ class Result(_Frame, tag="result"):
     value: msgspec.Raw
 
 
+class Patch(_Frame, tag="patch"):
+    id: str
+    version: int
+    base_version: int
+    ops: msgspec.Raw
+
+
 class Delta(_Frame, tag="delta"):
     id: str
     stream_id: str
@@ -94,7 +101,7 @@ def error(exc: ChatError, sub_id: str | None = None) -> str:
     return _text(Error(id=sub_id, code=exc.code, message=exc.message, retry_after_ms=exc.retry_after_ms))
 
 
-# The two frames of fan-out are sent once per subscriber: they splice the shared JSON
+# The three frames of fan-out are sent once per subscriber: they splice the shared JSON
 # into the frame text as it is, which costs half of encoding a Result or Delta and
 # decoding it to text again (the frames are the same: tests/server/test_frames.py).
 
@@ -102,6 +109,12 @@ def error(exc: ChatError, sub_id: str | None = None) -> str:
 def result(sub_id: str, version: int, value: str) -> str:
     """``value`` is the query's result, already JSON (encoded once for every subscriber)."""
     return f'{{"type":"result","id":{_string(sub_id)},"version":{version:d},"value":{value}}}'
+
+
+def patch(sub_id: str, version: int, base_version: int, ops: str) -> str:
+    """``ops`` turn the result of ``base_version`` into that of ``version`` (shared.patches)."""
+    return (f'{{"type":"patch","id":{_string(sub_id)},"version":{version:d},'
+            f'"baseVersion":{base_version:d},"ops":{ops}}}')
 
 
 def delta(sub_id: str, stream_id: str, seq: int, parts: str) -> str:

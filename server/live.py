@@ -27,6 +27,7 @@ from threadline.server.fanout import ChangeListener
 from threadline.server.queries import Query, StreamedPage
 from threadline.shared import keys, metrics
 from threadline.shared.errors import ChatError, Internal
+from threadline.shared.patches import Change
 from threadline.shared.streams.records import decode_notice
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,10 @@ RETRY_S = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0)  # then the subscription fails with `un
 class Subscriber(Protocol):
     """What a shared query delivers to (a WebSocket session)."""
 
-    def deliver_result(self, sub_id: str, version: int, value: str, streams: dict[str, int]) -> None:
-        """A new result; ``streams`` maps each stream it carries to the seq its text is as of."""
+    def deliver_result(self, sub_id: str, version: int, value: str, streams: dict[str, int],
+                       change: Change | None = None) -> None:
+        """A new result; ``streams`` maps each stream it carries to the seq its text is as of;
+        ``change`` is the step from the previous result to it, for subscribers that take patches."""
 
     def deliver_deltas(self, sub_id: str, stream_id: str, parts: list[str]) -> None:
         """The stream's deltas so far (``parts[i]`` is seq i + 1): send those after the cursor."""
@@ -129,10 +132,10 @@ class SharedQuery:
             for sub_id in list(ids):
                 send(who, sub_id)
 
-    def send_result_to(self, who: Subscriber, sub_id: str) -> None:
+    def send_result_to(self, who: Subscriber, sub_id: str, change: Change | None = None) -> None:
         """The current result, then the deltas of its streams after it."""
         assert self.value is not None
-        who.deliver_result(sub_id, self.version, self.value, self.stream_seqs)
+        who.deliver_result(sub_id, self.version, self.value, self.stream_seqs, change)
         if self.thread is None:
             return
         for stream_id in self.stream_seqs:
@@ -140,8 +143,8 @@ class SharedQuery:
             if parts:
                 who.deliver_deltas(sub_id, stream_id, parts)
 
-    def send_result(self) -> None:
-        self._each(self.send_result_to)
+    def send_result(self, change: Change | None) -> None:
+        self._each(lambda who, sub_id: self.send_result_to(who, sub_id, change))
 
     def send_deltas(self, stream_id: str) -> None:
         if self.thread is None:
@@ -238,7 +241,7 @@ class LiveQueries:
         while sq.dirty:
             sq.dirty = False
             try:
-                await self._run(sq)
+                change = await self._run(sq)
                 attempt = 0
             except ChatError as exc:
                 if exc.code == "unavailable" and attempt < len(RETRY_S):
@@ -254,30 +257,35 @@ class LiveQueries:
                 log.exception("live query %s failed", sq.query.name)
                 self._fail(sq, Internal("query failed"))
                 return
-            sq.send_result()
+            sq.send_result(change)
             if sq.noticed:
                 metrics.fanout_seconds.observe(time.perf_counter() - sq.noticed)
                 sq.noticed = 0.0
 
-    async def _run(self, sq: SharedQuery) -> None:
+    async def _run(self, sq: SharedQuery) -> Change | None:
+        """Run the query; the step from the previous value when the value changed."""
         self.runs += 1
         metrics.query_runs.inc()
         with metrics.query_seconds.time():
             version, value = await sq.query.run(sq.ctx, sq.args)
         if version < sq.version:
-            return  # an older read finishing late: versions never go back
+            return None  # an older read finishing late: versions never go back
         streams = value.streams if sq.thread is not None and isinstance(value, StreamedPage) else None
         if streams is not None:
             assert sq.thread is not None
             # the deltas up to each listed seq must be at hand before the result goes out
             await self.deltas.ensure(sq.thread, streams)
         if version < sq.version:
-            return
+            return None
         sq.version = version
         encoded = _encode(value).decode()
-        if encoded != sq.value:
-            sq.value = encoded
-            sq.stream_seqs = {s.stream_id: s.seq for s in streams} if streams is not None else {}
+        if encoded == sq.value:
+            return None
+        # the previous value lives on only in the change, for as long as it is being sent
+        change = Change(sq.value, encoded) if sq.value is not None else None
+        sq.value = encoded
+        sq.stream_seqs = {s.stream_id: s.seq for s in streams} if streams is not None else {}
+        return change
 
     def _fail(self, sq: SharedQuery, exc: ChatError) -> None:
         sq.failed = exc

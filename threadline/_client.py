@@ -26,6 +26,8 @@ import msgspec
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
+from threadline.shared import patches
+
 log = logging.getLogger("client")
 
 _encode = msgspec.json.Encoder().encode
@@ -95,6 +97,7 @@ class Subscription:
         self.on_frame: Callable[[dict[str, Any]], None] | None = None
         self.cursors: dict[str, int] = {}  # last seq received per stream
         self._resuming: set[str] = set()  # streams resubscribed with a cursor (until the next result)
+        self._stale = False  # a patch did not fit: waiting for the whole result asked for again
         self._seen = -1
         self._changed = asyncio.Event()
         self._events: asyncio.Queue[Event | SubscriptionError] | None = None
@@ -107,6 +110,7 @@ class Subscription:
         return self.args
 
     def _result(self, frame: dict[str, Any]) -> None:
+        self._stale = False
         if frame["version"] >= self.version:
             self.version, self.value = frame["version"], frame["value"]
             value = frame["value"]
@@ -119,6 +123,19 @@ class Subscription:
             self._changed.set()
             if self._events is not None:
                 self._events.put_nowait(Result(frame["version"], frame["value"]))
+
+    def _patch(self, frame: dict[str, Any]) -> bool:
+        """Apply a patch to the value held; False when it is not the value the patch starts from."""
+        if self._stale:
+            return True  # a whole result is on its way: patches before it are for the old value
+        if self.version == -1 or frame["baseVersion"] != self.version:
+            return False
+        try:
+            value = patches.apply(self.value, frame["ops"])
+        except (LookupError, TypeError, ValueError):
+            return False
+        self._result({"version": frame["version"], "value": value})
+        return True
 
     def _delta(self, frame: dict[str, Any]) -> None:
         sid, seq = frame["streamId"], frame["seq"]
@@ -256,8 +273,13 @@ class Client:
     def subscribe(self, query: str, args: dict[str, Any] | None = None) -> Subscription:
         sub = Subscription(self, self._next_id("s"), query, args or {})
         self._subs[sub.id] = sub
-        self._send_now({"type": "subscribe", "id": sub.id, "query": query, "args": sub.args})
+        self._send_now({"type": "subscribe", "id": sub.id, "query": query, "args": sub.args, "patches": True})
         return sub
+
+    @staticmethod
+    def _subscribe_frame(sub: Subscription) -> dict[str, Any]:
+        return {"type": "subscribe", "id": sub.id, "query": sub.query, "args": sub.resubscribe_args(),
+                "patches": True}
 
     async def _unsubscribe(self, sub: Subscription) -> None:
         if self._subs.pop(sub.id, None) is not None:
@@ -306,8 +328,7 @@ class Client:
                     self.connects += 1
                     attempt = 0
                     for sub in list(self._subs.values()):
-                        await ws.send(_encode({"type": "subscribe", "id": sub.id, "query": sub.query,
-                                               "args": sub.resubscribe_args()}).decode())
+                        await ws.send(_encode(self._subscribe_frame(sub)).decode())
                     for rid, (name, args, _) in list(self._pending.items()):
                         await ws.send(_encode({"type": "mutate", "id": rid, "name": name,
                                                "args": args}).decode())
@@ -334,6 +355,16 @@ class Client:
             sub = self._subs.get(frame["id"])
             if sub is not None:
                 sub._result(frame)
+        elif kind == "patch":
+            sub = self._subs.get(frame["id"])
+            if sub is None:
+                return
+            if not sub._patch(frame):
+                sub._stale = True  # never expected on one ordered connection; recover with a whole result
+                self._send_now({"type": "unsubscribe", "id": sub.id})
+                self._send_now(self._subscribe_frame(sub))
+            if sub.on_frame is not None:
+                sub.on_frame(frame)
         elif kind == "mutated":
             entry = self._pending.get(frame["id"])
             if entry is not None and not entry[2].done():

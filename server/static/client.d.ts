@@ -64,6 +64,15 @@ export interface Page<T> { page: T[]; continueCursor: string; isDone: boolean; s
 
 export interface DeltaFrame { type: "delta"; id: string; streamId: string; seq: number; parts: Part[]; }
 
+/** One JSON Patch (RFC 6902) operation of a live query's `patch` frame. */
+export type PatchOp =
+  | { op: "add" | "replace"; path: string; value: unknown }
+  | { op: "remove"; path: string }
+  | { op: "move"; from: string; path: string };
+
+/** `value` with `ops` applied, as a new value sharing what did not change (`value` is left as it was). */
+export declare function applyPatch<T>(value: T, ops: PatchOp[]): T;
+
 export declare class MutationError extends Error {
   code: string;
   retryAfterMs?: number;

@@ -32,6 +32,55 @@ function tabStorage() {
   }
 }
 
+function pointerTokens(pointer) {
+  return pointer === "" ? [] : pointer.slice(1).split("/").map((t) => t.replace(/~1/g, "/").replace(/~0/g, "~"));
+}
+
+// Walks to what `pointer` names, copying each object or array on the way (in `root.v`), and hands
+// the copied parent and the member (an index in an array) to `change`.
+function editAt(root, pointer, change) {
+  let parent = root;
+  let key = "v";
+  for (const token of pointerTokens(pointer)) {
+    const child = parent[key];
+    if (child === null || typeof child !== "object") throw new Error(`no ${pointer} to patch`);
+    const copy = Array.isArray(child) ? child.slice() : { ...child };
+    parent[key] = copy;
+    parent = copy;
+    key = Array.isArray(copy) ? Number(token) : token;
+  }
+  return change(parent, key);
+}
+
+/**
+ * A live query's patch applied: JSON Patch (RFC 6902) operations add, remove, replace and move.
+ * `value` is left as it was; what changed is copied and the rest shared, so a UI that compares
+ * by reference (React) re-renders exactly the records that changed.
+ */
+export function applyPatch(value, ops) {
+  const root = { v: value };
+  for (const op of ops) {
+    if (op.op === "move") {
+      const moved = editAt(root, op.from, (parent, key) => {
+        const taken = parent[key];
+        if (Array.isArray(parent)) parent.splice(key, 1);
+        else delete parent[key];
+        return taken;
+      });
+      editAt(root, op.path, (parent, key) => (Array.isArray(parent) ? parent.splice(key, 0, moved) : (parent[key] = moved)));
+    } else if (op.op === "add") {
+      editAt(root, op.path, (parent, key) => (Array.isArray(parent) ? parent.splice(key, 0, op.value) : (parent[key] = op.value)));
+    } else if (op.op === "remove") {
+      editAt(root, op.path, (parent, key) => (Array.isArray(parent) ? parent.splice(key, 1) : delete parent[key]));
+    } else if (op.op === "replace") {
+      editAt(root, op.path, (parent, key) => { parent[key] = op.value; });
+    } else {
+      throw new Error(`unknown patch operation ${op.op}`);
+    }
+  }
+  return root.v;
+}
+
 /** One WebSocket kept alive across reconnects: subscriptions, mutations, deltas. */
 export class ChatClient {
   constructor(url, { token, clientId, minBackoffMs = 100, maxBackoffMs = 10000, WebSocket: socketClass } = {}) {
@@ -107,10 +156,28 @@ export class ChatClient {
         break;
       case "result": {
         const sub = this.subs.get(frame.id);
+        if (sub) sub.stale = false;
         if (sub && frame.version >= sub.version) {
           sub.version = frame.version;
+          sub.value = frame.value;
           sub.onResult(frame.value, frame.version);
         }
+        break;
+      }
+      case "patch": {
+        const sub = this.subs.get(frame.id);
+        if (!sub || sub.stale) break;  // stale: a whole result is on its way; patches before it are for the old value
+        let value;
+        try {
+          if (frame.baseVersion !== sub.version) throw new Error("patch for another version");
+          value = applyPatch(sub.value, frame.ops);
+        } catch {
+          this._resync(frame.id, sub);  // never expected on one ordered connection
+          break;
+        }
+        sub.version = frame.version;
+        sub.value = value;
+        sub.onResult(value, frame.version);
         break;
       }
       case "delta": {
@@ -151,7 +218,14 @@ export class ChatClient {
     const args = { ...sub.args };
     const cursors = sub.cursors ? sub.cursors() : null;
     if (cursors && Object.keys(cursors).length) args.streamCursors = cursors;
-    this._send({ type: "subscribe", id, query: sub.query, args });
+    this._send({ type: "subscribe", id, query: sub.query, args, patches: true });
+  }
+
+  /** Ask again for a whole result of a subscription whose value a patch did not fit. */
+  _resync(id, sub) {
+    sub.stale = true;
+    this._send({ type: "unsubscribe", id });
+    this._sendSubscribe(id, sub);
   }
 
   /** Live query: onResult(value, version) now and on every change. Returns an unsubscribe function. */

@@ -34,6 +34,7 @@ class Subscribe(_Frame, tag="subscribe"):
     id: Id
     query: str
     args: msgspec.Raw = msgspec.Raw(b"{}")
+    patches: bool = False  # after the first result, send what changed (a `patch` frame)
 
 
 class Unsubscribe(_Frame, tag="unsubscribe"):

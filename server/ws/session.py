@@ -39,6 +39,7 @@ from threadline.shared.errors import (
     from_validation,
 )
 from threadline.shared.ids import new_session_id
+from threadline.shared.patches import Change
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,8 @@ class _Sub:
     sq: SharedQuery | None = None
     version: int = -1
     value: str | None = None
+    patches: bool = False  # the client applies patches after the first result
+    sent: int = -1  # the version of the last result or patch sent: what the client holds
     cursors: dict[str, int] | None = None  # last delta seq sent, per stream
     resume: set[str] | None = None  # streams whose cursor the client gave (replay, don't skip)
 
@@ -358,7 +361,7 @@ class Session:
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
             self._send(None, frames.error(from_validation(exc), f.id))
             return
-        sub = self.subs[f.id] = _Sub(f.id)
+        sub = self.subs[f.id] = _Sub(f.id, patches=f.patches)
         args, cursors = query.split(args)  # cursors are this subscriber's own, not shared
         if cursors:
             sub.cursors, sub.resume = cursors, set(cursors)
@@ -402,15 +405,21 @@ class Session:
 
     # -- delivery (called by LiveQueries) -------------------------------------
 
-    def deliver_result(self, sub_id: str, version: int, value: str, streams: dict[str, int]) -> None:
+    def deliver_result(self, sub_id: str, version: int, value: str, streams: dict[str, int],
+                       change: Change | None = None) -> None:
         sub = self.subs.get(sub_id)
         if sub is None or version <= sub.version:
             return
-        unchanged = value is sub.value
+        held = sub.value
         sub.version, sub.value = version, value
-        if unchanged:
+        if value is held:
             return
-        self._send(sub, frames.result(sub_id, version, value))
+        ops = change.ops_from(held) if sub.patches and change is not None else None
+        if ops is None:
+            self._send(sub, frames.result(sub_id, version, value))
+        else:
+            self._send(sub, frames.patch(sub_id, version, sub.sent, ops))
+        sub.sent = version
         if not streams:
             return
         cursors = sub.cursors if sub.cursors is not None else {}

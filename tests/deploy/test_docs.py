@@ -40,3 +40,16 @@ def test_every_http_route_is_documented() -> None:
         path = re.sub(r"\{[^}]+\}", "{}", getattr(route, "path", ""))
         if path and path != "/ws":
             assert path in doc_paths, path
+
+
+def test_every_frame_is_documented() -> None:
+    from threadline.server import frames
+    from threadline.server.ws import client_frames
+
+    def tags(cls: type) -> set[str]:
+        tag = cls.__struct_config__.tag
+        found = {tag} if isinstance(tag, str) and not tag.startswith("_") else set()  # not the bases
+        return found.union(*(tags(sub) for sub in cls.__subclasses__()))
+
+    for tag in tags(frames._Frame) | tags(client_frames._Frame):
+        assert f'{{"type":"{tag}"' in DOC, tag

@@ -28,6 +28,9 @@ def test_the_fan_out_frames_are_their_structs() -> None:
             frames.Result(id=sub_id, version=7, value=msgspec.Raw(value))))
         assert json.loads(frames.delta(sub_id, "t1-s1", 2, parts)) == json.loads(msgspec.json.encode(
             frames.Delta(id=sub_id, stream_id="t1-s1", seq=2, parts=msgspec.Raw(parts))))
+        ops = '[{"op":"remove","path":"/page/0"}]'
+        assert json.loads(frames.patch(sub_id, 8, 7, ops)) == json.loads(msgspec.json.encode(
+            frames.Patch(id=sub_id, version=8, base_version=7, ops=msgspec.Raw(ops))))
 
 
 def test_errors_leave_out_what_they_do_not_have() -> None:

@@ -19,6 +19,7 @@ from threadline.server.queries import QUERIES
 from threadline.shared.auth import Identity
 from threadline.shared.config import load_settings
 from threadline.shared.errors import ChatError
+from threadline.shared.patches import Change
 from threadline.shared.records import Message
 from threadline.shared.runtime import Runtime
 from threadline.shared.threads import Store
@@ -31,10 +32,13 @@ class Tab:
 
     def __init__(self) -> None:
         self.results: list[tuple[str, int, str]] = []
+        self.changes: list[Change | None] = []
         self.errors: list[tuple[str, ChatError]] = []
 
-    def deliver_result(self, sub_id: str, version: int, value: str, streams: dict[str, int]) -> None:
+    def deliver_result(self, sub_id: str, version: int, value: str, streams: dict[str, int],
+                       change: Change | None = None) -> None:
         self.results.append((sub_id, version, value))
+        self.changes.append(change)
 
     def deliver_deltas(self, sub_id: str, stream_id: str, parts: list[str]) -> None:
         pass
@@ -80,6 +84,10 @@ async def test_identical_subscriptions_share_one_value_encoded_once(live, store:
     assert registry.runs == 2
     values = {id(tab.results[-1][2]) for tab in tabs}
     assert len(values) == 1  # the very same encoded object for every subscriber
+    changes = {id(tab.changes[-1]) for tab in tabs}  # and one change from the first value, to patch from
+    assert len(changes) == 1 and tabs[0].changes == [None, tabs[0].changes[-1]]
+    change = tabs[0].changes[-1]
+    assert change is not None and change.base is tabs[0].results[0][2] and change.value is tabs[0].results[1][2]
 
 
 async def test_a_burst_of_writes_is_coalesced(live, store: Store) -> None:  # type: ignore[no-untyped-def]

@@ -100,3 +100,36 @@ async def test_a_mutation_made_while_disconnected_is_sent_on_reconnect(proxy: Pr
         tid = (await asyncio.wait_for(c.mutate("threads.create", {"title": "offline"}), 10))["threadId"]
         got = c.subscribe("threads.get", {"threadId": tid})
         assert (await got.next(5))["title"] == "offline"
+
+
+async def test_values_after_the_first_come_as_patches_and_equal_the_whole_results(web: str) -> None:
+    async with Client(web.replace("http", "ws") + "/ws", token_for("alice")) as c, \
+            Client(web.replace("http", "ws") + "/ws", token_for("alice")) as other:
+        tid = (await c.mutate("threads.create", {"title": "patches"}))["threadId"]
+        for i in range(3):
+            await c.mutate("messages.send", {"threadId": tid, "prompt": f"before {i} " + "x" * 300, "generate": False})
+        args = {"threadId": tid, "paginationOpts": {"numItems": 3}}
+        sub = c.subscribe("messages.list", args)
+        kinds: list[str] = []
+        sub.on_frame = lambda frame: kinds.append(frame["type"])
+        await sub.next(5)
+        for i in range(5):
+            await c.mutate("messages.send", {"threadId": tid, "prompt": f"after {i} " + "x" * 300, "generate": False})
+            assert sub.value["page"][0]["text"][:7] == f"after {i}"  # read your writes
+        assert kinds == ["patch"] * 5
+        whole = other.subscribe("messages.list", args)
+        assert await whole.next(5) == sub.value
+
+        # a patch that does not start from the value held: the client asks for the whole result again
+        for bad in ({"baseVersion": sub.version - 1, "ops": [{"op": "remove", "path": "/page/0"}]},
+                    {"baseVersion": sub.version, "ops": [{"op": "remove", "path": "/page/7"}]}):
+            c._dispatch({"type": "patch", "id": sub.id, "version": sub.version + 1, **bad})
+            assert sub._stale
+            async with asyncio.timeout(5):
+                while sub._stale:  # until the whole result asked for again is here
+                    await asyncio.sleep(0.01)
+            assert sub.value == whole.value
+        await c.mutate("messages.send", {"threadId": tid, "prompt": "last " + "x" * 300, "generate": False})
+        value = await sub.wait_for(lambda v: v["page"][0]["text"].startswith("last"))
+        assert value == await whole.wait_for(lambda v: v["page"][0]["text"].startswith("last"))
+        assert len(value["page"]) == 3
