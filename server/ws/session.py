@@ -23,6 +23,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from threadline.server import frames
 from threadline.server.context import Context, Services
+from threadline.server.cors import websocket_origin_allowed
 from threadline.server.live import SharedQuery
 from threadline.server.mutate import run_mutation
 from threadline.server.queries import QUERIES
@@ -127,6 +128,11 @@ class Session:
 
     async def run(self) -> None:
         """Serve the connection until it closes. An idle session holds no task but this one."""
+        ws, settings = self.ws, self.services.settings
+        if not websocket_origin_allowed(settings, ws.headers.get("origin"), ws.headers.get("host"),
+                                        ws.url.scheme == "wss"):
+            await ws.close(1008)  # before accepting: the browser gets 403
+            return
         await self.ws.accept()
         if not await self._handshake():
             return

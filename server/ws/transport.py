@@ -11,10 +11,15 @@ limit whatever a client sends.
 
 A message compressed with permessage-deflate cannot be skipped midway (the decompressor's state
 runs across messages): with WS_COMPRESSION on, an oversized message still closes with 1009.
+
+An idle connection is most of what a web process holds, so the protocol keeps less than uvicorn's:
+its message queue and writable flag wait without asyncio's deques (a few hundred bytes each, even
+empty), and the handshake's request and response (their headers) are let go once it is done.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Generator
 from typing import Any
 
@@ -131,16 +136,94 @@ class SkippingServerProtocol(ServerProtocol, _SkippingFrames):
     """websockets' server protocol with the frame parsing of ``_SkippingFrames``."""
 
 
+def _wake(waiters: list[asyncio.Future[None]] | None) -> None:
+    for waiter in waiters or ():
+        if not waiter.done():
+            waiter.set_result(None)
+
+
+async def _wait(waiters: list[asyncio.Future[None]]) -> None:
+    waiter = asyncio.get_running_loop().create_future()
+    waiters.append(waiter)
+    try:
+        await waiter
+    finally:
+        waiters.remove(waiter)
+
+
+class _Queue:
+    """What uvicorn's protocol uses of an ``asyncio.Queue`` (put_nowait, get, empty), unbounded."""
+
+    __slots__ = ("_items", "_waiters")
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []
+        self._waiters: list[asyncio.Future[None]] | None = None  # only while someone waits
+
+    def put_nowait(self, item: Any) -> None:
+        self._items.append(item)
+        _wake(self._waiters)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    async def get(self) -> Any:
+        while not self._items:
+            if self._waiters is None:
+                self._waiters = []
+            await _wait(self._waiters)
+            if not self._waiters:
+                self._waiters = None
+        return self._items.pop(0)
+
+
+class _Flag:
+    """What uvicorn's protocol uses of an ``asyncio.Event`` (set, clear, wait)."""
+
+    __slots__ = ("_set", "_waiters")
+
+    def __init__(self) -> None:
+        self._set = True
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def set(self) -> None:
+        self._set = True
+        _wake(self._waiters)
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self) -> bool:
+        while not self._set:
+            if self._waiters is None:
+                self._waiters = []
+            await _wait(self._waiters)
+            if not self._waiters:
+                self._waiters = None
+        return True
+
+
 class WebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's sans-I/O WebSocket protocol on ``SkippingServerProtocol``: a skipped message
-    reaches the app as its first bytes, marked ``TOO_LARGE``."""
+    reaches the app as its first bytes, marked ``TOO_LARGE``; lighter when idle (module docstring)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         made = self.conn
         self.conn = SkippingServerProtocol(extensions=made.available_extensions, max_size=self.config.ws_max_size,
                                            logger=made.logger)
+        made.parser.close()  # its parser refers back to it: without this the pair waits for a full collection
+        self.queue = _Queue()  # type: ignore[assignment]
+        self.writable = _Flag()  # type: ignore[assignment]
         self._too_large = False
+
+    def start_keepalive(self) -> None:
+        """(Called once the handshake's response is sent.)"""
+        super().start_keepalive()
+        request = vars(self).pop("request", None)
+        vars(self).pop("response", None)
+        if request is not None:  # the handshake parser keeps the request as long as the connection:
+            request.headers.clear()  # its headers, at least, go (the scope has its own copy)
 
     def handle_text(self, event: Frame) -> None:
         self._too_large = isinstance(event, _Skipped)
