@@ -97,8 +97,9 @@ async def test_a_burst_of_frames_closes_with_4429_and_releases_everything(own_we
         ws = await open_raw(base, client_id=f"burst-{burst}")
         frames = [json.dumps({"type": "subscribe", "id": f"b{i}", "query": "messages.list",
                               "args": {"threadId": tids[i % 5], "streams": i % 2 == 0}}) for i in range(300)]
-        for frame in frames:  # no waiting between: the server reads them faster than it runs them
-            await ws.send(frame)
+        for frame in frames:  # in one write: the server reads them all before it runs one, however loaded
+            ws.protocol.send_text(frame.encode())
+        ws.transport.write(b"".join(ws.protocol.data_to_send()))
         try:
             async with asyncio.timeout(10):
                 async for _ in ws:
