@@ -73,7 +73,7 @@ def summarize(name: str, sent: dict[int, float], arrivals: list[tuple[int, float
 
 # -- ours ----------------------------------------------------------------------
 
-async def ours(base: str) -> tuple[dict[str, float], str]:
+async def ours(base: str, n: int = N) -> tuple[dict[str, float], str]:
     ws_url = base.replace("http", "ws") + "/ws"
     token = mint(SECRET, "bench")
 
@@ -96,7 +96,7 @@ async def ours(base: str) -> tuple[dict[str, float], str]:
     for i in range(10):
         await mutate(f"seed{i}", "messages.send", {"threadId": tid, "generate": False,
                                                    "prompt": f"seed message {i} " + "lorem ipsum " * 8})
-    subs = await gather_in_batches([open_conn(i) for i in range(N)])
+    subs = await gather_in_batches([open_conn(i) for i in range(n)])
     sub_frame = json.dumps({"type": "subscribe", "id": "m", "query": "messages.list",
                             "args": {"threadId": tid, "paginationOpts": {"numItems": 10}}})
     payload = ""
@@ -137,7 +137,7 @@ async def ours(base: str) -> tuple[dict[str, float], str]:
         t.cancel()
     await asyncio.gather(*[ws.close() for ws in [*subs, writer]], return_exceptions=True)
     sent = {version_of[r]: t for r, t in sent_by_id.items() if r in version_of}
-    return summarize("threadline", sent, arrivals, N), json.loads(payload)["value"]
+    return summarize("threadline", sent, arrivals, n), json.loads(payload)["value"]
 
 
 # -- the peer: python-socketio + AsyncRedisManager -----------------------------

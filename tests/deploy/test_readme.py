@@ -169,7 +169,8 @@ def test_readme_commands_run_as_written(tmp_path: Path) -> None:
 
 SMALL = {"BENCH_RUNS": "5", "BENCH_CONCURRENT": "3", "BENCH_WATCHERS": "2", "BENCH_SIZES": "10", "BENCH_WORDS": "10",
          "BENCH_MESSAGES": "200", "BENCH_SEARCHES": "10", "BENCH_SUBSCRIBERS": "20", "BENCH_IDLE": "20",
-         "BENCH_ROUNDS": "5", "BENCH_POINTS": "300", "BENCH_CHECKS": "100", "BENCH_STEPS": "3", "BENCH_LONG": "1000"}
+         "BENCH_ROUNDS": "5", "BENCH_POINTS": "300", "BENCH_CHECKS": "100", "BENCH_STEPS": "3", "BENCH_LONG": "1000",
+         "BENCH_PEER_SIZES": "20"}
 
 
 @pytest.mark.timeout(900)

@@ -1,0 +1,229 @@
+"""Peers benchmark (prints figures and ratios): threadline beside the least a server could do for the same
+job, in one run on one machine.
+
+1. Fan-out: one frame to every subscriber. threadline: a mutation -> each of N subscribers' new
+   `result` (bench.fanout's load: a 6 KB value, a mutation every 100 ms); the peer: a bare `websockets`
+   server broadcasting a client's frame of the same size to every connection (bench.peer_broadcast).
+   p99 ratio at each size of BENCH_PEER_SIZES (targets: <= 2x at 1,000, <= 2.5x at 5,000).
+2. First token: a mock model at 40 ms per token. threadline: messages.send -> first delta at the tab;
+   the peer: POST -> first SSE event of the same model relayed by one process (bench.peer_relay).
+   Target: threadline within 15 ms of the peer.
+3. 100 replies streaming at once (100 words at 40 ms), the default two processes (a web process and a
+   generation worker pool): CPU seconds per reply of each process and in all, against the relay
+   streaming the same 100 at once (target: <= 2x); and while they stream, a new send's `mutated` and
+   first delta against the same on a quiet system (target: <= 3x).
+
+    .venv/bin/python -m bench.peers                 # BENCH_PEER_SIZES=1000,5000
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvloop
+import websockets
+
+from bench.concurrency import open_users
+from bench.fanout import ROUNDS, gather_in_batches, ours, summarize
+from bench.generation import Tab, finished, latency, run
+from bench.support import pct, redis_url
+from tests.support import procs
+from threadline.shared import gc_tuning
+from threadline.shared.storage.embedded import free_port
+
+SIZES = [int(x) for x in os.environ.get("BENCH_PEER_SIZES", "1000,5000").split(",")]
+RUNS = int(os.environ.get("BENCH_RUNS", "30"))
+STREAMING = int(os.environ.get("BENCH_CONCURRENT", "100"))
+WORDS = int(os.environ.get("BENCH_WORDS", "100"))
+PACE_MS = 40
+INTERVAL_S = 0.1
+
+
+def _start(module: str, **env: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", module], env=procs.child_env(PORT=str(port), **env),
+                            cwd=procs.ROOT)
+    procs.wait_for_port(port, proc)
+    return proc, port
+
+
+def cpu_s(pid: int | None = None, cmdline: str = "") -> float:
+    """CPU seconds (user + system) of a process and its children still running, or of the processes
+    whose command line holds ``cmdline``."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if cmdline and cmdline not in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode():
+                continue
+        except OSError:
+            continue
+        if cmdline or pid in (int(entry.name), int(fields[2]), int(fields[3])):  # itself, its children
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+# -- 1. fan-out -------------------------------------------------------------------
+
+async def bare_broadcast(n: int, value: Any) -> dict[str, float]:
+    proc, port = _start("bench.peer_broadcast")
+    try:
+        url = f"ws://127.0.0.1:{port}"
+        conns = await gather_in_batches([websockets.connect(url, max_size=None, ping_interval=None)
+                                         for _ in range(n + 1)])
+        writer, subs = conns[0], conns[1:]
+        arrivals: list[tuple[int, float]] = []
+
+        async def read(ws: websockets.ClientConnection) -> None:
+            async for raw in ws:
+                arrivals.append((json.loads(raw)["version"], time.perf_counter()))
+
+        readers = [asyncio.create_task(read(ws)) for ws in subs]
+        drain = asyncio.create_task(writer.wait_closed())  # the writer's own copies are left unread
+        sent: dict[int, float] = {}
+        start = time.perf_counter()
+        for i in range(ROUNDS):
+            await asyncio.sleep(max(0.0, start + i * INTERVAL_S - time.perf_counter()))
+            sent[i] = time.perf_counter()
+            await writer.send(json.dumps({"type": "result", "id": "m", "version": i, "value": value}))
+        await asyncio.sleep(2.0)
+        for t in [*readers, drain]:
+            t.cancel()
+        await asyncio.gather(*[ws.close() for ws in conns], return_exceptions=True)
+        return summarize("bare websockets", sent, arrivals, n)
+    finally:
+        procs.stop(proc)
+
+
+async def fan_out(redis: str, tmp: Path) -> None:
+    for n in SIZES:
+        web, port = procs.start_web(redis, auth_secret="bench-secret-0123456789abcdef0123456789",
+                                    log=tmp / f"web-{n}.log", extra_env={"RATE_LIMIT_SENDS_PER_MINUTE": "0"})
+        try:
+            mine, value = await ours(f"http://127.0.0.1:{port}", n)
+        finally:
+            procs.stop(web)
+        floor = await bare_broadcast(n, value)
+        target = 2.0 if n <= 1000 else 2.5
+        print(f"fan-out to {n:,} subscribers ({ROUNDS} rounds, one every 100 ms): threadline p50 {mine['p50']:.1f} / "
+              f"p99 {mine['p99']:.1f} ms; bare websockets p50 {floor['p50']:.1f} / p99 {floor['p99']:.1f} ms; "
+              f"p99 ratio {mine['p99'] / floor['p99']:.2f}x   (target <= {target}x)", flush=True)
+
+
+# -- 2. first token, 3. under load ----------------------------------------------------
+
+async def relay_first_token(base: str, runs: int) -> list[float]:
+    took = []
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        for i in range(runs + 3):
+            t0 = time.perf_counter()
+            async with http.stream("POST", "/relay", json={"prompt": f"run {i}"}) as r:
+                async for line in r.aiter_lines():
+                    if line.startswith("data: {"):
+                        if i >= 3:
+                            took.append((time.perf_counter() - t0) * 1000)
+                        break
+    return took
+
+
+async def relay_many(base: str, n: int) -> None:
+    async with httpx.AsyncClient(base_url=base, timeout=120, limits=httpx.Limits(max_connections=n)) as http:
+        async def one(i: int) -> None:
+            async with http.stream("POST", "/relay", json={"prompt": f"go {i}"}) as r:
+                async for _ in r.aiter_lines():
+                    pass
+
+        await asyncio.gather(*(one(i) for i in range(n)))
+
+
+async def probe(url: str, runs: int, tag: str) -> tuple[list[float], list[float]]:
+    """A new send's `mutated` and first delta, ``runs`` times (ms)."""
+    tab = await Tab.open(url, tag, tag)
+    await tab.send({"type": "mutate", "id": "c", "name": "threads.create", "args": {}})
+    tid = (await tab.wait(lambda f: f.get("id") == "c"))[1]["value"]["threadId"]
+    await tab.send({"type": "subscribe", "id": "m", "query": "messages.list",
+                    "args": {"threadId": tid, "streams": True, "paginationOpts": {"numItems": 5}}})
+    await tab.wait(lambda f: f.get("id") == "m")
+    acks, firsts = [], []
+    for i in range(runs):
+        t0 = time.perf_counter()
+        await tab.send({"type": "mutate", "id": f"p{i}", "name": "messages.send",
+                        "args": {"threadId": tid, "prompt": f"probe {i}", "agentName": "assistant"}})
+        t_ack, _ = await tab.wait(lambda f, i=i: f["type"] == "mutated" and f["id"] == f"p{i}")
+        t_first, _ = await tab.wait(lambda f: f["type"] == "delta")
+        acks.append((t_ack - t0) * 1000)
+        firsts.append((t_first - t0) * 1000)
+        await tab.wait(finished(i + 1))
+        tab.frames.clear()
+    await tab.ws.close()
+    return acks, firsts
+
+
+async def streaming(redis: str, tmp: Path) -> None:
+    env = {"MOCK_LLM_DELAY_MS": str(PACE_MS), "MOCK_LLM_WORDS": str(WORDS)}
+    relay, relay_port = _start("bench.peer_relay", **env)
+    try:
+        relay_base = f"http://127.0.0.1:{relay_port}"
+        relay_first = await relay_first_token(relay_base, RUNS)
+        before = cpu_s(relay.pid)
+        await relay_many(relay_base, STREAMING)
+        relay_cpu = (cpu_s(relay.pid) - before) / STREAMING
+    finally:
+        procs.stop(relay)
+    url, web, worker = await run(redis, tmp, PACE_MS, WORDS, 2)  # type: ignore[misc]
+    try:
+        first, _ = await latency(url, RUNS, "first")
+        quiet_ack, quiet_first = await probe(url, min(10, RUNS), "quiet")
+        users = await open_users(url, STREAMING, "load")
+        store = "valkey-server 127.0.0.1:" + redis.rsplit(":", 1)[1].split("/")[0]  # (one node's, on a cluster)
+        cpu0 = {"web": cpu_s(web.pid), "workers": cpu_s(worker.pid), "valkey": cpu_s(cmdline=store)}
+        for tab, tid in users:
+            await tab.send({"type": "mutate", "id": "go", "name": "messages.send",
+                            "args": {"threadId": tid, "prompt": "go", "agentName": "assistant"}})
+        load_ack, load_first = await probe(url, 5, "loaded")
+        for tab, _ in users:
+            await tab.wait(finished(1), 300)
+        spent = {k: (cpu_s(p.pid) - cpu0[k]) / STREAMING for k, p in (("web", web), ("workers", worker))}
+        spent["valkey"] = (cpu_s(cmdline=store) - cpu0["valkey"]) / STREAMING
+        await asyncio.gather(*(tab.ws.close() for tab, _ in users))
+    finally:
+        procs.stop(worker)
+        procs.stop(web)
+    gap = pct(first, 50) - pct(relay_first, 50)
+    print(f"first token, mock model at {PACE_MS} ms per token ({RUNS} runs): threadline send -> first delta p50 "
+          f"{pct(first, 50):.1f} ms; direct relay p50 {pct(relay_first, 50):.1f} ms: {gap:+.1f} ms   "
+          f"(target <= 15 ms)")
+    ours_cpu = sum(spent.values())
+    print(f"{STREAMING} replies at once ({WORDS} words at {PACE_MS} ms): CPU per reply: threadline "
+          f"{ours_cpu * 1000:.1f} ms (web {spent['web'] * 1000:.1f}, workers {spent['workers'] * 1000:.1f}, "
+          f"Valkey {spent['valkey'] * 1000:.1f}); direct relay {relay_cpu * 1000:.1f} ms: {ours_cpu / relay_cpu:.2f}x   "
+          f"(target <= 2x)")
+    for name, quiet, loaded in (("mutated", quiet_ack, load_ack), ("first delta", quiet_first, load_first)):
+        print(f"  a new send's {name} while they stream: p50 {pct(loaded, 50):.1f} ms vs {pct(quiet, 50):.1f} ms "
+              f"quiet: {pct(loaded, 50) / pct(quiet, 50):.2f}x   (target <= 3x)")
+
+
+async def main() -> None:
+    gc_tuning.tune("10000,10,10")  # the client process too: its pauses are not the servers'
+    parts = set(os.environ.get("BENCH_PARTS", "fanout,streaming").split(","))
+    with redis_url() as redis, tempfile.TemporaryDirectory() as tmp:
+        if "streaming" in parts:
+            await streaming(redis, Path(tmp))
+        if "fanout" in parts:
+            await fan_out(redis, Path(tmp))
+
+
+if __name__ == "__main__":
+    uvloop.run(main())
