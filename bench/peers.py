@@ -46,6 +46,7 @@ STREAMING = int(os.environ.get("BENCH_CONCURRENT", "100"))
 WORDS = int(os.environ.get("BENCH_WORDS", "100"))
 PACE_MS = 40
 INTERVAL_S = 0.1
+PROBES = 5  # sends made while the replies stream
 
 
 def _start(module: str, **env: str) -> tuple[subprocess.Popen[bytes], int]:
@@ -57,9 +58,8 @@ def _start(module: str, **env: str) -> tuple[subprocess.Popen[bytes], int]:
 
 
 def cpu_s(pid: int | None = None, cmdline: str = "") -> float:
-    """CPU seconds (user + system) of a process and its children still running, or of the processes
-    whose command line holds ``cmdline``."""
-    tick = os.sysconf("SC_CLK_TCK")
+    """CPU seconds of a process and its children still running, or of the processes whose command line
+    holds ``cmdline`` (from each thread's schedstat: nanoseconds, where stat counts 10 ms ticks)."""
     total = 0.0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -68,11 +68,11 @@ def cpu_s(pid: int | None = None, cmdline: str = "") -> float:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             if cmdline and cmdline not in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode():
                 continue
-        except OSError:
+            if cmdline or pid in (int(entry.name), int(fields[2]), int(fields[3])):  # itself, its children
+                total += sum(int((task / "schedstat").read_text().split()[0]) for task in (entry / "task").iterdir())
+        except (OSError, ValueError):
             continue
-        if cmdline or pid in (int(entry.name), int(fields[2]), int(fields[3])):  # itself, its children
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+    return total / 1e9
 
 
 # -- 1. fan-out -------------------------------------------------------------------
@@ -192,11 +192,12 @@ async def streaming(redis: str, tmp: Path) -> None:
         for tab, tid in users:
             await tab.send({"type": "mutate", "id": "go", "name": "messages.send",
                             "args": {"threadId": tid, "prompt": "go", "agentName": "assistant"}})
-        load_ack, load_first = await probe(url, 5, "loaded")
+        load_ack, load_first = await probe(url, PROBES, "loaded")
         for tab, _ in users:
             await tab.wait(finished(1), 300)
-        spent = {k: (cpu_s(p.pid) - cpu0[k]) / STREAMING for k, p in (("web", web), ("workers", worker))}
-        spent["valkey"] = (cpu_s(cmdline=store) - cpu0["valkey"]) / STREAMING
+        replies = STREAMING + PROBES  # (the probes are replies too)
+        spent = {k: (cpu_s(p.pid) - cpu0[k]) / replies for k, p in (("web", web), ("workers", worker))}
+        spent["valkey"] = (cpu_s(cmdline=store) - cpu0["valkey"]) / replies
         await asyncio.gather(*(tab.ws.close() for tab, _ in users))
     finally:
         procs.stop(worker)
