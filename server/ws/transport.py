@@ -20,7 +20,7 @@ empty), and the handshake's request and response (their headers) are let go once
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -136,70 +136,73 @@ class SkippingServerProtocol(ServerProtocol, _SkippingFrames):
     """websockets' server protocol with the frame parsing of ``_SkippingFrames``."""
 
 
-def _wake(waiters: list[asyncio.Future[None]] | None) -> None:
-    for waiter in waiters or ():
-        if not waiter.done():
-            waiter.set_result(None)
+class _Waiters:
+    """Tasks waiting for a condition, with no list held while none waits (asyncio's keep a deque)."""
 
-
-async def _wait(waiters: list[asyncio.Future[None]]) -> None:
-    waiter = asyncio.get_running_loop().create_future()
-    waiters.append(waiter)
-    try:
-        await waiter
-    finally:
-        waiters.remove(waiter)
-
-
-class _Queue:
-    """What uvicorn's protocol uses of an ``asyncio.Queue`` (put_nowait, get, empty), unbounded."""
-
-    __slots__ = ("_items", "_waiters")
+    __slots__ = ("_waiters",)
 
     def __init__(self) -> None:
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def _wake(self) -> None:
+        for waiter in self._waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _until(self, ready: Callable[[], bool]) -> None:
+        while not ready():
+            if self._waiters is None:
+                self._waiters = []
+            waiters = self._waiters
+            waiter = asyncio.get_running_loop().create_future()
+            waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                waiters.remove(waiter)
+                if not waiters and self._waiters is waiters:
+                    self._waiters = None
+
+
+class _Queue(_Waiters):
+    """What uvicorn's protocol uses of an ``asyncio.Queue`` (put_nowait, get, empty), unbounded."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self) -> None:
+        super().__init__()
         self._items: list[Any] = []
-        self._waiters: list[asyncio.Future[None]] | None = None  # only while someone waits
 
     def put_nowait(self, item: Any) -> None:
         self._items.append(item)
-        _wake(self._waiters)
+        self._wake()
 
     def empty(self) -> bool:
         return not self._items
 
     async def get(self) -> Any:
-        while not self._items:
-            if self._waiters is None:
-                self._waiters = []
-            await _wait(self._waiters)
-            if not self._waiters:
-                self._waiters = None
+        await self._until(lambda: bool(self._items))
         return self._items.pop(0)
 
 
-class _Flag:
-    """What uvicorn's protocol uses of an ``asyncio.Event`` (set, clear, wait)."""
+class _Flag(_Waiters):
+    """What uvicorn's protocol uses of an ``asyncio.Event`` (set, clear, wait); set at first."""
 
-    __slots__ = ("_set", "_waiters")
+    __slots__ = ("_set",)
 
     def __init__(self) -> None:
+        super().__init__()
         self._set = True
-        self._waiters: list[asyncio.Future[None]] | None = None
 
     def set(self) -> None:
         self._set = True
-        _wake(self._waiters)
+        self._wake()
 
     def clear(self) -> None:
         self._set = False
 
     async def wait(self) -> bool:
-        while not self._set:
-            if self._waiters is None:
-                self._waiters = []
-            await _wait(self._waiters)
-            if not self._waiters:
-                self._waiters = None
+        await self._until(lambda: self._set)
         return True
 
 
