@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import re
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -73,13 +74,14 @@ def summarize(name: str, sent: dict[int, float], arrivals: list[tuple[int, float
 
 # -- ours ----------------------------------------------------------------------
 
-async def ours(base: str, n: int = N) -> tuple[dict[str, float], str]:
+async def ours(base: str, n: int = N, interval_s: float = INTERVAL_S) -> tuple[dict[str, float], str]:
     ws_url = base.replace("http", "ws") + "/ws"
     token = mint(SECRET, "bench")
+    run = secrets.token_hex(4)  # request ids are answered once per client id: a second run needs new ones
 
     async def open_conn(i: int) -> websockets.ClientConnection:
         ws = await websockets.connect(ws_url, max_size=None, ping_interval=None)
-        await ws.send(json.dumps({"type": "connect", "protocol": 1, "token": token, "clientId": f"c{i}"}))
+        await ws.send(json.dumps({"type": "connect", "protocol": 1, "token": token, "clientId": f"c{i}-{run}"}))
         await ws.recv()
         return ws
 
@@ -126,7 +128,7 @@ async def ours(base: str, n: int = N) -> tuple[dict[str, float], str]:
     writer_reader = asyncio.create_task(read_writer())
     start = time.perf_counter()
     for i in range(ROUNDS):
-        await asyncio.sleep(max(0.0, start + i * INTERVAL_S - time.perf_counter()))
+        await asyncio.sleep(max(0.0, start + i * interval_s - time.perf_counter()))
         rid = f"r{i}"
         sent_by_id[rid] = time.perf_counter()
         await writer.send(json.dumps({"type": "mutate", "id": rid, "name": "messages.send",
