@@ -137,11 +137,13 @@ async def shard_subscription(client: Client, channel: str) -> AsyncIterator[PubS
             await own.aclose()
 
 
-def connect_sync(url: str) -> SyncClient:
-    """A blocking client for ``url`` (a cluster client on a cluster node), as ``connect``."""
+def connect_sync(url: str, **options: Any) -> SyncClient:
+    """A blocking client for ``url`` (a cluster client on a cluster node), as ``connect``; ``options``
+    are redis-py's (``decode_responses=True``, say)."""
+    options = {"socket_keepalive": True, "socket_connect_timeout": 5, **options}
     if is_cluster(url):
-        return redis.RedisCluster.from_url(url, socket_keepalive=True, socket_connect_timeout=5)
-    return redis.Redis.from_url(url, socket_keepalive=True, socket_connect_timeout=5)
+        return redis.RedisCluster.from_url(url, **options)
+    return redis.Redis.from_url(url, **options)
 
 
 @contextlib.contextmanager

@@ -9,14 +9,12 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import redis
 
 from tests.support import procs
 from threadline.shared.config import Settings, load_settings
-from threadline.shared.storage.client import SyncClient, connect_sync, is_cluster
+from threadline.shared.storage.client import connect_sync
 
 CLUSTER = int(os.environ.get("THREADLINE_TEST_CLUSTER") or 0)  # primaries; 0: one node
 
@@ -51,12 +49,7 @@ def store_server(tmp: Path, primaries: int = CLUSTER) -> Iterator[str]:
             procs.stop(rq)
 
 
-def sync_client(url: str, **options: Any) -> SyncClient:
-    """A blocking client of the store at ``url``, a cluster client on a cluster (``options``: redis-py's,
-    ``decode_responses=True`` say)."""
-    if is_cluster(url):
-        return redis.RedisCluster.from_url(url, **options)
-    return redis.Redis.from_url(url, **options)
+sync_client = connect_sync  # a blocking client of a test's store, a cluster client on a cluster
 
 
 def settings_for(url: str, rq_url: str | None = None, **extra: str) -> Settings:
