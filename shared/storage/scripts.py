@@ -100,18 +100,19 @@ def read(path: Path) -> Script:
     return Script(path.stem, _inline(path.resolve(), set()))
 
 
-def _inline(path: Path, seen: set[Path]) -> str:
+def _inline(path: Path, seen: set[Path], text: str | None = None) -> str:
     seen.add(path)
 
     def include(match: re.Match[str]) -> str:
         target = (path.parent / match.group(1)).resolve()
         if not target.is_file():
             raise FileNotFoundError(f"{path}: includes {match.group(1)}, which does not exist")
-        if target.read_text().startswith("#!"):
+        included = target.read_text()
+        if included.startswith("#!"):
             raise ValueError(f"{path}: includes {match.group(1)}, a script (a prelude has no shebang)")
-        return "" if target in seen else _inline(target, seen)
+        return "" if target in seen else _inline(target, seen, included)
 
-    return _INCLUDE.sub(include, path.read_text())
+    return _INCLUDE.sub(include, path.read_text() if text is None else text)
 
 
 class Scripts:
