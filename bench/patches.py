@@ -22,10 +22,9 @@ from typing import Any
 import uvloop
 import websockets
 
-from bench.generation import SECRET, run
+from bench.generation import Tab, run
 from bench.support import redis_url
 from tests.support import procs
-from threadline.shared.auth import mint
 from threadline.shared.patches import apply
 
 RUNS = int(os.environ.get("BENCH_RUNS", "10"))
@@ -33,22 +32,13 @@ USER = "bytes"
 PROMPT = "a prompt of about the size of a short paragraph, " * 6
 
 
-class CountingTab:
-    """A raw connection that counts the bytes of every frame it receives."""
+class CountingTab(Tab):
+    """A raw connection that counts the bytes of every frame it receives (``frames`` holds (bytes,
+    frame)) and keeps its one subscription's value, patches applied."""
 
     def __init__(self, ws: websockets.ClientConnection) -> None:
-        self.ws = ws
-        self.value: Any = None  # of the one subscription, results and patches applied
-        self.frames: list[tuple[int, dict[str, Any]]] = []
-        self.changed = asyncio.Event()
-        self.task = asyncio.create_task(self._read())
-
-    @classmethod
-    async def open(cls, url: str, cid: str) -> CountingTab:
-        ws = await websockets.connect(url, max_size=None, ping_interval=None)
-        await ws.send(json.dumps({"type": "connect", "protocol": 1, "token": mint(SECRET, USER), "clientId": cid}))
-        await ws.recv()
-        return cls(ws)
+        self.value: Any = None
+        super().__init__(ws)
 
     async def _read(self) -> None:
         async for raw in self.ws:
@@ -58,22 +48,13 @@ class CountingTab:
                 self.value = frame["value"]
             elif frame["type"] == "patch":
                 self.value = apply(self.value, frame["ops"])
-            self.changed.set()
+            self.event.set()
 
     async def until(self, pred: Any, timeout: float = 30.0) -> None:
         async with asyncio.timeout(timeout):
             while not pred(self):
-                self.changed.clear()
-                await self.changed.wait()
-
-    async def wait(self, pred: Any, timeout: float = 30.0) -> dict[str, Any]:
-        async with asyncio.timeout(timeout):
-            while True:
-                for _, frame in self.frames:
-                    if pred(frame):
-                        return frame
-                self.changed.clear()
-                await self.changed.wait()
+                self.event.clear()
+                await self.event.wait()
 
     def take_bytes(self) -> int:
         n = sum(size for size, _ in self.frames)
@@ -90,24 +71,23 @@ def holds(order: int, role: str) -> Any:
 
 
 async def measure(url: str) -> dict[str, dict[str, float]]:
-    patching, plain = await CountingTab.open(url, "patching"), await CountingTab.open(url, "plain")
-    await patching.ws.send(json.dumps({"type": "mutate", "id": "c", "name": "threads.create", "args": {}}))
-    tid = (await patching.wait(lambda f: f.get("id") == "c"))["value"]["threadId"]
+    patching, plain = await CountingTab.open(url, USER, "patching"), await CountingTab.open(url, USER, "plain")
+    await patching.send({"type": "mutate", "id": "c", "name": "threads.create", "args": {}})
+    tid = (await patching.wait(lambda f: f.get("id") == "c"))[1]["value"]["threadId"]
     order = 0
 
     async def send(prompt: str, generate: bool) -> None:
         nonlocal order
         order += 1
-        await patching.ws.send(json.dumps({"type": "mutate", "id": f"m{order}", "name": "messages.send", "args": {
-            "threadId": tid, "prompt": prompt, "generate": generate, "agentName": "assistant"}}))
+        await patching.send({"type": "mutate", "id": f"m{order}", "name": "messages.send", "args": {
+            "threadId": tid, "prompt": prompt, "generate": generate, "agentName": "assistant"}})
         await patching.wait(lambda f: f.get("id") == f"m{order}")
 
     for i in range(50):
         await send(f"note {i}: {PROMPT}", False)
     args = {"threadId": tid, "streams": True, "paginationOpts": {"numItems": 50}}
     for tab, patches in ((patching, True), (plain, False)):
-        await tab.ws.send(json.dumps({"type": "subscribe", "id": "q", "query": "messages.list", "args": args,
-                                      "patches": patches}))
+        await tab.send({"type": "subscribe", "id": "q", "query": "messages.list", "args": args, "patches": patches})
         await tab.wait(lambda f: f.get("id") == "q")
     figures: dict[str, dict[str, list[float]]] = {"message": {}, "exchange": {}}
     for run_ in range(RUNS):

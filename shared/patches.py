@@ -95,21 +95,21 @@ def _diff_records(old: list[Any], before: list[tuple[str, Any]], new: list[Any],
 class Change:
     """One step of a shared query's value: from ``base`` to ``value`` (both encoded JSON)."""
 
-    __slots__ = ("_ops", "base", "value")
+    __slots__ = ("_computed", "_ops", "base", "value")
 
     def __init__(self, base: str, value: str) -> None:
         self.base = base
         self.value = value
-        self._ops: str | bool | None = False  # not computed yet
+        self._ops: str | None = None  # None: the whole result is smaller
+        self._computed = False
 
     def ops_from(self, held: str | None) -> str | None:
         """The encoded operations for a subscriber holding ``held``; None when it needs the whole result."""
         if held is not self.base:
             return None
-        if self._ops is False:
+        if not self._computed:
             ops = _encode(diff(_decode(self.base), _decode(self.value))).decode()
-            self._ops = ops if len(ops) < len(self.value) else None
-        assert self._ops is not True
+            self._ops, self._computed = (ops if len(ops) < len(self.value) else None), True
         return self._ops
 
 
