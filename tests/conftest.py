@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import procs
-from tests.support.store import CLUSTER, flush, store_server
+from tests.support.store import CLUSTER, closing_clients, flush, store_server
 from threadline.shared.storage.client import connect
 from threadline.shared.threads import Store
 
@@ -49,6 +49,24 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         print(f"\nscripts whose calls named keys of several hash slots (one slot each is the rule: "
               f"tests/support/slots.py): {', '.join(spread)}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_session_clients() -> Iterator[None]:
+    with closing_clients():
+        yield
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_module_clients() -> Iterator[None]:
+    with closing_clients():
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _close_test_clients() -> Iterator[None]:
+    with closing_clients():
+        yield
 
 
 @pytest.fixture

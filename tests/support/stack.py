@@ -43,7 +43,9 @@ class Stack:
 
     def rq(self) -> redis.Redis:
         """A client of the Redis of RQ's queues and registries."""
-        return redis.Redis.from_url(self.rq_url or self.redis_url)
+        client = sync_client(self.rq_url or self.redis_url)
+        assert isinstance(client, redis.Redis)  # RQ's Redis is never a cluster
+        return client
 
     def start_worker(self, name: str = "worker-extra", **env: str) -> subprocess.Popen[bytes]:
         """Another generation worker process (its own process group), with ``env`` on top."""

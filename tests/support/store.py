@@ -9,12 +9,13 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.support import procs
 from threadline.shared.config import Settings, load_settings
-from threadline.shared.storage.client import connect_sync
+from threadline.shared.storage.client import SyncClient, connect_sync
 
 CLUSTER = int(os.environ.get("THREADLINE_TEST_CLUSTER") or 0)  # primaries; 0: one node
 
@@ -49,7 +50,30 @@ def store_server(tmp: Path, primaries: int = CLUSTER) -> Iterator[str]:
             procs.stop(rq)
 
 
-sync_client = connect_sync  # a blocking client of a test's store, a cluster client on a cluster
+_opened: list[SyncClient] = []  # blocking clients the tests made and have not closed yet
+
+
+def sync_client(url: str, **options: Any) -> SyncClient:
+    """A blocking client of a test's store (a cluster client on a cluster; ``options``: redis-py's), closed
+    at the end of the test, module or session that made it (``closing_clients``)."""
+    client = connect_sync(url, **options)
+    _opened.append(client)
+    return client
+
+
+@contextlib.contextmanager
+def closing_clients() -> Iterator[None]:
+    """Close the clients ``sync_client`` makes inside. Left to the garbage collector, a client in a
+    reference cycle (a cluster client always is) may be collected socket first, and the socket warns
+    that it was never closed: in whichever test runs then, or at the end of the session."""
+    start = len(_opened)
+    try:
+        yield
+    finally:
+        made = _opened[start:]
+        del _opened[start:]
+        for client in made:
+            client.close()
 
 
 def settings_for(url: str, rq_url: str | None = None, **extra: str) -> Settings:

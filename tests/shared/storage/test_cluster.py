@@ -49,7 +49,8 @@ def test_three_nodes_become_one_cluster_that_spreads_keys_over_every_primary(nod
         client.close()
     cluster.form(nodes)  # again: nothing changes, nothing fails
     for port in nodes:
-        fields = cluster.info(redis.Redis(port=port))
+        with redis.Redis(port=port) as node:
+            fields = cluster.info(node)
         assert fields["cluster_state"] == "ok" and int(fields["cluster_known_nodes"]) == 3
 
 
