@@ -36,7 +36,9 @@ class AdminSend(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fie
 def _agents_view(app_module: str) -> list[dict[str, Any]]:
     out = []
     for a in load_agents(app_module).values():
-        out.append({"name": a.name, "model": a.model, "instructions": a.instructions,
+        built = f"(built for each reply by {getattr(a.instructions, '__name__', 'a callable')})"
+        out.append({"name": a.name, "model": a.model,
+                    "instructions": a.instructions if isinstance(a.instructions, str) else built,
                     "tools": [t.name for t in a.tools], "humanTools": [t.name for t in a.tools if t.handler is None],
                     "maxSteps": a.max_steps, "saveMessages": a.save_messages,
                     "contextOptions": msgspec.to_builtins(a.context_options), "doubleTexting": a.double_texting,

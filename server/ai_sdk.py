@@ -82,6 +82,13 @@ class ChatBody(msgspec.Struct, rename="camel", kw_only=True):
     message_id: str | None = None
     agent_name: str | None = None
     keep_running: bool = False
+    context: dict[str, Any] | None = None  # for the reply (useChat's `body`): see messages.send
+    options: dict[str, Any] | None = None
+
+    def for_reply(self) -> dict[str, Any]:
+        """The fields of a send or regenerate that shape the reply."""
+        return {"agentName": self.agent_name, **({"context": self.context} if self.context is not None else {}),
+                **({"options": self.options} if self.options is not None else {})}
 
 
 def routes(services: Services) -> list[Route]:
@@ -167,13 +174,13 @@ async def _send(ctx: Context, body: ChatBody) -> _Sent:
         # every regenerate is a new reply (useChat sends the same body each time): its own attempt
         prompt, attempt = await _last_prompt(ctx, thread_id), secrets.token_hex(8)
         known = await _streams_at(ctx, thread_id, prompt.order)
-        await _mutate(ctx, "messages.regenerate", {"messageId": prompt.message_id, "agentName": body.agent_name,
-                                                   "attempt": attempt},
+        await _mutate(ctx, "messages.regenerate", {"messageId": prompt.message_id, "attempt": attempt,
+                                                   **body.for_reply()},
                       ("ai-sdk-regenerate", thread_id, attempt))
         return _Sent(prompt.order, known, jobs.job_id(f"{prompt.message_id}-{attempt}"))
     if last.role == "user":
         args = {"threadId": thread_id, "message": {"role": "user", "content": await _content(ctx, last)},
-                "agentName": body.agent_name, "clientMessageId": last.id or None}
+                "clientMessageId": last.id or None, **body.for_reply()}
         # stored once per UI message id; a message without one is a message of its own each time
         value = await _mutate(ctx, "messages.send", args, ("ai-sdk", thread_id, last.id or secrets.token_hex(12)))
         return _Sent(int(value["order"]), set(), jobs.job_id(value["messageId"]))
@@ -262,7 +269,7 @@ async def _tool_outputs(ctx: Context, body: ChatBody, last: UIMessage) -> _Sent:
     known = await _streams_at(ctx, body.id, order)
     value = await _mutate(ctx, "messages.send", {"threadId": body.id, "message": {"role": "tool",
                                                                           "content": msgspec.to_builtins(results)},
-                                         "promptMessageId": prompt.message_id, "agentName": body.agent_name},
+                                         "promptMessageId": prompt.message_id, **body.for_reply()},
                   ("ai-sdk-tool", body.id, *sorted(r.tool_call_id for r in results)))
     return _Sent(order, known, jobs.job_id(value["messageId"]))
 

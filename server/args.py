@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from threadline.shared.agents.request import ReplyOptions
 from threadline.shared.records import Part, Role, Status, ThreadStatus
 from threadline.shared.storage.pagination import Order
 from threadline.shared.threads import PaginationOpts
@@ -62,6 +63,8 @@ class MessagesSend(_Args):
     client_message_id: Id | None = None
     order: Order | None = None
     prompt_message_id: Id | None = None
+    context: dict[str, Any] | None = None  # for the reply: the agent's context_type checks it
+    options: ReplyOptions | None = None  # for the reply: those the agent's client_options allow
 
 
 class MessagesDelete(_Args):
@@ -95,6 +98,8 @@ class MessagesRegenerate(_Args):
     agent_name: Annotated[str, msgspec.Meta(max_length=100)] | None = None
     # the same attempt is the same reply (asking twice starts one); none: every request a new one
     attempt: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    context: dict[str, Any] | None = None
+    options: ReplyOptions | None = None
 
 
 class SnippetsAdd(_Args):

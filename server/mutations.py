@@ -13,6 +13,7 @@ from threadline.server import args as A
 from threadline.server.context import Context
 from threadline.shared import keys
 from threadline.shared.agents import Agent
+from threadline.shared.agents.request import ReplyOptions, ReplyRequest, admit
 from threadline.shared.documents.parsing import check_document
 from threadline.shared.documents.store import namespace_for
 from threadline.shared.errors import BadRequest, Forbidden, Unavailable
@@ -112,6 +113,11 @@ def _message_of(a: A.MessagesSend) -> Message:
     )
 
 
+def _request(ctx: Context, context: dict[str, Any] | None, options: ReplyOptions | None) -> ReplyRequest:
+    """What the reply is asked beside its prompt, and who asked (shared.agents.request)."""
+    return ReplyRequest(context=context, options=options, admin=ctx.identity.admin, claims=ctx.identity.claims)
+
+
 def _who(ctx: Context, agent: str) -> Who:
     return Who(ctx.user_id, agent, ctx.identity.teams)
 
@@ -122,7 +128,8 @@ async def _tokens_left_for(ctx: Context, agent: Agent, message: Message) -> None
     limits = ctx.services.limiter
     if limits is None or not limits.has("tokens"):
         return
-    estimate = estimate_tokens(len(message.text) + len(agent.instructions), agent.max_tokens)
+    fixed = agent.instructions if isinstance(agent.instructions, str) else ""  # (built ones: the worker's estimate)
+    estimate = estimate_tokens(len(message.text) + len(fixed), agent.max_tokens)
     await limits.take("tokens", _who(ctx, agent.name), estimate, check=True)  # the generation takes its own
 
 
@@ -138,6 +145,9 @@ async def send_message(ctx: Context, a: A.MessagesSend) -> Outcome:
         if generation is None:
             raise Unavailable("generation is not available on this server; send generate:false")
         agent = generation.agent(a.agent_name)
+        admit(agent, a.context, a.options)
+    elif a.context is not None or a.options is not None:
+        raise BadRequest("`context` and `options` are for a reply: this send asks for none (generate:false)")
     if ctx.services.limiter is not None and not resumed:  # every message counts, with the agent it starts
         await ctx.services.limiter.take("messages", _who(ctx, agent.name if agent else ""))
         if agent is not None:
@@ -158,7 +168,8 @@ async def send_message(ctx: Context, a: A.MessagesSend) -> Outcome:
         if saved.role == "tool":
             assert a.prompt_message_id is not None
             prompt = await ctx.store.messages.get(a.prompt_message_id, ctx.user_id)
-        await generation.enqueue(prompt, agent, trigger_id=saved.message_id, teams=ctx.identity.teams)
+        await generation.enqueue(prompt, agent, trigger_id=saved.message_id, teams=ctx.identity.teams,
+                                 request=_request(ctx, a.context, a.options))
     return Outcome(
         {"messageId": saved.message_id, "order": saved.order},
         version,
@@ -176,13 +187,15 @@ async def regenerate(ctx: Context, a: A.MessagesRegenerate) -> Outcome:
     if prompt.role != "user":
         raise BadRequest("only a user message can be answered again")
     agent = generation.agent(a.agent_name)
+    admit(agent, a.context, a.options)
     if ctx.services.limiter is not None:  # every mutation that starts a generation counts
         await ctx.services.limiter.take("messages", _who(ctx, agent.name))
         await ctx.services.limiter.room(_who(ctx, agent.name))
     await generation.before_send(prompt.thread_id, agent)
     # a resent request (same guard) is the same attempt; an unguarded one is new each time
     attempt = a.attempt or (ctx.guard.digest[:24] if ctx.guard is not None else secrets.token_hex(12))
-    await generation.enqueue(prompt, agent, trigger_id=f"{prompt.message_id}-{attempt}", teams=ctx.identity.teams)
+    await generation.enqueue(prompt, agent, trigger_id=f"{prompt.message_id}-{attempt}", teams=ctx.identity.teams,
+                             request=_request(ctx, a.context, a.options))
     version = await ctx.store.threads.version(prompt.thread_id)
     return Outcome({"messageId": prompt.message_id}, version, [])
 

@@ -13,6 +13,7 @@ from threadline.server import args as A
 from threadline.server.context import Context
 from threadline.shared import keys
 from threadline.shared.agents import ContextOptions, agent_named
+from threadline.shared.agents.request import Caller, RunContext, instructions_for
 from threadline.shared.documents.store import namespace_for
 from threadline.shared.errors import Forbidden, from_validation
 from threadline.shared.generation.context import fetch_context_messages, to_chat_messages
@@ -152,6 +153,10 @@ async def fetch_context(ctx: Context, a: A.ContextFetch) -> tuple[int, Any]:
                          text=a.prompt or "")
     messages = await fetch_context_messages(ctx.store, a.thread_id, prompt, agent.context_options,
                                             ctx.services.memory)
+    if not isinstance(agent.instructions, str):  # built for this caller, as a send without `context` would
+        caller = Caller(ctx.user_id, ctx.identity.teams, ctx.identity.admin, ctx.identity.claims)
+        agent = dataclasses.replace(agent, instructions=await instructions_for(agent, RunContext(caller, a.thread_id,
+                                                                                                  agent)))
     return version, {"agentName": agent.name, "messages": messages, "chat": to_chat_messages(agent, messages)}
 
 

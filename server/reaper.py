@@ -129,5 +129,7 @@ class StreamReaper:
             prompt = await self._store.messages.get(prompt_id)
         except NotFound:
             return
-        await self._generation.enqueue(prompt, agent, trigger_id=f"{prompt_id}-retry{attempt}")
+        teams, request = await self._generation.request_of(info.job_id) if info.job_id else ((), None)
+        await self._generation.enqueue(prompt, agent, trigger_id=f"{prompt_id}-retry{attempt}", teams=teams,
+                                       request=request)
         log.warning("retrying the reply to %s (attempt %d)", prompt_id, attempt)

@@ -8,9 +8,12 @@ from typing import Any
 
 import redis
 from rq import Queue
+from rq.exceptions import DeserializationError, NoSuchJobError
+from rq.job import Job
 
 from threadline.shared import jobs, keys
 from threadline.shared.agents import Agent, agent_named
+from threadline.shared.agents.request import ReplyRequest
 from threadline.shared.config import Settings
 from threadline.shared.errors import Conflict, Unavailable
 from threadline.shared.llm.providers import provider_named
@@ -60,13 +63,18 @@ class ReplyQueue:
             await self._store.streams.abort(thread_id, stream_id)
 
     async def enqueue(self, prompt: Message, agent: Agent, trigger_id: str | None = None,
-                      teams: tuple[str, ...] = ()) -> str:
+                      teams: tuple[str, ...] = (), request: ReplyRequest | None = None) -> str:
         """Queue the generation answering ``prompt``; the job is named after ``trigger_id``
         (the message that asked for it), so asking twice never enqueues twice. ``teams``: the
-        sender's (their team rate limits count the reply's tokens)."""
+        sender's (their team rate limits count the reply's tokens); ``request``: the send's context,
+        options and claims, which the job carries to the worker."""
         jid = jobs.job_id(trigger_id or prompt.message_id)
+        args: tuple[Any, ...] = (prompt.thread_id, prompt.message_id, agent.name, list(teams))
+        carried = request.to_job() if request is not None else None
+        if carried is not None:
+            args = (*args, carried)
         data = Queue.prepare_data(
-            jobs.GENERATE, (prompt.thread_id, prompt.message_id, agent.name, list(teams)),
+            jobs.GENERATE, args,
             job_id=jid, timeout=self._settings.generation_timeout_s,
             result_ttl=jobs.RESULT_TTL_S, failure_ttl=jobs.FAILURE_TTL_S,
         )
@@ -122,6 +130,19 @@ class ReplyQueue:
             with self._redis.pipeline() as pipe:
                 self._queue.enqueue_many([data for _, data in todo], pipeline=pipe)
                 pipe.execute()
+
+    async def request_of(self, job_id: str) -> tuple[tuple[str, ...], ReplyRequest]:
+        """The teams and request a reply job was queued with (none when the job is gone), for a
+        retry that answers the same request."""
+        def read() -> tuple[tuple[str, ...], ReplyRequest]:
+            try:
+                args = Job.fetch(job_id, connection=self._redis).args
+            except (NoSuchJobError, DeserializationError):
+                return (), ReplyRequest()
+            teams = tuple(args[3]) if len(args) > 3 else ()
+            return teams, ReplyRequest.from_job(args[4] if len(args) > 4 else None)
+
+        return await asyncio.to_thread(read)
 
     async def requeue_stranded(self) -> list[str]:
         """Put reply jobs stranded in a dead worker back on RQ's queue (server.stranded)."""

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jwt
+import msgspec
 
 from threadline.shared.config import Settings
 from threadline.shared.errors import ConfigError, Unauthorized
@@ -18,6 +20,7 @@ SECRET_FILE = "auth_secret"
 MAX_USER_ID = 128
 # Ids the store and the HTTP API read as "every user" (the app-wide usage): never a token's subject.
 RESERVED_SUBJECTS = frozenset({"*"})
+MAX_CLAIMS_BYTES = 8 * 1024  # the claims a token hands to agents (AUTH_CLAIMS), as JSON
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +31,7 @@ class Identity:
     admin: bool = False
     expires_at: float | None = None
     teams: tuple[str, ...] = ()  # the ``teams`` claim: team namespaces the caller may use
+    claims: Mapping[str, Any] = field(default_factory=dict)  # the claims AUTH_CLAIMS hands to agents
 
 
 def resolve_secret(settings: Settings, *, create: bool = True) -> tuple[str, bool]:
@@ -75,22 +79,23 @@ def mint(secret: str, user_id: str, *, ttl_s: int | None = 30 * 86400, admin: bo
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
-def verify(secret: str, token: str) -> Identity:
-    """The identity in a valid token; Unauthorized otherwise."""
+def verify(secret: str, token: str, *, mapped: tuple[str, ...] = ()) -> Identity:
+    """The identity in a valid token; Unauthorized otherwise. ``mapped``: the claims agents get."""
     try:
         claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["sub"]})
     except jwt.ExpiredSignatureError as exc:
         raise Unauthorized("token expired") from exc
     except jwt.PyJWTError as exc:
         raise Unauthorized(f"invalid token: {exc}") from exc
-    return identity_from(claims)
+    return identity_from(claims, mapped=mapped)
 
 
 def identity_from(claims: dict[str, Any], *, user_claim: str = "sub", admin_claim: str = "admin",
-                  admin_value: str = "", teams_claim: str = "teams") -> Identity:
+                  admin_value: str = "", teams_claim: str = "teams", mapped: tuple[str, ...] = ()) -> Identity:
     """Who verified ``claims`` speak for: the user in ``user_claim``; admin when ``admin_claim`` is
     true (or, with ``admin_value``, is that value or a list holding it); the teams listed in
-    ``teams_claim``. Unauthorized for a subject or teams no identity may have."""
+    ``teams_claim``; the ``mapped`` claims the token has, for agents (shared.agents.request).
+    Unauthorized for a subject or teams no identity may have, or mapped claims over their bound."""
     user = check_subject(claims.get(user_claim))
     teams = claims.get(teams_claim, [])
     if not isinstance(teams, list) or not all(isinstance(t, str) and 0 < len(t) <= MAX_USER_ID for t in teams):
@@ -99,8 +104,11 @@ def identity_from(claims: dict[str, Any], *, user_claim: str = "sub", admin_clai
     admin = (flag == admin_value or (isinstance(flag, list) and admin_value in flag)) if admin_value \
         else flag is True
     exp = claims.get("exp")
+    handed = {name: claims[name] for name in mapped if name in claims}
+    if handed and len(msgspec.json.encode(handed)) > MAX_CLAIMS_BYTES:
+        raise Unauthorized(f"the claims for agents ({', '.join(handed)}) are over {MAX_CLAIMS_BYTES} bytes of JSON")
     return Identity(user, admin=admin, expires_at=float(exp) if isinstance(exp, (int, float)) else None,
-                    teams=tuple(teams))
+                    teams=tuple(teams), claims=handed)
 
 
 def bearer(header: str | None) -> str:

@@ -30,6 +30,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid
         """RQ's keys live in a Redis of their own (a transaction cannot span the two)."""
         return self.rq_url != self.redis_url
 
+    @property
+    def mapped_claims(self) -> tuple[str, ...]:
+        """The token claims agents get (AUTH_CLAIMS)."""
+        return tuple(name.strip() for name in self.auth_claims.split(",") if name.strip())
+
     redis_url: str = "redis://127.0.0.1:6379/0"
     rq_redis_url: str | None = None  # where RQ keeps its queues, jobs and registries (unset: REDIS_URL)
     # scripts/run without REDIS_URL: a local Redis Cluster of this many embedded Valkey primaries (0: one Valkey)
@@ -52,6 +57,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid
     auth_user_claim: Annotated[str, msgspec.Meta(min_length=1)] = "sub"
     auth_admin_claim: Annotated[str, msgspec.Meta(min_length=1)] = "admin"
     auth_teams_claim: Annotated[str, msgspec.Meta(min_length=1)] = "teams"
+    # token claims handed to agents (their tools, instructions and context handler): comma-separated names
+    auth_claims: str = ""
     auth_jwks_refresh_s: Annotated[float, msgspec.Meta(gt=0)] = 300.0  # keys older than this are fetched again
     auth_jwks_refetch_s: Annotated[float, msgspec.Meta(ge=0)] = 10.0  # least time between fetches for unknown kids
     llm_base_url: str | None = None

@@ -46,6 +46,7 @@ class Verifier:
         admin = settings.auth_admin_claim if settings else "admin"
         self._admin_claim, _, self._admin_value = admin.partition("=")
         self._teams_claim = settings.auth_teams_claim if settings else "teams"
+        self._mapped = settings.mapped_claims if settings else ()
 
     async def verify(self, token: str) -> Identity:
         """The identity in a valid token; Unauthorized otherwise (Unavailable while the identity
@@ -56,7 +57,7 @@ class Verifier:
             raise Unauthorized(f"invalid token: {exc}") from exc
         alg, kid = header.get("alg"), header.get("kid")
         if alg == ALGORITHM:
-            return verify(self._secret, token)
+            return verify(self._secret, token, mapped=self._mapped)
         if self._jwks is None:
             raise Unauthorized(f"tokens signed with {alg!r} are not accepted (set AUTH_JWKS_URL for an identity provider)")
         if alg not in ASYMMETRIC:
@@ -71,7 +72,7 @@ class Verifier:
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"invalid token: {exc}") from exc
         return identity_from(claims, user_claim=self._user_claim, admin_claim=self._admin_claim,
-                             admin_value=self._admin_value, teams_claim=self._teams_claim)
+                             admin_value=self._admin_value, teams_claim=self._teams_claim, mapped=self._mapped)
 
 
 class _Keys:

@@ -18,7 +18,10 @@ from threadline._api import ObjectStream, TextStream, ThreadHandle, Threadline
 from threadline._client import Client, Delta, MutationError, Result, Subscription, SubscriptionError
 from threadline.shared.agents import (
     Agent,
+    Caller,
     ContextOptions,
+    ReplyOptions,
+    RunContext,
     SearchOptions,
     Tool,
     ToolContext,
@@ -52,6 +55,7 @@ from threadline.shared.workflows.step import Step
 
 __all__ = [
     "Agent",
+    "Caller",
     "ChatError",
     "Client",
     "ContextOptions",
@@ -72,8 +76,10 @@ __all__ = [
     "Price",
     "Provider",
     "RagOptions",
+    "ReplyOptions",
     "Result",
     "RetryPolicy",
+    "RunContext",
     "RunView",
     "SearchOptions",
     "Step",

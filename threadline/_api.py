@@ -6,8 +6,11 @@ import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
+import msgspec
+
 from threadline.shared import keys
 from threadline.shared.agents import Agent, agent_named
+from threadline.shared.agents.request import ReplyRequest, admit
 from threadline.shared.config import Settings, load_settings
 from threadline.shared.documents.parsing import check_document
 from threadline.shared.documents.store import Document
@@ -246,38 +249,43 @@ class ThreadHandle:
     async def generate_text(self, agent: Agent | str | None, prompt: str | None = None, *,
                             prompt_message_id: str | None = None, messages: list[Message] | None = None,
                             model: str | None = None, provider: str | None = None, options: dict[str, Any] | None = None,
-                            rate_limited: bool = False) -> GenerationResult:
+                            rate_limited: bool = False, context: Any = None) -> GenerationResult:
         """Answer ``prompt`` (saved first, per the agent's saveMessages) or an existing message.
 
         ``model``, ``provider`` and ``options`` override the agent's for this call. With
         ``rate_limited`` the app's rate limits count it as the thread's user (RateLimited when
-        over, before anything is saved or any model call).
+        over, before anything is saved or any model call). ``context``: the request's, for the
+        agent's tools, instructions and context handler (it must fit the agent's context_type).
         """
         chosen = self._tl.agent(agent, model=model, provider=provider, options=options)
-        generation = await self._generation(chosen, prompt, prompt_message_id, messages, limited=rate_limited)
+        generation = await self._generation(chosen, prompt, prompt_message_id, messages, limited=rate_limited,
+                                            context=context)
         return await self._run(generation)
 
     def stream_text(self, agent: Agent | str | None, prompt: str | None = None, *,
                     prompt_message_id: str | None = None, messages: list[Message] | None = None,
-                    model: str | None = None, provider: str | None = None, options: dict[str, Any] | None = None) -> TextStream:
+                    model: str | None = None, provider: str | None = None, options: dict[str, Any] | None = None,
+                    context: Any = None) -> TextStream:
         """Like generate_text, iterating over text pieces as they are flushed."""
         chosen = self._tl.agent(agent, model=model, provider=provider, options=options)
-        return TextStream(self, chosen, prompt, prompt_message_id, messages)
+        return TextStream(self, chosen, prompt, prompt_message_id, messages, context)
 
     async def generate_object(self, agent: Agent | str | None, prompt: str, output: type | None = None, *,
-                              messages: list[Message] | None = None, model: str | None = None, provider: str | None = None, options: dict[str, Any] | None = None) -> Any:
+                              messages: list[Message] | None = None, model: str | None = None, provider: str | None = None, options: dict[str, Any] | None = None,
+                              context: Any = None) -> Any:
         """The validated object the agent answers with (``output`` overrides the agent's type)."""
         chosen = self._with_output(self._tl.agent(agent, model=model, provider=provider, options=options), output)
-        result = await self._run(await self._generation(chosen, prompt, None, messages))
+        result = await self._run(await self._generation(chosen, prompt, None, messages, context=context))
         if result.outcome != "finished":
             raise BadRequest(f"no object: {result.messages[-1].error if result.messages else result.outcome}")
         return result.object
 
     def stream_object(self, agent: Agent | str | None, prompt: str, output: type | None = None, *,
-                      messages: list[Message] | None = None, model: str | None = None, provider: str | None = None, options: dict[str, Any] | None = None) -> ObjectStream:
+                      messages: list[Message] | None = None, model: str | None = None, provider: str | None = None, options: dict[str, Any] | None = None,
+                      context: Any = None) -> ObjectStream:
         """Iterate over partial objects as they stream; ``.result`` holds the final one."""
         chosen = self._tl.agent(agent, model=model, provider=provider, options=options)
-        return ObjectStream(self, self._with_output(chosen, output), prompt, None, messages)
+        return ObjectStream(self, self._with_output(chosen, output), prompt, None, messages, context)
 
     def _with_output(self, agent: Agent | str | None, output: type | None) -> Agent:
         chosen = self._tl.agent(agent)
@@ -289,9 +297,12 @@ class ThreadHandle:
 
     async def _generation(self, agent: Agent, prompt: str | None, prompt_message_id: str | None,
                           messages: list[Message] | None, on_delta: OnDelta | None = None,
-                          limited: bool = False) -> Generation:
+                          limited: bool = False, context: Any = None) -> Generation:
         if (prompt is None) == (prompt_message_id is None):
             raise BadRequest("give exactly one of prompt or prompt_message_id")
+        if context is not None:
+            context = msgspec.to_builtins(context)  # a value of the agent's type, or JSON values
+        admit(agent, context, None, trusted=True)
         if limited:
             await self._tl.limits.take("messages", Who(self.user_id, agent.name))
         store, persist = self._tl.store, agent.save_messages != "none"
@@ -311,7 +322,8 @@ class ThreadHandle:
             sink = StoreSink(store, self.thread_id, memory=self._tl.memory, extra=unsaved, on_delta=on_delta)
         else:
             sink = MemorySink(store, self.thread_id, memory=self._tl.memory, extra=unsaved, on_delta=on_delta)
-        return Generation(self._tl.runtime, agent, prompt_message, sink, rate_limited=limited)
+        return Generation(self._tl.runtime, agent, prompt_message, sink, rate_limited=limited,
+                          request=ReplyRequest(context=context))
 
     async def _run(self, generation: Generation) -> GenerationResult:
         if not isinstance(generation.sink, StoreSink):
@@ -324,15 +336,17 @@ class _Streaming:
     """Runs a generation in the background while the caller iterates its deltas."""
 
     def __init__(self, handle: ThreadHandle, agent: Agent, prompt: str | None, prompt_message_id: str | None,
-                 messages: list[Message] | None) -> None:
+                 messages: list[Message] | None, context: Any = None) -> None:
         self._handle = handle
         self._args = (agent, prompt, prompt_message_id, messages)
+        self._context = context
         self._queue: asyncio.Queue[list[Part] | None] = asyncio.Queue()
         self._task: asyncio.Task[GenerationResult] | None = None
         self.result: GenerationResult | None = None
 
     async def _parts(self) -> AsyncIterator[list[Part]]:
-        generation = await self._handle._generation(*self._args, on_delta=self._queue.put_nowait)
+        generation = await self._handle._generation(*self._args, on_delta=self._queue.put_nowait,
+                                                    context=self._context)
         self._task = asyncio.create_task(self._handle._run(generation))
         self._task.add_done_callback(lambda _: self._queue.put_nowait(None))
         while (parts := await self._queue.get()) is not None:

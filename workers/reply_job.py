@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from rq import get_current_job
 
 from threadline.shared import logs, metrics, runtime
 from threadline.shared.agents import agent_named
+from threadline.shared.agents.request import ReplyRequest
 from threadline.shared.errors import NotFound
 from threadline.shared.generation.lock import thread_turn
 from threadline.shared.generation.runner import Generation
@@ -23,15 +25,17 @@ log = logging.getLogger(__name__)
 _loop: asyncio.AbstractEventLoop | None = None  # kept from one job to the next by one-at-a-time workers
 
 
-def run(thread_id: str, prompt_message_id: str, agent_name: str | None, teams: Sequence[str] = ()) -> str:
-    """RQ entry point: generate the reply to ``prompt_message_id``; return the outcome."""
+def run(thread_id: str, prompt_message_id: str, agent_name: str | None, teams: Sequence[str] = (),
+        request: Mapping[str, Any] | None = None) -> str:
+    """RQ entry point: generate the reply to ``prompt_message_id``; return the outcome. ``request``:
+    the send's context, options and claims (shared.agents.request.ReplyRequest.to_job)."""
     global _loop
     if _loop is None:
         _loop = asyncio.new_event_loop()
     job = get_current_job()
     try:
         return _loop.run_until_complete(generate(thread_id, prompt_message_id, agent_name,
-                                                 job.id if job else None, tuple(teams)))
+                                                 job.id if job else None, tuple(teams), request))
     except BaseException:
         for task in asyncio.all_tasks(_loop):  # e.g. a job timeout: leave nothing behind
             task.cancel()
@@ -39,16 +43,17 @@ def run(thread_id: str, prompt_message_id: str, agent_name: str | None, teams: S
 
 
 async def arun(thread_id: str, prompt_message_id: str, agent_name: str | None, teams: Sequence[str] = (),
-               job_id: str | None = None) -> str:
+               request: Mapping[str, Any] | None = None, job_id: str | None = None) -> str:
     """The same job on a running loop, for workers that run many at once (workers.concurrent)."""
-    return await generate(thread_id, prompt_message_id, agent_name, job_id, tuple(teams))
+    return await generate(thread_id, prompt_message_id, agent_name, job_id, tuple(teams), request)
 
 
 run.async_impl = arun  # type: ignore[attr-defined]
 
 
 async def generate(thread_id: str, prompt_message_id: str, agent_name: str | None,
-                   job_id: str | None = None, teams: tuple[str, ...] = ()) -> str:
+                   job_id: str | None = None, teams: tuple[str, ...] = (),
+                   request: Mapping[str, Any] | None = None) -> str:
     rt = runtime.for_this_loop()
     store = rt.store
     logs.job_id.set(job_id or "")  # every record of this job carries it
@@ -69,7 +74,8 @@ async def generate(thread_id: str, prompt_message_id: str, agent_name: str | Non
         try:
             sink = StoreSink(store, thread_id, memory=rt.memory, job_id=job_id or "")
             async with rt.limits.reply_slot(Who(prompt.user_id, agent.name, teams), job_id or prompt.message_id):
-                result = await Generation(rt, agent, prompt, sink, teams=teams, rate_limited=True).run()
+                result = await Generation(rt, agent, prompt, sink, teams=teams, rate_limited=True,
+                                          request=ReplyRequest.from_job(request)).run()
             outcome = result.outcome
         finally:
             metrics.in_flight.dec()

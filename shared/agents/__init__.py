@@ -8,13 +8,22 @@ their JSON schema comes from msgspec.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 
+from threadline.shared.agents.request import (
+    Caller,
+    ContextHandler,
+    InstructionsFn,
+    ReplyOptions,
+    ReplyRequest,
+    RunContext,
+    check_client_options,
+)
 from threadline.shared.app_module import AppModuleError, declared_list
 from threadline.shared.errors import BadRequest
 from threadline.shared.llm.base import RawHandler
@@ -26,6 +35,10 @@ if TYPE_CHECKING:
     from threadline.shared.files.store import FileStore
     from threadline.shared.rag.knowledge import Knowledge, Sources
     from threadline.shared.records import Part
+
+__all__ = ["Agent", "Caller", "ContextOptions", "ReplyOptions", "ReplyRequest", "RunContext", "Tool",
+           "ToolContext", "UsageEvent", "human_tool", "tool"]
+
 
 Count = Annotated[int, msgspec.Meta(ge=0, le=10_000)]
 
@@ -95,6 +108,13 @@ class ToolContext:
     files: FileStore | None = None  # the user's files (a tool may keep what it makes)
     shown: list[Part] | None = None  # parts the final reply shows (e.g. a generated image)
     settings: Settings | None = None
+    context: Any = None  # the send's `context`, as the agent's ``context_type`` (shared.agents.request)
+    caller: Caller | None = None  # who asked: their teams, admin flag and the claims the app maps
+
+    @property
+    def claims(self) -> Mapping[str, Any]:
+        """The token claims the app hands to agents (AUTH_CLAIMS), by name."""
+        return self.caller.claims if self.caller is not None else {}
 
 
 ToolHandler = Callable[[ToolContext, Any], Any | Awaitable[Any]]
@@ -142,7 +162,8 @@ def human_tool(name: str, description: str, args_type: type) -> Tool:
 @dataclass(slots=True)
 class Agent:
     name: str
-    instructions: str = "You are a helpful assistant."
+    # or a callable (sync or async) building them for each reply from its RunContext
+    instructions: str | InstructionsFn = "You are a helpful assistant."
     model: str | None = None  # None: LLM_MODEL, or the mock without any provider
     tools: list[Tool] = field(default_factory=list)
     context_options: ContextOptions = field(default_factory=ContextOptions)
@@ -171,6 +192,14 @@ class Agent:
     # ``title_model`` (None: the agent's own model); the title shows live in every tab
     auto_title: bool = False
     title_model: str | None = None
+    # per request (shared.agents.request): the msgspec type a send's `context` must fit (None: no context
+    # taken); a hook that may reorder, drop or add the context's messages before each model call; the
+    # options a client may set per send ("temperature", "contextOptions.recentMessages"...; server code
+    # may set all); the models a client may pick among
+    context_type: type | None = None
+    context_handler: ContextHandler | None = None
+    client_options: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
 
     def tool_named(self, name: str) -> Tool | None:
         return next((t for t in self.tools if t.name == name), None)
@@ -241,6 +270,11 @@ def load_agents(app_module: str) -> dict[str, Agent]:
     agents = {a.name: a for a in declared_list(app_module, "AGENTS", Agent, every=True)}
     if not agents:
         raise AppModuleError(f"{app_module} defines no agents")
+    for agent in agents.values():
+        try:
+            check_client_options(agent)
+        except TypeError as exc:
+            raise AppModuleError(f"{app_module}: {exc}") from None
     return agents
 
 

@@ -170,6 +170,8 @@ def to_chat_messages(agent: Agent, messages: list[Message], *, reasoning_in_hist
     """
     calls = {p.tool_call_id for m in messages for p in m.parts if isinstance(p, ToolCallPart)}
     results = {p.tool_call_id for m in messages for p in m.parts if isinstance(p, ToolResultPart)}
+    # (instructions a callable builds are built for each reply first: shared.agents.request.instructions_for)
+    assert isinstance(agent.instructions, str), "build the agent's instructions first"
     out: list[dict[str, Any]] = [{"role": "system", "content": agent.instructions}] if agent.instructions else []
     for m in messages:
         if m.role == "tool":

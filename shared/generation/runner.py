@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -24,7 +25,16 @@ import msgspec
 
 from threadline.shared import metrics
 from threadline.shared.agents import Agent, ToolContext
-from threadline.shared.errors import ChatError
+from threadline.shared.agents.request import (
+    Caller,
+    ReplyRequest,
+    RunContext,
+    applied,
+    context_of,
+    instructions_for,
+    resolved,
+)
+from threadline.shared.errors import BadRequest, ChatError, Internal
 from threadline.shared.generation.app_hooks import RawRelay
 from threadline.shared.generation.attachments import attachments
 from threadline.shared.generation.budget import within_budget
@@ -105,14 +115,26 @@ class Generation:
     (shared.generation.sinks: the store, or memory only); see the module docstring."""
 
     def __init__(self, rt: Runtime, agent: Agent, prompt: Message, sink: Sink,
-                 model: Model | None = None, *, teams: tuple[str, ...] = (), rate_limited: bool = False) -> None:
+                 model: Model | None = None, *, teams: tuple[str, ...] = (), rate_limited: bool = False,
+                 request: ReplyRequest | None = None) -> None:
         """``rt``: the process's parts (its settings, file store, usage ledger and rate limits);
         ``rate_limited``: this reply counts in the app's rate limits (shared.usage.limits): each model
         call reserves its token estimate first (a refusal fails the reply before any cost) and
-        settles on its usage."""
+        settles on its usage. ``request``: the send's context, options and claims
+        (shared.agents.request; admitted where the send arrived): one that no longer fits the
+        agent fails the reply."""
         settings = rt.settings
         self.settings = settings
+        request = request or ReplyRequest()
+        self._refused = ""
+        try:
+            agent = applied(agent, request.options, trusted=True)
+            context = context_of(agent, request.context)
+        except BadRequest as exc:
+            self._refused, context = exc.message, None
         self.agent = agent
+        self.run_context = RunContext(Caller(prompt.user_id, teams, request.admin, request.claims),
+                                      sink.thread_id, agent, context)
         self.prompt = prompt
         self.sink = sink
         self.thread_id = sink.thread_id
@@ -134,11 +156,41 @@ class Generation:
         stream_id, aborted = await self.sink.open_stream(reply, self.agent.name, self.prompt)
         if aborted:  # stopped while it was queued: it ends here, before any model call
             return await self._end(stream_id, reply, _Step(), "aborted", error="aborted")
+        if not self._refused:
+            self._refused = await self._instructions()
+        if self._refused:
+            return await self._end(stream_id, reply, _Step(), "failed", error=self._refused)
         async with self.sink.watch(stream_id) as stopped:
             result = await self._steps(stream_id, reply, stopped)
         if result.outcome == "finished" and self.agent.auto_title:
             await self._title(result.text or (text_of(result.messages[-1].parts) if result.messages else ""))
         return result
+
+    async def _instructions(self) -> str:
+        """Build the agent's instructions for this reply when a callable makes them; what went
+        wrong ("" when nothing did)."""
+        if isinstance(self.agent.instructions, str):
+            return ""
+        try:  # the app's code: the reply fails with what went wrong, the worker goes on
+            text = await instructions_for(self.agent, self.run_context)
+        except Internal as exc:
+            return exc.message
+        self.agent = dataclasses.replace(self.agent, instructions=text)
+        return ""
+
+    async def _handled(self, context: list[Message]) -> list[Message]:
+        """The context as the agent's ``context_handler`` makes it (ChatError when it fails)."""
+        handler = self.agent.context_handler
+        if handler is None:
+            return context
+        try:
+            out = await resolved(handler(self.run_context, list(context)))
+        except Exception as exc:
+            log.exception("the context handler of agent %s failed", self.agent.name)
+            raise Internal(f"the agent's context handler failed: {type(exc).__name__}: {exc}") from exc
+        if not isinstance(out, list) or not all(isinstance(m, Message) for m in out):
+            raise Internal("the agent's context handler must return a list of Message")
+        return out
 
     async def _title(self, answer: str) -> None:
         """Name an untitled thread after its first exchange. A failure is logged; the reply has been
@@ -213,6 +265,7 @@ class Generation:
     async def _call_model(self, step: _Step, writer: DeltaWriter, stopped: asyncio.Event) -> bool:
         """Stream one model call into ``step``; True when aborted meanwhile."""
         context = self._same_passages(await self.sink.context(self.prompt, self.agent.context_options, self._saved))
+        context = await self._handled(context)
         context = await within_budget(self.agent, self.model, self.sink, self.prompt, context,
                                       lambda usage: self._meter.record(usage, "summary", self.model))
         files = await attachments(self._files, context, getattr(self.model, "inputs", Inputs()), self.agent,
@@ -301,7 +354,8 @@ class Generation:
         return await call_tool(self.agent, call, ToolContext(
             user_id=self.prompt.user_id, thread_id=self.thread_id, prompt_message_id=self.prompt.message_id,
             agent=self.agent, tool_call_id=call.id, knowledge=self._knowledge, sources=self._sources,
-            files=self._files, shown=self._shown, settings=self.settings))
+            files=self._files, shown=self._shown, settings=self.settings, context=self.run_context.context,
+            caller=self.run_context.caller))
 
     def _same_passages(self, context: list[Message]) -> list[Message]:
         """Every step sees the document passages of the first (numbered as the model first saw

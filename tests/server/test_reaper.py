@@ -6,9 +6,12 @@ from __future__ import annotations
 import pytest
 
 from tests.server.test_delta_log import open_stream
+from tests.support.store import settings_for
 from threadline.server.reaper import StreamReaper
-from threadline.shared import keys
+from threadline.server.reply_queue import ReplyQueue
+from threadline.shared import jobs, keys
 from threadline.shared.agents import Agent
+from threadline.shared.agents.request import ReplyOptions, ReplyRequest
 from threadline.shared.records import Message
 from threadline.shared.threads import Store
 
@@ -25,7 +28,8 @@ class Enqueued:
     def agent(self, name: str | None) -> Agent:
         return self._agent
 
-    async def enqueue(self, prompt: Message, agent: Agent, trigger_id: str | None = None) -> str:
+    async def enqueue(self, prompt: Message, agent: Agent, trigger_id: str | None = None,
+                      teams: tuple[str, ...] = (), request: ReplyRequest | None = None) -> str:
         self.asked.append((prompt.message_id, trigger_id))
         return f"gen-{trigger_id}"
 
@@ -66,3 +70,28 @@ async def test_an_agent_that_fails_is_not_asked_again(store: Store) -> None:
     await stale(store, tid, sid)
     assert await reaper.sweep() == 1
     assert queue.asked == [] and (await store.messages.get(reply.message_id)).status == "failed"
+
+
+async def test_a_retry_answers_the_request_its_dead_job_was_queued_with(store: Store, redis_url: str) -> None:
+    """The send's teams, context, options and claims travel with the job: the retry's job has them."""
+    queue = ReplyQueue(settings_for(redis_url, APP_MODULE="tests.support.agents"), store)
+    try:
+        agent = queue.agent("mock-retry")
+        tid = (await store.threads.create("alice")).thread_id
+        _, (prompt,) = await store.messages.save(tid, "alice", [Message(message_id="", thread_id="", text="q")])
+        request = ReplyRequest(context={"document": "a.md"}, options=ReplyOptions(temperature=0.5), admin=True,
+                               claims={"org": "acme"})
+        job_id = await queue.enqueue(prompt, agent, teams=("writers",), request=request)
+        assert await queue.request_of(job_id) == (("writers",), request)
+        _, (reply,) = await store.messages.save(tid, "alice", [Message(message_id="", thread_id="", role="assistant",
+                                                                       status="pending")],
+                                                prompt_message_id=prompt.message_id)
+        sid, _ = await store.streams.open(reply, agent_name=agent.name, prompt_message_id=prompt.message_id,
+                                          job_id=job_id)
+        await stale(store, tid, sid)
+        assert await StreamReaper(store, stale_ms=1000, grace_ms=60_000, generation=queue).sweep() == 1
+        retried = jobs.job_id(f"{prompt.message_id}-retry1")
+        assert await queue.request_of(retried) == (("writers",), request)
+        assert await queue.request_of("no-such-job") == ((), ReplyRequest())
+    finally:
+        queue.close()

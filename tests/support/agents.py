@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Literal
 
 import msgspec
 
@@ -19,8 +20,10 @@ from threadline.shared.agents import (
 )
 from threadline.shared.agents.document_search import document_search
 from threadline.shared.agents.image_tool import image_generation
+from threadline.shared.agents.request import RunContext
 from threadline.shared.llm.base import RawEvent
 from threadline.shared.llm.providers import Provider
+from threadline.shared.records import Message, TextPart
 from threadline.shared.storage.client import connect, connect_sync
 from threadline.shared.usage.ledger import Price
 
@@ -94,6 +97,42 @@ async def record_raw_event(event: RawEvent) -> None:
 
 def failing_usage(event: UsageEvent) -> None:
     raise RuntimeError("the app's usage handler is broken")
+
+
+class DeskContext(msgspec.Struct, forbid_unknown_fields=True):
+    """What the app knows of a request to the desk agent: the document open in its editor."""
+
+    document: str
+    plan: Literal["free", "pro"] = "free"
+
+
+class NoArgs(msgspec.Struct):
+    pass
+
+
+def desk_instructions(run: RunContext) -> str:
+    document = run.context.document if run.context is not None else "no document"
+    return f"You help {run.caller.user_id} of org {run.caller.claims.get('org', '-')} edit {document}."
+
+
+async def desk_context(run: RunContext, messages: list[Message]) -> list[Message]:
+    """Leaves out the messages marked [aside] and tells the model the caller's plan first."""
+    plan = run.context.plan if run.context is not None else "free"
+    note = Message(message_id="", thread_id=run.thread_id, role="system", text=f"Plan: {plan}.",
+                   parts=[TextPart(text=f"Plan: {plan}.")])
+    return [note, *(m for m in messages if "[aside]" not in m.text)]
+
+
+@tool("Who is asking, and about what")
+def whoami(ctx: ToolContext, args: NoArgs) -> dict[str, object]:
+    caller = ctx.caller
+    assert caller is not None
+    return {"user": caller.user_id, "teams": list(caller.teams), "admin": caller.admin, "claims": dict(ctx.claims),
+            "context": msgspec.to_builtins(ctx.context)}
+
+
+def broken_instructions(run: RunContext) -> str:
+    raise RuntimeError("the app's instructions are broken")
 
 
 PROVIDERS = [
@@ -182,6 +221,10 @@ AGENTS = [
     Agent(name="blind-strict", provider="text-only", unsupported_files="fail", throttle_ms=10),
     Agent(name="painter", instructions="Draw what is asked.", tools=[image_generation("gpt-image-1")], max_steps=2,
           throttle_ms=10),
+    Agent(name="desk", instructions=desk_instructions, context_type=DeskContext, context_handler=desk_context,
+          tools=[whoami, weather], max_steps=3, throttle_ms=10, models=("fake-small", "fake-large"),
+          client_options=("temperature", "activeTools", "contextOptions.recentMessages", "model")),
+    Agent(name="desk-broken", instructions=broken_instructions, throttle_ms=10),
 ]
 
 from tests.support.workflows import WORKFLOWS  # noqa: E402, F401 - the workflows of this test app

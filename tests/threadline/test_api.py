@@ -12,6 +12,9 @@ import pytest
 from tests.support.store import settings_for
 from threadline import Agent, Threadline
 from threadline.example import add, assistant
+from threadline.shared.agents.request import RunContext
+from threadline.shared.errors import BadRequest
+from threadline.shared.records import Message
 
 pytestmark = pytest.mark.anyio
 
@@ -116,3 +119,27 @@ async def test_rate_limits_count_when_asked(redis_url: str, tmp_path: Path) -> N
         assert refused.value.retry_after_ms and refused.value.retry_after_ms > 0
         assert (await thread.generate_text(MOCK, "three")).outcome == "finished"  # server code, not asked
         assert len((await thread.messages()).page) == 4  # "two" was never saved
+
+
+async def test_a_call_carries_its_context_to_the_instructions_and_the_context_handler(tl: Threadline) -> None:
+    class Doc(msgspec.Struct):
+        name: str
+
+    seen: list[tuple[object, ...]] = []
+
+    def instructions(run: RunContext) -> str:
+        seen.append(("instructions", run.context, run.caller.user_id))
+        return f"Edit {run.context.name}."
+
+    async def handler(run: RunContext, messages: list[Message]) -> list[Message]:
+        seen.append(("handler", run.context.name, [m.text for m in messages]))
+        return messages
+
+    agent = dataclasses.replace(MOCK, name="doc", instructions=instructions, context_type=Doc, context_handler=handler)
+    thread = await tl.create_thread("alice")
+    result = await thread.generate_text(agent, "hi", context=Doc(name="a.md"))
+    assert result.outcome == "finished"
+    assert seen == [("instructions", Doc(name="a.md"), "alice"), ("handler", "a.md", ["hi"])]
+    with pytest.raises(BadRequest, match="does not fit"):
+        await thread.generate_text(agent, "again", context={"name": 3})
+    assert len((await thread.messages()).page) == 2  # the refused call saved nothing

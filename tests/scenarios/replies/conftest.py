@@ -15,7 +15,7 @@ from threadline.workers.queues import GENERATION
 @pytest.fixture(scope="package")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Valkey, the scripted LLM, two web processes and a pool of generation workers."""
-    with run_stack(tmp_path_factory.mktemp("stack"), webs=2, workers=3, env={"SSE_PING_S": "0.5"}) as s:
+    with run_stack(tmp_path_factory.mktemp("stack"), webs=2, workers=3, env={"SSE_PING_S": "0.5", "AUTH_CLAIMS": "org, roles"}) as s:
         yield s
 
 
