@@ -8,7 +8,7 @@ their JSON schema comes from msgspec.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -24,6 +24,15 @@ from threadline.shared.agents.request import (
     RunContext,
     check_client_options,
 )
+from threadline.shared.agents.steps import (
+    PrepareStep,
+    StepInput,
+    StepPlan,
+    StepResult,
+    StopCondition,
+    has_tool_call,
+    step_count_is,
+)
 from threadline.shared.app_module import AppModuleError, declared_list
 from threadline.shared.errors import BadRequest
 from threadline.shared.llm.base import RawHandler
@@ -36,8 +45,9 @@ if TYPE_CHECKING:
     from threadline.shared.rag.knowledge import Knowledge, Sources
     from threadline.shared.records import Part
 
-__all__ = ["Agent", "Caller", "ContextOptions", "ReplyOptions", "ReplyRequest", "RunContext", "Tool",
-           "ToolContext", "UsageEvent", "human_tool", "tool"]
+__all__ = ["Agent", "Caller", "ContextOptions", "ReplyOptions", "ReplyRequest", "RunContext", "StepInput",
+           "StepPlan", "StepResult", "Tool", "ToolContext", "UsageEvent", "has_tool_call", "human_tool",
+           "step_count_is", "tool"]
 
 
 Count = Annotated[int, msgspec.Meta(ge=0, le=10_000)]
@@ -200,6 +210,10 @@ class Agent:
     context_handler: ContextHandler | None = None
     client_options: tuple[str, ...] = ()
     models: tuple[str, ...] = ()
+    # steps (shared.agents.steps): end the reply after a step whose tools ran when any condition holds
+    # (step_count_is, has_tool_call, or a predicate over the steps); change each model call before it runs
+    stop_when: StopCondition | Sequence[StopCondition] = ()
+    prepare_step: PrepareStep | None = None
 
     def tool_named(self, name: str) -> Tool | None:
         return next((t for t in self.tools if t.name == name), None)

@@ -34,6 +34,7 @@ from threadline.shared.agents.request import (
     instructions_for,
     resolved,
 )
+from threadline.shared.agents.steps import StepInput, StepPlan, StepResult
 from threadline.shared.errors import BadRequest, ChatError, Internal
 from threadline.shared.generation.app_hooks import RawRelay
 from threadline.shared.generation.attachments import attachments
@@ -104,6 +105,8 @@ class _Step:
     usage: Usage | None = None
     finish: str = "stop"
     refusal: str = ""
+    model: Model | None = None  # what the step ran with (prepare_step may change them)
+    agent: Agent | None = None
 
     def chars(self) -> int:
         """Characters the model sent in this step (its usage when the server counts none)."""
@@ -148,6 +151,8 @@ class Generation:
         self._knowledge = Knowledge(sink.store, sink.memory, prompt.user_id) if sink.memory is not None else None
         self._files = rt.files
         self._shown: list[Part] = []  # what tools made for the reply to show (generated images)
+        self._done: list[StepResult] = []  # the steps that called tools, for stop_when and prepare_step
+        self._models: dict[str, Model] = {}  # those prepare_step picked, by name
         self._attached: dict[str, list[dict[str, Any]]] = {}  # the context's files as the model gets them
 
     async def run(self) -> GenerationResult:
@@ -216,7 +221,7 @@ class Generation:
             for number in range(self.agent.max_steps):
                 step = _Step()  # the writer's object_of reads this variable: it follows each step
                 try:
-                    aborted = await self._call_model(step, writer, stopped)
+                    aborted = await self._call_model(step, writer, stopped, number)
                 except ChatError as exc:
                     await writer.flush()
                     return await self._end(stream_id, reply, step, "failed", error=exc.message)
@@ -224,7 +229,7 @@ class Generation:
                 if aborted or writer.aborted.is_set():
                     await writer.flush(closing=True)  # what came before the abort: deltas == stored text
                     return await self._end(stream_id, reply, step, "aborted", error="aborted")
-                await self._meter.step(step.usage, self.model)
+                await self._meter.step(step.usage, step.model or self.model)
                 if step.refusal:
                     return await self._end(stream_id, reply, step, "failed",
                                            error=f"the model refused: {step.refusal}")
@@ -233,9 +238,15 @@ class Generation:
                 reply = self._complete(reply, step)
                 await self.sink.step_done(reply)
                 self._saved.append(reply)
-                waiting = await self._run_tools(step, writer)
+                waiting, results = await self._run_tools(step, writer)
                 await writer.flush()
-                if waiting or number == self.agent.max_steps - 1:
+                self._done.append(StepResult(number, step.text, [p for p in reply.parts if isinstance(p, ToolCallPart)],
+                                              results))
+                try:
+                    last = waiting or number == self.agent.max_steps - 1 or await self._stop()
+                except ChatError as exc:  # the step stays as it was saved; the reply ends failed on it
+                    return await self._end(stream_id, reply, step, "failed", error=exc.message)
+                if last:
                     if self._cite(reply):  # no final message: this step's keeps the sources
                         await self.sink.step_done(reply)
                     await self.sink.finish(stream_id, [], "finished")
@@ -262,32 +273,33 @@ class Generation:
 
     # -- steps -----------------------------------------------------------------
 
-    async def _call_model(self, step: _Step, writer: DeltaWriter, stopped: asyncio.Event) -> bool:
-        """Stream one model call into ``step``; True when aborted meanwhile."""
+    async def _call_model(self, step: _Step, writer: DeltaWriter, stopped: asyncio.Event, number: int) -> bool:
+        """Stream one model call (step ``number``) into ``step``; True when aborted meanwhile."""
         context = self._same_passages(await self.sink.context(self.prompt, self.agent.context_options, self._saved))
         context = await self._handled(context)
         context = await within_budget(self.agent, self.model, self.sink, self.prompt, context,
                                       lambda usage: self._meter.record(usage, "summary", self.model))
-        files = await attachments(self._files, context, getattr(self.model, "inputs", Inputs()), self.agent,
-                                  self._attached)
+        agent, model, context = await self._prepared(number, context)
+        step.agent, step.model = agent, model
+        files = await attachments(self._files, context, getattr(model, "inputs", Inputs()), agent, self._attached)
         request = ChatRequest(
-            messages=to_chat_messages(self.agent, context, attachments=files,
-                                      reasoning_in_history=getattr(self.model, "reasoning_in_history", False)),
-            tools=[t.schema for t in self.agent.tools],
-            response_format=response_format(self.agent.output),
-            temperature=self.agent.temperature,
-            max_tokens=self.agent.max_tokens,
-            options=dict(self.agent.provider_options),
-            raw=self._raw if self.agent.raw_handler is not None else None,
+            messages=to_chat_messages(agent, context, attachments=files,
+                                      reasoning_in_history=getattr(model, "reasoning_in_history", False)),
+            tools=[t.schema for t in agent.tools],
+            response_format=response_format(agent.output),
+            temperature=agent.temperature,
+            max_tokens=agent.max_tokens,
+            options=dict(agent.provider_options),
+            raw=self._raw if agent.raw_handler is not None else None,
         )
         await self._meter.reserve(request.messages)  # refused here: no model call, no cost
-        labels = (self.model.provider, self.model.name)
+        labels = (model.provider, model.name)
         called = time.perf_counter()
         first = True
 
         async def consume() -> None:
             nonlocal first
-            async for event in self.model.stream(request):
+            async for event in model.stream(request):
                 if first:
                     first = False
                     metrics.model_first_token.labels(*labels).observe(time.perf_counter() - called)
@@ -334,24 +346,75 @@ class Generation:
         await cancel_and_wait(model_task)  # closes the HTTP stream to the model
         return True
 
-    async def _run_tools(self, step: _Step, writer: DeltaWriter) -> bool:
-        """Run the step's tool calls, saving each result; True when a person must answer one."""
-        waiting = False
+    async def _run_tools(self, step: _Step, writer: DeltaWriter) -> tuple[bool, list[ToolResultPart]]:
+        """Run the step's tool calls (those its agent offered), saving each result; (whether a person
+        must answer one, the results)."""
+        agent = step.agent or self.agent
+        waiting, results = False, []
         for call in step.calls:
-            tool = self.agent.tool_named(call.name)
+            tool = agent.tool_named(call.name)
             if tool is not None and tool.handler is None:
                 waiting = True
                 continue
-            result, is_error = await self._call_tool(call)
+            result, is_error = await self._call_tool(agent, call)
             part = ToolResultPart(tool_call_id=call.id, tool_name=call.name, result=result, is_error=is_error)
             message = Message(message_id="", thread_id=self.thread_id, role="tool", parts=[part],
                               agent_name=self.agent.name)
             self._saved.append(await self.sink.tool_result(message, self.prompt))
             writer.part(part)
-        return waiting
+            results.append(part)
+        return waiting, results
 
-    async def _call_tool(self, call: ToolCall) -> tuple[Any, bool]:
-        return await call_tool(self.agent, call, ToolContext(
+    async def _stop(self) -> bool:
+        """Whether one of the agent's stop conditions holds after the last step (a condition that
+        raises fails the reply: Internal)."""
+        conditions = self.agent.stop_when
+        for condition in [conditions] if callable(conditions) else conditions:
+            try:
+                if await resolved(condition(list(self._done))):
+                    return True
+            except Exception as exc:
+                log.exception("a stop condition of agent %s failed", self.agent.name)
+                raise Internal(f"the agent's stop condition failed: {type(exc).__name__}: {exc}") from exc
+        return False
+
+    async def _prepared(self, number: int, context: list[Message]) -> tuple[Agent, Model, list[Message]]:
+        """The agent, model and messages of step ``number`` as the agent's ``prepare_step`` plans it
+        (Internal when it fails or plans what the agent cannot do)."""
+        prepare = self.agent.prepare_step
+        if prepare is None:
+            return self.agent, self.model, context
+        try:
+            plan = await resolved(prepare(StepInput(self.run_context, number, list(self._done), list(context))))
+        except Exception as exc:
+            log.exception("prepare_step of agent %s failed", self.agent.name)
+            raise Internal(f"the agent's prepare_step failed: {type(exc).__name__}: {exc}") from exc
+        if plan is None:
+            return self.agent, self.model, context
+        if not isinstance(plan, StepPlan):
+            raise Internal(f"prepare_step must return a StepPlan or None, not {type(plan).__name__}")
+        changes: dict[str, Any] = {k: v for k, v in (("instructions", plan.instructions),
+                                                     ("temperature", plan.temperature),
+                                                     ("max_tokens", plan.max_tokens)) if v is not None}
+        if plan.active_tools is not None:
+            names = [t.name for t in self.agent.tools]
+            unknown = [n for n in plan.active_tools if n not in names]
+            if unknown:
+                raise Internal(f"prepare_step names a tool the agent does not have: {unknown[0]!r}")
+            changes["tools"] = [t for t in self.agent.tools if t.name in plan.active_tools]
+        if plan.options:
+            changes["provider_options"] = {**self.agent.provider_options, **plan.options}
+        model = self.model
+        if plan.model is not None and plan.model != self.model.name:
+            if plan.model not in self._models:
+                self._models[plan.model] = model_for(self.settings, plan.model, provider=self.agent.provider,
+                                                     max_retries=self.agent.max_retries)
+            model = self._models[plan.model]
+        messages = context if plan.messages is None else list(plan.messages)
+        return dataclasses.replace(self.agent, **changes), model, messages
+
+    async def _call_tool(self, agent: Agent, call: ToolCall) -> tuple[Any, bool]:
+        return await call_tool(agent, call, ToolContext(
             user_id=self.prompt.user_id, thread_id=self.thread_id, prompt_message_id=self.prompt.message_id,
             agent=self.agent, tool_call_id=call.id, knowledge=self._knowledge, sources=self._sources,
             files=self._files, shown=self._shown, settings=self.settings, context=self.run_context.context,
@@ -395,6 +458,8 @@ class Generation:
             done.parts.append(RefusalPart(text=step.refusal))
         done.usage = step.usage
         done.finish_reason = "refusal" if step.refusal else step.finish
+        if step.model is not None:  # (prepare_step may have picked another)
+            done.model, done.provider = step.model.name, step.model.provider
         return done
 
     async def _end(self, stream_id: str, reply: Message, step: _Step, outcome: Outcome,

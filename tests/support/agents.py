@@ -21,6 +21,7 @@ from threadline.shared.agents import (
 from threadline.shared.agents.document_search import document_search
 from threadline.shared.agents.image_tool import image_generation
 from threadline.shared.agents.request import RunContext
+from threadline.shared.agents.steps import StepInput, StepPlan, has_tool_call, step_count_is
 from threadline.shared.llm.base import RawEvent
 from threadline.shared.llm.providers import Provider
 from threadline.shared.records import Message, TextPart
@@ -131,6 +132,14 @@ def whoami(ctx: ToolContext, args: NoArgs) -> dict[str, object]:
             "context": msgspec.to_builtins(ctx.context)}
 
 
+def plan_steps(step: StepInput) -> StepPlan | None:
+    """The first call on a smaller model with the weather tool alone; later ones see only the last
+    exchange (the call and its result), at temperature 0 with a seed."""
+    if step.number == 0:
+        return StepPlan(model="fake-small", active_tools=["weather"], instructions="First, the weather.")
+    return StepPlan(messages=step.messages[-2:], temperature=0.0, options={"seed": 7})
+
+
 def broken_instructions(run: RunContext) -> str:
     raise RuntimeError("the app's instructions are broken")
 
@@ -225,6 +234,13 @@ AGENTS = [
           tools=[whoami, weather], max_steps=3, throttle_ms=10, models=("fake-small", "fake-large"),
           client_options=("temperature", "activeTools", "contextOptions.recentMessages", "model")),
     Agent(name="desk-broken", instructions=broken_instructions, throttle_ms=10),
+    Agent(name="stepper", tools=[weather, whoami], max_steps=5, throttle_ms=10, prepare_step=plan_steps,
+          stop_when=[has_tool_call("whoami")]),
+    Agent(name="counted", tools=[weather], max_steps=5, throttle_ms=10, stop_when=step_count_is(2)),
+    Agent(name="stop-on-text", tools=[weather], max_steps=5, throttle_ms=10,
+          stop_when=lambda steps: "enough" in steps[-1].text),
+    Agent(name="bad-plan", tools=[weather], max_steps=2, throttle_ms=10,
+          prepare_step=lambda step: StepPlan(active_tools=["nope"])),
 ]
 
 from tests.support.workflows import WORKFLOWS  # noqa: E402, F401 - the workflows of this test app
