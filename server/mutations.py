@@ -13,7 +13,7 @@ from threadline.server import args as A
 from threadline.server.context import Context
 from threadline.shared import keys
 from threadline.shared.agents import Agent
-from threadline.shared.agents.request import ReplyOptions, ReplyRequest, admit
+from threadline.shared.agents.request import ReplyOptions, ReplyRequest, admit, fixed_chars
 from threadline.shared.documents.parsing import check_document
 from threadline.shared.documents.store import namespace_for
 from threadline.shared.errors import BadRequest, Forbidden, Unavailable
@@ -22,7 +22,7 @@ from threadline.shared.records import FilePart, ImagePart, Message, Part, TextPa
 from threadline.shared.storage.guard import in_thread, recorded
 from threadline.shared.streams.store import thread_of_stream
 from threadline.shared.threads.snippets import thread_of_snippet
-from threadline.shared.usage.limits import Who, estimate_tokens
+from threadline.shared.usage.limits import Who
 from threadline.shared.workflows.definition import workflow_named
 
 
@@ -125,12 +125,9 @@ def _who(ctx: Context, agent: str) -> Who:
 async def _tokens_left_for(ctx: Context, agent: Agent, message: Message) -> None:
     """Refuse now (rate_limited, retryAfterMs) a message whose reply the token limits could not
     afford even on the prompt alone; the worker reserves the real estimate before each model call."""
-    limits = ctx.services.limiter
-    if limits is None or not limits.has("tokens"):
-        return
-    fixed = agent.instructions if isinstance(agent.instructions, str) else ""  # (built ones: the worker's estimate)
-    estimate = estimate_tokens(len(message.text) + len(fixed), agent.max_tokens)
-    await limits.take("tokens", _who(ctx, agent.name), estimate, check=True)  # the generation takes its own
+    if ctx.services.limiter is not None:  # (the generation reserves its own before each model call)
+        await ctx.services.limiter.afford(_who(ctx, agent.name), len(message.text) + fixed_chars(agent),
+                                          agent.max_tokens)
 
 
 @mutation("messages.send", A.MessagesSend)

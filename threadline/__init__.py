@@ -39,6 +39,7 @@ from threadline.shared.agents.image_tool import image_generation
 from threadline.shared.auth import mint
 from threadline.shared.errors import ChatError
 from threadline.shared.files.store import FileRecord
+from threadline.shared.generation.alone import agent_tool
 from threadline.shared.generation.runner import GenerationResult
 from threadline.shared.llm.providers import Provider
 from threadline.shared.rag.options import RagOptions
@@ -107,6 +108,7 @@ __all__ = [
     "UsageEvent",
     "Workflow",
     "WorkflowError",
+    "agent_tool",
     "current_step",
     "document_search",
     "has_tool_call",

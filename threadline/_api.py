@@ -17,6 +17,7 @@ from threadline.shared.documents.store import Document
 from threadline.shared.errors import BadRequest
 from threadline.shared.files.refs import file_ids
 from threadline.shared.files.store import FileRecord
+from threadline.shared.generation.alone import generate_alone
 from threadline.shared.generation.context import fetch_context_messages
 from threadline.shared.generation.lock import thread_turn
 from threadline.shared.generation.runner import Generation, GenerationResult
@@ -80,6 +81,31 @@ class Threadline:
             chosen, model=model if model is not None else chosen.model,
             provider=provider if provider is not None else chosen.provider,
             provider_options={**chosen.provider_options, **(options or {})})
+
+    async def generate_text(self, agent: Agent | str | None, prompt: str, *, user_id: str,
+                            messages: list[Message] | None = None, context: Any = None, model: str | None = None,
+                            provider: str | None = None, options: dict[str, Any] | None = None,
+                            rate_limited: bool = False) -> GenerationResult:
+        """One answer outside any thread (classify, extract): nothing is saved, the usage is
+        ``user_id``'s (and, with ``rate_limited``, their rate limits count it); ``messages`` come
+        before the prompt; ``context``, ``model``, ``provider`` and ``options`` as for a thread."""
+        chosen = self.agent(agent, model=model, provider=provider, options=options)
+        return await self._alone(chosen, prompt, user_id, messages, context, rate_limited)
+
+    async def generate_object(self, agent: Agent | str | None, prompt: str, output: type | None = None, *,
+                              user_id: str, messages: list[Message] | None = None, context: Any = None,
+                              model: str | None = None, provider: str | None = None,
+                              options: dict[str, Any] | None = None, rate_limited: bool = False) -> Any:
+        """The validated object of one answer outside any thread (``output`` overrides the agent's)."""
+        chosen = _with_output(self.agent(agent, model=model, provider=provider, options=options), output)
+        return _object_of(await self._alone(chosen, prompt, user_id, messages, context, rate_limited))
+
+    async def _alone(self, agent: Agent, prompt: str, user_id: str, messages: list[Message] | None, context: Any,
+                     rate_limited: bool) -> GenerationResult:
+        context = msgspec.to_builtins(context) if context is not None else None
+        admit(agent, context, None, trusted=True)
+        return await generate_alone(self.runtime, agent, prompt, user_id=user_id, messages=messages or (),
+                                    request=ReplyRequest(context=context), rate_limited=rate_limited)
 
     async def create_thread(self, user_id: str, *, title: str = "", summary: str = "",
                             metadata: dict[str, Any] | None = None) -> ThreadHandle:
@@ -190,6 +216,19 @@ class Threadline:
                                       before=before, after=after, bill_to=user_id or "")
 
 
+def _with_output(agent: Agent, output: type | None) -> Agent:
+    chosen = dataclasses.replace(agent, output=output) if output is not None else agent
+    if chosen.output is None:
+        raise BadRequest(f"agent {chosen.name!r} has no output type; pass output=")
+    return chosen
+
+
+def _object_of(result: GenerationResult) -> Any:
+    if result.outcome != "finished":
+        raise BadRequest(f"no object: {result.messages[-1].error if result.messages else result.outcome}")
+    return result.object
+
+
 def _namespace_owner(namespace: str) -> str:
     kind, _, ident = namespace.partition(":")
     return ident if kind == "user" else ""
@@ -274,26 +313,15 @@ class ThreadHandle:
                               messages: list[Message] | None = None, model: str | None = None, provider: str | None = None, options: dict[str, Any] | None = None,
                               context: Any = None) -> Any:
         """The validated object the agent answers with (``output`` overrides the agent's type)."""
-        chosen = self._with_output(self._tl.agent(agent, model=model, provider=provider, options=options), output)
-        result = await self._run(await self._generation(chosen, prompt, None, messages, context=context))
-        if result.outcome != "finished":
-            raise BadRequest(f"no object: {result.messages[-1].error if result.messages else result.outcome}")
-        return result.object
+        chosen = _with_output(self._tl.agent(agent, model=model, provider=provider, options=options), output)
+        return _object_of(await self._run(await self._generation(chosen, prompt, None, messages, context=context)))
 
     def stream_object(self, agent: Agent | str | None, prompt: str, output: type | None = None, *,
                       messages: list[Message] | None = None, model: str | None = None, provider: str | None = None, options: dict[str, Any] | None = None,
                       context: Any = None) -> ObjectStream:
         """Iterate over partial objects as they stream; ``.result`` holds the final one."""
         chosen = self._tl.agent(agent, model=model, provider=provider, options=options)
-        return ObjectStream(self, self._with_output(chosen, output), prompt, None, messages, context)
-
-    def _with_output(self, agent: Agent | str | None, output: type | None) -> Agent:
-        chosen = self._tl.agent(agent)
-        if output is not None:
-            chosen = dataclasses.replace(chosen, output=output)
-        if chosen.output is None:
-            raise BadRequest(f"agent {chosen.name!r} has no output type; pass output=")
-        return chosen
+        return ObjectStream(self, _with_output(chosen, output), prompt, None, messages, context)
 
     async def _generation(self, agent: Agent, prompt: str | None, prompt_message_id: str | None,
                           messages: list[Message] | None, on_delta: OnDelta | None = None,

@@ -176,6 +176,12 @@ def applied(agent: Agent, options: ReplyOptions | None, *, trusted: bool = False
     return dataclasses.replace(agent, **changes)
 
 
+def fixed_chars(agent: Agent) -> int:
+    """The characters of the agent's instructions when they are fixed (built ones: 0, unknown
+    until the reply builds them)."""
+    return len(agent.instructions) if isinstance(agent.instructions, str) else 0
+
+
 async def instructions_for(agent: Agent, run: RunContext) -> str:
     """The agent's instructions for one reply, built by its callable if it has one; Internal
     naming what went wrong in the app's code (the reply fails with it)."""

@@ -128,6 +128,7 @@ class Generation:
         agent fails the reply."""
         settings = rt.settings
         self.settings = settings
+        self._rt = rt
         request = request or ReplyRequest()
         self._refused = ""
         try:
@@ -167,7 +168,7 @@ class Generation:
             return await self._end(stream_id, reply, _Step(), "failed", error=self._refused)
         async with self.sink.watch(stream_id) as stopped:
             result = await self._steps(stream_id, reply, stopped)
-        if result.outcome == "finished" and self.agent.auto_title:
+        if result.outcome == "finished" and self.agent.auto_title and self.thread_id:
             await self._title(result.text or (text_of(result.messages[-1].parts) if result.messages else ""))
         return result
 
@@ -418,7 +419,7 @@ class Generation:
             user_id=self.prompt.user_id, thread_id=self.thread_id, prompt_message_id=self.prompt.message_id,
             agent=self.agent, tool_call_id=call.id, knowledge=self._knowledge, sources=self._sources,
             files=self._files, shown=self._shown, settings=self.settings, context=self.run_context.context,
-            caller=self.run_context.caller))
+            caller=self.run_context.caller, runtime=self._rt))
 
     def _same_passages(self, context: list[Message]) -> list[Message]:
         """Every step sees the document passages of the first (numbered as the model first saw

@@ -129,6 +129,12 @@ class Limits:
         """Any rule on ``on`` (None: on replies in flight)."""
         return any(r.counts(on) for r in self.rules)
 
+    async def afford(self, who: Who, chars: int, max_tokens: int | None) -> None:
+        """RateLimited now (retryAfterMs) when the token limits could not afford even a call of
+        ``chars`` characters of input; the call itself reserves its real estimate later."""
+        if self.has("tokens"):
+            await self.take("tokens", who, estimate_tokens(chars, max_tokens), check=True)
+
     def _keys(self, on: On | None, who: Who) -> list[tuple[Limit, str]]:
         out = []
         for rule in self.rules:

@@ -22,6 +22,7 @@ from threadline.shared.agents.document_search import document_search
 from threadline.shared.agents.image_tool import image_generation
 from threadline.shared.agents.request import RunContext
 from threadline.shared.agents.steps import StepInput, StepPlan, has_tool_call, step_count_is
+from threadline.shared.generation.alone import agent_tool
 from threadline.shared.llm.base import RawEvent
 from threadline.shared.llm.providers import Provider
 from threadline.shared.records import Message, TextPart
@@ -239,6 +240,8 @@ AGENTS = [
     Agent(name="counted", tools=[weather], max_steps=5, throttle_ms=10, stop_when=step_count_is(2)),
     Agent(name="stop-on-text", tools=[weather], max_steps=5, throttle_ms=10,
           stop_when=lambda steps: "enough" in steps[-1].text),
+    Agent(name="manager", instructions="Delegate trip plans.", throttle_ms=10, max_steps=3,
+          tools=[agent_tool("planner", "Plans a trip: give it the trip in words"), agent_tool("manager", "Yourself")]),
     Agent(name="bad-plan", tools=[weather], max_steps=2, throttle_ms=10,
           prepare_step=lambda step: StepPlan(active_tools=["nope"])),
 ]

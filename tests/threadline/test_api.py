@@ -143,3 +143,13 @@ async def test_a_call_carries_its_context_to_the_instructions_and_the_context_ha
     with pytest.raises(BadRequest, match="does not fit"):
         await thread.generate_text(agent, "again", context={"name": 3})
     assert len((await thread.messages()).page) == 2  # the refused call saved nothing
+
+
+async def test_a_call_outside_any_thread_saves_nothing_and_counts_for_its_user(tl: Threadline) -> None:
+    result = await tl.generate_text(MOCK, "classify this", user_id="carol")
+    assert result.outcome == "finished" and result.text.startswith("[mock]") and result.stream_id == ""
+    assert (await tl.store.threads.list("carol", num_items=10))[1].page == []
+    usage = await tl.usage("carol")
+    assert usage.by_agent["m"].calls == 1
+    trip = await tl.generate_object(MOCK, "Lisbon for two days", Trip, user_id="carol")
+    assert trip == {"city": "mock", "days": 1}  # validated against Trip, as JSON values

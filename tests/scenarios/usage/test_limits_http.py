@@ -115,3 +115,17 @@ def test_a_concurrency_cap_refuses_a_second_reply_while_the_first_is_written(sit
         time.sleep(0.2)
         assert c.post(f"/api/threads/{second}/messages", json={"prompt": "three", "agentName": "raw"}
                       ).status_code == 201  # its place came back
+
+
+def test_a_one_off_call_counts_in_the_limits_as_a_reply_does(site: Stack) -> None:
+    site.reset_llm()
+    huge = "summarize " + "harbours " * 1500  # more than the user's 3,000 tokens
+    with http(site, "oneoff-big") as c:
+        r = c.post("/api/generate", json={"prompt": huge, "agentName": "echo"})
+        assert r.status_code == 429 and r.json()["code"] == "rate_limited" and "user-tokens" in r.json()["message"]
+        ok = c.post("/api/generate", json={"prompt": "briefly", "agentName": "echo"})
+        assert ok.status_code == 200 and ok.json()["outcome"] == "finished", ok.text
+        status = c.get("/api/rate-limit").json()
+    asked = [json.dumps(r) for r in site.llm_requests()]  # (an earlier test's queued reply may come too)
+    assert any("briefly" in r for r in asked) and not any("harbours" in r for r in asked)  # refused: never asked
+    assert "user-tokens" in json.dumps(status)
