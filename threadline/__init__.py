@@ -36,6 +36,7 @@ from threadline.shared.agents import (
 )
 from threadline.shared.agents.document_search import document_search
 from threadline.shared.agents.image_tool import image_generation
+from threadline.shared.agents.mcp import McpServer
 from threadline.shared.auth import mint
 from threadline.shared.errors import ChatError
 from threadline.shared.files.store import FileRecord
@@ -73,6 +74,7 @@ __all__ = [
     "GenerationResult",
     "ImagePart",
     "Limit",
+    "McpServer",
     "Message",
     "MutationError",
     "NonDeterminism",

@@ -40,6 +40,7 @@ from threadline.shared.rag.options import RagOptions
 from threadline.shared.records import Usage
 
 if TYPE_CHECKING:
+    from threadline.shared.agents.mcp import McpServer
     from threadline.shared.config import Settings
     from threadline.shared.files.store import FileStore
     from threadline.shared.rag.knowledge import Knowledge, Sources
@@ -140,16 +141,19 @@ class Tool:
     description: str
     args_type: type
     handler: ToolHandler | None = None
+    parameters: dict[str, Any] | None = None  # a JSON schema given as is (an MCP tool's): args are a dict
 
     @property
     def schema(self) -> dict[str, Any]:
         return {
             "type": "function",
             "function": {"name": self.name, "description": self.description,
-                         "parameters": inline_schema(self.args_type)},
+                         "parameters": self.parameters if self.parameters is not None else inline_schema(self.args_type)},
         }
 
     def parse_args(self, raw: str) -> Any:
+        if self.parameters is not None:  # the server checks them against its schema
+            return msgspec.json.decode(raw or "{}", type=dict[str, Any])
         return msgspec.json.decode(raw or "{}", type=self.args_type)
 
 
@@ -216,6 +220,8 @@ class Agent:
     # (step_count_is, has_tool_call, or a predicate over the steps); change each model call before it runs
     stop_when: StopCondition | Sequence[StopCondition] = ()
     prepare_step: PrepareStep | None = None
+    # tools from MCP servers (shared.agents.mcp), listed for each reply beside ``tools``
+    mcp_servers: Sequence[McpServer] = ()
 
     def tool_named(self, name: str) -> Tool | None:
         return next((t for t in self.tools if t.name == name), None)

@@ -158,8 +158,8 @@ def applied(agent: Agent, options: ReplyOptions | None, *, trusted: bool = False
             changes["context_options"] = msgspec.convert(merged, ContextOptions)
         except msgspec.ValidationError as exc:
             raise BadRequest(f"`options.contextOptions` does not fit: {exc}") from None
-    if options.active_tools is not None:
-        names = [t.name for t in agent.tools]
+    if options.active_tools is not None:  # (an MCP server's tools count when it names them: McpServer.tools)
+        names = [t.name for t in agent.tools] + [m.model_name(n) for m in agent.mcp_servers for n in m.tools or ()]
         unknown = [n for n in options.active_tools if n not in names]
         if unknown:
             raise BadRequest(f"agent {agent.name!r} has no tool {unknown[0]!r}; its tools: {', '.join(names)}")

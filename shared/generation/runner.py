@@ -25,6 +25,7 @@ import msgspec
 
 from threadline.shared import metrics
 from threadline.shared.agents import Agent, ToolContext
+from threadline.shared.agents.mcp import mcp_tools
 from threadline.shared.agents.request import (
     Caller,
     ReplyRequest,
@@ -131,6 +132,7 @@ class Generation:
         self._rt = rt
         request = request or ReplyRequest()
         self._refused = ""
+        self._active = request.options.active_tools if request.options is not None else None
         try:
             agent = applied(agent, request.options, trusted=True)
             context = context_of(agent, request.context)
@@ -164,6 +166,8 @@ class Generation:
             return await self._end(stream_id, reply, _Step(), "aborted", error="aborted")
         if not self._refused:
             self._refused = await self._instructions()
+        if self.agent.mcp_servers and not self._refused:
+            await self._take_mcp_tools()
         if self._refused:
             return await self._end(stream_id, reply, _Step(), "failed", error=self._refused)
         async with self.sink.watch(stream_id) as stopped:
@@ -183,6 +187,13 @@ class Generation:
             return exc.message
         self.agent = dataclasses.replace(self.agent, instructions=text)
         return ""
+
+    async def _take_mcp_tools(self) -> None:
+        """Add the tools of the agent's MCP servers (those the request allows) to this reply's."""
+        found = await mcp_tools(self.agent.mcp_servers)
+        if self._active is not None:
+            found = [t for t in found if t.name in self._active]
+        self.agent = dataclasses.replace(self.agent, tools=[*self.agent.tools, *found])
 
     async def _handled(self, context: list[Message]) -> list[Message]:
         """The context as the agent's ``context_handler`` makes it (ChatError when it fails)."""

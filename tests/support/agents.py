@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from typing import Literal
 
@@ -20,6 +21,7 @@ from threadline.shared.agents import (
 )
 from threadline.shared.agents.document_search import document_search
 from threadline.shared.agents.image_tool import image_generation
+from threadline.shared.agents.mcp import McpServer
 from threadline.shared.agents.request import RunContext
 from threadline.shared.agents.steps import StepInput, StepPlan, has_tool_call, step_count_is
 from threadline.shared.generation.alone import agent_tool
@@ -145,6 +147,15 @@ def broken_instructions(run: RunContext) -> str:
     raise RuntimeError("the app's instructions are broken")
 
 
+# the suite's MCP server (tests/support/mcp_server.py) over stdio, and over HTTP where a test runs one
+CALC = McpServer("calc", command=sys.executable, args=["-m", "tests.support.mcp_server"],
+                 cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                 prefix="calc_", timeout_s=3)
+REMOTE = McpServer("remote", url=os.environ.get("TEST_MCP_URL", "http://127.0.0.1:9/mcp"), prefix="remote_",
+                   tools=["shout"], timeout_s=3)
+NOWHERE = McpServer("nowhere", url="http://127.0.0.1:9/mcp", timeout_s=2)
+
+
 PROVIDERS = [
     # DeepSeek's thinking mode, reached at the test server: reasoning goes back with tool calls
     Provider("deepseek", os.environ.get("LLM_BASE_URL", "http://127.0.0.1:9/v1"), api_key="ds-key",
@@ -242,6 +253,8 @@ AGENTS = [
           stop_when=lambda steps: "enough" in steps[-1].text),
     Agent(name="manager", instructions="Delegate trip plans.", throttle_ms=10, max_steps=3,
           tools=[agent_tool("planner", "Plans a trip: give it the trip in words"), agent_tool("manager", "Yourself")]),
+    Agent(name="mcp-user", mcp_servers=[CALC, REMOTE], max_steps=4, throttle_ms=10),
+    Agent(name="mcp-nowhere", mcp_servers=[NOWHERE], throttle_ms=10),
     Agent(name="bad-plan", tools=[weather], max_steps=2, throttle_ms=10,
           prepare_step=lambda step: StepPlan(active_tools=["nope"])),
 ]
