@@ -234,6 +234,11 @@ class Endpoints:
     async def abort(self, request: Request) -> Response:
         return await self._mutate(request, "streams.abort", {"threadId": request.path_params["thread_id"]})
 
+    async def approval(self, request: Request) -> Response:
+        """POST {approved, reason?}: a decision on a tool call waiting for approval (tools.approve)."""
+        ref = {"threadId": request.path_params["thread_id"], "approvalId": request.path_params["approval_id"]}
+        return await self._mutate(request, "tools.approve", {**await _body(request), **ref})
+
     async def stream_events(self, request: Request) -> Response:
         """A stream's deltas as Server-Sent Events (``id:`` = seq; honours Last-Event-ID)."""
         ctx = await self._context(request)
@@ -317,6 +322,7 @@ def routes(services: Services) -> list[Route]:
         Route("/api/threads/{thread_id}", e.thread, methods=["GET", "PATCH", "DELETE"]),
         Route("/api/threads/{thread_id}/messages", e.messages, methods=["GET", "POST"]),
         Route("/api/threads/{thread_id}/abort", e.abort, methods=["POST"]),
+        Route("/api/threads/{thread_id}/approvals/{approval_id}", e.approval, methods=["POST"]),
         Route("/api/threads/{thread_id}/context", e.context, methods=["POST"]),
         Route("/api/streams/{stream_id}", e.stream_events, methods=["GET"]),
         Route("/api/rag/search", e.rag_search, methods=["POST"]),

@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from threadline.server import approvals  # noqa: F401  (registers tools.approve)
 from threadline.server.context import Context
 from threadline.server.idempotency import StoredOutcome, outcome_of, run_once
 from threadline.server.mutations import MUTATIONS, Outcome

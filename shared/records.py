@@ -40,6 +40,25 @@ class ToolResultPart(_Record, tag="tool-result", tag_field="type"):
     is_error: bool = False
 
 
+class ToolApprovalRequestPart(_Record, tag="tool-approval-request", tag_field="type"):
+    """On a reply that called a tool needing approval: the call waits for a person's decision
+    (``tools.approve``), which runs the tool or tells the model it was denied."""
+
+    approval_id: str
+    tool_call_id: str
+    tool_name: str
+    args: Any = None
+
+
+class ToolApprovalResponsePart(_Record, tag="tool-approval-response", tag_field="type", omit_defaults=True):
+    """The decision on an approval request (one per request: the first decision stands)."""
+
+    approval_id: str
+    tool_call_id: str
+    approved: bool
+    reason: str | None = None
+
+
 class ToolCallDeltaPart(_Record, tag="tool-call-delta", tag_field="type"):
     """Delta only (never stored): a piece of a tool call's arguments as the model writes them.
 
@@ -101,7 +120,7 @@ class RefusalPart(_Record, tag="refusal", tag_field="type"):
 
 
 Part = (TextPart | ReasoningPart | ToolCallPart | ToolResultPart | ObjectPart | FilePart | ImagePart | RefusalPart
-        | SourcePart | ToolCallDeltaPart)
+        | SourcePart | ToolCallDeltaPart | ToolApprovalRequestPart | ToolApprovalResponsePart)
 
 
 class Usage(_Record):

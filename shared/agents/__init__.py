@@ -142,6 +142,8 @@ class Tool:
     args_type: type
     handler: ToolHandler | None = None
     parameters: dict[str, Any] | None = None  # a JSON schema given as is (an MCP tool's): args are a dict
+    # a person approves each call first (or those the predicate picks: (ctx, args) -> bool, may be async)
+    needs_approval: bool | Callable[[ToolContext, Any], bool | Awaitable[bool]] = False
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -157,15 +159,19 @@ class Tool:
         return msgspec.json.decode(raw or "{}", type=self.args_type)
 
 
-def tool(description: str, *, name: str | None = None) -> Callable[[ToolHandler], Tool]:
-    """Make a Tool of ``fn(ctx, args: SomeStruct)``; the Struct gives the JSON schema."""
+def tool(description: str, *, name: str | None = None,
+         needs_approval: bool | Callable[[ToolContext, Any], bool | Awaitable[bool]] = False,
+         ) -> Callable[[ToolHandler], Tool]:
+    """Make a Tool of ``fn(ctx, args: SomeStruct)``; the Struct gives the JSON schema. With
+    ``needs_approval`` (or a predicate over the call's context and arguments) a call waits for a
+    person's decision before it runs."""
 
     def wrap(fn: ToolHandler) -> Tool:
         params = list(inspect.signature(fn).parameters.values())
         hints = inspect.get_annotations(fn, eval_str=True)
         if len(params) != 2 or params[1].name not in hints:
             raise TypeError(f"tool {fn.__name__} must be fn(ctx, args: SomeStruct)")
-        return Tool(name or fn.__name__, description, hints[params[1].name], fn)
+        return Tool(name or fn.__name__, description, hints[params[1].name], fn, needs_approval=needs_approval)
 
     return wrap
 

@@ -78,12 +78,13 @@ class ReplyRequest:
     options: ReplyOptions | None = None
     admin: bool = False
     claims: Mapping[str, Any] = field(default_factory=dict)
+    decided: bool = False  # the reply continues after a person's decision on tool approvals
 
     def to_job(self) -> dict[str, Any] | None:
-        if self.context is None and self.options is None and not self.admin and not self.claims:
+        if self.context is None and self.options is None and not self.admin and not self.claims and not self.decided:
             return None
         return {"context": self.context, "options": msgspec.to_builtins(self.options) if self.options else None,
-                "admin": self.admin, "claims": dict(self.claims)}
+                "admin": self.admin, "claims": dict(self.claims), "decided": self.decided}
 
     @classmethod
     def from_job(cls, raw: Mapping[str, Any] | None) -> ReplyRequest:
@@ -91,7 +92,7 @@ class ReplyRequest:
             return cls()
         options = raw.get("options")
         return cls(context=raw.get("context"), options=msgspec.convert(options, ReplyOptions) if options else None,
-                   admin=bool(raw.get("admin")), claims=dict(raw.get("claims") or {}))
+                   admin=bool(raw.get("admin")), claims=dict(raw.get("claims") or {}), decided=bool(raw.get("decided")))
 
 
 def check_client_options(agent: Agent) -> None:

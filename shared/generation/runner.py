@@ -17,6 +17,7 @@ import asyncio
 import copy
 import dataclasses
 import logging
+import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -24,7 +25,7 @@ from typing import Any, Literal
 import msgspec
 
 from threadline.shared import metrics
-from threadline.shared.agents import Agent, ToolContext
+from threadline.shared.agents import Agent, Tool, ToolContext
 from threadline.shared.agents.mcp import mcp_tools
 from threadline.shared.agents.request import (
     Caller,
@@ -70,6 +71,8 @@ from threadline.shared.records import (
     Part,
     RefusalPart,
     SourcePart,
+    ToolApprovalRequestPart,
+    ToolApprovalResponsePart,
     ToolCallDeltaPart,
     ToolCallPart,
     ToolResultPart,
@@ -133,6 +136,8 @@ class Generation:
         request = request or ReplyRequest()
         self._refused = ""
         self._active = request.options.active_tools if request.options is not None else None
+        self._decisions = request.decided  # a person decided on approval requests: run or deny those first
+        self._early: list[ToolResultPart] = []
         try:
             agent = applied(agent, request.options, trusted=True)
             context = context_of(agent, request.context)
@@ -160,6 +165,7 @@ class Generation:
 
     async def run(self) -> GenerationResult:
         await self.sink.start(self.prompt)
+        self._early = await self._decided() if self._decisions else []  # before the reply: history stays in order
         reply = await self._new_reply()
         stream_id, aborted = await self.sink.open_stream(reply, self.agent.name, self.prompt)
         if aborted:  # stopped while it was queued: it ends here, before any model call
@@ -230,6 +236,8 @@ class Generation:
                              object_of=(lambda: parse_partial(step.text)) if self.agent.output else None)
         writer.start()
         try:
+            for part in self._early:  # the decided calls' results, kept before this reply began
+                writer.part(part)
             for number in range(self.agent.max_steps):
                 step = _Step()  # the writer's object_of reads this variable: it follows each step
                 try:
@@ -250,7 +258,12 @@ class Generation:
                 reply = self._complete(reply, step)
                 await self.sink.step_done(reply)
                 self._saved.append(reply)
-                waiting, results = await self._run_tools(step, writer)
+                waiting, results, approvals = await self._run_tools(step, writer)
+                if approvals:  # the step's message keeps the requests; every tab sees them now
+                    reply.parts = [*reply.parts, *approvals]
+                    await self.sink.step_done(reply)
+                    for request in approvals:
+                        writer.part(request)
                 await writer.flush()
                 self._done.append(StepResult(number, step.text, [p for p in reply.parts if isinstance(p, ToolCallPart)],
                                               results))
@@ -358,24 +371,73 @@ class Generation:
         await cancel_and_wait(model_task)  # closes the HTTP stream to the model
         return True
 
-    async def _run_tools(self, step: _Step, writer: DeltaWriter) -> tuple[bool, list[ToolResultPart]]:
+    async def _run_tools(self, step: _Step, writer: DeltaWriter
+                         ) -> tuple[bool, list[ToolResultPart], list[ToolApprovalRequestPart]]:
         """Run the step's tool calls (those its agent offered), saving each result; (whether a person
-        must answer one, the results)."""
+        must answer or approve one, the results, the approval requests)."""
         agent = step.agent or self.agent
-        waiting, results = False, []
+        waiting, results, approvals = False, [], []
         for call in step.calls:
             tool = agent.tool_named(call.name)
             if tool is not None and tool.handler is None:
                 waiting = True
                 continue
-            result, is_error = await self._call_tool(agent, call)
-            part = ToolResultPart(tool_call_id=call.id, tool_name=call.name, result=result, is_error=is_error)
-            message = Message(message_id="", thread_id=self.thread_id, role="tool", parts=[part],
-                              agent_name=self.agent.name)
-            self._saved.append(await self.sink.tool_result(message, self.prompt))
+            if tool is not None and await self._needs_approval(agent, tool, call):
+                approvals.append(ToolApprovalRequestPart(approval_id=f"apr_{secrets.token_urlsafe(12)}",
+                                                         tool_call_id=call.id, tool_name=call.name,
+                                                         args=_loads(call.arguments)))
+                waiting = True
+                continue
+            results.append(await self._keep_result(writer, call.id, call.name,
+                                                   *await self._call_tool(agent, call)))
+        return waiting, results, approvals
+
+    async def _keep_result(self, writer: DeltaWriter | None, call_id: str, name: str, result: Any,
+                           is_error: bool) -> ToolResultPart:
+        part = ToolResultPart(tool_call_id=call_id, tool_name=name, result=result, is_error=is_error)
+        message = Message(message_id="", thread_id=self.thread_id, role="tool", parts=[part],
+                          agent_name=self.agent.name)
+        self._saved.append(await self.sink.tool_result(message, self.prompt))
+        if writer is not None:
             writer.part(part)
-            results.append(part)
-        return waiting, results
+        return part
+
+    async def _needs_approval(self, agent: Agent, tool: Tool, call: ToolCall) -> bool:
+        """Whether a person approves this call first (a predicate that raises: yes, to be safe)."""
+        rule = tool.needs_approval
+        if not callable(rule):
+            return bool(rule)
+        try:
+            args = tool.parse_args(call.arguments)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return False  # the call fails on its arguments anyway, running nothing
+        try:
+            return bool(await resolved(rule(self._tool_context(agent, call.id), args)))
+        except Exception:
+            log.exception("the approval rule of tool %s failed: asking for approval", tool.name)
+            return True
+
+    async def _decided(self) -> list[ToolResultPart]:
+        """Before the reply: run the calls of this prompt a person approved since, and tell the model
+        of those denied (a result saying so), each once; their results."""
+        here = [m for m in await self.sink.context(self.prompt, self.agent.context_options, [])
+                if m.order == self.prompt.order]
+        asked = {p.approval_id: p for m in here for p in m.parts if isinstance(p, ToolApprovalRequestPart)}
+        done = {p.tool_call_id for m in here for p in m.parts if isinstance(p, ToolResultPart)}
+        kept: list[ToolResultPart] = []
+        for decision in [p for m in here for p in m.parts if isinstance(p, ToolApprovalResponsePart)]:
+            request = asked.get(decision.approval_id)
+            if request is None or request.tool_call_id in done:
+                continue
+            done.add(request.tool_call_id)
+            if decision.approved:
+                call = ToolCall(id=request.tool_call_id, name=request.tool_name,
+                                arguments=msgspec.json.encode(request.args).decode())
+                result, is_error = await self._call_tool(self.agent, call)
+            else:  # as the AI SDK tells its models
+                result, is_error = {"type": "execution-denied", "reason": decision.reason}, False
+            kept.append(await self._keep_result(None, request.tool_call_id, request.tool_name, result, is_error))
+        return kept
 
     async def _stop(self) -> bool:
         """Whether one of the agent's stop conditions holds after the last step (a condition that
@@ -426,11 +488,14 @@ class Generation:
         return dataclasses.replace(self.agent, **changes), model, messages
 
     async def _call_tool(self, agent: Agent, call: ToolCall) -> tuple[Any, bool]:
-        return await call_tool(agent, call, ToolContext(
+        return await call_tool(agent, call, self._tool_context(agent, call.id))
+
+    def _tool_context(self, agent: Agent, call_id: str) -> ToolContext:
+        return ToolContext(
             user_id=self.prompt.user_id, thread_id=self.thread_id, prompt_message_id=self.prompt.message_id,
-            agent=self.agent, tool_call_id=call.id, knowledge=self._knowledge, sources=self._sources,
+            agent=agent, tool_call_id=call_id, knowledge=self._knowledge, sources=self._sources,
             files=self._files, shown=self._shown, settings=self.settings, context=self.run_context.context,
-            caller=self.run_context.caller, runtime=self._rt))
+            caller=self.run_context.caller, runtime=self._rt)
 
     def _same_passages(self, context: list[Message]) -> list[Message]:
         """Every step sees the document passages of the first (numbered as the model first saw

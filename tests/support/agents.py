@@ -143,6 +143,24 @@ def plan_steps(step: StepInput) -> StepPlan | None:
     return StepPlan(messages=step.messages[-2:], temperature=0.0, options={"seed": 7})
 
 
+class TransferArgs(msgspec.Struct):
+    to: str
+    amount: int
+
+
+@tool("Sends money; a person approves transfers over 100", needs_approval=lambda ctx, args: args.amount > 100)
+def transfer(ctx: ToolContext, args: TransferArgs) -> dict[str, object]:
+    client = connect_sync(os.environ["REDIS_URL"])
+    client.rpush("test:transfers", msgspec.json.encode({"to": args.to, "amount": args.amount}))  # ran: counted
+    client.close()
+    return {"sent": args.amount, "to": args.to}
+
+
+@tool("Deletes a file", needs_approval=True)
+def delete_file(ctx: ToolContext, args: CityArgs) -> str:
+    return f"deleted {args.city}"
+
+
 def broken_instructions(run: RunContext) -> str:
     raise RuntimeError("the app's instructions are broken")
 
@@ -255,6 +273,8 @@ AGENTS = [
           tools=[agent_tool("planner", "Plans a trip: give it the trip in words"), agent_tool("manager", "Yourself")]),
     Agent(name="mcp-user", mcp_servers=[CALC, REMOTE], max_steps=4, throttle_ms=10),
     Agent(name="mcp-nowhere", mcp_servers=[NOWHERE], throttle_ms=10),
+    Agent(name="banker", instructions="Move money.", tools=[transfer, delete_file, weather], max_steps=4,
+          throttle_ms=10),
     Agent(name="bad-plan", tools=[weather], max_steps=2, throttle_ms=10,
           prepare_step=lambda step: StepPlan(active_tools=["nope"])),
 ]
