@@ -57,6 +57,7 @@ from threadline.shared.records import (
     Part,
     SourcePart,
     TextPart,
+    ToolApprovalRequestPart,
     ToolCallPart,
     ToolResultPart,
 )
@@ -242,7 +243,12 @@ async def _streams_at(ctx: Context, thread_id: str, order: int) -> set[str]:
 
 
 async def _tool_outputs(ctx: Context, body: ChatBody, last: UIMessage) -> _Sent:
-    """The page answered a human tool (``addToolOutput``): send the results and continue the reply."""
+    """The page answered a human tool (``addToolOutput``): send the results and continue the reply.
+    Or it decided on approval requests (``addToolApprovalResponse``): ``tools.approve`` each."""
+    decided = [p for p in last.parts if str(p.get("type", "")).startswith(("tool-", "dynamic-tool"))
+               and p.get("state") == "approval-responded" and isinstance(p.get("approval"), dict)]
+    if decided:
+        return await _approvals(ctx, body, decided)
     answered = [p for p in last.parts if str(p.get("type", "")).startswith(("tool-", "dynamic-tool"))
                 and p.get("state") in ("output-available", "output-error")]
     if not answered:
@@ -272,6 +278,27 @@ async def _tool_outputs(ctx: Context, body: ChatBody, last: UIMessage) -> _Sent:
                                          "promptMessageId": prompt.message_id, **body.for_reply()},
                   ("ai-sdk-tool", body.id, *sorted(r.tool_call_id for r in results)))
     return _Sent(order, known, jobs.job_id(value["messageId"]))
+
+
+async def _approvals(ctx: Context, body: ChatBody, decided: list[dict[str, Any]]) -> _Sent:
+    """Each decision as ``tools.approve`` (once per approval: the SDK sends the history again each
+    time); the reply that goes on is the step's continuation job."""
+    _, page = await ctx.store.messages.list(body.id, ctx.user_id, num_items=50)
+    steps = {p.approval_id: m for m in page.page for p in m.parts if isinstance(p, ToolApprovalRequestPart)}
+    ours = [(part["approval"], steps[str(part["approval"].get("id", ""))]) for part in decided
+            if str(part["approval"].get("id", "")) in steps]
+    if not ours:
+        raise BadRequest("no approval request of this thread is answered")
+    step = ours[0][1]
+    known = await _streams_at(ctx, body.id, step.order)  # before: the reply that goes on opens a new one
+    for approval, _ in ours:
+        approval_id = str(approval["id"])
+        reason = approval.get("reason")
+        await _mutate(ctx, "tools.approve", {"threadId": body.id, "approvalId": approval_id,
+                                             "approved": bool(approval.get("approved")),
+                                             "reason": reason if isinstance(reason, str) else None},
+                      ("ai-sdk-approval", body.id, approval_id))
+    return _Sent(step.order, known, jobs.job_id(f"{step.message_id}-decided"))
 
 
 async def _reply(ctx: Context, thread_id: str, sent: _Sent, keep_running: bool, base: str) -> AsyncIterator[bytes]:

@@ -11,7 +11,8 @@ How our parts map: text and reasoning open a block (an id) that the next part
 of another kind closes; a tool call's argument pieces are ``tool-input-delta``s
 and the whole call ``tool-input-available`` (a human tool's call stays without
 output: the page answers it with the SDK's tool-output call); a tool result is
-``tool-output-available`` (or ``-error``); a partial object is one
+``tool-output-available`` (or ``-error``, or ``-denied`` when a person denied the call); a
+call waiting for approval is a ``tool-approval-request``; a partial object is one
 ``data-object`` part (id ``object``) that each newer partial replaces in place;
 the reply's sources are ``source-document``s and its images or files ``file``s.
 A step ends where a tool result is followed by anything else.
@@ -42,6 +43,7 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
 Chunk = dict[str, Any]
+APPROVAL_RESPONSE = "x-approval-response"  # a decision read back into history: never sent in a stream
 
 
 def sse(chunk: Chunk) -> bytes:
@@ -78,7 +80,10 @@ class UIStream:
             yield from self._close()
             call = part.get("toolCallId", "")
             self._outputs.add(call)
-            if part.get("isError"):
+            result = part.get("result")
+            if isinstance(result, dict) and result.get("type") == "execution-denied":  # a person said no
+                yield {"type": "tool-output-denied", "toolCallId": call}
+            elif part.get("isError"):
                 yield {"type": "tool-output-error", "toolCallId": call, "errorText": _error_text(part.get("result"))}
             else:
                 yield {"type": "tool-output-available", "toolCallId": call, "output": part.get("result")}
@@ -105,6 +110,13 @@ class UIStream:
             call = yield from self._input(part)
             yield {"type": "tool-input-available", "toolCallId": call, "toolName": part.get("toolName", ""),
                    "input": part.get("args") if part.get("args") is not None else {}}
+        elif kind == "tool-approval-request":
+            yield {"type": "tool-approval-request", "approvalId": part.get("approvalId", ""),
+                   "toolCallId": part.get("toolCallId", "")}
+        elif kind == "tool-approval-response":  # (history only: a decision is saved, never a delta)
+            yield {"type": APPROVAL_RESPONSE, "toolCallId": part.get("toolCallId", ""),
+                   "approval": {"id": part.get("approvalId", ""), "approved": bool(part.get("approved")),
+                                **({"reason": part["reason"]} if part.get("reason") else {})}}
         elif kind == "object":
             if part.get("object") != self._object:
                 self._object = part.get("object")
@@ -240,6 +252,12 @@ def _fold(chunks: Iterable[Chunk]) -> Iterator[UIPart]:
             tools[c["toolCallId"]].update(state="output-available", output=c["output"])
         elif kind == "tool-output-error" and c["toolCallId"] in tools:
             tools[c["toolCallId"]].update(state="output-error", errorText=c["errorText"])
+        elif kind == "tool-output-denied" and c["toolCallId"] in tools:
+            tools[c["toolCallId"]].update(state="output-denied")
+        elif kind == "tool-approval-request" and c["toolCallId"] in tools:
+            tools[c["toolCallId"]].update(state="approval-requested", approval={"id": c["approvalId"]})
+        elif kind == APPROVAL_RESPONSE and c["toolCallId"] in tools:
+            tools[c["toolCallId"]].update(state="approval-responded", approval=c["approval"])
         elif kind.startswith("data-"):
             same = next((p for p in parts if p["type"] == kind and p.get("id") == c.get("id")), None)
             if same is not None:

@@ -4,10 +4,13 @@
 //
 //   node chat_driver.mjs '<plan JSON>'
 //   plan: {base, token, threadId, agentName?, keepRunning?, steps: [{do: "send", text} | {do: "stop", text}
-//          | {do: "resume"} | {do: "regenerate"}], answerTools?: {toolName: output}}
+//          | {do: "resume"} | {do: "regenerate"}], answerTools?: {toolName: output},
+//          decideTools?: {toolName: {approved, reason?}} (answers approval requests with addToolApprovalResponse)}
 //   AI_SDK_MODULE: a module re-exporting another copy of the SDK (ai7/sdk.mjs: the current major).
-const { AbstractChat, DefaultChatTransport, lastAssistantMessageIsCompleteWithToolCalls } =
-  await import(process.env.AI_SDK_MODULE ?? "ai");
+const {
+  AbstractChat, DefaultChatTransport, lastAssistantMessageIsCompleteWithToolCalls,
+  lastAssistantMessageIsCompleteWithApprovalResponses,
+} = await import(process.env.AI_SDK_MODULE ?? "ai");
 
 const plan = JSON.parse(process.argv[2]);
 
@@ -44,11 +47,23 @@ function newChat() {
         chat.addToolOutput({ tool: toolCall.toolName, toolCallId: toolCall.toolCallId, output: answer });
       }
     },
-    sendAutomaticallyWhen: lastAssistantMessageIsCompleteWithToolCalls,
+    sendAutomaticallyWhen: (options) => lastAssistantMessageIsCompleteWithToolCalls(options)
+      || lastAssistantMessageIsCompleteWithApprovalResponses(options),
     onError: () => {},
   });
   return chat;
 }
+
+// a person at the page deciding on every approval request the reply ends with (the SDK then sends)
+const decide = async (chat) => {
+  const last = chat.messages.at(-1);
+  for (const part of last?.role === "assistant" ? last.parts : []) {
+    const decision = plan.decideTools?.[part.type.replace(/^tool-/, "")];
+    if (part.state === "approval-requested" && decision !== undefined) {
+      await chat.addToolApprovalResponse({ id: part.approval.id, ...decision });
+    }
+  }
+};
 
 const settle = async (chat) => {
   for (let i = 0; i < 600 && (chat.status === "submitted" || chat.status === "streaming"); i++) {
@@ -77,6 +92,10 @@ for (const step of plan.steps) {
     await chat.regenerate();
   }
   await settle(chat);
+  if (plan.decideTools) {
+    await decide(chat);
+    await settle(chat);
+  }
   console.log(JSON.stringify({ step: step.do, status: chat.status, error: chat.error?.message ?? null,
                                chunks: [...chunks], messages: chat.messages }));
 }

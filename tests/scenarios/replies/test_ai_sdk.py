@@ -350,3 +350,32 @@ def test_reasoning_and_objects_read_back_as_they_streamed(llm: Stack, agent: str
     thread_id = new_thread(llm)
     (out,) = drive(llm, thread_id, [{"do": "send", "text": "go"}], agentName=agent)
     assert _comparable(_history(llm, thread_id).json()["messages"]) == _comparable(out["messages"])
+
+
+@pytest.mark.parametrize("approved", [True, False])
+def test_an_approval_is_asked_and_answered_through_the_sdks_own_approval_parts(llm: Stack, approved: bool) -> None:
+    llm.store().delete("test:transfers")
+    llm.script({"kind": "tools", "calls": [{"name": "transfer", "arguments": '{"to": "bob", "amount": 500}'}]},
+               {"kind": "text", "chunks": ["Sent." if approved else "Not sent."]})
+    thread_id = new_thread(llm)
+    decision = {"approved": approved, **({} if approved else {"reason": "too much"})}
+    (out,) = drive(llm, thread_id, [{"do": "send", "text": "pay bob"}], agentName="banker",
+                   decideTools={"transfer": decision})
+    assert out["status"] == "ready" and out["error"] is None, out
+    reply = assistant(out)
+    tool = next(p for p in reply["parts"] if p["type"] == "tool-transfer")
+    if approved:
+        assert tool["state"] == "output-available" and tool["output"] == {"sent": 500, "to": "bob"}
+        assert tool["approval"]["approved"] is True
+    else:
+        assert tool["state"] == "output-denied" and tool["approval"] == {**tool["approval"], "approved": False,
+                                                                         "reason": "too much"}
+    assert text_of(reply).endswith("Sent." if approved else "Not sent.")
+    assert len(llm.store().lrange("test:transfers", 0, -1)) == (1 if approved else 0)
+    stored = thread_messages(llm, thread_id)
+    decisions = [p for m in stored for p in m["parts"] if p["type"] == "tool-approval-response"]
+    assert [(d["approved"], d.get("reason")) for d in decisions] == [(approved, decision.get("reason"))]
+    history = httpx.get(f"{llm.web}/api/chat/{thread_id}/messages",
+                        headers={"Authorization": f"Bearer {mint(SECRET, 'sdk-user')}"}).json()["messages"]
+    reloaded = next(p for p in history[-1]["parts"] if p["type"] == "tool-transfer")
+    assert reloaded["state"] == tool["state"] and reloaded["approval"]["approved"] is approved
