@@ -50,6 +50,17 @@ def add(ctx: ToolContext, args: AddArgs) -> float:
 ask_human = human_tool("ask_human", "Ask a person to approve or answer before going on", ApprovalArgs)
 
 
+class BookingArgs(msgspec.Struct):
+    city: str
+    nights: int = 1
+
+
+@tool("Book a hotel in a city (a person approves each booking first)", needs_approval=True)
+def book_hotel(ctx: ToolContext, args: BookingArgs) -> dict[str, object]:
+    # A stand-in for a booking service: it runs only once the user allowed it in the chat page.
+    return {"booked": args.city, "nights": args.nights, "confirmation": f"HTL-{abs(hash(args.city)) % 10_000:04d}"}
+
+
 class TripPlan(msgspec.Struct):
     destination: str
     days: int
@@ -65,7 +76,7 @@ assistant = Agent(
 weather = Agent(
     name="weather",
     instructions="You answer questions about the weather. Use the tools; never guess.",
-    tools=[get_weather, add, ask_human],
+    tools=[get_weather, add, ask_human, book_hotel],
     max_steps=5,
     auto_title=True,
 )

@@ -113,7 +113,9 @@ function messageElement(m, context) {
     const text = m.text || describeParts(m.parts || []);
     if (body.shownText !== text) { body.shownText = text; renderMarkdown(body, text); }
   } else if (m.role === "tool") {
-    body.textContent = (m.parts || []).map((p) => `${p.toolName} → ${JSON.stringify(p.result)}`).join("\n");
+    body.textContent = (m.parts || []).map((p) => (p.type === "tool-approval-response"
+      ? (p.approved ? "Allowed" : `Denied${p.reason ? ": " + p.reason : ""}`)
+      : `${p.toolName} → ${JSON.stringify(p.result)}`)).join("\n");
   } else {
     body.textContent = m.text || describeParts(m.parts || []);
   }
@@ -128,8 +130,17 @@ function messageElement(m, context) {
       el.append(Object.assign(document.createElement("span"), { className: "tool-part", textContent: `${p.toolName}(${JSON.stringify(p.args)})` }));
     }
   }
+  const approvals = (m.parts || []).filter((p) => p.type === "tool-approval-request");
+  for (const p of approvals) {
+    if (!m.streaming && !context.decided.has(p.approvalId) && !context.answered.has(callKey(m.order, p.toolCallId))) {
+      const card = approvalElement(el, p);
+      if (card.parentNode !== el) el.append(card);
+    }
+  }
   for (const ask of el.querySelectorAll(".ask")) {
-    if (!calls.some((p) => p.toolCallId === ask.dataset.toolCallId) || context.answered.has(callKey(m.order, ask.dataset.toolCallId))) ask.remove();
+    const gone = ask.dataset.approvalId ? context.decided.has(ask.dataset.approvalId)
+      : !calls.some((p) => p.toolCallId === ask.dataset.toolCallId);
+    if (gone || context.answered.has(callKey(m.order, ask.dataset.toolCallId))) ask.remove();
   }
   const attached = (m.parts || []).filter((p) => p.type === "image" || p.type === "file");
   if (attached.length) {  // kept across renders (a reply streaming next to it re-renders the list)
@@ -196,6 +207,36 @@ function askElement(el, m, call, context) {
     }
   };
   return form;
+}
+
+/**
+ * A tool call waiting for approval: what it would do, Allow and Deny. The first decision of any tab
+ * stands; the card goes once a decision is in the thread (here or in another tab).
+ */
+function approvalElement(el, call) {
+  let card = [...el.querySelectorAll(".approval")].find((c) => c.dataset.approvalId === call.approvalId);
+  if (card) return card;
+  card = Object.assign(document.createElement("div"), { className: "ask approval" });
+  card.dataset.testid = "approval";
+  card.dataset.approvalId = call.approvalId;
+  card.dataset.toolCallId = call.toolCallId;
+  card.append(Object.assign(document.createElement("label"), { textContent: `Allow ${call.toolName}(${JSON.stringify(call.args || {})})?` }));
+  const buttons = [["Allow", true, "primary"], ["Deny", false, ""]].map(([label, approved, className]) => {
+    const button = Object.assign(document.createElement("button"), { type: "button", className, textContent: label });
+    button.dataset.testid = approved ? "approval-allow" : "approval-deny";
+    button.onclick = async () => {
+      for (const b of buttons) b.disabled = true;
+      try {
+        await state.client.mutate("tools.approve", { threadId: state.threadId, approvalId: call.approvalId, approved });
+      } catch (error) {
+        for (const b of buttons) b.disabled = false;
+        showBanner(`Could not decide: ${error.message}`, error.retryAfterMs);
+      }
+    };
+    return button;
+  });
+  card.append(...buttons);
+  return card;
 }
 
 /** Images inline, other files as chips; both through short-lived signed links. */
@@ -303,6 +344,7 @@ function renderMessages(view) {
   const context = {
     // a tool call is known by its order too: models number their calls per reply, so ids repeat across turns
     answered: new Set(shown.flatMap((m) => (m.parts || []).filter((p) => p.type === "tool-result").map((p) => callKey(m.order, p.toolCallId)))),
+    decided: new Set(shown.flatMap((m) => (m.parts || []).filter((p) => p.type === "tool-approval-response").map((p) => p.approvalId))),
     prompts: new Map(shown.filter((m) => m.role === "user" && m.messageId && !m.optimistic).map((m) => [m.order, m.messageId])),
   };
   for (const m of shown) children.push(messageElement(m, context));

@@ -203,3 +203,30 @@ def test_on_a_phone_the_view_follows_a_streaming_reply_to_its_end(site: Stack, b
     }""")
     assert gap <= 1, f"the reply's end is {gap:.0f} px below the fold"
     page.close()
+
+
+def test_a_tool_call_waits_for_allow_or_deny_and_every_tab_sees_the_decision(site: Stack, browser: Any) -> None:
+    who = user()
+    a = open_chat(browser, site.web, who)
+    tid = new_thread(a)
+    b = open_chat(browser, site.webs[1], who, tid)
+    a.select_option("[data-testid=agent]", "weather")
+    send(a, 'tool:book_hotel {"city": "Lisbon", "nights": 2}')
+    for page in (a, b):
+        card = page.wait_for_selector("[data-testid=approval]", timeout=20_000)
+        assert "book_hotel" in str(card.text_content()) and "Lisbon" in str(card.text_content())
+    b.click("[data-testid=approval-allow]")  # decided in the other tab
+    for page in (a, b):
+        page.wait_for_function("document.querySelectorAll('[data-testid=approval]').length === 0", timeout=20_000)
+        page.wait_for_selector("[data-testid=message][data-role=tool]:has-text('Allowed')", timeout=20_000)
+        page.wait_for_selector("[data-testid=message][data-role=tool]:has-text('HTL-')", timeout=20_000)  # it ran
+    a.wait_for_function("document.querySelectorAll('[data-testid=message][data-role=assistant][data-status=success]')"
+                        ".length >= 2", timeout=30_000)  # the reply went on after the decision
+    send(a, 'tool:book_hotel {"city": "Porto"}')
+    a.wait_for_selector("[data-testid=approval]", timeout=20_000)
+    a.click("[data-testid=approval-deny]")
+    a.wait_for_selector("[data-testid=message][data-role=tool]:has-text('Denied')", timeout=20_000)
+    a.wait_for_selector("[data-testid=message][data-role=tool]:has-text('execution-denied')", timeout=20_000)
+    assert a.locator("[data-testid=message][data-role=tool]:has-text('HTL-')").count() == 1  # Porto never booked
+    a.close()
+    b.close()
