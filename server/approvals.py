@@ -11,6 +11,7 @@ tell the model so (shared.generation.runner).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from typing import Annotated
 
@@ -69,14 +70,27 @@ async def approve(ctx: Context, a: ToolsApprove) -> Outcome:
         asked = {p.approval_id for m in here for p in m.parts if isinstance(p, ToolApprovalRequestPart)}
         if asked <= set(_decisions(here)):  # every request of the step decided: the reply goes on
             agent = generation.agent(step.agent_name or None)
-            await generation.enqueue(prompt, agent, trigger_id=f"{step.message_id}-decided",
-                                     teams=ctx.identity.teams,
-                                     request=ReplyRequest(admin=ctx.identity.admin, claims=ctx.identity.claims,
-                                                          decided=True))
+            teams, request_of = await _asked_with(ctx, step)
+            await generation.enqueue(prompt, agent, trigger_id=f"{step.message_id}-decided", teams=teams,
+                                     request=dataclasses.replace(request_of, decided=True))
     version = await ctx.store.threads.version(a.thread_id)
     value = {"approvalId": a.approval_id, "toolCallId": request.tool_call_id, "approved": stood.approved,
              "reason": stood.reason, "decided": decided}
     return Outcome(value, version, [keys.thread_channel(a.thread_id)])
+
+
+async def _asked_with(ctx: Context, step: Message) -> tuple[tuple[str, ...], ReplyRequest]:
+    """The teams and request (context, options, claims) of the reply that asked, so the reply that
+    goes on answers the same request: read from its job while RQ keeps it (jobs.RESULT_TTL_S after
+    it ended); later, the decider's own teams and claims with the agent's defaults."""
+    assert ctx.services.generation is not None
+    streams = [s for s in await ctx.store.streams.list(step.thread_id) if s.order == step.order]
+    record = await ctx.store.streams.get(streams[-1].stream_id) if streams else None
+    if record is not None and record.job_id:
+        teams, asked = await ctx.services.generation.request_of(record.job_id)
+        if teams or asked != ReplyRequest():
+            return teams, asked
+    return ctx.identity.teams, ReplyRequest(admin=ctx.identity.admin, claims=ctx.identity.claims)
 
 
 def _decisions(messages: list[Message]) -> dict[str, ToolApprovalResponsePart]:

@@ -161,6 +161,11 @@ def delete_file(ctx: ToolContext, args: CityArgs) -> str:
     return f"deleted {args.city}"
 
 
+@tool("Stamps the open document (a person approves it first)", needs_approval=True)
+def stamp(ctx: ToolContext, args: NoArgs) -> dict[str, object]:
+    return {"stamped": msgspec.to_builtins(ctx.context), "claims": dict(ctx.claims)}
+
+
 def broken_instructions(run: RunContext) -> str:
     raise RuntimeError("the app's instructions are broken")
 
@@ -263,6 +268,7 @@ AGENTS = [
     Agent(name="desk", instructions=desk_instructions, context_type=DeskContext, context_handler=desk_context,
           tools=[whoami, weather], max_steps=3, throttle_ms=10, models=("fake-small", "fake-large"),
           client_options=("temperature", "activeTools", "contextOptions.recentMessages", "model")),
+    Agent(name="desk-approver", context_type=DeskContext, tools=[stamp], max_steps=3, throttle_ms=10),
     Agent(name="desk-broken", instructions=broken_instructions, throttle_ms=10),
     Agent(name="stepper", tools=[weather, whoami], max_steps=5, throttle_ms=10, prepare_step=plan_steps,
           stop_when=[has_tool_call("whoami")]),

@@ -141,3 +141,22 @@ async def test_a_decision_made_while_no_worker_runs_is_answered_by_the_next_work
     await tab.wait_result("m", lambda v: any(m["text"] == "after the restart" for m in v["page"]), )
     assert transfers(llm) == [{"to": "ann", "amount": 5}, {"to": "bob", "amount": 500}]
     await tab.close()
+
+
+async def test_the_reply_that_goes_on_answers_the_request_that_asked(llm: Stack) -> None:
+    from tests.scenarios.replies.test_request_context import carol_tab
+
+    llm.script({"kind": "tools", "calls": [{"name": "stamp", "arguments": "{}"}]}, {"kind": "text", "chunks": ["ok"]})
+    tab = await carol_tab(llm.web)
+    tid = await new_thread(tab)
+    await tab.subscribe("m", "messages.list", watch_args(tid))
+    context = {"document": "contract.md", "plan": "pro"}
+    await tab.mutate("messages.send", {"threadId": tid, "prompt": "stamp it", "agentName": "desk-approver",
+                                       "context": context})
+    frame = await tab.wait_result("m", ended)
+    request = next(p for m in frame["value"]["page"] for p in m["parts"] if p["type"] == "tool-approval-request")
+    await tab.mutate("tools.approve", {"threadId": tid, "approvalId": request["approvalId"], "approved": True})
+    frame = await tab.wait_result("m", lambda v: any(m["text"] == "ok" for m in v["page"]))
+    result = next(p for m in frame["value"]["page"] for p in m["parts"] if p["type"] == "tool-result")
+    assert result["result"] == {"stamped": context, "claims": {"org": "acme", "roles": ["editor"]}}
+    await tab.close()
