@@ -58,7 +58,7 @@ class Tab:
             self.frames.append((time.perf_counter(), json.loads(raw)))
             self.event.set()
 
-    async def wait(self, pred, timeout: float = 60.0) -> tuple[float, dict]:  # type: ignore[no-untyped-def, type-arg]
+    async def wait(self, pred, timeout: float = 180.0) -> tuple[float, dict]:  # type: ignore[no-untyped-def, type-arg]
         start = 0
         async with asyncio.timeout(timeout):
             while True:
@@ -122,7 +122,7 @@ async def concurrent(url: str) -> tuple[float, int, int, int]:
                       "args": {"threadId": tid, "prompt": "go", "agentName": "assistant"}})
     for group in watchers:
         for tab in group:
-            await tab.wait(finished(1), timeout=120)
+            await tab.wait(finished(1), timeout=180)
     elapsed = time.perf_counter() - t0
     deltas = missed = dupes = 0
     for group in watchers:

@@ -45,7 +45,6 @@ if TYPE_CHECKING:
     from threadline.shared.files.store import FileStore
     from threadline.shared.rag.knowledge import Knowledge, Sources
     from threadline.shared.records import Part
-    from threadline.shared.runtime import Runtime
 
 __all__ = ["Agent", "Caller", "ContextOptions", "ReplyOptions", "ReplyRequest", "RunContext", "StepInput",
            "StepPlan", "StepResult", "Tool", "ToolContext", "UsageEvent", "has_tool_call", "human_tool",
@@ -122,7 +121,9 @@ class ToolContext:
     settings: Settings | None = None
     context: Any = None  # the send's `context`, as the agent's ``context_type`` (shared.agents.request)
     caller: Caller | None = None  # who asked: their teams, admin flag and the claims the app maps
-    runtime: Runtime | None = None  # the process's stores (an agent tool runs its agent with them)
+    # the process's shared.runtime.Runtime (an agent tool runs its agent with it); untyped here, as
+    # agents sit below the runtime
+    runtime: Any = None
 
     @property
     def claims(self) -> Mapping[str, Any]:

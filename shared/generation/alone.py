@@ -58,17 +58,18 @@ def agent_tool(agent: Agent | str, description: str, *, name: str | None = None)
     tool_name = name or (agent if isinstance(agent, str) else agent.name).replace("-", "_")
 
     async def ask(ctx: ToolContext, args: AgentToolArgs) -> Any:
-        if ctx.runtime is None:
+        rt: Runtime | None = ctx.runtime
+        if rt is None:
             raise RuntimeError("an agent tool needs the generation's runtime")
         depth = _depth.get()
         if depth >= MAX_DEPTH:
             raise RuntimeError(f"agents calling agents as tools go at most {MAX_DEPTH} deep")
-        chosen = agent if isinstance(agent, Agent) else agent_named(ctx.runtime.settings.app_module, agent)
+        chosen = agent if isinstance(agent, Agent) else agent_named(rt.settings.app_module, agent)
         caller = ctx.caller
         request = ReplyRequest(admin=caller.admin, claims=caller.claims) if caller is not None else None
         token = _depth.set(depth + 1)
         try:
-            result = await generate_alone(ctx.runtime, chosen, args.prompt, user_id=ctx.user_id,
+            result = await generate_alone(rt, chosen, args.prompt, user_id=ctx.user_id,
                                           teams=caller.teams if caller is not None else (), request=request)
         finally:
             _depth.reset(token)
