@@ -420,8 +420,7 @@ class Generation:
     async def _decided(self) -> list[ToolResultPart]:
         """Before the reply: run the calls of this prompt a person approved since, and tell the model
         of those denied (a result saying so), each once; their results."""
-        here = [m for m in await self.sink.context(self.prompt, self.agent.context_options, [])
-                if m.order == self.prompt.order]
+        here = await self.sink.store.messages.in_orders(self.thread_id, self.prompt.order, self.prompt.order)
         asked = {p.approval_id: p for m in here for p in m.parts if isinstance(p, ToolApprovalRequestPart)}
         done = {p.tool_call_id for m in here for p in m.parts if isinstance(p, ToolResultPart)}
         kept: list[ToolResultPart] = []
