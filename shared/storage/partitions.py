@@ -22,7 +22,7 @@ from threadline.shared.storage.client import Client, text
 from threadline.shared.storage.scripts import Arg, Script, Scripts, lua
 
 CHUNK = 256  # commands per round trip
-NUMBERS = [str(p) for p in range(keys.PARTITIONS)]  # every partition, as the walker scripts take them
+NUMBERS = [str(p) for p in range(keys.PARTITIONS)]  # every partition, as the walker scripts name them
 SLOTS = [key_slot(keys.in_partition(p, "").encode()) for p in range(keys.PARTITIONS)]  # each one's Cluster slot
 PARTITIONS_DUE = lua(__file__, "partitions_due")
 WALK_TRIES = 4  # a walk meeting a slot on its way to another primary is done again (after 50, 100, 150 ms)
@@ -44,6 +44,24 @@ async def each(redis: Client, name: str, command: Callable[[Any, str], object]) 
 Args = Sequence[Arg] | Callable[[list[Any]], Sequence[Arg]]
 
 
+def runs(parts: Sequence[str]) -> list[str]:
+    """Partition numbers as a walker script takes them (partition.lua ``partitions_from``): each run
+    of consecutive ones as ``"a-b"``, so that a walk of every partition sends one argument, not 1,024
+    (packing those cost a worker's timer sweep most of its time)."""
+    out: list[str] = []
+    numbers = [int(p) for p in parts]
+    start = 0
+    for i in range(1, len(numbers) + 1):
+        if i == len(numbers) or numbers[i] != numbers[i - 1] + 1:
+            first, last = numbers[start], numbers[i - 1]
+            out.append(str(first) if first == last else f"{first}-{last}")
+            start = i
+    return out
+
+
+EVERY = runs(NUMBERS)  # ["0-1023"]
+
+
 async def walk(scripts: Scripts, script: Script, args: Args, parts: Sequence[str] = NUMBERS) -> list[Any]:
     """Run the walker ``script`` (it names the keys of the partitions given after ``args``): on one
     node once, with every partition; on a cluster once per primary, with the partitions whose slots
@@ -53,7 +71,7 @@ async def walk(scripts: Scripts, script: Script, args: Args, parts: Sequence[str
     redis = scripts.redis
     args_for = args if callable(args) else (lambda _: args)
     if not isinstance(redis, RedisCluster):
-        return [await scripts.run(script, [], [*args_for([]), *parts])]
+        return [await scripts.run(script, [], [*args_for([]), *(EVERY if parts is NUMBERS else runs(parts))])]
     await redis.initialize()  # (its map of slots is made by its first command: this may be the first)
     for attempt in range(1, WALK_TRIES + 1):
         owners: dict[str, tuple[Any, list[str]]] = {}
@@ -66,7 +84,7 @@ async def walk(scripts: Scripts, script: Script, args: Args, parts: Sequence[str
         results: list[Any] = []
         try:
             for node, owned in owners.values():
-                results.append(await scripts.run_on(node, script, [*args_for(results), *owned]))
+                results.append(await scripts.run_on(node, script, [*args_for(results), *runs(owned)]))
             return results
         except ResponseError as exc:  # a slot moved, or is moving: a key of the walk is not the node's
             if attempt == WALK_TRIES or "non local key" not in str(exc).lower():

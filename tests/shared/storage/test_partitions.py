@@ -48,6 +48,23 @@ async def test_the_scripts_name_a_partitions_keys_as_python_does(redis_url: str)
         await redis.aclose()
 
 
+async def test_walkers_take_partitions_as_runs_and_read_back_each_number(redis_url: str) -> None:
+    """A walk sends runs of partitions ("0-1023", not 1,024 arguments); the script reads every number of
+    a run, and those given one by one, and answers each as the number it names."""
+    from threadline.shared.storage.scripts import read
+
+    assert partitions.runs(partitions.NUMBERS) == ["0-1023"] == partitions.EVERY
+    assert partitions.runs(["3", "4", "5", "9", "11", "12", "2"]) == ["3-5", "9", "11-12", "2"]
+    assert partitions.runs([]) == []
+    prelude = read(Path(partitions.__file__).parents[1] / "lua" / "partition.lua").source
+    redis = connect(redis_url)
+    try:
+        got = await redis.eval(prelude + "return partitions_from(2)", 0, "x", "3-5", "9", "11-12", "1000-1023")
+        assert [int(p) for p in got] == [3, 4, 5, 9, 11, 12, *range(1000, 1024)]
+    finally:
+        await redis.aclose()
+
+
 def test_a_partitions_slot_is_that_of_every_key_in_it() -> None:
     """The walks route by each partition's slot, computed once: any key of the partition hashes there."""
     from redis.crc import key_slot
