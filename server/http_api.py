@@ -162,6 +162,34 @@ class Endpoints:
             return await self._mutate(request, "messages.send", {**await _body(request), **ref}, 201)
         return await self._query(request, "messages.list", {**_query_params(request), **ref})
 
+    async def message(self, request: Request) -> Response:
+        """DELETE: one message (messages.delete)."""
+        return await self._mutate(request, "messages.delete", {"messageIds": [request.path_params["message_id"]]})
+
+    async def delete_messages(self, request: Request) -> Response:
+        """POST {messageIds}: delete these messages (messages.delete)."""
+        return await self._mutate(request, "messages.delete", await _body(request))
+
+    async def delete_range(self, request: Request) -> Response:
+        """POST {startOrder, endOrder, startStepOrder?, endStepOrder?} (messages.deleteRange)."""
+        ref = {"threadId": request.path_params["thread_id"]}
+        return await self._mutate(request, "messages.deleteRange", {**await _body(request), **ref})
+
+    async def regenerate(self, request: Request) -> Response:
+        """POST {agentName?, attempt?, context?, options?}: answer a user message again (messages.regenerate)."""
+        ref = {"messageId": request.path_params["message_id"]}
+        return await self._mutate(request, "messages.regenerate", {**await _body(request), **ref}, 202)
+
+    async def snippets(self, request: Request) -> Response:
+        """GET: the thread's snippets (snippets.list); POST: add one (snippets.add)."""
+        ref = {"threadId": request.path_params["thread_id"]}
+        if request.method == "POST":
+            return await self._mutate(request, "snippets.add", {**await _body(request), **ref}, 201)
+        return await self._query(request, "snippets.list", {**_query_params(request), **ref})
+
+    async def snippet(self, request: Request) -> Response:
+        return await self._mutate(request, "snippets.delete", {"snippetId": request.path_params["snippet_id"]})
+
     async def documents(self, request: Request) -> Response:
         """GET: the namespace's documents. POST: add one, as JSON (the rag.add arguments) or as the
         raw body (PDF, HTML, Markdown, text) with ``?key=`` and optional ``title``, ``chunkSize``,
@@ -321,6 +349,12 @@ def routes(services: Services) -> list[Route]:
         Route("/api/threads", e.threads, methods=["GET", "POST"]),
         Route("/api/threads/{thread_id}", e.thread, methods=["GET", "PATCH", "DELETE"]),
         Route("/api/threads/{thread_id}/messages", e.messages, methods=["GET", "POST"]),
+        Route("/api/threads/{thread_id}/messages/delete-range", e.delete_range, methods=["POST"]),
+        Route("/api/messages/delete", e.delete_messages, methods=["POST"]),
+        Route("/api/messages/{message_id}", e.message, methods=["DELETE"]),
+        Route("/api/messages/{message_id}/regenerate", e.regenerate, methods=["POST"]),
+        Route("/api/threads/{thread_id}/snippets", e.snippets, methods=["GET", "POST"]),
+        Route("/api/snippets/{snippet_id}", e.snippet, methods=["DELETE"]),
         Route("/api/threads/{thread_id}/abort", e.abort, methods=["POST"]),
         Route("/api/threads/{thread_id}/approvals/{approval_id}", e.approval, methods=["POST"]),
         Route("/api/threads/{thread_id}/context", e.context, methods=["POST"]),

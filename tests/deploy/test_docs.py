@@ -42,6 +42,22 @@ def test_every_http_route_is_documented() -> None:
             assert path in doc_paths, path
 
 
+def test_every_query_and_mutation_is_also_an_http_route() -> None:
+    """HTTP parity: each query and mutation of the WebSocket protocol is named by a row of the HTTP
+    table, whose route the server serves with that method."""
+    from threadline.server.app import create_app
+
+    served = {(method, re.sub(r"\{[^}]+\}", "{}", route.path))
+              for route in create_app().routes for method in getattr(route, "methods", None) or ()}
+    rows = [line for line in DOC.split("\n## HTTP", 1)[1].splitlines() if line.startswith("| `")]
+    for name in [*QUERIES, *MUTATIONS]:
+        naming = [row for row in rows if f"`{name}`" in row.split(" | ", 1)[1]]
+        assert naming, f"no HTTP route does {name}"
+        for row in naming:
+            method, path = re.match(r"\| `([A-Z]+) ([^` ?]+)", row).groups()  # type: ignore[union-attr]
+            assert (method, re.sub(r"\{[^}]+\}", "{}", path)) in served, row
+
+
 def test_every_frame_is_documented() -> None:
     from threadline.server import frames
     from threadline.server.ws import client_frames

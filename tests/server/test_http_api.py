@@ -85,6 +85,41 @@ def test_another_users_thread_is_404_everywhere(web: str) -> None:
         assert alice.get(f"/api/threads/{tid}").json()["title"] == "private"
 
 
+def test_message_deletes_and_snippets_over_http_as_over_the_websocket(web: str) -> None:
+    """HTTP parity: delete a message, several, a range; add, list and delete snippets; another
+    user's thread, message or snippet is not found and stays."""
+    with client(web, "alice") as c, client(web, "bob") as bob:
+        tid = c.post("/api/threads", json={}).json()["threadId"]
+        ids = [c.post(f"/api/threads/{tid}/messages", json={"prompt": f"m{i}", "generate": False}).json()["messageId"]
+               for i in range(6)]
+
+        def texts() -> list[str]:
+            return [m["text"] for m in c.get(f"/api/threads/{tid}/messages").json()["page"]]
+
+        assert bob.delete(f"/api/messages/{ids[0]}").status_code == 404
+        assert c.delete(f"/api/messages/{ids[0]}").json() == {"deleted": 1}
+        assert c.post("/api/messages/delete", json={"messageIds": ids[1:3]}).json() == {"deleted": 2}
+        r = c.post("/api/messages/delete", json={"messageIds": []})
+        assert r.status_code == 400 and "messageIds" in r.json()["message"]
+        assert bob.post(f"/api/threads/{tid}/messages/delete-range",
+                        json={"startOrder": 4, "endOrder": 5}).status_code == 404
+        assert c.post(f"/api/threads/{tid}/messages/delete-range",
+                      json={"startOrder": 4, "endOrder": 5}).json() == {"deleted": 1}  # [4, 5): order 4 only
+        assert texts() == ["m5", "m4"]
+
+        r = c.post(f"/api/threads/{tid}/snippets", json={"kind": "canvas-edit", "content": "title -> Hi",
+                                                         "target": "title", "messageId": ids[5]})
+        assert r.status_code == 201
+        sid = r.json()["snippetId"]
+        assert bob.post(f"/api/threads/{tid}/snippets", json={"kind": "x", "content": "y"}).status_code == 404
+        listed = c.get(f"/api/threads/{tid}/snippets", params={"numItems": 10}).json()
+        assert [(x["snippetId"], x["target"]) for x in listed["page"]] == [(sid, "title")]
+        assert bob.get(f"/api/threads/{tid}/snippets").status_code == 404
+        assert bob.delete(f"/api/snippets/{sid}").status_code == 404
+        assert c.delete(f"/api/snippets/{sid}").json() == {"deleted": True}
+        assert c.get(f"/api/threads/{tid}/snippets").json()["page"] == []
+
+
 def test_oversized_body_is_413(web: str) -> None:
     with client(web) as c:
         tid = c.post("/api/threads", json={}).json()["threadId"]

@@ -177,6 +177,28 @@ async def test_regenerating_a_prompt_fails_its_earlier_pending_reply(llm: Stack)
     await a.close()
 
 
+async def test_regenerating_over_http_answers_once_per_idempotency_key(llm: Stack) -> None:
+    tab = await open_tab(llm.web, client_id="a")
+    tid = await new_thread(tab)
+    await tab.subscribe("m", "messages.list", watch_args(tid))
+    headers = {"Authorization": f"Bearer {token('alice')}"}
+    async with httpx.AsyncClient(base_url=llm.web, headers=headers, timeout=10) as http:
+        sent = (await http.post(f"/api/threads/{tid}/messages", json={"prompt": "q", "generate": False})).json()
+        route = f"/api/messages/{sent['messageId']}/regenerate"
+        for _ in range(2):  # a retried request: the same reply
+            r = await http.post(route, json={"agentName": "echo"}, headers={"Idempotency-Key": "regen-1"})
+            assert r.status_code == 202 and r.json() == {"messageId": sent["messageId"]}
+        frame = await tab.wait_result("m", lambda v: reply_of(v, 1, ("success",)) is not None)
+        r = await http.post(route, json={"agentName": "echo"}, headers={"Authorization": f"Bearer {token('bob')}"})
+        assert r.status_code == 404
+        r = await http.post(route, json={"agentName": "nobody"})
+        assert r.status_code == 400
+        await asyncio.sleep(0.5)  # a second reply, were there one, would be on its way
+        page = (await http.get(f"/api/threads/{tid}/messages")).json()["page"]
+    assert [(m["role"], m["status"]) for m in page] == [("assistant", "success"), ("user", "success")], frame
+    await tab.close()
+
+
 async def test_an_agent_that_retries_answers_again_after_its_worker_died(llm: Stack) -> None:
     llm.script(SLOW, {"kind": "text", "chunks": ["second ", "try"]})
     a = await open_tab(llm.web, client_id="a")
