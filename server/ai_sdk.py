@@ -74,6 +74,7 @@ class UIMessage(msgspec.Struct, kw_only=True):
     id: str = ""
     role: str = "user"
     parts: list[dict[str, Any]] = []
+    metadata: dict[str, Any] | None = None  # a user message's is saved as the message's metadata
 
 
 class ChatBody(msgspec.Struct, rename="camel", kw_only=True):
@@ -181,7 +182,7 @@ async def _send(ctx: Context, body: ChatBody) -> _Sent:
         return _Sent(prompt.order, known, jobs.job_id(f"{prompt.message_id}-{attempt}"))
     if last.role == "user":
         args = {"threadId": thread_id, "message": {"role": "user", "content": await _content(ctx, last)},
-                "clientMessageId": last.id or None, **body.for_reply()}
+                "clientMessageId": last.id or None, "metadata": last.metadata, **body.for_reply()}
         # stored once per UI message id; a message without one is a message of its own each time
         value = await _mutate(ctx, "messages.send", args, ("ai-sdk", thread_id, last.id or secrets.token_hex(12)))
         return _Sent(int(value["order"]), set(), jobs.job_id(value["messageId"]))

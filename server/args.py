@@ -40,6 +40,18 @@ class ThreadRef(_Args):
     thread_id: Id
 
 
+class PresenceSet(_Args):
+    thread_id: Id
+    typing: bool | None = None  # None: as it was
+    leave: bool = False  # this connection leaves the thread (closing the tab does it too)
+
+
+class ThreadsTakeover(_Args):
+    thread_id: Id
+    agent_name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]  # the person's messages carry it
+    metadata: dict[str, Any] | None = None  # (records.METADATA_MAX_BYTES)
+
+
 class ThreadsList(_Args):
     pagination_opts: PaginationOpts = msgspec.field(default_factory=PaginationOpts)
 
@@ -65,6 +77,12 @@ class MessagesSend(_Args):
     prompt_message_id: Id | None = None
     context: dict[str, Any] | None = None  # for the reply: the agent's context_type checks it
     options: ReplyOptions | None = None  # for the reply: those the agent's client_options allow
+    metadata: dict[str, Any] | None = None  # the message's own (records.METADATA_MAX_BYTES)
+
+
+class MessagesUpdate(_Args):
+    message_id: Id
+    metadata: dict[str, Any] | None  # replaces the message's; null clears it
 
 
 class MessagesDelete(_Args):

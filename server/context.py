@@ -82,6 +82,7 @@ class Context:
     services: Services
     identity: Identity
     guard: Guard | None = None  # set while a mutation a client may resend runs
+    connection: str = "http"  # a WebSocket session's id; HTTP callers share one (presence is per connection)
 
     @property
     def store(self) -> Store:

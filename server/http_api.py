@@ -163,8 +163,11 @@ class Endpoints:
         return await self._query(request, "messages.list", {**_query_params(request), **ref})
 
     async def message(self, request: Request) -> Response:
-        """DELETE: one message (messages.delete)."""
-        return await self._mutate(request, "messages.delete", {"messageIds": [request.path_params["message_id"]]})
+        """PATCH {metadata}: replace its metadata (messages.update); DELETE: delete it (messages.delete)."""
+        message_id = request.path_params["message_id"]
+        if request.method == "PATCH":
+            return await self._mutate(request, "messages.update", {**await _body(request), "messageId": message_id})
+        return await self._mutate(request, "messages.delete", {"messageIds": [message_id]})
 
     async def delete_messages(self, request: Request) -> Response:
         """POST {messageIds}: delete these messages (messages.delete)."""
@@ -259,6 +262,22 @@ class Endpoints:
         return await self._query(request, "context.fetch",
                                  {**await _body(request), "threadId": request.path_params["thread_id"]})
 
+    async def presence(self, request: Request) -> Response:
+        """GET: who views the thread and who is typing (presence.list); POST {typing?, leave?}: the
+        caller is there (presence.set; say it again within 30 s to stay)."""
+        ref = {"threadId": request.path_params["thread_id"]}
+        if request.method == "POST":
+            return await self._mutate(request, "presence.set", {**await _body(request), **ref})
+        return await self._query(request, "presence.list", ref)
+
+    async def takeover(self, request: Request) -> Response:
+        """POST {agentName, metadata?}: a person answers in the thread (threads.takeover)."""
+        return await self._mutate(request, "threads.takeover",
+                                  {**await _body(request), "threadId": request.path_params["thread_id"]})
+
+    async def release(self, request: Request) -> Response:
+        return await self._mutate(request, "threads.release", {"threadId": request.path_params["thread_id"]})
+
     async def abort(self, request: Request) -> Response:
         return await self._mutate(request, "streams.abort", {"threadId": request.path_params["thread_id"]})
 
@@ -351,11 +370,14 @@ def routes(services: Services) -> list[Route]:
         Route("/api/threads/{thread_id}/messages", e.messages, methods=["GET", "POST"]),
         Route("/api/threads/{thread_id}/messages/delete-range", e.delete_range, methods=["POST"]),
         Route("/api/messages/delete", e.delete_messages, methods=["POST"]),
-        Route("/api/messages/{message_id}", e.message, methods=["DELETE"]),
+        Route("/api/messages/{message_id}", e.message, methods=["PATCH", "DELETE"]),
         Route("/api/messages/{message_id}/regenerate", e.regenerate, methods=["POST"]),
         Route("/api/threads/{thread_id}/snippets", e.snippets, methods=["GET", "POST"]),
         Route("/api/snippets/{snippet_id}", e.snippet, methods=["DELETE"]),
         Route("/api/threads/{thread_id}/abort", e.abort, methods=["POST"]),
+        Route("/api/threads/{thread_id}/takeover", e.takeover, methods=["POST"]),
+        Route("/api/threads/{thread_id}/presence", e.presence, methods=["GET", "POST"]),
+        Route("/api/threads/{thread_id}/release", e.release, methods=["POST"]),
         Route("/api/threads/{thread_id}/approvals/{approval_id}", e.approval, methods=["POST"]),
         Route("/api/threads/{thread_id}/context", e.context, methods=["POST"]),
         Route("/api/streams/{stream_id}", e.stream_events, methods=["GET"]),

@@ -16,9 +16,16 @@ from threadline.shared.agents import Agent
 from threadline.shared.agents.request import ReplyOptions, ReplyRequest, admit, fixed_chars
 from threadline.shared.documents.parsing import check_document
 from threadline.shared.documents.store import namespace_for
-from threadline.shared.errors import BadRequest, Forbidden, Unavailable
+from threadline.shared.errors import BadRequest, Conflict, Forbidden, Unavailable
 from threadline.shared.files.refs import file_ids
-from threadline.shared.records import FilePart, ImagePart, Message, Part, TextPart, text_of
+from threadline.shared.records import (
+    FilePart,
+    ImagePart,
+    Message,
+    Part,
+    TextPart,
+    text_of,
+)
 from threadline.shared.storage.guard import in_thread, recorded
 from threadline.shared.streams.store import thread_of_stream
 from threadline.shared.threads.snippets import thread_of_snippet
@@ -85,6 +92,42 @@ async def delete_thread(ctx: Context, a: A.ThreadRef) -> Outcome:
     )
 
 
+def _owner_check(ctx: Context) -> str | None:
+    """Whose thread a person's takeover may touch: the caller's own, or any for an admin (staff)."""
+    return None if ctx.identity.admin else ctx.user_id
+
+
+@mutation("threads.takeover", A.ThreadsTakeover)
+async def take_over(ctx: Context, a: A.ThreadsTakeover) -> Outcome:
+    """A person answers in the thread from now on: its agents stop (running and queued replies are
+    aborted) and answer no send until ``threads.release``."""
+    thread = await ctx.store.threads.get(a.thread_id, _owner_check(ctx))
+    taken = await ctx.store.take_over(a.thread_id, ctx.user_id, a.agent_name, a.metadata)
+    version = await ctx.store.threads.version(a.thread_id)
+    return Outcome(taken, version, [keys.thread_channel(a.thread_id), keys.user_channel(thread.user_id)])
+
+
+@mutation("threads.release", A.ThreadRef)
+async def release(ctx: Context, a: A.ThreadRef) -> Outcome:
+    """The thread's agents answer sends again (a prompt sent meanwhile: ``messages.regenerate``)."""
+    thread = await ctx.store.threads.get(a.thread_id, _owner_check(ctx))
+    released = await ctx.store.release(a.thread_id)
+    version = await ctx.store.threads.version(a.thread_id)
+    return Outcome(released, version, [keys.thread_channel(a.thread_id), keys.user_channel(thread.user_id)])
+
+
+@mutation("presence.set", A.PresenceSet)
+async def set_presence(ctx: Context, a: A.PresenceSet) -> Outcome:
+    """This connection views the thread (say it again within PRESENCE_MS to stay), typing or not."""
+    await ctx.store.threads.get(a.thread_id, _owner_check(ctx))
+    presence = ctx.store.presence
+    if a.leave:
+        version = await presence.leave(a.thread_id, ctx.user_id, ctx.connection)
+    else:
+        version = await presence.set(a.thread_id, ctx.user_id, ctx.connection, typing=a.typing)
+    return Outcome({"threadId": a.thread_id, "here": not a.leave}, version, [keys.presence_channel(a.thread_id)])
+
+
 def _message_of(a: A.MessagesSend) -> Message:
     if (a.prompt is None) == (a.message is None):
         raise BadRequest("give exactly one of `prompt` or `message`")
@@ -110,6 +153,7 @@ def _message_of(a: A.MessagesSend) -> Message:
         parts=parts,
         agent_name=a.agent_name if role != "user" else None,  # who wrote it, not who answers
         client_message_id=a.client_message_id,
+        metadata=a.metadata,
     )
 
 
@@ -138,29 +182,33 @@ async def send_message(ctx: Context, a: A.MessagesSend) -> Outcome:
     resumed = await recorded(ctx.store.redis, record)
     generation = ctx.services.generation
     agent = None
+    held = False  # a person took the thread over: the message is saved, no agent answers
+    owner: str | None = ctx.user_id
     if a.generate:
         if generation is None:
             raise Unavailable("generation is not available on this server; send generate:false")
         agent = generation.agent(a.agent_name)
         admit(agent, a.context, a.options)
+        held = (await ctx.store.threads.get(a.thread_id, ctx.user_id)).takeover is not None
     elif a.context is not None or a.options is not None:
         raise BadRequest("`context` and `options` are for a reply: this send asks for none (generate:false)")
+    elif message.role == "assistant" and message.agent_name and ctx.identity.admin:
+        owner = None  # staff (admin tokens) write as a human agent in any thread
     if ctx.services.limiter is not None and not resumed:  # every message counts, with the agent it starts
         await ctx.services.limiter.take("messages", _who(ctx, agent.name if agent else ""))
-        if agent is not None:
+        if agent is not None and not held:
             await ctx.services.limiter.room(_who(ctx, agent.name))  # concurrency caps
             await _tokens_left_for(ctx, agent, message)
-    if agent is not None and generation is not None:
+    if agent is not None and generation is not None and not held:
         if message.role == "user" and not resumed and agent.double_texting != "enqueue":
-            await ctx.store.threads.get(a.thread_id, ctx.user_id)  # (the save checks it too, but later)
             await generation.before_send(a.thread_id, agent)
     if any(isinstance(p, FilePart | ImagePart) for p in message.parts):
         message.parts = await ctx.services.files.attach(ctx.user_id, message.parts)
     version, (saved,) = await ctx.store.messages.save(
-        a.thread_id, ctx.user_id, [message], order=a.order, prompt_message_id=a.prompt_message_id,
+        a.thread_id, owner, [message], order=a.order, prompt_message_id=a.prompt_message_id,
         guard=ctx.guard,
     )
-    if agent is not None and generation is not None:
+    if agent is not None and generation is not None and not held:
         prompt = saved
         if saved.role == "tool":
             assert a.prompt_message_id is not None
@@ -168,7 +216,7 @@ async def send_message(ctx: Context, a: A.MessagesSend) -> Outcome:
         await generation.enqueue(prompt, agent, trigger_id=saved.message_id, teams=ctx.identity.teams,
                                  request=_request(ctx, a.context, a.options))
     return Outcome(
-        {"messageId": saved.message_id, "order": saved.order},
+        {"messageId": saved.message_id, "order": saved.order, **({"held": True} if held else {})},
         version,
         [keys.thread_channel(a.thread_id)],
     )
@@ -185,6 +233,8 @@ async def regenerate(ctx: Context, a: A.MessagesRegenerate) -> Outcome:
         raise BadRequest("only a user message can be answered again")
     agent = generation.agent(a.agent_name)
     admit(agent, a.context, a.options)
+    if (await ctx.store.threads.get(prompt.thread_id)).takeover is not None:
+        raise Conflict("a person has taken this thread over: release it (threads.release) first")
     if ctx.services.limiter is not None:  # every mutation that starts a generation counts
         await ctx.services.limiter.take("messages", _who(ctx, agent.name))
         await ctx.services.limiter.room(_who(ctx, agent.name))
@@ -209,6 +259,13 @@ async def abort_streams(ctx: Context, a: A.StreamsAbort) -> Outcome:
         aborted = await ctx.store.streams.abort_replies(thread_id, guard=ctx.guard)
     version = await ctx.store.threads.version(thread_id)
     return Outcome({"aborted": aborted}, version, [keys.thread_channel(thread_id)])
+
+
+@mutation("messages.update", A.MessagesUpdate)
+async def update_message(ctx: Context, a: A.MessagesUpdate) -> Outcome:
+    """Replace a message's metadata (its text stays: an edit is a new version, not a rewrite)."""
+    version, message = await ctx.store.messages.set_metadata(a.message_id, a.metadata, ctx.user_id, ctx.guard)
+    return Outcome(message, version, [keys.thread_channel(message.thread_id)])
 
 
 @mutation("messages.delete", A.MessagesDelete)

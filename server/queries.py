@@ -198,6 +198,14 @@ async def rag_search(ctx: Context, a: A.RagSearch) -> tuple[int, Any]:
     return sum(versions), {"results": results}
 
 
+@query("presence.list", A.ThreadRef, lambda ctx, a: [keys.presence_channel(a.thread_id)])
+async def presence_list(ctx: Context, a: A.ThreadRef) -> tuple[int, Any]:
+    """Who views the thread and who is typing (presence.set). Live: someone comes, leaves, starts or
+    stops typing; a client stops showing "typing" after ``typingForMs``."""
+    await ctx.store.threads.get(a.thread_id, None if ctx.identity.admin else ctx.user_id)
+    return await ctx.store.presence.list(a.thread_id)
+
+
 # -- usage -----------------------------------------------------------------------------
 
 

@@ -200,7 +200,8 @@ def _user(m: Message, links: Links) -> dict[str, Any]:
     parts: list[UIPart] = [{"type": "text", "text": m.text}] if m.text else []
     parts += [{"type": "file", "url": url, "mediaType": media, **({"filename": p.filename} if p.filename else {})}
               for p in m.parts if isinstance(p, FilePart | ImagePart) for url, media in [_link(p, links)] if url]
-    return {"id": m.client_message_id or m.message_id, "role": "user", "parts": parts}
+    return {"id": m.client_message_id or m.message_id, "role": "user", "parts": parts,
+            **({"metadata": m.metadata} if m.metadata is not None else {})}
 
 
 def _reply(steps: list[Message], links: Links) -> dict[str, Any]:
@@ -214,7 +215,8 @@ def _reply(steps: list[Message], links: Links) -> dict[str, Any]:
         files += [link for p in m.parts if isinstance(p, FilePart | ImagePart) for link in [_link(p, links)] if link[0]]
     chunks += ui.files(files)
     first = next(m for m in steps if m.role == "assistant")
-    return {"id": first.message_id, "role": "assistant", "parts": list(_fold(chunks))}
+    return {"id": first.message_id, "role": "assistant", "parts": list(_fold(chunks)),
+            **({"metadata": first.metadata} if first.metadata is not None else {})}
 
 
 def _link(part: FilePart | ImagePart, links: Links) -> tuple[str, str]:

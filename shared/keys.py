@@ -84,6 +84,11 @@ def message_index_no_tools(thread_id: str) -> str:
     return f"{_t(thread_id)}:idx:notool"
 
 
+def message_metadata(thread_id: str) -> str:
+    """Hash: messageId -> its metadata's JSON, as at the end of its body (shared/threads/lua/metadata.lua)."""
+    return f"{_t(thread_id)}:msgmeta"
+
+
 def message_index_open(thread_id: str) -> str:
     """The same index of the messages not (yet) successful: pending and failed (status filters read it)."""
     return f"{_t(thread_id)}:idx:open"
@@ -176,6 +181,7 @@ def thread_keys(thread_id: str) -> list[str]:
         message_index(thread_id),
         message_index_no_tools(thread_id),
         message_index_open(thread_id),
+        message_metadata(thread_id),
         thread_streams(thread_id),
         generation_lock(thread_id),
         generation_queue(thread_id),
@@ -183,6 +189,9 @@ def thread_keys(thread_id: str) -> list[str]:
         generation_retries(thread_id),
         snippets(thread_id),
         snippet_index(thread_id),
+        presence(thread_id),
+        typing(thread_id),
+        presence_version(thread_id),
     ]
 
 
@@ -231,6 +240,26 @@ def vector_rpc_reply(token: str) -> str:
     return f"{VECTOR_RPC}:reply:{token}"
 
 GENERATION_WORKERS = f"{PREFIX}:workers:generation"  # zset worker name -> last heartbeat ms
+
+
+def presence(thread_id: str) -> str:
+    """Sorted set: who is viewing the thread (``userId|connection``), scored by when that ends (ms)."""
+    return f"{_t(thread_id)}:presence"
+
+
+def typing(thread_id: str) -> str:
+    """Sorted set: who is typing in the thread (``userId|connection``), scored by when that ends (ms)."""
+    return f"{_t(thread_id)}:typing"
+
+
+def presence_version(thread_id: str) -> str:
+    """Counter: changes of the thread's presence (the presence.list query's version)."""
+    return f"{_t(thread_id)}:presence:v"
+
+
+def presence_channel(thread_id: str) -> str:
+    """Pub/sub channel of the thread's presence changes (viewers and typing; in the thread's slot)."""
+    return f"{_t(thread_id)}:presence:chg"
 
 
 def thread_channel(thread_id: str) -> str:

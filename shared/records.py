@@ -132,6 +132,16 @@ class Usage(_Record):
     estimated: bool = False  # the server sent no usage: counted from the text (about four characters a token)
 
 
+class Takeover(_Record):
+    """A person answering in a thread instead of its agents (a staff member): until released, a
+    send saves the message and no agent answers."""
+
+    agent_name: str  # the name the person's messages carry (a human agent)
+    user_id: str  # who took over
+    metadata: dict[str, Any] | None = None  # the app's: a name to show, an avatar...
+    at: int = 0
+
+
 class Thread(_Record):
     thread_id: str
     user_id: str
@@ -141,6 +151,7 @@ class Thread(_Record):
     metadata: dict[str, Any] = {}
     created_at: int = 0
     updated_at: int = 0
+    takeover: Takeover | None = None
 
 
 class Message(_Record):
@@ -163,6 +174,9 @@ class Message(_Record):
     client_message_id: str | None = None
     finish_reason: str | None = None
     created_at: int = 0
+    # the app's own JSON (at most METADATA_MAX_BYTES encoded): last, so that a stored body ends with it
+    # (the write scripts keep it when a body is written again: shared/threads/lua/metadata.lua)
+    metadata: dict[str, Any] | None = None
 
     @property
     def is_tool(self) -> bool:
@@ -181,9 +195,28 @@ class Message(_Record):
 
 
 ORDER_PLACEHOLDER = b'"order":-1,"stepOrder":-1'
+METADATA_MAX_BYTES = 8192  # a message's metadata, encoded
+NO_METADATA = b'"metadata":null}'  # how a body ends as the write scripts take it
 
 message_encoder = msgspec.json.Encoder()
 message_decoder = msgspec.json.Decoder(Message)
+
+
+def stored_body(message: Message) -> bytes:
+    """A message's body as the write scripts take it: ending ``NO_METADATA`` (they keep the stored
+    metadata there, or put the one given beside: shared/threads/lua/metadata.lua)."""
+    bare = message if message.metadata is None else msgspec.structs.replace(message, metadata=None)
+    return message_encoder.encode(bare)
+
+
+def encoded_metadata(metadata: dict[str, Any] | None) -> bytes:
+    """Metadata as stored (b"" for none); ValueError past METADATA_MAX_BYTES."""
+    if metadata is None:
+        return b""
+    raw = message_encoder.encode(metadata)
+    if len(raw) > METADATA_MAX_BYTES:
+        raise ValueError(f"a message's metadata is at most {METADATA_MAX_BYTES} bytes of JSON ({len(raw)} given)")
+    return raw
 thread_metadata_decoder = msgspec.json.Decoder(dict[str, Any])
 
 

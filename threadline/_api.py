@@ -14,7 +14,7 @@ from threadline.shared.agents.request import ReplyRequest, admit
 from threadline.shared.config import Settings, load_settings
 from threadline.shared.documents.parsing import check_document
 from threadline.shared.documents.store import Document
-from threadline.shared.errors import BadRequest
+from threadline.shared.errors import BadRequest, NotFound
 from threadline.shared.files.refs import file_ids
 from threadline.shared.files.store import FileRecord
 from threadline.shared.generation.alone import generate_alone
@@ -22,6 +22,7 @@ from threadline.shared.generation.context import fetch_context_messages
 from threadline.shared.generation.lock import thread_turn
 from threadline.shared.generation.runner import Generation, GenerationResult
 from threadline.shared.generation.sinks import MemorySink, OnDelta, Sink, StoreSink
+from threadline.shared.ids import thread_of_message
 from threadline.shared.llm.providers import provider_named
 from threadline.shared.partial_json import parse_partial
 from threadline.shared.rag.search import ChunkResult, search_documents
@@ -251,13 +252,14 @@ class ThreadHandle:
 
     async def save_message(self, text: str | None = None, *, role: Role = "user", parts: list[Part] | None = None,
                            agent_name: str | None = None, order: int | None = None,
-                           prompt_message_id: str | None = None) -> Message:
-        """Save one message (a human agent's reply: role assistant with agent_name)."""
+                           prompt_message_id: str | None = None, metadata: dict[str, Any] | None = None) -> Message:
+        """Save one message (a human agent's reply: role assistant with agent_name), with the app's
+        ``metadata`` (JSON, at most 8 KB)."""
         parts = parts if parts is not None else [TextPart(text=text or "")]
         if file_ids(parts):  # the files' types and names come from their records
             parts = await self._tl.files.attach(self.user_id, parts)
         message = Message(message_id="", thread_id=self.thread_id, role=role, text=text or text_of(parts),
-                          parts=parts, agent_name=agent_name)
+                          parts=parts, agent_name=agent_name, metadata=metadata)
         _, (saved,) = await self._tl.store.messages.save(self.thread_id, self.user_id, [message], order=order,
                                                          prompt_message_id=prompt_message_id)
         return saved
@@ -266,6 +268,22 @@ class ThreadHandle:
         _, saved = await self._tl.store.messages.save(self.thread_id, self.user_id, messages,
                                                       prompt_message_id=prompt_message_id)
         return saved
+
+    async def take_over(self, agent_name: str, *, by: str, metadata: dict[str, Any] | None = None) -> Thread:
+        """The person ``by`` (a staff member) answers here as the human agent ``agent_name`` until
+        ``release()``: the thread's replies stop and no agent answers a send meanwhile."""
+        return await self._tl.store.take_over(self.thread_id, by, agent_name, metadata)
+
+    async def release(self) -> Thread:
+        """The agents answer sends again (a prompt sent meanwhile: answer it with generate_text)."""
+        return await self._tl.store.release(self.thread_id)
+
+    async def set_metadata(self, message_id: str, metadata: dict[str, Any] | None) -> Message:
+        """Replace a message's metadata (None clears it); the message as stored now."""
+        if thread_of_message(message_id) != self.thread_id:
+            raise NotFound(f"message {message_id} not found")
+        _, message = await self._tl.store.messages.set_metadata(message_id, metadata, self.user_id)
+        return message
 
     async def add_snippet(self, kind: str, content: str, *, target: str | None = None,
                           summary: str | None = None, message_id: str | None = None) -> Any:

@@ -64,9 +64,13 @@ async def generate(thread_id: str, prompt_message_id: str, agent_name: str | Non
             return "duplicate"
         try:
             prompt = await store.messages.get(prompt_message_id)
+            taken = (await store.threads.get(thread_id)).takeover
         except NotFound:
             log.info("prompt %s is gone; nothing to answer", prompt_message_id)
             return "gone"
+        if taken is not None:  # a send that raced the takeover: the person answers
+            log.info("thread %s is taken over by %s; not answering %s", thread_id, taken.user_id, prompt_message_id)
+            return "held"
         await store.memory.saved([prompt])  # embed it now if that was missed
         started = time.perf_counter()
         metrics.in_flight.inc()

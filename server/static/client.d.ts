@@ -48,6 +48,8 @@ export interface Message {
   finishReason?: string | null;
   clientMessageId?: string | null;
   createdAt: number;
+  /** The app's own JSON: set by messages.send's `metadata` and messages.update. */
+  metadata?: Record<string, unknown> | null;
 }
 
 export interface Thread {

@@ -26,6 +26,7 @@ from threadline.server.context import Context, Services
 from threadline.server.cors import websocket_origin_allowed
 from threadline.server.live import SharedQuery
 from threadline.server.mutate import run_mutation
+from threadline.server.presence import leave_later
 from threadline.server.queries import QUERIES
 from threadline.server.ws import client_frames
 from threadline.server.ws.transport import TOO_LARGE
@@ -97,8 +98,23 @@ class Session:
     """The server side of one connected tab."""
 
     __slots__ = (
-        "__weakref__", "_bad", "_main", "_out", "_out_bytes", "_processor", "_work", "_writer",
-        "client_id", "ctx", "live", "services", "session_id", "state", "subs", "ws",
+        "__weakref__",
+        "_bad",
+        "_main",
+        "_out",
+        "_out_bytes",
+        "_present",
+        "_processor",
+        "_work",
+        "_writer",
+        "client_id",
+        "ctx",
+        "live",
+        "services",
+        "session_id",
+        "state",
+        "subs",
+        "ws",
     )
 
     def __init__(self, websocket: WebSocket, services: Services) -> None:
@@ -118,6 +134,7 @@ class Session:
         self._processor: asyncio.Task[None] | None = None
         self._main: asyncio.Task[object] | None = None
         self._bad: list[float] | None = None
+        self._present: set[str] | None = None  # threads this connection said it views (left when it ends)
 
     def _to(self, state: State) -> None:
         if state not in _ALLOWED[self.state]:
@@ -185,7 +202,7 @@ class Session:
         except Unauthorized as exc:
             await self._refuse(exc, CloseCode.UNAUTHORIZED)
             return False
-        self.ctx = Context(self.services, identity)
+        self.ctx = Context(self.services, identity, connection=self.session_id)
         self.client_id = frame.client_id
         self._to(State.OPEN)
         await self.ws.send_text(frames.connected(identity.user_id, self.session_id, now_ms()))
@@ -243,9 +260,18 @@ class Session:
         except Exception:
             self._abort_transport()
 
+    def _note_presence(self, value: dict[str, Any]) -> None:
+        if value["here"]:
+            self._present = (self._present or set()) | {value["threadId"]}
+        elif self._present is not None:
+            self._present.discard(value["threadId"])
+
     def _cleanup(self) -> None:
         if self.state is not State.CLOSED:
             self._to(State.CLOSED)
+        if self._present and self.ctx is not None:  # every other tab sees this one go now, not at its expiry
+            leave_later(self.ctx, self._present)
+            self._present = None
         for sub in self.subs.values():
             if sub.sq is not None:
                 self.live.unsubscribe(sub.sq, self, sub.id)
@@ -401,6 +427,8 @@ class Session:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(READ_YOUR_WRITES_S):
                         await asyncio.gather(*(self.live.refresh(sq) for sq in changed))
+        if outcome.ok and f.name == "presence.set":
+            self._note_presence(msgspec.json.decode(bytes(outcome.value)))
         if outcome.ok:
             self._send(None, frames.mutated(f.id, value=bytes(outcome.value), version=outcome.version))
         else:

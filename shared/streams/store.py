@@ -24,7 +24,7 @@ from threadline.shared.errors import Internal, Unavailable
 from threadline.shared.files.refs import FileRefs, file_ids
 from threadline.shared.ids import STREAM, new_child_id, thread_of
 from threadline.shared.indexing.ops import index_flag
-from threadline.shared.records import Message, message_encoder
+from threadline.shared.records import Message, stored_body
 from threadline.shared.storage import partitions
 from threadline.shared.storage.client import Client, as_bytes, redis_errors, text
 from threadline.shared.storage.guard import Guard, in_thread
@@ -169,14 +169,14 @@ class StreamStore:
         for m in messages:
             missing = await self._refs.pin(m.user_id or "", thread_id, [m])
             refs = " ".join(f for f in file_ids(m.parts) if (m.message_id, f) not in missing)
-            args += [m.message_id, m.index_flags, index_flag(m), refs, message_encoder.encode(m)]
+            args += [m.message_id, m.index_flags, index_flag(m), refs, stored_body(m)]
         with redis_errors():
             out = await self._scripts.run(
                 STREAM_FINISH,
                 [keys.thread(thread_id), keys.messages(thread_id), keys.message_index(thread_id),
                  keys.message_index_no_tools(thread_id), keys.stream(thread_id, stream_id),
                  keys.active_streams(thread_id), keys.ended_streams(thread_id), keys.vector_ops(thread_id),
-                 *FileRefs.keys(thread_id), keys.message_index_open(thread_id)],
+                 *FileRefs.keys(thread_id), keys.message_index_open(thread_id), keys.message_metadata(thread_id)],
                 args,
             )
         if not out:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from threadline.shared.clock import now_ms
 from threadline.shared.documents.store import DocumentStore
 from threadline.shared.files.refs import FileRefs
 from threadline.shared.indexing.ops import MemoryOps
+from threadline.shared.records import Takeover, Thread
 from threadline.shared.storage.client import Client
 from threadline.shared.storage.guard import Guard
 from threadline.shared.storage.outbox import Outbox
@@ -13,6 +17,7 @@ from threadline.shared.storage.scripts import Scripts
 from threadline.shared.streams.records import StreamInfo
 from threadline.shared.streams.store import StreamStore
 from threadline.shared.threads.messages import MessageStore
+from threadline.shared.threads.presence import PresenceStore
 from threadline.shared.threads.snippets import SnippetStore
 from threadline.shared.threads.threads import ThreadStore
 
@@ -32,7 +37,22 @@ class Store:
         self.messages = MessageStore(redis, scripts, self.threads, refs)
         self.streams = StreamStore(redis, scripts, refs)
         self.snippets = SnippetStore(redis, scripts, self.threads)
+        self.presence = PresenceStore(redis, scripts)
         self.documents = DocumentStore(redis, scripts)
+
+    async def take_over(self, thread_id: str, by: str, agent_name: str,
+                        metadata: dict[str, Any] | None = None) -> Thread:
+        """The person ``by`` answers in the thread as the human agent ``agent_name`` until
+        ``release``: its running and queued replies stop (after the mark: a reply starting meanwhile
+        sees it, workers.reply_job) and no agent answers a send. The thread as it is now."""
+        thread = await self.threads.set_takeover(
+            thread_id, Takeover(agent_name=agent_name, user_id=by, metadata=metadata, at=now_ms()))
+        await self.streams.abort_replies(thread_id)
+        return thread
+
+    async def release(self, thread_id: str) -> Thread:
+        """The thread's agents answer again."""
+        return await self.threads.set_takeover(thread_id, None)
 
     async def delete_thread(self, thread_id: str, user_id: str, guard: Guard | None = None) -> None:
         """Delete the user's thread and everything of it (messages, streams and their logs)."""

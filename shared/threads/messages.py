@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from threadline.shared import keys
 from threadline.shared.clock import now_ms
@@ -16,11 +17,13 @@ from threadline.shared.files.refs import FileRefs, file_ids, refs_arg
 from threadline.shared.ids import new_message_id, thread_of_message
 from threadline.shared.indexing.ops import index_flag
 from threadline.shared.records import (
+    NO_METADATA,
     ORDER_PLACEHOLDER,
     Message,
     Status,
+    encoded_metadata,
     message_decoder,
-    message_encoder,
+    stored_body,
 )
 from threadline.shared.score import score
 from threadline.shared.storage.client import Client, redis_errors, text, texts
@@ -31,6 +34,7 @@ from threadline.shared.streams.records import StreamInfo
 from threadline.shared.streams.store import parse_streams, streams_read_call
 from threadline.shared.threads.threads import ThreadStore
 
+MESSAGE_METADATA = lua(__file__, "message_metadata")
 MESSAGE_REPLACE = lua(__file__, "message_replace")
 MESSAGES_DELETE = lua(__file__, "messages_delete")
 MESSAGES_PAGE = lua(__file__, "messages_page")
@@ -41,10 +45,21 @@ MAX_BATCH = 500
 
 
 def _encode_unordered(message: Message) -> bytes:
-    body = message_encoder.encode(message)
-    if ORDER_PLACEHOLDER not in body:
-        raise AssertionError("Message must encode order and stepOrder as -1 first")
+    body = stored_body(message)
+    if ORDER_PLACEHOLDER not in body or not body.endswith(NO_METADATA):
+        raise AssertionError("Message must encode order and stepOrder as -1 first, metadata last")
     return body
+
+
+def _metadata(message: Message) -> bytes:
+    return _metadata_of(message.metadata)
+
+
+def _metadata_of(metadata: dict[str, Any] | None) -> bytes:
+    try:
+        return encoded_metadata(metadata)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
 
 
 class MessageStore:
@@ -66,6 +81,7 @@ class MessageStore:
             keys.vector_ops(thread_id),
             *FileRefs.keys(thread_id),
             keys.message_index_open(thread_id),
+            keys.message_metadata(thread_id),
         ]
 
     async def save(
@@ -108,7 +124,7 @@ class MessageStore:
             m.order, m.step_order = -1, -1
             kind = "explicit" if order is not None else ("user" if m.role == "user" else "step")
             args += [kind, order if order is not None else "", m.message_id,
-                     m.index_flags, index_flag(m), refs_arg(m), _encode_unordered(m)]
+                     m.index_flags, index_flag(m), refs_arg(m), _encode_unordered(m), _metadata(m)]
             prepared.append(m)
         async with self._refs.pinned(user_id, thread_id, prepared):
             with redis_errors():
@@ -130,18 +146,31 @@ class MessageStore:
         return [message_decoder.decode(b) for b in bodies if b is not None]
 
     async def replace(self, thread_id: str, messages: Iterable[Message]) -> int:
-        """Store new contents of existing messages (status, text, parts); return the version."""
+        """Store new contents of existing messages (status, text, parts); return the version. Each
+        keeps the metadata stored for it (``set_metadata`` changes that)."""
         messages = list(messages)
         # the files must be the thread owner's
         owner = (await self._threads.get(thread_id)).user_id if any(file_ids(m.parts) for m in messages) else ""
         args: list[Arg] = [keys.thread_channel(thread_id)]
         for m in messages:
-            args += [m.message_id, m.index_flags, index_flag(m), refs_arg(m), message_encoder.encode(m)]
+            args += [m.message_id, m.index_flags, index_flag(m), refs_arg(m), stored_body(m)]
         async with self._refs.pinned(owner, thread_id, messages):
             with redis_errors():
                 version, follows = await self._scripts.run(MESSAGE_REPLACE, self._thread_keys(thread_id), args)
         await self._refs.follow(thread_id, follows)
         return int(version)
+
+    async def set_metadata(self, message_id: str, metadata: dict[str, Any] | None, user_id: str | None = None,
+                           guard: Guard | None = None) -> tuple[int, Message]:
+        """Replace a message's metadata (None clears it); with ``user_id``, only in that user's thread.
+        Returns (thread version, the message as stored now)."""
+        thread_id = thread_of_message(message_id)
+        args: list[Arg] = [keys.thread_channel(thread_id), message_id, _metadata_of(metadata), user_id or ""]
+        with redis_errors():
+            version = await self._scripts.run(
+                MESSAGE_METADATA, [keys.thread(thread_id), keys.messages(thread_id), keys.message_metadata(thread_id)],
+                args, in_thread(guard, thread_id))
+        return int(version), await self.get(message_id)
 
     async def many(self, message_ids: Sequence[str]) -> list[Message]:
         """The messages that exist among ``message_ids`` (any threads), read in one round trip."""

@@ -12,7 +12,13 @@ from threadline.shared.clock import now_ms
 from threadline.shared.errors import BadRequest, NotFound
 from threadline.shared.files.refs import FileRefs
 from threadline.shared.ids import THREAD_ID_RULE, new_thread_id, thread_id_for, valid_chosen_id
-from threadline.shared.records import Thread, ThreadStatus, thread_metadata_decoder
+from threadline.shared.records import (
+    Takeover,
+    Thread,
+    ThreadStatus,
+    encoded_metadata,
+    thread_metadata_decoder,
+)
 from threadline.shared.storage import partitions
 from threadline.shared.storage.client import Client, redis_errors, text, texts
 from threadline.shared.storage.guard import Guard, in_thread
@@ -29,6 +35,7 @@ GONE_TTL_S = 86400  # a deleted thread's follow-ups are dropped this long (the s
 Strings = list[str]  # (annotations inside ThreadStore would see its method `list`)
 
 _json = msgspec.json.Encoder()
+_takeover_decoder = msgspec.json.Decoder(Takeover)
 
 
 
@@ -45,6 +52,7 @@ def _thread_from_hash(raw: Mapping[Any, Any]) -> Thread:
         metadata=thread_metadata_decoder.decode(raw.get(b"metadata") or b"{}"),
         created_at=int(get("createdAt") or 0),
         updated_at=int(get("updatedAt") or 0),
+        takeover=_takeover_decoder.decode(raw[b"takeover"]) if raw.get(b"takeover") else None,
     )
 
 
@@ -140,6 +148,21 @@ class ThreadStore:
                 THREAD_UPDATE, [keys.thread(thread_id), home], [keys.thread_channel(thread_id), now_ms(), *fields])
         await self._outbox.follow_now(home, follow)
         return await self.get(thread_id, user_id)
+
+    async def set_takeover(self, thread_id: str, takeover: Takeover | None) -> Thread:
+        """A person takes the thread over from its agents (None: gives it back); the thread now."""
+        if takeover is not None:
+            try:
+                encoded_metadata(takeover.metadata)
+            except ValueError as exc:
+                raise BadRequest(str(exc)) from None
+        home = keys.outbox(thread_id)
+        value = _json.encode(takeover) if takeover is not None else b""
+        with redis_errors():
+            _, follow = await self._scripts.run(
+                THREAD_UPDATE, [keys.thread(thread_id), home], [keys.thread_channel(thread_id), now_ms(), "takeover", value])
+        await self._outbox.follow_now(home, follow)
+        return await self.get(thread_id)
 
     async def delete(self, thread_id: str, user_id: str, extra_keys: Sequence[str] = (),
                      guard: Guard | None = None) -> None:

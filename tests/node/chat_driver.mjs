@@ -75,7 +75,7 @@ let chat = newChat();
 for (const step of plan.steps) {
   chunks.length = 0;
   if (step.do === "send") {
-    await chat.sendMessage({ text: step.text });
+    await chat.sendMessage({ text: step.text, ...(step.metadata ? { metadata: step.metadata } : {}) });
   } else if (step.do === "stop") {
     const sending = chat.sendMessage({ text: step.text });
     for (let i = 0; i < 400; i++) {  // stop once some text has arrived

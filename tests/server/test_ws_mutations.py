@@ -211,3 +211,43 @@ async def test_regenerate_counts_against_the_send_rate_limit(web: str) -> None:
         codes.append("ok" if frame["ok"] else frame["error"]["code"])
     assert "rate_limited" in codes and codes[0] == "ok"
     await ws.close()
+
+
+async def test_message_metadata_reaches_every_subscriber_on_send_and_update(web: str, web_b: str) -> None:
+    """Metadata sent with a message, then replaced from another process (WebSocket and HTTP): the
+    other tab's live page shows each; too large is bad_request and changes nothing."""
+    import httpx
+
+    from tests.conftest import token_for
+
+    a = await open_raw(web, client_id="meta-a")
+    tid = await make_thread(a)
+    b = await open_raw(web_b, client_id="meta-b")
+    await send(b, {"type": "subscribe", "id": "m", "query": "messages.list", "args": {"threadId": tid}})
+    await until(b, lambda f: f["type"] == "result")
+    await send(a, {"type": "mutate", "id": "s", "name": "messages.send",
+                   "args": {"threadId": tid, "prompt": "hi", "generate": False, "metadata": {"lang": "pt"}}})
+    mid = (await until(a, lambda f: f["type"] == "mutated"))["value"]["messageId"]
+    seen = await until(b, lambda f: f["type"] == "result" and f["value"]["page"])
+    assert seen["value"]["page"][0]["metadata"] == {"lang": "pt"}
+    await send(a, {"type": "mutate", "id": "u", "name": "messages.update",
+                   "args": {"messageId": mid, "metadata": {"lang": "pt", "pinned": True}}})
+    updated = await until(a, lambda f: f["type"] == "mutated")
+    assert updated["ok"] and updated["value"]["metadata"] == {"lang": "pt", "pinned": True}
+    assert updated["value"]["text"] == "hi"
+    seen = await until(b, lambda f: f["type"] == "result" and f["value"]["page"][0]["metadata"].get("pinned"))
+    await send(a, {"type": "mutate", "id": "big", "name": "messages.update",
+                   "args": {"messageId": mid, "metadata": {"x": "y" * 9000}}})
+    refused = await until(a, lambda f: f["type"] == "mutated")
+    assert not refused["ok"] and refused["error"]["code"] == "bad_request"
+    async with httpx.AsyncClient(base_url=web, timeout=10) as http:
+        r = await http.patch(f"/api/messages/{mid}", json={"metadata": None},
+                             headers={"Authorization": f"Bearer {token_for('alice')}"})
+        assert r.status_code == 200 and r.json()["metadata"] is None
+        r = await http.patch(f"/api/messages/{mid}", json={"metadata": {"a": 1}},
+                             headers={"Authorization": f"Bearer {token_for('bob')}"})
+        assert r.status_code == 404
+    seen = await until(b, lambda f: f["type"] == "result" and f["value"]["page"][0]["metadata"] is None)
+    assert seen["value"]["page"][0]["text"] == "hi"
+    await a.close()
+    await b.close()

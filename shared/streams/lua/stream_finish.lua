@@ -1,18 +1,20 @@
 #!lua
 -- End a stream and store its final message(s) in one step: subscribers see both together.
--- KEYS: thread, msgs, idx, idx_notool, stream, active, ended, vector_ops, then the file keys (shared.files.refs), idx_open
--- ARGV: channel status member now, then per message: messageId flags index files body (flags: Message.index_flags)
+-- KEYS: thread, msgs, idx, idx_notool, stream, active, ended, vector_ops, then the file keys (shared.files.refs), idx_open, meta
+-- ARGV: channel status member now, then per message: messageId flags index files body (flags: Message.index_flags;
+--   the body ends '"metadata":null}': the message keeps its metadata, shared/threads/lua/metadata.lua)
 -- The files referenced were pinned just before (shared.files.refs); one that was not there is left out.
 -- Returns {version, fileFollowUps}, or 0 when the stream was already finalized (by the worker or the reaper).
 -- include: ../../indexing/lua/index_op.lua
 -- include: ../../files/lua/refs.lua
+-- include: ../../threads/lua/metadata.lua
 if redis.call('HGET', KEYS[5], 'final') == '1' then return 0 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local fk = {KEYS[9], KEYS[1], KEYS[10]}
 for i = 5, #ARGV, 5 do
   local id = ARGV[i]
   if redis.call('HEXISTS', KEYS[2], id) == 1 then
-    redis.call('HSET', KEYS[2], id, ARGV[i + 4])
+    redis.call('HSET', KEYS[2], id, with_metadata(KEYS[12], id, ARGV[i + 4]))
     files_set(fk, id, ARGV[i + 3])
     if ARGV[i + 2] == '1' then queue_op(KEYS[8], 'embed_message', id) end
     local score = redis.call('ZSCORE', KEYS[3], id)

@@ -1,10 +1,12 @@
 #!lua
 -- Replace the stored body of existing messages (status, text, parts...), keeping order.
--- KEYS: thread, msgs, idx, idx_notool, vector_ops, then the file keys (shared.files.refs), idx_open
--- ARGV: channel, then per message: messageId flags index files body (flags: Message.index_flags)
+-- KEYS: thread, msgs, idx, idx_notool, vector_ops, then the file keys (shared.files.refs), idx_open, meta
+-- ARGV: channel, then per message: messageId flags index files body (flags: Message.index_flags; the
+--   body ends '"metadata":null}': the message keeps its metadata, metadata.lua)
 -- Returns {version, fileFollowUps}.
 -- include: ../../indexing/lua/index_op.lua
 -- include: ../../files/lua/refs.lua
+-- include: metadata.lua
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOTFOUND thread') end
 local fk = {KEYS[6], KEYS[1], KEYS[7]}
 for i = 2, #ARGV, 5 do
@@ -14,7 +16,7 @@ for i = 2, #ARGV, 5 do
 end
 for i = 2, #ARGV, 5 do
   local id = ARGV[i]
-  redis.call('HSET', KEYS[2], id, ARGV[i + 4])
+  redis.call('HSET', KEYS[2], id, with_metadata(KEYS[9], id, ARGV[i + 4]))
   if ARGV[i + 2] == '1' then queue_op(KEYS[5], 'embed_message', id) end
   local score = redis.call('ZSCORE', KEYS[3], id)
   if string.sub(ARGV[i + 1], 1, 1) == '1' then redis.call('ZREM', KEYS[4], id) else redis.call('ZADD', KEYS[4], score, id) end

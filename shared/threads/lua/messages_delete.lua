@@ -1,7 +1,7 @@
 #!lua
 -- Delete messages by id, or by score range when ARGV[2] == 'range'. Returns {count, version, fileFollowUps}.
 -- KEYS: thread, msgs, idx, idx_notool, vector_ops (each deleted id is queued to lose its vector),
---   then the file keys (shared.files.refs: its files lose a reference), idx_open
+--   then the file keys (shared.files.refs: its files lose a reference), idx_open, meta
 -- ARGV: channel 'ids' id...   |   channel 'range' min maxExclusive
 -- include: ../../indexing/lua/index_op.lua
 -- include: ../../files/lua/refs.lua
@@ -26,6 +26,7 @@ for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[3], id)
   redis.call('ZREM', KEYS[4], id)
   redis.call('ZREM', KEYS[8], id)
+  redis.call('HDEL', KEYS[9], id)
 end
 local v = tonumber(redis.call('HGET', KEYS[1], 'version'))
 if count > 0 then

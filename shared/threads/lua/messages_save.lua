@@ -1,17 +1,19 @@
 #!lua
 -- Save a batch of messages, giving each its order and stepOrder.
 -- Returns {version, id, order, stepOrder, ..., fileFollowUps}.
--- KEYS: thread, msgs, idx, idx_notool, vector_ops, then the file keys (shared.files.refs), idx_open
+-- KEYS: thread, msgs, idx, idx_notool, vector_ops, then the file keys (shared.files.refs), idx_open, meta
 -- (the files referenced were pinned just before: shared.files.refs)
--- ARGV: channel promptMessageId count userId, then per message: kind explicitOrder messageId flags index files body
+-- ARGV: channel promptMessageId count userId, then per message: kind explicitOrder messageId flags index files body metadata
 --   flags: Message.index_flags (tool message; not successful)
 --   index '1': queue the message for embedding (in this same step); files: the file ids it references
 --   kind: "user" opens the next order at stepOrder 0; "step" takes the next stepOrder
 --   of the current order (the prompt's, else the last opened); "explicit" the next
---   stepOrder of explicitOrder. body holds the placeholder "order":-1,"stepOrder":-1.
+--   stepOrder of explicitOrder. body holds the placeholder "order":-1,"stepOrder":-1 and ends
+--   '"metadata":null}'; metadata: its JSON ('' none), put there and in meta (metadata.lua).
 -- include: ../../lua/score.lua
 -- include: ../../indexing/lua/index_op.lua
 -- include: ../../files/lua/refs.lua
+-- include: metadata.lua
 local PLACEHOLDER = '"order":-1,"stepOrder":-1'
 local owner = redis.call('HGET', KEYS[1], 'userId')
 if not owner or (ARGV[4] ~= '' and owner ~= ARGV[4]) then return redis.error_reply('NOTFOUND thread') end
@@ -26,7 +28,7 @@ end
 local fk = {KEYS[6], KEYS[1], KEYS[7]}
 local count = tonumber(ARGV[3])
 for i = 0, count - 1 do
-  local id = ARGV[5 + i * 7 + 2]
+  local id = ARGV[5 + i * 8 + 2]
   if redis.call('HEXISTS', KEYS[2], id) == 1 then
     return redis.error_reply('CONFLICT message ' .. id .. ' exists')
   end
@@ -43,7 +45,7 @@ end
 
 local out = {}
 for i = 0, count - 1 do
-  local base = 5 + i * 7
+  local base = 5 + i * 8
   local kind, id, flags, index, body = ARGV[base], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4], ARGV[base + 6]
   local step
   if kind == 'user' then
@@ -68,6 +70,10 @@ for i = 0, count - 1 do
   body = string.sub(body, 1, s - 1) .. '"order":' .. string.format('%d', cur) ..
     ',"stepOrder":' .. string.format('%d', step) .. string.sub(body, e + 1)
   local score = score_of(cur, step)
+  if ARGV[base + 7] ~= '' then
+    body = string.sub(body, 1, #body - 5) .. ARGV[base + 7] .. '}'
+    redis.call('HSET', KEYS[9], id, ARGV[base + 7])
+  end
   redis.call('HSET', KEYS[2], id, body)
   redis.call('ZADD', KEYS[3], score, id)
   if string.sub(flags, 1, 1) == '0' then redis.call('ZADD', KEYS[4], score, id) end

@@ -69,6 +69,20 @@ def test_text_streams_into_one_assistant_message(llm: Stack) -> None:
     assert [m["role"] for m in out["messages"]] == ["user", "assistant"]
 
 
+def test_a_messages_metadata_is_saved_and_read_back_after_a_reload(llm: Stack) -> None:
+    """The SDK's sendMessage({text, metadata}): stored as the message's metadata, shown by the
+    WebSocket's records and by the history a reloaded page reads."""
+    llm.script({"kind": "text", "chunks": ["ok"]})
+    thread_id = new_thread(llm)
+    (out,) = drive(llm, thread_id, [{"do": "send", "text": "hi", "metadata": {"lang": "pt", "draft": 2}}],
+                   agentName="echo")
+    assert out["status"] == "ready", out
+    stored = thread_messages(llm, thread_id)
+    assert [(m["role"], m["metadata"]) for m in stored] == [("user", {"lang": "pt", "draft": 2}), ("assistant", None)]
+    history = _history(llm, thread_id).json()["messages"]
+    assert history[0]["metadata"] == {"lang": "pt", "draft": 2} and "metadata" not in history[1]
+
+
 def test_tool_calls_and_results_are_tool_parts_across_steps(llm: Stack) -> None:
     llm.script({"kind": "tools", "calls": [{"name": "weather", "arguments": '{"city": "Oslo"}'}]},
                {"kind": "text", "chunks": ["Sunny ", "in Oslo."]})

@@ -221,3 +221,69 @@ async def test_a_guarded_save_happens_once_and_replays_its_ids_and_orders(store:
     # another request is another save
     _, (other,) = await store.messages.save(t.thread_id, "alice", [user("hi")], guard=Guard("e" * 40, 3600))
     assert other.order == first.order + 1
+
+
+async def test_metadata_is_saved_set_cleared_and_kept_when_a_writer_replaces_the_body(store: Store) -> None:
+    """A message's metadata rides at the end of its body; a worker writing the reply again (replace,
+    or the stream's end) from its own copy, which has none, keeps what was set meanwhile."""
+    t = await store.threads.create("alice")
+    tid = t.thread_id
+    _, (u,) = await store.messages.save(tid, "alice", [Message(message_id="", thread_id="", role="user", text="hi",
+                                                               metadata={"from": "web", "n": [1, 2]})])
+    assert (await store.messages.get(u.message_id)).metadata == {"from": "web", "n": [1, 2]}
+    _, (r,) = await store.messages.save(tid, None, [reply("", status="pending")], prompt_message_id=u.message_id)
+    stream_id, _ = await store.streams.open(r, agent_name="a", prompt_message_id=u.message_id)
+    v0 = await store.threads.version(tid)
+    version, got = await store.messages.set_metadata(r.message_id, {"staff": {"name": "Ana", "avatar": "/a.png"}},
+                                                     "alice")
+    assert version == v0 + 1 and got.metadata == {"staff": {"name": "Ana", "avatar": "/a.png"}}
+    r.text, r.status = "partial", "pending"
+    await store.messages.replace(tid, [r])  # the worker's copy: no metadata
+    assert (await store.messages.get(r.message_id)).metadata == {"staff": {"name": "Ana", "avatar": "/a.png"}}
+    await store.messages.set_metadata(r.message_id, {"staff": {"name": "Bo"}, "note": '","metadata":{}}'})
+    r.text, r.status = "done", "success"
+    assert await store.streams.finish(tid, stream_id, [r])
+    final = await store.messages.get(r.message_id)
+    assert (final.text, final.metadata) == ("done", {"staff": {"name": "Bo"}, "note": '","metadata":{}}'})
+    _, cleared = await store.messages.set_metadata(r.message_id, None)
+    assert cleared.metadata is None and cleared.text == "done"
+    r.text = "again"
+    await store.messages.replace(tid, [r])
+    assert (await store.messages.get(r.message_id)).metadata is None
+
+
+async def test_metadata_is_bounded_owned_and_goes_with_its_message(store: Store) -> None:
+    from threadline.shared import keys
+
+    t = await store.threads.create("alice")
+    big = {"x": "y" * 9000}
+    before = await store.threads.version(t.thread_id)
+    with pytest.raises(BadRequest, match="8192 bytes"):
+        await store.messages.save(t.thread_id, "alice", [Message(message_id="", thread_id="", metadata=big)])
+    assert await store.threads.version(t.thread_id) == before  # nothing saved
+    _, (u,) = await store.messages.save(t.thread_id, "alice", [user("hi")])
+    with pytest.raises(BadRequest, match="8192 bytes"):
+        await store.messages.set_metadata(u.message_id, big, "alice")
+    with pytest.raises(NotFound):
+        await store.messages.set_metadata(u.message_id, {"a": 1}, "mallory")
+    assert (await store.messages.get(u.message_id)).metadata is None
+    await store.messages.set_metadata(u.message_id, {"a": 1}, "alice")
+    assert await store.redis.hexists(keys.message_metadata(t.thread_id), u.message_id)
+    await store.messages.delete([u.message_id], "alice")
+    assert not await store.redis.hexists(keys.message_metadata(t.thread_id), u.message_id)
+    with pytest.raises(NotFound):
+        await store.messages.set_metadata(u.message_id, {"a": 2}, "alice")
+
+
+async def test_a_body_stored_before_metadata_existed_takes_it(store: Store) -> None:
+    """Bodies written by earlier versions end without the field: setting metadata adds it."""
+    from threadline.shared import keys
+
+    t = await store.threads.create("alice")
+    _, (u,) = await store.messages.save(t.thread_id, "alice", [user("old")])
+    body = await store.redis.hget(keys.messages(t.thread_id), u.message_id)
+    assert body.endswith(b',"metadata":null}')
+    await store.redis.hset(keys.messages(t.thread_id), u.message_id, body[: -len(b',"metadata":null}')] + b"}")
+    assert (await store.messages.get(u.message_id)).metadata is None
+    _, got = await store.messages.set_metadata(u.message_id, {"v": 1})
+    assert (got.text, got.metadata) == ("old", {"v": 1})

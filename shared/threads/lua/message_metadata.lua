@@ -1,0 +1,31 @@
+#!lua
+-- Set (or clear) one message's metadata: its body's last field and the thread's metadata hash
+-- together (metadata.lua). A body stored before messages had metadata gets the field.
+-- KEYS: thread, msgs, meta
+-- ARGV: channel messageId metadata ('' clears) userId ('' skips the owner check)
+-- Returns the thread's new version.
+-- include: metadata.lua
+if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOTFOUND thread') end
+if ARGV[4] ~= '' and redis.call('HGET', KEYS[1], 'userId') ~= ARGV[4] then return redis.error_reply('NOTFOUND thread') end
+local id = ARGV[2]
+local body = redis.call('HGET', KEYS[2], id)
+if not body then return redis.error_reply('NOTFOUND message ' .. id) end
+local old = redis.call('HGET', KEYS[3], id)
+local prefix
+if old then
+  prefix = string.sub(body, 1, #body - #old - 1)
+elseif string.sub(body, -#NO_METADATA) == NO_METADATA then
+  prefix = string.sub(body, 1, #body - 5)
+else
+  prefix = string.sub(body, 1, #body - 1) .. ',"metadata":'
+end
+if ARGV[3] == '' then
+  redis.call('HSET', KEYS[2], id, prefix .. 'null}')
+  redis.call('HDEL', KEYS[3], id)
+else
+  redis.call('HSET', KEYS[2], id, prefix .. ARGV[3] .. '}')
+  redis.call('HSET', KEYS[3], id, ARGV[3])
+end
+local v = redis.call('HINCRBY', KEYS[1], 'version', 1)
+redis.call('SPUBLISH', ARGV[1], v)
+return v
