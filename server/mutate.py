@@ -44,7 +44,7 @@ async def run_mutation(ctx: Context, name: str, args: Any, request: tuple[str, .
     try:
         parsed = parse_args(name, args) if isinstance(args, bytes | dict) else args
         work = run or (lambda c: MUTATIONS[name].handler(c, parsed))
-        if request is None:
+        if request is None or (known and MUTATIONS[name].repeatable):
             try:
                 stored = outcome_of(await work(ctx))
             except ChatError as exc:

@@ -50,14 +50,15 @@ class Mutation:
     name: str
     args_type: type
     handler: Handler
+    repeatable: bool = False  # running it again is the same as once: no outcome is kept for its request
 
 
 MUTATIONS: dict[str, Mutation] = {}
 
 
-def mutation(name: str, args_type: type) -> Callable[[Handler], Handler]:
+def mutation(name: str, args_type: type, *, repeatable: bool = False) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
-        MUTATIONS[name] = Mutation(name, args_type, fn)
+        MUTATIONS[name] = Mutation(name, args_type, fn, repeatable)
         return fn
 
     return register
@@ -116,7 +117,7 @@ async def release(ctx: Context, a: A.ThreadRef) -> Outcome:
     return Outcome(released, version, [keys.thread_channel(a.thread_id), keys.user_channel(thread.user_id)])
 
 
-@mutation("presence.set", A.PresenceSet)
+@mutation("presence.set", A.PresenceSet, repeatable=True)  # (a heartbeat: kept outcomes would pile up)
 async def set_presence(ctx: Context, a: A.PresenceSet) -> Outcome:
     """This connection views the thread (say it again within PRESENCE_MS to stay), typing or not."""
     await ctx.store.threads.get(a.thread_id, _owner_check(ctx))

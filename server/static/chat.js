@@ -65,11 +65,25 @@ function renderThreads() {
   }));
   const current = state.threads.find((t) => t.threadId === state.threadId);
   $("title").textContent = current ? current.title || "Untitled" : "Pick or start a chat";
+  const taken = current && current.takeover;
+  $("takeover").textContent = taken ? `${taken.metadata?.name || taken.agentName} (a person) answers here` : "";
+}
+
+function renderPresence(presence) {
+  const others = presence.viewers.filter((v) => v.userId !== state.client.userId || v.connections > 1);
+  $("viewers").textContent = others.length
+    ? "Here: " + presence.viewers.map((v) => v.userId + (v.connections > 1 ? ` (${v.connections} tabs)` : "")).join(", ")
+    : "";
+  const typists = presence.typists();
+  $("typing").textContent = typists.length
+    ? `${typists.map((v) => v.userId).join(", ")} ${typists.length > 1 ? "are" : "is"} typing…` : "";
 }
 
 function selectThread(threadId) {
   if (state.view) state.view.close();
-  state.view = null;
+  if (state.presence) state.presence.close();
+  state.view = state.presence = null;
+  for (const id of ["viewers", "typing"]) $(id).textContent = "";
   state.threadId = threadId;
   state.elements.clear();
   state.smooth.clear();
@@ -77,6 +91,7 @@ function selectThread(threadId) {
     location.hash = "thread=" + threadId;
     $("messages").replaceChildren();
     state.view = state.client.watchThread(threadId, renderMessages, { numItems: 30 });
+    state.presence = state.client.presence(threadId, renderPresence);
   } else {
     $("messages").replaceChildren(Object.assign(document.createElement("p"), { className: "empty", textContent: "No chat selected." }));
   }
@@ -119,6 +134,8 @@ function messageElement(m, context) {
   } else {
     body.textContent = m.text || describeParts(m.parts || []);
   }
+  const who = m.role === "assistant" && m.metadata && m.metadata.name;  // a person answering (a human agent)
+  el.dataset.author = who || "";
   for (const extra of [...el.children].slice(1)) if (!extra.classList.contains("ask")) extra.remove();
   const calls = (m.parts || m.toolParts || []).filter((p) => p.type === "tool-call");
   for (const p of calls) {
@@ -366,6 +383,7 @@ async function send(event) {
   const files = tray.filter((a) => a.record).map((a) => a.record);
   if ((!text && !files.length) || !state.view) return;
   $("prompt").value = "";
+  if (state.presence) state.presence.stoppedTyping();
   tray.splice(0).forEach((a) => a.preview && URL.revokeObjectURL(a.preview));
   renderTray();
   try {
@@ -429,6 +447,7 @@ async function main() {
     if (e.dataTransfer?.files.length) { e.preventDefault(); attach([...e.dataTransfer.files]); }
   };
   $("prompt").onkeydown = (e) => { if (e.key === "Enter" && !e.shiftKey) send(e); };
+  $("prompt").oninput = () => state.presence && ($("prompt").value ? state.presence.typed() : state.presence.stoppedTyping());
   $("stop").onclick = () => state.view && state.view.abort();
   $("messages").onscroll = () => {
     if ($("messages").scrollTop < 30 && state.view && state.view.loadMore()) state.loadingOlder = true;

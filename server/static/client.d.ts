@@ -111,7 +111,29 @@ export declare class ChatClient {
   uploadFile(file: Blob, options?: { name?: string; onProgress?: (fraction: number) => void }): Promise<FileRecord>;
   /** A short-lived signed link anyone holding it may GET (cached until a minute before it expires). */
   fileUrl(fileId: string): Promise<string>;
+  /** This tab views the thread until close(); onChange whenever who is there or typing changes. */
+  presence(threadId: string, onChange: (presence: Presence) => void, options?: { everyMs?: number }): Presence;
   dropConnection(): void;
+  close(): void;
+}
+
+export interface Viewer {
+  userId: string;
+  connections: number;
+  typing: boolean;
+  typingForMs: number;
+  /** Date.now() until which the user counts as typing (0: not typing). */
+  typingUntil: number;
+}
+
+export declare class Presence {
+  readonly threadId: string;
+  readonly viewers: Viewer[];
+  /** Users typing now, not this tab's own user unless includeMe. */
+  typists(options?: { includeMe?: boolean }): Viewer[];
+  /** Call on every keystroke. */
+  typed(): void;
+  stoppedTyping(): void;
   close(): void;
 }
 

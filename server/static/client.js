@@ -310,6 +310,86 @@ export class ChatClient {
   watchThread(threadId, onChange, { numItems = 30, agentName, query = "messages.list" } = {}) {
     return new ThreadView(this, threadId, onChange, { numItems, agentName, query });
   }
+
+  /** This tab views ``threadId`` (others see it in presence.list) until the handle's close();
+   * onChange(presence) whenever who is there or typing changes. */
+  presence(threadId, onChange, { everyMs = 10000 } = {}) {
+    return new Presence(this, threadId, onChange, everyMs);
+  }
+}
+
+/**
+ * One tab's presence in a thread: said again every ``everyMs`` and after each reconnect, typing
+ * reported as it happens, and everyone's presence (viewers, who types) kept from the live query.
+ */
+export class Presence {
+  constructor(client, threadId, onChange, everyMs) {
+    this.client = client;
+    this.threadId = threadId;
+    this.viewers = [];
+    this._onChange = onChange;
+    this._typing = false;
+    this._saidTypingAt = 0;
+    this._stopTimer = null;
+    this._expiry = null;
+    this._unsubscribe = client.subscribe("presence.list", { threadId }, (value) => {
+      this.viewers = value.viewers.map((v) => ({ ...v, typingUntil: v.typing ? Date.now() + v.typingForMs : 0 }));
+      this._emitAndExpire();
+    });
+    this._offStatus = client.onStatus((status) => { if (status === "open") this._say(this._typing || undefined); });
+    this._heartbeat = setInterval(() => this._say(), everyMs);
+  }
+
+  _say(typing) {
+    if (this.client.status !== "open") return;  // (said again when the connection is back)
+    const args = typing === undefined ? { threadId: this.threadId } : { threadId: this.threadId, typing };
+    this.client.mutate("presence.set", args).catch(() => {});
+  }
+
+  _emitAndExpire() {
+    clearTimeout(this._expiry);
+    const next = Math.min(...this.viewers.filter((v) => v.typingUntil).map((v) => v.typingUntil));
+    if (Number.isFinite(next)) this._expiry = setTimeout(() => this._emitAndExpire(), Math.max(0, next - Date.now()) + 20);
+    this._onChange(this);
+  }
+
+  /** Users typing now (not this tab's own user unless ``includeMe``). */
+  typists({ includeMe = false } = {}) {
+    const now = Date.now();
+    return this.viewers.filter((v) => v.typingUntil > now && (includeMe || v.userId !== this.client.userId));
+  }
+
+  /** Call on every keystroke: "typing" goes out at most every 2 s, "stopped" 3 s after the last one. */
+  typed() {
+    const now = Date.now();
+    if (!this._typing || now - this._saidTypingAt > 2000) {
+      this._typing = true;
+      this._saidTypingAt = now;
+      this._say(true);
+    }
+    clearTimeout(this._stopTimer);
+    this._stopTimer = setTimeout(() => this.stoppedTyping(), 3000);
+  }
+
+  /** The message went out (or the text was cleared): not typing any more. */
+  stoppedTyping() {
+    clearTimeout(this._stopTimer);
+    if (this._typing) {
+      this._typing = false;
+      this._say(false);
+    }
+  }
+
+  close() {
+    clearInterval(this._heartbeat);
+    clearTimeout(this._stopTimer);
+    clearTimeout(this._expiry);
+    this._offStatus();
+    this._unsubscribe();
+    if (this.client.status === "open") {
+      this.client.mutate("presence.set", { threadId: this.threadId, leave: true }).catch(() => {});
+    }
+  }
 }
 
 /**

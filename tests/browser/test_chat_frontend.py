@@ -230,3 +230,53 @@ def test_a_tool_call_waits_for_allow_or_deny_and_every_tab_sees_the_decision(sit
     assert a.locator("[data-testid=message][data-role=tool]:has-text('HTL-')").count() == 1  # Porto never booked
     a.close()
     b.close()
+
+
+def test_tabs_see_who_is_here_who_types_and_a_person_taking_over(site: Stack, browser: Any) -> None:
+    """Two tabs on two web processes: each sees the other (viewers, typing as it happens and stopping
+    after the send); staff take the thread over and answer as a human agent: both tabs show it."""
+    import httpx
+
+    who = user()
+    a = open_chat(browser, site.web, who)
+    tid = new_thread(a)
+    b = open_chat(browser, site.webs[1], who, tid)
+    for page in (a, b):
+        page.wait_for_selector("[data-testid=viewers]:has-text('(2 tabs)')", timeout=20_000)
+    staff = {"Authorization": f"Bearer {mint(SECRET, 'ana', admin=True)}"}
+
+    def typing_seen_by_staff() -> dict[str, bool]:
+        listed = httpx.get(f"{site.web}/api/threads/{tid}/presence", headers=staff).json()
+        return {v["userId"]: v["typing"] for v in listed["viewers"]}
+
+    a.type("[data-testid=prompt]", "hello the", delay=30)
+    a.wait_for_function("window.threadline.presence.typists({includeMe: true}).length === 1", timeout=20_000)
+    assert typing_seen_by_staff() == {who: True}
+    assert a.text_content("[data-testid=typing]") == ""  # a tab does not show its own user typing
+    a.press("[data-testid=prompt]", "Enter")
+    b.wait_for_function("window.threadline.presence.typists({includeMe: true}).length === 0", timeout=20_000)
+    assert typing_seen_by_staff() == {who: False}
+    httpx.post(f"{site.web}/api/threads/{tid}/presence", json={"typing": True}, headers=staff)
+    for page in (a, b):
+        page.wait_for_selector("[data-testid=typing]:has-text('ana is typing')", timeout=20_000)
+        page.wait_for_selector("[data-testid=viewers]:has-text('ana')", timeout=20_000)
+    httpx.post(f"{site.web}/api/threads/{tid}/presence", json={"typing": False}, headers=staff)
+    for page in (a, b):
+        page.wait_for_function("document.querySelector('[data-testid=typing]').textContent === ''", timeout=20_000)
+    r = httpx.post(f"{site.web}/api/threads/{tid}/takeover", json={"agentName": "support", "metadata": {"name": "Ana"}},
+                   headers=staff)
+    assert r.status_code == 200, r.text
+    for page in (a, b):
+        page.wait_for_selector("[data-testid=takeover]:has-text('Ana (a person) answers here')", timeout=20_000)
+    r = httpx.post(f"{site.web}/api/threads/{tid}/messages", headers=staff, json={
+        "message": {"role": "assistant", "content": "Ana from support here."}, "agentName": "support",
+        "generate": False, "metadata": {"name": "Ana"}})
+    assert r.status_code == 201, r.text
+    for page in (a, b):
+        shown = page.wait_for_selector("[data-testid=message][data-author=Ana]:has-text('Ana from support here.')",
+                                       timeout=20_000)
+        assert shown is not None
+    b.close()  # the other tab goes away: this one sees it at once
+    a.wait_for_function("!document.querySelector('[data-testid=viewers]').textContent.includes('tabs')",
+                        timeout=20_000)
+    a.close()
