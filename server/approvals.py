@@ -22,7 +22,12 @@ from threadline.server.mutations import Outcome, mutation
 from threadline.shared import keys
 from threadline.shared.agents.request import ReplyRequest
 from threadline.shared.errors import Conflict, NotFound, Unavailable
-from threadline.shared.records import Message, ToolApprovalRequestPart, ToolApprovalResponsePart
+from threadline.shared.records import (
+    Message,
+    ToolApprovalRequestPart,
+    ToolApprovalResponsePart,
+    first_decisions,
+)
 from threadline.shared.storage.guard import Guard
 
 SEARCHED = 100  # the newest messages of the thread searched for the request
@@ -57,7 +62,7 @@ async def approve(ctx: Context, a: ToolsApprove) -> Outcome:
         raise Conflict("the prompt of that tool call is gone")
     decision = ToolApprovalResponsePart(approval_id=a.approval_id, tool_call_id=request.tool_call_id,
                                         approved=a.approved, reason=a.reason)
-    stood = _decisions(here).get(a.approval_id)
+    stood = first_decisions(here).get(a.approval_id)
     decided = stood is None
     if stood is None:
         digest = hashlib.sha256(f"approval\0{a.thread_id}\0{a.approval_id}".encode()).hexdigest()
@@ -65,10 +70,10 @@ async def approve(ctx: Context, a: ToolsApprove) -> Outcome:
             a.thread_id, ctx.user_id, [Message(message_id="", thread_id="", role="tool", parts=[decision])],
             prompt_message_id=prompt.message_id, guard=Guard(digest, DECISION_TTL_S))
         here = await ctx.store.messages.in_orders(a.thread_id, step.order, step.order)
-        stood = _decisions(here).get(a.approval_id, decision)
+        stood = first_decisions(here).get(a.approval_id, decision)
         decided = stood == decision  # (another tab's stands when it was saved first)
         asked = {p.approval_id for m in here for p in m.parts if isinstance(p, ToolApprovalRequestPart)}
-        if asked <= set(_decisions(here)):  # every request of the step decided: the reply goes on
+        if asked <= set(first_decisions(here)):  # every request of the step decided: the reply goes on
             agent = generation.agent(step.agent_name or None)
             teams, request_of = await _asked_with(ctx, step)
             await generation.enqueue(prompt, agent, trigger_id=f"{step.message_id}-decided", teams=teams,
@@ -93,11 +98,4 @@ async def _asked_with(ctx: Context, step: Message) -> tuple[tuple[str, ...], Rep
     return ctx.identity.teams, ReplyRequest(admin=ctx.identity.admin, claims=ctx.identity.claims)
 
 
-def _decisions(messages: list[Message]) -> dict[str, ToolApprovalResponsePart]:
-    """The first decision on each approval request (by approval id)."""
-    out: dict[str, ToolApprovalResponsePart] = {}
-    for m in sorted(messages, key=lambda m: m.step_order):
-        for p in m.parts:
-            if isinstance(p, ToolApprovalResponsePart):
-                out.setdefault(p.approval_id, p)
-    return out
+

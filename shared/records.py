@@ -202,6 +202,16 @@ message_encoder = msgspec.json.Encoder()
 message_decoder = msgspec.json.Decoder(Message)
 
 
+def first_decisions(messages: list[Message]) -> dict[str, ToolApprovalResponsePart]:
+    """The decision that stands on each approval request (the first one saved), by approval id."""
+    out: dict[str, ToolApprovalResponsePart] = {}
+    for m in sorted(messages, key=lambda m: (m.order, m.step_order)):
+        for p in m.parts:
+            if isinstance(p, ToolApprovalResponsePart):
+                out.setdefault(p.approval_id, p)
+    return out
+
+
 def stored_body(message: Message) -> bytes:
     """A message's body as the write scripts take it: ending ``NO_METADATA`` (they keep the stored
     metadata there, or put the one given beside: shared/threads/lua/metadata.lua)."""

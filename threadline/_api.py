@@ -38,6 +38,15 @@ from threadline.shared.workflows.definition import Workflow, workflow_named
 from threadline.shared.workflows.journal import RunView
 
 
+def _request(agent: Agent, context: Any) -> ReplyRequest:
+    """A server-side call's request: its ``context`` (a value of the agent's context type, or JSON
+    values) checked by the agent."""
+    if context is not None:
+        context = msgspec.to_builtins(context)
+    admit(agent, context, None, trusted=True)
+    return ReplyRequest(context=context)
+
+
 class Threadline:
     """Threads, messages and agents over one Redis connection pool."""
 
@@ -103,10 +112,8 @@ class Threadline:
 
     async def _alone(self, agent: Agent, prompt: str, user_id: str, messages: list[Message] | None, context: Any,
                      rate_limited: bool) -> GenerationResult:
-        context = msgspec.to_builtins(context) if context is not None else None
-        admit(agent, context, None, trusted=True)
         return await generate_alone(self.runtime, agent, prompt, user_id=user_id, messages=messages or (),
-                                    request=ReplyRequest(context=context), rate_limited=rate_limited)
+                                    request=_request(agent, context), rate_limited=rate_limited)
 
     async def create_thread(self, user_id: str, *, title: str = "", summary: str = "",
                             metadata: dict[str, Any] | None = None) -> ThreadHandle:
@@ -346,9 +353,7 @@ class ThreadHandle:
                           limited: bool = False, context: Any = None) -> Generation:
         if (prompt is None) == (prompt_message_id is None):
             raise BadRequest("give exactly one of prompt or prompt_message_id")
-        if context is not None:
-            context = msgspec.to_builtins(context)  # a value of the agent's type, or JSON values
-        admit(agent, context, None, trusted=True)
+        request = _request(agent, context)
         if limited:
             await self._tl.limits.take("messages", Who(self.user_id, agent.name))
         store, persist = self._tl.store, agent.save_messages != "none"
@@ -368,8 +373,7 @@ class ThreadHandle:
             sink = StoreSink(store, self.thread_id, memory=self._tl.memory, extra=unsaved, on_delta=on_delta)
         else:
             sink = MemorySink(store, self.thread_id, memory=self._tl.memory, extra=unsaved, on_delta=on_delta)
-        return Generation(self._tl.runtime, agent, prompt_message, sink, rate_limited=limited,
-                          request=ReplyRequest(context=context))
+        return Generation(self._tl.runtime, agent, prompt_message, sink, rate_limited=limited, request=request)
 
     async def _run(self, generation: Generation) -> GenerationResult:
         if not isinstance(generation.sink, StoreSink):

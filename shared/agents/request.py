@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -21,7 +21,7 @@ import msgspec
 from threadline.shared.errors import BadRequest, Internal
 
 if TYPE_CHECKING:
-    from threadline.shared.agents import Agent
+    from threadline.shared.agents import Agent, Tool
     from threadline.shared.records import Message
 
 log = logging.getLogger(__name__)
@@ -159,12 +159,11 @@ def applied(agent: Agent, options: ReplyOptions | None, *, trusted: bool = False
             changes["context_options"] = msgspec.convert(merged, ContextOptions)
         except msgspec.ValidationError as exc:
             raise BadRequest(f"`options.contextOptions` does not fit: {exc}") from None
-    if options.active_tools is not None:  # (an MCP server's tools count when it names them: McpServer.tools)
-        names = [t.name for t in agent.tools] + [m.model_name(n) for m in agent.mcp_servers for n in m.tools or ()]
-        unknown = [n for n in options.active_tools if n not in names]
-        if unknown:
-            raise BadRequest(f"agent {agent.name!r} has no tool {unknown[0]!r}; its tools: {', '.join(names)}")
-        changes["tools"] = [t for t in agent.tools if t.name in options.active_tools]
+    if options.active_tools is not None:
+        try:
+            changes["tools"] = tools_named(agent, options.active_tools)
+        except UnknownTool as exc:
+            raise BadRequest(f"agent {agent.name!r} has no tool {exc.name!r}; its tools: {', '.join(exc.known)}") from None
     if options.model is not None:
         if options.model not in agent.models and not trusted:
             raise BadRequest(f"agent {agent.name!r} does not answer with model {options.model!r}; "
@@ -189,16 +188,38 @@ async def instructions_for(agent: Agent, run: RunContext) -> str:
     make = agent.instructions
     if isinstance(make, str):
         return make
-    try:
-        text = await resolved(make(run))
-    except Exception as exc:
-        log.exception("the instructions of agent %s failed", agent.name)
-        raise Internal(f"the agent's instructions failed: {type(exc).__name__}: {exc}") from exc
+    text = await call_hook(agent, "instructions", make, run)
     if not isinstance(text, str):
         raise Internal(f"the agent's instructions must be a str, not {type(text).__name__}")
     return text
 
 
+class UnknownTool(Exception):
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(name)
+        self.name, self.known = name, known
+
+
+def tools_named(agent: Agent, names: Sequence[str]) -> list[Tool]:
+    """The agent's own tools among ``names`` (a client's activeTools, a step's plan); UnknownTool for
+    the first name it has no tool of (an MCP server's tools count when it lists them: McpServer.tools)."""
+    known = [t.name for t in agent.tools] + [m.model_name(n) for m in agent.mcp_servers for n in m.tools or ()]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UnknownTool(unknown[0], known)
+    return [t for t in agent.tools if t.name in names]
+
+
 async def resolved(value: Any) -> Any:
     """``value``, awaited when a hook returned an awaitable (hooks may be sync or async)."""
     return await value if inspect.isawaitable(value) else value
+
+
+async def call_hook(agent: Agent, what: str, hook: Callable[..., Any], *args: Any) -> Any:
+    """What the app's hook ``what`` of ``agent`` (sync or async) returns for ``args``; Internal
+    naming the failure when it raises (the reply fails with it)."""
+    try:
+        return await resolved(hook(*args))
+    except Exception as exc:
+        log.exception("the %s of agent %s failed", what, agent.name)
+        raise Internal(f"the agent's {what} failed: {type(exc).__name__}: {exc}") from exc

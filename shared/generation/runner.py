@@ -31,10 +31,13 @@ from threadline.shared.agents.request import (
     Caller,
     ReplyRequest,
     RunContext,
+    UnknownTool,
     applied,
+    call_hook,
     context_of,
     instructions_for,
     resolved,
+    tools_named,
 )
 from threadline.shared.agents.steps import StepInput, StepPlan, StepResult
 from threadline.shared.errors import BadRequest, ChatError, Internal
@@ -72,11 +75,11 @@ from threadline.shared.records import (
     RefusalPart,
     SourcePart,
     ToolApprovalRequestPart,
-    ToolApprovalResponsePart,
     ToolCallDeltaPart,
     ToolCallPart,
     ToolResultPart,
     Usage,
+    first_decisions,
     text_of,
 )
 from threadline.shared.runtime import Runtime
@@ -206,11 +209,7 @@ class Generation:
         handler = self.agent.context_handler
         if handler is None:
             return context
-        try:
-            out = await resolved(handler(self.run_context, list(context)))
-        except Exception as exc:
-            log.exception("the context handler of agent %s failed", self.agent.name)
-            raise Internal(f"the agent's context handler failed: {type(exc).__name__}: {exc}") from exc
+        out = await call_hook(self.agent, "context handler", handler, self.run_context, list(context))
         if not isinstance(out, list) or not all(isinstance(m, Message) for m in out):
             raise Internal("the agent's context handler must return a list of Message")
         return out
@@ -424,7 +423,7 @@ class Generation:
         asked = {p.approval_id: p for m in here for p in m.parts if isinstance(p, ToolApprovalRequestPart)}
         done = {p.tool_call_id for m in here for p in m.parts if isinstance(p, ToolResultPart)}
         kept: list[ToolResultPart] = []
-        for decision in [p for m in here for p in m.parts if isinstance(p, ToolApprovalResponsePart)]:
+        for decision in first_decisions(here).values():
             request = asked.get(decision.approval_id)
             if request is None or request.tool_call_id in done:
                 continue
@@ -443,12 +442,8 @@ class Generation:
         raises fails the reply: Internal)."""
         conditions = self.agent.stop_when
         for condition in [conditions] if callable(conditions) else conditions:
-            try:
-                if await resolved(condition(list(self._done))):
-                    return True
-            except Exception as exc:
-                log.exception("a stop condition of agent %s failed", self.agent.name)
-                raise Internal(f"the agent's stop condition failed: {type(exc).__name__}: {exc}") from exc
+            if await call_hook(self.agent, "stop condition", condition, list(self._done)):
+                return True
         return False
 
     async def _prepared(self, number: int, context: list[Message]) -> tuple[Agent, Model, list[Message]]:
@@ -457,11 +452,8 @@ class Generation:
         prepare = self.agent.prepare_step
         if prepare is None:
             return self.agent, self.model, context
-        try:
-            plan = await resolved(prepare(StepInput(self.run_context, number, list(self._done), list(context))))
-        except Exception as exc:
-            log.exception("prepare_step of agent %s failed", self.agent.name)
-            raise Internal(f"the agent's prepare_step failed: {type(exc).__name__}: {exc}") from exc
+        plan = await call_hook(self.agent, "prepare_step", prepare,
+                               StepInput(self.run_context, number, list(self._done), list(context)))
         if plan is None:
             return self.agent, self.model, context
         if not isinstance(plan, StepPlan):
@@ -470,11 +462,10 @@ class Generation:
                                                      ("temperature", plan.temperature),
                                                      ("max_tokens", plan.max_tokens)) if v is not None}
         if plan.active_tools is not None:
-            names = [t.name for t in self.agent.tools]
-            unknown = [n for n in plan.active_tools if n not in names]
-            if unknown:
-                raise Internal(f"prepare_step names a tool the agent does not have: {unknown[0]!r}")
-            changes["tools"] = [t for t in self.agent.tools if t.name in plan.active_tools]
+            try:
+                changes["tools"] = tools_named(self.agent, plan.active_tools)
+            except UnknownTool as exc:
+                raise Internal(f"prepare_step names a tool the agent does not have: {exc.name!r}") from None
         if plan.options:
             changes["provider_options"] = {**self.agent.provider_options, **plan.options}
         model = self.model
