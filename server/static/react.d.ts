@@ -1,6 +1,6 @@
 // Types of /react.js: React hooks over /client.js.
 import type { ReactNode } from "react";
-import type { ChatClient, FileRecord, Message, Page, Part, ShownMessage, Status, Thread } from "./client.js";
+import type { ChatClient, FileRecord, Message, Page, Part, ShownMessage, Status, Thread, Viewer } from "./client.js";
 
 export declare function ThreadlineProvider(props: { client: ChatClient; children?: ReactNode }): ReactNode;
 export declare function useThreadlineClient(): ChatClient;
@@ -56,6 +56,10 @@ export declare function toUIMessages(messages: ShownMessage[]): UIMessage[];
 export declare function useSendMessage(threadId: string, options?: { agentName?: string }):
   (text: string, options?: { files?: FileRecord[]; agentName?: string }) => Promise<{ messageId: string; order: number }>;
 export declare function useAbort(threadId: string): () => Promise<{ aborted: number }>;
+/** This tab views the thread while the component is mounted. */
+export declare function usePresence(threadId: string | null): {
+  viewers: Viewer[]; typists: Viewer[]; typed(): void; stoppedTyping(): void;
+};
 
 export declare function useSmoothText(text: string, options?: { streaming?: boolean; minCharsPerSec?: number }):
   [string, { isRevealing: boolean }];

@@ -200,6 +200,24 @@ export function useSendMessage(threadId, { agentName } = {}) {
   }, [client, threadId, agentName]);
 }
 
+/**
+ * This component's tab views the thread while mounted: ``{viewers, typists, typed, stoppedTyping}``
+ * (who is there, one per user; who types now, not this user; call typed() on each keystroke).
+ */
+export function usePresence(threadId) {
+  const client = useThreadlineClient();
+  const [state, setState] = useState({ viewers: [], typists: [], presence: null });
+  useEffect(() => {
+    if (!threadId) return undefined;
+    const presence = client.presence(threadId, (p) => setState({ viewers: p.viewers, typists: p.typists(), presence: p }));
+    return () => presence.close();
+  }, [client, threadId]);
+  const { presence } = state;
+  const typed = useCallback(() => presence && presence.typed(), [presence]);
+  const stoppedTyping = useCallback(() => presence && presence.stoppedTyping(), [presence]);
+  return { viewers: state.viewers, typists: state.typists, typed, stoppedTyping };
+}
+
 /** Stop the thread's reply being generated (from any tab). */
 export function useAbort(threadId) {
   const client = useThreadlineClient();

@@ -152,6 +152,30 @@ def test_use_ui_messages_groups_a_tool_call_with_its_result_and_the_answer(site:
     assert "[mock]" in str(assistants.first.get_attribute("data-full"))
 
 
+def test_use_presence_shows_who_is_here_and_who_types(site: Stack, hooks_page: Any, hooks_origin: str) -> None:
+    """usePresence: the page's tab is present while mounted; staff typing in the thread shows."""
+    import httpx
+
+    who = "hooks-presence"
+    thread_id = in_thread(seed(site, who, "Presence", []))
+    page = hooks_page
+    open_page(page, site, hooks_origin, who, thread_id)
+    page.wait_for_selector(f"[data-testid=viewers]:has-text('{who}:1')", timeout=20_000)
+    staff = {"Authorization": f"Bearer {mint(SECRET, 'ana', admin=True)}"}
+    httpx.post(f"{site.web}/api/threads/{thread_id}/presence", json={"typing": True}, headers=staff)
+    page.wait_for_selector("[data-testid=typists]:has-text('ana')", timeout=20_000)
+    page.wait_for_selector("[data-testid=viewers]:has-text('ana:1')", timeout=20_000)
+    page.type("[data-testid=prompt]", "hi", delay=30)  # its own typing reaches the server, not its own list
+    listed = httpx.get(f"{site.web}/api/threads/{thread_id}/presence", headers=staff).json()
+    deadline = 50
+    while not any(v["userId"] == who and v["typing"] for v in listed["viewers"]) and deadline:
+        page.wait_for_timeout(100)
+        listed = httpx.get(f"{site.web}/api/threads/{thread_id}/presence", headers=staff).json()
+        deadline -= 1
+    assert any(v["userId"] == who and v["typing"] for v in listed["viewers"]), listed
+    assert page.text_content("[data-testid=typists]") == "ana"
+
+
 def test_the_hooks_bundle_with_a_bundler_too() -> None:
     """What an app with a build step does: a bundler resolves react from node_modules and ./client.js beside."""
     entry = f'import * as hooks from "{STATIC / "react.js"}";\nexport default hooks;\n'

@@ -3,8 +3,8 @@ import { createElement as h, useEffect } from "react";
 import { createRoot } from "react-dom/client";
 import { ChatClient } from "/client.js";
 import {
-  ThreadlineProvider, useConnectionStatus, useSendMessage, useSmoothText, useThreadMessages, useThreads,
-  useUIMessages,
+  ThreadlineProvider, useConnectionStatus, usePresence, useSendMessage, useSmoothText, useThreadMessages,
+  useThreads, useUIMessages,
 } from "/react.js";
 
 const params = new URLSearchParams(location.hash.slice(1));
@@ -29,12 +29,15 @@ function Thread({ threadId }) {
   const { results, status, loadMore } = useUIMessages(threadId, { initialNumItems: 10 });
   const raw = useThreadMessages(threadId, { initialNumItems: 10 });
   const send = useSendMessage(threadId, { agentName: "assistant" });
+  const { viewers, typists, typed } = usePresence(threadId);
   const ask = (agentName) => send(document.getElementById("prompt").value, { agentName }).catch(() => {});
   return h("div", null,
     h("p", { "data-testid": "page-status" }, status),
     h("p", { "data-testid": "raw-count" }, String(raw.results.length)),
     h("button", { "data-testid": "more", onClick: () => loadMore(20) }, "more"),
-    h("input", { id: "prompt", "data-testid": "prompt" }),
+    h("p", { "data-testid": "viewers" }, viewers.map((v) => `${v.userId}:${v.connections}`).join(",")),
+    h("p", { "data-testid": "typists" }, typists.map((v) => v.userId).join(",")),
+    h("input", { id: "prompt", "data-testid": "prompt", onInput: typed }),
     h("button", { "data-testid": "send", onClick: () => ask("assistant") }, "send"),
     h("button", { "data-testid": "send-weather", onClick: () => ask("weather") }, "ask weather"),
     h("div", { "data-testid": "messages" }, ...results.map((m) => h(Message, { key: m.key, m }))));
