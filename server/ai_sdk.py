@@ -167,6 +167,7 @@ class _Sent(NamedTuple):
     order: int
     known: set[str]
     job_id: str
+    held: bool = False  # a person has the thread (threads.takeover): no agent answers
 
 
 async def _send(ctx: Context, body: ChatBody) -> _Sent:
@@ -185,7 +186,7 @@ async def _send(ctx: Context, body: ChatBody) -> _Sent:
                 "clientMessageId": last.id or None, "metadata": last.metadata, **body.for_reply()}
         # stored once per UI message id; a message without one is a message of its own each time
         value = await _mutate(ctx, "messages.send", args, ("ai-sdk", thread_id, last.id or secrets.token_hex(12)))
-        return _Sent(int(value["order"]), set(), jobs.job_id(value["messageId"]))
+        return _Sent(int(value["order"]), set(), jobs.job_id(value["messageId"]), bool(value.get("held")))
     if last.role == "assistant":
         return await _tool_outputs(ctx, body, last)
     raise BadRequest(f"nothing to do for a {last.role} message")
@@ -305,6 +306,9 @@ async def _approvals(ctx: Context, body: ChatBody, decided: list[dict[str, Any]]
 async def _reply(ctx: Context, thread_id: str, sent: _Sent, keep_running: bool, base: str) -> AsyncIterator[bytes]:
     """Wait for the reply's stream to open (pinging), then follow it. A job that ended without
     opening one ends the wait at once; leaving before it opens (``stop()``) stops the queued job."""
+    if sent.held:  # saved; the person who has the thread answers (their message reaches the page live)
+        yield DONE
+        return
     started = pinged = checked = time.monotonic()
     opened = False
     try:

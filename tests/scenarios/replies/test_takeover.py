@@ -50,6 +50,14 @@ async def test_staff_take_over_answer_as_a_human_agent_and_give_the_thread_back(
         assert sent["ok"] and sent["value"]["held"] is True and sent["value"]["order"] == 2
         regen = await tab.mutate("messages.regenerate", {"messageId": sent["value"]["messageId"], "agentName": "echo"})
         assert not regen["ok"] and regen["error"]["code"] == "conflict"
+        # the AI SDK's transport: the message is kept, the stream ends at once with no reply
+        owner = {"Authorization": f"Bearer {token('alice')}"}
+        body = {"id": tid, "messages": [{"id": "ui-held", "role": "user", "parts": [{"type": "text", "text": "hello?"}]}],
+                "trigger": "submit-message", "agentName": "echo"}
+        async with httpx.AsyncClient(base_url=llm.webs[0], headers=owner, timeout=10) as http, \
+                http.stream("POST", "/api/chat", json=body) as r:
+            assert r.status_code == 200 and [line async for line in r.aiter_lines() if line] == ["data: [DONE]"]
+        await tab.wait_result("m", lambda v: any(m["text"] == "hello?" for m in v["page"]))
         # staff answer as the human agent, in the owner's thread, with the app's metadata
         r = await staff.post(f"/api/threads/{tid}/messages", json={
             "message": {"role": "assistant", "content": "Ana here, on it."}, "agentName": "support",
@@ -74,8 +82,9 @@ async def test_staff_take_over_answer_as_a_human_agent_and_give_the_thread_back(
     await tab.wait_result("t", lambda v: v.get("takeover") is None)
     again = await tab.mutate("messages.send", {"threadId": tid, "prompt": "and now?", "agentName": "echo"})
     assert "held" not in again["value"]
-    frame = await tab.wait_result("m", lambda v: reply_of(v, 3, ("success",)) is not None)
-    assert reply_of(frame["value"], 3)["text"] == "back again"
+    assert again["value"]["order"] == 4  # (3: the message sent through the AI SDK while held)
+    frame = await tab.wait_result("m", lambda v: reply_of(v, 4, ("success",)) is not None)
+    assert reply_of(frame["value"], 4)["text"] == "back again"
     await tab.close()
 
 
