@@ -60,14 +60,18 @@ class Tab:
 
     async def wait(self, pred, timeout: float = 180.0) -> tuple[float, dict]:  # type: ignore[no-untyped-def, type-arg]
         start = 0
-        async with asyncio.timeout(timeout):
-            while True:
-                for i in range(start, len(self.frames)):
-                    if pred(self.frames[i][1]):
-                        return self.frames[i]
-                start = len(self.frames)
-                self.event.clear()
-                await self.event.wait()
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    for i in range(start, len(self.frames)):
+                        if pred(self.frames[i][1]):
+                            return self.frames[i]
+                    start = len(self.frames)
+                    self.event.clear()
+                    await self.event.wait()
+        except TimeoutError:  # say what came instead (the benchmark's caller shows it)
+            last = [json.dumps(f)[:300] for _, f in self.frames[-3:]]
+            raise TimeoutError(f"no such frame in {timeout:.0f} s; {len(self.frames)} frames, the last: {last}") from None
 
     async def send(self, frame: dict) -> None:  # type: ignore[type-arg]
         await self.ws.send(json.dumps(frame))
@@ -158,37 +162,49 @@ def worker_rss_mb(group: int) -> float:
 async def main() -> None:
     gc_tuning.tune("10000,10,10")
     with redis_url() as redis, tempfile.TemporaryDirectory() as tmp:
-        url, web, worker = await run(redis, Path(tmp), 0, 40, 2)  # type: ignore[misc]
         try:
-            first, final = await latency(url)
-        finally:
-            procs.stop(worker)
-            procs.stop(web)
-        print(f"mock model at 0 ms, {RUNS} runs: messages.send -> first delta p50 {pct(first, 50):.1f} ms, "
-              f"p99 {pct(first, 99):.1f} ms; -> final result p50 {pct(final, 50):.1f} ms, "
-              f"p99 {pct(final, 99):.1f} ms   (target first-delta p50 <= 25 ms)")
-        url, web, worker = await run(redis, Path(tmp), PACE_MS, 6, 1)  # type: ignore[misc]
-        try:
-            paced, _ = await latency(url, PACE_RUNS, "paced")
-        finally:
-            procs.stop(worker)
-            procs.stop(web)
-        quiet = pct(first, 50)
-        print(f"mock model at {PACE_MS} ms per token, {PACE_RUNS} runs: messages.send -> first delta p50 "
-              f"{pct(paced, 50):.1f} ms, p99 {pct(paced, 99):.1f} ms: the first delta comes "
-              f"{pct(paced, 50) - PACE_MS - quiet:.1f} ms after the model's first token (p50, beyond the "
-              f"{quiet:.1f} ms of a 0 ms model)   (target <= 15 ms)")
-        url, web, worker = await run(redis, Path(tmp), 20, 40, 2)  # type: ignore[misc]
-        try:
-            rate, total, missed, dupes = await concurrent(url)
-            rss = worker_rss_mb(worker.pid)
-        finally:
-            procs.stop(worker)
-            procs.stop(web)
-        print(f"{CONCURRENT} concurrent generations x {WATCHERS} subscribers (mock, 40 words, 20 ms/word, "
-              f"2 worker processes): {rate:,.0f} deltas/s delivered ({total:,} in all); "
-              f"missed seqs {missed}, duplicated seqs {dupes}   (target 0 and 0)")
-        print(f"generation worker memory: {rss:.0f} MB RSS per worker process (many replies at once each)")
+            await phases(redis, Path(tmp))
+        except BaseException:  # what the processes said, before the directory goes
+            for name in ("web.log", "worker.log"):
+                log = Path(tmp) / name
+                tail = log.read_text(errors="replace").splitlines()[-30:] if log.exists() else []
+                print(f"--- the last lines of {name}:", *tail, sep="\n", file=sys.stderr)
+            raise
+
+
+async def phases(redis: str, tmp: Path) -> None:
+    """The three measurements, each with its own web and worker processes (logs in ``tmp``)."""
+    url, web, worker = await run(redis, tmp, 0, 40, 2)  # type: ignore[misc]
+    try:
+        first, final = await latency(url)
+    finally:
+        procs.stop(worker)
+        procs.stop(web)
+    print(f"mock model at 0 ms, {RUNS} runs: messages.send -> first delta p50 {pct(first, 50):.1f} ms, "
+          f"p99 {pct(first, 99):.1f} ms; -> final result p50 {pct(final, 50):.1f} ms, "
+          f"p99 {pct(final, 99):.1f} ms   (target first-delta p50 <= 25 ms)")
+    url, web, worker = await run(redis, tmp, PACE_MS, 6, 1)  # type: ignore[misc]
+    try:
+        paced, _ = await latency(url, PACE_RUNS, "paced")
+    finally:
+        procs.stop(worker)
+        procs.stop(web)
+    quiet = pct(first, 50)
+    print(f"mock model at {PACE_MS} ms per token, {PACE_RUNS} runs: messages.send -> first delta p50 "
+          f"{pct(paced, 50):.1f} ms, p99 {pct(paced, 99):.1f} ms: the first delta comes "
+          f"{pct(paced, 50) - PACE_MS - quiet:.1f} ms after the model's first token (p50, beyond the "
+          f"{quiet:.1f} ms of a 0 ms model)   (target <= 15 ms)")
+    url, web, worker = await run(redis, tmp, 20, 40, 2)  # type: ignore[misc]
+    try:
+        rate, total, missed, dupes = await concurrent(url)
+        rss = worker_rss_mb(worker.pid)
+    finally:
+        procs.stop(worker)
+        procs.stop(web)
+    print(f"{CONCURRENT} concurrent generations x {WATCHERS} subscribers (mock, 40 words, 20 ms/word, "
+          f"2 worker processes): {rate:,.0f} deltas/s delivered ({total:,} in all); "
+          f"missed seqs {missed}, duplicated seqs {dupes}   (target 0 and 0)")
+    print(f"generation worker memory: {rss:.0f} MB RSS per worker process (many replies at once each)")
 
 
 if __name__ == "__main__":
