@@ -24,7 +24,7 @@ from tests.support.wsutil import Tab
 from threadline import Threadline
 from threadline.shared.records import Message, TextPart, ToolCallPart, ToolResultPart
 
-pytestmark = [pytest.mark.anyio, pytest.mark.model_server]
+pytestmark = [pytest.mark.anyio, pytest.mark.model_server, pytest.mark.timeout(420)]  # (beyond its own waits)
 
 TIMEOUT = 180.0  # a small model on two cores, maybe with other tests beside it
 
