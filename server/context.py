@@ -91,3 +91,8 @@ class Context:
     @property
     def user_id(self) -> str:
         return self.identity.user_id
+
+    @property
+    def owner_or_any(self) -> str | None:
+        """Whose records (threads, runs) the caller may reach: their own; anyone's (None) for an admin."""
+        return None if self.identity.admin else self.identity.user_id

@@ -93,34 +93,27 @@ async def delete_thread(ctx: Context, a: A.ThreadRef) -> Outcome:
     )
 
 
-def _owner_check(ctx: Context) -> str | None:
-    """Whose thread a person's takeover may touch: the caller's own, or any for an admin (staff)."""
-    return None if ctx.identity.admin else ctx.user_id
-
-
 @mutation("threads.takeover", A.ThreadsTakeover)
 async def take_over(ctx: Context, a: A.ThreadsTakeover) -> Outcome:
     """A person answers in the thread from now on: its agents stop (running and queued replies are
     aborted) and answer no send until ``threads.release``."""
-    thread = await ctx.store.threads.get(a.thread_id, _owner_check(ctx))
-    taken = await ctx.store.take_over(a.thread_id, ctx.user_id, a.agent_name, a.metadata)
-    version = await ctx.store.threads.version(a.thread_id)
+    thread = await ctx.store.threads.get(a.thread_id, ctx.owner_or_any)  # (staff: any thread)
+    version, taken = await ctx.store.take_over(a.thread_id, ctx.user_id, a.agent_name, a.metadata)
     return Outcome(taken, version, [keys.thread_channel(a.thread_id), keys.user_channel(thread.user_id)])
 
 
 @mutation("threads.release", A.ThreadRef)
 async def release(ctx: Context, a: A.ThreadRef) -> Outcome:
     """The thread's agents answer sends again (a prompt sent meanwhile: ``messages.regenerate``)."""
-    thread = await ctx.store.threads.get(a.thread_id, _owner_check(ctx))
-    released = await ctx.store.release(a.thread_id)
-    version = await ctx.store.threads.version(a.thread_id)
+    thread = await ctx.store.threads.get(a.thread_id, ctx.owner_or_any)
+    version, released = await ctx.store.release(a.thread_id)
     return Outcome(released, version, [keys.thread_channel(a.thread_id), keys.user_channel(thread.user_id)])
 
 
 @mutation("presence.set", A.PresenceSet, repeatable=True)  # (a heartbeat: kept outcomes would pile up)
 async def set_presence(ctx: Context, a: A.PresenceSet) -> Outcome:
     """This connection views the thread (say it again within PRESENCE_MS to stay), typing or not."""
-    await ctx.store.threads.get(a.thread_id, _owner_check(ctx))
+    await ctx.store.threads.get(a.thread_id, ctx.owner_or_any)
     presence = ctx.store.presence
     if a.leave:
         version = await presence.leave(a.thread_id, ctx.user_id, ctx.connection)
@@ -368,7 +361,7 @@ async def start_workflow(ctx: Context, a: A.WorkflowsStart) -> Outcome:
 
 
 async def _own_run(ctx: Context, run_id: str) -> None:
-    await ctx.services.workflows.check_owner(run_id, None if ctx.identity.admin else ctx.user_id)
+    await ctx.services.workflows.check_owner(run_id, ctx.owner_or_any)
 
 
 @mutation("workflows.cancel", A.WorkflowRef)

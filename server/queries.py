@@ -202,7 +202,7 @@ async def rag_search(ctx: Context, a: A.RagSearch) -> tuple[int, Any]:
 async def presence_list(ctx: Context, a: A.ThreadRef) -> tuple[int, Any]:
     """Who views the thread and who is typing (presence.set). Live: someone comes, leaves, starts or
     stops typing; a client stops showing "typing" after ``typingForMs``."""
-    await ctx.store.threads.get(a.thread_id, None if ctx.identity.admin else ctx.user_id)
+    await ctx.store.threads.get(a.thread_id, ctx.owner_or_any)
     return await ctx.store.presence.list(a.thread_id)
 
 
@@ -239,7 +239,7 @@ async def rate_limit_status(ctx: Context, a: A.RateLimitStatus) -> tuple[int, An
 async def workflow_get(ctx: Context, a: A.WorkflowRef) -> tuple[int, Any]:
     """A run of the caller (admins: anyone's) with its status, result or error, and its steps (name,
     status, attempts, result or error, times). Live: it changes with every step."""
-    view = await ctx.services.workflows.view(a.run_id, None if ctx.identity.admin else ctx.user_id)
+    view = await ctx.services.workflows.view(a.run_id, ctx.owner_or_any)
     return view.version, view
 
 

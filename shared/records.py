@@ -9,6 +9,8 @@ from typing import Any, ClassVar, Literal
 
 import msgspec
 
+from threadline.shared.errors import BadRequest
+
 Role = Literal["user", "assistant", "tool", "system"]
 Status = Literal["pending", "success", "failed"]
 ThreadStatus = Literal["active", "archived"]
@@ -220,12 +222,12 @@ def stored_body(message: Message) -> bytes:
 
 
 def encoded_metadata(metadata: dict[str, Any] | None) -> bytes:
-    """Metadata as stored (b"" for none); ValueError past METADATA_MAX_BYTES."""
+    """Metadata as stored (b"" for none); BadRequest past METADATA_MAX_BYTES."""
     if metadata is None:
         return b""
     raw = message_encoder.encode(metadata)
     if len(raw) > METADATA_MAX_BYTES:
-        raise ValueError(f"a message's metadata is at most {METADATA_MAX_BYTES} bytes of JSON ({len(raw)} given)")
+        raise BadRequest(f"a message's metadata is at most {METADATA_MAX_BYTES} bytes of JSON ({len(raw)} given)")
     return raw
 thread_metadata_decoder = msgspec.json.Decoder(dict[str, Any])
 

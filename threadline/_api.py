@@ -279,11 +279,11 @@ class ThreadHandle:
     async def take_over(self, agent_name: str, *, by: str, metadata: dict[str, Any] | None = None) -> Thread:
         """The person ``by`` (a staff member) answers here as the human agent ``agent_name`` until
         ``release()``: the thread's replies stop and no agent answers a send meanwhile."""
-        return await self._tl.store.take_over(self.thread_id, by, agent_name, metadata)
+        return (await self._tl.store.take_over(self.thread_id, by, agent_name, metadata))[1]
 
     async def release(self) -> Thread:
         """The agents answer sends again (a prompt sent meanwhile: answer it with generate_text)."""
-        return await self._tl.store.release(self.thread_id)
+        return (await self._tl.store.release(self.thread_id))[1]
 
     async def set_metadata(self, message_id: str, metadata: dict[str, Any] | None) -> Message:
         """Replace a message's metadata (None clears it); the message as stored now."""

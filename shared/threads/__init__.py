@@ -41,17 +41,18 @@ class Store:
         self.documents = DocumentStore(redis, scripts)
 
     async def take_over(self, thread_id: str, by: str, agent_name: str,
-                        metadata: dict[str, Any] | None = None) -> Thread:
+                        metadata: dict[str, Any] | None = None) -> tuple[int, Thread]:
         """The person ``by`` answers in the thread as the human agent ``agent_name`` until
         ``release``: its running and queued replies stop (after the mark: a reply starting meanwhile
-        sees it, workers.reply_job) and no agent answers a send. The thread as it is now."""
-        thread = await self.threads.set_takeover(
+        sees it, workers.reply_job) and no agent answers a send. (The thread's version, the thread.)"""
+        version, thread = await self.threads.set_takeover(
             thread_id, Takeover(agent_name=agent_name, user_id=by, metadata=metadata, at=now_ms()))
-        await self.streams.abort_replies(thread_id)
-        return thread
+        if await self.streams.abort_replies(thread_id):  # (a write of its own)
+            version = await self.threads.version(thread_id)
+        return version, thread
 
-    async def release(self, thread_id: str) -> Thread:
-        """The thread's agents answer again."""
+    async def release(self, thread_id: str) -> tuple[int, Thread]:
+        """The thread's agents answer again. (The version this wrote, the thread.)"""
         return await self.threads.set_takeover(thread_id, None)
 
     async def delete_thread(self, thread_id: str, user_id: str, guard: Guard | None = None) -> None:

@@ -51,17 +51,6 @@ def _encode_unordered(message: Message) -> bytes:
     return body
 
 
-def _metadata(message: Message) -> bytes:
-    return _metadata_of(message.metadata)
-
-
-def _metadata_of(metadata: dict[str, Any] | None) -> bytes:
-    try:
-        return encoded_metadata(metadata)
-    except ValueError as exc:
-        raise BadRequest(str(exc)) from None
-
-
 class MessageStore:
     """Save, read, list and delete messages; every write notifies the thread's subscribers."""
 
@@ -124,7 +113,8 @@ class MessageStore:
             m.order, m.step_order = -1, -1
             kind = "explicit" if order is not None else ("user" if m.role == "user" else "step")
             args += [kind, order if order is not None else "", m.message_id,
-                     m.index_flags, index_flag(m), refs_arg(m), _encode_unordered(m), _metadata(m)]
+                     m.index_flags, index_flag(m), refs_arg(m), _encode_unordered(m),
+                     encoded_metadata(m.metadata)]
             prepared.append(m)
         async with self._refs.pinned(user_id, thread_id, prepared):
             with redis_errors():
@@ -165,7 +155,7 @@ class MessageStore:
         """Replace a message's metadata (None clears it); with ``user_id``, only in that user's thread.
         Returns (thread version, the message as stored now)."""
         thread_id = thread_of_message(message_id)
-        args: list[Arg] = [keys.thread_channel(thread_id), message_id, _metadata_of(metadata), user_id or ""]
+        args: list[Arg] = [keys.thread_channel(thread_id), message_id, encoded_metadata(metadata), user_id or ""]
         with redis_errors():
             version = await self._scripts.run(
                 MESSAGE_METADATA, [keys.thread(thread_id), keys.messages(thread_id), keys.message_metadata(thread_id)],

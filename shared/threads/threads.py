@@ -149,20 +149,18 @@ class ThreadStore:
         await self._outbox.follow_now(home, follow)
         return await self.get(thread_id, user_id)
 
-    async def set_takeover(self, thread_id: str, takeover: Takeover | None) -> Thread:
-        """A person takes the thread over from its agents (None: gives it back); the thread now."""
+    async def set_takeover(self, thread_id: str, takeover: Takeover | None) -> tuple[int, Thread]:
+        """A person takes the thread over from its agents (None: gives it back); (the version this
+        wrote, the thread now)."""
         if takeover is not None:
-            try:
-                encoded_metadata(takeover.metadata)
-            except ValueError as exc:
-                raise BadRequest(str(exc)) from None
+            encoded_metadata(takeover.metadata)  # (its bound, as a message's)
         home = keys.outbox(thread_id)
         value = _json.encode(takeover) if takeover is not None else b""
         with redis_errors():
-            _, follow = await self._scripts.run(
+            version, follow = await self._scripts.run(
                 THREAD_UPDATE, [keys.thread(thread_id), home], [keys.thread_channel(thread_id), now_ms(), "takeover", value])
         await self._outbox.follow_now(home, follow)
-        return await self.get(thread_id)
+        return int(version), await self.get(thread_id)
 
     async def delete(self, thread_id: str, user_id: str, extra_keys: Sequence[str] = (),
                      guard: Guard | None = None) -> None:

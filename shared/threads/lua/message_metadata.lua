@@ -11,19 +11,16 @@ local id = ARGV[2]
 local body = redis.call('HGET', KEYS[2], id)
 if not body then return redis.error_reply('NOTFOUND message ' .. id) end
 local old = redis.call('HGET', KEYS[3], id)
-local prefix
-if old then
-  prefix = string.sub(body, 1, #body - #old - 1)
-elseif string.sub(body, -#NO_METADATA) == NO_METADATA then
-  prefix = string.sub(body, 1, #body - 5)
-else
-  prefix = string.sub(body, 1, #body - 1) .. ',"metadata":'
+if old then  -- the body ends with it: null in its place
+  body = string.sub(body, 1, #body - #old - 1) .. 'null}'
+elseif not ends_without_metadata(body) then  -- stored before the field was
+  body = string.sub(body, 1, #body - 1) .. ',"metadata":null}'
 end
 if ARGV[3] == '' then
-  redis.call('HSET', KEYS[2], id, prefix .. 'null}')
+  redis.call('HSET', KEYS[2], id, body)
   redis.call('HDEL', KEYS[3], id)
 else
-  redis.call('HSET', KEYS[2], id, prefix .. ARGV[3] .. '}')
+  redis.call('HSET', KEYS[2], id, put_metadata(body, ARGV[3]))
   redis.call('HSET', KEYS[3], id, ARGV[3])
 end
 local v = redis.call('HINCRBY', KEYS[1], 'version', 1)

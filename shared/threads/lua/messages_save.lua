@@ -71,7 +71,7 @@ for i = 0, count - 1 do
     ',"stepOrder":' .. string.format('%d', step) .. string.sub(body, e + 1)
   local score = score_of(cur, step)
   if ARGV[base + 7] ~= '' then
-    body = string.sub(body, 1, #body - 5) .. ARGV[base + 7] .. '}'
+    body = put_metadata(body, ARGV[base + 7])
     redis.call('HSET', KEYS[9], id, ARGV[base + 7])
   end
   redis.call('HSET', KEYS[2], id, body)
