@@ -89,7 +89,7 @@ def model_server(server_kind: str, built: dict[str, str], tmp_path_factory: pyte
 @pytest.fixture(scope="package")
 def local(model_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A stack whose agents talk to the real server."""
-    env = {"LLM_BASE_URL": f"{model_server}/v1", "LLM_MODEL": MODEL, "LLM_TIMEOUT_S": "120",
+    env = {"LLM_BASE_URL": f"{model_server}/v1", "LLM_MODEL": MODEL, "LLM_TIMEOUT_S": "300",
            "STREAM_STALE_MS": "15000", "RATE_LIMITS": json.dumps([TOKEN_LIMIT])}
     with run_stack(tmp_path_factory.mktemp("local"), env=env) as stack:
         yield stack
