@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -50,6 +50,17 @@ class ThreadsTakeover(_Args):
     thread_id: Id
     agent_name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]  # the person's messages carry it
     metadata: dict[str, Any] | None = None  # (records.METADATA_MAX_BYTES)
+
+
+class MembersAdd(_Args):
+    thread_id: Id
+    user_id: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    role: Literal["writer", "reader"] = "writer"
+
+
+class MembersRemove(_Args):
+    thread_id: Id
+    user_id: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 
 
 class ThreadsList(_Args):

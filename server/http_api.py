@@ -270,6 +270,16 @@ class Endpoints:
             return await self._mutate(request, "presence.set", {**await _body(request), **ref})
         return await self._query(request, "presence.list", ref)
 
+    async def members(self, request: Request) -> Response:
+        """POST {userId, role?}: the owner lets someone into the thread (threads.members.add)."""
+        return await self._mutate(request, "threads.members.add",
+                                  {**await _body(request), "threadId": request.path_params["thread_id"]})
+
+    async def member(self, request: Request) -> Response:
+        """DELETE: the owner takes a member out, or a member leaves (threads.members.remove)."""
+        return await self._mutate(request, "threads.members.remove", {
+            "threadId": request.path_params["thread_id"], "userId": request.path_params["user_id"]})
+
     async def takeover(self, request: Request) -> Response:
         """POST {agentName, metadata?}: a person answers in the thread (threads.takeover)."""
         return await self._mutate(request, "threads.takeover",
@@ -375,6 +385,8 @@ def routes(services: Services) -> list[Route]:
         Route("/api/threads/{thread_id}/snippets", e.snippets, methods=["GET", "POST"]),
         Route("/api/snippets/{snippet_id}", e.snippet, methods=["DELETE"]),
         Route("/api/threads/{thread_id}/abort", e.abort, methods=["POST"]),
+        Route("/api/threads/{thread_id}/members", e.members, methods=["POST"]),
+        Route("/api/threads/{thread_id}/members/{user_id}", e.member, methods=["DELETE"]),
         Route("/api/threads/{thread_id}/takeover", e.takeover, methods=["POST"]),
         Route("/api/threads/{thread_id}/presence", e.presence, methods=["GET", "POST"]),
         Route("/api/threads/{thread_id}/release", e.release, methods=["POST"]),

@@ -93,11 +93,28 @@ async def delete_thread(ctx: Context, a: A.ThreadRef) -> Outcome:
     )
 
 
+@mutation("threads.members.add", A.MembersAdd)
+async def add_member(ctx: Context, a: A.MembersAdd) -> Outcome:
+    """The owner lets ``userId`` into the thread as a writer (sends, is answered) or a reader
+    (watches); again with another role changes it. The thread comes into their own list."""
+    version, changed = await ctx.store.threads.add_member(a.thread_id, ctx.owner_or_any, a.user_id, a.role)
+    return Outcome({"threadId": a.thread_id, "userId": a.user_id, "role": a.role, "changed": changed}, version,
+                   [keys.thread_channel(a.thread_id), keys.user_channel(ctx.user_id), keys.user_channel(a.user_id)])
+
+
+@mutation("threads.members.remove", A.MembersRemove)
+async def remove_member(ctx: Context, a: A.MembersRemove) -> Outcome:
+    """The owner takes a member out, or a member leaves (their own userId)."""
+    version, changed = await ctx.store.threads.remove_member(a.thread_id, ctx.owner_or_any, a.user_id)
+    return Outcome({"threadId": a.thread_id, "userId": a.user_id, "removed": changed}, version,
+                   [keys.thread_channel(a.thread_id), keys.user_channel(ctx.user_id), keys.user_channel(a.user_id)])
+
+
 @mutation("threads.takeover", A.ThreadsTakeover)
 async def take_over(ctx: Context, a: A.ThreadsTakeover) -> Outcome:
     """A person answers in the thread from now on: its agents stop (running and queued replies are
     aborted) and answer no send until ``threads.release``."""
-    thread = await ctx.store.threads.get(a.thread_id, ctx.owner_or_any)  # (staff: any thread)
+    thread = await ctx.store.threads.get(a.thread_id, ctx.owner_or_any, "owner")  # (staff: any thread)
     version, taken = await ctx.store.take_over(a.thread_id, ctx.user_id, a.agent_name, a.metadata)
     return Outcome(taken, version, [keys.thread_channel(a.thread_id), keys.user_channel(thread.user_id)])
 
@@ -105,7 +122,7 @@ async def take_over(ctx: Context, a: A.ThreadsTakeover) -> Outcome:
 @mutation("threads.release", A.ThreadRef)
 async def release(ctx: Context, a: A.ThreadRef) -> Outcome:
     """The thread's agents answer sends again (a prompt sent meanwhile: ``messages.regenerate``)."""
-    thread = await ctx.store.threads.get(a.thread_id, ctx.owner_or_any)
+    thread = await ctx.store.threads.get(a.thread_id, ctx.owner_or_any, "owner")
     version, released = await ctx.store.release(a.thread_id)
     return Outcome(released, version, [keys.thread_channel(a.thread_id), keys.user_channel(thread.user_id)])
 
@@ -183,11 +200,12 @@ async def send_message(ctx: Context, a: A.MessagesSend) -> Outcome:
             raise Unavailable("generation is not available on this server; send generate:false")
         agent = generation.agent(a.agent_name)
         admit(agent, a.context, a.options)
-        held = (await ctx.store.threads.get(a.thread_id, ctx.user_id)).takeover is not None
+        held = (await ctx.store.threads.get(a.thread_id, ctx.user_id, "writer")).takeover is not None
     elif a.context is not None or a.options is not None:
         raise BadRequest("`context` and `options` are for a reply: this send asks for none (generate:false)")
     elif message.role == "assistant" and message.agent_name and ctx.identity.admin:
         owner = None  # staff (admin tokens) write as a human agent in any thread
+        message.user_id = ctx.user_id  # (who wrote it)
     if ctx.services.limiter is not None and not resumed:  # every message counts, with the agent it starts
         await ctx.services.limiter.take("messages", _who(ctx, agent.name if agent else ""))
         if agent is not None and not held:
@@ -222,7 +240,9 @@ async def regenerate(ctx: Context, a: A.MessagesRegenerate) -> Outcome:
     generation = ctx.services.generation
     if generation is None:
         raise Unavailable("generation is not available on this server")
-    prompt = await ctx.store.messages.get(a.message_id, ctx.user_id)
+    prompt = await ctx.store.messages.get(a.message_id, ctx.user_id, "writer")
+    if prompt.user_id != ctx.user_id:  # (its reply is its writer's, counted in their usage)
+        await ctx.store.threads.check(prompt.thread_id, ctx.user_id, "owner")
     if prompt.role != "user":
         raise BadRequest("only a user message can be answered again")
     agent = generation.agent(a.agent_name)
@@ -246,7 +266,7 @@ async def abort_streams(ctx: Context, a: A.StreamsAbort) -> Outcome:
     if (a.stream_id is None) == (a.thread_id is None):
         raise BadRequest("give exactly one of `streamId` or `threadId`")
     thread_id = a.thread_id or thread_of_stream(a.stream_id or "")
-    await ctx.store.threads.get(thread_id, ctx.user_id)
+    await ctx.store.threads.check(thread_id, ctx.user_id, "writer")
     if a.stream_id:
         aborted = int(await ctx.store.streams.abort(thread_id, a.stream_id, ctx.guard))
     else:  # the thread's replies, queued ones included

@@ -138,7 +138,7 @@ async def list_snippets(ctx: Context, a: A.SnippetsList) -> tuple[int, Any]:
 async def fetch_context(ctx: Context, a: A.ContextFetch) -> tuple[int, Any]:
     """The context an agent would get: for ``targetMessageId`` (only earlier messages
     count), or for a new ``prompt``; ``contextOptions`` overrides the agent's."""
-    version, thread = await ctx.store.threads.get_versioned(a.thread_id, ctx.user_id)
+    version, _ = await ctx.store.threads.get_versioned(a.thread_id, ctx.user_id)
     agent = agent_named(ctx.services.settings.app_module, a.agent_name)
     if a.context_options is not None:
         try:
@@ -149,7 +149,7 @@ async def fetch_context(ctx: Context, a: A.ContextFetch) -> tuple[int, Any]:
     if a.target_message_id is not None:
         prompt = await ctx.store.messages.get(a.target_message_id, ctx.user_id)
     else:
-        prompt = Message(message_id="", thread_id=a.thread_id, user_id=thread.user_id, order=1 << 32,
+        prompt = Message(message_id="", thread_id=a.thread_id, user_id=ctx.user_id, order=1 << 32,
                          text=a.prompt or "")
     messages = await fetch_context_messages(ctx.store, a.thread_id, prompt, agent.context_options,
                                             ctx.services.memory)

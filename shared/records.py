@@ -14,6 +14,7 @@ from threadline.shared.errors import BadRequest
 Role = Literal["user", "assistant", "tool", "system"]
 Status = Literal["pending", "success", "failed"]
 ThreadStatus = Literal["active", "archived"]
+MemberRole = Literal["writer", "reader"]  # a thread's owner is its userId, not a member
 
 
 class _Record(msgspec.Struct, rename="camel", kw_only=True):
@@ -144,6 +145,14 @@ class Takeover(_Record):
     at: int = 0
 
 
+class Member(_Record):
+    """Someone the owner let into a thread: a writer sends and is answered; a reader watches."""
+
+    user_id: str
+    role: MemberRole
+    joined_at: int = 0
+
+
 class Thread(_Record):
     thread_id: str
     user_id: str
@@ -154,6 +163,7 @@ class Thread(_Record):
     created_at: int = 0
     updated_at: int = 0
     takeover: Takeover | None = None
+    members: list[Member] = []
 
 
 class Message(_Record):

@@ -26,7 +26,7 @@ from threadline.shared.ids import thread_of_message
 from threadline.shared.llm.providers import provider_named
 from threadline.shared.partial_json import parse_partial
 from threadline.shared.rag.search import ChunkResult, search_documents
-from threadline.shared.records import Message, Part, Role, TextPart, Thread, text_of
+from threadline.shared.records import MemberRole, Message, Part, Role, TextPart, Thread, text_of
 from threadline.shared.runtime import Runtime
 from threadline.shared.storage import layout
 from threadline.shared.storage.client import shard_subscription
@@ -121,8 +121,9 @@ class Threadline:
         return ThreadHandle(self, thread)
 
     async def continue_thread(self, thread_id: str, user_id: str | None = None) -> ThreadHandle:
-        """A handle on an existing thread (NotFound when missing or, with user_id, not theirs)."""
-        return ThreadHandle(self, await self.store.threads.get(thread_id, user_id))
+        """A handle on an existing thread, acting as ``user_id`` (its owner or a member: NotFound
+        for anyone else) or, without one, as its owner."""
+        return ThreadHandle(self, await self.store.threads.get(thread_id, user_id), user_id)
 
     # -- workflows (shared.workflows) ---------------------------------------------------------
 
@@ -245,9 +246,10 @@ def _namespace_owner(namespace: str) -> str:
 class ThreadHandle:
     """One thread: save messages, generate or stream text and objects with an agent."""
 
-    def __init__(self, tl: Threadline, thread: Thread) -> None:
+    def __init__(self, tl: Threadline, thread: Thread, user_id: str | None = None) -> None:
         self._tl = tl
         self.thread = thread
+        self._user_id = user_id or thread.user_id
 
     @property
     def thread_id(self) -> str:
@@ -255,7 +257,21 @@ class ThreadHandle:
 
     @property
     def user_id(self) -> str:
-        return self.thread.user_id
+        """Who this handle acts as: the thread's owner, or the member it was continued for."""
+        return self._user_id
+
+    async def add_member(self, user_id: str, role: MemberRole = "writer") -> Thread:
+        """Let ``user_id`` into the thread (the owner's handle only): a writer sends and is answered,
+        a reader watches; the thread comes into their own thread list."""
+        await self._tl.store.threads.add_member(self.thread_id, self.user_id, user_id, role)
+        self.thread = await self._tl.store.threads.get(self.thread_id)
+        return self.thread
+
+    async def remove_member(self, user_id: str) -> Thread:
+        """Take ``user_id`` out of the thread (the owner's handle, or the member's own: leaving)."""
+        await self._tl.store.threads.remove_member(self.thread_id, self.user_id, user_id)
+        self.thread = await self._tl.store.threads.get(self.thread_id)
+        return self.thread
 
     async def save_message(self, text: str | None = None, *, role: Role = "user", parts: list[Part] | None = None,
                            agent_name: str | None = None, order: int | None = None,

@@ -24,7 +24,7 @@ async def queue_everything(store: Store) -> tuple[int, int]:
     messages = snippets = 0
     users = await store.threads.users(limit=1_000_000)
     for n, user in enumerate(users, 1):
-        for thread_id in await store.threads.all_ids(user):
+        for thread_id in await store.threads.owned_ids(user):  # (a shared one: once, by its owner)
             messages += await _each_page(thread_id, store)
             snippets += await _each_snippet_page(thread_id, store)
         if n % 100 == 0 or n == len(users):

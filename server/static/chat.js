@@ -67,6 +67,26 @@ function renderThreads() {
   $("title").textContent = current ? current.title || "Untitled" : "Pick or start a chat";
   const taken = current && current.takeover;
   $("takeover").textContent = taken ? `${taken.metadata?.name || taken.agentName} (a person) answers here` : "";
+  const members = (current && current.members) || [];
+  const mine = !!current && current.userId === state.client.userId;
+  $("members").textContent = members.length
+    ? `Shared: ${current.userId} (owner), ${members.map((m) => `${m.userId} (${m.role})`).join(", ")}` : "";
+  $("share").hidden = !mine;
+  const reader = members.some((m) => m.userId === state.client.userId && m.role === "reader");
+  $("prompt").disabled = reader;
+  $("prompt").placeholder = reader ? "You can read this chat, not write in it" : "Write a message";
+}
+
+/** The owner lets someone in: "bob" (a writer: sends, is answered) or "bob reader" (watches). */
+async function share() {
+  const asked = prompt("Share this chat with (a user id; add \" reader\" for read-only)");
+  if (!asked || !asked.trim()) return;
+  const [userId, role = "writer"] = asked.trim().split(/\s+/);
+  try {
+    await state.client.mutate("threads.members.add", { threadId: state.threadId, userId, role });
+  } catch (e) {
+    showBanner(`Could not share: ${e.message || e}`);
+  }
 }
 
 function renderPresence(presence) {
@@ -134,7 +154,9 @@ function messageElement(m, context) {
   } else {
     body.textContent = m.text || describeParts(m.parts || []);
   }
-  const who = m.role === "assistant" && m.metadata && m.metadata.name;  // a person answering (a human agent)
+  // a person answering (a human agent), or another member of a shared thread
+  const who = m.role === "assistant" ? m.metadata && m.metadata.name
+    : m.role === "user" && m.userId && m.userId !== state.client.userId ? m.userId : "";
   el.dataset.author = who || "";
   for (const extra of [...el.children].slice(1)) if (!extra.classList.contains("ask")) extra.remove();
   const calls = (m.parts || m.toolParts || []).filter((p) => p.type === "tool-call");
@@ -431,6 +453,7 @@ async function main() {
     document.body.classList.remove("menu-open");
   };
   $("composer").onsubmit = send;
+  $("share").onclick = share;
   $("menu").onclick = () => document.body.classList.toggle("menu-open");
   $("scrim").onclick = () => document.body.classList.remove("menu-open");
   $("attach").onclick = () => $("file-input").click();

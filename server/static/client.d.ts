@@ -52,9 +52,16 @@ export interface Message {
   metadata?: Record<string, unknown> | null;
 }
 
+/** Someone a thread's owner let in (threads.members.add): a writer sends and is answered, a reader watches. */
+export interface Member { userId: string; role: "writer" | "reader"; joinedAt: number; }
+
 export interface Thread {
+  /** userId: the owner's. */
   threadId: string; userId: string; title: string; summary: string;
   status: "active" | "archived"; metadata: Record<string, unknown>; createdAt: number; updatedAt: number;
+  /** While a person answers instead of the agents (threads.takeover). */
+  takeover?: { agentName: string; userId: string; metadata: Record<string, unknown> | null; at: number } | null;
+  members?: Member[];
 }
 
 export interface StreamInfo {

@@ -59,11 +59,13 @@ class FileRefs:
         index and its outbox."""
         return [keys.thread_files(thread_id), keys.outbox(thread_id)]
 
-    async def pin(self, owner: str, thread_id: str, messages: Iterable[Message], *,
+    async def pin(self, thread_id: str, messages: Iterable[Message], *,
                   release: bool = False) -> set[tuple[str, str]]:
-        """Pin each file (of ``owner``) each of ``messages`` of ``thread_id`` is about to reference;
-        the (messageId, fileId) pairs whose file is not there or not ``owner``'s (which must not
-        be referenced). ``release``: take the pins away (a save that failed)."""
+        """Pin each file each of ``messages`` of ``thread_id`` is about to reference; the
+        (messageId, fileId) pairs whose file is not there or not the message's user's (which must
+        not be referenced: in a shared thread each writer attaches their own files). ``release``:
+        take the pins away (a save that failed)."""
+        owners = {m.message_id: m.user_id for m in messages}
         pairs = [(m.message_id, f) for m in messages for f in file_ids(m.parts)]
         if not pairs:
             return set()
@@ -71,7 +73,7 @@ class FileRefs:
         until = 0 if release else now + PIN_MS
         with redis_errors():
             results = await self._scripts.run_all(
-                [(FILE_PIN, [keys.file(f), keys.files_idle(f)], [owner, until, now, f, f"{thread_id} {mid}"])
+                [(FILE_PIN, [keys.file(f), keys.files_idle(f)], [owners[mid], until, now, f, f"{thread_id} {mid}"])
                  for mid, f in pairs])
         for result in results:
             if isinstance(result, Exception):
@@ -80,17 +82,17 @@ class FileRefs:
         return {pair for pair, ok in zip(pairs, results, strict=True) if not ok}
 
     @contextlib.asynccontextmanager
-    async def pinned(self, owner: str, thread_id: str, messages: Sequence[Message]) -> AsyncIterator[None]:
+    async def pinned(self, thread_id: str, messages: Sequence[Message]) -> AsyncIterator[None]:
         """``pin`` the files of ``messages`` for the write in the block (NotFound naming the first
         that is missing); the pins are taken away again if the write fails."""
-        missing = await self.pin(owner, thread_id, messages)
+        missing = await self.pin(thread_id, messages)
         try:
             if missing:
                 raise NotFound(f"file {min(missing)[1]} not found")
             yield
         except BaseException:
             with contextlib.suppress(Exception):  # (else they run out by themselves)
-                await self.pin(owner, thread_id, messages, release=True)
+                await self.pin(thread_id, messages, release=True)
             raise
 
     async def follow(self, thread_id: str, entries: Iterable[object]) -> None:

@@ -394,8 +394,8 @@ class Generation:
     async def _keep_result(self, writer: DeltaWriter | None, call_id: str, name: str, result: Any,
                            is_error: bool) -> ToolResultPart:
         part = ToolResultPart(tool_call_id=call_id, tool_name=name, result=result, is_error=is_error)
-        message = Message(message_id="", thread_id=self.thread_id, role="tool", parts=[part],
-                          agent_name=self.agent.name)
+        message = Message(message_id="", thread_id=self.thread_id, user_id=self.prompt.user_id, role="tool",
+                          parts=[part], agent_name=self.agent.name)
         self._saved.append(await self.sink.tool_result(message, self.prompt))
         if writer is not None:
             writer.part(part)
@@ -511,8 +511,9 @@ class Generation:
     # -- messages --------------------------------------------------------------
 
     async def _new_reply(self) -> Message:
-        pending = Message(message_id="", thread_id=self.thread_id, role="assistant", status="pending",
-                          agent_name=self.agent.name, model=self.model.name, provider=self.model.provider)
+        pending = Message(message_id="", thread_id=self.thread_id, user_id=self.prompt.user_id, role="assistant",
+                          status="pending", agent_name=self.agent.name, model=self.model.name,
+                          provider=self.model.provider)  # (a reply is for its prompt's writer)
         return await self.sink.new_reply(pending, self.prompt)
 
     def _complete(self, reply: Message, step: _Step, obj: Any = None) -> Message:

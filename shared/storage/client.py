@@ -16,11 +16,12 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.driver_info import DriverInfo
 
-from threadline.shared.errors import ChatError, Conflict, Internal, NotFound, Unavailable
+from threadline.shared.errors import ChatError, Conflict, Forbidden, Internal, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
 # a script's own refusal, also when a pipeline wraps it ("Command # 1 (EVALSHA ...) of pipeline caused error: ...")
-_SCRIPT_REPLY = re.compile(r"""(?:^|error: \(?['"]?)(NOTFOUND|CONFLICT)\b ?([^'"]*)""")
+_SCRIPT_REPLY = re.compile(r"""(?:^|error: \(?['"]?)(NOTFOUND|CONFLICT|FORBIDDEN)\b ?([^'"]*)""")
+_SCRIPT_ERRORS: dict[str, type[ChatError]] = {"NOTFOUND": NotFound, "CONFLICT": Conflict, "FORBIDDEN": Forbidden}
 
 
 Client = aioredis.Redis | RedisCluster
@@ -175,7 +176,7 @@ def redis_errors() -> Iterator[None]:
         hit = _SCRIPT_REPLY.search(str(exc))
         if hit is not None:
             kind, detail = hit.groups()
-            raise (NotFound if kind == "NOTFOUND" else Conflict)(detail.strip() or kind.lower()) from exc
+            raise _SCRIPT_ERRORS[kind](detail.strip() or kind.lower()) from exc
         log.error("storage error: %s", exc)
         raise Internal("storage error") from exc
     except (rexc.ConnectionError, rexc.TimeoutError, OSError) as exc:

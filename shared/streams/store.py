@@ -163,11 +163,11 @@ class StreamStore:
     async def finish(self, thread_id: str, stream_id: str, messages: Iterable[Message],
                      status: StreamStatus = "finished") -> bool:
         """End the stream and store the final message(s) together; False if already ended. A file
-        a message references that is not there (or not the thread owner's) is left out of its
+        a message references that is not there (or not its user's) is left out of its
         references."""
         args: Args = [keys.thread_channel(thread_id), status, member(thread_id, stream_id), now_ms()]
         for m in messages:
-            missing = await self._refs.pin(m.user_id or "", thread_id, [m])
+            missing = await self._refs.pin(thread_id, [m])
             refs = " ".join(f for f in file_ids(m.parts) if (m.message_id, f) not in missing)
             args += [m.message_id, m.index_flags, index_flag(m), refs, stored_body(m)]
         with redis_errors():

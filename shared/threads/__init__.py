@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from threadline.shared.clock import now_ms
 from threadline.shared.documents.store import DocumentStore
+from threadline.shared.errors import NotFound
 from threadline.shared.files.refs import FileRefs
 from threadline.shared.indexing.ops import MemoryOps
 from threadline.shared.records import Takeover, Thread
@@ -60,8 +62,14 @@ class Store:
         await self.threads.delete(thread_id, user_id, await self.streams.all_keys(thread_id), guard)
 
     async def delete_user(self, user_id: str) -> int:
-        """Delete every thread of a user; return how many."""
-        ids = await self.threads.all_ids(user_id)
-        for thread_id in ids:
-            await self.delete_thread(thread_id, user_id)
-        return len(ids)
+        """Delete every thread a user owns, and take them out of the threads they are a member of;
+        return how many were deleted."""
+        deleted = 0
+        for thread_id in await self.threads.all_ids(user_id):
+            try:
+                await self.delete_thread(thread_id, user_id)
+                deleted += 1
+            except NotFound:  # not theirs: a thread they are a member of (or gone meanwhile)
+                with contextlib.suppress(NotFound):
+                    await self.threads.remove_member(thread_id, user_id, user_id)
+        return deleted

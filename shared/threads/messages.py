@@ -13,7 +13,7 @@ from typing import Any
 from threadline.shared import keys
 from threadline.shared.clock import now_ms
 from threadline.shared.errors import BadRequest, NotFound
-from threadline.shared.files.refs import FileRefs, file_ids, refs_arg
+from threadline.shared.files.refs import FileRefs, refs_arg
 from threadline.shared.ids import new_message_id, thread_of_message
 from threadline.shared.indexing.ops import index_flag
 from threadline.shared.records import (
@@ -32,7 +32,7 @@ from threadline.shared.storage.pagination import Page, score_bound
 from threadline.shared.storage.scripts import Arg, Scripts, lua
 from threadline.shared.streams.records import StreamInfo
 from threadline.shared.streams.store import parse_streams, streams_read_call
-from threadline.shared.threads.threads import ThreadStore
+from threadline.shared.threads.threads import Access, ThreadStore, check_access
 
 MESSAGE_METADATA = lua(__file__, "message_metadata")
 MESSAGE_REPLACE = lua(__file__, "message_replace")
@@ -88,9 +88,11 @@ class MessageStore:
         A user message opens the thread's next order at stepOrder 0; any other takes
         the next stepOrder of the current order (the prompt's when ``prompt_message_id``
         is given). With ``order``, every message takes the next stepOrder of that order.
-        With ``user_id`` the thread must be that user's (NotFound otherwise); None skips
-        the check (trusted server-side code) and keeps the thread owner's id. With a
-        ``guard`` the batch is saved once: a resend gets the first save's ids and orders.
+        With ``user_id`` (who writes them: each message's userId) they must be the thread's owner
+        or a writer of it (NotFound, Forbidden: checked in the save's own step); None skips the
+        check (trusted server-side code) and keeps each message's userId (the thread owner's when
+        it has none). With a ``guard`` the batch is saved once: a resend gets the first save's ids
+        and orders.
         """
         if not messages:
             raise BadRequest("no messages to save")
@@ -98,17 +100,18 @@ class MessageStore:
             raise BadRequest(f"at most {MAX_BATCH} messages in one batch")
         if order is not None and order < 0:
             raise BadRequest("order must be >= 0")
-        if user_id is None:
-            user_id = (await self._threads.get(thread_id)).user_id
+        owner = ""
+        if user_id is None and not all(m.user_id for m in messages):
+            owner = (await self._threads.get(thread_id)).user_id
         created = now_ms()
-        args: list[Arg] = [keys.thread_channel(thread_id), prompt_message_id or "", len(messages), user_id]
+        args: list[Arg] = [keys.thread_channel(thread_id), prompt_message_id or "", len(messages), user_id or ""]
         prepared: list[Message] = []
         for message in messages:
             m = copy.copy(message)
             m.message_id = m.message_id or new_message_id(thread_id)
             if thread_of_message(m.message_id) != thread_id:
                 raise BadRequest(f"messageId {m.message_id} is not of thread {thread_id}")
-            m.thread_id, m.user_id = thread_id, user_id
+            m.thread_id, m.user_id = thread_id, user_id or m.user_id or owner
             m.created_at = m.created_at or created
             m.order, m.step_order = -1, -1
             kind = "explicit" if order is not None else ("user" if m.role == "user" else "step")
@@ -116,7 +119,7 @@ class MessageStore:
                      m.index_flags, index_flag(m), refs_arg(m), _encode_unordered(m),
                      encoded_metadata(m.metadata)]
             prepared.append(m)
-        async with self._refs.pinned(user_id, thread_id, prepared):
+        async with self._refs.pinned(thread_id, prepared):
             with redis_errors():
                 out = await self._scripts.run(MESSAGES_SAVE, self._thread_keys(thread_id), args,
                                               in_thread(guard, thread_id))
@@ -139,12 +142,10 @@ class MessageStore:
         """Store new contents of existing messages (status, text, parts); return the version. Each
         keeps the metadata stored for it (``set_metadata`` changes that)."""
         messages = list(messages)
-        # the files must be the thread owner's
-        owner = (await self._threads.get(thread_id)).user_id if any(file_ids(m.parts) for m in messages) else ""
         args: list[Arg] = [keys.thread_channel(thread_id)]
         for m in messages:
             args += [m.message_id, m.index_flags, index_flag(m), refs_arg(m), stored_body(m)]
-        async with self._refs.pinned(owner, thread_id, messages):
+        async with self._refs.pinned(thread_id, messages):
             with redis_errors():
                 version, follows = await self._scripts.run(MESSAGE_REPLACE, self._thread_keys(thread_id), args)
         await self._refs.follow(thread_id, follows)
@@ -152,8 +153,8 @@ class MessageStore:
 
     async def set_metadata(self, message_id: str, metadata: dict[str, Any] | None, user_id: str | None = None,
                            guard: Guard | None = None) -> tuple[int, Message]:
-        """Replace a message's metadata (None clears it); with ``user_id``, only in that user's thread.
-        Returns (thread version, the message as stored now)."""
+        """Replace a message's metadata (None clears it); with ``user_id``, only by a writer of its
+        thread (checked in the same step). Returns (thread version, the message as stored now)."""
         thread_id = thread_of_message(message_id)
         args: list[Arg] = [keys.thread_channel(thread_id), message_id, encoded_metadata(metadata), user_id or ""]
         with redis_errors():
@@ -176,16 +177,22 @@ class MessageStore:
                 replies = await pipe.execute()
         return [message_decoder.decode(b) for bodies in replies for b in bodies if b is not None]
 
-    async def get(self, message_id: str, user_id: str | None = None) -> Message:
-        """One message; NotFound when missing or, with ``user_id``, of another user's thread."""
+    async def get(self, message_id: str, user_id: str | None = None, need: Access = "reader") -> Message:
+        """One message; NotFound when missing or, with ``user_id``, of a thread not theirs to see;
+        Forbidden when their role in it is below ``need``."""
         thread_id = thread_of_message(message_id)
+        member = f"member:{user_id or ''}"
         with redis_errors():
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.hget(keys.thread(thread_id), "userId")
+                pipe.hmget(keys.thread(thread_id), ["userId", member])
                 pipe.hget(keys.messages(thread_id), message_id)
-                owner, body = await pipe.execute()
-        if body is None or owner is None or (user_id is not None and owner.decode() != user_id):
+                (owner, role), body = await pipe.execute()
+        if body is None or owner is None:
             raise NotFound(f"message {message_id} not found")
+        try:
+            check_access({b"userId": owner, **({member.encode(): role} if role else {})}, thread_id, user_id, need)
+        except NotFound:
+            raise NotFound(f"message {message_id} not found") from None
         return message_decoder.decode(body)
 
     async def list(
@@ -232,8 +239,8 @@ class MessageStore:
                 else:
                     owner, raw_version, hits, bodies = await self._scripts.run(
                         MESSAGES_PAGE, page_keys, [bound, limit, "-inf" if min_order is None else score(min_order)])
-            if user_id is not None and owner.decode() != user_id:
-                raise NotFound(f"thread {thread_id} not found")
+            if not version and user_id is not None and owner.decode() != user_id:  # a member's, or no one's
+                await self._threads.check(thread_id, user_id)
             version = version or int(raw_version)
             exhausted = len(hits) // 2 < limit
             for i, body in enumerate(bodies):
@@ -257,13 +264,13 @@ class MessageStore:
         by_thread: dict[str, list[str]] = defaultdict(list)
         for mid in message_ids:
             by_thread[thread_of_message(mid)].append(mid)
-        for thread_id in by_thread:
-            await self._threads.get(thread_id, user_id)
+        for thread_id in by_thread:  # (each again in its script: none is half done for a refusal)
+            await self._threads.check(thread_id, user_id, "owner")
         total, versions = 0, {}
         for thread_id, ids in by_thread.items():
             with redis_errors():
                 count, version, follows = await self._scripts.run(
-                    MESSAGES_DELETE, self._thread_keys(thread_id), [keys.thread_channel(thread_id), "ids", *ids],
+                    MESSAGES_DELETE, self._thread_keys(thread_id), [keys.thread_channel(thread_id), user_id or "", "ids", *ids],
                     in_thread(guard, thread_id))
             await self._refs.follow(thread_id, follows)
             total += int(count)
@@ -285,10 +292,10 @@ class MessageStore:
         low, high = score(start_order, start_step_order), score(end_order, end_step_order)
         if min(start_order, end_order, start_step_order, end_step_order) < 0 or high < low:
             raise BadRequest("range must be non-negative with end after start")
-        await self._threads.get(thread_id, user_id)
         with redis_errors():
             count, version, follows = await self._scripts.run(
-                MESSAGES_DELETE, self._thread_keys(thread_id), [keys.thread_channel(thread_id), "range", low, high],
+                MESSAGES_DELETE, self._thread_keys(thread_id),
+                [keys.thread_channel(thread_id), user_id or "", "range", low, high],
                 in_thread(guard, thread_id))
         await self._refs.follow(thread_id, follows)
         return int(count), int(version)

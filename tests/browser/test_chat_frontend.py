@@ -10,7 +10,7 @@ import concurrent.futures
 from pathlib import Path
 from typing import Any
 
-from tests.browser.test_chat_page import new_thread, open_chat, send, user
+from tests.browser.test_chat_page import last_reply, new_thread, open_chat, send, user
 from tests.support.stack import SECRET, Stack
 from threadline import Threadline
 from threadline.shared.auth import mint
@@ -280,3 +280,47 @@ def test_tabs_see_who_is_here_who_types_and_a_person_taking_over(site: Stack, br
     a.wait_for_function("!document.querySelector('[data-testid=viewers]').textContent.includes('tabs')",
                         timeout=20_000)
     a.close()
+
+
+def test_two_users_and_a_human_agent_share_a_thread(site: Stack, browser: Any) -> None:
+    """The owner shares a chat from the page; the other user (another web process) finds it in their
+    list live, both see who is here and who types, each message shows who wrote it, a staff member
+    answers as a human agent, and a reader cannot write."""
+    import httpx
+
+    owner, guest = user(), user()
+    a = open_chat(browser, site.web, owner)
+    tid = new_thread(a)
+    b = open_chat(browser, site.webs[1], guest)
+    listed = f"[data-testid=thread][data-thread-id='{tid}']"
+    assert b.locator(listed).count() == 0
+    a.once("dialog", lambda d: d.accept(guest))
+    a.click("[data-testid=share]")
+    a.wait_for_selector(f"[data-testid=members]:has-text('{guest} (writer)')", timeout=20_000)
+    b.wait_for_selector(listed, timeout=20_000)  # their own list, live
+    b.click(listed)
+    assert b.is_hidden("[data-testid=share]")  # the owner's to share
+    for page in (a, b):
+        page.wait_for_selector(f"[data-testid=viewers]:has-text('{owner}'):has-text('{guest}')", timeout=20_000)
+    b.type("[data-testid=prompt]", "hi from the guest", delay=30)
+    a.wait_for_selector(f"[data-testid=typing]:has-text('{guest} is typing')", timeout=20_000)
+    b.press("[data-testid=prompt]", "Enter")
+    mine = a.wait_for_selector(f"[data-testid=message][data-role=user][data-author='{guest}']", timeout=20_000)
+    assert mine is not None and "hi from the guest" in str(mine.text_content())
+    assert b.locator("[data-testid=message][data-role=user][data-author='']").count() == 1  # their own: no name
+    for page in (a, b):
+        assert last_reply(page)
+    staff = {"Authorization": f"Bearer {mint(SECRET, 'ana', admin=True)}"}
+    r = httpx.post(f"{site.web}/api/threads/{tid}/messages", headers=staff, json={
+        "message": {"role": "assistant", "content": "Ana from support joins."}, "agentName": "support",
+        "generate": False, "metadata": {"name": "Ana"}})
+    assert r.status_code == 201, r.text
+    for page in (a, b):
+        page.wait_for_selector("[data-testid=message][data-author=Ana]:has-text('Ana from support joins.')",
+                               timeout=20_000)
+    r = httpx.post(f"{site.web}/api/threads/{tid}/members", json={"userId": guest, "role": "reader"},
+                   headers={"Authorization": f"Bearer {mint(SECRET, owner)}"})
+    assert r.status_code == 200, r.text
+    b.wait_for_selector("[data-testid=prompt]:disabled", timeout=20_000)  # a reader watches
+    a.close()
+    b.close()

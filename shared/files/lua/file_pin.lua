@@ -1,6 +1,6 @@
 #!lua
 -- Before a message referencing a file is saved (in the thread's slot): the file must be there and
--- the thread owner's, and must stay until the reference reaches it (file_ref.lua takes the pin
+-- the message's user's (its writer's), and must stay until the reference reaches it (file_ref.lua takes the pin
 -- away then; a save that failed leaves it to run out at `until`; `until` 0 takes it away now).
 -- KEYS: file, idle   ARGV: owner until now fileId member ("threadId messageId")
 -- Returns 1, or 0 when the file is not there or not the owner's.

@@ -2,11 +2,12 @@
 -- Set (or clear) one message's metadata: its body's last field and the thread's metadata hash
 -- together (metadata.lua). A body stored before messages had metadata gets the field.
 -- KEYS: thread, msgs, meta
--- ARGV: channel messageId metadata ('' clears) userId ('' skips the owner check)
+-- ARGV: channel messageId metadata ('' clears) caller (a writer of the thread; '' trusted code)
 -- Returns the thread's new version.
 -- include: metadata.lua
-if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOTFOUND thread') end
-if ARGV[4] ~= '' and redis.call('HGET', KEYS[1], 'userId') ~= ARGV[4] then return redis.error_reply('NOTFOUND thread') end
+-- include: access.lua
+local denied = refused(KEYS[1], ARGV[4], 'writer')
+if denied then return redis.error_reply(denied) end
 local id = ARGV[2]
 local body = redis.call('HGET', KEYS[2], id)
 if not body then return redis.error_reply('NOTFOUND message ' .. id) end

@@ -1,17 +1,20 @@
 #!lua
--- Delete messages by id, or by score range when ARGV[2] == 'range'. Returns {count, version, fileFollowUps}.
+-- Delete messages by id, or by score range when ARGV[3] == 'range'. Returns {count, version, fileFollowUps}.
 -- KEYS: thread, msgs, idx, idx_notool, vector_ops (each deleted id is queued to lose its vector),
 --   then the file keys (shared.files.refs: its files lose a reference), idx_open, meta
--- ARGV: channel 'ids' id...   |   channel 'range' min maxExclusive
+-- ARGV: channel caller 'ids' id...   |   channel caller 'range' min maxExclusive
+-- caller: the thread's owner ('' trusted code)
 -- include: ../../indexing/lua/index_op.lua
 -- include: ../../files/lua/refs.lua
-if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOTFOUND thread') end
+-- include: access.lua
+local denied = refused(KEYS[1], ARGV[2], 'owner')
+if denied then return redis.error_reply(denied) end
 local ids
-if ARGV[2] == 'range' then
-  ids = redis.call('ZRANGEBYSCORE', KEYS[3], ARGV[3], '(' .. ARGV[4])
+if ARGV[3] == 'range' then
+  ids = redis.call('ZRANGEBYSCORE', KEYS[3], ARGV[4], '(' .. ARGV[5])
 else
   ids = {}
-  for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
+  for i = 4, #ARGV do ids[#ids + 1] = ARGV[i] end
 end
 local fk = {KEYS[6], KEYS[1], KEYS[7]}
 local count = 0

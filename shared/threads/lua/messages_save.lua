@@ -3,7 +3,7 @@
 -- Returns {version, id, order, stepOrder, ..., fileFollowUps}.
 -- KEYS: thread, msgs, idx, idx_notool, vector_ops, then the file keys (shared.files.refs), idx_open, meta
 -- (the files referenced were pinned just before: shared.files.refs)
--- ARGV: channel promptMessageId count userId, then per message: kind explicitOrder messageId flags index files body metadata
+-- ARGV: channel promptMessageId count caller (a writer of the thread; '' trusted code), then per message: kind explicitOrder messageId flags index files body metadata
 --   flags: Message.index_flags (tool message; not successful)
 --   index '1': queue the message for embedding (in this same step); files: the file ids it references
 --   kind: "user" opens the next order at stepOrder 0; "step" takes the next stepOrder
@@ -14,9 +14,10 @@
 -- include: ../../indexing/lua/index_op.lua
 -- include: ../../files/lua/refs.lua
 -- include: metadata.lua
+-- include: access.lua
 local PLACEHOLDER = '"order":-1,"stepOrder":-1'
-local owner = redis.call('HGET', KEYS[1], 'userId')
-if not owner or (ARGV[4] ~= '' and owner ~= ARGV[4]) then return redis.error_reply('NOTFOUND thread') end
+local denied = refused(KEYS[1], ARGV[4], 'writer')
+if denied then return redis.error_reply(denied) end
 
 local function max_step_at(order)
   local hit = redis.call('ZREVRANGEBYSCORE', KEYS[3], '(' .. string.format('%d', (order + 1) * SPAN),

@@ -1,9 +1,11 @@
 #!lua
 -- Add (body given) or delete (body '') a snippet. KEYS: thread, snippets, snippet_index, vector_ops
--- ARGV: channel snippetId body userId threadId  ->  {version, changed, snippetId}
+-- ARGV: channel snippetId body caller threadId  ->  {version, changed, snippetId}
+-- caller: a writer of the thread ('' trusted code)
 -- include: ../../indexing/lua/index_op.lua
-local owner = redis.call('HGET', KEYS[1], 'userId')
-if not owner or (ARGV[4] ~= '' and owner ~= ARGV[4]) then return redis.error_reply('NOTFOUND thread') end
+-- include: access.lua
+local denied = refused(KEYS[1], ARGV[4], 'writer')
+if denied then return redis.error_reply(denied) end
 local changed
 if ARGV[3] == '' then
   changed = redis.call('HDEL', KEYS[2], ARGV[2])
