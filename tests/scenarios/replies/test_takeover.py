@@ -66,7 +66,7 @@ async def test_staff_take_over_answer_as_a_human_agent_and_give_the_thread_back(
         assert r.status_code == 201, r.text
         frame = await tab.wait_result("m", lambda v: any(m["text"] == "Ana here, on it." for m in v["page"]))
         human = next(m for m in frame["value"]["page"] if m["text"] == "Ana here, on it.")
-        assert (human["role"], human["agentName"], human["order"], human["userId"]) == ("assistant", "support", 2, "alice")
+        assert (human["role"], human["agentName"], human["order"], human["userId"]) == ("assistant", "support", 2, "ana")  # who wrote it
         assert human["metadata"] == {"name": "Ana", "avatar": "/ana.png"}
         # a bob-like non-admin cannot write as a human agent in alice's thread
         r = await bob.post(f"/api/threads/{tid}/messages", json={
