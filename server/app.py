@@ -15,7 +15,15 @@ from starlette.routing import WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from threadline.server import admin_api, ai_sdk, files_api, generate_api, pages, usage_api
+from threadline.server import (
+    admin_api,
+    ai_sdk,
+    files_api,
+    generate_api,
+    pages,
+    usage_api,
+    userdata_api,
+)
 from threadline.server.context import Services
 from threadline.server.cors import Cors, origins_of
 from threadline.server.delta_log import DeltaLog
@@ -87,7 +95,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await Session(websocket, services).run()
 
     app = _App(
-        routes=[*routes(services), *ai_sdk.routes(services), *files_api.routes(services), *usage_api.routes(services), *generate_api.routes(services), *admin_api.routes(services), *pages.routes(services),
+        routes=[*routes(services), *ai_sdk.routes(services), *files_api.routes(services), *usage_api.routes(services), *userdata_api.routes(services), *generate_api.routes(services), *admin_api.routes(services), *pages.routes(services),
                 WebSocketRoute("/ws", websocket_endpoint)],
         lifespan=lifespan,
         exception_handlers={ChatError: chat_error_handler, HTTPException: _http_error},

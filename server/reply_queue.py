@@ -88,6 +88,14 @@ class ReplyQueue:
             raise Unavailable(f"could not queue the generation: {exc}") from exc
         return jid
 
+    async def enqueue_task(self, func: str, *args: Any, job_id: str, timeout_s: int = 3600) -> None:
+        """Queue a job of the workers' maintenance kind (an erasure...) by its function's import path."""
+        try:
+            await asyncio.to_thread(self._queue.enqueue, func, *args, job_id=job_id, job_timeout=timeout_s,
+                                    result_ttl=jobs.RESULT_TTL_S, failure_ttl=jobs.FAILURE_TTL_S)
+        except redis.RedisError as exc:
+            raise Unavailable(f"could not queue the job: {exc}") from exc
+
     async def _flush(self) -> None:
         """Hand what is pending to RQ, a batch at a time, until nothing is left."""
         while self._pending:

@@ -103,6 +103,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid
     usage_period: Literal["month", "week", "day"] = "month"  # billing period of the usage totals (UTC)
     usage_retention_days: Annotated[int, msgspec.Meta(ge=1)] = 400  # ledger entries older than this are trimmed
     workflow_retention_s: Annotated[int, msgspec.Meta(ge=60)] = 7 * 86400  # a finished run's record expires after this
+    erase_lease_ms: Annotated[int, msgspec.Meta(ge=100)] = 60_000  # an erasure's runner silent this long died: another takes it up
+    export_self_service: bool = True  # users may download their own data (GET /api/users/{own id}/export)
+    erase_self_service: bool = False  # users may erase their own data (POST /api/users/{own id}/erase); admins always may
     workflow_lease_ms: Annotated[int, msgspec.Meta(ge=500)] = 15_000  # a step (or pass) silent this long lost its worker
     workflow_poll_ms: Annotated[int, msgspec.Meta(ge=10, le=5000)] = 200  # how often workers look for due timers
     sse_ping_s: Annotated[float, msgspec.Meta(gt=0, le=300)] = 15.0  # a comment line on idle event streams

@@ -64,6 +64,43 @@ def _u(user_id: str) -> str:
     return _entity("u", user_id)
 
 
+def _glob(name: str) -> str:
+    """``name`` matched literally in a SCAN pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in name)
+
+
+def user_keys_glob(user_id: str) -> str:
+    """A SCAN pattern matching every key of the user's own (``tl:{p}:u:<userId>:...``)."""
+    return f"{_glob(_u(user_id))}:*"
+
+
+def rate_limits_glob(scope: str) -> str:
+    """A SCAN pattern matching every rate-limit rule's state for one scope (a user): rate_limit_rule."""
+    return f"{_glob(in_partition(partition(scope), 'rl:'))}*:{_glob(_escaped(scope))}"
+
+
+def usage_period_of(user_id: str, key: str) -> str | None:
+    """The billing period ``key`` holds the user's totals of (usage_totals), else None."""
+    start = f"{_u(user_id)}:usage:"
+    period = key[len(start):] if key.startswith(start) else ""
+    return period if period and period not in ("log", "state") else None
+
+
+ERASURES = "erasures"  # zset (per partition): users whose erasure is not finished -> when a runner may take it
+
+
+def erasure(user_id: str) -> str:
+    """Hash: the erasure of a user's data (shared.userdata.erasure): its status, next step, counts. Not one of
+    the user's own keys (those are erased); in their partition, named by a digest of their id (it
+    stays as proof of the erasure, and holds nothing of theirs)."""
+    return part_of(f"erasure:{hashlib.sha256(user_id.encode()).hexdigest()[:32]}", user_id)
+
+
+def namespace_keys_glob(namespace: str) -> str:
+    """A SCAN pattern matching every key of a RAG namespace."""
+    return f"{_glob(_ns(namespace))}:*"
+
+
 def thread(thread_id: str) -> str:
     """Hash: the thread record plus its counters (maxOrder, version)."""
     return f"{_t(thread_id)}:thread"

@@ -205,6 +205,7 @@ LAYERS = [
     "vectors", "rag",  # the vector index and search; retrieval for replies
     "agents", "workflows",  # agent definitions and ready tools; durable workflows
     "runtime",  # a process's parts, built once
+    "userdata",  # a user's data on request: exported, erased (over every store)
     "generation",  # the engine that answers a prompt
 ]
 

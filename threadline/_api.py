@@ -34,6 +34,8 @@ from threadline.shared.storage.cluster import check_rq
 from threadline.shared.threads import Page
 from threadline.shared.usage.ledger import UsageEntry, UsageSummary
 from threadline.shared.usage.limits import Who
+from threadline.shared.userdata.erasure import Erasures, ErasureView
+from threadline.shared.userdata.export import export_user
 from threadline.shared.workflows.definition import Workflow, workflow_named
 from threadline.shared.workflows.journal import RunView
 
@@ -178,6 +180,25 @@ class Threadline:
     async def usage_entries(self, user_id: str, period: str | None = None) -> list[UsageEntry]:
         """The user's ledger entries of a period (one per model call), oldest first."""
         return await self.ledger.entries(user_id, period)
+
+    # -- a user's data on request -------------------------------------------------------------
+
+    async def erase_user(self, user_id: str, *, by: str = "app") -> ErasureView:
+        """Erase every record of ``user_id`` (shared.userdata.erasure), here and now; asked again after a
+        crash it goes on where the first stopped. While another process runs it, its state as it
+        is (``status: "running"``)."""
+        erasures = Erasures(self.runtime)
+        await erasures.ask(user_id, by)
+        return await erasures.run(user_id) or await erasures.view(user_id)
+
+    def export_user(self, user_id: str) -> AsyncIterator[bytes]:
+        """Every record of ``user_id`` as a tar archive of JSON lines and files (shared.userdata.export),
+        piece by piece: write the pieces to a file or a response as they come."""
+        return export_user(self.runtime, user_id)
+
+    async def erasure(self, user_id: str) -> ErasureView:
+        """The state of the user's last erasure (NotFound when none is on record)."""
+        return await Erasures(self.runtime).view(user_id)
 
     # -- files ----------------------------------------------------------------------------
 

@@ -9,6 +9,8 @@
     threadline reembed          queue every message and snippet for embedding again
     threadline vacuum           drop the files no message references
     threadline migrate          move data of an earlier key layout to this version's (processes stopped)
+    threadline erase USER       erase every record of a user (or finish an erasure left unfinished)
+    threadline export USER FILE every record of a user as a tar archive (FILE - : standard output)
 
 Settings come from the environment; a ``.env`` file in the working directory adds the variables
 it names that the environment does not already set (the real environment wins).
@@ -74,6 +76,45 @@ def _migrate(args: list[str]) -> int:
     return 0
 
 
+def _erase(args: list[str]) -> int:
+    if len(args) != 1:
+        print("usage: threadline erase USER", file=sys.stderr)
+        return 2
+    import asyncio
+
+    from threadline import Threadline
+
+    async def erase() -> int:
+        async with Threadline.from_env() as tl:
+            view = await tl.erase_user(args[0], by="threadline erase")
+        print(f"erase {args[0]}: {view.status}, erased {view.erased}")
+        return 0 if view.status == "done" else 1
+
+    return asyncio.run(erase())
+
+
+def _export(args: list[str]) -> int:
+    if len(args) != 2:
+        print("usage: threadline export USER FILE", file=sys.stderr)
+        return 2
+    import asyncio
+
+    from threadline import Threadline
+
+    async def export() -> int:
+        out = sys.stdout.buffer if args[1] == "-" else open(args[1], "wb")
+        try:
+            async with Threadline.from_env() as tl:
+                async for piece in tl.export_user(args[0]):
+                    out.write(piece)
+        finally:
+            if out is not sys.stdout.buffer:
+                out.close()
+        return 0
+
+    return asyncio.run(export())
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "dev": _dev,
     "web": _server("web"),
@@ -84,6 +125,8 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "reembed": _workers("reembed"),
     "vacuum": _workers("vacuum"),
     "migrate": _migrate,
+    "erase": _erase,
+    "export": _export,
 }
 
 

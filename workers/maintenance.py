@@ -1,5 +1,5 @@
-"""Maintenance jobs (the file vacuum, the usage ledger's and the workflow runs' retention), run on a schedule by RQ's cron
-scheduler (``python -m threadline.workers cron``).
+"""Maintenance jobs (the file vacuum, the usage ledger's and the workflow runs' retention, erasures of
+users' data left unfinished), run on a schedule by RQ's cron scheduler (``python -m threadline.workers cron``).
 
 The scheduler enqueues them on the generation queue: the generation workers run them
 between replies (they are short, and async like the replies).
@@ -14,6 +14,7 @@ from rq.cron import CronScheduler
 from threadline.shared import runtime
 from threadline.shared.clock import now_ms
 from threadline.shared.jobs import GENERATION
+from threadline.shared.userdata.erasure import Erasures
 from threadline.workers.queues import wait_for_redis
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,21 @@ async def trim_workflows() -> int:
     return _done(await rt.workflows.trim(cutoff), "workflows: %d expired runs forgotten")
 
 
+async def erase_user(user_id: str) -> str:
+    """Do (or go on with) the erasure of a user's data asked for by ``Erasures.ask``."""
+    view = await Erasures(runtime.for_this_loop()).run(user_id)
+    return view.status if view is not None else "held by another runner"
+
+
+async def resume_erasures() -> int:
+    """Go on with the erasures whose runner died (its lease ran out) or that no job took."""
+    erasures = Erasures(runtime.for_this_loop())
+    done = 0
+    for user_id in await erasures.due():
+        done += await erasures.run(user_id) is not None
+    return _done(done, "erasures: %d resumed and finished")
+
+
 def _done(count: int, message: str) -> int:
     """Log how many things a maintenance job did (``message`` % count)."""
     log.info(message, count)
@@ -60,4 +76,5 @@ def run_cron() -> None:
                   job_timeout=600, name="vacuum_files")
     cron.register(trim_usage, queue_name=GENERATION, cron="17 3 * * *", job_timeout=3600, name="trim_usage")
     cron.register(trim_workflows, queue_name=GENERATION, cron="37 * * * *", job_timeout=600, name="trim_workflows")
+    cron.register(resume_erasures, queue_name=GENERATION, interval=60, job_timeout=3600, name="resume_erasures")
     cron.start()  # type: ignore[no-untyped-call, unused-ignore]  # (RQ leaves it unannotated; checked strict from threadline.cli)

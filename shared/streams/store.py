@@ -268,14 +268,18 @@ class StreamStore:
         """Remove the keys of streams ended more than ``grace_ms`` ago, at most ``limit``."""
         with redis_errors():
             raw = await partitions.due(self._scripts, keys.ENDED_STREAMS, now_ms() - grace_ms, limit)
-            for m in raw:
-                tid, sid = _member_parts(m)
-                async with self._redis.pipeline(transaction=True) as pipe:  # all in the thread's slot
-                    pipe.zrem(keys.thread_streams(tid), sid)
-                    pipe.execute_command("UNLINK", *keys.stream_keys(tid, sid))  # (a cluster pipeline queues no unlink())
-                    pipe.zrem(keys.ended_streams(tid), text(m))
-                    await pipe.execute()
+        for m in raw:
+            await self.drop(*_member_parts(m))
         return len(raw)
+
+    async def drop(self, thread_id: str, stream_id: str) -> None:
+        """Remove an ended stream's keys now (its reply's text with them)."""
+        with redis_errors():
+            async with self._redis.pipeline(transaction=True) as pipe:  # all in the thread's slot
+                pipe.zrem(keys.thread_streams(thread_id), stream_id)
+                pipe.execute_command("UNLINK", *keys.stream_keys(thread_id, stream_id))  # (a cluster pipeline queues no unlink())
+                pipe.zrem(keys.ended_streams(thread_id), member(thread_id, stream_id))
+                await pipe.execute()
 
 
 def _member_parts(m: object) -> tuple[str, str]:

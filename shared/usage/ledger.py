@@ -16,7 +16,7 @@ import csv
 import io
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, Literal
@@ -194,6 +194,17 @@ class UsageLedger:
             found: Any = await self._redis.xrange(keys.usage_log(user_id), start - SLACK_MS, end + SLACK_MS)
         entries = [_decode_entry(as_bytes(fields[b"e"])) for _, fields in found or []]
         return [e for e in entries if start <= e.at < end]
+
+    async def pages(self, user_id: str, size: int = 1000) -> AsyncIterator[list[UsageEntry]]:
+        """Every ledger entry of the user's (all periods kept), oldest first, ``size`` at a time."""
+        after = "-"
+        while True:
+            with redis_errors():
+                found: Any = await self._redis.xrange(keys.usage_log(user_id), after, "+", count=size)
+            if not found:
+                return
+            yield [_decode_entry(as_bytes(fields[b"e"])) for _, fields in found]
+            after = f"({text(found[-1][0])}"
 
     async def trim(self, keep_days: int) -> int:
         """Drop every user's ledger entries older than ``keep_days`` (the totals stay); returns how many."""

@@ -52,13 +52,18 @@ class Indexer:
         """Apply a batch of ops (see shared.indexing.ops); return how many documents were embedded."""
         last: dict[str, str] = {}
         threads: set[str] = set()
+        users: set[str] = set()
         for op in ops:
             if op.kind == "forget_thread":
                 threads.add(op.ref)
+            elif op.kind == "forget_user":
+                users.add(op.ref)
             else:
                 last[op.ref] = op.kind
         for thread_id in threads:
             await self._q(self.index.delete_where, "threadId", thread_id)
+        for user_id in users:
+            await self._q(self.index.delete_where, "userId", user_id)
         gone = [ref.split("/")[-1] for ref, kind in last.items() if kind in ("forget_message", "forget_snippet")]
         if gone:
             await self._q(self.index.delete_refs, gone)

@@ -263,6 +263,17 @@ class Journal:
         with redis_errors():
             return int(await self.redis.hget(keys.workflow(run_id, "run"), "version") or 0)
 
+    async def forget(self, run_id: str, user_id: str) -> None:
+        """Delete an ended run's record and index entries now (an erasure of its user's data)."""
+        with redis_errors():
+            await self.redis.zrem(keys.user_workflows(user_id), run_id)  # (another slot: first)
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.execute_command("UNLINK", *(keys.workflow(run_id, part) for part in keys.WORKFLOW_PARTS))
+                pipe.zrem(keys.part_of(keys.WORKFLOW_RUNS, run_id), run_id)
+                pipe.hdel(keys.part_of(keys.WORKFLOW_OWNERS, run_id), run_id)
+                pipe.incr(keys.part_of(keys.WORKFLOW_RUNS_VERSION, run_id))
+                await pipe.execute()
+
     async def trim(self, older_than_ms: int, batch: int = 500) -> int:
         """Forget index entries of runs whose records expired; returns how many."""
         dropped = 0
