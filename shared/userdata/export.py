@@ -13,18 +13,22 @@ made as it is sent, page by page, so memory stays bounded whatever the user hold
 
 from __future__ import annotations
 
+import contextlib
 import io
 import tarfile
 import time
-from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any, TypeVar
 
 import msgspec
 
+from threadline.shared.documents.store import Document
 from threadline.shared.errors import NotFound
 from threadline.shared.runtime import Runtime
+from threadline.shared.storage.pagination import Page
 
 PAGE = 100
+T = TypeVar("T")
 _BLOCK = 512
 _encode = msgspec.json.Encoder().encode
 
@@ -57,80 +61,90 @@ def _safe(name: str) -> str:
     return cleaned[:100] or "file"
 
 
+async def _pages(read: Callable[[str | None], Awaitable[Page[T]]]) -> AsyncIterator[tuple[int, Page[T]]]:
+    """(1, 2, ..., each page) of a paginated read, ``read(cursor)``."""
+    cursor: str | None = None
+    n = 0
+    while True:
+        n += 1
+        page = await read(cursor)
+        yield n, page
+        if page.is_done:
+            return
+        cursor = page.continue_cursor
+
+
+def _second(read: Awaitable[tuple[int, Page[T]]]) -> Awaitable[Page[T]]:
+    async def page() -> Page[T]:
+        return (await read)[1]
+    return page()
+
+
 async def export_user(rt: Runtime, user_id: str) -> AsyncIterator[bytes]:
     """The archive of ``user_id``'s data, piece by piece (a tar stream)."""
     store = rt.store
     thread_ids = await store.threads.all_ids(user_id)
-    threads = []
     for at in range(0, len(thread_ids), PAGE):
-        for tid in thread_ids[at:at + PAGE]:
-            try:
-                threads.append(await store.threads.get(tid))
-            except NotFound:
-                continue
-        yield _member("threads.jsonl" if at == 0 else f"threads-{at // PAGE}.jsonl", _lines(threads))
         threads = []
+        for tid in thread_ids[at:at + PAGE]:
+            with contextlib.suppress(NotFound):
+                threads.append(await store.threads.get(tid))
+        yield _member("threads.jsonl" if at == 0 else f"threads-{at // PAGE + 1}.jsonl", _lines(threads))
     for tid in thread_ids:
-        try:
-            owner = (await store.threads.get(tid)).user_id
-        except NotFound:
-            continue
-        cursor, n = None, 0
-        while True:
-            _, page = await store.messages.list(tid, None, num_items=PAGE, cursor=cursor)
-            mine = [m for m in page.page if owner == user_id or m.user_id == user_id]
-            if mine:
-                n += 1
-                yield _member(f"threads/{tid}/messages-{n}.jsonl", _lines(reversed(mine)))
-            if page.is_done:
-                break
-            cursor = page.continue_cursor
-        cursor, n = None, 0
-        while True:
-            _, snippets = await store.snippets.list(tid, None, num_items=PAGE, cursor=cursor)
-            mine_s = [s for s in snippets.page if owner == user_id or s.user_id == user_id]
-            if mine_s:
-                n += 1
-                yield _member(f"threads/{tid}/snippets-{n}.jsonl", _lines(mine_s))
-            if snippets.is_done:
-                break
-            cursor = snippets.continue_cursor
-    cursor = None
-    while True:
-        files = await rt.files.list(user_id, num_items=PAGE, cursor=cursor)
-        yield _member("files.jsonl" if cursor is None else f"files-{cursor}.jsonl", _lines(files.page))
+        async for piece in _thread(rt, tid, user_id):
+            yield piece
+    async for n, files in _pages(lambda c: rt.files.list(user_id, num_items=PAGE, cursor=c)):
+        yield _member(_numbered("files", n), _lines(files.page))
         for record in files.page:
             yield _header(f"files/{record.file_id}/{_safe(record.name)}", record.size)
             async for chunk in await rt.files.open(record):
                 yield chunk
             yield _padding(record.size)
-        if files.is_done:
-            break
-        cursor = files.continue_cursor
-    namespace, cursor = f"user:{user_id}", None
-    while True:
-        _, docs = await store.documents.page(namespace, num_items=PAGE, cursor=cursor)
-        yield _member("documents.jsonl" if cursor is None else f"documents-{cursor}.jsonl", _lines(docs.page))
+    namespace = f"user:{user_id}"
+    async for n, docs in _pages(lambda c: _second(store.documents.page(namespace, num_items=PAGE, cursor=c))):
+        yield _member(_numbered("documents", n), _lines(docs.page))
         for doc in docs.page:
-            content = await store.documents.content(namespace, doc.key)  # (bounded: RAG_MAX_BYTES)
-            if content is not None:  # (kept until it is indexed)
-                yield _member(f"documents/{_safe(doc.key)}", content)
-            for first in range(0, doc.chunks if doc.ready_version else 0, PAGE * 5):
-                (chunks,) = await store.documents.chunk_windows([(doc, first, first + PAGE * 5 - 1)])
-                yield _member(f"documents/{_safe(doc.key)}.chunks-{first // (PAGE * 5) + 1}.jsonl",
-                              _lines({"heading": c.heading, "text": c.text} for _, c in sorted(chunks.items())))
-        if docs.is_done:
-            break
-        cursor = docs.continue_cursor
-    cursor = None
-    while True:
-        _, runs = await rt.workflows.runs(user_id, num_items=PAGE, cursor=cursor)
-        yield _member("workflows.jsonl" if cursor is None else f"workflows-{cursor}.jsonl", _lines(runs.page))
-        if runs.is_done:
-            break
-        cursor = runs.continue_cursor
+            async for piece in _document(rt, doc):
+                yield piece
+    async for n, runs in _pages(lambda c: _second(rt.workflows.runs(user_id, num_items=PAGE, cursor=c))):
+        yield _member(_numbered("workflows", n), _lines(runs.page))
     n = 0
     async for entries in rt.usage.pages(user_id, PAGE * 10):
         n += 1
-        yield _member("usage.jsonl" if n == 1 else f"usage-{n}.jsonl", _lines(entries))
+        yield _member(_numbered("usage", n), _lines(entries))
     yield b"\0" * (2 * _BLOCK)  # the end of the archive
+
+
+def _numbered(name: str, n: int) -> str:
+    return f"{name}.jsonl" if n == 1 else f"{name}-{n}.jsonl"
+
+
+async def _thread(rt: Runtime, thread_id: str, user_id: str) -> AsyncIterator[bytes]:
+    """Of a thread of theirs everything; of another's, what they wrote (and its replies)."""
+    try:
+        owner = (await rt.store.threads.get(thread_id)).user_id
+    except NotFound:
+        return
+    n = 0
+    async for _, page in _pages(lambda c: _second(rt.store.messages.list(thread_id, None, num_items=PAGE, cursor=c))):
+        if mine := [m for m in page.page if owner == user_id or m.user_id == user_id]:
+            n += 1
+            yield _member(f"threads/{thread_id}/messages-{n}.jsonl", _lines(reversed(mine)))
+    n = 0
+    async for _, snippets in _pages(lambda c: _second(rt.store.snippets.list(thread_id, None, num_items=PAGE,
+                                                                              cursor=c))):
+        if kept := [s for s in snippets.page if owner == user_id or s.user_id == user_id]:
+            n += 1
+            yield _member(f"threads/{thread_id}/snippets-{n}.jsonl", _lines(kept))
+
+
+async def _document(rt: Runtime, doc: Document) -> AsyncIterator[bytes]:
+    """A document's bytes while they are kept (until indexed), and its indexed text as chunks."""
+    content = await rt.store.documents.content(doc.namespace, doc.key)  # (bounded: RAG_MAX_BYTES)
+    if content is not None:
+        yield _member(f"documents/{_safe(doc.key)}", content)
+    size = PAGE * 5
+    for first in range(0, doc.chunks if doc.ready_version else 0, size):
+        (chunks,) = await rt.store.documents.chunk_windows([(doc, first, first + size - 1)])
+        yield _member(f"documents/{_safe(doc.key)}.chunks-{first // size + 1}.jsonl",
+                      _lines({"heading": c.heading, "text": c.text} for _, c in sorted(chunks.items())))
