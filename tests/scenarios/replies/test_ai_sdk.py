@@ -157,8 +157,13 @@ def test_an_abort_from_elsewhere_ends_the_stream_with_an_abort_chunk(llm: Stack)
     import threading
     import time
 
-    def abort_soon() -> None:
-        time.sleep(1.0)
+    def abort_soon() -> None:  # once the reply has begun to stream (the Node client may start slowly)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            listed = httpx.get(f"{llm.web}/api/threads/{thread_id}/messages?streams=true", headers=headers).json()
+            if any(s["status"] == "streaming" and s["text"] for s in listed.get("streams", [])):
+                break
+            time.sleep(0.05)
         httpx.post(f"{llm.web}/api/threads/{thread_id}/abort", headers=headers)
 
     threading.Thread(target=abort_soon).start()
