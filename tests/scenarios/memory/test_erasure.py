@@ -26,8 +26,18 @@ from threadline.shared import keys
 from threadline.shared.auth import mint
 from threadline.shared.faults import EXIT_STATUS
 
-SECRET_WORDS = "lighthouse keeper marmalade"  # what the erased user wrote, searched for afterwards
+pytestmark = pytest.mark.timeout(600)  # (its waits are bounds for a loaded machine, past pytest's 120 s)
+
+SECRET_WORDS = "lighthouse keeper marmalade"  # what the erased user wrote (with their id: each test's own)
 REPLY_WORDS = "tangerine semaphore"  # what the model answered them
+
+
+def said(who: str) -> str:
+    return f"{SECRET_WORDS} {who}"
+
+
+def answered(who: str) -> str:
+    return f"{REPLY_WORDS} {who}"
 
 
 @pytest.fixture(scope="module")
@@ -78,44 +88,49 @@ def fill(stack: Stack, who: str, friend: str) -> dict[str, str]:
     """Data of ``who`` in every store: a thread of theirs with a reply (usage, vectors, a stream), a
     file attached to a message, a snippet, a RAG document, a workflow run, rate-limit state and
     idempotency records; and a thread of ``friend``'s shared with them, where they wrote too."""
-    stack.script({"kind": "text", "chunks": [REPLY_WORDS]}, {"kind": "text", "chunks": [REPLY_WORDS]})
+    words, reply = said(who), answered(who)
+    stack.script({"kind": "text", "chunks": [reply]}, {"kind": "text", "chunks": [reply]})
     with http(stack, who) as me, http(stack, friend) as them:
         tid = me.post("/api/threads", json={"title": f"{who} plans"}).json()["threadId"]
-        fid = me.post("/api/files?name=notes.txt", content=f"{SECRET_WORDS} file".encode(),
+        fid = me.post("/api/files?name=notes.txt", content=f"{words} file".encode(),
                       headers={"Content-Type": "text/plain"}).json()["fileId"]
         r = me.post(f"/api/threads/{tid}/messages", headers={"Idempotency-Key": "send-1"},
-                    json={"message": {"role": "user", "content": [{"type": "text", "text": SECRET_WORDS},
+                    json={"message": {"role": "user", "content": [{"type": "text", "text": words},
                                                                   {"type": "file", "fileId": fid}]},
                           "agentName": "echo"})
         assert r.status_code == 201, r.text
-        assert me.post(f"/api/threads/{tid}/snippets", json={"kind": "canvas", "content": f"{SECRET_WORDS} edit"}
+        assert me.post(f"/api/threads/{tid}/snippets", json={"kind": "canvas", "content": f"{words} edit"}
                        ).status_code == 201
-        r = me.post("/api/rag/user/documents", json={"key": "diary.md", "content": f"# Diary\n{SECRET_WORDS}"})
+        r = me.post("/api/rag/user/documents", json={"key": "diary.md", "content": f"# Diary\n{words}"})
         assert r.status_code == 202, r.text
         run = me.post("/api/workflows", json={"name": "child_sum", "args": [1, 2]}).json()["runId"]
         shared = them.post("/api/threads", json={"title": "friends"}).json()["threadId"]
         them.post(f"/api/threads/{shared}/messages", json={"prompt": "the friend's own words", "generate": False})
         assert them.post(f"/api/threads/{shared}/members", json={"userId": who}).status_code == 200
-        r = me.post(f"/api/threads/{shared}/messages", json={"prompt": f"{SECRET_WORDS} shared", "agentName": "echo"})
+        r = me.post(f"/api/threads/{shared}/messages", json={"prompt": f"{words} shared", "agentName": "echo"})
         assert r.status_code == 201, r.text
-        me.post(f"/api/threads/{shared}/snippets", json={"kind": "note", "content": f"{SECRET_WORDS} note"})
+        me.post(f"/api/threads/{shared}/snippets", json={"kind": "note", "content": f"{words} note"})
 
-        def settled() -> bool:
+        def unsettled() -> list[str]:  # (bounds for a loaded machine: the index process loads its model first)
             replies = [m for t in (tid, shared) for m in me.get(f"/api/threads/{t}/messages").json()["page"]
                        if m["role"] == "assistant" and m["status"] == "success"]
             doc = me.get("/api/rag/user/documents/diary.md").json()
             ran = me.get(f"/api/workflows/{run}").json()["status"]
-            return len(replies) == 2 and doc["status"] == "ready" and ran == "completed"
-        eventually(settled, timeout=60)
-        eventually(lambda: index_hits(stack, who, tid, "marmalade"))
+            return [what for what, done in (("replies", len(replies) == 2), ("document", doc["status"] == "ready"),
+                                            ("run", ran == "completed")) if not done]
+        deadline = time.monotonic() + 240
+        while (waiting := unsettled()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not waiting, f"never settled: {waiting}"
+        eventually(lambda: index_hits(stack, who, tid, "marmalade"), timeout=120)
     return {"thread": tid, "shared": shared, "file": fid, "run": run}
 
 
 def assert_nothing_left(stack: Stack, who: str, friend: str, made: dict[str, str]) -> None:
-    assert eventually(lambda: index_hits(stack, who, made["thread"], "marmalade") == []
+    assert eventually(timeout=120, check=lambda: index_hits(stack, who, made["thread"], "marmalade") == []
                       and index_hits(stack, who, made["shared"], "marmalade") == [])
-    deadline = time.monotonic() + 20  # (the index process may still hold the last op, forget_user)
-    while (left := traces(stack, (who, SECRET_WORDS, REPLY_WORDS))) and time.monotonic() < deadline:
+    deadline = time.monotonic() + 60  # (the index process may still hold the last op, forget_user)
+    while (left := traces(stack, (who,))) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert left == [], left
     with http(stack, "ops", admin=True) as admin, http(stack, friend) as them:
@@ -151,17 +166,17 @@ def test_an_export_holds_what_is_theirs_and_nothing_of_anyone_else(erasing: Stac
     members = exported(erasing, who, who)
     assert {t["threadId"] for t in jsonl(members, "threads.jsonl")} == {made["thread"], made["shared"]}
     own = jsonl(members, f"threads/{made['thread']}/messages")
-    assert [(m["role"], m["text"]) for m in own] == [("user", SECRET_WORDS), ("assistant", REPLY_WORDS)]
+    assert [(m["role"], m["text"]) for m in own] == [("user", said(who)), ("assistant", answered(who))]
     theirs = jsonl(members, f"threads/{made['shared']}/messages")  # theirs only: not the friend's
-    assert [m["text"] for m in theirs] == [f"{SECRET_WORDS} shared", REPLY_WORDS]
-    assert [s["content"] for s in jsonl(members, f"threads/{made['shared']}/snippets")] == [f"{SECRET_WORDS} note"]
-    assert members[f"files/{made['file']}/notes.txt"] == f"{SECRET_WORDS} file".encode()
-    assert any(SECRET_WORDS in c["text"] for c in jsonl(members, "documents/diary.md.chunks"))
+    assert [m["text"] for m in theirs] == [f"{said(who)} shared", answered(who)]
+    assert [s["content"] for s in jsonl(members, f"threads/{made['shared']}/snippets")] == [f"{said(who)} note"]
+    assert members[f"files/{made['file']}/notes.txt"] == f"{said(who)} file".encode()
+    assert any(said(who) in c["text"] for c in jsonl(members, "documents/diary.md.chunks"))
     assert [r["runId"] for r in jsonl(members, "workflows")] == [made["run"]]
     assert len(jsonl(members, "usage")) >= 2 and {e["userId"] for e in jsonl(members, "usage")} == {who}
     with http(erasing, "ops", admin=True) as admin:
         admin.post(f"/api/users/{who}/erase")
-        eventually(lambda: admin.get(f"/api/users/{who}/erase").json()["status"] == "done", timeout=60)
+        eventually(lambda: admin.get(f"/api/users/{who}/erase").json()["status"] == "done", timeout=180)
     after = exported(erasing, who, "ops")
     assert [n for n, data in after.items() if data.strip()] == []  # nothing left to export
 
@@ -175,7 +190,7 @@ def test_an_erasure_leaves_nothing_of_the_user_and_keeps_everyone_elses(erasing:
         r = admin.post(f"/api/users/{who}/erase")
         assert r.status_code == 202 and r.json()["status"] == "running", r.text
         done = eventually(lambda: (v := admin.get(f"/api/users/{who}/erase").json())["status"] == "done" and v,
-                          timeout=60)
+                          timeout=180)
         # their thread, and in the shared one their prompt, its reply and their snippet
         assert done["erased"]["threads"] == 4 and done["erased"]["files"] == 1, done
         assert done["erased"]["documents"] == 1 and done["erased"]["workflows"] == 1, done

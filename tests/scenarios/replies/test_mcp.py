@@ -30,7 +30,10 @@ def mcp_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                                   cwd=procs.ROOT, env=procs.child_env(), stdout=out, stderr=subprocess.STDOUT)
     try:
         procs.wait_for_port(port, remote)
-        with run_stack(tmp / "stack", workers=1, env={"TEST_MCP_URL": f"http://127.0.0.1:{port}/mcp"}) as stack:
+        # (a worker's first MCP call imports the SDK and starts the stdio server: on a loaded machine its
+        # heartbeat may pause past the stack's 3 s stale mark, and the reaper aborted the reply once)
+        env = {"TEST_MCP_URL": f"http://127.0.0.1:{port}/mcp", "STREAM_STALE_MS": "20000"}
+        with run_stack(tmp / "stack", workers=1, env=env) as stack:
             yield stack
     finally:
         procs.stop(remote)
