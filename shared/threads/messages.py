@@ -32,7 +32,7 @@ from threadline.shared.storage.pagination import Page, score_bound
 from threadline.shared.storage.scripts import Arg, Scripts, lua
 from threadline.shared.streams.records import StreamInfo
 from threadline.shared.streams.store import parse_streams, streams_read_call
-from threadline.shared.threads.threads import Access, ThreadStore, check_access
+from threadline.shared.threads.threads import Access, ThreadStore, access_fields, check_fields
 
 MESSAGE_METADATA = lua(__file__, "message_metadata")
 MESSAGE_REPLACE = lua(__file__, "message_replace")
@@ -181,16 +181,15 @@ class MessageStore:
         """One message; NotFound when missing or, with ``user_id``, of a thread not theirs to see;
         Forbidden when their role in it is below ``need``."""
         thread_id = thread_of_message(message_id)
-        member = f"member:{user_id or ''}"
         with redis_errors():
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.hmget(keys.thread(thread_id), ["userId", member])
+                pipe.hmget(keys.thread(thread_id), access_fields(user_id))
                 pipe.hget(keys.messages(thread_id), message_id)
-                (owner, role), body = await pipe.execute()
-        if body is None or owner is None:
+                access, body = await pipe.execute()
+        if body is None:
             raise NotFound(f"message {message_id} not found")
         try:
-            check_access({b"userId": owner, **({member.encode(): role} if role else {})}, thread_id, user_id, need)
+            check_fields(access, thread_id, user_id, need)
         except NotFound:
             raise NotFound(f"message {message_id} not found") from None
         return message_decoder.decode(body)

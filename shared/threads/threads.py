@@ -85,6 +85,18 @@ def check_access(raw: Mapping[Any, Any], thread_id: str, user_id: str | None, ne
         raise Forbidden(f"this needs a {need} of thread {thread_id}")
 
 
+def access_fields(user_id: str | None) -> list[bytes]:
+    """The fields of a thread's hash that check_access needs for ``user_id`` (HMGET them)."""
+    return [b"userId", _MEMBER + (user_id or "").encode()]
+
+
+def check_fields(values: Sequence[Any], thread_id: str, user_id: str | None, need: Access) -> None:
+    """check_access on the values of access_fields, read together."""
+    owner, role = values
+    member = access_fields(user_id)[1]
+    check_access({b"userId": owner, **({member: role} if role else {})} if owner else {}, thread_id, user_id, need)
+
+
 def _thread_from_hash(raw: Mapping[Any, Any]) -> Thread:
     def get(name: str) -> str:
         return text(raw.get(name.encode(), b""))
@@ -168,11 +180,9 @@ class ThreadStore:
 
     async def check(self, thread_id: str, user_id: str | None, need: Access = "reader") -> None:
         """check_access for ``user_id`` in the thread, reading only what it needs."""
-        member = _MEMBER + (user_id or "").encode()
         with redis_errors():
-            owner, role = await self._redis.hmget(keys.thread(thread_id), [b"userId", member])
-        raw = {b"userId": owner, **({member: role} if role else {})} if owner else {}
-        check_access(raw, thread_id, user_id, need)
+            values = await self._redis.hmget(keys.thread(thread_id), access_fields(user_id))
+        check_fields(values, thread_id, user_id, need)
 
     async def version(self, thread_id: str) -> int:
         """The thread's change counter (0 when it does not exist)."""
