@@ -18,10 +18,19 @@ class Nodes:
     data: its AOF and its view of the cluster, with ``persist``)."""
 
     def __init__(self, tmp: Path, primaries: int, persist: bool) -> None:
-        chosen = embedded.free_ports(2 * primaries)  # nodes and their buses, all different
-        self.ports, self._buses = chosen[:primaries], chosen[primaries:]
         self._tmp, self._persist = tmp, persist
-        self.procs = [self._start(i) for i in range(primaries)]
+        for attempt in range(3):  # on other ports when one was taken between the choice and the bind
+            chosen = embedded.free_ports(2 * primaries)  # nodes and their buses, all different
+            self.ports, self._buses = chosen[:primaries], chosen[primaries:]
+            self.procs: list[subprocess.Popen[bytes]] = []
+            try:
+                for i in range(primaries):
+                    self.procs.append(self._start(i))
+                return
+            except procs.PortTaken:
+                self.stop()
+                if attempt == 2:
+                    raise
 
     def _start(self, i: int) -> subprocess.Popen[bytes]:
         port = self.ports[i]

@@ -11,7 +11,6 @@ from pathlib import Path
 import httpx
 
 from tests.support import procs
-from threadline.shared.storage.embedded import free_port
 
 BUCKET = "threadline-files"
 S3_ENV = {"FILES_S3_REGION": "us-east-1", "FILES_S3_ACCESS_KEY_ID": "test", "FILES_S3_SECRET_ACCESS_KEY": "test"}
@@ -20,12 +19,12 @@ S3_ENV = {"FILES_S3_REGION": "us-east-1", "FILES_S3_ACCESS_KEY_ID": "test", "FIL
 @contextlib.contextmanager
 def s3_server(log: Path) -> Iterator[dict[str, str]]:
     """Settings (environment) of a bucket on a fresh S3 server."""
-    port = free_port()
-    with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                cwd=procs.ROOT, env=procs.child_env(), stdout=out, stderr=subprocess.STDOUT)
+    def spawn(port: int) -> subprocess.Popen[bytes]:
+        with open(log, "ab") as out:
+            return subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                    cwd=procs.ROOT, env=procs.child_env(), stdout=out, stderr=subprocess.STDOUT)
+    proc, port = procs.start_listening(spawn)
     try:
-        procs.wait_for_port(port, proc)
         endpoint = f"http://127.0.0.1:{port}"
         httpx.put(f"{endpoint}/{BUCKET}").raise_for_status()
         yield {"FILES_BUCKET": f"s3://{BUCKET}/uploads", "FILES_S3_ENDPOINT": endpoint, **S3_ENV}

@@ -18,7 +18,6 @@ from tests.support import procs
 from tests.support.store import settings_for, store_server, sync_client
 from threadline.shared.config import Settings
 from threadline.shared.storage.client import SyncClient
-from threadline.shared.storage.embedded import free_port
 
 SECRET = "stack-secret-0123456789abcdef0123456789"
 
@@ -83,12 +82,12 @@ def run_stack(tmp: Path, *, webs: int = 1, workers: int = 2, env: dict[str, str]
         tmp.mkdir(parents=True, exist_ok=True)
         if redis_url is None:  # a Valkey (or a local cluster: tests/support/store.py) of the stack's own
             redis_url = own_store.enter_context(store_server(tmp / "valkey"))
-        lport = free_port()
-        with open(tmp / "llm.log", "ab") as out:
-            llm = subprocess.Popen([sys.executable, "-m", "tests.support.fake_llm"], cwd=procs.ROOT,
-                                   env=procs.child_env(PORT=str(lport)), stdout=out, stderr=subprocess.STDOUT)
+        def fake_llm(port: int) -> subprocess.Popen[bytes]:
+            with open(tmp / "llm.log", "ab") as out:
+                return subprocess.Popen([sys.executable, "-m", "tests.support.fake_llm"], cwd=procs.ROOT,
+                                        env=procs.child_env(PORT=str(port)), stdout=out, stderr=subprocess.STDOUT)
+        llm, lport = procs.start_listening(fake_llm)
         started.append(llm)
-        procs.wait_for_port(lport, llm)
         common = {
             "APP_MODULE": "tests.support.agents",
             "LLM_BASE_URL": f"http://127.0.0.1:{lport}/v1",
