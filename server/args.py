@@ -91,6 +91,25 @@ class MessagesSend(_Args):
     metadata: dict[str, Any] | None = None  # the message's own (records.METADATA_MAX_BYTES)
 
 
+class MessagesEdit(_Args):
+    """A new version of a user message: as messages.send, in the message's thread."""
+
+    message_id: Id
+    prompt: Text | None = None
+    message: InputMessage | None = None
+    agent_name: Annotated[str, msgspec.Meta(max_length=100)] | None = None
+    generate: bool = True
+    client_message_id: Id | None = None
+    context: dict[str, Any] | None = None
+    options: ReplyOptions | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class BranchSwitch(_Args):
+    thread_id: Id
+    order: Order
+
+
 class MessagesUpdate(_Args):
     message_id: Id
     metadata: dict[str, Any] | None  # replaces the message's; null clears it

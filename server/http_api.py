@@ -183,6 +183,19 @@ class Endpoints:
         ref = {"messageId": request.path_params["message_id"]}
         return await self._mutate(request, "messages.regenerate", {**await _body(request), **ref}, 202)
 
+    async def edit(self, request: Request) -> Response:
+        """POST {prompt | message, agentName?, generate?, ...}: a new version of a user message (messages.edit)."""
+        ref = {"messageId": request.path_params["message_id"]}
+        return await self._mutate(request, "messages.edit", {**await _body(request), **ref}, 201)
+
+    async def branches(self, request: Request) -> Response:
+        """GET: the forks of the active branch (messages.branches); POST {order}: show that branch
+        (messages.switchBranch)."""
+        ref = {"threadId": request.path_params["thread_id"]}
+        if request.method == "POST":
+            return await self._mutate(request, "messages.switchBranch", {**await _body(request), **ref})
+        return await self._query(request, "messages.branches", ref)
+
     async def snippets(self, request: Request) -> Response:
         """GET: the thread's snippets (snippets.list); POST: add one (snippets.add)."""
         ref = {"threadId": request.path_params["thread_id"]}
@@ -382,6 +395,8 @@ def routes(services: Services) -> list[Route]:
         Route("/api/messages/delete", e.delete_messages, methods=["POST"]),
         Route("/api/messages/{message_id}", e.message, methods=["PATCH", "DELETE"]),
         Route("/api/messages/{message_id}/regenerate", e.regenerate, methods=["POST"]),
+        Route("/api/messages/{message_id}/edit", e.edit, methods=["POST"]),
+        Route("/api/threads/{thread_id}/branches", e.branches, methods=["GET", "POST"]),
         Route("/api/threads/{thread_id}/snippets", e.snippets, methods=["GET", "POST"]),
         Route("/api/snippets/{snippet_id}", e.snippet, methods=["DELETE"]),
         Route("/api/threads/{thread_id}/abort", e.abort, methods=["POST"]),

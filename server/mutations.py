@@ -187,6 +187,39 @@ async def _tokens_left_for(ctx: Context, agent: Agent, message: Message) -> None
 
 @mutation("messages.send", A.MessagesSend)
 async def send_message(ctx: Context, a: A.MessagesSend) -> Outcome:
+    return await _send(ctx, a)
+
+
+@mutation("messages.edit", A.MessagesEdit)
+async def edit_message(ctx: Context, a: A.MessagesEdit) -> Outcome:
+    """A new version of a user message of the active branch, answered as a send is: it takes that
+    message's place, and the message with everything after it stays reachable as another branch
+    (messages.branches, messages.switchBranch). Replies still running in the thread are aborted."""
+    edited = await ctx.store.messages.get(a.message_id, ctx.user_id, "writer")
+    if edited.role != "user":
+        raise BadRequest("only a user message can be edited")
+    if edited.user_id != ctx.user_id:  # (a writer edits their own; the owner any)
+        await ctx.store.threads.check(edited.thread_id, ctx.user_id, "owner")
+    send = A.MessagesSend(thread_id=edited.thread_id, prompt=a.prompt, message=a.message, agent_name=a.agent_name,
+                          generate=a.generate, client_message_id=a.client_message_id, context=a.context,
+                          options=a.options, metadata=a.metadata)
+    if _message_of(send).role != "user":
+        raise BadRequest("a new version of a user message is a user message")
+    outcome = await _send(ctx, send, edits=edited.message_id)
+    outcome.value["edits"] = edited.message_id
+    return outcome
+
+
+@mutation("messages.switchBranch", A.BranchSwitch)
+async def switch_branch(ctx: Context, a: A.BranchSwitch) -> Outcome:
+    """Show turn ``order`` (a version of an edited message, from messages.branches) and the newest
+    turn under it, for every member of the thread."""
+    version, leaf = await ctx.store.messages.switch_branch(a.thread_id, ctx.user_id, a.order, ctx.guard)
+    return Outcome({"threadId": a.thread_id, "order": a.order, "lastOrder": leaf}, version,
+                   [keys.thread_channel(a.thread_id)])
+
+
+async def _send(ctx: Context, a: A.MessagesSend, edits: str | None = None) -> Outcome:
     message = _message_of(a)
     record = in_thread(ctx.guard, a.thread_id)
     # a resend that finishes its first attempt was admitted then: no second rate-limit or double-texting check
@@ -216,8 +249,10 @@ async def send_message(ctx: Context, a: A.MessagesSend) -> Outcome:
             await generation.before_send(a.thread_id, agent)
     if any(isinstance(p, FilePart | ImagePart) for p in message.parts):
         message.parts = await ctx.services.files.attach(ctx.user_id, message.parts)
+    if edits is not None and not resumed:  # (the branch they answer is left)
+        await ctx.store.streams.abort_replies(a.thread_id)
     version, (saved,) = await ctx.store.messages.save(
-        a.thread_id, owner, [message], order=a.order, prompt_message_id=a.prompt_message_id,
+        a.thread_id, owner, [message], order=a.order, prompt_message_id=a.prompt_message_id, edits=edits,
         guard=ctx.guard,
     )
     if agent is not None and generation is not None and not held:

@@ -128,6 +128,14 @@ async def _messages(ctx: Context, a: A.MessagesList, user_id: str | None) -> tup
                                  is_done=page.is_done, streams=streams)
 
 
+@query("messages.branches", A.ThreadRef, _thread_channel)
+async def message_branches(ctx: Context, a: A.ThreadRef) -> tuple[int, Any]:
+    """Where edited messages have versions on the active branch: each fork's versions (their turn's
+    order and first message), oldest first, and which is shown. Live: edits and switches change it."""
+    version, forks = await ctx.store.messages.branches(a.thread_id, ctx.owner_or_any)
+    return version, {"forks": forks}
+
+
 @query("snippets.list", A.SnippetsList, _thread_channel)
 async def list_snippets(ctx: Context, a: A.SnippetsList) -> tuple[int, Any]:
     opts = a.pagination_opts

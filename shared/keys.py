@@ -131,6 +131,26 @@ def message_index_open(thread_id: str) -> str:
     return f"{_t(thread_id)}:idx:open"
 
 
+def message_index_hidden(thread_id: str) -> str:
+    """The same index of the messages off the thread's active branch (shared/threads/lua/branches.lua)."""
+    return f"{_t(thread_id)}:idx:hidden"
+
+
+def hidden_flags(thread_id: str) -> str:
+    """Hash: messageId -> the index flags of a message off the active branch (restored with it)."""
+    return f"{_t(thread_id)}:idx:hidden:flags"
+
+
+def turns(thread_id: str) -> str:
+    """Hash: the tree of an edited thread's turns (p:<order> parent, c:<order> children, leaf)."""
+    return f"{_t(thread_id)}:turns"
+
+
+def branch_keys(thread_id: str) -> list[str]:
+    """The keys of a thread's branches, in the order its message scripts take them."""
+    return [message_index_hidden(thread_id), hidden_flags(thread_id), turns(thread_id)]
+
+
 def thread_streams(thread_id: str) -> str:
     """Sorted set of the thread's streams (in flight and recently ended), scored like messages."""
     return f"{_t(thread_id)}:streams"
@@ -219,6 +239,9 @@ def thread_keys(thread_id: str) -> list[str]:
         message_index_no_tools(thread_id),
         message_index_open(thread_id),
         message_metadata(thread_id),
+        message_index_hidden(thread_id),
+        hidden_flags(thread_id),
+        turns(thread_id),
         thread_streams(thread_id),
         generation_lock(thread_id),
         generation_queue(thread_id),

@@ -153,6 +153,25 @@ class Member(_Record):
     joined_at: int = 0
 
 
+class Version(_Record):
+    """One child of a fork: a version of an edited message (or a turn sent after a switch)."""
+
+    order: int
+    message_id: str
+    active: bool
+
+
+class Fork(_Record):
+    """A turn of the active path followed by more than one turn: its versions, oldest first."""
+
+    parent_order: int
+    versions: list[Version]
+
+    @property
+    def active(self) -> Version:
+        return next(v for v in self.versions if v.active)
+
+
 class Thread(_Record):
     thread_id: str
     user_id: str

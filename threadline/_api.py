@@ -26,7 +26,16 @@ from threadline.shared.ids import thread_of_message
 from threadline.shared.llm.providers import provider_named
 from threadline.shared.partial_json import parse_partial
 from threadline.shared.rag.search import ChunkResult, search_documents
-from threadline.shared.records import MemberRole, Message, Part, Role, TextPart, Thread, text_of
+from threadline.shared.records import (
+    Fork,
+    MemberRole,
+    Message,
+    Part,
+    Role,
+    TextPart,
+    Thread,
+    text_of,
+)
 from threadline.shared.runtime import Runtime
 from threadline.shared.storage import layout
 from threadline.shared.storage.client import shard_subscription
@@ -307,6 +316,29 @@ class ThreadHandle:
         _, (saved,) = await self._tl.store.messages.save(self.thread_id, self.user_id, [message], order=order,
                                                          prompt_message_id=prompt_message_id)
         return saved
+
+    async def edit_message(self, message_id: str, text: str, *, metadata: dict[str, Any] | None = None) -> Message:
+        """A new version of a user message of the active branch (replies running in the thread are
+        aborted); the old one and all after it stay as another branch (``branches``,
+        ``switch_branch``). Answer it with ``generate_text(agent, prompt_message_id=...)``."""
+        if thread_of_message(message_id) != self.thread_id:
+            raise NotFound(f"message {message_id} not found")
+        edited = await self._tl.store.messages.get(message_id, self.user_id, "writer")
+        if edited.role != "user":
+            raise BadRequest("only a user message can be edited")
+        await self._tl.store.streams.abort_replies(self.thread_id)
+        message = Message(message_id="", thread_id=self.thread_id, text=text, parts=[TextPart(text=text)],
+                          metadata=metadata)
+        _, (saved,) = await self._tl.store.messages.save(self.thread_id, self.user_id, [message], edits=message_id)
+        return saved
+
+    async def branches(self) -> list[Fork]:
+        """Where the active branch has versions of an edited message (oldest first)."""
+        return (await self._tl.store.messages.branches(self.thread_id, self.user_id))[1]
+
+    async def switch_branch(self, order: int) -> int:
+        """Show turn ``order`` (a version, from ``branches``) down to its newest turn; that turn's order."""
+        return (await self._tl.store.messages.switch_branch(self.thread_id, self.user_id, order))[1]
 
     async def save_messages(self, messages: list[Message], *, prompt_message_id: str | None = None) -> list[Message]:
         _, saved = await self._tl.store.messages.save(self.thread_id, self.user_id, messages,

@@ -42,8 +42,12 @@ async def _each_page(thread_id: str, store: Store) -> int:
         await store.memory.saved(page.page)
         count += len(page.page)
         if page.is_done:
-            return count
+            break
         cursor = page.continue_cursor
+    async for hidden in store.messages.off_branch(thread_id):  # (found again when their branch is shown)
+        await store.memory.saved(hidden)
+        count += len(hidden)
+    return count
 
 
 async def _each_snippet_page(thread_id: str, store: Store) -> int:

@@ -54,6 +54,9 @@ export interface Message {
 
 /** Someone a thread's owner let in (threads.members.add): a writer sends and is answered, a reader watches. */
 export interface Member { userId: string; role: "writer" | "reader"; joinedAt: number; }
+/** messages.branches: a turn of the active branch followed by versions of an edited message (messages.edit);
+ *  messages.switchBranch {threadId, order} shows another version. */
+export interface Fork { parentOrder: number; versions: { order: number; messageId: string; active: boolean }[]; }
 
 export interface Thread {
   /** userId: the owner's. */

@@ -176,7 +176,8 @@ class StreamStore:
                 [keys.thread(thread_id), keys.messages(thread_id), keys.message_index(thread_id),
                  keys.message_index_no_tools(thread_id), keys.stream(thread_id, stream_id),
                  keys.active_streams(thread_id), keys.ended_streams(thread_id), keys.vector_ops(thread_id),
-                 *FileRefs.keys(thread_id), keys.message_index_open(thread_id), keys.message_metadata(thread_id)],
+                 *FileRefs.keys(thread_id), keys.message_index_open(thread_id), keys.message_metadata(thread_id),
+                 *keys.branch_keys(thread_id)],
                 args,
             )
         if not out:

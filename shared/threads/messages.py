@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
 from threadline.shared import keys
@@ -19,8 +19,10 @@ from threadline.shared.indexing.ops import index_flag
 from threadline.shared.records import (
     NO_METADATA,
     ORDER_PLACEHOLDER,
+    Fork,
     Message,
     Status,
+    Version,
     encoded_metadata,
     message_decoder,
     stored_body,
@@ -34,6 +36,8 @@ from threadline.shared.streams.records import StreamInfo
 from threadline.shared.streams.store import parse_streams, streams_read_call
 from threadline.shared.threads.threads import Access, ThreadStore, access_fields, check_fields
 
+BRANCH_SWITCH = lua(__file__, "branch_switch")
+BRANCHES_READ = lua(__file__, "branches_read")
 MESSAGE_METADATA = lua(__file__, "message_metadata")
 MESSAGE_REPLACE = lua(__file__, "message_replace")
 MESSAGES_DELETE = lua(__file__, "messages_delete")
@@ -71,6 +75,7 @@ class MessageStore:
             *FileRefs.keys(thread_id),
             keys.message_index_open(thread_id),
             keys.message_metadata(thread_id),
+            *keys.branch_keys(thread_id),
         ]
 
     async def save(
@@ -81,6 +86,7 @@ class MessageStore:
         *,
         prompt_message_id: str | None = None,
         order: int | None = None,
+        edits: str | None = None,
         guard: Guard | None = None,
     ) -> tuple[int, list[Message]]:
         """Save ``messages`` atomically; return (thread version, the saved messages).
@@ -92,7 +98,9 @@ class MessageStore:
         or a writer of it (NotFound, Forbidden: checked in the save's own step); None skips the
         check (trusted server-side code) and keeps each message's userId (the thread owner's when
         it has none). With a ``guard`` the batch is saved once: a resend gets the first save's ids
-        and orders.
+        and orders. ``edits``: the id of a user message of the active branch that the first message
+        (a user message) is a new version of: it opens a turn beside that one's, which with all
+        after it leaves the active branch (Conflict when it is not on it: shared/threads/lua/branches.lua).
         """
         if not messages:
             raise BadRequest("no messages to save")
@@ -100,11 +108,14 @@ class MessageStore:
             raise BadRequest(f"at most {MAX_BATCH} messages in one batch")
         if order is not None and order < 0:
             raise BadRequest("order must be >= 0")
+        if edits is not None and (messages[0].role != "user" or order is not None or prompt_message_id):
+            raise BadRequest("a new version of a message is a user message of a turn of its own")
         owner = ""
         if user_id is None and not all(m.user_id for m in messages):
             owner = (await self._threads.get(thread_id)).user_id
         created = now_ms()
-        args: list[Arg] = [keys.thread_channel(thread_id), prompt_message_id or "", len(messages), user_id or ""]
+        args: list[Arg] = [keys.thread_channel(thread_id), prompt_message_id or "", len(messages), user_id or "",
+                           edits or ""]
         prepared: list[Message] = []
         for message in messages:
             m = copy.copy(message)
@@ -129,6 +140,42 @@ class MessageStore:
             m.message_id = text(out[1 + 3 * i])
             m.order, m.step_order = int(out[2 + 3 * i]), int(out[3 + 3 * i])
         return version, prepared
+
+    async def switch_branch(self, thread_id: str, user_id: str | None, order: int,
+                            guard: Guard | None = None) -> tuple[int, int]:
+        """Put turn ``order`` on the active branch, down to the newest turn under it (a writer's
+        doing: the thread shows it to every member). Returns (thread version, the branch's last order)."""
+        with redis_errors():
+            version, leaf = await self._scripts.run(
+                BRANCH_SWITCH, self._thread_keys(thread_id), [keys.thread_channel(thread_id), user_id or "", order],
+                in_thread(guard, thread_id))
+        return int(version), int(leaf)
+
+    async def branches(self, thread_id: str, user_id: str | None) -> tuple[int, list[Fork]]:
+        """(thread version, the forks on the active branch, oldest first): where an edited message
+        has versions, each version's turn and first message and which one is shown."""
+        if user_id is not None:
+            await self._threads.check(thread_id, user_id)
+        with redis_errors():
+            version, raw = await self._scripts.run(BRANCHES_READ, [
+                keys.thread(thread_id), keys.message_index(thread_id), keys.message_index_hidden(thread_id),
+                keys.turns(thread_id)], [])
+        return int(version), [
+            Fork(parent_order=int(parent), versions=[Version(order=int(o), message_id=text(mid), active=shown == 1)
+                                                     for o, mid, shown in kids])
+            for parent, kids in raw]
+
+    async def off_branch(self, thread_id: str) -> AsyncIterator[list[Message]]:
+        """The messages off the active branch (earlier versions and their replies), a page at a time."""
+        start = 0
+        while True:
+            with redis_errors():
+                ids = await self._redis.zrange(keys.message_index_hidden(thread_id), start, start + MAX_BATCH - 1)
+                bodies = await self._redis.hmget(keys.messages(thread_id), texts(ids)) if ids else []
+            if not ids:
+                return
+            yield [message_decoder.decode(b) for b in bodies if b is not None]
+            start += len(ids)
 
     async def in_orders(self, thread_id: str, start_order: int, end_order: int) -> list[Message]:
         """Messages with start_order <= order <= end_order, oldest first."""

@@ -164,6 +164,8 @@ class Erasures:
             if page.is_done:
                 break
             cursor = page.continue_cursor
+        async for hidden in store.messages.off_branch(thread_id):  # (earlier versions, and their replies)
+            mine += [m.message_id for m in hidden if m.user_id == user_id]
         for stream in await store.streams.list(thread_id):  # first their replies' streams (their text)
             if stream.message_id in mine:
                 await store.streams.abort(thread_id, stream.stream_id)

@@ -131,6 +131,11 @@ async def _thread(rt: Runtime, thread_id: str, user_id: str) -> AsyncIterator[by
             n += 1
             yield _member(f"threads/{thread_id}/messages-{n}.jsonl", _lines(reversed(mine)))
     n = 0
+    async for hidden in rt.store.messages.off_branch(thread_id):  # earlier versions of edited messages
+        if mine := [m for m in hidden if owner == user_id or m.user_id == user_id]:
+            n += 1
+            yield _member(f"threads/{thread_id}/other-branches-{n}.jsonl", _lines(mine))
+    n = 0
     async for _, snippets in _pages(lambda c: _second(rt.store.snippets.list(thread_id, None, num_items=PAGE,
                                                                               cursor=c))):
         if kept := [s for s in snippets.page if owner == user_id or s.user_id == user_id]:

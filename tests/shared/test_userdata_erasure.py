@@ -39,3 +39,25 @@ async def test_one_runner_at_a_time_and_the_next_once_its_lease_ran_out(store: S
     assert b"ivy" not in keys.erasure("ivy").encode() and not any(b"ivy" in v for v in raw.values())
     again = await erasures.ask("ivy", "ops")  # asked again later: a new erasure (of what came since)
     assert again.status == "running" and again.requested_at >= done.requested_at and again.erased == {}
+
+
+async def test_their_earlier_versions_in_anothers_thread_are_erased_too(store: Store) -> None:
+    """An edited message's earlier version (off the branch shown) is theirs as much as the shown one."""
+    from threadline.shared.records import Message, TextPart
+
+    def said(text: str) -> Message:
+        return Message(message_id="", thread_id="", text=text, parts=[TextPart(text=text)])
+
+    rt = Runtime(load_settings({}), redis=store.redis)
+    tid = (await store.threads.create("opal")).thread_id
+    await store.threads.add_member(tid, "opal", "ike", "writer")
+    _, (mine,) = await store.messages.save(tid, "ike", [said("ike's first words")])
+    await store.messages.save(tid, "opal", [said("opal answers")])
+    await store.messages.save(tid, "ike", [said("ike's words, edited")], edits=mine.message_id)
+    await store.messages.switch_branch(tid, "opal", mine.order)  # the owner shows the first version
+    erasures = Erasures(rt)
+    await erasures.ask("ike", "ops")
+    finished = await erasures.run("ike")
+    assert finished is not None and finished.status == "done"
+    left = list((await store.redis.hgetall(keys.messages(tid))).values())
+    assert len(left) == 1 and b"opal answers" in left[0]

@@ -1,6 +1,7 @@
 #!lua
 -- End a stream and store its final message(s) in one step: subscribers see both together.
--- KEYS: thread, msgs, idx, idx_notool, stream, active, ended, vector_ops, then the file keys (shared.files.refs), idx_open, meta
+-- KEYS: thread, msgs, idx, idx_notool, stream, active, ended, vector_ops, then the file keys (shared.files.refs), idx_open, meta,
+--   idx_hidden, hidden_flags, turns (shared/threads/lua/branches.lua: a reply to a turn left by an edit stays off the path)
 -- ARGV: channel status member now, then per message: messageId flags index files body (flags: Message.index_flags;
 --   the body ends '"metadata":null}': the message keeps its metadata, shared/threads/lua/metadata.lua)
 -- The files referenced were pinned just before (shared.files.refs); one that was not there is left out.
@@ -8,18 +9,19 @@
 -- include: ../../indexing/lua/index_op.lua
 -- include: ../../files/lua/refs.lua
 -- include: ../../threads/lua/metadata.lua
+-- include: ../../lua/score.lua
+-- include: ../../threads/lua/branches.lua
 if redis.call('HGET', KEYS[5], 'final') == '1' then return 0 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local fk = {KEYS[9], KEYS[1], KEYS[10]}
+local ix = {idx = KEYS[3], notool = KEYS[4], open = KEYS[11], hidden = KEYS[13], flags = KEYS[14], turns = KEYS[15]}
 for i = 5, #ARGV, 5 do
   local id = ARGV[i]
   if redis.call('HEXISTS', KEYS[2], id) == 1 then
     redis.call('HSET', KEYS[2], id, with_metadata(KEYS[12], id, ARGV[i + 4]))
     files_set(fk, id, ARGV[i + 3])
     if ARGV[i + 2] == '1' then queue_op(KEYS[8], 'embed_message', id) end
-    local score = redis.call('ZSCORE', KEYS[3], id)
-    if string.sub(ARGV[i + 1], 1, 1) == '1' then redis.call('ZREM', KEYS[4], id) else redis.call('ZADD', KEYS[4], score, id) end
-    if string.sub(ARGV[i + 1], 2, 2) == '1' then redis.call('ZADD', KEYS[11], score, id) else redis.call('ZREM', KEYS[11], id) end
+    reindex(ix, id, ARGV[i + 1])
   end
 end
 local status = redis.call('HGET', KEYS[5], 'status')
