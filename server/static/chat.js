@@ -3,7 +3,7 @@ import { renderMarkdown } from "/static/markdown.js";
 
 const $ = (id) => document.getElementById(id);
 const state = { client: null, view: null, threadId: null, threads: [], smooth: new Map(), elements: new Map(),
-                bannerTimer: null, humanTools: new Set() };
+                bannerTimer: null, humanTools: new Set(), forks: new Map(), reader: false };
 
 async function token() {
   const hash = new URLSearchParams(location.hash.slice(1));
@@ -72,7 +72,7 @@ function renderThreads() {
   $("members").textContent = members.length
     ? `Shared: ${current.userId} (owner), ${members.map((m) => `${m.userId} (${m.role})`).join(", ")}` : "";
   $("share").hidden = !mine;
-  const reader = members.some((m) => m.userId === state.client.userId && m.role === "reader");
+  const reader = state.reader = members.some((m) => m.userId === state.client.userId && m.role === "reader");
   $("prompt").disabled = reader;
   $("prompt").placeholder = reader ? "You can read this chat, not write in it" : "Write a message";
 }
@@ -102,7 +102,9 @@ function renderPresence(presence) {
 function selectThread(threadId) {
   if (state.view) state.view.close();
   if (state.presence) state.presence.close();
-  state.view = state.presence = null;
+  if (state.unwatchForks) state.unwatchForks();
+  state.view = state.presence = state.unwatchForks = null;
+  state.forks = new Map();
   for (const id of ["viewers", "typing"]) $(id).textContent = "";
   state.threadId = threadId;
   state.elements.clear();
@@ -112,6 +114,11 @@ function selectThread(threadId) {
     $("messages").replaceChildren();
     state.view = state.client.watchThread(threadId, renderMessages, { numItems: 30 });
     state.presence = state.client.presence(threadId, renderPresence);
+    state.unwatchForks = state.client.subscribe("messages.branches", { threadId }, (value) => {
+      // each fork by the order of the version shown: its user message carries the "‹ 2/3 ›" switch
+      state.forks = new Map(value.forks.map((f) => [f.versions.find((v) => v.active).order, f]));
+      if (state.view) renderMessages(state.view);
+    });
   } else {
     $("messages").replaceChildren(Object.assign(document.createElement("p"), { className: "empty", textContent: "No chat selected." }));
   }
@@ -180,6 +187,13 @@ function messageElement(m, context) {
     const gone = ask.dataset.approvalId ? context.decided.has(ask.dataset.approvalId)
       : !calls.some((p) => p.toolCallId === ask.dataset.toolCallId);
     if (gone || context.answered.has(callKey(m.order, ask.dataset.toolCallId))) ask.remove();
+  }
+  if (m.role === "user" && m.messageId && !m.optimistic) {
+    const fork = state.forks.get(m.order);
+    if (fork && fork.versions.some((v) => v.messageId === m.messageId)) el.append(versionsElement(fork));
+    if (!state.reader && (!m.userId || m.userId === state.client.userId)) {
+      el.append(iconButton("✎", "Edit: send a new version (this one stays as a branch)", "edit", () => editMessage(m)));
+    }
   }
   const attached = (m.parts || []).filter((p) => p.type === "image" || p.type === "file");
   if (attached.length) {  // kept across renders (a reply streaming next to it re-renders the list)
@@ -356,6 +370,35 @@ function attach(files) {
 
 function callKey(order, toolCallId) {
   return `${order}/${toolCallId}`;
+}
+
+/** "‹ 2/3 ›" under an edited message: which version is shown, and a switch to the others. */
+function versionsElement(fork) {
+  const at = fork.versions.findIndex((v) => v.active);
+  const box = Object.assign(document.createElement("span"), { className: "versions" });
+  box.dataset.testid = "versions";
+  const go = (i) => state.client.mutate("messages.switchBranch", { threadId: state.threadId, order: fork.versions[i].order })
+    .catch((error) => showBanner(`Could not switch: ${error.message}`));
+  const prev = iconButton("‹", "Earlier version", "version-prev", () => go(at - 1));
+  const next = iconButton("›", "Later version", "version-next", () => go(at + 1));
+  prev.disabled = at === 0 || state.reader;
+  next.disabled = at === fork.versions.length - 1 || state.reader;
+  const label = Object.assign(document.createElement("span"), { textContent: `${at + 1}/${fork.versions.length}` });
+  label.dataset.testid = "version-index";
+  box.append(prev, label, next);
+  return box;
+}
+
+async function editMessage(m) {
+  const text = prompt("Edit your message (the earlier version and its answer stay as a branch)", m.text || "");
+  if (text === null || !text.trim() || text === m.text) return;
+  try {
+    await state.client.mutate("messages.edit", { messageId: m.messageId, prompt: text.trim(),
+                                                 agentName: $("agent").value || undefined });
+  } catch (error) {
+    showBanner(error.code === "rate_limited" ? "You are sending too fast." : `Could not edit: ${error.message}`,
+               error.retryAfterMs);
+  }
 }
 
 /** Run ``change`` (which may make the list taller); a list that showed its end before shows it after. */

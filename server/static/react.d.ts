@@ -1,6 +1,6 @@
 // Types of /react.js: React hooks over /client.js.
 import type { ReactNode } from "react";
-import type { ChatClient, FileRecord, Message, Page, Part, ShownMessage, Status, Thread, Viewer } from "./client.js";
+import type { ChatClient, FileRecord, Fork, Message, Page, Part, ShownMessage, Status, Thread, Viewer } from "./client.js";
 
 export declare function ThreadlineProvider(props: { client: ChatClient; children?: ReactNode }): ReactNode;
 export declare function useThreadlineClient(): ChatClient;
@@ -56,6 +56,12 @@ export declare function toUIMessages(messages: ShownMessage[]): UIMessage[];
 export declare function useSendMessage(threadId: string, options?: { agentName?: string }):
   (text: string, options?: { files?: FileRecord[]; agentName?: string }) => Promise<{ messageId: string; order: number }>;
 export declare function useAbort(threadId: string): () => Promise<{ aborted: number }>;
+/** Versions of edited messages on the branch shown (live), a new version, a switch to another. */
+export declare function useBranches(threadId: string | null, options?: { agentName?: string }): {
+  forks: Fork[]; error: unknown;
+  edit(messageId: string, text: string, options?: { agentName?: string }): Promise<{ messageId: string; order: number; edits: string }>;
+  switchTo(order: number): Promise<{ threadId: string; order: number; lastOrder: number }>;
+};
 /** This tab views the thread while the component is mounted. */
 export declare function usePresence(threadId: string | null): {
   viewers: Viewer[]; typists: Viewer[]; typed(): void; stoppedTyping(): void;

@@ -218,6 +218,20 @@ export function usePresence(threadId) {
   return { viewers: state.viewers, typists: state.typists, typed, stoppedTyping };
 }
 
+/**
+ * Edits and their branches, live: ``forks`` (messages.branches: where an edited message has
+ * versions on the branch shown, each with its versions and the active one), ``edit(messageId, text)``
+ * (a new version, answered: messages.edit) and ``switchTo(order)`` (show that version).
+ */
+export function useBranches(threadId, { agentName } = {}) {
+  const client = useThreadlineClient();
+  const { data, error } = useQuery("messages.branches", threadId ? { threadId } : null);
+  const edit = useCallback((messageId, text, options = {}) => client.mutate("messages.edit",
+    { messageId, prompt: text, agentName: options.agentName || agentName }), [client, agentName]);
+  const switchTo = useCallback((order) => client.mutate("messages.switchBranch", { threadId, order }), [client, threadId]);
+  return { forks: data ? data.forks : [], error, edit, switchTo };
+}
+
 /** Stop the thread's reply being generated (from any tab). */
 export function useAbort(threadId) {
   const client = useThreadlineClient();

@@ -324,3 +324,39 @@ def test_two_users_and_a_human_agent_share_a_thread(site: Stack, browser: Any) -
     b.wait_for_selector("[data-testid=prompt]:disabled", timeout=20_000)  # a reader watches
     a.close()
     b.close()
+
+
+def answers(page: Any, count: int) -> None:
+    """Wait until the chat shows ``count`` finished replies and nothing streams."""
+    page.wait_for_function(
+        "n => document.querySelectorAll('[data-testid=message][data-role=assistant][data-status=success]').length === n"
+        " && !document.querySelector('[data-testid=message][data-status=streaming]')", arg=count, timeout=30_000)
+
+
+def test_an_edited_message_shows_its_versions_in_every_tab(site: Stack, browser: Any) -> None:
+    """Editing a sent message answers the new version in place of the old; both tabs (on two web
+    processes) show "2/2" under it, and going back to 1/2 brings the old branch back whole."""
+    who = user()
+    a = open_chat(browser, site.web, who)
+    tid = new_thread(a)
+    for n, prompt in enumerate(("first question", "second question"), 1):
+        send(a, prompt)
+        answers(a, n)
+    b = open_chat(browser, site.webs[1], who, tid)
+    answers(b, 2)
+    a.once("dialog", lambda d: d.accept("first, asked better"))
+    a.locator("[data-testid=message][data-role=user]:has-text('first question') [data-testid=edit]").click()
+    edited = "[data-testid=message][data-role=user]:has-text('first, asked better')"
+    for page in (a, b):
+        page.wait_for_selector(f"{edited} [data-testid=version-index]:has-text('2/2')", timeout=20_000)
+        answers(page, 1)  # the new version's, and nothing of the branch left
+        assert page.locator("[data-testid=message]:has-text('question')").count() == 0
+    b.click(f"{edited} [data-testid=version-prev]")
+    first = "[data-testid=message][data-role=user]:has-text('first question')"
+    for page in (a, b):
+        page.wait_for_selector(f"{first} [data-testid=version-index]:has-text('1/2')", timeout=20_000)
+        page.wait_for_selector("[data-testid=message][data-role=user]:has-text('second question')", timeout=20_000)
+        answers(page, 2)
+        assert page.locator("[data-testid=message]:has-text('asked better')").count() == 0
+    a.close()
+    b.close()

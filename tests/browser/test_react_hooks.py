@@ -176,6 +176,32 @@ def test_use_presence_shows_who_is_here_and_who_types(site: Stack, hooks_page: A
     assert page.text_content("[data-testid=typists]") == "ana"
 
 
+def test_use_branches_shows_an_edited_message_s_versions_and_switches(site: Stack, hooks_page: Any,
+                                                                      hooks_origin: str) -> None:
+    """useBranches over a message edited through the Python API (ThreadHandle.edit_message)."""
+    who = "hooks-branches"
+
+    async def edited() -> tuple[str, int]:
+        async with Threadline(site.settings()) as tl:
+            thread = await tl.create_thread(who, title="Branches")
+            first = await thread.save_message("first")
+            await thread.save_message("second")
+            again = await thread.edit_message(first.message_id, "first, edited")
+            assert [f.active.order for f in await thread.branches()] == [again.order]
+            return thread.thread_id, again.order
+
+    thread_id, order = in_thread(edited())
+    assert order == 3
+    page = hooks_page
+    open_page(page, site, hooks_origin, who, thread_id)
+    page.wait_for_selector("[data-testid=forks]:has-text('0:1,3*')", timeout=20_000)
+    assert page.locator("[data-testid=ui-message]").all_text_contents() == ["first, edited"]
+    page.click("[data-testid=first-version]")
+    page.wait_for_selector("[data-testid=forks]:has-text('0:1*,3')", timeout=20_000)
+    page.wait_for_selector("[data-testid=ui-message]:has-text('second')", timeout=20_000)
+    assert "first, edited" not in " ".join(page.locator("[data-testid=ui-message]").all_text_contents())
+
+
 def test_the_hooks_bundle_with_a_bundler_too() -> None:
     """What an app with a build step does: a bundler resolves react from node_modules and ./client.js beside."""
     entry = f'import * as hooks from "{STATIC / "react.js"}";\nexport default hooks;\n'

@@ -3,8 +3,8 @@ import { createElement as h, useEffect } from "react";
 import { createRoot } from "react-dom/client";
 import { ChatClient } from "/client.js";
 import {
-  ThreadlineProvider, useConnectionStatus, usePresence, useSendMessage, useSmoothText, useThreadMessages,
-  useThreads, useUIMessages,
+  ThreadlineProvider, useBranches, useConnectionStatus, usePresence, useSendMessage, useSmoothText,
+  useThreadMessages, useThreads, useUIMessages,
 } from "/react.js";
 
 const params = new URLSearchParams(location.hash.slice(1));
@@ -30,6 +30,8 @@ function Thread({ threadId }) {
   const raw = useThreadMessages(threadId, { initialNumItems: 10 });
   const send = useSendMessage(threadId, { agentName: "assistant" });
   const { viewers, typists, typed } = usePresence(threadId);
+  const { forks, switchTo } = useBranches(threadId);
+  const shownForks = forks.map((f) => `${f.parentOrder}:${f.versions.map((v) => v.order + (v.active ? "*" : "")).join(",")}`);
   const ask = (agentName) => send(document.getElementById("prompt").value, { agentName }).catch(() => {});
   return h("div", null,
     h("p", { "data-testid": "page-status" }, status),
@@ -37,6 +39,9 @@ function Thread({ threadId }) {
     h("button", { "data-testid": "more", onClick: () => loadMore(20) }, "more"),
     h("p", { "data-testid": "viewers" }, viewers.map((v) => `${v.userId}:${v.connections}`).join(",")),
     h("p", { "data-testid": "typists" }, typists.map((v) => v.userId).join(",")),
+    h("p", { "data-testid": "forks" }, shownForks.join(" ")),
+    h("button", { "data-testid": "first-version", onClick: () => forks.length && switchTo(forks[0].versions[0].order) },
+      "first version"),
     h("input", { id: "prompt", "data-testid": "prompt", onInput: typed }),
     h("button", { "data-testid": "send", onClick: () => ask("assistant") }, "send"),
     h("button", { "data-testid": "send-weather", onClick: () => ask("weather") }, "ask weather"),
