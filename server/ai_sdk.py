@@ -20,6 +20,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import hashlib
 import secrets
 import time
 import urllib.parse
@@ -181,6 +182,8 @@ async def _send(ctx: Context, body: ChatBody) -> _Sent:
                                                    **body.for_reply()},
                       ("ai-sdk-regenerate", thread_id, attempt))
         return _Sent(prompt.order, known, jobs.job_id(f"{prompt.message_id}-{attempt}"))
+    if last.role == "user" and body.message_id and body.message_id == last.id:
+        return await _edit(ctx, body, last)
     if last.role == "user":
         args = {"threadId": thread_id, "message": {"role": "user", "content": await _content(ctx, last)},
                 "clientMessageId": last.id or None, "metadata": last.metadata, **body.for_reply()}
@@ -190,6 +193,21 @@ async def _send(ctx: Context, body: ChatBody) -> _Sent:
     if last.role == "assistant":
         return await _tool_outputs(ctx, body, last)
     raise BadRequest(f"nothing to do for a {last.role} message")
+
+
+async def _edit(ctx: Context, body: ChatBody, last: UIMessage) -> _Sent:
+    """``sendMessage({text, messageId})``: a new version of that user message (messages.edit), once
+    per content (a resend replays it; the old version stays a branch of the thread)."""
+    content = await _content(ctx, last)
+    _, page = await ctx.store.messages.list(body.id, ctx.user_id, num_items=MAX_PAGE)
+    edited = next((m for m in page.page if m.role == "user" and last.id in (m.client_message_id, m.message_id)), None)
+    if edited is None:
+        raise NotFound(f"message {last.id} is not a user message of this chat's {MAX_PAGE} newest")
+    digest = hashlib.sha256(msgspec.json.encode(content)).hexdigest()[:24]
+    value = await _mutate(ctx, "messages.edit", {"messageId": edited.message_id, "message": {"role": "user", "content": content},
+                                                 "clientMessageId": last.id, "metadata": last.metadata, **body.for_reply()},
+                          ("ai-sdk-edit", body.id, last.id, digest))
+    return _Sent(int(value["order"]), set(), jobs.job_id(value["messageId"]), bool(value.get("held")))
 
 
 async def _mutate(ctx: Context, name: str, args: dict[str, Any], request: tuple[str, ...]) -> Any:

@@ -4,7 +4,8 @@
 //
 //   node chat_driver.mjs '<plan JSON>'
 //   plan: {base, token, threadId, agentName?, keepRunning?, steps: [{do: "send", text} | {do: "stop", text}
-//          | {do: "resume"} | {do: "regenerate"}], answerTools?: {toolName: output},
+//          | {do: "resume"} | {do: "regenerate"} | {do: "edit", index, text} (sendMessage with the messageId
+//          of the index-th user message: the SDK's edit)], answerTools?: {toolName: output},
 //          decideTools?: {toolName: {approved, reason?}} (answers approval requests with addToolApprovalResponse)}
 //   AI_SDK_MODULE: a module re-exporting another copy of the SDK (ai7/sdk.mjs: the current major).
 const {
@@ -90,6 +91,9 @@ for (const step of plan.steps) {
     await chat.resumeStream();
   } else if (step.do === "regenerate") {
     await chat.regenerate();
+  } else if (step.do === "edit") {
+    const edited = chat.messages.filter((m) => m.role === "user")[step.index];
+    await chat.sendMessage({ text: step.text, messageId: edited.id });
   }
   await settle(chat);
   if (plan.decideTools) {

@@ -201,6 +201,25 @@ def test_regenerate_answers_the_last_prompt_again(llm: Stack) -> None:
     assert len(prompts) == 1  # the server kept one prompt; its new reply replaced the first
 
 
+def test_an_edit_through_the_sdk_is_a_new_version_answered_on_its_own_branch(llm: Stack) -> None:
+    """sendMessage({text, messageId}): the SDK drops what followed the message; the server keeps it
+    as a branch (messages.edit) and answers the new version from the history before it."""
+    llm.script({"kind": "text", "chunks": ["one"]}, {"kind": "text", "chunks": ["two"]},
+               {"kind": "text", "chunks": ["one, again"]})
+    thread_id = new_thread(llm)
+    heard = len(llm.llm_requests())
+    *_, edited = drive(llm, thread_id, [{"do": "send", "text": "q1"}, {"do": "send", "text": "q2"},
+                                        {"do": "edit", "index": 0, "text": "q1, better"}], agentName="echo")
+    assert [m["role"] for m in edited["messages"]] == ["user", "assistant"]
+    assert text_of(assistant(edited)) == "one, again"
+    assert [m["text"] for m in thread_messages(llm, thread_id)] == ["q1, better", "one, again"]
+    asked = [m["content"] for m in llm.llm_requests()[-1]["messages"] if m["role"] == "user"]
+    assert len(llm.llm_requests()) == heard + 3 and asked == ["q1, better"]
+    headers = {"Authorization": f"Bearer {mint(SECRET, 'sdk-user')}"}
+    forks = httpx.get(f"{llm.web}/api/threads/{thread_id}/branches", headers=headers).json()["forks"]
+    assert [[(v["order"], v["active"]) for v in f["versions"]] for f in forks] == [[(1, False), (3, True)]]
+
+
 def test_a_resent_message_is_stored_once(llm: Stack) -> None:
     thread_id = new_thread(llm)
     headers = {"Authorization": f"Bearer {mint(SECRET, 'sdk-user')}"}
