@@ -245,8 +245,8 @@ async def _send(ctx: Context, a: A.MessagesSend, edits: str | None = None) -> Ou
             await ctx.services.limiter.room(_who(ctx, agent.name))  # concurrency caps
             await _tokens_left_for(ctx, agent, message)
     if agent is not None and generation is not None and not held:
-        if message.role == "user" and not resumed and agent.double_texting != "enqueue":
-            await generation.before_send(a.thread_id, agent)
+        if message.role == "user" and not resumed and agent.double_texting != "enqueue" and edits is None:
+            await generation.before_send(a.thread_id, agent)  # (an edit aborts the thread's replies, below)
     if any(isinstance(p, FilePart | ImagePart) for p in message.parts):
         message.parts = await ctx.services.files.attach(ctx.user_id, message.parts)
     if edits is not None and not resumed:  # (the branch they answer is left)

@@ -99,3 +99,21 @@ async def test_who_may_edit_and_what_cannot_be_edited(llm: Stack) -> None:
     await owner.wait_result("m", lambda v: shown(v) == [(2, "user", "hello again")])
     await owner.close()
     await reader.close()
+
+
+async def test_an_edit_interrupts_the_reply_even_of_an_agent_that_refuses_double_texts(llm: Stack) -> None:
+    """An agent with double_texting="reject" refuses a send while it answers; an edit leaves that
+    reply's branch, so it is aborted and the new version answered."""
+    llm.script(HANG, {"kind": "text", "chunks": ["better"]})
+    tab = await open_tab(llm.webs[0], "etta", "t")
+    tid = await new_thread(tab)
+    await tab.subscribe("m", "messages.list", watch_args(tid))
+    sent = await tab.mutate("messages.send", {"threadId": tid, "prompt": "slow one", "agentName": "strict"})
+    await tab.wait(lambda f: f["type"] == "delta" and "going" in str(f["parts"]), timeout=60)
+    refused = await tab.mutate("messages.send", {"threadId": tid, "prompt": "meanwhile", "agentName": "strict"})
+    assert refused["error"]["code"] == "conflict"
+    edited = await tab.mutate("messages.edit", {"messageId": sent["value"]["messageId"], "prompt": "quick one",
+                                                "agentName": "strict"})
+    assert edited["ok"], edited
+    await tab.wait_result("m", lambda v: shown(v) == [(2, "user", "quick one"), (2, "assistant", "better")], timeout=60)
+    await tab.close()
