@@ -280,6 +280,8 @@ async def regenerate(ctx: Context, a: A.MessagesRegenerate) -> Outcome:
         await ctx.store.threads.check(prompt.thread_id, ctx.user_id, "owner")
     if prompt.role != "user":
         raise BadRequest("only a user message can be answered again")
+    if not await ctx.store.messages.shown(prompt):
+        raise Conflict("that message is not on the thread's active branch: switch to it first (messages.switchBranch)")
     agent = generation.agent(a.agent_name)
     admit(agent, a.context, a.options)
     if (await ctx.store.threads.get(prompt.thread_id)).takeover is not None:

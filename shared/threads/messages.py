@@ -151,6 +151,11 @@ class MessageStore:
                 in_thread(guard, thread_id))
         return int(version), int(leaf)
 
+    async def shown(self, message: Message) -> bool:
+        """Whether ``message`` is on its thread's active branch (an edit leaves the old version's off it)."""
+        with redis_errors():
+            return await self._redis.zscore(keys.message_index(message.thread_id), message.message_id) is not None
+
     async def branches(self, thread_id: str, user_id: str | None) -> tuple[int, list[Fork]]:
         """(thread version, the forks on the active branch, oldest first): where an edited message
         has versions, each version's turn and first message and which one is shown."""

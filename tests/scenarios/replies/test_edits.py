@@ -96,6 +96,8 @@ async def test_who_may_edit_and_what_cannot_be_edited(llm: Stack) -> None:
     assert edited["ok"], edited
     stale = await owner.mutate("messages.edit", {"messageId": mid, "prompt": "hello thrice", "generate": False})
     assert stale["error"]["code"] == "conflict"
+    again = await owner.mutate("messages.regenerate", {"messageId": mid, "agentName": "echo"})
+    assert again["error"]["code"] == "conflict"  # (its answer would land where no one sees it)
     await owner.wait_result("m", lambda v: shown(v) == [(2, "user", "hello again")])
     await owner.close()
     await reader.close()
