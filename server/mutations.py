@@ -17,6 +17,7 @@ from threadline.shared.agents.request import ReplyOptions, ReplyRequest, admit, 
 from threadline.shared.documents.parsing import check_document
 from threadline.shared.documents.store import namespace_for
 from threadline.shared.errors import BadRequest, Conflict, Forbidden, Unavailable
+from threadline.shared.faults import crash_point
 from threadline.shared.files.refs import file_ids
 from threadline.shared.records import (
     FilePart,
@@ -255,6 +256,7 @@ async def _send(ctx: Context, a: A.MessagesSend, edits: str | None = None) -> Ou
         a.thread_id, owner, [message], order=a.order, prompt_message_id=a.prompt_message_id, edits=edits,
         guard=ctx.guard,
     )
+    crash_point("send:saved")  # fault tests: the web dies with the message saved, its reply not asked for
     if agent is not None and generation is not None and not held:
         prompt = saved
         if saved.role == "tool":

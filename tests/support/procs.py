@@ -153,4 +153,4 @@ def start_web(redis_url: str, *, auth_secret: str, extra_env: dict[str, str] | N
             return subprocess.Popen(argv, env=env, cwd=ROOT)
         with open(log, "ab") as out:
             return subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    return start_listening(spawn)
+    return start_listening(spawn, timeout=60)  # (its imports alone took over 20 s on a loaded machine)

@@ -3,7 +3,8 @@ between the steps (THREADLINE_CRASH_AT, shared.faults): a thread created, rename
 web process that died before it changed the owner's list is listed (or unlisted, or its rename
 told) once, by the resend of the request or by the sweeper of another web process; a file
 uploaded or deleted before its owner's list and its content heard, and a message referencing it
-saved or deleted before the file heard, are counted once the same way."""
+saved or deleted before the file heard, are counted once the same way; an edit saved by a web process
+that died before it asked for its reply is answered once, by the resend."""
 
 from __future__ import annotations
 
@@ -124,3 +125,26 @@ def _file_writes(tmp_path: Path, store: str, client: SyncClient) -> None:
         assert client.smembers(keys.blob_files(digest)) == {again["fileId"].encode()}
         assert [f["fileId"] for f in c.get("/api/files").json()["page"]] == [again["fileId"]]
     assert not [k for k in client.scan_iter(match="tl:*:outbox")]  # nothing left to do
+
+
+def test_an_edit_saved_by_a_web_that_died_is_answered_once_by_the_resend(tmp_path: Path, store: str) -> None:
+    with run_stack(tmp_path / "stack", workers=1, redis_url=store) as stack, \
+            httpx.Client(base_url=stack.web, headers=ALICE, timeout=30) as c:
+        tid = c.post("/api/threads", json={"title": "edited"}).json()["threadId"]
+        shown = lambda: [(m["order"], m["role"], m["status"]) for m in reversed(c.get(f"/api/threads/{tid}/messages").json()["page"])]
+        for n, prompt in enumerate(("one", "two"), 1):
+            mid = c.post(f"/api/threads/{tid}/messages", json={"prompt": prompt, "agentName": "echo"}).json()["messageId"]
+            until(lambda n=n: (n, "assistant", "success") in shown(), "answered the prompt")
+        edit = {"prompt": "two, better", "agentName": "echo"}
+        headers = {**ALICE, "Idempotency-Key": "edit-1"}
+        crashed(store, tmp_path, "POST", f"/api/messages/{mid}/edit", at="send:saved", env=stack.env, json=edit,
+                headers=headers)
+        assert shown() == [(1, "user", "success"), (1, "assistant", "success"), (3, "user", "success")]
+        again = c.post(f"/api/messages/{mid}/edit", json=edit, headers=headers)
+        assert again.status_code == 201 and again.json()["order"] == 3, again.text
+        until(lambda: len(shown()) == 4 and shown()[-1] == (3, "assistant", "success"), "answered the new version")
+        forks = c.get(f"/api/threads/{tid}/branches").json()["forks"]
+        assert [[v["order"] for v in f["versions"]] for f in forks] == [[2, 3]]  # one new version
+        time.sleep(1)  # (a second reply would be on its way by now)
+        assert shown() == [(1, "user", "success"), (1, "assistant", "success"), (3, "user", "success"),
+                           (3, "assistant", "success")]
