@@ -143,7 +143,7 @@ async def concurrent(url: str) -> tuple[float, int, int, int]:
 
 async def run(redis: str, tmp: Path, delay_ms: int, words: int, workers: int) -> str:
     env = {"MOCK_LLM_DELAY_MS": str(delay_ms), "MOCK_LLM_WORDS": str(words), "WORKERS": str(workers),
-           **NO_LIMIT}
+           "DATA_DIR": str(tmp / "data"), **NO_LIMIT}
     web, port = procs.start_web(redis, auth_secret=SECRET, extra_env=env, log=tmp / "web.log")
     with open(tmp / "worker.log", "ab") as out:
         worker = subprocess.Popen([sys.executable, "-m", "threadline.workers", "generation"], cwd=procs.ROOT,

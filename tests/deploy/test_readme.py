@@ -184,5 +184,7 @@ def test_readme_bench_commands_run_as_written_at_small_sizes() -> None:
     for cmd in benches:
         done = subprocess.run(["bash", "-c", cmd], cwd=procs.ROOT, env=env, capture_output=True, text=True,
                               timeout=400)
+        if done.returncode:  # (whole in the report: an assertion's message is cut short)
+            print(cmd, done.stdout[-4000:], done.stderr[-12000:], sep="\n")
         assert done.returncode == 0, (cmd, done.stdout[-1500:], done.stderr[-1500:])
         assert re.search(r"\d", done.stdout), cmd  # it printed figures

@@ -98,6 +98,9 @@ def run_stack(tmp: Path, *, webs: int = 1, workers: int = 2, env: dict[str, str]
             "MOCK_LLM_DELAY_MS": "5",
             "RATE_LIMIT_SENDS_PER_MINUTE": "0",
             "WORKERS": str(workers),
+            # files and secrets of this stack's own: a blob store shared with another stack (the
+            # other pass of .ci/run) lost a file its twin test erased (the same words, the same content)
+            "DATA_DIR": str(tmp / "data"),
             **(env or {}),
         }
         bases = []
@@ -116,8 +119,7 @@ def run_stack(tmp: Path, *, webs: int = 1, workers: int = 2, env: dict[str, str]
             with open(tmp / "index.log", "ab") as out:
                 started.append(subprocess.Popen(
                     [sys.executable, "-m", "threadline.workers", "index"], cwd=procs.ROOT,
-                    env=procs.child_env(REDIS_URL=redis_url, AUTH_SECRET=SECRET,
-                                        **{"DATA_DIR": str(tmp / "data"), **common}),
+                    env=procs.child_env(REDIS_URL=redis_url, AUTH_SECRET=SECRET, **common),
                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
         rq_url = common.get("RQ_REDIS_URL") or os.environ.get("RQ_REDIS_URL") or redis_url
         yield Stack(redis_url, f"http://127.0.0.1:{lport}", bases, tmp, started, common, rq_url)
