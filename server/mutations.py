@@ -204,7 +204,7 @@ async def edit_message(ctx: Context, a: A.MessagesEdit) -> Outcome:
     send = A.MessagesSend(thread_id=edited.thread_id, prompt=a.prompt, message=a.message, agent_name=a.agent_name,
                           generate=a.generate, client_message_id=a.client_message_id, context=a.context,
                           options=a.options, metadata=a.metadata)
-    if _message_of(send).role != "user":
+    if a.message is not None and a.message.role != "user":
         raise BadRequest("a new version of a user message is a user message")
     outcome = await _send(ctx, send, edits=edited.message_id)
     outcome.value["edits"] = edited.message_id

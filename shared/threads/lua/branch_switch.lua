@@ -13,10 +13,11 @@ if denied then return redis.error_reply(denied) end
 local ix = {idx = KEYS[3], notool = KEYS[4], open = KEYS[8], hidden = KEYS[10], flags = KEYS[11], turns = KEYS[12]}
 local order = tonumber(ARGV[3])
 local max_order = tonumber(redis.call('HGET', KEYS[1], 'maxOrder') or '0')
-if order < 1 or order > max_order or (first_in(ix.idx, order) == nil and first_in(ix.hidden, order) == nil) then
+local shown = order >= 1 and order <= max_order and first_in(ix.idx, order) ~= nil
+if not shown and (order < 1 or order > max_order or first_in(ix.hidden, order) == nil) then
   return redis.error_reply('NOTFOUND turn ' .. ARGV[3])
 end
-if first_in(ix.idx, order) ~= nil then
+if shown then
   return {tonumber(redis.call('HGET', KEYS[1], 'version')), tonumber(redis.call('HGET', ix.turns, 'leaf') or max_order)}
 end
 -- the newest turn under it: its subtree's largest order

@@ -9,14 +9,25 @@
 -- include: turns.lua
 -- ix: {idx=, notool=, open=, hidden=, flags=, turns=}
 
+-- put a message in the path's indexes (flags: '<tool><open>')
+local function index_shown(ix, id, s, flags)
+  redis.call('ZADD', ix.idx, s, id)
+  if string.sub(flags, 1, 1) == '0' then redis.call('ZADD', ix.notool, s, id) end
+  if string.sub(flags, 2, 2) == '1' then redis.call('ZADD', ix.open, s, id) end
+end
+
+-- put a message in the hidden index, its flags kept aside
+local function index_hidden(ix, id, s, flags)
+  redis.call('ZADD', ix.hidden, s, id)
+  redis.call('HSET', ix.flags, id, flags)
+end
+
 -- move every message of the path after turn ``order`` to the hidden index
 local function hide_after(ix, order)
   local hits = redis.call('ZRANGEBYSCORE', ix.idx, score_of(order + 1, 0), '+inf', 'WITHSCORES')
   for i = 1, #hits, 2 do
     local id, s = hits[i], hits[i + 1]
-    local flags = (redis.call('ZSCORE', ix.notool, id) and '0' or '1') .. (redis.call('ZSCORE', ix.open, id) and '1' or '0')
-    redis.call('ZADD', ix.hidden, s, id)
-    redis.call('HSET', ix.flags, id, flags)
+    index_hidden(ix, id, s, (redis.call('ZSCORE', ix.notool, id) and '0' or '1') .. (redis.call('ZSCORE', ix.open, id) and '1' or '0'))
     redis.call('ZREM', ix.idx, id)
     redis.call('ZREM', ix.notool, id)
     redis.call('ZREM', ix.open, id)
@@ -28,10 +39,7 @@ local function show_turn(ix, order)
   local hits = redis.call('ZRANGEBYSCORE', ix.hidden, score_of(order, 0), '(' .. score_of(order + 1, 0), 'WITHSCORES')
   for i = 1, #hits, 2 do
     local id, s = hits[i], hits[i + 1]
-    local flags = redis.call('HGET', ix.flags, id) or '00'
-    redis.call('ZADD', ix.idx, s, id)
-    if string.sub(flags, 1, 1) == '0' then redis.call('ZADD', ix.notool, s, id) end
-    if string.sub(flags, 2, 2) == '1' then redis.call('ZADD', ix.open, s, id) end
+    index_shown(ix, id, s, redis.call('HGET', ix.flags, id) or '00')
     redis.call('ZREM', ix.hidden, id)
     redis.call('HDEL', ix.flags, id)
   end

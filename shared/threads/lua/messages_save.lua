@@ -111,14 +111,7 @@ for i = 0, count - 1 do
     redis.call('HSET', KEYS[9], id, ARGV[base + 7])
   end
   redis.call('HSET', KEYS[2], id, body)
-  if hidden then
-    redis.call('ZADD', KEYS[10], score, id)
-    redis.call('HSET', KEYS[11], id, flags)
-  else
-    redis.call('ZADD', KEYS[3], score, id)
-    if string.sub(flags, 1, 1) == '0' then redis.call('ZADD', KEYS[4], score, id) end
-    if string.sub(flags, 2, 2) == '1' then redis.call('ZADD', KEYS[8], score, id) end
-  end
+  if hidden then index_hidden(ix, id, score, flags) else index_shown(ix, id, score, flags) end
   if index == '1' then queue_op(KEYS[5], 'embed_message', id) end
   files_set(fk, id, ARGV[base + 5])
   out[#out + 1] = id
