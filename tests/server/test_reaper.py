@@ -12,6 +12,7 @@ from threadline.server.reply_queue import ReplyQueue
 from threadline.shared import jobs, keys
 from threadline.shared.agents import Agent
 from threadline.shared.agents.request import ReplyOptions, ReplyRequest
+from threadline.shared.clock import now_ms
 from threadline.shared.records import Message
 from threadline.shared.threads import Store
 
@@ -38,7 +39,9 @@ class Enqueued:
 
 
 async def stale(store: Store, tid: str, sid: str) -> None:
-    await store.redis.zadd(keys.active_streams(tid), {f"{tid}/{sid}": 1})  # last heartbeat long ago
+    """Last heartbeat 5 s ago: stale for these tests' reapers (1 s), not for the session's web processes
+    on the same server (15 s), whose own reaper would otherwise end the stream first."""
+    await store.redis.zadd(keys.active_streams(tid), {f"{tid}/{sid}": now_ms() - 5000})
 
 
 async def test_a_retrying_agent_is_asked_again_once_and_its_count_leaves_with_the_thread(store: Store) -> None:
