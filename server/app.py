@@ -23,6 +23,7 @@ from threadline.server import (
     pages,
     usage_api,
     userdata_api,
+    webhooks_api,
 )
 from threadline.server.context import Services
 from threadline.server.cors import Cors, origins_of
@@ -95,7 +96,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await Session(websocket, services).run()
 
     app = _App(
-        routes=[*routes(services), *ai_sdk.routes(services), *files_api.routes(services), *usage_api.routes(services), *userdata_api.routes(services), *generate_api.routes(services), *admin_api.routes(services), *pages.routes(services),
+        routes=[*routes(services), *ai_sdk.routes(services), *files_api.routes(services), *usage_api.routes(services), *userdata_api.routes(services), *generate_api.routes(services), *admin_api.routes(services), *webhooks_api.routes(services), *pages.routes(services),
                 WebSocketRoute("/ws", websocket_endpoint)],
         lifespan=lifespan,
         exception_handlers={ChatError: chat_error_handler, HTTPException: _http_error},

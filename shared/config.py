@@ -108,6 +108,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid
     erase_self_service: bool = False  # users may erase their own data (POST /api/users/{own id}/erase); admins always may
     workflow_lease_ms: Annotated[int, msgspec.Meta(ge=500)] = 15_000  # a step (or pass) silent this long lost its worker
     workflow_poll_ms: Annotated[int, msgspec.Meta(ge=10, le=5000)] = 200  # how often workers look for due timers
+    # seconds before each retry of a webhook delivery that failed (a non-2xx answer, a timeout); after the last, it fails
+    webhook_backoff_s: Annotated[str, msgspec.Meta(pattern=r"^\d+(\.\d+)?(,\d+(\.\d+)?)*$")] = "5,30,120,600,1800,3600,10800"
+    webhook_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 10.0  # one delivery attempt's bound
     sse_ping_s: Annotated[float, msgspec.Meta(gt=0, le=300)] = 15.0  # a comment line on idle event streams
     log_json: bool = False  # JSON lines instead of text, in every process
     metrics_port: Port | None = None  # workers and the index serve /metrics from this port upwards

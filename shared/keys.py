@@ -607,3 +607,20 @@ def workflow_drive_timer(run_id: str) -> str:
 def workflow_step_timer(run_id: str, step_id: str) -> str:
     """Member of WORKFLOW_TIMERS: something of one step is due (to run, to wake, to time out, its lease)."""
     return f"s|{run_id}|{step_id}"
+
+
+# Webhooks (shared.webhooks): app-wide and few, so all in one slot of their own (``{webhooks}``).
+_WEBHOOKS = f"{PREFIX}:{{webhooks}}"
+WEBHOOK_ENDPOINTS = f"{_WEBHOOKS}:endpoints"  # hash endpointId -> the endpoint's JSON (with its secret)
+WEBHOOK_DUE = f"{_WEBHOOKS}:due"  # zset deliveryId -> when its next attempt is due (ms)
+WEBHOOK_DELIVERY_PREFIX = f"{_WEBHOOKS}:d:"
+
+
+def webhook_delivery(delivery_id: str) -> str:
+    """Hash: one delivery (an event to one endpoint): its body, attempt, status."""
+    return f"{WEBHOOK_DELIVERY_PREFIX}{delivery_id}"
+
+
+def webhook_log(endpoint_id: str) -> str:
+    """List: the endpoint's latest delivery attempts, newest first (JSON each)."""
+    return f"{_WEBHOOKS}:log:{endpoint_id}"

@@ -201,6 +201,7 @@ LAYERS = [
     "storage",  # the Redis client, the script runner, guarded writes, pagination: no feature
     "llm",  # model clients
     "files", "usage", "indexing",  # file records and blobs; usage and rate limits; the embedding queue
+    "webhooks",  # endpoints and deliveries of events (recorded by the write paths above it)
     "streams", "documents", "threads",  # a reply's deltas; RAG documents; threads, messages, snippets
     "vectors", "rag",  # the vector index and search; retrieval for replies
     "agents", "workflows",  # agent definitions and ready tools; durable workflows

@@ -45,6 +45,7 @@ from threadline.shared.usage.ledger import UsageEntry, UsageSummary
 from threadline.shared.usage.limits import Who
 from threadline.shared.userdata.erasure import Erasures, ErasureView
 from threadline.shared.userdata.export import export_user
+from threadline.shared.webhooks import Endpoint
 from threadline.shared.workflows.definition import Workflow, workflow_named
 from threadline.shared.workflows.journal import RunView
 
@@ -189,6 +190,23 @@ class Threadline:
     async def usage_entries(self, user_id: str, period: str | None = None) -> list[UsageEntry]:
         """The user's ledger entries of a period (one per model call), oldest first."""
         return await self.ledger.entries(user_id, period)
+
+    # -- webhooks --------------------------------------------------------------------------
+
+    async def add_webhook(self, url: str, events: list[str], *, description: str = "") -> Endpoint:
+        """Register an endpoint for events (shared.webhooks.EVENTS); the result holds its ``secret``,
+        which signs every delivery (docs/webhooks.md). Every process sees it within a second."""
+        return await self.runtime.store.webhooks.add(url, events, description)
+
+    async def webhooks(self) -> list[Endpoint]:
+        return await self.runtime.store.webhooks.endpoints()
+
+    async def delete_webhook(self, webhook_id: str) -> None:
+        await self.runtime.store.webhooks.delete(webhook_id)
+
+    async def webhook_attempts(self, webhook_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The endpoint's latest delivery attempts, newest first."""
+        return await self.runtime.store.webhooks.attempts(webhook_id, limit)
 
     # -- a user's data on request -------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from threadline.shared import gc_tuning, keys, logs, metrics
 from threadline.shared.clock import now_ms
 from threadline.shared.runtime import process_settings
 from threadline.shared.storage.client import connect_sync
-from threadline.workers import workflows
+from threadline.workers import webhooks, workflows
 from threadline.workers.concurrent import ConcurrentWorker
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,7 @@ class GenerationWorker(ConcurrentWorker):
         poll_s = process_settings().workflow_poll_ms / 1000
         loop = self.loop
         loop.call_soon_threadsafe(lambda: loop.create_task(workflows.fire_timers(poll_s), name="workflow-timers"))
+        loop.call_soon_threadsafe(lambda: loop.create_task(webhooks.fire_due(), name="webhook-deliveries"))
 
     def _beat(self) -> None:
         while not self._beating.is_set():

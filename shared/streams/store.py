@@ -30,6 +30,8 @@ from threadline.shared.storage.client import Client, as_bytes, redis_errors, tex
 from threadline.shared.storage.guard import Guard, in_thread
 from threadline.shared.storage.scripts import Arg, Scripts, lua
 from threadline.shared.streams.records import StreamInfo, StreamRecord, StreamStatus
+from threadline.shared.webhooks import Webhooks
+from threadline.shared.webhooks.replies import reply_event
 
 REPLIES_ABORT_QUEUED = lua(__file__, "replies_abort_queued")
 STREAM_ABORT = lua(__file__, "stream_abort")
@@ -110,10 +112,11 @@ class _Appends:
 
 
 class StreamStore:
-    def __init__(self, redis: Client, scripts: Scripts, refs: FileRefs) -> None:
+    def __init__(self, redis: Client, scripts: Scripts, refs: FileRefs, webhooks: Webhooks | None = None) -> None:
         self._redis = redis
         self._scripts = scripts
         self._refs = refs
+        self._webhooks = webhooks or Webhooks(redis, scripts)
         self._appends = _Appends(scripts)
 
     async def open(self, reply: Message, *, agent_name: str | None, prompt_message_id: str,
@@ -162,10 +165,14 @@ class StreamStore:
 
     async def finish(self, thread_id: str, stream_id: str, messages: Iterable[Message],
                      status: StreamStatus = "finished") -> bool:
-        """End the stream and store the final message(s) together; False if already ended. A file
+        """End the stream and store the final message(s) together; False if already ended. Its
+        webhook event (shared.webhooks.replies) is recorded in the same step when an endpoint takes it. A file
         a message references that is not there (or not its user's) is left out of its
         references."""
-        args: Args = [keys.thread_channel(thread_id), status, member(thread_id, stream_id), now_ms()]
+        messages = list(messages)
+        event = reply_event(status, [m.status for m in messages])
+        args: Args = [keys.thread_channel(thread_id), status, member(thread_id, stream_id), now_ms(),
+                      event if await self._webhooks.wants(event) else ""]
         for m in messages:
             missing = await self._refs.pin(thread_id, [m])
             refs = " ".join(f for f in file_ids(m.parts) if (m.message_id, f) not in missing)

@@ -22,6 +22,7 @@ from threadline.shared.threads.messages import MessageStore
 from threadline.shared.threads.presence import PresenceStore
 from threadline.shared.threads.snippets import SnippetStore
 from threadline.shared.threads.threads import ThreadStore
+from threadline.shared.webhooks import Webhooks
 
 __all__ = ["MAX_PAGE", "Page", "PaginationOpts", "Store", "StreamInfo"]
 
@@ -37,7 +38,8 @@ class Store:
         self.file_refs = refs = FileRefs(redis, scripts, self.outbox)
         self.threads = ThreadStore(redis, scripts, self.outbox, refs)
         self.messages = MessageStore(redis, scripts, self.threads, refs)
-        self.streams = StreamStore(redis, scripts, refs)
+        self.webhooks = Webhooks(redis, scripts)
+        self.streams = StreamStore(redis, scripts, refs, self.webhooks)
         self.snippets = SnippetStore(redis, scripts, self.threads)
         self.presence = PresenceStore(redis, scripts)
         self.documents = DocumentStore(redis, scripts)

@@ -63,10 +63,10 @@ def web_for_snippets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple
 
 
 def test_readme_has_the_programs_it_promises() -> None:
-    assert len(programs()) == 3
+    assert len(programs()) == 4
 
 
-@pytest.mark.parametrize("index", range(3))
+@pytest.mark.parametrize("index", range(4))
 def test_each_readme_program_runs(index: int, web_for_snippets: tuple[str, int], tmp_path: Path) -> None:
     redis_url, port = web_for_snippets
     source = programs()[index]

@@ -1,0 +1,63 @@
+"""Webhook records against a real store: a delivery is recorded once however often its event is
+emitted, taken by one taker, and only the latest take's outcome counts; its signature is what the
+Standard Webhooks library verifies, and nothing else is."""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from threadline.shared.errors import BadRequest
+from threadline.shared.threads import Store
+from threadline.shared.webhooks import Attempt, Webhooks, delivery_id
+from threadline.shared.webhooks.signing import headers, new_secret
+
+pytestmark = pytest.mark.anyio
+
+
+def test_a_signature_verifies_with_the_standard_library_and_fails_for_another_secret_or_body() -> None:
+    secret = new_secret()
+    body = b'{"type":"reply.finished","data":{}}'
+    sent = headers(secret, "msg_1", int(time.time()), body)
+    assert Webhook(secret).verify(body, sent) == {"type": "reply.finished", "data": {}}
+    for wrong_body, wrong_secret in ((body + b" ", secret), (body, new_secret())):
+        with pytest.raises(WebhookVerificationError):
+            Webhook(wrong_secret).verify(wrong_body, sent)
+    with pytest.raises(WebhookVerificationError):  # an old signature is refused (a replay)
+        Webhook(secret).verify(body, headers(secret, "msg_1", int(time.time()) - 3600, body))
+
+
+async def test_an_event_emitted_twice_is_delivered_once_and_taken_by_one_taker(store: Store) -> None:
+    hooks: Webhooks = store.webhooks
+    a = await hooks.add("http://127.0.0.1:9/a", ["reply.finished"])
+    b = await hooks.add("https://example.test/b", ["reply.failed", "reply.finished"])
+    await hooks.add("https://example.test/c", ["workflow.finished"])
+    assert await hooks.wants("reply.failed") and not await hooks.wants("usage.limit_reached")
+    assert await hooks.emit("reply.finished", "evt_1", {"x": 1}, 1000) == 2
+    assert await hooks.emit("reply.finished", "evt_1", {"x": 1}, 1000) == 0  # the follow-up again
+    taken = await hooks.take_due(60_000)
+    assert sorted(taken) == sorted([(delivery_id("evt_1", a.webhook_id), 1, 1),
+                                    (delivery_id("evt_1", b.webhook_id), 1, 1)])
+    assert await hooks.take_due(60_000) == []  # leased to the first taker
+    did = taken[0][0]
+    delivery = await hooks.delivery(did)
+    assert delivery is not None and msgspec.json.decode(delivery.body)["data"] == {"x": 1}
+    attempt = Attempt(delivery_id=did, event_id="evt_1", type="reply.finished", attempt=1, outcome="retry",
+                      at=1, duration_ms=1, status_code=500, next_at=0)
+    assert await hooks.record(msgspec.structs.replace(delivery, takes=2), attempt) is False  # not the latest take
+    assert await hooks.record(delivery, attempt) is True
+    assert await hooks.record(delivery, attempt) is False  # recorded already (the job ran twice)
+    ((again, number, take),) = await hooks.take_due(60_000)  # due again at once (next_at 0)
+    assert (again, number, take) == (did, 2, 2)
+    assert [e["outcome"] for e in await hooks.attempts(delivery.endpoint_id)] == ["retry"]
+
+
+async def test_bad_endpoints_are_refused(store: Store) -> None:
+    for url, events in (("ftp://a/b", ["reply.failed"]), ("http:///x", ["reply.failed"]),
+                        ("http://a/b", ["nothing"]), ("http://a/b", [])):
+        with pytest.raises(BadRequest):
+            await store.webhooks.add(url, events)
+    assert await store.webhooks.endpoints() == []
