@@ -199,9 +199,9 @@ def test_every_http_request_is_authenticated_in_one_place() -> None:
 LAYERS = [
     "base",  # config, errors, ids, keys, records, score, clock, auth, logs, metrics, app_module...
     "storage",  # the Redis client, the script runner, guarded writes, pagination: no feature
+    "webhooks",  # endpoints and deliveries of events (recorded by the write paths above it)
     "llm",  # model clients
     "files", "usage", "indexing",  # file records and blobs; usage and rate limits; the embedding queue
-    "webhooks",  # endpoints and deliveries of events (recorded by the write paths above it)
     "streams", "documents", "threads",  # a reply's deltas; RAG documents; threads, messages, snippets
     "vectors", "rag",  # the vector index and search; retrieval for replies
     "agents", "workflows",  # agent definitions and ready tools; durable workflows

@@ -34,6 +34,7 @@ from threadline.shared.storage import outbox, partitions
 from threadline.shared.storage.client import Client, redis_errors, text
 from threadline.shared.storage.pagination import Page, score_bound
 from threadline.shared.storage.scripts import Script, Scripts, lua
+from threadline.shared.webhooks import runs as _webhook_events  # noqa: F401  (registers the follow-up of a run's end)
 from threadline.shared.workflows.definition import Workflow
 
 WF_CANCEL = lua(__file__, "wf_cancel")

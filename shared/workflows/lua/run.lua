@@ -100,6 +100,7 @@ local function wf_finish_run(run, status, result, err, now, retention)
   redis.call('HSET', RK, 'status', status, 'finishedAt', now)
   if result then redis.call('HSET', RK, 'result', result) end
   if err then redis.call('HSET', RK, 'error', err) end
+  wf_follow(now, 'webhook.workflow', run, now)  -- its webhook event (shared.webhooks.runs), told once
   redis.call('ZREM', TIMERS, wf_drive_timer(run))
   local steps = redis.call('HGETALL', STEPS)
   for i = 2, #steps, 2 do

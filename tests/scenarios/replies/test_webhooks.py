@@ -5,6 +5,7 @@ a reply's end and the delivery's record leaves it to the outbox sweeper, which d
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -20,12 +21,14 @@ from threadline.shared.storage.embedded import free_port
 
 pytestmark = pytest.mark.anyio
 
+LIMITED = {"name": "tiny", "limit": 1, "periodS": 3600, "agents": ["titled"]}  # one send an hour with this agent
+
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """One web process, no worker yet (each test starts its own), retries 1 s apart, two retries."""
     with run_stack(tmp_path_factory.mktemp("webhooks"), webs=1, worker=False,
-                   env={"WEBHOOK_BACKOFF_S": "1,1"}) as s:
+                   env={"WEBHOOK_BACKOFF_S": "1,1", "RATE_LIMITS": json.dumps([LIMITED])}) as s:
         yield s
 
 
@@ -166,6 +169,33 @@ async def test_a_worker_dead_between_the_end_and_the_delivery_record_is_covered_
     finally:
         unregister(stack, wid)
         procs.stop(crashing)
+
+
+async def test_a_workflow_run_and_a_limit_reached_are_told_once_each(stack: Stack, receiver: Receiver) -> None:
+    worker = stack.start_worker("w-other")
+    wid, receiver.secret = register(stack, receiver.url, ["workflow.finished", "usage.limit_reached"])
+    alice = {"Authorization": f"Bearer {token('alice')}"}
+    try:
+        async with httpx.AsyncClient(base_url=stack.web, headers=alice, timeout=10) as http:
+            r = await http.post("/api/workflows", json={"name": "child_sum", "args": [1, 2, 3]})
+            assert r.status_code == 201, r.text
+            run_id = r.json()["runId"]
+            ((_, ended),) = receiver.wait("workflow.finished")
+            assert ended["data"] | {"createdAt": 0, "finishedAt": 0} == {
+                "runId": run_id, "name": "child_sum", "userId": "alice", "status": "completed", "result": 6,
+                "resultTruncated": False, "error": None, "createdAt": 0, "finishedAt": 0}
+            tid = (await http.post("/api/threads", json={})).json()["threadId"]
+            codes = [(await http.post(f"/api/threads/{tid}/messages", json={"prompt": f"p{i}", "agentName": "titled"}))
+                     .status_code for i in range(3)]
+            assert codes == [201, 429, 429], codes
+        ((_, reached),) = receiver.wait("usage.limit_reached")
+        assert {k: reached["data"][k] for k in ("userId", "limit", "on", "max", "agentName")} == {
+            "userId": "alice", "limit": "tiny", "on": "messages", "max": 1, "agentName": "titled"}
+        time.sleep(1.5)  # the second refusal in the same hour told nothing more
+        assert len(receiver.of("usage.limit_reached")) == 1 and len(receiver.of("workflow.finished")) == 1
+    finally:
+        unregister(stack, wid)
+        procs.stop(worker)
 
 
 def _ms(iso: str) -> int:
