@@ -8,6 +8,7 @@ import msgspec
 
 from threadline.shared.agents.request import ReplyOptions
 from threadline.shared.records import Part, Role, Status, ThreadStatus
+from threadline.shared.schedules import Action, Timing
 from threadline.shared.storage.pagination import Order
 from threadline.shared.threads import PaginationOpts
 
@@ -254,3 +255,20 @@ class WorkflowsEvent(_Args):
     run_id: RunId
     name: EventName
     payload: Any = None
+
+
+ScheduleId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+class SchedulesCreate(_Args):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    timing: Timing
+    action: Action
+
+
+class ScheduleRef(_Args):
+    schedule_id: ScheduleId
+
+
+class SchedulesList(_Args):
+    pass

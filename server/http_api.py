@@ -252,6 +252,19 @@ class Endpoints:
         return await self._mutate(request, "workflows.sendEvent",
                                   {**await _body(request), "runId": request.path_params["run_id"]})
 
+    async def schedules(self, request: Request) -> Response:
+        """POST: a schedule ({name, timing, action}); GET: the caller's schedules."""
+        if request.method == "POST":
+            return await self._mutate(request, "schedules.create", await _body(request), 201)
+        return await self._query(request, "schedules.list", {})
+
+    async def schedule(self, request: Request) -> Response:
+        """DELETE: the schedule; POST .../pause and .../resume."""
+        ref = {"scheduleId": request.path_params["schedule_id"]}
+        if request.method == "DELETE":
+            return await self._mutate(request, "schedules.delete", ref)
+        return await self._mutate(request, f"schedules.{request.url.path.rsplit('/', 1)[1]}", ref)
+
     async def rag_search(self, request: Request) -> Response:
         return await self._query(request, "rag.search", await _body(request))
 
@@ -410,6 +423,10 @@ def routes(services: Services) -> list[Route]:
         Route("/api/streams/{stream_id}", e.stream_events, methods=["GET"]),
         Route("/api/rag/search", e.rag_search, methods=["POST"]),
         Route("/api/workflows", e.workflows, methods=["GET", "POST"]),
+        Route("/api/schedules", e.schedules, methods=["GET", "POST"]),
+        Route("/api/schedules/{schedule_id}", e.schedule, methods=["DELETE"]),
+        Route("/api/schedules/{schedule_id}/pause", e.schedule, methods=["POST"]),
+        Route("/api/schedules/{schedule_id}/resume", e.schedule, methods=["POST"]),
         Route("/api/workflows/{run_id}", e.workflow, methods=["GET"]),
         Route("/api/workflows/{run_id}/cancel", e.workflow_cancel, methods=["POST"]),
         Route("/api/workflows/{run_id}/events", e.workflow_event, methods=["POST"]),

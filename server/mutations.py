@@ -12,7 +12,7 @@ from typing import Any
 from threadline.server import args as A
 from threadline.server.context import Context
 from threadline.shared import keys
-from threadline.shared.agents import Agent
+from threadline.shared.agents import Agent, agent_named
 from threadline.shared.agents.request import ReplyOptions, ReplyRequest, admit, fixed_chars
 from threadline.shared.documents.parsing import check_document
 from threadline.shared.documents.store import namespace_for
@@ -27,6 +27,8 @@ from threadline.shared.records import (
     TextPart,
     text_of,
 )
+from threadline.shared.schedules import Action, SendPrompt, StartWorkflow, schedule_id_for
+from threadline.shared.schedules.timing import check_timing
 from threadline.shared.storage.guard import in_thread, recorded
 from threadline.shared.streams.store import thread_of_stream
 from threadline.shared.threads.snippets import thread_of_snippet
@@ -439,3 +441,51 @@ async def send_workflow_event(ctx: Context, a: A.WorkflowsEvent) -> Outcome:
     step_id = await ctx.services.workflows.send_event(a.run_id, a.name, a.payload)
     return Outcome({"delivered": bool(step_id), "stepId": step_id or None},
                    await ctx.services.workflows.version(a.run_id), [keys.workflow_channel(a.run_id)])
+
+
+# -- schedules ------------------------------------------------------------------------------
+
+
+def _check_action(ctx: Context, action: Action) -> None:
+    """A user's schedule acts as they could: a public workflow of the app, an agent of it (the thread
+    is checked below, with the user's role in it)."""
+    if isinstance(action, StartWorkflow):
+        if not workflow_named(ctx.services.settings.app_module, action.name).public:
+            raise Forbidden(f"workflow {action.name!r} is started by the server only")
+    else:
+        agent_named(ctx.services.settings.app_module, action.agent_name)
+
+
+@mutation("schedules.create", A.SchedulesCreate)
+async def create_schedule(ctx: Context, a: A.SchedulesCreate) -> Outcome:
+    """A schedule of the caller's: ``timing`` (a cron expression in a time zone, or every N seconds)
+    and ``action`` (a prompt sent to an agent in one of their threads, or a workflow started)."""
+    check_timing(a.timing)
+    _check_action(ctx, a.action)
+    if isinstance(a.action, SendPrompt):
+        await ctx.store.threads.get(a.action.thread_id, ctx.user_id, need="writer")
+    version, schedule, _ = await ctx.services.runtime.schedules.create(
+        ctx.user_id, a.name, a.timing, a.action, schedule_id=schedule_id_for(ctx.guard.digest) if ctx.guard else None)
+    return Outcome(schedule, version, [keys.user_schedules_channel(ctx.user_id)])
+
+
+async def _change_schedule(ctx: Context, a: A.ScheduleRef, op: str) -> Outcome:
+    version = await ctx.services.runtime.schedules.change(a.schedule_id, op, ctx.user_id)
+    value = {"deleted": True} if op == "delete" else await ctx.services.runtime.schedules.get(a.schedule_id)
+    return Outcome(value, version, [keys.user_schedules_channel(ctx.user_id)])
+
+
+@mutation("schedules.pause", A.ScheduleRef)
+async def pause_schedule(ctx: Context, a: A.ScheduleRef) -> Outcome:
+    return await _change_schedule(ctx, a, "pause")
+
+
+@mutation("schedules.resume", A.ScheduleRef)
+async def resume_schedule(ctx: Context, a: A.ScheduleRef) -> Outcome:
+    """It fires next at its next slot after now (those missed while paused are not made up)."""
+    return await _change_schedule(ctx, a, "resume")
+
+
+@mutation("schedules.delete", A.ScheduleRef)
+async def delete_schedule(ctx: Context, a: A.ScheduleRef) -> Outcome:
+    return await _change_schedule(ctx, a, "delete")

@@ -258,6 +258,13 @@ async def workflow_list(ctx: Context, a: A.WorkflowsList) -> tuple[int, Any]:
     return await ctx.services.workflows.runs(ctx.user_id, num_items=opts.num_items, cursor=opts.cursor)
 
 
+@query("schedules.list", A.SchedulesList, lambda ctx, a: [keys.user_schedules_channel(ctx.user_id)])
+async def schedule_list(ctx: Context, a: A.SchedulesList) -> tuple[int, Any]:
+    """The caller's schedules, oldest first, each with its next firing and how often it fired. Live."""
+    version, schedules = await ctx.services.runtime.schedules.of_user(ctx.user_id)
+    return version, {"schedules": schedules}
+
+
 # -- the playground: any user's data, for admin tokens --------------------------------------
 
 

@@ -111,6 +111,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid
     # seconds before each retry of a webhook delivery that failed (a non-2xx answer, a timeout); after the last, it fails
     webhook_backoff_s: Annotated[str, msgspec.Meta(pattern=r"^\d+(\.\d+)?(,\d+(\.\d+)?)*$")] = "5,30,120,600,1800,3600,10800"
     webhook_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 10.0  # one delivery attempt's bound
+    schedule_lease_ms: Annotated[int, msgspec.Meta(ge=1000)] = 30_000  # a scheduler silent this long after taking a schedule died: another fires it
     sse_ping_s: Annotated[float, msgspec.Meta(gt=0, le=300)] = 15.0  # a comment line on idle event streams
     log_json: bool = False  # JSON lines instead of text, in every process
     metrics_port: Port | None = None  # workers and the index serve /metrics from this port upwards

@@ -624,3 +624,29 @@ def webhook_delivery(delivery_id: str) -> str:
 def webhook_log(endpoint_id: str) -> str:
     """List: the endpoint's latest delivery attempts, newest first (JSON each)."""
     return f"{_WEBHOOKS}:log:{endpoint_id}"
+
+
+# Schedules (shared.schedules): app-wide and few per user, so all in one slot of their own (``{schedules}``).
+_SCHEDULES = f"{PREFIX}:{{schedules}}"
+SCHEDULES_DUE = f"{_SCHEDULES}:due"  # zset scheduleId -> when it fires next (or a taker's lease ends), ms
+SCHEDULE_PREFIX = f"{_SCHEDULES}:s:"
+APP_SCHEDULES = f"{_SCHEDULES}:app"  # set: the ids of the schedules the app module declares (SCHEDULES)
+
+
+def schedule(schedule_id: str) -> str:
+    """Hash: one schedule (its definition as JSON, nextAt, paused, fired, lastFiredAt, takes)."""
+    return f"{SCHEDULE_PREFIX}{schedule_id}"
+
+
+def user_schedules(user_id: str) -> str:
+    """Sorted set: the user's schedules by creation time."""
+    return f"{_SCHEDULES}:u:{user_id}"
+
+
+def user_schedules_version(user_id: str) -> str:
+    return f"{_SCHEDULES}:u:{user_id}:v"
+
+
+def user_schedules_channel(user_id: str) -> str:
+    """Sharded channel: the user's schedules changed (their list's version)."""
+    return f"{_SCHEDULES}:u:{user_id}:chg"

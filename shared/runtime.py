@@ -14,6 +14,7 @@ from functools import cache
 
 from threadline.shared.config import Settings, load_settings
 from threadline.shared.files.store import FileStore
+from threadline.shared.schedules import Schedules
 from threadline.shared.storage.client import Client, connect
 from threadline.shared.threads import Store
 from threadline.shared.usage.ledger import UsageLedger
@@ -38,6 +39,7 @@ class Runtime:
         self.usage = UsageLedger.from_settings(self.redis, store.scripts, settings)
         self.limits = Limits.from_settings(self.redis, store.scripts, settings)
         self.workflows = Journal.from_settings(self.redis, store.scripts, settings)
+        self.schedules = Schedules(self.redis, store.scripts)
         self.memory: MemorySearch = memory_search_for(settings, store, self.usage)
 
     async def close(self) -> None:

@@ -200,6 +200,7 @@ LAYERS = [
     "base",  # config, errors, ids, keys, records, score, clock, auth, logs, metrics, app_module...
     "storage",  # the Redis client, the script runner, guarded writes, pagination: no feature
     "webhooks",  # endpoints and deliveries of events (recorded by the write paths above it)
+    "schedules",  # when a schedule fires and what it does (done by workers.schedules)
     "llm",  # model clients
     "files", "usage", "indexing",  # file records and blobs; usage and rate limits; the embedding queue
     "streams", "documents", "threads",  # a reply's deltas; RAG documents; threads, messages, snippets

@@ -45,6 +45,7 @@ from threadline.shared.generation.runner import GenerationResult
 from threadline.shared.llm.providers import Provider
 from threadline.shared.rag.options import RagOptions
 from threadline.shared.records import FilePart, ImagePart, Message, TextPart, Thread, Usage
+from threadline.shared.schedules import AppSchedule, Schedule, SendPrompt, StartWorkflow, Timing
 from threadline.shared.usage.ledger import Price
 from threadline.shared.usage.limits import Limit
 from threadline.shared.workflows.current import StepInfo, current_step
@@ -62,6 +63,7 @@ from threadline.shared.workflows.step import Step
 
 __all__ = [
     "Agent",
+    "AppSchedule",
     "Caller",
     "ChatError",
     "Client",
@@ -89,7 +91,10 @@ __all__ = [
     "RetryPolicy",
     "RunContext",
     "RunView",
+    "Schedule",
     "SearchOptions",
+    "SendPrompt",
+    "StartWorkflow",
     "Step",
     "StepFailed",
     "StepInfo",
@@ -104,6 +109,7 @@ __all__ = [
     "Thread",
     "ThreadHandle",
     "Threadline",
+    "Timing",
     "Tool",
     "ToolContext",
     "Usage",

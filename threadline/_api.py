@@ -37,6 +37,7 @@ from threadline.shared.records import (
     text_of,
 )
 from threadline.shared.runtime import Runtime
+from threadline.shared.schedules import Schedule, SendPrompt, StartWorkflow, Timing
 from threadline.shared.storage import layout
 from threadline.shared.storage.client import shard_subscription
 from threadline.shared.storage.cluster import check_rq
@@ -190,6 +191,28 @@ class Threadline:
     async def usage_entries(self, user_id: str, period: str | None = None) -> list[UsageEntry]:
         """The user's ledger entries of a period (one per model call), oldest first."""
         return await self.ledger.entries(user_id, period)
+
+    # -- schedules -------------------------------------------------------------------------
+
+    async def create_schedule(self, user_id: str, name: str, timing: Timing, action: SendPrompt | StartWorkflow
+                              ) -> Schedule:
+        """A schedule of ``user_id``'s (shared.schedules): the scheduler (the cron process) fires each of
+        its slots once. Declared in the app module instead (``SCHEDULES``), it is kept as declared."""
+        if isinstance(action, SendPrompt):
+            await self.store.threads.get(action.thread_id, user_id, need="writer")
+        return (await self.runtime.schedules.create(user_id, name, timing, action))[1]
+
+    async def schedules(self, user_id: str) -> list[Schedule]:
+        return (await self.runtime.schedules.of_user(user_id))[1]
+
+    async def pause_schedule(self, schedule_id: str) -> None:
+        await self.runtime.schedules.change(schedule_id, "pause", None)
+
+    async def resume_schedule(self, schedule_id: str) -> None:
+        await self.runtime.schedules.change(schedule_id, "resume", None)
+
+    async def delete_schedule(self, schedule_id: str) -> None:
+        await self.runtime.schedules.change(schedule_id, "delete", None)
 
     # -- webhooks --------------------------------------------------------------------------
 

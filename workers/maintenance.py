@@ -7,7 +7,9 @@ between replies (they are short, and async like the replies).
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 
 from rq.cron import CronScheduler
 
@@ -65,9 +67,16 @@ def vacuum_interval_s(grace_s: int) -> int:
     return max(60, grace_s // 4)
 
 
+def _schedules() -> None:
+    """The app's and its users' schedules (workers.schedules), on a loop of their own beside RQ's cron."""
+    from threadline.workers import schedules
+
+    asyncio.run(schedules.run())
+
+
 def run_cron() -> None:
     """RQ's cron scheduler with this app's maintenance jobs (one such process is enough; more
-    only enqueue the same jobs more often)."""
+    only enqueue the same jobs more often), and the scheduler of schedules (any number may run)."""
     settings = runtime.process_settings()
     connection = wait_for_redis(settings.rq_url)
     cron = CronScheduler(connection=connection, logging_level=settings.log_level.upper()
@@ -77,4 +86,5 @@ def run_cron() -> None:
     cron.register(trim_usage, queue_name=GENERATION, cron="17 3 * * *", job_timeout=3600, name="trim_usage")
     cron.register(trim_workflows, queue_name=GENERATION, cron="37 * * * *", job_timeout=600, name="trim_workflows")
     cron.register(resume_erasures, queue_name=GENERATION, interval=60, job_timeout=3600, name="resume_erasures")
+    threading.Thread(target=_schedules, name="schedules", daemon=True).start()
     cron.start()  # type: ignore[no-untyped-call, unused-ignore]  # (RQ leaves it unannotated; checked strict from threadline.cli)

@@ -1,0 +1,126 @@
+"""Schedules through real processes: two scheduler (cron) processes run, one dies right after a firing's
+action and before its record (crash point schedule:acted); every slot still fires exactly once: as
+many prompts (each answered once) and workflow runs as recorded firings, none twice, and the live
+list shows them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.scenarios.replies.helpers import new_thread, open_tab, token
+from tests.support import procs
+from tests.support.stack import SECRET, Stack, run_stack
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with run_stack(tmp_path_factory.mktemp("schedules"), webs=1, env={"SCHEDULE_LEASE_MS": "2000"}) as s:
+        yield s
+
+
+def start_cron(stack: Stack, name: str, **env: str) -> subprocess.Popen[bytes]:
+    with open(stack.logs / f"{name}.log", "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "threadline.workers", "cron"], cwd=procs.ROOT,
+                                env=procs.child_env(REDIS_URL=stack.redis_url, AUTH_SECRET=SECRET, **{**stack.env, **env}),
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    stack.procs.append(proc)
+    return proc
+
+
+def until(what: str, check: Any, timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if found := check():
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"not in {timeout} s: {what}")
+
+
+async def test_each_slot_fires_once_with_two_schedulers_and_one_killed(stack: Stack) -> None:
+    crashing = start_cron(stack, "cron-crash", THREADLINE_CRASH_AT="schedule:acted")
+    healthy = start_cron(stack, "cron")
+    tab = await open_tab(stack.web, client_id="scheduler")
+    alice = httpx.Client(base_url=stack.web, headers={"Authorization": f"Bearer {token('alice')}"}, timeout=10)
+    try:
+        tid = await new_thread(tab)
+        await tab.subscribe("s", "schedules.list", {})
+        send = await tab.mutate("schedules.create", {
+            "name": "tick", "timing": {"everyS": 1},
+            "action": {"kind": "send", "threadId": tid, "prompt": "tick", "agentName": "echo"}})
+        assert send["ok"], send
+        run = alice.post("/api/schedules", json={"name": "sums", "timing": {"everyS": 1},
+                                                 "action": {"kind": "workflow", "name": "child_sum", "args": [2, 3]}})
+        assert run.status_code == 201, run.text
+        ids = (send["value"]["scheduleId"], run.json()["scheduleId"])
+
+        until("the scheduler that dies after acting died", lambda: crashing.poll() is not None)
+        assert crashing.returncode == 137
+
+        def listed() -> dict[str, Any]:
+            return {s["scheduleId"]: s for s in alice.get("/api/schedules").json()["schedules"]}
+
+        at_crash = sum(s["fired"] for s in listed().values())
+        until("both go on firing", lambda: all(s["fired"] >= 3 for s in listed().values())
+              and sum(s["fired"] for s in listed().values()) >= at_crash + 4)
+        for sid in ids:
+            paused = alice.post(f"/api/schedules/{sid}/pause")
+            assert paused.status_code == 200 and paused.json()["paused"] is True and paused.json()["nextAt"] is None
+        time.sleep(3)  # a firing under way ends; the lease of the dead scheduler's take ran out long ago
+        fired = {sid: s["fired"] for sid, s in listed().items()}
+        await tab.wait_result("s", lambda v: {s["scheduleId"]: s["fired"] for s in v["schedules"]} == fired)
+
+        def settled() -> list[dict[str, Any]] | None:
+            page = alice.get(f"/api/threads/{tid}/messages", params={"numItems": 100}).json()["page"]
+            done = all(m["status"] in ("success", "failed") for m in page)
+            return page if done else None
+
+        page = until("every scheduled prompt answered", settled)
+        prompts = [m for m in page if m["role"] == "user"]
+        slots = [m["metadata"]["schedule"]["slot"] for m in prompts]
+        assert len(prompts) == fired[ids[0]] and len(set(slots)) == len(slots), (fired, slots)
+        replies = Counter(m["order"] for m in page if m["role"] == "assistant")
+        assert sorted(replies) == sorted(m["order"] for m in prompts) and set(replies.values()) == {1}
+        runs = alice.get("/api/workflows", params={"numItems": 100}).json()["page"]
+        assert len([r for r in runs if r["name"] == "child_sum"]) == fired[ids[1]]
+        time.sleep(1.5)
+        assert {sid: s["fired"] for sid, s in listed().items()} == fired  # paused: nothing more
+    finally:
+        alice.close()
+        await tab.ws.close()
+        procs.stop(healthy)
+        procs.stop(crashing)
+
+
+async def test_a_schedule_is_refused_for_a_thread_not_writable_and_deleted_by_its_owner_only(stack: Stack) -> None:
+    tab = await open_tab(stack.web, client_id="owner")
+    try:
+        tid = await new_thread(tab)
+        action = {"kind": "send", "threadId": tid, "prompt": "hi"}
+        with httpx.Client(base_url=stack.web, headers={"Authorization": f"Bearer {token('bob')}"}, timeout=10) as bob:
+            r = bob.post("/api/schedules", json={"name": "x", "timing": {"everyS": 60}, "action": action})
+            assert r.status_code == 404, r.text
+            for bad in ({"name": "x", "timing": {"cron": "nope"}, "action": action},
+                        {"name": "x", "timing": {"everyS": 0.5}, "action": action},
+                        {"name": "x", "timing": {"everyS": 60}, "action": {"kind": "shell", "cmd": "ls"}}):
+                assert bob.post("/api/schedules", json=bad).status_code == 400, bad
+            made = await tab.mutate("schedules.create", {"name": "daily", "timing": {"cron": "0 8 * * 1-5",
+                                                                                     "timeZone": "Europe/Lisbon"},
+                                                         "action": action})
+            assert made["ok"], made
+            sid = made["value"]["scheduleId"]
+            assert bob.delete(f"/api/schedules/{sid}").status_code == 404
+            assert bob.post(f"/api/schedules/{sid}/pause").status_code == 404
+        gone = await tab.mutate("schedules.delete", {"scheduleId": sid})
+        assert gone["ok"] and gone["value"] == {"deleted": True}
+    finally:
+        await tab.ws.close()
