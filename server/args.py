@@ -272,3 +272,14 @@ class ScheduleRef(_Args):
 
 class SchedulesList(_Args):
     pass
+
+
+class WorkingMemoryGet(_Args):
+    thread_id: Id | None = None  # none: the caller's own (across their threads)
+    history: Annotated[int, msgspec.Meta(ge=0, le=50)] = 10
+
+
+class WorkingMemorySet(_Args):
+    text: Annotated[str, msgspec.Meta(max_length=8000)]
+    thread_id: Id | None = None
+    expected_version: Annotated[int, msgspec.Meta(ge=0)] | None = None

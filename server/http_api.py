@@ -265,6 +265,15 @@ class Endpoints:
             return await self._mutate(request, "schedules.delete", ref)
         return await self._mutate(request, f"schedules.{request.url.path.rsplit('/', 1)[1]}", ref)
 
+    async def working_memory(self, request: Request) -> Response:
+        """GET: the caller's working memory (``?threadId=``: a thread's); PUT {text, expectedVersion?, threadId?}."""
+        if request.method == "PUT":
+            return await self._mutate(request, "memory.setWorking", await _body(request))
+        args: dict[str, Any] = {k: v for k, v in request.query_params.items() if k == "threadId"}
+        if "history" in request.query_params:
+            args["history"] = parse_digits(request.query_params["history"], "history", 50)
+        return await self._query(request, "memory.working", args)
+
     async def rag_search(self, request: Request) -> Response:
         return await self._query(request, "rag.search", await _body(request))
 
@@ -424,6 +433,7 @@ def routes(services: Services) -> list[Route]:
         Route("/api/rag/search", e.rag_search, methods=["POST"]),
         Route("/api/workflows", e.workflows, methods=["GET", "POST"]),
         Route("/api/schedules", e.schedules, methods=["GET", "POST"]),
+        Route("/api/memory/working", e.working_memory, methods=["GET", "PUT"]),
         Route("/api/schedules/{schedule_id}", e.schedule, methods=["DELETE"]),
         Route("/api/schedules/{schedule_id}/pause", e.schedule, methods=["POST"]),
         Route("/api/schedules/{schedule_id}/resume", e.schedule, methods=["POST"]),

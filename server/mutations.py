@@ -32,6 +32,7 @@ from threadline.shared.schedules.timing import check_timing
 from threadline.shared.storage.guard import in_thread, recorded
 from threadline.shared.streams.store import thread_of_stream
 from threadline.shared.threads.snippets import thread_of_snippet
+from threadline.shared.threads.working_memory import channel as working_memory_channel
 from threadline.shared.usage.limits import Who
 from threadline.shared.workflows.definition import workflow_named
 
@@ -489,3 +490,17 @@ async def resume_schedule(ctx: Context, a: A.ScheduleRef) -> Outcome:
 @mutation("schedules.delete", A.ScheduleRef)
 async def delete_schedule(ctx: Context, a: A.ScheduleRef) -> Outcome:
     return await _change_schedule(ctx, a, "delete")
+
+
+# -- working memory -------------------------------------------------------------------------
+
+
+@mutation("memory.setWorking", A.WorkingMemorySet)
+async def set_working_memory(ctx: Context, a: A.WorkingMemorySet) -> Outcome:
+    """The caller writes their working memory (or a thread's they may write) whole; with
+    ``expectedVersion``, only if no one (an agent) changed it since they read it (else conflict)."""
+    if a.thread_id is not None:
+        await ctx.store.threads.get(a.thread_id, ctx.user_id, need="writer")
+    version = await ctx.store.working_memory.write(a.text, by=f"user:{ctx.user_id}", op="set", user_id=ctx.user_id,
+                                                   thread_id=a.thread_id, expected_version=a.expected_version)
+    return Outcome({"version": version}, version, [working_memory_channel(ctx.user_id, a.thread_id)])

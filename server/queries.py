@@ -20,6 +20,7 @@ from threadline.shared.generation.context import fetch_context_messages, to_chat
 from threadline.shared.rag.search import search_documents
 from threadline.shared.records import Message
 from threadline.shared.threads import StreamInfo
+from threadline.shared.threads.working_memory import channel as working_memory_channel
 from threadline.shared.usage.ledger import check_period
 from threadline.shared.usage.limits import LimitStatus, Who
 
@@ -263,6 +264,16 @@ async def schedule_list(ctx: Context, a: A.SchedulesList) -> tuple[int, Any]:
     """The caller's schedules, oldest first, each with its next firing and how often it fired. Live."""
     version, schedules = await ctx.services.runtime.schedules.of_user(ctx.user_id)
     return version, {"schedules": schedules}
+
+
+@query("memory.working", A.WorkingMemoryGet,
+       lambda ctx, a: [working_memory_channel(ctx.user_id, a.thread_id)])
+async def working_memory(ctx: Context, a: A.WorkingMemoryGet) -> tuple[int, Any]:
+    """The caller's working memory (or a thread's they can read), with its latest revisions. Live."""
+    if a.thread_id is not None:
+        await ctx.store.threads.get(a.thread_id, ctx.user_id)
+    view = await ctx.store.working_memory.read(user_id=ctx.user_id, thread_id=a.thread_id, history=a.history)
+    return view.version, view
 
 
 # -- the playground: any user's data, for admin tokens --------------------------------------

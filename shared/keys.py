@@ -234,6 +234,8 @@ def thread_keys(thread_id: str) -> list[str]:
     index goes with the file keys, shared.files.refs)."""
     return [
         thread(thread_id),
+        working_memory(thread_id=thread_id),
+        working_memory_history(working_memory(thread_id=thread_id)),
         messages(thread_id),
         message_index(thread_id),
         message_index_no_tools(thread_id),
@@ -650,3 +652,21 @@ def user_schedules_version(user_id: str) -> str:
 def user_schedules_channel(user_id: str) -> str:
     """Sharded channel: the user's schedules changed (their list's version)."""
     return f"{_SCHEDULES}:u:{user_id}:chg"
+
+
+def working_memory(*, user_id: str | None = None, thread_id: str | None = None) -> str:
+    """Hash: a working memory (text, version, updatedAt, updatedBy): the user's, or one thread's."""
+    if thread_id is not None:
+        return f"{_t(thread_id)}:wm"
+    assert user_id is not None
+    return f"{_u(user_id)}:wm"
+
+
+def working_memory_history(memory_key: str) -> str:
+    """List: the revisions of the working memory ``memory_key``, newest first (JSON each)."""
+    return f"{memory_key}:hist"
+
+
+def working_memory_channel(memory_key: str) -> str:
+    """Sharded channel: the working memory ``memory_key`` changed (its version)."""
+    return f"{memory_key}:chg"

@@ -200,6 +200,9 @@ class Agent:
     double_texting: DoubleTexting = "enqueue"
     output: type | None = None  # structured output: a msgspec type
     context_budget_chars: int | None = None  # over it, the oldest messages are summarized into the thread summary
+    # a working memory it reads on every reply and keeps with its update_working_memory tool: the user's
+    # (across their threads) or the thread's (shared.agents.working_memory)
+    working_memory: Literal["user", "thread"] | None = None
     on_worker_death: Literal["fail", "retry"] = "fail"  # a reply whose worker died: failed, or answered again
     max_worker_retries: int = 1
     usage_handler: Callable[[UsageEvent], Any] | None = None  # sync or async

@@ -40,6 +40,8 @@ from threadline.shared.agents.request import (
     tools_named,
 )
 from threadline.shared.agents.steps import StepInput, StepPlan, StepResult
+from threadline.shared.agents.working_memory import note as working_memory_note
+from threadline.shared.agents.working_memory import with_working_memory
 from threadline.shared.errors import BadRequest, ChatError, Internal
 from threadline.shared.generation.app_hooks import RawRelay
 from threadline.shared.generation.attachments import attachments
@@ -74,6 +76,7 @@ from threadline.shared.records import (
     Part,
     RefusalPart,
     SourcePart,
+    TextPart,
     ToolApprovalRequestPart,
     ToolCallDeltaPart,
     ToolCallPart,
@@ -146,7 +149,7 @@ class Generation:
             context = context_of(agent, request.context)
         except BadRequest as exc:
             self._refused, context = exc.message, None
-        self.agent = agent
+        self.agent = agent = with_working_memory(agent)
         self.run_context = RunContext(Caller(prompt.user_id, teams, request.admin, request.claims),
                                       sink.thread_id, agent, context)
         self.prompt = prompt
@@ -301,6 +304,8 @@ class Generation:
         """Stream one model call (step ``number``) into ``step``; True when aborted meanwhile."""
         context = self._same_passages(await self.sink.context(self.prompt, self.agent.context_options, self._saved))
         context = await self._handled(context)
+        if self.agent.working_memory is not None:  # before the budget: it counts in it
+            context = [await self._working_memory(self.agent.working_memory), *context]
         context = await within_budget(self.agent, self.model, self.sink, self.prompt, context,
                                       lambda usage: self._meter.record(usage, "summary", self.model))
         agent, model, context = await self._prepared(number, context)
@@ -486,6 +491,12 @@ class Generation:
             agent=agent, tool_call_id=call_id, knowledge=self._knowledge, sources=self._sources,
             files=self._files, shown=self._shown, settings=self.settings, context=self.run_context.context,
             caller=self.run_context.caller, runtime=self._rt)
+
+    async def _working_memory(self, scope: Literal["user", "thread"]) -> Message:
+        memory = await self._rt.store.working_memory.read(user_id=self.prompt.user_id,
+                                                          thread_id=self.thread_id if scope == "thread" else None)
+        text = working_memory_note(scope, memory.text)
+        return Message(message_id="", thread_id=self.thread_id, role="system", text=text, parts=[TextPart(text=text)])
 
     def _same_passages(self, context: list[Message]) -> list[Message]:
         """Every step sees the document passages of the first (numbered as the model first saw

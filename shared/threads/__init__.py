@@ -22,6 +22,7 @@ from threadline.shared.threads.messages import MessageStore
 from threadline.shared.threads.presence import PresenceStore
 from threadline.shared.threads.snippets import SnippetStore
 from threadline.shared.threads.threads import ThreadStore
+from threadline.shared.threads.working_memory import WorkingMemory
 from threadline.shared.webhooks import Webhooks
 
 __all__ = ["MAX_PAGE", "Page", "PaginationOpts", "Store", "StreamInfo"]
@@ -43,6 +44,7 @@ class Store:
         self.snippets = SnippetStore(redis, scripts, self.threads)
         self.presence = PresenceStore(redis, scripts)
         self.documents = DocumentStore(redis, scripts)
+        self.working_memory = WorkingMemory(redis, scripts)
 
     async def take_over(self, thread_id: str, by: str, agent_name: str,
                         metadata: dict[str, Any] | None = None) -> tuple[int, Thread]:

@@ -199,6 +199,7 @@ PRICES = {"fake": Price(input=1.0, output=2.0, cached_input=0.5)}  # dollars per
 
 AGENTS = [
     Agent(name="echo", instructions="Be brief.", usage_handler=record_usage, throttle_ms=20),
+    Agent(name="memo", instructions="Remember what matters.", working_memory="user", throttle_ms=10, max_steps=3),
     Agent(name="titled", instructions="Be brief.", auto_title=True, throttle_ms=20),
     Agent(name="tools", instructions="Use tools.", tools=[weather, boom, approve], max_steps=4, throttle_ms=20),
     Agent(name="planner", instructions="JSON only.", output=Plan, throttle_ms=10),
