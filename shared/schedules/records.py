@@ -70,13 +70,9 @@ class Definition(msgspec.Struct, rename="camel", kw_only=True):
     created_at: int
 
 
-class Schedule(msgspec.Struct, rename="camel", kw_only=True):
-    schedule_id: str
-    user_id: str
-    name: str
-    timing: Timing
-    action: Action
-    created_at: int
+class Schedule(Definition, kw_only=True):
+    """A schedule as shown: its definition and where it stands."""
+
     paused: bool
     next_at: int | None  # None while paused
     fired: int  # how many times it has fired

@@ -30,13 +30,14 @@ from threadline.shared.schedules.records import (
 )
 from threadline.shared.schedules.timing import check_timing, next_after
 from threadline.shared.storage.client import Client, redis_errors, text
+from threadline.shared.storage.due import DueSet
 from threadline.shared.storage.scripts import Scripts, lua
 
 SCHEDULE_PUT = lua(__file__, "schedule_put")
 SCHEDULE_STATE = lua(__file__, "schedule_state")
-SCHEDULE_TAKE = lua(__file__, "schedule_take")
 SCHEDULE_FIRED = lua(__file__, "schedule_fired")
 
+DUE = DueSet(keys.SCHEDULES_DUE, keys.SCHEDULE_PREFIX, ("paused", "0"), "nextAt")
 _definition = msgspec.json.Decoder(Definition)
 
 
@@ -127,10 +128,7 @@ class Schedules:
 
     async def take_due(self, lease_ms: int, limit: int = 100) -> list[tuple[str, int, int]]:
         """(scheduleId, slot, take) of the schedules due now, each taken by this caller only."""
-        with redis_errors():
-            flat = await self._scripts.run(SCHEDULE_TAKE, [keys.SCHEDULES_DUE],
-                                           [now_ms(), lease_ms, limit, keys.SCHEDULE_PREFIX])
-        return [(text(flat[i]), int(flat[i + 1]), int(flat[i + 2])) for i in range(0, len(flat), 3)]
+        return await DUE.take(self._scripts, lease_ms, limit)
 
     async def fired(self, schedule: Schedule, take: int, slot: int) -> bool:
         """Record the firing of ``slot`` and the next slot (one later than now: missed slots are not

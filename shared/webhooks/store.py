@@ -22,6 +22,7 @@ from threadline.shared import keys
 from threadline.shared.clock import now_ms
 from threadline.shared.errors import BadRequest, Conflict, NotFound
 from threadline.shared.storage.client import Client, as_bytes, redis_errors, text
+from threadline.shared.storage.due import DueSet
 from threadline.shared.storage.scripts import Scripts, lua
 from threadline.shared.webhooks.records import (
     EVENTS,
@@ -34,13 +35,13 @@ from threadline.shared.webhooks.records import (
 from threadline.shared.webhooks.signing import new_secret
 
 WEBHOOK_EMIT = lua(__file__, "webhook_emit")
-WEBHOOK_TAKE = lua(__file__, "webhook_take")
 WEBHOOK_DONE = lua(__file__, "webhook_done")
 
 RETENTION_S = 7 * 86400  # a delivery's record (and so its id's protection from a second emit) lives this long
 LOG_CAP = 200  # attempts kept per endpoint
 WANTS_TTL_S = 1.0  # how long a process trusts its copy of which events have endpoints
 
+DUE = DueSet(keys.WEBHOOK_DUE, keys.WEBHOOK_DELIVERY_PREFIX, ("status", "pending"), "attempt")
 _endpoint = msgspec.json.Decoder(Endpoint)
 _encode = msgspec.json.Encoder().encode
 
@@ -135,10 +136,7 @@ class Webhooks:
 
     async def take_due(self, lease_ms: int, limit: int = 100) -> list[tuple[str, int, int]]:
         """(deliveryId, attempt, take) of the deliveries due now, each taken by this caller only."""
-        with redis_errors():
-            flat = await self._scripts.run(WEBHOOK_TAKE, [keys.WEBHOOK_DUE],
-                                           [now_ms(), lease_ms, limit, keys.WEBHOOK_DELIVERY_PREFIX])
-        return [(text(flat[i]), int(flat[i + 1]), int(flat[i + 2])) for i in range(0, len(flat), 3)]
+        return await DUE.take(self._scripts, lease_ms, limit)
 
     async def delivery(self, delivery_id: str) -> Delivery | None:
         with redis_errors():
