@@ -18,6 +18,7 @@ without any data, for ERASED_KEEP_S: proof of when it was done.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
@@ -37,7 +38,7 @@ from threadline.shared.storage.scripts import lua
 log = logging.getLogger(__name__)
 
 ERASURE_TAKE = lua(__file__, "erasure_take")
-STEPS = ("threads", "files", "documents", "workflows", "keys", "vectors")
+STEPS = ("schedules", "threads", "files", "documents", "workflows", "keys", "vectors")  # (schedules first: none fires meanwhile)
 ERASED_KEEP_S = 30 * 86400
 PAGE = 100
 
@@ -136,6 +137,17 @@ class Erasures:
             await self.redis.zadd(keys.part_of(keys.ERASURES, user_id), {user_id: now_ms() + self.lease_ms}, xx=True)
 
     # -- the steps: each erases what is left and says how much --------------------------------
+
+    async def _schedules(self, user_id: str) -> int:
+        """Their schedules (kept apart from their own keys, in the schedules' slot), and their list."""
+        schedules = self.rt.schedules
+        _, found = await schedules.of_user(user_id)
+        for schedule in found:
+            with contextlib.suppress(NotFound):
+                await schedules.change(schedule.schedule_id, "delete", None)
+        with redis_errors():
+            await self.redis.delete(keys.user_schedules(user_id), keys.user_schedules_version(user_id))
+        return len(found)
 
     async def _threads(self, user_id: str) -> int:
         store, erased = self.rt.store, 0

@@ -9,6 +9,8 @@ made as it is sent, page by page, so memory stays bounded whatever the user hold
                                         bytes, until indexed) or documents/<key>.chunks-N.jsonl (its text)
     workflows.jsonl                     their workflow runs (without steps)
     usage.jsonl                         their usage ledger (one entry per model call)
+    working-memory.json                 their working memory with its revisions (when they have one)
+    schedules.jsonl                     their schedules (when they have some)
 """
 
 from __future__ import annotations
@@ -112,6 +114,12 @@ async def export_user(rt: Runtime, user_id: str) -> AsyncIterator[bytes]:
     async for entries in rt.usage.pages(user_id, PAGE * 10):
         n += 1
         yield _member(_numbered("usage", n), _lines(entries))
+    memory = await store.working_memory.read(user_id=user_id, history=50)
+    if memory.version:
+        yield _member("working-memory.json", msgspec.json.encode(memory))
+    _, schedules = await rt.schedules.of_user(user_id)
+    if schedules:
+        yield _member("schedules.jsonl", _lines(schedules))
     yield b"\0" * (2 * _BLOCK)  # the end of the archive
 
 

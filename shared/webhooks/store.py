@@ -144,7 +144,7 @@ class Webhooks:
         if not raw:
             return None
         return Delivery(delivery_id=delivery_id, endpoint_id=text(raw[b"endpointId"]), event_id=text(raw[b"eventId"]),
-                        type=text(raw[b"type"]), body=as_bytes(raw[b"body"]), attempt=int(raw[b"attempt"]),
+                        type=text(raw[b"type"]), body=as_bytes(raw.get(b"body", b"")), attempt=int(raw[b"attempt"]),
                         takes=int(raw[b"takes"]), status=text(raw[b"status"]))
 
     async def record(self, delivery: Delivery, attempt: Attempt | None) -> bool:

@@ -23,7 +23,7 @@ async def test_one_runner_at_a_time_and_the_next_once_its_lease_ran_out(store: S
     erasures = Erasures(rt)
     await store.threads.create("ivy")
     first = await erasures.ask("ivy", "ops")
-    assert (first.status, first.step) == ("running", "threads")
+    assert (first.status, first.step) == ("running", "schedules")
     assert await erasures.due() == ["ivy"]
     assert await erasures._take("ivy") == 0  # a runner that dies right after taking it
     assert await erasures.run("ivy") is None  # its lease still runs: left to it

@@ -15,6 +15,7 @@ if ARGV[3] == 'retry' then
   redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 else
   redis.call('HSET', KEYS[1], 'status', ARGV[3], 'endedAt', ARGV[5])
+  redis.call('HDEL', KEYS[1], 'body')  -- (a reply's text has no business staying after its delivery)
   redis.call('ZREM', KEYS[2], ARGV[1])
 end
 return 1

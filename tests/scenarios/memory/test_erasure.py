@@ -104,6 +104,10 @@ def fill(stack: Stack, who: str, friend: str) -> dict[str, str]:
         r = me.post("/api/rag/user/documents", json={"key": "diary.md", "content": f"# Diary\n{words}"})
         assert r.status_code == 202, r.text
         run = me.post("/api/workflows", json={"name": "child_sum", "args": [1, 2]}).json()["runId"]
+        assert me.put("/api/memory/working", json={"text": f"{words} memory"}).status_code == 200
+        r = me.post("/api/schedules", json={"name": "daily", "timing": {"cron": "0 8 * * *"},
+                                            "action": {"kind": "send", "threadId": tid, "prompt": f"{words} daily"}})
+        assert r.status_code == 201, r.text
         shared = them.post("/api/threads", json={"title": "friends"}).json()["threadId"]
         them.post(f"/api/threads/{shared}/messages", json={"prompt": "the friend's own words", "generate": False})
         assert them.post(f"/api/threads/{shared}/members", json={"userId": who}).status_code == 200
@@ -174,6 +178,8 @@ def test_an_export_holds_what_is_theirs_and_nothing_of_anyone_else(erasing: Stac
     assert any(said(who) in c["text"] for c in jsonl(members, "documents/diary.md.chunks"))
     assert [r["runId"] for r in jsonl(members, "workflows")] == [made["run"]]
     assert len(jsonl(members, "usage")) >= 2 and {e["userId"] for e in jsonl(members, "usage")} == {who}
+    assert json.loads(members["working-memory.json"])["text"] == f"{said(who)} memory"
+    assert [s["action"]["prompt"] for s in jsonl(members, "schedules")] == [f"{said(who)} daily"]
     with http(erasing, "ops", admin=True) as admin:
         admin.post(f"/api/users/{who}/erase")
         eventually(lambda: admin.get(f"/api/users/{who}/erase").json()["status"] == "done", timeout=180)
@@ -194,6 +200,7 @@ def test_an_erasure_leaves_nothing_of_the_user_and_keeps_everyone_elses(erasing:
         # their thread, and in the shared one their prompt, its reply and their snippet
         assert done["erased"]["threads"] == 4 and done["erased"]["files"] == 1, done
         assert done["erased"]["documents"] == 1 and done["erased"]["workflows"] == 1, done
+        assert done["erased"]["schedules"] == 1, done
     assert_nothing_left(erasing, who, friend, made)
 
 

@@ -53,6 +53,13 @@ async def test_an_event_emitted_twice_is_delivered_once_and_taken_by_one_taker(s
     ((again, number, take),) = await hooks.take_due(60_000)  # due again at once (next_at 0)
     assert (again, number, take) == (did, 2, 2)
     assert [e["outcome"] for e in await hooks.attempts(delivery.endpoint_id)] == ["retry"]
+    delivered = await hooks.delivery(did)
+    assert delivered is not None
+    done = Attempt(delivery_id=did, event_id="evt_1", type="reply.finished", attempt=2, outcome="delivered", at=2,
+                   duration_ms=1, status_code=200)
+    assert await hooks.record(delivered, done) is True
+    ended = await hooks.delivery(did)
+    assert ended is not None and ended.status == "delivered" and ended.body == b""  # the event's data is not kept
 
 
 async def test_bad_endpoints_are_refused(store: Store) -> None:
