@@ -490,6 +490,7 @@ async function main() {
     state.threads = value.page;
     renderThreads();
   });
+  watchMemory();
   $("new-thread").onclick = async () => {
     const { threadId } = await state.client.mutate("threads.create", { title: "New chat" });
     selectThread(threadId);
@@ -520,6 +521,32 @@ async function main() {
   };
   const wanted = new URLSearchParams(location.hash.slice(1)).get("thread");
   if (wanted) selectThread(wanted);
+}
+
+// The user's working memory (what agents with `working_memory` keep about them): live, and theirs to
+// rewrite; a save names the version it was made from, so an agent's change made meanwhile is not lost.
+function watchMemory() {
+  const box = $("memory-text");
+  let shown = { text: "", version: 0 };
+  let base = shown;  // what an edit started from
+  box.onfocus = () => { if (box.value === shown.text) base = shown; };
+  state.client.subscribe("memory.working", { history: 1 }, (memory) => {
+    const editing = box.value !== shown.text;
+    shown = memory;
+    if (!editing) { box.value = memory.text; base = memory; }
+    const by = memory.history[0]?.by;
+    $("memory-info").textContent = memory.version ? `version ${memory.version}${by ? ", by " + by : ""}` : "";
+  });
+  $("memory-save").onclick = async () => {
+    try {
+      await state.client.mutate("memory.setWorking", { text: box.value, expectedVersion: base.version });
+    } catch (err) {
+      showBanner(err.code === "conflict" ? "Your memory changed meanwhile: it is shown again, edit it once more."
+        : `Could not save: ${err.message}`);
+      box.value = shown.text;
+      base = shown;
+    }
+  };
 }
 
 main();

@@ -360,3 +360,38 @@ def test_an_edited_message_shows_its_versions_in_every_tab(site: Stack, browser:
         assert page.locator("[data-testid=message]:has-text('asked better')").count() == 0
     a.close()
     b.close()
+
+
+def memory_shows(page: Any, text: str) -> None:
+    page.wait_for_function("t => document.querySelector('[data-testid=memory-text]').value === t", arg=text,
+                           timeout=20_000)
+
+
+def test_the_memory_panel_shows_what_is_kept_live_and_saves_the_users_edit(site: Stack, browser: Any) -> None:
+    """The working memory agents keep about the user shows in the sidebar of every tab as it changes; the
+    user's edit is saved, and an edit made from a version that changed meanwhile is refused, not lost."""
+    import httpx
+
+    who = user()
+    auth = {"Authorization": f"Bearer {mint(SECRET, who)}"}
+    a = open_chat(browser, site.web, who)
+    b = open_chat(browser, site.webs[1], who)
+    for page in (a, b):
+        page.click("[data-testid=memory] summary")
+    assert httpx.put(f"{site.web}/api/memory/working", json={"text": "## Preferences\nGreen tea"},
+                     headers=auth).status_code == 200  # as an agent's tool would keep it
+    for page in (a, b):
+        memory_shows(page, "## Preferences\nGreen tea")
+    a.fill("[data-testid=memory-text]", "## Preferences\nCoffee")
+    a.click("[data-testid=memory-save]")
+    memory_shows(b, "## Preferences\nCoffee")
+    b.wait_for_selector(f"[data-testid=memory-info]:has-text('by user:{who}')")
+    got = httpx.get(f"{site.web}/api/memory/working", headers=auth).json()
+    assert (got["text"], got["version"]) == ("## Preferences\nCoffee", 2)
+    b.fill("[data-testid=memory-text]", "## Preferences\nWater")  # b edits from version 2...
+    httpx.put(f"{site.web}/api/memory/working", json={"text": "## Preferences\nCoffee, black"}, headers=auth)
+    b.wait_for_selector("[data-testid=memory-info]:has-text('version 3')")  # ...which changes meanwhile
+    b.click("[data-testid=memory-save]")
+    b.wait_for_selector("[data-testid=banner]:has-text('changed meanwhile')")
+    memory_shows(b, "## Preferences\nCoffee, black")
+    assert httpx.get(f"{site.web}/api/memory/working", headers=auth).json()["version"] == 3
