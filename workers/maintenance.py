@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 
 from rq.cron import CronScheduler
 
@@ -71,7 +72,12 @@ def _schedules() -> None:
     """The app's and its users' schedules (workers.schedules), on a loop of their own beside RQ's cron."""
     from threadline.workers import schedules
 
-    asyncio.run(schedules.run())
+    while True:  # (a scheduler that stops stops every schedule: it starts again)
+        try:
+            asyncio.run(schedules.run())
+        except Exception:
+            log.exception("the scheduler stopped; starting it again in 5 s")
+            time.sleep(5)
 
 
 def run_cron() -> None:
