@@ -213,8 +213,8 @@ def test_an_erasure_killed_in_the_middle_is_finished_by_the_next_ask(erasing: St
                           capture_output=True, timeout=120)
     assert died.returncode == EXIT_STATUS, died.stderr.decode()[-2000:]
     client = erasing.store()
-    try:  # it died with the threads and files gone and the files step not recorded
-        assert client.hget(keys.erasure(who), "step") == b"1"
+    try:  # it died with the schedules, threads and files gone and the files step not recorded
+        assert client.hget(keys.erasure(who), "step") == b"2"
         assert client.hget(keys.file(made["file"]), "rec") is None
         assert client.exists(keys.thread(made["thread"])) == 0
     finally:
