@@ -8,7 +8,6 @@ from typing import Annotated, Any
 import msgspec
 
 MAX_PER_USER = 100
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 
 
 class SendPrompt(msgspec.Struct, tag="send", tag_field="kind", rename="camel", kw_only=True, forbid_unknown_fields=True):

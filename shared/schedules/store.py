@@ -143,9 +143,8 @@ class Schedules:
 
 
 def _view(raw: dict[Any, Any]) -> Schedule:
-    d = _definition.decode(raw[b"definition"])
     paused = raw.get(b"paused") == b"1"
     last = raw.get(b"lastFiredAt")
-    return Schedule(schedule_id=d.schedule_id, user_id=d.user_id, name=d.name, timing=d.timing, action=d.action,
-                    created_at=d.created_at, paused=paused, next_at=None if paused else int(raw[b"nextAt"]),
-                    fired=int(raw.get(b"fired", 0)), last_fired_at=int(last) if last else None)
+    return Schedule(**msgspec.structs.asdict(_definition.decode(raw[b"definition"])), paused=paused,
+                    next_at=None if paused else int(raw[b"nextAt"]), fired=int(raw.get(b"fired", 0)),
+                    last_fired_at=int(last) if last else None)

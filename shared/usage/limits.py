@@ -162,31 +162,31 @@ class Limits:
         tell = _teller(who, found)
         results = await self._each(LIMITS_TAKE, found, lambda rule, key: [now, cost, tell(key), "1" if check else "0",
                                                                           *rule.args()])
-        refused = [(rule, int(r[1])) for (rule, _), r in zip(found, results, strict=True) if not int(r[0])]
+        refused = [(rule, key, int(r[1])) for (rule, key), r in zip(found, results, strict=True) if not int(r[0])]
         if refused:
             if not check:
                 await self._each(LIMITS_ADJUST, [rk for rk, r in zip(found, results, strict=True) if int(r[0])],
                                  lambda rule, key: [now, -cost, tell(key), *rule.args()])
             await self._tell_reached(who, on, refused, now)
-            raise _refusal(refused, cost, on)
+            raise _refusal([(rule, wait) for rule, _, wait in refused], cost, on)
         if not check and not tell.told:
             with contextlib.suppress(Exception):
                 await self._redis.spublish(keys.rate_limit_channel(who.user_id), now)
 
-    async def _tell_reached(self, who: Who, on: On, refused: Sequence[tuple[Limit, int]], now: int) -> None:
-        """The ``usage.limit_reached`` webhook event of each refusing rule, once per rule, scope and
-        period however many requests it refuses then (the event's id names them). A refusal changes
-        nothing to guard: a process that dies before telling leaves it to the next refusal."""
+    async def _tell_reached(self, who: Who, on: On, refused: Sequence[tuple[Limit, str, int]], now: int) -> None:
+        """The ``usage.limit_reached`` webhook event of each refusing rule (with the key of its state, which
+        names the rule and the scope it counts), once per such key and period however many requests it
+        refuses then (the event's id names them). A refusal changes nothing to guard: a process that dies
+        before telling leaves it to the next refusal."""
         try:
             if not await self._webhooks.wants("usage.limit_reached"):
                 return
-            for rule, wait in refused:
+            for rule, key, wait in refused:
                 window = now // max(1, int(rule.period_s * 1000))
                 data = {"userId": who.user_id, "agentName": who.agent or None, "teams": list(who.teams),
                         "limit": rule.name, "on": on, "kind": rule.kind, "per": rule.per, "max": rule.limit,
                         "periodS": rule.period_s, "retryAfterMs": wait if wait >= 0 else None}
-                scope = {"user": who.user_id, "agent": who.agent, "team": ",".join(who.teams), "global": "*"}[rule.per]
-                await self._webhooks.emit("usage.limit_reached", f"evt_limit_{rule.name}_{scope}_{window}", data, now)
+                await self._webhooks.emit("usage.limit_reached", f"evt_limit_{key}_{window}", data, now)
         except Exception:  # the refusal stands whatever happens to its notice
             log.exception("could not record the webhook event of a refusal")
 

@@ -11,6 +11,7 @@ attempt (``record``): delivered, due again after the next backoff, or failed aft
 from __future__ import annotations
 
 import hashlib
+import secrets
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -70,7 +71,7 @@ class Webhooks:
     async def add(self, url: str, events: Sequence[str], description: str = "") -> Endpoint:
         """Register an endpoint; the one answer that shows its secret."""
         check_endpoint(url, events)
-        endpoint = Endpoint(webhook_id="wh_" + new_secret()[6:18].replace("/", "_").replace("+", "-"), url=url,
+        endpoint = Endpoint(webhook_id="wh_" + secrets.token_hex(8), url=url,
                             events=sorted(set(events)), secret=new_secret(), description=description[:500],
                             created_at=now_ms())
         with redis_errors():
