@@ -283,3 +283,42 @@ class WorkingMemorySet(_Args):
     text: Annotated[str, msgspec.Meta(max_length=8000)]
     thread_id: Id | None = None
     expected_version: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
+# -- the cross-thread store (shared.items) --
+ItemKey = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+class StoreRef(_Args):
+    key: ItemKey
+    namespace: Namespace = "user"
+
+
+class StorePut(_Args):
+    key: ItemKey
+    value: Any
+    namespace: Namespace = "user"
+    text: Annotated[str, msgspec.Meta(max_length=4000)] | None = None
+    index: bool = True
+    expected_version: Annotated[int, msgspec.Meta(ge=0)] | None = None  # 0: only if there is none
+
+
+class StoreDelete(_Args):
+    key: ItemKey
+    namespace: Namespace = "user"
+    expected_version: Annotated[int, msgspec.Meta(ge=1)] | None = None
+
+
+class StoreList(_Args):
+    namespace: Namespace = "user"
+    prefix: Annotated[str, msgspec.Meta(max_length=256)] = ""
+    pagination_opts: PaginationOpts = msgspec.field(default_factory=PaginationOpts)
+
+
+class StoreSearch(_Args):
+    query: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+    namespaces: Annotated[list[Namespace], msgspec.Meta(min_length=1, max_length=10)] = msgspec.field(
+        default_factory=lambda: ["user"])
+    limit: Annotated[int, msgspec.Meta(ge=1, le=50)] = 10
+    text_search: bool = True
+    vector_search: bool = True

@@ -106,6 +106,10 @@ def _query_params(request: Request) -> dict[str, Any]:
         out["statuses"] = [s for s in q["statuses"].split(",") if s]
     if "streams" in q:  # the thread's streams (ids for GET /api/streams/{id}), as on the WebSocket
         out["streams"] = _flag(q["streams"], "streams")
+    if "prefix" in q:  # store.list
+        out["prefix"] = q["prefix"]
+    if "expectedVersion" in q:  # store.delete
+        out["expectedVersion"] = parse_digits(q["expectedVersion"], "expectedVersion", 1 << 53)
     return out
 
 
@@ -234,6 +238,24 @@ class Endpoints:
         if request.method == "DELETE":
             return await self._mutate(request, "rag.delete", ref)
         return await self._query(request, "rag.document", ref)
+
+    async def store_items(self, request: Request) -> Response:
+        """GET: a namespace's items (store.list, ``?prefix=``)."""
+        return await self._query(request, "store.list",
+                                 {**_query_params(request), "namespace": request.path_params["namespace"]})
+
+    async def store_item(self, request: Request) -> Response:
+        """GET: one item (store.get); PUT: write it (store.put: ``value``, ``text``, ``index``,
+        ``expectedVersion``); DELETE: delete it (store.delete, ``?expectedVersion=``)."""
+        ref = {"namespace": request.path_params["namespace"], "key": request.path_params["key"]}
+        if request.method == "PUT":
+            return await self._mutate(request, "store.put", {**await _body(request), **ref})
+        if request.method == "DELETE":
+            return await self._mutate(request, "store.delete", {**_query_params(request), **ref})
+        return await self._query(request, "store.get", ref)
+
+    async def store_search(self, request: Request) -> Response:
+        return await self._query(request, "store.search", await _body(request))
 
     async def workflows(self, request: Request) -> Response:
         """POST: start a run ({name, args, key}); GET: the caller's runs."""
@@ -431,6 +453,9 @@ def routes(services: Services) -> list[Route]:
         Route("/api/threads/{thread_id}/context", e.context, methods=["POST"]),
         Route("/api/streams/{stream_id}", e.stream_events, methods=["GET"]),
         Route("/api/rag/search", e.rag_search, methods=["POST"]),
+        Route("/api/store/search", e.store_search, methods=["POST"]),
+        Route("/api/store/{namespace}/items", e.store_items, methods=["GET"]),
+        Route("/api/store/{namespace}/items/{key:path}", e.store_item, methods=["GET", "PUT", "DELETE"]),
         Route("/api/workflows", e.workflows, methods=["GET", "POST"]),
         Route("/api/schedules", e.schedules, methods=["GET", "POST"]),
         Route("/api/memory/working", e.working_memory, methods=["GET", "PUT"]),

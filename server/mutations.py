@@ -404,6 +404,30 @@ async def rag_delete(ctx: Context, a: A.RagRef) -> Outcome:
     return Outcome({"deleted": deleted}, version, [keys.rag_channel(namespace)])
 
 
+# -- the cross-thread store ---------------------------------------------------------------
+
+
+@mutation("store.put", A.StorePut)
+async def store_put(ctx: Context, a: A.StorePut) -> Outcome:
+    """Write an item of a namespace the caller may write (with ``expectedVersion``: only over that
+    version, 0 for a new one; conflict otherwise). Indexed items are found by ``store.search``."""
+    namespace = namespace_for(ctx.identity, a.namespace, write=True)
+    version, item = await ctx.store.items.put(
+        namespace, a.key, a.value, text=a.text, index=a.index, by=f"user:{ctx.user_id}",
+        expected_version=a.expected_version, record=ctx.guard.namespace(namespace) if ctx.guard else None)
+    return Outcome({"namespace": namespace, "key": a.key, "version": item.version}, version,
+                   [keys.item_channel(namespace)])
+
+
+@mutation("store.delete", A.StoreDelete)
+async def store_delete(ctx: Context, a: A.StoreDelete) -> Outcome:
+    namespace = namespace_for(ctx.identity, a.namespace, write=True)
+    version, deleted = await ctx.store.items.delete(
+        namespace, a.key, expected_version=a.expected_version,
+        record=ctx.guard.namespace(namespace) if ctx.guard else None)
+    return Outcome({"deleted": deleted}, version, [keys.item_channel(namespace)])
+
+
 # -- workflows ---------------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ from threadline.shared.agents.request import Caller, RunContext, instructions_fo
 from threadline.shared.documents.store import namespace_for
 from threadline.shared.errors import Forbidden, from_validation
 from threadline.shared.generation.context import fetch_context_messages, to_chat_messages
+from threadline.shared.rag.items import search_items
 from threadline.shared.rag.search import search_documents
 from threadline.shared.records import Message
 from threadline.shared.threads import StreamInfo
@@ -204,6 +205,44 @@ async def rag_search(ctx: Context, a: A.RagSearch) -> tuple[int, Any]:
         ctx.store, ctx.services.memory, namespaces, a.query, limit=a.limit, metadata=a.metadata,
         before=a.chunk_context.before, after=a.chunk_context.after, text_search=a.text_search,
         vector_search=a.vector_search, bill_to=ctx.user_id)
+    return sum(versions), {"results": results}
+
+
+# -- the cross-thread store ----------------------------------------------------------------
+
+
+def _item_channel(ctx: Context, a: A.StoreList | A.StoreRef) -> list[str]:
+    return [keys.item_channel(namespace_for(ctx.identity, a.namespace, write=False))]
+
+
+@query("store.list", A.StoreList, _item_channel)
+async def store_list(ctx: Context, a: A.StoreList) -> tuple[int, Any]:
+    """A namespace's items whose key starts with ``prefix``, in key order. Live."""
+    namespace = namespace_for(ctx.identity, a.namespace, write=False)
+    opts = a.pagination_opts
+    return await ctx.store.items.page(namespace, prefix=a.prefix, num_items=opts.num_items, cursor=opts.cursor)
+
+
+@query("store.get", A.StoreRef, _item_channel)
+async def store_get(ctx: Context, a: A.StoreRef) -> tuple[int, Any]:
+    """One item (null when there is none). Live."""
+    namespace = namespace_for(ctx.identity, a.namespace, write=False)
+    version = await ctx.store.items.version(namespace)
+    return version, await ctx.store.items.find(namespace, a.key)
+
+
+def _store_search_channels(ctx: Context, a: A.StoreSearch) -> list[str]:
+    return [keys.item_channel(namespace_for(ctx.identity, n, write=False)) for n in a.namespaces]
+
+
+@query("store.search", A.StoreSearch, _store_search_channels)
+async def store_search(ctx: Context, a: A.StoreSearch) -> tuple[int, Any]:
+    """The indexed items of the namespaces that best match ``query`` (hybrid search), best first.
+    Live: it runs again when an item of those namespaces changes."""
+    namespaces = [namespace_for(ctx.identity, n, write=False) for n in a.namespaces]
+    versions = [await ctx.store.items.version(n) for n in namespaces]
+    results = await search_items(ctx.store, ctx.services.memory, namespaces, a.query, limit=a.limit,
+                                 text_search=a.text_search, vector_search=a.vector_search, bill_to=ctx.user_id)
     return sum(versions), {"results": results}
 
 

@@ -90,6 +90,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid
     gc_thresholds: Annotated[str, msgspec.Meta(pattern=r"^\d+,\d+,\d+$")] = "10000,10,10"
     idempotency_ttl_s: Annotated[int, msgspec.Meta(ge=86400)] = 86400 * 2
     rag_max_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 10 << 20  # largest document (RAG_MAX_BYTES)
+    items_namespace_bytes: Annotated[int, msgspec.Meta(ge=65536)] = 4 << 20  # a namespace's items in the store
     files_max_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 20 << 20  # largest uploaded file
     files_types: str = ("image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain,text/markdown,"
                         "text/csv,application/json")  # media types an upload may be (sniffed from its bytes)

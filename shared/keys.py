@@ -521,6 +521,33 @@ def rag_channel(namespace: str) -> str:
 
 
 
+# The cross-thread store (shared.items): small JSON items by key in a namespace, in the
+# namespace's slot (beside its documents).
+def item_records(namespace: str) -> str:
+    """Hash: item key -> encoded Item."""
+    return f"{_ns(namespace)}:items"
+
+
+def item_keys(namespace: str) -> str:
+    """Sorted set (every score 0): the namespace's item keys, in key order (listed by range and prefix)."""
+    return f"{_ns(namespace)}:items:keys"
+
+
+def item_state(namespace: str) -> str:
+    """Hash: ``version`` (of the namespace's items, for live queries) and ``bytes`` (their size)."""
+    return f"{_ns(namespace)}:items:state"
+
+
+def item_channel(namespace: str) -> str:
+    """Pub/sub channel of change notices for one namespace's items."""
+    return f"{_ns(namespace)}:chg:items"
+
+
+def namespace_write_record(digest: str, namespace: str) -> str:
+    """Hash: the result of one guarded write of a namespace's items (see write_record), in its slot."""
+    return f"{_ns(namespace)}:idem:{digest}"
+
+
 VECTOR_INDEXERS = f"{PREFIX}:vec:indexers"  # set: index processes that may hold taken ops
 
 

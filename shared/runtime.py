@@ -35,6 +35,7 @@ class Runtime:
         # RQ's job records, read to tell a queued or running reply from a dead one (RQ_REDIS_URL)
         self.rq = connect(settings.rq_url, max_connections=16) if settings.rq_apart else self.redis
         self.store = store = Store(self.redis)
+        store.items.namespace_bytes = settings.items_namespace_bytes
         self.files = FileStore.from_settings(self.redis, store.scripts, store.outbox, settings)
         self.usage = UsageLedger.from_settings(self.redis, store.scripts, settings)
         self.limits = Limits.from_settings(self.redis, store.scripts, settings)

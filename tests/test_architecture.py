@@ -203,7 +203,9 @@ LAYERS = [
     "schedules",  # when a schedule fires and what it does (done by workers.schedules)
     "llm",  # model clients
     "files", "usage", "indexing",  # file records and blobs; usage and rate limits; the embedding queue
-    "streams", "documents", "threads",  # a reply's deltas; RAG documents; threads, messages, snippets
+    "streams", "documents",  # a reply's deltas; RAG documents
+    "items",  # the cross-thread store of small JSON items
+    "threads",  # threads, messages, snippets (and the store over all of the above)
     "vectors", "rag",  # the vector index and search; retrieval for replies
     "agents", "workflows",  # agent definitions and ready tools; durable workflows
     "runtime",  # a process's parts, built once

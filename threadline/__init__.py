@@ -37,6 +37,7 @@ from threadline.shared.agents import (
 from threadline.shared.agents.document_search import document_search
 from threadline.shared.agents.image_tool import image_generation
 from threadline.shared.agents.mcp import McpServer
+from threadline.shared.agents.store_tools import store_tools
 from threadline.shared.auth import mint
 from threadline.shared.errors import ChatError
 from threadline.shared.files.store import FileRecord
@@ -124,6 +125,7 @@ __all__ = [
     "image_generation",
     "mint",
     "step_count_is",
+    "store_tools",
     "tool",
     "workflow",
 ]

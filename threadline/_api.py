@@ -23,8 +23,10 @@ from threadline.shared.generation.lock import thread_turn
 from threadline.shared.generation.runner import Generation, GenerationResult
 from threadline.shared.generation.sinks import MemorySink, OnDelta, Sink, StoreSink
 from threadline.shared.ids import thread_of_message
+from threadline.shared.items.store import Item
 from threadline.shared.llm.providers import provider_named
 from threadline.shared.partial_json import parse_partial
+from threadline.shared.rag.items import ItemResult, search_items
 from threadline.shared.rag.search import ChunkResult, search_documents
 from threadline.shared.records import (
     Fork,
@@ -294,6 +296,32 @@ class Threadline:
         Embedding the query is the usage of ``user_id`` (default: the app's own)."""
         return await search_documents(self.store, self.memory, namespaces, query, limit=limit, metadata=metadata,
                                       before=before, after=after, bill_to=user_id or "")
+
+    # -- the cross-thread store (items of small JSON by namespace and key) -------------------
+
+    async def put_item(self, namespace: str, key: str, value: Any, *, text: str | None = None, index: bool = True,
+                       expected_version: int | None = None) -> Item:
+        """Write an item of ``namespace`` (``user:<id>``, ``team:<id>``, ``global``); with
+        ``expected_version``, only over that version (0: only a new one), Conflict otherwise. An
+        ``index``ed item is found by ``search_items`` once the index process has embedded it."""
+        return (await self.store.items.put(namespace, key, value, text=text, index=index,
+                                           expected_version=expected_version))[1]
+
+    async def item(self, namespace: str, key: str) -> Item | None:
+        return await self.store.items.find(namespace, key)
+
+    async def items(self, namespace: str, *, prefix: str = "", num_items: int = 50,
+                    cursor: str | None = None) -> Page[Item]:
+        """The namespace's items whose key starts with ``prefix``, in key order."""
+        return (await self.store.items.page(namespace, prefix=prefix, num_items=num_items, cursor=cursor))[1]
+
+    async def delete_item(self, namespace: str, key: str) -> bool:
+        return (await self.store.items.delete(namespace, key))[1]
+
+    async def search_items(self, namespaces: list[str], query: str, *, limit: int = 10,
+                           user_id: str | None = None) -> list[ItemResult]:
+        """The indexed items of ``namespaces`` that best match ``query``, best first (each with its score)."""
+        return await search_items(self.store, self.memory, namespaces, query, limit=limit, bill_to=user_id or "")
 
 
 def _with_output(agent: Agent, output: type | None) -> Agent:

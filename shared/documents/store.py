@@ -69,12 +69,12 @@ _decode_chunk = msgspec.msgpack.Decoder(StoredChunk).decode
 def namespace_for(identity: Identity, name: str, *, write: bool) -> str:
     """The canonical namespace ``name`` stands for, if ``identity`` may use it; Forbidden otherwise.
 
-    ``user`` is the caller's own namespace.
+    ``user`` is the caller's own namespace; ``app`` is another name of ``global``.
     """
     if name in ("user", f"user:{identity.user_id}"):
         return f"user:{identity.user_id}"
     kind, _, ident = name.partition(":")
-    if kind == "global" and not ident:
+    if name in ("global", "app"):
         if write and not identity.admin:
             raise Forbidden("only admins write to the global namespace")
         return "global"
@@ -86,7 +86,7 @@ def namespace_for(identity: Identity, name: str, *, write: bool) -> str:
         if not identity.admin:
             raise Forbidden("another user's namespace")
         return name
-    raise BadRequest("a namespace is `user`, `user:<id>`, `team:<id>` or `global`")
+    raise BadRequest("a namespace is `user`, `user:<id>`, `team:<id>` or `global` (`app`)")
 
 
 def agent_namespaces(names: Iterable[str], user_id: str) -> list[str]:
@@ -98,10 +98,12 @@ def agent_namespaces(names: Iterable[str], user_id: str) -> list[str]:
         kind, _, ident = name.partition(":")
         if name in ("user", f"user:{user_id}"):
             namespace = f"user:{user_id}"
-        elif (kind, ident) == ("global", "") or (kind == "team" and ident):
+        elif name in ("global", "app"):
+            namespace = "global"
+        elif kind == "team" and ident:
             namespace = name
         else:
-            raise BadRequest(f"an agent reads the namespaces `user`, `team:<id>` and `global`, not {name!r}")
+            raise BadRequest(f"an agent reads the namespaces `user`, `team:<id>` and `global` (`app`), not {name!r}")
         if namespace not in out:
             out.append(namespace)
     return out

@@ -16,12 +16,21 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.driver_info import DriverInfo
 
-from threadline.shared.errors import ChatError, Conflict, Forbidden, Internal, NotFound, Unavailable
+from threadline.shared.errors import (
+    ChatError,
+    Conflict,
+    Forbidden,
+    Internal,
+    NotFound,
+    TooLarge,
+    Unavailable,
+)
 
 log = logging.getLogger(__name__)
 # a script's own refusal, also when a pipeline wraps it ("Command # 1 (EVALSHA ...) of pipeline caused error: ...")
-_SCRIPT_REPLY = re.compile(r"""(?:^|error: \(?['"]?)(NOTFOUND|CONFLICT|FORBIDDEN)\b ?([^'"]*)""")
-_SCRIPT_ERRORS: dict[str, type[ChatError]] = {"NOTFOUND": NotFound, "CONFLICT": Conflict, "FORBIDDEN": Forbidden}
+_SCRIPT_REPLY = re.compile(r"""(?:^|error: \(?['"]?)(NOTFOUND|CONFLICT|FORBIDDEN|TOOLARGE)\b ?([^'"]*)""")
+_SCRIPT_ERRORS: dict[str, type[ChatError]] = {"NOTFOUND": NotFound, "CONFLICT": Conflict, "FORBIDDEN": Forbidden,
+                                               "TOOLARGE": TooLarge}
 
 
 Client = aioredis.Redis | RedisCluster

@@ -36,6 +36,10 @@ class Guard:
         """The record of a write in ``thread_id`` (``step`` tells apart several in one thread)."""
         return Record(keys.write_record(self.digest, thread_id=thread_id, step=step), self.ttl_s)
 
+    def namespace(self, namespace: str) -> Record:
+        """The record of a write in a namespace's items (shared.memories)."""
+        return Record(keys.namespace_write_record(self.digest, namespace), self.ttl_s)
+
 
 def in_thread(guard: Guard | None, thread_id: str, step: str = "") -> Record | None:
     """The record of a write in ``thread_id`` for ``guard``, or None for an unguarded write."""

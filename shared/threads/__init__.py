@@ -10,6 +10,7 @@ from threadline.shared.documents.store import DocumentStore
 from threadline.shared.errors import NotFound
 from threadline.shared.files.refs import FileRefs
 from threadline.shared.indexing.ops import MemoryOps
+from threadline.shared.items.store import ItemStore
 from threadline.shared.records import Takeover, Thread
 from threadline.shared.storage.client import Client
 from threadline.shared.storage.guard import Guard
@@ -44,6 +45,7 @@ class Store:
         self.snippets = SnippetStore(redis, scripts, self.threads)
         self.presence = PresenceStore(redis, scripts)
         self.documents = DocumentStore(redis, scripts)
+        self.items = ItemStore(redis, scripts)
         self.working_memory = WorkingMemory(redis, scripts)
 
     async def take_over(self, thread_id: str, by: str, agent_name: str,

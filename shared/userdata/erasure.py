@@ -9,7 +9,8 @@ the maintenance job or the next ask takes it up) finishes it and repeats nothing
 
 Steps: the threads they own are deleted with all of them (messages, streams, snippets, vectors,
 file references); in threads shared with them their messages and snippets are deleted and they
-leave; their files (and the bytes no other file holds); their own RAG namespace's documents;
+leave; their files (and the bytes no other file holds); their items in the cross-thread store and
+their own RAG namespace's documents;
 their workflow runs; every key of theirs (thread list, usage ledger and totals, idempotency
 records, counters) and their rate-limit state; their names in the app-wide sets; any vector left
 with their user id. The app-wide usage totals stay (sums, no one's record). The record stays,
@@ -38,7 +39,7 @@ from threadline.shared.storage.scripts import lua
 log = logging.getLogger(__name__)
 
 ERASURE_TAKE = lua(__file__, "erasure_take")
-STEPS = ("schedules", "threads", "files", "documents", "workflows", "keys", "vectors")  # (schedules first: none fires meanwhile)
+STEPS = ("schedules", "threads", "files", "items", "documents", "workflows", "keys", "vectors")  # (schedules first: none fires meanwhile)
 ERASED_KEEP_S = 30 * 86400
 PAGE = 100
 
@@ -206,6 +207,16 @@ class Erasures:
                     await self.rt.store.outbox.sweep(older_than_ms=0)
                     await files.delete(record.file_id, user_id)
                 erased += 1
+            await self._renew(user_id)
+        return erased
+
+    async def _items(self, user_id: str) -> int:
+        """Their namespace's items, each deleted (so its vector is forgotten; the documents step then
+        unlinks what is left of the namespace)."""
+        items, namespace, erased = self.rt.store.items, f"user:{user_id}", 0
+        while (page := (await items.page(namespace, num_items=PAGE))[1].page):
+            for item in page:
+                erased += (await items.delete(namespace, item.key))[1]
             await self._renew(user_id)
         return erased
 

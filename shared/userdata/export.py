@@ -5,6 +5,7 @@ made as it is sent, page by page, so memory stays bounded whatever the user hold
     threads/<threadId>/messages-N.jsonl their own threads' messages; in others' threads their messages
     threads/<threadId>/snippets-N.jsonl the snippets they may see there (all of their own threads')
     files.jsonl, files/<fileId>/<name>  their files' records and bytes (streamed from the blob store)
+    items.jsonl                         their items in the cross-thread store (their namespace)
     documents.jsonl                     their RAG namespace's documents; of each, documents/<key> (its
                                         bytes, until indexed) or documents/<key>.chunks-N.jsonl (its text)
     workflows.jsonl                     their workflow runs (without steps)
@@ -103,6 +104,8 @@ async def export_user(rt: Runtime, user_id: str) -> AsyncIterator[bytes]:
                 yield chunk
             yield _padding(record.size)
     namespace = f"user:{user_id}"
+    async for n, items in _pages(lambda c: _second(store.items.page(namespace, num_items=PAGE, cursor=c))):
+        yield _member(_numbered("items", n), _lines(items.page))
     async for n, docs in _pages(lambda c: _second(store.documents.page(namespace, num_items=PAGE, cursor=c))):
         yield _member(_numbered("documents", n), _lines(docs.page))
         for doc in docs.page:

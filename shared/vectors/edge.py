@@ -130,12 +130,12 @@ class EdgeIndex:
 
     def search_chunks(self, collection: str, *, namespaces: list[str], metadata: dict[str, Scalar],
                       dense: list[float] | None, sparse: tuple[list[int], list[float]] | None,
-                      limit: int) -> list[Hit]:
-        """Chunks of these namespaces; term rarity counts within them."""
+                      limit: int, kind: str = "chunk") -> list[Hit]:
+        """Chunks (or items) of these namespaces; term rarity counts within them."""
         shard = self._shards.get(collection)
         if shard is None:
             return []
-        tenants = qe.FieldCondition("userKind", match=qe.MatchAny([user_kind(n, "chunk") for n in namespaces]))
+        tenants = qe.FieldCondition("userKind", match=qe.MatchAny([user_kind(n, kind) for n in namespaces]))
         must: list[Any] = [tenants, *(qe.FieldCondition(f"metadata.{k}", match=qe.MatchValue(v))
                                       for k, v in metadata.items())]
         return self._query(shard, qe.Filter(must=must), qe.Filter(must=[tenants]), dense, sparse, limit, None)
@@ -208,6 +208,9 @@ def _found(payload: dict[str, Any]) -> dict[str, Any]:
     if kind == "chunk":
         namespace, key, version, index = ref.split(SEP)
         out.update(namespace=namespace, docKey=key, docVersion=int(version), chunk=int(index))
+    elif kind == "item":
+        _, namespace, key = ref.split(SEP, 2)
+        out.update(namespace=namespace, itemKey=key)
     else:
         out["userId"] = user
         out["messageId" if kind == "message" else "snippetId"] = ref

@@ -17,6 +17,7 @@ from threadline.shared.documents.parsing import Chunk, chunk, sections, sniff
 from threadline.shared.documents.store import SEP, Document, doc_id, op_ref, parse_ref
 from threadline.shared.errors import BadRequest, ChatError, NotFound
 from threadline.shared.indexing.ops import IndexOp, indexable
+from threadline.shared.items.store import item_ref, parse_item_ref
 from threadline.shared.records import Message
 from threadline.shared.threads import Store
 from threadline.shared.usage.ledger import UsageEntry, UsageLedger
@@ -65,6 +66,7 @@ class Indexer:
         for user_id in users:
             await self._q(self.index.delete_where, "userId", user_id)
         gone = [ref.split("/")[-1] for ref, kind in last.items() if kind in ("forget_message", "forget_snippet")]
+        gone += [ref for ref, kind in last.items() if kind == "forget_item"]
         if gone:
             await self._q(self.index.delete_refs, gone)
         wanted = [ref for ref, kind in last.items() if kind == "embed_message"]
@@ -74,6 +76,7 @@ class Indexer:
                 doc = await self._snippet_doc(ref)
                 if doc is not None:
                     docs.append(doc)
+        docs += await self._item_docs([ref for ref, kind in last.items() if kind == "embed_item"])
         await self.upsert(docs)
         for ref, kind in last.items():
             if kind == "embed_document":
@@ -121,6 +124,14 @@ class Indexer:
             "threadId": s.thread_id,
             "snippetId": s.snippet_id, "messageId": s.message_id, "order": 0, "stepOrder": 0})
 
+    async def _item_docs(self, refs: list[str]) -> list[Doc]:
+        """The items still there and indexed (one deleted or changed meanwhile has its own op after)."""
+        found = await self.store.items.many([parse_item_ref(ref) for ref in refs])
+        return [Doc(item_ref(i.namespace, i.key), i.search_text, {
+            "ref": item_ref(i.namespace, i.key), "kind": "item", "userKind": user_kind(i.namespace, "item"),
+            "namespace": i.namespace, "itemKey": i.key, "billTo": i.namespace.removeprefix("user:")
+            if i.namespace.startswith("user:") else ""}) for i in found.values() if i.index]
+
     async def upsert(self, docs: list[Doc]) -> None:
         if not docs:
             return
@@ -145,7 +156,8 @@ class Indexer:
         collection = self.index.ensure(self.embedder.model, dim)
         if isinstance(req, ChunkSearchRequest):
             found = await self._q(self.index.search_chunks, collection, namespaces=list(req.namespaces),
-                                  metadata=req.metadata, dense=dense, sparse=sparse, limit=req.limit)
+                                  metadata=req.metadata, dense=dense, sparse=sparse, limit=req.limit,
+                                  kind=req.kind)
             return [hit_of(h.payload, h.score) for h in found]
         hits = await self._q(
             self.index.search, collection, user_id=req.user_id, thread_id=req.thread_id,

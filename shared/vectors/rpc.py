@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import msgspec
 
-DocKind = Literal["message", "snippet", "chunk"]
+DocKind = Literal["message", "snippet", "chunk", "item"]
 
 
 class SearchRequest(msgspec.Struct, kw_only=True, frozen=True, tag="messages"):
@@ -34,7 +34,8 @@ Scalar = str | int | bool
 
 
 class ChunkSearchRequest(msgspec.Struct, kw_only=True, frozen=True, tag="chunks"):
-    """Chunks of documents in some namespaces (document RAG), optionally by metadata."""
+    """Chunks of documents in some namespaces (document RAG), optionally by metadata; or, with
+    ``kind="item"``, items of the cross-thread store in them (shared.items)."""
 
     namespaces: tuple[str, ...]
     text: str
@@ -43,10 +44,11 @@ class ChunkSearchRequest(msgspec.Struct, kw_only=True, frozen=True, tag="chunks"
     text_search: bool = True
     vector_search: bool = True
     bill_to: str = ""  # whose usage embedding the query is ("": the app's own)
+    kind: Literal["chunk", "item"] = "chunk"
 
 
 class Hit(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=False):
-    """One found thing, with its fused score: a message, a snippet, or a document's chunk."""
+    """One found thing, with its fused score: a message, a snippet, a document's chunk or an item."""
 
     kind: DocKind
     user_id: str = ""
@@ -59,6 +61,7 @@ class Hit(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=Fa
     doc_key: str | None = None
     doc_version: int = 0
     chunk: int = 0
+    item_key: str | None = None  # an item: its namespace and key
     score: float = 0.0
 
 

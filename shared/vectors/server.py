@@ -107,9 +107,9 @@ class VectorIndex:
 
     def search_chunks(self, collection: str, *, namespaces: list[str], metadata: dict[str, Scalar],
                       dense: list[float] | None, sparse: tuple[list[int], list[float]] | None,
-                      limit: int) -> list[Hit]:
+                      limit: int, kind: str = "chunk") -> list[Hit]:
         must: list[qm.Condition] = [
-            qm.FieldCondition(key="userKind", match=qm.MatchAny(any=[user_kind(n, "chunk") for n in namespaces]))]
+            qm.FieldCondition(key="userKind", match=qm.MatchAny(any=[user_kind(n, kind) for n in namespaces]))]
         must += [qm.FieldCondition(key=f"metadata.{k}", match=qm.MatchValue(value=v)) for k, v in metadata.items()]
         return self._query(collection, qm.Filter(must=must), dense, sparse, limit, None)
 

@@ -77,5 +77,6 @@ class VectorStore(Protocol):
 
     def search_chunks(self, collection: str, *, namespaces: list[str], metadata: dict[str, Scalar],
                       dense: list[float] | None, sparse: tuple[list[int], list[float]] | None,
-                      limit: int) -> list[Hit]:
-        """Document chunks of these namespaces whose metadata match, by fused score."""
+                      limit: int, kind: str = "chunk") -> list[Hit]:
+        """Document chunks (or store items: ``kind="item"``) of these namespaces whose metadata match,
+        by fused score."""

@@ -24,6 +24,7 @@ from threadline.shared.agents.image_tool import image_generation
 from threadline.shared.agents.mcp import McpServer
 from threadline.shared.agents.request import RunContext
 from threadline.shared.agents.steps import StepInput, StepPlan, has_tool_call, step_count_is
+from threadline.shared.agents.store_tools import store_tools
 from threadline.shared.generation.alone import agent_tool
 from threadline.shared.llm.base import RawEvent
 from threadline.shared.llm.providers import Provider
@@ -200,6 +201,7 @@ PRICES = {"fake": Price(input=1.0, output=2.0, cached_input=0.5)}  # dollars per
 AGENTS = [
     Agent(name="echo", instructions="Be brief.", usage_handler=record_usage, throttle_ms=20),
     Agent(name="memo", instructions="Remember what matters.", working_memory="user", throttle_ms=10, max_steps=3),
+    Agent(name="keeper", instructions="Remember facts; recall them.", tools=store_tools(), throttle_ms=10, max_steps=3),
     Agent(name="titled", instructions="Be brief.", auto_title=True, throttle_ms=20),
     Agent(name="tools", instructions="Use tools.", tools=[weather, boom, approve], max_steps=4, throttle_ms=20),
     Agent(name="planner", instructions="JSON only.", output=Plan, throttle_ms=10),

@@ -86,7 +86,7 @@ def traces(stack: Stack, needles: tuple[str, ...]) -> list[str]:
 
 def fill(stack: Stack, who: str, friend: str) -> dict[str, str]:
     """Data of ``who`` in every store: a thread of theirs with a reply (usage, vectors, a stream), a
-    file attached to a message, a snippet, a RAG document, a workflow run, rate-limit state and
+    file attached to a message, a snippet, a RAG document, an item, a workflow run, rate-limit state and
     idempotency records; and a thread of ``friend``'s shared with them, where they wrote too."""
     words, reply = said(who), answered(who)
     stack.script({"kind": "text", "chunks": [reply]}, {"kind": "text", "chunks": [reply]})
@@ -105,6 +105,7 @@ def fill(stack: Stack, who: str, friend: str) -> dict[str, str]:
         assert r.status_code == 202, r.text
         run = me.post("/api/workflows", json={"name": "child_sum", "args": [1, 2]}).json()["runId"]
         assert me.put("/api/memory/working", json={"text": f"{words} memory"}).status_code == 200
+        assert me.put("/api/store/user/items/diet", json={"value": f"{words} item"}).status_code == 200
         r = me.post("/api/schedules", json={"name": "daily", "timing": {"cron": "0 8 * * *"},
                                             "action": {"kind": "send", "threadId": tid, "prompt": f"{words} daily"}})
         assert r.status_code == 201, r.text
@@ -179,6 +180,7 @@ def test_an_export_holds_what_is_theirs_and_nothing_of_anyone_else(erasing: Stac
     assert [r["runId"] for r in jsonl(members, "workflows")] == [made["run"]]
     assert len(jsonl(members, "usage")) >= 2 and {e["userId"] for e in jsonl(members, "usage")} == {who}
     assert json.loads(members["working-memory.json"])["text"] == f"{said(who)} memory"
+    assert [(i["key"], i["value"]) for i in jsonl(members, "items")] == [("diet", f"{said(who)} item")]
     assert [s["action"]["prompt"] for s in jsonl(members, "schedules")] == [f"{said(who)} daily"]
     with http(erasing, "ops", admin=True) as admin:
         admin.post(f"/api/users/{who}/erase")
@@ -200,7 +202,7 @@ def test_an_erasure_leaves_nothing_of_the_user_and_keeps_everyone_elses(erasing:
         # their thread, and in the shared one their prompt, its reply and their snippet
         assert done["erased"]["threads"] == 4 and done["erased"]["files"] == 1, done
         assert done["erased"]["documents"] == 1 and done["erased"]["workflows"] == 1, done
-        assert done["erased"]["schedules"] == 1, done
+        assert done["erased"]["schedules"] == 1 and done["erased"]["items"] == 1, done
     assert_nothing_left(erasing, who, friend, made)
 
 

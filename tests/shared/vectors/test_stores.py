@@ -12,8 +12,11 @@ from pathlib import Path
 import pytest
 from qdrant_client import QdrantClient
 
+from threadline.shared.documents.store import op_ref
+from threadline.shared.items.store import item_ref
 from threadline.shared.vectors.edge import EdgeIndex
 from threadline.shared.vectors.embeddings import HashingEmbedder
+from threadline.shared.vectors.rpc import hit_of
 from threadline.shared.vectors.server import VectorIndex
 from threadline.shared.vectors.sparse import document_vector, query_vector
 from threadline.shared.vectors.vectors import Point, VectorStore, user_kind
@@ -119,3 +122,25 @@ def test_keyword_rarity_counts_within_the_users_own_points(tmp_path: Path) -> No
                              dense=None, sparse=query_vector("coffee garden"), limit=3)
     assert all(h.payload["userId"] == "other" for h in mine_other)
     edge.close()
+
+
+def test_items_and_chunks_of_a_namespace_are_searched_apart(store: VectorStore) -> None:
+    name = store.ensure(EMB.model, EMB.dim)
+    texts = {("item", "team:a"): "the lighthouse opens at nine", ("chunk", "team:a"): "lighthouse handbook page",
+             ("item", "team:b"): "another team's lighthouse"}
+    refs = {(kind, ns): item_ref(ns, "hours") if kind == "item" else op_ref(ns, "handbook", 1) + "\x1f0"
+            for kind, ns in texts}
+    store.upsert(name, [Point(refs[kind, ns], EMB.embed_one(text), document_vector(text),
+                              {"ref": refs[kind, ns], "kind": kind, "userKind": user_kind(ns, kind),
+                               "namespace": ns, "metadata": {}})
+                        for (kind, ns), text in texts.items()])
+
+    def found(kind: str, namespaces: list[str]) -> list[tuple[str, str]]:
+        hits = store.search_chunks(name, namespaces=namespaces, metadata={}, dense=EMB.embed_one("lighthouse"),
+                                   sparse=query_vector("lighthouse"), limit=10, kind=kind)
+        return sorted((hit_of(h.payload, h.score).namespace or "", h.payload["ref"]) for h in hits)
+
+    assert found("item", ["team:a"]) == [("team:a", refs["item", "team:a"])]
+    assert found("item", ["team:a", "team:b"]) == [("team:a", refs["item", "team:a"]),
+                                                   ("team:b", refs["item", "team:b"])]
+    assert found("chunk", ["team:a"]) == [("team:a", refs["chunk", "team:a"])]
