@@ -151,13 +151,24 @@ class MessagesRegenerate(_Args):
     options: ReplyOptions | None = None
 
 
+DocumentId = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")]
+CanvasName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")]
+
+
 class SnippetsAdd(_Args):
     thread_id: Id
     kind: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-    content: Text
+    content: Text = ""
     target: Annotated[str, msgspec.Meta(max_length=500)] | None = None
     summary: Summary | None = None
     message_id: Id | None = None
+    # an edit of a document (shared.threads.snippets): all of these need `document` and `operation`
+    document: DocumentId | None = None
+    operation: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    before: Any = None
+    after: Any = None
+    patch: Annotated[list[dict[str, Any]], msgspec.Meta(max_length=1000)] | None = None
+    doc_version: Annotated[int, msgspec.Meta(ge=0)] | None = None
 
 
 class SnippetsDelete(_Args):
@@ -167,6 +178,30 @@ class SnippetsDelete(_Args):
 class SnippetsList(_Args):
     thread_id: Id
     pagination_opts: PaginationOpts = msgspec.field(default_factory=PaginationOpts)
+    document: DocumentId | None = None  # that document's edits only
+
+
+class CanvasGet(_Args):
+    thread_id: Id
+    canvas_id: CanvasName
+
+
+class CanvasEdit(_Args):
+    thread_id: Id
+    canvas_id: CanvasName
+    target: CanvasName  # the element's id
+    operation: Literal["set", "delete"] = "set"
+    value: Any = None
+    kind: CanvasName | None = None
+    position: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    expected_version: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    summary: Summary | None = None
+
+
+class CanvasRestore(_Args):
+    snippet_id: Id
+    expected_version: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    summary: Summary | None = None
 
 
 class ContextFetch(_Args):

@@ -106,6 +106,8 @@ def _query_params(request: Request) -> dict[str, Any]:
         out["statuses"] = [s for s in q["statuses"].split(",") if s]
     if "streams" in q:  # the thread's streams (ids for GET /api/streams/{id}), as on the WebSocket
         out["streams"] = _flag(q["streams"], "streams")
+    if "document" in q:  # snippets.list: a document's edits
+        out["document"] = q["document"]
     if "prefix" in q:  # store.list
         out["prefix"] = q["prefix"]
     if "expectedVersion" in q:  # store.delete
@@ -209,6 +211,18 @@ class Endpoints:
 
     async def snippet(self, request: Request) -> Response:
         return await self._mutate(request, "snippets.delete", {"snippetId": request.path_params["snippet_id"]})
+
+    async def canvas(self, request: Request) -> Response:
+        return await self._query(request, "canvas.get", {"threadId": request.path_params["thread_id"],
+                                                         "canvasId": request.path_params["canvas_id"]})
+
+    async def canvas_edits(self, request: Request) -> Response:
+        ref = {"threadId": request.path_params["thread_id"], "canvasId": request.path_params["canvas_id"]}
+        return await self._mutate(request, "canvas.edit", {**await _body(request), **ref})
+
+    async def canvas_restore(self, request: Request) -> Response:
+        ref = {"snippetId": request.path_params["snippet_id"]}
+        return await self._mutate(request, "canvas.restore", {**await _body(request), **ref})
 
     async def documents(self, request: Request) -> Response:
         """GET: the namespace's documents. POST: add one, as JSON (the rag.add arguments) or as the
@@ -443,6 +457,9 @@ def routes(services: Services) -> list[Route]:
         Route("/api/threads/{thread_id}/branches", e.branches, methods=["GET", "POST"]),
         Route("/api/threads/{thread_id}/snippets", e.snippets, methods=["GET", "POST"]),
         Route("/api/snippets/{snippet_id}", e.snippet, methods=["DELETE"]),
+        Route("/api/snippets/{snippet_id}/restore", e.canvas_restore, methods=["POST"]),
+        Route("/api/threads/{thread_id}/canvases/{canvas_id}", e.canvas, methods=["GET"]),
+        Route("/api/threads/{thread_id}/canvases/{canvas_id}/edits", e.canvas_edits, methods=["POST"]),
         Route("/api/threads/{thread_id}/abort", e.abort, methods=["POST"]),
         Route("/api/threads/{thread_id}/members", e.members, methods=["POST"]),
         Route("/api/threads/{thread_id}/members/{user_id}", e.member, methods=["DELETE"]),

@@ -31,7 +31,7 @@ from threadline.shared.schedules import Action, SendPrompt, StartWorkflow, sched
 from threadline.shared.schedules.timing import check_timing
 from threadline.shared.storage.guard import in_thread, recorded
 from threadline.shared.streams.store import thread_of_stream
-from threadline.shared.threads.snippets import thread_of_snippet
+from threadline.shared.threads.snippets import Edit, thread_of_snippet
 from threadline.shared.threads.working_memory import channel as working_memory_channel
 from threadline.shared.usage.limits import Who
 from threadline.shared.workflows.definition import workflow_named
@@ -354,9 +354,20 @@ async def add_snippet(ctx: Context, a: A.SnippetsAdd) -> Outcome:
         message = await ctx.store.messages.get(a.message_id, ctx.user_id)
         if message.thread_id != a.thread_id:
             raise BadRequest("messageId is not a message of this thread")
+    edit = None
+    if a.document is not None or a.operation is not None:
+        if a.document is None or a.operation is None:
+            raise BadRequest("an edit's snippet names both its `document` and its `operation`")
+        edit = Edit(document=a.document, operation=a.operation, before=a.before, after=a.after, patch=a.patch,
+                    doc_version=a.doc_version, by=f"user:{ctx.user_id}")
+    elif any(v is not None for v in (a.before, a.after, a.patch, a.doc_version)):
+        raise BadRequest("`before`, `after`, `patch` and `docVersion` belong to an edit: give its `document` "
+                         "and `operation`")
+    if edit is None and not a.content:
+        raise BadRequest("a snippet has `content`")
     version, snippet = await ctx.store.snippets.add(
         a.thread_id, ctx.user_id, kind=a.kind, content=a.content, target=a.target, summary=a.summary,
-        message_id=a.message_id, guard=ctx.guard)
+        message_id=a.message_id, guard=ctx.guard, edit=edit)
     return Outcome({"snippetId": snippet.snippet_id}, version, [keys.thread_channel(a.thread_id)])
 
 
@@ -365,6 +376,28 @@ async def delete_snippet(ctx: Context, a: A.SnippetsDelete) -> Outcome:
     version, deleted = await ctx.store.snippets.delete(a.snippet_id, ctx.user_id, ctx.guard)
     thread_id = thread_of_snippet(a.snippet_id)
     return Outcome({"deleted": deleted}, version, [keys.thread_channel(thread_id)])
+
+
+@mutation("canvas.edit", A.CanvasEdit)
+async def canvas_edit(ctx: Context, a: A.CanvasEdit) -> Outcome:
+    """Set or delete one element of a thread's canvas; the edit's snippet (before and after) is
+    saved in the same step. With ``expectedVersion``: only over that version (else conflict)."""
+    version, canvas, snippet = await ctx.store.canvases.edit(
+        a.thread_id, a.canvas_id, a.operation, a.target, by=f"user:{ctx.user_id}", caller=ctx.user_id,
+        value=a.value, kind=a.kind, position=a.position, expected_version=a.expected_version, summary=a.summary,
+        guard=ctx.guard)
+    return Outcome({"version": canvas.version, "snippetId": snippet.snippet_id}, version,
+                   [keys.thread_channel(a.thread_id)])
+
+
+@mutation("canvas.restore", A.CanvasRestore)
+async def canvas_restore(ctx: Context, a: A.CanvasRestore) -> Outcome:
+    """Put the element a canvas edit changed back as that edit found it (itself an edit)."""
+    version, canvas, snippet = await ctx.store.canvases.restore(
+        a.snippet_id, by=f"user:{ctx.user_id}", caller=ctx.user_id, expected_version=a.expected_version,
+        summary=a.summary, guard=ctx.guard)
+    return Outcome({"version": canvas.version, "snippetId": snippet.snippet_id}, version,
+                   [keys.thread_channel(thread_of_snippet(a.snippet_id))])
 
 
 # -- document RAG ----------------------------------------------------------------

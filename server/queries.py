@@ -141,7 +141,14 @@ async def message_branches(ctx: Context, a: A.ThreadRef) -> tuple[int, Any]:
 @query("snippets.list", A.SnippetsList, _thread_channel)
 async def list_snippets(ctx: Context, a: A.SnippetsList) -> tuple[int, Any]:
     opts = a.pagination_opts
-    return await ctx.store.snippets.list(a.thread_id, ctx.user_id, num_items=opts.num_items, cursor=opts.cursor)
+    return await ctx.store.snippets.list(a.thread_id, ctx.user_id, num_items=opts.num_items, cursor=opts.cursor,
+                                         document=a.document)
+
+
+@query("canvas.get", A.CanvasGet, _thread_channel)
+async def canvas_get(ctx: Context, a: A.CanvasGet) -> tuple[int, Any]:
+    """A canvas of the thread (version 0 and no elements before its first edit). Live."""
+    return await ctx.store.canvases.get(a.thread_id, a.canvas_id, ctx.user_id)
 
 
 @query("context.fetch", A.ContextFetch, _thread_channel)

@@ -199,6 +199,17 @@ def snippet_index(thread_id: str) -> str:
     return f"{_t(thread_id)}:snippets:idx"
 
 
+def snippet_documents(thread_id: str) -> str:
+    """Sorted set (every score 0): ``<document>\x1f<seq, 12 digits>\x1f<snippetId>`` of each snippet
+    about a document (a canvas): a document's snippets in order, by lexical range."""
+    return f"{_t(thread_id)}:snippets:docs"
+
+
+def canvases(thread_id: str) -> str:
+    """Hash: canvasId -> encoded Canvas (shared.threads.canvas)."""
+    return f"{_t(thread_id)}:canvases"
+
+
 def generation_queue(thread_id: str) -> str:
     """List: ids of the thread's generation jobs, first asked first (the FIFO of ``enqueue``)."""
     return f"{_t(thread_id)}:genqueue"
@@ -251,6 +262,8 @@ def thread_keys(thread_id: str) -> list[str]:
         generation_retries(thread_id),
         snippets(thread_id),
         snippet_index(thread_id),
+        snippet_documents(thread_id),
+        canvases(thread_id),
         presence(thread_id),
         typing(thread_id),
         presence_version(thread_id),

@@ -34,6 +34,7 @@ from threadline.shared.agents import (
     step_count_is,
     tool,
 )
+from threadline.shared.agents.canvas_tools import canvas_tools
 from threadline.shared.agents.document_search import document_search
 from threadline.shared.agents.image_tool import image_generation
 from threadline.shared.agents.mcp import McpServer
@@ -118,6 +119,7 @@ __all__ = [
     "Workflow",
     "WorkflowError",
     "agent_tool",
+    "canvas_tools",
     "current_step",
     "document_search",
     "has_tool_call",

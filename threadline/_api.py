@@ -44,6 +44,7 @@ from threadline.shared.storage import layout
 from threadline.shared.storage.client import shard_subscription
 from threadline.shared.storage.cluster import check_rq
 from threadline.shared.threads import Page
+from threadline.shared.threads.canvas import Canvas
 from threadline.shared.usage.ledger import UsageEntry, UsageSummary
 from threadline.shared.usage.limits import Who
 from threadline.shared.userdata.erasure import Erasures, ErasureView
@@ -436,6 +437,27 @@ class ThreadHandle:
         _, snippet = await self._tl.store.snippets.add(self.thread_id, self.user_id, kind=kind, content=content,
                                                        target=target, summary=summary, message_id=message_id)
         return snippet
+
+    async def canvas(self, canvas_id: str = "draft") -> Canvas:
+        """A canvas of the thread (version 0 and no elements before its first edit)."""
+        return (await self._tl.store.canvases.get(self.thread_id, canvas_id, self.user_id))[1]
+
+    async def edit_canvas(self, target: str, value: Any = None, *, canvas_id: str = "draft", delete: bool = False,
+                          kind: str | None = None, position: int | None = None, by: str | None = None,
+                          expected_version: int | None = None, summary: str | None = None) -> tuple[Canvas, Any]:
+        """Set (or ``delete``) one element of a canvas; the edit is kept as a snippet with the state
+        before and after. (The canvas after, the snippet.)"""
+        _, canvas, snippet = await self._tl.store.canvases.edit(
+            self.thread_id, canvas_id, "delete" if delete else "set", target, by=by or f"user:{self.user_id}",
+            caller=self.user_id, value=value, kind=kind, position=position, expected_version=expected_version,
+            summary=summary)
+        return canvas, snippet
+
+    async def restore_canvas(self, snippet_id: str, *, by: str | None = None) -> tuple[Canvas, Any]:
+        """Put the element an edit changed back as that edit found it. (The canvas after, the snippet.)"""
+        _, canvas, snippet = await self._tl.store.canvases.restore(snippet_id, by=by or f"user:{self.user_id}",
+                                                                   caller=self.user_id)
+        return canvas, snippet
 
     async def messages(self, *, num_items: int = 20, cursor: str | None = None) -> Page[Message]:
         _, page = await self._tl.store.messages.list(self.thread_id, self.user_id, num_items=num_items,

@@ -12,8 +12,10 @@ from threadline import (
     RagOptions,
     Step,
     ToolContext,
+    canvas_tools,
     document_search,
     human_tool,
+    store_tools,
     tool,
     workflow,
 )
@@ -96,7 +98,16 @@ librarian = Agent(
     max_steps=3,
 )
 
-AGENTS = [assistant, weather, planner, librarian]
+editor = Agent(
+    name="editor",
+    instructions="You edit the user's draft on the canvas with your tools, one element at a time. To undo "
+                 "or repeat an earlier edit, find it in the reference notes and use its snippet id and states. "
+                 "Remember facts the user tells you about themselves for later chats.",
+    tools=[*canvas_tools(), *store_tools()],
+    max_steps=5,
+)
+
+AGENTS = [assistant, weather, planner, librarian, editor]
 
 
 # -- workflows: durable multi-step work (see the README's "Workflows") -----------------------

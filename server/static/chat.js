@@ -107,6 +107,7 @@ function selectThread(threadId) {
   state.forks = new Map();
   for (const id of ["viewers", "typing"]) $(id).textContent = "";
   state.threadId = threadId;
+  watchCanvas(threadId);
   state.elements.clear();
   state.smooth.clear();
   if (threadId) {
@@ -547,6 +548,111 @@ function watchMemory() {
       base = shown;
     }
   };
+}
+
+// The thread's draft canvas: elements edited one at a time, each edit kept as a snippet with the state
+// before and after (listed below, live) that can be undone; an agent with canvas tools edits the same
+// canvas and finds these edits in its context ("undo the last change to the title").
+const CANVAS = "draft";
+
+function watchCanvas(threadId) {
+  if (state.unwatchCanvas) state.unwatchCanvas();
+  state.unwatchCanvas = null;
+  state.canvasRows = new Map();
+  state.canvas = { version: 0, elements: [] };
+  $("canvas-elements").replaceChildren();
+  $("canvas-edits").replaceChildren();
+  $("canvas-info").textContent = "";
+  $("canvas").hidden = !threadId;
+  if (!threadId) return;
+  const offCanvas = state.client.subscribe("canvas.get", { threadId, canvasId: CANVAS },
+                                           (canvas) => renderCanvas(threadId, canvas));
+  const offEdits = state.client.subscribe("snippets.list", { threadId, document: CANVAS, paginationOpts: { numItems: 20 } },
+                                          (value) => renderEdits(value.page));
+  state.unwatchCanvas = () => { offCanvas(); offEdits(); };
+  $("canvas-add").onclick = () => {
+    const taken = new Set(state.canvas.elements.map((e) => e.id));
+    let n = 1;
+    while (taken.has(`p${n}`)) n += 1;
+    saveElement(threadId, { id: `p${n}`, kind: "paragraph", value: "" }, "");
+  };
+}
+
+const shownValue = (value) => (typeof value === "string" ? value : JSON.stringify(value, null, 1));
+
+function renderCanvas(threadId, canvas) {
+  state.canvas = canvas;
+  const elements = canvas.elements.length ? canvas.elements : [{ id: "title", kind: "title", value: "", unsaved: true }];
+  const rows = elements.map((element) => {
+    let row = state.canvasRows.get(element.id);
+    if (!row) {
+      const box = document.createElement("textarea");
+      box.dataset.testid = `canvas-el-${element.id}`;
+      const save = Object.assign(document.createElement("button"), { type: "button", textContent: "Save" });
+      save.dataset.testid = `canvas-save-${element.id}`;
+      const label = Object.assign(document.createElement("label"), { textContent: element.id });
+      const el = document.createElement("div");
+      el.className = "canvas-row";
+      el.append(label, box, save);
+      row = { el, box, save, shown: null, base: null };
+      box.onfocus = () => { if (box.value === row.shown) row.base = row.element.value; };
+      save.onclick = () => saveElement(threadId, row.element, row.base, row.box.value);
+      state.canvasRows.set(element.id, row);
+    }
+    const editing = row.shown !== null && row.box.value !== row.shown;
+    row.element = element;
+    row.shown = shownValue(element.value);
+    if (!editing) { row.box.value = row.shown; row.base = element.value; }
+    row.el.dataset.kind = element.kind;
+    return row.el;
+  });
+  for (const id of [...state.canvasRows.keys()]) {
+    if (!elements.some((e) => e.id === id)) state.canvasRows.delete(id);
+  }
+  $("canvas-elements").replaceChildren(...rows);
+  $("canvas-info").textContent = canvas.version ? `version ${canvas.version}, by ${canvas.updatedBy}` : "";
+}
+
+async function saveElement(threadId, element, base, text = "") {
+  const current = state.canvas.elements.find((e) => e.id === element.id);
+  if (current && JSON.stringify(current.value) !== JSON.stringify(base)) {
+    showBanner(`"${element.id}" changed meanwhile: it is shown again, edit it once more.`);
+    const row = state.canvasRows.get(element.id);
+    if (row) { row.box.value = row.shown; row.base = current.value; }
+    return;
+  }
+  let value = text;
+  if (current && typeof current.value !== "string") {
+    try { value = JSON.parse(text); } catch { showBanner(`"${element.id}" holds JSON: ${text.slice(0, 40)} is not.`); return; }
+  }
+  try {
+    await state.client.mutate("canvas.edit", { threadId, canvasId: CANVAS, target: element.id, value,
+                                               kind: element.kind });
+  } catch (err) {
+    showBanner(`Could not save: ${err.message}`);
+  }
+}
+
+function renderEdits(snippets) {
+  $("canvas-edits").replaceChildren(...snippets.map((s) => {
+    const li = document.createElement("li");
+    li.dataset.testid = "canvas-edit";
+    li.dataset.snippetId = s.snippetId;
+    li.dataset.target = s.target || "";
+    const short = (state) => (state ? shownValue(state.value).slice(0, 60) : "(none)");
+    const what = Object.assign(document.createElement("span"), {
+      textContent: `${s.by}: ${s.operation} ${s.target} (v${s.docVersion}) ${short(s.before)} → ${short(s.after)}`,
+    });
+    const undo = iconButton("Undo", "Put this element back as it was before this edit", "canvas-undo", async () => {
+      try {
+        await state.client.mutate("canvas.restore", { snippetId: s.snippetId });
+      } catch (err) {
+        showBanner(`Could not undo: ${err.message}`);
+      }
+    });
+    li.append(what, undo);
+    return li;
+  }));
 }
 
 main();

@@ -19,6 +19,7 @@ from threadline.shared.storage.pagination import MAX_PAGE, Page, PaginationOpts
 from threadline.shared.storage.scripts import Scripts
 from threadline.shared.streams.records import StreamInfo
 from threadline.shared.streams.store import StreamStore
+from threadline.shared.threads.canvas import CanvasStore
 from threadline.shared.threads.messages import MessageStore
 from threadline.shared.threads.presence import PresenceStore
 from threadline.shared.threads.snippets import SnippetStore
@@ -43,6 +44,7 @@ class Store:
         self.webhooks = Webhooks(redis, scripts)
         self.streams = StreamStore(redis, scripts, refs, self.webhooks)
         self.snippets = SnippetStore(redis, scripts, self.threads)
+        self.canvases = CanvasStore(redis, scripts, self.threads, self.snippets)
         self.presence = PresenceStore(redis, scripts)
         self.documents = DocumentStore(redis, scripts)
         self.items = ItemStore(redis, scripts)

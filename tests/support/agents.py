@@ -19,6 +19,7 @@ from threadline.shared.agents import (
     human_tool,
     tool,
 )
+from threadline.shared.agents.canvas_tools import canvas_tools
 from threadline.shared.agents.document_search import document_search
 from threadline.shared.agents.image_tool import image_generation
 from threadline.shared.agents.mcp import McpServer
@@ -201,6 +202,7 @@ PRICES = {"fake": Price(input=1.0, output=2.0, cached_input=0.5)}  # dollars per
 AGENTS = [
     Agent(name="echo", instructions="Be brief.", usage_handler=record_usage, throttle_ms=20),
     Agent(name="memo", instructions="Remember what matters.", working_memory="user", throttle_ms=10, max_steps=3),
+    Agent(name="editor", instructions="Edit the canvas.", tools=canvas_tools(), throttle_ms=10, max_steps=3),
     Agent(name="keeper", instructions="Remember facts; recall them.", tools=store_tools(), throttle_ms=10, max_steps=3),
     Agent(name="titled", instructions="Be brief.", auto_title=True, throttle_ms=20),
     Agent(name="tools", instructions="Use tools.", tools=[weather, boom, approve], max_steps=4, throttle_ms=20),

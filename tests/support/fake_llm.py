@@ -5,6 +5,8 @@ queued a call answers "echo: <last user message>". GET /_requests lists the
 bodies received; POST /_reset forgets everything. Response kinds:
   {"kind":"text","chunks":[...],"delay_ms":0,"usage":true}
   {"kind":"tools","calls":[{"name":..,"arguments":"{...}"}]}
+        (``$snippet(<target>)`` in arguments: the id of the newest edit of <target> that the request's
+        reference notes show, read from the context as a model would: "none" when there is none)
   {"kind":"status","status":429,"retry_after":0,"body":{...},"headers":{...}}   (any status, then the next one)
   {"kind":"transcript","name":"ollama_parallel_tools"}   replay transcripts/<name>.sse verbatim,
         one SSE event (blank-line separated block) at a time
@@ -87,7 +89,7 @@ async def completions(request: Request) -> Response:
             raise ConnectionResetError("scripted disconnect")
         if kind == "tools":
             for i, call in enumerate(step["calls"]):
-                args = call.get("arguments", "{}")
+                args = from_context(call.get("arguments", "{}"), body["messages"])
                 yield chunk({"tool_calls": [{"index": i, "id": f"call_{i}_{len(received)}", "type": "function",
                                              "function": {"name": call["name"], "arguments": ""}}]})
                 for j in range(0, len(args), 5):
@@ -101,6 +103,19 @@ async def completions(request: Request) -> Response:
         yield "data: [DONE]\n\n"
 
     return StreamingResponse(stream(), media_type="text/event-stream")
+
+
+def from_context(args: str, messages: list[dict[str, Any]]) -> str:
+    """``$snippet(<target>)`` replaced by the id of the last edit of that target in the reference notes
+    of the request's system messages (shared.generation.context lists them oldest first)."""
+    import re
+
+    notes = "\n".join(str(m.get("content")) for m in messages if m.get("role") == "system")
+
+    def newest(match: re.Match[str]) -> str:
+        found = re.findall(rf" on {re.escape(match.group(1))} of \S+ v\d+ by [^;\]]+; snippet ([^;\]\s]+)", notes)
+        return found[-1] if found else "none"
+    return re.sub(r"\$snippet\(([^)]+)\)", newest, args)
 
 
 def anthropic_event(kind: str, **body: Any) -> str:
