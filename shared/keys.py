@@ -556,6 +556,9 @@ def item_channel(namespace: str) -> str:
     return f"{_ns(namespace)}:chg:items"
 
 
+ITEM_NAMESPACES = "items:namespaces"  # set (per partition): namespaces holding at least one item
+
+
 def namespace_write_record(digest: str, namespace: str) -> str:
     """Hash: the result of one guarded write of a namespace's items (see write_record), in its slot."""
     return f"{_ns(namespace)}:idem:{digest}"

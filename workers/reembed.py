@@ -1,4 +1,4 @@
-"""``python -m threadline.workers reembed``: queue every message and snippet for embedding again.
+"""``python -m threadline.workers reembed``: queue every message, snippet and store item for embedding again.
 
 Run it after changing EMBEDDING_MODEL: the index process (started with the new
 model) writes a new collection for the new (model, dimension), and searches use
@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from threadline.shared.indexing.ops import waiting
+from threadline.shared.indexing.ops import IndexOp, waiting
+from threadline.shared.items.store import item_ref
 from threadline.shared.runtime import Runtime, process_settings
 from threadline.shared.threads import Store
 
@@ -30,8 +31,12 @@ async def queue_everything(store: Store) -> tuple[int, int]:
         if n % 100 == 0 or n == len(users):
             log.info("queued for embedding: %d of %d users, %d messages, %d snippets",
                      n, len(users), messages, snippets)
+    items = 0
+    for namespace in await store.items.namespaces():
+        items += await _each_item_page(namespace, store)
     pending = await waiting(client)
-    print(f"queued {messages} messages and {snippets} snippets for embedding ({pending} ops waiting)")
+    print(f"queued {messages} messages, {snippets} snippets and {items} items for embedding "
+          f"({pending} ops waiting)")
     return messages, snippets
 
 
@@ -57,6 +62,18 @@ async def _each_snippet_page(thread_id: str, store: Store) -> int:
         for s in page.page:
             await store.memory.snippet_saved(thread_id, s.snippet_id)
         count += len(page.page)
+        if page.is_done:
+            return count
+        cursor = page.continue_cursor
+
+
+async def _each_item_page(namespace: str, store: Store) -> int:
+    count, cursor = 0, None
+    while True:
+        _, page = await store.items.page(namespace, num_items=100, cursor=cursor)
+        await store.memory.push(namespace, [IndexOp("embed_item", item_ref(namespace, i.key))
+                                            for i in page.page if i.index])
+        count += sum(1 for i in page.page if i.index)
         if page.is_done:
             return count
         cursor = page.continue_cursor

@@ -20,7 +20,8 @@ from threadline.shared.clock import now_ms
 from threadline.shared.documents.store import SEP
 from threadline.shared.errors import BadRequest, NotFound, TooLarge
 from threadline.shared.json_depth import check_depth
-from threadline.shared.storage.client import Client, redis_errors, text
+from threadline.shared.storage import partitions
+from threadline.shared.storage.client import Client, redis_errors, text, texts
 from threadline.shared.storage.guard import Record
 from threadline.shared.storage.pagination import Page
 from threadline.shared.storage.scripts import Scripts, lua
@@ -80,7 +81,7 @@ class ItemStore:
 
     def _keys(self, namespace: str) -> list[str]:
         return [keys.item_records(namespace), keys.item_keys(namespace), keys.item_state(namespace),
-                keys.vector_ops(namespace)]
+                keys.vector_ops(namespace), keys.part_of(keys.ITEM_NAMESPACES, namespace)]
 
     async def put(self, namespace: str, key: str, value: Any, *, text: str | None = None, index: bool = True,
                   by: str = "", expected_version: int | None = None,
@@ -113,7 +114,7 @@ class ItemStore:
             version, changed, item_version, created = await self._scripts.run(
                 ITEM_WRITE, self._keys(namespace),
                 [keys.item_channel(namespace), key, body, -1 if expected is None else expected,
-                 self.namespace_bytes, item_ref(namespace, key), "1" if index else "0", now], record)
+                 self.namespace_bytes, item_ref(namespace, key), "1" if index else "0", now, namespace], record)
         return int(version), bool(changed), int(item_version), int(created)
 
     async def find(self, namespace: str, key: str) -> Item | None:
@@ -156,6 +157,12 @@ class ItemStore:
         items = [_decode(r) for r in raws if r is not None]
         nxt = text(names[-1]) if names else (cursor or "")
         return int(version or 0), Page(page=items, continue_cursor=nxt, is_done=not more)
+
+    async def namespaces(self) -> list[str]:
+        """Every namespace holding an item (re-embedding walks them)."""
+        with redis_errors():
+            parts = await partitions.each(self._redis, keys.ITEM_NAMESPACES, lambda pipe, key: pipe.smembers(key))
+        return sorted({name for part in parts for name in texts(part)})
 
     async def version(self, namespace: str) -> int:
         with redis_errors():

@@ -1,7 +1,7 @@
 #!lua
 -- Put (body given) or delete (body '') one item of a namespace's store (shared.items.store).
--- KEYS: items, keys, state, vector_ops
--- ARGV: channel key body expectedVersion(-1: any, 0: absent) maxBytes opRef index(1|0) now
+-- KEYS: items, keys, state, vector_ops, namespaces (the part of keys.ITEM_NAMESPACES in its slot)
+-- ARGV: channel key body expectedVersion(-1: any, 0: absent) maxBytes opRef index(1|0) now namespace
 --   body starts with "version":-1,"createdAt":-1, filled in here from the current item.
 -- Returns {namespace version, changed 0|1, the item's version (0: absent), its createdAt}; CONFLICT when the item is
 -- not at expectedVersion, TOOLARGE when the namespace's items would pass maxBytes.
@@ -22,6 +22,7 @@ if ARGV[3] == '' then
   redis.call('HDEL', KEYS[1], ARGV[2])
   redis.call('ZREM', KEYS[2], ARGV[2])
   if indexed then queue_op(KEYS[4], 'forget_item', ARGV[6]) end
+  if redis.call('ZCARD', KEYS[2]) == 0 then redis.call('SREM', KEYS[5], ARGV[9]) end
   version = 0
 else
   local body = string.gsub(ARGV[3], '^{"version":%-1,"createdAt":%-1,',
@@ -32,6 +33,7 @@ else
   end
   redis.call('HSET', KEYS[1], ARGV[2], body)
   redis.call('ZADD', KEYS[2], 0, ARGV[2])
+  redis.call('SADD', KEYS[5], ARGV[9])
   version = version + 1
   if ARGV[7] == '1' then queue_op(KEYS[4], 'embed_item', ARGV[6])
   elseif indexed then queue_op(KEYS[4], 'forget_item', ARGV[6]) end

@@ -137,3 +137,27 @@ async def test_an_agent_remembers_in_one_thread_and_recalls_in_another(kept: Sta
     assert tool_results == ["[]"]
     await other.ws.close()
     await tab.ws.close()
+
+
+def test_reembedding_queues_every_indexed_item_again(kept: Stack) -> None:
+    import subprocess
+    import sys
+
+    from tests.support import procs
+    from threadline.shared import keys
+    from threadline.shared.indexing.ops import IndexOp, encode_op
+    from threadline.shared.items.store import item_ref
+
+    with http(kept, "kit-eve") as eve:
+        assert eve.put("/api/store/user/items/garage", json={"value": "an old sedan"}).status_code == 200
+        assert eventually(lambda: found(eve, "automobile", textSearch=False)[:1] == ["user:kit-eve/garage"])
+        client = kept.store()  # drop its vector; the item stays in the store
+        client.rpush(keys.vector_ops("user:kit-eve"), encode_op(IndexOp("forget_item", item_ref("user:kit-eve",
+                                                                                                  "garage"))))
+        client.close()
+        assert eventually(lambda: "user:kit-eve/garage" not in found(eve, "automobile", textSearch=False))
+        out = subprocess.run([sys.executable, "-m", "threadline.workers", "reembed"], cwd=procs.ROOT,
+                             capture_output=True, text=True, env=procs.child_env(REDIS_URL=kept.redis_url), timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert int(out.stdout.split(" snippets and ")[1].split(" items")[0]) >= 1
+        assert eventually(lambda: found(eve, "automobile", textSearch=False)[:1] == ["user:kit-eve/garage"])

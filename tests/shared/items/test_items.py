@@ -37,8 +37,9 @@ async def test_an_item_has_versions_and_a_stale_write_is_refused(store: Store) -
     v_del, deleted = await items.delete(ns, "preferences/drink", expected_version=2)
     assert deleted and v_del > v1 and await items.find(ns, "preferences/drink") is None
     assert (await items.delete(ns, "preferences/drink"))[1] is False
+    assert ns not in await items.namespaces()  # (its last item went)
     _, again = await items.put(ns, "preferences/drink", 1, expected_version=0)
-    assert again.version == 1  # a new item starts over
+    assert again.version == 1 and ns in await items.namespaces()  # a new item starts over
 
 
 async def test_values_keep_their_json_exactly(store: Store) -> None:
