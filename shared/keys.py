@@ -666,6 +666,11 @@ def webhook_delivery(delivery_id: str) -> str:
     return f"{WEBHOOK_DELIVERY_PREFIX}{delivery_id}"
 
 
+def webhook_user_deliveries(user_id: str) -> str:
+    """Set: the deliveries of events about one user (erasing the user reaches those not yet sent)."""
+    return f"{_WEBHOOKS}:u:{_escaped(user_id)}"
+
+
 def webhook_log(endpoint_id: str) -> str:
     """List: the endpoint's latest delivery attempts, newest first (JSON each)."""
     return f"{_WEBHOOKS}:log:{endpoint_id}"

@@ -11,7 +11,7 @@ Steps: the threads they own are deleted with all of them (messages, streams, sni
 file references); in threads shared with them their messages and snippets are deleted and they
 leave; their files (and the bytes no other file holds); their items in the cross-thread store and
 their own RAG namespace's documents;
-their workflow runs; every key of theirs (thread list, usage ledger and totals, idempotency
+their workflow runs; the webhook deliveries of events about them not sent yet; every key of theirs (thread list, usage ledger and totals, idempotency
 records, counters) and their rate-limit state; their names in the app-wide sets; any vector left
 with their user id. The app-wide usage totals stay (sums, no one's record). The record stays,
 without any data, for ERASED_KEEP_S: proof of when it was done.
@@ -39,7 +39,7 @@ from threadline.shared.storage.scripts import lua
 log = logging.getLogger(__name__)
 
 ERASURE_TAKE = lua(__file__, "erasure_take")
-STEPS = ("schedules", "threads", "files", "items", "documents", "workflows", "keys", "vectors")  # (schedules first: none fires meanwhile)
+STEPS = ("schedules", "threads", "files", "items", "documents", "workflows", "webhooks", "keys", "vectors")  # (schedules first: none fires meanwhile)
 ERASED_KEEP_S = 30 * 86400
 PAGE = 100
 
@@ -240,6 +240,10 @@ class Erasures:
                 erased += 1
             await self._renew(user_id)
         return erased
+
+    async def _webhooks(self, user_id: str) -> int:
+        """Their events' deliveries not sent yet (a reply's text) are erased, never attempted again."""
+        return await self.rt.store.webhooks.erase_user(user_id)
 
     async def _keys(self, user_id: str) -> int:
         """Every key of the user's own (lists, usage, idempotency records, counters...), their

@@ -54,7 +54,7 @@ class Delivery(msgspec.Struct, kw_only=True):
     body: bytes
     attempt: int
     takes: int
-    status: str  # pending | delivered | failed | dropped
+    status: str  # pending | delivered | failed | dropped | erased (its user's data was erased before it was sent)
 
 
 class NewEndpoint(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):

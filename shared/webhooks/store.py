@@ -22,7 +22,7 @@ import msgspec
 from threadline.shared import keys
 from threadline.shared.clock import now_ms
 from threadline.shared.errors import BadRequest, Conflict, NotFound
-from threadline.shared.storage.client import Client, as_bytes, redis_errors, text
+from threadline.shared.storage.client import Client, as_bytes, redis_errors, text, texts
 from threadline.shared.storage.due import DueSet
 from threadline.shared.storage.scripts import Scripts, lua
 from threadline.shared.webhooks.records import (
@@ -35,6 +35,7 @@ from threadline.shared.webhooks.records import (
 )
 from threadline.shared.webhooks.signing import new_secret
 
+WEBHOOK_ERASE = lua(__file__, "webhook_erase")
 WEBHOOK_EMIT = lua(__file__, "webhook_emit")
 WEBHOOK_DONE = lua(__file__, "webhook_done")
 
@@ -128,12 +129,27 @@ class Webhooks:
         if not targets:
             return 0
         ids = [delivery_id(event_id, e.webhook_id) for e in targets]
-        args: list[Any] = [now_ms(), RETENTION_S]
+        args: list[Any] = [now_ms(), RETENTION_S, len(ids)]
         for did, e in zip(ids, targets, strict=True):
             args += [did, e.webhook_id, event_id, event_type, body]
+        users = {str(u) for u in (data.get("userId"), data.get("threadOwner")) if u}  # whom it is about
         with redis_errors():
-            return int(await self._scripts.run(WEBHOOK_EMIT, [keys.WEBHOOK_DUE, *map(keys.webhook_delivery, ids)],
-                                               args))
+            return int(await self._scripts.run(
+                WEBHOOK_EMIT, [keys.WEBHOOK_DUE, *map(keys.webhook_delivery, ids),
+                               *map(keys.webhook_user_deliveries, sorted(users))], args))
+
+    async def erase_user(self, user_id: str) -> int:
+        """Erase the deliveries of events about ``user_id`` not sent yet (their bodies hold the user's
+        data: a reply's text); returns how many were pending."""
+        erased = 0
+        with redis_errors():
+            ids = sorted(texts(await self._redis.smembers(keys.webhook_user_deliveries(user_id))))
+            for i in range(0, len(ids), 100):
+                chunk = ids[i:i + 100]
+                erased += int(await self._scripts.run(WEBHOOK_ERASE, [keys.WEBHOOK_DUE,
+                                                                      *map(keys.webhook_delivery, chunk)], chunk))
+            await self._redis.delete(keys.webhook_user_deliveries(user_id))
+        return erased
 
     async def take_due(self, lease_ms: int, limit: int = 100) -> list[tuple[str, int, int]]:
         """(deliveryId, attempt, take) of the deliveries due now, each taken by this caller only."""

@@ -10,6 +10,7 @@ import msgspec
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from threadline.shared import keys
 from threadline.shared.errors import BadRequest
 from threadline.shared.threads import Store
 from threadline.shared.webhooks import Attempt, Webhooks, delivery_id
@@ -68,3 +69,35 @@ async def test_bad_endpoints_are_refused(store: Store) -> None:
         with pytest.raises(BadRequest):
             await store.webhooks.add(url, events)
     assert await store.webhooks.endpoints() == []
+
+
+async def test_erasing_a_user_erases_the_deliveries_about_them_not_yet_sent(store: Store) -> None:
+    hooks: Webhooks = store.webhooks
+    endpoint = await hooks.add("https://example.test/e", ["reply.finished"])
+
+    def did(event_id: str) -> str:
+        return delivery_id(event_id, endpoint.webhook_id)
+
+    await hooks.emit("reply.finished", "evt_e1", {"userId": "er-ana", "text": "ana's plans"}, 1000)
+    await hooks.emit("reply.finished", "evt_e2", {"userId": "er-bo", "threadOwner": "er-ana", "text": "in ana's"}, 1000)
+    await hooks.emit("reply.finished", "evt_e3", {"userId": "er-bo", "text": "bo's own"}, 1000)
+    sent = await hooks.emit("reply.finished", "evt_e4", {"userId": "er-ana", "text": "sent already"}, 1000)
+    assert sent == 1
+    (taken,) = [t for t in await hooks.take_due(60_000) if t[0] == did("evt_e4")]
+    delivery = await hooks.delivery(taken[0])
+    assert delivery is not None
+    assert await hooks.record(delivery, Attempt(delivery_id=taken[0], event_id="evt_e4", type="reply.finished",
+                                                attempt=1, outcome="delivered", at=2, duration_ms=1, status_code=200))
+    await store.redis.zadd(keys.WEBHOOK_DUE, {did(e): 0 for e in ("evt_e1", "evt_e2", "evt_e3")})  # (due again)
+
+    assert await hooks.erase_user("er-ana") == 2  # the two not sent; the delivered one kept no body anyway
+    for event_id in ("evt_e1", "evt_e2"):
+        erased = await hooks.delivery(did(event_id))
+        assert erased is not None and (erased.status, erased.body) == ("erased", b"")
+    assert (await hooks.delivery(did("evt_e4"))).status == "delivered"  # type: ignore[union-attr]
+    kept = await hooks.delivery(did("evt_e3"))
+    assert kept is not None and kept.status == "pending" and b"bo's own" in kept.body
+    assert [t[0] for t in await hooks.take_due(60_000)] == [did("evt_e3")]  # the erased are never attempted
+    assert await hooks.emit("reply.finished", "evt_e1", {"userId": "er-ana", "text": "again"}, 1000) == 0
+    assert await hooks.erase_user("er-ana") == 0
+    assert not await store.redis.exists(keys.webhook_user_deliveries("er-ana"))
