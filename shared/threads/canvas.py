@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+from collections.abc import Callable
 from typing import Any, Literal
 
 import msgspec
@@ -41,7 +42,8 @@ MAX_VALUE_BYTES = 64 * 1024
 MAX_CANVAS_BYTES = 512 * 1024
 RETRIES = 64  # edits without a version that another came before (each is retried on the newest)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
-Operation = Literal["set", "delete", "restore"]
+# what an edit does to the canvas as it is now: (set|delete, target, value, kind, position, restores)
+Plan = Callable[["Canvas"], tuple[Literal["set", "delete"], str, Any, "str | None", "int | None", "str | None"]]
 
 
 class Element(msgspec.Struct, rename="camel", kw_only=True):
@@ -140,7 +142,7 @@ class CanvasStore:
         if earlier.document is None or earlier.target is None or earlier.kind != "canvas":
             raise BadRequest("only a canvas edit's snippet can be restored")
 
-        def plan(canvas: Canvas) -> tuple[Literal["set", "delete"], str, Any, str | None, int | None, str]:
+        def plan(canvas: Canvas) -> tuple[Literal["set", "delete"], str, Any, str | None, int | None, str | None]:
             target = earlier.target or ""
             if earlier.before is None:  # it did not exist before that edit
                 return "delete", target, None, None, None, snippet_id
@@ -152,7 +154,7 @@ class CanvasStore:
                                  expected_version=expected_version, guard=guard,
                                  summary=summary or f"put back {earlier.target} as it was before snippet {snippet_id}")
 
-    async def _write(self, thread_id: str, canvas_id: str, plan: Any, *, by: str, caller: str,
+    async def _write(self, thread_id: str, canvas_id: str, plan: Plan, *, by: str, caller: str,
                      expected_version: int | None, summary: str | None, guard: Guard | None,
                      message_id: str | None = None) -> tuple[int, Canvas, Snippet]:
         check_name(canvas_id, "canvas id")
