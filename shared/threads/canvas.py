@@ -129,6 +129,7 @@ class CanvasStore:
         check_name(target, "target")
         if kind is not None:
             check_name(kind, "kind")
+        await self._threads.get(thread_id, caller or None, need="writer")  # (no answer tells a stranger of it)
         return await self._write(thread_id, canvas_id, lambda c: (operation, target, value, kind, position, None),
                                  by=by, caller=caller, expected_version=expected_version, summary=summary,
                                  message_id=message_id, guard=guard)
@@ -137,7 +138,7 @@ class CanvasStore:
                       summary: str | None = None, guard: Guard | None = None) -> tuple[int, Canvas, Snippet]:
         """Put the element an edit changed back as it was before that edit."""
         thread_id = thread_of_snippet(snippet_id)
-        await self._threads.get(thread_id, caller or None)  # (its snippets are the thread's to read)
+        await self._threads.get(thread_id, caller or None, need="writer")  # (before anything of it is read)
         earlier = await self._snippets.get(snippet_id)
         if earlier.document is None or earlier.target is None or earlier.kind != "canvas":
             raise BadRequest("only a canvas edit's snippet can be restored")

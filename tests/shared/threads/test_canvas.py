@@ -135,3 +135,8 @@ async def test_a_resent_edit_is_done_once_and_a_reader_cannot_edit(store: Store)
         await store.canvases.edit(tid, "draft", "set", "title", by="user:cv-rd", caller="cv-rd", value="B")
     with pytest.raises(NotFound):
         await store.canvases.get(tid, "draft", "cv-stranger")
+    with pytest.raises(NotFound):  # not a conflict: nothing tells a stranger the canvas's version
+        await store.canvases.edit(tid, "draft", "set", "title", by="user:cv-stranger", caller="cv-stranger",
+                                  value="B", expected_version=0)
+    with pytest.raises(NotFound):
+        await store.canvases.restore(s1.snippet_id, by="user:cv-stranger", caller="cv-stranger")
