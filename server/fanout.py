@@ -93,7 +93,7 @@ class ChangeListener:
             await cancel_and_wait(task)
         for node in self._nodes.values():
             with contextlib.suppress(Exception):
-                await node.pubsub.aclose()  # type: ignore[no-untyped-call]
+                await node.pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # (annotated from redis 8.2)
             with contextlib.suppress(Exception):
                 await node.client.aclose()
 
@@ -205,7 +205,7 @@ class ChangeListener:
         async with self._lock:
             old, node.pubsub = node.pubsub, node.client.pubsub()
             with contextlib.suppress(Exception):
-                await old.aclose()  # type: ignore[no-untyped-call]
+                await old.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # (annotated from redis 8.2)
             channels = sorted(ch for ch in node.channels if ch in self._routes)
             node.channels.clear()
             node.leaving.clear()
