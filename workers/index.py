@@ -31,6 +31,7 @@ from threadline.workers.reembed import queue_everything
 log = logging.getLogger("threadline.workers.index")
 BATCH = 1024  # ops per pass: a backlog (a migration) is embedded and written in large batches
 PROGRESS_S = 5.0
+GIVE_UP_AFTER = 4  # unexpected failures in a row before a batch is dropped
 RECOVER_EVERY = 5  # heartbeats (seconds) between looks for ops held by dead index processes
 EMBEDDED_DIR = "vectors"  # under DATA_DIR: one Qdrant Edge shard per collection
 
@@ -48,6 +49,7 @@ def open_index(settings: Settings) -> VectorStore:
 
 async def ops_loop(indexer: Indexer, redis: Client, queue: OpsQueue) -> None:
     told = time.monotonic()
+    failures = 0  # batches in a row that failed unexpectedly
     while True:
         raw = await queue.take(BATCH)
         if not raw:
@@ -59,6 +61,7 @@ async def ops_loop(indexer: Indexer, redis: Client, queue: OpsQueue) -> None:
             await indexer.apply(batch)
             await indexer.flush()  # persisted before the ops are let go: a kill then loses none
             await queue.done()
+            failures = 0
             metrics.index_ops.inc(len(batch))
             lag = queue.waiting
             metrics.index_lag.set(lag)
@@ -70,8 +73,15 @@ async def ops_loop(indexer: Indexer, redis: Client, queue: OpsQueue) -> None:
             await queue.give_back()
             await asyncio.sleep(2)
         except Exception:
-            log.exception("indexing a batch of %d ops failed", len(batch))
-            await queue.done()  # a batch that fails for a bug would fail forever: dropped, and logged
+            failures += 1
+            if failures < GIVE_UP_AFTER:  # (a storage hiccup on a loaded machine: the ops are tried again)
+                log.exception("indexing a batch of %d ops failed; trying again", len(batch))
+                await queue.give_back()
+                await asyncio.sleep(failures)
+            else:  # a batch that fails for a bug would fail forever: dropped, and logged
+                log.exception("indexing a batch of %d ops failed %d times in a row: dropped", len(batch), failures)
+                await queue.done()
+                failures = 0
 
 
 async def rpc_loop(indexer: Indexer, redis: Client) -> None:

@@ -175,7 +175,7 @@ def broken_instructions(run: RunContext) -> str:
 # the suite's MCP server (tests/support/mcp_server.py) over stdio, and over HTTP where a test runs one
 CALC = McpServer("calc", command=sys.executable, args=["-m", "tests.support.mcp_server"],
                  cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                 prefix="calc_", timeout_s=3)
+                 prefix="calc_", timeout_s=10)  # (its start, a Python importing the SDK, is slow on a loaded machine)
 REMOTE = McpServer("remote", url=os.environ.get("TEST_MCP_URL", "http://127.0.0.1:9/mcp"), prefix="remote_",
                    tools=["shout"], timeout_s=3)
 NOWHERE = McpServer("nowhere", url="http://127.0.0.1:9/mcp", timeout_s=2)

@@ -91,7 +91,8 @@ def _killed_index(tmp_path: Path, url: str) -> None:
             assert name.endswith(f"_{emb.dim}")
             chunks = _chunks(sync)
             assert len(chunks) > 50
-            assert store.count(name) == MESSAGES + len(chunks)  # each message and chunk once
+            logs = "".join((tmp_path / f"index{n}.log").read_text()[-3000:] for n in (1, 2))
+            assert store.count(name) == MESSAGES + len(chunks), logs  # each message and chunk once
         finally:
             store.close()
     finally:

@@ -25,7 +25,8 @@ async def run_prompt(llm: Stack, agent: str, prompt: str | None = None, order: i
     tid = await new_thread(tab)
     await tab.subscribe("m", "messages.list", watch_args(tid))
     await tab.mutate("messages.send", {"threadId": tid, "prompt": prompt, "agentName": agent})
-    frame = await tab.wait_result("m", lambda v: bool(v["streams"]) and v["streams"][-1]["status"] != "streaming")
+    frame = await tab.wait_result("m", lambda v: bool(v["streams"]) and v["streams"][-1]["status"] != "streaming",
+                                 timeout=60)
     return tab, tid, frame
 
 
