@@ -26,6 +26,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import inspect
+import logging
 import os
 import signal
 import sys
@@ -48,6 +49,7 @@ SLOT_POLL_S = 1.0
 # the process's threads only sets Python's flag; the main thread runs the handler once its blocking
 # call returns, so this bounds how long SIGTERM can go unheard (RQ's own wait is ~7 minutes).
 DEQUEUE_WAIT_S = 1
+EXIT_GRACE_S = 10.0  # after the drain, the most the rest of a shutdown may take
 WAKE_SIGNAL = signal.SIGUSR1
 
 
@@ -239,6 +241,7 @@ class ConcurrentWorker(SimpleWorker):
 
     def teardown(self) -> None:
         self.drain()
+        _exit_within(EXIT_GRACE_S, self.log)
         super().teardown()  # type: ignore[no-untyped-call]  # (RQ leaves it unannotated)
 
     def drain(self) -> None:
@@ -258,6 +261,20 @@ class ConcurrentWorker(SimpleWorker):
             while self.in_flight() and time.monotonic() < end:
                 time.sleep(0.05)
         self._books.shutdown(wait=True)
+
+
+def _exit_within(seconds: float, log: Any) -> None:
+    """End the process ``seconds`` from now unless it has ended by then: once its jobs are done and
+    recorded, nothing of its shutdown (RQ's, a library's thread joined at exit) may keep it from
+    exiting (a child once stayed a minute past its last job after a SIGTERM, in the suite)."""
+    def force() -> None:
+        log.warning("shutdown still not over %.0fs after the last job ended: exiting now", seconds)
+        logging.shutdown()
+        os._exit(0)
+
+    timer = threading.Timer(seconds, force)
+    timer.daemon = True  # (it never holds the process itself)
+    timer.start()
 
 
 def _exc_info(exc: BaseException) -> Any:
