@@ -29,7 +29,7 @@ from threadline.shared.records import (
 )
 from threadline.shared.schedules import Action, SendPrompt, StartWorkflow, schedule_id_for
 from threadline.shared.schedules.timing import check_timing
-from threadline.shared.storage.guard import in_thread, recorded
+from threadline.shared.storage.guard import in_namespace, in_thread, recorded
 from threadline.shared.streams.store import thread_of_stream
 from threadline.shared.threads.snippets import Edit, thread_of_snippet
 from threadline.shared.threads.working_memory import channel as working_memory_channel
@@ -447,7 +447,7 @@ async def store_put(ctx: Context, a: A.StorePut) -> Outcome:
     namespace = namespace_for(ctx.identity, a.namespace, write=True)
     version, item = await ctx.store.items.put(
         namespace, a.key, a.value, text=a.text, index=a.index, by=f"user:{ctx.user_id}",
-        expected_version=a.expected_version, record=ctx.guard.namespace(namespace) if ctx.guard else None)
+        expected_version=a.expected_version, record=in_namespace(ctx.guard, namespace))
     return Outcome({"namespace": namespace, "key": a.key, "version": item.version}, version,
                    [keys.item_channel(namespace)])
 
@@ -457,7 +457,7 @@ async def store_delete(ctx: Context, a: A.StoreDelete) -> Outcome:
     namespace = namespace_for(ctx.identity, a.namespace, write=True)
     version, deleted = await ctx.store.items.delete(
         namespace, a.key, expected_version=a.expected_version,
-        record=ctx.guard.namespace(namespace) if ctx.guard else None)
+        record=in_namespace(ctx.guard, namespace))
     return Outcome({"deleted": deleted}, version, [keys.item_channel(namespace)])
 
 

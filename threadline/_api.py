@@ -13,7 +13,7 @@ from threadline.shared.agents import Agent, agent_named
 from threadline.shared.agents.request import ReplyRequest, admit
 from threadline.shared.config import Settings, load_settings
 from threadline.shared.documents.parsing import check_document
-from threadline.shared.documents.store import Document
+from threadline.shared.documents.store import Document, namespace_owner
 from threadline.shared.errors import BadRequest, NotFound
 from threadline.shared.files.refs import file_ids
 from threadline.shared.files.store import FileRecord
@@ -281,7 +281,7 @@ class Threadline:
         _, doc, _ = await self.store.documents.add(namespace, key, data, title=title, media_type=media_type,
                                                    metadata=metadata, chunk_size=chunk_size,
                                                    chunk_overlap=chunk_overlap,
-                                                   added_by=user_id or _namespace_owner(namespace))
+                                                   added_by=user_id or namespace_owner(namespace))
         return doc
 
     async def document(self, namespace: str, key: str) -> Document:
@@ -336,11 +336,6 @@ def _object_of(result: GenerationResult) -> Any:
     if result.outcome != "finished":
         raise BadRequest(f"no object: {result.messages[-1].error if result.messages else result.outcome}")
     return result.object
-
-
-def _namespace_owner(namespace: str) -> str:
-    kind, _, ident = namespace.partition(":")
-    return ident if kind == "user" else ""
 
 
 class ThreadHandle:

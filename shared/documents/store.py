@@ -89,6 +89,13 @@ def namespace_for(identity: Identity, name: str, *, write: bool) -> str:
     raise BadRequest("a namespace is `user`, `user:<id>`, `team:<id>` or `global` (`app`)")
 
 
+def namespace_owner(namespace: str) -> str:
+    """The user a ``user:<id>`` namespace belongs to ("" for a team's or the app's): whose usage its
+    embeddings are."""
+    kind, _, ident = namespace.partition(":")
+    return ident if kind == "user" else ""
+
+
 def agent_namespaces(names: Iterable[str], user_id: str) -> list[str]:
     """The canonical namespaces ``names`` stand for when read for ``user_id``; BadRequest for
     another user's namespace. (Agents are the app's code: which teams one reads is the app's choice;

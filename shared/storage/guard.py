@@ -46,6 +46,11 @@ def in_thread(guard: Guard | None, thread_id: str, step: str = "") -> Record | N
     return guard.thread(thread_id, step) if guard is not None else None
 
 
+def in_namespace(guard: Guard | None, namespace: str) -> Record | None:
+    """The record of a write in a namespace's items for ``guard``, or None for an unguarded write."""
+    return guard.namespace(namespace) if guard is not None else None
+
+
 async def recorded(redis: Client, record: Record | None) -> bool:
     """Whether the write of ``record`` already happened (a resend finishing the first attempt)."""
     if record is None:

@@ -14,7 +14,14 @@ from typing import Any
 
 from threadline.shared.clock import now_ms
 from threadline.shared.documents.parsing import Chunk, chunk, sections, sniff
-from threadline.shared.documents.store import SEP, Document, doc_id, op_ref, parse_ref
+from threadline.shared.documents.store import (
+    SEP,
+    Document,
+    doc_id,
+    namespace_owner,
+    op_ref,
+    parse_ref,
+)
 from threadline.shared.errors import BadRequest, ChatError, NotFound
 from threadline.shared.indexing.ops import IndexOp, indexable
 from threadline.shared.items.store import item_ref, parse_item_ref
@@ -129,8 +136,8 @@ class Indexer:
         found = await self.store.items.many([parse_item_ref(ref) for ref in refs])
         return [Doc(item_ref(i.namespace, i.key), i.search_text, {
             "ref": item_ref(i.namespace, i.key), "kind": "item", "userKind": user_kind(i.namespace, "item"),
-            "namespace": i.namespace, "itemKey": i.key, "billTo": i.namespace.removeprefix("user:")
-            if i.namespace.startswith("user:") else ""}) for i in found.values() if i.index]
+            "namespace": i.namespace, "itemKey": i.key, "billTo": namespace_owner(i.namespace)})
+            for i in found.values() if i.index]
 
     async def upsert(self, docs: list[Doc]) -> None:
         if not docs:
