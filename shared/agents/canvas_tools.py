@@ -67,12 +67,10 @@ def canvas_tools(canvas_id: str = "draft") -> list[Tool]:
         return {**_shown(canvas), "snippetId": snippet.snippet_id}
 
     async def restore(ctx: ToolContext, args: RestoreEdit) -> dict[str, object]:
-        store = canvases(ctx)
         if thread_of_snippet(args.snippet_id) != ctx.thread_id:
             raise BadRequest("that snippet is not of this thread")
-        if (await ctx.runtime.store.snippets.get(args.snippet_id)).document != canvas_id:
-            raise BadRequest(f"that snippet is not an edit of the canvas {canvas_id!r}")
-        _, canvas, snippet = await store.restore(args.snippet_id, by=f"agent:{ctx.agent.name}", caller=ctx.user_id)
+        _, canvas, snippet = await canvases(ctx).restore(args.snippet_id, by=f"agent:{ctx.agent.name}",
+                                                         caller=ctx.user_id, canvas_id=canvas_id)
         return {**_shown(canvas), "snippetId": snippet.snippet_id}
 
     return [

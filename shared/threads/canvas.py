@@ -135,19 +135,25 @@ class CanvasStore:
                                  message_id=message_id, guard=guard)
 
     async def restore(self, snippet_id: str, *, by: str, caller: str, expected_version: int | None = None,
-                      summary: str | None = None, guard: Guard | None = None) -> tuple[int, Canvas, Snippet]:
-        """Put the element an edit changed back as it was before that edit."""
+                      summary: str | None = None, guard: Guard | None = None,
+                      canvas_id: str | None = None) -> tuple[int, Canvas, Snippet]:
+        """Put the element an edit changed back as it was before that edit (``canvas_id``: only an
+        edit of that canvas)."""
         thread_id = thread_of_snippet(snippet_id)
         await self._threads.get(thread_id, caller or None, need="writer")  # (before anything of it is read)
         earlier = await self._snippets.get(snippet_id)
         if earlier.document is None or earlier.target is None or earlier.kind != "canvas":
             raise BadRequest("only a canvas edit's snippet can be restored")
+        if canvas_id is not None and earlier.document != canvas_id:
+            raise BadRequest(f"that snippet is not an edit of the canvas {canvas_id!r}")
 
         def plan(canvas: Canvas) -> tuple[Literal["set", "delete"], str, Any, str | None, int | None, str | None]:
             target = earlier.target or ""
-            if earlier.before is None:  # it did not exist before that edit
-                return "delete", target, None, None, None, snippet_id
             there = any(e.id == target for e in canvas.elements)
+            if earlier.before is None:  # it did not exist before that edit
+                if not there:
+                    raise Conflict(f"the canvas has no element {target!r} now: nothing to put back")
+                return "delete", target, None, None, None, snippet_id
             before = msgspec.convert(earlier.before, Element)
             return "set", target, before.value, before.kind, None if there else earlier.position, snippet_id
 
@@ -165,8 +171,6 @@ class CanvasStore:
             if expected_version is not None and canvas.version != expected_version:
                 raise Conflict(f"the canvas is at version {canvas.version}, not {expected_version}")
             operation, target, value, kind, position, restores = plan(canvas)
-            if operation == "delete" and not any(e.id == target for e in canvas.elements) and restores:
-                raise Conflict(f"the canvas has no element {target!r} now: nothing to put back")
             after, old, at = applied(canvas, operation, target, value, kind, position)
             now = now_ms()
             after = msgspec.structs.replace(after, version=canvas.version + 1, updated_at=now, updated_by=by)
