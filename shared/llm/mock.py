@@ -16,7 +16,8 @@ WORDS = ("lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod 
 
 
 class MockModel:
-    """Streams ``words`` words, one every ``delay_ms``, seeded by the last user message.
+    """Streams ``words`` words, one every ``delay_ms``, seeded by the last user message; at most
+    the request's ``max_tokens`` of them (finish reason ``length`` when it cut the answer short).
 
     ``tool:<name> {json}`` in the last user message makes it call that tool first
     (so the tool loop can be tried offline); with a response format it streams a
@@ -48,11 +49,14 @@ class MockModel:
             seed = int(hashlib.sha256(prompt.encode()).hexdigest(), 16)
             words = ["[mock]"] + [WORDS[(seed >> (i % 200)) % len(WORDS)] for i in range(max(0, self._words - 1))]
             pieces = [w if i == 0 else " " + w for i, w in enumerate(words[: self._words])]
+        cut = request.max_tokens is not None and len(pieces) > request.max_tokens
+        if cut:
+            pieces = pieces[:request.max_tokens]
         for piece in pieces:
             if self._delay:
                 await asyncio.sleep(self._delay)
             yield TextDelta(piece)
-        yield Finish("stop", _usage(request, len(pieces)))
+        yield Finish("length" if cut else "stop", _usage(request, len(pieces)))
 
 
 def _text(content: Any) -> str:
