@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from threadline.shared import jobs, keys
 from threadline.shared.generation.pulse import pulse_for
 from threadline.shared.storage.client import Client, text
-from threadline.shared.storage.scripts import lua
+from threadline.shared.storage.scripts import Scripts, lua
 from threadline.shared.tasks import cancel_and_wait
 
 LEASE_MS = 10_000
@@ -30,8 +30,10 @@ POLL_S = 0.05
 ALIVE_MS = 3_000
 START_GRACE_MS = LEASE_MS  # how long a started job may take to mark itself alive
 BEGAN_TTL_S = jobs.FAILURE_TTL_S  # as long as RQ keeps the job's record
-_RELEASE = lua(__file__, "lock_release").source
-_EXTEND = lua(__file__, "lock_extend").source
+TURN_TAKE = lua(__file__, "turn_take")
+TURN_END = lua(__file__, "turn_end")
+LOCK_RELEASE = lua(__file__, "lock_release")
+LOCK_EXTEND = lua(__file__, "lock_extend")
 
 
 @contextlib.asynccontextmanager
@@ -42,29 +44,30 @@ async def thread_turn(redis: Client, thread_id: str, job_id: str | None,
     when the same job already began (it was run again), and it must not answer twice."""
     key, token = keys.generation_lock(thread_id), secrets.token_hex(8)
     queue = keys.generation_queue(thread_id)
+    scripts = Scripts(redis)
+    take_keys = [key, queue, keys.generation_began(thread_id, job_id or "")]
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
     alive = asyncio.create_task(_keep_alive(redis, job_id)) if job_id is not None else None
     holding = False
     try:
         while True:
-            if await redis.set(key, token, nx=True, px=LEASE_MS):
-                head = await redis.lindex(queue, 0)
-                if job_id is None or head is None or text(head) == job_id:
-                    break
+            taken = await scripts.run(TURN_TAKE, take_keys, [token, LEASE_MS, job_id or "", BEGAN_TTL_S])
+            if int(taken[0]) == 1:
+                first = bool(int(taken[1]))
+                break
+            if int(taken[0]) == 2 and job_id is not None:  # the lock is ours, another job heads the queue
                 if await redis.lpos(queue, job_id) is None:
                     # taken for dead while starting up (before our alive key): back in front
                     await redis.lpush(queue, job_id)
-                elif await _void(redis, rq or redis, text(head)):
-                    await redis.lrem(queue, 1, text(head))
-                await redis.eval(_RELEASE, 1, key, token)
+                elif await _void(redis, rq or redis, text(taken[1])):
+                    await redis.lrem(queue, 1, text(taken[1]))
+                await scripts.run(LOCK_RELEASE, [key], [token])
             if loop.time() > deadline:
                 raise TimeoutError(f"thread {thread_id} stayed busy for {wait_s}s")
             await asyncio.sleep(POLL_S)
         holding = True
-        first = job_id is None or bool(await redis.set(keys.generation_began(thread_id, job_id), b"1",
-                                                       nx=True, ex=BEGAN_TTL_S))
-        renewer = asyncio.create_task(_renew(redis, key, token))
+        renewer = asyncio.create_task(_renew(scripts, key, token))
         try:
             yield first
         finally:
@@ -73,12 +76,17 @@ async def thread_turn(redis: Client, thread_id: str, job_id: str | None,
         if alive is not None:
             await cancel_and_wait(alive)
         with contextlib.suppress(Exception):
-            if job_id is not None:
-                await redis.lrem(queue, 0, job_id)
-                await redis.srem(keys.generation_aborts(thread_id), job_id)
-                await redis.delete(keys.generation_alive(job_id))
-            if holding:
-                await redis.eval(_RELEASE, 1, key, token)
+            if job_id is not None or holding:
+                await _end_turn(scripts, thread_id, job_id, token if holding else "")
+
+
+async def _end_turn(scripts: Scripts, thread_id: str, job_id: str | None, token: str) -> None:
+    """The job leaves the thread's queue and gives back the lock it holds (``token``; "" when it holds
+    none) in one step of the thread's slot; its alive key goes after."""
+    await scripts.run(TURN_END, [keys.generation_lock(thread_id), keys.generation_queue(thread_id),
+                                 keys.generation_aborts(thread_id)], [token, job_id or ""])
+    if job_id is not None:
+        await scripts.redis.delete(keys.generation_alive(job_id))
 
 
 async def _keep_alive(redis: Client, job_id: str | None) -> None:
@@ -93,10 +101,10 @@ async def _keep_alive(redis: Client, job_id: str | None) -> None:
         pulse.drop(key)
 
 
-async def _renew(redis: Client, key: str, token: str) -> None:
+async def _renew(scripts: Scripts, key: str, token: str) -> None:
     while True:
         await asyncio.sleep(LEASE_MS / 3000)
-        await redis.eval(_EXTEND, 1, key, token, LEASE_MS)
+        await scripts.run(LOCK_EXTEND, [key], [token, LEASE_MS])
 
 
 async def _void(redis: Client, rq: Client, job_id: str) -> bool:
