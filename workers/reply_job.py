@@ -71,7 +71,6 @@ async def generate(thread_id: str, prompt_message_id: str, agent_name: str | Non
         if taken is not None:  # a send that raced the takeover: the person answers
             log.info("thread %s is taken over by %s; not answering %s", thread_id, taken.user_id, prompt_message_id)
             return "held"
-        await store.memory.saved([prompt])  # embed it now if that was missed
         started = time.perf_counter()
         metrics.in_flight.inc()
         outcome = "stopped"

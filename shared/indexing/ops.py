@@ -12,7 +12,7 @@ the index process drains in batches (workers.ops_queue). Each is an
 
 The store's write scripts queue them in the same atomic step as the write,
 through ``index_op`` of ``lua/index_op.lua`` (the same array, packed in Lua); this
-module queues them again (re-embedding, a missed prompt). Embedding is
+module queues them again (re-embedding: `threadline reembed`). Embedding is
 idempotent, so a repeated op costs only time.
 """
 
