@@ -607,6 +607,7 @@ WORKFLOW_RUNS = "wf:runs"  # zset: every run by start time (the playground, rete
 WORKFLOW_OWNERS = "wf:owners"  # hash: runId -> userId (to forget an expired run's index entry)
 WORKFLOW_RUNS_VERSION = "wf:v"  # counter: the version of the list of every run (added up on read)
 WORKFLOW_RUNS_CHANNEL = f"{PREFIX}:chg:wf"  # pub/sub: a run started, got its place or ended (the playground's list)
+WORKFLOW_TIMERS_TICK = f"{PREFIX}:wf:tick"  # string (expiring): a worker is walking the timers this poll interval
 
 
 def workflow_keys(run_id: str) -> list[str]:

@@ -178,11 +178,14 @@ async def _keep_lease(journal: Journal, info: StepInfo, work: asyncio.Future[Any
 
 
 async def fire_timers(poll_s: float) -> None:
-    """Fire due workflow timers, forever (a worker's background task)."""
+    """Fire due workflow timers, forever (a worker's background task): every ``poll_s``, the first
+    worker to ask walks the partitions (a timer is due within about ``poll_s``, whatever the number
+    of workers; a walk costs the store a read of each of 1,024 partitions)."""
     eng = engine()
+    every_ms = int(poll_s * 1000)
     while True:
         try:
-            for member in await eng.journal.due():
+            for member in await eng.journal.due() if await eng.journal.take_tick(every_ms) else []:
                 await eng.hand_over(await eng.journal.fire(member))
         except asyncio.CancelledError:
             raise

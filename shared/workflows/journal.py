@@ -187,6 +187,12 @@ class Journal:
             run_id, version, now_ms(), self.lease_ms, self.retention_s, msgspec.json.encode(list(ops))])
         return text(reply[0]), [text(r) for r in reply[1:]]
 
+    async def take_tick(self, every_ms: int) -> bool:
+        """Whether this process walks the timers this poll interval: the first of the workers to ask
+        in it does (one walk of every partition per interval, however many workers poll)."""
+        with redis_errors():
+            return bool(await self.redis.set(keys.WORKFLOW_TIMERS_TICK, b"1", nx=True, px=max(1, every_ms * 9 // 10)))
+
     async def due(self, limit: int = 100) -> list[str]:
         """Timers due now (of every partition)."""
         with redis_errors():

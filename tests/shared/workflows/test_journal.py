@@ -51,6 +51,15 @@ async def test_a_due_timer_goes_to_one_caller_and_comes_back_after_its_lease(jou
     assert await journal.fire(keys.workflow_drive_timer(run_id)) == ["drive", run_id]  # that caller died: due again
 
 
+async def test_one_walk_of_the_timers_per_poll_interval_whatever_the_number_of_workers(journal: Journal) -> None:
+    other = Journal(journal.redis, Scripts(journal.redis), retention_s=60, lease_ms=200)
+    assert await journal.take_tick(200)
+    assert not await other.take_tick(200)  # another worker in the same interval: no second walk
+    assert not await journal.take_tick(200)
+    time.sleep(0.2)  # (the tick lasts 90% of the interval, so the next poll of either finds it free)
+    assert await other.take_tick(200)
+
+
 async def test_a_pass_that_read_older_history_commits_nothing(journal: Journal) -> None:
     run_id, _ = await journal.start(child_sum, "alice", [1])
     fields, _, _ = await journal.snapshot(run_id)
