@@ -32,6 +32,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from rq.exceptions import StopRequested
@@ -42,6 +43,12 @@ from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
 
 from threadline.shared.runtime import process_settings
+
+try:  # libuv's loop: a reply's timers, sockets and callbacks cost the worker less CPU than asyncio's own loop
+    import uvloop
+    new_event_loop: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+except ImportError:  # (where uvloop is not installed: Windows)
+    new_event_loop = asyncio.new_event_loop
 
 HEARTBEAT_EVERY_S = 20.0
 SLOT_POLL_S = 1.0
@@ -79,7 +86,7 @@ class ConcurrentWorker(SimpleWorker):
             ready = threading.Event()
 
             def serve() -> None:
-                loop = asyncio.new_event_loop()
+                loop = new_event_loop()
                 loop.set_default_executor(self._pool)
                 asyncio.set_event_loop(loop)
                 self._loop = loop
