@@ -23,7 +23,7 @@ from pathlib import Path
 
 import uvloop
 
-from bench.generation import SECRET, Tab, finished
+from bench.generation import SECRET, Tab, finished, seq_counts
 from bench.support import group_rss_mb, pct, redis_url
 from tests.support import procs
 from threadline.shared import gc_tuning
@@ -107,10 +107,8 @@ async def wave(url: str, n: int, worker_group: int) -> dict[str, float]:
     await sampler
     deltas = missed = dupes = 0
     for tab, _ in users:
-        seqs = [f["seq"] for _, f in tab.frames if f["type"] == "delta"]
-        deltas += len(seqs)
-        dupes += len(seqs) - len(set(seqs))
-        missed += (max(seqs) if seqs else 0) - len(set(seqs))
+        counts = seq_counts([f for _, f in tab.frames])
+        deltas, missed, dupes = deltas + counts[0], missed + counts[1], dupes + counts[2]
     await asyncio.gather(*(tab.ws.close() for tab, _ in users))
     return {"makespan": makespan, "first_p50": pct(firsts, 50), "first_p99": pct(firsts, 99),
             "rate": deltas / makespan, "missed": missed, "dupes": dupes, "idle_rss": idle_rss,
