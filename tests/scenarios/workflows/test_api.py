@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from tests.scenarios.replies.helpers import open_tab
-from tests.scenarios.workflows.conftest import release, wait_started
+from tests.scenarios.workflows.conftest import release, wait_for
 from tests.support.stack import SECRET, Stack
 from threadline import Threadline
 from threadline.shared.auth import mint
@@ -80,7 +80,8 @@ async def test_the_http_api_starts_signals_cancels_and_lists_runs(tl: Threadline
         same = await http.post("/api/workflows", json={"name": "waiter", "args": {}, "key": "order-7"}, headers=alice)
         assert keyed.json()["runId"] == same.json()["runId"] and same.json()["created"] is False
         assert await tl.start_workflow("waiter", "alice", {}, key="order-7") == keyed.json()["runId"]  # one key space
-        wait_started(flow, "forever")
+        # this run's own step (the marker alone may be an earlier test's canceled run whose step began late)
+        await wait_for(tl, run_id, lambda v: bool(v.steps) and v.steps[0].status == "running")
         kept = await http.post(f"/api/workflows/{run_id}/events", json={"name": "later", "payload": {"x": 1}},
                                headers=alice)
         assert kept.json() == {"delivered": False, "stepId": None}

@@ -123,6 +123,8 @@ async def test_no_event_in_time_raises_event_timeout_in_the_workflow(tl: Threadl
 
 async def test_cancel_stops_a_running_step_and_ends_the_run(tl: Threadline, flow: Stack) -> None:
     run_id = await tl.start_workflow("forever", "alice")
+    # this run's own step (the marker alone may be an earlier test's canceled run whose step began late)
+    await wait_for(tl, run_id, lambda v: bool(v.steps) and v.steps[0].status == "running")
     wait_started(flow, "forever")
     assert await tl.cancel_workflow(run_id, "alice")
     view = await tl.workflow_run(run_id)
