@@ -25,8 +25,15 @@ def drafts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def element_shows(page: Any, element: str, text: str) -> None:
-    page.wait_for_function("([id, t]) => document.querySelector(`[data-testid=canvas-el-${id}]`)?.value === t",
-                           arg=[element, text], timeout=20_000)
+    try:
+        page.wait_for_function("([id, t]) => document.querySelector(`[data-testid=canvas-el-${id}]`)?.value === t",
+                               arg=[element, text], timeout=45_000)  # (a bound for a loaded machine)
+    except Exception:  # (timed out once in a loaded cluster pass, 2026-12-04: say what the tab showed)
+        shown = page.eval_on_selector_all("[data-testid^=canvas-el-]", "els => els.map((e) => [e.dataset.testid, e.value])")
+        info = page.text_content("#canvas-info")
+        banner = page.text_content("[data-testid=banner]")
+        raise AssertionError(f"{element} never showed {text!r}: the tab shows {shown}, {info!r}, banner {banner!r}, "
+                             f"edits {edits(page)}") from None
 
 
 def save(page: Any, element: str, text: str) -> None:
