@@ -40,13 +40,14 @@ import redis.asyncio as aioredis
 import uvloop
 import websockets
 from rq import Queue
+from rq.registry import StartedJobRegistry
 
 from bench.concurrency import open_users
 from bench.fanout import ROUNDS, gather_in_batches, ours, summarize
 from bench.generation import Tab, finished, latency, run
 from bench.support import pct, redis_url
 from tests.support import procs
-from threadline.shared import gc_tuning
+from threadline.shared import gc_tuning, jobs
 from threadline.shared.jobs import GENERATION
 from threadline.shared.llm.base import ChatRequest, TextDelta
 from threadline.shared.llm.mock import MockModel
@@ -194,8 +195,9 @@ async def idle_queue(redis: str) -> None:
     """Until no generation job waits or runs (a reply's job goes on after its final result: the title of
     a new thread), so that a wave's CPU holds all of its work."""
     client = aioredis.Redis.from_url(os.environ.get("RQ_REDIS_URL") or redis)  # (beside a cluster: bench.support)
+    started = StartedJobRegistry(GENERATION, connection=redis_sync.Redis()).key  # (its key only: no connection made)
     try:
-        while await client.llen("rq:queue:generation") or await client.zcard("rq:wip:generation"):
+        while await client.llen(jobs.queue_key(GENERATION)) or await client.zcard(started):
             await asyncio.sleep(0.05)
     finally:
         await client.aclose()
@@ -212,12 +214,13 @@ async def floor_job(words: int, pace_ms: int) -> int:
 
 async def floor_wave(redis: str, worker_pid: int) -> float:
     """Worker CPU seconds per floor job, STREAMING at once."""
-    queue = Queue(GENERATION, connection=redis_sync.Redis.from_url(os.environ.get("RQ_REDIS_URL") or redis))
-    before = cpu_s(worker_pid)
-    await asyncio.to_thread(queue.enqueue_many, [
-        Queue.prepare_data(floor_job, args=(WORDS, PACE_MS), result_ttl=500) for _ in range(STREAMING)])
-    await idle_queue(redis)
-    return (cpu_s(worker_pid) - before) / STREAMING
+    with redis_sync.Redis.from_url(os.environ.get("RQ_REDIS_URL") or redis) as connection:
+        queue = Queue(GENERATION, connection=connection)
+        before = cpu_s(worker_pid)
+        await asyncio.to_thread(queue.enqueue_many, [
+            Queue.prepare_data(floor_job, args=(WORDS, PACE_MS), result_ttl=500) for _ in range(STREAMING)])
+        await idle_queue(redis)
+        return (cpu_s(worker_pid) - before) / STREAMING
 
 
 async def streaming(redis: str, tmp: Path) -> None:

@@ -185,8 +185,9 @@ async def fire_timers(poll_s: float) -> None:
     every_ms = int(poll_s * 1000)
     while True:
         try:
-            for member in await eng.journal.due() if await eng.journal.take_tick(every_ms) else []:
-                await eng.hand_over(await eng.journal.fire(member))
+            if await eng.journal.take_tick(every_ms):
+                for member in await eng.journal.due():
+                    await eng.hand_over(await eng.journal.fire(member))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # Redis away: the next round tries again

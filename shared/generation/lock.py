@@ -32,7 +32,6 @@ START_GRACE_MS = LEASE_MS  # how long a started job may take to mark itself aliv
 BEGAN_TTL_S = jobs.FAILURE_TTL_S  # as long as RQ keeps the job's record
 TURN_TAKE = lua(__file__, "turn_take")
 TURN_END = lua(__file__, "turn_end")
-LOCK_RELEASE = lua(__file__, "lock_release")
 LOCK_EXTEND = lua(__file__, "lock_extend")
 
 
@@ -62,7 +61,7 @@ async def thread_turn(redis: Client, thread_id: str, job_id: str | None,
                     await redis.lpush(queue, job_id)
                 elif await _void(redis, rq or redis, text(taken[1])):
                     await redis.lrem(queue, 1, text(taken[1]))
-                await scripts.run(LOCK_RELEASE, [key], [token])
+                await _end_turn(scripts, thread_id, None, token)  # the lock back, the job still queued
             if loop.time() > deadline:
                 raise TimeoutError(f"thread {thread_id} stayed busy for {wait_s}s")
             await asyncio.sleep(POLL_S)
@@ -81,8 +80,8 @@ async def thread_turn(redis: Client, thread_id: str, job_id: str | None,
 
 
 async def _end_turn(scripts: Scripts, thread_id: str, job_id: str | None, token: str) -> None:
-    """The job leaves the thread's queue and gives back the lock it holds (``token``; "" when it holds
-    none) in one step of the thread's slot; its alive key goes after."""
+    """The job leaves the thread's queue (with ``job_id``; None: it stays) and gives back the lock it
+    holds (``token``; "" when it holds none), in one step of the thread's slot; its alive key goes after."""
     await scripts.run(TURN_END, [keys.generation_lock(thread_id), keys.generation_queue(thread_id),
                                  keys.generation_aborts(thread_id)], [token, job_id or ""])
     if job_id is not None:
