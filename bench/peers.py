@@ -13,8 +13,10 @@ job, in one run on one machine.
 3. 100 replies streaming at once (100 words at 40 ms), the default two processes (a web process and a
    generation worker pool): CPU seconds per reply of each process and in all, against the relay
    streaming the same 100 at once (target: <= 2x), the median of BENCH_WAVES waves, each on new threads
-   and read once no job is left (a reply's job goes on to title its new thread); beside it, the floor of
-   the path in a worker: an RQ job of the same pool that streams the same model and keeps nothing; and
+   and read once no job is left (a reply's job goes on to title its new thread); beside it, two floors:
+   of the path in a worker (an RQ job of the same pool that streams the same model and keeps nothing),
+   and of a path of threadline's shape (that job publishing its deltas on Redis pub/sub as ours go, a
+   bare `websockets` process forwarding them to the tabs: bench.peer_pubsub; nothing stored); and
    while they stream, a new send's `mutated` and first delta against the same on a quiet system
    (target: <= 3x).
 
@@ -40,7 +42,8 @@ import redis.asyncio as aioredis
 import uvloop
 import websockets
 from rq import Queue
-from rq.registry import StartedJobRegistry
+from rq.job import Job
+from rq.registry import FailedJobRegistry, StartedJobRegistry
 
 from bench.concurrency import open_users
 from bench.fanout import ROUNDS, gather_in_batches, ours, summarize
@@ -212,15 +215,102 @@ async def floor_job(words: int, pace_ms: int) -> int:
     return deltas
 
 
-async def floor_wave(redis: str, worker_pid: int) -> float:
-    """Worker CPU seconds per floor job, STREAMING at once."""
+class _Publisher:
+    """A worker's publishes, sent in one pipeline per turn of its loop (as threadline's deltas are)."""
+
+    def __init__(self) -> None:
+        self.client = aioredis.Redis.from_url(os.environ.get("RQ_REDIS_URL") or os.environ["REDIS_URL"])
+        self._pending: list[tuple[str, str]] = []
+        self._sending: asyncio.Task[None] | None = None
+
+    def publish(self, channel: str, data: str) -> None:
+        self._pending.append((channel, data))
+        if self._sending is None or self._sending.done():
+            self._sending = asyncio.get_running_loop().create_task(self._send())
+
+    async def _send(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            async with self.client.pipeline(transaction=False) as pipe:
+                for channel, data in batch:
+                    pipe.publish(channel, data)
+                await pipe.execute()
+
+    async def sent(self) -> None:
+        while self._sending is not None and not self._sending.done():
+            await asyncio.shield(self._sending)
+
+
+_publishers: dict[int, _Publisher] = {}  # a worker's, per job loop, kept from job to job
+
+
+async def floor_publish_job(words: int, pace_ms: int, channel: str) -> int:
+    """The floor job that also delivers: it publishes the model's text on ``channel`` as threadline's
+    deltas go (the first token at once, then at most every INTERVAL_S; the publishes of all the
+    worker's jobs in one pipeline per turn of its loop), then ``[DONE]``; bench.peer_pubsub forwards
+    each to its tab. Nothing is stored."""
+    publisher = _publishers.setdefault(id(asyncio.get_running_loop()), _Publisher())
+    buffered, last, sent = "", 0.0, 0
+    async for event in MockModel(words, pace_ms).stream(ChatRequest(messages=[{"role": "user", "content": "go"}])):
+        if isinstance(event, TextDelta):
+            buffered += event.text
+            if not sent or time.monotonic() - last >= INTERVAL_S:
+                publisher.publish(channel, buffered)
+                buffered, last, sent = "", time.monotonic(), sent + 1
+    if buffered:
+        publisher.publish(channel, buffered)
+        sent += 1
+    publisher.publish(channel, "[DONE]")
+    await publisher.sent()
+    return sent
+
+
+async def run_floor_jobs(redis: str, func: str, args: list[tuple[Any, ...]], until: Any = None) -> None:
+    """Enqueue one floor job (``func``, by its import path: a worker cannot import ``__main__``'s) per
+    args on the generation queue, wait for ``until`` (a coroutine) and for the queue to be idle; a
+    job that failed fails the benchmark (its CPU would be that of a failure)."""
     with redis_sync.Redis.from_url(os.environ.get("RQ_REDIS_URL") or redis) as connection:
         queue = Queue(GENERATION, connection=connection)
-        before = cpu_s(worker_pid)
-        await asyncio.to_thread(queue.enqueue_many, [
-            Queue.prepare_data(floor_job, args=(WORDS, PACE_MS), result_ttl=500) for _ in range(STREAMING)])
+        failed = FailedJobRegistry(GENERATION, connection=connection)
+        before = failed.count
+        await asyncio.to_thread(queue.enqueue_many, [Queue.prepare_data(func, args=a, result_ttl=500) for a in args])
+        if until is not None:
+            await until
         await idle_queue(redis)
-        return (cpu_s(worker_pid) - before) / STREAMING
+        if failed.count > before:
+            job = Job.fetch(failed.get_job_ids()[-1], connection=connection)
+            raise RuntimeError(f"{failed.count - before} floor jobs failed: {job.latest_result()}")
+
+
+async def floor_wave(redis: str, worker_pid: int) -> float:
+    """Worker CPU seconds per floor job, STREAMING at once."""
+    before = cpu_s(worker_pid)
+    await run_floor_jobs(redis, "bench.peers.floor_job", [(WORDS, PACE_MS)] * STREAMING)
+    return (cpu_s(worker_pid) - before) / STREAMING
+
+
+async def delivery_floor_wave(redis: str, worker_pid: int, peer: subprocess.Popen[bytes], port: int,
+                              store: str) -> dict[str, float]:
+    """CPU seconds of the worker, the pub/sub peer and Valkey per floor_publish_job, STREAMING at once, each
+    delivered to a tab of its own."""
+    tabs = await gather_in_batches([websockets.connect(f"ws://127.0.0.1:{port}", ping_interval=None)
+                                    for _ in range(STREAMING)])
+    for i, ws in enumerate(tabs):
+        await ws.send(f"t{i}")
+    await asyncio.sleep(0.2)  # (each tab is registered before its first message)
+
+    async def done(ws: websockets.ClientConnection) -> None:
+        async for message in ws:
+            if message == "[DONE]":
+                return
+
+    before = {"worker": cpu_s(worker_pid), "peer": cpu_s(peer.pid), "valkey": cpu_s(cmdline=store)}
+    await run_floor_jobs(redis, "bench.peers.floor_publish_job",
+                         [(WORDS, PACE_MS, f"floor:t{i}") for i in range(STREAMING)],
+                         asyncio.wait_for(asyncio.gather(*(done(ws) for ws in tabs)), 300))
+    after = {"worker": cpu_s(worker_pid), "peer": cpu_s(peer.pid), "valkey": cpu_s(cmdline=store)}
+    await asyncio.gather(*(ws.close() for ws in tabs))
+    return {k: (v - before[k]) / STREAMING for k, v in after.items()}
 
 
 async def streaming(redis: str, tmp: Path) -> None:
@@ -265,6 +355,12 @@ async def streaming(redis: str, tmp: Path) -> None:
             await asyncio.gather(*(tab.ws.close() for tab, _ in users))
         spent = {k: statistics.median(v) for k, v in waves.items()}
         floor = statistics.median([await floor_wave(redis, worker.pid) for _ in range(WAVES)])
+        peer, peer_port = _start("bench.peer_pubsub", REDIS_URL=redis)
+        try:
+            shape = [await delivery_floor_wave(redis, worker.pid, peer, peer_port, store) for _ in range(WAVES)]
+            delivered = {k: statistics.median(w[k] for w in shape) for k in shape[0]}
+        finally:
+            procs.stop(peer)
     finally:
         procs.stop(worker)
         procs.stop(web)
@@ -279,6 +375,11 @@ async def streaming(redis: str, tmp: Path) -> None:
           f"(target <= 2x)")
     print(f"  the floor of the path in a worker (an RQ job of the pool streaming the same model, keeping "
           f"nothing): {floor * 1000:.1f} ms per reply, {floor / relay_cpu:.2f}x the relay")
+    shape_cpu = sum(delivered.values())
+    print(f"  the floor of a path of this shape (that RQ job publishing its deltas as ours go, a bare websockets "
+          f"process forwarding them from Redis pub/sub to the tab; nothing stored): {shape_cpu * 1000:.1f} ms per "
+          f"reply (worker {delivered['worker'] * 1000:.1f}, peer {delivered['peer'] * 1000:.1f}, Valkey "
+          f"{delivered['valkey'] * 1000:.1f}), {shape_cpu / relay_cpu:.2f}x the relay")
     print("  waves, CPU per reply in all (ms): threadline " + ", ".join(
         f"{sum(v) * 1000:.1f}" for v in zip(*waves.values(), strict=True)) + "; relay " + ", ".join(
         f"{v * 1000:.1f}" for v in relay_waves))
