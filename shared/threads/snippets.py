@@ -156,6 +156,10 @@ class SnippetStore:
         version, _ = await self._threads.get_versioned(thread_id, user_id)
         if document is not None:
             return version, await self._of_document(thread_id, document, num_items, cursor)
+        return version, await self._newest(thread_id, num_items, cursor)
+
+    async def _newest(self, thread_id: str, num_items: int, cursor: str | None) -> Page[Snippet]:
+        """A thread's snippets, newest first, from ``cursor`` (the time of the last one shown)."""
         with redis_errors():
             hits = await self._redis.zrevrangebyscore(keys.snippet_index(thread_id), score_bound(cursor), "-inf",
                                                       start=0, num=num_items + 1, withscores=True)
@@ -164,7 +168,7 @@ class SnippetStore:
             bodies = await self._redis.hmget(keys.snippets(thread_id), [h[0] for h in hits]) if hits else []
         page = [_decode(b) for b in bodies if b is not None]
         nxt = str(int(hits[-1][1])) if hits else (cursor or "")
-        return version, Page(page=page, continue_cursor=nxt, is_done=not more)
+        return Page(page=page, continue_cursor=nxt, is_done=not more)
 
     async def _of_document(self, thread_id: str, document: str, num_items: int, cursor: str | None) -> Page[Snippet]:
         """A document's snippets, newest first; the cursor is the sequence of the last one shown."""
@@ -185,6 +189,6 @@ class SnippetStore:
             return int(await self._redis.zcard(keys.snippet_index(thread_id)))
 
     async def recent(self, thread_id: str, count: int) -> Snippets:
-        _, page = await self.list(thread_id, None, num_items=max(1, min(count, 100)))
-        return page.page[:count]
+        """The thread's ``count`` newest snippets (for a reply's context: no access check, no version)."""
+        return (await self._newest(thread_id, max(1, min(count, 100)), None)).page[:count]
 

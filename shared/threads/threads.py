@@ -202,6 +202,20 @@ class ThreadStore:
     ) -> Thread:
         """Change the given fields of the user's thread (its owner's: Forbidden for a member);
         return it as it now is."""
+        await self.change(thread_id, user_id, title=title, summary=summary, status=status, metadata=metadata)
+        return await self.get(thread_id, user_id)
+
+    async def change(
+        self,
+        thread_id: str,
+        user_id: str,
+        *,
+        title: str | None = None,
+        summary: str | None = None,
+        status: ThreadStatus | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """``update`` without reading the thread back (a worker's title or summary: one round trip less)."""
         fields: list[Any] = []
         for name, value in (("title", title), ("summary", summary), ("status", status)):
             if value is not None:
@@ -213,7 +227,6 @@ class ThreadStore:
             _, follows = await self._scripts.run(
                 THREAD_UPDATE, [keys.thread(thread_id), home], [keys.thread_channel(thread_id), now_ms(), user_id, *fields])
         await self._outbox.follow_all(home, follows)
-        return await self.get(thread_id, user_id)
 
     async def set_takeover(self, thread_id: str, takeover: Takeover | None) -> tuple[int, Thread]:
         """A person takes the thread over from its agents (None: gives it back); (the version this
