@@ -6,7 +6,8 @@ process), the mock model at 20 ms per word and 100 words; each reply on its own
 thread with one subscriber (the tab that sent it). Prints the makespan divided
 by one reply alone, send -> first delta p50/p99, deltas/s delivered, missed and
 duplicated seqs, and the generation workers' RSS (in all, and per reply in
-flight beyond the idle processes).
+flight beyond the idle processes); then the same sizes through the least path
+of threadline's shape, which stores nothing (bench.peers' floor).
 
     .venv/bin/python -m bench.concurrency          # BENCH_SIZES=100,1000 by default
 """
@@ -115,6 +116,31 @@ async def wave(url: str, n: int, worker_group: int) -> dict[str, float]:
             "peak_rss": peak[0], "per_reply_kb": (peak[0] - idle_rss) * 1024 / n}
 
 
+async def shape_floor(redis: str, sizes: list[int]) -> None:
+    """The same sizes through the least path of threadline's shape (bench.peers' floor: an RQ job of
+    the pool publishing its deltas on Redis pub/sub, bench.peer_pubsub forwarding them to the tabs,
+    nothing stored): its makespan against one of its replies alone."""
+    from bench import peers  # (here: bench.peers imports this module)
+
+    await peers.idle_queue(redis)  # (the titles of the last wave's threads)
+    peer, port = peers._start("bench.peer_pubsub", REDIS_URL=redis)
+    try:
+        alone = []
+        for _ in range(3):
+            tabs = await peers.floor_tabs(port, 1)
+            alone.append(await peers.deliver_floor(redis, tabs, WORDS, DELAY_MS))
+            await tabs[0].close()
+        one = min(alone)
+        for n in sizes:
+            tabs = await peers.floor_tabs(port, n)
+            makespan = await peers.deliver_floor(redis, tabs, WORDS, DELAY_MS)
+            await asyncio.gather(*(ws.close() for ws in tabs))
+            print(f"{n:>5} at once through the floor of this shape (nothing stored; bench.peers): makespan "
+                  f"{makespan:.2f} s = {makespan / one:.2f}x one alone ({one:.2f} s)")
+    finally:
+        procs.stop(peer)
+
+
 async def main() -> None:
     gc_tuning.tune("10000,10,10")
     with redis_url() as redis, tempfile.TemporaryDirectory() as tmp:
@@ -147,6 +173,7 @@ async def main() -> None:
                       f"{r['rate']:,.0f} deltas/s; missed {r['missed']}, duplicated {r['dupes']}; "
                       f"workers RSS {r['idle_rss']:.0f} MB idle, {r['peak_rss']:.0f} MB peak "
                       f"({r['per_reply_kb']:.0f} KB per reply in flight)")
+            await shape_floor(redis, SIZES)
         finally:
             procs.stop(worker)
             procs.stop(web)

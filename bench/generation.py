@@ -81,7 +81,8 @@ class Tab:
 def seq_counts(frames: list[dict[str, Any]]) -> tuple[int, int, int]:
     """(deltas, missed, duplicated) of one subscription's frames. A stream's seqs are counted from the
     ``seq`` of the first result that shows it (that result carries the text so far: docs/protocol.md,
-    Streams), so a stream a tab first sees at seq 5 misses nothing when its deltas start at 6."""
+    Streams), so a stream a tab first sees at seq 5 misses nothing when its deltas start at 6, nor one
+    whose every delta came before that result."""
     first_seen: dict[str, int] = {}
     for f in frames:
         if f["type"] == "result":
@@ -96,7 +97,7 @@ def seq_counts(frames: list[dict[str, Any]]) -> tuple[int, int, int]:
         deltas += len(seqs)
         dupes += len(seqs) - len(set(seqs))
         start = first_seen.get(stream_id, 0)
-        missed += max(seqs) - start - len({s for s in seqs if s > start})
+        missed += max(0, max(seqs) - start - len({s for s in seqs if s > start}))  # (0: all came before it)
     return deltas, missed, dupes
 
 

@@ -289,25 +289,40 @@ async def floor_wave(redis: str, worker_pid: int) -> float:
     return (cpu_s(worker_pid) - before) / STREAMING
 
 
-async def delivery_floor_wave(redis: str, worker_pid: int, peer: subprocess.Popen[bytes], port: int,
-                              store: str) -> dict[str, float]:
-    """CPU seconds of the worker, the pub/sub peer and Valkey per floor_publish_job, STREAMING at once, each
-    delivered to a tab of its own."""
-    tabs = await gather_in_batches([websockets.connect(f"ws://127.0.0.1:{port}", ping_interval=None)
-                                    for _ in range(STREAMING)])
+async def floor_tabs(port: int, n: int) -> list[websockets.ClientConnection]:
+    """``n`` tabs of the pub/sub peer, tab i on channel ``floor:t<i>``."""
+    tabs = await gather_in_batches([websockets.connect(f"ws://127.0.0.1:{port}", ping_interval=None, max_size=None)
+                                    for _ in range(n)])
     for i, ws in enumerate(tabs):
         await ws.send(f"t{i}")
     await asyncio.sleep(0.2)  # (each tab is registered before its first message)
+    return tabs
+
+
+async def deliver_floor(redis: str, tabs: list[websockets.ClientConnection], words: int, pace_ms: int) -> float:
+    """One floor_publish_job per tab, all at once; seconds from their enqueueing to the last tab's end."""
+    ends: list[float] = []
 
     async def done(ws: websockets.ClientConnection) -> None:
         async for message in ws:
             if message == "[DONE]":
+                ends.append(time.perf_counter())
                 return
 
-    before = {"worker": cpu_s(worker_pid), "peer": cpu_s(peer.pid), "valkey": cpu_s(cmdline=store)}
+    t0 = time.perf_counter()
     await run_floor_jobs(redis, "bench.peers.floor_publish_job",
-                         [(WORDS, PACE_MS, f"floor:t{i}") for i in range(STREAMING)],
+                         [(words, pace_ms, f"floor:t{i}") for i in range(len(tabs))],
                          asyncio.wait_for(asyncio.gather(*(done(ws) for ws in tabs)), 300))
+    return max(ends) - t0
+
+
+async def delivery_floor_wave(redis: str, worker_pid: int, peer: subprocess.Popen[bytes], port: int,
+                              store: str) -> dict[str, float]:
+    """CPU seconds of the worker, the pub/sub peer and Valkey per floor_publish_job, STREAMING at once, each
+    delivered to a tab of its own."""
+    tabs = await floor_tabs(port, STREAMING)
+    before = {"worker": cpu_s(worker_pid), "peer": cpu_s(peer.pid), "valkey": cpu_s(cmdline=store)}
+    await deliver_floor(redis, tabs, WORDS, PACE_MS)
     after = {"worker": cpu_s(worker_pid), "peer": cpu_s(peer.pid), "valkey": cpu_s(cmdline=store)}
     await asyncio.gather(*(ws.close() for ws in tabs))
     return {k: (v - before[k]) / STREAMING for k, v in after.items()}
