@@ -79,10 +79,10 @@ async def create_thread(ctx: Context, a: A.ThreadsCreate) -> Outcome:
 
 @mutation("threads.update", A.ThreadsUpdate)
 async def update_thread(ctx: Context, a: A.ThreadsUpdate) -> Outcome:
-    thread = await ctx.store.threads.update(
+    await ctx.store.threads.update(
         a.thread_id, ctx.user_id, title=a.title, summary=a.summary, status=a.status, metadata=a.metadata
     )
-    version = await ctx.store.threads.version(a.thread_id)
+    version, thread = await ctx.store.threads.get_versioned(a.thread_id, ctx.user_id)
     return Outcome(
         thread, version, [keys.thread_channel(a.thread_id), keys.user_channel(ctx.user_id)]
     )

@@ -143,12 +143,12 @@ class StoreSink(_Sink):
         thread = await self.store.threads.get(self.thread_id)
         if not untitled(thread.title):
             return False
-        await self.store.threads.change(self.thread_id, thread.user_id, title=title)
+        await self.store.threads.update(self.thread_id, thread.user_id, title=title)
         return True
 
     async def keep_summary(self, summary: str, through: int) -> None:
         thread = await self.store.threads.get(self.thread_id)
-        await self.store.threads.change(self.thread_id, thread.user_id, summary=summary,
+        await self.store.threads.update(self.thread_id, thread.user_id, summary=summary,
                                         metadata={**thread.metadata, SUMMARIZED_THROUGH: through})
 
     async def append(self, stream_id: str, parts: list[Part], *, closing: bool = False, after: int = 0) -> int:

@@ -199,23 +199,8 @@ class ThreadStore:
         summary: str | None = None,
         status: ThreadStatus | None = None,
         metadata: dict[str, Any] | None = None,
-    ) -> Thread:
-        """Change the given fields of the user's thread (its owner's: Forbidden for a member);
-        return it as it now is."""
-        await self.change(thread_id, user_id, title=title, summary=summary, status=status, metadata=metadata)
-        return await self.get(thread_id, user_id)
-
-    async def change(
-        self,
-        thread_id: str,
-        user_id: str,
-        *,
-        title: str | None = None,
-        summary: str | None = None,
-        status: ThreadStatus | None = None,
-        metadata: dict[str, Any] | None = None,
     ) -> None:
-        """``update`` without reading the thread back (a worker's title or summary: one round trip less)."""
+        """Change the given fields of the user's thread (its owner's: Forbidden for a member)."""
         fields: list[Any] = []
         for name, value in (("title", title), ("summary", summary), ("status", status)):
             if value is not None:
