@@ -76,8 +76,14 @@ async def test_each_slot_fires_once_with_two_schedulers_and_one_killed(stack: St
         for sid in ids:
             paused = alice.post(f"/api/schedules/{sid}/pause")
             assert paused.status_code == 200 and paused.json()["paused"] is True and paused.json()["nextAt"] is None
-        time.sleep(3)  # a firing under way ends; the lease of the dead scheduler's take ran out long ago
-        fired = {sid: s["fired"] for sid, s in listed().items()}
+        def steady() -> dict[str, int] | None:
+            """The counts once a firing under way has ended (none moved in 2 s): a loaded machine can
+            take longer than any fixed wait; the lease of the dead scheduler's take ran out long ago."""
+            before = {sid: s["fired"] for sid, s in listed().items()}
+            time.sleep(2)
+            return before if before == {sid: s["fired"] for sid, s in listed().items()} else None
+
+        fired = until("the paused schedules stop firing", steady)
 
         def live(v: dict[str, Any]) -> dict[str, int]:
             return {s["scheduleId"]: s["fired"] for s in v["schedules"]}
