@@ -24,7 +24,7 @@ from pathlib import Path
 
 import uvloop
 
-from bench.generation import SECRET, Tab, finished, seq_counts
+from bench.generation import SECRET, Tab, finished, seq_totals
 from bench.support import group_rss_mb, pct, redis_url
 from tests.support import procs
 from threadline.shared import gc_tuning
@@ -106,10 +106,7 @@ async def wave(url: str, n: int, worker_group: int) -> dict[str, float]:
     makespan = max(ends) - t0
     sampling = False
     await sampler
-    deltas = missed = dupes = 0
-    for tab, _ in users:
-        counts = seq_counts([f for _, f in tab.frames])
-        deltas, missed, dupes = deltas + counts[0], missed + counts[1], dupes + counts[2]
+    deltas, missed, dupes = seq_totals(tab for tab, _ in users)
     await asyncio.gather(*(tab.ws.close() for tab, _ in users))
     return {"makespan": makespan, "first_p50": pct(firsts, 50), "first_p99": pct(firsts, 99),
             "rate": deltas / makespan, "missed": missed, "dupes": dupes, "idle_rss": idle_rss,
@@ -123,7 +120,7 @@ async def shape_floor(redis: str, sizes: list[int]) -> None:
     from bench import peers  # (here: bench.peers imports this module)
 
     await peers.idle_queue(redis)  # (the titles of the last wave's threads)
-    peer, port = peers._start("bench.peer_pubsub", REDIS_URL=redis)
+    peer, port = peers.start_peer("bench.peer_pubsub", REDIS_URL=redis)
     try:
         alone = []
         for _ in range(3):

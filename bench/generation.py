@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,12 @@ def seq_counts(frames: list[dict[str, Any]]) -> tuple[int, int, int]:
     return deltas, missed, dupes
 
 
+def seq_totals(tabs: Iterable[Tab]) -> tuple[int, int, int]:
+    """(deltas, missed, duplicated) of the tabs' subscriptions, summed (seq_counts of each)."""
+    totals = [seq_counts([f for _, f in tab.frames]) for tab in tabs]
+    return sum(t[0] for t in totals), sum(t[1] for t in totals), sum(t[2] for t in totals)
+
+
 def finished(order: int):  # type: ignore[no-untyped-def]
     def pred(f: dict) -> bool:  # type: ignore[type-arg]
         return f["type"] == "result" and any(
@@ -152,11 +159,7 @@ async def concurrent(url: str) -> tuple[float, int, int, int]:
         for tab in group:
             await tab.wait(finished(1), timeout=180)
     elapsed = time.perf_counter() - t0
-    deltas = missed = dupes = 0
-    for group in watchers:
-        for tab in group:
-            counts = seq_counts([f for _, f in tab.frames])
-            deltas, missed, dupes = deltas + counts[0], missed + counts[1], dupes + counts[2]
+    deltas, missed, dupes = seq_totals(tab for group in watchers for tab in group)
     for tab in [*writers, *(t for g in watchers for t in g)]:
         await tab.ws.close()
     return deltas / elapsed, deltas, missed, dupes

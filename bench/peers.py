@@ -66,7 +66,7 @@ PROBES = 5  # sends made while the replies stream (and as many on a quiet system
 WAVES = int(os.environ.get("BENCH_WAVES", "3"))  # of 100 replies (and of the relay's 100): the median is printed
 
 
-def _start(module: str, **env: str) -> tuple[subprocess.Popen[bytes], int]:
+def start_peer(module: str, **env: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", module], env=procs.child_env(PORT=str(port), **env),
                             cwd=procs.ROOT)
@@ -95,7 +95,7 @@ def cpu_s(pid: int | None = None, cmdline: str = "") -> float:
 # -- 1. fan-out -------------------------------------------------------------------
 
 async def bare_broadcast(n: int, value: Any, interval_s: float) -> dict[str, float]:
-    proc, port = _start("bench.peer_broadcast")
+    proc, port = start_peer("bench.peer_broadcast")
     try:
         url = f"ws://127.0.0.1:{port}"
         conns = await gather_in_batches([websockets.connect(url, max_size=None, ping_interval=None)
@@ -330,7 +330,7 @@ async def delivery_floor_wave(redis: str, worker_pid: int, peer: subprocess.Pope
 
 async def streaming(redis: str, tmp: Path) -> None:
     env = {"MOCK_LLM_DELAY_MS": str(PACE_MS), "MOCK_LLM_WORDS": str(WORDS)}
-    relay, relay_port = _start("bench.peer_relay", **env)
+    relay, relay_port = start_peer("bench.peer_relay", **env)
     try:
         relay_base = f"http://127.0.0.1:{relay_port}"
         relay_first = await relay_first_token(relay_base, RUNS)
@@ -370,7 +370,7 @@ async def streaming(redis: str, tmp: Path) -> None:
             await asyncio.gather(*(tab.ws.close() for tab, _ in users))
         spent = {k: statistics.median(v) for k, v in waves.items()}
         floor = statistics.median([await floor_wave(redis, worker.pid) for _ in range(WAVES)])
-        peer, peer_port = _start("bench.peer_pubsub", REDIS_URL=redis)
+        peer, peer_port = start_peer("bench.peer_pubsub", REDIS_URL=redis)
         try:
             shape = [await delivery_floor_wave(redis, worker.pid, peer, peer_port, store) for _ in range(WAVES)]
             delivered = {k: statistics.median(w[k] for w in shape) for k in shape[0]}

@@ -66,34 +66,33 @@ async def test_each_slot_fires_once_with_two_schedulers_and_one_killed(stack: St
         until("the scheduler that dies after acting died", lambda: crashing.poll() is not None)
         assert crashing.returncode == 137
 
-        def listed() -> dict[str, Any]:
-            return {s["scheduleId"]: s for s in alice.get("/api/schedules").json()["schedules"]}
+        def fired_of(schedules: list[dict[str, Any]]) -> dict[str, int]:
+            return {s["scheduleId"]: s["fired"] for s in schedules}
 
-        at_crash = {sid: s["fired"] for sid, s in listed().items()}
+        def listed() -> dict[str, int]:
+            return fired_of(alice.get("/api/schedules").json()["schedules"])
+
+        at_crash = listed()
         # each fires twice more: the one whose firing the dead scheduler acted on has been taken again after
         # its lease and that firing recorded (paused before, it would stay acted and never recorded)
-        until("both go on firing", lambda: all(s["fired"] >= at_crash[sid] + 2 for sid, s in listed().items()))
+        until("both go on firing", lambda: all(n >= at_crash[sid] + 2 for sid, n in listed().items()))
         for sid in ids:
             paused = alice.post(f"/api/schedules/{sid}/pause")
             assert paused.status_code == 200 and paused.json()["paused"] is True and paused.json()["nextAt"] is None
         def steady() -> dict[str, int] | None:
             """The counts once a firing under way has ended (none moved in 2 s): a loaded machine can
             take longer than any fixed wait; the lease of the dead scheduler's take ran out long ago."""
-            before = {sid: s["fired"] for sid, s in listed().items()}
+            before = listed()
             time.sleep(2)
-            return before if before == {sid: s["fired"] for sid, s in listed().items()} else None
+            return before if before == listed() else None
 
         fired = until("the paused schedules stop firing", steady)
-
-        def live(v: dict[str, Any]) -> dict[str, int]:
-            return {s["scheduleId"]: s["fired"] for s in v["schedules"]}
-
         try:
-            await tab.wait_result("s", lambda v: live(v) == fired)
+            await tab.wait_result("s", lambda v: fired_of(v["schedules"]) == fired)
         except TimeoutError:  # (seen once in 2026-12: which of the two moved tells a late firing from a lost update)
             results = [f["value"] for f in tab.frames if f["type"] == "result" and f["id"] == "s"]
-            raise AssertionError(f"the live list {live(results[-1]) if results else None} never became {fired}; "
-                                 f"now listed: { {sid: s['fired'] for sid, s in listed().items()} }") from None
+            raise AssertionError(f"the live list {fired_of(results[-1]['schedules']) if results else None} never "
+                                 f"became {fired}; now listed: {listed()}") from None
 
         def settled() -> list[dict[str, Any]] | None:
             page = alice.get(f"/api/threads/{tid}/messages", params={"numItems": 100}).json()["page"]
@@ -109,7 +108,7 @@ async def test_each_slot_fires_once_with_two_schedulers_and_one_killed(stack: St
         runs = alice.get("/api/workflows", params={"numItems": 100}).json()["page"]
         assert len([r for r in runs if r["name"] == "child_sum"]) == fired[ids[1]]
         time.sleep(1.5)
-        assert {sid: s["fired"] for sid, s in listed().items()} == fired  # paused: nothing more
+        assert listed() == fired  # paused: nothing more
     finally:
         alice.close()
         await tab.ws.close()
