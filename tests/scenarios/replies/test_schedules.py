@@ -95,8 +95,13 @@ async def test_each_slot_fires_once_with_two_schedulers_and_one_killed(stack: St
                                  f"became {fired}; now listed: {listed()}") from None
 
         def settled() -> list[dict[str, Any]] | None:
+            """The thread once every prompt has its reply and none is under way: a prompt's reply is
+            written by its job, which waits for the thread's earlier replies (seen in 2026-12: a loaded
+            machine read the page before the second and third prompts' jobs had begun)."""
             page = alice.get(f"/api/threads/{tid}/messages", params={"numItems": 100}).json()["page"]
-            done = all(m["status"] in ("success", "failed") for m in page)
+            asked = {m["order"] for m in page if m["role"] == "user"}
+            answered = {m["order"] for m in page if m["role"] == "assistant"}
+            done = asked <= answered and all(m["status"] in ("success", "failed") for m in page)
             return page if done else None
 
         page = until("every scheduled prompt answered", settled)
