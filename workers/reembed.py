@@ -1,9 +1,12 @@
-"""``python -m threadline.workers reembed``: queue every message, snippet and store item for embedding again.
+"""``python -m threadline.workers reembed``: queue every message, snippet, store item and document for
+embedding again.
 
 Run it after changing EMBEDDING_MODEL: the index process (started with the new
 model) writes a new collection for the new (model, dimension), and searches use
 it; vectors of two models are never compared. The old collection is left as it
-was (drop it with Qdrant's tools once the new one is complete).
+was (drop it with Qdrant's tools once the new one is complete). A document is
+embedded again from the chunks of its searchable version (its content is not
+kept once indexed); one still being indexed needs nothing: its own op follows.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from threadline.shared.documents.store import op_ref
 from threadline.shared.indexing.ops import IndexOp, waiting
 from threadline.shared.items.store import item_ref
 from threadline.shared.runtime import Runtime, process_settings
@@ -20,7 +24,7 @@ log = logging.getLogger("threadline.workers.reembed")
 
 
 async def queue_everything(store: Store) -> tuple[int, int]:
-    """Queue every message and snippet of every user for embedding; (messages, snippets)."""
+    """Queue every message, snippet, item and document for embedding; (messages, snippets)."""
     client = store.redis
     messages = snippets = 0
     users = await store.threads.users(limit=1_000_000)
@@ -34,9 +38,12 @@ async def queue_everything(store: Store) -> tuple[int, int]:
     items = 0
     for namespace in await store.items.namespaces():
         items += await _each_item_page(namespace, store)
+    documents = 0
+    for namespace in await store.documents.namespaces():
+        documents += await _each_document_page(namespace, store)
     pending = await waiting(client)
-    print(f"queued {messages} messages, {snippets} snippets and {items} items for embedding "
-          f"({pending} ops waiting)")
+    print(f"queued {messages} messages, {snippets} snippets, {items} items and {documents} documents for "
+          f"embedding ({pending} ops waiting)")
     return messages, snippets
 
 
@@ -74,6 +81,20 @@ async def _each_item_page(namespace: str, store: Store) -> int:
         await store.memory.push(namespace, [IndexOp("embed_item", item_ref(namespace, i.key))
                                             for i in page.page if i.index])
         count += sum(1 for i in page.page if i.index)
+        if page.is_done:
+            return count
+        cursor = page.continue_cursor
+
+
+async def _each_document_page(namespace: str, store: Store) -> int:
+    """Queue the searchable version of each document of ``namespace`` (one not indexed yet has its op)."""
+    count, cursor = 0, None
+    while True:
+        _, page = await store.documents.page(namespace, num_items=100, cursor=cursor)
+        ready = [IndexOp("reembed_document", op_ref(namespace, d.key, d.ready_version))
+                 for d in page.page if d.ready_version > 0]
+        await store.memory.push(namespace, ready)
+        count += len(ready)
         if page.is_done:
             return count
         cursor = page.continue_cursor

@@ -8,6 +8,8 @@ the index process drains in batches (workers.ops_queue). Each is an
 - ``forget_thread`` (threadId),
 - ``embed_snippet`` (``threadId/snippetId``), ``forget_snippet`` (snippetId),
 - ``embed_item``, ``forget_item`` (an item of the cross-thread store: ``item\x1f<namespace>\x1f<key>``),
+- ``embed_document``, ``forget_document`` (a version of a RAG document: ``<namespace>\x1f<key>\x1f<version>``),
+  ``reembed_document`` (the same ref: a version searchable already, from its stored chunks),
 - ``forget_user`` (userId: every point of theirs, after their data was erased: shared.userdata.erasure).
 
 The store's write scripts queue them in the same atomic step as the write,
@@ -34,7 +36,7 @@ OPS_TAKE = lua(__file__, "ops_take")
 OPS_RETURN = lua(__file__, "ops_return")
 
 Kind = Literal["embed_message", "forget_message", "forget_thread", "embed_snippet", "forget_snippet",
-               "embed_document", "forget_document", "embed_item", "forget_item", "forget_user"]
+               "embed_document", "forget_document", "reembed_document", "embed_item", "forget_item", "forget_user"]
 
 
 class IndexOp(msgspec.Struct, array_like=True, frozen=True):

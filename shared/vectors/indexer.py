@@ -35,6 +35,8 @@ from threadline.shared.vectors.vectors import Point, VectorStore, user_kind
 
 log = logging.getLogger(__name__)
 
+REEMBED_WINDOW = 100  # chunks of a document read and embedded at a time (about 100 kB of text)
+
 
 @dataclass(slots=True)
 class Doc:
@@ -61,11 +63,14 @@ class Indexer:
         last: dict[str, str] = {}
         threads: set[str] = set()
         users: set[str] = set()
+        again: list[str] = []  # after the batch's other document ops: each checks what they left
         for op in ops:
             if op.kind == "forget_thread":
                 threads.add(op.ref)
             elif op.kind == "forget_user":
                 users.add(op.ref)
+            elif op.kind == "reembed_document":
+                again.append(op.ref)
             else:
                 last[op.ref] = op.kind
         for thread_id in threads:
@@ -90,6 +95,8 @@ class Indexer:
                 await self._document(*parse_ref(ref))
             elif kind == "forget_document":
                 await self._forget_document(*parse_ref(ref))
+        for ref in dict.fromkeys(again):
+            await self._reembed_document(*parse_ref(ref))
         return len(docs)
 
     async def _document(self, namespace: str, key: str, version: int) -> None:
@@ -109,13 +116,27 @@ class Indexer:
             await documents.settle(doc, ready=False, error=exc.message)
             return
         await documents.put_chunks(namespace, key, version, [(c.heading, c.text) for c in chunks])
-        await self.upsert([_chunk_doc(doc, c) for c in chunks])
+        await self.upsert([_chunk_doc(doc, version, c) for c in chunks])
         if await documents.settle(doc, ready=True, chunks=len(chunks)):
             if doc.ready_version and doc.ready_version != version:  # the old version's points go now
                 await self._q(self.index.delete_where, "docRef", op_ref(namespace, key, doc.ready_version))
         else:  # replaced while it was being embedded: this version is not wanted
             await self._q(self.index.delete_where, "docRef", op_ref(namespace, key, version))
             await documents.drop_chunks(namespace, key, [version])
+
+    async def _reembed_document(self, namespace: str, key: str, version: int) -> None:
+        """Embed the stored chunks of a searchable version again (another embedding model), a window at
+        a time; a version no longer searchable once they are in (replaced, deleted) loses them again."""
+        documents = self.store.documents
+        doc = await documents.find(namespace, key)
+        if doc is None or doc.ready_version != version:
+            return  # replaced or deleted since it was queued: the newer version's own op embeds it
+        for first in range(0, doc.chunks, REEMBED_WINDOW):
+            (window,) = await documents.chunk_windows([(doc, first, first + REEMBED_WINDOW - 1)])
+            await self.upsert([_chunk_doc(doc, version, Chunk(i, c.heading, c.text)) for i, c in window.items()])
+        after = await documents.find(namespace, key)
+        if after is None or after.ready_version != version:
+            await self._q(self.index.delete_where, "docRef", op_ref(namespace, key, version))
 
     async def _forget_document(self, namespace: str, key: str, version: int) -> None:
         await self._q(self.index.delete_where, "docId", doc_id(namespace, key))
@@ -210,11 +231,11 @@ def _message_doc(m: Message) -> Doc:
         "messageId": m.message_id, "order": m.order, "stepOrder": m.step_order})
 
 
-def _chunk_doc(doc: Document, c: Chunk) -> Doc:
-    ref = op_ref(doc.namespace, doc.key, doc.version)
+def _chunk_doc(doc: Document, version: int, c: Chunk) -> Doc:
+    ref = op_ref(doc.namespace, doc.key, version)
     text = f"{doc.title}\n{c.heading}\n{c.text}" if c.heading or doc.title else c.text  # where it sits helps
     return Doc(f"{ref}{SEP}{c.index}", text, {
         "ref": f"{ref}{SEP}{c.index}", "kind": "chunk", "userKind": user_kind(doc.namespace, "chunk"),
-        "namespace": doc.namespace, "docKey": doc.key, "docVersion": doc.version, "docRef": ref,
+        "namespace": doc.namespace, "docKey": doc.key, "docVersion": version, "docRef": ref,
         "docId": doc_id(doc.namespace, doc.key), "chunk": c.index, "metadata": doc.metadata,
         "billTo": doc.added_by})

@@ -48,9 +48,16 @@ class Stack:
 
     def start_worker(self, name: str = "worker-extra", **env: str) -> subprocess.Popen[bytes]:
         """Another generation worker process (its own process group), with ``env`` on top."""
+        return self._start("generation", name, env)
+
+    def start_index(self, name: str = "index-extra", **env: str) -> subprocess.Popen[bytes]:
+        """An index process (its own process group), with ``env`` on top (another EMBEDDING_MODEL...)."""
+        return self._start("index", name, env)
+
+    def _start(self, kind: str, name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
         with open(self.logs / f"{name}.log", "ab") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "threadline.workers", "generation"], cwd=procs.ROOT,
+                [sys.executable, "-m", "threadline.workers", kind], cwd=procs.ROOT,
                 env=procs.child_env(REDIS_URL=self.redis_url, AUTH_SECRET=SECRET, **{**self.env, **env}),
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )

@@ -159,5 +159,5 @@ def test_reembedding_queues_every_indexed_item_again(kept: Stack) -> None:
         out = subprocess.run([sys.executable, "-m", "threadline.workers", "reembed"], cwd=procs.ROOT,
                              capture_output=True, text=True, env=procs.child_env(REDIS_URL=kept.redis_url), timeout=60)
         assert out.returncode == 0, out.stderr
-        assert int(out.stdout.split(" snippets and ")[1].split(" items")[0]) >= 1
+        assert int(out.stdout.split(" snippets, ")[1].split(" items")[0]) >= 1
         assert eventually(lambda: found(eve, "automobile", textSearch=False)[:1] == ["user:kit-eve/garage"])
