@@ -80,6 +80,7 @@ async def act(rt: Runtime, queue: ReplyQueue, schedule: Schedule, slot: int) -> 
                           parts=[TextPart(text=action.prompt)],
                           metadata={"schedule": {"scheduleId": schedule.schedule_id, "slot": slot}})
         _, (saved,) = await rt.store.messages.save(action.thread_id, schedule.user_id, [message], guard=guard)
+        crash_point("schedule:saved")  # fault tests: the prompt is kept, its reply not asked for yet
         if thread.takeover is None:  # a person answers in a thread taken over
             await queue.enqueue(saved, agent)
         return

@@ -4,7 +4,9 @@ A scheduler takes a due schedule (``take_due``: one taker; due again a lease lat
 dies), does its action for the slot it was due at, idempotently by construction (the action is keyed
 by the schedule and the slot: workers.schedules), then records the firing and the next slot
 (``fired``, which only the latest take may do). So each slot fires once in effect, across restarts
-and any number of schedulers; slots missed while no scheduler ran are made up by one firing.
+and any number of schedulers; slots missed while no scheduler ran are made up by one firing. A pause
+lets a firing under way end (its taker may have died in the middle of the action: another does it again)
+and takes effect when it is recorded.
 """
 
 from __future__ import annotations
@@ -143,7 +145,7 @@ class Schedules:
 
 
 def _view(raw: dict[Any, Any]) -> Schedule:
-    paused = raw.get(b"paused") == b"1"
+    paused = raw.get(b"paused") == b"1" or raw.get(b"pausing") == b"1"  # (pausing: a firing under way ends)
     last = raw.get(b"lastFiredAt")
     return Schedule(**msgspec.structs.asdict(_definition.decode(raw[b"definition"])), paused=paused,
                     next_at=None if paused else int(raw[b"nextAt"]), fired=int(raw.get(b"fired", 0)),

@@ -46,6 +46,17 @@ def until(what: str, check: Any, timeout: float = 60.0) -> Any:
     raise AssertionError(f"not in {timeout} s: {what}")
 
 
+def answered(client: httpx.Client, tid: str) -> list[dict[str, Any]] | None:
+    """The thread once every prompt has its reply and none is under way: a prompt's reply is written
+    by its job, which waits for the thread's earlier replies (seen in 2026-12: a loaded machine read
+    the page before the second and third prompts' jobs had begun)."""
+    page = client.get(f"/api/threads/{tid}/messages", params={"numItems": 100}).json()["page"]
+    asked = {m["order"] for m in page if m["role"] == "user"}
+    replied = {m["order"] for m in page if m["role"] == "assistant"}
+    done = asked <= replied and all(m["status"] in ("success", "failed") for m in page)
+    return page if done else None  # type: ignore[no-any-return]
+
+
 async def test_each_slot_fires_once_with_two_schedulers_and_one_killed(stack: Stack) -> None:
     crashing = start_cron(stack, "cron-crash", THREADLINE_CRASH_AT="schedule:acted")
     healthy = start_cron(stack, "cron")
@@ -74,7 +85,7 @@ async def test_each_slot_fires_once_with_two_schedulers_and_one_killed(stack: St
 
         at_crash = listed()
         # each fires twice more: the one whose firing the dead scheduler acted on has been taken again after
-        # its lease and that firing recorded (paused before, it would stay acted and never recorded)
+        # its lease and that firing recorded
         until("both go on firing", lambda: all(n >= at_crash[sid] + 2 for sid, n in listed().items()))
         for sid in ids:
             paused = alice.post(f"/api/schedules/{sid}/pause")
@@ -94,17 +105,7 @@ async def test_each_slot_fires_once_with_two_schedulers_and_one_killed(stack: St
             raise AssertionError(f"the live list {fired_of(results[-1]['schedules']) if results else None} never "
                                  f"became {fired}; now listed: {listed()}") from None
 
-        def settled() -> list[dict[str, Any]] | None:
-            """The thread once every prompt has its reply and none is under way: a prompt's reply is
-            written by its job, which waits for the thread's earlier replies (seen in 2026-12: a loaded
-            machine read the page before the second and third prompts' jobs had begun)."""
-            page = alice.get(f"/api/threads/{tid}/messages", params={"numItems": 100}).json()["page"]
-            asked = {m["order"] for m in page if m["role"] == "user"}
-            answered = {m["order"] for m in page if m["role"] == "assistant"}
-            done = asked <= answered and all(m["status"] in ("success", "failed") for m in page)
-            return page if done else None
-
-        page = until("every scheduled prompt answered", settled)
+        page = until("every scheduled prompt answered", lambda: answered(alice, tid))
         prompts = [m for m in page if m["role"] == "user"]
         slots = [m["metadata"]["schedule"]["slot"] for m in prompts]
         assert len(prompts) == fired[ids[0]] and len(set(slots)) == len(slots), (fired, slots)
@@ -118,6 +119,46 @@ async def test_each_slot_fires_once_with_two_schedulers_and_one_killed(stack: St
         alice.close()
         await tab.ws.close()
         procs.stop(healthy)
+        procs.stop(crashing)
+
+
+async def test_a_pause_while_a_dead_schedulers_firing_is_half_done_lets_another_end_it(stack: Stack) -> None:
+    """The scheduler dies with the prompt saved and its reply not yet asked for (crash point
+    schedule:saved); its owner pauses the schedule before the take's lease runs out. The next scheduler
+    ends that firing all the same (the prompt gets its one reply, the firing is counted), then the
+    schedule stays paused."""
+    crashing = start_cron(stack, "cron-crash-saved", THREADLINE_CRASH_AT="schedule:saved")
+    tab = await open_tab(stack.web, client_id="pauser")
+    alice = httpx.Client(base_url=stack.web, headers={"Authorization": f"Bearer {token('alice')}"}, timeout=10)
+    healthy = None
+    try:
+        tid = await new_thread(tab)
+        made = await tab.mutate("schedules.create", {
+            "name": "once", "timing": {"everyS": 1},
+            "action": {"kind": "send", "threadId": tid, "prompt": "tick", "agentName": "echo"}})
+        assert made["ok"], made
+        sid = made["value"]["scheduleId"]
+        until("the scheduler that dies after saving the prompt died", lambda: crashing.poll() is not None)
+        assert crashing.returncode == 137
+        paused = alice.post(f"/api/schedules/{sid}/pause")
+        assert paused.status_code == 200 and paused.json()["paused"] is True and paused.json()["nextAt"] is None
+        page = alice.get(f"/api/threads/{tid}/messages", params={"numItems": 100}).json()["page"]
+        assert [m["role"] for m in page] == ["user"], page  # kept, unanswered: the dead one's half
+        healthy = start_cron(stack, "cron-after-pause")
+        page = until("the half-done firing ended", lambda: answered(alice, tid))
+        assert sorted(m["role"] for m in page) == ["assistant", "user"], page
+        def schedule() -> dict[str, Any]:
+            return next(s for s in alice.get("/api/schedules").json()["schedules"] if s["scheduleId"] == sid)
+
+        assert schedule()["fired"] == 1 and schedule()["paused"] is True, schedule()
+        time.sleep(2.5)  # past the next slots: paused, nothing more
+        assert schedule()["fired"] == 1
+        assert len(alice.get(f"/api/threads/{tid}/messages", params={"numItems": 100}).json()["page"]) == 2
+    finally:
+        alice.close()
+        await tab.ws.close()
+        if healthy is not None:
+            procs.stop(healthy)
         procs.stop(crashing)
 
 

@@ -65,6 +65,33 @@ async def test_a_slot_is_taken_once_and_recorded_by_the_latest_take(store: Store
     assert now.fired == 1 and now.next_at is not None and now.next_at > slot and now.last_fired_at is not None
 
 
+async def test_a_pause_lets_a_firing_under_way_end_once_and_a_resume_takes_the_pause_back(store: Store) -> None:
+    """Paused while a scheduler has it taken (it may die in the middle of the action), the schedule is
+    taken again once that lease runs out, so the firing ends and is recorded; then it is paused."""
+    schedules = Schedules(store.redis, store.scripts)
+    due = "tl:{schedules}:due"
+    made = [(await schedules.create("alice", name, Timing(every_s=1), SendPrompt(thread_id="t1", prompt="hi"),
+                                    schedule_id=f"sch_{name}"))[1] for name in ("p", "r")]
+    await store.redis.zadd(due, {"sch_p": 0, "sch_r": 0})
+    taken = {sid: (slot, take) for sid, slot, take in await schedules.take_due(60_000)}
+    assert taken == {"sch_p": (made[0].next_at, 1), "sch_r": (made[1].next_at, 1)}
+    for s in made:
+        await schedules.change(s.schedule_id, "pause", "alice")
+        shown = await schedules.get(s.schedule_id)
+        assert shown.paused and shown.next_at is None  # what its owner sees at once
+    await schedules.change("sch_r", "resume", "alice")
+    assert not (await schedules.get("sch_r")).paused
+    await store.redis.zadd(due, {"sch_p": 0})  # its taker died: the lease ran out
+    ((sid, slot, take),) = await schedules.take_due(60_000)
+    assert (sid, slot, take) == ("sch_p", made[0].next_at, 2)  # taken again, to end that firing
+    assert await schedules.fired(made[0], 2, slot) and await schedules.fired(made[1], 1, taken["sch_r"][0])
+    paused, resumed = await schedules.get("sch_p"), await schedules.get("sch_r")
+    assert paused.paused and paused.fired == 1 and await store.redis.zscore(due, "sch_p") is None
+    assert not resumed.paused and resumed.fired == 1 and resumed.next_at == await store.redis.zscore(due, "sch_r")
+    await schedules.change("sch_p", "resume", "alice")
+    assert (await schedules.get("sch_p")).next_at is not None
+
+
 async def test_owners_pause_resume_and_delete_their_schedules_only(store: Store) -> None:
     schedules = Schedules(store.redis, store.scripts)
     v1, made, _ = await schedules.create("alice", "digest", Timing(cron="0 8 * * *", time_zone="Europe/Paris"),
