@@ -24,6 +24,7 @@ from rq.queue import Queue
 
 from threadline.shared import keys, metrics, runtime
 from threadline.shared.errors import ChatError, NotFound
+from threadline.shared.faults import crash_point
 from threadline.shared.jobs import FAILURE_TTL_S, GENERATION
 from threadline.shared.runtime import Runtime
 from threadline.shared.tasks import cancel_and_wait
@@ -187,7 +188,10 @@ async def fire_timers(poll_s: float) -> None:
         try:
             if await eng.journal.take_tick(every_ms):
                 for member in await eng.journal.due():
-                    await eng.hand_over(await eng.journal.fire(member))
+                    fired = await eng.journal.fire(member)
+                    if fired[0] != "none":  # fault tests: the walker dies with the timer taken, its job not queued
+                        crash_point("timers:fired")
+                    await eng.hand_over(fired)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # Redis away: the next round tries again

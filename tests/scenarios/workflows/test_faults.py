@@ -178,6 +178,24 @@ async def test_workers_killed_between_the_steps_of_split_workflow_writes_end_the
     assert counts(flow, "child") == {"child": 1}
 
 
+async def test_a_worker_killed_while_it_walks_the_timers_leaves_the_timer_it_took_to_another(
+        tl: Threadline, flow: Stack) -> None:
+    """The worker walking the timers this interval dies right after taking a due timer, before its job
+    is queued (crash point timers:fired): the timer comes due again a lease later and another worker's
+    walk hands it over, so the sleeping run goes on and its next step runs once."""
+    kill_workers(flow)
+    flow.start_worker("crash-timers", THREADLINE_CRASH_AT="timers:fired")
+    run_id = await tl.start_workflow("sleeper", "alice", 0.5)
+    crashed_worker(flow, "crash-timers")
+    assert counts(flow, "after-sleep") == {"after-sleep": 0}
+    flow.start_worker("after-timers")
+    wait_started(flow, "after-sleep")
+    release(flow, "after-sleep")
+    view = await tl.wait_workflow(run_id, 60)
+    assert view.status == "completed" and msgspec.json.decode(view.result or b"") == "after-sleep released", view.error
+    assert counts(flow, "after-sleep") == {"after-sleep": 1}
+
+
 async def test_a_web_process_killed_after_starting_a_pooled_run_leaves_it_its_place(
         tl: Threadline, flow: Stack, tmp_path: Path) -> None:
     """A web process dies right after it started a run of a kind with a work pool, before the pool
