@@ -14,7 +14,6 @@ import httpx
 import pytest
 
 from tests.scenarios.memory.test_memory import context, eventually, http, search, thread_with
-from tests.scenarios.memory.test_rag import ready
 from tests.support import procs
 from tests.support.stack import Stack, run_stack
 from threadline.shared.vectors.indexer import REEMBED_WINDOW
@@ -27,6 +26,16 @@ LAST = f"marker{ENTRIES - 3:04d}"  # a word of a chunk in the last window only
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with run_stack(tmp_path_factory.mktemp("reembed"), webs=1, workers=1) as s:
         yield s
+
+
+def soon(check: Any) -> Any:
+    """``check``'s answer once it has one: an index process starting on a loaded machine may take a while."""
+    return eventually(check, timeout=60)
+
+
+def ready(c: httpx.Client, key: str) -> dict[str, Any] | None:
+    doc = c.get(f"/api/rag/user/documents/{key}").json()
+    return doc if doc.get("status") == "ready" else None  # type: ignore[no-any-return]
 
 
 def found(c: httpx.Client, query: str, **args: Any) -> list[dict[str, Any]] | None:
@@ -44,16 +53,16 @@ def test_a_new_embedding_model_finds_documents_and_messages_once_reembedded(stac
             r = c.post("/api/rag/user/documents", json={"key": key, "content": content, "chunkSize": 100,
                                                         "chunkOverlap": 0})
             assert r.status_code == 202, r.text
-        docs = {key: ready(c, "user", key) for key in ("ledger.txt", "sedan.txt")}
+        docs = {key: soon(lambda key=key: ready(c, key)) for key in ("ledger.txt", "sedan.txt")}
         assert docs["ledger.txt"]["status"] == "ready" and docs["ledger.txt"]["chunks"] > 2 * REEMBED_WINDOW, docs
         tid, _ = thread_with(c, ["we drove the sedan to the coast", "the printer is out of toner"])
-        assert eventually(lambda: found(c, LAST, vectorSearch=False))[0]["key"] == "ledger.txt"
-        assert eventually(lambda: context(c, tid, "sedan", **search(True, False)))
+        assert soon(lambda: found(c, LAST, vectorSearch=False))[0]["key"] == "ledger.txt"
+        assert soon(lambda: context(c, tid, "sedan", **search(True, False)))
 
         procs.stop(hashing)
         stack.start_index("index-concepts", EMBEDDING_MODEL="concepts")  # the scripted server's embeddings
         # searched in the new model's collection, which nothing has filled yet
-        assert eventually(lambda: found(c, LAST, vectorSearch=False) == []), "the new model found old vectors"
+        assert soon(lambda: found(c, LAST, vectorSearch=False) == []), "the new model found old vectors"
         assert found(c, "cheap automobile", textSearch=False) == []
         assert context(c, tid, "automobile", **search(False, True)) == []
 
@@ -63,13 +72,13 @@ def test_a_new_embedding_model_finds_documents_and_messages_once_reembedded(stac
         assert out.returncode == 0, out.stderr
         assert " items and 2 documents for embedding" in out.stdout, out.stdout
 
-        top = eventually(lambda: found(c, LAST, vectorSearch=False), timeout=60)[0]
+        top = soon(lambda: found(c, LAST, vectorSearch=False))[0]
         assert top["key"] == "ledger.txt" and LAST in top["text"], top
         first = found(c, "marker0001", vectorSearch=False)
         assert first and first[0]["key"] == "ledger.txt" and "marker0001" in first[0]["text"], first
         by_meaning = found(c, "cheap automobile", textSearch=False)  # synonyms only the new model knows
         assert by_meaning and by_meaning[0]["key"] == "sedan.txt", by_meaning
-        assert eventually(lambda: context(c, tid, "automobile", **search(False, True)))[0] == \
+        assert soon(lambda: context(c, tid, "automobile", **search(False, True)))[0] == \
             "we drove the sedan to the coast"
         after = {key: c.get(f"/api/rag/user/documents/{key}").json() for key in docs}
         assert all(after[k]["version"] == docs[k]["version"] and after[k]["status"] == "ready" for k in docs), after
