@@ -13,6 +13,8 @@ it is saved, and its count of references changes by follow-ups of the message's 
 message references is idle (``keys.files_idle``); the vacuum drops those idle longer than the grace
 period. A content no record holds is doomed; its bytes are deleted by whoever drops its last
 record, or by the vacuum. An upload of content whose bytes are being deleted waits for the deletion.
+An upload dooms the content it is about to store a grace period ahead, until its record takes it: the
+bytes of an upload that died before its record are deleted by the vacuum after that.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from threadline.shared import keys
 from threadline.shared.clock import now_ms
 from threadline.shared.config import Settings
 from threadline.shared.errors import BadRequest, Conflict, NotFound, Unavailable
+from threadline.shared.faults import crash_point
 from threadline.shared.files.blobs import Blobs
 from threadline.shared.files.refs import file_ids
 from threadline.shared.files.sniff import IMAGE_TYPES, check_upload, clean_name
@@ -70,8 +73,9 @@ _decode = msgspec.json.Decoder(FileRecord).decode
 
 class FileStore:
     def __init__(self, redis: Client, scripts: Scripts, box: Outbox, blobs: Blobs, *, max_bytes: int,
-                 allowed: frozenset[str]) -> None:
+                 allowed: frozenset[str], grace_s: float = 3600) -> None:
         self._redis = redis
+        self.grace_ms = int(grace_s * 1000)  # bytes an upload stored wait this long for their record
         self._scripts = scripts
         self._outbox = box
         self.blobs = blobs
@@ -81,7 +85,8 @@ class FileStore:
     @classmethod
     def from_settings(cls, redis: Client, scripts: Scripts, box: Outbox, settings: Settings) -> FileStore:
         return cls(redis, scripts, box, Blobs.from_settings(settings), max_bytes=settings.files_max_bytes,
-                   allowed=frozenset(t.strip() for t in settings.files_types.split(",") if t.strip()))
+                   allowed=frozenset(t.strip() for t in settings.files_types.split(",") if t.strip()),
+                   grace_s=settings.files_grace_s)
 
     async def attach(self, user_id: str, parts: Sequence[Part]) -> list[Part]:
         """``parts`` with their files' type and name taken from the file records (never from the
@@ -110,15 +115,19 @@ class FileStore:
         """Keep ``data`` as a new file of ``user_id`` (its type read from the bytes).
 
         The bytes are stored first (a crash then leaves bytes no record names, never a record
-        without its bytes), then the record; its content takes it at once, waiting while the same
-        content's bytes are being deleted (and storing them again after).
+        without its bytes, and the vacuum deletes them a grace period later: they were doomed
+        before they were stored), then the record; its content takes it at once (no longer
+        doomed), waiting while the same content's bytes are being deleted (and storing them again after).
         """
         media_type = check_upload(data, name, max_bytes=self.max_bytes, allowed=self.allowed)
         digest = hashlib.sha256(data).hexdigest()
         record = FileRecord(file_id=new_file_id(), user_id=user_id, name=clean_name(name), media_type=media_type,
                             size=len(data), hash=digest, created_at=now_ms())
         if not await self.blobs.exists(digest):
+            with redis_errors():  # (a content doomed sooner keeps its time: its deletion is waited for below)
+                await self._redis.zadd(keys.blobs_doomed(digest), {digest: now_ms() + self.grace_ms}, nx=True)
             await self.blobs.put(digest, data, media_type)
+            crash_point("upload:stored")  # fault tests: the uploader dies with the bytes stored, no record
         home = keys.outbox(record.file_id)
         with redis_errors():
             take, listed = await self._scripts.run(

@@ -4,11 +4,15 @@ web process that died before it changed the owner's list is listed (or unlisted,
 told) once, by the resend of the request or by the sweeper of another web process; a file
 uploaded or deleted before its owner's list and its content heard, and a message referencing it
 saved or deleted before the file heard, are counted once the same way; an edit saved by a web process
-that died before it asked for its reply is answered once, by the resend."""
+that died before it asked for its reply is answered once, by the resend; the bytes of an upload that
+died before its record are vacuumed."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support import procs
 from tests.support.faults import ALICE, crashed
 from tests.support.stack import run_stack
 from tests.support.store import store_server, sync_client
@@ -125,6 +130,26 @@ def _file_writes(tmp_path: Path, store: str, client: SyncClient) -> None:
         assert client.smembers(keys.blob_files(digest)) == {again["fileId"].encode()}
         assert [f["fileId"] for f in c.get("/api/files").json()["page"]] == [again["fileId"]]
     assert not [k for k in client.scan_iter(match="tl:*:outbox")]  # nothing left to do
+
+
+def test_bytes_an_upload_stored_before_it_died_are_vacuumed_after_the_grace(tmp_path: Path, store: str) -> None:
+    """A web process dies with an upload's bytes stored and no record of them (crash point
+    upload:stored): they were doomed before they were stored, so the vacuum deletes them once the
+    uploader's grace period is over, and not before (another upload of them may be under way)."""
+    data = tmp_path / "data"
+    blobs = {}
+    for grace, content in (("3600", b"bytes of an upload still under way, maybe"), ("0", b"bytes nobody keeps")):
+        crashed(store, tmp_path, "POST", "/api/files?name=lost.txt", at="upload:stored", content=content,
+                env={"DATA_DIR": str(data), "FILES_GRACE_S": grace}, headers=ALICE)
+        digest = hashlib.sha256(content).hexdigest()
+        blobs[grace] = data / "files" / digest[:2] / digest[2:4] / digest
+        assert blobs[grace].read_bytes() == content
+    with sync_client(store) as client:
+        assert not list(client.scan_iter(match="tl:*:f:*:file"))  # no record names them
+    vacuum = subprocess.run([sys.executable, "-m", "threadline.workers", "vacuum"], cwd=procs.ROOT, timeout=60,
+                            env=procs.child_env(REDIS_URL=store, DATA_DIR=str(data)), capture_output=True, text=True)
+    assert vacuum.returncode == 0, vacuum.stderr
+    assert not blobs["0"].exists() and blobs["3600"].exists()
 
 
 def test_an_edit_saved_by_a_web_that_died_is_answered_once_by_the_resend(tmp_path: Path, store: str) -> None:
