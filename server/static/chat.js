@@ -431,8 +431,7 @@ function renderMessages(view) {
     prompts: new Map(shown.filter((m) => m.role === "user" && m.messageId && !m.optimistic).map((m) => [m.order, m.messageId])),
   };
   for (const m of shown) children.push(messageElement(m, context));
-  const same = children.length === box.children.length && children.every((c, i) => c === box.children[i]);
-  if (!same) box.replaceChildren(...children);  // untouched when nothing moved: a form keeps its focus
+  placeChildren(box, children);
   if (atBottom) box.scrollTop = box.scrollHeight;
   else if (state.loadingOlder) box.scrollTop += box.scrollHeight - previousHeight;
   state.loadingOlder = false;
@@ -580,6 +579,13 @@ function watchCanvas(threadId) {
 
 const shownValue = (value) => (typeof value === "string" ? value : JSON.stringify(value, null, 1));
 
+/** Make ``children`` the children of ``box``, leaving it untouched when they are already there in
+ * order: a node taken out and put back loses its focus (a form, a box someone is typing in). */
+function placeChildren(box, children) {
+  const same = children.length === box.children.length && children.every((c, i) => c === box.children[i]);
+  if (!same) box.replaceChildren(...children);
+}
+
 function renderCanvas(threadId, canvas) {
   state.canvas = canvas;
   const elements = canvas.elements.length ? canvas.elements : [{ id: "title", kind: "title", value: "", unsaved: true }];
@@ -609,7 +615,7 @@ function renderCanvas(threadId, canvas) {
   for (const id of [...state.canvasRows.keys()]) {
     if (!elements.some((e) => e.id === id)) state.canvasRows.delete(id);
   }
-  $("canvas-elements").replaceChildren(...rows);
+  placeChildren($("canvas-elements"), rows);  // (an element being typed in keeps its focus and caret)
   $("canvas-info").textContent = canvas.version ? `version ${canvas.version}, by ${canvas.updatedBy}` : "";
 }
 

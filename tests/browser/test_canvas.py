@@ -28,7 +28,7 @@ def element_shows(page: Any, element: str, text: str) -> None:
     try:
         page.wait_for_function("([id, t]) => document.querySelector(`[data-testid=canvas-el-${id}]`)?.value === t",
                                arg=[element, text], timeout=45_000)  # (a bound for a loaded machine)
-    except Exception:  # (timed out once in a loaded cluster pass, 2026-12-04: say what the tab showed)
+    except Exception:  # say what the tab showed (2026-12: a live render took the focus from a box being filled)
         shown = page.eval_on_selector_all("[data-testid^=canvas-el-]", "els => els.map((e) => [e.dataset.testid, e.value])")
         info = page.text_content("#canvas-info")
         banner = page.text_content("[data-testid=banner]")
@@ -89,3 +89,28 @@ def test_the_agent_puts_back_the_title_an_edit_changed_and_the_user_undoes_it(dr
     b.wait_for_function("() => document.querySelectorAll('[data-testid=canvas-edit]').length === 6")
     assert edits(b)[0].startswith(f"user:{who}: restore title (v5)"), edits(b)
     a.screenshot(path=str(shots / "canvas.png"))
+
+
+def test_an_element_being_typed_in_keeps_its_focus_and_text_while_another_tab_edits(drafts: Stack, browser: Any) -> None:
+    """A live change of the canvas (another tab saving another element) leaves the box the user is
+    typing in where it is: focused, with what they typed, and their next keys go on into it."""
+    who = user()
+    a = open_chat(browser, drafts.web, who)
+    tid = new_thread(a)
+    b = open_chat(browser, drafts.webs[1], who, tid)
+    for page in (a, b):
+        page.click("[data-testid=canvas] summary")
+    save(a, "title", "Plan")
+    b.click("[data-testid=canvas-add]")
+    for page in (a, b):
+        page.wait_for_selector("[data-testid=canvas-el-p1]")
+    a.click("[data-testid=canvas-el-title]")
+    a.keyboard.press("End")
+    a.keyboard.type(" for the")
+    save(b, "p1", "Pack light")  # a live change reaches tab a while it types
+    element_shows(a, "p1", "Pack light")
+    a.keyboard.type(" weekend")
+    assert a.evaluate("document.activeElement?.dataset.testid") == "canvas-el-title"
+    assert a.input_value("[data-testid=canvas-el-title]") == "Plan for the weekend"
+    a.click("[data-testid=canvas-save-title]")
+    element_shows(b, "title", "Plan for the weekend")
