@@ -587,6 +587,8 @@ export class ThreadView {
  * Reveals streamed text at an adaptive pace, like the reference's useSmoothText:
  * the further the shown text lags the received text, the faster it types.
  */
+const MAX_TICK_S = 0.1;
+
 export class SmoothText {
   constructor(onText, { minCharsPerSec = 30, catchUpMs = 600 } = {}) {
     this.onText = onText;
@@ -621,7 +623,9 @@ export class SmoothText {
   }
 
   _tick(now) {
-    const dt = Math.max(0, now - this.last) / 1000;
+    // a frame held up (a busy machine, a tab in the background) counts as at most MAX_TICK_S: the text
+    // then catches up over a few frames instead of in one jump
+    const dt = Math.min(MAX_TICK_S, Math.max(0, now - this.last) / 1000);
     this.last = now;
     const behind = this.target.length - this.shown;
     // ended: the rest comes within catchUpMs (and fast enough to finish in about half that)

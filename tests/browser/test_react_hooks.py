@@ -128,10 +128,13 @@ def test_hooks_show_threads_pages_optimistic_sends_and_a_smoothly_revealed_reply
     statuses = page.evaluate("window.__userStatuses['hello hooks']")
     assert statuses[0] == "sending" and statuses[-1] == "success"  # shown at once, then the server's copy
     assert page.locator("[data-testid=ui-message][data-role=user]:has-text('hello hooks')").count() == 1
-    lengths = next(v for v in page.evaluate("Object.values(window.__lengths)") if v and v[-1] == len(full or ""))
-    steps = [b - a for a, b in itertools.pairwise(lengths) if b > a]
-    assert len(steps) >= 10, lengths  # revealed bit by bit
-    assert max(steps) <= 0.12 * len(full or ""), lengths  # no big jump at the end
+    reveals = next(v for v in page.evaluate("Object.values(window.__reveals)") if v and v[-1][0] == len(full or ""))
+    lengths = [n for n, _ in reveals]
+    assert len([b for a, b in itertools.pairwise(lengths) if b > a]) >= 10, reveals  # revealed bit by bit
+    # what was not shown yet when the stream ended came in several steps, not at once (each frame counts as
+    # at most 100 ms, so a machine too busy to paint for a while cannot make one step of it either)
+    rest = [n for n, streaming in reveals if not streaming]
+    assert len(full or "") - rest[0] <= 12 or len([b for a, b in itertools.pairwise(rest) if b > a]) >= 2, reveals
 
 
 def test_use_ui_messages_groups_a_tool_call_with_its_result_and_the_answer(site: Stack, hooks_page: Any,

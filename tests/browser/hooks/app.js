@@ -9,13 +9,13 @@ import {
 
 const params = new URLSearchParams(location.hash.slice(1));
 const client = new ChatClient(params.get("ws"), { token: params.get("token") });
-window.__lengths = {};   // UI message key -> the revealed lengths, render by render
+window.__reveals = {};   // UI message key -> [revealed length, still streaming], render by render
 window.__userStatuses = {}; // user message text -> statuses it was shown with
 
 function Message({ m }) {
   const [text] = useSmoothText(m.text, { streaming: m.streaming });
   useEffect(() => {
-    if (m.role === "assistant") (window.__lengths[m.key] ||= []).push(text.length);
+    if (m.role === "assistant") (window.__reveals[m.key] ||= []).push([text.length, m.streaming]);
     if (m.role === "user") (window.__userStatuses[m.text] ||= []).push(m.status);
   });
   return h("div", { "data-testid": "ui-message", "data-role": m.role, "data-status": m.status,
