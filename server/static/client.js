@@ -583,12 +583,12 @@ export class ThreadView {
   }
 }
 
+const MAX_TICK_S = 0.1;  // the longest frame SmoothText counts (see its _tick)
+
 /**
  * Reveals streamed text at an adaptive pace, like the reference's useSmoothText:
  * the further the shown text lags the received text, the faster it types.
  */
-const MAX_TICK_S = 0.1;
-
 export class SmoothText {
   constructor(onText, { minCharsPerSec = 30, catchUpMs = 600 } = {}) {
     this.onText = onText;
