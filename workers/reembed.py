@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 from threadline.shared.documents.store import op_ref
 from threadline.shared.indexing.ops import IndexOp, waiting
 from threadline.shared.items.store import item_ref
 from threadline.shared.runtime import Runtime, process_settings
+from threadline.shared.storage.pagination import Page
 from threadline.shared.threads import Store
 
 log = logging.getLogger("threadline.workers.reembed")
+T = TypeVar("T")
 
 
 async def queue_everything(store: Store) -> tuple[int, int]:
@@ -47,15 +51,22 @@ async def queue_everything(store: Store) -> tuple[int, int]:
     return messages, snippets
 
 
-async def _each_page(thread_id: str, store: Store) -> int:
-    count, cursor = 0, None
+async def _pages(read: Callable[[str | None], Awaitable[tuple[int, Page[T]]]]) -> AsyncIterator[list[T]]:
+    """Every page ``read(cursor)`` gives, the first (cursor None) to the last."""
+    cursor = None
     while True:
-        _, page = await store.messages.list(thread_id, None, num_items=100, cursor=cursor)
-        await store.memory.saved(page.page)
-        count += len(page.page)
+        _, page = await read(cursor)
+        yield page.page
         if page.is_done:
-            break
+            return
         cursor = page.continue_cursor
+
+
+async def _each_page(thread_id: str, store: Store) -> int:
+    count = 0
+    async for page in _pages(lambda cursor: store.messages.list(thread_id, None, num_items=100, cursor=cursor)):
+        await store.memory.saved(page)
+        count += len(page)
     async for hidden in store.messages.off_branch(thread_id):  # (found again when their branch is shown)
         await store.memory.saved(hidden)
         count += len(hidden)
@@ -63,41 +74,32 @@ async def _each_page(thread_id: str, store: Store) -> int:
 
 
 async def _each_snippet_page(thread_id: str, store: Store) -> int:
-    count, cursor = 0, None
-    while True:  # every snippet, not only the newest page
-        _, page = await store.snippets.list(thread_id, None, num_items=100, cursor=cursor)
-        for s in page.page:
+    count = 0  # every snippet, not only the newest page
+    async for page in _pages(lambda cursor: store.snippets.list(thread_id, None, num_items=100, cursor=cursor)):
+        for s in page:
             await store.memory.snippet_saved(thread_id, s.snippet_id)
-        count += len(page.page)
-        if page.is_done:
-            return count
-        cursor = page.continue_cursor
+        count += len(page)
+    return count
 
 
 async def _each_item_page(namespace: str, store: Store) -> int:
-    count, cursor = 0, None
-    while True:
-        _, page = await store.items.page(namespace, num_items=100, cursor=cursor)
-        await store.memory.push(namespace, [IndexOp("embed_item", item_ref(namespace, i.key))
-                                            for i in page.page if i.index])
-        count += sum(1 for i in page.page if i.index)
-        if page.is_done:
-            return count
-        cursor = page.continue_cursor
+    count = 0
+    async for page in _pages(lambda cursor: store.items.page(namespace, num_items=100, cursor=cursor)):
+        indexed = [IndexOp("embed_item", item_ref(namespace, i.key)) for i in page if i.index]
+        await store.memory.push(namespace, indexed)
+        count += len(indexed)
+    return count
 
 
 async def _each_document_page(namespace: str, store: Store) -> int:
     """Queue the searchable version of each document of ``namespace`` (one not indexed yet has its op)."""
-    count, cursor = 0, None
-    while True:
-        _, page = await store.documents.page(namespace, num_items=100, cursor=cursor)
+    count = 0
+    async for page in _pages(lambda cursor: store.documents.page(namespace, num_items=100, cursor=cursor)):
         ready = [IndexOp("reembed_document", op_ref(namespace, d.key, d.ready_version))
-                 for d in page.page if d.ready_version > 0]
+                 for d in page if d.ready_version > 0]
         await store.memory.push(namespace, ready)
         count += len(ready)
-        if page.is_done:
-            return count
-        cursor = page.continue_cursor
+    return count
 
 
 async def _queue_everything() -> None:
